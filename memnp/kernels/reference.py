@@ -1,0 +1,66 @@
+"""Plain NumPy crossbar kernels: slow, obvious and materializing (the oracle for the tests).
+
+Every function here builds the full p x m x n tensor of device quantities, in float64, and returns
+results in the dtype of ``V``. Shapes: V (p, m) in volts; c (m, n) in A/V; d_eps (m, n) in F/m
+(the PF permittivity parameter); G (m, n) in siemens; I (p, n) in amperes.
+"""
+import numpy as np
+
+from .physics import A, B, EPS
+
+
+def _pf_device_terms(V, c, d_eps):
+    """Return sign(V), |V|, the exponent E and exp(E), each (p, m, n), in float64."""
+    V = np.asarray(V, dtype=np.float64)[:, :, None]
+    c = np.asarray(c, dtype=np.float64)[None]
+    d_eps = np.asarray(d_eps, dtype=np.float64)[None]
+    s, u = np.sign(V), np.abs(V)
+    E = A * np.sqrt(B * u / d_eps + EPS)
+    return s, u, c, d_eps, E, np.exp(E)
+
+
+def pf_device_currents(V, c, d_eps):
+    """Device currents I_ind (p, m, n) of the PF model, in amperes (float64)."""
+    s, u, c, _, _, e = _pf_device_terms(V, c, d_eps)
+    return s * c * u * e
+
+
+def pf_currents(V, c, d_eps):
+    """Column currents I (p, n) in amperes: the sum over rows of the PF device currents."""
+    return pf_device_currents(V, c, d_eps).sum(axis=1).astype(np.result_type(V), copy=False)
+
+
+def pf_currents_vjp(V, c, d_eps, grad_I):
+    """Vector-Jacobian product of :func:`pf_currents`.
+
+    grad_I (p, n) is dL/dI. Returns (dL/dV (p, m), dL/dc (m, n), dL/d(d_eps) (m, n)).
+    At V = 0 exactly, dL/dV is 0 (sign and |.| differentiated as 0 there, as the reference does).
+    """
+    dtype = np.result_type(V)
+    s, u, c, d_eps, E, e = _pf_device_terms(V, c, d_eps)
+    g = np.asarray(grad_I, dtype=np.float64)[:, None, :]
+    dE_du = A * A * B / (2.0 * E * d_eps)
+    dI_dV = s * s * c * e * (1.0 + u * dE_du)
+    dI_dc = s * u * e
+    dI_ddeps = s * c * u * e * (-(A * A) * B * u / (2.0 * E * d_eps ** 2))
+    return ((g * dI_dV).sum(axis=2).astype(dtype, copy=False),
+            (g * dI_dc).sum(axis=0).astype(dtype, copy=False),
+            (g * dI_ddeps).sum(axis=0).astype(dtype, copy=False))
+
+
+def pf_power(V, c, d_eps):
+    """Average crossbar power (W): sum over examples and devices of |V| |I_ind|, divided by p."""
+    s, u, c, _, _, e = _pf_device_terms(V, c, d_eps)
+    return float((u * np.abs(c * u * e)).sum() / u.shape[0])
+
+
+def ideal_currents(V, G):
+    """Column currents I = V G (p, n) of an ideal crossbar, in amperes."""
+    return np.asarray(V) @ np.asarray(G)
+
+
+def ideal_power(V, G):
+    """Average power (W) of an ideal crossbar: sum of |V| |V G_ij| over devices, divided by p."""
+    V = np.asarray(V, dtype=np.float64)[:, :, None]
+    G = np.asarray(G, dtype=np.float64)[None]
+    return float((np.abs(V) * np.abs(V * G)).sum() / V.shape[0])
