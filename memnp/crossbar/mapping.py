@@ -1,0 +1,156 @@
+"""Mapping a synaptic layer onto a crossbar and back (SPEC §1), with vector-Jacobian products.
+
+Shapes: x (p, n_in) dimensionless inputs in [0, 1]; V (p, n_in + 1) in volts; W (n_in + 1, n_out)
+standard weights (bias row last); D (n_in + 1, 2 n_out) double weights, columns interleaved +, -;
+G (n_in + 1, 2 n_out) in siemens, even columns the positive devices; I (p, 2 n_out) in amperes;
+y (p, n_out) dimensionless outputs.
+
+Every ``*_vjp`` takes dL/d(output) and returns dL/d(input). The path through max_weight is
+explicit: the mapping VJPs take the upstream gradient with respect to max_weight (from
+:func:`I_to_y_vjp`) and add their own dependence on it before distributing it to the weights
+that attain the maximum (ties share it equally, as TensorFlow's reduce_max does).
+"""
+import numpy as np
+
+from .validation import conductance_range, finite_array, positive
+
+RULES = ("default", "avg")
+
+
+def _check_rule(rule):
+    if rule not in RULES:
+        raise ValueError(f"rule must be one of {', '.join(RULES)}; got {rule!r}")
+
+
+def x_to_V(x, k_V):
+    """Voltages V = k_V [x, 1] (p, n_in + 1) in volts from inputs x (p, n_in)."""
+    k_V = positive("k_V", k_V)
+    x = finite_array("x", x, ndim=2)
+    V = np.empty((x.shape[0], x.shape[1] + 1), dtype=x.dtype)
+    V[:, :-1] = x
+    V[:, -1] = 1.0
+    V *= k_V
+    return V
+
+
+def x_to_V_vjp(grad_V, k_V):
+    """dL/dx (p, n_in) from dL/dV (p, n_in + 1)."""
+    return k_V * grad_V[:, :-1]
+
+
+def _max_abs_grad(W, grad_max):
+    """Gradient of grad_max * max |W| with respect to W: split among ties, times sign(W)."""
+    absW = np.abs(W)
+    at_max = absW == absW.max()
+    return np.where(at_max, grad_max / np.count_nonzero(at_max), 0.0) * np.sign(W)
+
+
+def _max_grad(D, grad_max):
+    """Gradient of grad_max * max D with respect to D: split among ties."""
+    at_max = D == D.max()
+    return np.where(at_max, grad_max / np.count_nonzero(at_max), 0.0)
+
+
+def _max_weight(values, name):
+    max_weight = float(values.max()) if values.size else 0.0
+    if not max_weight > 0:
+        raise ValueError(f"{name} must have a nonzero entry (its maximum magnitude sets k_G)")
+    return max_weight
+
+
+def w_to_G(W, G_off, G_on, rule="default"):
+    """Conductances G (n_in + 1, 2 n_out) in siemens and max_weight = max |W| from standard weights W.
+
+    ``rule="default"``: G+ = max(k_G W, 0) + G_off, G- = -min(k_G W, 0) + G_off.
+    ``rule="avg"``: G+- = (G_off + G_on) / 2 +- k_G W / 2.  k_G = (G_on - G_off) / max_weight.
+    """
+    G_off, G_on = conductance_range(G_off, G_on)
+    _check_rule(rule)
+    W = finite_array("W", W, ndim=2)
+    max_weight = _max_weight(np.abs(W), "W")
+    z = ((G_on - G_off) / max_weight) * W
+    G = np.empty((W.shape[0], 2 * W.shape[1]), dtype=W.dtype)
+    if rule == "default":
+        G[:, 0::2] = np.maximum(z, 0) + G_off
+        G[:, 1::2] = -np.minimum(z, 0) + G_off
+    else:
+        G_avg = 0.5 * (G_off + G_on)
+        G[:, 0::2] = G_avg + 0.5 * z
+        G[:, 1::2] = G_avg - 0.5 * z
+    return G, max_weight
+
+
+def w_to_G_vjp(W, grad_G, grad_max_weight, G_off, G_on, rule="default"):
+    """dL/dW (n_in + 1, n_out) from dL/dG and the upstream dL/d(max_weight).
+
+    Includes the dependence of G on max_weight through k_G; where k_G W is exactly 0 under the
+    default rule both branches pass the full gradient (TensorFlow's >= and <= selections).
+    """
+    _check_rule(rule)
+    max_weight = float(np.abs(W).max())
+    k_G = (G_on - G_off) / max_weight
+    g_pos, g_neg = grad_G[:, 0::2], grad_G[:, 1::2]
+    if rule == "default":
+        z = k_G * W
+        grad_z = np.where(z >= 0, g_pos, 0.0) - np.where(z <= 0, g_neg, 0.0)
+    else:
+        grad_z = 0.5 * (g_pos - g_neg)
+    # z = (G_on - G_off) W / max_weight, so dz/d(max_weight) = -z / max_weight.
+    grad_max = grad_max_weight - float(np.sum(grad_z * W)) * k_G / max_weight
+    return (k_G * grad_z + _max_abs_grad(W, grad_max)).astype(W.dtype, copy=False)
+
+
+def double_w_to_G(D, G_off, G_on):
+    """Conductances G = k_G D + G_off (same shape as D) and max_weight = max D, from double weights D >= 0."""
+    G_off, G_on = conductance_range(G_off, G_on)
+    D = finite_array("D", D, ndim=2)
+    if D.size and D.min() < 0:
+        raise ValueError(f"D (double weights) must be >= 0; its minimum is {D.min()!r}")
+    max_weight = _max_weight(D, "D")
+    return (((G_on - G_off) / max_weight) * D + G_off).astype(D.dtype, copy=False), max_weight
+
+
+def double_w_to_G_vjp(D, grad_G, grad_max_weight, G_off, G_on):
+    """dL/dD from dL/dG and the upstream dL/d(max_weight), including the path through max D."""
+    max_weight = float(D.max())
+    k_G = (G_on - G_off) / max_weight
+    grad_max = grad_max_weight - float(np.sum(grad_G * D)) * k_G / max_weight
+    return (k_G * grad_G + _max_grad(D, grad_max)).astype(D.dtype, copy=False)
+
+
+def I_to_y(I, k_V, max_weight, G_off, G_on):
+    """Outputs y = (I[:, 0::2] - I[:, 1::2]) / (k_V k_G) (p, n_out) from column currents I (p, 2 n_out) in A."""
+    k_G = (G_on - G_off) / max_weight
+    return (I[:, 0::2] - I[:, 1::2]) / (k_V * k_G)
+
+
+def I_to_y_vjp(I, grad_y, k_V, max_weight, G_off, G_on):
+    """(dL/dI (p, 2 n_out), dL/d(max_weight)) from dL/dy (p, n_out)."""
+    scale = max_weight / (k_V * (G_on - G_off))
+    grad_I = np.empty(I.shape, dtype=np.result_type(I, grad_y))
+    grad_I[:, 0::2] = scale * grad_y
+    grad_I[:, 1::2] = -scale * grad_y
+    grad_max_weight = float(np.sum(grad_y * (I[:, 0::2] - I[:, 1::2]))) / (k_V * (G_on - G_off))
+    return grad_I, grad_max_weight
+
+
+def double_weights_matrix(w_pos, w_neg, b_pos, b_neg):
+    """Combined double-weight matrix D (n_in + 1, 2 n_out): rows [w; b], columns interleaving + and -.
+
+    w_pos, w_neg: (n_in, n_out); b_pos, b_neg: (n_out,).
+    """
+    n_in, n_out = np.shape(w_pos)
+    D = np.empty((n_in + 1, 2 * n_out), dtype=np.result_type(w_pos, w_neg, b_pos, b_neg))
+    D[:-1, 0::2], D[:-1, 1::2] = w_pos, w_neg
+    D[-1, 0::2], D[-1, 1::2] = b_pos, b_neg
+    return D
+
+
+def split_double_weights(D):
+    """Inverse of :func:`double_weights_matrix`: (w_pos, w_neg, b_pos, b_neg) views of D (or of dL/dD)."""
+    return D[:-1, 0::2], D[:-1, 1::2], D[-1, 0::2], D[-1, 1::2]
+
+
+def standard_weights_matrix(W, b):
+    """Standard weight matrix (n_in + 1, n_out) with the bias b (n_out,) as its last row."""
+    return np.vstack([W, np.reshape(b, (1, -1))])

@@ -1,0 +1,79 @@
+"""The two kinds of nonideality (SPEC §2) and their JSON registry.
+
+A *linearity-preserving* nonideality replaces the conductances G by disturbed ones G':
+``sample(shape, rng) -> draws``, ``disturb(G, draws) -> G'`` and
+``disturb_vjp(G, draws, grad_G_disturbed) -> grad_G``.
+
+A *linearity-nonpreserving* nonideality computes the currents itself from V and G:
+``sample(shape, rng) -> draws``, then ``currents``, ``currents_vjp`` and ``power``.
+
+Draws are plain arrays made from an explicit ``numpy.random.Generator``; the caller keeps the
+draws of a forward pass and hands them to the backward pass (or replays them), so the object itself
+holds only its parameters and can be shared by every layer of a network.
+"""
+import dataclasses
+import json
+
+_REGISTRY = {}
+
+
+def register(cls):
+    """Class decorator: make ``cls`` loadable by :func:`nonideality_from_dict`."""
+    _REGISTRY[cls.__name__] = cls
+    return cls
+
+
+class Nonideality:
+    """Common behaviour: a label, and a JSON round trip of the dataclass fields."""
+
+    #: "preserving" or "nonpreserving"; a stage holds at most one of each.
+    kind = None
+
+    @property
+    def label(self):
+        raise NotImplementedError
+
+    def to_dict(self):
+        fields = {}
+        for field in dataclasses.fields(self):
+            value = getattr(self, field.name)
+            fields[field.name] = value.tolist() if hasattr(value, "tolist") else value
+        return {"type": type(self).__name__, **fields}
+
+    def to_json(self):
+        return json.dumps(self.to_dict())
+
+
+class LinearityPreserving(Nonideality):
+    kind = "preserving"
+
+    def sample(self, shape, rng):
+        raise NotImplementedError
+
+    def disturb(self, G, draws):
+        raise NotImplementedError
+
+    def disturb_vjp(self, G, draws, grad_G_disturbed):
+        raise NotImplementedError
+
+
+class LinearityNonpreserving(Nonideality):
+    kind = "nonpreserving"
+
+
+def nonideality_from_dict(data):
+    """Rebuild a nonideality from :meth:`Nonideality.to_dict` output."""
+    if not isinstance(data, dict) or "type" not in data:
+        raise ValueError(f"nonideality must be a dict with a 'type' key; got {data!r}")
+    name = data["type"]
+    if name not in _REGISTRY:
+        raise ValueError(f"nonideality type must be one of {', '.join(sorted(_REGISTRY))}; got {name!r}")
+    fields = {key: value for key, value in data.items() if key != "type"}
+    try:
+        return _REGISTRY[name](**fields)
+    except TypeError as exc:
+        raise ValueError(f"bad fields for nonideality {name}: {exc}") from None
+
+
+def nonideality_from_json(text):
+    return nonideality_from_dict(json.loads(text))

@@ -1,0 +1,107 @@
+"""I-V nonlinearity of the Poole-Frenkel (PF) model (SPEC §2), a linearity-nonpreserving nonideality.
+
+Per device, with R = 1/G:  ln c = s_c ln R + b_c + e_c,  ln d_eps = s_d ln R + b_d + e_d,
+(e_c, e_d) ~ N(0, covariance), fresh for every forward pass. The device current is
+I_ind = sign(V) c |V| exp(A sqrt(B |V| / d_eps + EPS)) (see memnp.kernels.physics).
+"""
+import dataclasses
+import math
+
+import numpy as np
+
+from ...kernels import get_backend
+from ..validation import positive
+from .base import LinearityNonpreserving, register
+
+
+def _pair(name, value):
+    try:
+        pair = tuple(float(v) for v in value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a pair of finite numbers; got {value!r}") from None
+    if len(pair) != 2 or not all(math.isfinite(v) for v in pair):
+        raise ValueError(f"{name} must be a pair of finite numbers; got {value!r}")
+    return pair
+
+
+def _covariance(value):
+    try:
+        matrix = np.array(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ValueError(f"covariance must be a 2 x 2 matrix of numbers; got {value!r}") from None
+    if matrix.shape != (2, 2):
+        raise ValueError(f"covariance must have shape (2, 2); got {matrix.shape}")
+    if not np.all(np.isfinite(matrix)):
+        raise ValueError("covariance must contain only finite values")
+    scale = max(np.abs(matrix).max(), 1e-300)
+    if abs(matrix[0, 1] - matrix[1, 0]) > 1e-12 * scale:
+        raise ValueError(f"covariance must be symmetric; got {matrix.tolist()}")
+    if np.linalg.eigvalsh(matrix).min() < -1e-12 * scale:
+        raise ValueError(f"covariance must be positive semi-definite; got {matrix.tolist()}")
+    return tuple(tuple(row) for row in matrix.tolist())
+
+
+@register
+@dataclasses.dataclass(frozen=True)
+class IVNonlinearityPF(LinearityNonpreserving):
+    """PF I-V nonlinearity.
+
+    k_V: voltage scaling factor (V); slopes: (s_c, s_d); intercepts: (b_c, b_d);
+    covariance: 2 x 2 covariance of the residuals (e_c, e_d), positive semi-definite (zero or
+    singular is allowed: deterministic or degenerate residuals).
+    """
+
+    k_V: float
+    slopes: tuple
+    intercepts: tuple
+    covariance: tuple
+
+    def __post_init__(self):
+        object.__setattr__(self, "k_V", positive("k_V", self.k_V))
+        object.__setattr__(self, "slopes", _pair("slopes", self.slopes))
+        object.__setattr__(self, "intercepts", _pair("intercepts", self.intercepts))
+        object.__setattr__(self, "covariance", _covariance(self.covariance))
+
+    @property
+    def label(self):
+        (s_c, s_d), (b_c, b_d) = self.slopes, self.intercepts
+        return f"IVNonlinearityPF(s_c={s_c:.4g},b_c={b_c:.4g},s_d={s_d:.4g},b_d={b_d:.4g})"
+
+    def _residual_factor(self):
+        """L (2, 2) with L L^T = covariance, from the eigendecomposition (works when singular)."""
+        eigenvalues, eigenvectors = np.linalg.eigh(np.array(self.covariance))
+        return eigenvectors * np.sqrt(np.clip(eigenvalues, 0.0, None))
+
+    def sample(self, shape, rng):
+        """Residuals (2, *shape): e_c and e_d for every device, drawn from ``rng``."""
+        z = rng.standard_normal((2,) + tuple(shape))
+        return np.tensordot(self._residual_factor(), z, axes=1)
+
+    def device_parameters(self, G, residuals):
+        """(c (A/V), d_eps (F/m)) of every device, each the shape and dtype of G (S)."""
+        ln_R = -np.log(G)
+        (s_c, s_d), (b_c, b_d) = self.slopes, self.intercepts
+        c = np.exp(s_c * ln_R + b_c + residuals[0]).astype(G.dtype, copy=False)
+        d_eps = np.exp(s_d * ln_R + b_d + residuals[1]).astype(G.dtype, copy=False)
+        return c, d_eps
+
+    def device_parameters_vjp(self, G, c, d_eps, grad_c, grad_d_eps):
+        """dL/dG from dL/dc and dL/d(d_eps): dc/dG = -s_c c / G, d(d_eps)/dG = -s_d d_eps / G."""
+        s_c, s_d = self.slopes
+        return -(s_c * grad_c * c + s_d * grad_d_eps * d_eps) / G
+
+    def currents(self, V, G, residuals, backend=None):
+        """Column currents I (p, n) in A from V (p, m) in V and G (m, n) in S."""
+        c, d_eps = self.device_parameters(G, residuals)
+        return get_backend(backend).pf_currents(V, c, d_eps)
+
+    def currents_vjp(self, V, G, residuals, grad_I, backend=None):
+        """(dL/dV (p, m), dL/dG (m, n)) from dL/dI (p, n), with the same residuals as the forward pass."""
+        c, d_eps = self.device_parameters(G, residuals)
+        grad_V, grad_c, grad_d_eps = get_backend(backend).pf_currents_vjp(V, c, d_eps, grad_I)
+        return grad_V, self.device_parameters_vjp(G, c, d_eps, grad_c, grad_d_eps)
+
+    def power(self, V, G, residuals, backend=None):
+        """Average crossbar power over the batch (W)."""
+        c, d_eps = self.device_parameters(G, residuals)
+        return get_backend(backend).pf_power(V, c, d_eps)

@@ -1,0 +1,159 @@
+"""Stuck devices (SPEC §2): each device stuck with probability p at a fixed value or at a value
+drawn from a kernel density estimate of measured stuck conductances. Stuck devices get zero gradient.
+"""
+import dataclasses
+
+import numpy as np
+from scipy import special
+
+from ..validation import finite_array, non_negative, positive, probability
+from .base import LinearityPreserving, register
+
+
+class _Stuck(LinearityPreserving):
+    """Shared behaviour: draws are (mask, values); G' = where(mask, values, G)."""
+
+    def _stuck_values(self, count, rng):
+        raise NotImplementedError
+
+    def sample(self, shape, rng):
+        """(mask (shape) of stuck devices, values (shape) they take, in S)."""
+        mask = rng.random(shape) < self.p
+        values = np.zeros(shape)
+        values[mask] = self._stuck_values(int(np.count_nonzero(mask)), rng)
+        return mask, values
+
+    def disturb(self, G, draws):
+        mask, values = draws
+        return np.where(mask, values, G).astype(G.dtype, copy=False)
+
+    def disturb_vjp(self, G, draws, grad_G_disturbed):
+        mask, _ = draws
+        return np.where(mask, 0.0, grad_G_disturbed).astype(grad_G_disturbed.dtype, copy=False)
+
+
+@register
+@dataclasses.dataclass(frozen=True)
+class StuckAt(_Stuck):
+    """Devices stuck at ``value`` (S) with probability ``p``."""
+
+    value: float
+    p: float
+
+    def __post_init__(self):
+        object.__setattr__(self, "value", positive("value", self.value))
+        object.__setattr__(self, "p", probability("p", self.p))
+
+    @property
+    def label(self):
+        return f"StuckAt(value={self.value:.4g},p={self.p:.4g})"
+
+    def _stuck_values(self, count, rng):
+        return self.value
+
+
+@register
+@dataclasses.dataclass(frozen=True)
+class StuckAtGOff(_Stuck):
+    """Devices stuck at G_off (S) with probability ``p``."""
+
+    G_off: float
+    p: float
+
+    def __post_init__(self):
+        object.__setattr__(self, "G_off", positive("G_off", self.G_off))
+        object.__setattr__(self, "p", probability("p", self.p))
+
+    @property
+    def label(self):
+        return f"StuckAtGOff(p={self.p:.4g})"
+
+    def _stuck_values(self, count, rng):
+        return self.G_off
+
+
+@register
+@dataclasses.dataclass(frozen=True)
+class StuckAtGOn(_Stuck):
+    """Devices stuck at G_on (S) with probability ``p``."""
+
+    G_on: float
+    p: float
+
+    def __post_init__(self):
+        object.__setattr__(self, "G_on", positive("G_on", self.G_on))
+        object.__setattr__(self, "p", probability("p", self.p))
+
+    @property
+    def label(self):
+        return f"StuckAtGOn(p={self.p:.4g})"
+
+    def _stuck_values(self, count, rng):
+        return self.G_on
+
+
+def scott_bandwidth(means):
+    """Scott's rule as KDEpy defines it: min(std (ddof=1), IQR / 1.3489795) * N^(-1/5)."""
+    means = np.asarray(means, dtype=np.float64)
+    q75, q25 = np.percentile(means, [75, 25])
+    sigma = min(np.std(means, ddof=1), (q75 - q25) / 1.3489795)
+    return float(sigma * means.size ** (-1 / 5))
+
+
+@register
+@dataclasses.dataclass(frozen=True)
+class StuckDistribution(_Stuck):
+    """Devices stuck with probability ``p`` at values drawn from a KDE of measured stuck
+    conductances ``means`` (S): a mixture of normals of scale h (Scott's rule) truncated to
+    [0, inf), each with a reflected partner at -mu_i when it carries more than 1e-8 of mass below 0.
+    """
+
+    means: tuple
+    p: float
+
+    def __post_init__(self):
+        means = finite_array("means", self.means, ndim=1)
+        if means.size < 2:
+            raise ValueError(f"means must hold at least 2 stuck conductances; got {means.size}")
+        for value in means:
+            non_negative("means (each stuck conductance)", value)
+        object.__setattr__(self, "means", tuple(float(v) for v in means))
+        object.__setattr__(self, "p", probability("p", self.p))
+        if not scott_bandwidth(self.means) > 0:
+            raise ValueError("means must not be all equal (the KDE bandwidth would be 0)")
+
+    @property
+    def bandwidth(self):
+        """KDE bandwidth h (S)."""
+        return scott_bandwidth(self.means)
+
+    @property
+    def label(self):
+        return f"StuckDistribution(n={len(self.means)},h={self.bandwidth:.4g},p={self.p:.4g})"
+
+    def _components(self):
+        """(locations (K,), weights (K,)) of the truncated-normal mixture; weights sum to 1."""
+        mu, h = np.asarray(self.means), self.bandwidth
+        below = special.ndtr(-mu / h)
+        reflect = below > 1e-8
+        loc = np.concatenate([mu, -mu[reflect]])
+        weight = np.concatenate([np.where(reflect, 1 - below, 1.0), below[reflect]]) / mu.size
+        return loc, weight
+
+    def mixture_mean(self):
+        """Mean (S) of the stuck-value distribution (truncated-normal means, weighted)."""
+        loc, weight = self._components()
+        h = self.bandwidth
+        alpha = -loc / h
+        tn_mean = loc + h * np.exp(-0.5 * alpha ** 2) / np.sqrt(2 * np.pi) / special.ndtr(-alpha)
+        return float(np.sum(weight * tn_mean))
+
+    def _stuck_values(self, count, rng):
+        loc, weight = self._components()
+        h = self.bandwidth
+        chosen = rng.choice(loc.size, size=count, p=weight)
+        u = 1.0 - rng.random(count)  # in (0, 1], so ndtri stays finite
+        # Inverse CDF of N(loc, h) truncated to [0, inf): P(Z > z) = u * P(Z > a), a = -loc / h.
+        a = -loc[chosen] / h
+        z = -special.ndtri(u * special.ndtr(-a))
+        return np.maximum(loc[chosen] + h * z, 0.0)
