@@ -1,0 +1,278 @@
+"""Device presets: the published device parameters (SPEC §6) as memnp.crossbar Stage dicts.
+
+A *stage dict* is the JSON form of :class:`memnp.crossbar.Stage`::
+
+    {"G_off": S, "G_on": S, "k_V": V, "mapping_rule": "default" | "avg",
+     "nonidealities": [{"type": "IVNonlinearityPF", ...}, {"type": "StuckAtGOn", ...}, ...]}
+
+A :class:`Preset` wraps one with a name, a description, its source, and whether any part is
+synthetic; preset files are that record as JSON. Every preset uses k_V = 0.5 V; all but
+``siox-low`` and ``tahfo2`` use the high-resistance SiOx conductance range.
+
+``tahfo2``: G_off, G_on and p are the published values, but the measured stuck conductances are
+not public. Its StuckDistribution ``means`` are therefore a synthetic, deterministic list: the 100
+standard-normal quantiles Phi^-1((i + 0.5) / 100), scaled so that their Scott bandwidth (SPEC §2)
+is exactly the published 1.77e-5 S and centred on (G_off + G_on) / 2. Only the bandwidth is
+published; the shape and centre of the list are assumptions, and the preset says so.
+"""
+from __future__ import annotations
+
+import copy
+import json
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from scipy.special import ndtri
+
+from ._atomic import atomic_write_text
+from .devices.tahfo2 import scott_bandwidth
+
+FORMAT = "memnp-preset"
+VERSION = 1
+K_V = 0.5
+#: Nonideality type -> required keys (besides "type").
+NONIDEALITY_KEYS = {
+    "IVNonlinearityPF": ("k_V", "slopes", "intercepts", "covariance"),
+    "StuckAtGOff": ("G_off", "p"),
+    "StuckAtGOn": ("G_on", "p"),
+    "StuckAt": ("value", "p"),
+    "StuckDistribution": ("means", "p"),
+    "D2DLognormal": ("G_off", "G_on", "R_on_log_std", "R_off_log_std"),
+}
+
+# Published values (SPEC §6; Joksas et al., Adv. Sci. 2022).
+SIOX_LOW = {"G_off": 6.9013e-4, "G_on": 3.45065e-3, "slopes": [-1.11965, -1.33689],
+            "intercepts": [0.62835, -25.9156],
+            "covariance": [[0.00122933, 0.00965122], [0.00965122, 0.2470822]]}
+SIOX_HIGH = {"G_off": 5.24841e-7, "G_on": 2.6242e-6, "slopes": [-1.03023, -0.0901078],
+             "intercepts": [-0.250595, -37.1186],
+             "covariance": [[0.03208284, 0.09272695], [0.09272695, 0.32510818]]}
+TAHFO2 = {"G_off": 4.36e-5, "G_on": 9.78e-4, "p": 0.101, "bandwidth": 1.77e-5}
+#: Number of synthetic stuck values in the ``tahfo2`` preset.
+TAHFO2_SYNTHETIC_N = 100
+PUBLISHED = "published (Joksas et al., Adv. Sci. 9, 2105784, 2022; SPEC §6)"
+
+
+def synthetic_stuck_means(bandwidth: float, center: float, n: int = TAHFO2_SYNTHETIC_N) -> list[float]:
+    """n values (S) with Scott bandwidth exactly ``bandwidth``: scaled normal quantiles around ``center``."""
+    if n < 2 or bandwidth <= 0:
+        raise ValueError(f"need n >= 2 and bandwidth > 0, got n={n}, bandwidth={bandwidth}")
+    z = ndtri((np.arange(n) + 0.5) / n)
+    values = center + z * (bandwidth / scott_bandwidth(z))
+    if values.min() < 0:
+        raise ValueError("center is too small for this bandwidth: some values would be negative")
+    return [float(v) for v in values]
+
+
+def _pf(regime: dict) -> dict:
+    return {"type": "IVNonlinearityPF", "k_V": K_V, "slopes": list(regime["slopes"]),
+            "intercepts": list(regime["intercepts"]), "covariance": [list(r) for r in regime["covariance"]]}
+
+
+def _stage(G_off, G_on, *nonidealities) -> dict:
+    return {"G_off": G_off, "G_on": G_on, "k_V": K_V, "mapping_rule": "default",
+            "nonidealities": list(nonidealities)}
+
+
+def _check_number(where, key, value, positive=False, unit_interval=False):
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ValueError(f"{where}: {key} must be a finite number, got {value!r}")
+    if positive and value <= 0:
+        raise ValueError(f"{where}: {key} must be > 0, got {value}")
+    if unit_interval and not 0 <= value <= 1:
+        raise ValueError(f"{where}: {key} must be in [0, 1], got {value}")
+
+
+def validate_stage_dict(stage: dict) -> None:
+    """Check the shape of a stage dict (types, keys, ranges); ValueError naming the problem.
+
+    memnp.crossbar.Stage.from_dict does the full validation; this catches malformed files early.
+    """
+    if not isinstance(stage, dict):
+        raise ValueError(f"stage must be a dict, got {type(stage).__name__}")
+    for key in ("G_off", "G_on", "k_V"):
+        if key not in stage:
+            raise ValueError(f"stage: missing key {key!r}")
+        _check_number("stage", key, stage[key], positive=True)
+    if not stage["G_off"] < stage["G_on"]:
+        raise ValueError(f"stage: need G_off < G_on, got {stage['G_off']} and {stage['G_on']}")
+    if stage.get("mapping_rule", "default") not in ("default", "avg"):
+        raise ValueError(f"stage: mapping_rule must be 'default' or 'avg', got {stage.get('mapping_rule')!r}")
+    nonidealities = stage.get("nonidealities", [])
+    if not isinstance(nonidealities, list):
+        raise ValueError("stage: nonidealities must be a list of dicts")
+    for i, item in enumerate(nonidealities):
+        where = f"stage nonideality {i}"
+        if not isinstance(item, dict) or item.get("type") not in NONIDEALITY_KEYS:
+            raise ValueError(f"{where}: type must be one of {', '.join(NONIDEALITY_KEYS)}, "
+                             f"got {item.get('type') if isinstance(item, dict) else item!r}")
+        for key in NONIDEALITY_KEYS[item["type"]]:
+            if key not in item:
+                raise ValueError(f"{where} ({item['type']}): missing key {key!r}")
+        if "p" in item:
+            _check_number(where, "p", item["p"], unit_interval=True)
+        if item["type"] == "StuckDistribution":
+            means = item["means"]
+            if not isinstance(means, list) or len(means) < 2:
+                raise ValueError(f"{where}: means must be a list of at least 2 conductances")
+            for m in means:
+                _check_number(where, "means[...]", m)
+                if m < 0:
+                    raise ValueError(f"{where}: means must be >= 0, got {m}")
+
+
+@dataclass(frozen=True)
+class Preset:
+    """A named stage dict with provenance.
+
+    Attributes:
+        name: short identifier. stage: the stage dict. description: one line.
+        source: where the numbers come from. synthetic: True when any value is not measured.
+    """
+    name: str
+    stage: dict
+    description: str = ""
+    source: str = ""
+    synthetic: bool = False
+
+    def __post_init__(self):
+        if not isinstance(self.name, str) or not self.name:
+            raise ValueError(f"name must be a non-empty string, got {self.name!r}")
+        validate_stage_dict(self.stage)
+        object.__setattr__(self, "stage", copy.deepcopy(self.stage))
+
+    def to_dict(self) -> dict:
+        return {"format": FORMAT, "version": VERSION, "name": self.name, "description": self.description,
+                "source": self.source, "synthetic": bool(self.synthetic), "stage": copy.deepcopy(self.stage)}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Preset":
+        if not isinstance(d, dict) or d.get("format") != FORMAT:
+            raise ValueError(f"not a memnp preset record (format must be {FORMAT!r})")
+        if d.get("version") != VERSION:
+            raise ValueError(f"preset version must be {VERSION}, got {d.get('version')!r}")
+        return cls(name=d.get("name"), stage=d.get("stage"), description=d.get("description", ""),
+                   source=d.get("source", ""), synthetic=bool(d.get("synthetic", False)))
+
+    def to_stage(self):
+        """A memnp.crossbar.Stage built from the stage dict."""
+        from ..crossbar import Stage
+        return Stage.from_dict(copy.deepcopy(self.stage))
+
+
+def _d2d(sigma_on, sigma_off):
+    g = SIOX_HIGH
+    return {"type": "D2DLognormal", "G_off": g["G_off"], "G_on": g["G_on"],
+            "R_on_log_std": sigma_on, "R_off_log_std": sigma_off}
+
+
+def _builtin() -> dict[str, Preset]:
+    lo, hi = SIOX_LOW, SIOX_HIGH
+    t = TAHFO2
+    means = synthetic_stuck_means(t["bandwidth"], (t["G_off"] + t["G_on"]) / 2)
+    items = [
+        Preset("siox-low", _stage(lo["G_off"], lo["G_on"], _pf(lo)),
+               "SiOx, low-resistance regime, Poole-Frenkel I-V nonlinearity", PUBLISHED),
+        Preset("siox-high", _stage(hi["G_off"], hi["G_on"], _pf(hi)),
+               "SiOx, high-resistance regime, Poole-Frenkel I-V nonlinearity", PUBLISHED),
+        Preset("stuck-off", _stage(hi["G_off"], hi["G_on"], {"type": "StuckAtGOff", "G_off": hi["G_off"], "p": 0.05}),
+               "5 % of devices stuck at G_off (high-resistance SiOx range)", PUBLISHED),
+        Preset("siox-high-stuck-on", _stage(hi["G_off"], hi["G_on"], _pf(hi),
+                                            {"type": "StuckAtGOn", "G_on": hi["G_on"], "p": 0.05}),
+               "high-resistance SiOx Poole-Frenkel nonlinearity and 5 % of devices stuck at G_on", PUBLISHED),
+        Preset("d2d-more-uniform", _stage(hi["G_off"], hi["G_on"], _d2d(0.25, 0.25)),
+               "device-to-device lognormal variability, more uniform (sigma_on 0.25, sigma_off 0.25)", PUBLISHED),
+        Preset("d2d-less-uniform", _stage(hi["G_off"], hi["G_on"], _d2d(0.05, 0.5)),
+               "device-to-device lognormal variability, less uniform (sigma_on 0.05, sigma_off 0.5)", PUBLISHED),
+        Preset("d2d-high", _stage(hi["G_off"], hi["G_on"], _d2d(0.5, 0.5)),
+               "high device-to-device lognormal variability (sigma_on 0.5, sigma_off 0.5)", PUBLISHED),
+        Preset("tahfo2", _stage(t["G_off"], t["G_on"], {"type": "StuckDistribution", "means": means, "p": t["p"]}),
+               "Ta/HfO2 crossbar: 10.1 % of devices stuck at values from a KDE; the stuck values are "
+               f"SYNTHETIC ({TAHFO2_SYNTHETIC_N} scaled normal quantiles with the published Scott bandwidth "
+               "1.77e-5 S, centred on (G_off + G_on) / 2)",
+               PUBLISHED + " for G_off, G_on, p and the bandwidth; stuck values synthetic", synthetic=True),
+    ]
+    return {p.name: p for p in items}
+
+
+_PRESETS = _builtin()
+
+
+def list_presets() -> list[str]:
+    """Names of the built-in presets."""
+    return list(_PRESETS)
+
+
+def preset_record(name: str) -> Preset:
+    """The built-in :class:`Preset` called ``name``."""
+    if name not in _PRESETS:
+        raise ValueError(f"preset name must be one of {', '.join(_PRESETS)}, got {name!r}")
+    return _PRESETS[name]
+
+
+def preset(name: str) -> dict:
+    """The stage dict of built-in preset ``name`` (a fresh copy)."""
+    return copy.deepcopy(preset_record(name).stage)
+
+
+def preset_from_fit(fit, regime: str | None = None, *, name: str | None = None, k_V: float = K_V,
+                    description: str = "", source: str = "fitted by memnp") -> Preset:
+    """A :class:`Preset` from a SiOxFit (``regime`` "low" or "high") or a TaHfO2Fit."""
+    from .devices.siox import SiOxFit
+    from .devices.tahfo2 import TaHfO2Fit
+    if isinstance(fit, SiOxFit):
+        if regime not in ("low", "high"):
+            raise ValueError(f"regime must be 'low' or 'high' for a SiOx fit, got {regime!r}")
+        stage = fit.stage_dict(regime, k_V)
+        default = f"siox-{regime}-fitted"
+    elif isinstance(fit, TaHfO2Fit):
+        stage = fit.stage_dict(k_V)
+        default = "tahfo2-fitted"
+    else:
+        raise ValueError(f"fit must be a SiOxFit or TaHfO2Fit, got {type(fit).__name__}")
+    return Preset(name or default, stage, description, source, synthetic=bool(getattr(fit, "synthetic", False)))
+
+
+def save_preset(obj, path: str | os.PathLike, *, name: str | None = None, description: str = "",
+                source: str = "user", synthetic: bool = False) -> Path:
+    """Write a :class:`Preset` or a stage dict (wrapped with the given metadata) as JSON, atomically."""
+    if isinstance(obj, Preset):
+        record = obj
+    elif isinstance(obj, dict):
+        record = Preset(name or Path(path).stem, obj, description, source, synthetic)
+    else:
+        raise ValueError(f"obj must be a Preset or a stage dict, got {type(obj).__name__}")
+    path = Path(path)
+    atomic_write_text(path, json.dumps(record.to_dict(), indent=2) + "\n")
+    return path
+
+
+def load_preset_record(path: str | os.PathLike) -> Preset:
+    """Read a preset file written by :func:`save_preset`."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{path}: not valid JSON ({exc})") from None
+    try:
+        return Preset.from_dict(data)
+    except ValueError as exc:
+        raise ValueError(f"{path}: {exc}") from None
+
+
+def load_preset(path: str | os.PathLike) -> dict:
+    """The stage dict stored in a preset file."""
+    return copy.deepcopy(load_preset_record(path).stage)
+
+
+def preset_stage(name_or_path):
+    """A memnp.crossbar.Stage from a built-in preset name or a preset file path."""
+    if isinstance(name_or_path, str) and name_or_path in _PRESETS:
+        return _PRESETS[name_or_path].to_stage()
+    if isinstance(name_or_path, (str, os.PathLike)) and Path(name_or_path).is_file():
+        return load_preset_record(name_or_path).to_stage()
+    raise ValueError(f"name_or_path must be a preset name ({', '.join(_PRESETS)}) or an existing "
+                     f"preset file, got {name_or_path!r}")
