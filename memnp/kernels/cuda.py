@@ -1,0 +1,431 @@
+"""Fused CUDA crossbar kernels (numba.cuda, from the optional package ``numba-cuda``).
+
+Same functions, shapes and units as :mod:`memnp.kernels.reference`:
+
+- ``pf_currents(V, c, d_eps) -> I``                (p, m), (m, n), (m, n) -> (p, n)
+- ``pf_currents_vjp(V, c, d_eps, grad_I) -> (grad_V (p, m), grad_c (m, n), grad_d_eps (m, n))``
+- ``pf_power(V, c, d_eps) -> float``               average power over the batch (W)
+- ``ideal_currents(V, G) -> I``                    V @ G (p, n)
+- ``ideal_power(V, G) -> float``                   average power over the batch (W)
+
+V in volts, c in A/V, d_eps in F/m, G in siemens, I in amperes. ``V`` must be float32 or float64;
+the other arrays are converted to its dtype and the outputs have it too.
+
+Inputs may be host NumPy arrays (copied to the device; results copied back as NumPy arrays) or,
+at no copying cost, numba CUDA device arrays (or objects with ``__cuda_array_interface__``) of the
+same dtype as ``V``: when ``V`` is a device array, array results are device arrays (powers are
+always Python floats). Mixing host and device arrays is allowed (host ones are copied over).
+
+No kernel materializes the p x m x n tensor of device quantities:
+
+- forward / power: a block of TX x TY threads handles TX columns of one example; the TY threads of
+  a column split its rows and a shared-memory reduction adds their partial sums (power: one
+  partial sum per block, added up on the host in float64);
+- dL/dV: a block handles TY rows of one example; TX lanes split the columns, then reduce;
+- dL/dc, dL/d(d_eps): one thread per device (row, column), looping over the examples.
+
+Per device the kernels use K = A**2 B / d_eps (computed once per call by a small kernel),
+E = sqrt(|V| K + A**2 EPS), e = exp(E) and
+
+    I_ind = c V e,  dI/dV = c e (2E + |V| K) / (2E) (0 at V == 0),  dI/dc = V e,
+    dI/d(d_eps) = -c V e |V| K / (2 E d_eps).
+
+Sums are accumulated in float64 for both dtypes. float64 kernels are compiled without fast-math;
+float32 kernels compute the per-device terms in float32 with fast-math (approximate exp, sqrt and
+division: relative error ~1e-6 per device, far below the 1e-5 normwise target).
+
+Importing this module raises ImportError when numba-cuda is not installed. It imports under the
+CUDA simulator (NUMBA_ENABLE_CUDASIM=1; very slow, for tests only). Without a GPU and without the
+simulator, calling a function raises RuntimeError.
+"""
+import math
+import os
+
+import numpy as np
+
+import numba_cuda  # noqa: F401  (ImportError here means: numba-cuda is not installed)
+from numba import cuda
+from numba.core import config as _numba_config
+
+from .physics import A2_B, A2_EPS
+
+#: True when numba runs CUDA kernels in its Python simulator (NUMBA_ENABLE_CUDASIM=1).
+SIMULATOR = bool(_numba_config.ENABLE_CUDASIM)
+
+
+def _block_shape(text):
+    """Parse MEMNP_CUDA_BLOCK ("TXxTY", e.g. "32x8"): two powers of two, TX * TY <= 1024."""
+    try:
+        tx, ty = (int(part) for part in text.lower().split("x"))
+    except ValueError:
+        tx = ty = 0
+    if tx < 1 or ty < 1 or tx & (tx - 1) or ty & (ty - 1) or tx * ty > 1024:
+        raise ValueError(f"MEMNP_CUDA_BLOCK must be 'TXxTY' with powers of two TX, TY and "
+                         f"TX * TY <= 1024 (e.g. '32x8'); got {text!r}")
+    return tx, ty
+
+
+# Threads per block: TX along the contiguous axis (columns), TY along the split axis (rows). The
+# kernels are correct for any powers of two; 32 x 8 suits GPUs (one warp per row of the block).
+# The simulator runs every thread as a Python thread, so it defaults to tiny 4 x 2 blocks, which
+# also makes small test shapes span several, partly filled blocks.
+TX, TY = _block_shape(os.environ.get("MEMNP_CUDA_BLOCK", "") or ("4x2" if SIMULATOR else "32x8"))
+#: Threads per block (a module constant: shared-memory sizes must be compile-time constants).
+TXY = TX * TY
+#: Largest grid dimension used along y (CUDA allows 65535); kernels stride over larger extents.
+_MAX_GRID_Y = 65535
+
+
+# ---------------------------------------------------------------------------------------------
+# Kernels (module level). Scalars eps = A**2 EPS are passed in the array dtype so that float32
+# kernels stay in float32 arithmetic (Python float literals would promote them to float64).
+# ---------------------------------------------------------------------------------------------
+
+def _k_body(d_eps, a2b, K):
+    """K[i, j] = a2b / d_eps[i, j]; one thread per device."""
+    j, i = cuda.grid(2)
+    if i < K.shape[0] and j < K.shape[1]:
+        K[i, j] = a2b / d_eps[i, j]
+
+
+def _pf_forward_body(V, c, K, eps, I):
+    """I[k, j] = sum_i c V e. Block (TX, TY): TX columns of one example, TY row groups."""
+    tx = cuda.threadIdx.x
+    ty = cuda.threadIdx.y
+    j = cuda.blockIdx.x * TX + tx
+    p, m = V.shape
+    n = c.shape[1]
+    sm = cuda.shared.array((TY, TX), dtype=np.float64)
+    for k in range(cuda.blockIdx.y, p, cuda.gridDim.y):
+        acc = 0.0
+        if j < n:
+            for i in range(ty, m, TY):
+                v = V[k, i]
+                E = math.sqrt(abs(v) * K[i, j] + eps)
+                acc += c[i, j] * v * math.exp(E)
+        sm[ty, tx] = acc
+        cuda.syncthreads()
+        if ty == 0 and j < n:
+            total = sm[0, tx]
+            for r in range(1, TY):
+                total += sm[r, tx]
+            I[k, j] = total
+        cuda.syncthreads()
+
+
+def _pf_power_body(V, c, K, eps, partial):
+    """partial[by, bx] = sum of |V| |I_ind| over this block's share (same layout as forward)."""
+    tx = cuda.threadIdx.x
+    ty = cuda.threadIdx.y
+    j = cuda.blockIdx.x * TX + tx
+    p, m = V.shape
+    n = c.shape[1]
+    acc = 0.0
+    if j < n:
+        for k in range(cuda.blockIdx.y, p, cuda.gridDim.y):
+            for i in range(ty, m, TY):
+                u = abs(V[k, i])
+                E = math.sqrt(u * K[i, j] + eps)
+                acc += u * u * abs(c[i, j]) * math.exp(E)
+    _block_sum_to(acc, partial)
+
+
+def _block_sum_to(acc, partial):
+    """Tree-reduce one float64 value per thread of a (TX, TY) block into partial[by, bx]."""
+    sm = cuda.shared.array(TXY, dtype=np.float64)
+    t = cuda.threadIdx.y * TX + cuda.threadIdx.x
+    sm[t] = acc
+    cuda.syncthreads()
+    s = TXY // 2
+    while s > 0:
+        if t < s:
+            sm[t] += sm[t + s]
+        cuda.syncthreads()
+        s //= 2
+    if t == 0:
+        partial[cuda.blockIdx.y, cuda.blockIdx.x] = sm[0]
+
+
+def _pf_grad_v_body(V, c, K, eps, gI, gV):
+    """gV[k, i] = sum_j gI[k, j] dI/dV. Block (TX, TY): TY rows of one example, TX column lanes."""
+    tx = cuda.threadIdx.x
+    ty = cuda.threadIdx.y
+    i = cuda.blockIdx.x * TY + ty
+    p, m = V.shape
+    n = c.shape[1]
+    sm = cuda.shared.array((TY, TX), dtype=np.float64)
+    for k in range(cuda.blockIdx.y, p, cuda.gridDim.y):
+        acc = 0.0
+        if i < m:
+            v = V[k, i]
+            if v != 0:
+                u = abs(v)
+                for j in range(tx, n, TX):
+                    t = u * K[i, j]
+                    E = math.sqrt(t + eps)
+                    E2 = E + E
+                    acc += gI[k, j] * (c[i, j] * math.exp(E) * (E2 + t) / E2)
+        sm[ty, tx] = acc
+        cuda.syncthreads()
+        s = TX // 2
+        while s > 0:
+            if tx < s:
+                sm[ty, tx] += sm[ty, tx + s]
+            cuda.syncthreads()
+            s //= 2
+        if tx == 0 and i < m:
+            gV[k, i] = sm[ty, 0]
+        cuda.syncthreads()
+
+
+def _pf_grad_cd_body(V, c, d_eps, K, eps, gI, gc, gd):
+    """gc[i, j] = sum_k gI dI/dc and gd[i, j] = sum_k gI dI/d(d_eps); one thread per device."""
+    j, i = cuda.grid(2)
+    p, m = V.shape
+    n = c.shape[1]
+    if i < m and j < n:
+        cij = c[i, j]
+        kij = K[i, j]
+        dij = d_eps[i, j]
+        acc_c = 0.0
+        acc_d = 0.0
+        for k in range(p):
+            v = V[k, i]
+            t = abs(v) * kij
+            E = math.sqrt(t + eps)
+            g_ve = gI[k, j] * (v * math.exp(E))
+            acc_c += g_ve
+            acc_d += g_ve * (t / ((E + E) * dij))
+        gc[i, j] = acc_c
+        gd[i, j] = -cij * acc_d
+
+
+def _ideal_forward_body(V, G, I):
+    """I[k, j] = sum_i V[k, i] G[i, j] (same layout as the PF forward kernel)."""
+    tx = cuda.threadIdx.x
+    ty = cuda.threadIdx.y
+    j = cuda.blockIdx.x * TX + tx
+    p, m = V.shape
+    n = G.shape[1]
+    sm = cuda.shared.array((TY, TX), dtype=np.float64)
+    for k in range(cuda.blockIdx.y, p, cuda.gridDim.y):
+        acc = 0.0
+        if j < n:
+            for i in range(ty, m, TY):
+                acc += V[k, i] * G[i, j]
+        sm[ty, tx] = acc
+        cuda.syncthreads()
+        if ty == 0 and j < n:
+            total = sm[0, tx]
+            for r in range(1, TY):
+                total += sm[r, tx]
+            I[k, j] = total
+        cuda.syncthreads()
+
+
+def _ideal_power_body(V, G, partial):
+    """partial[by, bx] = sum of |V| |V G| over this block's share."""
+    tx = cuda.threadIdx.x
+    ty = cuda.threadIdx.y
+    j = cuda.blockIdx.x * TX + tx
+    p, m = V.shape
+    n = G.shape[1]
+    acc = 0.0
+    if j < n:
+        for k in range(cuda.blockIdx.y, p, cuda.gridDim.y):
+            for i in range(ty, m, TY):
+                v = V[k, i]
+                acc += v * v * abs(G[i, j])
+    _block_sum_to(acc, partial)
+
+
+_CACHE = not SIMULATOR
+_block_sum_to = cuda.jit(device=True)(_block_sum_to)
+
+
+def _pair(body):
+    """(float32 kernel with fast-math, float64 kernel without) compiled lazily from one body."""
+    return {np.dtype(np.float32): cuda.jit(fastmath=True, cache=_CACHE)(body),
+            np.dtype(np.float64): cuda.jit(cache=_CACHE)(body)}
+
+
+_k_kernel = _pair(_k_body)
+_pf_forward_kernel = _pair(_pf_forward_body)
+_pf_power_kernel = _pair(_pf_power_body)
+_pf_grad_v_kernel = _pair(_pf_grad_v_body)
+_pf_grad_cd_kernel = _pair(_pf_grad_cd_body)
+_ideal_forward_kernel = _pair(_ideal_forward_body)
+_ideal_power_kernel = _pair(_ideal_power_body)
+
+
+# ---------------------------------------------------------------------------------------------
+# Host side
+# ---------------------------------------------------------------------------------------------
+
+_DEVICE_OK = None
+
+
+def _require_device():
+    """Raise RuntimeError unless a CUDA GPU (or the simulator) is usable; checked once."""
+    global _DEVICE_OK
+    if _DEVICE_OK is None:
+        try:
+            _DEVICE_OK = bool(cuda.is_available())
+        except Exception:  # driver problems surface as various exceptions
+            _DEVICE_OK = False
+    if not _DEVICE_OK:
+        raise RuntimeError("the cuda backend found no usable CUDA GPU (numba.cuda.is_available() is "
+                           "False); use the cpu backend (MEMNP_BACKEND=cpu), or set "
+                           "NUMBA_ENABLE_CUDASIM=1 before importing numba for the (slow) simulator")
+
+
+def _is_device(x):
+    if cuda.devicearray.is_cuda_ndarray(x):
+        return True
+    is_cuda_array = getattr(cuda, "is_cuda_array", None)  # absent in the simulator
+    return bool(is_cuda_array is not None and is_cuda_array(x))
+
+
+def _float_dtype(V):
+    dtype = np.dtype(V.dtype)
+    if dtype not in (np.float32, np.float64):
+        raise ValueError(f"V must be a float32 or float64 array; got dtype {dtype}")
+    return dtype
+
+
+def _to_device(name, x, dtype, shape):
+    """Return x as a device array of the given dtype, checking its shape (None: any 2-D)."""
+    if _is_device(x):
+        if not cuda.devicearray.is_cuda_ndarray(x):
+            x = cuda.as_cuda_array(x)
+        if np.dtype(x.dtype) != dtype:
+            raise ValueError(f"{name} is a device array of dtype {x.dtype}; it must have V's dtype "
+                             f"{dtype} (device arrays are not converted)")
+    else:
+        x = np.ascontiguousarray(x, dtype=dtype)
+    if x.ndim != 2 or (shape is not None and tuple(x.shape) != shape):
+        want = "a 2-D array" if shape is None else f"shape {shape}"
+        raise ValueError(f"{name} must have {want}; got shape {tuple(x.shape)}")
+    if not _is_device(x):
+        x = cuda.to_device(x)
+    return x
+
+
+def _prepare(V, mats):
+    """Check dtypes and shapes; return (dtype, on_device, p, m, n, dV, [device matrices])."""
+    _require_device()
+    on_device = _is_device(V)
+    if not on_device:
+        V = np.asarray(V)
+    dtype = _float_dtype(V)
+    if len(V.shape) != 2:
+        raise ValueError(f"V must be a 2-D array (examples, rows); got shape {tuple(V.shape)}")
+    p, m = V.shape
+    first_name, first = mats[0]
+    shape = tuple(first.shape) if _is_device(first) else np.shape(first)
+    if len(shape) != 2 or shape[0] != m:
+        raise ValueError(f"{first_name} must have shape ({m}, n) to match V's {m} rows; "
+                         f"got shape {shape}")
+    n = shape[1]
+    dV = _to_device("V", V, dtype, None)
+    return dtype, on_device, p, m, n, dV, [_to_device(nm, x, dtype, (m, n)) for nm, x in mats]
+
+
+def _grid_cols(p, n):
+    """Grid for the (TX columns, TY row groups) per example layout."""
+    return ((n + TX - 1) // TX, min(p, _MAX_GRID_Y))
+
+
+def _out(x, on_device):
+    """A result as the caller wants it: the device array itself, or a host copy."""
+    return x if on_device else x.copy_to_host()
+
+
+def _zeros(shape, dtype, on_device):
+    """A zero result (for empty batches or crossbars) without launching a kernel."""
+    x = np.zeros(shape, dtype=dtype)
+    return cuda.to_device(x) if on_device else x
+
+
+def _compute_K(dtype, d_eps, m, n):
+    K = cuda.device_array((m, n), dtype=dtype)
+    _k_kernel[dtype][((n + TX - 1) // TX, (m + TY - 1) // TY), (TX, TY)](d_eps, dtype.type(A2_B), K)
+    return K
+
+
+def pf_currents(V, c, d_eps):
+    """Column currents I (p, n) in amperes of the PF crossbar: sum over rows of the device currents.
+
+    V (p, m) in volts, c (m, n) in A/V, d_eps (m, n) in F/m.
+    """
+    dtype, on_device, p, m, n, dV, (dc, dd) = _prepare(V, [("c", c), ("d_eps", d_eps)])
+    if not (p and m and n):
+        return _zeros((p, n), dtype, on_device)
+    I = cuda.device_array((p, n), dtype=dtype)
+    K = _compute_K(dtype, dd, m, n)
+    _pf_forward_kernel[dtype][_grid_cols(p, n), (TX, TY)](dV, dc, K, dtype.type(A2_EPS), I)
+    return _out(I, on_device)
+
+
+def pf_currents_vjp(V, c, d_eps, grad_I):
+    """Vector-Jacobian product of :func:`pf_currents`.
+
+    grad_I (p, n) is dL/dI (1/A). Returns (dL/dV (p, m), dL/dc (m, n), dL/d(d_eps) (m, n)).
+    At V = 0 exactly, dL/dV is 0 (the reference differentiates sign and |.| as 0 there).
+    """
+    dtype, on_device, p, m, n, dV, (dc, dd) = _prepare(V, [("c", c), ("d_eps", d_eps)])
+    dg = _to_device("grad_I", grad_I, dtype, (p, n))
+    if not (m and n):  # no devices: every gradient is zero (or empty)
+        return tuple(_zeros(shape, dtype, on_device)
+                     for shape in ((p, m), (m, n), (m, n)))
+    gV = cuda.device_array((p, m), dtype=dtype)
+    gc = cuda.device_array((m, n), dtype=dtype)
+    gd = cuda.device_array((m, n), dtype=dtype)
+    eps = dtype.type(A2_EPS)
+    K = _compute_K(dtype, dd, m, n)
+    if p:
+        grid_v = ((m + TY - 1) // TY, min(p, _MAX_GRID_Y))
+        _pf_grad_v_kernel[dtype][grid_v, (TX, TY)](dV, dc, K, eps, dg, gV)
+    grid_cd = ((n + TX - 1) // TX, (m + TY - 1) // TY)
+    _pf_grad_cd_kernel[dtype][grid_cd, (TX, TY)](dV, dc, dd, K, eps, dg, gc, gd)
+    return _out(gV, on_device), _out(gc, on_device), _out(gd, on_device)
+
+
+def pf_power(V, c, d_eps):
+    """Average crossbar power (W): sum over examples and devices of |V| |I_ind|, divided by p.
+
+    V (p, m) in volts, c (m, n) in A/V, d_eps (m, n) in F/m. With p == 0 the result is nan.
+    """
+    dtype, _, p, m, n, dV, (dc, dd) = _prepare(V, [("c", c), ("d_eps", d_eps)])
+    if p == 0:
+        return float("nan")
+    if m == 0 or n == 0:
+        return 0.0
+    K = _compute_K(dtype, dd, m, n)
+    grid = _grid_cols(p, n)
+    partial = cuda.device_array((grid[1], grid[0]), dtype=np.float64)
+    _pf_power_kernel[dtype][grid, (TX, TY)](dV, dc, K, dtype.type(A2_EPS), partial)
+    return float(partial.copy_to_host().sum() / p)
+
+
+def ideal_currents(V, G):
+    """Column currents I = V G (p, n) of an ideal crossbar, in amperes (V in volts, G in siemens)."""
+    dtype, on_device, p, m, n, dV, (dG,) = _prepare(V, [("G", G)])
+    if not (p and m and n):
+        return _zeros((p, n), dtype, on_device)
+    I = cuda.device_array((p, n), dtype=dtype)
+    _ideal_forward_kernel[dtype][_grid_cols(p, n), (TX, TY)](dV, dG, I)
+    return _out(I, on_device)
+
+
+def ideal_power(V, G):
+    """Average power (W) of an ideal crossbar: sum of |V| |V G_ij| over devices, divided by p."""
+    dtype, _, p, m, n, dV, (dG,) = _prepare(V, [("G", G)])
+    if p == 0:
+        return float("nan")
+    if m == 0 or n == 0:
+        return 0.0
+    grid = _grid_cols(p, n)
+    partial = cuda.device_array((grid[1], grid[0]), dtype=np.float64)
+    _ideal_power_kernel[dtype][grid, (TX, TY)](dV, dG, partial)
+    return float(partial.copy_to_host().sum() / p)
