@@ -1,0 +1,14 @@
+"""Neural-network engine: layers with hand-written backward passes, memristive layers, loss,
+optimiser, a sequential model with model files, and the paper's two architectures."""
+from .architectures import cifar_cnn, mnist_mlp, synapse_count
+from .layers import (Conv2D, Dense, Flatten, Layer, MaxPool2D, PassContext, ReLU, Sigmoid, Softmax,
+                     layer_from_config)
+from .losses import accuracy, cross_entropy_from_logits, cross_entropy_from_probabilities, log_softmax
+from .memristive import MemristiveConv2D, MemristiveDense
+from .model import Sequential
+from .optim import L1_GAMMA, SGD
+
+__all__ = ["Layer", "Dense", "Conv2D", "MaxPool2D", "Flatten", "Sigmoid", "ReLU", "Softmax",
+           "MemristiveDense", "MemristiveConv2D", "PassContext", "layer_from_config", "Sequential",
+           "SGD", "L1_GAMMA", "cross_entropy_from_logits", "cross_entropy_from_probabilities",
+           "log_softmax", "accuracy", "mnist_mlp", "cifar_cnn", "synapse_count"]

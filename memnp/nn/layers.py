@@ -1,0 +1,353 @@
+"""Digital layers with hand-written forward and backward passes.
+
+Every layer follows one protocol:
+
+- ``forward(x, ctx=None) -> y`` keeps what the backward pass needs (``ctx`` is the
+  :class:`PassContext` of the call; only memristive layers read it);
+- ``backward(dy, need_dx=True) -> dx`` returns dL/dx (or None when ``need_dx`` is False) and
+  fills ``layer.grads[name]`` for every parameter ``layer.params[name]``;
+- ``config()`` describes the layer as JSON-ready data; :func:`layer_from_config` rebuilds it.
+
+Image tensors are NHWC: (examples, height, width, channels). Convolutions are 'valid' with
+stride 1; pooling is 2 x 2 with stride 2 (odd trailing rows and columns are dropped, as Keras does).
+Parameters are held in the layer's dtype (float32 by default); inputs are used in their own dtype.
+"""
+import dataclasses
+import math
+
+import numpy as np
+from scipy import special
+
+_LAYERS = {}
+
+
+def register(cls):
+    """Class decorator: make ``cls`` rebuildable by :func:`layer_from_config`."""
+    _LAYERS[cls.__name__] = cls
+    return cls
+
+
+def layer_from_config(config):
+    """Rebuild a layer (with zero parameters) from :meth:`Layer.config` output."""
+    if not isinstance(config, dict) or "type" not in config:
+        raise ValueError(f"a layer config must be a dict with a 'type' key; got {config!r}")
+    name = config["type"]
+    if name not in _LAYERS:
+        raise ValueError(f"layer type must be one of {', '.join(sorted(_LAYERS))}; got {name!r}")
+    kwargs = {key: value for key, value in config.items() if key != "type"}
+    try:
+        return _LAYERS[name](**kwargs)
+    except TypeError as exc:
+        raise ValueError(f"bad fields for layer {name}: {exc}") from None
+
+
+@dataclasses.dataclass(frozen=True)
+class PassContext:
+    """What a forward pass runs under: the crossbar stage (memnp.crossbar.Stage or None), the
+    Generator every random draw comes from (None when the stage draws nothing) and the kernel
+    backend name (None: the default)."""
+
+    stage: object = None
+    rng: object = None
+    backend: object = None
+
+
+def _dtype(dtype):
+    dtype = np.dtype(dtype)
+    if dtype not in (np.float32, np.float64):
+        raise ValueError(f"dtype must be float32 or float64; got {dtype}")
+    return dtype
+
+
+def _count(name, value):
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{name} must be an integer >= 1; got {value!r}")
+    return int(value)
+
+
+class Layer:
+    """Base class: no parameters, identity config."""
+
+    def __init__(self, dtype="float32"):
+        self.dtype = _dtype(dtype)
+        self.params = {}
+        self.grads = {}
+
+    # -- parameters -----------------------------------------------------------------------------
+    def param_shapes(self):
+        """{name: shape} of every parameter."""
+        return {name: value.shape for name, value in self.params.items()}
+
+    def initialize(self, rng):
+        """Draw the initial parameters from ``rng`` (no-op for layers without parameters)."""
+
+    def astype(self, dtype):
+        """Convert parameters (and future computations) to ``dtype`` (float32 or float64)."""
+        self.dtype = _dtype(dtype)
+        for name, value in self.params.items():
+            self.params[name] = value.astype(self.dtype)
+        self.grads = {}
+        return self
+
+    def config(self):
+        return {"type": type(self).__name__}
+
+    def output_shape(self, input_shape):
+        """Shape of one example's output from one example's input shape (tuples, no batch axis)."""
+        return tuple(input_shape)
+
+    # -- passes ---------------------------------------------------------------------------------
+    def forward(self, x, ctx=None):
+        raise NotImplementedError
+
+    def backward(self, dy, need_dx=True):
+        raise NotImplementedError
+
+    def __repr__(self):
+        fields = ", ".join(f"{k}={v!r}" for k, v in self.config().items() if k != "type")
+        return f"{type(self).__name__}({fields})"
+
+
+def glorot_uniform(rng, shape, fan_in, fan_out, dtype):
+    """Keras's default kernel initialiser: U(-a, a), a = sqrt(6 / (fan_in + fan_out))."""
+    limit = math.sqrt(6.0 / (fan_in + fan_out))
+    return rng.uniform(-limit, limit, shape).astype(dtype)
+
+
+@register
+class Dense(Layer):
+    """y = x W + b: x (p, n_in), W (n_in, n_out), b (n_out,), y (p, n_out)."""
+
+    def __init__(self, n_in, n_out, dtype="float32"):
+        super().__init__(dtype)
+        self.n_in, self.n_out = _count("n_in", n_in), _count("n_out", n_out)
+        self.params = {"W": np.zeros((self.n_in, self.n_out), self.dtype),
+                       "b": np.zeros(self.n_out, self.dtype)}
+
+    def config(self):
+        return {"type": "Dense", "n_in": self.n_in, "n_out": self.n_out}
+
+    def output_shape(self, input_shape):
+        return (self.n_out,)
+
+    def initialize(self, rng):
+        self.params["W"] = glorot_uniform(rng, (self.n_in, self.n_out), self.n_in, self.n_out, self.dtype)
+        self.params["b"] = np.zeros(self.n_out, self.dtype)
+
+    def forward(self, x, ctx=None):
+        self._x = x
+        y = x @ self.params["W"]
+        y += self.params["b"]
+        return y
+
+    def backward(self, dy, need_dx=True):
+        self.grads["W"] = self._x.T @ dy
+        self.grads["b"] = dy.sum(axis=0)
+        return dy @ self.params["W"].T if need_dx else None
+
+
+def im2col(x, kh, kw):
+    """Receptive fields of x (N, H, W, C) as rows: (N * Ho * Wo, kh * kw * C), Ho = H - kh + 1,
+    Wo = W - kw + 1, columns ordered (row offset, column offset, channel)."""
+    N, H, W, C = x.shape
+    Ho, Wo = H - kh + 1, W - kw + 1
+    cols = np.empty((N, Ho, Wo, kh, kw, C), dtype=x.dtype)
+    for i in range(kh):
+        for j in range(kw):
+            cols[:, :, :, i, j, :] = x[:, i:i + Ho, j:j + Wo, :]
+    return cols.reshape(N * Ho * Wo, kh * kw * C)
+
+
+def col2im(cols, x_shape, kh, kw):
+    """Adjoint of :func:`im2col`: sum the rows' gradients (N * Ho * Wo, kh * kw * C) back onto x."""
+    N, H, W, C = x_shape
+    Ho, Wo = H - kh + 1, W - kw + 1
+    cols = cols.reshape(N, Ho, Wo, kh, kw, C)
+    dx = np.zeros(x_shape, dtype=cols.dtype)
+    for i in range(kh):
+        for j in range(kw):
+            dx[:, i:i + Ho, j:j + Wo, :] += cols[:, :, :, i, j, :]
+    return dx
+
+
+def _conv_output_shape(input_shape, kh, kw, c_in, c_out, name):
+    if len(input_shape) != 3 or input_shape[2] != c_in:
+        raise ValueError(f"{name} expects inputs (height, width, {c_in}); got {tuple(input_shape)}")
+    Ho, Wo = input_shape[0] - kh + 1, input_shape[1] - kw + 1
+    if Ho < 1 or Wo < 1:
+        raise ValueError(f"{name} with a {kh} x {kw} kernel needs inputs at least that large; "
+                         f"got {tuple(input_shape)}")
+    return (Ho, Wo, c_out)
+
+
+@register
+class Conv2D(Layer):
+    """'valid', stride-1 convolution (cross-correlation, as Keras) by im2col and one GEMM.
+
+    x (N, H, W, c_in) -> y (N, H - kh + 1, W - kw + 1, c_out); kernel (kh, kw, c_in, c_out), bias (c_out,).
+    """
+
+    def __init__(self, c_in, c_out, kernel_size=(3, 3), dtype="float32"):
+        super().__init__(dtype)
+        self.c_in, self.c_out = _count("c_in", c_in), _count("c_out", c_out)
+        kh, kw = (kernel_size, kernel_size) if np.isscalar(kernel_size) else tuple(kernel_size)
+        self.kernel_size = (_count("kernel_size", kh), _count("kernel_size", kw))
+        self.params = {"kernel": np.zeros(self.kernel_size + (self.c_in, self.c_out), self.dtype),
+                       "bias": np.zeros(self.c_out, self.dtype)}
+
+    def config(self):
+        return {"type": "Conv2D", "c_in": self.c_in, "c_out": self.c_out,
+                "kernel_size": list(self.kernel_size)}
+
+    def output_shape(self, input_shape):
+        return _conv_output_shape(input_shape, *self.kernel_size, self.c_in, self.c_out, "Conv2D")
+
+    def initialize(self, rng):
+        kh, kw = self.kernel_size
+        shape = self.params["kernel"].shape
+        self.params["kernel"] = glorot_uniform(rng, shape, kh * kw * self.c_in, kh * kw * self.c_out,
+                                               self.dtype)
+        self.params["bias"] = np.zeros(self.c_out, self.dtype)
+
+    def forward(self, x, ctx=None):
+        kh, kw = self.kernel_size
+        self._x_shape = x.shape
+        self._cols = im2col(x, kh, kw)
+        y = self._cols @ self.params["kernel"].reshape(-1, self.c_out)
+        y += self.params["bias"]
+        N, H, W, _ = x.shape
+        return y.reshape(N, H - kh + 1, W - kw + 1, self.c_out)
+
+    def backward(self, dy, need_dx=True):
+        dy2 = dy.reshape(-1, self.c_out)
+        kernel = self.params["kernel"]
+        self.grads["kernel"] = (self._cols.T @ dy2).reshape(kernel.shape)
+        self.grads["bias"] = dy2.sum(axis=0)
+        if not need_dx:
+            return None
+        return col2im(dy2 @ kernel.reshape(-1, self.c_out).T, self._x_shape, *self.kernel_size)
+
+
+@register
+class MaxPool2D(Layer):
+    """2 x 2 max pooling, stride 2: x (N, H, W, C) -> (N, H // 2, W // 2, C).
+
+    The gradient goes to the first maximum of each window (row-major order), as TensorFlow's does.
+    """
+
+    def output_shape(self, input_shape):
+        if len(input_shape) != 3:
+            raise ValueError(f"MaxPool2D expects inputs (height, width, channels); got {tuple(input_shape)}")
+        return (input_shape[0] // 2, input_shape[1] // 2, input_shape[2])
+
+    def forward(self, x, ctx=None):
+        N, H, W, C = x.shape
+        H2, W2 = H // 2, W // 2
+        self._x_shape = x.shape
+        quads = [x[:, i:2 * H2:2, j:2 * W2:2, :] for i in (0, 1) for j in (0, 1)]
+        y = np.maximum(np.maximum(quads[0], quads[1]), np.maximum(quads[2], quads[3]))
+        # Route the gradient to the first maximum: a window position takes it if it equals the max
+        # and no earlier position did.
+        taken = np.zeros(y.shape, dtype=bool)
+        masks = []
+        for quad in quads:
+            mask = (quad == y) & ~taken
+            taken |= mask
+            masks.append(mask)
+        self._masks = masks
+        return y
+
+    def backward(self, dy, need_dx=True):
+        if not need_dx:
+            return None
+        N, H, W, C = self._x_shape
+        H2, W2 = H // 2, W // 2
+        dx = np.zeros(self._x_shape, dtype=dy.dtype)
+        k = 0
+        for i in (0, 1):
+            for j in (0, 1):
+                dx[:, i:2 * H2:2, j:2 * W2:2, :] = np.where(self._masks[k], dy, 0)
+                k += 1
+        return dx
+
+
+@register
+class Flatten(Layer):
+    """(N, ...) -> (N, product of the rest)."""
+
+    def output_shape(self, input_shape):
+        return (int(np.prod(input_shape)),)
+
+    def forward(self, x, ctx=None):
+        self._x_shape = x.shape
+        return x.reshape(x.shape[0], -1)
+
+    def backward(self, dy, need_dx=True):
+        return dy.reshape(self._x_shape) if need_dx else None
+
+
+@register
+class Sigmoid(Layer):
+    """y = 1 / (1 + exp(-x)), elementwise."""
+
+    def forward(self, x, ctx=None):
+        self._y = special.expit(x)
+        return self._y
+
+    def backward(self, dy, need_dx=True):
+        if not need_dx:
+            return None
+        y = self._y
+        return dy * y * (1 - y)
+
+
+@register
+class ReLU(Layer):
+    """y = min(max(x, 0), max_value) elementwise (max_value None: no cap).
+
+    Gradient 1 where 0 < x <= max_value, else 0 (TensorFlow's relu and clip_by_value rules).
+    """
+
+    def __init__(self, max_value=None, dtype="float32"):
+        super().__init__(dtype)
+        if max_value is not None:
+            max_value = float(max_value)
+            if not math.isfinite(max_value) or max_value <= 0:
+                raise ValueError(f"max_value must be None or a finite number > 0; got {max_value!r}")
+        self.max_value = max_value
+
+    def config(self):
+        return {"type": "ReLU", "max_value": self.max_value}
+
+    def forward(self, x, ctx=None):
+        if self.max_value is None:
+            self._pass = x > 0
+            return np.maximum(x, 0)
+        self._pass = (x > 0) & (x <= self.max_value)
+        return np.clip(x, 0, self.max_value)
+
+    def backward(self, dy, need_dx=True):
+        return dy * self._pass if need_dx else None
+
+
+def softmax(z):
+    """Row-wise softmax of z (p, k), computed stably."""
+    e = np.exp(z - z.max(axis=1, keepdims=True))
+    e /= e.sum(axis=1, keepdims=True)
+    return e
+
+
+@register
+class Softmax(Layer):
+    """Row-wise softmax (p, k) -> (p, k). A :class:`~memnp.nn.model.Sequential` ending in Softmax
+    computes its loss from the logits (the Softmax input) instead of calling this backward."""
+
+    def forward(self, x, ctx=None):
+        self._y = softmax(x)
+        return self._y
+
+    def backward(self, dy, need_dx=True):
+        if not need_dx:
+            return None
+        y = self._y
+        return y * (dy - np.sum(dy * y, axis=1, keepdims=True))

@@ -1,0 +1,199 @@
+"""Memristive synaptic layers: weights mapped onto a crossbar and read under a stage (SPEC §1-3).
+
+A layer with inputs x (p, n_in) and n_out outputs is one crossbar of m = n_in + 1 rows (the bias
+row is an input fixed to 1) and 2 n_out columns (differential pairs, positive device first):
+
+    V = k_V [x, 1]  ->  G from the weights  ->  I = CrossbarPass(stage).forward(V, G)  ->  y = I_to_y(I)
+
+Weights are either *double* (non-negative w_pos, w_neg (n_in, n_out) and b_pos, b_neg (n_out,),
+one parameter per device) or *standard* (signed W (n_in, n_out) and b (n_out,), mapped with the
+stage's mapping rule). Standard weights in a stage without nonidealities skip the crossbar and
+compute y = x W + b (the reference's digital shortcut); double weights always go through it.
+
+The backward pass runs the same stairs in reverse with the draws of the forward pass, including
+the path through max_weight (k_G depends on it in the mapping and in the output conversion).
+"""
+import math
+
+import numpy as np
+
+from ..crossbar import (CrossbarPass, I_to_y, I_to_y_vjp, double_w_to_G, double_w_to_G_vjp,
+                        double_weights_matrix, split_double_weights, standard_weights_matrix, w_to_G,
+                        w_to_G_vjp, x_to_V)
+from ..kernels import get_backend
+from .layers import Layer, _conv_output_shape, _count, col2im, im2col, register
+
+WEIGHTS = ("double", "standard")
+
+
+class CrossbarLayer(Layer):
+    """Shared machinery of the memristive layers: parameters, mapping, crossbar pass, power.
+
+    ``n_rows`` inputs per crossbar read (excluding the bias row), ``n_out`` outputs;
+    ``weight_shape`` is the shape the weight parameters are kept in (it reshapes to (n_rows, n_out)).
+    """
+
+    memristive = True
+
+    def __init__(self, n_rows, n_out, weight_shape, weights, dtype):
+        super().__init__(dtype)
+        if weights not in WEIGHTS:
+            raise ValueError(f"weights must be one of {', '.join(WEIGHTS)}; got {weights!r}")
+        self.weights = weights
+        self.n_rows, self.n_out, self.weight_shape = n_rows, n_out, tuple(weight_shape)
+        names = ("w_pos", "w_neg", "b_pos", "b_neg") if weights == "double" else ("W", "b")
+        self.params = {name: np.zeros(self.weight_shape if name[0] in "wW" else (n_out,), self.dtype)
+                       for name in names}
+        self._last = None
+
+    @property
+    def constrained(self):
+        """Names of the parameters projected onto >= 0 after every step (the double weights)."""
+        return tuple(self.params) if self.weights == "double" else ()
+
+    def initialize(self, rng):
+        """Paper initialisers: standard W ~ N(0, 1/sqrt(n_rows)), b = 0; double w ~ N(0.5,
+        1/sqrt(n_rows)), b = 0.5 (standard deviations). Double weights are then projected onto
+        >= 0 (the reference applies its NonNeg constraint only after the first step; a negative
+        initial double weight, about 1 in 160 for 25 inputs, would map below G_off)."""
+        std = 1.0 / math.sqrt(self.n_rows)
+        if self.weights == "standard":
+            self.params["W"] = rng.normal(0.0, std, self.weight_shape).astype(self.dtype)
+            self.params["b"] = np.zeros(self.n_out, self.dtype)
+        else:
+            for name in ("w_pos", "w_neg"):
+                self.params[name] = np.maximum(rng.normal(0.5, std, self.weight_shape), 0).astype(self.dtype)
+            for name in ("b_pos", "b_neg"):
+                self.params[name] = np.full(self.n_out, 0.5, self.dtype)
+
+    # -- the crossbar read ----------------------------------------------------------------------
+    def _matrix(self):
+        """D (n_rows + 1, 2 n_out) for double weights, or W (n_rows + 1, n_out) for standard."""
+        p = self.params
+        if self.weights == "double":
+            shape = (self.n_rows, self.n_out)
+            return double_weights_matrix(p["w_pos"].reshape(shape), p["w_neg"].reshape(shape),
+                                         p["b_pos"], p["b_neg"])
+        return standard_weights_matrix(p["W"].reshape(self.n_rows, self.n_out), p["b"])
+
+    def _read(self, x, ctx):
+        """Outputs y (p, n_out) from inputs x (p, n_rows) under ``ctx.stage``."""
+        stage = getattr(ctx, "stage", None)
+        if stage is None:
+            raise ValueError(f"{type(self).__name__} needs a stage (give one to the model or the call)")
+        if self.weights == "standard" and stage.is_ideal:
+            W = self.params["W"].reshape(self.n_rows, self.n_out)
+            y = x @ W
+            y += self.params["b"]
+            self._last = ("digital", x, stage, ctx.backend)
+            return y
+        if ctx.rng is None and not stage.is_ideal:
+            raise ValueError("rng must be a numpy.random.Generator when the stage has nonidealities")
+        M = self._matrix()
+        if self.weights == "double":
+            G, max_weight = double_w_to_G(M, stage.G_off, stage.G_on)
+        else:
+            G, max_weight = w_to_G(M, stage.G_off, stage.G_on, stage.mapping_rule)
+        V = x_to_V(x, stage.k_V)
+        crossbar = CrossbarPass(stage, ctx.backend)
+        I = crossbar.forward(V, G, ctx.rng)
+        self._last = ("crossbar", M, max_weight, I, crossbar, stage)
+        return I_to_y(I, stage.k_V, max_weight, stage.G_off, stage.G_on)
+
+    def _read_vjp(self, dy, need_dx):
+        """dL/dx (p, n_rows) or None from dL/dy (p, n_out); fills the parameter gradients."""
+        if self._last[0] == "digital":
+            _, x, _, _ = self._last
+            W = self.params["W"].reshape(self.n_rows, self.n_out)
+            self.grads["W"] = (x.T @ dy).reshape(self.weight_shape)
+            self.grads["b"] = dy.sum(axis=0)
+            return dy @ W.T if need_dx else None
+        _, M, max_weight, I, crossbar, stage = self._last
+        grad_I, grad_max_weight = I_to_y_vjp(I, dy, stage.k_V, max_weight, stage.G_off, stage.G_on)
+        grad_V, grad_G = crossbar.backward(grad_I)
+        if self.weights == "double":
+            grad_M = double_w_to_G_vjp(M, grad_G, grad_max_weight, stage.G_off, stage.G_on)
+            for name, grad in zip(("w_pos", "w_neg", "b_pos", "b_neg"), split_double_weights(grad_M)):
+                shape = self.weight_shape if name[0] == "w" else (self.n_out,)
+                self.grads[name] = np.ascontiguousarray(grad).reshape(shape)
+        else:
+            grad_M = w_to_G_vjp(M, grad_G, grad_max_weight, stage.G_off, stage.G_on, stage.mapping_rule)
+            self.grads["W"] = np.ascontiguousarray(grad_M[:-1]).reshape(self.weight_shape)
+            self.grads["b"] = grad_M[-1].copy()
+        if not need_dx:
+            return None
+        grad_x = grad_V[:, :-1]
+        grad_x *= stage.k_V
+        return grad_x
+
+    def power(self):
+        """Average power (W) of this crossbar over the reads of the last forward pass (SPEC §3).
+
+        After a digital-shortcut pass, the power the ideal crossbar would have dissipated under
+        that stage. For a convolution every receptive field is one read.
+        """
+        if self._last is None:
+            raise ValueError(f"{type(self).__name__}.power() needs a forward pass first")
+        if self._last[0] == "crossbar":
+            return float(self._last[4].power())
+        _, x, stage, backend = self._last
+        G, _ = w_to_G(self._matrix(), stage.G_off, stage.G_on, stage.mapping_rule)
+        return float(get_backend(backend).ideal_power(x_to_V(x, stage.k_V), G))
+
+
+@register
+class MemristiveDense(CrossbarLayer):
+    """Fully connected memristive layer: x (p, n_in) -> y (p, n_out), one crossbar of
+    (n_in + 1) x 2 n_out devices. ``weights``: "double" (w_pos, w_neg, b_pos, b_neg) or
+    "standard" (W, b)."""
+
+    def __init__(self, n_in, n_out, weights="double", dtype="float32"):
+        n_in, n_out = _count("n_in", n_in), _count("n_out", n_out)
+        super().__init__(n_in, n_out, (n_in, n_out), weights, dtype)
+        self.n_in = n_in
+
+    def config(self):
+        return {"type": "MemristiveDense", "n_in": self.n_in, "n_out": self.n_out, "weights": self.weights}
+
+    def output_shape(self, input_shape):
+        if tuple(input_shape) != (self.n_in,):
+            raise ValueError(f"MemristiveDense expects inputs ({self.n_in},); got {tuple(input_shape)}")
+        return (self.n_out,)
+
+    def forward(self, x, ctx=None):
+        return self._read(x, ctx)
+
+    def backward(self, dy, need_dx=True):
+        return self._read_vjp(dy, need_dx)
+
+
+@register
+class MemristiveConv2D(CrossbarLayer):
+    """'valid', stride-1 convolution on one crossbar of (kh kw c_in + 1) x 2 c_out devices: every
+    receptive field is one input vector. x (N, H, W, c_in) -> (N, H - kh + 1, W - kw + 1, c_out).
+    Weight parameters have shape (kh, kw, c_in, c_out), biases (c_out,)."""
+
+    def __init__(self, c_in, c_out, kernel_size=(3, 3), weights="double", dtype="float32"):
+        c_in, c_out = _count("c_in", c_in), _count("c_out", c_out)
+        kh, kw = (kernel_size, kernel_size) if np.isscalar(kernel_size) else tuple(kernel_size)
+        kh, kw = _count("kernel_size", kh), _count("kernel_size", kw)
+        super().__init__(kh * kw * c_in, c_out, (kh, kw, c_in, c_out), weights, dtype)
+        self.c_in, self.c_out, self.kernel_size = c_in, c_out, (kh, kw)
+
+    def config(self):
+        return {"type": "MemristiveConv2D", "c_in": self.c_in, "c_out": self.c_out,
+                "kernel_size": list(self.kernel_size), "weights": self.weights}
+
+    def output_shape(self, input_shape):
+        return _conv_output_shape(input_shape, *self.kernel_size, self.c_in, self.c_out, "MemristiveConv2D")
+
+    def forward(self, x, ctx=None):
+        kh, kw = self.kernel_size
+        N, H, W, _ = x.shape
+        self._x_shape = x.shape
+        y = self._read(im2col(x, kh, kw), ctx)
+        return y.reshape(N, H - kh + 1, W - kw + 1, self.c_out)
+
+    def backward(self, dy, need_dx=True):
+        grad_cols = self._read_vjp(dy.reshape(-1, self.c_out), need_dx)
+        return None if grad_cols is None else col2im(grad_cols, self._x_shape, *self.kernel_size)

@@ -1,0 +1,285 @@
+"""A sequential network: training step, prediction, evaluation, power report and model files.
+
+The crossbar stage a pass runs under is the model's ``stage`` unless a call gives another, so the
+same weights can be trained under one stage and evaluated under any inference stage. Every random
+draw of a pass (nonidealities) comes from the Generator the caller passes as ``rng``.
+
+Model files are ``.npz`` archives (read with ``allow_pickle=False``): ``architecture`` and
+``stage`` are one-element string arrays holding JSON, and parameter ``name`` of layer ``i`` is
+stored under ``layer{i}.{name}``. Files are written atomically.
+"""
+import json
+import os
+import tempfile
+
+import numpy as np
+
+from ..crossbar import Stage
+from .layers import PassContext, Softmax, _dtype, layer_from_config
+from .losses import accuracy, cross_entropy_from_logits, cross_entropy_from_probabilities
+from .optim import SGD, l1_gradient_, l1_penalty, non_negative_
+
+FORMAT = "memnp.Sequential"
+VERSION = 1
+
+
+class Sequential:
+    """Layers applied in order.
+
+    layers: list of memnp.nn layers; input_shape: one example's shape (optional; checked against the
+    layers when given); stage: the default Stage (needed by memristive layers); optimizer: default
+    SGD(lr=0.01); l1: L1 coefficient gamma on every memristive weight and bias tensor (0: none;
+    1e-4 in the paper's regularised stages); backend: kernel backend name (None: the default).
+
+    When the last layer is :class:`Softmax`, the loss and its gradient are computed from the logits
+    (log-softmax), exactly as Keras does for such a network.
+    """
+
+    def __init__(self, layers, input_shape=None, stage=None, optimizer=None, l1=0.0, backend=None):
+        self.layers = list(layers)
+        if not self.layers:
+            raise ValueError("layers must hold at least one layer")
+        self.input_shape = None if input_shape is None else tuple(int(n) for n in input_shape)
+        if self.input_shape is not None:
+            self.output_shape()
+        self.stage = stage
+        self.optimizer = optimizer if optimizer is not None else SGD()
+        l1 = float(l1)
+        if not l1 >= 0:
+            raise ValueError(f"l1 must be a number >= 0; got {l1!r}")
+        self.l1 = l1
+        self.backend = backend
+        self._fused = isinstance(self.layers[-1], Softmax)
+        trainable = [i for i, layer in enumerate(self.layers) if layer.params]
+        self._first_trainable = trainable[0] if trainable else len(self.layers)
+
+    # -- structure ------------------------------------------------------------------------------
+    @property
+    def dtype(self):
+        return self.layers[0].dtype
+
+    def astype(self, dtype):
+        """Convert every layer's parameters to ``dtype`` (float32 or float64); returns self."""
+        for layer in self.layers:
+            layer.astype(dtype)
+        return self
+
+    def output_shape(self):
+        """One example's output shape (needs ``input_shape``); ValueError if the layers don't chain."""
+        shape = self.input_shape
+        for i, layer in enumerate(self.layers):
+            try:
+                shape = layer.output_shape(shape)
+            except ValueError as exc:
+                raise ValueError(f"layer {i} ({type(layer).__name__}) does not fit its input: {exc}") from None
+        return shape
+
+    def initialize(self, rng):
+        """Initialise every layer's parameters from ``rng`` (each layer's own initialiser)."""
+        for layer in self.layers:
+            layer.initialize(rng)
+        return self
+
+    @property
+    def memristive_layers(self):
+        return [layer for layer in self.layers if getattr(layer, "memristive", False)]
+
+    def parameters(self):
+        """[(key "layer{i}.{name}", layer, name)] for every parameter."""
+        return [(f"layer{i}.{name}", layer, name)
+                for i, layer in enumerate(self.layers) for name in layer.params]
+
+    def architecture(self):
+        return {"format": FORMAT, "version": VERSION,
+                "input_shape": None if self.input_shape is None else list(self.input_shape),
+                "dtype": self.dtype.name, "l1": self.l1,
+                "layers": [layer.config() for layer in self.layers]}
+
+    # -- passes ---------------------------------------------------------------------------------
+    def _context(self, rng, stage):
+        return PassContext(stage if stage is not None else self.stage, rng, self.backend)
+
+    def _inputs(self, x):
+        x = np.asarray(x)
+        if x.dtype != self.dtype:
+            x = x.astype(self.dtype)
+        if self.input_shape is not None and x.shape[1:] != self.input_shape:
+            raise ValueError(f"x must have shape (examples, {', '.join(map(str, self.input_shape))}); "
+                             f"got {x.shape}")
+        return x
+
+    def _run(self, x, ctx, last):
+        for layer in self.layers[:last]:
+            x = layer.forward(x, ctx)
+        return x
+
+    def forward(self, x, rng=None, stage=None):
+        """Outputs (p, ...) of the whole network for one batch x (p, ...)."""
+        return self._run(self._inputs(x), self._context(rng, stage), len(self.layers))
+
+    def predict(self, x, rng=None, stage=None, batch_size=None):
+        """Outputs for x, in batches of ``batch_size`` (None: one batch); fresh draws per batch."""
+        x = self._inputs(x)
+        if batch_size is None:
+            return self.forward(x, rng, stage)
+        return np.concatenate([self.forward(x[i:i + batch_size], rng, stage)
+                               for i in range(0, len(x), _batch(batch_size))])
+
+    def _loss(self, x, y, ctx):
+        """(loss without L1, accuracy, dL/d(output of the last layer the gradient starts at))."""
+        if self._fused:
+            logits = self._run(x, ctx, len(self.layers) - 1)
+            loss, grad = cross_entropy_from_logits(logits, y)
+        else:
+            logits = self._run(x, ctx, len(self.layers))
+            loss, grad = cross_entropy_from_probabilities(logits, y)
+        return loss, accuracy(logits, y), grad
+
+    def l1_penalty(self):
+        """l1 * sum |theta| over the memristive layers' parameters (0.0 when l1 is 0)."""
+        if not self.l1:
+            return 0.0
+        return l1_penalty([v for layer in self.memristive_layers for v in layer.params.values()], self.l1)
+
+    def compute_gradients(self, x, y, rng=None, stage=None):
+        """Forward and backward pass on one batch: fills every layer's ``grads`` (L1 included) and
+        returns (loss including the L1 penalty, accuracy)."""
+        x = self._inputs(x)
+        loss, acc, grad = self._loss(x, y, self._context(rng, stage))
+        stop = len(self.layers) - 1 if self._fused else len(self.layers)
+        for i in range(stop - 1, self._first_trainable - 1, -1):
+            grad = self.layers[i].backward(grad, need_dx=i > self._first_trainable)
+        if self.l1:
+            for layer in self.memristive_layers:
+                for name, theta in layer.params.items():
+                    l1_gradient_(theta, layer.grads[name], self.l1)
+        return loss + self.l1_penalty(), acc
+
+    def train_step(self, x, y, rng=None, stage=None):
+        """One optimiser step on the batch (x (p, ...), integer labels y (p,)); double weights are
+        projected onto >= 0 afterwards. Returns (loss including L1, accuracy) before the step."""
+        loss, acc = self.compute_gradients(x, y, rng, stage)
+        self.optimizer.step((key, layer.params[name], layer.grads[name])
+                            for key, layer, name in self.parameters())
+        for layer in self.memristive_layers:
+            for name in layer.constrained:
+                non_negative_(layer.params[name])
+        return loss, acc
+
+    def evaluate(self, x, y, rng=None, stage=None, batch_size=100, power=False):
+        """{"loss", "accuracy", "power"} over x in batches (fresh draws per batch). loss is the mean
+        cross-entropy plus the L1 penalty (as Keras reports it); power (W) is the total average power
+        of the memristive crossbars, averaged over batches (None unless ``power``)."""
+        x, y = self._inputs(x), np.asarray(y)
+        if len(x) != len(y):
+            raise ValueError(f"y must have one label per example of x ({len(x)}); got {len(y)}")
+        ctx = self._context(rng, stage)
+        losses, hits, powers = 0.0, 0.0, []
+        step = _batch(batch_size)
+        for i in range(0, len(x), step):
+            xb, yb = x[i:i + step], y[i:i + step]
+            loss, acc, _ = self._loss(xb, yb, ctx)
+            losses += loss * len(xb)
+            hits += acc * len(xb)
+            if power:
+                powers.append(self.power())
+        return {"loss": losses / len(x) + self.l1_penalty(), "accuracy": hits / len(x),
+                "power": float(np.mean(powers)) if power else None}
+
+    def layer_powers(self):
+        """Average power (W) of each memristive layer's crossbar in the last forward pass."""
+        return [layer.power() for layer in self.memristive_layers]
+
+    def power(self):
+        """Total average power (W) of the memristive crossbars in the last forward pass (SPEC §3)."""
+        return float(sum(self.layer_powers()))
+
+    # -- files ----------------------------------------------------------------------------------
+    def save(self, path):
+        """Write weights, architecture and stage to ``path`` (.npz), atomically."""
+        arrays = {"architecture": np.array([json.dumps(self.architecture())]),
+                  "stage": np.array([json.dumps(None if self.stage is None else self.stage.to_dict())])}
+        for key, layer, name in self.parameters():
+            arrays[key] = layer.params[name]
+        path = os.fspath(path)
+        fd, tmp = tempfile.mkstemp(prefix=os.path.basename(path) + ".", suffix=".tmp",
+                                   dir=os.path.dirname(os.path.abspath(path)))
+        try:
+            with os.fdopen(fd, "wb") as f:
+                np.savez(f, **arrays)
+            os.replace(tmp, path)
+        except BaseException:
+            if os.path.exists(tmp):
+                os.remove(tmp)
+            raise
+
+    @classmethod
+    def load(cls, path, backend=None, optimizer=None):
+        """Rebuild a model (architecture, stage, l1, weights) from a file written by :meth:`save`."""
+        architecture, stage, weights = _read(path)
+        try:
+            layers = [layer_from_config(config) for config in architecture["layers"]]
+            model = cls(layers, input_shape=architecture.get("input_shape"), stage=stage,
+                        optimizer=optimizer, l1=architecture.get("l1", 0.0), backend=backend)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ValueError(f"{os.fspath(path)}: the architecture in the file is not valid: {exc}") from None
+        model.astype(architecture.get("dtype", "float32"))
+        model._set_weights(weights, path)
+        return model
+
+    def load_weights(self, path):
+        """Load the weights of a file written by :meth:`save` into this model (same architecture)."""
+        architecture, _, weights = _read(path)
+        ours = [layer.config() for layer in self.layers]
+        if architecture.get("layers") != ours:
+            raise ValueError(f"{os.fspath(path)} holds a different architecture: "
+                             f"{architecture.get('layers')} (this model: {ours})")
+        self._set_weights(weights, path)
+        return self
+
+    def _set_weights(self, weights, path):
+        expected = {key: layer.params[name].shape for key, layer, name in self.parameters()}
+        missing = sorted(set(expected) - set(weights))
+        extra = sorted(set(weights) - set(expected))
+        if missing or extra:
+            raise ValueError(f"{os.fspath(path)} does not fit the architecture: missing parameters "
+                             f"{missing or 'none'}, unexpected arrays {extra or 'none'}")
+        for key, layer, name in self.parameters():
+            value = weights[key]
+            if value.shape != expected[key]:
+                raise ValueError(f"{os.fspath(path)} does not fit the architecture: {key} "
+                                 f"({type(layer).__name__}.{name}) has shape {value.shape} in the "
+                                 f"file but the layer needs {expected[key]}")
+            if value.dtype.kind != "f" or not np.all(np.isfinite(value)):
+                raise ValueError(f"{os.fspath(path)}: {key} must hold finite floating-point values")
+            layer.params[name] = value.astype(layer.dtype)
+
+
+def _batch(batch_size):
+    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+        raise ValueError(f"batch_size must be an integer >= 1; got {batch_size!r}")
+    return int(batch_size)
+
+
+def _read(path):
+    """(architecture dict, Stage or None, {key: array}) of a model file."""
+    try:
+        with np.load(os.fspath(path), allow_pickle=False) as data:
+            arrays = {key: data[key] for key in data.files}
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"{os.fspath(path)} is not a readable .npz model file: {exc}") from None
+    for key in ("architecture", "stage"):
+        if key not in arrays or arrays[key].shape != (1,) or arrays[key].dtype.kind != "U":
+            raise ValueError(f"{os.fspath(path)} is not a memnp model file: no '{key}' JSON string array")
+    try:
+        architecture = json.loads(str(arrays.pop("architecture")[0]))
+        stage = json.loads(str(arrays.pop("stage")[0]))
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{os.fspath(path)}: bad JSON in the model file: {exc}") from None
+    if not isinstance(architecture, dict) or architecture.get("format") != FORMAT:
+        raise ValueError(f"{os.fspath(path)} is not a memnp model file (format must be {FORMAT!r})")
+    if architecture.get("version") != VERSION:
+        raise ValueError(f"{os.fspath(path)} has model-file version {architecture.get('version')!r}; "
+                         f"this memnp reads version {VERSION}")
+    _dtype(architecture.get("dtype", "float32"))
+    return architecture, None if stage is None else Stage.from_dict(stage), arrays
