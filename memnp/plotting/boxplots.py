@@ -1,0 +1,191 @@
+"""Box plots of test error: against average power (log axis), and by category (the CNN figure).
+
+A *group* is a mapping with ``label`` (str), ``error`` ((n,) test error, %), optionally ``power``
+((n,) average power per test pass, W) and ``color``. Boxes follow Tukey's convention: the box spans
+the quartiles, the line is the median, whiskers reach the furthest point within 1.5 IQR, and
+points beyond are drawn individually.
+"""
+from __future__ import annotations
+
+import numpy as np
+from matplotlib.patches import Patch, Rectangle
+
+from . import style
+
+
+def box_stats(values):
+    """(q1, median, q3, whisker_low, whisker_high, outliers) of ``values`` ((n,), NaN ignored)."""
+    values = np.asarray(values, dtype=float).reshape(-1)
+    values = values[np.isfinite(values)]
+    if values.size == 0:
+        raise ValueError("a box needs at least one finite value")
+    q1, median, q3 = np.percentile(values, [25, 50, 75])
+    iqr = q3 - q1
+    inside = values[(values >= q1 - 1.5 * iqr) & (values <= q3 + 1.5 * iqr)]
+    low, high = float(inside.min()), float(inside.max())
+    outliers = values[(values < low) | (values > high)]
+    return float(q1), float(median), float(q3), low, high, outliers
+
+
+def draw_box(axis, x, values, color, *, width=0.5, log_x=False):
+    """Draw one box of ``values`` centred at ``x``.
+
+    ``width``: in data units, or in decades when ``log_x`` (so boxes look equal on a log axis).
+    Returns the box's Rectangle (for legends).
+    """
+    q1, median, q3, low, high, outliers = box_stats(values)
+    if log_x:
+        if not x > 0:
+            raise ValueError(f"x must be > 0 on a log axis, got {x!r}")
+        left, right = x * 10 ** (-width / 2), x * 10 ** (width / 2)
+        cap_left, cap_right = x * 10 ** (-width / 4), x * 10 ** (width / 4)
+    else:
+        left, right = x - width / 2, x + width / 2
+        cap_left, cap_right = x - width / 4, x + width / 4
+    rect = Rectangle((left, q1), right - left, q3 - q1, facecolor=color, alpha=0.35,
+                     edgecolor="none", zorder=2)
+    axis.add_patch(rect)
+    axis.add_patch(Rectangle((left, q1), right - left, q3 - q1, facecolor="none",
+                             edgecolor=color, lw=0.9, zorder=3))
+    axis.plot([left, right], [median, median], color=color, lw=1.4, zorder=4, solid_capstyle="butt")
+    axis.plot([x, x], [q3, high], color=color, lw=0.8, zorder=2)
+    axis.plot([x, x], [q1, low], color=color, lw=0.8, zorder=2)
+    axis.plot([cap_left, cap_right], [high, high], color=color, lw=0.8, zorder=2)
+    axis.plot([cap_left, cap_right], [low, low], color=color, lw=0.8, zorder=2)
+    if outliers.size:
+        axis.plot(np.full(outliers.shape, x), outliers, ls="none", marker="o", ms=2.2,
+                  mfc="none", mec=color, mew=0.6, zorder=3)
+    return rect
+
+
+#: Colours of groups without one: standard, aware, aware + regularised, then the rest.
+_DEFAULT_CYCLE = [style.COLORS[k] for k in ("vermilion", "blue", "bluish-green", "reddish-purple",
+                                             "orange", "sky-blue", "grey", "black")]
+
+
+def _group_color(group, index):
+    return group.get("color") or _DEFAULT_CYCLE[index % len(_DEFAULT_CYCLE)]
+
+
+def label_log_axis(target, lo, hi):
+    """Plain-number tick labels on a log axis (10, 20, 50 ... rather than 2 x 10^1); minor ticks
+    at 2 and 5 are labelled only when the axis spans under two decades."""
+    from matplotlib.ticker import FuncFormatter, NullFormatter
+
+    def plain(value, _):
+        return f"{value:g}"
+
+    target.set_major_formatter(FuncFormatter(plain))
+    if np.log10(hi / lo) < 2:
+        def some(value, _):
+            mantissa = value / 10 ** np.floor(np.log10(value) + 1e-9)
+            return f"{value:g}" if round(mantissa) in (2, 5) and abs(mantissa - round(mantissa)) < 1e-6 else ""
+        target.set_minor_formatter(FuncFormatter(some))
+    else:
+        target.set_minor_formatter(NullFormatter())
+
+
+def _check_groups(groups, need_power):
+    if not groups:
+        raise ValueError("groups must hold at least one group")
+    for g in groups:
+        if "label" not in g or "error" not in g:
+            raise ValueError(f"each group needs 'label' and 'error', got keys {sorted(g)}")
+        if need_power:
+            if "power" not in g:
+                raise ValueError(f"group {g['label']!r} has no 'power' (W)")
+            power = np.asarray(g["power"], dtype=float)
+            if not np.all(power[np.isfinite(power)] > 0):
+                raise ValueError(f"group {g['label']!r}: power must be > 0 W for a log axis")
+
+
+def draw_error_vs_power(axis, groups, *, width=0.12, ylog=False):
+    """Boxes of test error at each group's median power on ``axis`` (log x). Returns legend handles.
+
+    The x axis is shown in the SI-prefixed unit picked from all groups' powers.
+    """
+    _check_groups(groups, need_power=True)
+    all_power = np.concatenate([np.asarray(g["power"], dtype=float).reshape(-1) for g in groups])
+    scale, unit = style.power_unit(all_power)
+    handles = []
+    for i, g in enumerate(groups):
+        color = _group_color(g, i)
+        x = scale * float(np.nanmedian(np.asarray(g["power"], dtype=float)))
+        draw_box(axis, x, g["error"], color, width=width, log_x=True)
+        handles.append(Patch(facecolor=color, edgecolor=color, alpha=0.6, label=g["label"]))
+    xs = scale * np.array([np.nanmedian(np.asarray(g["power"], dtype=float)) for g in groups])
+    lo, hi = xs.min() * 10 ** (-0.6 * width - 0.15), xs.max() * 10 ** (0.6 * width + 0.15)
+    axis.set_xscale("log")
+    axis.set_xlim(lo, hi)
+    label_log_axis(axis.xaxis, lo, hi)
+    if ylog:
+        axis.set_yscale("log")
+    axis.set_xlabel(f"Average power ({unit})")
+    axis.set_ylabel("Test error (%)")
+    axis.autoscale_view(scalex=False)
+    return handles
+
+
+@style.styled
+def error_vs_power_figure(path, panels, *, ylog=False, width="column"):
+    """Test error against average power, one box per (training, inference) group, per panel.
+
+    Args:
+        path: output path.
+        panels: [{"title": str, "groups": [group, ...]}, ...] (module docstring); panels share y.
+        ylog: log scale for the error axis.
+        width: "column", "page" or inches.
+    Returns:
+        [png_path, pdf_path].
+    """
+    if not panels:
+        raise ValueError("panels must hold at least one panel")
+    n = len(panels)
+    fig = style.new_figure(width, height=2.3 if n <= 2 else 2.5)
+    axes = fig.subplots(1, n, sharey=True, squeeze=False)[0]
+    seen = {}
+    for axis, panel in zip(axes, panels):
+        for h in draw_error_vs_power(axis, panel["groups"], ylog=ylog):
+            seen.setdefault(h.get_label(), h)
+        if panel.get("title"):
+            axis.set_title(panel["title"], fontsize=7.5)
+    for axis in axes[1:]:
+        axis.set_ylabel("")
+    fig.legend(handles=list(seen.values()), loc="outside upper center", ncols=min(3, len(seen)),
+               handlelength=1.2, columnspacing=1.0)
+    return style.save(fig, path)
+
+
+def draw_category_boxes(axis, groups):
+    """Boxes of test error at integer positions, one per group, labelled by group (and power)."""
+    _check_groups(groups, need_power=False)
+    labels = []
+    for i, g in enumerate(groups):
+        draw_box(axis, i, g["error"], _group_color(g, i), width=0.5)
+        label = g["label"]
+        if "power" in g:
+            scale, unit = style.power_unit(g["power"])
+            label += f"\n{scale * float(np.nanmedian(np.asarray(g['power'], dtype=float))):.3g} {unit}"
+        labels.append(label)
+    axis.set_xticks(range(len(groups)), labels)
+    axis.set_xlim(-0.6, len(groups) - 0.4)
+    axis.set_ylabel("Test error (%)")
+
+
+@style.styled
+def cnn_boxplots_figure(path, groups, *, title=None):
+    """CIFAR-10 CNN test error by training (standard vs nonideality-aware), with median powers.
+
+    Args:
+        path: output path.
+        groups: [group, ...] (module docstring); ``power`` optional (shown under the label).
+    Returns:
+        [png_path, pdf_path].
+    """
+    fig = style.new_figure(0.3 * style.PAGE_WIDTH + 0.6 * len(groups), height=2.2)
+    axis = fig.subplots()
+    draw_category_boxes(axis, groups)
+    axis.set_xlabel("Training")
+    if title:
+        axis.set_title(title, fontsize=7.5)
+    return style.save(fig, path)

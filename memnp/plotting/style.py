@@ -1,0 +1,234 @@
+"""One figure style for every memnp figure: sizes, fonts, colours, and an atomic save helper.
+
+Figures are sized for a paper column (3.5 in) or a full page width (7.2 in) and drawn with
+fonts that stay readable at that size (7-8 pt). Every figure is a plain
+``matplotlib.figure.Figure`` rendered by the Agg canvas: nothing here touches pyplot's global
+state or the interactive backend, and nothing ever calls ``show``.
+
+Colours come from the Okabe-Ito palette (distinguishable with the common colour-vision
+deficiencies). Each inference/training setup of the paper has a fixed colour, so the same setup
+looks the same in every figure.
+"""
+from __future__ import annotations
+
+import functools
+import os
+import re
+import tempfile
+import zlib
+from pathlib import Path
+
+import matplotlib
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+#: Width of one paper column (inches).
+COLUMN_WIDTH = 3.5
+#: Width of a full page (two columns, inches).
+PAGE_WIDTH = 7.2
+#: Raster resolution of the PNG files (dots per inch).
+DPI = 300
+
+#: Okabe-Ito colours by name.
+COLORS = {
+    "black": "#000000",
+    "orange": "#E69F00",
+    "sky-blue": "#56B4E9",
+    "bluish-green": "#009E73",
+    "yellow": "#F0E442",
+    "blue": "#0072B2",
+    "vermilion": "#D55E00",
+    "reddish-purple": "#CC79A7",
+    "grey": "#7F7F7F",
+}
+
+#: Training kinds (ideal/standard, aware, aware + regularised), as in the paper's box plots.
+TRAINING_COLORS = {
+    "standard": COLORS["vermilion"],
+    "aware": COLORS["blue"],
+    "aware_regularised": COLORS["bluish-green"],
+}
+
+#: Curve roles of the training figures.
+CURVE_COLORS = {
+    "training": COLORS["orange"],
+    "validation": COLORS["sky-blue"],
+    "test": COLORS["reddish-purple"],
+}
+
+#: The paper's nine inference setups (SPEC §7), by the keys memnp uses for them.
+SETUP_COLORS = {
+    "ideal": COLORS["black"],
+    "low_pf": COLORS["sky-blue"],
+    "high_pf": COLORS["blue"],
+    "stuck_off": COLORS["orange"],
+    "high_pf_stuck_on": COLORS["vermilion"],
+    "d2d_more_uniform": COLORS["bluish-green"],
+    "d2d_less_uniform": COLORS["yellow"],
+    "high_d2d": COLORS["reddish-purple"],
+    "ta_hfo2": COLORS["grey"],
+}
+
+_FALLBACK = [COLORS[k] for k in ("blue", "vermilion", "bluish-green", "orange", "reddish-purple",
+                                  "sky-blue", "yellow", "grey", "black")]
+
+#: Aliases that map other spellings of a setup onto the keys of SETUP_COLORS.
+_SETUP_ALIASES = [
+    (r"(pf|iv).*stuck.*on|stuck.*on.*(pf|iv)", "high_pf_stuck_on"),
+    (r"low.*(pf|iv|nonlin)", "low_pf"),
+    (r"high.*(pf|iv|nonlin)", "high_pf"),
+    (r"stuck.*(off|g_off)", "stuck_off"),
+    (r"(more|uniform).*more|more.*uniform", "d2d_more_uniform"),
+    (r"less.*uniform", "d2d_less_uniform"),
+    (r"high.*d2d", "high_d2d"),
+    (r"ta.*hf|hfo|stuck.*distr", "ta_hfo2"),
+    (r"^ideal$|none", "ideal"),
+]
+
+#: Matplotlib settings of every memnp figure.
+RC_PARAMS = {
+    "font.family": "sans-serif",
+    "font.sans-serif": ["DejaVu Sans", "Arial", "Helvetica"],
+    "font.size": 7.5,
+    "axes.titlesize": 8,
+    "axes.labelsize": 8,
+    "xtick.labelsize": 7,
+    "ytick.labelsize": 7,
+    "legend.fontsize": 7,
+    "legend.frameon": False,
+    "figure.titlesize": 8,
+    "axes.linewidth": 0.6,
+    "xtick.major.width": 0.6,
+    "ytick.major.width": 0.6,
+    "xtick.minor.width": 0.4,
+    "ytick.minor.width": 0.4,
+    "xtick.major.size": 3,
+    "ytick.major.size": 3,
+    "lines.linewidth": 1.0,
+    "lines.markersize": 3,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "axes.grid": False,
+    "pdf.fonttype": 42,
+    "svg.fonttype": "none",
+    "savefig.dpi": DPI,
+}
+
+
+def setup_color(name):
+    """Colour (hex string) of a setup by its key or a label naming it; stable for unknown names."""
+    key = str(name).lower().replace("-", "_").replace(" ", "_")
+    if key in SETUP_COLORS:
+        return SETUP_COLORS[key]
+    if key in TRAINING_COLORS:
+        return TRAINING_COLORS[key]
+    for pattern, alias in _SETUP_ALIASES:
+        if re.search(pattern, key):
+            return SETUP_COLORS[alias]
+    return _FALLBACK[zlib.crc32(key.encode("utf-8")) % len(_FALLBACK)]
+
+
+def training_color(regularised=False, aware=True):
+    """Colour of a training kind: standard (ideal), nonideality-aware, or aware + regularised."""
+    if not aware:
+        return TRAINING_COLORS["standard"]
+    return TRAINING_COLORS["aware_regularised" if regularised else "aware"]
+
+
+def styled(function):
+    """Decorator: run a figure function with memnp's matplotlib settings (RC_PARAMS)."""
+    @functools.wraps(function)
+    def wrapper(*args, **kwargs):
+        with matplotlib.rc_context(RC_PARAMS):
+            return function(*args, **kwargs)
+    return wrapper
+
+
+def new_figure(width="column", height=None, aspect=0.75):
+    """A new Agg-backed Figure with constrained layout.
+
+    ``width``: "column" (3.5 in), "page" (7.2 in) or a number of inches; ``height`` in inches
+    (default ``aspect * width``).
+    """
+    if width == "column":
+        width = COLUMN_WIDTH
+    elif width == "page":
+        width = PAGE_WIDTH
+    width = float(width)
+    if not width > 0:
+        raise ValueError(f"width must be 'column', 'page' or > 0 inches, got {width!r}")
+    height = aspect * width if height is None else float(height)
+    if not height > 0:
+        raise ValueError(f"height must be > 0 inches, got {height!r}")
+    fig = Figure(figsize=(width, height), layout="constrained")
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def figure_paths(path):
+    """The PNG and PDF paths of a figure whose output path (with or without suffix) is ``path``."""
+    path = Path(path)
+    stem = path.with_suffix("") if path.suffix.lower() in (".png", ".pdf") else path
+    return stem.with_name(stem.name + ".png"), stem.with_name(stem.name + ".pdf")
+
+
+def _atomic_savefig(fig, target, fmt):
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fig.savefig(fh, format=fmt, dpi=DPI, metadata=_METADATA[fmt])
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+# Fixed metadata, so that redrawing the same data gives the same files.
+_METADATA = {
+    "png": {"Software": "memnp"},
+    "pdf": {"Creator": "memnp", "Producer": "memnp", "CreationDate": None},
+}
+
+
+def save(fig, path):
+    """Write ``fig`` as PNG (300 dpi) and PDF next to each other, atomically; return both paths.
+
+    ``path`` is the figure's output path, with or without a ``.png``/``.pdf`` suffix. Each file is
+    written to a temporary file in the same directory and renamed into place, so a reader never
+    sees a half-written figure.
+    """
+    png, pdf = figure_paths(path)
+    with matplotlib.rc_context(RC_PARAMS):
+        _atomic_savefig(fig, png, "png")
+        _atomic_savefig(fig, pdf, "pdf")
+    return [png, pdf]
+
+
+def percent_formatter(axis, which="y"):
+    """Label an axis in per cent without a trailing '.0'."""
+    from matplotlib.ticker import FuncFormatter
+
+    target = axis.yaxis if which == "y" else axis.xaxis
+    target.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+
+
+def panel_label(axis, text):
+    """A bold panel letter ("a", "b", ...) in the top-left corner outside the axes."""
+    axis.text(-0.02, 1.02, text, transform=axis.transAxes, fontweight="bold", fontsize=9,
+              ha="right", va="bottom")
+
+
+def power_unit(values_W):
+    """(scale, unit) that show powers (W) with a readable SI prefix, chosen from their median."""
+    import numpy as np
+
+    values_W = np.asarray(values_W, dtype=float)
+    finite = values_W[np.isfinite(values_W) & (values_W > 0)]
+    typical = float(np.median(finite)) if finite.size else 1.0
+    for scale, unit in ((1.0, "W"), (1e3, "mW"), (1e6, "µW"), (1e9, "nW")):
+        if typical * scale >= 1.0:
+            return scale, unit
+    return 1e9, "nW"

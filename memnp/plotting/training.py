@@ -1,0 +1,159 @@
+"""Training curves: training, validation and nonideal test error per epoch (MNIST and CNN figures).
+
+A *panel* is a mapping:
+    title: str (optional)
+    epochs: (n_epochs,) epoch numbers (1-based) of the training curve
+    training: (n_networks, n_epochs) or (n_epochs,) training error (%)
+    validation_epochs: (n_val,) epochs at which validation ran
+    validation: (n_networks, n_val) or (n_networks, n_val, repeats) or (n_val,) validation error (%);
+        with repeats (memristive validation) the median over repeats is drawn
+    test_epochs: (n_test,) epochs of the test-during-training evaluations (optional)
+    test: (n_networks, n_test, repeats) or (n_networks, n_test) or (n_test,) nonideal test error (%)
+        (optional); the median over repeats is drawn, with the interquartile range shaded
+One line per trained network; networks are told apart by line style, as in the paper.
+"""
+from __future__ import annotations
+
+import numpy as np
+from matplotlib.lines import Line2D
+
+from . import style
+
+LINESTYLES = ["-", (0, (4, 1.5)), (0, (1, 1)), (0, (4, 1.5, 1, 1.5)), (0, (6, 1, 1, 1, 1, 1))]
+ROLE_LABELS = {"training": "Training", "validation": "Validation", "test": "Test (nonideal)"}
+
+
+def _networks(values, n_points, name, repeats_allowed):
+    """Reshape ``values`` to (n_networks, n_points[, repeats])."""
+    values = np.asarray(values, dtype=float)
+    if values.ndim == 1:
+        values = values[None, :]
+    if values.ndim == 3 and not repeats_allowed:
+        raise ValueError(f"{name} must be (n_networks, n_points), got shape {values.shape}")
+    if values.ndim not in (2, 3) or values.shape[1] != n_points:
+        raise ValueError(f"{name} must have {n_points} points along axis 1 (its epochs), got shape {values.shape}")
+    return values
+
+
+def _check_panel(panel):
+    if "epochs" not in panel or "training" not in panel:
+        raise ValueError(f"a training-curve panel needs 'epochs' and 'training', got keys {sorted(panel)}")
+    epochs = np.asarray(panel["epochs"], dtype=float).reshape(-1)
+    out = {"epochs": epochs, "training": _networks(panel["training"], epochs.size, "training", False)}
+    for role in ("validation", "test"):
+        if panel.get(role) is None:
+            continue
+        role_epochs = np.asarray(panel.get(f"{role}_epochs", epochs), dtype=float).reshape(-1)
+        out[f"{role}_epochs"] = role_epochs
+        out[role] = _networks(panel[role], role_epochs.size, role, True)
+    return out
+
+
+def draw_training_curves(axis, panel, *, log_y=False):
+    """Draw one panel's curves on ``axis`` (see the module docstring for ``panel``)."""
+    data = _check_panel(panel)
+    colors = style.CURVE_COLORS
+    for k, curve in enumerate(data["training"]):
+        axis.plot(data["epochs"], curve, color=colors["training"], lw=0.8,
+                  ls=LINESTYLES[k % len(LINESTYLES)])
+    for role in ("validation", "test"):
+        if role not in data:
+            continue
+        x = data[f"{role}_epochs"]
+        for k, values in enumerate(data[role]):
+            ls = LINESTYLES[k % len(LINESTYLES)]
+            if values.ndim == 2:  # (n_points, repeats)
+                median = np.nanmedian(values, axis=1)
+                if role == "test" and values.shape[1] > 1:
+                    q1, q3 = np.nanpercentile(values, [25, 75], axis=1)
+                    axis.fill_between(x, q1, q3, color=colors[role], alpha=0.15, lw=0)
+            else:
+                median = values
+            marker = "o" if x.size <= 30 and role == "test" else None
+            axis.plot(x, median, color=colors[role], lw=0.8, ls=ls, marker=marker, ms=2)
+    if log_y:
+        axis.set_yscale("log")
+    if panel.get("title"):
+        axis.set_title(panel["title"], fontsize=7.5)
+
+
+def curve_legend_handles(n_networks=1):
+    """Legend handles for the three curve roles (and the network line styles when > 1)."""
+    handles = [Line2D([], [], color=style.CURVE_COLORS[r], label=ROLE_LABELS[r]) for r in ROLE_LABELS]
+    if n_networks > 1:
+        handles += [Line2D([], [], color="grey", ls=LINESTYLES[k % len(LINESTYLES)], lw=0.8,
+                           label=f"network {k + 1}") for k in range(min(n_networks, len(LINESTYLES)))]
+    return handles
+
+
+@style.styled
+def training_curves_figure(path, panels, *, log_y=False, ncols=None, title=None):
+    """Training, validation and nonideal test error against epoch, one panel per setup.
+
+    Args:
+        path: output path.
+        panels: [panel, ...] (module docstring). Panels share both axes.
+        log_y: log scale for the error axis.
+        ncols: panels per row (default: up to 3).
+    Returns:
+        [png_path, pdf_path].
+    """
+    if not panels:
+        raise ValueError("panels must hold at least one panel")
+    ncols = int(ncols or min(3, len(panels)))
+    if ncols < 1:
+        raise ValueError(f"ncols must be >= 1, got {ncols}")
+    nrows = -(-len(panels) // ncols)
+    width = "column" if ncols <= 2 else "page"
+    fig = style.new_figure(width, height=0.4 + 1.55 * nrows)
+    axes = fig.subplots(nrows, ncols, sharex=True, sharey=True, squeeze=False)
+    n_networks = 1
+    for idx, axis in enumerate(axes.flat):
+        if idx >= len(panels):
+            axis.set_visible(False)
+            continue
+        draw_training_curves(axis, panels[idx], log_y=log_y)
+        n_networks = max(n_networks, np.atleast_2d(np.asarray(panels[idx]["training"])).shape[0])
+        if idx // ncols == nrows - 1 or idx + ncols >= len(panels):
+            axis.set_xlabel("Epoch")
+            axis.tick_params(labelbottom=True)
+        if idx % ncols == 0:
+            axis.set_ylabel("Error (%)")
+    fig.legend(handles=curve_legend_handles(n_networks), loc="outside upper center",
+               ncols=3 if n_networks == 1 else min(4, 3 + n_networks), handlelength=1.8, columnspacing=1.0)
+    if title:
+        fig.suptitle(title)
+    return style.save(fig, path)
+
+
+@style.styled
+def cnn_figure(path, panels, groups):
+    """The CIFAR-10 CNN figure: training curves (one panel per training) and test-error boxes.
+
+    Args:
+        path: output path.
+        panels: [panel, ...] curve panels, e.g. standard and nonideality-aware training.
+        groups: [group, ...] of :mod:`memnp.plotting.boxplots` (label, error %, optional power W).
+    Returns:
+        [png_path, pdf_path].
+    """
+    from .boxplots import draw_category_boxes
+
+    if not panels:
+        raise ValueError("panels must hold at least one panel")
+    fig = style.new_figure("page", height=2.3)
+    axes = fig.subplots(1, len(panels) + 1, sharey=True, width_ratios=[1.0] * len(panels) + [0.8])
+    n_networks = 1
+    for axis, panel in zip(axes[:-1], panels):
+        draw_training_curves(axis, panel)
+        axis.set_xlabel("Epoch")
+        n_networks = max(n_networks, np.atleast_2d(np.asarray(panel["training"])).shape[0])
+    axes[0].set_ylabel("Error (%)")
+    draw_category_boxes(axes[-1], groups)
+    axes[-1].set_ylabel("")
+    axes[-1].set_xlabel("Training")
+    axes[-1].set_title("Test (nonideal inference)", fontsize=7.5)
+    fig.legend(handles=curve_legend_handles(n_networks), loc="outside upper center",
+               ncols=min(8, 3 + (n_networks if n_networks > 1 else 0)), handlelength=1.8, columnspacing=1.0)
+    return style.save(fig, path)
+
