@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 from scipy import constants, stats
 from scipy.io import loadmat
+from scipy.io.matlab import MatReadError
 from scipy.optimize import OptimizeWarning, curve_fit
 
 from ...kernels.physics import A, B, EPS
@@ -59,7 +60,7 @@ def load_siox_mat(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
     path = Path(path)
     try:
         data = loadmat(path, variable_names=["data"])
-    except (ValueError, TypeError, OSError) as exc:
+    except (MatReadError, ValueError, TypeError, OSError, IndexError, EOFError, KeyError) as exc:
         raise ValueError(f"{path}: not a readable MATLAB v5 file ({exc})") from None
     if "data" not in data:
         raise ValueError(f"{path}: has no variable 'data' (expected the SiOx multistate layout)")
