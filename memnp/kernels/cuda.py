@@ -9,7 +9,7 @@ Same functions, shapes and units as :mod:`memnp.kernels.reference`:
 - ``ideal_power(V, G) -> float``                   average power over the batch (W)
 
 V in volts, c in A/V, d_eps in F/m, G in siemens, I in amperes. ``V`` must be float32 or float64;
-the other arrays are converted to its dtype and the outputs have it too.
+the other host arrays are converted to its dtype and the outputs have it too.
 
 Inputs may be host NumPy arrays (copied to the device; results copied back as NumPy arrays) or,
 at no copying cost, numba CUDA device arrays (or objects with ``__cuda_array_interface__``) of the
@@ -33,6 +33,9 @@ E = sqrt(|V| K + A**2 EPS), e = exp(E) and
 Sums are accumulated in float64 for both dtypes. float64 kernels are compiled without fast-math;
 float32 kernels compute the per-device terms in float32 with fast-math (approximate exp, sqrt and
 division: relative error ~1e-6 per device, far below the 1e-5 normwise target).
+
+Block shape: TX x TY = 32 x 8 threads on a GPU, 4 x 2 in the simulator; the environment variable
+MEMNP_CUDA_BLOCK="TXxTY" (powers of two, at most 1024 threads) overrides it at import time.
 
 Importing this module raises ImportError when numba-cuda is not installed. It imports under the
 CUDA simulator (NUMBA_ENABLE_CUDASIM=1; very slow, for tests only). Without a GPU and without the
@@ -239,7 +242,9 @@ def _ideal_power_body(V, G, partial):
     _block_sum_to(acc, partial)
 
 
-_CACHE = not SIMULATOR
+# Compiled kernels are cached on disk (reused across processes), except in the simulator and with a
+# non-default MEMNP_CUDA_BLOCK: Numba's cache key ignores module globals such as TX and TY.
+_CACHE = not SIMULATOR and (TX, TY) == (32, 8)
 _block_sum_to = cuda.jit(device=True)(_block_sum_to)
 
 
@@ -274,7 +279,8 @@ def _require_device():
         except Exception:  # driver problems surface as various exceptions
             _DEVICE_OK = False
     if not _DEVICE_OK:
-        raise RuntimeError("the cuda backend found no usable CUDA GPU (numba.cuda.is_available() is "
+        raise RuntimeError("the cuda backend found no usable CUDA GPU "
+                           "(numba.cuda.is_available() is "
                            "False); use the cpu backend (MEMNP_BACKEND=cpu), or set "
                            "NUMBA_ENABLE_CUDASIM=1 before importing numba for the (slow) simulator")
 
@@ -409,7 +415,10 @@ def pf_power(V, c, d_eps):
 
 
 def ideal_currents(V, G):
-    """Column currents I = V G (p, n) of an ideal crossbar, in amperes (V in volts, G in siemens)."""
+    """Column currents I = V G (p, n) of an ideal crossbar, in amperes.
+
+    V (p, m) in volts, G (m, n) in siemens.
+    """
     dtype, on_device, p, m, n, dV, (dG,) = _prepare(V, [("G", G)])
     if not (p and m and n):
         return _zeros((p, n), dtype, on_device)
