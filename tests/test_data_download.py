@@ -182,3 +182,34 @@ def test_shipped_checksums_match_shared_files(shared_data):
     path = shared_data / "SiO_x-multistate-data.mat"
     if path.is_file():
         assert download.file_digest(path) == sources.SIOX_MULTISTATE.sha256
+
+
+def test_cifar_download_extracts_batches(server, tmp_path, rng, monkeypatch):
+    import io
+    import tarfile
+
+    from memnp.data import cifar
+    buf = io.BytesIO()
+    expected = {}
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        for name in cifar.ALL_FILES:
+            images = rng.integers(0, 256, (2, 3, 32, 32), dtype=np.uint8)
+            labels = rng.integers(0, 10, 2).astype(np.uint8)
+            rec = np.concatenate([labels[:, None], images.reshape(2, -1)], axis=1).tobytes()
+            info = tarfile.TarInfo(f"cifar-10-batches-bin/{name}")
+            info.size = len(rec)
+            tar.addfile(info, io.BytesIO(rec))
+            expected[name] = (images, labels)
+    data = buf.getvalue()
+    server.files["/c.tar.gz"] = data
+    remote = RemoteFile("cifar-10-binary.tar.gz", (server.base + "/c.tar.gz",), md5=hashlib.md5(data).hexdigest())
+    monkeypatch.setattr(sources, "CIFAR10_ARCHIVE", remote)
+    x, y = datasets.load_dataset("cifar10", tmp_path, "test", dtype="uint8", layout="nchw")
+    np.testing.assert_array_equal(x, expected["test_batch.bin"][0])
+    assert sorted(_leftovers(tmp_path / "cifar-10-batches-bin")) == sorted(cifar.ALL_FILES)
+    # A wrong checksum: DataUnavailableError, nothing written.
+    bad = RemoteFile("cifar-10-binary.tar.gz", (server.base + "/c.tar.gz",), md5="0" * 32)
+    monkeypatch.setattr(sources, "CIFAR10_ARCHIVE", bad)
+    with pytest.raises(DataUnavailableError, match="MD5"):
+        datasets.load_dataset("cifar10", tmp_path / "other", "train")
+    assert _leftovers(tmp_path / "other" / "cifar-10-batches-bin") == []

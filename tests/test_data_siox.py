@@ -165,3 +165,12 @@ def test_corrupt_mat_file(tmp_path):
     path.write_bytes(b"MATLAB 5.0 MAT-file" + b"\x00" * 50)
     with pytest.raises(ValueError, match="bad.mat"):
         siox.load_siox_mat(path)
+
+
+def test_fitted_stage_dict_builds_a_stage():
+    crossbar = pytest.importorskip("memnp.crossbar")
+    data = synthetic.synthetic_siox_curves(6, rng=9)
+    fit = siox.fit_siox(data.V, data.I)
+    stage = crossbar.Stage.from_dict(fit.stage_dict("high"))
+    assert stage.G_off == pytest.approx(fit.high.G_off) and stage.k_V == 0.5
+    assert stage.to_dict()["nonidealities"][0]["type"] == "IVNonlinearityPF"

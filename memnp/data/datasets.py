@@ -97,6 +97,7 @@ def _load_cifar_part(directory: Path, part: str, download_missing: bool):
     names = cifar.TRAIN_FILES if part == "train" else cifar.TEST_FILES
     if not all((sub / n).is_file() for n in names):
         archive = sources.CIFAR10_ARCHIVE
+        user_copy = (sub / archive.name).is_file()
         try:
             (path,) = _dl.ensure([archive], sub, what="CIFAR-10 (binary version)",
                                       download_missing=download_missing)
@@ -105,7 +106,8 @@ def _load_cifar_part(directory: Path, part: str, download_missing: bool):
                 f"{exc}\nAlternatively put the extracted binary batch files "
                 f"{', '.join(cifar.ALL_FILES)} into {sub}") from None
         cifar.extract_cifar_binary(path, sub)
-        path.unlink(missing_ok=True)
+        if not user_copy:  # delete only an archive memnp downloaded itself
+            path.unlink(missing_ok=True)
     parts = [cifar.read_cifar_batch(sub / n) for n in names]
     return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
 
