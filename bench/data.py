@@ -88,7 +88,8 @@ def main():
     data_dir = args.data_dir or default_data_dir()
     todo = cases(data_dir)
     if not todo:
-        sys.exit(f"no benchmark data in {data_dir} (needs fashion-mnist/*.gz and/or SiO_x-multistate-data.mat)")
+        sys.exit(f"no benchmark data in {data_dir} "
+                 "(needs fashion-mnist/*.gz and/or SiO_x-multistate-data.mat)")
     results = {}
     for name, fn in todo.items():
         times = []

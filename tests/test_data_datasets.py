@@ -106,7 +106,8 @@ def test_embedded_warns_once_and_fallback(tmp_path):
         warnings.simplefilter("error")
         x2, y2 = datasets.load_dataset("mnist-10k", split="test", dtype="uint8")
     assert x2.shape == (2000, 28, 28) and x2.dtype == np.uint8
-    np.testing.assert_array_equal(x2, datasets._embedded_arrays()[0][datasets.embedded_split_indices()["test"]])
+    test_idx = datasets.embedded_split_indices()["test"]
+    np.testing.assert_array_equal(x2, datasets._embedded_arrays()[0][test_idx])
 
 
 def test_missing_data_message(tmp_path):

@@ -1,4 +1,4 @@
-"""Downloads against a local HTTP server on 127.0.0.1: success, mirrors, bad checksums, dropped connections."""
+"""Downloads against a local HTTP server on 127.0.0.1: mirrors, bad checksums, dropped connections."""
 import gzip
 import hashlib
 import http.server
@@ -202,7 +202,8 @@ def test_cifar_download_extracts_batches(server, tmp_path, rng, monkeypatch):
             expected[name] = (images, labels)
     data = buf.getvalue()
     server.files["/c.tar.gz"] = data
-    remote = RemoteFile("cifar-10-binary.tar.gz", (server.base + "/c.tar.gz",), md5=hashlib.md5(data).hexdigest())
+    remote = RemoteFile("cifar-10-binary.tar.gz", (server.base + "/c.tar.gz",),
+                        md5=hashlib.md5(data).hexdigest())
     monkeypatch.setattr(sources, "CIFAR10_ARCHIVE", remote)
     x, y = datasets.load_dataset("cifar10", tmp_path, "test", dtype="uint8", layout="nchw")
     np.testing.assert_array_equal(x, expected["test_batch.bin"][0])

@@ -17,7 +17,8 @@ def test_names_and_common_values():
         json.dumps(stage)  # JSON-serialisable
         if name not in ("siox-low", "tahfo2"):
             assert (stage["G_off"], stage["G_on"]) == (5.24841e-7, 2.6242e-6)
-    assert (presets.preset("siox-low")["G_off"], presets.preset("siox-low")["G_on"]) == (6.9013e-4, 3.45065e-3)
+    low = presets.preset("siox-low")
+    assert (low["G_off"], low["G_on"]) == (6.9013e-4, 3.45065e-3)
 
 
 def test_published_parameters():
@@ -27,14 +28,16 @@ def test_published_parameters():
                   "covariance": [[0.03208284, 0.09272695], [0.09272695, 0.32510818]]}
     low = presets.preset("siox-low")["nonidealities"][0]
     assert low["slopes"] == [-1.11965, -1.33689] and low["intercepts"] == [0.62835, -25.9156]
-    assert presets.preset("stuck-off")["nonidealities"] == [{"type": "StuckAtGOff", "G_off": 5.24841e-7, "p": 0.05}]
+    assert presets.preset("stuck-off")["nonidealities"] == [
+        {"type": "StuckAtGOff", "G_off": 5.24841e-7, "p": 0.05}]
     types = [n["type"] for n in presets.preset("siox-high-stuck-on")["nonidealities"]]
     assert types == ["IVNonlinearityPF", "StuckAtGOn"]
-    assert presets.preset("siox-high-stuck-on")["nonidealities"][1] == {"type": "StuckAtGOn", "G_on": 2.6242e-6,
-                                                                        "p": 0.05}
+    assert presets.preset("siox-high-stuck-on")["nonidealities"][1] == {
+        "type": "StuckAtGOn", "G_on": 2.6242e-6, "p": 0.05}
     sigmas = {n: tuple(presets.preset(n)["nonidealities"][0][k] for k in ("R_on_log_std", "R_off_log_std"))
               for n in ("d2d-more-uniform", "d2d-less-uniform", "d2d-high")}
-    assert sigmas == {"d2d-more-uniform": (0.25, 0.25), "d2d-less-uniform": (0.05, 0.5), "d2d-high": (0.5, 0.5)}
+    assert sigmas == {"d2d-more-uniform": (0.25, 0.25), "d2d-less-uniform": (0.05, 0.5),
+                      "d2d-high": (0.5, 0.5)}
 
 
 def test_tahfo2_synthetic_means_have_published_bandwidth():
@@ -87,7 +90,8 @@ def test_preset_from_fit():
     (lambda s: s.update(mapping_rule="max"), "mapping_rule"),
     (lambda s: s["nonidealities"].append({"type": "Drift"}), "type must be one of"),
     (lambda s: s["nonidealities"].append({"type": "StuckAtGOn", "G_on": 1.0}), "missing key 'p'"),
-    (lambda s: s["nonidealities"].append({"type": "StuckAt", "value": 1.0, "p": 2}), r"p must be in \[0, 1\]"),
+    (lambda s: s["nonidealities"].append({"type": "StuckAt", "value": 1.0, "p": 2}),
+     r"p must be in \[0, 1\]"),
 ])
 def test_invalid_stage_dicts(mutate, message):
     stage = presets.preset("stuck-off")

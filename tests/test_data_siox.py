@@ -91,7 +91,8 @@ def test_noiseless_synthetic_curves_are_recovered_exactly():
     np.testing.assert_allclose(fit.d_eps, data.d_eps[fit.kept], rtol=1e-6)
     R_ref = data.V[:, 20] / data.I[:, 20]
     np.testing.assert_allclose(fit.R, R_ref[fit.kept], rtol=1e-12)
-    assert fit.high.G_off == pytest.approx(1 / R_ref.max()) and fit.high.G_on == pytest.approx(5 / R_ref.max())
+    assert fit.high.G_off == pytest.approx(1 / R_ref.max())
+    assert fit.high.G_on == pytest.approx(5 / R_ref.max())
     assert fit.low is None
     with pytest.raises(ValueError, match="fewer than 3"):
         fit.regime("low")

@@ -35,7 +35,8 @@ def parse_cifar_batch(data: bytes, name: str = "<bytes>") -> tuple[np.ndarray, n
     """
     if len(data) == 0 or len(data) % RECORD_BYTES:
         raise ValueError(f"{name}: wrong size for CIFAR-10 binary data: {len(data)} bytes is not a "
-                         f"positive multiple of the {RECORD_BYTES}-byte record (truncated or not a batch file)")
+                         f"positive multiple of the {RECORD_BYTES}-byte record "
+                         "(truncated or not a batch file)")
     records = np.frombuffer(data, dtype=np.uint8).reshape(-1, RECORD_BYTES)
     labels = records[:, 0].copy()
     if labels.max() > 9:
@@ -118,7 +119,8 @@ def extract_cifar_binary(archive: str | os.PathLike, dest: str | os.PathLike) ->
                 tmp.write_bytes(data)
         missing = [n for n in ALL_FILES if n not in found]
         if missing:
-            raise ValueError(f"{archive}: not a CIFAR-10 binary archive, members missing: {', '.join(missing)}")
+            raise ValueError(f"{archive}: not a CIFAR-10 binary archive, "
+                             f"members missing: {', '.join(missing)}")
     except (tarfile.TarError, EOFError, OSError) as exc:
         for tmp in temps.values():
             tmp.unlink(missing_ok=True)

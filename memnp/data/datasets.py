@@ -88,7 +88,8 @@ def _load_idx_part(directory: Path, part: str, files, what: str, download_missin
         raise ValueError(f"{img_path} / {lab_path}: images of shape {images.shape} do not match "
                          f"labels of shape {labels.shape} (expected (N, H, W) and (N,))")
     if images.dtype != np.uint8 or labels.dtype != np.uint8:
-        raise ValueError(f"{img_path} / {lab_path}: expected uint8 IDX data, got {images.dtype} / {labels.dtype}")
+        raise ValueError(f"{img_path} / {lab_path}: expected uint8 IDX data, "
+                         f"got {images.dtype} / {labels.dtype}")
     return images, labels
 
 

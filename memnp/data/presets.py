@@ -178,18 +178,22 @@ def _builtin() -> dict[str, Preset]:
                "SiOx, low-resistance regime, Poole-Frenkel I-V nonlinearity", PUBLISHED),
         Preset("siox-high", _stage(hi["G_off"], hi["G_on"], _pf(hi)),
                "SiOx, high-resistance regime, Poole-Frenkel I-V nonlinearity", PUBLISHED),
-        Preset("stuck-off", _stage(hi["G_off"], hi["G_on"], {"type": "StuckAtGOff", "G_off": hi["G_off"], "p": 0.05}),
+        Preset("stuck-off",
+               _stage(hi["G_off"], hi["G_on"], {"type": "StuckAtGOff", "G_off": hi["G_off"], "p": 0.05}),
                "5 % of devices stuck at G_off (high-resistance SiOx range)", PUBLISHED),
         Preset("siox-high-stuck-on", _stage(hi["G_off"], hi["G_on"], _pf(hi),
                                             {"type": "StuckAtGOn", "G_on": hi["G_on"], "p": 0.05}),
                "high-resistance SiOx Poole-Frenkel nonlinearity and 5 % of devices stuck at G_on", PUBLISHED),
         Preset("d2d-more-uniform", _stage(hi["G_off"], hi["G_on"], _d2d(0.25, 0.25)),
-               "device-to-device lognormal variability, more uniform (sigma_on 0.25, sigma_off 0.25)", PUBLISHED),
+               "device-to-device lognormal variability, more uniform (sigma_on 0.25, sigma_off 0.25)",
+               PUBLISHED),
         Preset("d2d-less-uniform", _stage(hi["G_off"], hi["G_on"], _d2d(0.05, 0.5)),
-               "device-to-device lognormal variability, less uniform (sigma_on 0.05, sigma_off 0.5)", PUBLISHED),
+               "device-to-device lognormal variability, less uniform (sigma_on 0.05, sigma_off 0.5)",
+               PUBLISHED),
         Preset("d2d-high", _stage(hi["G_off"], hi["G_on"], _d2d(0.5, 0.5)),
                "high device-to-device lognormal variability (sigma_on 0.5, sigma_off 0.5)", PUBLISHED),
-        Preset("tahfo2", _stage(t["G_off"], t["G_on"], {"type": "StuckDistribution", "means": means, "p": t["p"]}),
+        Preset("tahfo2",
+               _stage(t["G_off"], t["G_on"], {"type": "StuckDistribution", "means": means, "p": t["p"]}),
                "Ta/HfO2 crossbar: 10.1 % of devices stuck at values from a KDE; the stuck values are "
                f"SYNTHETIC ({TAHFO2_SYNTHETIC_N} scaled normal quantiles with the published Scott bandwidth "
                "1.77e-5 S, centred on (G_off + G_on) / 2)",
@@ -233,7 +237,8 @@ def preset_from_fit(fit, regime: str | None = None, *, name: str | None = None, 
         default = "tahfo2-fitted"
     else:
         raise ValueError(f"fit must be a SiOxFit or TaHfO2Fit, got {type(fit).__name__}")
-    return Preset(name or default, stage, description, source, synthetic=bool(getattr(fit, "synthetic", False)))
+    return Preset(name or default, stage, description, source,
+                  synthetic=bool(getattr(fit, "synthetic", False)))
 
 
 def save_preset(obj, path: str | os.PathLike, *, name: str | None = None, description: str = "",

@@ -32,7 +32,8 @@ class RemoteFile:
             raise ValueError("urls must list at least one mirror")
         for field, length in (("sha256", 64), ("md5", 32)):
             value = getattr(self, field)
-            if value is not None and (len(value) != length or any(ch not in "0123456789abcdef" for ch in value)):
+            hexdigits = value is None or all(ch in "0123456789abcdef" for ch in value)
+            if value is not None and (len(value) != length or not hexdigits):
                 raise ValueError(f"{field} must be {length} lowercase hex digits or None, got {value!r}")
 
 

@@ -66,7 +66,8 @@ def load_siox_mat(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
         raise ValueError(f"{path}: has no variable 'data' (expected the SiOx multistate layout)")
     arr = np.asarray(data["data"], dtype=float)
     if arr.ndim != 3 or arr.shape[1] < 2:
-        raise ValueError(f"{path}: variable 'data' has shape {arr.shape}, expected (points, >=2 channels, states)")
+        raise ValueError(f"{path}: variable 'data' has shape {arr.shape}, "
+                         "expected (points, >=2 channels, states)")
     arr = np.flip(arr, axis=2)
     return np.ascontiguousarray(arr[:, 1, :].T), np.ascontiguousarray(arr[:, 0, :].T)
 
@@ -165,7 +166,8 @@ def fit_regime(R, c, d_eps, G_off: float, G_on: float) -> RegimeFit:
     """
     R, c, d_eps = (np.asarray(a, dtype=float) for a in (R, c, d_eps))
     if not (R.shape == c.shape == d_eps.shape and R.ndim == 1):
-        raise ValueError(f"R, c and d_eps must be 1-D of equal length, got {R.shape}, {c.shape}, {d_eps.shape}")
+        raise ValueError(f"R, c and d_eps must be 1-D of equal length, "
+                         f"got {R.shape}, {c.shape}, {d_eps.shape}")
     if len(R) < 3:
         raise ValueError(f"a regime needs at least 3 curves, got {len(R)}")
     if np.any(R <= 0) or np.any(c <= 0) or np.any(d_eps <= 0):
@@ -194,7 +196,8 @@ def fit_siox(V, I, *, max_voltage: float = 0.5, voltage_step: float = 0.005, ref
         SiOxFit.
     """
     for name, value in (("max_voltage", max_voltage), ("voltage_step", voltage_step),
-                        ("ref_voltage", ref_voltage), ("ratio", ratio), ("split_resistance", split_resistance)):
+                        ("ref_voltage", ref_voltage), ("ratio", ratio),
+                        ("split_resistance", split_resistance)):
         if not np.isfinite(value) or value <= 0:
             raise ValueError(f"{name} must be a finite number > 0, got {value}")
     if ref_voltage > max_voltage:
@@ -202,9 +205,12 @@ def fit_siox(V, I, *, max_voltage: float = 0.5, voltage_step: float = 0.005, ref
     if ratio <= 1:
         raise ValueError(f"ratio (G_on / G_off) must be > 1, got {ratio}")
     I = np.atleast_2d(np.asarray(I, dtype=float))
-    V = np.broadcast_to(np.asarray(V, dtype=float), I.shape) if np.ndim(V) == 1 else np.asarray(V, dtype=float)
+    V = np.asarray(V, dtype=float)
+    if V.ndim == 1:
+        V = np.broadcast_to(V, I.shape)
     if V.shape != I.shape:
-        raise ValueError(f"V and I must have the same shape (n_curves, n_points), got {V.shape} and {I.shape}")
+        raise ValueError(f"V and I must have the same shape (n_curves, n_points), "
+                         f"got {V.shape} and {I.shape}")
     n_points = int(round(max_voltage / voltage_step)) + 1
     ref = int(round(ref_voltage / voltage_step))
     if I.shape[1] < n_points:
