@@ -214,3 +214,25 @@ def test_cifar_download_extracts_batches(server, tmp_path, rng, monkeypatch):
     with pytest.raises(DataUnavailableError, match="MD5"):
         datasets.load_dataset("cifar10", tmp_path / "other", "train")
     assert _leftovers(tmp_path / "other" / "cifar-10-batches-bin") == []
+
+
+def test_siox_file_download_and_names(server, tmp_path, monkeypatch):
+    from scipy.io import savemat
+
+    from memnp.data.devices import siox, synthetic
+    curves = synthetic.synthetic_siox_curves(4, rng=0)
+    # The published layout: (point, channel, state), state axis flipped.
+    data = np.stack([curves.I.T, curves.V.T, (curves.V / np.where(curves.I == 0, 1, curves.I)).T], axis=1)
+    savemat(tmp_path / "src.mat", {"data": np.flip(data, axis=2)})
+    payload = (tmp_path / "src.mat").read_bytes()
+    server.files["/z.mat"] = payload
+    remote = RemoteFile("SiO_x-multistate-data.mat", (server.base + "/z.mat",), sha256=_sha(payload))
+    monkeypatch.setattr(sources, "SIOX_MULTISTATE", remote)
+    fit = siox.fit_siox_file(data_dir=tmp_path / "d")
+    np.testing.assert_allclose(np.sort(fit.c), np.sort(curves.c), rtol=1e-6)
+    assert _leftovers(tmp_path / "d") == ["SiO_x-multistate-data.mat"]
+    # Zenodo's own file name is recognised too, without a download.
+    (tmp_path / "e").mkdir()
+    (tmp_path / "e" / "excelDataCombined.mat").write_bytes(payload)
+    assert siox.siox_multistate_path(tmp_path / "e").name == "excelDataCombined.mat"
+    assert server.hits == ["/z.mat"]

@@ -258,7 +258,37 @@ def fit_siox(V, I, *, max_voltage: float = 0.5, voltage_step: float = 0.005, ref
     return SiOxFit(R=R, c=c, d_eps=d, kept=kept, dropped=dict(sorted(dropped.items())), low=low, high=high)
 
 
-def fit_siox_file(path: str | os.PathLike, **kwargs) -> SiOxFit:
-    """:func:`load_siox_mat` then :func:`fit_siox` (keyword arguments passed on)."""
+def fit_siox_file(path: str | os.PathLike | None = None, *, data_dir=None, download: bool = True,
+                  **kwargs) -> SiOxFit:
+    """:func:`load_siox_mat` then :func:`fit_siox` (other keyword arguments passed on).
+
+    With ``path`` None, the published file is taken from the data directory (see
+    :func:`siox_multistate_path`).
+    """
+    if path is None:
+        path = siox_multistate_path(data_dir, download=download)
     V, I = load_siox_mat(path)
     return fit_siox(V, I, **kwargs)
+
+
+#: Names under which the published multistate file is recognised in the data directory.
+SIOX_FILE_NAMES = ("SiO_x-multistate-data.mat", "excelDataCombined.mat")
+
+
+def siox_multistate_path(data_dir=None, *, download: bool = True) -> Path:
+    """Path of the published SiOx multistate file in the data directory, downloading it if absent.
+
+    Looks for ``SiO_x-multistate-data.mat`` (or Zenodo's name ``excelDataCombined.mat``); if
+    neither is there and ``download`` is true, fetches it from Zenodo record 5762184 (SHA-256
+    verified). Raises DataUnavailableError saying where to put the file otherwise.
+    """
+    from .. import download as dl
+    from ..paths import data_dir as resolve
+    from ..sources import SIOX_MULTISTATE
+
+    def present(directory, remote):
+        return next((directory / n for n in SIOX_FILE_NAMES if (directory / n).is_file()), None)
+
+    (path,) = dl.ensure([SIOX_MULTISTATE], resolve(data_dir), what="The SiOx multistate I-V data",
+                        download_missing=download, present=present)
+    return path

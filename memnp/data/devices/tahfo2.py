@@ -43,11 +43,27 @@ def scott_bandwidth(values) -> float:
     return float(sigma * values.size ** (-0.2))
 
 
-def load_tahfo2(path: str | os.PathLike, dataset: str = "G_reads") -> np.ndarray:
+#: File name of the Ta/HfO2 measurements in the data directory.
+TAHFO2_FILE_NAME = "Ta_HfO2-data.mat"
+
+
+def load_tahfo2(path: str | os.PathLike | None = None, dataset: str = "G_reads", *,
+                data_dir=None) -> np.ndarray:
     """Read ``G_reads`` (cycles, pulses, bit lines, word lines) (S) from an HDF5 / MATLAB v7.3 file.
 
-    Needs h5py (``pip install memnp[hdf5]``). The data set is returned as stored, without transposing.
+    With ``path`` None, reads ``Ta_HfO2-data.mat`` from the data directory (the measurements are not
+    public, so nothing is downloaded). Needs h5py (``pip install memnp[hdf5]``). The data set is
+    returned as stored, without transposing.
     """
+    if path is None:
+        from ..download import DataUnavailableError
+        from ..paths import data_dir as resolve
+        path = resolve(data_dir) / TAHFO2_FILE_NAME
+        if not path.is_file():
+            raise DataUnavailableError(
+                f"The Ta/HfO2 measurements are not available: put the HDF5 file with data set "
+                f"{dataset!r} at {path} (they are not public), pass path=..., or use "
+                "synthetic_tahfo2_reads / the 'tahfo2' preset")
     try:
         import h5py
     except ImportError:
