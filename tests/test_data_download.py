@@ -166,12 +166,10 @@ def test_remote_file_validation():
         RemoteFile("../f", ("http://x/f",))
     with pytest.raises(ValueError, match="mirror"):
         RemoteFile("f", ())
-    # Every shipped checksum is well formed and at least one verification is available for
-    # every data set but none is invented: MNIST and CIFAR-10 rely on the published MD5s.
-    for remote in sources.MNIST_FILES + (sources.CIFAR10_ARCHIVE,):
-        assert remote.sha256 is None and remote.md5 is not None
-    for remote in sources.FASHION_MNIST_FILES + (sources.SIOX_MULTISTATE,):
-        assert remote.sha256 is not None
+    # Every shipped data set is verified by SHA-256.
+    for remote in (sources.MNIST_FILES + sources.FASHION_MNIST_FILES
+                   + (sources.CIFAR10_ARCHIVE, sources.SIOX_MULTISTATE)):
+        assert remote.sha256 is not None and len(remote.sha256) == 64
 
 
 def test_shipped_checksums_match_shared_files(shared_data):

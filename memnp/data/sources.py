@@ -45,13 +45,21 @@ MNIST_MIRRORS = (
     "https://ossci-datasets.s3.amazonaws.com/mnist/",
     "https://storage.googleapis.com/cvdf-datasets/mnist/",
 )
-# No SHA-256 of the MNIST files is known to us for certain; these MD5s are the values published
-# with the MNIST files by their distributors (and checked by torchvision).
+# SHA-256 values as recorded in TensorFlow Datasets' URL checksums for these files (sizes 9,912,422,
+# 28,881, 1,648,877 and 4,542 bytes); the MD5s are the ones the distributors publish.
 MNIST_FILES = (
-    _mirrored("train-images-idx3-ubyte.gz", MNIST_MIRRORS, md5="f68b3c2dcbeaaa9fbdd348bbdeb94873"),
-    _mirrored("train-labels-idx1-ubyte.gz", MNIST_MIRRORS, md5="d53e105ee54ea40749a09fcbcd1e9432"),
-    _mirrored("t10k-images-idx3-ubyte.gz", MNIST_MIRRORS, md5="9fb629c4189551a2d022fa330f9573f3"),
-    _mirrored("t10k-labels-idx1-ubyte.gz", MNIST_MIRRORS, md5="ec29112dd5afa0611ce80d1b7f02629c"),
+    _mirrored("train-images-idx3-ubyte.gz", MNIST_MIRRORS,
+              sha256="440fcabf73cc546fa21475e81ea370265605f56be210a4024d2ca8f203523609",
+              md5="f68b3c2dcbeaaa9fbdd348bbdeb94873"),
+    _mirrored("train-labels-idx1-ubyte.gz", MNIST_MIRRORS,
+              sha256="3552534a0a558bbed6aed32b30c495cca23d567ec52cac8be1a0730e8010255c",
+              md5="d53e105ee54ea40749a09fcbcd1e9432"),
+    _mirrored("t10k-images-idx3-ubyte.gz", MNIST_MIRRORS,
+              sha256="8d422c7b0a1c1c79245a5bcf07fe86e33eeafee792b84584aec276f5a2dbc4e6",
+              md5="9fb629c4189551a2d022fa330f9573f3"),
+    _mirrored("t10k-labels-idx1-ubyte.gz", MNIST_MIRRORS,
+              sha256="f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6",
+              md5="ec29112dd5afa0611ce80d1b7f02629c"),
 )
 
 FASHION_MNIST_MIRRORS = ("http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",)
@@ -67,10 +75,12 @@ FASHION_MNIST_FILES = (
               sha256="8d3605d196f4be44669e46906da9733c8131fef761fdbfec72c424d5222f1a05"),
 )
 
-# The MD5 is the one published on the CIFAR-10 page next to the binary version; no SHA-256 known.
+# SHA-256 as recorded in TensorFlow Datasets' URL checksums (170,052,171 bytes); the MD5 is the one
+# published on the CIFAR-10 page next to the binary version.
 CIFAR10_ARCHIVE = RemoteFile(
     name="cifar-10-binary.tar.gz",
     urls=("https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz",),
+    sha256="c4a38c50a1bc5f3a1c5537f2155ab9d68f9f25eb1ed8d9ddda3db29a59bca1dd",
     md5="c32a1d4ab5d03f1284b67883e8d87530",
 )
 
