@@ -198,3 +198,52 @@ def test_backend_is_used_for_the_currents(rng):
     y = layer.forward(x, PassContext(STAGES["pf"], np.random.default_rng(5), "numpy"))
     assert layer._last[4].backend is get_backend("numpy")
     assert np.all(np.isfinite(y))
+
+
+def test_rows_without_voltage_are_skipped_exactly(rng):
+    """Inputs that are 0 for every example carry no current: the layer reads only the active rows.
+    With deterministic PF residuals the result equals the full crossbar's, and those rows' weights
+    get exactly zero gradient."""
+    from memnp.crossbar import (CrossbarPass, I_to_y, I_to_y_vjp, double_w_to_G, double_w_to_G_vjp,
+                                double_weights_matrix, split_double_weights, x_to_V)
+    pf = IVNonlinearityPF(0.5, HIGH_PF.slopes, HIGH_PF.intercepts, [[0.0, 0.0], [0.0, 0.0]])
+    stage = Stage(G_OFF, G_ON, 0.5, (pf,))
+    layer = MemristiveDense(6, 3, "double", dtype="float64")
+    randomise(layer, rng)
+    x = rng.uniform(0.05, 1, (4, 6))
+    x[:, [1, 4]] = 0.0
+    x[2, 0] = 0.0  # zero for one example only: the row stays
+    y = layer.forward(x, PassContext(stage, rng, "numpy"))
+    dy = rng.normal(size=y.shape)
+    dx = layer.backward(dy)
+    assert layer._last[6].tolist() == [0, 2, 3, 5, 6]
+    p = layer.params
+    D = double_weights_matrix(p["w_pos"], p["w_neg"], p["b_pos"], p["b_neg"])
+    G, max_weight = double_w_to_G(D, G_OFF, G_ON)
+    crossbar = CrossbarPass(stage, "numpy")
+    I = crossbar.forward(x_to_V(x, 0.5), G, rng)
+    np.testing.assert_allclose(y, I_to_y(I, 0.5, max_weight, G_OFF, G_ON), rtol=1e-12)
+    grad_I, grad_max = I_to_y_vjp(I, dy, 0.5, max_weight, G_OFF, G_ON)
+    grad_V, grad_G = crossbar.backward(grad_I)
+    np.testing.assert_allclose(dx, 0.5 * grad_V[:, :-1], rtol=1e-12)
+    for name, expected in zip(("w_pos", "w_neg", "b_pos", "b_neg"),
+                              split_double_weights(double_w_to_G_vjp(D, grad_G, grad_max, G_OFF, G_ON))):
+        np.testing.assert_allclose(layer.grads[name], expected, rtol=1e-12, atol=1e-300)
+    assert np.all(layer.grads["w_pos"][[1, 4]] == 0) and np.all(dx[:, [1, 4]] == 0)
+
+
+@pytest.mark.parametrize("stage_name", ["pf_stuck_on", "kde_stuck", "d2d"])
+def test_parameter_gradients_with_inactive_rows(rng, stage_name):
+    layer = MemristiveDense(5, 3, "double", dtype="float64")
+    randomise(layer, rng)
+    x = rng.uniform(0.05, 1, (3, 5))
+    x[:, 2] = 0.0
+    stage = STAGES[stage_name]
+    run = lambda: layer.forward(x, PassContext(stage, np.random.default_rng(7), "numpy"))  # noqa: E731
+    R = rng.normal(size=(3, 3))
+    loss = lambda: float(np.sum(R * run()))  # noqa: E731
+    run()
+    layer.backward(R.copy(), need_dx=False)
+    grads = {name: g.copy() for name, g in layer.grads.items()}
+    for name, theta in layer.params.items():
+        assert relative_error(grads[name], numerical_gradient(loss, theta)) < 1e-6, name

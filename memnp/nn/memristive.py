@@ -95,9 +95,18 @@ class CrossbarLayer(Layer):
         else:
             G, max_weight = w_to_G(M, stage.G_off, stage.G_on, stage.mapping_rule)
         V = x_to_V(x, stage.k_V)
+        rows = None
+        if not stage.is_ideal:
+            # Rows whose voltage is 0 for every example carry no current and get no gradient under
+            # every nonideality (a device at V = 0 passes I = 0), so only the active rows are read
+            # and only their devices draw randomness. The bias row is always active.
+            active = V.any(axis=0)
+            if not active.all():
+                rows = np.flatnonzero(active)
+                V, G = V[:, rows], G[rows]
         crossbar = CrossbarPass(stage, ctx.backend)
         I = crossbar.forward(V, G, ctx.rng)
-        self._last = ("crossbar", M, max_weight, I, crossbar, stage)
+        self._last = ("crossbar", M, max_weight, I, crossbar, stage, rows)
         return I_to_y(I, stage.k_V, max_weight, stage.G_off, stage.G_on)
 
     def _read_vjp(self, dy, need_dx):
@@ -108,9 +117,17 @@ class CrossbarLayer(Layer):
             self.grads["W"] = (x.T @ dy).reshape(self.weight_shape)
             self.grads["b"] = dy.sum(axis=0)
             return dy @ W.T if need_dx else None
-        _, M, max_weight, I, crossbar, stage = self._last
+        _, M, max_weight, I, crossbar, stage, rows = self._last
         grad_I, grad_max_weight = I_to_y_vjp(I, dy, stage.k_V, max_weight, stage.G_off, stage.G_on)
         grad_V, grad_G = crossbar.backward(grad_I)
+        if rows is not None:
+            full = np.zeros((self.n_rows + 1, grad_G.shape[1]), grad_G.dtype)
+            full[rows] = grad_G
+            grad_G = full
+            if need_dx:
+                full = np.zeros((grad_V.shape[0], self.n_rows + 1), grad_V.dtype)
+                full[:, rows] = grad_V
+                grad_V = full
         if self.weights == "double":
             grad_M = double_w_to_G_vjp(M, grad_G, grad_max_weight, stage.G_off, stage.G_on)
             for name, grad in zip(("w_pos", "w_neg", "b_pos", "b_neg"), split_double_weights(grad_M)):

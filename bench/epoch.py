@@ -1,0 +1,184 @@
+"""Training-epoch benchmark of the nn engine (issue 3).
+
+Cases (MNIST-shaped: 48,000 examples of 28 x 28, batch 64; the paper's 784-25-10 network):
+  a  ideal training, standard weights (the digital shortcut)
+  b  double weights on an ideal stage (linear crossbar)
+  c  PF-aware double-weight training on the high-resistance SiOx stage
+  d  as c, with device-to-device variability (lognormal, sigma_on = sigma_off = 0.25) as well
+  cnn  the paper's CIFAR-10 CNN (40,000 examples of 32 x 32 x 3, batch 64), standard weights,
+       PF memristive dense layers
+
+Each case runs in a fresh subprocess (so its peak RSS is its own): one untimed warm-up batch (JIT
+compilation), then whole epochs (reshuffled every epoch, draws fresh per batch); the median of
+the repeats is reported. Images are kept as uint8 and scaled per batch, as a trainer streaming a
+data set would. MNIST-shaped inputs are the embedded MNIST digits (tiled), so the inputs have
+MNIST's sparsity; CIFAR-shaped inputs are random pixels.
+
+Usage: python bench/epoch.py [--cases a,b,c,d,cnn] [--repeats 3] [--quick] [--json out.json]
+"""
+import argparse
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+CASES = {
+    "a": "MNIST ideal, standard weights",
+    "b": "MNIST double weights, ideal stage",
+    "c": "MNIST PF-aware (high-R SiOx), double",
+    "d": "MNIST PF + D2D aware, double",
+    "cnn": "CIFAR CNN, PF memristive dense",
+}
+G_OFF, G_ON, K_V = 5.24841e-7, 2.6242e-6, 0.5
+HIGH_PF = dict(type="IVNonlinearityPF", k_V=K_V, slopes=[-1.03023, -0.0901078],
+               intercepts=[-0.250595, -37.1186],
+               covariance=[[0.03208284, 0.09272695], [0.09272695, 0.32510818]])
+D2D = dict(type="D2DLognormal", G_off=G_OFF, G_on=G_ON, R_on_log_std=0.25, R_off_log_std=0.25)
+
+
+def stage_for(case):
+    from memnp.crossbar import Stage
+    nonidealities = {"a": [], "b": [], "c": [HIGH_PF], "d": [D2D, HIGH_PF], "cnn": [HIGH_PF]}[case]
+    return Stage(G_OFF, G_ON, K_V, tuple(nonidealities))
+
+
+def data_for(case, examples, rng):
+    """(uint8 image pool, labels, examples per epoch): the epoch indexes the pool modulo its size."""
+    import numpy as np
+    if case == "cnn":
+        pool = rng.integers(0, 256, (min(examples, 10_000), 32, 32, 3), dtype=np.uint8)
+        return pool, rng.integers(0, 10, len(pool)), examples
+    with np.load(ROOT / "memnp" / "data" / "mnist-10k.npz", allow_pickle=False) as data:
+        return data["images"], data["labels"].astype(np.int64), examples
+
+
+def worker(case, repeats, examples, batch, backend, dtype):
+    """Run one case in this process; print a JSON record."""
+    import numpy as np
+
+    from memnp.kernels import backend_name
+    from memnp.nn import cifar_cnn, mnist_mlp
+    rng = np.random.default_rng(2022)
+    weights = "standard" if case in ("a", "cnn") else "double"
+    build = cifar_cnn if case == "cnn" else mnist_mlp
+    model = build(rng, weights, dtype=dtype, stage=stage_for(case), backend=backend)
+    pool, labels, examples = data_for(case, examples, rng)
+    scale = np.asarray(1 / 255, dtype=dtype)
+
+    def batch_at(idx):
+        idx = idx % len(pool)
+        return pool[idx].astype(dtype) * scale, labels[idx]
+
+    start = time.perf_counter()
+    model.train_step(*batch_at(np.arange(batch)), rng)
+    warmup = time.perf_counter() - start
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        order = rng.permutation(examples)
+        for i in range(0, examples, batch):
+            x, y = batch_at(order[i:i + batch])
+            model.train_step(x, y, rng)
+        times.append(time.perf_counter() - start)
+    record = {"case": case, "description": CASES[case], "examples": examples, "batch": batch,
+              "dtype": dtype, "backend": backend_name(backend), "repeats": repeats, "times_s": times,
+              "s_per_epoch": statistics.median(times), "warmup_s": warmup,
+              "examples_per_s": examples / statistics.median(times),
+              "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+    print(json.dumps(record))
+
+
+def machine():
+    import numba
+    import numpy as np
+    info = {"python": platform.python_version(), "numpy": np.__version__, "numba": numba.__version__,
+            "platform": platform.platform(), "processor": platform.processor() or platform.machine(),
+            "cpu_count": os.cpu_count(), "numba_threads": os.environ.get("NUMBA_NUM_THREADS")}
+    try:
+        with open("/proc/cpuinfo") as f:
+            info["cpu"] = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    try:
+        sys.path.insert(0, str(ROOT / "bench"))
+        import common  # shared helpers of the benchmarks, when present
+        if hasattr(common, "machine_info"):
+            info.update(common.machine_info())
+    except ImportError:
+        pass
+    return info
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--cases", default="a,b,c,d,cnn", help="comma-separated cases (a, b, c, d, cnn)")
+    parser.add_argument("--repeats", type=int, default=3, help="timed epochs per case (median reported)")
+    parser.add_argument("--quick", action="store_true", help="1 epoch of a tenth of the examples per case")
+    parser.add_argument("--backend", default=None, help="kernel backend (default: MEMNP_BACKEND or cpu)")
+    parser.add_argument("--dtype", default="float32", choices=["float32", "float64"])
+    parser.add_argument("--threads", type=int, default=2, help="NUMBA_NUM_THREADS and BLAS threads")
+    parser.add_argument("--json", default=None, help="write the results here (default: print only)")
+    parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--examples", type=int, default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.worker:
+        worker(args.worker, args.repeats, args.examples, 64, args.backend, args.dtype)
+        return
+    cases = [c.strip() for c in args.cases.split(",") if c.strip()]
+    for case in cases:
+        if case not in CASES:
+            parser.error(f"--cases must be among {', '.join(CASES)}; got {case!r}")
+    if args.repeats < 1:
+        parser.error("--repeats must be >= 1")
+    repeats = 1 if args.quick else args.repeats
+    env = dict(os.environ, NUMBA_NUM_THREADS=str(args.threads), OMP_NUM_THREADS=str(args.threads),
+               OPENBLAS_NUM_THREADS=str(args.threads), MKL_NUM_THREADS=str(args.threads))
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT)] + [p for p in [env.get("PYTHONPATH")] if p])
+    records = []
+    for case in cases:
+        examples = 40_000 if case == "cnn" else 48_000
+        if args.quick:
+            examples //= 10
+        command = [sys.executable, str(Path(__file__).resolve()), "--worker", case, "--repeats", str(repeats),
+                   "--examples", str(examples), "--dtype", args.dtype]
+        if args.backend:
+            command += ["--backend", args.backend]
+        out = subprocess.run(command, env=env, capture_output=True, text=True)
+        if out.returncode != 0:
+            sys.stderr.write(out.stderr)
+            raise SystemExit(f"case {case} failed (exit {out.returncode})")
+        records.append(json.loads(out.stdout.strip().splitlines()[-1]))
+        r = records[-1]
+        print(f"{case:>4} {r['description']:<38} {r['s_per_epoch']:8.3f} s/epoch "
+              f"{r['examples_per_s']:10.0f} ex/s {r['peak_rss_mb']:7.0f} MB (warm-up {r['warmup_s']:.2f} s)",
+              flush=True)
+    print()
+    print(table(records))
+    if args.json:
+        result = {"benchmark": "epoch", "machine": machine(), "threads": args.threads,
+                  "quick": args.quick, "results": records}
+        path = Path(args.json)
+        fd, tmp = tempfile.mkstemp(dir=path.parent.resolve(), prefix=path.name + ".", suffix=".tmp")
+        with os.fdopen(fd, "w") as f:
+            json.dump(result, f, indent=2)
+        os.replace(tmp, path)
+
+
+def table(records):
+    lines = ["| case | what | examples | s/epoch (median) | examples/s | peak RSS (MB) |",
+             "|---|---|---|---|---|---|"]
+    for r in records:
+        lines.append(f"| {r['case']} | {r['description']} | {r['examples']:,} | {r['s_per_epoch']:.3f} | "
+                     f"{r['examples_per_s']:,.0f} | {r['peak_rss_mb']:.0f} |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()
