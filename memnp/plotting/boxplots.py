@@ -99,14 +99,26 @@ def _check_groups(groups, need_power):
                 raise ValueError(f"group {g['label']!r}: power must be > 0 W for a log axis")
 
 
-def draw_error_vs_power(axis, groups, *, width=0.12, ylog=False):
+def box_width(positions, widest=0.12, narrowest=0.05):
+    """Box width (decades) for boxes at ``positions`` on a log axis: ``widest`` unless two boxes
+    are closer, then 80 % of the smallest gap, but no less than ``narrowest``."""
+    logs = np.unique(np.round(np.log10(np.asarray(positions, dtype=float)), 6))
+    if logs.size < 2:
+        return widest
+    return float(np.clip(0.8 * np.diff(logs).min(), narrowest, widest))
+
+
+def draw_error_vs_power(axis, groups, *, width=None, ylog=False):
     """Boxes of test error at each group's median power on ``axis`` (log x). Returns legend handles.
 
-    The x axis is shown in the SI-prefixed unit picked from all groups' powers.
+    The x axis is shown in the SI-prefixed unit picked from all groups' powers; ``width`` is the
+    box width in decades (default :func:`box_width`).
     """
     _check_groups(groups, need_power=True)
     all_power = np.concatenate([np.asarray(g["power"], dtype=float).reshape(-1) for g in groups])
     scale, unit = style.power_unit(all_power)
+    if width is None:
+        width = box_width([np.nanmedian(np.asarray(g["power"], dtype=float)) for g in groups])
     handles = []
     for i, g in enumerate(groups):
         color = _group_color(g, i)

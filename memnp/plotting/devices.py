@@ -245,8 +245,8 @@ def stuck_density(G, means, bandwidth):
 
 
 @style.styled
-def ta_hfo2_figure(path, G_reads, G_off, G_on, stuck_values, *, bandwidth=None, p=None,
-                   synthetic=False, n_devices=60, seed=0):
+def ta_hfo2_figure(path, G_reads, G_off, G_on, stuck_values, *, stuck_mask=None, bandwidth=None,
+                   p=None, synthetic=False, n_devices=60, seed=0):
     """Ta/HfO2 conductance over pulses for a sample of devices, and the KDE of stuck conductances.
 
     Args:
@@ -254,6 +254,8 @@ def ta_hfo2_figure(path, G_reads, G_off, G_on, stuck_values, *, bandwidth=None, 
         G_reads: (cycles, pulses, bit lines, word lines) read conductances (S).
         G_off, G_on: conductance range (S), drawn as dashed lines.
         stuck_values: (N,) conductances of the stuck devices (S), the KDE's centres.
+        stuck_mask: (bit lines, word lines) bool, the stuck devices; default: range (max - min
+            over all reads) under (G_on - G_off) / 2, the extraction rule of SPEC §6.
         bandwidth: KDE bandwidth (S); default Scott's rule as StuckDistribution uses.
         p: stuck probability, shown in the legend when given.
         synthetic: label the figure "synthetic data" (the measured data are not public).
@@ -269,11 +271,19 @@ def ta_hfo2_figure(path, G_reads, G_off, G_on, stuck_values, *, bandwidth=None, 
         from ..crossbar.nonidealities.stuck import scott_bandwidth
         bandwidth = scott_bandwidth(stuck_values) if stuck_values.size >= 2 else 0.0
     traces = G_reads.reshape(G_reads.shape[0] * G_reads.shape[1], -1)  # (pulses, devices)
-    ranges = traces.max(axis=0) - traces.min(axis=0)
-    stuck = ranges < 0.5 * np.median(ranges)
+    if stuck_mask is None:
+        stuck = (traces.max(axis=0) - traces.min(axis=0)) < 0.5 * (G_on - G_off)
+    else:
+        stuck = np.asarray(stuck_mask, dtype=bool).reshape(-1)
+        if stuck.size != traces.shape[1]:
+            raise ValueError(f"stuck_mask must have one entry per device ({traces.shape[1]}), got {stuck.size}")
     rng = np.random.default_rng(seed)
     n_show = min(int(n_devices), traces.shape[1])
-    shown = rng.choice(traces.shape[1], size=n_show, replace=False)
+    # Every stuck device (up to half the traces) and a random sample of the others.
+    stuck_idx, other_idx = np.flatnonzero(stuck), np.flatnonzero(~stuck)
+    n_stuck = min(stuck_idx.size, max(n_show // 2, n_show - other_idx.size))
+    shown = np.concatenate([rng.choice(stuck_idx, size=n_stuck, replace=False),
+                            rng.choice(other_idx, size=min(other_idx.size, n_show - n_stuck), replace=False)])
     pulses = np.arange(1, traces.shape[0] + 1)
     step = max(1, traces.shape[0] // 400)
 

@@ -27,7 +27,7 @@ def robustness_heatmap(path, errors, training_labels, inference_labels, *, norma
         normalise_rows: colour each row on its own scale (min to max of the row), so that the
             ranking within an inference setup is visible whatever its error level; the annotations
             always show the error itself. Otherwise one logarithmic scale for the whole matrix.
-        mark_best: outline the lowest error of each row.
+        mark_best: outline the lowest error of each row (every one, when tied).
     Returns:
         [png_path, pdf_path].
     """
@@ -67,7 +67,7 @@ def robustness_heatmap(path, errors, training_labels, inference_labels, *, norma
     font = 6.5 if n_train <= 9 else 5.5
     for i in range(n_inf):
         row = errors[i]
-        best = np.nanargmin(row) if np.isfinite(row).any() else None
+        best = set(np.flatnonzero(row == np.nanmin(row))) if np.isfinite(row).any() else set()
         for j in range(n_train):
             if not np.isfinite(row[j]):
                 axis.text(j, i, "–", ha="center", va="center", fontsize=font, color="grey")
@@ -75,9 +75,9 @@ def robustness_heatmap(path, errors, training_labels, inference_labels, *, norma
             rgba = colormap(norm(shown[i, j]))
             text = f"{row[j]:.1f}" if row[j] < 99.95 else f"{row[j]:.0f}"
             axis.text(j, i, text, ha="center", va="center", fontsize=font, color=_text_color(rgba),
-                      fontweight="bold" if (mark_best and j == best) else "normal")
-        if mark_best and best is not None:
-            axis.add_patch(Rectangle((best - 0.5, i - 0.5), 1, 1, fill=False, edgecolor="black", lw=1.0))
+                      fontweight="bold" if (mark_best and j in best) else "normal")
+        for j in best if mark_best else ():
+            axis.add_patch(Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, edgecolor="black", lw=1.0))
     axis.set_xticks(range(n_train), training_labels, rotation=40, ha="right", rotation_mode="anchor")
     axis.set_yticks(range(n_inf), inference_labels)
     axis.tick_params(length=0)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 from matplotlib.lines import Line2D
+from matplotlib.ticker import MaxNLocator
 
 from . import style
 
@@ -73,6 +74,7 @@ def draw_training_curves(axis, panel, *, log_y=False):
             axis.plot(x, median, color=colors[role], lw=0.8, ls=ls, marker=marker, ms=2)
     if log_y:
         axis.set_yscale("log")
+    axis.xaxis.set_major_locator(MaxNLocator(integer=True))
     if panel.get("title"):
         axis.set_title(panel["title"], fontsize=7.5)
 
@@ -84,6 +86,12 @@ def curve_legend_handles(n_networks=1):
         handles += [Line2D([], [], color="grey", ls=LINESTYLES[k % len(LINESTYLES)], lw=0.8,
                            label=f"network {k + 1}") for k in range(min(n_networks, len(LINESTYLES)))]
     return handles
+
+
+def _legend_columns(n_entries, n_panel_columns):
+    """Legend entries per row: one row when they fit the figure's width, else two rows."""
+    fits = 6 if n_panel_columns >= 3 else 3
+    return n_entries if n_entries <= fits else -(-n_entries // 2)
 
 
 @style.styled
@@ -119,8 +127,9 @@ def training_curves_figure(path, panels, *, log_y=False, ncols=None, title=None)
             axis.tick_params(labelbottom=True)
         if idx % ncols == 0:
             axis.set_ylabel("Error (%)")
-    fig.legend(handles=curve_legend_handles(n_networks), loc="outside upper center",
-               ncols=3 if n_networks == 1 else min(4, 3 + n_networks), handlelength=1.8, columnspacing=1.0)
+    handles = curve_legend_handles(n_networks)
+    fig.legend(handles=handles, loc="outside upper center", ncols=_legend_columns(len(handles), ncols),
+               handlelength=1.8, columnspacing=1.0)
     if title:
         fig.suptitle(title)
     return style.save(fig, path)
@@ -153,7 +162,8 @@ def cnn_figure(path, panels, groups):
     axes[-1].set_ylabel("")
     axes[-1].set_xlabel("Training")
     axes[-1].set_title("Test (nonideal inference)", fontsize=7.5)
-    fig.legend(handles=curve_legend_handles(n_networks), loc="outside upper center",
-               ncols=min(8, 3 + (n_networks if n_networks > 1 else 0)), handlelength=1.8, columnspacing=1.0)
+    handles = curve_legend_handles(n_networks)
+    fig.legend(handles=handles, loc="outside upper center", ncols=_legend_columns(len(handles), 3),
+               handlelength=1.8, columnspacing=1.0)
     return style.save(fig, path)
 

@@ -1,0 +1,259 @@
+"""Figures: every figure function writes a real PNG and PDF from small synthetic inputs; the results
+store is read into figures; importing memnp does not import matplotlib."""
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+pytest.importorskip("matplotlib")
+
+from memnp.plotting import boxplots, conductances, devices, heatmap, style, training  # noqa: E402
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def assert_figure(paths, min_png_kb=8):
+    """Both files exist; the PNG has the PNG signature, 300 dpi, and is not blank; the PDF is a PDF."""
+    png, pdf = paths
+    assert png.suffix == ".png" and pdf.suffix == ".pdf"
+    data = png.read_bytes()
+    assert data[:8] == PNG_SIGNATURE
+    assert len(data) > min_png_kb * 1024
+    # pHYs chunk: 300 dpi = 11811 pixels per metre.
+    i = data.index(b"pHYs")
+    assert int.from_bytes(data[i + 4:i + 8], "big") == 11811
+    head = pdf.read_bytes()
+    assert head[:5] == b"%PDF-" and len(head) > 2000
+    assert not list(png.parent.glob(".*.part")), "temporary files left behind"
+
+
+def _panel(rng, n_networks=2, epochs=12, memristive=True):
+    ep = np.arange(1, epochs + 1)
+    base = 10 * np.exp(-ep / 4) + 3
+    val_ep = np.array([1, 4, 8, 12]) if memristive else ep
+    if memristive:
+        val = (10 * np.exp(-val_ep / 4) + 5)[None, :, None] + rng.normal(0, 0.5, (n_networks, val_ep.size, 3))
+    else:
+        val = base[None] + 1 + rng.normal(0, 0.2, (n_networks, epochs))
+    test_ep = np.array([1, 4, 8, 12])
+    test = (10 * np.exp(-test_ep / 4) + 8)[None, :, None] + rng.normal(0, 1, (n_networks, 4, 5))
+    return {"title": "panel", "epochs": ep, "training": base[None] + rng.normal(0, 0.2, (n_networks, epochs)),
+            "validation_epochs": val_ep, "validation": val, "test_epochs": test_ep, "test": test}
+
+
+def _groups(rng, n=3, scale=1e-3):
+    return [{"label": f"training {k}", "power": rng.normal((k + 1) * scale, scale / 100, 10),
+             "error": rng.normal(10 + 5 * k, 1, 10)} for k in range(n)]
+
+
+def test_training_curves(tmp_path, rng):
+    paths = training.training_curves_figure(tmp_path / "train", [_panel(rng), _panel(rng, memristive=False),
+                                                                 _panel(rng, 1)])
+    assert_figure(paths)
+
+
+def test_cnn_figure(tmp_path, rng):
+    assert_figure(training.cnn_figure(tmp_path / "cnn.png", [_panel(rng, 1), _panel(rng, 1)], _groups(rng, 2)))
+
+
+def test_error_vs_power(tmp_path, rng):
+    panels = [{"title": "high", "groups": _groups(rng)}, {"title": "low", "groups": _groups(rng, 3, 1.0)}]
+    assert_figure(boxplots.error_vs_power_figure(tmp_path / "box", panels))
+
+
+def test_cnn_boxplots(tmp_path, rng):
+    assert_figure(boxplots.cnn_boxplots_figure(tmp_path / "cnnbox", _groups(rng, 2)))
+
+
+def test_conductance_scatter(tmp_path, rng):
+    impls = [{"label": f"impl {k}", "G_plus": rng.uniform(5e-7, 2.6e-6, 500),
+              "G_minus": rng.uniform(5e-7, 2.6e-6, 500)} for k in range(4)]
+    rows = [{"title": "more uniform", "implementations": impls, "groups": _groups(rng, 4)},
+            {"title": "less uniform", "implementations": impls[:2]}]
+    assert_figure(conductances.conductance_scatter_figure(tmp_path / "g", rows, G_off=5e-7, G_on=2.6e-6))
+
+
+def test_heatmap(tmp_path, rng):
+    errors = rng.uniform(3, 80, (4, 5))
+    errors[1, 2] = np.nan
+    assert_figure(heatmap.robustness_heatmap(tmp_path / "h", errors, list("ABCDE"), list("wxyz")))
+    assert_figure(heatmap.robustness_heatmap(tmp_path / "h2", errors, list("ABCDE"), list("wxyz"),
+                                             normalise_rows=False))
+
+
+def _siox_fit(rng):
+    """A SiOx fit of synthetic curves in both regimes (6 low-resistance, 8 high-resistance)."""
+    from memnp.data.devices.siox import fit_siox
+    from memnp.data.devices.synthetic import synthetic_siox_curves
+    from memnp.data.presets import SIOX_LOW
+    low = synthetic_siox_curves(6, rng, R_range=(1 / SIOX_LOW["G_on"], 1 / SIOX_LOW["G_off"]),
+                                slopes=SIOX_LOW["slopes"], intercepts=SIOX_LOW["intercepts"],
+                                covariance=SIOX_LOW["covariance"])
+    high = synthetic_siox_curves(8, rng)
+    V, I = np.concatenate([low.V, high.V]), np.concatenate([low.I, high.I])
+    return V, I, fit_siox(V, I)
+
+
+def test_siox_figures(tmp_path, rng):
+    V, I, fit = _siox_fit(rng)
+    assert fit.low is not None and fit.high is not None
+    fits = {"low": fit.low, "high": fit.high}
+    assert_figure(devices.siox_iv_figure(tmp_path / "iv", V[fit.kept], I[fit.kept], fit.R, fit.c, fit.d_eps,
+                                         fits))
+    for parameter in ("c", "d_eps"):
+        assert_figure(devices.pf_residuals_figure(tmp_path / parameter, fit.R, fit.c, fit.d_eps, fits,
+                                                  parameter=parameter))
+    with pytest.raises(ValueError, match="parameter"):
+        devices.pf_residuals_figure(tmp_path / "x", fit.R, fit.c, fit.d_eps, parameter="R")
+
+
+def test_ta_hfo2_figure(tmp_path):
+    from memnp.data.devices.synthetic import synthetic_tahfo2_reads
+    from memnp.data.devices.tahfo2 import extract_tahfo2
+    pulses = synthetic_tahfo2_reads(0, shape=(2, 20, 8, 8))
+    fit = extract_tahfo2(pulses.G_reads)
+    assert_figure(devices.ta_hfo2_figure(tmp_path / "ta", pulses.G_reads, fit.G_off, fit.G_on, fit.stuck_values,
+                                         stuck_mask=fit.stuck_mask, p=fit.p, synthetic=True))
+
+
+def test_mean_nonlinearity_values():
+    V = np.linspace(0, 0.5, 101)
+    assert np.allclose(devices.mean_nonlinearity(V, 2e-3 * V), 1.0)  # ohmic
+    # I = V^2: G = V, so G(2V) / G(V) = 2 exactly.
+    assert np.allclose(devices.mean_nonlinearity(V, V ** 2), 2.0)
+
+
+def test_stuck_density_integrates_to_one():
+    means = np.array([1e-6, 5e-5, 2e-4, 2.1e-4])
+    G = np.linspace(0, 1e-3, 20001)
+    density = devices.stuck_density(G, means, 2e-5)
+    assert np.trapezoid(density, G) == pytest.approx(1.0, abs=1e-3)
+    assert density[G.searchsorted(2e-4)] > density[G.searchsorted(6e-4)]
+
+
+def test_box_stats_tukey():
+    q1, median, q3, low, high, outliers = boxplots.box_stats([1, 2, 3, 4, 5, 6, 7, 8, 100])
+    assert (q1, median, q3) == (3, 5, 7)
+    assert (low, high) == (1, 8) and list(outliers) == [100]
+
+
+def test_pair_conductances_split():
+    G = np.array([[1.0, 2.0, 3.0, 4.0], [5.0, 6.0, 7.0, 8.0]])
+    plus, minus = conductances.pair_conductances(G)
+    assert list(plus) == [1, 3, 5, 7] and list(minus) == [2, 4, 6, 8]
+
+
+def test_save_is_atomic_and_replaces(tmp_path):
+    fig = style.new_figure()
+    fig.subplots().plot([0, 1], [0, 1])
+    first = style.save(fig, tmp_path / "sub" / "f.pdf")
+    assert [p.name for p in first] == ["f.png", "f.pdf"]
+    assert sorted(p.name for p in (tmp_path / "sub").iterdir()) == ["f.pdf", "f.png"]
+    style.save(fig, tmp_path / "sub" / "f")  # overwrite in place
+    assert sorted(p.name for p in (tmp_path / "sub").iterdir()) == ["f.pdf", "f.png"]
+
+
+def test_bad_inputs(tmp_path):
+    with pytest.raises(ValueError, match="width"):
+        style.new_figure(width=-1)
+    with pytest.raises(ValueError, match="errors"):
+        heatmap.robustness_heatmap(tmp_path / "h", np.zeros((2, 2)), ["a"], ["b", "c"])
+    with pytest.raises(ValueError, match="power"):
+        boxplots.error_vs_power_figure(tmp_path / "b", [{"groups": [{"label": "x", "error": [1, 2],
+                                                                     "power": [0.0, 1.0]}]}])
+    with pytest.raises(ValueError, match="training"):
+        training.training_curves_figure(tmp_path / "t", [{"epochs": [1, 2], "training": [1, 2, 3]}])
+
+
+def test_import_memnp_does_not_import_matplotlib():
+    code = ("import sys, memnp, memnp.crossbar, memnp.nn, memnp.data, memnp.experiments; "
+            "print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in ('matplotlib', 'click'))))")
+    out = subprocess.run([sys.executable, "-c", "import json; " + code], capture_output=True, text=True,
+                         check=True)
+    assert json.loads(out.stdout) == []
+
+
+def test_draw_all_on_empty_dirs(tmp_path):
+    from memnp.plotting import draw_all
+    drawn = draw_all(tmp_path / "results", tmp_path / "figures", data_dir=tmp_path / "no-data", strict=True)
+    # Only the Ta/HfO2 figure can be drawn without results or data (from synthetic pulses).
+    assert sorted(p.name for p in drawn) == ["ta_hfo2.pdf", "ta_hfo2.png"]
+    assert "SiO_x-multistate-data.mat" in drawn.skipped["siox_iv"]
+    for name in ("training_curves", "error_vs_power", "cnn", "weight_implementation", "robustness"):
+        assert "manifest" in drawn.skipped[name]
+    assert not (tmp_path / "results").exists()  # drawing never creates a results directory
+    with pytest.raises(ValueError, match="unknown figure"):
+        draw_all(tmp_path, only=["nope"])
+
+
+@pytest.fixture(scope="module")
+def tiny_results(tmp_path_factory):
+    """A real results store: three simulations at the tiny scale on the embedded MNIST subset."""
+    from memnp.experiments import presets, runner
+    root = tmp_path_factory.mktemp("results")
+    runner.reproduce(["iv_nonlinearity", "weight_implementation", "stuck_off"], presets.PRESETS["tiny"], 7,
+                     root / "run", data_dir=root / "no-data")
+    return root / "run"
+
+
+def test_draw_all_from_results_store(tiny_results, tmp_path):
+    from conftest import SHARED_DATA
+    from memnp.plotting import draw_all
+    shared_data = SHARED_DATA if (SHARED_DATA / "SiO_x-multistate-data.mat").is_file() else tmp_path
+    drawn = draw_all(tiny_results, tmp_path / "figs", data_dir=shared_data, strict=True)
+    siox = ["siox_iv", "pf_residuals_c", "pf_residuals_d_eps"]
+    # No CIFAR-10 in a tiny MNIST run; the SiOx figures need the measured data.
+    assert set(drawn.skipped) == {"cnn"} | (set() if shared_data == SHARED_DATA else set(siox))
+    names = {p.name for p in drawn}
+    for stem in (siox if shared_data == SHARED_DATA else []) + [
+            "ta_hfo2", "training_iv_nonlinearity", "training_stuck_off", "training_weight_implementation",
+            "error_vs_power_iv_nonlinearity", "weight_implementation", "robustness"]:
+        assert {stem + ".png", stem + ".pdf"} <= names
+    for png in (p for p in drawn if p.suffix == ".png"):
+        assert_figure([png, png.with_suffix(".pdf")], min_png_kb=20)
+    # Re-drawable from the store alone, to identical files.
+    first = (tmp_path / "figs" / "robustness.png").read_bytes()
+    again = draw_all(tiny_results, tmp_path / "again", data_dir=shared_data, only=["robustness"], strict=True)
+    assert again[0].read_bytes() == first
+
+
+def test_results_view_reads_records(tiny_results):
+    from memnp.plotting.loaders import ResultsView
+    view = ResultsView(tiny_results)
+    error, power = view.error_power("high_pf", "high_pf")
+    record = view.infer_records("high_pf", "high_pf")[0]
+    assert error == pytest.approx(100 * (1 - np.asarray(record["accuracy"])))
+    assert np.all(power > 0) and np.all(power < 1)  # high-resistance SiOx: mW, not W
+    panel = view.curve_panel("high_pf", "high_pf")
+    assert panel["training"].shape == (1, 2)  # one network, two epochs
+    assert panel["validation"].ndim == 3  # memristive validation keeps its repeats
+    G_plus, G_minus, G_off, G_on = view.conductances("d2d_more")
+    assert G_plus.shape == G_minus.shape == ((784 + 1) * 25,)
+    assert G_plus.min() >= G_off * (1 - 1e-6) and G_plus.max() <= G_on * (1 + 1e-6)
+    assert np.isnan(view.median_error("high_pf", "tahfo2"))  # a pair that was not run
+
+
+class _StubView:
+    """Just enough of a ResultsView for the CNN figure."""
+    trainings = {"cnn_ideal": {}, "cnn_high_pf": {}}
+    inferences = {"high_pf": {}}
+
+    def __init__(self, rng):
+        self.rng = rng
+
+    def curve_panel(self, training, inference):
+        return _panel(self.rng, 1)
+
+    def error_power(self, training, inference):
+        return self.rng.normal(40, 3, 10), self.rng.normal(2e-3, 1e-5, 10)
+
+
+def test_cnn_figure_from_view(tmp_path, rng):
+    from memnp.plotting import catalogue
+    ctx = catalogue.Context(tmp_path, None)
+    ctx._view = _StubView(rng)
+    paths = catalogue.cnn(ctx, tmp_path)
+    assert_figure(paths)
+    assert paths[0].name == "cnn.png"
