@@ -1,0 +1,171 @@
+"""Where jobs run: in this process, in a pool of local worker processes, or on a Dask cluster.
+
+Every executor runs the same two pure functions, :func:`run_training_job` and
+:func:`run_inference_job`, on the same inputs (the job's content and seed, the data arrays, the
+trained weights), and the results come back to the client, which alone writes the results store,
+so workers need no shared disk. A job's random numbers depend only on its seed record, so the
+numbers do not depend on the executor or on the order jobs finish in.
+
+Interface (used by :mod:`memnp.experiments.runner`): ``start(datasets)`` with
+{data key: {split: (images, labels)}}; ``submit(job, data_key, weights=None, on_epoch=None)``
+returns a handle; ``wait_first(handles)`` returns the handle of one finished job (the first submitted,
+in process); ``result(handle)`` its result, raising the job's exception if it failed; ``close()``.
+"""
+import concurrent.futures
+import multiprocessing
+
+from . import protocol
+from .configs import Inference, Training
+from .keys import sequence_from_record
+
+
+# -- the work itself ------------------------------------------------------------------------------
+def run_training_job(content, seed, data, on_epoch=None):
+    """(record, weights) of a training job (content from registry.Job)."""
+    training = Training.from_dict(content["training"])
+    return protocol.train(training, data, sequence_from_record(seed), on_epoch=on_epoch)
+
+
+def run_inference_job(content, seed, test, weights):
+    """Record of an inference job: test = (images, labels), weights = the trained arrays."""
+    inference = Inference.from_dict(content["inference"])
+    return protocol.infer(weights, inference, test, sequence_from_record(seed))
+
+
+def _run(kind, content, seed, data, weights, on_epoch=None):
+    if kind == "train":
+        return run_training_job(content, seed, data, on_epoch)
+    return run_inference_job(content, seed, data["test"], weights)
+
+
+# -- in this process ------------------------------------------------------------------------------
+class _Deferred:
+    def __init__(self, job, thunk):
+        self.job, self.thunk = job, thunk
+
+
+class InProcess:
+    """Runs jobs one at a time in this process, in submission order (``--jobs 1``)."""
+
+    description = "in this process"
+
+    def start(self, datasets):
+        self.datasets = datasets
+
+    def submit(self, job, data_key, weights=None, on_epoch=None):
+        data = self.datasets[data_key]
+        return _Deferred(job, lambda: _run(job.kind, job.content, job.seed, data, weights, on_epoch))
+
+    def wait_first(self, handles):
+        return next(iter(handles))
+
+    def result(self, handle):
+        return handle.thunk()
+
+    def close(self):
+        pass
+
+
+# -- local worker processes -----------------------------------------------------------------------
+_WORKER_DATA = {}
+
+
+def _init_worker(datasets):
+    _WORKER_DATA.clear()
+    _WORKER_DATA.update(datasets)
+
+
+def _pool_run(kind, content, seed, data_key, weights):
+    return _run(kind, content, seed, _WORKER_DATA[data_key], weights)
+
+
+class ProcessPool:
+    """``workers`` local processes (``--jobs N``); the data sets are sent once to each worker."""
+
+    def __init__(self, workers):
+        if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+            raise ValueError(f"jobs must be an integer >= 1; got {workers!r}")
+        self.workers = workers
+        self.description = f"{workers} local worker processes"
+        self.pool = None
+
+    def start(self, datasets):
+        # spawn: a fresh interpreter per worker (forking a process that has started Numba's
+        # thread pool is not safe).
+        context = multiprocessing.get_context("spawn")
+        self.pool = concurrent.futures.ProcessPoolExecutor(self.workers, mp_context=context,
+                                                           initializer=_init_worker, initargs=(datasets,))
+
+    def submit(self, job, data_key, weights=None, on_epoch=None):
+        future = self.pool.submit(_pool_run, job.kind, job.content, job.seed, data_key, weights)
+        return future
+
+    def wait_first(self, handles):
+        done, _ = concurrent.futures.wait(list(handles), return_when=concurrent.futures.FIRST_COMPLETED)
+        return next(iter(done))
+
+    def result(self, handle):
+        return handle.result()
+
+    def close(self):
+        if self.pool is not None:
+            self.pool.shutdown(wait=True, cancel_futures=True)
+            self.pool = None
+
+
+# -- a Dask cluster -------------------------------------------------------------------------------
+def _dask_run(kind, content, seed, data, weights):
+    return _run(kind, content, seed, data, weights)
+
+
+class Dask:
+    """Jobs on a Dask distributed scheduler at ``address`` (``--scheduler``; extra ``distributed``).
+
+    The data sets are scattered to the workers once; results come back to this client, which
+    writes them. Workers need memnp installed, nothing else (no shared disk).
+    """
+
+    def __init__(self, address):
+        try:
+            import distributed
+        except ImportError:
+            raise ImportError("--scheduler needs dask.distributed: pip install 'memnp[distributed]'") from None
+        self.distributed = distributed
+        self.address = address
+        self.description = f"the Dask scheduler at {address}"
+        self.client = None
+
+    def start(self, datasets):
+        try:
+            self.client = self.distributed.Client(self.address, timeout="30s")
+        except (OSError, TimeoutError) as exc:
+            raise ConnectionError(f"cannot reach the Dask scheduler at {self.address}: {exc}") from None
+        # A one-element list: scatter the whole {split: arrays} dict as one piece of data.
+        self.data = {key: self.client.scatter([value], broadcast=True, hash=False)[0]
+                     for key, value in datasets.items()}
+
+    def submit(self, job, data_key, weights=None, on_epoch=None):
+        future = self.client.submit(_dask_run, job.kind, job.content, job.seed, self.data[data_key],
+                                    weights, pure=False)
+        return future
+
+    def wait_first(self, handles):
+        done = self.distributed.wait(list(handles), return_when="FIRST_COMPLETED").done
+        return next(iter(done))
+
+    def result(self, handle):
+        return handle.result()
+
+    def close(self):
+        if self.client is not None:
+            self.client.close()
+            self.client = None
+
+
+def make_executor(jobs=1, scheduler=None):
+    """The executor for ``--jobs`` / ``--scheduler``."""
+    if scheduler:
+        return Dask(scheduler)
+    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
+        raise ValueError(f"jobs must be an integer >= 1; got {jobs!r}")
+    return InProcess() if jobs == 1 else ProcessPool(jobs)

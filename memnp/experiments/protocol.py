@@ -1,0 +1,245 @@
+"""The training and inference protocol (SPEC §5), and the experiments' one link to :mod:`memnp.nn`.
+
+:func:`train` trains one network from a :class:`~memnp.experiments.configs.Training` config:
+per-epoch shuffling, the standard checkpoint (best validation accuracy, every epoch) for ideal
+training, memristive validation (after epoch 1 and every k epochs, r repeats under the training
+stage, keeping the best median accuracy) for nonideal training, the test-during-training history
+for every test stage, and per-epoch training loss and accuracy.
+
+:func:`infer` evaluates trained weights under one :class:`~memnp.experiments.configs.Inference`
+setup: R repeats of the test set, each recording accuracy, loss and average power (W, the total
+of the network's crossbars, averaged over batches).
+
+Random streams: a job's SeedSequence is split into independent children (initialisation, shuffling,
+training draws, augmentation, validation, test), so e.g. changing how often the test set is
+evaluated does not change the training trajectory. Inference repeat r uses child r of the job's
+SeedSequence, so repeat r does not depend on the number of repeats.
+
+Sampling ``batch`` draws fresh nonidealities for every batch (the paper); ``chip`` draws once per
+repeat and holds them for the whole pass: every batch of a repeat gets a Generator rebuilt from the
+same seed, and since the draws depend only on the conductance shapes, every batch sees the same
+devices.
+
+Weights travel as a dict of arrays in the layout of :meth:`memnp.nn.Sequential.save` (JSON
+``architecture`` and ``stage`` string arrays, ``layer{i}.{name}`` parameters), so a stored
+weights file loads with ``memnp.nn.Sequential.load``.
+"""
+import json
+import time
+
+import numpy as np
+
+from .augment import augment
+from .configs import Inference, Training, evaluation_epochs
+from .datasource import to_float
+
+#: Names of the independent random streams of a training job (children of its SeedSequence).
+TRAINING_STREAMS = ("init", "shuffle", "train", "augment", "validation", "test")
+
+
+# -- the nn link ------------------------------------------------------------------------------------
+def build_model(family, weights, stage, rng, learning_rate=0.01, l1=0.0):
+    """The paper's network for ``family`` (``mnist`` or ``cifar10``), initialised from ``rng``."""
+    from ..nn import SGD, cifar_cnn, mnist_mlp
+    options = dict(stage=stage, optimizer=SGD(lr=learning_rate), l1=l1)
+    if family == "cifar10":
+        return cifar_cnn(rng, weights=weights, **options)
+    if family == "mnist":
+        return mnist_mlp(rng, weights=weights, **options)
+    raise ValueError(f"family must be 'mnist' or 'cifar10'; got {family!r}")
+
+
+def model_arrays(model, stage):
+    """The model's weights as {name: array} in the layout of ``Sequential.save`` (copies)."""
+    arrays = {"architecture": np.array([json.dumps(model.architecture())]),
+              "stage": np.array([json.dumps(None if stage is None else stage.to_dict())])}
+    for key, layer, name in model.parameters():
+        arrays[key] = layer.params[name].copy()
+    return arrays
+
+
+def set_parameters(model, arrays):
+    """Copy the ``layer{i}.{name}`` arrays into the model's parameters."""
+    for key, layer, name in model.parameters():
+        if key not in arrays or arrays[key].shape != layer.params[name].shape:
+            raise ValueError(f"weights do not fit the model: parameter {key} missing or of the wrong shape")
+        layer.params[name] = np.array(arrays[key], dtype=layer.dtype)
+
+
+def model_from_arrays(arrays):
+    """A model rebuilt from :func:`model_arrays` output (architecture, stage and weights)."""
+    from ..crossbar import Stage
+    from ..nn import Sequential, layer_from_config
+    try:
+        architecture = json.loads(str(arrays["architecture"][0]))
+        stage = json.loads(str(arrays["stage"][0]))
+    except (KeyError, IndexError, json.JSONDecodeError) as exc:
+        raise ValueError(f"weights arrays lack a valid architecture / stage: {exc}") from None
+    layers = [layer_from_config(config) for config in architecture["layers"]]
+    model = Sequential(layers, input_shape=architecture.get("input_shape"),
+                       stage=None if stage is None else Stage.from_dict(stage),
+                       l1=architecture.get("l1", 0.0))
+    model.astype(architecture.get("dtype", "float32"))
+    set_parameters(model, arrays)
+    return model
+
+
+def synapse_count(model):
+    """N_syn = sum over memristive layers of (n_in + 1) n_out (19,885 for 784-25-10)."""
+    from ..nn import synapse_count as count
+    return int(count(model))
+
+
+# -- evaluation -------------------------------------------------------------------------------------
+def evaluate(model, x, y, stage, rng, batch_size, sampling="batch", power=True):
+    """One pass over (x, y): {"loss", "accuracy", "power"}.
+
+    ``rng``: a Generator for ``batch`` sampling; for ``chip`` sampling a SeedSequence (or int) from
+    which every batch's Generator is rebuilt, so each batch sees the same draws.
+    """
+    if sampling == "batch":
+        out = model.evaluate(x, y, rng=rng, stage=stage, batch_size=batch_size, power=power)
+        return {"loss": float(out["loss"]), "accuracy": float(out["accuracy"]),
+                "power": None if out["power"] is None else float(out["power"])}
+    if sampling != "chip":
+        raise ValueError(f"sampling must be 'batch' or 'chip'; got {sampling!r}")
+    loss = hits = 0.0
+    powers = []
+    for start in range(0, len(x), batch_size):
+        xb, yb = x[start:start + batch_size], y[start:start + batch_size]
+        out = model.evaluate(xb, yb, rng=np.random.default_rng(rng), stage=stage,
+                             batch_size=len(xb), power=power)
+        loss += out["loss"] * len(xb)
+        hits += out["accuracy"] * len(xb)
+        if power:
+            powers.append(out["power"])
+    return {"loss": loss / len(x), "accuracy": hits / len(x),
+            "power": float(np.mean(powers)) if power else None}
+
+
+def _repeat_source(sampling, seed_sequence):
+    """What :func:`evaluate` needs for one repeat seeded by ``seed_sequence``."""
+    return np.random.default_rng(seed_sequence) if sampling == "batch" else seed_sequence
+
+
+def repeats(model, x, y, inference, seed_sequences):
+    """{"accuracy": [...], "loss": [...], "power": [...]} over one repeat per SeedSequence."""
+    out = {"accuracy": [], "loss": [], "power": []}
+    for seq in seed_sequences:
+        result = evaluate(model, x, y, inference.stage, _repeat_source(inference.sampling, seq),
+                          inference.batch_size, inference.sampling)
+        for name in out:
+            out[name].append(result[name])
+    return out
+
+
+# -- training ---------------------------------------------------------------------------------------
+def train(training, data, seed_sequence, on_epoch=None):
+    """Train one network.
+
+    training: Training config. data: {"train", "validation", "test": (images uint8, labels)} (test
+    only needed when ``training.test_stages`` is not empty). seed_sequence: the job's SeedSequence.
+    on_epoch: optional callback(epoch, epochs) after every epoch.
+
+    Returns (record, weights): the record is a JSON-ready dict (history, checkpoint, timing), the
+    weights the checkpoint's arrays (see :func:`model_arrays`).
+    """
+    if not isinstance(training, Training):
+        raise ValueError(f"training must be a Training config; got {type(training).__name__}")
+    start = time.perf_counter()
+    streams = dict(zip(TRAINING_STREAMS, seed_sequence.spawn(len(TRAINING_STREAMS))))
+    rng = {name: np.random.default_rng(seq) for name, seq in streams.items()}
+    x_train, y_train = to_float(data["train"][0]), data["train"][1]
+    x_val, y_val = to_float(data["validation"][0]), data["validation"][1]
+    tests = training.test_inferences()
+    if tests:
+        x_test, y_test = to_float(data["test"][0]), data["test"][1]
+    stage = training.stage
+    model = build_model(training.data.family, training.weights, stage, rng["init"],
+                        training.learning_rate, training.l1 if training.regularised else 0.0)
+    memristive = training.memristive_checkpoint
+    validation_epochs = set(evaluation_epochs(training.epochs, training.validation_every))
+    test_epochs = set(evaluation_epochs(training.epochs, training.test_every))
+    history = {"epoch": [], "loss": [], "accuracy": [], "val_loss": [], "val_accuracy": [],
+               "seconds": []}
+    validation = {"epoch": [], "loss": [], "accuracy": []}
+    test_history = [{"stage": inf.stage.to_dict(), "label": inf.stage.label, "epoch": [], "loss": [],
+                     "accuracy": [], "power": []} for inf in tests]
+    best = {"epoch": None, "value": -np.inf if not memristive else 0.0, "weights": None}
+    n = len(y_train)
+    for epoch in range(1, training.epochs + 1):
+        epoch_start = time.perf_counter()
+        order = rng["shuffle"].permutation(n)
+        loss_sum = hit_sum = 0.0
+        for begin in range(0, n, training.batch_size):
+            idx = order[begin:begin + training.batch_size]
+            xb = augment(x_train[idx], rng["augment"], training.augmentation)
+            loss, acc = model.train_step(xb, y_train[idx], rng=rng["train"])
+            loss_sum += float(loss) * len(idx)
+            hit_sum += float(acc) * len(idx)
+        history["epoch"].append(epoch)
+        history["loss"].append(loss_sum / n)
+        history["accuracy"].append(hit_sum / n)
+        if not memristive:
+            val = evaluate(model, x_val, y_val, stage, rng["validation"], training.batch_size, power=False)
+            history["val_loss"].append(val["loss"])
+            history["val_accuracy"].append(val["accuracy"])
+            if val["accuracy"] > best["value"]:
+                best.update(epoch=epoch, value=val["accuracy"], weights=model_arrays(model, stage))
+        elif epoch in validation_epochs:
+            runs = [evaluate(model, x_val, y_val, stage, rng["validation"], training.batch_size,
+                             power=False) for _ in range(training.validation_repeats)]
+            accs = [r["accuracy"] for r in runs]
+            validation["epoch"].append(epoch)
+            for name in ("loss", "accuracy"):
+                validation[name].append([r[name] for r in runs])
+            if float(np.median(accs)) > best["value"]:
+                best.update(epoch=epoch, value=float(np.median(accs)), weights=model_arrays(model, stage))
+        if epoch in test_epochs:
+            for inf, record in zip(tests, test_history):
+                seqs = [np.random.SeedSequence(int(rng["test"].integers(2 ** 63)))
+                        for _ in range(inf.repeats)]
+                result = repeats(model, x_test, y_test, inf, seqs)
+                record["epoch"].append(epoch)
+                for name in ("loss", "accuracy", "power"):
+                    record[name].append(result[name])
+        history["seconds"].append(time.perf_counter() - epoch_start)
+        if on_epoch is not None:
+            on_epoch(epoch, training.epochs)
+    if best["weights"] is None:  # no validation ever improved on 0: keep the last weights
+        best.update(epoch=training.epochs, value=None, weights=model_arrays(model, stage))
+    checkpoint = {"kind": "memristive" if memristive else "standard", "epoch": best["epoch"],
+                  "metric": "median validation accuracy" if memristive else "validation accuracy",
+                  "value": best["value"]}
+    record = {"history": history, "validation": validation if memristive else None,
+              "test": test_history, "checkpoint": checkpoint, "weights": training.weights,
+              "n_synapses": synapse_count(model),
+              "seconds": time.perf_counter() - start}
+    return record, best["weights"]
+
+
+def infer(weights, inference, test_data, seed_sequence):
+    """Evaluate trained weights under one inference setup.
+
+    weights: arrays from :func:`model_arrays` (or a stored weights file). inference: Inference
+    config. test_data: (images uint8, labels). seed_sequence: the job's SeedSequence.
+    Returns a JSON-ready record {"accuracy", "loss", "power": R values each, "n_synapses", "seconds"}.
+    """
+    if not isinstance(inference, Inference):
+        raise ValueError(f"inference must be an Inference config; got {type(inference).__name__}")
+    start = time.perf_counter()
+    model = model_from_arrays(weights)
+    x, y = to_float(test_data[0]), test_data[1]
+    result = repeats(model, x, y, inference, seed_sequence.spawn(inference.repeats))
+    return dict(result, n_synapses=synapse_count(model), seconds=time.perf_counter() - start)
+
+
+#: SPEC §3: read time (s) used for the energy efficiency.
+T_READ = 50e-9
+
+
+def energy_efficiency(n_synapses, power):
+    """Operations per joule: 2 N_syn / (t_read P) for power P (W); None if P is not positive."""
+    if power is None or not np.isfinite(power) or power <= 0:
+        return None
+    return 2.0 * n_synapses / (T_READ * power)

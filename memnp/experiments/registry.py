@@ -1,0 +1,270 @@
+"""The paper's nine simulations (SPEC §7) as data, and their expansion into jobs.
+
+A *training setup* names a data set family, a device preset and how the network is trained; an
+*inference setup* names a device preset (and mapping rule). A simulation is a list of (training
+setup, inference setup) pairs. Expanding the selected simulations at a given scale gives:
+
+- one training job per (training setup, network index), and
+- one inference job per (training job, inference setup),
+
+each keyed by a hash of its config and the run seed (:mod:`memnp.experiments.keys`). Simulations
+that share a training setup share its jobs: the ideal MNIST networks serve six simulations, and
+``nonideality_agnosticism`` only adds inference jobs for networks the others train.
+
+The test-during-training stages of a training setup are the inference setups paired with it in the
+registry's simulations other than ``nonideality_agnosticism`` (in registry order), whichever
+simulations are selected, so a training job's key does not depend on ``--only``.
+"""
+import dataclasses
+
+from ..crossbar import Stage
+from .configs import DataSpec, Inference, Training
+from .keys import job_key, seed_record
+
+#: The ideal stage: no nonidealities, on the high-resistance SiOx conductance range (only the
+#: power of an ideal read depends on it; standard weights take the digital shortcut).
+IDEAL_STAGE = {"G_off": 5.24841e-7, "G_on": 2.6242e-6, "k_V": 0.5, "mapping_rule": "default",
+               "nonidealities": []}
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainingSetup:
+    name: str
+    family: str          # "mnist" or "cifar10"
+    device: str          # "ideal" or a memnp.data.presets name
+    label: str
+    regularised: bool = False
+    standard_weights: bool = False
+    mapping_rule: str = "default"
+
+
+@dataclasses.dataclass(frozen=True)
+class InferenceSetup:
+    name: str
+    device: str
+    label: str
+    mapping_rule: str = "default"
+
+
+@dataclasses.dataclass(frozen=True)
+class Simulation:
+    name: str
+    description: str
+    pairs: tuple         # ((training setup name, inference setup name), ...)
+    monitor: bool = True  # whether its pairs define test-during-training stages
+
+
+def _t(name, family, device, label, **kw):
+    return TrainingSetup(name, family, device, label, **kw)
+
+
+TRAININGS = {t.name: t for t in [
+    _t("ideal", "mnist", "ideal", "ideal training"),
+    _t("low_pf", "mnist", "siox-low", "low-R SiOx PF, aware"),
+    _t("low_pf_reg", "mnist", "siox-low", "low-R SiOx PF, aware + regularised", regularised=True),
+    _t("high_pf", "mnist", "siox-high", "high-R SiOx PF, aware"),
+    _t("high_pf_reg", "mnist", "siox-high", "high-R SiOx PF, aware + regularised", regularised=True),
+    _t("high_pf_stuck_on", "mnist", "siox-high-stuck-on", "high-R PF + stuck at G_on, aware"),
+    _t("stuck_off", "mnist", "stuck-off", "stuck at G_off, aware"),
+    _t("tahfo2", "mnist", "tahfo2", "Ta/HfO2 stuck distribution, aware"),
+    _t("d2d_high", "mnist", "d2d-high", "high D2D, aware"),
+    _t("d2d_more_std_avg", "mnist", "d2d-more-uniform", "more uniform D2D, standard weights (avg rule)",
+       standard_weights=True, mapping_rule="avg"),
+    _t("d2d_more_std_default", "mnist", "d2d-more-uniform", "more uniform D2D, standard weights (default rule)",
+       standard_weights=True),
+    _t("d2d_less_std_avg", "mnist", "d2d-less-uniform", "less uniform D2D, standard weights (avg rule)",
+       standard_weights=True, mapping_rule="avg"),
+    _t("d2d_less_std_default", "mnist", "d2d-less-uniform", "less uniform D2D, standard weights (default rule)",
+       standard_weights=True),
+    _t("d2d_more", "mnist", "d2d-more-uniform", "more uniform D2D, double weights"),
+    _t("d2d_more_reg", "mnist", "d2d-more-uniform", "more uniform D2D, double weights, regularised",
+       regularised=True),
+    _t("d2d_less", "mnist", "d2d-less-uniform", "less uniform D2D, double weights"),
+    _t("d2d_less_reg", "mnist", "d2d-less-uniform", "less uniform D2D, double weights, regularised",
+       regularised=True),
+    _t("cnn_ideal", "cifar10", "ideal", "CIFAR-10 CNN, ideal training"),
+    _t("cnn_high_pf", "cifar10", "siox-high", "CIFAR-10 CNN, high-R SiOx PF, aware"),
+]}
+
+INFERENCES = {i.name: i for i in [
+    InferenceSetup("ideal", "ideal", "ideal (software baseline)"),
+    InferenceSetup("low_pf", "siox-low", "low-R SiOx PF"),
+    InferenceSetup("high_pf", "siox-high", "high-R SiOx PF"),
+    InferenceSetup("stuck_off", "stuck-off", "stuck at G_off 5 %"),
+    InferenceSetup("high_pf_stuck_on", "siox-high-stuck-on", "high-R PF + stuck at G_on 5 %"),
+    InferenceSetup("d2d_more", "d2d-more-uniform", "more uniform D2D"),
+    InferenceSetup("d2d_less", "d2d-less-uniform", "less uniform D2D"),
+    InferenceSetup("d2d_high", "d2d-high", "high D2D"),
+    InferenceSetup("tahfo2", "tahfo2", "Ta/HfO2 stuck distribution"),
+    InferenceSetup("d2d_more_avg", "d2d-more-uniform", "more uniform D2D (avg rule)", "avg"),
+    InferenceSetup("d2d_less_avg", "d2d-less-uniform", "less uniform D2D (avg rule)", "avg"),
+]}
+
+#: The nine MNIST inference setups of the robustness matrix (SPEC §7.9), in the paper's order.
+AGNOSTIC_INFERENCES = ("ideal", "low_pf", "high_pf", "stuck_off", "high_pf_stuck_on", "d2d_more",
+                       "d2d_less", "d2d_high", "tahfo2")
+#: The 13 MNIST networks of the robustness matrix (every aware-trained MNIST network with double
+#: weights, and the ideal one; the four standard-weight D2D networks are not in the paper's heatmap).
+AGNOSTIC_TRAININGS = ("ideal", "low_pf", "low_pf_reg", "high_pf", "high_pf_reg", "high_pf_stuck_on",
+                      "stuck_off", "d2d_more", "d2d_more_reg", "d2d_less", "d2d_less_reg", "d2d_high",
+                      "tahfo2")
+
+
+def _pairs(trainings, inferences):
+    return tuple((t, i) for t in trainings for i in inferences)
+
+
+SIMULATIONS = {s.name: s for s in [
+    Simulation("ideal", "ideal training, inference on every setup (and the CIFAR-10 CNN on high-R PF)",
+               _pairs(["ideal"], AGNOSTIC_INFERENCES) + _pairs(["cnn_ideal"], ["ideal", "high_pf"])),
+    Simulation("iv_nonlinearity", "aware training on low- and high-resistance SiOx PF, unregularised and regularised",
+               _pairs(["ideal"], ["low_pf", "high_pf"]) + _pairs(["low_pf", "low_pf_reg"], ["low_pf"])
+               + _pairs(["high_pf", "high_pf_reg"], ["high_pf"])),
+    Simulation("iv_nonlinearity_and_stuck_on", "high-resistance PF + 5 % stuck at G_on",
+               _pairs(["ideal", "high_pf_stuck_on"], ["high_pf_stuck_on"])),
+    Simulation("iv_nonlinearity_cnn", "CIFAR-10 CNN, aware training on high-resistance PF",
+               _pairs(["cnn_ideal"], ["ideal", "high_pf"]) + _pairs(["cnn_high_pf"], ["high_pf"])),
+    Simulation("stuck_distribution", "Ta/HfO2 stuck devices (KDE of stuck values)",
+               _pairs(["ideal", "tahfo2"], ["tahfo2"])),
+    Simulation("stuck_off", "5 % of devices stuck at G_off",
+               _pairs(["ideal", "stuck_off"], ["stuck_off"])),
+    Simulation("high_d2d", "high device-to-device variability",
+               _pairs(["ideal", "d2d_high"], ["d2d_high"])),
+    Simulation("weight_implementation", "more and less uniform D2D: standard weights (avg, default rule) vs double weights",
+               _pairs(["ideal"], ["d2d_more", "d2d_less"])
+               + (("d2d_more_std_avg", "d2d_more_avg"), ("d2d_more_std_default", "d2d_more"),
+                  ("d2d_less_std_avg", "d2d_less_avg"), ("d2d_less_std_default", "d2d_less"))
+               + _pairs(["d2d_more", "d2d_more_reg"], ["d2d_more"])
+               + _pairs(["d2d_less", "d2d_less_reg"], ["d2d_less"])),
+    Simulation("nonideality_agnosticism", "every trained MNIST network on all nine inference setups",
+               _pairs(AGNOSTIC_TRAININGS, AGNOSTIC_INFERENCES), monitor=False),
+]}
+
+
+def check_names(names):
+    """The simulation names, validated (ValueError listing the allowed names)."""
+    names = list(names)
+    bad = [n for n in names if n not in SIMULATIONS]
+    if bad:
+        raise ValueError(f"unknown simulation {bad[0]!r}; --only must be one of {', '.join(SIMULATIONS)}")
+    return names
+
+
+def device_stage(device, mapping_rule="default"):
+    """The Stage of a device preset name ("ideal" or a memnp.data.presets name)."""
+    if device == "ideal":
+        stage = Stage.from_dict(IDEAL_STAGE)
+    else:
+        from ..data.presets import preset_stage
+        stage = preset_stage(device)
+    if stage.mapping_rule != mapping_rule:
+        stage = dataclasses.replace(stage, mapping_rule=mapping_rule)
+    return stage
+
+
+def monitor_inferences(training_name):
+    """Inference setups for the test-during-training of a training setup (see module docstring)."""
+    out = []
+    for sim in SIMULATIONS.values():
+        if sim.monitor:
+            for t, i in sim.pairs:
+                if t == training_name and i not in out:
+                    out.append(i)
+    return out
+
+
+@dataclasses.dataclass(frozen=True)
+class Job:
+    """One unit of work: kind "train" (one network) or "infer" (one network, one setup)."""
+
+    kind: str
+    key: str
+    content: dict      # hashed: the config (and the training job's key for inference)
+    seed: dict         # seed_record(content, run seed)
+    training: str      # training setup name
+    network: int
+    inference: str = None
+    depends: str = None  # key of the training job an inference job needs
+
+    def describe(self):
+        what = f"{self.training}#{self.network}"
+        return what if self.kind == "train" else f"{what} -> {self.inference}"
+
+
+@dataclasses.dataclass
+class Plan:
+    """The expansion of some simulations: jobs (trainings first) and how they map to setups."""
+
+    trainings: dict      # name -> {"label", "config", "networks": [keys]}
+    inferences: dict     # name -> {"label", "config"}
+    simulations: dict    # name -> {"description", "pairs": [[t, i], ...], "skipped": reason or None}
+    jobs: list
+    skipped: list        # [(simulation, reason)]
+
+    def job(self, key):
+        return next(j for j in self.jobs if j.key == key)
+
+
+def expand(names, scale, seed, sources):
+    """Jobs for the simulations ``names`` at a :class:`~memnp.experiments.presets.Scale`.
+
+    sources: {family: resolved data name, or None when unavailable}. Pairs whose family is
+    unavailable are skipped (listed in ``Plan.skipped``).
+    """
+    names = check_names(names)
+    trainings, inferences, simulations, jobs, skipped = {}, {}, {}, {}, []
+    for name in names:
+        sim = SIMULATIONS[name]
+        kept, missing = [], set()
+        for t_name, i_name in sim.pairs:
+            setup = TRAININGS[t_name]
+            if sources.get(setup.family) is None:
+                missing.add(setup.family)
+                continue
+            kept.append([t_name, i_name])
+            if t_name not in trainings:
+                trainings[t_name] = _expand_training(setup, scale, seed, sources, jobs)
+            inf_setup = INFERENCES[i_name]
+            if i_name not in inferences:
+                inferences[i_name] = {"label": inf_setup.label, "device": inf_setup.device,
+                                      "config": scale.inference(device_stage(inf_setup.device,
+                                                                             inf_setup.mapping_rule)).to_dict()}
+            inference = Inference.from_dict(inferences[i_name]["config"])
+            for network, train_key in enumerate(trainings[t_name]["networks"]):
+                content = {"kind": "infer", "train": train_key, "inference": inference.to_dict()}
+                key = job_key(content, seed)
+                jobs.setdefault(key, Job("infer", key, content, seed_record(content, seed), t_name,
+                                         network, i_name, train_key))
+        reason = None
+        if missing:
+            reason = f"{', '.join(sorted(missing))} not available"
+            skipped.append((name, reason + (" (all pairs)" if not kept else " (its pairs skipped)")))
+        simulations[name] = {"description": sim.description, "pairs": kept, "skipped": reason}
+    ordered = [j for j in jobs.values() if j.kind == "train"] + [j for j in jobs.values() if j.kind == "infer"]
+    return Plan(trainings, inferences, simulations, ordered, skipped)
+
+
+def _expand_training(setup, scale, seed, sources, jobs):
+    stage = device_stage(setup.device, setup.mapping_rule)
+    test_stages = tuple(device_stage(INFERENCES[i].device, INFERENCES[i].mapping_rule)
+                        for i in monitor_inferences(setup.name))
+    training = scale.training(DataSpec(name=sources[setup.family], **scale.limits(setup.family)), stage,
+                              regularised=setup.regularised, standard_weights=setup.standard_weights,
+                              test_stages=test_stages)
+    keys = []
+    for network in range(scale.networks):
+        content = {"kind": "train", "training": training.to_dict(), "network": network}
+        key = job_key(content, seed)
+        jobs.setdefault(key, Job("train", key, content, seed_record(content, seed), setup.name, network))
+        keys.append(key)
+    return {"label": setup.label, "family": setup.family, "device": setup.device,
+            "config": training.to_dict(), "networks": keys,
+            "monitor": monitor_inferences(setup.name)}
+
+
+def training_config(job):
+    return Training.from_dict(job.content["training"])
+
+
+def inference_config(job):
+    return Inference.from_dict(job.content["inference"])

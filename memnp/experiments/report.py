@@ -1,0 +1,210 @@
+"""The summary of a results store: markdown and CSV, from the store alone.
+
+For every (training setup, inference setup) pair of the manifest's simulations: the number of
+results (networks x repeats), the median test error and its interquartile range (per cent), the
+mean power of the network's crossbars (W), the energy efficiency (SPEC §3, TOPS/W) at that power,
+and the paper's numbers (SPEC §8) where it gives them. Also the robustness matrix (median error of
+the 13 MNIST networks on the 9 inference setups), the diagonal table next to the paper's, and the
+paper's orderings checked on these results.
+
+Files (in ``<root>/report/``): ``summary.md``, ``summary.csv``, ``robustness.csv``, ``diagonal.csv``.
+"""
+import csv
+import io
+
+import numpy as np
+
+from . import paper, registry
+from .protocol import energy_efficiency
+from .store import ResultsStore, write_text
+
+SUMMARY_COLUMNS = ("simulation", "training", "inference", "training_label", "inference_label",
+                   "n_results", "median_error_pct", "q25_error_pct", "q75_error_pct", "iqr_error_pct",
+                   "mean_power_W", "efficiency_TOPS_per_W", "paper_median_error_pct", "paper_power_W")
+
+
+def _results(store, manifest, training, inference):
+    """(errors %, powers W, n_synapses) over every finished repeat of a pair, or None."""
+    errors, powers, n_syn = [], [], None
+    for key, job in sorted(manifest["jobs"].items()):
+        if job["kind"] == "infer" and job["training"] == training and job["inference"] == inference:
+            try:
+                record = store.read_record("infer", key)
+            except (OSError, ValueError):
+                continue
+            errors.extend(100.0 * (1.0 - np.asarray(record["accuracy"], float)))
+            powers.extend(np.nan if p is None else p for p in record["power"])
+            n_syn = record.get("n_synapses", n_syn)
+    if not errors:
+        return None
+    return np.asarray(errors), np.asarray(powers, float), n_syn
+
+
+def pair_row(store, manifest, simulation, training, inference):
+    result = _results(store, manifest, training, inference)
+    row = {"simulation": simulation, "training": training, "inference": inference,
+           "training_label": manifest["trainings"].get(training, {}).get("label", training),
+           "inference_label": manifest["inferences"].get(inference, {}).get("label", inference),
+           "paper_median_error_pct": paper.MEDIAN_ERROR.get((training, inference)),
+           "paper_power_W": paper.POWER.get((training, inference))}
+    if result is None:
+        return dict(row, n_results=0)
+    errors, powers, n_syn = result
+    q25, median, q75 = np.percentile(errors, [25, 50, 75])
+    power = float(np.mean(powers)) if np.all(np.isfinite(powers)) else None
+    efficiency = energy_efficiency(n_syn, power) if n_syn else None
+    return dict(row, n_results=len(errors), median_error_pct=float(median), q25_error_pct=float(q25),
+                q75_error_pct=float(q75), iqr_error_pct=float(q75 - q25), mean_power_W=power,
+                efficiency_TOPS_per_W=None if efficiency is None else efficiency / 1e12)
+
+
+def summary_rows(store, manifest):
+    rows = []
+    for name, sim in manifest["simulations"].items():
+        for training, inference in sim["pairs"]:
+            rows.append(pair_row(store, manifest, name, training, inference))
+    return rows
+
+
+def _unique_pairs(rows):
+    return {(r["training"], r["inference"]): r for r in rows}
+
+
+def robustness(pairs):
+    """{training: {inference: median error or None}} over the 13 x 9 matrix (rows present only)."""
+    matrix = {}
+    for training in registry.AGNOSTIC_TRAININGS:
+        cells = {i: pairs.get((training, i), {}).get("median_error_pct") for i in registry.AGNOSTIC_INFERENCES}
+        if any(v is not None for v in cells.values()):
+            matrix[training] = cells
+    return matrix
+
+
+def diagonal(pairs):
+    """SPEC §8's table with our medians: [(label, [(ours, paper) x 3])]."""
+    rows = []
+    for label, inference, *trainings in paper.DIAGONAL:
+        cells = []
+        for training in trainings:
+            if training is None:
+                cells.append(None)
+            else:
+                ours = pairs.get((training, inference), {}).get("median_error_pct")
+                cells.append((ours, paper.MEDIAN_ERROR.get((training, inference))))
+        rows.append((label, inference, trainings, cells))
+    return rows
+
+
+def checks(pairs):
+    """The paper's orderings (issue 5's targets) on these results: [(statement, True/False/None)]."""
+    def median(t, i):
+        return pairs.get((t, i), {}).get("median_error_pct")
+
+    def power(t, i):
+        return pairs.get((t, i), {}).get("mean_power_W")
+
+    out = []
+    ideal, aware = median("ideal", "high_pf"), median("high_pf", "high_pf")
+    out.append(("high-R SiOx: ideal training's median error is far above (> 2x) aware training's",
+                None if None in (ideal, aware) else ideal > 2 * aware))
+    powers = [power(t, "high_pf") for t in ("ideal", "high_pf", "high_pf_reg")]
+    out.append(("high-R SiOx: regularised aware training has the lowest power",
+                None if None in powers else powers[2] == min(powers)))
+    for label, inference, ideal_t, aware_t, _ in paper.DIAGONAL[1:]:
+        a, b = median(ideal_t, inference), median(aware_t, inference)
+        out.append((f"{label}: aware training beats ideal training", None if None in (a, b) else b < a))
+    return out
+
+
+def _fmt(value, digits=2):
+    if value is None or (isinstance(value, float) and not np.isfinite(value)):
+        return "–"
+    if isinstance(value, float):
+        return f"{value:.{digits}f}" if abs(value) >= 0.01 or value == 0 else f"{value:.3g}"
+    return str(value)
+
+
+def _power(value):
+    if value is None:
+        return "–"
+    for scale, unit in ((1, "W"), (1e-3, "mW"), (1e-6, "µW")):
+        if abs(value) >= scale:
+            return f"{value / scale:.3g} {unit}"
+    return f"{value * 1e9:.3g} nW"
+
+
+def _csv(rows, columns):
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({c: "" if row.get(c) is None else row.get(c) for c in columns})
+    return buffer.getvalue()
+
+
+def markdown(manifest, rows, pairs):
+    lines = ["# memnp results", "",
+             f"Preset `{manifest.get('preset')}`, seed {manifest.get('seed')}, data: "
+             + ", ".join(f"{k} -> {v or 'not available'}" for k, v in manifest.get("sources", {}).items())
+             + f". Scale: {manifest.get('scale', {}).get('epochs')} epochs, "
+             f"{manifest.get('scale', {}).get('networks')} network(s) per setup, "
+             f"{manifest.get('scale', {}).get('inference_repeats')} inference repeats.", "",
+             "Error = 100 (1 - accuracy) in per cent; power = total average power of the crossbars; "
+             "efficiency = 2 N_syn / (50 ns x power). Paper: SPEC §8 (5 networks x 25 repeats, 1000 epochs, "
+             "full MNIST).", ""]
+    lines += ["## Diagonal (median test error %, ours / paper)", "",
+              "| setup | ideal training | aware training | aware + regularised |", "|---|---|---|---|"]
+    for label, _, _, cells in diagonal(pairs):
+        text = ["" if c is None else f"{_fmt(c[0], 1)} / {_fmt(c[1], 1)}" for c in cells]
+        lines.append(f"| {label} | " + " | ".join(text) + " |")
+    lines += ["", "## The paper's orderings on these results", ""]
+    for statement, ok in checks(pairs):
+        lines.append(f"- {'yes' if ok else 'no' if ok is False else 'n/a'}: {statement}")
+    for name, sim in manifest["simulations"].items():
+        lines += ["", f"## {name}", "", sim["description"] + (f" (skipped: {sim['skipped']})" if sim.get("skipped") else ""), ""]
+        sim_rows = [r for r in rows if r["simulation"] == name]
+        if not sim_rows:
+            continue
+        lines += ["| training | inference | n | median error % | IQR % | power | TOPS/W | paper error % | paper power |",
+                  "|---|---|---|---|---|---|---|---|---|"]
+        for r in sim_rows:
+            lines.append(f"| {r['training_label']} | {r['inference_label']} | {r['n_results']} | "
+                         f"{_fmt(r.get('median_error_pct'))} | {_fmt(r.get('iqr_error_pct'))} | "
+                         f"{_power(r.get('mean_power_W'))} | {_fmt(r.get('efficiency_TOPS_per_W'), 3)} | "
+                         f"{_fmt(r.get('paper_median_error_pct'), 1)} | {_power(r.get('paper_power_W'))} |")
+    matrix = robustness(pairs)
+    if matrix:
+        lines += ["", "## Robustness (median test error %, training rows x inference columns)", "",
+                  "| training | " + " | ".join(registry.AGNOSTIC_INFERENCES) + " |",
+                  "|---" * (len(registry.AGNOSTIC_INFERENCES) + 1) + "|"]
+        for training, cells in matrix.items():
+            lines.append(f"| {training} | " + " | ".join(_fmt(cells[i], 1) for i in registry.AGNOSTIC_INFERENCES) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def write_report(root):
+    """Write the report files of the results directory ``root``; returns {name: path}."""
+    store = ResultsStore(root)
+    manifest = store.read_manifest()
+    rows = summary_rows(store, manifest)
+    pairs = _unique_pairs(rows)
+    out = store.report_dir
+    paths = {"summary.md": out / "summary.md", "summary.csv": out / "summary.csv",
+             "robustness.csv": out / "robustness.csv", "diagonal.csv": out / "diagonal.csv"}
+    write_text(paths["summary.md"], markdown(manifest, rows, pairs))
+    write_text(paths["summary.csv"], _csv(rows, SUMMARY_COLUMNS))
+    matrix = robustness(pairs)
+    write_text(paths["robustness.csv"], _csv([dict(training=t, **cells) for t, cells in matrix.items()],
+                                             ("training",) + registry.AGNOSTIC_INFERENCES))
+    diag_rows = []
+    for label, inference, trainings, cells in diagonal(pairs):
+        row = {"setup": label, "inference": inference}
+        for kind, training, cell in zip(("ideal", "aware", "aware_reg"), trainings, cells):
+            row[f"{kind}_training"] = training
+            row[f"{kind}_median_error_pct"] = None if cell is None else cell[0]
+            row[f"{kind}_paper_pct"] = None if cell is None else cell[1]
+        diag_rows.append(row)
+    columns = ("setup", "inference") + tuple(f"{k}_{s}" for k in ("ideal", "aware", "aware_reg")
+                                              for s in ("training", "median_error_pct", "paper_pct"))
+    write_text(paths["diagonal.csv"], _csv(diag_rows, columns))
+    return paths

@@ -1,0 +1,199 @@
+"""Running a plan: validate, skip finished jobs, execute the rest, write the store, report.
+
+:func:`reproduce` is what ``python run.py reproduce`` calls. Everything that can be wrong with the
+input (simulation names, scale, seed, executor options, the output path) is checked before
+anything is written. Training jobs are submitted first; each inference job is submitted as soon as
+its network is trained (or at once, when the network was trained by an earlier run).
+"""
+import dataclasses
+import datetime
+import time
+from pathlib import Path
+
+from .. import __version__
+from . import datasource, registry
+from .configs import DataSpec, canonical_json
+from .executors import make_executor
+from .keys import check_seed
+from .presets import Scale
+from .store import ResultsStore
+
+TRAIN_FORMAT = "memnp-train/1"
+INFER_FORMAT = "memnp-infer/1"
+
+
+class Progress:
+    """Callbacks the runner reports through (the CLI draws progress bars with them)."""
+
+    def message(self, text):
+        pass
+
+    def jobs_start(self, total, finished):
+        pass
+
+    def job_done(self, job):
+        pass
+
+    def epoch(self, job, epoch, epochs):
+        pass
+
+    def close(self):
+        pass
+
+
+@dataclasses.dataclass
+class RunResult:
+    store: ResultsStore
+    plan: registry.Plan
+    computed: list      # keys of the jobs computed by this run
+    reused: list        # keys of jobs found finished
+    seconds: float
+
+
+def _now():
+    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+
+
+def check_output_dir(out):
+    """The output directory as a Path; ValueError if it exists as a file or is a foreign directory."""
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out} exists and is not a directory")
+    if out.is_dir() and any(out.iterdir()) and not (out / "manifest.json").is_file():
+        raise ValueError(f"--out {out} is a non-empty directory without a memnp manifest.json; "
+                         "choose an empty or new directory (memnp does not write into other directories)")
+    return out
+
+
+def resolve_sources(families, data_dir=None, download=False):
+    """{family: data name or None}, and {family: reason} for the unavailable ones."""
+    sources, reasons = {}, {}
+    for family in families:
+        try:
+            sources[family] = datasource.resolve(family, data_dir, download)
+        except datasource.DataUnavailable as exc:
+            sources[family], reasons[family] = None, str(exc)
+    return sources, reasons
+
+
+def plan_run(names, scale, seed, data_dir=None, download=False):
+    """(plan, sources, reasons): the validated expansion of ``names`` (nothing written)."""
+    if not isinstance(scale, Scale):
+        raise ValueError(f"scale must be a Scale; got {type(scale).__name__}")
+    seed = check_seed(seed)
+    names = registry.check_names(names)
+    families = sorted({registry.TRAININGS[t].family for n in names for t, _ in registry.SIMULATIONS[n].pairs})
+    sources, reasons = resolve_sources(families, data_dir, download)
+    return registry.expand(names, scale, seed, sources), sources, reasons
+
+
+def _signature(scale, seed, sources):
+    return {"scale": scale.to_dict(), "seed": seed, "sources": sources}
+
+
+def build_manifest(store, plan, scale, seed, sources, preset, names):
+    """The manifest: merged with the existing one when scale, seed and data sources are the same."""
+    signature = _signature(scale, seed, sources)
+    manifest = None
+    try:
+        old = store.read_manifest()
+        if canonical_json(old.get("signature")) == canonical_json(signature):
+            manifest = old
+    except (FileNotFoundError, ValueError):
+        pass
+    if manifest is None:
+        manifest = {"signature": signature, "preset": preset, "scale": scale.to_dict(), "seed": seed,
+                    "sources": sources, "trainings": {}, "inferences": {}, "simulations": {}, "jobs": {},
+                    "runs": []}
+    manifest["memnp_version"] = __version__
+    manifest["trainings"].update(plan.trainings)
+    manifest["inferences"].update(plan.inferences)
+    manifest["simulations"].update(plan.simulations)
+    for job in plan.jobs:
+        manifest["jobs"][job.key] = {"kind": job.kind, "training": job.training, "network": job.network,
+                                     "inference": job.inference, "depends": job.depends, "seed": job.seed,
+                                     "file": str(store.record_path(job.kind, job.key).relative_to(store.root))}
+    manifest["runs"].append({"started": _now(), "finished": None, "only": list(names)})
+    return manifest
+
+
+def reproduce(names, scale, seed, out, data_dir=None, download=False, jobs=1, scheduler=None,
+              preset=None, progress=None):
+    """Run the simulations ``names`` at ``scale`` into the results directory ``out``."""
+    progress = progress or Progress()
+    start = time.perf_counter()
+    out = check_output_dir(out)
+    executor = make_executor(jobs, scheduler)
+    plan, sources, reasons = plan_run(names, scale, seed, data_dir, download)
+    for family, reason in reasons.items():
+        progress.message(f"skip: {family} is not available, so its pairs are skipped ({reason.splitlines()[0]})")
+    for sim, reason in plan.skipped:
+        progress.message(f"skip: simulation {sim}: {reason}")
+    store = ResultsStore(out)
+    manifest = build_manifest(store, plan, scale, seed, sources, preset, names)
+    out.mkdir(parents=True, exist_ok=True)
+    store.remove_stale_temporaries()
+    store.write_manifest(manifest)
+    done = {j.key for j in plan.jobs if store.is_done(j.kind, j.key)}
+    reused = sorted(done)
+    todo = [j for j in plan.jobs if j.key not in done]
+    progress.jobs_start(len(plan.jobs), len(done))
+    computed = []
+    if todo:
+        computed = _execute(plan, todo, done, store, executor, data_dir, download, progress)
+    manifest["runs"][-1]["finished"] = _now()
+    store.write_manifest(manifest)
+    progress.close()
+    return RunResult(store, plan, computed, reused, time.perf_counter() - start)
+
+
+def _data_key(training_config):
+    return canonical_json(training_config["data"])
+
+
+def _execute(plan, todo, done, store, executor, data_dir, download, progress):
+    trainings = {name: entry["config"] for name, entry in plan.trainings.items()}
+    needed = {_data_key(trainings[j.training]): trainings[j.training]["data"] for j in todo}
+    datasets = {key: datasource.load(DataSpec.from_dict(spec), data_dir, download)
+                for key, spec in needed.items()}
+    waiting = {}   # training key -> [inference jobs]
+    pending = {}   # handle -> job
+    computed = []
+    executor.start(datasets)
+    try:
+        def submit(job, weights=None):
+            data_key = _data_key(trainings[job.training])
+            on_epoch = (lambda e, n, job=job: progress.epoch(job, e, n)) if job.kind == "train" else None
+            pending[executor.submit(job, data_key, weights, on_epoch)] = job
+
+        for job in todo:
+            if job.kind == "train":
+                submit(job)
+            elif job.depends in done:
+                submit(job, store.read_weights(job.depends))
+            else:
+                waiting.setdefault(job.depends, []).append(job)
+        while pending:
+            handle = executor.wait_first(pending)
+            job = pending.pop(handle)
+            try:
+                result = executor.result(handle)
+            except Exception as exc:
+                raise RuntimeError(f"{job.kind} job {job.describe()} ({job.key}) failed: "
+                                   f"{type(exc).__name__}: {exc}") from exc
+            base = {"content": job.content, "seed": job.seed, "training": job.training,
+                    "network": job.network, "memnp_version": __version__, "finished": _now()}
+            if job.kind == "train":
+                record, weights = result
+                store.write_train(job.key, dict(base, format=TRAIN_FORMAT, **record), weights)
+                for follower in waiting.pop(job.key, []):
+                    submit(follower, weights)
+            else:
+                store.write_infer(job.key, dict(base, format=INFER_FORMAT, inference=job.inference,
+                                                train_key=job.depends, **result))
+            done.add(job.key)
+            computed.append(job.key)
+            progress.job_done(job)
+    finally:
+        executor.close()
+    return computed

@@ -1,0 +1,194 @@
+"""The results store: one file per job, written atomically, keyed by a hash of config and seed.
+
+Layout (see docs/results-store.md)::
+
+    <root>/manifest.json            the run: preset, seed, data, setups, experiments, every job
+    <root>/jobs/train/<key>.npz     trained weights (the checkpoint), plain arrays
+    <root>/jobs/train/<key>.json    training record: config, seed, histories, checkpoint, timing
+    <root>/jobs/infer/<key>.json    inference record: per-repeat accuracy, loss and power
+    <root>/report/                  summary.md, summary.csv, robustness.csv, diagonal.csv
+    <root>/figures/                 figures (memnp.plotting)
+
+Every file is written to a temporary file in the same directory, flushed, synced and moved into
+place with ``os.replace``, so a reader sees either the old file or the complete new one. A job is
+finished when its record JSON parses, names its key, and (for training) the weights file exists
+and has the SHA-256 the record gives: the record is written after the weights, so a run killed at
+any moment leaves either a finished job or none. Rerunning skips finished jobs. Keys hash the
+config and seed, so a changed config is a new key and never reuses stale results.
+Nothing is unpickled: weights are loaded with ``allow_pickle=False`` and records are JSON.
+"""
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+MANIFEST = "manifest.json"
+FORMAT = "memnp-results/1"
+_TMP_MARK = ".tmp-"
+
+
+def _atomic_write(path, write):
+    """Call ``write(fileobj)`` on a temporary file next to ``path``, then move it into place."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}{_TMP_MARK}", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            write(handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+def write_json(path, obj):
+    """Write ``obj`` as JSON (indented, no NaN: NaN and inf become null) atomically."""
+    text = json.dumps(_finite(obj), indent=1, allow_nan=False) + "\n"
+    _atomic_write(path, lambda handle: handle.write(text.encode("utf-8")))
+
+
+def write_text(path, text):
+    _atomic_write(path, lambda handle: handle.write(text.encode("utf-8")))
+
+
+def read_json(path):
+    with open(path, encoding="utf-8") as handle:
+        return json.load(handle)
+
+
+def write_npz(path, arrays):
+    """Write a dict of arrays as an uncompressed .npz atomically; returns the file's SHA-256."""
+    arrays = {str(k): np.asarray(v) for k, v in arrays.items()}
+    for name, array in arrays.items():
+        if array.dtype == object:
+            raise ValueError(f"weights array {name!r} has dtype object; only numeric arrays are stored")
+    _atomic_write(path, lambda handle: np.savez(handle, **arrays))
+    return file_sha256(path)
+
+
+def read_npz(path):
+    """The arrays of an .npz file (never unpickled)."""
+    with np.load(path, allow_pickle=False) as data:
+        return {name: data[name] for name in data.files}
+
+
+def file_sha256(path):
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _finite(obj):
+    """Replace NaN / inf floats by None and NumPy scalars / arrays by plain Python values."""
+    if isinstance(obj, dict):
+        return {str(k): _finite(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_finite(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return _finite(obj.tolist())
+    if isinstance(obj, np.generic):
+        return _finite(obj.item())
+    if isinstance(obj, float) and not np.isfinite(obj):
+        return None
+    return obj
+
+
+class ResultsStore:
+    """A results directory (see the module docstring for its layout)."""
+
+    def __init__(self, root):
+        self.root = Path(root)
+
+    # paths ---------------------------------------------------------------------------------
+    @property
+    def manifest_path(self):
+        return self.root / MANIFEST
+
+    @property
+    def report_dir(self):
+        return self.root / "report"
+
+    @property
+    def figures_dir(self):
+        return self.root / "figures"
+
+    def record_path(self, kind, key):
+        _check_kind(kind)
+        return self.root / "jobs" / kind / f"{key}.json"
+
+    def weights_path(self, key):
+        return self.root / "jobs" / "train" / f"{key}.npz"
+
+    # jobs ----------------------------------------------------------------------------------
+    def is_done(self, kind, key):
+        """Whether the job's files are complete and consistent (see the module docstring)."""
+        try:
+            record = self.read_record(kind, key)
+        except (OSError, ValueError):
+            return False
+        if kind == "train":
+            path = self.weights_path(key)
+            return path.is_file() and file_sha256(path) == record.get("weights_sha256")
+        return True
+
+    def read_record(self, kind, key):
+        """The job's record; ValueError if it does not parse or names another key."""
+        record = read_json(self.record_path(kind, key))
+        if not isinstance(record, dict) or record.get("key") != key or record.get("kind") != kind:
+            raise ValueError(f"record {self.record_path(kind, key)} does not belong to {kind} job {key}")
+        return record
+
+    def write_train(self, key, record, weights):
+        """Weights first, then the record naming their SHA-256 (the record marks completion)."""
+        sha = write_npz(self.weights_path(key), weights)
+        record = dict(record, key=key, kind="train", weights_file=self.weights_path(key).name,
+                      weights_sha256=sha)
+        write_json(self.record_path("train", key), record)
+        return record
+
+    def write_infer(self, key, record):
+        record = dict(record, key=key, kind="infer")
+        write_json(self.record_path("infer", key), record)
+        return record
+
+    def read_weights(self, key):
+        return read_npz(self.weights_path(key))
+
+    # the run -------------------------------------------------------------------------------
+    def write_manifest(self, manifest):
+        write_json(self.manifest_path, dict(manifest, format=FORMAT))
+
+    def read_manifest(self):
+        if not self.manifest_path.is_file():
+            raise FileNotFoundError(f"{self.manifest_path} not found: {self.root} is not a memnp results "
+                                    "directory (run `python run.py reproduce --out DIR` first)")
+        manifest = read_json(self.manifest_path)
+        if manifest.get("format") != FORMAT:
+            raise ValueError(f"{self.manifest_path}: unknown format {manifest.get('format')!r} (expected {FORMAT})")
+        return manifest
+
+    def remove_stale_temporaries(self):
+        """Delete temporary files left by a killed run (only this store's own ``.*.tmp-*`` files)."""
+        removed = 0
+        for directory in (self.root, self.root / "jobs" / "train", self.root / "jobs" / "infer",
+                          self.report_dir):
+            if directory.is_dir():
+                for path in directory.glob(f".*{_TMP_MARK}*"):
+                    path.unlink(missing_ok=True)
+                    removed += 1
+        return removed
+
+
+def _check_kind(kind):
+    if kind not in ("train", "infer"):
+        raise ValueError(f"job kind must be 'train' or 'infer'; got {kind!r}")
