@@ -85,7 +85,8 @@ def training_curves(ctx, out):
             panel = view.curve_panel(t, i)
             if panel is not None:
                 name = training_role(t)[0] if by_role else short_training_label(view, t)
-                panel["title"] = f"{name} → {short_inference_label(view, i)}"
+                title = f"{name} → {short_inference_label(view, i)}"
+                panel["title"] = title if len(title) <= 30 else title.replace(" → ", " →\n")
                 panels.append(panel)
         if panels:
             paths += training.training_curves_figure(out / f"training_{sim}", panels)

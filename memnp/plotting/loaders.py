@@ -212,7 +212,7 @@ def training_role(name):
         return "Standard", style.TRAINING_COLORS["standard"]
     if setup.standard_weights:
         rule = "avg." if setup.mapping_rule == "avg" else "default"
-        return f"Aware, standard w ({rule})", style.COLORS["reddish-purple" if rule == "avg." else "orange"]
+        return f"Std. w ({rule})", style.COLORS["reddish-purple" if rule == "avg." else "orange"]
     if setup.regularised:
         return "Aware (reg.)", style.TRAINING_COLORS["aware_regularised"]
     return "Aware", style.TRAINING_COLORS["aware"]

@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import functools
 import os
-import re
 import tempfile
 import zlib
 from pathlib import Path
 
 import matplotlib
+import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
@@ -56,34 +56,21 @@ CURVE_COLORS = {
     "test": COLORS["reddish-purple"],
 }
 
-#: The paper's nine inference setups (SPEC §7), by the keys memnp uses for them.
+#: The paper's nine inference setups (SPEC §7), by their names in memnp.experiments.registry.
 SETUP_COLORS = {
     "ideal": COLORS["black"],
     "low_pf": COLORS["sky-blue"],
     "high_pf": COLORS["blue"],
     "stuck_off": COLORS["orange"],
     "high_pf_stuck_on": COLORS["vermilion"],
-    "d2d_more_uniform": COLORS["bluish-green"],
-    "d2d_less_uniform": COLORS["yellow"],
-    "high_d2d": COLORS["reddish-purple"],
-    "ta_hfo2": COLORS["grey"],
+    "d2d_more": COLORS["bluish-green"],
+    "d2d_less": "#999933",  # olive: Okabe-Ito's yellow is too light on white
+    "d2d_high": COLORS["reddish-purple"],
+    "tahfo2": COLORS["grey"],
 }
 
 _FALLBACK = [COLORS[k] for k in ("blue", "vermilion", "bluish-green", "orange", "reddish-purple",
-                                  "sky-blue", "yellow", "grey", "black")]
-
-#: Aliases that map other spellings of a setup onto the keys of SETUP_COLORS.
-_SETUP_ALIASES = [
-    (r"(pf|iv).*stuck.*on|stuck.*on.*(pf|iv)", "high_pf_stuck_on"),
-    (r"low.*(pf|iv|nonlin)", "low_pf"),
-    (r"high.*(pf|iv|nonlin)", "high_pf"),
-    (r"stuck.*(off|g_off)", "stuck_off"),
-    (r"(more|uniform).*more|more.*uniform", "d2d_more_uniform"),
-    (r"less.*uniform", "d2d_less_uniform"),
-    (r"high.*d2d", "high_d2d"),
-    (r"ta.*hf|hfo|stuck.*distr", "ta_hfo2"),
-    (r"^ideal$|none", "ideal"),
-]
+                                  "sky-blue", "grey", "black")]
 
 #: Matplotlib settings of every memnp figure.
 RC_PARAMS = {
@@ -116,23 +103,13 @@ RC_PARAMS = {
 
 
 def setup_color(name):
-    """Colour (hex string) of a setup by its key or a label naming it; stable for unknown names."""
-    key = str(name).lower().replace("-", "_").replace(" ", "_")
+    """Colour (hex string) of an inference setup by its registry name (a mapping-rule variant such
+    as ``d2d_more_avg`` shares its device's colour); a stable colour for other names."""
+    key = str(name).lower()
+    key = key[:-4] if key.endswith("_avg") else key
     if key in SETUP_COLORS:
         return SETUP_COLORS[key]
-    if key in TRAINING_COLORS:
-        return TRAINING_COLORS[key]
-    for pattern, alias in _SETUP_ALIASES:
-        if re.search(pattern, key):
-            return SETUP_COLORS[alias]
     return _FALLBACK[zlib.crc32(key.encode("utf-8")) % len(_FALLBACK)]
-
-
-def training_color(regularised=False, aware=True):
-    """Colour of a training kind: standard (ideal), nonideality-aware, or aware + regularised."""
-    if not aware:
-        return TRAINING_COLORS["standard"]
-    return TRAINING_COLORS["aware_regularised" if regularised else "aware"]
 
 
 def styled(function):
@@ -207,24 +184,8 @@ def save(fig, path):
     return [png, pdf]
 
 
-def percent_formatter(axis, which="y"):
-    """Label an axis in per cent without a trailing '.0'."""
-    from matplotlib.ticker import FuncFormatter
-
-    target = axis.yaxis if which == "y" else axis.xaxis
-    target.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
-
-
-def panel_label(axis, text):
-    """A bold panel letter ("a", "b", ...) in the top-left corner outside the axes."""
-    axis.text(-0.02, 1.02, text, transform=axis.transAxes, fontweight="bold", fontsize=9,
-              ha="right", va="bottom")
-
-
 def power_unit(values_W):
     """(scale, unit) that show powers (W) with a readable SI prefix, chosen from their median."""
-    import numpy as np
-
     values_W = np.asarray(values_W, dtype=float)
     finite = values_W[np.isfinite(values_W) & (values_W > 0)]
     typical = float(np.median(finite)) if finite.size else 1.0
