@@ -164,3 +164,12 @@ def test_d2d_vjp_with_replayed_draw(rng):
 def test_bad_parameters_raise_value_error_naming_them(make, match):
     with pytest.raises(ValueError, match=match):
         make()
+
+
+def test_kde_pdf_integrates_to_one_and_matches_samples(rng):
+    item = StuckDistribution([0.0, 2e-6, 5e-6, 1.5e-5, 3e-5, 6e-5], 1.0)
+    grid = np.linspace(0.0, 2e-4, 20001)
+    density = item.pdf(grid)
+    assert np.trapezoid(density, grid) == pytest.approx(1.0, abs=1e-4)
+    assert np.trapezoid(grid * density, grid) == pytest.approx(item.mixture_mean(), rel=1e-4)
+    assert item.pdf(np.array([-1e-6]))[0] == 0.0

@@ -10,9 +10,10 @@ from matplotlib import colormaps
 from matplotlib.cm import ScalarMappable
 from matplotlib.colors import Normalize
 from matplotlib.lines import Line2D
-from scipy import constants, special, stats
+from scipy import constants, stats
 
 from . import style
+from ..crossbar.nonidealities.stuck import kde_pdf
 
 #: 1 / G_0 (Ω), the boundary between the SiOx low- and high-resistance regimes.
 INVERSE_CONDUCTANCE_QUANTUM = 1.0 / constants.physical_constants["conductance quantum"][0]
@@ -221,27 +222,9 @@ def pf_residuals_figure(path, R, c, d_eps, fits=None, *, parameter="c",
 
 
 def stuck_density(G, means, bandwidth):
-    """Density (1/S) at conductances G (S) of the stuck-value KDE of SPEC §2 (StuckDistribution).
-
-    A mixture of normals N(mu_i, h) truncated to [0, inf); a component with more than 1e-8 of its
-    mass below 0 also has a reflected partner at -mu_i, the two weighted 1 - P_i and P_i.
-
-    Args:
-        G: (n,) conductances (S); means: (N,) stuck conductances mu_i (S); bandwidth: h (S).
-    """
-    G = np.asarray(G, dtype=float)
-    mu = np.asarray(means, dtype=float).reshape(-1)
-    h = float(bandwidth)
-    if not h > 0:
-        raise ValueError(f"bandwidth must be > 0 siemens, got {bandwidth!r}")
-    below = special.ndtr(-mu / h)
-    reflect = below > 1e-8
-    loc = np.concatenate([mu, -mu[reflect]])
-    weight = np.concatenate([np.where(reflect, 1 - below, 1.0), below[reflect]]) / mu.size
-    mass = special.ndtr(loc / h)  # P(X >= 0) of each untruncated component
-    z = (G[:, None] - loc[None, :]) / h
-    pdf = np.exp(-0.5 * z ** 2) / (np.sqrt(2 * np.pi) * h) / mass
-    return np.where(G >= 0, pdf @ weight, 0.0)
+    """Density (1/S) at conductances G (S) of the stuck-value KDE of SPEC §2 (see
+    :func:`memnp.crossbar.nonidealities.stuck.kde_pdf`); means (N,) and bandwidth h in S."""
+    return kde_pdf(np.asarray(G, dtype=float), means, bandwidth)
 
 
 @style.styled

@@ -100,6 +100,33 @@ def scott_bandwidth(means):
     return float(sigma * means.size ** (-1 / 5))
 
 
+def kde_components(means, bandwidth):
+    """(locations (K,), weights (K,)) of the truncated-normal mixture of SPEC §2; weights sum to 1.
+
+    Each mu_i (S) gives a normal of scale h = ``bandwidth`` (S) truncated to [0, inf); when more than
+    1e-8 of its mass lies below 0 (P_i) it also gets a reflected partner at -mu_i, the two weighted
+    1 - P_i and P_i.
+    """
+    mu, h = np.asarray(means, dtype=np.float64).reshape(-1), float(bandwidth)
+    below = special.ndtr(-mu / h)
+    reflect = below > 1e-8
+    loc = np.concatenate([mu, -mu[reflect]])
+    weight = np.concatenate([np.where(reflect, 1 - below, 1.0), below[reflect]]) / mu.size
+    return loc, weight
+
+
+def kde_pdf(G, means, bandwidth):
+    """Density (1/S) of the stuck-value mixture at conductances G (any shape, S)."""
+    if not float(bandwidth) > 0:
+        raise ValueError(f"bandwidth must be > 0 siemens; got {bandwidth!r}")
+    loc, weight = kde_components(means, bandwidth)
+    h = float(bandwidth)
+    G = np.asarray(G, dtype=np.float64)
+    z = (G[..., None] - loc) / h
+    pdf = np.exp(-0.5 * z ** 2) / (np.sqrt(2 * np.pi) * h) / special.ndtr(loc / h)
+    return np.where(G >= 0, pdf @ weight, 0.0)
+
+
 @register
 @dataclasses.dataclass(frozen=True)
 class StuckDistribution(_Stuck):
@@ -132,13 +159,11 @@ class StuckDistribution(_Stuck):
         return f"StuckDistribution(n={len(self.means)},h={self.bandwidth:.4g},p={self.p:.4g})"
 
     def _components(self):
-        """(locations (K,), weights (K,)) of the truncated-normal mixture; weights sum to 1."""
-        mu, h = np.asarray(self.means), self.bandwidth
-        below = special.ndtr(-mu / h)
-        reflect = below > 1e-8
-        loc = np.concatenate([mu, -mu[reflect]])
-        weight = np.concatenate([np.where(reflect, 1 - below, 1.0), below[reflect]]) / mu.size
-        return loc, weight
+        return kde_components(self.means, self.bandwidth)
+
+    def pdf(self, G):
+        """Density (1/S) of the stuck values at conductances G (S)."""
+        return kde_pdf(G, self.means, self.bandwidth)
 
     def mixture_mean(self):
         """Mean (S) of the stuck-value distribution (truncated-normal means, weighted)."""
