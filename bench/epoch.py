@@ -8,6 +8,9 @@ Cases (MNIST-shaped: 48,000 examples of 28 x 28, batch 64; the paper's 784-25-10
   cnn  the paper's CIFAR-10 CNN (40,000 examples of 32 x 32 x 3, batch 64), standard weights,
        PF memristive dense layers
 
+Threads: NUMBA_NUM_THREADS=--threads (2); OpenBLAS 1 thread for the MNIST cases (64 x 785 x 50
+GEMMs lose more to thread hand-offs than they gain) and --threads for the CNN's convolutions.
+
 Each case runs in a fresh subprocess (so its peak RSS is its own): one untimed warm-up batch (JIT
 compilation), then whole epochs (reshuffled every epoch, draws fresh per batch); the median of
 the repeats is reported. Images are kept as uint8 and scaled per batch, as a trainer streaming a
@@ -100,7 +103,9 @@ def machine():
     import numpy as np
     info = {"python": platform.python_version(), "numpy": np.__version__, "numba": numba.__version__,
             "platform": platform.platform(), "processor": platform.processor() or platform.machine(),
-            "cpu_count": os.cpu_count(), "numba_threads": os.environ.get("NUMBA_NUM_THREADS")}
+            "cpu_count": os.cpu_count(), "load_average": list(os.getloadavg()),
+            "environment": {key: os.environ[key] for key in
+                            ("NUMBA_THREADING_LAYER", "OMP_WAIT_POLICY", "MEMNP_BACKEND") if key in os.environ}}
     try:
         with open("/proc/cpuinfo") as f:
             info["cpu"] = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
@@ -123,7 +128,10 @@ def main(argv=None):
     parser.add_argument("--quick", action="store_true", help="1 epoch of a tenth of the examples per case")
     parser.add_argument("--backend", default=None, help="kernel backend (default: MEMNP_BACKEND or cpu)")
     parser.add_argument("--dtype", default="float32", choices=["float32", "float64"])
-    parser.add_argument("--threads", type=int, default=2, help="NUMBA_NUM_THREADS and BLAS threads")
+    parser.add_argument("--threads", type=int, default=2, help="NUMBA_NUM_THREADS (kernel threads)")
+    parser.add_argument("--blas-threads", type=int, default=None,
+                        help="OpenBLAS threads (default: 1 for the MNIST cases, whose GEMMs are too small "
+                             "to gain from threads, and --threads for the CNN)")
     parser.add_argument("--json", default=None, help="write the results here (default: print only)")
     parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--examples", type=int, default=None, help=argparse.SUPPRESS)
@@ -138,11 +146,12 @@ def main(argv=None):
     if args.repeats < 1:
         parser.error("--repeats must be >= 1")
     repeats = 1 if args.quick else args.repeats
-    env = dict(os.environ, NUMBA_NUM_THREADS=str(args.threads), OMP_NUM_THREADS=str(args.threads),
-               OPENBLAS_NUM_THREADS=str(args.threads), MKL_NUM_THREADS=str(args.threads))
-    env["PYTHONPATH"] = os.pathsep.join([str(ROOT)] + [p for p in [env.get("PYTHONPATH")] if p])
     records = []
     for case in cases:
+        blas = args.blas_threads or (args.threads if case == "cnn" else 1)
+        env = dict(os.environ, NUMBA_NUM_THREADS=str(args.threads), OMP_NUM_THREADS=str(args.threads),
+                   OPENBLAS_NUM_THREADS=str(blas), MKL_NUM_THREADS=str(blas))
+        env["PYTHONPATH"] = os.pathsep.join([str(ROOT)] + [p for p in [env.get("PYTHONPATH")] if p])
         examples = 40_000 if case == "cnn" else 48_000
         if args.quick:
             examples //= 10
@@ -154,7 +163,8 @@ def main(argv=None):
         if out.returncode != 0:
             sys.stderr.write(out.stderr)
             raise SystemExit(f"case {case} failed (exit {out.returncode})")
-        records.append(json.loads(out.stdout.strip().splitlines()[-1]))
+        records.append(dict(json.loads(out.stdout.strip().splitlines()[-1]), threads=args.threads,
+                            blas_threads=blas))
         r = records[-1]
         print(f"{case:>4} {r['description']:<38} {r['s_per_epoch']:8.3f} s/epoch "
               f"{r['examples_per_s']:10.0f} ex/s {r['peak_rss_mb']:7.0f} MB (warm-up {r['warmup_s']:.2f} s)",

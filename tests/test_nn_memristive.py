@@ -235,6 +235,7 @@ def test_rows_without_voltage_are_skipped_exactly(rng):
 @pytest.mark.parametrize("stage_name", ["pf_stuck_on", "kde_stuck", "d2d"])
 def test_parameter_gradients_with_inactive_rows(rng, stage_name):
     layer = MemristiveDense(5, 3, "double", dtype="float64")
+    layer.needs_input_gradient = False  # as the first layer of a model: linear stages skip rows too
     randomise(layer, rng)
     x = rng.uniform(0.05, 1, (3, 5))
     x[:, 2] = 0.0
@@ -243,7 +244,27 @@ def test_parameter_gradients_with_inactive_rows(rng, stage_name):
     R = rng.normal(size=(3, 3))
     loss = lambda: float(np.sum(R * run()))  # noqa: E731
     run()
+    assert layer._last[6].tolist() == [0, 1, 3, 4, 5]
     layer.backward(R.copy(), need_dx=False)
     grads = {name: g.copy() for name, g in layer.grads.items()}
     for name, theta in layer.params.items():
         assert relative_error(grads[name], numerical_gradient(loss, theta)) < 1e-6, name
+
+
+@pytest.mark.parametrize("stage_name", ["stuck_off", "d2d"])
+def test_linear_crossbar_input_gradient_at_zero_inputs(rng, stage_name):
+    """In a linear crossbar dI/dV = G' even at V = 0, so zero rows stay unless the layer is told no
+    input gradient is wanted; then asking for one is an error."""
+    layer = MemristiveDense(4, 3, "double", dtype="float64")
+    randomise(layer, rng)
+    x = rng.uniform(0.05, 1.0, (3, 4))
+    x[:, 1] = 0.0
+    check_memristive_gradients(layer, x, STAGES[stage_name], rng)
+    assert layer._last[6] is None
+    layer.needs_input_gradient = False
+    layer.forward(x, PassContext(STAGES[stage_name], rng, "numpy"))
+    assert layer._last[6].tolist() == [0, 2, 3, 4]
+    layer.backward(np.ones((3, 3)), need_dx=False)
+    assert np.all(layer.grads["w_neg"][1] == 0)
+    with pytest.raises(ValueError, match="needs_input_gradient"):
+        layer.backward(np.ones((3, 3)))

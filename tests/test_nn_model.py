@@ -249,3 +249,11 @@ def test_first_layer_input_gradient_is_not_computed(rng):
     model.layers[1].backward = lambda dy, need_dx=True: calls.append(need_dx) or original(dy, need_dx)
     model.compute_gradients(rng.random((2, 3, 4)), np.array([0, 1]), rng, STAGES["ideal"])
     assert calls == [False]
+
+
+def test_only_the_first_trainable_layer_skips_its_input_gradient(rng):
+    model = small_cnn(rng)
+    flags = [layer.needs_input_gradient for layer in model.memristive_layers]
+    assert flags == [True, True]
+    model = small_mlp("double", rng)
+    assert [layer.needs_input_gradient for layer in model.memristive_layers] == [False, True]

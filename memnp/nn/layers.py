@@ -262,12 +262,12 @@ class MaxPool2D(Layer):
             return None
         N, H, W, C = self._x_shape
         H2, W2 = H // 2, W // 2
-        dx = np.zeros(self._x_shape, dtype=dy.dtype)
-        k = 0
-        for i in (0, 1):
-            for j in (0, 1):
-                dx[:, i:2 * H2:2, j:2 * W2:2, :] = np.where(self._masks[k], dy, 0)
-                k += 1
+        # Every covered position is written, so only odd trailing rows/columns need zeroing.
+        dx = np.empty(self._x_shape, dtype=dy.dtype)
+        dx[:, 2 * H2:] = 0
+        dx[:, :, 2 * W2:] = 0
+        for k, (i, j) in enumerate(((0, 0), (0, 1), (1, 0), (1, 1))):
+            np.multiply(self._masks[k], dy, out=dx[:, i:2 * H2:2, j:2 * W2:2, :])
         return dx
 
 

@@ -34,6 +34,8 @@ class CrossbarLayer(Layer):
     """
 
     memristive = True
+    #: False when no caller will ask for dL/dx (lets linear-crossbar passes skip inactive rows).
+    needs_input_gradient = True
 
     def __init__(self, n_rows, n_out, weight_shape, weights, dtype):
         super().__init__(dtype)
@@ -96,10 +98,12 @@ class CrossbarLayer(Layer):
             G, max_weight = w_to_G(M, stage.G_off, stage.G_on, stage.mapping_rule)
         V = x_to_V(x, stage.k_V)
         rows = None
-        if not stage.is_ideal:
-            # Rows whose voltage is 0 for every example carry no current and get no gradient under
-            # every nonideality (a device at V = 0 passes I = 0), so only the active rows are read
-            # and only their devices draw randomness. The bias row is always active.
+        if not stage.is_ideal and (stage.nonpreserving is not None or not self.needs_input_gradient):
+            # Rows whose voltage is 0 for every example carry no current, so their devices get no
+            # gradient and only the active rows are read (and draw randomness); the bias row is
+            # always active. Their input gradient is 0 under PF (the reference's rule at V = 0)
+            # but not in a linear crossbar, so there rows are dropped only when no input gradient
+            # is wanted (``needs_input_gradient``, set by the model for its first trainable layer).
             active = V.any(axis=0)
             if not active.all():
                 rows = np.flatnonzero(active)
@@ -119,6 +123,9 @@ class CrossbarLayer(Layer):
             return dy @ W.T if need_dx else None
         _, M, max_weight, I, crossbar, stage, rows = self._last
         grad_I, grad_max_weight = I_to_y_vjp(I, dy, stage.k_V, max_weight, stage.G_off, stage.G_on)
+        if rows is not None and need_dx and stage.nonpreserving is None:
+            raise ValueError(f"{type(self).__name__}: no input gradient is available after a pass with "
+                             "needs_input_gradient = False in a linear crossbar; set it to True")
         grad_V, grad_G = crossbar.backward(grad_I)
         if rows is not None:
             full = np.zeros((self.n_rows + 1, grad_G.shape[1]), grad_G.dtype)
@@ -132,11 +139,11 @@ class CrossbarLayer(Layer):
             grad_M = double_w_to_G_vjp(M, grad_G, grad_max_weight, stage.G_off, stage.G_on)
             for name, grad in zip(("w_pos", "w_neg", "b_pos", "b_neg"), split_double_weights(grad_M)):
                 shape = self.weight_shape if name[0] == "w" else (self.n_out,)
-                self.grads[name] = np.ascontiguousarray(grad).reshape(shape)
+                self.grads[name] = grad.reshape(shape)  # strided views of grad_M (copied only if needed)
         else:
             grad_M = w_to_G_vjp(M, grad_G, grad_max_weight, stage.G_off, stage.G_on, stage.mapping_rule)
-            self.grads["W"] = np.ascontiguousarray(grad_M[:-1]).reshape(self.weight_shape)
-            self.grads["b"] = grad_M[-1].copy()
+            self.grads["W"] = grad_M[:-1].reshape(self.weight_shape)
+            self.grads["b"] = grad_M[-1]
         if not need_dx:
             return None
         grad_x = grad_V[:, :-1]
@@ -147,7 +154,8 @@ class CrossbarLayer(Layer):
         """Average power (W) of this crossbar over the reads of the last forward pass (SPEC §3).
 
         After a digital-shortcut pass, the power the ideal crossbar would have dissipated under
-        that stage. For a convolution every receptive field is one read.
+        that stage, mapped from the layer's current weights (ask before the next optimiser step).
+        For a convolution every receptive field is one read.
         """
         if self._last is None:
             raise ValueError(f"{type(self).__name__}.power() needs a forward pass first")

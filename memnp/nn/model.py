@@ -52,6 +52,9 @@ class Sequential:
         self._fused = isinstance(self.layers[-1], Softmax)
         trainable = [i for i, layer in enumerate(self.layers) if layer.params]
         self._first_trainable = trainable[0] if trainable else len(self.layers)
+        for i, layer in enumerate(self.layers):
+            if hasattr(layer, "needs_input_gradient"):
+                layer.needs_input_gradient = i > self._first_trainable
 
     # -- structure ------------------------------------------------------------------------------
     @property
@@ -120,7 +123,7 @@ class Sequential:
     def predict(self, x, rng=None, stage=None, batch_size=None):
         """Outputs for x, in batches of ``batch_size`` (None: one batch); fresh draws per batch."""
         x = self._inputs(x)
-        if batch_size is None:
+        if batch_size is None or len(x) == 0:
             return self.forward(x, rng, stage)
         return np.concatenate([self.forward(x[i:i + batch_size], rng, stage)
                                for i in range(0, len(x), _batch(batch_size))])
@@ -171,6 +174,8 @@ class Sequential:
         cross-entropy plus the L1 penalty (as Keras reports it); power (W) is the total average power
         of the memristive crossbars, averaged over batches (None unless ``power``)."""
         x, y = self._inputs(x), np.asarray(y)
+        if len(x) == 0:
+            raise ValueError("x must hold at least one example")
         if len(x) != len(y):
             raise ValueError(f"y must have one label per example of x ({len(x)}); got {len(y)}")
         ctx = self._context(rng, stage)
