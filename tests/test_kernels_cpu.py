@@ -177,8 +177,16 @@ def test_pf_kernels_reject_bad_shapes(rng):
         cpu.pf_power(V, c[0], d_eps)
     with pytest.raises(ValueError, match="grad_I must have shape"):
         cpu.pf_currents_vjp(V, c, d_eps, grad_I.T)
-    with pytest.raises(ValueError, match="at least one example"):
-        cpu.pf_power(V[:0], c, d_eps)
+
+
+
+def test_pf_kernels_on_empty_batches_and_crossbars(rng):
+    V, c, d_eps, grad_I = case(rng, (4, 5, 3), "low", np.float32)
+    assert math.isnan(cpu.pf_power(V[:0], c, d_eps))        # as the reference and cuda backends
+    assert cpu.pf_currents(V[:0], c, d_eps).shape == (0, 3)
+    assert np.all(cpu.pf_currents(V[:, :0], c[:0], d_eps[:0]) == 0.0)
+    grads = cpu.pf_currents_vjp(V, c[:, :0], d_eps[:, :0], grad_I[:, :0])
+    assert np.all(grads[0] == 0.0) and grads[1].shape == grads[2].shape == (5, 0)
 
 
 # --- ideal crossbar ---------------------------------------------------------------------------

@@ -306,10 +306,10 @@ def pf_currents_vjp(V, c, d_eps, grad_I):
 
 
 def pf_power(V, c, d_eps):
-    """Average power (W) of a PF crossbar over the batch: sum of |V| |I_ind| / p."""
+    """Average power (W) of a PF crossbar over the batch: sum of |V| |I_ind| / p (nan if p = 0)."""
     V, c, d_eps = _check_pf(V, c, d_eps)
     if V.shape[0] == 0:
-        raise ValueError("V must hold at least one example to average the power over")
+        return float("nan")
     return float(_pf_forward_kernel(V, V * V, np.abs(c), d_eps).sum() / V.shape[0])
 
 
@@ -327,12 +327,13 @@ def ideal_power(V, G):
     """Average power (W) of an ideal crossbar: sum of |V| |V G_ij| over devices, divided by p.
 
     |V_pi| |V_pi G_ij| = V_pi**2 |G_ij|, so the sum is sum_i (sum_p V_pi**2)(sum_j |G_ij|),
-    computed in float64 without forming any p x m x n array (valid for G of any sign).
+    computed in float64 without forming any p x m x n array (valid for G of any sign); nan if
+    p = 0.
     """
     V = _as_matrix("V", V, np.float64)
     G = _as_matrix("G", G, np.float64)
     if V.shape[1] != G.shape[0]:
         raise ValueError(f"V has {V.shape[1]} columns but G has {G.shape[0]} rows")
     if V.shape[0] == 0:
-        raise ValueError("V must hold at least one example to average the power over")
+        return float("nan")
     return float(np.dot((V * V).sum(axis=0), np.abs(G).sum(axis=1)) / V.shape[0])

@@ -1,0 +1,117 @@
+"""Helpers shared by the benchmarks: machine and version records, timing, tables, JSON output.
+
+Import it from a benchmark script run as ``python bench/<name>.py`` (the script's directory is
+on sys.path): ``from common import machine_info, time_calls, write_json``.
+"""
+import json
+import os
+import platform
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+
+def cpu_model():
+    """The CPU's model name (from /proc/cpuinfo on Linux), else platform.processor()."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def machine_info():
+    """Platform, CPU model, logical core count, usable cores, and the load average (1, 5, 15 min)
+    when measured (other processes on the machine make timings noisy)."""
+    info = {"platform": platform.platform(), "cpu": cpu_model(), "cores": os.cpu_count()}
+    if hasattr(os, "sched_getaffinity"):
+        info["usable_cores"] = len(os.sched_getaffinity(0))
+    if hasattr(os, "getloadavg"):
+        info["load_average"] = [round(x, 2) for x in os.getloadavg()]
+    return info
+
+
+def versions():
+    """Versions of Python and of the numerical packages (those that are installed)."""
+    out = {"python": platform.python_version()}
+    for name in ("numpy", "scipy", "numba", "llvmlite", "numba_cuda"):
+        try:
+            module = __import__(name)
+        except ImportError:
+            continue
+        out[name.replace("_", "-")] = getattr(module, "__version__", "?")
+    return out
+
+
+def thread_info():
+    """Numba's thread count and threading layer, and the thread environment variables set."""
+    import numba
+    info = {"numba_threads": numba.get_num_threads()}
+    try:
+        info["threading_layer"] = numba.threading_layer()
+    except ValueError:  # no parallel region has run yet
+        info["threading_layer"] = None
+    for var in ("NUMBA_NUM_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        if var in os.environ:
+            info[var] = os.environ[var]
+    return info
+
+
+def time_calls(fn, repeats, budget_s=None, warmup=1, sync=None):
+    """Wall times (s) of ``repeats`` calls of fn() after ``warmup`` untimed calls.
+
+    Stops early once budget_s seconds of timed calls have passed (at least 3 calls run).
+    sync, if given, is called after each call inside the timed region (e.g. a GPU synchronize).
+    """
+    for _ in range(warmup):
+        fn()
+        if sync is not None:
+            sync()
+    times = []
+    start = time.perf_counter()
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        if sync is not None:
+            sync()
+        times.append(time.perf_counter() - t0)
+        if budget_s is not None and len(times) >= 3 and time.perf_counter() - start > budget_s:
+            break
+    return times
+
+
+def summarize(times):
+    """{'median_s', 'min_s', 'repeats'} of a list of times."""
+    return {"median_s": statistics.median(times), "min_s": min(times), "repeats": len(times)}
+
+
+def format_table(rows, columns):
+    """A plain-text table of dict rows; columns is a list of (key, header, format)."""
+    cells = [[header for _, header, _ in columns]]
+    for row in rows:
+        cells.append([("" if row.get(key) is None else fmt.format(row[key]))
+                      for key, _, fmt in columns])
+    widths = [max(len(r[i]) for r in cells) for i in range(len(columns))]
+    lines = ["  ".join(c.rjust(w) for c, w in zip(r, widths)) for r in cells]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def write_json(path, data):
+    """Write data as indented JSON to path atomically (temporary file + os.replace)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(data, f, indent=2)
+            f.write("\n")
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
