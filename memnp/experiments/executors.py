@@ -6,7 +6,8 @@ trained weights), and the results come back to the client, which alone writes th
 so workers need no shared disk. A job's random numbers depend only on its seed record, so the
 numbers do not depend on the executor or on the order jobs finish in.
 
-Interface (used by :mod:`memnp.experiments.runner`): ``start(datasets)`` with
+Interface (used by :mod:`memnp.experiments.runner`): ``connect()`` (before anything is written:
+fails early on an unreachable scheduler); ``start(datasets)`` with
 {data key: {split: (images, labels)}}; ``submit(job, data_key, weights=None, on_epoch=None)``
 returns a handle; ``wait_first(handles)`` returns the handle of one finished job (the first submitted,
 in process); ``result(handle)`` its result, raising the job's exception if it failed; ``close()``.
@@ -49,6 +50,9 @@ class InProcess:
 
     description = "in this process"
 
+    def connect(self):
+        pass
+
     def start(self, datasets):
         self.datasets = datasets
 
@@ -88,6 +92,9 @@ class ProcessPool:
         self.workers = workers
         self.description = f"{workers} local worker processes"
         self.pool = None
+
+    def connect(self):
+        pass
 
     def start(self, datasets):
         # spawn: a fresh interpreter per worker (forking a process that has started Numba's
@@ -135,11 +142,13 @@ class Dask:
         self.description = f"the Dask scheduler at {address}"
         self.client = None
 
-    def start(self, datasets):
+    def connect(self):
         try:
             self.client = self.distributed.Client(self.address, timeout="30s")
         except (OSError, TimeoutError) as exc:
             raise ConnectionError(f"cannot reach the Dask scheduler at {self.address}: {exc}") from None
+
+    def start(self, datasets):
         # A one-element list: scatter the whole {split: arrays} dict as one piece of data.
         self.data = {key: self.client.scatter([value], broadcast=True, hash=False)[0]
                      for key, value in datasets.items()}

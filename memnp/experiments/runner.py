@@ -131,6 +131,15 @@ def reproduce(names, scale, seed, out, data_dir=None, download=False, jobs=1, sc
         progress.message(f"skip: simulation {sim}: {reason}")
     store = ResultsStore(out)
     manifest = build_manifest(store, plan, scale, seed, sources, preset, names)
+    executor.connect()
+    try:
+        return _run(plan, manifest, store, executor, data_dir, download, progress, start)
+    finally:
+        executor.close()
+
+
+def _run(plan, manifest, store, executor, data_dir, download, progress, start):
+    out = store.root
     out.mkdir(parents=True, exist_ok=True)
     store.remove_stale_temporaries()
     store.write_manifest(manifest)
@@ -160,40 +169,40 @@ def _execute(plan, todo, done, store, executor, data_dir, download, progress):
     pending = {}   # handle -> job
     computed = []
     executor.start(datasets)
-    try:
-        def submit(job, weights=None):
-            data_key = _data_key(trainings[job.training])
-            on_epoch = (lambda e, n, job=job: progress.epoch(job, e, n)) if job.kind == "train" else None
-            pending[executor.submit(job, data_key, weights, on_epoch)] = job
 
-        for job in todo:
-            if job.kind == "train":
-                submit(job)
-            elif job.depends in done:
-                submit(job, store.read_weights(job.depends))
-            else:
-                waiting.setdefault(job.depends, []).append(job)
-        while pending:
-            handle = executor.wait_first(pending)
-            job = pending.pop(handle)
-            try:
-                result = executor.result(handle)
-            except Exception as exc:
-                raise RuntimeError(f"{job.kind} job {job.describe()} ({job.key}) failed: "
-                                   f"{type(exc).__name__}: {exc}") from exc
-            base = {"content": job.content, "seed": job.seed, "training": job.training,
-                    "network": job.network, "memnp_version": __version__, "finished": _now()}
-            if job.kind == "train":
-                record, weights = result
-                store.write_train(job.key, dict(base, format=TRAIN_FORMAT, **record), weights)
-                for follower in waiting.pop(job.key, []):
-                    submit(follower, weights)
-            else:
-                store.write_infer(job.key, dict(base, format=INFER_FORMAT, inference=job.inference,
-                                                train_key=job.depends, **result))
-            done.add(job.key)
-            computed.append(job.key)
-            progress.job_done(job)
-    finally:
-        executor.close()
+    def submit(job, weights=None):
+        data_key = _data_key(trainings[job.training])
+        on_epoch = (lambda e, n, job=job: progress.epoch(job, e, n)) if job.kind == "train" else None
+        pending[executor.submit(job, data_key, weights, on_epoch)] = job
+
+    for job in todo:
+        if job.kind == "train":
+            submit(job)
+        elif job.depends in done:
+            submit(job, store.read_weights(job.depends))
+        else:
+            waiting.setdefault(job.depends, []).append(job)
+    while pending:
+        handle = executor.wait_first(pending)
+        job = pending.pop(handle)
+        try:
+            result = executor.result(handle)
+        except Exception as exc:
+            raise RuntimeError(f"{job.kind} job {job.describe()} ({job.key}) failed: "
+                               f"{type(exc).__name__}: {exc}") from exc
+        base = {"content": job.content, "seed": job.seed, "training": job.training,
+                "network": job.network, "memnp_version": __version__, "finished": _now()}
+        if job.kind == "train":
+            record, weights = result
+            for name, entry in zip(plan.trainings[job.training]["monitor"], record["test"]):
+                entry["inference"] = name
+            store.write_train(job.key, dict(base, format=TRAIN_FORMAT, **record), weights)
+            for follower in waiting.pop(job.key, []):
+                submit(follower, weights)
+        else:
+            store.write_infer(job.key, dict(base, format=INFER_FORMAT, inference=job.inference,
+                                            train_key=job.depends, **result))
+        done.add(job.key)
+        computed.append(job.key)
+        progress.job_done(job)
     return computed
