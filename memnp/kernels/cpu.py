@@ -17,8 +17,9 @@ inner loops (then uK / (2E) = E / 2). The offset changes E by at most sqrt(A**2 
 absolute terms, below float32 rounding of exp(E); the offset exists only to keep the derivative
 finite at V = 0, and dI/dV there is 0 by the reference's rule anyway.
 
-Loop layout. Forward: parallel over columns; a column task copies its column of c and of the
-device term into contiguous vectors and runs, for each example, a vectorized loop over rows.
+Loop layout. Forward: parallel over (block of examples, column) tasks; a task copies its column
+of c and of the device term into contiguous vectors and runs, for each example of its block, a
+vectorized loop over rows.
 Power reuses the forward kernel with weights V**2 and |c| (|V| |I_ind| = V**2 |c| e). Backward:
 parallel over rows, examples innermost (vectorized, padded with zeros to :data:`EXAMPLE_PAD`),
 two columns per pass; a row task owns row i of dL/dc and dL/d(d_eps) and column i of dL/dV, so
@@ -42,6 +43,8 @@ COLUMN_BLOCK = 32
 #: The backward kernel pads the example axis to a multiple of this (a multiple of the SIMD width
 #: times LLVM's unroll factor), so that short batches still run in the vectorized loop.
 EXAMPLE_PAD = 32
+#: Examples per forward task: the task's voltages stay in cache while it runs through columns.
+EXAMPLE_BLOCK = 64
 #: Fast-math flags of the kernels (reassociation lets LLVM vectorize the sums).
 KERNEL_FASTMATH = True
 
@@ -119,23 +122,23 @@ def _example_term_overload(u):
 
 
 @njit(fastmath=KERNEL_FASTMATH, error_model="numpy", cache=True)
-def _pf_forward_column(j, V, W, X, c, d_eps, out):
-    """Column j of the forward sums: out[:, j] = sum_i W[:, i] c[i, j] exp(E[:, i, j]).
+def _pf_forward_task(j, first, last, W, X, c, d_eps, out):
+    """out[first:last, j] = sum_i W[ex, i] c[i, j] exp(E[ex, i, j]) for examples first..last-1.
 
     Gathers column j of c and of the device term into contiguous vectors, then runs the
-    vectorized row loop for every example; float32 lane sums of BLOCK rows join a float64 total.
+    vectorized row loop for each example; float32 lane sums of BLOCK rows join a float64 total.
     """
     wide_vectors()
-    p, m = V.shape
-    cj = np.empty(m, dtype=V.dtype)
-    kj = np.empty(m, dtype=V.dtype)
+    m = W.shape[1]
+    cj = np.empty(m, dtype=W.dtype)
+    kj = np.empty(m, dtype=W.dtype)
     for i in range(m):
         cj[i] = c[i, j]
         kj[i] = _device_term(d_eps[i, j])
-    for ex in range(p):
+    for ex in range(first, last):
         total = 0.0
         for start in range(0, m, BLOCK):
-            block = V.dtype.type(0.0)
+            block = W.dtype.type(0.0)
             # Unsigned indices: LLVM then knows they are not negative and loads contiguously.
             for i in range(np.uint64(start), np.uint64(min(start + BLOCK, m))):
                 block += W[ex, i] * cj[i] * fast_exp(_exponent(X[ex, i], kj[i]))
@@ -149,7 +152,8 @@ def _pf_forward_kernel(V, W, c, d_eps):
 
     V, W (p, m): voltages and the weights (V for currents, V**2 for power, since
     |V| |I_ind| = V**2 |c| e); c, d_eps (m, n). Returns out (p, n) float64. Parallel over
-    columns.
+    (block of EXAMPLE_BLOCK examples, column) tasks, columns varying fastest, so that a thread
+    keeps one block of examples in cache while it works through the columns.
     """
     p, m = V.shape
     n = c.shape[1]
@@ -158,9 +162,13 @@ def _pf_forward_kernel(V, W, c, d_eps):
         for i in range(m):
             X[ex, i] = _example_term(abs(V[ex, i]))
     out = np.empty((p, n), dtype=np.float64)
-    for j in prange(n):
+    blocks = (p + EXAMPLE_BLOCK - 1) // EXAMPLE_BLOCK
+    for task in prange(blocks * n):
         wide_vectors()
-        _pf_forward_column(j, V, W, X, c, d_eps, out)
+        b = task // n
+        j = task - b * n
+        first = b * EXAMPLE_BLOCK
+        _pf_forward_task(j, first, min(first + EXAMPLE_BLOCK, p), W, X, c, d_eps, out)
     return out
 
 
