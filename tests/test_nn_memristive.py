@@ -200,36 +200,40 @@ def test_backend_is_used_for_the_currents(rng):
     assert np.all(np.isfinite(y))
 
 
-def test_rows_without_voltage_are_skipped_exactly(rng):
-    """Inputs that are 0 for every example carry no current: the layer reads only the active rows.
-    With deterministic PF residuals the result equals the full crossbar's, and those rows' weights
-    get exactly zero gradient."""
+@pytest.mark.parametrize("stage_name", ["pf", "pf_stuck_on", "kde_stuck", "d2d"])
+def test_rows_without_voltage_are_skipped_exactly(rng, stage_name):
+    """Inputs that are 0 for every example carry no current: the layer reads only the active rows,
+    with the draws those devices get in a full pass. Outputs and gradients equal the full
+    crossbar's for the same Generator state, and those rows' weights get exactly zero gradient."""
     from memnp.crossbar import (CrossbarPass, I_to_y, I_to_y_vjp, double_w_to_G, double_w_to_G_vjp,
                                 double_weights_matrix, split_double_weights, x_to_V)
-    pf = IVNonlinearityPF(0.5, HIGH_PF.slopes, HIGH_PF.intercepts, [[0.0, 0.0], [0.0, 0.0]])
-    stage = Stage(G_OFF, G_ON, 0.5, (pf,))
+    stage = STAGES[stage_name]
+    linear = stage.nonpreserving is None
     layer = MemristiveDense(6, 3, "double", dtype="float64")
+    layer.needs_input_gradient = not linear
     randomise(layer, rng)
     x = rng.uniform(0.05, 1, (4, 6))
     x[:, [1, 4]] = 0.0
     x[2, 0] = 0.0  # zero for one example only: the row stays
-    y = layer.forward(x, PassContext(stage, rng, "numpy"))
+    y = layer.forward(x, PassContext(stage, np.random.default_rng(3), "numpy"))
     dy = rng.normal(size=y.shape)
-    dx = layer.backward(dy)
+    dx = layer.backward(dy, need_dx=not linear)
     assert layer._last[6].tolist() == [0, 2, 3, 5, 6]
     p = layer.params
     D = double_weights_matrix(p["w_pos"], p["w_neg"], p["b_pos"], p["b_neg"])
-    G, max_weight = double_w_to_G(D, G_OFF, G_ON)
+    G, max_weight = double_w_to_G(D, stage.G_off, stage.G_on)
     crossbar = CrossbarPass(stage, "numpy")
-    I = crossbar.forward(x_to_V(x, 0.5), G, rng)
-    np.testing.assert_allclose(y, I_to_y(I, 0.5, max_weight, G_OFF, G_ON), rtol=1e-12)
-    grad_I, grad_max = I_to_y_vjp(I, dy, 0.5, max_weight, G_OFF, G_ON)
+    I = crossbar.forward(x_to_V(x, 0.5), G, np.random.default_rng(3))
+    np.testing.assert_allclose(y, I_to_y(I, 0.5, max_weight, stage.G_off, stage.G_on), rtol=1e-12)
+    grad_I, grad_max = I_to_y_vjp(I, dy, 0.5, max_weight, stage.G_off, stage.G_on)
     grad_V, grad_G = crossbar.backward(grad_I)
-    np.testing.assert_allclose(dx, 0.5 * grad_V[:, :-1], rtol=1e-12)
-    for name, expected in zip(("w_pos", "w_neg", "b_pos", "b_neg"),
-                              split_double_weights(double_w_to_G_vjp(D, grad_G, grad_max, G_OFF, G_ON))):
-        np.testing.assert_allclose(layer.grads[name], expected, rtol=1e-12, atol=1e-300)
-    assert np.all(layer.grads["w_pos"][[1, 4]] == 0) and np.all(dx[:, [1, 4]] == 0)
+    if not linear:
+        np.testing.assert_allclose(dx, 0.5 * grad_V[:, :-1], rtol=1e-12)
+        assert np.all(dx[:, [1, 4]] == 0)
+    expected = split_double_weights(double_w_to_G_vjp(D, grad_G, grad_max, stage.G_off, stage.G_on))
+    for name, value in zip(("w_pos", "w_neg", "b_pos", "b_neg"), expected):
+        np.testing.assert_allclose(layer.grads[name], value, rtol=1e-12, atol=1e-300)
+    assert np.all(layer.grads["w_pos"][[1, 4]] == 0)
 
 
 @pytest.mark.parametrize("stage_name", ["pf_stuck_on", "kde_stuck", "d2d"])

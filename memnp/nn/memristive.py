@@ -100,16 +100,21 @@ class CrossbarLayer(Layer):
         rows = None
         if not stage.is_ideal and (stage.nonpreserving is not None or not self.needs_input_gradient):
             # Rows whose voltage is 0 for every example carry no current, so their devices get no
-            # gradient and only the active rows are read (and draw randomness); the bias row is
-            # always active. Their input gradient is 0 under PF (the reference's rule at V = 0)
+            # gradient and only the active rows are read; the bias row is always active. Their input gradient is 0 under PF (the reference's rule at V = 0)
             # but not in a linear crossbar, so there rows are dropped only when no input gradient
             # is wanted (``needs_input_gradient``, set by the model for its first trainable layer).
+            # The draws are made for the whole crossbar, in CrossbarPass's order, and the active
+            # rows taken from them: every device gets the draw it would get in a full pass, so the
+            # result equals the full pass's for the same Generator state (and a reseeded Generator
+            # gives every device the same draws whatever the inputs).
             active = V.any(axis=0)
             if not active.all():
                 rows = np.flatnonzero(active)
+                draws = tuple(_take_rows(n.sample(G.shape, ctx.rng), rows, G.shape) if n else None
+                              for n in (stage.preserving, stage.nonpreserving))
                 V, G = V[:, rows], G[rows]
         crossbar = CrossbarPass(stage, ctx.backend)
-        I = crossbar.forward(V, G, ctx.rng)
+        I = crossbar.forward(V, G, ctx.rng, draws if rows is not None else None)
         self._last = ("crossbar", M, max_weight, I, crossbar, stage, rows)
         return I_to_y(I, stage.k_V, max_weight, stage.G_off, stage.G_on)
 
@@ -164,6 +169,17 @@ class CrossbarLayer(Layer):
         _, x, stage, backend = self._last
         G, _ = w_to_G(self._matrix(), stage.G_off, stage.G_on, stage.mapping_rule)
         return float(get_backend(backend).ideal_power(x_to_V(x, stage.k_V), G))
+
+
+def _take_rows(draws, rows, shape):
+    """The draws of the devices in ``rows``: every array whose last two axes are the crossbar's
+    (m, n) ``shape`` is indexed on its row axis (tuples element by element)."""
+    if isinstance(draws, tuple):
+        return tuple(_take_rows(item, rows, shape) for item in draws)
+    draws = np.asarray(draws)
+    if draws.shape[-2:] != tuple(shape):
+        raise ValueError(f"draws must end in the crossbar's shape {tuple(shape)}; got {draws.shape}")
+    return draws[..., rows, :]
 
 
 @register
