@@ -451,10 +451,15 @@ def bench(names, list_only):
             raise click.ClickException(f"bench/{name}.py exited with status {status}")
 
 
+def arguments(argv):
+    """The command line with ``reproduce`` put first when no command is given."""
+    args = list(argv)
+    if not args or (args[0].startswith("-") and args[0] not in ("-h", "--help")):
+        args = ["reproduce"] + args
+    return args
+
+
 def main(argv=None):
     """Entry point: ``python run.py [COMMAND] [OPTIONS]``; no command (or only options) runs
     ``reproduce``."""
-    args = list(sys.argv[1:] if argv is None else argv)
-    if not args or (args[0].startswith("-") and args[0] not in ("-h", "--help")):
-        args = ["reproduce"] + args
-    return cli.main(args=args, prog_name="run.py")
+    return cli.main(args=arguments(sys.argv[1:] if argv is None else argv), prog_name="run.py")

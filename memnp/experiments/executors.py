@@ -121,6 +121,10 @@ class ProcessPool:
 
 
 # -- a Dask cluster -------------------------------------------------------------------------------
+#: How long to try reaching a Dask scheduler before giving up.
+CONNECT_TIMEOUT = "30s"
+
+
 def _dask_run(kind, content, seed, data, weights):
     return _run(kind, content, seed, data, weights)
 
@@ -144,7 +148,7 @@ class Dask:
 
     def connect(self):
         try:
-            self.client = self.distributed.Client(self.address, timeout="30s")
+            self.client = self.distributed.Client(self.address, timeout=CONNECT_TIMEOUT)
         except (OSError, TimeoutError) as exc:
             raise ConnectionError(f"cannot reach the Dask scheduler at {self.address}: {exc}") from None
 

@@ -21,6 +21,7 @@ import hashlib
 import json
 import os
 import tempfile
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -75,9 +76,15 @@ def write_npz(path, arrays):
 
 
 def read_npz(path):
-    """The arrays of an .npz file (never unpickled)."""
-    with np.load(path, allow_pickle=False) as data:
-        return {name: data[name] for name in data.files}
+    """The arrays of an .npz file (never unpickled); ValueError if it is not one."""
+    try:
+        data = np.load(path, allow_pickle=False)
+        if not hasattr(data, "files"):
+            raise ValueError("it holds a single array, not an .npz archive")
+        with data:
+            return {name: data[name] for name in data.files}
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
+        raise ValueError(f"{path} is not a readable .npz file of numeric arrays: {exc}") from None
 
 
 def file_sha256(path):
