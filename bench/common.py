@@ -24,10 +24,30 @@ def cpu_model():
     return platform.processor() or platform.machine()
 
 
+def simd_flags():
+    """The SIMD instruction sets the CPU reports (Linux /proc/cpuinfo), e.g. ['avx2', 'avx512f']."""
+    wanted = ("sse4_2", "avx", "avx2", "fma", "avx512f", "avx512bw", "avx512vl")
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    present = set(line.split(":", 1)[1].split())
+                    return [flag for flag in wanted if flag in present]
+    except OSError:
+        pass
+    return []
+
+
 def machine_info():
-    """Platform, CPU model, logical core count, usable cores, and the load average (1, 5, 15 min)
-    when measured (other processes on the machine make timings noisy)."""
-    info = {"platform": platform.platform(), "cpu": cpu_model(), "cores": os.cpu_count()}
+    """Platform, CPU model (and LLVM's name for it), SIMD flags, logical core count, usable cores,
+    and the load average (1, 5, 15 min) when measured (other processes make timings noisy)."""
+    info = {"platform": platform.platform(), "cpu": cpu_model(), "simd": simd_flags(),
+            "cores": os.cpu_count()}
+    try:
+        import llvmlite.binding
+        info["llvm_cpu"] = llvmlite.binding.get_host_cpu_name()
+    except Exception:  # llvmlite absent or unusable: the record just lacks the name
+        pass
     if hasattr(os, "sched_getaffinity"):
         info["usable_cores"] = len(os.sched_getaffinity(0))
     if hasattr(os, "getloadavg"):
