@@ -8,8 +8,10 @@ Cases (MNIST-shaped: 48,000 examples of 28 x 28, batch 64; the paper's 784-25-10
   cnn  the paper's CIFAR-10 CNN (40,000 examples of 32 x 32 x 3, batch 64), standard weights,
        PF memristive dense layers
 
-Threads: NUMBA_NUM_THREADS=--threads (2); OpenBLAS 1 thread for the MNIST cases (64 x 785 x 50
-GEMMs lose more to thread hand-offs than they gain) and --threads for the CNN's convolutions.
+Threads: NUMBA_NUM_THREADS=--threads (2) for the kernels; OpenBLAS --blas-threads (1: the MNIST
+GEMMs, 64 x 785 x 50, lose more to thread hand-offs than they gain, and on the shared 2-core
+development machine one BLAS thread was also faster for the CNN). The environment is passed
+through, so e.g. OMP_WAIT_POLICY=passive (recorded in the JSON) applies to Numba's OpenMP threads.
 
 Each case runs in a fresh subprocess (so its peak RSS is its own): one untimed warm-up batch (JIT
 compilation), then whole epochs (reshuffled every epoch, draws fresh per batch); the median of
@@ -130,8 +132,8 @@ def main(argv=None):
     parser.add_argument("--dtype", default="float32", choices=["float32", "float64"])
     parser.add_argument("--threads", type=int, default=2, help="NUMBA_NUM_THREADS (kernel threads)")
     parser.add_argument("--blas-threads", type=int, default=None,
-                        help="OpenBLAS threads (default: 1 for the MNIST cases, whose GEMMs are too small "
-                             "to gain from threads, and --threads for the CNN)")
+                        help="OpenBLAS threads (default 1: the MNIST GEMMs are too small to gain from "
+                             "threads, and on the shared 2-core machine 1 thread was faster for the CNN too)")
     parser.add_argument("--json", default=None, help="write the results here (default: print only)")
     parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--examples", type=int, default=None, help=argparse.SUPPRESS)
@@ -148,7 +150,7 @@ def main(argv=None):
     repeats = 1 if args.quick else args.repeats
     records = []
     for case in cases:
-        blas = args.blas_threads or (args.threads if case == "cnn" else 1)
+        blas = args.blas_threads or 1
         env = dict(os.environ, NUMBA_NUM_THREADS=str(args.threads), OMP_NUM_THREADS=str(args.threads),
                    OPENBLAS_NUM_THREADS=str(blas), MKL_NUM_THREADS=str(blas))
         env["PYTHONPATH"] = os.pathsep.join([str(ROOT)] + [p for p in [env.get("PYTHONPATH")] if p])
