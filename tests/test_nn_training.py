@@ -50,15 +50,15 @@ def test_digital_mlp_learns_mnist(digits):
     assert model.evaluate(x_test, y_test)["accuracy"] >= 0.90
 
 
-@pytest.mark.slow
 def test_pf_aware_double_weight_mlp_learns_under_high_resistance_siox(digits):
     x, y, x_test, y_test = digits
     rng = np.random.default_rng(1)
-    model = mnist_mlp(rng, "double", stage=HIGH_R_STAGE, optimizer=SGD(lr=0.05, momentum=0.9))
+    # Plain SGD as in the paper, with a larger step for a 3-epoch run (0.61-0.70 over seeds 1-4).
+    model = mnist_mlp(rng, "double", stage=HIGH_R_STAGE, optimizer=SGD(lr=0.5))
     before = model.evaluate(x_test, y_test, rng)
-    train(model, x, y, 2, rng)
+    train(model, x, y, 3, rng)
     after = model.evaluate(x_test, y_test, rng, power=True)
     assert after["loss"] < before["loss"]
-    assert after["accuracy"] >= 0.40  # chance is 0.10
+    assert after["accuracy"] >= 0.50  # chance is 0.10
     assert all(v.min() >= 0 for layer in model.memristive_layers for v in layer.params.values())
     assert 1e-4 < after["power"] < 1e-2  # SPEC §8: a few milliwatts for PF-aware networks
