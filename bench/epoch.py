@@ -24,14 +24,14 @@ Usage: python bench/epoch.py [--cases a,b,c,d,cnn] [--repeats 3] [--quick] [--js
 import argparse
 import json
 import os
-import platform
 import resource
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
+
+from common import machine_info, thread_info, versions, write_json  # bench/ is on sys.path
 
 ROOT = Path(__file__).resolve().parents[1]
 CASES = {
@@ -96,35 +96,14 @@ def worker(case, repeats, examples, batch, backend, dtype):
               "dtype": dtype, "backend": backend_name(backend), "repeats": repeats, "times_s": times,
               "s_per_epoch": statistics.median(times), "warmup_s": warmup,
               "examples_per_s": examples / statistics.median(times),
-              "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+              "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+              "threads": thread_info()}
     print(json.dumps(record))
 
 
-def machine():
-    import numba
-    import numpy as np
-    info = {"python": platform.python_version(), "numpy": np.__version__, "numba": numba.__version__,
-            "platform": platform.platform(), "processor": platform.processor() or platform.machine(),
-            "cpu_count": os.cpu_count(), "load_average": list(os.getloadavg()),
-            "environment": {key: os.environ[key] for key in
-                            ("NUMBA_THREADING_LAYER", "OMP_WAIT_POLICY", "MEMNP_BACKEND") if key in os.environ}}
-    try:
-        with open("/proc/cpuinfo") as f:
-            info["cpu"] = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    try:
-        sys.path.insert(0, str(ROOT / "bench"))
-        import common  # shared helpers of the benchmarks, when present
-        if hasattr(common, "machine_info"):
-            info.update(common.machine_info())
-    except ImportError:
-        pass
-    return info
-
-
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--cases", default="a,b,c,d,cnn", help="comma-separated cases (a, b, c, d, cnn)")
     parser.add_argument("--repeats", type=int, default=3, help="timed epochs per case (median reported)")
     parser.add_argument("--quick", action="store_true", help="1 epoch of a tenth of the examples per case")
@@ -161,12 +140,11 @@ def main(argv=None):
                    "--examples", str(examples), "--dtype", args.dtype]
         if args.backend:
             command += ["--backend", args.backend]
-        out = subprocess.run(command, env=env, capture_output=True, text=True)
+        out = subprocess.run(command, env=env, capture_output=True, text=True)  # fresh process: own peak RSS
         if out.returncode != 0:
             sys.stderr.write(out.stderr)
             raise SystemExit(f"case {case} failed (exit {out.returncode})")
-        records.append(dict(json.loads(out.stdout.strip().splitlines()[-1]), threads=args.threads,
-                            blas_threads=blas))
+        records.append(json.loads(out.stdout.strip().splitlines()[-1]))
         r = records[-1]
         print(f"{case:>4} {r['description']:<38} {r['s_per_epoch']:8.3f} s/epoch "
               f"{r['examples_per_s']:10.0f} ex/s {r['peak_rss_mb']:7.0f} MB (warm-up {r['warmup_s']:.2f} s)",
@@ -174,13 +152,10 @@ def main(argv=None):
     print()
     print(table(records))
     if args.json:
-        result = {"benchmark": "epoch", "machine": machine(), "threads": args.threads,
-                  "quick": args.quick, "results": records}
-        path = Path(args.json)
-        fd, tmp = tempfile.mkstemp(dir=path.parent.resolve(), prefix=path.name + ".", suffix=".tmp")
-        with os.fdopen(fd, "w") as f:
-            json.dump(result, f, indent=2)
-        os.replace(tmp, path)
+        environment = {key: os.environ[key] for key in ("NUMBA_THREADING_LAYER", "OMP_WAIT_POLICY",
+                                                       "MEMNP_BACKEND") if key in os.environ}
+        write_json(args.json, {"benchmark": "epoch", "machine": machine_info(), "versions": versions(),
+                               "environment": environment, "quick": args.quick, "results": records})
 
 
 def table(records):

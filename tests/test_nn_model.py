@@ -4,7 +4,6 @@ import numpy as np
 import pytest
 
 from gradcheck import numerical_gradient, relative_error
-from memnp.crossbar import Stage
 from memnp.nn import (SGD, Conv2D, Dense, Flatten, MaxPool2D, MemristiveConv2D, MemristiveDense,
                       Sequential, Sigmoid, Softmax, cifar_cnn, cross_entropy_from_logits,
                       cross_entropy_from_probabilities, mnist_mlp, synapse_count)

@@ -100,9 +100,10 @@ class CrossbarLayer(Layer):
         rows = None
         if not stage.is_ideal and (stage.nonpreserving is not None or not self.needs_input_gradient):
             # Rows whose voltage is 0 for every example carry no current, so their devices get no
-            # gradient and only the active rows are read; the bias row is always active. Their input gradient is 0 under PF (the reference's rule at V = 0)
-            # but not in a linear crossbar, so there rows are dropped only when no input gradient
-            # is wanted (``needs_input_gradient``, set by the model for its first trainable layer).
+            # gradient and only the active rows are read; the bias row is always active. Their
+            # input gradient is 0 under PF (the reference's rule at V = 0) but not in a linear
+            # crossbar, so there rows are dropped only when no input gradient is wanted
+            # (``needs_input_gradient``, set by the model for its first trainable layer).
             # The draws are made for the whole crossbar, in CrossbarPass's order, and the active
             # rows taken from them: every device gets the draw it would get in a full pass, so the
             # result equals the full pass's for the same Generator state (and a reseeded Generator

@@ -74,7 +74,8 @@ class Sequential:
             try:
                 shape = layer.output_shape(shape)
             except ValueError as exc:
-                raise ValueError(f"layer {i} ({type(layer).__name__}) does not fit its input: {exc}") from None
+                raise ValueError(f"layer {i} ({type(layer).__name__}) does not fit its input: "
+                                 f"{exc}") from None
         return shape
 
     def initialize(self, rng):
