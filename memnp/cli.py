@@ -113,14 +113,16 @@ def cli():
               help="Override the number of networks trained per setup.")
 @click.option("--sampling", type=click.Choice(["batch", "chip"]), default=None,
               help="batch: fresh draws every batch (paper); chip: one draw per repeat.")
+@click.option("--learning-rate", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Override the preset's SGD learning rate (paper: 0.01; default preset: 0.3).")
 @click.option("--jobs", type=click.IntRange(min=1), default=1, show_default=True,
               help="Local worker processes (identical numbers for any value).")
 @click.option("--scheduler", default=None, metavar="ADDRESS",
               help="Run on a Dask distributed scheduler, e.g. tcp://10.0.0.5:8786 (pip install "
                    "'memnp[distributed]'); results are written by this client.")
 @click.option("--figures/--no-figures", default=True, show_default=True, help="Draw the figures at the end.")
-def reproduce(preset, only, data_dir, download, out, seed, epochs, repeats, networks, sampling, jobs,
-              scheduler, figures):
+def reproduce(preset, only, data_dir, download, out, seed, epochs, repeats, networks, sampling, learning_rate,
+              jobs, scheduler, figures):
     """Run the paper's simulations, then write the report and figures.
 
     \b
@@ -142,7 +144,7 @@ def reproduce(preset, only, data_dir, download, out, seed, epochs, repeats, netw
         _fail(f"--scheduler must be an address like tcp://HOST:PORT or HOST:PORT; got {scheduler!r}")
     names = list(only) or list(registry.SIMULATIONS)
     try:
-        scale = scale_presets.get(preset).override(epochs, repeats, networks, sampling)
+        scale = scale_presets.get(preset).override(epochs, repeats, networks, sampling, learning_rate)
         bars = _Bars(show_epochs=jobs == 1 and scheduler is None)
         result = runner.reproduce(names, scale, seed, out, data_dir=data_dir, download=download, jobs=jobs,
                                   scheduler=scheduler, preset=preset, progress=bars)

@@ -7,7 +7,7 @@ configs of the registry's setups.
 """
 import dataclasses
 
-from .configs import DataSpec, Inference, Training, _int, _optional_int, _choice, SAMPLING
+from .configs import SAMPLING, DataSpec, Inference, Training, _choice, _float, _int, _optional_int
 
 
 @dataclasses.dataclass(frozen=True)
@@ -26,6 +26,7 @@ class Scale:
     mnist_limits: tuple = (None, None, None)
     cifar_limits: tuple = (None, None, None)
     sampling: str = "batch"
+    learning_rate: float = 0.01
 
     def __post_init__(self):
         for name in ("epochs", "networks", "inference_repeats", "validation_every", "validation_repeats",
@@ -37,6 +38,7 @@ class Scale:
                 raise ValueError(f"{name} must be (train, validation, test); got {limits!r}")
             object.__setattr__(self, name, tuple(_optional_int(f"{name} entry", v, 1) for v in limits))
         _choice("sampling", self.sampling, SAMPLING)
+        object.__setattr__(self, "learning_rate", _float("learning_rate", self.learning_rate, 0, True))
 
     def limits(self, family):
         train, validation, test = self.cifar_limits if family == "cifar10" else self.mnist_limits
@@ -48,15 +50,18 @@ class Scale:
         return Training(data=data, stage=stage, epochs=self.epochs,
                         validation_every=self.validation_every, validation_repeats=self.validation_repeats,
                         test_every=self.test_every, test_repeats=self.test_repeats,
-                        test_sampling=self.sampling, **fields)
+                        test_sampling=self.sampling, learning_rate=self.learning_rate, **fields)
 
     def inference(self, stage):
         return Inference(stage=stage, repeats=self.inference_repeats, sampling=self.sampling)
 
-    def override(self, epochs=None, repeats=None, networks=None, sampling=None):
-        """A copy with the CLI's --epochs / --repeats / --networks / --sampling applied. --repeats sets
-        the inference repeats and caps the validation and test repeats during training."""
+    def override(self, epochs=None, repeats=None, networks=None, sampling=None, learning_rate=None):
+        """A copy with the CLI's --epochs / --repeats / --networks / --sampling / --learning-rate
+        applied. --repeats sets the inference repeats and caps the validation and test repeats
+        during training."""
         changes = {}
+        if learning_rate is not None:
+            changes["learning_rate"] = learning_rate
         if epochs is not None:
             changes["epochs"] = epochs
         if repeats is not None:
@@ -79,9 +84,9 @@ PRESETS = {
                   validation_repeats=2, test_every=2, test_repeats=1,
                   mnist_limits=(256, 128, 200), cifar_limits=(128, 64, 100)),
     # Minutes on 2 cores: every MNIST simulation on (a part of) the data.
-    "default": Scale("default", epochs=10, networks=1, inference_repeats=5, validation_every=5,
-                     validation_repeats=3, test_every=5, test_repeats=2,
-                     mnist_limits=(6400, 1600, 2000), cifar_limits=(4000, 1000, 1000)),
+    "default": Scale("default", epochs=40, networks=1, inference_repeats=5, validation_every=10,
+                     validation_repeats=3, test_every=10, test_repeats=2,
+                     mnist_limits=(6400, 1600, 2000), cifar_limits=(4000, 1000, 1000), learning_rate=0.3),
     # SPEC §5.
     "paper": Scale("paper", epochs=1000, networks=5, inference_repeats=25, validation_every=20,
                    validation_repeats=20, test_every=20, test_repeats=20),
