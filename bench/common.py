@@ -121,6 +121,16 @@ def format_table(rows, columns):
     return "\n".join(lines)
 
 
+def format_markdown(rows, columns):
+    """The same table as :func:`format_table`, as a Markdown table."""
+    lines = ["| " + " | ".join(header for _, header, _ in columns) + " |",
+             "|" + "|".join("---" for _ in columns) + "|"]
+    for row in rows:
+        lines.append("| " + " | ".join(("" if row.get(key) is None else fmt.format(row[key]))
+                                       for key, _, fmt in columns) + " |")
+    return "\n".join(lines)
+
+
 def write_json(path, data):
     """Write data as indented JSON to path atomically (temporary file + os.replace)."""
     path = Path(path)

@@ -14,6 +14,7 @@ It also measures the first-call compile time of the CPU kernels in fresh process
 Numba cache and again with the cache filled (cache=True), per function and dtype.
 
 Usage: python bench/kernels.py [--repeats 30] [--quick] [--threads N] [--backends numpy,cpu,cuda]
+                               [--dtypes float32,float64] [--shapes 64x785x50,...]
                                [--no-compile] [--out bench/out/kernels.json]
 Threads: Numba's (NUMBA_NUM_THREADS, or --threads); record the load average too, because other
 processes on the machine slow the timings down.
@@ -33,8 +34,8 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))   # use the repository's memnp without installing it
 
-from common import (format_table, machine_info, summarize, thread_info, time_calls,  # noqa: E402
-                    versions, write_json)
+from common import (format_markdown, format_table, machine_info, summarize,  # noqa: E402
+                    thread_info, time_calls, versions, write_json)
 
 SHAPES = ((64, 785, 50), (64, 26, 20), (64, 1025, 50))
 DTYPES = ("float32", "float64")
@@ -218,7 +219,12 @@ def main(argv=None):
     parser.add_argument("--backends", default="numpy,cpu,cuda",
                         help="comma-separated subset of numpy,cpu,cuda (cuda only where usable)")
     parser.add_argument("--dtypes", default=",".join(DTYPES), help="comma-separated dtypes")
+    parser.add_argument("--shapes", default=None,
+                        help="comma-separated PxMxN shapes (default: " +
+                             ", ".join("x".join(map(str, s)) for s in SHAPES) + ")")
     parser.add_argument("--no-compile", action="store_true", help="skip the compile-time runs")
+    parser.add_argument("--markdown", action="store_true",
+                        help="also print the tables as Markdown (for bench/RESULTS.md)")
     parser.add_argument("--out", default=str(HERE / "out" / "kernels.json"),
                         help="JSON output file (default: bench/out/kernels.json)")
     args = parser.parse_args(argv)
@@ -231,6 +237,14 @@ def main(argv=None):
             parser.error(f"--dtypes: {d!r} is not one of {', '.join(DTYPES)}")
     repeats = 5 if args.quick else args.repeats
     shapes = SHAPES[:1] if args.quick else SHAPES
+    if args.shapes:
+        try:
+            shapes = [tuple(int(k) for k in s.lower().split("x")) for s in args.shapes.split(",")]
+        except ValueError:
+            shapes = [()]
+        if any(len(s) != 3 or min(s) < 1 for s in shapes):
+            parser.error(f"--shapes: expected comma-separated PxMxN with positive sizes; "
+                         f"got {args.shapes!r}")
     if args.threads is not None:
         import numba
         numba.set_num_threads(args.threads)
@@ -252,6 +266,10 @@ def main(argv=None):
         record["compile"] = measure_compile(dtypes)
         print("\n" + format_table(record["compile"], COMPILE_COLUMNS))
     write_json(args.out, record)
+    if args.markdown:
+        print("\n" + format_markdown(rows, TIMING_COLUMNS))
+        if "compile" in record:
+            print("\n" + format_markdown(record["compile"], COMPILE_COLUMNS))
     print(f"\nthreads: {record['threads']}\nwritten: {args.out}")
 
 
