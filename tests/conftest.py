@@ -8,6 +8,10 @@ import os
 from pathlib import Path
 
 os.environ.setdefault("NUMBA_ENABLE_CUDASIM", "1")
+# One BLAS thread, as run.py and Dask workers use: multi-threaded BLAS sums in another order, so
+# numbers compared across processes would differ in the last bits.
+for _name in ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_name, "1")
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402

@@ -215,7 +215,7 @@ def test_rows_without_voltage_are_skipped_exactly(rng, stage_name):
     x = rng.uniform(0.05, 1, (4, 6))
     x[:, [1, 4]] = 0.0
     x[2, 0] = 0.0  # zero for one example only: the row stays
-    y = layer.forward(x, PassContext(stage, np.random.default_rng(3), "numpy"))
+    y = layer.forward(x, PassContext(stage, np.random.default_rng(3), "numpy", draws="all"))
     dy = rng.normal(size=y.shape)
     dx = layer.backward(dy, need_dx=not linear)
     assert layer._last[6].tolist() == [0, 2, 3, 5, 6]
@@ -234,6 +234,26 @@ def test_rows_without_voltage_are_skipped_exactly(rng, stage_name):
     for name, value in zip(("w_pos", "w_neg", "b_pos", "b_neg"), expected):
         np.testing.assert_allclose(layer.grads[name], value, rtol=1e-12, atol=1e-300)
     assert np.all(layer.grads["w_pos"][[1, 4]] == 0)
+
+
+@pytest.mark.parametrize("stage_name", ["pf", "pf_stuck_on", "d2d"])
+def test_active_draws_cover_only_the_rows_read(rng, stage_name):
+    """With the default draw policy only the active rows get draws: the output equals a crossbar
+    of just those rows read with the same Generator state."""
+    from memnp.crossbar import CrossbarPass, I_to_y, double_w_to_G, double_weights_matrix, x_to_V
+    stage = STAGES[stage_name]
+    layer = MemristiveDense(6, 3, "double", dtype="float64")
+    layer.needs_input_gradient = False
+    randomise(layer, rng)
+    x = rng.uniform(0.05, 1, (4, 6))
+    x[:, [1, 4]] = 0.0
+    y = layer.forward(x, PassContext(stage, np.random.default_rng(3), "numpy"))
+    p = layer.params
+    G, max_weight = double_w_to_G(double_weights_matrix(p["w_pos"], p["w_neg"], p["b_pos"], p["b_neg"]),
+                                  stage.G_off, stage.G_on)
+    rows = [0, 2, 3, 5, 6]
+    I = CrossbarPass(stage, "numpy").forward(x_to_V(x, 0.5)[:, rows], G[rows], np.random.default_rng(3))
+    np.testing.assert_allclose(y, I_to_y(I, 0.5, max_weight, stage.G_off, stage.G_on), rtol=1e-12)
 
 
 @pytest.mark.parametrize("stage_name", ["pf_stuck_on", "kde_stuck", "d2d"])

@@ -22,8 +22,8 @@ class CrossbarPass:
         earlier pass instead of drawing from ``rng``."""
         preserving, nonpreserving = self.stage.preserving, self.stage.nonpreserving
         if draws is None:
-            draws = (preserving.sample(G.shape, rng) if preserving else None,
-                     nonpreserving.sample(G.shape, rng) if nonpreserving else None)
+            draws = (preserving.sample(G.shape, rng, G.dtype) if preserving else None,
+                     nonpreserving.sample(G.shape, rng, G.dtype) if nonpreserving else None)
         G_disturbed = preserving.disturb(G, draws[0]) if preserving else G
         if nonpreserving is not None:
             c, d_eps = nonpreserving.device_parameters(G_disturbed, draws[1])

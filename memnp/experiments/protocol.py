@@ -108,7 +108,7 @@ def evaluate(model, x, y, stage, rng, batch_size, sampling="batch", power=True):
     for start in range(0, len(x), batch_size):
         xb, yb = x[start:start + batch_size], y[start:start + batch_size]
         out = model.evaluate(xb, yb, rng=np.random.default_rng(rng), stage=stage,
-                             batch_size=len(xb), power=power)
+                             batch_size=len(xb), power=power, draws="all")
         loss += out["loss"] * len(xb)
         hits += out["accuracy"] * len(xb)
         if power:

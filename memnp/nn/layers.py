@@ -44,12 +44,16 @@ def layer_from_config(config):
 @dataclasses.dataclass(frozen=True)
 class PassContext:
     """What a forward pass runs under: the crossbar stage (memnp.crossbar.Stage or None), the
-    Generator every random draw comes from (None when the stage draws nothing) and the kernel
-    backend name (None: the default)."""
+    Generator every random draw comes from (None when the stage draws nothing), the kernel
+    backend name (None: the default) and the draw policy: ``"active"`` draws only for the crossbar
+    rows a batch reads (rows whose inputs are all 0 are skipped), ``"all"`` draws for every device
+    and keeps the active rows' draws, so a reseeded Generator gives every device the same draws
+    whatever the inputs (what a programmed chip, held fixed over many batches, needs)."""
 
     stage: object = None
     rng: object = None
     backend: object = None
+    draws: str = "active"
 
 
 def _dtype(dtype):

@@ -97,25 +97,27 @@ class CrossbarLayer(Layer):
         else:
             G, max_weight = w_to_G(M, stage.G_off, stage.G_on, stage.mapping_rule)
         V = x_to_V(x, stage.k_V)
-        rows = None
+        rows = draws = None
         if not stage.is_ideal and (stage.nonpreserving is not None or not self.needs_input_gradient):
             # Rows whose voltage is 0 for every example carry no current, so their devices get no
             # gradient and only the active rows are read; the bias row is always active. Their
             # input gradient is 0 under PF (the reference's rule at V = 0) but not in a linear
             # crossbar, so there rows are dropped only when no input gradient is wanted
             # (``needs_input_gradient``, set by the model for its first trainable layer).
-            # The draws are made for the whole crossbar, in CrossbarPass's order, and the active
-            # rows taken from them: every device gets the draw it would get in a full pass, so the
-            # result equals the full pass's for the same Generator state (and a reseeded Generator
-            # gives every device the same draws whatever the inputs).
+            # Draws: with ctx.draws == "active" (the default) only the active rows get draws (the
+            # others' draws could not change anything); with "all" they are made for the whole
+            # crossbar, in CrossbarPass's order, and the active rows taken from them, so every
+            # device gets the draw it would get in a full pass (the result equals the full pass's
+            # for the same Generator state).
             active = V.any(axis=0)
             if not active.all():
                 rows = np.flatnonzero(active)
-                draws = tuple(_take_rows(n.sample(G.shape, ctx.rng), rows, G.shape) if n else None
-                              for n in (stage.preserving, stage.nonpreserving))
+                if ctx.draws == "all":
+                    draws = tuple(_take_rows(n.sample(G.shape, ctx.rng, G.dtype), rows, G.shape)
+                                  if n else None for n in (stage.preserving, stage.nonpreserving))
                 V, G = V[:, rows], G[rows]
         crossbar = CrossbarPass(stage, ctx.backend)
-        I = crossbar.forward(V, G, ctx.rng, draws if rows is not None else None)
+        I = crossbar.forward(V, G, ctx.rng, draws)
         self._last = ("crossbar", M, max_weight, I, crossbar, stage, rows)
         return I_to_y(I, stage.k_V, max_weight, stage.G_off, stage.G_on)
 

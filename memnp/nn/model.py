@@ -20,6 +20,8 @@ from .losses import accuracy, cross_entropy_from_logits, cross_entropy_from_prob
 from .optim import SGD, l1_gradient_, l1_penalty, non_negative_
 
 FORMAT = "memnp.Sequential"
+#: Draw policies of a pass (see memnp.nn.layers.PassContext).
+DRAWS = ("active", "all")
 VERSION = 1
 
 
@@ -100,8 +102,10 @@ class Sequential:
                 "layers": [layer.config() for layer in self.layers]}
 
     # -- passes ---------------------------------------------------------------------------------
-    def _context(self, rng, stage):
-        return PassContext(stage if stage is not None else self.stage, rng, self.backend)
+    def _context(self, rng, stage, draws="active"):
+        if draws not in DRAWS:
+            raise ValueError(f"draws must be one of {', '.join(DRAWS)}; got {draws!r}")
+        return PassContext(stage if stage is not None else self.stage, rng, self.backend, draws)
 
     def _inputs(self, x):
         x = np.asarray(x)
@@ -117,16 +121,17 @@ class Sequential:
             x = layer.forward(x, ctx)
         return x
 
-    def forward(self, x, rng=None, stage=None):
-        """Outputs (p, ...) of the whole network for one batch x (p, ...)."""
-        return self._run(self._inputs(x), self._context(rng, stage), len(self.layers))
+    def forward(self, x, rng=None, stage=None, draws="active"):
+        """Outputs (p, ...) of the whole network for one batch x (p, ...). ``draws``: "active" or
+        "all" (see :class:`memnp.nn.layers.PassContext`)."""
+        return self._run(self._inputs(x), self._context(rng, stage, draws), len(self.layers))
 
-    def predict(self, x, rng=None, stage=None, batch_size=None):
+    def predict(self, x, rng=None, stage=None, batch_size=None, draws="active"):
         """Outputs for x, in batches of ``batch_size`` (None: one batch); fresh draws per batch."""
         x = self._inputs(x)
         if batch_size is None or len(x) == 0:
-            return self.forward(x, rng, stage)
-        return np.concatenate([self.forward(x[i:i + batch_size], rng, stage)
+            return self.forward(x, rng, stage, draws)
+        return np.concatenate([self.forward(x[i:i + batch_size], rng, stage, draws)
                                for i in range(0, len(x), _batch(batch_size))])
 
     def _loss(self, x, y, ctx):
@@ -170,7 +175,7 @@ class Sequential:
                 non_negative_(layer.params[name])
         return loss, acc
 
-    def evaluate(self, x, y, rng=None, stage=None, batch_size=100, power=False):
+    def evaluate(self, x, y, rng=None, stage=None, batch_size=100, power=False, draws="active"):
         """{"loss", "accuracy", "power"} over x in batches (fresh draws per batch). loss is the mean
         cross-entropy plus the L1 penalty (as Keras reports it); power (W) is the total average power
         of the memristive crossbars, averaged over batches (None unless ``power``)."""
@@ -179,7 +184,7 @@ class Sequential:
             raise ValueError("x must hold at least one example")
         if len(x) != len(y):
             raise ValueError(f"y must have one label per example of x ({len(x)}); got {len(y)}")
-        ctx = self._context(rng, stage)
+        ctx = self._context(rng, stage, draws)
         losses, hits, powers = 0.0, 0.0, []
         step = _batch(batch_size)
         for i in range(0, len(x), step):

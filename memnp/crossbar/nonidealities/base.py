@@ -1,13 +1,13 @@
 """The two kinds of nonideality (SPEC §2) and their JSON registry.
 
 A *linearity-preserving* nonideality replaces the conductances G by disturbed ones G':
-``sample(shape, rng) -> draws``, ``disturb(G, draws) -> G'`` and
+``sample(shape, rng, dtype) -> draws``, ``disturb(G, draws) -> G'`` and
 ``disturb_vjp(G, draws, grad_G_disturbed) -> grad_G``.
 
 A *linearity-nonpreserving* nonideality computes the currents itself from V and G:
-``sample(shape, rng) -> draws``, then ``currents``, ``currents_vjp`` and ``power``.
+``sample(shape, rng, dtype) -> draws``, then ``currents``, ``currents_vjp`` and ``power``.
 
-Draws are plain arrays made from an explicit ``numpy.random.Generator``; the caller keeps the
+Draws are plain arrays (of the dtype asked for, which is the conductances' dtype in a pass) made from an explicit ``numpy.random.Generator``; the caller keeps the
 draws of a forward pass and hands them to the backward pass (or replays them), so the object itself
 holds only its parameters and can be shared by every layer of a network.
 """
@@ -47,7 +47,7 @@ class Nonideality:
 class LinearityPreserving(Nonideality):
     kind = "preserving"
 
-    def sample(self, shape, rng):
+    def sample(self, shape, rng, dtype=None):
         raise NotImplementedError
 
     def disturb(self, G, draws):

@@ -46,9 +46,9 @@ class D2DLognormal(LinearityPreserving):
         sigma = self.R_on_log_std + slope * (np.clip(R, R_on, R_off) - R_on)
         return sigma, np.where(inside, slope, 0.0)
 
-    def sample(self, shape, rng):
-        """Standard normal draws eps (shape), one per device."""
-        return rng.standard_normal(shape)
+    def sample(self, shape, rng, dtype=np.float64):
+        """Standard normal draws eps (shape, ``dtype``), one per device."""
+        return rng.standard_normal(shape, dtype=dtype)
 
     def disturb(self, G, draws):
         sigma, _ = self._sigma(1.0 / G.astype(np.float64))

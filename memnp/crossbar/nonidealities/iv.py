@@ -61,6 +61,7 @@ class IVNonlinearityPF(LinearityNonpreserving):
         object.__setattr__(self, "slopes", _pair("slopes", self.slopes))
         object.__setattr__(self, "intercepts", _pair("intercepts", self.intercepts))
         object.__setattr__(self, "covariance", _covariance(self.covariance))
+        object.__setattr__(self, "_factor", self._residual_factor())
 
     @property
     def label(self):
@@ -72,17 +73,30 @@ class IVNonlinearityPF(LinearityNonpreserving):
         eigenvalues, eigenvectors = np.linalg.eigh(np.array(self.covariance))
         return eigenvectors * np.sqrt(np.clip(eigenvalues, 0.0, None))
 
-    def sample(self, shape, rng):
-        """Residuals (2, *shape): e_c and e_d for every device, drawn from ``rng``."""
-        z = rng.standard_normal((2,) + tuple(shape))
-        return np.tensordot(self._residual_factor(), z, axes=1)
+    def sample(self, shape, rng, dtype=np.float64):
+        """Residuals (2, *shape) of ``dtype``: e_c and e_d for every device, drawn from ``rng``."""
+        z = rng.standard_normal((2,) + tuple(shape), dtype=dtype)
+        (l00, l01), (l10, l11) = self._factor.astype(dtype)
+        e_d = l10 * z[0]
+        e_d += l11 * z[1]
+        z[0] *= l00
+        z[0] += l01 * z[1]
+        z[1] = e_d
+        return z
 
     def device_parameters(self, G, residuals):
         """(c (A/V), d_eps (F/m)) of every device, each the shape and dtype of G (S)."""
         ln_R = -np.log(G)
         (s_c, s_d), (b_c, b_d) = self.slopes, self.intercepts
-        c = np.exp(s_c * ln_R + b_c + residuals[0]).astype(G.dtype, copy=False)
-        d_eps = np.exp(s_d * ln_R + b_d + residuals[1]).astype(G.dtype, copy=False)
+        dtype = G.dtype.type
+        c = dtype(s_c) * ln_R
+        c += dtype(b_c)
+        c += residuals[0]
+        d_eps = dtype(s_d) * ln_R
+        d_eps += dtype(b_d)
+        d_eps += residuals[1]
+        np.exp(c, out=c)
+        np.exp(d_eps, out=d_eps)
         return c, d_eps
 
     def device_parameters_vjp(self, G, c, d_eps, grad_c, grad_d_eps):

@@ -16,10 +16,10 @@ class _Stuck(LinearityPreserving):
     def _stuck_values(self, count, rng):
         raise NotImplementedError
 
-    def sample(self, shape, rng):
-        """(mask (shape) of stuck devices, values (shape) they take, in S)."""
-        mask = rng.random(shape) < self.p
-        values = np.zeros(shape)
+    def sample(self, shape, rng, dtype=np.float64):
+        """(mask (shape) of stuck devices, values (shape, ``dtype``) they take, in S)."""
+        mask = rng.random(shape, dtype=dtype) < self.p
+        values = np.zeros(shape, dtype)
         values[mask] = self._stuck_values(int(np.count_nonzero(mask)), rng)
         return mask, values
 
