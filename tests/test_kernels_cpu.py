@@ -75,6 +75,21 @@ def test_fast_exp_special_values(dtype):
         fastexp.exp_array(np.arange(3))
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_nan_propagates(dtype):
+    assert np.isnan(fastexp.exp_array(np.array([np.nan], dtype=dtype))[0])
+    V = np.full((2, 3), 0.3, dtype=dtype)
+    c = np.full((3, 4), 1e-6, dtype=dtype)
+    d_eps = np.full((3, 4), 1e-17, dtype=dtype)
+    V[1, 0], c[0, 1], d_eps[1, 2] = np.nan, np.nan, np.nan
+    expected = np.zeros((2, 4), dtype=bool)
+    expected[1, :] = expected[:, 1] = expected[:, 2] = True
+    assert np.array_equal(np.isnan(cpu.pf_currents(V, c, d_eps)), expected)
+    grad_c = cpu.pf_currents_vjp(V, c, d_eps, np.ones((2, 4), dtype=dtype))[1]
+    assert np.isnan(grad_c[0]).all() and np.isnan(grad_c[1, 2]) and np.isfinite(grad_c[2]).all()
+    assert math.isnan(cpu.pf_power(V, c, d_eps))
+
+
 def test_minimax_fit_reproduces_float32_coefficients():
     coefficients, error = fastexp.minimax_exp_coefficients(5)
     assert np.array_equal(coefficients.astype(np.float32),

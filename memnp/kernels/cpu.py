@@ -45,8 +45,9 @@ COLUMN_BLOCK = 32
 EXAMPLE_PAD = 32
 #: Examples per forward task: the task's voltages stay in cache while it runs through columns.
 EXAMPLE_BLOCK = 64
-#: Fast-math flags of the kernels (reassociation lets LLVM vectorize the sums).
-KERNEL_FASTMATH = True
+#: Fast-math flags of the kernels: reassociation lets LLVM vectorize the sums; no 'nnan'/'ninf',
+#: so NaN and inf inputs propagate to the outputs as in plain arithmetic.
+KERNEL_FASTMATH = {"reassoc", "nsz", "arcp", "contract", "afn"}
 
 #: Parallelize only the explicit prange loops (no automatic parfor conversion of array
 #: expressions), which also keeps compilation short.

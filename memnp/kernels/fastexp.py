@@ -24,7 +24,7 @@ Polynomials (relative error of P(r) against exp(r) on |r| <= ln2 / 2):
 
 Inputs are clamped to [-87, 88] (float32) or [-708, 709] (float64): results are correct to the
 bounds above inside that interval; beyond it they saturate instead of overflowing to inf or
-underflowing to 0. NaN inputs give unspecified results (the kernels assume finite data).
+underflowing to 0 (+inf and -inf saturate too). NaN gives NaN.
 
 Caching note: the kernels in :mod:`memnp.kernels.cpu` inline these functions and are cached on
 disk (``cache=True``); Numba's cache only tracks the source file of the cached function itself, so
@@ -37,8 +37,9 @@ from llvmlite import ir
 from numba import njit, types
 from numba.extending import intrinsic, overload
 
-#: Fast-math flags of the exp functions: everything except 'reassoc' (see the module docstring).
-EXP_FASTMATH = {"nnan", "ninf", "nsz", "arcp", "contract", "afn"}
+#: Fast-math flags of the exp functions: no 'reassoc' (see the module docstring), and no
+#: 'nnan'/'ninf', so that a NaN input gives NaN.
+EXP_FASTMATH = {"nsz", "arcp", "contract", "afn"}
 
 _LOG2E = 1.4426950408889634
 # float32: ln 2 split so that k * LN2_HI is exact for |k| < 2**15.
