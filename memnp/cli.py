@@ -57,6 +57,31 @@ class _Bars:
         self.epoch_bar = self.jobs_bar = None
 
 
+class _Jobs(click.ParamType):
+    """An integer >= 1 or 'auto'."""
+
+    name = "N|auto"
+
+    def convert(self, value, param, ctx):
+        if value == "auto" or (isinstance(value, int) and value >= 1):
+            return value
+        try:
+            number = int(value)
+        except (TypeError, ValueError):
+            number = 0
+        if number < 1:
+            self.fail(f"{value!r} is not an integer >= 1 or 'auto'", param, ctx)
+        return number
+
+
+def _usable_cores():
+    import os
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:
+        return max(1, os.cpu_count() or 1)
+
+
 def _fail(message):
     """A clear one-line error and exit status 2, like click's own usage errors."""
     raise click.UsageError(message)
@@ -86,7 +111,7 @@ def cli():
     Examples:
       python run.py                                  # reproduce, default preset, into ./results
       python run.py reproduce --preset tiny --out /tmp/memnp-tiny
-      python run.py reproduce --only iv_nonlinearity --epochs 20 --jobs 2
+      python run.py reproduce --only iv_nonlinearity --epochs 20 --jobs 1
       python run.py figures --results results
     """
 
@@ -115,8 +140,9 @@ def cli():
               help="batch: fresh draws every batch (paper); chip: one draw per repeat.")
 @click.option("--learning-rate", type=click.FloatRange(min=0, min_open=True), default=None,
               help="Override the preset's SGD learning rate (paper: 0.01; default preset: 0.3).")
-@click.option("--jobs", type=click.IntRange(min=1), default=1, show_default=True,
-              help="Local worker processes (identical numbers for any value).")
+@click.option("--jobs", type=_Jobs(), default="auto", show_default=True,
+              help="Local worker processes, or 'auto': one per usable core. Any value gives identical "
+                   "numbers; with 1 the jobs run in this process and show per-epoch progress.")
 @click.option("--scheduler", default=None, metavar="ADDRESS",
               help="Run on a Dask distributed scheduler, e.g. tcp://10.0.0.5:8786 (pip install "
                    "'memnp[distributed]'); results are written by this client.")
@@ -138,8 +164,9 @@ def reproduce(preset, only, data_dir, download, out, seed, epochs, repeats, netw
     """
     from .experiments import runner
     from .experiments.report import write_report
-    if scheduler is not None and jobs != 1:
+    if scheduler is not None and jobs != "auto":
         _fail("give either --jobs or --scheduler, not both")
+    jobs = _usable_cores() if jobs == "auto" else jobs
     if scheduler is not None and not _valid_address(scheduler):
         _fail(f"--scheduler must be an address like tcp://HOST:PORT or HOST:PORT; got {scheduler!r}")
     names = list(only) or list(registry.SIMULATIONS)

@@ -95,8 +95,10 @@ def test_changed_config_or_seed_never_reuses_results(tmp_path):
 
 
 def test_two_worker_processes_give_the_same_numbers(tmp_path):
-    one = runner.reproduce(["stuck_off"], TINY, 4, tmp_path / "one", jobs=1)
-    two = runner.reproduce(["stuck_off"], TINY, 4, tmp_path / "two", jobs=2)
+    # PF (Numba kernels, whose thread count differs between the two runs) and stuck devices
+    sims = ["iv_nonlinearity_and_stuck_on", "stuck_off"]
+    one = runner.reproduce(sims, TINY, 4, tmp_path / "one", jobs=1)
+    two = runner.reproduce(sims, TINY, 4, tmp_path / "two", jobs=2)
     assert sorted(one.computed) == sorted(two.computed)
     assert _numbers(tmp_path / "one") == _numbers(tmp_path / "two")
     _check_complete(tmp_path / "two")
@@ -125,8 +127,8 @@ def test_unreachable_scheduler_fails_before_writing(tmp_path, monkeypatch):
 @pytest.mark.slow
 def test_killed_run_resumes_without_recomputing(tmp_path):
     out = tmp_path / "resume"
-    args = [sys.executable, str(ROOT / "run.py"), "reproduce", "--preset", "tiny", "--epochs", "8",
-            "--only", "stuck_off", "--only", "high_d2d", "--out", str(out), "--no-figures"]
+    args = [sys.executable, str(ROOT / "run.py"), "reproduce", "--preset", "tiny", "--epochs", "20",
+            "--only", "stuck_off", "--only", "high_d2d", "--out", str(out), "--no-figures", "--jobs", "1"]
     env = dict(os.environ, NUMBA_NUM_THREADS=os.environ.get("NUMBA_NUM_THREADS", "2"))
     proc = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     train_dir = out / "jobs" / "train"

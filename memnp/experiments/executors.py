@@ -14,6 +14,7 @@ in process); ``result(handle)`` its result, raising the job's exception if it fa
 """
 import concurrent.futures
 import multiprocessing
+import os
 
 from . import protocol
 from .configs import Inference, Training
@@ -74,9 +75,19 @@ class InProcess:
 _WORKER_DATA = {}
 
 
-def _init_worker(datasets):
+def _usable_cores():
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count()
+
+
+def _init_worker(datasets, threads):
     _WORKER_DATA.clear()
     _WORKER_DATA.update(datasets)
+    if threads:
+        import numba
+        numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
 
 
 def _pool_run(kind, content, seed, data_key, weights):
@@ -84,13 +95,18 @@ def _pool_run(kind, content, seed, data_key, weights):
 
 
 class ProcessPool:
-    """``workers`` local processes (``--jobs N``); the data sets are sent once to each worker."""
+    """``workers`` local processes (``--jobs N``); the data sets are sent once to each worker.
+
+    Each worker runs Numba's parallel kernels on cores / workers threads (at least 1), so the
+    workers do not oversubscribe the machine.
+    """
 
     def __init__(self, workers):
         if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
             raise ValueError(f"jobs must be an integer >= 1; got {workers!r}")
         self.workers = workers
         self.description = f"{workers} local worker processes"
+        self.threads = max(1, (_usable_cores() or 1) // workers)
         self.pool = None
 
     def connect(self):
@@ -101,7 +117,8 @@ class ProcessPool:
         # thread pool is not safe).
         context = multiprocessing.get_context("spawn")
         self.pool = concurrent.futures.ProcessPoolExecutor(self.workers, mp_context=context,
-                                                           initializer=_init_worker, initargs=(datasets,))
+                                                           initializer=_init_worker,
+                                                           initargs=(datasets, self.threads))
 
     def submit(self, job, data_key, weights=None, on_epoch=None):
         future = self.pool.submit(_pool_run, job.kind, job.content, job.seed, data_key, weights)
