@@ -65,6 +65,19 @@ def test_fast_exp_relative_error_over_range(dtype, low, high, bound):
     assert np.max(np.abs(got / expected - 1.0)) <= bound
 
 
+@pytest.mark.parametrize("dtype, high, bound_10, bound", [
+    (np.float32, 88.0, 2e-7, 3.5e-7),
+    (np.float64, 709.0, 5e-16, 5e-16),
+])
+def test_fast_exp_nonneg_relative_error(dtype, high, bound_10, bound):
+    for top, limit in ((10.0, bound_10), (high, bound)):
+        x = np.linspace(0.0, top, 400_001).astype(dtype)
+        got = fastexp.exp_array(x, nonneg=True)
+        assert got.dtype == dtype
+        assert np.max(np.abs(got / np.exp(x.astype(np.float64)) - 1.0)) <= limit
+    assert np.isnan(fastexp.exp_array(np.array([np.nan], dtype=dtype), nonneg=True)[0])
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_fast_exp_special_values(dtype):
     got = fastexp.exp_array(np.array([0.0, 1.0, -1e4, 1e4, -1.0], dtype=dtype))

@@ -26,14 +26,15 @@ two columns per pass; a row task owns row i of dL/dc and dL/d(d_eps) and column 
 no two threads write the same element. Sums run in float32 SIMD lanes over blocks of at most
 :data:`BLOCK` terms (:data:`COLUMN_BLOCK` columns for dL/dV) and the block sums in float64.
 
-The exponential is :func:`memnp.kernels.fastexp.fast_exp` (a polynomial LLVM can vectorize);
+The exponential is :func:`memnp.kernels.fastexp.fast_exp_nonneg` (E >= 0; a polynomial LLVM
+can vectorize);
 the kernels are compiled on first use and cached on disk (``cache=True``).
 """
 import numpy as np
 from numba import njit, prange, types
 from numba.extending import overload
 
-from .fastexp import fast_exp, wide_vectors
+from .fastexp import fast_exp_nonneg, wide_vectors
 from .physics import A2_B, A2_EPS
 
 #: Block length of float32 lane sums before they are added to float64 accumulators.
@@ -142,7 +143,7 @@ def _pf_forward_task(j, first, last, W, X, c, d_eps, out):
             block = W.dtype.type(0.0)
             # Unsigned indices: LLVM then knows they are not negative and loads contiguously.
             for i in range(np.uint64(start), np.uint64(min(start + BLOCK, m))):
-                block += W[ex, i] * cj[i] * fast_exp(_exponent(X[ex, i], kj[i]))
+                block += W[ex, i] * cj[i] * fast_exp_nonneg(_exponent(X[ex, i], kj[i]))
             total += block
         out[ex, j] = total
 
@@ -216,13 +217,13 @@ def _pf_backward_row(i, V, c, d_eps, gT, grad_V, grad_c, grad_d_eps):
                     x = xi[q]
                     v = vi[q]
                     Ea = _exponent(x, ka)
-                    ga = gT[ja, q] * fast_exp(Ea)       # dL/dI * e
+                    ga = gT[ja, q] * fast_exp_nonneg(Ea)       # dL/dI * e
                     ha = _half_uK_over_E(x, ka, Ea)
                     ta = ga * v
                     block_ca += ta
                     block_da += ta * ha
                     Eb = _exponent(x, kb)
-                    gb = gT[jb, q] * fast_exp(Eb)
+                    gb = gT[jb, q] * fast_exp_nonneg(Eb)
                     hb = _half_uK_over_E(x, kb, Eb)
                     tb = gb * v
                     block_cb += tb

@@ -22,6 +22,9 @@ Polynomials (relative error of P(r) against exp(r) on |r| <= ln2 / 2):
   with float32 rounding the result is within 2.5e-7 relative of exp over the whole valid range.
 - float64: degree-12 Taylor polynomial, truncation error below 2.5e-16; within a few ulp.
 
+:func:`fast_exp_nonneg` is a variant for x >= 0 (the PF kernels' exponent is a square root),
+one operation shorter in float32 (see :func:`exp_nonneg_f32`).
+
 Inputs are clamped to [-87, 88] (float32) or [-708, 709] (float64): results are correct to the
 bounds above inside that interval; beyond it they saturate instead of overflowing to inf or
 underflowing to 0 (+inf and -inf saturate too). NaN gives NaN.
@@ -58,6 +61,7 @@ EXP_RANGE = {np.dtype(np.float32): (-87.0, 88.0), np.dtype(np.float64): (-708.0,
 
 _f32 = np.float32
 _L2E_32, _HI_32, _LO_32 = _f32(_LOG2E), _f32(_LN2_HI_F32), _f32(_LN2_LO_F32)
+_LN2_32 = _f32(math.log(2.0))
 _MAGIC_32 = _f32(1.5 * 2.0 ** 23 + 127.0)
 _LOW_32, _HIGH_32 = _f32(-87.0), _f32(88.0)
 _A0, _A1, _A2, _A3, _A4, _A5 = (_f32(a) for a in EXP_COEFFS_F32)
@@ -146,6 +150,49 @@ def exp_f64(x):
     return p * _exponent_field(y)
 
 
+@njit(fastmath=EXP_FASTMATH, cache=True)
+def exp_nonneg_f32(x):
+    """exp(x) for a float32 scalar x >= 0 (the PF exponent), about 10 % faster than exp_f32: no
+    lower clamp, and a one-step reduction r = x - k fl(ln 2) (exact with FMA), which adds at
+    most k 1.9e-9 to the relative error: within 2e-7 of exp on [0, 10], 3.5e-7 on [0, 88].
+    x below -87 gives garbage."""
+    x = min(x, _HIGH_32)
+    y = x * _L2E_32 + _MAGIC_32
+    k = y - _MAGIC_32
+    r = x - k * _LN2_32
+    p = _A5
+    p = p * r + _A4
+    p = p * r + _A3
+    p = p * r + _A2
+    p = p * r + _A1
+    p = p * r + _A0
+    return p * _exponent_field(y)
+
+
+@njit(fastmath=EXP_FASTMATH, cache=True)
+def exp_nonneg_f64(x):
+    """exp(x) for a float64 scalar x >= 0: :func:`exp_f64` without the lower clamp."""
+    x = min(x, 709.0)
+    y = x * _LOG2E + _MAGIC_64
+    k = y - _MAGIC_64
+    r = x - k * _LN2_HI_F64
+    r = r - k * _LN2_LO_F64
+    p = _B12
+    p = p * r + _B11
+    p = p * r + _B10
+    p = p * r + _B9
+    p = p * r + _B8
+    p = p * r + _B7
+    p = p * r + _B6
+    p = p * r + _B5
+    p = p * r + _B4
+    p = p * r + _B3
+    p = p * r + _B2
+    p = p * r + _B1
+    p = p * r + _B0
+    return p * _exponent_field(y)
+
+
 def fast_exp(x):
     """exp(x) for a float32 or float64 scalar, in the same precision (Numba code only)."""
     raise NotImplementedError("fast_exp is only callable from Numba-compiled code; use exp_array")
@@ -160,23 +207,44 @@ def _fast_exp_overload(x):
     return None
 
 
+def fast_exp_nonneg(x):
+    """exp(x) for a float32 or float64 scalar x >= 0, in the same precision (Numba code only).
+
+    A little faster than :func:`fast_exp` (see :func:`exp_nonneg_f32`); the PF kernels use it.
+    """
+    raise NotImplementedError("fast_exp_nonneg is only callable from Numba-compiled code; "
+                              "use exp_array")
+
+
+@overload(fast_exp_nonneg, jit_options={"fastmath": EXP_FASTMATH})
+def _fast_exp_nonneg_overload(x):
+    if x == types.float32:
+        return lambda x: exp_nonneg_f32(x)
+    if x == types.float64:
+        return lambda x: exp_nonneg_f64(x)
+    return None
+
+
 @njit(fastmath=EXP_FASTMATH, cache=True)
-def _exp_loop(x, out):
-    for i in range(x.size):
-        out[i] = fast_exp(x[i])
+def _exp_loop(x, out, nonneg):
+    if nonneg:
+        for i in range(x.size):
+            out[i] = fast_exp_nonneg(x[i])
+    else:
+        for i in range(x.size):
+            out[i] = fast_exp(x[i])
 
 
-def exp_array(x):
-    """Apply :func:`fast_exp` elementwise to a float32 or float64 array (for tests and checks).
-
-    Returns a new array of x's shape and dtype.
+def exp_array(x, nonneg=False):
+    """Apply :func:`fast_exp` (or, with nonneg=True, :func:`fast_exp_nonneg`) elementwise to a
+    float32 or float64 array (for tests and checks). Returns a new array of x's shape and dtype.
     """
     x = np.asarray(x)
     if x.dtype not in (np.float32, np.float64):
         raise ValueError(f"x must be a float32 or float64 array; got dtype {x.dtype}")
     flat = np.ascontiguousarray(x).ravel()
     out = np.empty_like(flat)
-    _exp_loop(flat, out)
+    _exp_loop(flat, out, bool(nonneg))
     return out.reshape(x.shape)
 
 
