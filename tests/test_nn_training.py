@@ -1,11 +1,15 @@
 """Training on real digits: a digital MLP learns MNIST; a PF-aware double-weight MLP learns under
-the high-resistance SiOx stage. Uses the first 10,000 MNIST digits from the shared data (skips
-when absent); the file is grouped by class, so it is shuffled with a fixed seed first."""
+the high-resistance SiOx stage. Uses the first 10,000 MNIST digits from the shared data, or the
+identical copy embedded in the package when the shared data is absent; the file is grouped by
+class, so it is shuffled with a fixed seed first."""
+from pathlib import Path
+
 import numpy as np
 import pytest
 
 from conftest import SHARED_DATA
 
+import memnp.data
 from memnp.crossbar import Stage
 from memnp.nn import SGD, Dense, Flatten, ReLU, Sequential, Softmax, mnist_mlp
 from memnp.nonidealities import IVNonlinearityPF
@@ -15,21 +19,20 @@ HIGH_R_STAGE = Stage(5.24841e-7, 2.6242e-6, 0.5, (IVNonlinearityPF(
     [[0.03208284, 0.09272695], [0.09272695, 0.32510818]]),))
 
 
+EMBEDDED = Path(memnp.data.__file__).with_name("mnist-10k.npz")
+
+
 @pytest.fixture(scope="module")
-def _digits():
-    if not (SHARED_DATA / "mnist-10k.npz").is_file():
-        pytest.skip(f"shared data {SHARED_DATA / 'mnist-10k.npz'} is absent")
-    with np.load(SHARED_DATA / "mnist-10k.npz", allow_pickle=False) as data:
+def digits():
+    """(train images, train labels, test images, test labels): 8,000 / 2,000, shuffled."""
+    path = SHARED_DATA / "mnist-10k.npz"
+    if not path.is_file():
+        path = EMBEDDED
+    with np.load(path, allow_pickle=False) as data:
         images, labels = data["images"], data["labels"].astype(np.int64)
     order = np.random.default_rng(0).permutation(len(images))
     x, y = (images[order] / np.float32(255)).astype(np.float32), labels[order]
     return x[:8000], y[:8000], x[8000:], y[8000:]
-
-
-@pytest.fixture
-def digits(shared_data, _digits):
-    """(train images, train labels, test images, test labels): 8,000 / 2,000, shuffled."""
-    return _digits
 
 
 def train(model, x, y, epochs, rng, batch=64):
