@@ -81,6 +81,37 @@ def thread_info():
     return info
 
 
+def _cpu_times():
+    """(busy, idle) jiffies summed over all CPUs, from /proc/stat (Linux)."""
+    with open("/proc/stat") as f:
+        fields = [int(x) for x in f.readline().split()[1:]]
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)      # idle + iowait
+    return sum(fields[:8]) - idle, idle
+
+
+def idle_fraction(sample_s=2.0):
+    """Fraction of the machine's CPU time that was idle over the next sample_s seconds
+    (None where /proc/stat is unavailable)."""
+    try:
+        busy0, idle0 = _cpu_times()
+        time.sleep(sample_s)
+        busy1, idle1 = _cpu_times()
+    except (OSError, ValueError, IndexError):
+        return None
+    total = (busy1 - busy0) + (idle1 - idle0)
+    return (idle1 - idle0) / total if total > 0 else None
+
+
+def wait_for_idle(threshold=0.9, timeout_s=600.0, sample_s=2.0):
+    """Wait until the machine is at least ``threshold`` idle (other processes distort timings,
+    badly so for multithreaded kernels), or timeout_s passes. Returns the last idle fraction."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        idle = idle_fraction(sample_s)
+        if idle is None or idle >= threshold or time.monotonic() >= deadline:
+            return idle
+
+
 def time_calls(fn, repeats, budget_s=None, warmup=1, sync=None):
     """Wall times (s) of ``repeats`` calls of fn() after ``warmup`` untimed calls.
 

@@ -15,6 +15,7 @@ Numba cache and again with the cache filled (cache=True), per function and dtype
 
 Usage: python bench/kernels.py [--repeats 30] [--quick] [--threads N] [--backends numpy,cpu,cuda]
                                [--dtypes float32,float64] [--shapes 64x785x50,...]
+                               [--wait-idle SECONDS] [--markdown]
                                [--no-compile] [--out bench/out/kernels.json]
 Threads: Numba's (NUMBA_NUM_THREADS, or --threads); record the load average too, because other
 processes on the machine slow the timings down.
@@ -35,7 +36,7 @@ ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))   # use the repository's memnp without installing it
 
 from common import (format_markdown, format_table, machine_info, summarize,  # noqa: E402
-                    thread_info, time_calls, versions, write_json)
+                    thread_info, time_calls, versions, wait_for_idle, write_json)
 
 SHAPES = ((64, 785, 50), (64, 26, 20), (64, 1025, 50))
 DTYPES = ("float32", "float64")
@@ -113,17 +114,22 @@ def error(result, expected):
     return float(np.linalg.norm(diff) / np.linalg.norm(expected))
 
 
-def run_timings(shapes, dtypes, labels, repeats, budget_s):
+def run_timings(shapes, dtypes, labels, repeats, budget_s, wait_idle_s=0.0):
     rows = []
     available = backends(labels)
     for shape in shapes:
         evaluations = int(np.prod(shape))
         for dtype in dtypes:
             host = make_case(shape, dtype)
+            idle = wait_for_idle(0.95, wait_idle_s) if wait_idle_s > 0 else None
             reference = {op: call(available["numpy"][0], op, host) for op in OPS} \
                 if "numpy" in available else None
-            medians = {}
-            for label, (module, to_backend, to_host, sync) in available.items():
+            # Fast backends first: the numpy runs take seconds, and a busy machine spoils less.
+            order = [label for label in available if label != "numpy"]
+            order += ["numpy"] if "numpy" in available else []
+            case_rows = []
+            for label in order:
+                module, to_backend, to_host, sync = available[label]
                 args = tuple(to_backend(a) for a in host)
                 for op in OPS:
                     result = call(module, op, args)
@@ -137,17 +143,21 @@ def run_timings(shapes, dtypes, labels, repeats, budget_s):
                                        sync=sync)
                     row = dict(shape="x".join(map(str, shape)), p=shape[0], m=shape[1],
                                n=shape[2], dtype=dtype, op=op, backend=label, **summarize(times))
+                    row["idle_before"] = idle
                     row["evals_per_s"] = evaluations / row["median_s"]
                     row["best_evals_per_s"] = evaluations / row["min_s"]
                     row["error_vs_numpy"] = None if reference is None else error(result,
                                                                                  reference[op])
-                    medians[(label, op)] = row["median_s"]
-                    if ("numpy", op) in medians:
-                        row["speedup_vs_numpy"] = medians[("numpy", op)] / row["median_s"]
-                    rows.append(row)
+                    case_rows.append(row)
                     print(f"  {row['shape']:>10} {dtype} {op:8} {label:9} "
                           f"{row['median_s'] * 1e3:9.3f} ms  {row['evals_per_s'] / 1e9:6.2f} G/s",
                           flush=True)
+            numpy_median = {row["op"]: row["median_s"] for row in case_rows
+                            if row["backend"] == "numpy"}
+            for row in case_rows:
+                if row["op"] in numpy_median:
+                    row["speedup_vs_numpy"] = numpy_median[row["op"]] / row["median_s"]
+            rows.extend(sorted(case_rows, key=lambda r: (r["backend"] != "numpy", r["backend"])))
     return rows
 
 
@@ -223,6 +233,9 @@ def main(argv=None):
                         help="comma-separated PxMxN shapes (default: " +
                              ", ".join("x".join(map(str, s)) for s in SHAPES) + ")")
     parser.add_argument("--no-compile", action="store_true", help="skip the compile-time runs")
+    parser.add_argument("--wait-idle", type=float, default=0.0, metavar="SECONDS",
+                        help="before each shape and dtype, wait up to SECONDS for the machine to "
+                             "be 95%% idle (Linux; other processes distort the timings)")
     parser.add_argument("--markdown", action="store_true",
                         help="also print the tables as Markdown (for bench/RESULTS.md)")
     parser.add_argument("--out", default=str(HERE / "out" / "kernels.json"),
@@ -253,7 +266,8 @@ def main(argv=None):
               "machine": machine_info(), "versions": versions(), "repeats": repeats,
               "inputs": "V = 0.5 * uniform[0, 1) (no zeros); c, d_eps: high-resistance SiOx PF"}
     print(f"machine: {record['machine']}\nversions: {record['versions']}", flush=True)
-    rows = run_timings(shapes, dtypes, labels, repeats, budget_s=1.0 if args.quick else 3.0)
+    rows = run_timings(shapes, dtypes, labels, repeats, budget_s=1.0 if args.quick else 3.0,
+                       wait_idle_s=args.wait_idle)
     record["threads"] = thread_info()
     record["load_average_after"] = machine_info().get("load_average")
     record["timings"] = rows
