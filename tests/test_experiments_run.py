@@ -156,3 +156,22 @@ def test_killed_run_resumes_without_recomputing(tmp_path):
     for key, mtime in finished.items():
         assert store.record_path(manifest["jobs"][key]["kind"], key).stat().st_mtime_ns == mtime
     _check_complete(out)
+
+
+@pytest.mark.slow
+def test_cifar_experiment_runs_when_cifar10_is_present(tmp_path):
+    from memnp.data.cifar import SUBDIR, TEST_FILES, TRAIN_FILES, write_cifar_batch
+    rng = np.random.default_rng(0)
+    for name in TRAIN_FILES + TEST_FILES:  # synthetic batches in the CIFAR-10 binary format
+        write_cifar_batch(tmp_path / "data" / SUBDIR / name,
+                          rng.integers(0, 256, (100, 3, 32, 32), dtype=np.uint8), rng.integers(0, 10, 100))
+    scale = TINY.override(epochs=1)
+    result = runner.reproduce(["iv_nonlinearity_cnn"], scale, 0, tmp_path / "out", data_dir=tmp_path / "data")
+    manifest = _check_complete(tmp_path / "out")
+    assert manifest["sources"]["cifar10"] == "cifar10"
+    assert sorted(manifest["trainings"]) == ["cnn_high_pf", "cnn_ideal"]
+    assert len(result.computed) == 2 + 3
+    store = ResultsStore(tmp_path / "out")
+    aware = store.read_record("train", manifest["trainings"]["cnn_high_pf"]["networks"][0])
+    assert aware["weights"] == "double" and aware["content"]["training"]["augment"] == "auto"
+    assert aware["n_synapses"] == 1025 * 25 + 26 * 10

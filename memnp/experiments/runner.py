@@ -19,6 +19,8 @@ from .presets import Scale
 from .store import ResultsStore
 
 TRAIN_FORMAT = "memnp-train/1"
+DATA_NAMES = {"mnist-10k": "the embedded MNIST subset (6,400 / 1,600 / 2,000 digits; full MNIST not found)",
+              "mnist": "full MNIST", "cifar10": "CIFAR-10"}
 INFER_FORMAT = "memnp-infer/1"
 
 
@@ -125,10 +127,14 @@ def reproduce(names, scale, seed, out, data_dir=None, download=False, jobs=1, sc
     out = check_output_dir(out)
     executor = make_executor(jobs, scheduler)
     plan, sources, reasons = plan_run(names, scale, seed, data_dir, download)
+    for family, source in sources.items():
+        if source is not None:
+            progress.message(f"data: {family} -> {DATA_NAMES.get(source, source)}")
     for family, reason in reasons.items():
-        progress.message(f"skip: {family} is not available, so its pairs are skipped ({reason.splitlines()[0]})")
-    for sim, reason in plan.skipped:
-        progress.message(f"skip: simulation {sim}: {reason}")
+        affected = [f"{sim} ({'all pairs' if 'all pairs' in why else 'its ' + family + ' pairs'})"
+                    for sim, why in plan.skipped if why.startswith(family)]
+        progress.message(f"skip: {family} is not available, so these are skipped: {', '.join(affected)}. "
+                         f"{reason.splitlines()[0].rstrip(':')}. Use --data-dir DIR or --download.")
     store = ResultsStore(out)
     manifest = build_manifest(store, plan, scale, seed, sources, preset, names)
     executor.connect()
