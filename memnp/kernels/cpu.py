@@ -20,7 +20,7 @@ finite at V = 0, and dI/dV there is 0 by the reference's rule anyway.
 Loop layout. Forward: parallel over (block of examples, column) tasks; a task copies its column
 of c and of the device term into contiguous vectors and runs, for each example of its block, a
 vectorized loop over rows.
-Power reuses the forward kernel with weights V**2 and |c| (|V| |I_ind| = V**2 |c| e). Backward:
+Power runs the forward kernel with weights V**2 and |c| instead (|V| |I_ind| = V**2 |c| e). Backward:
 parallel over rows, examples innermost (vectorized, padded with zeros to :data:`EXAMPLE_PAD`),
 two columns per pass; a row task owns row i of dL/dc and dL/d(d_eps) and column i of dL/dV, so
 no two threads write the same element. Sums run in float32 SIMD lanes over blocks of at most
@@ -124,10 +124,11 @@ def _example_term_overload(u):
 
 
 @njit(fastmath=KERNEL_FASTMATH, error_model="numpy", cache=True)
-def _pf_forward_task(j, first, last, W, X, c, d_eps, out):
-    """out[first:last, j] = sum_i W[ex, i] c[i, j] exp(E[ex, i, j]) for examples first..last-1.
+def _pf_forward_task(j, first, last, W, X, c, d_eps, power, out):
+    """out[first:last, j] = sum_i W[ex, i] C[i, j] exp(E[ex, i, j]) for examples first..last-1,
+    with C = |c| if power else c.
 
-    Gathers column j of c and of the device term into contiguous vectors, then runs the
+    Gathers column j of C and of the device term into contiguous vectors, then runs the
     vectorized row loop for each example; float32 lane sums of BLOCK rows join a float64 total.
     """
     wide_vectors()
@@ -135,7 +136,7 @@ def _pf_forward_task(j, first, last, W, X, c, d_eps, out):
     cj = np.empty(m, dtype=W.dtype)
     kj = np.empty(m, dtype=W.dtype)
     for i in range(m):
-        cj[i] = c[i, j]
+        cj[i] = abs(c[i, j]) if power else c[i, j]
         kj[i] = _device_term(d_eps[i, j])
     for ex in range(first, last):
         total = 0.0
@@ -149,13 +150,14 @@ def _pf_forward_task(j, first, last, W, X, c, d_eps, out):
 
 
 @njit(parallel=_PRANGE_ONLY, fastmath=KERNEL_FASTMATH, error_model="numpy", cache=True)
-def _pf_forward_kernel(V, W, c, d_eps):
-    """out[p, j] = sum_i W[p, i] c[i, j] exp(E[p, i, j]), accumulated in float64.
+def _pf_forward_kernel(V, c, d_eps, power):
+    """out[p, j] = sum_i W[p, i] C[i, j] exp(E[p, i, j]), accumulated in float64, where
+    W = V and C = c for the currents (power False), W = V**2 and C = |c| for the device powers
+    (power True: |V| |I_ind| = V**2 |c| e).
 
-    V, W (p, m): voltages and the weights (V for currents, V**2 for power, since
-    |V| |I_ind| = V**2 |c| e); c, d_eps (m, n). Returns out (p, n) float64. Parallel over
-    (block of EXAMPLE_BLOCK examples, column) tasks, columns varying fastest, so that a thread
-    keeps one block of examples in cache while it works through the columns.
+    V (p, m); c, d_eps (m, n). Returns out (p, n) float64. Parallel over (block of
+    EXAMPLE_BLOCK examples, column) tasks, columns varying fastest, so that a thread keeps one
+    block of examples in cache while it works through the columns.
     """
     p, m = V.shape
     n = c.shape[1]
@@ -163,6 +165,12 @@ def _pf_forward_kernel(V, W, c, d_eps):
     for ex in range(p):
         for i in range(m):
             X[ex, i] = _example_term(abs(V[ex, i]))
+    W = V
+    if power:
+        W = np.empty((p, m), dtype=V.dtype)
+        for ex in range(p):
+            for i in range(m):
+                W[ex, i] = V[ex, i] * V[ex, i]
     out = np.empty((p, n), dtype=np.float64)
     blocks = (p + EXAMPLE_BLOCK - 1) // EXAMPLE_BLOCK
     for task in prange(blocks * n):
@@ -170,7 +178,7 @@ def _pf_forward_kernel(V, W, c, d_eps):
         b = task // n
         j = task - b * n
         first = b * EXAMPLE_BLOCK
-        _pf_forward_task(j, first, min(first + EXAMPLE_BLOCK, p), W, X, c, d_eps, out)
+        _pf_forward_task(j, first, min(first + EXAMPLE_BLOCK, p), W, X, c, d_eps, power, out)
     return out
 
 
@@ -301,7 +309,7 @@ def _check_pf(V, c, d_eps):
 def pf_currents(V, c, d_eps):
     """Column currents I (p, n) in amperes of a PF crossbar: I[p, j] = sum_i I_ind[p, i, j]."""
     V, c, d_eps = _check_pf(V, c, d_eps)
-    return _pf_forward_kernel(V, V, c, d_eps).astype(V.dtype)
+    return _pf_forward_kernel(V, c, d_eps, False).astype(V.dtype)
 
 
 def pf_currents_vjp(V, c, d_eps, grad_I):
@@ -320,7 +328,7 @@ def pf_power(V, c, d_eps):
     V, c, d_eps = _check_pf(V, c, d_eps)
     if V.shape[0] == 0:
         return float("nan")
-    return float(_pf_forward_kernel(V, V * V, np.abs(c), d_eps).sum() / V.shape[0])
+    return float(_pf_forward_kernel(V, c, d_eps, True).sum() / V.shape[0])
 
 
 def ideal_currents(V, G):
