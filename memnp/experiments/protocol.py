@@ -17,8 +17,8 @@ SeedSequence, so repeat r does not depend on the number of repeats.
 
 Sampling ``batch`` draws fresh nonidealities for every batch (the paper); ``chip`` draws once per
 repeat and holds them for the whole pass: every batch of a repeat gets a Generator rebuilt from the
-same seed, and since the draws depend only on the conductance shapes, every batch sees the same
-devices.
+same seed and the model draws for every device (``draws="all"``, not only for the rows the batch
+reads), so every batch sees the same devices.
 
 Weights travel as a dict of arrays in the layout of :meth:`memnp.nn.Sequential.save` (JSON
 ``architecture`` and ``stage`` string arrays, ``layer{i}.{name}`` parameters), so a stored
