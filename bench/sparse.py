@@ -16,8 +16,9 @@ Timing: the candidates are called in turn within each repeat (so load from other
 them alike) and the medians reported; evaluations/s count all p m n device evaluations, zeros
 included. Inputs c, d_eps: the high-resistance SiOx PF model (SPEC §6), as bench/kernels.py.
 
-Usage: python bench/sparse.py [--repeats 60] [--threads 2] [--dtype float32] [--quick]
-                              [--no-sweep] [--out bench/out/sparse.json]
+Usage: python bench/sparse.py [--repeats 60] [--sweep-repeats 15] [--threads 2]
+                              [--dtype float32] [--quick] [--no-sweep] [--zeros 0,0.3,...]
+                              [--rows 26,300,...] [--columns 20,50] [--out bench/out/sparse.json]
 OMP_WAIT_POLICY is set to passive unless already set (idle threads then sleep instead of
 spinning, which helps on a shared, loaded machine).
 """
@@ -112,10 +113,10 @@ def mnist_part(args):
 
 def sweep_part(args):
     rows = []
-    for n in SWEEP_N:
-        for m in SWEEP_M:
+    for n in args.columns:
+        for m in args.rows:
             _, c, d_eps, grad_I = make_case((64, m, n), args.dtype, args.seed)
-            for zeros in SWEEP_ZEROS:
+            for zeros in args.zeros:
                 V = random_voltages(64, m, zeros, args.dtype, args.seed)
                 row = {"m": m, "n": n, "zeros": zeros}
                 for op in ("forward", "backward"):
@@ -130,8 +131,8 @@ def sweep_part(args):
                 print(f"  m={m:5d} n={n:3d} zeros={zeros:.1f}  dense/sparse {row['ratio']:.2f}",
                       flush=True)
     crossover = {}
-    for n in SWEEP_N:
-        for m in SWEEP_M:
+    for n in args.columns:
+        for m in args.rows:
             wins = [r["zeros"] for r in rows if r["m"] == m and r["n"] == n and r["ratio"] > 1.0]
             crossover[f"64x{m}x{n}"] = min(wins) if wins else None
     return rows, crossover
@@ -146,10 +147,26 @@ def main(argv=None):
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--quick", action="store_true", help="few repeats (a smoke test)")
     parser.add_argument("--no-sweep", action="store_true", help="skip the crossover sweep")
+    parser.add_argument("--zeros", default=",".join(map(str, SWEEP_ZEROS)),
+                        help="comma-separated zero fractions of the sweep")
+    parser.add_argument("--rows", default=",".join(map(str, SWEEP_M)),
+                        help="comma-separated crossbar row counts m of the sweep")
+    parser.add_argument("--columns", default=",".join(map(str, SWEEP_N)),
+                        help="comma-separated crossbar column counts n of the sweep")
     parser.add_argument("--out", type=Path, default=HERE / "out" / "sparse.json")
     args = parser.parse_args(argv)
     if args.repeats < 1 or args.sweep_repeats < 1:
         parser.error("--repeats and --sweep-repeats must be >= 1")
+    try:
+        args.zeros = [float(z) for z in args.zeros.split(",")]
+        args.rows = [int(m) for m in args.rows.split(",")]
+        args.columns = [int(n) for n in args.columns.split(",")]
+    except ValueError:
+        parser.error("--zeros, --rows and --columns take comma-separated numbers")
+    if not all(0.0 <= z < 1.0 for z in args.zeros):
+        parser.error("--zeros must be in [0, 1)")
+    if min(args.rows) < 1 or min(args.columns) < 1:
+        parser.error("--rows and --columns must be >= 1")
     if args.quick:
         args.repeats, args.sweep_repeats = 5, 3
     import numba
@@ -161,7 +178,8 @@ def main(argv=None):
 
     from memnp.kernels import sparse
     print(f"dtype {args.dtype}, {args.threads} threads, OMP_WAIT_POLICY="
-          f"{os.environ['OMP_WAIT_POLICY']}, sparse when zeros >= {sparse.SPARSE_MIN_ZEROS}")
+          f"{os.environ['OMP_WAIT_POLICY']}; auto takes sparse at >= {sparse.SPARSE_MIN_ZEROS:.0%} "
+          f"zeros (n >= {sparse.WIDE_COLUMNS}), >= {sparse.NARROW_MIN_ZEROS:.0%} (narrower)")
     info, mnist_rows = mnist_part(args)
     print(f"MNIST 64 x 785 x 50: {info['zero_fraction']:.1%} zeros; {info['active_rows']} active "
           f"rows with {info['zero_fraction_active']:.1%} zeros")

@@ -10,8 +10,9 @@ exactly 0, so only the nonzero (example p, row i) pairs need any work. The dense
 :mod:`memnp.kernels.cpu` only drop rows that are zero for the whole batch (the caller does that).
 
 Loop layout (the PF algebra and the float32 factoring E = sqrt(u) sqrt(K) are cpu.py's; see its
-docstring). Columns are padded to a multiple of :data:`COLUMN_PAD` with c = 0 and K = 0 so that
-the inner loop over columns runs entirely in LLVM's vectorized body.
+docstring). Columns are padded to a multiple of :data:`COLUMN_PAD` with c = 0 and K = 0 (and dL/dI = 0)
+so that the inner loops over columns run in whole SIMD vectors (no scalar tail for n = 16, 32,
+64, ...; n = 50 runs as 64, n = 20 as 32).
 
 - Forward: parallel over examples (each thread takes every T-th example, T = threads, so that
   examples of different density spread evenly). For example p the kernel lists its nonzero rows
@@ -25,9 +26,11 @@ the inner loop over columns runs entirely in LLVM's vectorized body.
 - Power: the forward kernel with weights V**2 and |c| (|V| |I_ind| = V**2 |c| e), summed.
 
 :func:`choose` picks this module or the dense one from the fraction of exact zeros in V
-(:data:`SPARSE_MIN_ZEROS`, measured with bench/sparse.py); ``pf_currents_auto`` and friends
-dispatch with it.
+and the crossbar's column count (:func:`min_zeros`, measured with bench/sparse.py);
+``pf_currents_auto``, ``pf_currents_vjp_auto`` and ``pf_power_auto`` dispatch with it.
 """
+import sys
+
 import numpy as np
 from numba import get_num_threads, njit, prange
 
@@ -39,40 +42,72 @@ from .fastexp import fast_exp_nonneg, wide_vectors
 #: Rows (forward) or examples (backward) whose terms are summed in V's precision before they
 #: join the float64 totals.
 BLOCK = 256
-#: The column axis is padded to a multiple of this (SIMD width times LLVM's unroll factor), so
-#: the inner loops have no scalar remainder.
-COLUMN_PAD = 32
-#: Fraction of exact zeros in V at or above which :func:`choose` picks the sparse kernels.
+#: The column axis is padded to a multiple of this (the float32 AVX-512 width): padding n = 20
+#: to 32 or n = 50 to 64 was faster than a scalar tail, padding 48 to 64 was not (bench/sparse.py).
+COLUMN_PAD = 16
+#: Fraction of exact zeros in V at or above which :func:`choose` picks the sparse kernels, for
+#: crossbars of at least WIDE_COLUMNS columns (measured on 64 x {26..1025} x 50 float32, 2
+#: threads: sparse loses 7-15 % with no zeros and wins 20-28 % at 30 % zeros) ...
 SPARSE_MIN_ZEROS = 0.3
+WIDE_COLUMNS = 32
+#: ... and for narrower ones (64 x {300..1025} x 20: sparse loses 10 % at 30 % zeros and wins
+#: 25-40 % at 60 %; the per-pair overhead and the padding to COLUMN_PAD weigh more).
+NARROW_MIN_ZEROS = 0.6
+#: Crossbars with fewer devices (m n) always take the dense kernels (calls there cost tens of
+#: microseconds either way, mostly overhead).
+MIN_DEVICES = 1024
 
 
 # --- kernels ---------------------------------------------------------------------------------
 
-@njit(parallel=_PRANGE_ONLY, fastmath=KERNEL_FASTMATH, error_model="numpy", cache=True)
+@njit(fastmath=KERNEL_FASTMATH, error_model="numpy", cache=True)
 def _device_terms(c, d_eps, nn, absolute):
     """Padded copies (m, nn) of c (|c| if absolute) and of the device term k of d_eps, with
     zeros in the padding columns (there c = 0 adds nothing and k = 0 keeps E finite)."""
     m, n = c.shape
-    cw = np.empty((m, nn), dtype=c.dtype)
-    k = np.empty((m, nn), dtype=c.dtype)
-    for i in prange(m):
+    cw = np.zeros((m, nn), dtype=c.dtype)
+    k = np.zeros((m, nn), dtype=c.dtype)
+    for i in range(m):
         for j in range(n):
             cw[i, j] = abs(c[i, j]) if absolute else c[i, j]
             k[i, j] = _device_term(d_eps[i, j])
-        for j in range(n, nn):
-            cw[i, j] = 0.0
-            k[i, j] = 0.0
     return cw, k
 
 
 @njit(fastmath=KERNEL_FASTMATH, error_model="numpy", cache=True)
 def _nonzero(V, ex, rows):
-    """Write the indices i with V[ex, i] != 0 to rows[:count] (branch-free); return count."""
+    """Write the indices i with V[ex, i] != 0 to rows[:count] (branch-free); return count.
+    rows needs V.shape[1] + 1 entries."""
     count = 0
     for i in range(V.shape[1]):
         rows[count] = i
         count += V[ex, i] != 0.0
     return count
+
+
+@njit(fastmath=KERNEL_FASTMATH, error_model="numpy", cache=True)
+def _forward_examples(t, threads, V, cw, k, power, out):
+    """The forward work of thread t: examples t, t + threads, ... (see _sparse_forward_kernel)."""
+    wide_vectors()
+    p, m = V.shape
+    nn = cw.shape[1]
+    zero = V.dtype.type(0.0)
+    rows = np.empty(m + 1, dtype=np.int64)
+    block = np.zeros(nn, dtype=V.dtype)
+    for ex in range(t, p, threads):
+        count = _nonzero(V, ex, rows)
+        for s in range(count):
+            i = rows[s]
+            v = V[ex, i]
+            w = v * v if power else v
+            x = _example_term(abs(v))
+            # Unsigned index: LLVM then knows it is not negative and loads contiguously.
+            for j in range(np.uint64(nn)):
+                block[j] += w * cw[i, j] * fast_exp_nonneg(_exponent(x, k[i, j]))
+            if (s + 1) % BLOCK == 0 or s + 1 == count:
+                for j in range(nn):
+                    out[ex, j] += block[j]
+                    block[j] = zero
 
 
 @njit(parallel=_PRANGE_ONLY, fastmath=KERNEL_FASTMATH, error_model="numpy", cache=True)
@@ -81,32 +116,61 @@ def _sparse_forward_kernel(V, c, d_eps, nn, power, threads):
 
     V (p, m); c, d_eps (m, n). For currents w = V[p, i] and c' = c; for power (power=True)
     w = V[p, i]**2 and c' = |c| (|V| |I_ind| = V**2 |c| e). Returns out (p, nn) float64
-    (columns past n are 0). Threads take every T-th example (T = threads).
+    (columns past n are 0). Thread t takes examples t, t + T, ... (T = threads).
     """
-    p, m = V.shape
-    dtype = V.dtype
-    zero = dtype.type(0.0)
+    p = V.shape[0]
     cw, k = _device_terms(c, d_eps, nn, power)
     out = np.zeros((p, nn), dtype=np.float64)
     threads = min(threads, max(p, 1))
     for t in prange(threads):
-        wide_vectors()
-        rows = np.empty(m + 1, dtype=np.int64)
-        block = np.zeros(nn, dtype=dtype)
-        for ex in range(t, p, threads):
-            count = _nonzero(V, ex, rows)
-            for s in range(count):
-                i = rows[s]
-                v = V[ex, i]
-                w = v * v if power else v
-                x = _example_term(abs(v))
-                for j in range(np.uint64(nn)):
-                    block[j] += w * cw[i, j] * fast_exp_nonneg(_exponent(x, k[i, j]))
-                if (s + 1) % BLOCK == 0 or s + 1 == count:
-                    for j in range(nn):
-                        out[ex, j] += block[j]
-                        block[j] = zero
+        _forward_examples(t, threads, V, cw, k, power, out)
     return out
+
+
+@njit(fastmath=KERNEL_FASTMATH, error_model="numpy", cache=True)
+def _backward_rows(t, threads, VT, c, d_eps, cw, k, g, grad_V, grad_c, grad_d_eps):
+    """The backward work of thread t: rows t, t + threads, ... (see _sparse_backward_kernel).
+    VT (m, p) is V transposed; g (p, nn) is dL/dI padded with zeros."""
+    wide_vectors()
+    m, p = VT.shape
+    n = c.shape[1]
+    nn = cw.shape[1]
+    dtype = VT.dtype
+    zero = dtype.type(0.0)
+    one = dtype.type(1.0)
+    examples = np.empty(p + 1, dtype=np.int64)
+    block_c = np.zeros(nn, dtype=dtype)
+    block_d = np.zeros(nn, dtype=dtype)
+    total_c = np.empty(nn, dtype=np.float64)
+    total_d = np.empty(nn, dtype=np.float64)
+    for i in range(t, m, threads):
+        count = _nonzero(VT, i, examples)
+        for j in range(nn):
+            total_c[j] = 0.0
+            total_d[j] = 0.0
+        for s in range(count):
+            q = examples[s]
+            v = VT[i, q]
+            x = _example_term(abs(v))
+            sum_V = zero
+            for j in range(np.uint64(nn)):
+                E = _exponent(x, k[i, j])
+                ge = g[q, j] * fast_exp_nonneg(E)        # dL/dI * e
+                h = _half_uK_over_E(x, k[i, j], E)       # uK / (2E)
+                tv = ge * v
+                block_c[j] += tv
+                block_d[j] += tv * h
+                sum_V += cw[i, j] * ge * (one + h)
+            grad_V[q, i] = sum_V
+            if (s + 1) % BLOCK == 0 or s + 1 == count:
+                for j in range(nn):
+                    total_c[j] += block_c[j]
+                    total_d[j] += block_d[j]
+                    block_c[j] = zero
+                    block_d[j] = zero
+        for j in range(n):
+            grad_c[i, j] = total_c[j]
+            grad_d_eps[i, j] = -total_d[j] * (np.float64(c[i, j]) / np.float64(d_eps[i, j]))
 
 
 @njit(parallel=_PRANGE_ONLY, fastmath=KERNEL_FASTMATH, error_model="numpy", cache=True)
@@ -114,19 +178,18 @@ def _sparse_backward_kernel(V, c, d_eps, grad_I, nn, threads):
     """The PF vector-Jacobian product over the nonzero (p, i) pairs, parallel over rows.
 
     V (p, m); c, d_eps (m, n); grad_I (p, n). Returns (grad_V (p, m), grad_c (m, n),
-    grad_d_eps (m, n)) in V's dtype. Threads take every T-th row (T = threads); the column axis
-    is padded to nn with c = 0, k = 0 and dL/dI = 0, which add nothing.
+    grad_d_eps (m, n)) in V's dtype. Thread t takes rows t, t + T, ... (T = threads); the
+    column axis is padded to nn with c = 0, k = 0 and dL/dI = 0, which add nothing.
     """
     p, m = V.shape
     n = c.shape[1]
     dtype = V.dtype
-    zero = dtype.type(0.0)
-    one = dtype.type(1.0)
     cw, k = _device_terms(c, d_eps, nn, False)
     g = np.zeros((p, nn), dtype=dtype)
-    g[:, :n] = grad_I
     VT = np.empty((m, p), dtype=dtype)          # V transposed: row i's examples contiguous
     for q in range(p):
+        for j in range(n):
+            g[q, j] = grad_I[q, j]
         for i in range(m):
             VT[i, q] = V[q, i]
     grad_V = np.zeros((p, m), dtype=dtype)
@@ -134,40 +197,7 @@ def _sparse_backward_kernel(V, c, d_eps, grad_I, nn, threads):
     grad_d_eps = np.empty((m, n), dtype=dtype)
     threads = min(threads, max(m, 1))
     for t in prange(threads):
-        wide_vectors()
-        examples = np.empty(p + 1, dtype=np.int64)
-        block_c = np.zeros(nn, dtype=dtype)
-        block_d = np.zeros(nn, dtype=dtype)
-        total_c = np.empty(nn, dtype=np.float64)
-        total_d = np.empty(nn, dtype=np.float64)
-        for i in range(t, m, threads):
-            count = _nonzero(VT, i, examples)
-            for j in range(nn):
-                total_c[j] = 0.0
-                total_d[j] = 0.0
-            for s in range(count):
-                q = examples[s]
-                v = VT[i, q]
-                x = _example_term(abs(v))
-                sum_V = zero
-                for j in range(np.uint64(nn)):
-                    E = _exponent(x, k[i, j])
-                    ge = g[q, j] * fast_exp_nonneg(E)        # dL/dI * e
-                    h = _half_uK_over_E(x, k[i, j], E)       # uK / (2E)
-                    tv = ge * v
-                    block_c[j] += tv
-                    block_d[j] += tv * h
-                    sum_V += cw[i, j] * ge * (one + h)
-                grad_V[q, i] = sum_V
-                if (s + 1) % BLOCK == 0 or s + 1 == count:
-                    for j in range(nn):
-                        total_c[j] += block_c[j]
-                        total_d[j] += block_d[j]
-                        block_c[j] = zero
-                        block_d[j] = zero
-            for j in range(n):
-                grad_c[i, j] = total_c[j]
-                grad_d_eps[i, j] = -total_d[j] * (np.float64(c[i, j]) / np.float64(d_eps[i, j]))
+        _backward_rows(t, threads, VT, c, d_eps, cw, k, g, grad_V, grad_c, grad_d_eps)
     return grad_V, grad_c, grad_d_eps
 
 
@@ -209,29 +239,51 @@ def pf_power(V, c, d_eps):
 
 # --- choosing between the sparse and the dense kernels ------------------------------------------
 
+@njit(fastmath=KERNEL_FASTMATH, cache=True)
+def _count_zeros(V):
+    """Number of entries of the 2-D array V that are exactly 0."""
+    count = 0
+    for q in range(V.shape[0]):
+        for i in range(V.shape[1]):
+            count += V[q, i] == 0.0
+    return count
+
+
 def zero_fraction(V):
     """Fraction of the entries of V (p, m) that are exactly 0 (0.0 for an empty V)."""
     V = np.asarray(V)
-    return 1.0 - np.count_nonzero(V) / V.size if V.size else 0.0
+    if V.ndim != 2 or V.dtype not in (np.float32, np.float64):
+        return 1.0 - np.count_nonzero(V) / V.size if V.size else 0.0
+    return _count_zeros(V) / V.size if V.size else 0.0
 
 
-def choose(V):
-    """The kernel module for V (p, m): this one when at least :data:`SPARSE_MIN_ZEROS` of its
-    entries are exactly 0, else :mod:`memnp.kernels.cpu`."""
-    import sys
-    return sys.modules[__name__] if zero_fraction(V) >= SPARSE_MIN_ZEROS else cpu
+def min_zeros(n):
+    """Fraction of exact zeros in V from which the sparse kernels beat the dense ones on a
+    crossbar with n columns (measured with bench/sparse.py, 2 threads, float32; see
+    :data:`SPARSE_MIN_ZEROS` and :data:`NARROW_MIN_ZEROS`)."""
+    return SPARSE_MIN_ZEROS if n >= WIDE_COLUMNS else NARROW_MIN_ZEROS
+
+
+def choose(V, n):
+    """The kernel module for voltages V (p, m) on a crossbar with n columns: this one when at
+    least :func:`min_zeros` (n) of V's entries are exactly 0 and the crossbar has at least
+    :data:`MIN_DEVICES` devices, else :mod:`memnp.kernels.cpu`."""
+    V = np.asarray(V)
+    if V.ndim != 2 or V.shape[1] * n < MIN_DEVICES:
+        return cpu
+    return sys.modules[__name__] if zero_fraction(V) >= min_zeros(n) else cpu
 
 
 def pf_currents_auto(V, c, d_eps):
-    """:func:`pf_currents` of the module :func:`choose` picks for V."""
-    return choose(V).pf_currents(V, c, d_eps)
+    """:func:`pf_currents` of the module :func:`choose` picks."""
+    return choose(V, np.shape(c)[-1]).pf_currents(V, c, d_eps)
 
 
 def pf_currents_vjp_auto(V, c, d_eps, grad_I):
-    """:func:`pf_currents_vjp` of the module :func:`choose` picks for V."""
-    return choose(V).pf_currents_vjp(V, c, d_eps, grad_I)
+    """:func:`pf_currents_vjp` of the module :func:`choose` picks."""
+    return choose(V, np.shape(c)[-1]).pf_currents_vjp(V, c, d_eps, grad_I)
 
 
 def pf_power_auto(V, c, d_eps):
-    """:func:`pf_power` of the module :func:`choose` picks for V."""
-    return choose(V).pf_power(V, c, d_eps)
+    """:func:`pf_power` of the module :func:`choose` picks."""
+    return choose(V, np.shape(c)[-1]).pf_power(V, c, d_eps)
