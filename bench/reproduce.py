@@ -46,7 +46,11 @@ def default_preset(out_dir):
     if proc.returncode:
         raise SystemExit(f"reproduce failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
     lines = [line for line in proc.stdout.splitlines() if line.strip()]
-    return {"seconds": seconds, "output_tail": lines[-8:]}
+    report = Path(out_dir) / "report"
+    summary = (report / "summary.md").read_text()
+    diagonal = summary[summary.index("## Diagonal"):summary.index("\n## ", summary.index("## The paper's orderings"))]
+    return {"seconds": seconds, "output_tail": lines[-8:], "diagonal_and_orderings": diagonal.strip(),
+            "diagonal_csv": (report / "diagonal.csv").read_text()}
 
 
 def _paper_data():
@@ -139,6 +143,7 @@ def main():
             print("default preset, end to end ...", flush=True)
             record["default"] = default_preset(Path(tmp) / "results")
         print(f"default preset: {record['default']['seconds']:.1f} s")
+        print(record["default"]["diagonal_and_orderings"])
         print("\n".join("  " + line for line in record["default"]["output_tail"]))
     if not args.skip_paper:
         print(f"paper preset: timing {args.epochs} epoch(s) per MNIST training setup ...", flush=True)
