@@ -237,6 +237,8 @@ def test_ideal_kernels_match_reference(dtype, rng):
 
 
 def test_cpu_is_the_default_backend(monkeypatch):
+    from memnp.kernels import cpu_auto
     monkeypatch.delenv("MEMNP_BACKEND", raising=False)
-    assert get_backend() is cpu
-    assert get_backend("cpu") is cpu
+    assert get_backend() is cpu_auto
+    assert get_backend("cpu") is cpu_auto
+    assert cpu_auto.ideal_currents is cpu.ideal_currents

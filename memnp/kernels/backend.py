@@ -16,7 +16,7 @@ import importlib
 import os
 
 BACKENDS = ("cpu", "cuda", "numpy")
-_MODULES = {"cpu": "memnp.kernels.cpu", "cuda": "memnp.kernels.cuda", "numpy": "memnp.kernels.reference"}
+_MODULES = {"cpu": "memnp.kernels.cpu_auto", "cuda": "memnp.kernels.cuda", "numpy": "memnp.kernels.reference"}
 
 
 def backend_name(name=None):

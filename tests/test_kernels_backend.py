@@ -1,0 +1,63 @@
+"""The backend switch, and the default cpu backend (dense or zero-skipping kernels per call)."""
+import numpy as np
+import pytest
+
+from gradcheck import relative_error
+from memnp.kernels import backend_name, get_backend, reference
+
+
+def test_backend_name_from_argument_and_environment(monkeypatch):
+    monkeypatch.delenv("MEMNP_BACKEND", raising=False)
+    assert backend_name() == "cpu"
+    monkeypatch.setenv("MEMNP_BACKEND", "numpy")
+    assert backend_name() == "numpy"
+    assert get_backend() is reference
+    assert backend_name("CPU") == "cpu"
+    with pytest.raises(ValueError, match="backend must be one of cpu, cuda, numpy"):
+        backend_name("gpu")
+
+
+@pytest.mark.parametrize("dtype, tol", [(np.float64, 1e-10), (np.float32, 1e-5)])
+@pytest.mark.parametrize("zeros", [0.0, 0.8])
+def test_cpu_backend_matches_reference_dense_and_sparse(rng, dtype, tol, zeros):
+    from memnp.kernels import sparse
+    p, m, n = 16, 200, 50
+    V = (0.5 * rng.random((p, m)) * (rng.random((p, m)) >= zeros)).astype(dtype)
+    G = rng.uniform(5.24841e-7, 2.6242e-6, (m, n))
+    c = np.exp(-1.03023 * np.log(1 / G) - 0.250595).astype(dtype)
+    d_eps = np.exp(-0.0901078 * np.log(1 / G) - 37.1186).astype(dtype)
+    grad_I = rng.normal(size=(p, n)).astype(dtype)
+    assert (sparse.choose(V, n) is sparse) == (zeros > 0)
+    cpu = get_backend("cpu")
+    assert relative_error(cpu.pf_currents(V, c, d_eps), reference.pf_currents(V, c, d_eps)) < tol
+    for fast, slow in zip(cpu.pf_currents_vjp(V, c, d_eps, grad_I),
+                          reference.pf_currents_vjp(V, c, d_eps, grad_I)):
+        assert fast.dtype == dtype and relative_error(fast, slow) < tol
+    assert cpu.pf_power(V, c, d_eps) == pytest.approx(reference.pf_power(V, c, d_eps), rel=tol)
+
+
+def test_small_problems_run_on_one_thread_and_restore_the_count(rng, monkeypatch):
+    import numba
+
+    from memnp.kernels import cpu_auto
+    seen = []
+    monkeypatch.setattr(cpu_auto.sparse, "pf_currents_auto",
+                        lambda V, c, d_eps: seen.append(numba.get_num_threads()) or V @ c)
+    before = numba.get_num_threads()
+    cpu_auto.pf_currents(np.ones((4, 3)), np.ones((3, 2)), np.ones((3, 2)))
+    big = cpu_auto.SERIAL_BELOW
+    cpu_auto.pf_currents(np.ones((big, 1)), np.ones((1, 1)), np.ones((1, 1)))
+    assert seen == [1, before] and numba.get_num_threads() == before
+
+
+def test_import_sets_passive_omp_waiting_unless_given():
+    import os
+    import subprocess
+    import sys
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    code = "import os, memnp; print(os.environ['OMP_WAIT_POLICY'])"
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "passive"
+    env["OMP_WAIT_POLICY"] = "active"
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "active"
