@@ -2,7 +2,8 @@
 
 For p x m x n = 64 x 785 x 50, 64 x 26 x 20 and 64 x 1025 x 50 (batch x crossbar rows x columns:
 the paper's MNIST layers and the CIFAR-10 CNN's first memristive layer), float32 and float64, it
-times the NumPy reference (materializing), the Numba CPU backend and, where a CUDA GPU is usable
+times the NumPy reference (materializing), the Numba CPU backend (optionally also its dense
+kernels alone, "cpu-dense") and, where a CUDA GPU is usable
 (not the simulator), the CUDA backend: once with device-resident arrays ("cuda") and once with
 host arrays copied both ways ("cuda+copy"). Inputs: V = k_V x with x uniform in [0, 1] (k_V =
 0.5 V; no exact zeros), c and d_eps drawn as the high-resistance SiOx PF model draws them.
@@ -84,6 +85,9 @@ def backends(names):
         out["numpy"] = (get_backend("numpy"), same, same, None)
     if "cpu" in names:
         out["cpu"] = (get_backend("cpu"), same, same, None)
+    if "cpu-dense" in names:
+        import memnp.kernels.cpu as dense
+        out["cpu-dense"] = (dense, same, same, None)
     if "cuda" in names and cuda_usable():
         from numba import cuda
         module = get_backend("cuda")
@@ -227,7 +231,9 @@ def main(argv=None):
     parser.add_argument("--threads", type=int, default=None,
                         help="Numba threads (at most NUMBA_NUM_THREADS; default: all of them)")
     parser.add_argument("--backends", default="numpy,cpu,cuda",
-                        help="comma-separated subset of numpy,cpu,cuda (cuda only where usable)")
+                        help="comma-separated subset of numpy,cpu,cpu-dense,cuda (cpu: the cpu "
+                             "backend as get_backend gives it; cpu-dense: memnp.kernels.cpu "
+                             "itself; cuda only where usable)")
     parser.add_argument("--dtypes", default=",".join(DTYPES), help="comma-separated dtypes")
     parser.add_argument("--shapes", default=None,
                         help="comma-separated PxMxN shapes (default: " +
