@@ -10,6 +10,8 @@ explicit: the mapping VJPs take the upstream gradient with respect to max_weight
 :func:`I_to_y_vjp`) and add their own dependence on it before distributing it to the weights
 that attain the maximum (ties share it equally, as TensorFlow's reduce_max does).
 """
+import math
+
 import numpy as np
 
 from .validation import conductance_range, finite_array, positive
@@ -116,6 +118,45 @@ def double_w_to_G_vjp(D, grad_G, grad_max_weight, G_off, G_on):
     k_G = (G_on - G_off) / max_weight
     grad_max = grad_max_weight - float(np.sum(grad_G * D)) * k_G / max_weight
     return (k_G * grad_G + _max_grad(D, grad_max)).astype(D.dtype, copy=False)
+
+
+# --- unchecked forms for callers that built their arrays themselves (the memristive layers) -------
+
+def _double_max_weight(D):
+    """max_weight = max D (float) of a float array D (m, n), with :func:`double_w_to_G`'s checks
+    (finite, >= 0, a nonzero entry) done by two reductions: NaN reaches both min and max, and
+    finite extremes mean every entry is finite."""
+    if not D.size:
+        raise ValueError("D must have a nonzero entry (its maximum magnitude sets k_G)")
+    low, high = D.min(), D.max()
+    if not (math.isfinite(low) and math.isfinite(high)):
+        raise ValueError("D must contain only finite values (no NaN or inf)")
+    if low < 0:
+        raise ValueError(f"D (double weights) must be >= 0; its minimum is {low!r}")
+    if not high > 0:
+        raise ValueError("D must have a nonzero entry (its maximum magnitude sets k_G)")
+    return float(high)
+
+
+def _double_G(D, max_weight, G_off, G_on):
+    """G = k_G D + G_off in D's dtype (what :func:`double_w_to_G` returns), unchecked; D may be
+    any rows of the double-weight matrix whose maximum is ``max_weight``."""
+    G = np.multiply(D, (G_on - G_off) / max_weight)
+    G += G_off
+    return G
+
+
+def _double_w_to_G_vjp(D, grad_G, grad_max_weight, G_off, G_on, max_weight):
+    """:func:`double_w_to_G_vjp` given max_weight = max D (float), in fewer passes: the share of
+    the max_weight gradient is added only where D attains the maximum (the same float64 sum there,
+    rounded to D's dtype; elsewhere k_G dL/dG unchanged)."""
+    k_G = (G_on - G_off) / max_weight
+    grad_max = grad_max_weight - float(np.sum(grad_G * D)) * k_G / max_weight
+    grad = np.multiply(grad_G, k_G, order="C")
+    at_max = np.flatnonzero(D == max_weight)  # C order, as grad.reshape(-1) (np.nonzero is slow in 2-D)
+    flat = grad.reshape(-1)
+    flat[at_max] = flat[at_max].astype(np.float64) + grad_max / at_max.size
+    return grad.astype(D.dtype, copy=False)
 
 
 def I_to_y(I, k_V, max_weight, G_off, G_on):

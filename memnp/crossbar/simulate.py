@@ -7,6 +7,19 @@ backward pass needs; ``backward`` returns the gradients with respect to V and G.
 import numpy as np
 
 from ..kernels import get_backend
+from ..kernels.backend import backend_name
+
+#: Backend modules by resolved name (a pass is built for every layer read).
+_BACKENDS = {}
+
+
+def _backend(name):
+    """get_backend(name), with the module looked up once per resolved name."""
+    name = backend_name(name)
+    module = _BACKENDS.get(name)
+    if module is None:
+        module = _BACKENDS[name] = get_backend(name)
+    return module
 
 
 class CrossbarPass:
@@ -14,7 +27,7 @@ class CrossbarPass:
 
     def __init__(self, stage, backend=None):
         self.stage = stage
-        self.backend = get_backend(backend)
+        self.backend = _backend(backend)
         self._cache = None
 
     def forward(self, V, G, rng, draws=None):

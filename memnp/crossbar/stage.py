@@ -39,16 +39,19 @@ class Stage:
                     f"{seen[item.kind].label} and {item.label}")
             seen[item.kind] = item
         object.__setattr__(self, "nonidealities", items)
+        # Looked up several times per crossbar pass: kept (not fields, so not in eq, repr or JSON).
+        object.__setattr__(self, "_preserving", seen.get("preserving"))
+        object.__setattr__(self, "_nonpreserving", seen.get("nonpreserving"))
 
     @property
     def preserving(self):
         """The linearity-preserving nonideality, or None."""
-        return next((n for n in self.nonidealities if n.kind == "preserving"), None)
+        return self._preserving
 
     @property
     def nonpreserving(self):
         """The linearity-nonpreserving nonideality, or None."""
-        return next((n for n in self.nonidealities if n.kind == "nonpreserving"), None)
+        return self._nonpreserving
 
     @property
     def is_ideal(self):

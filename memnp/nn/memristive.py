@@ -17,9 +17,9 @@ import math
 
 import numpy as np
 
-from ..crossbar import (CrossbarPass, I_to_y, I_to_y_vjp, double_w_to_G, double_w_to_G_vjp,
-                        double_weights_matrix, split_double_weights, standard_weights_matrix, w_to_G,
-                        w_to_G_vjp, x_to_V)
+from ..crossbar import (CrossbarPass, I_to_y, I_to_y_vjp, double_weights_matrix, split_double_weights,
+                        standard_weights_matrix, w_to_G, w_to_G_vjp, x_to_V)
+from ..crossbar.mapping import _double_G, _double_max_weight, _double_w_to_G_vjp
 from ..kernels import get_backend
 from .layers import Layer, _conv_output_shape, _count, col2im, im2col, register
 
@@ -92,11 +92,15 @@ class CrossbarLayer(Layer):
         if ctx.rng is None and not stage.is_ideal:
             raise ValueError("rng must be a numpy.random.Generator when the stage has nonidealities")
         M = self._matrix()
-        if self.weights == "double":
-            G, max_weight = double_w_to_G(M, stage.G_off, stage.G_on)
+        double = self.weights == "double"
+        if double:
+            # The layer built D itself: the checks of double_w_to_G in two reductions, and G only
+            # for the rows that are read (the same values as double_w_to_G's).
+            max_weight = _double_max_weight(M)
         else:
             G, max_weight = w_to_G(M, stage.G_off, stage.G_on, stage.mapping_rule)
         V = x_to_V(x, stage.k_V)
+        shape = M.shape if double else G.shape
         rows = draws = None
         if not stage.is_ideal and (stage.nonpreserving is not None or not self.needs_input_gradient):
             # Rows whose voltage is 0 for every example carry no current, so their devices get no
@@ -113,9 +117,15 @@ class CrossbarLayer(Layer):
             if not active.all():
                 rows = np.flatnonzero(active)
                 if ctx.draws == "all":
-                    draws = tuple(_take_rows(n.sample(G.shape, ctx.rng, G.dtype), rows, G.shape)
+                    draws = tuple(_take_rows(n.sample(shape, ctx.rng, M.dtype), rows, shape)
                                   if n else None for n in (stage.preserving, stage.nonpreserving))
-                V, G = V[:, rows], G[rows]
+                V = V.take(rows, axis=1)  # C-contiguous (V[:, rows] is not, and kernels would copy it)
+                if double:
+                    G = _double_G(M[rows], max_weight, stage.G_off, stage.G_on)
+                else:
+                    G = G[rows]
+        if double and rows is None:
+            G = _double_G(M, max_weight, stage.G_off, stage.G_on)
         crossbar = CrossbarPass(stage, ctx.backend)
         I = crossbar.forward(V, G, ctx.rng, draws)
         self._last = ("crossbar", M, max_weight, I, crossbar, stage, rows)
@@ -144,7 +154,7 @@ class CrossbarLayer(Layer):
                 full[:, rows] = grad_V
                 grad_V = full
         if self.weights == "double":
-            grad_M = double_w_to_G_vjp(M, grad_G, grad_max_weight, stage.G_off, stage.G_on)
+            grad_M = _double_w_to_G_vjp(M, grad_G, grad_max_weight, stage.G_off, stage.G_on, max_weight)
             for name, grad in zip(("w_pos", "w_neg", "b_pos", "b_neg"), split_double_weights(grad_M)):
                 shape = self.weight_shape if name[0] == "w" else (self.n_out,)
                 self.grads[name] = grad.reshape(shape)  # strided views of grad_M (copied only if needed)

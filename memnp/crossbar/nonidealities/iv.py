@@ -86,13 +86,15 @@ class IVNonlinearityPF(LinearityNonpreserving):
 
     def device_parameters(self, G, residuals):
         """(c (A/V), d_eps (F/m)) of every device, each the shape and dtype of G (S)."""
-        ln_R = -np.log(G)
         (s_c, s_d), (b_c, b_d) = self.slopes, self.intercepts
         dtype = G.dtype.type
-        c = dtype(s_c) * ln_R
+        # s ln R = (-s) ln G exactly (negation is exact), so ln R is never formed; d_eps reuses
+        # the buffer of ln G.
+        ln_G = np.log(G)
+        c = np.multiply(ln_G, dtype(-s_c))
         c += dtype(b_c)
         c += residuals[0]
-        d_eps = dtype(s_d) * ln_R
+        d_eps = np.multiply(ln_G, dtype(-s_d), out=ln_G)
         d_eps += dtype(b_d)
         d_eps += residuals[1]
         np.exp(c, out=c)
@@ -102,7 +104,18 @@ class IVNonlinearityPF(LinearityNonpreserving):
     def device_parameters_vjp(self, G, c, d_eps, grad_c, grad_d_eps):
         """dL/dG from dL/dc and dL/d(d_eps): dc/dG = -s_c c / G, d(d_eps)/dG = -s_d d_eps / G."""
         s_c, s_d = self.slopes
-        return -(s_c * grad_c * c + s_d * grad_d_eps * d_eps) / G
+        arrays = (G, c, d_eps, grad_c, grad_d_eps)
+        if not all(isinstance(a, np.ndarray) and a.dtype == G.dtype and a.shape == G.shape for a in arrays):
+            return -(s_c * grad_c * c + s_d * grad_d_eps * d_eps) / G
+        # One dtype: the same operations in place, the sign moved into the slopes
+        # (-(a + b) = (-a) + (-b) exactly), one pass fewer.
+        grad_G = np.multiply(grad_c, -s_c)
+        grad_G *= c
+        term = np.multiply(grad_d_eps, -s_d)
+        term *= d_eps
+        grad_G += term
+        grad_G /= G
+        return grad_G
 
     def currents(self, V, G, residuals, backend=None):
         """Column currents I (p, n) in A from V (p, m) in V and G (m, n) in S."""
