@@ -173,3 +173,18 @@ def test_kde_pdf_integrates_to_one_and_matches_samples(rng):
     assert np.trapezoid(density, grid) == pytest.approx(1.0, abs=1e-4)
     assert np.trapezoid(grid * density, grid) == pytest.approx(item.mixture_mean(), rel=1e-4)
     assert item.pdf(np.array([-1e-6]))[0] == 0.0
+
+
+def test_d2d_float32_matches_float64(rng):
+    item = D2DLognormal(G_OFF, G_ON, 0.05, 0.5)
+    G = rng.uniform(0.5 * G_OFF, 1.5 * G_ON, (40, 30))  # inside and outside the interpolated range
+    draws = item.sample(G.shape, rng)
+    grad = rng.normal(size=G.shape)
+    G32, draws32, grad32 = G.astype(np.float32), draws.astype(np.float32), grad.astype(np.float32)
+    disturbed = item.disturb(G32, draws32)
+    assert disturbed.dtype == np.float32
+    assert relative_error(disturbed, item.disturb(G32.astype(np.float64), draws32.astype(np.float64))) < 1e-6
+    vjp = item.disturb_vjp(G32, draws32, grad32)
+    assert vjp.dtype == np.float32
+    expected = item.disturb_vjp(G32.astype(np.float64), draws32.astype(np.float64), grad32.astype(np.float64))
+    assert relative_error(vjp, expected) < 1e-6

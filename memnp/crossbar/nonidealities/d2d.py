@@ -39,25 +39,47 @@ class D2DLognormal(LinearityPreserving):
         return f"D2DLognormal(R_on_log_std={self.R_on_log_std:.4g},R_off_log_std={self.R_off_log_std:.4g})"
 
     def _sigma(self, R):
-        """(sigma(R), d sigma / dR), each the shape of R (ohms)."""
+        """(sigma(R), d sigma / dR), each the shape and dtype of R (ohms)."""
         R_on, R_off = 1.0 / self.G_on, 1.0 / self.G_off
+        dtype = R.dtype.type
         slope = (self.R_off_log_std - self.R_on_log_std) / (R_off - R_on)
-        inside = (R >= R_on) & (R <= R_off)
-        sigma = self.R_on_log_std + slope * (np.clip(R, R_on, R_off) - R_on)
-        return sigma, np.where(inside, slope, 0.0)
+        sigma = np.clip(R, dtype(R_on), dtype(R_off))
+        sigma -= dtype(R_on)
+        sigma *= dtype(slope)
+        sigma += dtype(self.R_on_log_std)
+        inside = (R >= dtype(R_on)) & (R <= dtype(R_off))
+        return sigma, np.where(inside, dtype(slope), dtype(0))
 
     def sample(self, shape, rng, dtype=np.float64):
         """Standard normal draws eps (shape, ``dtype``), one per device."""
         return rng.standard_normal(shape, dtype=dtype)
 
+    def _factor(self, R, sigma, draws):
+        """exp(sigma^2 / 2 - sigma eps) = G' / G."""
+        factor = 0.5 * sigma
+        factor -= draws
+        factor *= sigma
+        return np.exp(factor, out=factor)
+
     def disturb(self, G, draws):
-        sigma, _ = self._sigma(1.0 / G.astype(np.float64))
-        return (G * np.exp(0.5 * sigma ** 2 - sigma * draws)).astype(G.dtype, copy=False)
+        """G' (shape and dtype of G, S); computed in G's precision."""
+        R = 1.0 / G
+        sigma, _ = self._sigma(R)
+        factor = self._factor(R, sigma, draws.astype(G.dtype, copy=False))
+        factor *= G
+        return factor
 
     def disturb_vjp(self, G, draws, grad_G_disturbed):
-        G64 = G.astype(np.float64)
-        sigma, dsigma_dR = self._sigma(1.0 / G64)
-        factor = np.exp(0.5 * sigma ** 2 - sigma * draws)
-        dsigma_dG = -dsigma_dR / G64 ** 2
-        dGp_dG = factor + G64 * factor * (sigma - draws) * dsigma_dG
-        return (grad_G_disturbed * dGp_dG).astype(grad_G_disturbed.dtype, copy=False)
+        """dL/dG from dL/dG': dG'/dG = (G'/G) (1 - (sigma - eps) sigma'(R) R), since
+        d sigma / dG = -sigma'(R) / G^2 = -sigma'(R) R^2."""
+        R = 1.0 / G
+        sigma, dsigma_dR = self._sigma(R)
+        draws = draws.astype(G.dtype, copy=False)
+        factor = self._factor(R, sigma, draws)
+        sigma -= draws
+        sigma *= dsigma_dR
+        sigma *= R
+        np.subtract(1, sigma, out=sigma)
+        sigma *= factor
+        sigma *= grad_G_disturbed
+        return sigma.astype(grad_G_disturbed.dtype, copy=False)
