@@ -47,12 +47,6 @@ def _max_abs_grad(W, grad_max):
     return np.where(at_max, grad_max / np.count_nonzero(at_max), 0.0) * np.sign(W)
 
 
-def _max_grad(D, grad_max):
-    """Gradient of grad_max * max D with respect to D: split among ties."""
-    at_max = D == D.max()
-    return np.where(at_max, grad_max / np.count_nonzero(at_max), 0.0)
-
-
 def _max_weight(values, name):
     max_weight = float(values.max()) if values.size else 0.0
     if not max_weight > 0:
@@ -106,18 +100,13 @@ def double_w_to_G(D, G_off, G_on):
     """Conductances G = k_G D + G_off (same shape as D) and max_weight = max D, from double weights D >= 0."""
     G_off, G_on = conductance_range(G_off, G_on)
     D = finite_array("D", D, ndim=2)
-    if D.size and D.min() < 0:
-        raise ValueError(f"D (double weights) must be >= 0; its minimum is {D.min()!r}")
-    max_weight = _max_weight(D, "D")
-    return (((G_on - G_off) / max_weight) * D + G_off).astype(D.dtype, copy=False), max_weight
+    max_weight = _double_max_weight(D)
+    return _double_G(D, max_weight, G_off, G_on), max_weight
 
 
 def double_w_to_G_vjp(D, grad_G, grad_max_weight, G_off, G_on):
     """dL/dD from dL/dG and the upstream dL/d(max_weight), including the path through max D."""
-    max_weight = float(D.max())
-    k_G = (G_on - G_off) / max_weight
-    grad_max = grad_max_weight - float(np.sum(grad_G * D)) * k_G / max_weight
-    return (k_G * grad_G + _max_grad(D, grad_max)).astype(D.dtype, copy=False)
+    return _double_w_to_G_vjp(D, grad_G, grad_max_weight, G_off, G_on, float(D.max()))
 
 
 # --- unchecked forms for callers that built their arrays themselves (the memristive layers) -------
