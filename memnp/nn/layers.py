@@ -18,6 +18,8 @@ import math
 import numpy as np
 from scipy import special
 
+from ..registry import build_from_dict
+
 _LAYERS = {}
 
 
@@ -29,16 +31,7 @@ def register(cls):
 
 def layer_from_config(config):
     """Rebuild a layer (with zero parameters) from :meth:`Layer.config` output."""
-    if not isinstance(config, dict) or "type" not in config:
-        raise ValueError(f"a layer config must be a dict with a 'type' key; got {config!r}")
-    name = config["type"]
-    if name not in _LAYERS:
-        raise ValueError(f"layer type must be one of {', '.join(sorted(_LAYERS))}; got {name!r}")
-    kwargs = {key: value for key, value in config.items() if key != "type"}
-    try:
-        return _LAYERS[name](**kwargs)
-    except TypeError as exc:
-        raise ValueError(f"bad fields for layer {name}: {exc}") from None
+    return build_from_dict(_LAYERS, config, "layer")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -14,6 +14,8 @@ holds only its parameters and can be shared by every layer of a network.
 import dataclasses
 import json
 
+from ...registry import build_from_dict
+
 _REGISTRY = {}
 
 
@@ -63,16 +65,7 @@ class LinearityNonpreserving(Nonideality):
 
 def nonideality_from_dict(data):
     """Rebuild a nonideality from :meth:`Nonideality.to_dict` output."""
-    if not isinstance(data, dict) or "type" not in data:
-        raise ValueError(f"nonideality must be a dict with a 'type' key; got {data!r}")
-    name = data["type"]
-    if name not in _REGISTRY:
-        raise ValueError(f"nonideality type must be one of {', '.join(sorted(_REGISTRY))}; got {name!r}")
-    fields = {key: value for key, value in data.items() if key != "type"}
-    try:
-        return _REGISTRY[name](**fields)
-    except TypeError as exc:
-        raise ValueError(f"bad fields for nonideality {name}: {exc}") from None
+    return build_from_dict(_REGISTRY, data, "nonideality")
 
 
 def nonideality_from_json(text):
