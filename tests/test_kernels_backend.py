@@ -36,18 +36,39 @@ def test_cpu_backend_matches_reference_dense_and_sparse(rng, dtype, tol, zeros):
     assert cpu.pf_power(V, c, d_eps) == pytest.approx(reference.pf_power(V, c, d_eps), rel=tol)
 
 
-def test_small_problems_run_on_one_thread_and_restore_the_count(rng, monkeypatch):
+def test_small_problems_run_on_one_thread_and_restore_the_count(monkeypatch):
     import numba
 
     from memnp.kernels import cpu_auto
     seen = []
-    monkeypatch.setattr(cpu_auto.sparse, "pf_currents_auto",
-                        lambda V, c, d_eps: seen.append(numba.get_num_threads()) or V @ c)
+
+    class Kernels:  # stands in for the module plan() picks; evaluations = the number of examples
+        @staticmethod
+        def pf_currents(V, c, d_eps):
+            seen.append(numba.get_num_threads())
+            return V @ c
+
+    monkeypatch.setattr(cpu_auto.sparse, "plan", lambda V, n: (Kernels, V.shape[0]))
     before = numba.get_num_threads()
+    monkeypatch.setenv("OMP_WAIT_POLICY", "active")
+    assert cpu_auto.serial_below() == cpu_auto.SERIAL_BELOW
     cpu_auto.pf_currents(np.ones((4, 3)), np.ones((3, 2)), np.ones((3, 2)))
-    big = cpu_auto.SERIAL_BELOW
-    cpu_auto.pf_currents(np.ones((big, 1)), np.ones((1, 1)), np.ones((1, 1)))
-    assert seen == [1, before] and numba.get_num_threads() == before
+    big = np.ones((cpu_auto.SERIAL_BELOW, 1))
+    cpu_auto.pf_currents(big, np.ones((1, 1)), np.ones((1, 1)))
+    monkeypatch.setenv("OMP_WAIT_POLICY", "PASSIVE")  # sleeping threads: a higher threshold
+    assert cpu_auto.serial_below() == cpu_auto.SERIAL_BELOW_PASSIVE > cpu_auto.SERIAL_BELOW
+    cpu_auto.pf_currents(big, np.ones((1, 1)), np.ones((1, 1)))
+    assert seen == [1, before, 1] and numba.get_num_threads() == before
+
+
+def test_plan_counts_the_evaluations_of_the_kernels_it_picks():
+    from memnp.kernels import cpu, sparse
+    V = np.zeros((8, 100), np.float32)
+    V[:, :10] = 0.5                                   # 90 % zeros: the sparse kernels
+    assert sparse.plan(V, 40) == (sparse, 80 * 40)
+    V[:, :80] = 0.5                                   # 20 % zeros: the dense ones, every pair
+    assert sparse.plan(V, 40) == (cpu, 8 * 100 * 40)
+    assert sparse.plan(np.zeros((8, 3)), 4) == (cpu, 8 * 3 * 4)  # too few devices to bother
 
 
 def test_import_sets_passive_omp_waiting_unless_given():

@@ -1,27 +1,59 @@
 """The ``cpu`` backend: for every call, the dense kernels of :mod:`memnp.kernels.cpu` or the
 zero-skipping kernels of :mod:`memnp.kernels.sparse`, whichever the fraction of exactly-zero
-voltages in V favours (:func:`memnp.kernels.sparse.choose`). Both compute the same sums, so the
-choice changes speed only (and the last bits of float32 sums). Small problems (fewer than
-:data:`SERIAL_BELOW` device evaluations, such as the paper's 26 x 20 second layer) run on one
-thread: waking the other threads costs more than the work, and far more on a loaded machine.
-Same interface as :mod:`memnp.kernels.reference`.
+voltages in V favours (:func:`memnp.kernels.sparse.plan`), on one thread or on all of Numba's.
+Both kernel families compute the same sums, so the choices change speed only (and the last bits
+of float32 sums). Same interface as :mod:`memnp.kernels.reference`.
+
+Threads. A call whose device evaluations (nonzero voltages times columns for the sparse kernels,
+p m n for the dense ones) are fewer than :func:`serial_below` runs on one thread: waking the
+other threads costs more than they save. How much waking costs depends on how OpenMP's threads
+wait between calls. Spinning threads (``OMP_WAIT_POLICY=active``, or the libgomp default) answer
+in 2-4 us; sleeping ones (``passive``, which ``import memnp`` sets unless the user chose) take
+40-90 us on the development machine, so the break-even is far larger there. Measured with 2
+threads, float32, 2026-11-28 (us, 1 thread / 2 threads):
+
+=========================  ===========  =====================  =====================
+call                       evaluations  passive fwd / bwd      active fwd / bwd
+=========================  ===========  =====================  =====================
+sparse 64 x 412 x 50        0.40 M      121/179, 251/400       172/112, 258/230
+sparse 128 x 412 x 50       0.79 M      248/272, 460/608       241/167, 474/393
+sparse 256 x 412 x 50       1.58 M      472/414, 926/925       528/297, 951/711
+dense 64 x 785 x 50         2.51 M      511/389, 965/651       540/298, 1089/566
+dense 64 x 26 x 20          0.03 M      19/88, 23/206          22/17, 28/37
+=========================  ===========  =====================  =====================
 """
+import os
+
 import numba
 import numpy as np
 
 from . import sparse
 from .cpu import ideal_currents, ideal_power
 
-__all__ = ["pf_currents", "pf_currents_vjp", "pf_power", "ideal_currents", "ideal_power", "SERIAL_BELOW"]
+__all__ = ["pf_currents", "pf_currents_vjp", "pf_power", "ideal_currents", "ideal_power",
+           "SERIAL_BELOW", "SERIAL_BELOW_PASSIVE", "serial_below"]
 
-#: Device evaluations (p m n) below which a call runs on one thread.
+#: Device evaluations below which a call runs on one thread when OpenMP threads spin ...
 SERIAL_BELOW = 1 << 17
+#: ... and when they sleep between calls (OMP_WAIT_POLICY=passive).
+SERIAL_BELOW_PASSIVE = 1_500_000
 
 
-def _call(function, V, c, *args):
-    if np.shape(V)[0] * np.size(c) >= SERIAL_BELOW:
+def serial_below():
+    """The one-thread threshold in device evaluations for the current OMP_WAIT_POLICY."""
+    passive = os.environ.get("OMP_WAIT_POLICY", "").strip().lower() == "passive"
+    return SERIAL_BELOW_PASSIVE if passive else SERIAL_BELOW
+
+
+def _call(name, V, c, *args):
+    """Run ``name`` of the kernel module :func:`sparse.plan` picks, on one thread if small."""
+    module, evaluations = sparse.plan(V, np.shape(c)[-1])
+    function = getattr(module, name)
+    if evaluations >= serial_below():
         return function(V, c, *args)
     threads = numba.get_num_threads()
+    if threads == 1:
+        return function(V, c, *args)
     numba.set_num_threads(1)
     try:
         return function(V, c, *args)
@@ -31,14 +63,14 @@ def _call(function, V, c, *args):
 
 def pf_currents(V, c, d_eps):
     """Column currents I (p, n) in A; see :func:`memnp.kernels.reference.pf_currents`."""
-    return _call(sparse.pf_currents_auto, V, c, d_eps)
+    return _call("pf_currents", V, c, d_eps)
 
 
 def pf_currents_vjp(V, c, d_eps, grad_I):
     """(dL/dV, dL/dc, dL/d(d_eps)); see :func:`memnp.kernels.reference.pf_currents_vjp`."""
-    return _call(sparse.pf_currents_vjp_auto, V, c, d_eps, grad_I)
+    return _call("pf_currents_vjp", V, c, d_eps, grad_I)
 
 
 def pf_power(V, c, d_eps):
     """Average crossbar power (W); see :func:`memnp.kernels.reference.pf_power`."""
-    return _call(sparse.pf_power_auto, V, c, d_eps)
+    return _call("pf_power", V, c, d_eps)

@@ -264,14 +264,28 @@ def min_zeros(n):
     return SPARSE_MIN_ZEROS if n >= WIDE_COLUMNS else NARROW_MIN_ZEROS
 
 
-def choose(V, n):
-    """The kernel module for voltages V (p, m) on a crossbar with n columns: this one when at
-    least :func:`min_zeros` (n) of V's entries are exactly 0 and the crossbar has at least
-    :data:`MIN_DEVICES` devices, else :mod:`memnp.kernels.cpu`."""
+def plan(V, n):
+    """(kernel module, device evaluations) for voltages V (p, m) on a crossbar with n columns.
+
+    The module is this one when at least :func:`min_zeros` (n) of V's entries are exactly 0 and
+    the crossbar has at least :data:`MIN_DEVICES` devices, else :mod:`memnp.kernels.cpu`; the
+    evaluations are the (example, device) pairs that module computes: nonzero voltages times n
+    for this one, p m n for the dense one (the zeros are counted once, for both answers)."""
     V = np.asarray(V)
-    if V.ndim != 2 or V.shape[1] * n < MIN_DEVICES:
-        return cpu
-    return sys.modules[__name__] if zero_fraction(V) >= min_zeros(n) else cpu
+    if V.ndim != 2:
+        return cpu, V.size * n
+    p, m = V.shape
+    if m * n < MIN_DEVICES or p * m == 0:
+        return cpu, p * m * n
+    zeros = _count_zeros(V) if V.dtype in (np.float32, np.float64) else V.size - np.count_nonzero(V)
+    if zeros >= min_zeros(n) * V.size:
+        return sys.modules[__name__], (V.size - zeros) * n
+    return cpu, p * m * n
+
+
+def choose(V, n):
+    """The kernel module :func:`plan` picks for voltages V (p, m) on a crossbar with n columns."""
+    return plan(V, n)[0]
 
 
 def pf_currents_auto(V, c, d_eps):
