@@ -53,20 +53,23 @@ class CrossbarPass:
         """The draws of the last forward pass (for replay)."""
         return self._cache[3]
 
-    def backward(self, grad_I):
-        """(dL/dV (p, m), dL/dG (m, n)) from dL/dI (p, n), with the draws of the last forward pass."""
+    def backward(self, grad_I, need_V=True):
+        """(dL/dV (p, m), dL/dG (m, n)) from dL/dI (p, n), with the draws of the last forward pass.
+        dL/dV is None (and not computed) when ``need_V`` is false."""
         V, G, G_disturbed, draws, devices = self._cache
         preserving, nonpreserving = self.stage.preserving, self.stage.nonpreserving
         if nonpreserving is not None:
             c, d_eps = devices
-            grad_V, grad_c, grad_d_eps = self.backend.pf_currents_vjp(V, c, d_eps, grad_I)
+            grad_V, grad_c, grad_d_eps = self.backend.pf_currents_vjp(V, c, d_eps, grad_I, need_V)
             grad_G = nonpreserving.device_parameters_vjp(G_disturbed, c, d_eps, grad_c, grad_d_eps)
         else:
-            grad_V = grad_I @ G_disturbed.T
+            grad_V = grad_I @ G_disturbed.T if need_V else None
             grad_G = V.T @ grad_I
         if preserving is not None:
             grad_G = preserving.disturb_vjp(G, draws[0], grad_G)
-        return grad_V.astype(V.dtype, copy=False), np.asarray(grad_G, dtype=G.dtype)
+        if grad_V is not None:
+            grad_V = grad_V.astype(V.dtype, copy=False)
+        return grad_V, np.asarray(grad_G, dtype=G.dtype)
 
     def power(self):
         """Average power (W) of the crossbar over the examples of the last forward pass."""

@@ -4,7 +4,8 @@
 Every backend module offers the same functions with the same shapes and units:
 
 - ``pf_currents(V, c, d_eps) -> I``                (p, m), (m, n), (m, n) -> (p, n)
-- ``pf_currents_vjp(V, c, d_eps, grad_I) -> (grad_V, grad_c, grad_d_eps)``
+- ``pf_currents_vjp(V, c, d_eps, grad_I, need_V=True) -> (grad_V, grad_c, grad_d_eps)``
+  (grad_V None when need_V is false)
 - ``pf_power(V, c, d_eps) -> float``               average power over the batch (W)
 - ``ideal_currents(V, G) -> I``                    V @ G
 - ``ideal_power(V, G) -> float``                   average power over the batch (W)

@@ -183,8 +183,9 @@ def _pf_forward_kernel(V, c, d_eps, power):
 
 
 @njit(fastmath=KERNEL_FASTMATH, error_model="numpy", cache=True)
-def _pf_backward_row(i, V, c, d_eps, gT, grad_V, grad_c, grad_d_eps):
-    """Row i of the backward pass: writes grad_c[i, :], grad_d_eps[i, :] and grad_V[:, i].
+def _pf_backward_row(i, V, c, d_eps, gT, need_V, grad_V, grad_c, grad_d_eps):
+    """Row i of the backward pass: writes grad_c[i, :], grad_d_eps[i, :] and, if need_V,
+    grad_V[:, i].
 
     gT (n, pp) is dL/dI transposed and zero-padded to pp >= p examples. Columns are handled in
     pairs, sharing the loads of V and of the dL/dV row.
@@ -236,7 +237,8 @@ def _pf_backward_row(i, V, c, d_eps, gT, grad_V, grad_c, grad_d_eps):
                     tb = gb * v
                     block_cb += tb
                     block_db += tb * hb
-                    block_V[q] += ca * ga * (one + ha) + cb * gb * (one + hb)
+                    if need_V:
+                        block_V[q] += ca * ga * (one + ha) + cb * gb * (one + hb)
                 total_ca += block_ca
                 total_da += block_da
                 total_cb += block_cb
@@ -249,16 +251,17 @@ def _pf_backward_row(i, V, c, d_eps, gT, grad_V, grad_c, grad_d_eps):
         for q in range(pp):
             total_V[q] += block_V[q]
             block_V[q] = zero
-    for q in range(p):
-        grad_V[q, i] = total_V[q] if vi[q] != zero else zero
+    if need_V:
+        for q in range(p):
+            grad_V[q, i] = total_V[q] if vi[q] != zero else zero
 
 
 @njit(parallel=_PRANGE_ONLY, fastmath=KERNEL_FASTMATH, error_model="numpy", cache=True)
-def _pf_backward_kernel(V, c, d_eps, grad_I):
+def _pf_backward_kernel(V, c, d_eps, grad_I, need_V):
     """The PF vector-Jacobian product, parallel over rows, examples innermost.
 
     V (p, m); c, d_eps (m, n); grad_I (p, n). Returns (grad_V (p, m), grad_c (m, n),
-    grad_d_eps (m, n)) in V's dtype. Each row task owns row i of grad_c and grad_d_eps and
+    grad_d_eps (m, n)) in V's dtype (grad_V (0, 0) unless need_V). Each row task owns row i of grad_c and grad_d_eps and
     column i of grad_V, so no two threads write the same element. The example axis is padded
     with zeros to a multiple of :data:`EXAMPLE_PAD` so that the vectorized loop covers it
     without a scalar remainder.
@@ -270,12 +273,12 @@ def _pf_backward_kernel(V, c, d_eps, grad_I):
     for ex in range(p):
         for j in range(n):
             gT[j, ex] = grad_I[ex, j]
-    grad_V = np.empty((p, m), dtype=V.dtype)
+    grad_V = np.empty((p, m) if need_V else (0, 0), dtype=V.dtype)
     grad_c = np.empty((m, n), dtype=V.dtype)
     grad_d_eps = np.empty((m, n), dtype=V.dtype)
     for i in prange(m):
         wide_vectors()
-        _pf_backward_row(i, V, c, d_eps, gT, grad_V, grad_c, grad_d_eps)
+        _pf_backward_row(i, V, c, d_eps, gT, need_V, grad_V, grad_c, grad_d_eps)
     return grad_V, grad_c, grad_d_eps
 
 
@@ -312,15 +315,17 @@ def pf_currents(V, c, d_eps):
     return _pf_forward_kernel(V, c, d_eps, False).astype(V.dtype)
 
 
-def pf_currents_vjp(V, c, d_eps, grad_I):
+def pf_currents_vjp(V, c, d_eps, grad_I, need_V=True):
     """Vector-Jacobian product of :func:`pf_currents`.
 
     grad_I (p, n) is dL/dI. Returns (dL/dV (p, m), dL/dc (m, n), dL/d(d_eps) (m, n)) in V's
-    precision. dL/dV is 0 where V == 0 exactly (the reference's rule).
+    precision; dL/dV is None (not computed) when ``need_V`` is false. dL/dV is 0 where V == 0
+    exactly (the reference's rule).
     """
     V, c, d_eps = _check_pf(V, c, d_eps)
     grad_I = _as_matrix("grad_I", grad_I, V.dtype, (V.shape[0], c.shape[1]))
-    return _pf_backward_kernel(V, c, d_eps, grad_I)
+    grad_V, grad_c, grad_d_eps = _pf_backward_kernel(V, c, d_eps, grad_I, bool(need_V))
+    return (grad_V if need_V else None), grad_c, grad_d_eps
 
 
 def pf_power(V, c, d_eps):

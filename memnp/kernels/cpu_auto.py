@@ -66,9 +66,9 @@ def pf_currents(V, c, d_eps):
     return _call("pf_currents", V, c, d_eps)
 
 
-def pf_currents_vjp(V, c, d_eps, grad_I):
-    """(dL/dV, dL/dc, dL/d(d_eps)); see :func:`memnp.kernels.reference.pf_currents_vjp`."""
-    return _call("pf_currents_vjp", V, c, d_eps, grad_I)
+def pf_currents_vjp(V, c, d_eps, grad_I, need_V=True):
+    """(dL/dV or None, dL/dc, dL/d(d_eps)); see :func:`memnp.kernels.reference.pf_currents_vjp`."""
+    return _call("pf_currents_vjp", V, c, d_eps, grad_I, need_V)
 
 
 def pf_power(V, c, d_eps):

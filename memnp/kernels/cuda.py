@@ -3,7 +3,7 @@
 Same functions, shapes and units as :mod:`memnp.kernels.reference`:
 
 - ``pf_currents(V, c, d_eps) -> I``                (p, m), (m, n), (m, n) -> (p, n)
-- ``pf_currents_vjp(V, c, d_eps, grad_I) -> (grad_V (p, m), grad_c (m, n), grad_d_eps (m, n))``
+- ``pf_currents_vjp(V, c, d_eps, grad_I, need_V=True) -> (grad_V (p, m) or None, grad_c (m, n), grad_d_eps (m, n))``
 - ``pf_power(V, c, d_eps) -> float``               average power over the batch (W)
 - ``ideal_currents(V, G) -> I``                    V @ G (p, n)
 - ``ideal_power(V, G) -> float``                   average power over the batch (W)
@@ -373,28 +373,29 @@ def pf_currents(V, c, d_eps):
     return _out(I, on_device)
 
 
-def pf_currents_vjp(V, c, d_eps, grad_I):
+def pf_currents_vjp(V, c, d_eps, grad_I, need_V=True):
     """Vector-Jacobian product of :func:`pf_currents`.
 
-    grad_I (p, n) is dL/dI (1/A). Returns (dL/dV (p, m), dL/dc (m, n), dL/d(d_eps) (m, n)).
+    grad_I (p, n) is dL/dI (1/A). Returns (dL/dV (p, m), dL/dc (m, n), dL/d(d_eps) (m, n));
+    dL/dV is None (and its kernel is not run) when ``need_V`` is false.
     At V = 0 exactly, dL/dV is 0 (the reference differentiates sign and |.| as 0 there).
     """
     dtype, on_device, p, m, n, dV, (dc, dd) = _prepare(V, [("c", c), ("d_eps", d_eps)])
     dg = _to_device("grad_I", grad_I, dtype, (p, n))
     if not (m and n):  # no devices: every gradient is zero (or empty)
-        return tuple(_zeros(shape, dtype, on_device)
-                     for shape in ((p, m), (m, n), (m, n)))
+        grads = tuple(_zeros(shape, dtype, on_device) for shape in ((p, m), (m, n), (m, n)))
+        return (grads[0] if need_V else None,) + grads[1:]
     gV = cuda.device_array((p, m), dtype=dtype)
     gc = cuda.device_array((m, n), dtype=dtype)
     gd = cuda.device_array((m, n), dtype=dtype)
     eps = dtype.type(A2_EPS)
     K = _compute_K(dtype, dd, m, n)
-    if p:
+    if p and need_V:
         grid_v = ((m + TY - 1) // TY, min(p, _MAX_GRID_Y))
         _pf_grad_v_kernel[dtype][grid_v, (TX, TY)](dV, dc, K, eps, dg, gV)
     grid_cd = ((n + TX - 1) // TX, (m + TY - 1) // TY)
     _pf_grad_cd_kernel[dtype][grid_cd, (TX, TY)](dV, dc, dd, K, eps, dg, gc, gd)
-    return _out(gV, on_device), _out(gc, on_device), _out(gd, on_device)
+    return (_out(gV, on_device) if need_V else None), _out(gc, on_device), _out(gd, on_device)
 
 
 def pf_power(V, c, d_eps):

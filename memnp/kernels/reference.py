@@ -30,10 +30,11 @@ def pf_currents(V, c, d_eps):
     return pf_device_currents(V, c, d_eps).sum(axis=1).astype(np.result_type(V), copy=False)
 
 
-def pf_currents_vjp(V, c, d_eps, grad_I):
+def pf_currents_vjp(V, c, d_eps, grad_I, need_V=True):
     """Vector-Jacobian product of :func:`pf_currents`.
 
-    grad_I (p, n) is dL/dI. Returns (dL/dV (p, m), dL/dc (m, n), dL/d(d_eps) (m, n)).
+    grad_I (p, n) is dL/dI. Returns (dL/dV (p, m), dL/dc (m, n), dL/d(d_eps) (m, n)); dL/dV is
+    None when ``need_V`` is false (every backend may then skip its work).
     At V = 0 exactly, dL/dV is 0 (sign and |.| differentiated as 0 there, as the reference does).
     """
     dtype = np.result_type(V)
@@ -43,7 +44,7 @@ def pf_currents_vjp(V, c, d_eps, grad_I):
     dI_dV = s * s * c * e * (1.0 + u * dE_du)
     dI_dc = s * u * e
     dI_ddeps = s * c * u * e * (-(A * A) * B * u / (2.0 * E * d_eps ** 2))
-    return ((g * dI_dV).sum(axis=2).astype(dtype, copy=False),
+    return ((g * dI_dV).sum(axis=2).astype(dtype, copy=False) if need_V else None,
             (g * dI_dc).sum(axis=0).astype(dtype, copy=False),
             (g * dI_ddeps).sum(axis=0).astype(dtype, copy=False))
 

@@ -128,7 +128,7 @@ def _sparse_forward_kernel(V, c, d_eps, nn, power, threads):
 
 
 @njit(fastmath=KERNEL_FASTMATH, error_model="numpy", cache=True)
-def _backward_rows(t, threads, VT, c, d_eps, cw, k, g, grad_V, grad_c, grad_d_eps):
+def _backward_rows(t, threads, VT, c, d_eps, cw, k, g, need_V, grad_V, grad_c, grad_d_eps):
     """The backward work of thread t: rows t, t + threads, ... (see _sparse_backward_kernel).
     VT (m, p) is V transposed; g (p, nn) is dL/dI padded with zeros."""
     wide_vectors()
@@ -160,8 +160,10 @@ def _backward_rows(t, threads, VT, c, d_eps, cw, k, g, grad_V, grad_c, grad_d_ep
                 tv = ge * v
                 block_c[j] += tv
                 block_d[j] += tv * h
-                sum_V += cw[i, j] * ge * (one + h)
-            grad_V[q, i] = sum_V
+                if need_V:
+                    sum_V += cw[i, j] * ge * (one + h)
+            if need_V:
+                grad_V[q, i] = sum_V
             if (s + 1) % BLOCK == 0 or s + 1 == count:
                 for j in range(nn):
                     total_c[j] += block_c[j]
@@ -174,11 +176,11 @@ def _backward_rows(t, threads, VT, c, d_eps, cw, k, g, grad_V, grad_c, grad_d_ep
 
 
 @njit(parallel=_PRANGE_ONLY, fastmath=KERNEL_FASTMATH, error_model="numpy", cache=True)
-def _sparse_backward_kernel(V, c, d_eps, grad_I, nn, threads):
+def _sparse_backward_kernel(V, c, d_eps, grad_I, nn, need_V, threads):
     """The PF vector-Jacobian product over the nonzero (p, i) pairs, parallel over rows.
 
     V (p, m); c, d_eps (m, n); grad_I (p, n). Returns (grad_V (p, m), grad_c (m, n),
-    grad_d_eps (m, n)) in V's dtype. Thread t takes rows t, t + T, ... (T = threads); the
+    grad_d_eps (m, n)) in V's dtype (grad_V (0, 0) unless need_V). Thread t takes rows t, t + T, ... (T = threads); the
     column axis is padded to nn with c = 0, k = 0 and dL/dI = 0, which add nothing.
     """
     p, m = V.shape
@@ -192,12 +194,12 @@ def _sparse_backward_kernel(V, c, d_eps, grad_I, nn, threads):
             g[q, j] = grad_I[q, j]
         for i in range(m):
             VT[i, q] = V[q, i]
-    grad_V = np.zeros((p, m), dtype=dtype)
+    grad_V = np.zeros((p, m) if need_V else (0, 0), dtype=dtype)
     grad_c = np.empty((m, n), dtype=dtype)
     grad_d_eps = np.empty((m, n), dtype=dtype)
     threads = min(threads, max(m, 1))
     for t in prange(threads):
-        _backward_rows(t, threads, VT, c, d_eps, cw, k, g, grad_V, grad_c, grad_d_eps)
+        _backward_rows(t, threads, VT, c, d_eps, cw, k, g, need_V, grad_V, grad_c, grad_d_eps)
     return grad_V, grad_c, grad_d_eps
 
 
@@ -216,16 +218,19 @@ def pf_currents(V, c, d_eps):
     return out[:, :n].astype(V.dtype)
 
 
-def pf_currents_vjp(V, c, d_eps, grad_I):
+def pf_currents_vjp(V, c, d_eps, grad_I, need_V=True):
     """Vector-Jacobian product of :func:`pf_currents`.
 
     grad_I (p, n) is dL/dI. Returns (dL/dV (p, m), dL/dc (m, n), dL/d(d_eps) (m, n)) in V's
-    precision. dL/dV is 0 where V == 0 exactly (the reference's rule).
+    precision; dL/dV is None (not computed) when ``need_V`` is false. dL/dV is 0 where V == 0
+    exactly (the reference's rule).
     """
     V, c, d_eps = _check_pf(V, c, d_eps)
     n = c.shape[1]
     grad_I = _as_matrix("grad_I", grad_I, V.dtype, (V.shape[0], n))
-    return _sparse_backward_kernel(V, c, d_eps, grad_I, _padded_width(n), get_num_threads())
+    grad_V, grad_c, grad_d_eps = _sparse_backward_kernel(V, c, d_eps, grad_I, _padded_width(n),
+                                                         bool(need_V), get_num_threads())
+    return (grad_V if need_V else None), grad_c, grad_d_eps
 
 
 def pf_power(V, c, d_eps):
@@ -293,9 +298,9 @@ def pf_currents_auto(V, c, d_eps):
     return choose(V, np.shape(c)[-1]).pf_currents(V, c, d_eps)
 
 
-def pf_currents_vjp_auto(V, c, d_eps, grad_I):
+def pf_currents_vjp_auto(V, c, d_eps, grad_I, need_V=True):
     """:func:`pf_currents_vjp` of the module :func:`choose` picks."""
-    return choose(V, np.shape(c)[-1]).pf_currents_vjp(V, c, d_eps, grad_I)
+    return choose(V, np.shape(c)[-1]).pf_currents_vjp(V, c, d_eps, grad_I, need_V)
 
 
 def pf_power_auto(V, c, d_eps):

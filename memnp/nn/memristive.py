@@ -144,7 +144,7 @@ class CrossbarLayer(Layer):
         if rows is not None and need_dx and stage.nonpreserving is None:
             raise ValueError(f"{type(self).__name__}: no input gradient is available after a pass with "
                              "needs_input_gradient = False in a linear crossbar; set it to True")
-        grad_V, grad_G = crossbar.backward(grad_I)
+        grad_V, grad_G = crossbar.backward(grad_I, need_V=need_dx)
         if rows is not None:
             full = np.zeros((self.n_rows + 1, grad_G.shape[1]), grad_G.dtype)
             full[rows] = grad_G

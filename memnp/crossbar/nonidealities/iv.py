@@ -122,10 +122,11 @@ class IVNonlinearityPF(LinearityNonpreserving):
         c, d_eps = self.device_parameters(G, residuals)
         return get_backend(backend).pf_currents(V, c, d_eps)
 
-    def currents_vjp(self, V, G, residuals, grad_I, backend=None):
-        """(dL/dV (p, m), dL/dG (m, n)) from dL/dI (p, n), with the same residuals as the forward pass."""
+    def currents_vjp(self, V, G, residuals, grad_I, backend=None, need_V=True):
+        """(dL/dV (p, m) or None unless need_V, dL/dG (m, n)) from dL/dI (p, n), with the same
+        residuals as the forward pass."""
         c, d_eps = self.device_parameters(G, residuals)
-        grad_V, grad_c, grad_d_eps = get_backend(backend).pf_currents_vjp(V, c, d_eps, grad_I)
+        grad_V, grad_c, grad_d_eps = get_backend(backend).pf_currents_vjp(V, c, d_eps, grad_I, need_V)
         return grad_V, self.device_parameters_vjp(G, c, d_eps, grad_c, grad_d_eps)
 
     def power(self, V, G, residuals, backend=None):
