@@ -9,7 +9,7 @@ import math
 
 import numpy as np
 
-from ...kernels import get_backend
+from ...kernels import get_backend, pf_devices
 from ..validation import positive
 from .base import LinearityNonpreserving, register
 
@@ -85,7 +85,19 @@ class IVNonlinearityPF(LinearityNonpreserving):
         return z
 
     def device_parameters(self, G, residuals):
-        """(c (A/V), d_eps (F/m)) of every device, each the shape and dtype of G (S)."""
+        """(c (A/V), d_eps (F/m)) of every device, each the shape and dtype of G (S).
+
+        float32 NumPy arrays go through the one-pass loop of :mod:`memnp.kernels.pf_devices`;
+        anything else through :meth:`device_parameters_numpy` (the reference that loop is tested
+        against; for float64 NumPy's own SIMD exp and log are faster)."""
+        if isinstance(residuals, np.ndarray) and residuals.ndim == np.ndim(G) + 1 and len(residuals) == 2 \
+                and pf_devices.supported(G, residuals[0], residuals[1],
+                                         dtypes=pf_devices.FASTER["parameters"]):
+            return pf_devices.device_parameters(G, residuals, self.slopes, self.intercepts)
+        return self.device_parameters_numpy(G, residuals)
+
+    def device_parameters_numpy(self, G, residuals):
+        """:meth:`device_parameters` in NumPy passes (any array-likes)."""
         (s_c, s_d), (b_c, b_d) = self.slopes, self.intercepts
         dtype = G.dtype.type
         # s ln R = (-s) ln G exactly (negation is exact), so ln R is never formed; d_eps reuses
@@ -102,7 +114,15 @@ class IVNonlinearityPF(LinearityNonpreserving):
         return c, d_eps
 
     def device_parameters_vjp(self, G, c, d_eps, grad_c, grad_d_eps):
-        """dL/dG from dL/dc and dL/d(d_eps): dc/dG = -s_c c / G, d(d_eps)/dG = -s_d d_eps / G."""
+        """dL/dG from dL/dc and dL/d(d_eps): dc/dG = -s_c c / G, d(d_eps)/dG = -s_d d_eps / G.
+        One loop of :mod:`memnp.kernels.pf_devices` where it applies, else
+        :meth:`device_parameters_vjp_numpy`."""
+        if pf_devices.supported(G, c, d_eps, grad_c, grad_d_eps, dtypes=pf_devices.FASTER["vjp"]):
+            return pf_devices.device_parameters_vjp(G, c, d_eps, grad_c, grad_d_eps, self.slopes)
+        return self.device_parameters_vjp_numpy(G, c, d_eps, grad_c, grad_d_eps)
+
+    def device_parameters_vjp_numpy(self, G, c, d_eps, grad_c, grad_d_eps):
+        """:meth:`device_parameters_vjp` in NumPy passes (any array-likes)."""
         s_c, s_d = self.slopes
         arrays = (G, c, d_eps, grad_c, grad_d_eps)
         if not all(isinstance(a, np.ndarray) and a.dtype == G.dtype and a.shape == G.shape for a in arrays):
