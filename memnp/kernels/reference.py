@@ -65,3 +65,26 @@ def ideal_power(V, G):
     V = np.asarray(V, dtype=np.float64)[:, :, None]
     G = np.asarray(G, dtype=np.float64)[None]
     return float((np.abs(V) * np.abs(V * G)).sum() / V.shape[0])
+
+
+# --- Gaussian draws (the oracle of memnp.kernels.normal) ---------------------------------------
+
+def box_muller(words, dtype=np.float64, n=None):
+    """Box-Muller transform of raw 64-bit words, in float64, returned in ``dtype``.
+
+    words (k,) uint64. For each word w: u1 = ((w >> 32) + 1) 2**-32 in (0, 1],
+    u2 = (w & 0xffffffff) 2**-32 in [0, 1), r = sqrt(-2 ln u1); outputs r cos(2 pi u2) and
+    r sin(2 pi u2), interleaved. Returns (n,) with n = 2k by default (n = 2k - 1 drops the last
+    sine), dimensionless N(0, 1) numbers.
+    """
+    words = np.asarray(words, dtype=np.uint64)
+    n = 2 * words.size if n is None else int(n)
+    if not 2 * words.size - 1 <= n <= 2 * words.size or n < 0:
+        raise ValueError(f"n must be 2 * words.size or one less; got {n} for {words.size} words")
+    u1 = ((words >> np.uint64(32)) + np.uint64(1)).astype(np.float64) * 2.0 ** -32
+    u2 = (words & np.uint64(0xFFFFFFFF)).astype(np.float64) * 2.0 ** -32
+    r = np.sqrt(-2.0 * np.log(u1))
+    z = np.empty(2 * words.size)
+    z[0::2] = r * np.cos(2.0 * np.pi * u2)
+    z[1::2] = r * np.sin(2.0 * np.pi * u2)
+    return z[:n].astype(dtype)
