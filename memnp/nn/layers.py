@@ -78,6 +78,14 @@ class Layer:
     def initialize(self, rng):
         """Draw the initial parameters from ``rng`` (no-op for layers without parameters)."""
 
+    def update_groups(self):
+        """[(name, parameter, gradient)] the optimiser updates in place: one per parameter (a
+        layer may group parameters that share storage)."""
+        return [(name, value, self.grads[name]) for name, value in self.params.items()]
+
+    def project(self):
+        """Apply the layer's parameter constraints in place after an optimiser step (none here)."""
+
     def astype(self, dtype):
         """Convert parameters (and future computations) to ``dtype`` (float32 or float64)."""
         self.dtype = _dtype(dtype)

@@ -6,7 +6,8 @@ row is an input fixed to 1) and 2 n_out columns (differential pairs, positive de
     V = k_V [x, 1]  ->  G from the weights  ->  I = CrossbarPass(stage).forward(V, G)  ->  y = I_to_y(I)
 
 Weights are either *double* (non-negative w_pos, w_neg (n_in, n_out) and b_pos, b_neg (n_out,),
-one parameter per device) or *standard* (signed W (n_in, n_out) and b (n_out,), mapped with the
+one parameter per device, kept in the crossbar's own layout: the four arrays are views of one
+matrix D (n_in + 1, 2 n_out), so reads and optimiser steps work on D directly) or *standard* (signed W (n_in, n_out) and b (n_out,), mapped with the
 stage's mapping rule). Standard weights in a stage without nonidealities skip the crossbar and
 compute y = x W + b (the reference's digital shortcut); double weights always go through it.
 
@@ -22,8 +23,11 @@ from ..crossbar import (CrossbarPass, I_to_y, I_to_y_vjp, double_weights_matrix,
 from ..crossbar.mapping import _double_G, _double_max_weight, _double_w_to_G_vjp
 from ..kernels import get_backend
 from .layers import Layer, _conv_output_shape, _count, col2im, im2col, register
+from .optim import non_negative_
 
 WEIGHTS = ("double", "standard")
+#: Parameter names of double weights, in the order of split_double_weights.
+DOUBLE = ("w_pos", "w_neg", "b_pos", "b_neg")
 
 
 class CrossbarLayer(Layer):
@@ -47,6 +51,8 @@ class CrossbarLayer(Layer):
         self.params = {name: np.zeros(self.weight_shape if name[0] in "wW" else (n_out,), self.dtype)
                        for name in names}
         self._last = None
+        # Double weights: D and the views of it that params holds; dL/dD and the views in grads.
+        self._D = self._views = self._grad_D = self._grad_views = None
 
     @property
     def constrained(self):
@@ -70,13 +76,50 @@ class CrossbarLayer(Layer):
 
     # -- the crossbar read ----------------------------------------------------------------------
     def _matrix(self):
-        """D (n_rows + 1, 2 n_out) for double weights, or W (n_rows + 1, n_out) for standard."""
+        """D (n_rows + 1, 2 n_out) for double weights, or W (n_rows + 1, n_out) for standard.
+
+        For double weights D is the layer's own storage: params' four arrays are views of it.
+        When any of them has been replaced by another array (initialize, load, astype, a user's
+        assignment), D is rebuilt from the current values and params point at its views again."""
         p = self.params
         if self.weights == "double":
-            shape = (self.n_rows, self.n_out)
-            return double_weights_matrix(p["w_pos"].reshape(shape), p["w_neg"].reshape(shape),
-                                         p["b_pos"], p["b_neg"])
+            if not self._intact(p, self._views):
+                shape = (self.n_rows, self.n_out)
+                self._D = double_weights_matrix(*(np.asarray(p[name], self.dtype).reshape(shape) if name[0] == "w"
+                                                  else np.asarray(p[name], self.dtype) for name in DOUBLE))
+                self._views = self._split(self._D)
+                p.update(zip(DOUBLE, self._views))
+            return self._D
         return standard_weights_matrix(p["W"].reshape(self.n_rows, self.n_out), p["b"])
+
+    def _split(self, D):
+        """(w_pos, w_neg, b_pos, b_neg) views of D (or of dL/dD) in the parameters' shapes."""
+        return tuple(view.reshape(self.weight_shape) if name[0] == "w" else view
+                     for name, view in zip(DOUBLE, split_double_weights(D)))
+
+    def update_groups(self):
+        """[(name, parameter, gradient)]: for double weights whose params and grads are still the
+        views of D and dL/dD, the single group ("D", D, dL/dD) (one contiguous update instead of
+        four strided ones, the same values); otherwise one group per parameter."""
+        if self.weights == "double" and self._intact(self.params, self._views) \
+                and self._intact(self.grads, self._grad_views):
+            return [("D", self._D, self._grad_D)]
+        return super().update_groups()
+
+    def project(self):
+        """The NonNeg constraint on double weights, in place (nothing for standard weights)."""
+        if self.weights != "double":
+            return
+        if self._intact(self.params, self._views):
+            non_negative_(self._D)
+        else:
+            for name in DOUBLE:
+                non_negative_(self.params[name])
+
+    @staticmethod
+    def _intact(arrays, views):
+        """True when ``arrays`` (params or grads) still holds exactly the four ``views``."""
+        return views is not None and all(arrays.get(name) is view for name, view in zip(DOUBLE, views))
 
     def _read(self, x, ctx):
         """Outputs y (p, n_out) from inputs x (p, n_rows) under ``ctx.stage``."""
@@ -155,9 +198,8 @@ class CrossbarLayer(Layer):
                 grad_V = full
         if self.weights == "double":
             grad_M = _double_w_to_G_vjp(M, grad_G, grad_max_weight, stage.G_off, stage.G_on, max_weight)
-            for name, grad in zip(("w_pos", "w_neg", "b_pos", "b_neg"), split_double_weights(grad_M)):
-                shape = self.weight_shape if name[0] == "w" else (self.n_out,)
-                self.grads[name] = grad.reshape(shape)  # strided views of grad_M (copied only if needed)
+            self._grad_D, self._grad_views = grad_M, self._split(grad_M)
+            self.grads.update(zip(DOUBLE, self._grad_views))
         else:
             grad_M = w_to_G_vjp(M, grad_G, grad_max_weight, stage.G_off, stage.G_on, stage.mapping_rule)
             self.grads["W"] = grad_M[:-1].reshape(self.weight_shape)

@@ -17,7 +17,7 @@ import numpy as np
 from ..crossbar import Stage
 from .layers import PassContext, Softmax, _dtype, layer_from_config
 from .losses import accuracy, cross_entropy_from_logits, cross_entropy_from_probabilities
-from .optim import SGD, l1_gradient_, l1_penalty, non_negative_
+from .optim import SGD, l1_gradient_, l1_penalty
 
 FORMAT = "memnp.Sequential"
 #: Draw policies of a pass (see memnp.nn.layers.PassContext).
@@ -160,19 +160,18 @@ class Sequential:
             grad = self.layers[i].backward(grad, need_dx=i > self._first_trainable)
         if self.l1:
             for layer in self.memristive_layers:
-                for name, theta in layer.params.items():
-                    l1_gradient_(theta, layer.grads[name], self.l1)
+                for _, theta, grad in layer.update_groups():
+                    l1_gradient_(theta, grad, self.l1)
         return loss + self.l1_penalty(), acc
 
     def train_step(self, x, y, rng=None, stage=None):
         """One optimiser step on the batch (x (p, ...), integer labels y (p,)); double weights are
         projected onto >= 0 afterwards. Returns (loss including L1, accuracy) before the step."""
         loss, acc = self.compute_gradients(x, y, rng, stage)
-        self.optimizer.step((key, layer.params[name], layer.grads[name])
-                            for key, layer, name in self.parameters())
+        self.optimizer.step((f"layer{i}.{name}", theta, grad) for i, layer in enumerate(self.layers)
+                            for name, theta, grad in layer.update_groups())
         for layer in self.memristive_layers:
-            for name in layer.constrained:
-                non_negative_(layer.params[name])
+            layer.project()
         return loss, acc
 
     def evaluate(self, x, y, rng=None, stage=None, batch_size=100, power=False, draws="active"):
