@@ -256,3 +256,34 @@ def test_only_the_first_trainable_layer_skips_its_input_gradient(rng):
     assert flags == [True, True]
     model = small_mlp("double", rng)
     assert [layer.needs_input_gradient for layer in model.memristive_layers] == [False, True]
+
+
+@pytest.mark.parametrize("momentum", [0.0, 0.9])
+def test_double_weights_update_in_the_crossbar_layout_as_per_parameter(rng, momentum):
+    """A double-weight layer's params are views of its D, the optimiser updates D in one group,
+    and the result equals updating the four parameters one by one."""
+    from memnp.nn import SGD
+    from memnp.nn.layers import Layer
+    x, y = rng.uniform(0, 1, (6, 3, 4)), rng.integers(0, 3, 6)
+    stage = STAGES["pf"]
+    grouped = small_mlp("double", rng, stage=stage, optimizer=SGD(0.5, momentum), l1=1e-3)
+    per_parameter = small_mlp("double", rng, stage=stage, optimizer=SGD(0.5, momentum), l1=1e-3)
+    for a, b in zip(grouped.layers, per_parameter.layers):
+        for name in a.params:
+            b.params[name] = a.params[name].copy()
+        if a.params and a.weights == "double":
+            b.update_groups = lambda layer=b: Layer.update_groups(layer)  # one group per parameter
+    layer = grouped.layers[1]
+    for step in range(3):
+        grouped.train_step(x, y, np.random.default_rng(step))
+        per_parameter.train_step(x, y, np.random.default_rng(step))
+        assert [name for name, _, _ in layer.update_groups()] == ["D"]
+        assert all(np.shares_memory(layer.params[name], layer._D) for name in layer.params)
+    for a, b in zip(grouped.layers, per_parameter.layers):
+        for name in a.params:
+            assert np.allclose(a.params[name], b.params[name], rtol=1e-12, atol=0), name
+    # Replacing a parameter array is seen by the next read: D is rebuilt from the new values.
+    layer.params["b_pos"] = np.full(layer.n_out, 0.25)
+    grouped.forward(x, np.random.default_rng(0))
+    assert np.shares_memory(layer.params["b_pos"], layer._D) and np.all(layer._D[-1, 0::2] == 0.25)
+    assert [name for name, _, _ in layer.update_groups()] != ["D"]  # grads are not D's until a backward

@@ -88,6 +88,7 @@ class CrossbarLayer(Layer):
                 self._D = double_weights_matrix(*(np.asarray(p[name], self.dtype).reshape(shape) if name[0] == "w"
                                                   else np.asarray(p[name], self.dtype) for name in DOUBLE))
                 self._views = self._split(self._D)
+                self._grad_D = self._grad_views = None   # grads, if any, pair with the old D
                 p.update(zip(DOUBLE, self._views))
             return self._D
         return standard_weights_matrix(p["W"].reshape(self.n_rows, self.n_out), p["b"])
