@@ -40,7 +40,7 @@ from numba import njit, prange, types
 from numba.extending import intrinsic
 
 from .fastexp import wide_vectors
-from .fastlog import _log_core_f64, minimax_coefficients
+from .fastlog import _log_core_f64, always_inline, minimax_coefficients
 
 #: Fast-math flags of the transform: 'contract' lets LLVM use FMA in the polynomials; nothing
 #: that reorders or approximates operations.
@@ -100,6 +100,7 @@ def _bits_from_f64(typingctx, x):
 def box_muller_pair(w):
     """(z0, z1) = (r cos(2 pi u2), r sin(2 pi u2)) in float64 from one uint64 word w (the module
     docstring defines u1, u2, r). Numba code only; vectorizes inside loops."""
+    always_inline()
     hi = w >> _SHIFT32
     lo = w & _LOW32
     u1 = (_f64_from_bits(hi | _EXP52) - _TWO52_MINUS_1) * _INV_2_32
