@@ -55,9 +55,10 @@ def test_unchecked_max_weight_keeps_the_checks(value, match):
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_pf_device_parameters_and_vjp_are_bitwise_the_formulas(rng, dtype):
+    """The NumPy passes (the reference of memnp.kernels.pf_devices) are the formulas, bit for bit."""
     G = rng.uniform(G_OFF, G_ON, (5, 4)).astype(dtype)
     residuals = HIGH_PF.sample(G.shape, rng, dtype)
-    c, d_eps = HIGH_PF.device_parameters(G, residuals)
+    c, d_eps = HIGH_PF.device_parameters_numpy(G, residuals)
     (s_c, s_d), (b_c, b_d) = HIGH_PF.slopes, HIGH_PF.intercepts
     t = dtype
     ln_R = -np.log(G)
@@ -66,10 +67,10 @@ def test_pf_device_parameters_and_vjp_are_bitwise_the_formulas(rng, dtype):
     assert np.array_equal(d_eps, np.exp(t(s_d) * ln_R + t(b_d) + residuals[1]))
     grad_c, grad_d = rng.normal(size=G.shape).astype(dtype), rng.normal(size=G.shape).astype(dtype)
     expected = -(s_c * grad_c * c + s_d * grad_d * d_eps) / G
-    got = HIGH_PF.device_parameters_vjp(G, c, d_eps, grad_c, grad_d)
+    got = HIGH_PF.device_parameters_vjp_numpy(G, c, d_eps, grad_c, grad_d)
     assert got.dtype == dtype and np.array_equal(got, expected)
     # Mixed dtypes keep NumPy's promotion of the formula.
-    mixed = HIGH_PF.device_parameters_vjp(G, c, d_eps, grad_c.astype(np.float64), grad_d)
+    mixed = HIGH_PF.device_parameters_vjp_numpy(G, c, d_eps, grad_c.astype(np.float64), grad_d)
     assert mixed.dtype == np.float64
     np.testing.assert_array_equal(mixed, -(s_c * grad_c.astype(np.float64) * c + s_d * grad_d * d_eps) / G)
 

@@ -61,3 +61,24 @@ def test_routing_float32_loops_and_everything_else_numpy(rng):
     assert not pf_devices.supported(G, G.astype(np.float64))
     assert not pf_devices.supported(G, G[:, :5])
     assert not pf_devices.supported(G.T, G.T)
+
+
+@pytest.mark.parametrize("pf", [HIGH, STEEP], ids=["siox-high", "steep"])
+def test_residuals_are_the_factor_times_each_words_box_muller_pair(pf):
+    from memnp.kernels import reference
+    shape = (31, 17)
+    rng = np.random.default_rng(11)
+    words = np.random.default_rng(11).bit_generator.random_raw(31 * 17)
+    e = pf.sample(shape, rng)
+    assert e.shape == (2,) + shape and e.dtype == np.float64
+    # One word per device, nothing else taken from the Generator.
+    assert rng.bit_generator.random_raw() == np.random.default_rng(11).bit_generator.random_raw(31 * 17 + 1)[-1]
+    z = reference.box_muller(words)
+    expected = pf._factor @ np.stack([z[0::2], z[1::2]])
+    assert np.max(np.abs(e.reshape(2, -1) - expected)) < 1e-13
+    e32 = pf.sample(shape, np.random.default_rng(11), np.float32)
+    assert e32.dtype == np.float32 and np.array_equal(e32, e.astype(np.float32))
+    # Statistics: the covariance of many draws is the device's.
+    many = pf.sample((400_000,), np.random.default_rng(5))
+    assert np.allclose(np.cov(many), np.array(pf.covariance), rtol=0.02, atol=1e-4)
+    assert np.all(np.abs(many.mean(axis=1)) < 5 * np.sqrt(np.diag(pf.covariance) / 400_000))

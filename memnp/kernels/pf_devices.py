@@ -8,7 +8,11 @@ so c = exp(b_c + e_c - s_c ln G) in A/V and d_eps = exp(b_d + e_d - s_d ln G) in
 
     dL/dG = -(s_c c dL/dc + s_d d_eps dL/d(d_eps)) / G.
 
-These loops compute exactly what the NumPy code of
+:func:`residuals` draws the PF residuals (e_c, e_d) ~ N(0, L L^T) of every device from one raw
+64-bit word of the caller's Generator per device: the word's Box-Muller pair (z_cos, z_sin) of
+:func:`memnp.kernels.normal.box_muller_pair` becomes e = L (z_cos, z_sin).
+
+The device-parameter loops compute exactly what the NumPy code of
 :meth:`memnp.crossbar.nonidealities.IVNonlinearityPF.device_parameters` (and ``..._vjp``) computes,
 which stays the reference, in one pass over the devices instead of seven or eight NumPy passes,
 with :func:`memnp.kernels.fastlog.fast_log` and :func:`memnp.kernels.fastexp.fast_exp` (LLVM
@@ -20,8 +24,32 @@ from numba import njit
 
 from .fastexp import fast_exp, wide_vectors
 from .fastlog import fast_log
+from .normal import box_muller_pair
 
 _FASTMATH = {"nsz", "arcp", "contract", "afn"}
+
+
+@njit(fastmath={"nsz", "contract"}, error_model="numpy", cache=True)
+def _residuals(words, l00, l01, l10, l11, e_c, e_d):
+    wide_vectors()
+    for k in range(np.uint64(words.size)):
+        z_cos, z_sin = box_muller_pair(words[k])
+        e_c[k] = l00 * z_cos + l01 * z_sin
+        e_d[k] = l10 * z_cos + l11 * z_sin
+
+
+def residuals(rng, factor, shape, dtype):
+    """Residuals (2, *shape) of ``dtype`` (float32 or float64): e_c and e_d of every device, with
+    covariance factor @ factor.T (factor (2, 2)). Takes exactly one raw word per device from
+    ``rng``'s bit generator (so the same Generator state gives the same residuals for either
+    dtype, float32 being the float64 values rounded)."""
+    out = np.empty((2,) + tuple(shape), dtype=dtype)
+    n = out[0].size
+    if n:
+        (l00, l01), (l10, l11) = np.asarray(factor, dtype=np.float64)
+        _residuals(rng.bit_generator.random_raw(n), l00, l01, l10, l11,
+                   out[0].reshape(-1), out[1].reshape(-1))
+    return out
 
 
 @njit(fastmath=_FASTMATH, error_model="numpy", cache=True)

@@ -9,6 +9,7 @@ import dataclasses
 
 import numpy as np
 
+from ...kernels.normal import standard_normal
 from ..validation import conductance_range, non_negative
 from .base import LinearityPreserving, register
 
@@ -51,8 +52,9 @@ class D2DLognormal(LinearityPreserving):
         return sigma, np.where(inside, dtype(slope), dtype(0))
 
     def sample(self, shape, rng, dtype=np.float64):
-        """Standard normal draws eps (shape, ``dtype``), one per device."""
-        return rng.standard_normal(shape, dtype=dtype)
+        """Standard normal draws eps (shape, ``dtype``), one per device (memnp's seeded Box-Muller
+        draws, :func:`memnp.kernels.normal.standard_normal`)."""
+        return standard_normal(rng, shape, dtype)
 
     def _factor(self, R, sigma, draws):
         """exp(sigma^2 / 2 - sigma eps) = G' / G."""

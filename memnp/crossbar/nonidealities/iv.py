@@ -74,15 +74,10 @@ class IVNonlinearityPF(LinearityNonpreserving):
         return eigenvectors * np.sqrt(np.clip(eigenvalues, 0.0, None))
 
     def sample(self, shape, rng, dtype=np.float64):
-        """Residuals (2, *shape) of ``dtype``: e_c and e_d for every device, drawn from ``rng``."""
-        z = rng.standard_normal((2,) + tuple(shape), dtype=dtype)
-        (l00, l01), (l10, l11) = self._factor.astype(dtype)
-        e_d = l10 * z[0]
-        e_d += l11 * z[1]
-        z[0] *= l00
-        z[0] += l01 * z[1]
-        z[1] = e_d
-        return z
+        """Residuals (2, *shape) of ``dtype``: e_c and e_d for every device, drawn from ``rng``:
+        device k's pair is L (z_cos, z_sin), the Box-Muller pair of the k-th raw word of the
+        Generator (see :func:`memnp.kernels.pf_devices.residuals`; one word per device)."""
+        return pf_devices.residuals(rng, self._factor, shape, dtype)
 
     def device_parameters(self, G, residuals):
         """(c (A/V), d_eps (F/m)) of every device, each the shape and dtype of G (S).
