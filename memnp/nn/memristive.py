@@ -20,8 +20,9 @@ import numpy as np
 
 from ..crossbar import (CrossbarPass, I_to_y, I_to_y_vjp, double_weights_matrix, split_double_weights,
                         standard_weights_matrix, w_to_G, w_to_G_vjp, x_to_V)
-from ..crossbar.mapping import _double_G, _double_max_weight, _double_w_to_G_vjp
+from ..crossbar.mapping import _double_G, _double_max_weight
 from ..kernels import get_backend
+from ..kernels import mapping as mapping_loops
 from .layers import Layer, _conv_output_shape, _count, col2im, im2col, register
 from .optim import non_negative_
 
@@ -143,7 +144,10 @@ class CrossbarLayer(Layer):
             max_weight = _double_max_weight(M)
         else:
             G, max_weight = w_to_G(M, stage.G_off, stage.G_on, stage.mapping_rule)
-        V = x_to_V(x, stage.k_V)
+        x = _float_matrix(x)
+        active, finite = mapping_loops.scan_inputs(x)
+        if not finite:
+            raise ValueError("x must contain only finite values (no NaN or inf)")
         shape = M.shape if double else G.shape
         rows = draws = None
         if not stage.is_ideal and (stage.nonpreserving is not None or not self.needs_input_gradient):
@@ -157,17 +161,16 @@ class CrossbarLayer(Layer):
             # crossbar, in CrossbarPass's order, and the active rows taken from them, so every
             # device gets the draw it would get in a full pass (the result equals the full pass's
             # for the same Generator state).
-            active = V.any(axis=0)
             if not active.all():
                 rows = np.flatnonzero(active)
                 if ctx.draws == "all":
                     draws = tuple(_take_rows(n.sample(shape, ctx.rng, M.dtype), rows, shape)
                                   if n else None for n in (stage.preserving, stage.nonpreserving))
-                V = V.take(rows, axis=1)  # C-contiguous (V[:, rows] is not, and kernels would copy it)
                 if double:
-                    G = _double_G(M[rows], max_weight, stage.G_off, stage.G_on)
+                    G = mapping_loops.double_G_rows(M, rows, max_weight, stage.G_off, stage.G_on)
                 else:
                     G = G[rows]
+        V = mapping_loops.voltages(x, stage.k_V, np.arange(shape[0]) if rows is None else rows)
         if double and rows is None:
             G = _double_G(M, max_weight, stage.G_off, stage.G_on)
         crossbar = CrossbarPass(stage, ctx.backend)
@@ -189,19 +192,21 @@ class CrossbarLayer(Layer):
             raise ValueError(f"{type(self).__name__}: no input gradient is available after a pass with "
                              "needs_input_gradient = False in a linear crossbar; set it to True")
         grad_V, grad_G = crossbar.backward(grad_I, need_V=need_dx)
-        if rows is not None:
-            full = np.zeros((self.n_rows + 1, grad_G.shape[1]), grad_G.dtype)
-            full[rows] = grad_G
-            grad_G = full
-            if need_dx:
-                full = np.zeros((grad_V.shape[0], self.n_rows + 1), grad_V.dtype)
-                full[:, rows] = grad_V
-                grad_V = full
+        if rows is not None and need_dx:
+            full = np.zeros((grad_V.shape[0], self.n_rows + 1), grad_V.dtype)
+            full[:, rows] = grad_V
+            grad_V = full
         if self.weights == "double":
-            grad_M = _double_w_to_G_vjp(M, grad_G, grad_max_weight, stage.G_off, stage.G_on, max_weight)
+            grad_M = mapping_loops.double_w_to_G_vjp_rows(
+                M, grad_G, np.arange(M.shape[0]) if rows is None else rows, grad_max_weight,
+                stage.G_off, stage.G_on, max_weight)
             self._grad_D, self._grad_views = grad_M, self._split(grad_M)
             self.grads.update(zip(DOUBLE, self._grad_views))
         else:
+            if rows is not None:
+                full = np.zeros((self.n_rows + 1, grad_G.shape[1]), grad_G.dtype)
+                full[rows] = grad_G
+                grad_G = full
             grad_M = w_to_G_vjp(M, grad_G, grad_max_weight, stage.G_off, stage.G_on, stage.mapping_rule)
             self.grads["W"] = grad_M[:-1].reshape(self.weight_shape)
             self.grads["b"] = grad_M[-1]
@@ -225,6 +230,18 @@ class CrossbarLayer(Layer):
         _, x, stage, backend = self._last
         G, _ = w_to_G(self._matrix(), stage.G_off, stage.G_on, stage.mapping_rule)
         return float(get_backend(backend).ideal_power(x_to_V(x, stage.k_V), G))
+
+
+def _float_matrix(x):
+    """x (p, n) as a C-contiguous float32 or float64 array (other numbers as float64)."""
+    x = np.asarray(x)
+    if x.ndim != 2:
+        raise ValueError(f"x must have 2 dimensions; got shape {x.shape}")
+    if x.dtype.kind not in "fiub":
+        raise ValueError(f"x must be a numeric array; got dtype {x.dtype}")
+    if x.dtype not in (np.float32, np.float64):
+        x = x.astype(np.float64)
+    return np.ascontiguousarray(x)
 
 
 def _take_rows(draws, rows, shape):

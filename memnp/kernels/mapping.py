@@ -1,0 +1,110 @@
+"""Numba loops for the mapping stairs of a memristive layer's read (SPEC §1), one pass each.
+
+The plain NumPy forms in :mod:`memnp.crossbar.mapping` are the reference; these loops compute
+the same values with fewer passes over the arrays, for the layers' hot path:
+
+- :func:`scan_inputs`: which crossbar rows a batch drives (an input that is nonzero for some
+  example; the bias row always) and whether every input is finite, in one pass over x;
+- :func:`voltages`: V = k_V [x, 1] restricted to given rows, C-contiguous, in one gather
+  (the reference: ``x_to_V(x, k_V)[:, rows]``);
+- :func:`double_G_rows`: G = k_G D[rows] + G_off (the reference: ``_double_G(D[rows], ...)``);
+- :func:`double_w_to_G_vjp_rows`: dL/dD (m, n) from dL/dG of the rows read, zero elsewhere, with
+  the path through max_weight = max D (the reference: scatter, then ``_double_w_to_G_vjp``).
+
+Shapes: x (p, n_in) dimensionless; V (p, r) in volts; D (m, n) double weights, m = n_in + 1 (bias
+row last); rows (r,) int64, increasing; G and dL/dG (r, n) in siemens and 1/S.
+"""
+import numpy as np
+from numba import njit
+
+_FASTMATH = {"nsz", "contract"}
+
+
+@njit(fastmath=_FASTMATH, error_model="numpy", cache=True)
+def _scan(x, active):
+    p, n_in = x.shape
+    probe = 0.0
+    for ex in range(p):
+        for i in range(n_in):
+            v = x[ex, i]
+            active[i] |= v != 0.0
+            probe += v * 0.0          # NaN once any input is NaN or infinite
+    active[n_in] = True
+    return probe == 0.0
+
+
+def scan_inputs(x):
+    """(active (n_in + 1,) bool, finite bool) for x (p, n_in), float32 or float64, C-contiguous:
+    active[i] when x[:, i] has a nonzero entry (active[n_in], the bias row, always)."""
+    active = np.zeros(x.shape[1] + 1, dtype=np.bool_)
+    finite = _scan(x, active)
+    return active, bool(finite)
+
+
+@njit(fastmath=_FASTMATH, error_model="numpy", cache=True)
+def _gather(x, k_V, rows, V):
+    p, n_in = x.shape
+    kv = x.dtype.type(k_V)
+    for ex in range(p):
+        for s in range(rows.size):
+            i = rows[s]
+            V[ex, s] = kv * x[ex, i] if i < n_in else kv
+
+
+def voltages(x, k_V, rows):
+    """V (p, len(rows)) in volts, in x's dtype: column s is k_V x[:, rows[s]], or k_V for the bias
+    row (rows[s] == n_in). x (p, n_in) C-contiguous float32/float64."""
+    V = np.empty((x.shape[0], rows.size), dtype=x.dtype)
+    _gather(x, float(k_V), rows, V)
+    return V
+
+
+@njit(fastmath=_FASTMATH, error_model="numpy", cache=True)
+def _G_rows(D, rows, k_G, G_off, G):
+    t = D.dtype.type
+    k, off = t(k_G), t(G_off)
+    for s in range(rows.size):
+        i = rows[s]
+        for j in range(D.shape[1]):
+            G[s, j] = D[i, j] * k + off
+
+
+def double_G_rows(D, rows, max_weight, G_off, G_on):
+    """G (len(rows), n) = k_G D[rows] + G_off in D's dtype, k_G = (G_on - G_off) / max_weight."""
+    G = np.empty((rows.size, D.shape[1]), dtype=D.dtype)
+    _G_rows(D, rows, (G_on - G_off) / max_weight, G_off, G)
+    return G
+
+
+@njit(fastmath=_FASTMATH, error_model="numpy", cache=True)
+def _vjp_rows(D, grad_G, rows, k_G, max_weight, grad_max_weight, grad):
+    n = D.shape[1]
+    t = D.dtype.type
+    k = t(k_G)
+    total = 0.0
+    for s in range(rows.size):
+        i = rows[s]
+        row = 0.0
+        for j in range(n):
+            g = grad_G[s, j]
+            row += np.float64(g * D[i, j])
+            grad[i, j] = k * g
+        total += row
+    grad_max = grad_max_weight - total * k_G / max_weight
+    ties = 0
+    for i in range(D.shape[0]):
+        for j in range(n):
+            ties += D[i, j] == max_weight
+    share = grad_max / ties
+    for i in range(D.shape[0]):
+        for j in range(n):
+            if D[i, j] == max_weight:
+                grad[i, j] = np.float64(grad[i, j]) + share
+
+
+def double_w_to_G_vjp_rows(D, grad_G, rows, grad_max_weight, G_off, G_on, max_weight):
+    """dL/dD (m, n) in D's dtype from dL/dG (len(rows), n) of the rows read (the other rows'
+    dL/dG is 0) and the upstream dL/d(max_weight); max_weight = max D (a float)."""
+    grad = np.zeros(D.shape, dtype=D.dtype)
+    _vjp_rows(D, grad_G, rows, (G_on - G_off) / max_weight, float(max_weight), float(grad_max_weight), grad)
+    return grad
