@@ -17,20 +17,23 @@ row last); rows (r,) int64, increasing; G and dL/dG (r, n) in siemens and 1/S.
 import numpy as np
 from numba import njit
 
-_FASTMATH = {"nsz", "contract"}
+#: 'reassoc' lets LLVM vectorize the sums (their order does not matter here); no 'nnan' or 'ninf',
+#: so ``v * 0`` stays NaN for an infinite or NaN v (the finiteness probe relies on it).
+_FASTMATH = {"reassoc", "nsz", "contract"}
 
 
 @njit(fastmath=_FASTMATH, error_model="numpy", cache=True)
 def _scan(x, active):
     p, n_in = x.shape
-    probe = 0.0
+    zero = x.dtype.type(0.0)
+    probe = zero
     for ex in range(p):
         for i in range(n_in):
             v = x[ex, i]
-            active[i] |= v != 0.0
-            probe += v * 0.0          # NaN once any input is NaN or infinite
+            active[i] |= v != zero
+            probe += v * zero         # NaN once any input is NaN or infinite
     active[n_in] = True
-    return probe == 0.0
+    return probe == zero
 
 
 def scan_inputs(x):
@@ -45,10 +48,14 @@ def scan_inputs(x):
 def _gather(x, k_V, rows, V):
     p, n_in = x.shape
     kv = x.dtype.type(k_V)
+    r = rows.size
+    bias = r > 0 and rows[r - 1] == n_in       # rows increase, so the bias row can only be last
+    inputs = r - 1 if bias else r
     for ex in range(p):
-        for s in range(rows.size):
-            i = rows[s]
-            V[ex, s] = kv * x[ex, i] if i < n_in else kv
+        for s in range(inputs):
+            V[ex, s] = kv * x[ex, rows[s]]
+        if bias:
+            V[ex, inputs] = kv
 
 
 def voltages(x, k_V, rows):
@@ -84,22 +91,27 @@ def _vjp_rows(D, grad_G, rows, k_G, max_weight, grad_max_weight, grad):
     total = 0.0
     for s in range(rows.size):
         i = rows[s]
-        row = 0.0
+        row = t(0.0)
         for j in range(n):
             g = grad_G[s, j]
-            row += np.float64(g * D[i, j])
+            row += g * D[i, j]
             grad[i, j] = k * g
         total += row
     grad_max = grad_max_weight - total * k_G / max_weight
+    flat_D = D.reshape(-1)
+    flat = grad.reshape(-1)
+    top = t(max_weight)
     ties = 0
-    for i in range(D.shape[0]):
-        for j in range(n):
-            ties += D[i, j] == max_weight
+    for q in range(flat_D.size):
+        ties += flat_D[q] == top
     share = grad_max / ties
-    for i in range(D.shape[0]):
-        for j in range(n):
-            if D[i, j] == max_weight:
-                grad[i, j] = np.float64(grad[i, j]) + share
+    found = 0
+    for q in range(flat_D.size):          # stops at the last tie (usually one entry)
+        if flat_D[q] == top:
+            flat[q] = np.float64(flat[q]) + share
+            found += 1
+            if found == ties:
+                break
 
 
 def double_w_to_G_vjp_rows(D, grad_G, rows, grad_max_weight, G_off, G_on, max_weight):
