@@ -287,3 +287,23 @@ def test_double_weights_update_in_the_crossbar_layout_as_per_parameter(rng, mome
     grouped.forward(x, np.random.default_rng(0))
     assert np.shares_memory(layer.params["b_pos"], layer._D) and np.all(layer._D[-1, 0::2] == 0.25)
     assert [name for name, _, _ in layer.update_groups()] != ["D"]  # grads are not D's until a backward
+
+
+@pytest.mark.parametrize("dtype, tol", [(np.float64, 1e-13), (np.float32, 2e-6)])
+def test_one_pass_loss_matches_the_numpy_reference(rng, dtype, tol):
+    from memnp.nn.losses import (accuracy, cross_entropy_and_accuracy_from_logits,
+                                 cross_entropy_from_logits_numpy)
+    for scale in (1.0, 30.0, 1e4):
+        logits = (rng.normal(size=(37, 10)) * scale).astype(dtype)
+        logits[3, [2, 7]] = logits[3].max() + 1          # a tie: argmax takes the first
+        labels = rng.integers(0, 10, 37)
+        labels[3] = 7
+        loss, acc, grad = cross_entropy_and_accuracy_from_logits(logits, labels)
+        ref_loss, ref_grad = cross_entropy_from_logits_numpy(logits, labels)
+        assert grad.dtype == dtype and np.isfinite(loss)
+        assert loss == pytest.approx(ref_loss, rel=tol, abs=tol)
+        assert np.max(np.abs(grad - ref_grad)) <= tol
+        assert acc == accuracy(logits, labels)
+        # The non-contiguous path is the reference itself.
+        strided = np.asfortranarray(logits)
+        assert cross_entropy_and_accuracy_from_logits(strided, labels)[0] == pytest.approx(ref_loss, rel=tol)

@@ -7,6 +7,8 @@ Softmax. :func:`cross_entropy_from_probabilities` is Keras's rule for any other 
 """
 import numpy as np
 
+from ..kernels.softmax import softmax_cross_entropy
+
 
 def _labels(labels, p, k):
     labels = np.asarray(labels)
@@ -32,6 +34,28 @@ def cross_entropy_from_logits(logits, labels):
 
     loss = -mean_i log_softmax(z_i)[y_i];  dL/dz = (softmax(z) - onehot(y)) / p.
     """
+    loss, _, grad = cross_entropy_and_accuracy_from_logits(logits, labels)
+    return loss, grad
+
+
+def cross_entropy_and_accuracy_from_logits(logits, labels):
+    """(mean loss, accuracy, dL/dlogits (p, k)) in one pass (:mod:`memnp.kernels.softmax`) for
+    C-contiguous float32/float64 logits; other arrays take the NumPy reference
+    (:func:`cross_entropy_from_logits_numpy` and :func:`accuracy`)."""
+    logits = np.asarray(logits)
+    if logits.ndim != 2:
+        raise ValueError(f"logits must have shape (examples, classes); got {logits.shape}")
+    p, k = logits.shape
+    labels = _labels(labels, p, k)
+    if logits.dtype in (np.float32, np.float64) and logits.flags.c_contiguous and p:
+        loss, grad, hits = softmax_cross_entropy(logits, labels)
+        return loss, hits / p, grad
+    loss, grad = cross_entropy_from_logits_numpy(logits, labels)
+    return loss, accuracy(logits, labels), grad
+
+
+def cross_entropy_from_logits_numpy(logits, labels):
+    """:func:`cross_entropy_from_logits` in NumPy passes (the reference of the one-pass kernel)."""
     p, k = logits.shape
     labels = _labels(labels, p, k)
     log_probs = log_softmax(logits)

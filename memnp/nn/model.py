@@ -16,7 +16,7 @@ import numpy as np
 
 from ..crossbar import Stage
 from .layers import PassContext, Softmax, _dtype, layer_from_config
-from .losses import accuracy, cross_entropy_from_logits, cross_entropy_from_probabilities
+from .losses import accuracy, cross_entropy_and_accuracy_from_logits, cross_entropy_from_probabilities
 from .optim import SGD, l1_gradient_, l1_penalty
 
 FORMAT = "memnp.Sequential"
@@ -137,12 +137,10 @@ class Sequential:
     def _loss(self, x, y, ctx):
         """(loss without L1, accuracy, dL/d(output of the last layer the gradient starts at))."""
         if self._fused:
-            logits = self._run(x, ctx, len(self.layers) - 1)
-            loss, grad = cross_entropy_from_logits(logits, y)
-        else:
-            logits = self._run(x, ctx, len(self.layers))
-            loss, grad = cross_entropy_from_probabilities(logits, y)
-        return loss, accuracy(logits, y), grad
+            return cross_entropy_and_accuracy_from_logits(self._run(x, ctx, len(self.layers) - 1), y)
+        probabilities = self._run(x, ctx, len(self.layers))
+        loss, grad = cross_entropy_from_probabilities(probabilities, y)
+        return loss, accuracy(probabilities, y), grad
 
     def l1_penalty(self):
         """l1 * sum |theta| over the memristive layers' parameters (0.0 when l1 is 0)."""
