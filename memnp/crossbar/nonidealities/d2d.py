@@ -9,6 +9,7 @@ import dataclasses
 
 import numpy as np
 
+from ...kernels import d2d_devices
 from ...kernels.normal import standard_normal
 from ..validation import conductance_range, non_negative
 from .base import LinearityPreserving, register
@@ -64,7 +65,15 @@ class D2DLognormal(LinearityPreserving):
         return np.exp(factor, out=factor)
 
     def disturb(self, G, draws):
-        """G' (shape and dtype of G, S); computed in G's precision."""
+        """G' (shape and dtype of G, S); computed in G's precision. One Numba pass
+        (:mod:`memnp.kernels.d2d_devices`) for contiguous float arrays of one dtype, else
+        :meth:`disturb_numpy` (the reference)."""
+        if d2d_devices.supported(G, draws):
+            return d2d_devices.disturb(self, G, draws)
+        return self.disturb_numpy(G, draws)
+
+    def disturb_numpy(self, G, draws):
+        """:meth:`disturb` in NumPy passes."""
         R = 1.0 / G
         sigma, _ = self._sigma(R)
         factor = self._factor(R, sigma, draws.astype(G.dtype, copy=False))
@@ -73,7 +82,14 @@ class D2DLognormal(LinearityPreserving):
 
     def disturb_vjp(self, G, draws, grad_G_disturbed):
         """dL/dG from dL/dG': dG'/dG = (G'/G) (1 - (sigma - eps) sigma'(R) R), since
-        d sigma / dG = -sigma'(R) / G^2 = -sigma'(R) R^2."""
+        d sigma / dG = -sigma'(R) / G^2 = -sigma'(R) R^2. One Numba pass where
+        :func:`memnp.kernels.d2d_devices.supported`, else :meth:`disturb_vjp_numpy`."""
+        if d2d_devices.supported(G, draws, grad_G_disturbed):
+            return d2d_devices.disturb_vjp(self, G, draws, grad_G_disturbed)
+        return self.disturb_vjp_numpy(G, draws, grad_G_disturbed)
+
+    def disturb_vjp_numpy(self, G, draws, grad_G_disturbed):
+        """:meth:`disturb_vjp` in NumPy passes."""
         R = 1.0 / G
         sigma, dsigma_dR = self._sigma(R)
         draws = draws.astype(G.dtype, copy=False)
