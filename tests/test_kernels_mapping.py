@@ -44,3 +44,18 @@ def test_G_rows_and_the_vjp_with_ties(rng, dtype, tol):
     assert np.max(np.abs(got - want)) <= 10 * tol * scale
     # The tie (row 9 is not read) gets its share of the max_weight gradient all the same.
     assert got[9, 0] != 0 and np.all(got[np.setdiff1d(np.arange(12), rows)][:, 1:] == 0)
+
+
+@pytest.mark.parametrize("dtype, tol", [(np.float64, 1e-14), (np.float32, 1e-6)])
+def test_outputs_and_their_vjp(rng, dtype, tol):
+    from memnp.crossbar.mapping import I_to_y, I_to_y_vjp
+    I = (rng.random((9, 14)) * 1e-5).astype(dtype)
+    dy = rng.normal(size=(9, 7)).astype(dtype)
+    args = (0.5, 1.7, G_OFF, G_ON)
+    y = mapping.outputs(I, *args)
+    assert y.dtype == dtype and np.allclose(y, I_to_y(I, *args), rtol=tol, atol=0)
+    grad_I, grad_max = mapping.outputs_vjp(I, dy, *args)
+    ref_I, ref_max = I_to_y_vjp(I, dy, *args)
+    assert grad_I.dtype == dtype and np.allclose(grad_I, ref_I, rtol=tol, atol=0)
+    assert grad_max == pytest.approx(ref_max, rel=10 * tol)
+    assert mapping.supported(I, dy) and not mapping.supported(I, dy.astype(np.float64 if dtype == np.float32 else np.float32))

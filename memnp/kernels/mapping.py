@@ -9,7 +9,9 @@ the same values with fewer passes over the arrays, for the layers' hot path:
   (the reference: ``x_to_V(x, k_V)[:, rows]``);
 - :func:`double_G_rows`: G = k_G D[rows] + G_off (the reference: ``_double_G(D[rows], ...)``);
 - :func:`double_w_to_G_vjp_rows`: dL/dD (m, n) from dL/dG of the rows read, zero elsewhere, with
-  the path through max_weight = max D (the reference: scatter, then ``_double_w_to_G_vjp``).
+  the path through max_weight = max D (the reference: scatter, then ``_double_w_to_G_vjp``);
+- :func:`outputs` and :func:`outputs_vjp`: y from the column currents and back (the reference:
+  ``I_to_y`` and ``I_to_y_vjp``).
 
 Shapes: x (p, n_in) dimensionless; V (p, r) in volts; D (m, n) double weights, m = n_in + 1 (bias
 row last); rows (r,) int64, increasing; G and dL/dG (r, n) in siemens and 1/S.
@@ -20,6 +22,14 @@ from numba import njit
 #: 'reassoc' lets LLVM vectorize the sums (their order does not matter here); no 'nnan' or 'ninf',
 #: so ``v * 0`` stays NaN for an infinite or NaN v (the finiteness probe relies on it).
 _FASTMATH = {"reassoc", "nsz", "contract"}
+
+
+def supported(*arrays):
+    """True for C-contiguous 2-D NumPy float32/float64 arrays of one dtype (what the loops take)."""
+    first = arrays[0]
+    return (isinstance(first, np.ndarray) and first.dtype in (np.float32, np.float64)
+            and all(isinstance(a, np.ndarray) and a.dtype == first.dtype and a.ndim == 2
+                    and a.flags.c_contiguous for a in arrays))
 
 
 @njit(fastmath=_FASTMATH, error_model="numpy", cache=True)
@@ -120,3 +130,41 @@ def double_w_to_G_vjp_rows(D, grad_G, rows, grad_max_weight, G_off, G_on, max_we
     grad = np.zeros(D.shape, dtype=D.dtype)
     _vjp_rows(D, grad_G, rows, (G_on - G_off) / max_weight, float(max_weight), float(grad_max_weight), grad)
     return grad
+
+
+@njit(fastmath=_FASTMATH, error_model="numpy", cache=True)
+def _outputs(I, divisor, y):
+    for ex in range(y.shape[0]):
+        for j in range(y.shape[1]):
+            y[ex, j] = (I[ex, 2 * j] - I[ex, 2 * j + 1]) / divisor
+
+
+def outputs(I, k_V, max_weight, G_off, G_on):
+    """y = (I[:, 0::2] - I[:, 1::2]) / (k_V k_G) (p, n_out) from column currents I (p, 2 n_out)
+    in A, C-contiguous float32/float64 (the reference: :func:`memnp.crossbar.mapping.I_to_y`)."""
+    y = np.empty((I.shape[0], I.shape[1] // 2), dtype=I.dtype)
+    _outputs(I, I.dtype.type(k_V * (G_on - G_off) / max_weight), y)
+    return y
+
+
+@njit(fastmath=_FASTMATH, error_model="numpy", cache=True)
+def _outputs_vjp(I, grad_y, scale, grad_I):
+    total = 0.0
+    for ex in range(grad_y.shape[0]):
+        row = grad_y.dtype.type(0.0)
+        for j in range(grad_y.shape[1]):
+            g = grad_y[ex, j]
+            grad_I[ex, 2 * j] = scale * g
+            grad_I[ex, 2 * j + 1] = -scale * g
+            row += g * (I[ex, 2 * j] - I[ex, 2 * j + 1])
+        total += row
+    return total
+
+
+def outputs_vjp(I, grad_y, k_V, max_weight, G_off, G_on):
+    """(dL/dI (p, 2 n_out), dL/d(max_weight)) from dL/dy (p, n_out), for C-contiguous I and dL/dy
+    of one float dtype (the reference: :func:`memnp.crossbar.mapping.I_to_y_vjp`)."""
+    grad_I = np.empty(I.shape, dtype=I.dtype)
+    scale = max_weight / (k_V * (G_on - G_off))
+    total = _outputs_vjp(I, grad_y, I.dtype.type(scale), grad_I)
+    return grad_I, float(total) / (k_V * (G_on - G_off))

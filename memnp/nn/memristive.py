@@ -176,6 +176,8 @@ class CrossbarLayer(Layer):
         crossbar = CrossbarPass(stage, ctx.backend)
         I = crossbar.forward(V, G, ctx.rng, draws)
         self._last = ("crossbar", M, max_weight, I, crossbar, stage, rows)
+        if mapping_loops.supported(I):
+            return mapping_loops.outputs(I, stage.k_V, max_weight, stage.G_off, stage.G_on)
         return I_to_y(I, stage.k_V, max_weight, stage.G_off, stage.G_on)
 
     def _read_vjp(self, dy, need_dx):
@@ -187,7 +189,11 @@ class CrossbarLayer(Layer):
             self.grads["b"] = dy.sum(axis=0)
             return dy @ W.T if need_dx else None
         _, M, max_weight, I, crossbar, stage, rows = self._last
-        grad_I, grad_max_weight = I_to_y_vjp(I, dy, stage.k_V, max_weight, stage.G_off, stage.G_on)
+        if mapping_loops.supported(I, dy):
+            grad_I, grad_max_weight = mapping_loops.outputs_vjp(I, dy, stage.k_V, max_weight,
+                                                                stage.G_off, stage.G_on)
+        else:
+            grad_I, grad_max_weight = I_to_y_vjp(I, dy, stage.k_V, max_weight, stage.G_off, stage.G_on)
         if rows is not None and need_dx and stage.nonpreserving is None:
             raise ValueError(f"{type(self).__name__}: no input gradient is available after a pass with "
                              "needs_input_gradient = False in a linear crossbar; set it to True")
