@@ -14,6 +14,7 @@ results (m, n) (any shape, C-contiguous, one dtype: float32 computed in float32,
 import numpy as np
 from numba import njit
 
+from .arrays import contiguous_floats
 from .fastexp import fast_exp, wide_vectors
 
 _FASTMATH = {"nsz", "contract"}
@@ -51,10 +52,7 @@ def _disturb_vjp(G, eps, grad, R_on, R_off, slope, s_on, out):
 
 def supported(*arrays):
     """True for C-contiguous NumPy float32/float64 arrays of one dtype and shape."""
-    first = arrays[0]
-    return (isinstance(first, np.ndarray) and first.dtype in (np.float32, np.float64)
-            and all(isinstance(a, np.ndarray) and a.dtype == first.dtype and a.shape == first.shape
-                    and a.flags.c_contiguous for a in arrays))
+    return contiguous_floats(*arrays)
 
 
 def _constants(d2d):

@@ -19,6 +19,8 @@ row last); rows (r,) int64, increasing; G and dL/dG (r, n) in siemens and 1/S.
 import numpy as np
 from numba import njit
 
+from .arrays import contiguous_floats
+
 #: 'reassoc' lets LLVM vectorize the sums (their order does not matter here); no 'nnan' or 'ninf',
 #: so ``v * 0`` stays NaN for an infinite or NaN v (the finiteness probe relies on it).
 _FASTMATH = {"reassoc", "nsz", "contract"}
@@ -26,10 +28,7 @@ _FASTMATH = {"reassoc", "nsz", "contract"}
 
 def supported(*arrays):
     """True for C-contiguous 2-D NumPy float32/float64 arrays of one dtype (what the loops take)."""
-    first = arrays[0]
-    return (isinstance(first, np.ndarray) and first.dtype in (np.float32, np.float64)
-            and all(isinstance(a, np.ndarray) and a.dtype == first.dtype and a.ndim == 2
-                    and a.flags.c_contiguous for a in arrays))
+    return contiguous_floats(*arrays, ndim=2)
 
 
 @njit(fastmath=_FASTMATH, error_model="numpy", cache=True)

@@ -22,6 +22,7 @@ residuals (2, m, n): e_c then e_d. float32 arrays are computed in float32, float
 import numpy as np
 from numba import njit
 
+from .arrays import FLOATS, contiguous_floats
 from .fastexp import fast_exp, wide_vectors
 from .fastlog import fast_log
 from .normal import box_muller_pair
@@ -78,13 +79,9 @@ def _parameters_vjp(G, c, d_eps, grad_c, grad_d_eps, s_c, s_d, grad_G):
 FASTER = {"parameters": (np.float32,), "vjp": (np.float32, np.float64)}
 
 
-def supported(*arrays, dtypes=(np.float32, np.float64)):
-    """True when every array is a C-contiguous NumPy array of one of ``dtypes``, all of one dtype
-    and one shape (the arrays these loops take; anything else goes the NumPy way)."""
-    first = arrays[0]
-    return (isinstance(first, np.ndarray) and first.dtype in dtypes
-            and all(isinstance(a, np.ndarray) and a.dtype == first.dtype and a.shape == first.shape
-                    and a.flags.c_contiguous for a in arrays))
+def supported(*arrays, dtypes=FLOATS):
+    """True for C-contiguous NumPy arrays of one of ``dtypes``, one dtype and one shape."""
+    return contiguous_floats(*arrays, dtypes=dtypes)
 
 
 def device_parameters(G, residuals, slopes, intercepts):
