@@ -14,6 +14,8 @@ from .experiments import presets as scale_presets
 from .experiments import registry
 
 DEFAULT_OUT = "results"
+CHECKPOINT_HELP = ("Save a training job's state at most every SECONDS (after an epoch) so that a killed "
+                   "run resumes it from there; 0 turns it off.")
 
 
 class _Bars:
@@ -41,7 +43,7 @@ class _Bars:
             self.epoch_bar = click.progressbar(length=epochs, label=f"  train {job.describe()}: epochs",
                                                show_pos=True)
             self.epoch_bar.__enter__()
-        self.epoch_bar.update(1)
+        self.epoch_bar.update(epoch - self.epoch_bar.pos)  # a resumed job starts past epoch 1
         if epoch == epochs:
             self.epoch_bar.__exit__(None, None, None)
             self.epoch_bar = None
@@ -147,8 +149,10 @@ def cli():
               help="Run on a Dask distributed scheduler, e.g. tcp://10.0.0.5:8786 (pip install "
                    "'memnp[distributed]'); results are written by this client.")
 @click.option("--figures/--no-figures", default=True, show_default=True, help="Draw the figures at the end.")
+@click.option("--checkpoint-every", type=click.FloatRange(min=0), default=60, show_default=True, metavar="SECONDS",
+              help=CHECKPOINT_HELP + " Not with --scheduler (Dask jobs restart from epoch 1).")
 def reproduce(preset, only, data_dir, download, out, seed, epochs, repeats, networks, sampling, learning_rate,
-              jobs, scheduler, figures):
+              jobs, scheduler, figures, checkpoint_every):
     """Run the paper's simulations, then write the report and figures.
 
     \b
@@ -159,8 +163,9 @@ def reproduce(preset, only, data_dir, download, out, seed, epochs, repeats, netw
       python run.py reproduce --preset paper --jobs 8 --out paper-results
       python run.py reproduce --preset paper --scheduler tcp://head-node:8786
 
-    Rerunning with the same options skips finished jobs (a killed run resumes); any change of
-    configuration or seed computes new jobs and never reuses stale results.
+    Rerunning with the same options skips finished jobs (a killed run resumes, and a training job
+    killed mid-way continues from its last checkpoint); any change of configuration or seed
+    computes new jobs and never reuses stale results.
     """
     from .experiments import runner
     from .experiments.report import write_report
@@ -174,7 +179,8 @@ def reproduce(preset, only, data_dir, download, out, seed, epochs, repeats, netw
         scale = scale_presets.get(preset).override(epochs, repeats, networks, sampling, learning_rate)
         bars = _Bars(show_epochs=jobs == 1 and scheduler is None)
         result = runner.reproduce(names, scale, seed, out, data_dir=data_dir, download=download, jobs=jobs,
-                                  scheduler=scheduler, preset=preset, progress=bars)
+                                  scheduler=scheduler, preset=preset, progress=bars,
+                                  checkpoint_every=checkpoint_every)
     except (ValueError, ImportError, ConnectionError) as exc:
         _fail(str(exc))
     except RuntimeError as exc:
@@ -240,9 +246,11 @@ DEVICE_HELP = "Device: 'ideal', a preset name (siox-low, siox-high, stuck-off, s
 @click.option("--data-dir", type=click.Path(file_okay=False), default=None)
 @click.option("--seed", type=click.IntRange(0, 2 ** 63 - 1), default=0, show_default=True)
 @click.option("--out", type=click.Path(), required=True, help="Directory for weights.npz and training.json.")
+@click.option("--checkpoint-every", type=click.FloatRange(min=0), default=60, show_default=True, metavar="SECONDS",
+              help=CHECKPOINT_HELP + " Kept in OUT/checkpoints/.")
 def train(config_file, dataset, device, mapping_rule, regularised, standard_weights, epochs, learning_rate,
           validation_every, validation_repeats, test_device, test_every, test_repeats, examples, data_dir,
-          seed, out):
+          seed, out, checkpoint_every):
     """Train one network and save its checkpoint.
 
     Writes OUT/weights.npz (loadable with memnp.nn.Sequential.load) and OUT/training.json
@@ -255,9 +263,12 @@ def train(config_file, dataset, device, mapping_rule, regularised, standard_weig
       python run.py train --config training.json --out nets/custom
     """
     from .experiments import Training, datasource, keys, protocol
+    from .experiments.checkpoint import TrainingCheckpoint
     from .experiments.configs import DataSpec
+    from .experiments.runner import check_checkpoint_every
     from .experiments.store import write_json, write_npz
     try:
+        checkpoint_every = check_checkpoint_every(checkpoint_every)
         if config_file:
             training = Training.from_dict(_read_json(config_file, "--config"))
         else:
@@ -276,12 +287,22 @@ def train(config_file, dataset, device, mapping_rule, regularised, standard_weig
     except (ValueError, datasource.DataUnavailable) as exc:
         _fail(str(exc))
     content = {"kind": "train", "training": training.to_dict(), "network": 0}
+    checkpoint = (TrainingCheckpoint(out / "checkpoints", keys.job_key(content, seed), checkpoint_every)
+                  if checkpoint_every > 0 else None)
     with click.progressbar(length=training.epochs, label="epochs", show_pos=True) as bar:
         record, weights = protocol.train(training, data, keys.seed_sequence(content, seed),
-                                         on_epoch=lambda e, n: bar.update(1))
+                                         on_epoch=lambda e, n: bar.update(e - bar.pos), checkpoint=checkpoint)
     sha = write_npz(out / "weights.npz", weights)
     write_json(out / "training.json", dict(record, content=content, seed=keys.seed_record(content, seed),
                                            weights_sha256=sha))
+    if checkpoint is not None:
+        checkpoint.remove()
+        try:
+            checkpoint.directory.rmdir()
+        except OSError:
+            pass
+    if record["resumed_from_epoch"]:
+        click.echo(f"resumed from the checkpoint after epoch {record['resumed_from_epoch']}")
     ck = record["checkpoint"]
     click.echo(f"checkpoint: epoch {ck['epoch']} ({ck['metric']} {ck['value']})")
     click.echo(f"wrote {out / 'weights.npz'} and {out / 'training.json'}")

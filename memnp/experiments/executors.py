@@ -8,9 +8,16 @@ numbers do not depend on the executor or on the order jobs finish in.
 
 Interface (used by :mod:`memnp.experiments.runner`): ``connect()`` (before anything is written:
 fails early on an unreachable scheduler); ``start(datasets)`` with
-{data key: {split: (images, labels)}}; ``submit(job, data_key, weights=None, on_epoch=None)``
-returns a handle; ``wait_first(handles)`` returns the handle of one finished job (the first submitted,
-in process); ``result(handle)`` its result, raising the job's exception if it failed; ``close()``.
+{data key: {split: (images, labels)}}; ``submit(job, data_key, weights=None, on_epoch=None,
+checkpoint=None)`` returns a handle; ``wait_first(handles)`` returns the handle of one finished
+job (the first submitted, in process); ``result(handle)`` its result, raising the job's exception
+if it failed; ``close()``.
+
+In-job checkpoints (a training job killed mid-way resumes at the epoch after its last save): the
+runner passes a :class:`~memnp.experiments.checkpoint.TrainingCheckpoint` (three plain values,
+so it pickles) with each training job. In this process and in local worker processes the job
+itself reads and writes it (same machine, same disk). The Dask executor ignores it, since its
+workers need no shared disk: a Dask training job that is interrupted restarts from epoch 1.
 """
 import concurrent.futures
 import multiprocessing
@@ -22,10 +29,12 @@ from .keys import sequence_from_record
 
 
 # -- the work itself ------------------------------------------------------------------------------
-def run_training_job(content, seed, data, on_epoch=None):
-    """(record, weights) of a training job (content from registry.Job)."""
+def run_training_job(content, seed, data, on_epoch=None, checkpoint=None):
+    """(record, weights) of a training job (content from registry.Job); checkpoint: an optional
+    TrainingCheckpoint to resume from and save to (see :func:`protocol.train`)."""
     training = Training.from_dict(content["training"])
-    return protocol.train(training, data, sequence_from_record(seed), on_epoch=on_epoch)
+    return protocol.train(training, data, sequence_from_record(seed), on_epoch=on_epoch,
+                          checkpoint=checkpoint)
 
 
 def run_inference_job(content, seed, test, weights):
@@ -34,9 +43,9 @@ def run_inference_job(content, seed, test, weights):
     return protocol.infer(weights, inference, test, sequence_from_record(seed))
 
 
-def _run(kind, content, seed, data, weights, on_epoch=None):
+def _run(kind, content, seed, data, weights, on_epoch=None, checkpoint=None):
     if kind == "train":
-        return run_training_job(content, seed, data, on_epoch)
+        return run_training_job(content, seed, data, on_epoch, checkpoint)
     return run_inference_job(content, seed, data["test"], weights)
 
 
@@ -57,9 +66,10 @@ class InProcess:
     def start(self, datasets):
         self.datasets = datasets
 
-    def submit(self, job, data_key, weights=None, on_epoch=None):
+    def submit(self, job, data_key, weights=None, on_epoch=None, checkpoint=None):
         data = self.datasets[data_key]
-        return _Deferred(job, lambda: _run(job.kind, job.content, job.seed, data, weights, on_epoch))
+        return _Deferred(job, lambda: _run(job.kind, job.content, job.seed, data, weights, on_epoch,
+                                           checkpoint))
 
     def wait_first(self, handles):
         return next(iter(handles))
@@ -90,8 +100,8 @@ def _init_worker(datasets, threads):
         numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
 
 
-def _pool_run(kind, content, seed, data_key, weights):
-    return _run(kind, content, seed, _WORKER_DATA[data_key], weights)
+def _pool_run(kind, content, seed, data_key, weights, checkpoint):
+    return _run(kind, content, seed, _WORKER_DATA[data_key], weights, checkpoint=checkpoint)
 
 
 class ProcessPool:
@@ -120,8 +130,8 @@ class ProcessPool:
                                                            initializer=_init_worker,
                                                            initargs=(datasets, self.threads))
 
-    def submit(self, job, data_key, weights=None, on_epoch=None):
-        future = self.pool.submit(_pool_run, job.kind, job.content, job.seed, data_key, weights)
+    def submit(self, job, data_key, weights=None, on_epoch=None, checkpoint=None):
+        future = self.pool.submit(_pool_run, job.kind, job.content, job.seed, data_key, weights, checkpoint)
         return future
 
     def wait_first(self, handles):
@@ -150,7 +160,8 @@ class Dask:
     """Jobs on a Dask distributed scheduler at ``address`` (``--scheduler``; extra ``distributed``).
 
     The data sets are scattered to the workers once; results come back to this client, which
-    writes them. Workers need memnp installed, nothing else (no shared disk).
+    writes them. Workers need memnp installed, nothing else (no shared disk), so in-job
+    checkpoints are not used: an interrupted Dask training job restarts from epoch 1.
     """
 
     def __init__(self, address):
@@ -174,7 +185,7 @@ class Dask:
         self.data = {key: self.client.scatter([value], broadcast=True, hash=False)[0]
                      for key, value in datasets.items()}
 
-    def submit(self, job, data_key, weights=None, on_epoch=None):
+    def submit(self, job, data_key, weights=None, on_epoch=None, checkpoint=None):
         future = self.client.submit(_dask_run, job.kind, job.content, job.seed, self.data[data_key],
                                     weights, pure=False)
         return future

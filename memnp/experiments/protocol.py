@@ -20,6 +20,11 @@ repeat and holds them for the whole pass: every batch of a repeat gets a Generat
 same seed and the model draws for every device (``draws="all"``, not only for the rows the batch
 reads), so every batch sees the same devices.
 
+Resuming: given a :class:`~memnp.experiments.checkpoint.TrainingCheckpoint`, :func:`train` saves
+everything an epoch changes (parameters, SGD velocities, the best-so-far weights, the history
+records, the exact state of all six random streams) and a later call continues at the next epoch
+with the same numbers as an uninterrupted run.
+
 Weights travel as a dict of arrays in the layout of :meth:`memnp.nn.Sequential.save` (JSON
 ``architecture`` and ``stage`` string arrays, ``layer{i}.{name}`` parameters), so a stored
 weights file loads with ``memnp.nn.Sequential.load``.
@@ -134,15 +139,22 @@ def repeats(model, x, y, inference, seed_sequences):
 
 
 # -- training ---------------------------------------------------------------------------------------
-def train(training, data, seed_sequence, on_epoch=None):
+def train(training, data, seed_sequence, on_epoch=None, checkpoint=None):
     """Train one network.
 
     training: Training config. data: {"train", "validation", "test": (images uint8, labels)} (test
     only needed when ``training.test_stages`` is not empty). seed_sequence: the job's SeedSequence.
-    on_epoch: optional callback(epoch, epochs) after every epoch.
+    on_epoch: optional callback(epoch, epochs) after every epoch (after the epoch's checkpoint).
+    checkpoint: optional :class:`~memnp.experiments.checkpoint.TrainingCheckpoint`. The job resumes
+    from it when it holds a usable state (an unusable one is ignored), and saves to it after an
+    epoch when at least ``checkpoint.every_seconds`` have passed since the start or the last save
+    (never after the last epoch). A resumed job gives the same record numbers and weights as an
+    uninterrupted one; only the timings differ. The caller removes the checkpoint once the result
+    is stored.
 
-    Returns (record, weights): the record is a JSON-ready dict (history, checkpoint, timing), the
-    weights the checkpoint's arrays (see :func:`model_arrays`).
+    Returns (record, weights): the record is a JSON-ready dict (history, checkpoint, timing,
+    ``resumed_from_epoch``: the epochs a checkpoint supplied, or None), the weights the
+    checkpoint's arrays (see :func:`model_arrays`).
     """
     if not isinstance(training, Training):
         raise ValueError(f"training must be a Training config; got {type(training).__name__}")
@@ -166,8 +178,15 @@ def train(training, data, seed_sequence, on_epoch=None):
     test_history = [{"stage": inf.stage.to_dict(), "label": inf.stage.label, "epoch": [], "loss": [],
                      "accuracy": [], "power": []} for inf in tests]
     best = {"epoch": None, "value": -np.inf if not memristive else 0.0, "weights": None}
+    done, earlier_seconds = 0, 0.0
+    if checkpoint is not None:
+        state = checkpoint.load()
+        if state is not None and _resume(state, training, model, rng, history, validation,
+                                         test_history, best):
+            done, earlier_seconds = state.epoch, state.seconds
+    last_save = time.perf_counter()
     n = len(y_train)
-    for epoch in range(1, training.epochs + 1):
+    for epoch in range(done + 1, training.epochs + 1):
         epoch_start = time.perf_counter()
         order = rng["shuffle"].permutation(n)
         loss_sum = hit_sum = 0.0
@@ -204,18 +223,73 @@ def train(training, data, seed_sequence, on_epoch=None):
                 for name in ("loss", "accuracy", "power"):
                     record[name].append(result[name])
         history["seconds"].append(time.perf_counter() - epoch_start)
+        if (checkpoint is not None and epoch < training.epochs
+                and time.perf_counter() - last_save >= checkpoint.every_seconds):
+            checkpoint.save(_state(epoch, model, rng, history, validation, test_history, best,
+                                   earlier_seconds + time.perf_counter() - start))
+            last_save = time.perf_counter()
         if on_epoch is not None:
             on_epoch(epoch, training.epochs)
     if best["weights"] is None:  # no validation ever improved on 0: keep the last weights
         best.update(epoch=training.epochs, value=None, weights=model_arrays(model, stage))
-    checkpoint = {"kind": "memristive" if memristive else "standard", "epoch": best["epoch"],
-                  "metric": "median validation accuracy" if memristive else "validation accuracy",
-                  "value": best["value"]}
+    kept = {"kind": "memristive" if memristive else "standard", "epoch": best["epoch"],
+            "metric": "median validation accuracy" if memristive else "validation accuracy",
+            "value": best["value"]}
     record = {"history": history, "validation": validation if memristive else None,
-              "test": test_history, "checkpoint": checkpoint, "weights": training.weights,
-              "n_synapses": synapse_count(model),
-              "seconds": time.perf_counter() - start}
+              "test": test_history, "checkpoint": kept, "weights": training.weights,
+              "n_synapses": synapse_count(model), "resumed_from_epoch": done or None,
+              "seconds": earlier_seconds + time.perf_counter() - start}
     return record, best["weights"]
+
+
+def _state(epoch, model, rng, history, validation, test_history, best, seconds):
+    """A TrainingState of the running job after ``epoch`` epochs (arrays copied by the writer)."""
+    from .checkpoint import TrainingState
+    return TrainingState(epoch=epoch, params={key: layer.params[name] for key, layer, name in model.parameters()},
+                         velocity=dict(getattr(model.optimizer, "_velocity", {})),
+                         best_weights=best["weights"], history=history, validation=validation,
+                         test=test_history, best_epoch=best["epoch"],
+                         best_value=None if best["epoch"] is None else best["value"], seconds=seconds,
+                         rng={name: generator.bit_generator.state for name, generator in rng.items()})
+
+
+def _resume(state, training, model, rng, history, validation, test_history, best):
+    """Restore a loaded TrainingState into the fresh job's objects (all in place); returns False,
+    changing nothing, when the state does not fit this job."""
+    if not 1 <= state.epoch < training.epochs or len(state.history.get("epoch", ())) != state.epoch:
+        return False
+    if set(state.history) != set(history) or set(state.validation) != set(validation):
+        return False
+    if len(state.test) != len(test_history) or any(
+            set(a) != set(b) or a["label"] != b["label"] for a, b in zip(state.test, test_history)):
+        return False
+    expected = {key: layer.params[name] for key, layer, name in model.parameters()}
+    if set(state.params) != set(expected) or any(
+            state.params[k].shape != v.shape or state.params[k].dtype != v.dtype for k, v in expected.items()):
+        return False
+    if state.best_weights is not None and set(state.best_weights) != set(expected) | {"architecture", "stage"}:
+        return False
+    if set(state.rng) != set(rng):
+        return False
+    try:  # a state the bit generators refuse leaves the job untouched
+        for name, generator in rng.items():
+            type(generator.bit_generator)().state = state.rng[name]
+    except (TypeError, ValueError, KeyError):
+        return False
+    set_parameters(model, state.params)
+    velocity = getattr(model.optimizer, "_velocity", None)
+    if velocity is not None:
+        velocity.clear()
+        velocity.update({key: np.array(value) for key, value in state.velocity.items()})
+    for name, generator in rng.items():
+        generator.bit_generator.state = state.rng[name]
+    history.update(state.history)
+    validation.update(state.validation)
+    for entry, saved in zip(test_history, state.test):  # stage and label stay this job's own
+        entry.update({name: saved[name] for name in ("epoch", "loss", "accuracy", "power")})
+    if state.best_epoch is not None:
+        best.update(epoch=state.best_epoch, value=state.best_value, weights=state.best_weights)
+    return True
 
 
 def infer(weights, inference, test_data, seed_sequence):

@@ -4,9 +4,15 @@
 input (simulation names, scale, seed, executor options, the output path) is checked before
 anything is written. Training jobs are submitted first; each inference job is submitted as soon as
 its network is trained (or at once, when the network was trained by an earlier run).
+
+With ``checkpoint_every`` > 0 (seconds), training jobs run in this process or in local worker
+processes save their state to ``<out>/checkpoints/`` at most that often, and a rerun resumes them
+at the epoch after the last save; a job's checkpoint is deleted once its record is written. Dask
+jobs do not checkpoint (see :mod:`memnp.experiments.executors`).
 """
 import dataclasses
 import datetime
+import math
 import time
 from pathlib import Path
 
@@ -119,11 +125,27 @@ def build_manifest(store, plan, scale, seed, sources, preset, names):
     return manifest
 
 
+def check_checkpoint_every(seconds):
+    """``checkpoint_every`` as a float >= 0 (0: no in-job checkpoints); ValueError otherwise."""
+    try:
+        value = float(seconds)
+    except (TypeError, ValueError):
+        value = math.nan
+    if isinstance(seconds, bool) or not math.isfinite(value) or value < 0:
+        raise ValueError(f"checkpoint_every (--checkpoint-every) must be a number of seconds >= 0 "
+                         f"(0: off); got {seconds!r}")
+    return value
+
+
 def reproduce(names, scale, seed, out, data_dir=None, download=False, jobs=1, scheduler=None,
-              preset=None, progress=None):
-    """Run the simulations ``names`` at ``scale`` into the results directory ``out``."""
+              preset=None, progress=None, checkpoint_every=60.0):
+    """Run the simulations ``names`` at ``scale`` into the results directory ``out``.
+
+    checkpoint_every: seconds between in-job checkpoints of a training job (0: none).
+    """
     progress = progress or Progress()
     start = time.perf_counter()
+    checkpoint_every = check_checkpoint_every(checkpoint_every)
     out = check_output_dir(out)
     executor = make_executor(jobs, scheduler)
     plan, sources, reasons = plan_run(names, scale, seed, data_dir, download)
@@ -139,25 +161,32 @@ def reproduce(names, scale, seed, out, data_dir=None, download=False, jobs=1, sc
     manifest = build_manifest(store, plan, scale, seed, sources, preset, names)
     executor.connect()
     try:
-        return _run(plan, manifest, store, executor, data_dir, download, progress, start)
+        return _run(plan, manifest, store, executor, data_dir, download, progress, start, checkpoint_every)
     finally:
         executor.close()
 
 
-def _run(plan, manifest, store, executor, data_dir, download, progress, start):
+def _run(plan, manifest, store, executor, data_dir, download, progress, start, checkpoint_every):
     out = store.root
     out.mkdir(parents=True, exist_ok=True)
     store.remove_stale_temporaries()
     store.write_manifest(manifest)
     done = {j.key for j in plan.jobs if store.is_done(j.kind, j.key)}
+    for key in done:  # a run killed between a job's record and its checkpoint's removal
+        store.checkpoint(key, 0).remove()
     reused = sorted(done)
     todo = [j for j in plan.jobs if j.key not in done]
     progress.jobs_start(len(plan.jobs), len(done))
     computed = []
     if todo:
-        computed = _execute(plan, todo, done, store, executor, data_dir, download, progress)
+        computed = _execute(plan, todo, done, store, executor, data_dir, download, progress,
+                            checkpoint_every)
     manifest["runs"][-1]["finished"] = _now()
     store.write_manifest(manifest)
+    try:  # only when empty: no job left a checkpoint
+        store.checkpoint_dir.rmdir()
+    except OSError:
+        pass
     progress.close()
     return RunResult(store, plan, computed, reused, time.perf_counter() - start)
 
@@ -166,7 +195,7 @@ def _data_key(training_config):
     return canonical_json(training_config["data"])
 
 
-def _execute(plan, todo, done, store, executor, data_dir, download, progress):
+def _execute(plan, todo, done, store, executor, data_dir, download, progress, checkpoint_every):
     trainings = {name: entry["config"] for name, entry in plan.trainings.items()}
     needed = {_data_key(trainings[j.training]): trainings[j.training]["data"] for j in todo}
     datasets = {key: datasource.load(DataSpec.from_dict(spec), data_dir, download)
@@ -178,8 +207,12 @@ def _execute(plan, todo, done, store, executor, data_dir, download, progress):
 
     def submit(job, weights=None):
         data_key = _data_key(trainings[job.training])
-        on_epoch = (lambda e, n, job=job: progress.epoch(job, e, n)) if job.kind == "train" else None
-        pending[executor.submit(job, data_key, weights, on_epoch)] = job
+        on_epoch = checkpoint = None
+        if job.kind == "train":
+            on_epoch = lambda e, n, job=job: progress.epoch(job, e, n)  # noqa: E731
+            if checkpoint_every > 0:
+                checkpoint = store.checkpoint(job.key, checkpoint_every)
+        pending[executor.submit(job, data_key, weights, on_epoch, checkpoint)] = job
 
     for job in todo:
         if job.kind == "train":
@@ -203,6 +236,7 @@ def _execute(plan, todo, done, store, executor, data_dir, download, progress):
             for name, entry in zip(plan.trainings[job.training]["monitor"], record["test"]):
                 entry["inference"] = name
             store.write_train(job.key, dict(base, format=TRAIN_FORMAT, **record), weights)
+            store.checkpoint(job.key, 0).remove()
             for follower in waiting.pop(job.key, []):
                 submit(follower, weights)
         else:

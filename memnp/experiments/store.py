@@ -6,6 +6,7 @@ Layout (see docs/results-store.md)::
     <root>/jobs/train/<key>.npz     trained weights (the checkpoint), plain arrays
     <root>/jobs/train/<key>.json    training record: config, seed, histories, checkpoint, timing
     <root>/jobs/infer/<key>.json    inference record: per-repeat accuracy, loss and power
+    <root>/checkpoints/<key>.{npz,json}  state of a training job still running (removed when done)
     <root>/report/                  summary.md, summary.csv, robustness.csv, diagonal.csv
     <root>/figures/                 figures (memnp.plotting)
 
@@ -16,6 +17,8 @@ and has the SHA-256 the record gives: the record is written after the weights, s
 any moment leaves either a finished job or none. Rerunning skips finished jobs. Keys hash the
 config and seed, so a changed config is a new key and never reuses stale results.
 Nothing is unpickled: weights are loaded with ``allow_pickle=False`` and records are JSON.
+In-job checkpoints (:mod:`memnp.experiments.checkpoint`) let a training job killed mid-way resume
+at the epoch after its last save; they are deleted once the job's record is written.
 """
 import hashlib
 import json
@@ -136,6 +139,15 @@ class ResultsStore:
     def weights_path(self, key):
         return self.root / "jobs" / "train" / f"{key}.npz"
 
+    @property
+    def checkpoint_dir(self):
+        return self.root / "checkpoints"
+
+    def checkpoint(self, key, every_seconds):
+        """The in-job checkpoint of training job ``key``, saved at most every ``every_seconds`` s."""
+        from .checkpoint import TrainingCheckpoint
+        return TrainingCheckpoint(self.checkpoint_dir, key, every_seconds)
+
     # jobs ----------------------------------------------------------------------------------
     def is_done(self, kind, key):
         """Whether the job's files are complete and consistent (see the module docstring)."""
@@ -188,7 +200,7 @@ class ResultsStore:
         """Delete temporary files left by a killed run (only this store's own ``.*.tmp-*`` files)."""
         removed = 0
         for directory in (self.root, self.root / "jobs" / "train", self.root / "jobs" / "infer",
-                          self.report_dir):
+                          self.report_dir, self.checkpoint_dir):
             if directory.is_dir():
                 for path in directory.glob(f".*{_TMP_MARK}*"):
                     path.unlink(missing_ok=True)

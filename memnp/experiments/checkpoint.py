@@ -1,0 +1,151 @@
+"""In-job checkpoints: the full state of a running training job, so a killed job resumes mid-way.
+
+A checkpoint is two files in one directory, named by the job's key:
+
+- ``<key>.npz`` (written first, atomically; read with ``allow_pickle=False``): the model's
+  parameters under ``params/layer{i}.{name}``, the optimiser's momentum velocities under
+  ``velocity/<optimiser key>`` (none for plain SGD) and the best-so-far weights under
+  ``best/<name>`` (the layout of :func:`memnp.experiments.protocol.model_arrays`; absent while
+  no epoch has been kept). Arrays keep their dtype and shape exactly.
+- ``<key>.json`` (written second, atomically): the job key, the SHA-256 of the ``.npz``, the
+  number of epochs completed, the history / validation / test records so far, the best
+  (epoch, value), the seconds spent so far and the exact state of every random stream
+  (``Generator.bit_generator.state``: a dict of ints and strings).
+
+The JSON is written after the ``.npz`` and names its SHA-256, so a pair from a run killed between
+the two writes is never used. :meth:`TrainingCheckpoint.load` treats anything missing, unreadable,
+inconsistent or belonging to another key as no checkpoint at all (the job then starts at epoch 1);
+it never raises. NaN and infinite floats are written as JSON's ``NaN`` / ``Infinity`` tokens (which
+Python's json module reads back), so a resumed history is bit-for-bit the uninterrupted one.
+"""
+import dataclasses
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+
+from .store import file_sha256, read_npz, write_npz, write_text
+
+FORMAT = "memnp-checkpoint/1"
+_GROUPS = ("params", "velocity", "best")
+
+
+@dataclasses.dataclass
+class TrainingState:
+    """Everything a training job needs to continue after ``epoch`` completed epochs.
+
+    params: {"layer{i}.{name}": array}, the model's parameters (shapes as in the layers, e.g.
+    (n_in, n_out) and (n_out,), unitless weights). velocity: {optimiser key: array}, SGD's momentum
+    velocities (same shapes as the parameters they belong to; empty without momentum).
+    best_weights: the best-so-far weights in the layout of ``protocol.model_arrays`` (numeric
+    arrays plus the one-element ``architecture`` and ``stage`` string arrays), or None.
+    history, validation, test: the record's dicts / list so far (see docs/results-store.md).
+    best_epoch, best_value: the kept epoch (None: none yet) and its validation accuracy.
+    seconds: wall-clock seconds spent on the job so far (s). rng: {stream name: bit generator state}.
+    """
+
+    epoch: int
+    params: dict
+    velocity: dict
+    best_weights: dict
+    history: dict
+    validation: dict
+    test: list
+    best_epoch: int
+    best_value: float
+    seconds: float
+    rng: dict
+
+
+class TrainingCheckpoint:
+    """Saves and loads one training job's :class:`TrainingState` under ``directory``.
+
+    directory: where ``<key>.npz`` and ``<key>.json`` live. key: the job's key (a string of
+    letters, digits, ``-`` and ``_``). every_seconds: the least time (s) between two saves during
+    training (0: after every epoch); :func:`memnp.experiments.protocol.train` reads it.
+    The object holds only these three values, so it pickles to a worker process.
+    """
+
+    def __init__(self, directory, key, every_seconds=60.0):
+        key = str(key)
+        if not key or not all(c.isalnum() or c in "-_" for c in key):
+            raise ValueError(f"key must be a non-empty string of letters, digits, '-' and '_'; got {key!r}")
+        try:
+            every = float(every_seconds)
+        except (TypeError, ValueError):
+            every = math.nan
+        if isinstance(every_seconds, bool) or not math.isfinite(every) or every < 0:
+            raise ValueError(f"every_seconds must be a finite number >= 0; got {every_seconds!r}")
+        self.directory = Path(directory)
+        self.key = key
+        self.every_seconds = every
+
+    def __repr__(self):
+        return f"TrainingCheckpoint({str(self.directory)!r}, {self.key!r}, every_seconds={self.every_seconds})"
+
+    @property
+    def npz_path(self):
+        return self.directory / f"{self.key}.npz"
+
+    @property
+    def json_path(self):
+        return self.directory / f"{self.key}.json"
+
+    def save(self, state):
+        """Write ``state`` (a :class:`TrainingState`): the arrays first, then the JSON naming them."""
+        arrays = {}
+        for group, values in zip(_GROUPS, (state.params, state.velocity, state.best_weights or {})):
+            for name, array in values.items():
+                arrays[f"{group}/{name}"] = array
+        sha = write_npz(self.npz_path, arrays)
+        info = {"format": FORMAT, "key": self.key, "npz_sha256": sha, "epoch": int(state.epoch),
+                "has_best_weights": state.best_weights is not None,
+                "history": state.history, "validation": state.validation, "test": state.test,
+                "best": {"epoch": state.best_epoch, "value": state.best_value},
+                "seconds": float(state.seconds), "rng": state.rng}
+        write_text(self.json_path, json.dumps(info, indent=1, default=_plain) + "\n")
+
+    def load(self):
+        """The saved :class:`TrainingState`, or None when there is none usable (never raises for a
+        missing, unreadable, half-written or foreign checkpoint)."""
+        try:
+            return self._load()
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            return None
+
+    def _load(self):
+        if not self.json_path.is_file() or not self.npz_path.is_file():
+            return None
+        info = json.loads(self.json_path.read_text(encoding="utf-8"))
+        if not isinstance(info, dict) or info.get("format") != FORMAT or info.get("key") != self.key:
+            return None
+        if file_sha256(self.npz_path) != info["npz_sha256"]:
+            return None
+        groups = {group: {} for group in _GROUPS}
+        for name, array in read_npz(self.npz_path).items():
+            group, _, rest = name.partition("/")
+            if group not in groups or not rest:
+                return None
+            groups[group][rest] = array
+        epoch = info["epoch"]
+        if isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 1:
+            return None
+        best = info["best"]
+        return TrainingState(epoch=epoch, params=groups["params"], velocity=groups["velocity"],
+                             best_weights=groups["best"] if info["has_best_weights"] else None,
+                             history=info["history"], validation=info["validation"], test=info["test"],
+                             best_epoch=best["epoch"], best_value=best["value"],
+                             seconds=float(info["seconds"]), rng=info["rng"])
+
+    def remove(self):
+        """Delete both files (the JSON first, so a half-removed pair is never used)."""
+        for path in (self.json_path, self.npz_path):
+            path.unlink(missing_ok=True)
+
+
+def _plain(value):
+    """JSON for NumPy scalars (json calls this for objects it does not know)."""
+    if isinstance(value, np.generic):
+        return value.item()
+    raise TypeError(f"cannot write {type(value).__name__} to a checkpoint's JSON")
