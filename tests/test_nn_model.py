@@ -277,7 +277,7 @@ def test_double_weights_update_in_the_crossbar_layout_as_per_parameter(rng, mome
     for step in range(3):
         grouped.train_step(x, y, np.random.default_rng(step))
         per_parameter.train_step(x, y, np.random.default_rng(step))
-        assert [name for name, _, _ in layer.update_groups()] == ["D"]
+        assert [group[0] for group in layer.update_groups()] == ["D"]
         assert all(np.shares_memory(layer.params[name], layer._D) for name in layer.params)
     for a, b in zip(grouped.layers, per_parameter.layers):
         for name in a.params:
@@ -286,7 +286,7 @@ def test_double_weights_update_in_the_crossbar_layout_as_per_parameter(rng, mome
     layer.params["b_pos"] = np.full(layer.n_out, 0.25)
     grouped.forward(x, np.random.default_rng(0))
     assert np.shares_memory(layer.params["b_pos"], layer._D) and np.all(layer._D[-1, 0::2] == 0.25)
-    assert [name for name, _, _ in layer.update_groups()] != ["D"]  # grads are not D's until a backward
+    assert [group[0] for group in layer.update_groups()] != ["D"]  # grads are not D's until a backward
 
 
 @pytest.mark.parametrize("dtype, tol", [(np.float64, 1e-13), (np.float32, 2e-6)])
@@ -307,3 +307,24 @@ def test_one_pass_loss_matches_the_numpy_reference(rng, dtype, tol):
         # The non-contiguous path is the reference itself.
         strided = np.asfortranarray(logits)
         assert cross_entropy_and_accuracy_from_logits(strided, labels)[0] == pytest.approx(ref_loss, rel=tol)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_sgd_loop_equals_the_numpy_update_and_projection(rng, dtype):
+    from memnp.kernels import sgd
+    from memnp.nn.optim import non_negative_
+    theta = rng.normal(size=(30, 7)).astype(dtype)
+    theta[0, 0] = np.nan
+    grad = rng.normal(size=(30, 7)).astype(dtype)
+    for non_negative in (False, True):
+        want = theta.copy()
+        want -= 0.37 * grad
+        if non_negative:
+            non_negative_(want)
+        got = sgd.step(theta.copy(), grad, 0.37, non_negative)
+        assert np.array_equal(got, want, equal_nan=True)
+        assert np.isnan(got[0, 0]) and (not non_negative or np.nanmin(got) >= 0)
+    # Through SGD.step, with the 4-tuple items; strided parameters take the NumPy path.
+    a, b = theta.copy(), np.asfortranarray(theta)
+    SGD(0.37).step([("a", a, grad, True), ("b", b, np.asfortranarray(grad), True)])
+    assert np.array_equal(a, b, equal_nan=True)

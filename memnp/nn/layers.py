@@ -78,13 +78,17 @@ class Layer:
     def initialize(self, rng):
         """Draw the initial parameters from ``rng`` (no-op for layers without parameters)."""
 
-    def update_groups(self):
-        """[(name, parameter, gradient)] the optimiser updates in place: one per parameter (a
-        layer may group parameters that share storage)."""
-        return [(name, value, self.grads[name]) for name, value in self.params.items()]
+    @property
+    def constrained(self):
+        """Names of the parameters kept >= 0 (projected after every optimiser step)."""
+        return ()
 
-    def project(self):
-        """Apply the layer's parameter constraints in place after an optimiser step (none here)."""
+    def update_groups(self):
+        """[(name, parameter, gradient, non_negative)] the optimiser updates in place: one per
+        parameter (a layer may group parameters that share storage); non_negative: project the
+        group onto >= 0 after the update."""
+        constrained = self.constrained
+        return [(name, value, self.grads[name], name in constrained) for name, value in self.params.items()]
 
     def astype(self, dtype):
         """Convert parameters (and future computations) to ``dtype`` (float32 or float64)."""

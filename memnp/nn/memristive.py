@@ -24,7 +24,6 @@ from ..crossbar.mapping import _double_G, _double_max_weight
 from ..kernels import get_backend
 from ..kernels import mapping as mapping_loops
 from .layers import Layer, _conv_output_shape, _count, col2im, im2col, register
-from .optim import non_negative_
 
 WEIGHTS = ("double", "standard")
 #: Parameter names of double weights, in the order of split_double_weights.
@@ -100,23 +99,13 @@ class CrossbarLayer(Layer):
                      for name, view in zip(DOUBLE, split_double_weights(D)))
 
     def update_groups(self):
-        """[(name, parameter, gradient)]: for double weights whose params and grads are still the
-        views of D and dL/dD, the single group ("D", D, dL/dD) (one contiguous update instead of
-        four strided ones, the same values); otherwise one group per parameter."""
+        """[(name, parameter, gradient, non_negative)]: for double weights whose params and grads
+        are still the views of D and dL/dD, the single group ("D", D, dL/dD, True) (one contiguous
+        update instead of four strided ones, the same values); otherwise one group per parameter."""
         if self.weights == "double" and self._intact(self.params, self._views) \
                 and self._intact(self.grads, self._grad_views):
-            return [("D", self._D, self._grad_D)]
+            return [("D", self._D, self._grad_D, True)]
         return super().update_groups()
-
-    def project(self):
-        """The NonNeg constraint on double weights, in place (nothing for standard weights)."""
-        if self.weights != "double":
-            return
-        if self._intact(self.params, self._views):
-            non_negative_(self._D)
-        else:
-            for name in DOUBLE:
-                non_negative_(self.params[name])
 
     @staticmethod
     def _intact(arrays, views):

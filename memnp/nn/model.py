@@ -158,18 +158,17 @@ class Sequential:
             grad = self.layers[i].backward(grad, need_dx=i > self._first_trainable)
         if self.l1:
             for layer in self.memristive_layers:
-                for _, theta, grad in layer.update_groups():
+                for _, theta, grad, _ in layer.update_groups():
                     l1_gradient_(theta, grad, self.l1)
         return loss + self.l1_penalty(), acc
 
     def train_step(self, x, y, rng=None, stage=None):
         """One optimiser step on the batch (x (p, ...), integer labels y (p,)); double weights are
-        projected onto >= 0 afterwards. Returns (loss including L1, accuracy) before the step."""
+        projected onto >= 0 as part of it. Returns (loss including L1, accuracy) before the step."""
         loss, acc = self.compute_gradients(x, y, rng, stage)
-        self.optimizer.step((f"layer{i}.{name}", theta, grad) for i, layer in enumerate(self.layers)
-                            for name, theta, grad in layer.update_groups())
-        for layer in self.memristive_layers:
-            layer.project()
+        self.optimizer.step((f"layer{i}.{name}", theta, grad, non_negative)
+                            for i, layer in enumerate(self.layers)
+                            for name, theta, grad, non_negative in layer.update_groups())
         return loss, acc
 
     def evaluate(self, x, y, rng=None, stage=None, batch_size=100, power=False, draws="active"):

@@ -7,6 +7,8 @@ import math
 
 import numpy as np
 
+from ..kernels import sgd as sgd_loop
+
 #: The paper's L1 coefficient for regularised stages.
 L1_GAMMA = 1e-4
 
@@ -25,8 +27,14 @@ class SGD:
         self._velocity = {}
 
     def step(self, items):
-        """Update in place; ``items`` yields (key, parameter array, gradient array)."""
-        for key, theta, grad in items:
+        """Update in place; ``items`` yields (key, parameter array, gradient array) or (key,
+        parameter, gradient, non_negative): with non_negative true the parameter is projected
+        onto >= 0 after its update (Keras's NonNeg constraint)."""
+        for key, theta, grad, *constraint in items:
+            non_negative = bool(constraint and constraint[0])
+            if not self.momentum and sgd_loop.supported(theta, grad):
+                sgd_loop.step(theta, grad, self.lr, non_negative)   # the same values, one pass
+                continue
             if self.momentum:
                 v = self._velocity.get(key)
                 if v is None or v.shape != theta.shape:
@@ -36,6 +44,8 @@ class SGD:
                 theta += v
             else:
                 theta -= self.lr * grad
+            if non_negative:
+                non_negative_(theta)
 
     def config(self):
         return {"type": "SGD", "lr": self.lr, "momentum": self.momentum}
