@@ -153,8 +153,10 @@ def test_unusable_checkpoints_are_ignored(data, tmp_path):
     assert checkpoint.load() is None
     restarts()
     fresh("other")  # the files of another job
-    (tmp_path / "other.json").rename(checkpoint.json_path)
-    (tmp_path / "other.npz").rename(checkpoint.npz_path)
+    other = TrainingCheckpoint(tmp_path, "other")
+    other_npz = other.npz_path
+    other.json_path.rename(checkpoint.json_path)
+    other_npz.rename(checkpoint.npz_path)
     assert checkpoint.load() is None  # the JSON names the key "other"
     restarts()
     fresh()  # the npz is missing

@@ -2,12 +2,14 @@
 
 A checkpoint is two files in one directory, named by the job's key:
 
-- ``<key>.npz`` (written first, atomically; read with ``allow_pickle=False``): the model's
+- ``<key>.a.npz`` or ``<key>.b.npz`` (written first, atomically; read with ``allow_pickle=False``;
+  a save writes the slot the current JSON does not name, so the arrays the JSON names are never
+  overwritten, whenever the run is killed): the model's
   parameters under ``params/layer{i}.{name}``, the optimiser's momentum velocities under
   ``velocity/<optimiser key>`` (none for plain SGD) and the best-so-far weights under
   ``best/<name>`` (the layout of :func:`memnp.experiments.protocol.model_arrays`; absent while
   no epoch has been kept). Arrays keep their dtype and shape exactly.
-- ``<key>.json`` (written second, atomically): the job key, the SHA-256 of the ``.npz``, the
+- ``<key>.json`` (written second, atomically): the job key, the slot and SHA-256 of the ``.npz``, the
   number of epochs completed, the history / validation / test records so far, the best
   (epoch, value), the seconds spent so far and the exact state of every random stream
   (``Generator.bit_generator.state``: a dict of ints and strings).
@@ -29,6 +31,7 @@ from .store import file_sha256, read_npz, write_npz, write_text
 
 FORMAT = "memnp-checkpoint/1"
 _GROUPS = ("params", "velocity", "best")
+_SLOTS = ("a", "b")
 
 
 @dataclasses.dataclass
@@ -84,9 +87,21 @@ class TrainingCheckpoint:
     def __repr__(self):
         return f"TrainingCheckpoint({str(self.directory)!r}, {self.key!r}, every_seconds={self.every_seconds})"
 
+    def _slot_path(self, slot):
+        return self.directory / f"{self.key}.{slot}.npz"
+
+    def _named_slot(self):
+        """The npz slot the current JSON names ("a" when there is no readable JSON)."""
+        try:
+            slot = json.loads(self.json_path.read_text(encoding="utf-8")).get("npz_slot")
+        except (OSError, ValueError, AttributeError):
+            return _SLOTS[0]
+        return slot if slot in _SLOTS else _SLOTS[0]
+
     @property
     def npz_path(self):
-        return self.directory / f"{self.key}.npz"
+        """The arrays file the current JSON names."""
+        return self._slot_path(self._named_slot())
 
     @property
     def json_path(self):
@@ -98,8 +113,10 @@ class TrainingCheckpoint:
         for group, values in zip(_GROUPS, (state.params, state.velocity, state.best_weights or {})):
             for name, array in values.items():
                 arrays[f"{group}/{name}"] = array
-        sha = write_npz(self.npz_path, arrays)
-        info = {"format": FORMAT, "key": self.key, "npz_sha256": sha, "epoch": int(state.epoch),
+        named = self._named_slot() if self.json_path.is_file() else None
+        slot = _SLOTS[1] if named == _SLOTS[0] else _SLOTS[0]     # never the slot the JSON names
+        sha = write_npz(self._slot_path(slot), arrays)
+        info = {"format": FORMAT, "key": self.key, "npz_slot": slot, "npz_sha256": sha, "epoch": int(state.epoch),
                 "has_best_weights": state.best_weights is not None,
                 "history": state.history, "validation": state.validation, "test": state.test,
                 "best": {"epoch": state.best_epoch, "value": state.best_value},
@@ -115,15 +132,17 @@ class TrainingCheckpoint:
             return None
 
     def _load(self):
-        if not self.json_path.is_file() or not self.npz_path.is_file():
+        if not self.json_path.is_file():
             return None
         info = json.loads(self.json_path.read_text(encoding="utf-8"))
-        if not isinstance(info, dict) or info.get("format") != FORMAT or info.get("key") != self.key:
+        if not isinstance(info, dict) or info.get("format") != FORMAT or info.get("key") != self.key \
+                or info.get("npz_slot") not in _SLOTS:
             return None
-        if file_sha256(self.npz_path) != info["npz_sha256"]:
+        npz_path = self._slot_path(info["npz_slot"])
+        if not npz_path.is_file() or file_sha256(npz_path) != info["npz_sha256"]:
             return None
         groups = {group: {} for group in _GROUPS}
-        for name, array in read_npz(self.npz_path).items():
+        for name, array in read_npz(npz_path).items():
             group, _, rest = name.partition("/")
             if group not in groups or not rest:
                 return None
@@ -139,8 +158,8 @@ class TrainingCheckpoint:
                              seconds=float(info["seconds"]), rng=info["rng"])
 
     def remove(self):
-        """Delete both files (the JSON first, so a half-removed pair is never used)."""
-        for path in (self.json_path, self.npz_path):
+        """Delete the files (the JSON first, so a half-removed checkpoint is never used)."""
+        for path in (self.json_path,) + tuple(self._slot_path(slot) for slot in _SLOTS):
             path.unlink(missing_ok=True)
 
 
