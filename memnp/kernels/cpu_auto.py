@@ -9,7 +9,9 @@ p m n for the dense ones) are fewer than :func:`serial_below` runs on one thread
 other threads costs more than they save. How much waking costs depends on how OpenMP's threads
 wait between calls. Spinning threads (``OMP_WAIT_POLICY=active``, or the libgomp default) answer
 in 2-4 us; sleeping ones (``passive``, which ``import memnp`` sets unless the user chose) take
-40-90 us on the development machine, so the break-even is far larger there. Measured with 2
+40-90 us on the development machine, so the break-even is far larger there. A libgomp spin count
+(``GOMP_SPINCOUNT=100000`` with passive: spin about a millisecond, then sleep) keeps threads
+awake through a training step and counts as spinning. Measured with 2
 threads, float32, 2026-11-28 (us, 1 thread / 2 threads):
 
 =========================  ===========  =====================  =====================
@@ -40,9 +42,12 @@ SERIAL_BELOW_PASSIVE = 1_500_000
 
 
 def serial_below():
-    """The one-thread threshold in device evaluations for the current OMP_WAIT_POLICY."""
+    """The one-thread threshold in device evaluations for the current OpenMP waiting: threads
+    sleep between calls when OMP_WAIT_POLICY is passive and GOMP_SPINCOUNT (libgomp's spin
+    count, which takes precedence) is unset or 0."""
     passive = os.environ.get("OMP_WAIT_POLICY", "").strip().lower() == "passive"
-    return SERIAL_BELOW_PASSIVE if passive else SERIAL_BELOW
+    spins = os.environ.get("GOMP_SPINCOUNT", "").strip() not in ("", "0")
+    return SERIAL_BELOW_PASSIVE if passive and not spins else SERIAL_BELOW
 
 
 def _call(name, V, c, *args):
