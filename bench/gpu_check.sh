@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # GPU check, for a machine with an NVIDIA GPU: install memnp, run the CUDA kernel tests on the
-# device (not the simulator), then the kernel benchmark. Logs and results go to $OUT
+# device (not the simulator), then the kernel benchmark and the MNIST training-epoch benchmark
+# with the cuda backend. Logs and results go to $OUT
 # (default /tmp/memnp-gpu-out). Run from anywhere: bash bench/gpu_check.sh
 #
 # Works offline when python3 already has numba, numba-cuda, numpy, scipy and pytest; otherwise it
@@ -44,6 +45,10 @@ if [ -f bench/kernels.py ]; then
 else
     echo "bench/kernels.py is absent: benchmark skipped" | tee "$OUT/kernels.log"
 fi
+
+# 5. Training-epoch benchmark with the cuda backend (issue 3: the same epochs as on the CPU).
+timeout 300 "$py" bench/epoch.py --backend cuda --cases a,b,c,d --repeats 1 --json "$OUT/epoch_cuda.json" 2>&1 \
+    | tee "$OUT/epoch_cuda.log" || status=1
 
 echo "gpu_check status: $status" | tee -a "$OUT/env.log"
 exit $status
