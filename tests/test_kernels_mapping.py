@@ -59,3 +59,21 @@ def test_outputs_and_their_vjp(rng, dtype, tol):
     assert grad_I.dtype == dtype and np.allclose(grad_I, ref_I, rtol=tol, atol=0)
     assert grad_max == pytest.approx(ref_max, rel=10 * tol)
     assert mapping.supported(I, dy) and not mapping.supported(I, dy.astype(np.float64 if dtype == np.float32 else np.float32))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_double_max_weight_from_the_bits(rng, dtype):
+    from memnp.crossbar.mapping import _double_max_weight
+    D = rng.uniform(0.0, 2.0, (40, 12)).astype(dtype)
+    D[3, 4] = 0.0
+    assert mapping.double_max_weight(D) == _double_max_weight(D) == float(D.max())
+    tiny = np.full((2, 3), np.finfo(dtype).tiny / 4, dtype)      # subnormal entries still order
+    tiny[1, 2] *= 2
+    assert mapping.double_max_weight(tiny) == float(tiny.max())
+    # Anything the checks would refuse, or -0.0 (fine, but its sign bit is set), gives None.
+    for bad in (-0.5, np.nan, -np.nan, np.inf, -0.0):
+        E = D.copy()
+        E[7, 1] = bad
+        assert mapping.double_max_weight(E) is None
+    assert mapping.double_max_weight(np.zeros((3, 3), dtype)) is None
+    assert mapping.double_max_weight(D.T) is None                  # not C-contiguous

@@ -167,3 +167,32 @@ def outputs_vjp(I, grad_y, k_V, max_weight, G_off, G_on):
     scale = max_weight / (k_V * (G_on - G_off))
     total = _outputs_vjp(I, grad_y, I.dtype.type(scale), grad_I)
     return grad_I, float(total) / (k_V * (G_on - G_off))
+
+
+@njit(cache=True)
+def _bit_extremes(bits):
+    lo = bits[0]
+    hi = bits[0]
+    for q in range(1, bits.size):
+        b = bits[q]
+        lo = min(lo, b)
+        hi = max(hi, b)
+    return lo, hi
+
+
+_INF_BITS = {np.dtype(np.float32): (np.int32, 0x7F800000), np.dtype(np.float64): (np.int64, 0x7FF0000000000000)}
+
+
+def double_max_weight(D):
+    """max D (a float) of a C-contiguous float32/float64 D when every entry is finite and >= 0
+    and one is > 0, else None (the caller then runs the checked NumPy form, which says what is
+    wrong). One pass of integer min/max over D's bits: for IEEE floats with the sign bit clear
+    (which includes +0, excludes -0 and negative NaN) the bits order as the values do, and
+    +inf or NaN have bits >= those of +inf."""
+    if D.size == 0 or D.dtype not in _INF_BITS or not D.flags.c_contiguous:
+        return None
+    int_type, inf_bits = _INF_BITS[D.dtype]
+    lo, hi = _bit_extremes(D.reshape(-1).view(int_type))
+    if lo < 0 or hi >= inf_bits or hi == 0:
+        return None
+    return float(np.array(hi, dtype=int_type).view(D.dtype))

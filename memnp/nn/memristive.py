@@ -128,9 +128,12 @@ class CrossbarLayer(Layer):
         M = self._matrix()
         double = self.weights == "double"
         if double:
-            # The layer built D itself: the checks of double_w_to_G in two reductions, and G only
-            # for the rows that are read (the same values as double_w_to_G's).
-            max_weight = _double_max_weight(M)
+            # The layer built D itself: the checks of double_w_to_G in one pass over D's bits (the
+            # checked NumPy form when they fail, for its error), and G only for the rows that are
+            # read (the same values as double_w_to_G's).
+            max_weight = mapping_loops.double_max_weight(M)
+            if max_weight is None:
+                max_weight = _double_max_weight(M)
         else:
             G, max_weight = w_to_G(M, stage.G_off, stage.G_on, stage.mapping_rule)
         x = _float_matrix(x)
