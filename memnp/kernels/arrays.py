@@ -10,5 +10,10 @@ def contiguous_floats(*arrays, dtypes=FLOATS, ndim=None):
     first = arrays[0]
     if not (isinstance(first, np.ndarray) and first.dtype in dtypes):
         return False
-    return all(isinstance(a, np.ndarray) and a.dtype == first.dtype and a.flags.c_contiguous
-               and (a.shape == first.shape if ndim is None else a.ndim == ndim) for a in arrays)
+    dtype, shape = first.dtype, first.shape
+    for a in arrays:        # a plain loop: this runs several times per training step
+        if not (isinstance(a, np.ndarray) and a.dtype == dtype and a.flags.c_contiguous):
+            return False
+        if (a.shape != shape) if ndim is None else (a.ndim != ndim):
+            return False
+    return True

@@ -95,8 +95,8 @@ class CrossbarLayer(Layer):
 
     def _split(self, D):
         """(w_pos, w_neg, b_pos, b_neg) views of D (or of dL/dD) in the parameters' shapes."""
-        return tuple(view.reshape(self.weight_shape) if name[0] == "w" else view
-                     for name, view in zip(DOUBLE, split_double_weights(D)))
+        w_pos, w_neg, b_pos, b_neg = split_double_weights(D)
+        return w_pos.reshape(self.weight_shape), w_neg.reshape(self.weight_shape), b_pos, b_neg
 
     def update_groups(self):
         """[(name, parameter, gradient, non_negative)]: for double weights whose params and grads
@@ -110,7 +110,11 @@ class CrossbarLayer(Layer):
     @staticmethod
     def _intact(arrays, views):
         """True when ``arrays`` (params or grads) still holds exactly the four ``views``."""
-        return views is not None and all(arrays.get(name) is view for name, view in zip(DOUBLE, views))
+        if views is None:
+            return False
+        get = arrays.get     # unrolled: this runs several times per training step
+        return (get("w_pos") is views[0] and get("w_neg") is views[1] and get("b_pos") is views[2]
+                and get("b_neg") is views[3])
 
     def _read(self, x, ctx):
         """Outputs y (p, n_out) from inputs x (p, n_rows) under ``ctx.stage``."""
