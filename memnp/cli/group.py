@@ -1,0 +1,205 @@
+"""memnp's command line (click): the group and the commands that work on a whole run. ``run.py``
+calls :func:`main`; ``import memnp`` never imports this.
+
+Commands: ``reproduce`` (the paper's simulations, report and figures), ``report`` and ``figures``
+(redrawn from a results directory) and ``bench`` (the benchmarks in bench/) are here; ``train`` and
+``infer`` (one setup) are in jobs.py, ``fit-device`` (a PF preset from I-V curves) in devices.py.
+"""
+import sys
+from pathlib import Path
+
+import click
+
+from ..experiments import presets as scale_presets
+from ..experiments import registry
+from .common import CHECKPOINT_HELP, DEFAULT_OUT, Bars, Jobs, draw_figures, fail, usable_cores, valid_address
+from .devices import fit_device
+from .jobs import infer, train
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def cli():
+    """memnp: simulate and train memristive neural networks, and reproduce Joksas et al. (2022).
+
+    \b
+    Examples:
+      python run.py                                  # reproduce, default preset, into ./results
+      python run.py reproduce --preset tiny --out /tmp/memnp-tiny
+      python run.py reproduce --only iv_nonlinearity --epochs 20 --jobs 1
+      python run.py figures --results results
+    """
+
+
+# -- reproduce ------------------------------------------------------------------------------------
+@cli.command()
+@click.option("--preset", type=click.Choice(list(scale_presets.PRESETS)), default="default", show_default=True,
+              help="Run scale: tiny (seconds), default (minutes on 2 cores), paper (SPEC §5: 1000 epochs, "
+                   "5 networks, 25 repeats).")
+@click.option("--only", "only", multiple=True, type=click.Choice(list(registry.SIMULATIONS)),
+              help="Run only this simulation (repeatable). Default: all nine.")
+@click.option("--data-dir", type=click.Path(file_okay=False), default=None,
+              help="Data directory (default $MEMNP_DATA or ~/.cache/memnp). MNIST falls back to the "
+                   "embedded 10k subset; CIFAR-10 experiments are skipped when it is absent.")
+@click.option("--download/--no-download", default=False, show_default=True,
+              help="Download missing data sets from the public mirrors.")
+@click.option("--out", type=click.Path(), default=DEFAULT_OUT, show_default=True,
+              help="Results directory (created; reruns resume in it).")
+@click.option("--seed", type=click.IntRange(0, 2 ** 63 - 1), default=0, show_default=True, help="Run seed.")
+@click.option("--epochs", type=click.IntRange(min=1), default=None, help="Override the preset's epochs.")
+@click.option("--repeats", type=click.IntRange(min=1), default=None,
+              help="Override the preset's inference repeats (also caps validation/test repeats).")
+@click.option("--networks", type=click.IntRange(min=1), default=None,
+              help="Override the number of networks trained per setup.")
+@click.option("--sampling", type=click.Choice(["batch", "chip"]), default=None,
+              help="batch: fresh draws every batch (paper); chip: one draw per repeat.")
+@click.option("--learning-rate", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Override the preset's SGD learning rate (paper: 0.01; default preset: 0.3).")
+@click.option("--jobs", type=Jobs(), default="auto", show_default=True,
+              help="Local worker processes, or 'auto': one per usable core. Any value gives identical "
+                   "numbers; with 1 the jobs run in this process and show per-epoch progress.")
+@click.option("--scheduler", default=None, metavar="ADDRESS",
+              help="Run on a Dask distributed scheduler, e.g. tcp://10.0.0.5:8786 (pip install "
+                   "'memnp[distributed]'); results are written by this client.")
+@click.option("--figures/--no-figures", default=True, show_default=True, help="Draw the figures at the end.")
+@click.option("--checkpoint-every", type=click.FloatRange(min=0), default=60, show_default=True, metavar="SECONDS",
+              help=CHECKPOINT_HELP + " Not with --scheduler (Dask jobs restart from epoch 1).")
+def reproduce(preset, only, data_dir, download, out, seed, epochs, repeats, networks, sampling, learning_rate,
+              jobs, scheduler, figures, checkpoint_every):
+    """Run the paper's simulations, then write the report and figures.
+
+    \b
+    Examples:
+      python run.py reproduce                              # default preset into ./results
+      python run.py reproduce --preset tiny --out /tmp/tiny
+      python run.py reproduce --only stuck_off --only high_d2d --epochs 30
+      python run.py reproduce --preset paper --jobs 8 --out paper-results
+      python run.py reproduce --preset paper --scheduler tcp://head-node:8786
+
+    Rerunning with the same options skips finished jobs (a killed run resumes, and a training job
+    killed mid-way continues from its last checkpoint); any change of configuration or seed
+    computes new jobs and never reuses stale results.
+    """
+    from ..experiments import runner
+    from ..experiments.report import write_report
+    if scheduler is not None and jobs != "auto":
+        fail("give either --jobs or --scheduler, not both")
+    jobs = usable_cores() if jobs == "auto" else jobs
+    if scheduler is not None and not valid_address(scheduler):
+        fail(f"--scheduler must be an address like tcp://HOST:PORT or HOST:PORT; got {scheduler!r}")
+    names = list(only) or list(registry.SIMULATIONS)
+    try:
+        scale = scale_presets.get(preset).override(epochs, repeats, networks, sampling, learning_rate)
+        bars = Bars(show_epochs=jobs == 1 and scheduler is None)
+        result = runner.reproduce(names, scale, seed, out, data_dir=data_dir, download=download, jobs=jobs,
+                                  scheduler=scheduler, preset=preset, progress=bars,
+                                  checkpoint_every=checkpoint_every)
+    except (ValueError, ImportError, ConnectionError) as exc:
+        fail(str(exc))
+    except RuntimeError as exc:
+        raise click.ClickException(f"{exc}\nFinished jobs are kept in {out}; rerun the same command to "
+                                   "resume.") from None
+    report = write_report(out)
+    click.echo(f"{len(result.computed)} jobs computed, {len(result.reused)} reused, "
+               f"in {result.seconds:.1f} s")
+    click.echo(f"results: {Path(out).resolve()} (manifest.json, jobs/)")
+    click.echo(f"report: {report['summary.md'].resolve()}")
+    if figures:
+        figures_dir, note = draw_figures(out, data_dir=data_dir)
+        click.echo(f"figures: {figures_dir.resolve()} ({note})" if figures_dir else note)
+
+
+# -- report / figures -------------------------------------------------------------------------------
+@cli.command()
+@click.option("--results", type=click.Path(file_okay=False, exists=True), default=DEFAULT_OUT, show_default=True)
+def report(results):
+    """Rewrite the markdown and CSV summary of a results directory (from its files alone).
+
+    \b
+    Example:
+      python run.py report --results results
+    """
+    from ..experiments.report import write_report
+    try:
+        paths = write_report(results)
+    except (FileNotFoundError, ValueError) as exc:
+        fail(str(exc))
+    for path in paths.values():
+        click.echo(f"wrote {path}")
+
+
+@cli.command()
+@click.option("--results", type=click.Path(file_okay=False), default=DEFAULT_OUT, show_default=True,
+              help="A results directory written by `reproduce`.")
+@click.option("--out", type=click.Path(file_okay=False), default=None,
+              help="Figures directory (default RESULTS/figures).")
+@click.option("--data-dir", type=click.Path(file_okay=False), default=None,
+              help="Data directory with the measured device data (for the device figures).")
+@click.option("--only", multiple=True, help="Draw only this figure (repeatable).")
+def figures(results, out, data_dir, only):
+    """Draw the figures (PNG and PDF) from a results directory, without rerunning anything.
+
+    \b
+    Examples:
+      python run.py figures                       # from ./results into ./results/figures
+      python run.py figures --results /tmp/tiny --out /tmp/tiny-figures
+    """
+    try:
+        figures_dir, note = draw_figures(results, out, data_dir, list(only) or None)
+    except ValueError as exc:
+        fail(str(exc))
+    click.echo(f"figures: {figures_dir.resolve()} ({note})" if figures_dir else note)
+
+
+# -- bench ------------------------------------------------------------------------------------------
+def _bench_dir():
+    """bench/ of the source checkout (memnp/cli/group.py -> the repository root)."""
+    return Path(__file__).resolve().parents[2] / "bench"
+
+
+@cli.command(context_settings={"ignore_unknown_options": True})
+@click.argument("names", nargs=-1)
+@click.option("--list", "list_only", is_flag=True, help="List the benchmarks and exit.")
+def bench(names, list_only):
+    """Run benchmark scripts from bench/ (a source checkout), each in its own process.
+
+    \b
+    Examples:
+      python run.py bench --list
+      python run.py bench kernels epoch
+      python run.py bench reproduce
+    Without NAMES every benchmark runs (this takes a while). Results: see bench/RESULTS.md.
+    """
+    import subprocess
+    directory = _bench_dir()
+    if not directory.is_dir():
+        fail(f"{directory} not found: the benchmarks ship with the source checkout, not the installed package")
+    available = sorted(p.stem for p in directory.glob("*.py") if p.stem != "common" and not p.stem.startswith("_"))
+    if list_only:
+        click.echo("\n".join(available))
+        return
+    unknown = [n for n in names if n not in available]
+    if unknown:
+        fail(f"unknown benchmark {unknown[0]!r}; available: {', '.join(available)}")
+    for name in names or available:
+        click.echo(f"== bench/{name}.py")
+        status = subprocess.call([sys.executable, str(directory / f"{name}.py")])
+        if status:
+            raise click.ClickException(f"bench/{name}.py exited with status {status}")
+
+
+for _command in (train, infer, fit_device):
+    cli.add_command(_command)
+
+
+def arguments(argv):
+    """The command line with ``reproduce`` put first when no command is given."""
+    args = list(argv)
+    if not args or (args[0].startswith("-") and args[0] not in ("-h", "--help")):
+        args = ["reproduce"] + args
+    return args
+
+
+def main(argv=None):
+    """Entry point: ``python run.py [COMMAND] [OPTIONS]``; no command (or only options) runs
+    ``reproduce``."""
+    return cli.main(args=arguments(sys.argv[1:] if argv is None else argv), prog_name="run.py")

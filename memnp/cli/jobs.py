@@ -1,0 +1,145 @@
+"""The single-job commands: ``train`` (one network, saved with its training record) and ``infer``
+(trained weights evaluated under one inference setup).
+"""
+from pathlib import Path
+
+import click
+
+from .common import CHECKPOINT_HELP, DEVICE_HELP, fail, read_json, stage_for
+
+
+@click.command()
+@click.option("--config", "config_file", type=click.Path(dir_okay=False, exists=True), default=None,
+              help="A Training config JSON (see memnp.experiments.Training); other options are ignored.")
+@click.option("--dataset", type=click.Choice(["mnist", "cifar10", "fashion-mnist", "mnist-10k"]), default="mnist",
+              show_default=True, help="Data set (mnist falls back to the embedded subset).")
+@click.option("--device", default="ideal", show_default=True, help=DEVICE_HELP)
+@click.option("--mapping-rule", type=click.Choice(["default", "avg"]), default="default", show_default=True)
+@click.option("--regularised", is_flag=True, help="L1 regularisation (1e-4) of the memristive layers.")
+@click.option("--standard-weights", is_flag=True, help="Standard (signed) weights even on a nonideal stage.")
+@click.option("--epochs", type=click.IntRange(min=1), default=20, show_default=True)
+@click.option("--learning-rate", type=click.FloatRange(min=0, min_open=True), default=0.01, show_default=True)
+@click.option("--validation-every", type=click.IntRange(min=1), default=20, show_default=True)
+@click.option("--validation-repeats", type=click.IntRange(min=1), default=20, show_default=True)
+@click.option("--test-device", multiple=True, help="Also evaluate the test set under this device during "
+              "training (repeatable).")
+@click.option("--test-every", type=click.IntRange(min=1), default=20, show_default=True)
+@click.option("--test-repeats", type=click.IntRange(min=1), default=5, show_default=True)
+@click.option("--examples", type=(click.IntRange(min=1), click.IntRange(min=1), click.IntRange(min=1)),
+              default=None, help="Use only the first TRAIN VALIDATION TEST examples of each split.")
+@click.option("--data-dir", type=click.Path(file_okay=False), default=None)
+@click.option("--seed", type=click.IntRange(0, 2 ** 63 - 1), default=0, show_default=True)
+@click.option("--out", type=click.Path(), required=True, help="Directory for weights.npz and training.json.")
+@click.option("--checkpoint-every", type=click.FloatRange(min=0), default=60, show_default=True, metavar="SECONDS",
+              help=CHECKPOINT_HELP + " Kept in OUT/checkpoints/.")
+def train(config_file, dataset, device, mapping_rule, regularised, standard_weights, epochs, learning_rate,
+          validation_every, validation_repeats, test_device, test_every, test_repeats, examples, data_dir,
+          seed, out, checkpoint_every):
+    """Train one network and save its checkpoint.
+
+    Writes OUT/weights.npz (loadable with memnp.nn.Sequential.load) and OUT/training.json
+    (config, seed, per-epoch history, validation and test-during-training records).
+
+    \b
+    Examples:
+      python run.py train --device siox-high --epochs 50 --out nets/high-aware
+      python run.py train --device siox-high --regularised --test-device siox-high --out nets/high-reg
+      python run.py train --config training.json --out nets/custom
+    """
+    from ..experiments import Training, datasource, keys, protocol
+    from ..experiments.checkpoint import TrainingCheckpoint
+    from ..experiments.configs import DataSpec
+    from ..experiments.runner import check_checkpoint_every
+    from ..experiments.store import write_json, write_npz
+    try:
+        checkpoint_every = check_checkpoint_every(checkpoint_every)
+        if config_file:
+            training = Training.from_dict(read_json(config_file, "--config"))
+        else:
+            limits = dict(zip(("train", "validation", "test"), examples)) if examples else {}
+            name = datasource.resolve(dataset, data_dir)
+            training = Training(data=DataSpec(name=name, **limits), stage=stage_for(device, mapping_rule),
+                                regularised=regularised, standard_weights=standard_weights, epochs=epochs,
+                                learning_rate=learning_rate, validation_every=validation_every,
+                                validation_repeats=validation_repeats,
+                                test_stages=tuple(stage_for(d, mapping_rule) for d in test_device),
+                                test_every=test_every, test_repeats=test_repeats)
+        out = Path(out)
+        if out.exists() and not out.is_dir():
+            fail(f"--out {out} exists and is not a directory")
+        data = datasource.load(training.data, data_dir)
+    except (ValueError, datasource.DataUnavailable) as exc:
+        fail(str(exc))
+    content = {"kind": "train", "training": training.to_dict(), "network": 0}
+    checkpoint = (TrainingCheckpoint(out / "checkpoints", keys.job_key(content, seed), checkpoint_every)
+                  if checkpoint_every > 0 else None)
+    with click.progressbar(length=training.epochs, label="epochs", show_pos=True) as bar:
+        record, weights = protocol.train(training, data, keys.seed_sequence(content, seed),
+                                         on_epoch=lambda e, n: bar.update(e - bar.pos), checkpoint=checkpoint)
+    sha = write_npz(out / "weights.npz", weights)
+    write_json(out / "training.json", dict(record, content=content, seed=keys.seed_record(content, seed),
+                                           weights_sha256=sha))
+    if checkpoint is not None:
+        checkpoint.remove()
+        try:
+            checkpoint.directory.rmdir()
+        except OSError:
+            pass
+    if record["resumed_from_epoch"]:
+        click.echo(f"resumed from the checkpoint after epoch {record['resumed_from_epoch']}")
+    ck = record["checkpoint"]
+    click.echo(f"checkpoint: epoch {ck['epoch']} ({ck['metric']} {ck['value']})")
+    click.echo(f"wrote {out / 'weights.npz'} and {out / 'training.json'}")
+
+
+@click.command()
+@click.option("--weights", "weights_file", type=click.Path(dir_okay=False, exists=True), required=True,
+              help="A weights .npz written by `train` or `reproduce` (jobs/train/<key>.npz).")
+@click.option("--config", "config_file", type=click.Path(dir_okay=False, exists=True), default=None,
+              help="An Inference config JSON (stage, repeats, sampling, batch_size).")
+@click.option("--device", default="ideal", show_default=True, help=DEVICE_HELP)
+@click.option("--mapping-rule", type=click.Choice(["default", "avg"]), default="default", show_default=True)
+@click.option("--repeats", type=click.IntRange(min=1), default=25, show_default=True)
+@click.option("--sampling", type=click.Choice(["batch", "chip"]), default="batch", show_default=True)
+@click.option("--dataset", type=click.Choice(["mnist", "cifar10", "fashion-mnist", "mnist-10k"]), default=None,
+              help="Test set (default: from the network's input shape).")
+@click.option("--test-examples", type=click.IntRange(min=1), default=None, help="Use the first N test examples.")
+@click.option("--data-dir", type=click.Path(file_okay=False), default=None)
+@click.option("--seed", type=click.IntRange(0, 2 ** 63 - 1), default=0, show_default=True)
+@click.option("--out", type=click.Path(dir_okay=False), default=None, help="Write the record as JSON here.")
+def infer(weights_file, config_file, device, mapping_rule, repeats, sampling, dataset, test_examples, data_dir,
+          seed, out):
+    """Evaluate trained weights under one inference setup: accuracy, loss and power per repeat.
+
+    \b
+    Examples:
+      python run.py infer --weights nets/high-aware/weights.npz --device siox-high --repeats 25
+      python run.py infer --weights nets/ideal/weights.npz --device d2d-high --sampling chip
+      python run.py infer --weights results/jobs/train/<key>.npz --config inference.json --out r.json
+    """
+    import numpy as np
+    from ..experiments import Inference, datasource, keys, protocol
+    from ..experiments.configs import DataSpec
+    from ..experiments.store import file_sha256, read_npz, write_json
+    try:
+        inference = (Inference.from_dict(read_json(config_file, "--config")) if config_file else
+                     Inference(stage=stage_for(device, mapping_rule), repeats=repeats, sampling=sampling))
+        weights = read_npz(weights_file)
+        model = protocol.model_from_arrays(weights)
+        family = dataset or ("cifar10" if tuple(model.input_shape or ()) == (32, 32, 3) else "mnist")
+        spec = DataSpec(name=datasource.resolve(family, data_dir), test=test_examples)
+        test = datasource.load(spec, data_dir, splits=("test",))["test"]
+    except (ValueError, KeyError, OSError, datasource.DataUnavailable) as exc:
+        fail(str(exc))
+    content = {"kind": "infer", "weights_sha256": file_sha256(weights_file), "inference": inference.to_dict(),
+               "data": spec.to_dict()}
+    record = protocol.infer(weights, inference, test, keys.seed_sequence(content, seed))
+    error = 100 * (1 - np.asarray(record["accuracy"]))
+    power = float(np.mean(record["power"]))
+    efficiency = protocol.energy_efficiency(record["n_synapses"], power)
+    click.echo(f"{inference.stage.label}, {spec.name} test ({len(test[1])} examples), {inference.repeats} repeats")
+    click.echo(f"median error {np.median(error):.2f} % (IQR {np.subtract(*np.percentile(error, [75, 25])):.2f} %), "
+               f"mean power {power:.4g} W" + (f", {efficiency / 1e12:.4g} TOPS/W" if efficiency else ""))
+    if out:
+        write_json(out, dict(record, content=content, seed=keys.seed_record(content, seed)))
+        click.echo(f"wrote {out}")
