@@ -15,6 +15,7 @@ from memnp.experiments import datasource, presets, protocol, registry, runner
 from memnp.experiments.checkpoint import TrainingCheckpoint
 from memnp.experiments.configs import DataSpec, Training
 from memnp.experiments.store import ResultsStore
+from test_experiments_run import _numbers  # records without timings, and the weights
 
 ROOT = Path(__file__).resolve().parents[1]
 SPEC = DataSpec("mnist-10k", train=128, validation=64, test=100)
@@ -185,22 +186,6 @@ def test_checkpoint_arguments_are_validated(tmp_path):
 
 
 # -- the runner and executors ---------------------------------------------------------------------
-def _numbers(root):
-    """{relative path: record without timings, or weights as lists} of every job file."""
-    out = {}
-    for path in sorted(Path(root, "jobs").rglob("*.json")):
-        record = json.loads(path.read_text())
-        for key in ("seconds", "finished", "resumed_from_epoch"):
-            record.pop(key, None)
-        if record.get("history"):
-            record["history"].pop("seconds")
-        out[str(path.relative_to(root))] = record
-    for path in sorted(Path(root, "jobs").rglob("*.npz")):
-        with np.load(path, allow_pickle=False) as arrays:
-            out[str(path.relative_to(root))] = {k: arrays[k].tolist() for k in arrays.files}
-    return out
-
-
 class _StopFirstJob(runner.Progress):
     """Stops the run (as a kill would) after epoch ``k`` of the first training job."""
 

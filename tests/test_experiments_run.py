@@ -19,11 +19,12 @@ TINY = presets.get("tiny")
 
 
 def _numbers(root):
-    """{relative path: record without timings} for every job record, and the weights arrays."""
+    """{relative path: record without timings (and without whether the job was resumed)} for every
+    job record, and the weights arrays."""
     out = {}
     for path in sorted(Path(root, "jobs").rglob("*.json")):
         record = json.loads(path.read_text())
-        for key in ("seconds", "finished"):
+        for key in ("seconds", "finished", "resumed_from_epoch"):
             record.pop(key, None)
         if record.get("history"):
             record["history"].pop("seconds")
