@@ -7,9 +7,10 @@ row is an input fixed to 1) and 2 n_out columns (differential pairs, positive de
 
 Weights are either *double* (non-negative w_pos, w_neg (n_in, n_out) and b_pos, b_neg (n_out,),
 one parameter per device, kept in the crossbar's own layout: the four arrays are views of one
-matrix D (n_in + 1, 2 n_out), so reads and optimiser steps work on D directly) or *standard* (signed W (n_in, n_out) and b (n_out,), mapped with the
-stage's mapping rule). Standard weights in a stage without nonidealities skip the crossbar and
-compute y = x W + b (the reference's digital shortcut); double weights always go through it.
+matrix D (n_in + 1, 2 n_out), so reads and optimiser steps work on D directly) or *standard*
+(signed W (n_in, n_out) and b (n_out,), mapped with the stage's mapping rule). Standard weights
+in a stage without nonidealities skip the crossbar and compute y = x W + b (the reference's
+digital shortcut); double weights always go through it.
 
 The backward pass runs the same stairs in reverse with the draws of the forward pass, including
 the path through max_weight (k_G depends on it in the mapping and in the output conversion).
@@ -85,8 +86,8 @@ class CrossbarLayer(Layer):
         if self.weights == "double":
             if not self._intact(p, self._views):
                 shape = (self.n_rows, self.n_out)
-                self._D = double_weights_matrix(*(np.asarray(p[name], self.dtype).reshape(shape) if name[0] == "w"
-                                                  else np.asarray(p[name], self.dtype) for name in DOUBLE))
+                w_pos, w_neg, b_pos, b_neg = (np.asarray(p[name], self.dtype) for name in DOUBLE)
+                self._D = double_weights_matrix(w_pos.reshape(shape), w_neg.reshape(shape), b_pos, b_neg)
                 self._views = self._split(self._D)
                 self._grad_D = self._grad_views = None   # grads, if any, pair with the old D
                 p.update(zip(DOUBLE, self._views))
