@@ -1,11 +1,8 @@
 """In-job checkpoints: a training job stopped after epoch k and resumed gives exactly the numbers
 and weights of an uninterrupted one; unusable checkpoints are ignored; the runner removes them."""
 import json
-import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +12,7 @@ from memnp.experiments import datasource, presets, protocol, registry, runner
 from memnp.experiments.checkpoint import TrainingCheckpoint
 from memnp.experiments.configs import DataSpec, Training
 from memnp.experiments.store import ResultsStore
-from test_experiments_run import _numbers  # records without timings, and the weights
+from test_experiments_run import _numbers, kill_run_when
 
 ROOT = Path(__file__).resolve().parents[1]
 SPEC = DataSpec("mnist-10k", train=128, validation=64, test=100)
@@ -239,19 +236,8 @@ def test_killed_run_resumes_mid_job_from_its_checkpoint(tmp_path):
     args = [sys.executable, str(ROOT / "run.py"), "reproduce", "--preset", "tiny", "--epochs", str(epochs),
             "--only", "stuck_off", "--out", str(out), "--no-figures", "--jobs", "1",
             "--checkpoint-every", "0.000001"]
-    env = dict(os.environ, NUMBA_NUM_THREADS=os.environ.get("NUMBA_NUM_THREADS", "2"))
-    proc = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     checkpoints = out / "checkpoints"
-    deadline = time.time() + 120
-    while time.time() < deadline and proc.poll() is None:
-        if checkpoints.is_dir() and list(checkpoints.glob("*.json")):
-            break
-        time.sleep(0.01)
-    assert proc.poll() is None, "the run finished before it could be killed: " + proc.stderr.read().decode()
-    time.sleep(0.05)  # a few more epochs
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    proc.stderr.close()
+    env = kill_run_when(args, checkpoints, settle=0.05)  # killed a few epochs after the first save
     saved = {path.stem: json.loads(path.read_text())["epoch"] for path in checkpoints.glob("*.json")}
     assert len(saved) == 1 and 1 <= min(saved.values()) < epochs
     rerun = subprocess.run(args, env=env, capture_output=True, text=True, timeout=300)

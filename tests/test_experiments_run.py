@@ -125,23 +125,30 @@ def test_unreachable_scheduler_fails_before_writing(tmp_path, monkeypatch):
     assert not out.exists()
 
 
+def kill_run_when(args, directory, settle=0.0):
+    """Start ``python run.py *args``, SIGKILL it once ``directory`` holds a ``*.json`` file (and
+    ``settle`` seconds more have passed); returns the environment it ran with, for a rerun."""
+    env = dict(os.environ, NUMBA_NUM_THREADS=os.environ.get("NUMBA_NUM_THREADS", "2"))
+    proc = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.poll() is None:
+        if directory.is_dir() and list(directory.glob("*.json")):
+            break
+        time.sleep(0.01)
+    assert proc.poll() is None, "the run finished before it could be killed: " + proc.stderr.read().decode()
+    time.sleep(settle)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    proc.stderr.close()
+    return env
+
+
 @pytest.mark.slow
 def test_killed_run_resumes_without_recomputing(tmp_path):
     out = tmp_path / "resume"
     args = [sys.executable, str(ROOT / "run.py"), "reproduce", "--preset", "tiny", "--epochs", "20",
             "--only", "stuck_off", "--only", "high_d2d", "--out", str(out), "--no-figures", "--jobs", "1"]
-    env = dict(os.environ, NUMBA_NUM_THREADS=os.environ.get("NUMBA_NUM_THREADS", "2"))
-    proc = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    train_dir = out / "jobs" / "train"
-    deadline = time.time() + 120
-    while time.time() < deadline and proc.poll() is None:
-        if train_dir.is_dir() and list(train_dir.glob("*.json")):
-            break
-        time.sleep(0.02)
-    assert proc.poll() is None, "the run finished before it could be killed: " + proc.stderr.read().decode()
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    proc.stderr.close()
+    env = kill_run_when(args, out / "jobs" / "train")
     store = ResultsStore(out)
     manifest = store.read_manifest()
     assert manifest["runs"][-1]["finished"] is None
