@@ -45,8 +45,8 @@ def conductance_range(G_off, G_on):
     return G_off, G_on
 
 
-def finite_array(name, array, ndim=None):
-    """A floating-point array with only finite values (and ``ndim`` dimensions, if given)."""
+def float_array(name, array, ndim=None):
+    """A floating-point array (other numbers as float64) with ``ndim`` dimensions, if given."""
     array = np.asarray(array)
     if array.dtype.kind not in "fiub":
         raise ValueError(f"{name} must be a numeric array; got dtype {array.dtype}")
@@ -54,6 +54,12 @@ def finite_array(name, array, ndim=None):
         array = array.astype(np.float64)
     if ndim is not None and array.ndim != ndim:
         raise ValueError(f"{name} must have {ndim} dimensions; got shape {array.shape}")
+    return array
+
+
+def finite_array(name, array, ndim=None):
+    """A floating-point array with only finite values (and ``ndim`` dimensions, if given)."""
+    array = float_array(name, array, ndim)
     if not np.all(np.isfinite(array)):
         raise ValueError(f"{name} must contain only finite values (no NaN or inf)")
     return array

@@ -22,6 +22,7 @@ import numpy as np
 from ..crossbar import (CrossbarPass, I_to_y, I_to_y_vjp, double_weights_matrix, split_double_weights,
                         standard_weights_matrix, w_to_G, w_to_G_vjp, x_to_V)
 from ..crossbar.mapping import _double_G, _double_max_weight
+from ..crossbar.validation import float_array
 from ..kernels import get_backend
 from ..kernels import mapping as mapping_loops
 from .layers import Layer, _conv_output_shape, _count, col2im, im2col, register
@@ -236,15 +237,10 @@ class CrossbarLayer(Layer):
 
 
 def _float_matrix(x):
-    """x (p, n) as a C-contiguous float32 or float64 array (other numbers as float64)."""
-    x = np.asarray(x)
-    if x.ndim != 2:
-        raise ValueError(f"x must have 2 dimensions; got shape {x.shape}")
-    if x.dtype.kind not in "fiub":
-        raise ValueError(f"x must be a numeric array; got dtype {x.dtype}")
-    if x.dtype not in (np.float32, np.float64):
-        x = x.astype(np.float64)
-    return np.ascontiguousarray(x)
+    """x (p, n) as a C-contiguous float32 or float64 array (other numbers as float64); its
+    finiteness is checked by the input scan."""
+    x = float_array("x", x, ndim=2)
+    return np.ascontiguousarray(x if x.dtype in (np.float32, np.float64) else x.astype(np.float64))
 
 
 def _take_rows(draws, rows, shape):
