@@ -4,37 +4,30 @@ import math
 import numpy as np
 
 
+def _number(name, value, accept, allowed):
+    """value as a float when ``accept(float)`` holds, else ValueError '<name> must be <allowed>'."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be {allowed}; got {value!r}") from None
+    if not accept(number):
+        raise ValueError(f"{name} must be {allowed}; got {number!r}")
+    return number
+
+
 def positive(name, value):
     """A finite number > 0, returned as float."""
-    try:
-        value = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a finite number > 0; got {value!r}") from None
-    if not math.isfinite(value) or value <= 0:
-        raise ValueError(f"{name} must be a finite number > 0; got {value!r}")
-    return value
+    return _number(name, value, lambda v: math.isfinite(v) and v > 0, "a finite number > 0")
 
 
 def non_negative(name, value):
     """A finite number >= 0, returned as float."""
-    try:
-        value = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a finite number >= 0; got {value!r}") from None
-    if not math.isfinite(value) or value < 0:
-        raise ValueError(f"{name} must be a finite number >= 0; got {value!r}")
-    return value
+    return _number(name, value, lambda v: math.isfinite(v) and v >= 0, "a finite number >= 0")
 
 
 def probability(name, value):
     """A number in [0, 1], returned as float."""
-    try:
-        value = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a probability in [0, 1]; got {value!r}") from None
-    if not 0.0 <= value <= 1.0:
-        raise ValueError(f"{name} must be a probability in [0, 1]; got {value!r}")
-    return value
+    return _number(name, value, lambda v: 0.0 <= v <= 1.0, "a probability in [0, 1]")
 
 
 def conductance_range(G_off, G_on):
