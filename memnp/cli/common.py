@@ -17,13 +17,50 @@ DEVICE_HELP = "Device: 'ideal', a preset name (siox-low, siox-high, stuck-off, s
               "d2d-more-uniform, d2d-less-uniform, d2d-high, tahfo2) or a preset JSON file."
 
 
+#: The largest --epochs accepted (the paper trains 1000; more is almost surely a typo).
+MAX_EPOCHS = 100_000
+
+
+def interactive():
+    """Whether standard output is a terminal (progress bars are drawn only then: elsewhere
+    click prints each bar's label as a line of its own)."""
+    import sys
+    try:
+        return sys.stdout.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+class _NoBar:
+    """Stands in for a click progress bar when output is not a terminal."""
+
+    pos = 0
+
+    def update(self, steps):
+        self.pos += steps
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        pass
+
+
+def progressbar(**kw):
+    """click.progressbar on a terminal, a silent stand-in elsewhere (logs, pipes, CliRunner)."""
+    return click.progressbar(**kw) if interactive() else _NoBar()
+
+
 class Bars:
-    """Progress bars: one over jobs; in this process, one over the epochs of each training job."""
+    """Progress bars: one over jobs; in this process, one over the epochs of each training job.
+    When output is not a terminal there are no bars: one line per finished job instead."""
 
     def __init__(self, show_epochs):
         self.show_epochs = show_epochs
         self.jobs_bar = None
         self.epoch_bar = None
+        self.lines = not interactive()
+        self.total = self.count = 0
 
     def message(self, text):
         click.echo(text)
@@ -31,12 +68,15 @@ class Bars:
     def jobs_start(self, total, finished):
         if finished:
             click.echo(f"{finished} of {total} jobs already finished in this results directory (reused)")
+        self.total, self.count = total, finished
+        if self.lines:
+            return
         self.jobs_bar = click.progressbar(length=total, label="jobs", show_pos=True, show_eta=True)
         self.jobs_bar.__enter__()
         self.jobs_bar.update(finished)
 
     def epoch(self, job, epoch, epochs):
-        if not self.show_epochs:
+        if not self.show_epochs or self.lines:
             return
         if self.epoch_bar is None:
             self.epoch_bar = click.progressbar(length=epochs, label=f"  train {job.describe()}: epochs",
@@ -48,8 +88,11 @@ class Bars:
             self.epoch_bar = None
 
     def job_done(self, job):
+        self.count += 1
         if self.jobs_bar is not None:
             self.jobs_bar.update(1)
+        elif self.lines:
+            click.echo(f"job {self.count}/{self.total} done: {job.kind} {job.describe()}")
 
     def close(self):
         for bar in (self.epoch_bar, self.jobs_bar):
@@ -97,28 +140,61 @@ def valid_address(address):
 
 
 def draw_figures(results, figures_dir=None, data_dir=None, only=None):
-    """Call memnp.plotting if it is importable; returns (figures dir or None, note)."""
+    """Call memnp.plotting if it is importable; returns (figures dir or None, note, failed), where
+    failed counts the figures that failed with an error (a file that could not be written, a bug),
+    as opposed to those skipped for want of their inputs. The figures directory is checked for
+    writability first (OutputError, a ValueError) and cleared of a killed run's temporaries."""
+    from ..experiments.outputs import check_writable
+    from ..experiments.store import remove_stale_figure_parts
     try:
         from .. import plotting
         draw_all = plotting.draw_all
     except (ImportError, AttributeError) as exc:
-        return None, f"figures not drawn: memnp.plotting is not available ({exc})"
+        return None, f"figures not drawn: memnp.plotting is not available ({exc})", 0
     figures_dir = Path(figures_dir) if figures_dir else Path(results) / "figures"
+    check_writable(figures_dir, "figures directory" if figures_dir == Path(results) / "figures" else "--out")
+    remove_stale_figure_parts(figures_dir)
     drawn = draw_all(results, figures_dir, data_dir, only=only)
+    failed = sum(reason.startswith("failed:") for reason in drawn.skipped.values())
     note = f"{len(drawn)} figure files written"
     if drawn.skipped:
         note += f", {len(drawn.skipped)} figures skipped:" + "".join(
             f"\n  skipped {name}: {reason}" for name, reason in drawn.skipped.items())
-    return figures_dir, note
+    return figures_dir, note, failed
 
 
-def stage_for(device, mapping_rule):
-    """A Stage from a preset name, a preset file or 'ideal'."""
+def check_data_dir(data_dir, download=None):
+    """A usage error when ``--data-dir`` names no existing directory, so that memnp does not fall
+    back silently to the embedded subset. download: the command's --download flag (True: a new
+    directory is fine, downloads create it), or None for commands without one."""
+    path = None if data_dir is None else Path(data_dir)
+    if path is None or path.is_dir() or download:
+        return
+    what = "is not a directory" if path.exists() else "does not exist"
+    hint = " (give an existing directory, or add --download to fill a new one)" if download is False else ""
+    fail(f"--data-dir {data_dir} {what}{hint}")
+
+
+def check_out(path, directory=True, option="--out"):
+    """``path`` once it is known to be writable (memnp.experiments.outputs.check_writable); a
+    usage error naming it otherwise."""
+    from ..experiments.outputs import OutputError, check_writable
+    try:
+        return check_writable(path, option, directory)
+    except OutputError as exc:
+        fail(str(exc))
+
+
+def stage_for(device, mapping_rule, option="--device"):
+    """A Stage from a preset name, a preset file or 'ideal'; ValueError naming ``option``."""
     if device == "ideal":
         return registry.device_stage("ideal", mapping_rule)
     from ..data.presets import preset_stage
     import dataclasses
-    preset = preset_stage(device)
+    try:
+        preset = preset_stage(device)
+    except ValueError as exc:
+        raise ValueError(f"{option} {device!r}: {exc}") from None
     return dataclasses.replace(preset, mapping_rule=mapping_rule) if mapping_rule else preset
 
 

@@ -3,7 +3,8 @@ from pathlib import Path
 
 import click
 
-from .common import fail
+from .common import check_out, fail
+from .jobs import save_or_rescue
 
 
 @click.command("fit-device")
@@ -40,7 +41,6 @@ def fit_device(file, regime, out, name, k_V):
                 V, I = data["V"], data["I"]
         else:
             V, I = load_siox_mat(path)
-        fit = fit_siox(V, I)
         regimes = ["low", "high"] if regime == "both" else [regime]
         targets = []
         for reg in regimes:
@@ -51,7 +51,9 @@ def fit_device(file, regime, out, name, k_V):
                 target = Path(out) / f"{preset_name}.json" if Path(out).is_dir() else Path(f"{out}-{reg}.json")
             else:
                 target = Path(out)
+            check_out(target, directory=False, option="--out" if out is not None else "preset file")
             targets.append((reg, preset_name, target))
+        fit = fit_siox(V, I)
         records = [(preset_from_fit(fit, reg, name=preset_name, k_V=k_V,
                                     description=f"PF fit of {path.name}, {reg}-resistance regime",
                                     source=f"fitted by memnp fit-device from {path.name}"), target)
@@ -59,8 +61,14 @@ def fit_device(file, regime, out, name, k_V):
     except ValueError as exc:
         fail(str(exc))
     click.echo(f"{len(fit.R)} curves fitted ({len(fit.dropped)} dropped)")
+
+    def save(directory):  # every target has the same parent directory
+        for record, target in records:
+            save_preset(record, directory / target.name)
+
+    where = save_or_rescue(save, records[0][1].parent, "fit-device", "the fitted presets")
     for record, target in records:
-        save_preset(record, target)
+        target = where / target.name
         stage = record.stage
         pf = stage["nonidealities"][0]
         click.echo(f"{record.name}: G_off {stage['G_off']:.6g} S, G_on {stage['G_on']:.6g} S, slopes "

@@ -12,7 +12,8 @@ import click
 
 from ..experiments import presets as scale_presets
 from ..experiments import registry
-from .common import CHECKPOINT_HELP, DEFAULT_OUT, Bars, Jobs, draw_figures, fail, usable_cores, valid_address
+from .common import (CHECKPOINT_HELP, DEFAULT_OUT, MAX_EPOCHS, Bars, Jobs, check_data_dir, check_out, draw_figures,
+                     fail, usable_cores, valid_address)
 from .devices import fit_device
 from .jobs import infer, train
 
@@ -43,9 +44,10 @@ def cli():
 @click.option("--download/--no-download", default=False, show_default=True,
               help="Download missing data sets from the public mirrors.")
 @click.option("--out", type=click.Path(), default=DEFAULT_OUT, show_default=True,
-              help="Results directory (created; reruns resume in it).")
+              help="Results directory (created; reruns resume in it). One run at a time: a second run "
+                   "into a directory in use stops at once, naming the other run's PID.")
 @click.option("--seed", type=click.IntRange(0, 2 ** 63 - 1), default=0, show_default=True, help="Run seed.")
-@click.option("--epochs", type=click.IntRange(min=1), default=None, help="Override the preset's epochs.")
+@click.option("--epochs", type=click.IntRange(1, MAX_EPOCHS), default=None, help="Override the preset's epochs.")
 @click.option("--repeats", type=click.IntRange(min=1), default=None,
               help="Override the preset's inference repeats (also caps validation/test repeats).")
 @click.option("--networks", type=click.IntRange(min=1), default=None,
@@ -80,32 +82,59 @@ def reproduce(preset, only, data_dir, download, out, seed, epochs, repeats, netw
     computes new jobs and never reuses stale results.
     """
     from ..experiments import runner
+    from ..experiments.outputs import ResultsLocked, RunLock
     from ..experiments.report import write_report
     if scheduler is not None and jobs != "auto":
         fail("give either --jobs or --scheduler, not both")
+    source = click.get_current_context().get_parameter_source("checkpoint_every")
+    if scheduler is not None and source == click.core.ParameterSource.COMMANDLINE:
+        fail("--checkpoint-every does not work with --scheduler (Dask jobs keep no checkpoints and restart "
+             "from epoch 1); leave it out")
+    check_data_dir(data_dir, download)
     jobs = usable_cores() if jobs == "auto" else jobs
     if scheduler is not None and not valid_address(scheduler):
         fail(f"--scheduler must be an address like tcp://HOST:PORT or HOST:PORT; got {scheduler!r}")
     names = list(only) or list(registry.SIMULATIONS)
+    lock = RunLock(out)   # taken by the runner once the input is valid; held here until the figures are drawn
     try:
-        scale = scale_presets.get(preset).override(epochs, repeats, networks, sampling, learning_rate)
-        bars = Bars(show_epochs=jobs == 1 and scheduler is None)
-        result = runner.reproduce(names, scale, seed, out, data_dir=data_dir, download=download, jobs=jobs,
-                                  scheduler=scheduler, preset=preset, progress=bars,
-                                  checkpoint_every=checkpoint_every)
-    except (ValueError, ImportError, ConnectionError) as exc:
+        try:
+            scale = scale_presets.get(preset).override(epochs, repeats, networks, sampling, learning_rate)
+            bars = Bars(show_epochs=jobs == 1 and scheduler is None)
+            result = runner.reproduce(names, scale, seed, out, data_dir=data_dir, download=download, jobs=jobs,
+                                      scheduler=scheduler, preset=preset, progress=bars,
+                                      checkpoint_every=checkpoint_every, lock=lock)
+        except (ValueError, ImportError, ConnectionError) as exc:
+            fail(str(exc))
+        except ResultsLocked as exc:
+            raise click.ClickException(str(exc)) from None
+        except RuntimeError as exc:
+            raise click.ClickException(f"{exc}\nFinished jobs are kept in {out}; rerun the same command to "
+                                       "resume.") from None
+        try:
+            report = write_report(out)
+        except OSError as exc:
+            raise click.ClickException(f"cannot write the report into {Path(out) / 'report'}: "
+                                       f"{exc.strerror or exc}; the results are complete in {out} (rerun "
+                                       "`python run.py report` once it is writable)") from None
+        click.echo(f"{len(result.computed)} jobs computed, {len(result.reused)} reused, "
+                   f"in {result.seconds:.1f} s")
+        click.echo(f"results: {Path(out).resolve()} (manifest.json, jobs/)")
+        click.echo(f"report: {report['summary.md'].resolve()}")
+        if figures:
+            _figures(out, None, data_dir, None)
+    finally:
+        lock.release()
+
+
+def _figures(results, out, data_dir, only):
+    """Draw the figures and print where; exit status 1 when a figure failed (e.g. a write)."""
+    try:
+        figures_dir, note, failed = draw_figures(results, out, data_dir, only)
+    except ValueError as exc:
         fail(str(exc))
-    except RuntimeError as exc:
-        raise click.ClickException(f"{exc}\nFinished jobs are kept in {out}; rerun the same command to "
-                                   "resume.") from None
-    report = write_report(out)
-    click.echo(f"{len(result.computed)} jobs computed, {len(result.reused)} reused, "
-               f"in {result.seconds:.1f} s")
-    click.echo(f"results: {Path(out).resolve()} (manifest.json, jobs/)")
-    click.echo(f"report: {report['summary.md'].resolve()}")
-    if figures:
-        figures_dir, note = draw_figures(out, data_dir=data_dir)
-        click.echo(f"figures: {figures_dir.resolve()} ({note})" if figures_dir else note)
+    click.echo(f"figures: {figures_dir.resolve()} ({note})" if figures_dir else note)
+    if failed:
+        raise click.ClickException(f"{failed} figure(s) failed (see above)")
 
 
 # -- report / figures -------------------------------------------------------------------------------
@@ -118,11 +147,24 @@ def report(results):
     Example:
       python run.py report --results results
     """
+    from ..experiments.outputs import ResultsLocked, RunLock
     from ..experiments.report import write_report
+    from ..experiments.store import ResultsStore
     try:
-        paths = write_report(results)
+        ResultsStore(results).read_manifest()
     except (FileNotFoundError, ValueError) as exc:
         fail(str(exc))
+    check_out(Path(results) / "report", option="report directory")
+    try:
+        with RunLock(results):
+            paths = write_report(results)
+    except (FileNotFoundError, ValueError) as exc:
+        fail(str(exc))
+    except ResultsLocked as exc:
+        raise click.ClickException(str(exc)) from None
+    except OSError as exc:
+        raise click.ClickException(f"cannot write the report into {Path(results) / 'report'}: "
+                                   f"{exc.strerror or exc}") from None
     for path in paths.values():
         click.echo(f"wrote {path}")
 
@@ -143,11 +185,13 @@ def figures(results, out, data_dir, only):
       python run.py figures                       # from ./results into ./results/figures
       python run.py figures --results /tmp/tiny --out /tmp/tiny-figures
     """
+    from ..experiments.store import ResultsStore
     try:
-        figures_dir, note = draw_figures(results, out, data_dir, list(only) or None)
-    except ValueError as exc:
-        fail(str(exc))
-    click.echo(f"figures: {figures_dir.resolve()} ({note})" if figures_dir else note)
+        ResultsStore(results).read_manifest()
+    except (FileNotFoundError, ValueError) as exc:
+        fail(f"--results: {exc}")
+    check_data_dir(data_dir)
+    _figures(results, out, data_dir, list(only) or None)
 
 
 # -- bench ------------------------------------------------------------------------------------------

@@ -5,7 +5,8 @@ from pathlib import Path
 
 import click
 
-from .common import CHECKPOINT_HELP, DEVICE_HELP, fail, read_json, stage_for
+from .common import (CHECKPOINT_HELP, DEVICE_HELP, MAX_EPOCHS, check_data_dir, check_out, fail, progressbar, read_json,
+                     stage_for)
 
 
 @click.command()
@@ -17,7 +18,7 @@ from .common import CHECKPOINT_HELP, DEVICE_HELP, fail, read_json, stage_for
 @click.option("--mapping-rule", type=click.Choice(["default", "avg"]), default="default", show_default=True)
 @click.option("--regularised", is_flag=True, help="L1 regularisation (1e-4) of the memristive layers.")
 @click.option("--standard-weights", is_flag=True, help="Standard (signed) weights even on a nonideal stage.")
-@click.option("--epochs", type=click.IntRange(min=1), default=20, show_default=True)
+@click.option("--epochs", type=click.IntRange(1, MAX_EPOCHS), default=20, show_default=True)
 @click.option("--learning-rate", type=click.FloatRange(min=0, min_open=True), default=0.01, show_default=True)
 @click.option("--validation-every", type=click.IntRange(min=1), default=20, show_default=True)
 @click.option("--validation-repeats", type=click.IntRange(min=1), default=20, show_default=True)
@@ -50,7 +51,9 @@ def train(config_file, dataset, device, mapping_rule, regularised, standard_weig
     from ..experiments.checkpoint import TrainingCheckpoint
     from ..experiments.configs import DataSpec
     from ..experiments.runner import check_checkpoint_every
+    from ..experiments.outputs import ResultsLocked, RunLock
     from ..experiments.store import write_json, write_npz
+    check_data_dir(data_dir)
     try:
         checkpoint_every = check_checkpoint_every(checkpoint_every)
         if config_file:
@@ -62,23 +65,35 @@ def train(config_file, dataset, device, mapping_rule, regularised, standard_weig
                                 regularised=regularised, standard_weights=standard_weights, epochs=epochs,
                                 learning_rate=learning_rate, validation_every=validation_every,
                                 validation_repeats=validation_repeats,
-                                test_stages=tuple(stage_for(d, mapping_rule) for d in test_device),
+                                test_stages=tuple(stage_for(d, mapping_rule, "--test-device") for d in test_device),
                                 test_every=test_every, test_repeats=test_repeats)
-        out = Path(out)
-        if out.exists() and not out.is_dir():
-            fail(f"--out {out} exists and is not a directory")
+        out = check_out(out)
         data = datasource.load(training.data, data_dir)
     except (ValueError, datasource.DataUnavailable) as exc:
         fail(str(exc))
     content = {"kind": "train", "training": training.to_dict(), "network": 0}
     checkpoint = (TrainingCheckpoint(out / "checkpoints", keys.job_key(content, seed), checkpoint_every)
                   if checkpoint_every > 0 else None)
-    with click.progressbar(length=training.epochs, label="epochs", show_pos=True) as bar:
-        record, weights = protocol.train(training, data, keys.seed_sequence(content, seed),
-                                         on_epoch=lambda e, n: bar.update(e - bar.pos), checkpoint=checkpoint)
-    sha = write_npz(out / "weights.npz", weights)
-    write_json(out / "training.json", dict(record, content=content, seed=keys.seed_record(content, seed),
-                                           weights_sha256=sha))
+    lock = RunLock(out)
+    try:
+        lock.acquire()
+    except ResultsLocked as exc:
+        raise click.ClickException(str(exc)) from None
+    except OSError as exc:
+        fail(f"--out {out} cannot be created: {exc.strerror or exc}")
+    try:
+        with progressbar(length=training.epochs, label="epochs", show_pos=True) as bar:
+            record, weights = protocol.train(training, data, keys.seed_sequence(content, seed),
+                                             on_epoch=lambda e, n: bar.update(e - bar.pos), checkpoint=checkpoint)
+
+        def save(directory):
+            sha = write_npz(directory / "weights.npz", weights)
+            write_json(directory / "training.json", dict(record, content=content,
+                                                         seed=keys.seed_record(content, seed), weights_sha256=sha))
+
+        save_or_rescue(save, out, "train", "the trained network")
+    finally:
+        lock.release()
     if checkpoint is not None:
         checkpoint.remove()
         try:
@@ -121,6 +136,9 @@ def infer(weights_file, config_file, device, mapping_rule, repeats, sampling, da
     from ..experiments import Inference, datasource, keys, protocol
     from ..experiments.configs import DataSpec
     from ..experiments.store import file_sha256, read_npz, write_json
+    check_data_dir(data_dir)
+    if out:
+        out = check_out(out, directory=False)
     try:
         inference = (Inference.from_dict(read_json(config_file, "--config")) if config_file else
                      Inference(stage=stage_for(device, mapping_rule), repeats=repeats, sampling=sampling))
@@ -141,5 +159,26 @@ def infer(weights_file, config_file, device, mapping_rule, repeats, sampling, da
     click.echo(f"median error {np.median(error):.2f} % (IQR {np.subtract(*np.percentile(error, [75, 25])):.2f} %), "
                f"mean power {power:.4g} W" + (f", {efficiency / 1e12:.4g} TOPS/W" if efficiency else ""))
     if out:
-        write_json(out, dict(record, content=content, seed=keys.seed_record(content, seed)))
-        click.echo(f"wrote {out}")
+        document = dict(record, content=content, seed=keys.seed_record(content, seed))
+        where = save_or_rescue(lambda directory: write_json(directory / out.name, document), out.parent, "infer",
+                               "the inference record")
+        click.echo(f"wrote {where / out.name}")
+
+
+def save_or_rescue(save, directory, what, description):
+    """``save(directory)``; when a write fails there (after the work is done), ``save`` into a
+    rescue directory (memnp.experiments.outputs.rescue) and exit with status 1 saying where.
+    Returns ``directory``."""
+    from ..experiments.outputs import rescue
+    try:
+        save(directory)
+        return directory
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        try:
+            where = rescue(save, what)
+        except OSError as again:
+            raise click.ClickException(f"cannot write {description} into {directory} ({reason}), nor into a "
+                                       f"rescue directory ({again}); it is lost") from None
+        raise click.ClickException(f"cannot write into {directory} ({reason}); {description} was saved to "
+                                   f"{where} instead") from None

@@ -1,4 +1,9 @@
-"""Atomic file writes: write to a temporary file in the target directory, then rename."""
+"""Atomic file writes: write to a temporary file in the target directory, then rename.
+
+``tempfile.mkstemp`` creates its file with mode 0600; :func:`user_mode` gives the temporary file
+the mode a plain ``open(path, "w")`` would have (0666 less the umask) before it is renamed into
+place, so results, figures and presets are readable by whoever the user's umask allows.
+"""
 from __future__ import annotations
 
 import os
@@ -6,10 +11,33 @@ import tempfile
 from pathlib import Path
 
 
+def current_umask() -> int:
+    """This process's umask (read from /proc on Linux, where reading it does not change it)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)  # elsewhere: set and restore (not thread-safe, but brief)
+    os.umask(mask)
+    return mask
+
+
+def user_mode(fd: int) -> None:
+    """Give the open file ``fd`` mode 0666 & ~umask (the mode ``open()`` would have created)."""
+    try:
+        os.fchmod(fd, 0o666 & ~current_umask())
+    except (AttributeError, OSError):  # no fchmod (Windows) or a file system without modes
+        pass
+
+
 def temp_path_for(path: Path) -> Path:
     """Create (empty) and return a temporary file next to ``path``, named after it."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    user_mode(fd)
     os.close(fd)
     return Path(tmp)
 

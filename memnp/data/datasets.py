@@ -90,6 +90,10 @@ def _load_idx_part(directory: Path, part: str, files, what: str, download_missin
     if images.dtype != np.uint8 or labels.dtype != np.uint8:
         raise ValueError(f"{img_path} / {lab_path}: expected uint8 IDX data, "
                          f"got {images.dtype} / {labels.dtype}")
+    if labels.size and labels.max() > 9:
+        bad = int(np.argmax(labels > 9))
+        raise ValueError(f"{lab_path}: label {bad} is {labels[bad]}, outside the classes [0, 9] "
+                         "(a corrupt or foreign labels file)")
     return images, labels
 
 

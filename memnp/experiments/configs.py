@@ -90,6 +90,12 @@ def _from_dict(cls, data, converters=None):
     if unknown:
         raise ValueError(f"unknown {cls.__name__} fields: {', '.join(unknown)} "
                          f"(allowed: {', '.join(sorted(names))})")
+    required = [f.name for f in dataclasses.fields(cls)
+                if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
+    missing = [name for name in required if name not in data]
+    if missing:
+        raise ValueError(f"a {cls.__name__} config needs the fields {', '.join(required)}; "
+                         f"missing: {', '.join(missing)}")
     fields = dict(data)
     for key, convert in (converters or {}).items():
         if key in fields:

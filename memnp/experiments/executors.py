@@ -22,6 +22,7 @@ workers need no shared disk: a Dask training job that is interrupted restarts fr
 import concurrent.futures
 import multiprocessing
 import os
+import time
 
 from . import protocol
 from .configs import Inference, Training
@@ -92,7 +93,45 @@ def _usable_cores():
         return os.cpu_count()
 
 
-def _init_worker(datasets, threads):
+#: Seconds between two checks, in a worker, that the process that started it is still alive.
+PARENT_POLL_SECONDS = 0.5
+
+
+def _exit_with_parent(parent_pid):
+    """Make this worker process end when ``parent_pid`` (the run that started it) ends.
+
+    On Linux the kernel sends SIGKILL to the worker when its parent dies (prctl
+    PR_SET_PDEATHSIG); everywhere a daemon thread also polls the parent's PID and ends the
+    process when the worker has been re-parented. So a run killed with SIGKILL or SIGTERM leaves
+    no worker computing (and no resource tracker: it ends when the last process holding its pipe
+    does).
+    """
+    import signal
+    import sys
+    import threading
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+            libc = ctypes.CDLL(None, use_errno=True)
+            PR_SET_PDEATHSIG = 1
+            libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        except (OSError, AttributeError):
+            pass
+    if os.getppid() != parent_pid:   # the parent died before the above took effect
+        os._exit(1)
+
+    def watch():
+        while True:
+            time.sleep(PARENT_POLL_SECONDS)
+            if os.getppid() != parent_pid:
+                os._exit(1)
+
+    threading.Thread(target=watch, name="memnp-parent-watch", daemon=True).start()
+
+
+def _init_worker(datasets, threads, parent_pid=None):
+    if parent_pid is not None:
+        _exit_with_parent(parent_pid)
     _WORKER_DATA.clear()
     _WORKER_DATA.update(datasets)
     if threads:
@@ -128,7 +167,7 @@ class ProcessPool:
         context = multiprocessing.get_context("spawn")
         self.pool = concurrent.futures.ProcessPoolExecutor(self.workers, mp_context=context,
                                                            initializer=_init_worker,
-                                                           initargs=(datasets, self.threads))
+                                                           initargs=(datasets, self.threads, os.getpid()))
 
     def submit(self, job, data_key, weights=None, on_epoch=None, checkpoint=None):
         future = self.pool.submit(_pool_run, job.kind, job.content, job.seed, data_key, weights, checkpoint)

@@ -21,6 +21,7 @@ from . import datasource, registry
 from .configs import DataSpec, canonical_json
 from .executors import make_executor
 from .keys import check_seed
+from .outputs import LOCK_FILE, RunLock, check_writable, rescue
 from .presets import Scale
 from .store import ResultsStore
 
@@ -63,14 +64,20 @@ def _now():
 
 
 def check_output_dir(out):
-    """The output directory as a Path; ValueError if it exists as a file or is a foreign directory."""
+    """The output directory as a Path; ValueError if it exists as a file, is a foreign directory,
+    or cannot be written (see :func:`memnp.experiments.outputs.check_writable`).
+
+    A directory is memnp's when it holds a ``manifest.json`` or a ``jobs/`` directory (a results
+    directory whose manifest was moved away), or nothing but the lock file.
+    """
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise ValueError(f"--out {out} exists and is not a directory")
-    if out.is_dir() and any(out.iterdir()) and not (out / "manifest.json").is_file():
+    if out.is_dir() and not ((out / "manifest.json").is_file() or (out / "jobs").is_dir()) \
+            and any(p.name != LOCK_FILE for p in out.iterdir()):
         raise ValueError(f"--out {out} is a non-empty directory without a memnp manifest.json; "
                          "choose an empty or new directory (memnp does not write into other directories)")
-    return out
+    return check_writable(out, "--out")
 
 
 def resolve_sources(families, data_dir=None, download=False):
@@ -104,11 +111,11 @@ def build_manifest(store, plan, scale, seed, sources, preset, names):
     signature = _signature(scale, seed, sources)
     manifest = None
     try:
-        old = store.read_manifest()
-        if canonical_json(old.get("signature")) == canonical_json(signature):
-            manifest = old
-    except (FileNotFoundError, ValueError):
-        pass
+        old = store.read_manifest()   # a corrupt one raises (CorruptManifest): never replaced silently
+    except FileNotFoundError:
+        old = None
+    if old is not None and canonical_json(old.get("signature")) == canonical_json(signature):
+        manifest = old
     if manifest is None:
         manifest = {"signature": signature, "preset": preset, "scale": scale.to_dict(), "seed": seed,
                     "sources": sources, "trainings": {}, "inferences": {}, "simulations": {}, "jobs": {},
@@ -138,10 +145,14 @@ def check_checkpoint_every(seconds):
 
 
 def reproduce(names, scale, seed, out, data_dir=None, download=False, jobs=1, scheduler=None,
-              preset=None, progress=None, checkpoint_every=60.0):
+              preset=None, progress=None, checkpoint_every=60.0, lock=None):
     """Run the simulations ``names`` at ``scale`` into the results directory ``out``.
 
     checkpoint_every: seconds between in-job checkpoints of a training job (0: none).
+    lock: a :class:`~memnp.experiments.outputs.RunLock` on ``out`` that the caller releases
+    (to keep holding it while it writes more, such as the report); by default the run takes its
+    own and releases it when done. Either way it is taken once the input is validated, before the
+    manifest is read: another run holding it raises ResultsLocked at once.
     """
     progress = progress or Progress()
     start = time.perf_counter()
@@ -158,12 +169,20 @@ def reproduce(names, scale, seed, out, data_dir=None, download=False, jobs=1, sc
         progress.message(f"skip: {family} is not available, so these are skipped: {', '.join(affected)}. "
                          f"{reason.splitlines()[0].rstrip(':')}. Use --data-dir DIR or --download.")
     store = ResultsStore(out)
-    manifest = build_manifest(store, plan, scale, seed, sources, preset, names)
     executor.connect()
+    own_lock = lock is None
+    lock = RunLock(out) if own_lock else lock
     try:
+        lock.acquire()
+        manifest = build_manifest(store, plan, scale, seed, sources, preset, names)
+        if len(manifest["runs"]) == 1 and store.manifest_path.is_file():
+            progress.message(f"{store.manifest_path} described a run with another scale, seed or data; "
+                             "it now describes this one (the other run's job files are kept)")
         return _run(plan, manifest, store, executor, data_dir, download, progress, start, checkpoint_every)
     finally:
         executor.close()
+        if own_lock:
+            lock.release()
 
 
 def _run(plan, manifest, store, executor, data_dir, download, progress, start, checkpoint_every):
@@ -176,6 +195,13 @@ def _run(plan, manifest, store, executor, data_dir, download, progress, start, c
         store.checkpoint(key, 0).remove()
     reused = sorted(done)
     todo = [j for j in plan.jobs if j.key not in done]
+    if checkpoint_every > 0:
+        for job in todo:
+            state = store.checkpoint(job.key, checkpoint_every).load() if job.kind == "train" else None
+            if state is not None:
+                epochs = plan.trainings[job.training]["config"]["epochs"]
+                progress.message(f"resuming {job.describe()} from its in-job checkpoint after epoch "
+                                 f"{state.epoch} of {epochs}")
     progress.jobs_start(len(plan.jobs), len(done))
     computed = []
     if todo:
@@ -235,14 +261,31 @@ def _execute(plan, todo, done, store, executor, data_dir, download, progress, ch
             record, weights = result
             for name, entry in zip(plan.trainings[job.training]["monitor"], record["test"]):
                 entry["inference"] = name
-            store.write_train(job.key, dict(base, format=TRAIN_FORMAT, **record), weights)
+            record = dict(base, format=TRAIN_FORMAT, **record)
+            _write_or_rescue(store, job, lambda s: s.write_train(job.key, record, weights))
             store.checkpoint(job.key, 0).remove()
             for follower in waiting.pop(job.key, []):
                 submit(follower, weights)
         else:
-            store.write_infer(job.key, dict(base, format=INFER_FORMAT, inference=job.inference,
-                                            train_key=job.depends, **result))
+            record = dict(base, format=INFER_FORMAT, inference=job.inference, train_key=job.depends, **result)
+            _write_or_rescue(store, job, lambda s: s.write_infer(job.key, record))
         done.add(job.key)
         computed.append(job.key)
         progress.job_done(job)
     return computed
+
+
+def _write_or_rescue(store, job, write):
+    """``write(store)``; when that fails (disk full, directory made read-only mid-run), the job's
+    files go to a rescue directory (a results store of their own) and the run stops with a
+    RuntimeError saying where they are."""
+    try:
+        write(store)
+    except OSError as exc:
+        try:
+            where = rescue(lambda directory: write(ResultsStore(directory)), job.kind)
+            kept = f"; this job's files were saved to {where} instead (copy its jobs/ into {store.root})"
+        except OSError as again:
+            kept = f"; they could not be saved elsewhere either ({again})"
+        raise RuntimeError(f"cannot write the results of {job.kind} job {job.describe()} into {store.root}: "
+                           f"{exc.strerror or exc}{kept}") from exc

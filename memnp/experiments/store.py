@@ -29,9 +29,12 @@ from pathlib import Path
 
 import numpy as np
 
+from ..data._atomic import user_mode
+
 MANIFEST = "manifest.json"
 FORMAT = "memnp-results/1"
 _TMP_MARK = ".tmp-"
+_MANIFEST_KEYS = ("trainings", "inferences", "simulations", "jobs")
 
 
 def _atomic_write(path, write):
@@ -40,6 +43,7 @@ def _atomic_write(path, write):
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}{_TMP_MARK}", dir=path.parent)
     try:
+        user_mode(fd)  # the user's umask, not mkstemp's 0600
         with os.fdopen(fd, "wb") as handle:
             write(handle)
             handle.flush()
@@ -81,6 +85,15 @@ def write_npz(path, arrays):
 def read_npz(path):
     """The arrays of an .npz file (never unpickled); ValueError if it is not one."""
     try:
+        with open(path, "rb") as handle:
+            magic = handle.read(6)
+    except OSError as exc:
+        raise ValueError(f"{path} cannot be read: {exc.strerror or exc}") from None
+    if magic[:4] not in (b"PK\x03\x04", b"PK\x05\x06"):  # a zip archive (an empty one: the second)
+        what = "a single .npy array" if magic == b"\x93NUMPY" else "not an .npz archive (a zip of arrays)"
+        raise ValueError(f"{path} is not a readable .npz file of numeric arrays: it is {what}; "
+                         "give a weights .npz written by `train` or `reproduce`")
+    try:
         data = np.load(path, allow_pickle=False)
         if not hasattr(data, "files"):
             raise ValueError("it holds a single array, not an .npz archive")
@@ -88,6 +101,19 @@ def read_npz(path):
             return {name: data[name] for name in data.files}
     except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
         raise ValueError(f"{path} is not a readable .npz file of numeric arrays: {exc}") from None
+
+
+def record_sha256(record):
+    """SHA-256 of a job record as stored (NaN as null), over its canonical JSON without the
+    ``record_sha256`` field itself: a record edited after it was written no longer matches."""
+    from .configs import canonical_json
+    body = {k: v for k, v in _finite(record).items() if k != "record_sha256"}
+    return hashlib.sha256(canonical_json(body).encode("utf-8")).hexdigest()
+
+
+def _sealed(record):
+    record = _finite(record)
+    return dict(record, record_sha256=record_sha256(record))
 
 
 def file_sha256(path):
@@ -155,6 +181,9 @@ class ResultsStore:
             record = self.read_record(kind, key)
         except (OSError, ValueError):
             return False
+        sealed = record.get("record_sha256")
+        if (sealed is None and kind == "infer") or (sealed is not None and sealed != record_sha256(record)):
+            return False   # edited (or written without a checksum): computed again
         if kind == "train":
             path = self.weights_path(key)
             return path.is_file() and file_sha256(path) == record.get("weights_sha256")
@@ -170,13 +199,14 @@ class ResultsStore:
     def write_train(self, key, record, weights):
         """Weights first, then the record naming their SHA-256 (the record marks completion)."""
         sha = write_npz(self.weights_path(key), weights)
-        record = dict(record, key=key, kind="train", weights_file=self.weights_path(key).name,
-                      weights_sha256=sha)
+        record = _sealed(dict(record, key=key, kind="train", weights_file=self.weights_path(key).name,
+                              weights_sha256=sha))
         write_json(self.record_path("train", key), record)
         return record
 
     def write_infer(self, key, record):
-        record = dict(record, key=key, kind="infer")
+        """The record, with its ``record_sha256`` (a record that no longer matches it is redone)."""
+        record = _sealed(dict(record, key=key, kind="infer"))
         write_json(self.record_path("infer", key), record)
         return record
 
@@ -191,13 +221,22 @@ class ResultsStore:
         if not self.manifest_path.is_file():
             raise FileNotFoundError(f"{self.manifest_path} not found: {self.root} is not a memnp results "
                                     "directory (run `python run.py reproduce --out DIR` first)")
-        manifest = read_json(self.manifest_path)
+        try:
+            manifest = read_json(self.manifest_path)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise CorruptManifest(self.manifest_path, f"it does not parse as JSON ({exc})") from None
+        if not isinstance(manifest, dict):
+            raise CorruptManifest(self.manifest_path, f"it holds a {type(manifest).__name__}, not an object")
+        missing = [k for k in _MANIFEST_KEYS if not isinstance(manifest.get(k), (dict, list))]
+        if manifest.get("format") == FORMAT and missing:
+            raise CorruptManifest(self.manifest_path, f"it lacks {', '.join(missing)}")
         if manifest.get("format") != FORMAT:
             raise ValueError(f"{self.manifest_path}: unknown format {manifest.get('format')!r} (expected {FORMAT})")
         return manifest
 
     def remove_stale_temporaries(self):
-        """Delete temporary files left by a killed run (only this store's own ``.*.tmp-*`` files)."""
+        """Delete temporary files left by a killed run: this store's own ``.*.tmp-*`` files, and
+        the figures' ``.NAME.png.*.part`` / ``.NAME.pdf.*.part`` (memnp.plotting's atomic saves)."""
         removed = 0
         for directory in (self.root, self.root / "jobs" / "train", self.root / "jobs" / "infer",
                           self.report_dir, self.checkpoint_dir):
@@ -205,7 +244,28 @@ class ResultsStore:
                 for path in directory.glob(f".*{_TMP_MARK}*"):
                     path.unlink(missing_ok=True)
                     removed += 1
-        return removed
+        return removed + remove_stale_figure_parts(self.figures_dir)
+
+
+class CorruptManifest(ValueError):
+    """A manifest.json that exists but cannot be used; it is never silently replaced."""
+
+    def __init__(self, path, why):
+        super().__init__(f"{path} is corrupt or truncated: {why}. memnp will not replace it with a "
+                         "shorter history: restore it (e.g. from a backup), or move it away to start a "
+                         "new manifest (finished jobs under jobs/ are found and reused)")
+
+
+def remove_stale_figure_parts(directory):
+    """Delete ``.*.png.*.part`` / ``.*.pdf.*.part`` temporaries in a figures ``directory``; how many."""
+    removed = 0
+    directory = Path(directory)
+    if directory.is_dir():
+        for pattern in (".*.png.*.part", ".*.pdf.*.part"):
+            for path in directory.glob(pattern):
+                path.unlink(missing_ok=True)
+                removed += 1
+    return removed
 
 
 def _check_kind(kind):

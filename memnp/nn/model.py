@@ -14,6 +14,7 @@ import tempfile
 
 import numpy as np
 
+from ..data._atomic import user_mode
 from ..crossbar import Stage
 from .layers import PassContext, Softmax, _dtype, layer_from_config
 from .losses import accuracy, cross_entropy_and_accuracy_from_logits, cross_entropy_from_probabilities
@@ -211,6 +212,7 @@ class Sequential:
         path = os.fspath(path)
         fd, tmp = tempfile.mkstemp(prefix=os.path.basename(path) + ".", suffix=".tmp",
                                    dir=os.path.dirname(os.path.abspath(path)))
+        user_mode(fd)  # the user's umask, not mkstemp's 0600
         try:
             with os.fdopen(fd, "wb") as f:
                 np.savez(f, **arrays)

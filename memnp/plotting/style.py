@@ -22,6 +22,8 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from ..data._atomic import user_mode
+
 #: Width of one paper column (inches).
 COLUMN_WIDTH = 3.5
 #: Width of a full page (two columns, inches).
@@ -152,6 +154,7 @@ def figure_paths(path):
 def _atomic_savefig(fig, target, fmt):
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
+    user_mode(fd)  # the user's umask, not mkstemp's 0600
     try:
         with os.fdopen(fd, "wb") as fh:
             fig.savefig(fh, format=fmt, dpi=DPI, metadata=_METADATA[fmt])
