@@ -176,13 +176,13 @@ def check_data_dir(data_dir, download=None):
 
 
 def check_out(path, directory=True, option="--out"):
-    """``path`` once it is known to be writable (memnp.experiments.outputs.check_writable); a
-    usage error naming it otherwise."""
+    """``path`` once it is known to be writable (memnp.experiments.outputs.check_writable); else
+    one error line naming it (exit status 1)."""
     from ..experiments.outputs import OutputError, check_writable
     try:
         return check_writable(path, option, directory)
     except OutputError as exc:
-        fail(str(exc))
+        raise click.ClickException(str(exc)) from None
 
 
 def stage_for(device, mapping_rule, option="--device"):

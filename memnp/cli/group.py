@@ -82,7 +82,7 @@ def reproduce(preset, only, data_dir, download, out, seed, epochs, repeats, netw
     computes new jobs and never reuses stale results.
     """
     from ..experiments import runner
-    from ..experiments.outputs import ResultsLocked, RunLock
+    from ..experiments.outputs import OutputError, ResultsLocked, RunLock
     from ..experiments.report import write_report
     if scheduler is not None and jobs != "auto":
         fail("give either --jobs or --scheduler, not both")
@@ -103,6 +103,8 @@ def reproduce(preset, only, data_dir, download, out, seed, epochs, repeats, netw
             result = runner.reproduce(names, scale, seed, out, data_dir=data_dir, download=download, jobs=jobs,
                                       scheduler=scheduler, preset=preset, progress=bars,
                                       checkpoint_every=checkpoint_every, lock=lock)
+        except OutputError as exc:
+            raise click.ClickException(str(exc)) from None
         except (ValueError, ImportError, ConnectionError) as exc:
             fail(str(exc))
         except ResultsLocked as exc:
@@ -128,8 +130,11 @@ def reproduce(preset, only, data_dir, download, out, seed, epochs, repeats, netw
 
 def _figures(results, out, data_dir, only):
     """Draw the figures and print where; exit status 1 when a figure failed (e.g. a write)."""
+    from ..experiments.outputs import OutputError
     try:
         figures_dir, note, failed = draw_figures(results, out, data_dir, only)
+    except OutputError as exc:
+        raise click.ClickException(str(exc)) from None
     except ValueError as exc:
         fail(str(exc))
     click.echo(f"figures: {figures_dir.resolve()} ({note})" if figures_dir else note)

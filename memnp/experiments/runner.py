@@ -128,7 +128,7 @@ def build_manifest(store, plan, scale, seed, sources, preset, names):
         manifest["jobs"][job.key] = {"kind": job.kind, "training": job.training, "network": job.network,
                                      "inference": job.inference, "depends": job.depends, "seed": job.seed,
                                      "file": str(store.record_path(job.kind, job.key).relative_to(store.root))}
-    manifest["runs"].append({"started": _now(), "finished": None, "only": list(names)})
+    manifest.setdefault("runs", []).append({"started": _now(), "finished": None, "only": list(names)})
     return manifest
 
 
