@@ -245,6 +245,7 @@ def test_killed_run_resumes_mid_job_from_its_checkpoint(tmp_path):
     store = ResultsStore(out)
     for key, epoch in saved.items():
         assert store.read_record("train", key)["resumed_from_epoch"] == epoch
+        assert f"from its in-job checkpoint after epoch {epoch} of {epochs}" in rerun.stdout
     assert _numbers(reference) == _numbers(out)
     assert not checkpoints.exists()
 
