@@ -112,6 +112,9 @@ def reproduce(preset, only, data_dir, download, out, seed, epochs, repeats, netw
         except RuntimeError as exc:
             raise click.ClickException(f"{exc}\nFinished jobs are kept in {out}; rerun the same command to "
                                        "resume.") from None
+        except OSError as exc:
+            raise click.ClickException(f"cannot write into {out}: {exc.strerror or exc}. Finished jobs are kept "
+                                       "there; rerun the same command to resume once it is writable.") from None
         try:
             report = write_report(out)
         except OSError as exc:

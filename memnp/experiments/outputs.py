@@ -12,7 +12,7 @@ somewhere else when writing it fails, and lock a results directory for one run a
   run. A second run into the same directory does not wait: it stops at once with
   :class:`ResultsLocked`, whose message gives the PID of the run holding the lock. The lock is
   released when the holding process exits, however it exits (also on SIGKILL), so a stale lock
-  file never blocks a rerun.
+  file never blocks a rerun. On a file system without locks (some network mounts) runs go unlocked.
 """
 import errno
 import os
@@ -94,6 +94,7 @@ def rescue(write, what="results"):
 
 
 # -- one run per directory -------------------------------------------------------------------------
+_NO_LOCKS = {getattr(errno, name) for name in ("ENOLCK", "EOPNOTSUPP", "ENOTSUP", "ENOSYS") if hasattr(errno, name)}
 _HELD = {}   # resolved directory -> file descriptor of its lock file, for locks this process holds
 
 
@@ -134,6 +135,8 @@ class RunLock:
             if exc.errno in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
                 raise ResultsLocked(f"{self.directory} is in use by another memnp run (PID {pid}); "
                                     "wait until it finishes, or choose another output directory") from None
+            if exc.errno in _NO_LOCKS:   # a file system without locks: run unlocked
+                return self
             raise
         os.ftruncate(fd, 0)
         os.write(fd, f"{os.getpid()}\n".encode("ascii"))
