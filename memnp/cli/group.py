@@ -5,6 +5,7 @@ Commands: ``reproduce`` (the paper's simulations, report and figures), ``report`
 (redrawn from a results directory) and ``bench`` (the benchmarks in bench/) are here; ``train`` and
 ``infer`` (one setup) are in jobs.py, ``fit-device`` (a PF preset from I-V curves) in devices.py.
 """
+import contextlib
 import sys
 from pathlib import Path
 
@@ -155,7 +156,7 @@ def report(results):
     Example:
       python run.py report --results results
     """
-    from ..experiments.outputs import ResultsLocked, RunLock
+    from ..experiments.outputs import OutputError, ResultsLocked, RunLock
     from ..experiments.report import write_report
     from ..experiments.store import ResultsStore
     try:
@@ -166,10 +167,10 @@ def report(results):
     try:
         with RunLock(results):
             paths = write_report(results)
+    except (ResultsLocked, OutputError) as exc:
+        raise click.ClickException(str(exc)) from None
     except (FileNotFoundError, ValueError) as exc:
         fail(str(exc))
-    except ResultsLocked as exc:
-        raise click.ClickException(str(exc)) from None
     except OSError as exc:
         raise click.ClickException(f"cannot write the report into {Path(results) / 'report'}: "
                                    f"{exc.strerror or exc}") from None
@@ -193,13 +194,19 @@ def figures(results, out, data_dir, only):
       python run.py figures                       # from ./results into ./results/figures
       python run.py figures --results /tmp/tiny --out /tmp/tiny-figures
     """
+    from ..experiments.outputs import OutputError, ResultsLocked, RunLock
     from ..experiments.store import ResultsStore
     try:
         ResultsStore(results).read_manifest()
     except (FileNotFoundError, ValueError) as exc:
         fail(f"--results: {exc}")
     check_data_dir(data_dir)
-    _figures(results, out, data_dir, list(only) or None)
+    inside = out is None or Path(out).resolve().is_relative_to(Path(results).resolve())
+    try:   # drawing into the results directory: not while a run is writing it
+        with RunLock(results) if inside else contextlib.nullcontext():
+            _figures(results, out, data_dir, list(only) or None)
+    except (ResultsLocked, OutputError) as exc:
+        raise click.ClickException(str(exc)) from None
 
 
 # -- bench ------------------------------------------------------------------------------------------

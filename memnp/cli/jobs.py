@@ -51,7 +51,7 @@ def train(config_file, dataset, device, mapping_rule, regularised, standard_weig
     from ..experiments.checkpoint import TrainingCheckpoint
     from ..experiments.configs import DataSpec
     from ..experiments.runner import check_checkpoint_every
-    from ..experiments.outputs import ResultsLocked, RunLock
+    from ..experiments.outputs import OutputError, ResultsLocked, RunLock
     from ..experiments.store import write_json, write_npz
     check_data_dir(data_dir)
     try:
@@ -77,10 +77,8 @@ def train(config_file, dataset, device, mapping_rule, regularised, standard_weig
     lock = RunLock(out)
     try:
         lock.acquire()
-    except ResultsLocked as exc:
+    except (ResultsLocked, OutputError) as exc:
         raise click.ClickException(str(exc)) from None
-    except OSError as exc:
-        fail(f"--out {out} cannot be created: {exc.strerror or exc}")
     try:
         with progressbar(length=training.epochs, label="epochs", show_pos=True) as bar:
             record, weights = protocol.train(training, data, keys.seed_sequence(content, seed),

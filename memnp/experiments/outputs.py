@@ -102,7 +102,7 @@ class RunLock:
     """An exclusive advisory lock on a results directory, held by this process.
 
     ``acquire()`` creates the directory if needed and takes the lock without waiting
-    (ResultsLocked when another process has it); acquiring a directory this process already
+    (ResultsLocked when another process has it, OutputError when the lock file cannot be made); acquiring a directory this process already
     holds is a no-op. ``release()`` gives it back (a no-op when not held by this object).
     Usable as a context manager. The lock file holds the owner's PID (for the message).
     """
@@ -123,8 +123,12 @@ class RunLock:
         key = self._id()
         if key in _HELD:
             return self
-        self.directory.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
+        except OSError as exc:
+            raise OutputError(f"{self.directory} is not writable: cannot create {self.path} "
+                              f"({_reason(exc)})") from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as exc:

@@ -68,14 +68,14 @@ def check_output_dir(out):
     """The output directory as a Path; ValueError if it exists as a file, is a foreign directory,
     or cannot be written (see :func:`memnp.experiments.outputs.check_writable`).
 
-    A directory is memnp's when it holds a ``manifest.json`` or a ``jobs/`` directory (a results
-    directory whose manifest was moved away), or nothing but the lock file.
+    A directory is memnp's when it holds a ``manifest.json`` or a ``jobs/train`` or ``jobs/infer``
+    directory (a results directory whose manifest was moved away), or nothing but the lock file.
     """
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise ValueError(f"--out {out} exists and is not a directory")
-    if out.is_dir() and not ((out / "manifest.json").is_file() or (out / "jobs").is_dir()) \
-            and any(p.name != LOCK_FILE for p in out.iterdir()):
+    ours = (out / "manifest.json").is_file() or any((out / "jobs" / kind).is_dir() for kind in ("train", "infer"))
+    if out.is_dir() and not ours and any(p.name != LOCK_FILE for p in out.iterdir()):
         raise ValueError(f"--out {out} is a non-empty directory without a memnp manifest.json; "
                          "choose an empty or new directory (memnp does not write into other directories)")
     return check_writable(out, "--out")
