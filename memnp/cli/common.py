@@ -204,3 +204,22 @@ def read_json(path, what):
         return json.loads(Path(path).read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError) as exc:
         fail(f"{what} {path} is not a readable JSON file: {exc}")
+
+
+def save_or_rescue(save, directory, what, description):
+    """``save(directory)``; when a write fails there (after the work is done), ``save`` into a
+    rescue directory (memnp.experiments.outputs.rescue) and exit with status 1 saying where.
+    Returns ``directory``."""
+    from ..experiments.outputs import rescue
+    try:
+        save(directory)
+        return directory
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        try:
+            where = rescue(save, what)
+        except OSError as again:
+            raise click.ClickException(f"cannot write {description} into {directory} ({reason}), nor into a "
+                                       f"rescue directory ({again}); it is lost") from None
+        raise click.ClickException(f"cannot write into {directory} ({reason}); {description} was saved to "
+                                   f"{where} instead") from None

@@ -3,8 +3,7 @@ from pathlib import Path
 
 import click
 
-from .common import check_out, fail
-from .jobs import save_or_rescue
+from .common import check_out, fail, save_or_rescue
 
 
 @click.command("fit-device")

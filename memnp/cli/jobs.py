@@ -6,7 +6,7 @@ from pathlib import Path
 import click
 
 from .common import (CHECKPOINT_HELP, DEVICE_HELP, MAX_EPOCHS, check_data_dir, check_out, fail, progressbar, read_json,
-                     stage_for)
+                     save_or_rescue, stage_for)
 
 
 @click.command()
@@ -162,21 +162,3 @@ def infer(weights_file, config_file, device, mapping_rule, repeats, sampling, da
                                "the inference record")
         click.echo(f"wrote {where / out.name}")
 
-
-def save_or_rescue(save, directory, what, description):
-    """``save(directory)``; when a write fails there (after the work is done), ``save`` into a
-    rescue directory (memnp.experiments.outputs.rescue) and exit with status 1 saying where.
-    Returns ``directory``."""
-    from ..experiments.outputs import rescue
-    try:
-        save(directory)
-        return directory
-    except OSError as exc:
-        reason = exc.strerror or str(exc)
-        try:
-            where = rescue(save, what)
-        except OSError as again:
-            raise click.ClickException(f"cannot write {description} into {directory} ({reason}), nor into a "
-                                       f"rescue directory ({again}); it is lost") from None
-        raise click.ClickException(f"cannot write into {directory} ({reason}); {description} was saved to "
-                                   f"{where} instead") from None

@@ -102,9 +102,10 @@ class RunLock:
     """An exclusive advisory lock on a results directory, held by this process.
 
     ``acquire()`` creates the directory if needed and takes the lock without waiting
-    (ResultsLocked when another process has it, OutputError when the lock file cannot be made); acquiring a directory this process already
-    holds is a no-op. ``release()`` gives it back (a no-op when not held by this object).
-    Usable as a context manager. The lock file holds the owner's PID (for the message).
+    (ResultsLocked when another process has it, OutputError when the lock file cannot be made);
+    acquiring a directory this process already holds is a no-op. ``release()`` gives it back (a
+    no-op when not held by this object). Usable as a context manager. The lock file holds the
+    owner's PID (for the message).
     """
 
     def __init__(self, directory):

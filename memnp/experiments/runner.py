@@ -3,8 +3,9 @@
 :func:`reproduce` is what ``python run.py reproduce`` calls. Everything that can be wrong with the
 input (simulation names, scale, seed, executor options, the output path and whether it can be
 written) is checked before anything is written; then the run takes the results directory's lock
-(:class:`~memnp.experiments.outputs.RunLock`: a second run stops at once) and reads the manifest. Training jobs are submitted first; each inference job is submitted as soon as
-its network is trained (or at once, when the network was trained by an earlier run).
+(:class:`~memnp.experiments.outputs.RunLock`: a second run stops at once) and reads the manifest.
+Training jobs are submitted first; each inference job is submitted as soon as its network is
+trained (or at once, when the network was trained by an earlier run).
 
 With ``checkpoint_every`` > 0 (seconds), training jobs run in this process or in local worker
 processes save their state to ``<out>/checkpoints/`` at most that often, and a rerun resumes them

@@ -13,16 +13,17 @@ Layout (see docs/results-store.md)::
 
 Every file is written to a temporary file in the same directory, flushed, synced and moved into
 place with ``os.replace``, so a reader sees either the old file or the complete new one. A job is
-finished when its record JSON parses, names its key, matches its own checksum
-(``record_sha256``: required of inference records, checked on training records that have one,
-so an edited record is computed again), and (for training) the weights file exists and has the
-SHA-256 the record gives: the record is written after the weights, so a run killed at
-any moment leaves either a finished job or none. Rerunning skips finished jobs. Keys hash the
-config and seed, so a changed config is a new key and never reuses stale results.
-A manifest that exists but is damaged raises :class:`CorruptManifest` and is never replaced.
-Files get the mode ``open()`` would give them (0666 less the umask). Nothing is unpickled: weights are loaded with ``allow_pickle=False`` and records are JSON.
-In-job checkpoints (:mod:`memnp.experiments.checkpoint`) let a training job killed mid-way resume
-at the epoch after its last save; they are deleted once the job's record is written.
+finished when its record JSON parses, names its key, matches its own checksum (``record_sha256``:
+required of inference records, checked on training records that have one, so an edited record is
+computed again), and (for training) the weights file exists and has the SHA-256 the record gives:
+the record is written after the weights, so a run killed at any moment leaves either a finished
+job or none. Rerunning skips finished jobs. Keys hash the config and seed, so a changed config is
+a new key and never reuses stale results. A manifest that exists but is damaged raises
+:class:`CorruptManifest` and is never replaced. Files get the mode ``open()`` would give them
+(0666 less the umask). Nothing is unpickled: weights are loaded with ``allow_pickle=False`` and
+records are JSON. In-job checkpoints (:mod:`memnp.experiments.checkpoint`) let a training job
+killed mid-way resume at the epoch after its last save; they are deleted once the job's record is
+written.
 """
 import hashlib
 import json
