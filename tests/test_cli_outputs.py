@@ -59,7 +59,7 @@ def curves(tmp_path_factory):
     return path
 
 
-def _unwritable(tmp_path, kind):
+def _unwritable(tmp_path, kind, request):
     """An output path that cannot be written, and the path the error must name."""
     if kind == "under a file":
         blocker = tmp_path / "blocker"
@@ -74,13 +74,25 @@ def _unwritable(tmp_path, kind):
         locked.mkdir()
         locked.chmod(0o555)
         return locked / "out", locked
+    if kind == "immutable":   # chattr +i stops root too (needs CAP_LINUX_IMMUTABLE and ext4 or the like)
+        import subprocess
+        locked = tmp_path / "immutable"
+        locked.mkdir()
+        try:
+            made = subprocess.run(["chattr", "+i", str(locked)], capture_output=True).returncode == 0
+        except OSError:
+            made = False
+        if not made:
+            pytest.skip("chattr +i is not available here")
+        request.addfinalizer(lambda: subprocess.run(["chattr", "-i", str(locked)]))
+        return locked / "out", locked
     raise AssertionError(kind)
 
 
-@pytest.mark.parametrize("kind", ["under a file", "proc", "read-only"])
-def test_unwritable_outputs_fail_before_any_work(tmp_path, kind, small_net, results, curves, monkeypatch):
+@pytest.mark.parametrize("kind", ["under a file", "proc", "read-only", "immutable"])
+def test_unwritable_outputs_fail_before_any_work(tmp_path, kind, small_net, results, curves, monkeypatch, request):
     from memnp.experiments import protocol
-    target, named = _unwritable(tmp_path, kind)
+    target, named = _unwritable(tmp_path, kind, request)
 
     def no_training(*args, **kw):
         raise AssertionError("trained although --out cannot be written")
