@@ -86,6 +86,12 @@ class CrossbarPass:
         return I
 
     @property
+    def read_conductances(self):
+        """The conductances (m, n) in S the last forward pass read: G after programming, drift,
+        stuck devices and read noise."""
+        return self._cache[2]
+
+    @property
     def draws(self):
         """The draws of the last forward pass (for replay): {phase name: draws}."""
         return self._cache[3]
