@@ -69,12 +69,21 @@ def test_tiles_without_adc_leave_outputs_gradients_and_power_unchanged(rng, with
         np.testing.assert_allclose(a, b, rtol=1e-13, atol=0)
 
 
-def test_tiles_with_the_cpu_backend_in_float32(rng):
-    V, G = (a.astype(np.float32) for a in crossbar_inputs(rng, p=5, m=20, n=10))
-    plain, tiled = Stage(G_OFF, G_ON, 0.5, (PF,)), Stage(G_OFF, G_ON, 0.5, (PF, Tiles(8, 4)))
-    I0 = CrossbarPass(plain, "cpu").forward(V, G, np.random.default_rng(3))
-    I1 = CrossbarPass(tiled, "cpu").forward(V, G, np.random.default_rng(3))
-    assert I1.dtype == np.float32 and relative_error(I1, I0) < 1e-6
+@pytest.mark.parametrize("zeros", [0.0, 0.6])
+def test_tiles_with_the_cpu_backend_in_float32(rng, zeros):
+    """The stacked read of PF arrays on the cpu backend (dense kernels, and the zero-skipping
+    ones when most inputs are 0) against the untiled read."""
+    V, G = (a.astype(np.float32) for a in crossbar_inputs(rng, p=16, m=100, n=40))
+    V[rng.random(V.shape) < zeros] = 0
+    plain, tiled = Stage(G_OFF, G_ON, 0.5, (PF,)), Stage(G_OFF, G_ON, 0.5, (PF, Tiles(32, 16)))
+    R = rng.normal(size=(16, 40)).astype(np.float32)
+    out = []
+    for stage in (plain, tiled):
+        crossbar = CrossbarPass(stage, "cpu")
+        I = crossbar.forward(V, G, np.random.default_rng(3))
+        out.append((I, *crossbar.backward(R)))
+    for a, b in zip(*out):
+        assert b.dtype == np.float32 and relative_error(b, a) < 1e-6
 
 
 def test_dac_levels_and_straight_through_gradient(rng):
@@ -312,3 +321,24 @@ def test_deterministic_periphery_needs_no_generator(rng):
     assert np.all(np.isfinite(y))
     with pytest.raises(ValueError, match="rng must be a numpy.random.Generator"):
         layer.forward(x, PassContext(Stage(G_OFF, G_ON, 0.5, (ReadNoise(0.1),)), None, "numpy"))
+
+
+@pytest.mark.parametrize("full_scale", ["worst-case", 4e-7])
+def test_pf_arrays_read_at_once_equal_arrays_read_one_by_one(rng, full_scale):
+    """PF arrays without wires are read in one stacked kernel call; with the (r = 0) wires
+    stand-in they are read one by one. Same currents and, with ADCs that clip (a small full
+    scale) or not, the same straight-through gradients."""
+    V, G = crossbar_inputs(rng, p=4, m=10, n=5)
+    V[1, 3] = 0.0
+    phases = (PF, ADC(5, full_scale), Tiles(4, 3))
+    stacked = CrossbarPass(Stage(G_OFF, G_ON, 0.5, phases), "numpy")
+    one_by_one = CrossbarPass(Stage(G_OFF, G_ON, 0.5, phases + (LineResistance(),)), "numpy")
+    I0 = stacked.forward(V, G, np.random.default_rng(2))
+    I1 = one_by_one.forward(V, G, np.random.default_rng(2))
+    np.testing.assert_allclose(I0, I1, rtol=1e-13)
+    R = rng.normal(size=I0.shape)
+    (gV0, gG0), (gV1, gG1) = stacked.backward(R), one_by_one.backward(R)
+    np.testing.assert_allclose(gV0, gV1, rtol=1e-12, atol=1e-300)
+    np.testing.assert_allclose(gG0, gG1, rtol=1e-12, atol=1e-300)
+    clipped = not isinstance(full_scale, str)
+    assert (np.count_nonzero(gG0) < gG0.size) == clipped

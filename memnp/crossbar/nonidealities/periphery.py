@@ -112,19 +112,20 @@ class ADC(Periphery):
         return (1 << self.bits) - 1
 
     def apply(self, I, full_scale):
-        """Quantised currents (shape and dtype of I (p, n), A): clip(round(L I / fs), 0, L) dtype(fs / L)."""
-        dtype = I.dtype.type
+        """Quantised currents (shape and dtype of I (..., n), A): clip(round(L I / fs), 0, L) (fs / L)
+        in I's dtype. ``full_scale`` (A): a number, or an array that broadcasts against I (one
+        full scale per array of a tiled read)."""
+        dtype = I.dtype
         L = self.levels
-        q = np.multiply(I, dtype(L / full_scale))
+        q = np.multiply(I, np.asarray(L / np.asarray(full_scale, np.float64), dtype))
         np.rint(q, out=q)
-        np.clip(q, dtype(0), dtype(L), out=q)
-        q *= dtype(full_scale / L)
+        np.clip(q, dtype.type(0), dtype.type(L), out=q)
+        q *= np.asarray(np.asarray(full_scale, np.float64) / L, dtype)
         return q
 
     def apply_vjp(self, I, full_scale, grad):
         """Straight-through estimator: dL/dI = dL/dI_q where 0 <= I <= full_scale, 0 outside."""
-        dtype = I.dtype.type
-        inside = (I >= dtype(0)) & (I <= dtype(full_scale))
+        inside = (I >= 0) & (I <= np.asarray(full_scale, I.dtype))
         return np.where(inside, grad, 0).astype(grad.dtype, copy=False)
 
 
