@@ -1,13 +1,21 @@
 """One pass of a crossbar under a stage: disturb G, compute the currents, and back again.
 
-:class:`CrossbarPass` is the stair between conductances and currents of the data path. Its
-``forward`` draws the stage's randomness from the caller's Generator and keeps it, with what the
-backward pass needs; ``backward`` returns the gradients with respect to V and G.
+:class:`CrossbarPass` is the stair between conductances and currents of the data path. It runs
+the stage's phases in the physical order of :data:`memnp.crossbar.pipeline.PHASES`: the
+conductance phases (programming, drift, stuck, read noise) turn G into the read conductances, the
+DAC quantises V, the currents phase (Ohm's law or PF, with LineResistance when the stage has it)
+gives the column currents and the ADC quantises them, array by array under Tiles
+(:mod:`memnp.crossbar.tiling`). ``forward`` draws the stage's randomness from the caller's
+Generator, phase by phase, and keeps it (a :class:`~memnp.crossbar.pipeline.Draws` dict by phase
+name) with what the backward pass needs; ``backward`` returns the gradients with respect to V and
+G: exact for every differentiable phase, straight-through for the quantisers.
 """
 import numpy as np
 
 from ..kernels import get_backend
 from ..kernels.backend import backend_name
+from . import tiling
+from .pipeline import DRAWS, Draws
 
 #: Backend modules by resolved name (a pass is built for every layer read).
 _BACKENDS = {}
@@ -27,53 +35,99 @@ class CrossbarPass:
 
     def __init__(self, stage, backend=None):
         self.stage = stage
+        self.backend_name = backend
         self.backend = _backend(backend)
         self._cache = None
 
-    def forward(self, V, G, rng, draws=None):
-        """Column currents I (p, n). ``draws`` replays the (preserving, nonpreserving) draws of an
-        earlier pass instead of drawing from ``rng``."""
-        preserving, nonpreserving = self.stage.preserving, self.stage.nonpreserving
+    def sample(self, shape, rng, dtype=np.float64, read_rng=None):
+        """Draws for a crossbar of ``shape`` (m, n), phase by phase in physical order: "chip" phases
+        from ``rng``, "read" phases (read noise) from ``read_rng`` when given (chip mode: a stream
+        that goes on from batch to batch), else from ``rng``."""
+        draws = Draws()
+        for name, item in self.stage.phases.items():
+            kind = DRAWS[name]
+            if kind is None:
+                continue
+            source = read_rng if kind == "read" and read_rng is not None else rng
+            draws[name] = item.sample(shape, source, dtype)
+        return draws
+
+    def forward(self, V, G, rng, draws=None, rows=None, n_rows=None, read_rng=None):
+        """Column currents I (p, n).
+
+        ``draws`` replays the draws of an earlier pass (a Draws dict, or for a paper stage the old
+        (preserving, nonpreserving) pair) instead of drawing from ``rng`` / ``read_rng`` (see
+        :meth:`sample`). ``rows``: when V and G hold only some rows of a crossbar of ``n_rows`` rows,
+        their indices in it (ascending); Tiles and the ADCs' full scales follow the full crossbar.
+        """
+        stage = self.stage
         if draws is None:
-            draws = (preserving.sample(G.shape, rng, G.dtype) if preserving else None,
-                     nonpreserving.sample(G.shape, rng, G.dtype) if nonpreserving else None)
-        G_disturbed = preserving.disturb(G, draws[0]) if preserving else G
-        if nonpreserving is not None:
-            c, d_eps = nonpreserving.device_parameters(G_disturbed, draws[1])
-            I = self.backend.pf_currents(V, c, d_eps)
-            devices = (c, d_eps)
+            draws = self.sample(G.shape, rng, G.dtype, read_rng)
+        elif isinstance(draws, tuple):
+            draws = Draws.from_pair(stage, draws)
+        inputs = []
+        G_read = G
+        for name, item in stage.conductance_phases:
+            inputs.append(G_read)
+            G_read = item.apply(G_read, draws[name])
+        phases = stage.phases
+        dac = phases.get("dac")
+        V_read = dac.apply(V, stage.k_V) if dac is not None else V
+        pf = stage.nonpreserving
+        devices = pf.device_parameters(G_read, draws["currents"]) if pf is not None else None
+        tiles = None
+        if stage.plain_read:
+            I = self.backend.pf_currents(V_read, *devices) if pf is not None \
+                else self.backend.ideal_currents(V_read, G_read)
         else:
-            I = self.backend.ideal_currents(V, G_disturbed)
-            devices = None
-        self._cache = (V, G, G_disturbed, draws, devices)
+            I, tiles = tiling.read(self.backend, stage, V_read, G_read, devices, rows, n_rows,
+                                   self.backend_name)
+        self._cache = (V, G, G_read, draws, devices, V_read, inputs, tiles)
         return I
 
     @property
+    def read_conductances(self):
+        """The conductances (m, n) in S the last forward pass read: G after programming, drift,
+        stuck devices and read noise."""
+        return self._cache[2]
+
+    @property
     def draws(self):
-        """The draws of the last forward pass (for replay)."""
+        """The draws of the last forward pass (for replay): {phase name: draws}."""
         return self._cache[3]
 
     def backward(self, grad_I, need_V=True):
         """(dL/dV (p, m), dL/dG (m, n)) from dL/dI (p, n), with the draws of the last forward pass.
         dL/dV is None (and not computed) when ``need_V`` is false."""
-        V, G, G_disturbed, draws, devices = self._cache
-        preserving, nonpreserving = self.stage.preserving, self.stage.nonpreserving
-        if nonpreserving is not None:
+        V, G, G_read, draws, devices, V_read, inputs, tiles = self._cache
+        stage = self.stage
+        pf = stage.nonpreserving
+        if tiles is not None:
+            grad_V, grad_devices = tiling.read_vjp(self.backend, stage, tiles, grad_I, need_V)
+            grad_G = pf.device_parameters_vjp(G_read, *devices, *grad_devices) if pf is not None \
+                else grad_devices
+        elif pf is not None:
             c, d_eps = devices
-            grad_V, grad_c, grad_d_eps = self.backend.pf_currents_vjp(V, c, d_eps, grad_I, need_V)
-            grad_G = nonpreserving.device_parameters_vjp(G_disturbed, c, d_eps, grad_c, grad_d_eps)
+            grad_V, grad_c, grad_d_eps = self.backend.pf_currents_vjp(V_read, c, d_eps, grad_I, need_V)
+            grad_G = pf.device_parameters_vjp(G_read, c, d_eps, grad_c, grad_d_eps)
         else:
-            grad_V = grad_I @ G_disturbed.T if need_V else None
-            grad_G = V.T @ grad_I
-        if preserving is not None:
-            grad_G = preserving.disturb_vjp(G, draws[0], grad_G)
+            grad_V = grad_I @ G_read.T if need_V else None
+            grad_G = V_read.T @ grad_I
+        for (name, item), G_in in zip(reversed(stage.conductance_phases), reversed(inputs)):
+            grad_G = item.apply_vjp(G_in, draws[name], grad_G)
         if grad_V is not None:
+            dac = stage.phases.get("dac")
+            if dac is not None:
+                grad_V = dac.apply_vjp(V, stage.k_V, grad_V)
             grad_V = grad_V.astype(V.dtype, copy=False)
         return grad_V, np.asarray(grad_G, dtype=G.dtype)
 
     def power(self):
-        """Average power (W) of the crossbar over the examples of the last forward pass."""
-        V, _, G_disturbed, _, devices = self._cache
+        """Average power (W) of the crossbar over the examples of the last forward pass (summed
+        over the arrays under Tiles)."""
+        V, _, G_read, _, devices, V_read, _, tiles = self._cache
+        if tiles is not None and "wires" in self.stage.phases:
+            return tiling.power(self.backend, self.stage, tiles)
         if devices is not None:
-            return self.backend.pf_power(V, *devices)
-        return self.backend.ideal_power(V, G_disturbed)
+            return self.backend.pf_power(V_read, *devices)
+        return self.backend.ideal_power(V_read, G_read)

@@ -18,7 +18,9 @@ SeedSequence, so repeat r does not depend on the number of repeats.
 Sampling ``batch`` draws fresh nonidealities for every batch (the paper); ``chip`` draws once per
 repeat and holds them for the whole pass: every batch of a repeat gets a Generator rebuilt from the
 same seed and the model draws for every device (``draws="all"``, not only for the rows the batch
-reads), so every batch sees the same devices.
+reads), so every batch sees the same devices. Read noise is fresh for every batch in both modes:
+in chip mode it comes from a separate stream of the repeat (:func:`read_seed`) that goes on from
+batch to batch.
 
 Resuming: given a :class:`~memnp.experiments.checkpoint.TrainingCheckpoint`, :func:`train` saves
 everything an epoch changes (parameters, SGD velocities, the best-so-far weights, the history
@@ -110,16 +112,25 @@ def evaluate(model, x, y, stage, rng, batch_size, sampling="batch", power=True):
         raise ValueError(f"sampling must be 'batch' or 'chip'; got {sampling!r}")
     loss = hits = 0.0
     powers = []
+    read_rng = np.random.default_rng(read_seed(rng))
     for start in range(0, len(x), batch_size):
         xb, yb = x[start:start + batch_size], y[start:start + batch_size]
         out = model.evaluate(xb, yb, rng=np.random.default_rng(rng), stage=stage,
-                             batch_size=len(xb), power=power, draws="all")
+                             batch_size=len(xb), power=power, draws="all", read_rng=read_rng)
         loss += out["loss"] * len(xb)
         hits += out["accuracy"] * len(xb)
         if power:
             powers.append(out["power"])
     return {"loss": loss / len(x), "accuracy": hits / len(x),
             "power": float(np.mean(powers)) if power else None}
+
+
+def read_seed(seed):
+    """The SeedSequence of a chip's read-noise stream: a child of ``seed`` (SeedSequence or int)
+    that no other stream uses (spawn key extended by 2**32 - 1), so the chip's own draws are
+    unchanged by it."""
+    seq = seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(seed)
+    return np.random.SeedSequence(seq.entropy, spawn_key=tuple(seq.spawn_key) + (2 ** 32 - 1,))
 
 
 def _repeat_source(sampling, seed_sequence):

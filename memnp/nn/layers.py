@@ -41,12 +41,15 @@ class PassContext:
     backend name (None: the default) and the draw policy: ``"active"`` draws only for the crossbar
     rows a batch reads (rows whose inputs are all 0 are skipped), ``"all"`` draws for every device
     and keeps the active rows' draws, so a reseeded Generator gives every device the same draws
-    whatever the inputs (what a programmed chip, held fixed over many batches, needs)."""
+    whatever the inputs (what a programmed chip, held fixed over many batches, needs).
+    ``read_rng``: where the "read" draws (read noise) come from when given (chip mode: a stream
+    that goes on from batch to batch while ``rng`` is rebuilt for every batch); None: from ``rng``."""
 
     stage: object = None
     rng: object = None
     backend: object = None
     draws: str = "active"
+    read_rng: object = None
 
 
 def _dtype(dtype):

@@ -129,8 +129,8 @@ class CrossbarLayer(Layer):
             y += self.params["b"]
             self._last = ("digital", x, stage, ctx.backend)
             return y
-        if ctx.rng is None and not stage.is_ideal:
-            raise ValueError("rng must be a numpy.random.Generator when the stage has nonidealities")
+        if ctx.rng is None and stage.random:
+            raise ValueError("rng must be a numpy.random.Generator when the stage has random nonidealities")
         M = self._matrix()
         double = self.weights == "double"
         if double:
@@ -148,7 +148,10 @@ class CrossbarLayer(Layer):
             raise ValueError("x must contain only finite values (no NaN or inf)")
         shape = M.shape if double else G.shape
         rows = draws = None
-        if not stage.is_ideal and (stage.nonpreserving is not None or not self.needs_input_gradient):
+        crossbar = CrossbarPass(stage, ctx.backend)
+        read_rng = getattr(ctx, "read_rng", None)
+        if not stage.is_ideal and stage.rows_separable \
+                and (stage.nonpreserving is not None or not self.needs_input_gradient):
             # Rows whose voltage is 0 for every example carry no current, so their devices get no
             # gradient and only the active rows are read; the bias row is always active. Their
             # input gradient is 0 under PF (the reference's rule at V = 0) but not in a linear
@@ -162,8 +165,7 @@ class CrossbarLayer(Layer):
             if not active.all():
                 rows = np.flatnonzero(active)
                 if ctx.draws == "all":
-                    draws = tuple(_take_rows(n.sample(shape, ctx.rng, M.dtype), rows, shape)
-                                  if n else None for n in (stage.preserving, stage.nonpreserving))
+                    draws = _take_rows(crossbar.sample(shape, ctx.rng, M.dtype, read_rng), rows, shape)
                 if double:
                     G = mapping_loops.double_G_rows(M, rows, max_weight, stage.G_off, stage.G_on)
                 else:
@@ -171,8 +173,7 @@ class CrossbarLayer(Layer):
         V = mapping_loops.voltages(x, stage.k_V, np.arange(shape[0]) if rows is None else rows)
         if double and rows is None:
             G = _double_G(M, max_weight, stage.G_off, stage.G_on)
-        crossbar = CrossbarPass(stage, ctx.backend)
-        I = crossbar.forward(V, G, ctx.rng, draws)
+        I = crossbar.forward(V, G, ctx.rng, draws, rows, shape[0], read_rng)
         self._last = ("crossbar", M, max_weight, I, crossbar, stage, rows)
         if mapping_loops.supported(I):
             return mapping_loops.outputs(I, stage.k_V, max_weight, stage.G_off, stage.G_on)
@@ -246,6 +247,8 @@ def _float_matrix(x):
 def _take_rows(draws, rows, shape):
     """The draws of the devices in ``rows``: every array whose last two axes are the crossbar's
     (m, n) ``shape`` is indexed on its row axis (tuples element by element)."""
+    if isinstance(draws, dict):
+        return type(draws)((name, _take_rows(item, rows, shape)) for name, item in draws.items())
     if isinstance(draws, tuple):
         return tuple(_take_rows(item, rows, shape) for item in draws)
     draws = np.asarray(draws)

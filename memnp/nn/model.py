@@ -103,10 +103,10 @@ class Sequential:
                 "layers": [layer.config() for layer in self.layers]}
 
     # -- passes ---------------------------------------------------------------------------------
-    def _context(self, rng, stage, draws="active"):
+    def _context(self, rng, stage, draws="active", read_rng=None):
         if draws not in DRAWS:
             raise ValueError(f"draws must be one of {', '.join(DRAWS)}; got {draws!r}")
-        return PassContext(stage if stage is not None else self.stage, rng, self.backend, draws)
+        return PassContext(stage if stage is not None else self.stage, rng, self.backend, draws, read_rng)
 
     def _inputs(self, x):
         x = np.asarray(x)
@@ -122,10 +122,10 @@ class Sequential:
             x = layer.forward(x, ctx)
         return x
 
-    def forward(self, x, rng=None, stage=None, draws="active"):
+    def forward(self, x, rng=None, stage=None, draws="active", read_rng=None):
         """Outputs (p, ...) of the whole network for one batch x (p, ...). ``draws``: "active" or
-        "all" (see :class:`memnp.nn.layers.PassContext`)."""
-        return self._run(self._inputs(x), self._context(rng, stage, draws), len(self.layers))
+        "all"; ``read_rng``: the read-noise stream (see :class:`memnp.nn.layers.PassContext`)."""
+        return self._run(self._inputs(x), self._context(rng, stage, draws, read_rng), len(self.layers))
 
     def predict(self, x, rng=None, stage=None, batch_size=None, draws="active"):
         """Outputs for x, in batches of ``batch_size`` (None: one batch); fresh draws per batch."""
@@ -172,7 +172,8 @@ class Sequential:
                             for name, theta, grad, non_negative in layer.update_groups())
         return loss, acc
 
-    def evaluate(self, x, y, rng=None, stage=None, batch_size=100, power=False, draws="active"):
+    def evaluate(self, x, y, rng=None, stage=None, batch_size=100, power=False, draws="active",
+                 read_rng=None):
         """{"loss", "accuracy", "power"} over x in batches (fresh draws per batch). loss is the mean
         cross-entropy plus the L1 penalty (as Keras reports it); power (W) is the total average power
         of the memristive crossbars, averaged over batches (None unless ``power``)."""
@@ -181,7 +182,7 @@ class Sequential:
             raise ValueError("x must hold at least one example")
         if len(x) != len(y):
             raise ValueError(f"y must have one label per example of x ({len(x)}); got {len(y)}")
-        ctx = self._context(rng, stage, draws)
+        ctx = self._context(rng, stage, draws, read_rng)
         losses, hits, powers = 0.0, 0.0, []
         step = _batch(batch_size)
         for i in range(0, len(x), step):

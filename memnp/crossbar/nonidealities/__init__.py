@@ -1,10 +1,17 @@
-"""Device nonidealities (SPEC §2): I-V nonlinearity, stuck devices, device-to-device variability."""
-from .base import (LinearityNonpreserving, LinearityPreserving, Nonideality, nonideality_from_dict,
+"""Device nonidealities (SPEC §2) and the periphery, one module per phase of the physical pipeline
+(memnp.crossbar.pipeline): programming (D2D variability, programming noise), drift, stuck devices,
+read noise, I-V nonlinearity (currents), and the periphery (DAC, ADC, Tiles)."""
+from .base import (LinearityNonpreserving, LinearityPreserving, Nonideality, Periphery, nonideality_from_dict,
                    nonideality_from_json)
 from .d2d import D2DLognormal
+from .drift import Drift
 from .iv import IVNonlinearityPF
+from .periphery import ADC, DAC, Tiles
+from .programming import ProgrammingNoise
+from .read_noise import ReadNoise
 from .stuck import StuckAt, StuckAtGOff, StuckAtGOn, StuckDistribution, scott_bandwidth
 
-__all__ = ["Nonideality", "LinearityPreserving", "LinearityNonpreserving", "IVNonlinearityPF",
+__all__ = ["Nonideality", "LinearityPreserving", "LinearityNonpreserving", "Periphery", "IVNonlinearityPF",
            "StuckAt", "StuckAtGOff", "StuckAtGOn", "StuckDistribution", "D2DLognormal",
+           "ProgrammingNoise", "Drift", "ReadNoise", "DAC", "ADC", "Tiles",
            "nonideality_from_dict", "nonideality_from_json", "scott_bandwidth"]

@@ -4,6 +4,10 @@ A *linearity-preserving* nonideality replaces the conductances G by disturbed on
 ``sample(shape, rng, dtype) -> draws``, ``disturb(G, draws) -> G'`` and
 ``disturb_vjp(G, draws, grad_G_disturbed) -> grad_G``.
 
+A *periphery* nonideality (DAC, ADC, Tiles) acts on the voltages, the currents or the layout of
+the arrays and draws nothing. Which phase of a read each class belongs to, and the order of the
+phases, is :data:`memnp.crossbar.pipeline.PHASES`.
+
 A *linearity-nonpreserving* nonideality computes the currents itself from V and G:
 ``sample(shape, rng, dtype) -> draws``, then ``currents``, ``currents_vjp`` and ``power``.
 
@@ -58,9 +62,27 @@ class LinearityPreserving(Nonideality):
     def disturb_vjp(self, G, draws, grad_G_disturbed):
         raise NotImplementedError
 
+    # The pipeline's verbs (memnp.crossbar.pipeline): a conductance phase's apply is its disturb.
+    def apply(self, G, draws):
+        """G' (shape and dtype of G, S) from G (m, n) in S and this phase's draws."""
+        return self.disturb(G, draws)
+
+    def apply_vjp(self, G, draws, grad):
+        """dL/dG (m, n) from dL/dG' (m, n), with the draws of the forward pass."""
+        return self.disturb_vjp(G, draws, grad)
+
 
 class LinearityNonpreserving(Nonideality):
     kind = "nonpreserving"
+
+
+class Periphery(Nonideality):
+    """Converters and array layout around the crossbar (DAC, ADC, Tiles): no random draws."""
+
+    kind = "periphery"
+
+    def sample(self, shape, rng, dtype=None):
+        return None
 
 
 def nonideality_from_dict(data):

@@ -1,0 +1,63 @@
+"""Drift phase (memnp.crossbar.pipeline): conductances relax after programming as a power law of
+the time since programming, G(t) = G (t / t0) ** (-nu), with an exponent nu per device.
+
+The exponents are "chip" draws (held over a test pass in chip mode). Stuck devices do not drift:
+the stuck phase comes after this one and overrides it.
+"""
+import dataclasses
+import math
+
+import numpy as np
+
+from ...kernels.normal import standard_normal
+from ..validation import non_negative, positive
+from .base import LinearityPreserving, register
+
+
+@register
+@dataclasses.dataclass(frozen=True)
+class Drift(LinearityPreserving):
+    """Power-law drift: G(t) = G (t / t0) ** (-nu), nu = max(nu_mean + nu_std z, 0), z ~ N(0, 1)
+    per device.
+
+    nu_mean, nu_std: mean and standard deviation of the drift exponent (dimensionless, >= 0);
+    t: time since programming (s, > 0); t0: the time at which G is the programmed value (s, > 0).
+    The draws are the factors (t / t0) ** (-nu) (m, n), so a pass applies them with one product.
+    """
+
+    nu_mean: float
+    nu_std: float
+    t: float
+    t0: float = 1.0
+
+    def __post_init__(self):
+        object.__setattr__(self, "nu_mean", non_negative("nu_mean", self.nu_mean))
+        object.__setattr__(self, "nu_std", non_negative("nu_std", self.nu_std))
+        object.__setattr__(self, "t", positive("t (seconds since programming)", self.t))
+        object.__setattr__(self, "t0", positive("t0 (seconds)", self.t0))
+
+    @property
+    def label(self):
+        return f"Drift(nu_mean={self.nu_mean:.4g},nu_std={self.nu_std:.4g},t={self.t:.4g},t0={self.t0:.4g})"
+
+    def exponents(self, z):
+        """nu (shape and dtype of z) from standard normal draws z."""
+        dtype = z.dtype.type
+        nu = np.multiply(z, dtype(self.nu_std))
+        nu += dtype(self.nu_mean)
+        return np.maximum(nu, dtype(0), out=nu)
+
+    def sample(self, shape, rng, dtype=np.float64):
+        """Factors (t / t0) ** (-nu) (shape, ``dtype``), one exponent per device from memnp's
+        seeded Box-Muller normals."""
+        factor = self.exponents(standard_normal(rng, shape, dtype))
+        factor *= factor.dtype.type(-math.log(self.t / self.t0))
+        return np.exp(factor, out=factor)
+
+    def disturb(self, G, draws):
+        """G(t) (shape and dtype of G, S)."""
+        return np.multiply(G, draws.astype(G.dtype, copy=False))
+
+    def disturb_vjp(self, G, draws, grad_G_disturbed):
+        """dL/dG = (t / t0) ** (-nu) dL/dG(t)."""
+        return np.multiply(grad_G_disturbed, draws.astype(grad_G_disturbed.dtype, copy=False))

@@ -1,0 +1,160 @@
+"""The periphery of a crossbar (memnp.crossbar.pipeline): digital-to-analog converters on the rows
+(:class:`DAC`), analog-to-digital converters on the columns (:class:`ADC`) and the split of a
+large crossbar into arrays (:class:`Tiles`, read by :mod:`memnp.crossbar.tiling`).
+
+Quantisers have no useful derivative (zero almost everywhere), so their VJPs use the
+straight-through estimator: the gradient passes unchanged inside the converter's range and is zero
+outside it.
+"""
+import dataclasses
+import math
+import numbers
+
+import numpy as np
+
+from ..validation import positive
+from .base import Periphery, register
+
+WORST_CASE = "worst-case"
+
+
+def _bits(value):
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or not 1 <= int(value) <= 16:
+        raise ValueError(f"bits must be an integer from 1 to 16; got {value!r}")
+    return int(value)
+
+
+def _size(name, value):
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or int(value) < 2:
+        raise ValueError(f"{name} must be an integer >= 2 (devices per array side); got {value!r}")
+    return int(value)
+
+
+@register
+@dataclasses.dataclass(frozen=True)
+class DAC(Periphery):
+    """Row drivers of ``bits`` bits (1 to 16): inputs x = V / k_V in [0, 1] are rounded to the
+    nearest of the levels k / (2^bits - 1), k = 0 .. 2^bits - 1, before V = k_V x."""
+
+    bits: int
+
+    def __post_init__(self):
+        object.__setattr__(self, "bits", _bits(self.bits))
+
+    @property
+    def label(self):
+        return f"DAC(bits={self.bits})"
+
+    @property
+    def levels(self):
+        """2^bits - 1, the largest level index."""
+        return (1 << self.bits) - 1
+
+    def apply(self, V, k_V):
+        """Quantised voltages (shape and dtype of V (p, m), volts): k dtype(k_V / L), k = round(L V / k_V).
+        ValueError when an input x = V / k_V lies outside [0, 1] (beyond rounding)."""
+        dtype = V.dtype.type
+        L = self.levels
+        x = np.multiply(V, dtype(1.0 / k_V))
+        if x.size:
+            low, high = float(x.min()), float(x.max())
+            slack = 8 * float(np.finfo(V.dtype).eps)
+            if not (low >= -slack and high <= 1 + slack):
+                raise ValueError(f"DAC inputs x = V / k_V must be in [0, 1]; got values from {low!r} to "
+                                 f"{high!r} (V from {low * k_V!r} to {high * k_V!r} V, k_V = {k_V!r} V)")
+        x *= dtype(L)
+        np.rint(x, out=x)
+        np.clip(x, dtype(0), dtype(L), out=x)
+        x *= dtype(k_V / L)
+        return x
+
+    def apply_vjp(self, V, k_V, grad):
+        """Straight-through estimator: dL/dV = dL/dV_q where 0 <= V <= k_V, 0 outside (the forward
+        pass has already refused inputs outside [0, 1], so this passes grad through)."""
+        dtype = V.dtype.type
+        inside = (V >= dtype(0)) & (V <= dtype(k_V) * dtype(1 + 8 * np.finfo(V.dtype).eps))
+        if inside.all():
+            return grad
+        return np.where(inside, grad, 0).astype(grad.dtype, copy=False)
+
+
+@register
+@dataclasses.dataclass(frozen=True)
+class ADC(Periphery):
+    """Column converters of ``bits`` bits (1 to 16), one per column of every array: a current I is
+    rounded to the nearest of the levels k full_scale / (2^bits - 1) and clipped to [0, full_scale].
+
+    ``full_scale``: "worst-case" (the array's largest possible column current, every row at k_V
+    and every device at G_on under the stage's I-V model; see :func:`memnp.crossbar.tiling.worst_case_current`)
+    or a current in amperes (> 0).
+    """
+
+    bits: int
+    full_scale: object = WORST_CASE
+
+    def __post_init__(self):
+        object.__setattr__(self, "bits", _bits(self.bits))
+        if isinstance(self.full_scale, str):
+            if self.full_scale != WORST_CASE:
+                raise ValueError(f"full_scale must be {WORST_CASE!r} or a current > 0 (A); got {self.full_scale!r}")
+        else:
+            if isinstance(self.full_scale, bool):
+                raise ValueError(f"full_scale must be {WORST_CASE!r} or a current > 0 (A); got {self.full_scale!r}")
+            object.__setattr__(self, "full_scale", positive("full_scale (A)", self.full_scale))
+
+    @property
+    def label(self):
+        fs = self.full_scale if isinstance(self.full_scale, str) else f"{self.full_scale:.4g}"
+        return f"ADC(bits={self.bits},full_scale={fs})"
+
+    @property
+    def levels(self):
+        return (1 << self.bits) - 1
+
+    def apply(self, I, full_scale):
+        """Quantised currents (shape and dtype of I (..., n), A): clip(round(L I / fs), 0, L) (fs / L)
+        in I's dtype. ``full_scale`` (A): a number, or an array that broadcasts against I (one
+        full scale per array of a tiled read)."""
+        dtype = I.dtype
+        L = self.levels
+        q = np.multiply(I, np.asarray(L / np.asarray(full_scale, np.float64), dtype))
+        np.rint(q, out=q)
+        np.clip(q, dtype.type(0), dtype.type(L), out=q)
+        q *= np.asarray(np.asarray(full_scale, np.float64) / L, dtype)
+        return q
+
+    def apply_vjp(self, I, full_scale, grad):
+        """Straight-through estimator: dL/dI = dL/dI_q where 0 <= I <= full_scale, 0 outside."""
+        inside = (I >= 0) & (I <= np.asarray(full_scale, I.dtype))
+        return np.where(inside, grad, 0).astype(grad.dtype, copy=False)
+
+
+@register
+@dataclasses.dataclass(frozen=True)
+class Tiles(Periphery):
+    """Arrays of at most ``rows`` x ``cols`` devices (each >= 2). A crossbar of m x n devices is
+    cut into ceil(m / rows) x ceil(n / cols) arrays; each has its own ADCs (and wires), and the
+    arrays' partial column currents are added digitally. Not a disturbance: it only changes what
+    the ADCs and the wires see (without them, the outputs are unchanged)."""
+
+    rows: int
+    cols: int
+
+    def __post_init__(self):
+        object.__setattr__(self, "rows", _size("rows", self.rows))
+        object.__setattr__(self, "cols", _size("cols", self.cols))
+
+    @property
+    def label(self):
+        return f"Tiles(rows={self.rows},cols={self.cols})"
+
+    def row_bounds(self, m):
+        """[(start, stop)] of the row blocks of an m-row crossbar."""
+        return [(i, min(i + self.rows, m)) for i in range(0, m, self.rows)]
+
+    def col_bounds(self, n):
+        return [(j, min(j + self.cols, n)) for j in range(0, n, self.cols)]
+
+    def count(self, m, n):
+        """Number of arrays of an m x n crossbar."""
+        return math.ceil(m / self.rows) * math.ceil(n / self.cols)

@@ -1,0 +1,47 @@
+"""Read-noise phase (memnp.crossbar.pipeline): every read sees the conductances multiplied by a
+fresh factor per device, G'' = G' (1 + sigma_rel eps), eps ~ N(0, 1).
+
+The draws are "read" draws: made for every batch in both sampling modes, once per device (the
+same factor for every example of the batch, so no per-example copy of G is made).
+"""
+import dataclasses
+
+import numpy as np
+
+from ...kernels.normal import standard_normal
+from ..validation import non_negative
+from .base import LinearityPreserving, register
+
+#: The factor 1 + sigma_rel eps is clipped at this small positive floor (the I-V models take ln G).
+MIN_FACTOR = 1e-3
+
+
+@register
+@dataclasses.dataclass(frozen=True)
+class ReadNoise(LinearityPreserving):
+    """Multiplicative read noise of relative standard deviation ``sigma_rel`` (dimensionless, >= 0).
+    The draws are the factors max(1 + sigma_rel eps, MIN_FACTOR) (m, n)."""
+
+    sigma_rel: float
+
+    def __post_init__(self):
+        object.__setattr__(self, "sigma_rel", non_negative("sigma_rel", self.sigma_rel))
+
+    @property
+    def label(self):
+        return f"ReadNoise(sigma_rel={self.sigma_rel:.4g})"
+
+    def sample(self, shape, rng, dtype=np.float64):
+        """Factors (shape, ``dtype``) from memnp's seeded Box-Muller normals."""
+        factor = standard_normal(rng, shape, dtype)
+        factor *= factor.dtype.type(self.sigma_rel)
+        factor += factor.dtype.type(1)
+        return np.maximum(factor, factor.dtype.type(MIN_FACTOR), out=factor)
+
+    def disturb(self, G, draws):
+        """G'' (shape and dtype of G, S)."""
+        return np.multiply(G, draws.astype(G.dtype, copy=False))
+
+    def disturb_vjp(self, G, draws, grad_G_disturbed):
+        """dL/dG' = factor dL/dG'' (the factor does not depend on G)."""
+        return np.multiply(grad_G_disturbed, draws.astype(grad_G_disturbed.dtype, copy=False))

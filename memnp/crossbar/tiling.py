@@ -1,0 +1,210 @@
+"""Reading a crossbar as arrays (the "tiles" phase of memnp.crossbar.pipeline).
+
+:class:`~memnp.crossbar.nonidealities.periphery.Tiles` cuts an m x n crossbar into arrays of at
+most rows x cols devices. :func:`read` runs the currents (Ohm's law, PF, or the stage's
+LineResistance), and the ADC, array by array with the existing kernels, and adds the arrays'
+partial column currents digitally; each ADC sees only its own array's current, and each
+LineResistance solve only its own array's wires. A stage with an ADC or LineResistance but no
+Tiles is read as one array. Without ADC and wires the result equals the untiled read up to the
+rounding of the digital additions.
+
+The layers may hand over only the crossbar rows some input drives (``rows``: their indices in the
+full crossbar of ``n_rows`` rows; the others carry no current); the arrays are cut in the full
+crossbar's row numbering, so the cut and every ADC's full scale do not depend on the inputs.
+"""
+import functools
+
+import numpy as np
+
+from ..kernels import reference
+from .nonidealities.periphery import WORST_CASE, Tiles
+
+__all__ = ["Tiles", "worst_case_current", "blocks", "read", "read_vjp", "power"]
+
+
+@functools.lru_cache(maxsize=256)
+def worst_case_current(n_rows, k_V, G_on, pf=None):
+    """The largest column current (A) of an array of ``n_rows`` rows: every row at k_V (V) and
+    every device at G_on (S), under Ohm's law or, given ``pf`` (IVNonlinearityPF), the PF device
+    of conductance G_on with zero residuals (the median device). Wire resistance only lowers it."""
+    if pf is None:
+        return float(n_rows * k_V * G_on)
+    G = np.array([[G_on]], dtype=np.float64)
+    c, d_eps = pf.device_parameters_numpy(G, np.zeros((2, 1, 1)))
+    return float(n_rows * reference.pf_device_currents(np.array([[k_V]]), c, d_eps)[0, 0, 0])
+
+
+def row_blocks(stage, m, rows=None, n_rows=None):
+    """[(r0, r1, array_rows)]: the row slices r0:r1 of the (m, ...) matrices handed over that each
+    row of arrays covers, and the arrays' own row count in the full crossbar. Rows of arrays with
+    no row handed over are left out (they carry no current)."""
+    tiles = stage.phases.get("tiles")
+    n_rows = m if n_rows is None else int(n_rows)
+    out = []
+    for a, b in (tiles.row_bounds(n_rows) if tiles is not None else [(0, n_rows)]):
+        if rows is None:
+            r0, r1 = a, b
+        else:
+            r0, r1 = (int(i) for i in np.searchsorted(rows, (a, b)))
+        if r1 > r0:
+            out.append((r0, r1, b - a))
+    return out
+
+
+def blocks(stage, m, n, rows=None, n_rows=None):
+    """[(r0, r1, c0, c1, array_rows)]: every array's slice of the (m, n) matrices handed over
+    (rows r0:r1, columns c0:c1) and its own row count in the full crossbar (see :func:`row_blocks`)."""
+    tiles = stage.phases.get("tiles")
+    col_bounds = tiles.col_bounds(n) if tiles is not None else [(0, n)]
+    return [(r0, r1, c0, c1, array_rows) for r0, r1, array_rows in row_blocks(stage, m, rows, n_rows)
+            for c0, c1 in col_bounds]
+
+
+def _full_scale(stage, adc, array_rows):
+    """The full scale (A) of the ADCs of an array of ``array_rows`` rows."""
+    if not isinstance(adc.full_scale, str):
+        return adc.full_scale
+    if adc.full_scale != WORST_CASE:  # pragma: no cover - ADC validates it
+        raise ValueError(f"unknown full_scale {adc.full_scale!r}")
+    return worst_case_current(array_rows, stage.k_V, stage.G_on, stage.phases.get("currents"))
+
+
+def _slice(a, r0, r1, c0, c1):
+    return np.ascontiguousarray(a[r0:r1, c0:c1])
+
+
+def read(backend, stage, V, G, devices, rows=None, n_rows=None, backend_name=None):
+    """(I (p, n) in A, state for :func:`read_vjp` and :func:`power`) from the read voltages V
+    (p, m) in V and the read conductances G (m, n) in S; ``devices``: (c, d_eps) (m, n) each under
+    PF, else None.
+
+    PF devices without wires take one kernel call for every array at once (:func:`_read_stacked`);
+    otherwise the arrays are read one by one."""
+    adc, wires = stage.phases.get("adc"), stage.phases.get("wires")
+    if wires is None and devices is not None:
+        return _read_stacked(backend, stage, V, devices, row_blocks(stage, G.shape[0], rows, n_rows))
+    p, (m, n) = V.shape[0], G.shape
+    I = np.zeros((p, n), dtype=np.result_type(V, G))
+    parts = []
+    for r0, r1, c0, c1, array_rows in blocks(stage, m, n, rows, n_rows):
+        V_t = np.ascontiguousarray(V[:, r0:r1])
+        G_t = _slice(G, r0, r1, c0, c1)
+        dev_t = None if devices is None else tuple(_slice(a, r0, r1, c0, c1) for a in devices)
+        wire_state = None
+        if wires is not None:
+            I_t, wire_state = wires.currents(V_t, G_t, devices=dev_t, backend=backend_name)
+        elif dev_t is not None:
+            I_t = backend.pf_currents(V_t, *dev_t)
+        else:
+            I_t = backend.ideal_currents(V_t, G_t)
+        I_raw = fs = None
+        if adc is not None:
+            fs = _full_scale(stage, adc, array_rows)
+            I_raw, I_t = I_t, adc.apply(I_t, fs)
+        I[:, c0:c1] += I_t
+        parts.append((r0, r1, c0, c1, V_t, G_t, dev_t, I_raw, fs, wire_state))
+    return I, ("arrays", m, n, parts)
+
+
+def _read_stacked(backend, stage, V, devices, bounds):
+    """PF arrays in one call: every row of arrays k gets its own copy of the batch, V_k (p, m),
+    zero outside its rows r0:r1, so that the kernel's sums over rows of the stacked (T p, m)
+    voltages are the arrays' partial column currents (T, p, n). A device at 0 V carries no current
+    and gets no gradient (dI/dV = 0 there too, the reference's rule), so the stacked read, its
+    VJP and the zero-skipping kernels' work equal those of the arrays read one by one. Column
+    cuts need nothing: every column has its own ADC, and the ADCs of one row of arrays share a
+    full scale."""
+    adc = stage.phases.get("adc")
+    p, m = V.shape
+    T = len(bounds)
+    stacked = np.zeros((T, p, m), V.dtype)
+    for k, (r0, r1, _) in enumerate(bounds):
+        stacked[k, :, r0:r1] = V[:, r0:r1]
+    stacked = stacked.reshape(T * p, m)
+    I_raw = backend.pf_currents(stacked, *devices)
+    n = I_raw.shape[-1]
+    I_raw = I_raw.reshape(T, p, n)
+    fs = None
+    if adc is not None:
+        fs = np.array([_full_scale(stage, adc, rows) for _, _, rows in bounds]).reshape(T, 1, 1)
+        I_parts = adc.apply(I_raw, fs)
+    else:
+        I_parts = I_raw
+    I = I_parts[0] if T == 1 else I_parts.sum(axis=0)
+    return I, ("stacked", V, stacked, devices, I_raw, fs)
+
+
+def _read_stacked_vjp(backend, stage, state, grad_I, need_V):
+    """When no ADC clips (the usual case under a worst-case full scale), every array passes the
+    same dL/dI, and the arrays' VJPs add up to the VJP of the whole crossbar: one call on V."""
+    _, V, stacked, devices, I_raw, fs = state
+    adc = stage.phases.get("adc")
+    T, p, n = I_raw.shape
+    inside = None
+    if adc is not None:
+        inside = (I_raw >= 0) & (I_raw <= np.asarray(fs, I_raw.dtype))
+        if inside.all():
+            inside = None
+    if inside is None:
+        return _pf_vjp(backend, V, devices, grad_I, need_V)
+    g = np.where(inside, grad_I, 0).astype(grad_I.dtype, copy=False).reshape(T * p, n)
+    grad_V, grad_c, grad_d_eps = backend.pf_currents_vjp(stacked, *devices, g, need_V)
+    if need_V:
+        grad_V = grad_V.reshape(T, p, -1)
+        grad_V = grad_V[0] if T == 1 else grad_V.sum(axis=0)
+    return grad_V, (grad_c, grad_d_eps)
+
+
+def _pf_vjp(backend, V, devices, grad_I, need_V):
+    grad_V, grad_c, grad_d_eps = backend.pf_currents_vjp(V, *devices, grad_I, need_V)
+    return grad_V, (grad_c, grad_d_eps)
+
+
+def read_vjp(backend, stage, state, grad_I, need_V=True):
+    """(dL/dV (p, m) or None, dL/dG (m, n)) for Ohmic devices, or (dL/dV or None,
+    (dL/dc, dL/d(d_eps))) under PF, from dL/dI (p, n). ADCs pass the gradient straight through
+    inside [0, full_scale] and stop it outside."""
+    if state[0] == "stacked":
+        return _read_stacked_vjp(backend, stage, state, grad_I, need_V)
+    adc, wires = stage.phases.get("adc"), stage.phases.get("wires")
+    _, m, n, parts = state
+    p = grad_I.shape[0]
+    dtype = grad_I.dtype
+    grad_V = np.zeros((p, m), dtype) if need_V else None
+    pf = bool(parts) and parts[0][6] is not None
+    grad_G = (np.zeros((m, n), dtype), np.zeros((m, n), dtype)) if pf else np.zeros((m, n), dtype)
+    for r0, r1, c0, c1, V_t, G_t, dev_t, I_raw, fs, wire_state in parts:
+        g = np.ascontiguousarray(grad_I[:, c0:c1])
+        if adc is not None:
+            g = adc.apply_vjp(I_raw, fs, g)
+        if wires is not None:
+            gV, gG = wires.currents_vjp(wire_state, g, need_V=need_V)
+        elif pf:
+            gV, gc, gd = backend.pf_currents_vjp(V_t, *dev_t, g, need_V)
+            gG = (gc, gd)
+        else:
+            gV = g @ G_t.T if need_V else None
+            gG = V_t.T @ g
+        if need_V:
+            grad_V[:, r0:r1] += gV
+        if pf:
+            grad_G[0][r0:r1, c0:c1] = gG[0]
+            grad_G[1][r0:r1, c0:c1] = gG[1]
+        else:
+            grad_G[r0:r1, c0:c1] = gG
+    return grad_V, grad_G
+
+
+def power(backend, stage, state):
+    """Average power (W) over the examples, summed over the arrays (LineResistance's device and
+    wire power; otherwise the devices' power, array by array)."""
+    wires = stage.phases.get("wires")
+    total = 0.0
+    for r0, r1, c0, c1, V_t, G_t, dev_t, I_raw, fs, wire_state in state[3]:
+        if wires is not None:
+            total += float(wires.power(wire_state)["total"])
+        elif dev_t is not None:
+            total += float(backend.pf_power(V_t, *dev_t))
+        else:
+            total += float(backend.ideal_power(V_t, G_t))
+    return total
