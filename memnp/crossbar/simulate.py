@@ -28,6 +28,7 @@ class CrossbarPass:
     def __init__(self, stage, backend=None):
         self.stage = stage
         self.backend = _backend(backend)
+        self._backend_arg = backend
         self._cache = None
 
     def forward(self, V, G, rng, draws=None):
@@ -38,6 +39,11 @@ class CrossbarPass:
             draws = (preserving.sample(G.shape, rng, G.dtype) if preserving else None,
                      nonpreserving.sample(G.shape, rng, G.dtype) if nonpreserving else None)
         G_disturbed = preserving.disturb(G, draws[0]) if preserving else G
+        if self.stage.wires is not None:      # line resistance: the circuit solver (memnp.circuit)
+            devices = nonpreserving.device_parameters(G_disturbed, draws[1]) if nonpreserving else None
+            I, solved = self.stage.wires.currents(V, G_disturbed, devices, self._backend_arg)
+            self._cache = (V, G, G_disturbed, draws, devices, solved)
+            return I
         if nonpreserving is not None:
             c, d_eps = nonpreserving.device_parameters(G_disturbed, draws[1])
             I = self.backend.pf_currents(V, c, d_eps)
@@ -45,7 +51,7 @@ class CrossbarPass:
         else:
             I = self.backend.ideal_currents(V, G_disturbed)
             devices = None
-        self._cache = (V, G, G_disturbed, draws, devices)
+        self._cache = (V, G, G_disturbed, draws, devices, None)
         return I
 
     @property
@@ -56,9 +62,13 @@ class CrossbarPass:
     def backward(self, grad_I, need_V=True):
         """(dL/dV (p, m), dL/dG (m, n)) from dL/dI (p, n), with the draws of the last forward pass.
         dL/dV is None (and not computed) when ``need_V`` is false."""
-        V, G, G_disturbed, draws, devices = self._cache
+        V, G, G_disturbed, draws, devices, solved = self._cache
         preserving, nonpreserving = self.stage.preserving, self.stage.nonpreserving
-        if nonpreserving is not None:
+        if solved is not None:
+            grad_V, grad_devices = self.stage.wires.currents_vjp(solved, grad_I, need_V)
+            grad_G = (nonpreserving.device_parameters_vjp(G_disturbed, *devices, *grad_devices)
+                      if nonpreserving is not None else grad_devices)
+        elif nonpreserving is not None:
             c, d_eps = devices
             grad_V, grad_c, grad_d_eps = self.backend.pf_currents_vjp(V, c, d_eps, grad_I, need_V)
             grad_G = nonpreserving.device_parameters_vjp(G_disturbed, c, d_eps, grad_c, grad_d_eps)
@@ -72,8 +82,25 @@ class CrossbarPass:
         return grad_V, np.asarray(grad_G, dtype=G.dtype)
 
     def power(self):
-        """Average power (W) of the crossbar over the examples of the last forward pass."""
-        V, _, G_disturbed, _, devices = self._cache
+        """Average power (W) of the crossbar over the examples of the last forward pass (with line
+        resistance: devices and wires; :meth:`power_parts` has both)."""
+        V, _, G_disturbed, _, devices, solved = self._cache
+        if solved is not None:
+            return self.stage.wires.power(solved)["total"]
         if devices is not None:
             return self.backend.pf_power(V, *devices)
         return self.backend.ideal_power(V, G_disturbed)
+
+    def power_parts(self):
+        """dict(device=W, wires=W, total=W) of the last forward pass, averaged over its examples."""
+        solved = self._cache[5]
+        if solved is not None:
+            return self.stage.wires.power(solved)
+        total = self.power()
+        return {"device": total, "wires": 0.0, "total": total}
+
+    @property
+    def solve_report(self):
+        """The SolveReport of the last forward pass's line-resistance solve, or None without wires."""
+        solved = self._cache[5]
+        return None if solved is None else self.stage.wires.report(solved)

@@ -11,8 +11,9 @@ from .validation import conductance_range, positive
 class Stage:
     """Conductance range G_off < G_on (S), voltage scaling k_V (V), nonidealities and mapping rule.
 
-    At most one nonideality of each kind (linearity-preserving, linearity-nonpreserving) is
-    allowed: they are applied in that order (disturb G, then compute the currents).
+    At most one nonideality of each kind (linearity-preserving, linearity-nonpreserving, wires)
+    is allowed: they are applied in that order (disturb G, then compute the currents; wires, a
+    :class:`~memnp.nonidealities.LineResistance`, solve the circuit those device currents make).
     """
 
     G_off: float
@@ -42,6 +43,7 @@ class Stage:
         # Looked up several times per crossbar pass: kept (not fields, so not in eq, repr or JSON).
         object.__setattr__(self, "_preserving", seen.get("preserving"))
         object.__setattr__(self, "_nonpreserving", seen.get("nonpreserving"))
+        object.__setattr__(self, "_wires", seen.get("wires"))
 
     @property
     def preserving(self):
@@ -52,6 +54,11 @@ class Stage:
     def nonpreserving(self):
         """The linearity-nonpreserving nonideality, or None."""
         return self._nonpreserving
+
+    @property
+    def wires(self):
+        """The line resistance (:class:`~memnp.nonidealities.LineResistance`), or None."""
+        return self._wires
 
     @property
     def is_ideal(self):

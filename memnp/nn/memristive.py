@@ -148,7 +148,8 @@ class CrossbarLayer(Layer):
             raise ValueError("x must contain only finite values (no NaN or inf)")
         shape = M.shape if double else G.shape
         rows = draws = None
-        if not stage.is_ideal and (stage.nonpreserving is not None or not self.needs_input_gradient):
+        if not stage.is_ideal and stage.wires is None \
+                and (stage.nonpreserving is not None or not self.needs_input_gradient):
             # Rows whose voltage is 0 for every example carry no current, so their devices get no
             # gradient and only the active rows are read; the bias row is always active. Their
             # input gradient is 0 under PF (the reference's rule at V = 0) but not in a linear
@@ -159,6 +160,8 @@ class CrossbarLayer(Layer):
             # crossbar, in CrossbarPass's order, and the active rows taken from them, so every
             # device gets the draw it would get in a full pass (the result equals the full pass's
             # for the same Generator state).
+            # With line resistance (stage.wires) every row is read: a row at 0 V still conducts,
+            # its word line sitting above the bit lines' potentials.
             if not active.all():
                 rows = np.flatnonzero(active)
                 if ctx.draws == "all":

@@ -1,10 +1,12 @@
-"""Device nonidealities (SPEC §2): I-V nonlinearity, stuck devices, device-to-device variability."""
+"""Device nonidealities (SPEC §2): I-V nonlinearity, stuck devices, device-to-device variability,
+and line resistance."""
 from .base import (LinearityNonpreserving, LinearityPreserving, Nonideality, nonideality_from_dict,
                    nonideality_from_json)
 from .d2d import D2DLognormal
 from .iv import IVNonlinearityPF
 from .stuck import StuckAt, StuckAtGOff, StuckAtGOn, StuckDistribution, scott_bandwidth
+from .wires import LineResistance
 
 __all__ = ["Nonideality", "LinearityPreserving", "LinearityNonpreserving", "IVNonlinearityPF",
-           "StuckAt", "StuckAtGOff", "StuckAtGOn", "StuckDistribution", "D2DLognormal",
+           "StuckAt", "StuckAtGOff", "StuckAtGOn", "StuckDistribution", "D2DLognormal", "LineResistance",
            "nonideality_from_dict", "nonideality_from_json", "scott_bandwidth"]
