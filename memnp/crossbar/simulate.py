@@ -127,7 +127,26 @@ class CrossbarPass:
         over the arrays under Tiles)."""
         V, _, G_read, _, devices, V_read, _, tiles = self._cache
         if tiles is not None and "wires" in self.stage.phases:
-            return tiling.power(self.backend, self.stage, tiles)
+            return self.power_parts()["total"]
         if devices is not None:
             return self.backend.pf_power(V_read, *devices)
         return self.backend.ideal_power(V_read, G_read)
+
+    def power_parts(self):
+        """dict(device=W, wires=W, total=W) of the last forward pass, averaged over its examples
+        and summed over the arrays; "wires" is the line resistance's dissipation (0 without it)."""
+        tiles = self._cache[7]
+        if tiles is not None and "wires" in self.stage.phases:
+            return tiling.power_parts(self.stage, tiles)
+        total = self.power()
+        return {"device": total, "wires": 0.0, "total": total}
+
+    @property
+    def solve_report(self):
+        """The line-resistance SolveReports of the last forward pass, one per array (a single
+        report for one array), or None without wires."""
+        tiles = self._cache[7]
+        if tiles is None or "wires" not in self.stage.phases:
+            return None
+        reports = tiling.solve_reports(self.stage, tiles)
+        return reports[0] if len(reports) == 1 else reports

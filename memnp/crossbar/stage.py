@@ -126,6 +126,11 @@ class Stage:
         return self._plain_read
 
     @property
+    def wires(self):
+        """The line resistance (:class:`~memnp.nonidealities.LineResistance`), or None."""
+        return self._phases.get("wires")
+
+    @property
     def rows_separable(self):
         """True when rows at 0 V carry no current and change nothing (not so with wires)."""
         return "wires" not in self._phases

@@ -19,7 +19,7 @@ import numpy as np
 from ..kernels import reference
 from .nonidealities.periphery import WORST_CASE, Tiles
 
-__all__ = ["Tiles", "worst_case_current", "blocks", "read", "read_vjp", "power"]
+__all__ = ["Tiles", "worst_case_current", "blocks", "read", "read_vjp", "power", "power_parts", "solve_reports"]
 
 
 @functools.lru_cache(maxsize=256)
@@ -193,6 +193,22 @@ def read_vjp(backend, stage, state, grad_I, need_V=True):
         else:
             grad_G[r0:r1, c0:c1] = gG
     return grad_V, grad_G
+
+
+def power_parts(stage, state):
+    """dict(device=W, wires=W, total=W) under LineResistance: each averaged over the examples and
+    summed over the arrays."""
+    wires = stage.phases["wires"]
+    out = {"device": 0.0, "wires": 0.0, "total": 0.0}
+    for part in state[3]:
+        for key, value in wires.power(part[9]).items():
+            out[key] += float(value)
+    return out
+
+
+def solve_reports(stage, state):
+    """[SolveReport per array] of the last read under LineResistance."""
+    return [stage.phases["wires"].report(part[9]) for part in state[3]]
 
 
 def power(backend, stage, state):

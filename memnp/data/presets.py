@@ -41,6 +41,7 @@ NONIDEALITY_KEYS = {
     "StuckAt": ("value", "p"),
     "StuckDistribution": ("means", "p"),
     "D2DLognormal": ("G_off", "G_on", "R_on_log_std", "R_off_log_std"),
+    "LineResistance": ("r_word", "r_bit"),
 }
 
 # Published values (SPEC §6; Joksas et al., Adv. Sci. 2022).

@@ -1,0 +1,108 @@
+"""Vector-Jacobian product of the line-resistance solve at its converged state (cpu, Numba).
+
+At the solution v + A f(v; theta) = V 1^T (see :mod:`memnp.circuit.solve`), with output
+I = sum_i f(v)[i, :], the implicit function theorem gives, for dL/dI = g (p, n),
+
+    (I + A S) lambda = g 1        (the transposed Newton matrix; S = diag(df/dv))
+    dL/dV[i] = sum_j S[i, j] lambda[i, j],      dL/dtheta[i, j] = sum_p lambda df/dtheta,
+
+theta = G (df/dG = v) for linear devices, (c, d_eps) for PF devices. One transposed solve per
+example, through the same symmetric form as the forward step: lambda = g - A S^1/2 z with
+(I + S^1/2 A S^1/2) z = S^1/2 g, by conjugate gradients. Nothing is differentiated through the
+Newton iterations.
+"""
+import math
+
+import numpy as np
+from numba import njit, prange
+
+from ..kernels.device_law import pf_partials
+from ..kernels.physics import A2_B
+from .solve import _PRANGE_ONLY, _law, apply_A, cg
+
+_A2_B = float(A2_B)
+
+
+@njit(cache=True)
+def _vjp_one(v, Vrow, c, K, pf, r_w, r_b, g, tol, max_cg, need_V, grad_V, w1, w2):
+    m, n = v.shape
+    F = np.empty((m, n))
+    s = np.empty((m, n))
+    sq = np.empty((m, n))
+    b = np.empty((m, n))
+    z = np.empty((m, n))
+    r = np.empty((m, n))
+    pv = np.empty((m, n))
+    q = np.empty((m, n))
+    t = np.empty((m, n))
+    buf_p = np.empty(n)
+    buf_q = np.empty(n)
+    _law(Vrow, c, K, pf, v, F, s)
+    for i in range(m):
+        for j in range(n):
+            sq[i, j] = math.sqrt(max(s[i, j], 0.0))
+            b[i, j] = sq[i, j] * g[j]
+    iterations, _ = cg(sq, b, r_w, r_b, tol, max_cg, z, r, pv, q, t, buf_p, buf_q)
+    for i in range(m):
+        for j in range(n):
+            t[i, j] = sq[i, j] * z[i, j]
+    apply_A(t, r_w, r_b, q, buf_p, buf_q)        # q = A S^1/2 z; lambda = g - q
+    for i in range(m):
+        acc = 0.0
+        for j in range(n):
+            lam = g[j] - q[i, j]
+            acc += s[i, j] * lam
+            if pf:
+                dc, dd = pf_partials(v[i, j], c[i, j], K[i, j], _d_eps(K[i, j]))
+                w1[i, j] = lam * dc
+                w2[i, j] = lam * dd
+            else:
+                w1[i, j] = lam * v[i, j]
+        if need_V:
+            grad_V[i] = acc
+    return iterations
+
+
+@njit(cache=True, inline="always")
+def _d_eps(K):
+    """d_eps (F/m) from K = A**2 B / d_eps (1/V)."""
+    return _A2_B / K
+
+
+@njit(cache=True, parallel=_PRANGE_ONLY)
+def _vjp_batch(v, V, c, K, pf, r_w, r_b, grad_I, tol, max_cg, need_V, grad_V, w1, w2, iterations):
+    for e in prange(v.shape[0]):
+        iterations[e] = _vjp_one(v[e], V[e], c, K, pf, r_w, r_b, grad_I[e], tol, max_cg, need_V,
+                                 grad_V[e], w1[e], w2[e])
+
+
+@njit(cache=True, parallel=_PRANGE_ONLY)
+def _sum_examples(w, out):
+    p, m, n = w.shape
+    for i in prange(m):
+        for j in range(n):
+            out[i, j] = 0.0
+        for e in range(p):
+            for j in range(n):
+                out[i, j] += w[e, i, j]
+
+
+def vjp(v, V, c, K, pf, r_word, r_bit, grad_I, tol, need_V=True, max_cg=5000):
+    """(dL/dV (p, m) float64 or None, dL/dtheta): dL/dG (m, n) for linear devices, or
+    (dL/dc, dL/d(d_eps)) for PF, all float64; plus the CG iterations per example (p,).
+    v (p, m, n): the converged device voltages; c, K, pf from solve.device_arrays."""
+    p, m, n = v.shape
+    grad_I = np.ascontiguousarray(grad_I, dtype=np.float64)
+    grad_V = np.zeros((p, m))
+    w1 = np.empty((p, m, n))
+    w2 = np.empty((p, m, n)) if pf else np.empty((p, 1, 1))
+    iterations = np.zeros(p, np.int64)
+    _vjp_batch(v, np.ascontiguousarray(V, dtype=np.float64), c, K, pf, float(r_word), float(r_bit),
+               grad_I, float(tol), int(max_cg), bool(need_V), grad_V, w1, w2, iterations)
+    g1 = np.empty((m, n))
+    _sum_examples(w1, g1)
+    if pf:
+        g2 = np.empty((m, n))
+        _sum_examples(w2, g2)
+        return (grad_V if need_V else None), (g1, g2), iterations
+    return (grad_V if need_V else None), g1, iterations

@@ -1,0 +1,81 @@
+"""The backends of :class:`memnp.nonidealities.LineResistance`: forward, VJP and power.
+
+``numpy``: the dense reference (:mod:`memnp.circuit.reference`); ``cpu``: Newton-CG
+(:mod:`memnp.circuit.solve`, :mod:`memnp.circuit.adjoint`); ``cuda``: the same method in
+numba.cuda (:mod:`memnp.circuit.cuda`). With r_word = r_bit = 0 every backend runs the plain
+kernels of :mod:`memnp.kernels` (exactly a stage without wires). Results come back in V's dtype.
+"""
+import numpy as np
+
+from ..kernels import get_backend
+from . import adjoint, reference, solve
+from .network import Network, line_voltages
+from .report import empty_report
+
+
+def tolerance(dtype):
+    """Relative-residual tolerance of a solve in ``dtype``: 1e-6 float32, 1e-10 float64."""
+    return solve.TOLERANCE[np.dtype(dtype)]
+
+
+def forward(lr, state):
+    V, G, devices = state.V, state.G, state.devices
+    if lr.is_zero:
+        kernels = get_backend(state.backend)
+        state.report = empty_report(V.shape[0], state.tolerance, "no wires (r_word = r_bit = 0)")
+        return kernels.ideal_currents(V, G) if devices is None else kernels.pf_currents(V, *devices)
+    if state.backend == "numpy":
+        state.reference = reference.solve(V, G, devices, lr.r_word, lr.r_bit,
+                                          tol=min(state.tolerance, 1e-12))
+        state.report = state.reference["report"]
+        return state.reference["I"].astype(V.dtype)
+    if state.backend == "cuda":
+        from . import cuda
+        state.v, state.report, state.arrays = cuda.solve(V, G, devices, lr.r_word, lr.r_bit,
+                                                         state.tolerance)
+    else:
+        state.arrays = solve.device_arrays(G, devices)
+        state.v, state.report = solve.solve(V, G, devices, lr.r_word, lr.r_bit, state.tolerance)
+    return solve.currents(state.v, *state.arrays)[1].astype(V.dtype)
+
+
+def vjp(lr, state, grad_I, need_V):
+    V, G, devices = state.V, state.G, state.devices
+    if lr.is_zero:
+        kernels = get_backend(state.backend)
+        if devices is None:
+            grad_V = (grad_I @ G.T).astype(V.dtype, copy=False) if need_V else None
+            return grad_V, np.asarray(V.T @ grad_I, dtype=G.dtype)
+        grad_V, grad_c, grad_d = kernels.pf_currents_vjp(V, *devices, grad_I, need_V)
+        return grad_V, (grad_c, grad_d)
+    if state.backend == "numpy":
+        grad_V, grad_theta = reference.vjp(state.reference, grad_I)
+    elif state.backend == "cuda":
+        from . import cuda
+        grad_V, grad_theta = cuda.vjp(state.v, V, *state.arrays, lr.r_word, lr.r_bit, grad_I,
+                                      state.tolerance, need_V)
+    else:
+        grad_V, grad_theta, _ = adjoint.vjp(state.v, V, *state.arrays, lr.r_word, lr.r_bit, grad_I,
+                                            0.1 * state.tolerance, need_V)
+    grad_V = grad_V.astype(V.dtype) if need_V else None
+    if devices is None:
+        return grad_V, grad_theta.astype(G.dtype)
+    return grad_V, tuple(g.astype(G.dtype) for g in grad_theta)
+
+
+def power(lr, state):
+    V, G, devices = state.V, state.G, state.devices
+    if lr.is_zero:
+        kernels = get_backend(state.backend)
+        device = kernels.ideal_power(V, G) if devices is None else kernels.pf_power(V, *devices)
+        return {"device": float(device), "wires": 0.0, "total": float(device)}
+    if state.backend == "numpy":
+        return reference.power(state.reference)
+    x, _ = solve.currents(state.v, *state.arrays)
+    p, m, n = x.shape
+    net = Network(m, n, lr.r_word, lr.r_bit)
+    _, _, word_segments, bit_segments = line_voltages(net, x, V)
+    device = float((x * state.v).sum() / p)
+    wires = float((lr.r_word * np.square(word_segments).sum()
+                   + lr.r_bit * np.square(bit_segments).sum()) / p)
+    return {"device": device, "wires": wires, "total": device + wires}

@@ -1,0 +1,314 @@
+"""Fast batched forward solver (cpu: Numba, parallel over examples).
+
+Formulation. Instead of the 2 m n node voltages, the solver takes the m n device currents x as
+unknowns. Any x fixes every line current by KCL (word-line segment k of row i carries the devices
+k..n-1 of that row, bit-line segment k of column j the rows 0..k) and so every node voltage:
+
+    v = V 1^T - A x,     (A x)[i, j] = r_word sum_j' (min(j, j') + 1) x[i, j']
+                                     + r_bit  sum_i' (m - max(i, i')) x[i', j],
+
+the device voltages v (p, m, n) (word node minus bit node), A symmetric positive semidefinite
+(the wire resistances shared by any two devices' current paths, in ohms; applied by two cumulative
+sums along each line, O(m n), never formed). The nodal equations become the m n equations
+
+    H(x) = x - f(V 1^T - A x) = 0,
+
+f the device law of :mod:`memnp.kernels.device_law`. Their residual is exactly the nodal KCL
+residual (the currents of the other branches satisfy KCL by construction), so the relative
+residual ||H||_2 / max(||x||_2, ||f(v)||_2) is the convergence measure. The output current of
+column j (through its last bit-line segment) is sum_i x[i, j].
+
+Method: Newton with a line search on ||H||, each step solved by conjugate gradients. The Newton
+matrix I + S A (S = diag(df/dv) > 0) is brought to the symmetric positive definite form
+M = I + S^1/2 A S^1/2 (step delta = -H + S^1/2 z with M z = S^1/2 A H), whose eigenvalues lie in
+[1, 1 + rho], rho = lambda_max(S^1/2 A S^1/2) ~ (4 / pi^2) r G (m^2 + n^2): the coupling of the
+wires and the devices. For high-resistance devices (G ~ 1e-6 S) and r ~ 1 ohm, rho < 1 on
+MNIST-sized arrays and about 2 at 1024 x 1024, so CG needs ~10 iterations per step and Newton
+3-5 steps; each CG iteration costs a few passes over m n numbers and no factorisation, no device
+law evaluation and no division by a slope (insulating devices, s = 0, are fine). Strong coupling
+(low-resistance devices, long lines) needs O(sqrt(rho)) CG iterations: slower, still exact.
+The inner tolerance follows the outer residual (inexact Newton, eta = 0.1 min(0.1, rel) /
+lambda_max(M), lambda_max estimated by the previous CG; without the 1 / lambda_max a strongly
+coupled array stalls); linear devices are solved in one Newton step with eta = tol / 10.
+Linear devices: M depends only on G and r, the same for every example; "preconditioning" is the
+S^1/2 scaling, shared by the batch (no factorisation is stored).
+
+All arithmetic runs in float64 (float32 inputs are widened and the currents rounded at the end),
+so the float32 tolerance 1e-6 is met by a float64 residual; the state keeps x in float64.
+"""
+import math
+
+import numpy as np
+from numba import njit, prange
+
+from ..kernels.device_law import pf_current_slope, pf_K
+from .report import CONVERGED, IN_PROGRESS, MAX_ITER, NON_FINITE, SolveReport
+
+#: Default relative-residual tolerances by dtype.
+TOLERANCE = {np.dtype(np.float32): 1e-6, np.dtype(np.float64): 1e-10}
+MAX_NEWTON = 60
+MAX_CG = 5000
+_PRANGE_ONLY = {"prange": True, "comprehension": False, "setitem": False, "reduction": False,
+                "numpy": False, "stencil": False, "fusion": False, "inplace_binop": False}
+
+
+@njit(cache=True, fastmath={"nsz", "contract"})
+def apply_A(t, r_w, r_b, out, buf_p, buf_q):
+    """out = A t for one example, t and out (m, n); buf_p, buf_q (n,) work vectors."""
+    m, n = t.shape
+    for i in range(m):
+        if r_w > 0.0:
+            total = 0.0
+            for j in range(n):
+                total += t[i, j]
+            acc = 0.0
+            for j in range(n):          # segment j carries t[i, j:]; drop at j sums segments 0..j
+                acc += total
+                out[i, j] = r_w * acc
+                total -= t[i, j]
+        else:
+            for j in range(n):
+                out[i, j] = 0.0
+    if r_b > 0.0:
+        for j in range(n):
+            buf_p[j] = 0.0
+            buf_q[j] = 0.0
+        for i in range(m):
+            for j in range(n):
+                buf_p[j] += t[i, j]     # column totals
+        for i in range(m - 1, -1, -1):  # segment i carries rows 0..i; W at i sums segments i..m-1
+            for j in range(n):
+                buf_q[j] += buf_p[j]
+                out[i, j] += r_b * buf_q[j]
+                buf_p[j] -= t[i, j]
+
+
+@njit(cache=True)
+def _law(V, c, K, pf, v, F, s):
+    """F = f(v), s = df/dv for one example (v, F, s (m, n)); V only for its shape."""
+    m, n = v.shape
+    if pf:
+        for i in range(m):
+            for j in range(n):
+                F[i, j], s[i, j] = pf_current_slope(v[i, j], c[i, j], K[i, j])
+    else:
+        for i in range(m):
+            for j in range(n):
+                F[i, j] = c[i, j] * v[i, j]
+                s[i, j] = c[i, j]
+
+
+@njit(cache=True)
+def _evaluate(v, Vrow, c, K, pf, r_w, r_b, F, s, R, buf_p, buf_q):
+    """F, s = f(v), f'(v); R = v + A F - V (the voltage mismatch). Returns (||R||^2,
+    ||S R||^2, ||F||^2, max |S R|) (S R: the linearised device-current residual, A)."""
+    m, n = v.shape
+    _law(Vrow, c, K, pf, v, F, s)
+    apply_A(F, r_w, r_b, R, buf_p, buf_q)
+    rr = sr = ff = 0.0
+    smax = 0.0
+    for i in range(m):
+        for j in range(n):
+            res = v[i, j] + R[i, j] - Vrow[i]
+            R[i, j] = res
+            rr += res * res
+            a = s[i, j] * res
+            sr += a * a
+            ff += F[i, j] * F[i, j]
+            if not abs(a) <= smax:
+                smax = abs(a)
+    return rr, sr, ff, smax
+
+
+@njit(cache=True)
+def cg(sq, b, r_w, r_b, eta, max_cg, z, r, pv, q, t, buf_p, buf_q):
+    """Solve (I + S^1/2 A S^1/2) z = b by conjugate gradients to ||residual|| <= eta ||b||
+    (z, r, pv, q, t (m, n) work arrays; sq = S^1/2). Returns (iterations, the largest Rayleigh
+    quotient p.Mp / p.p of the search directions: a lower estimate of M's largest eigenvalue)."""
+    m, n = b.shape
+    rr = 0.0
+    for i in range(m):
+        for j in range(n):
+            z[i, j] = 0.0
+            r[i, j] = b[i, j]
+            pv[i, j] = b[i, j]
+            rr += b[i, j] * b[i, j]
+    target = eta * eta * rr
+    k = 0
+    lam_max = 1.0
+    while k < max_cg and rr > target:
+        for i in range(m):
+            for j in range(n):
+                t[i, j] = sq[i, j] * pv[i, j]
+        apply_A(t, r_w, r_b, q, buf_p, buf_q)
+        pq = pp = 0.0
+        for i in range(m):
+            for j in range(n):
+                q[i, j] = pv[i, j] + sq[i, j] * q[i, j]
+                pq += pv[i, j] * q[i, j]
+                pp += pv[i, j] * pv[i, j]
+        if not pq > 0.0:
+            break
+        lam_max = max(lam_max, pq / pp)
+        alpha = rr / pq
+        rr_new = 0.0
+        for i in range(m):
+            for j in range(n):
+                z[i, j] += alpha * pv[i, j]
+                r[i, j] -= alpha * q[i, j]
+                rr_new += r[i, j] * r[i, j]
+        beta = rr_new / rr
+        rr = rr_new
+        for i in range(m):
+            for j in range(n):
+                pv[i, j] = r[i, j] + beta * pv[i, j]
+        k += 1
+    return k, lam_max
+
+
+@njit(cache=True)
+def _solve_one(Vrow, c, K, pf, r_w, r_b, tol, max_newton, max_cg, v, stats_i, stats_f):
+    m, n = v.shape
+    F = np.empty((m, n))
+    s = np.empty((m, n))
+    R = np.empty((m, n))
+    sq = np.empty((m, n))
+    v_old = np.empty((m, n))
+    delta = np.empty((m, n))
+    b = np.empty((m, n))
+    z = np.empty((m, n))
+    r = np.empty((m, n))
+    pv = np.empty((m, n))
+    q = np.empty((m, n))
+    buf_p = np.empty(n)
+    buf_q = np.empty(n)
+    for i in range(m):                  # start from the voltages without wires
+        for j in range(n):
+            v[i, j] = Vrow[i]
+    rr, sr, ff, smax = _evaluate(v, Vrow, c, K, pf, r_w, r_b, F, s, R, buf_p, buf_q)
+    status = IN_PROGRESS
+    it = 0
+    inner = 0
+    lam_max = 1.0
+    step = 0.0
+    rel = 0.0
+    while True:
+        if not (math.isfinite(rr) and math.isfinite(sr) and math.isfinite(ff)):
+            status = NON_FINITE
+            rel = np.inf
+            break
+        rel = math.sqrt(sr / ff) if ff > 0.0 else (0.0 if sr == 0.0 else np.inf)
+        if rel <= tol:
+            status = CONVERGED
+            break
+        if it >= max_newton:
+            status = MAX_ITER
+            break
+        # Newton step dv = -(I + A S)^-1 R = -R + A S^1/2 z, (I + S^1/2 A S^1/2) z = S^1/2 R.
+        for i in range(m):
+            for j in range(n):
+                sq[i, j] = math.sqrt(max(s[i, j], 0.0))
+                b[i, j] = sq[i, j] * R[i, j]
+        # Inexact Newton: the linear part of the next residual is about (lambda_max(M) - 1) eta
+        # times this one, so eta = 0.1 min(0.1, rel) / lambda_max keeps the convergence quadratic
+        # (lambda_max estimated by the previous step's CG; linear devices: solved to tol at once).
+        eta = 0.1 * tol if not pf else max(0.1 * min(0.1, rel) / lam_max, 0.1 * tol)
+        k_cg, lam_max = cg(sq, b, r_w, r_b, eta, max_cg, z, r, pv, q, delta, buf_p, buf_q)
+        inner += k_cg
+        for i in range(m):
+            for j in range(n):
+                b[i, j] = sq[i, j] * z[i, j]
+        apply_A(b, r_w, r_b, delta, buf_p, buf_q)
+        for i in range(m):
+            for j in range(n):
+                delta[i, j] -= R[i, j]
+                v_old[i, j] = v[i, j]
+        lam = 1.0
+        for _ in range(40):             # backtracking on the voltage mismatch ||R||
+            for i in range(m):
+                for j in range(n):
+                    v[i, j] = v_old[i, j] + lam * delta[i, j]
+            rr_new, sr, ff, smax = _evaluate(v, Vrow, c, K, pf, r_w, r_b, F, s, R, buf_p, buf_q)
+            if rr_new <= (1.0 - 1e-4 * lam) ** 2 * rr:
+                break
+            lam *= 0.5
+        rr = rr_new
+        step = 0.0
+        for i in range(m):
+            for j in range(n):
+                d = abs(v[i, j] - v_old[i, j])
+                if not d <= step:
+                    step = d
+        it += 1
+    stats_i[0] = status
+    stats_i[1] = it
+    stats_i[2] = inner
+    stats_f[0] = rel
+    stats_f[1] = smax
+    stats_f[2] = step
+
+
+@njit(cache=True, parallel=_PRANGE_ONLY)
+def _solve_batch(V, c, K, pf, r_w, r_b, tol, max_newton, max_cg, v, stats_i, stats_f):
+    for e in prange(V.shape[0]):
+        _solve_one(V[e], c, K, pf, r_w, r_b, tol, max_newton, max_cg, v[e], stats_i[e], stats_f[e])
+
+
+def device_arrays(G, devices):
+    """(c, K, pf) float64 arrays for the kernels: linear devices use c = G."""
+    if devices is None:
+        G = np.ascontiguousarray(G, dtype=np.float64)
+        return G, G, False
+    c = np.ascontiguousarray(devices[0], dtype=np.float64)
+    K = np.ascontiguousarray(_A2_B_over(devices[1]))
+    return c, K, True
+
+
+def _A2_B_over(d_eps):
+    from ..kernels.physics import A2_B
+    return A2_B / np.asarray(d_eps, dtype=np.float64)
+
+
+def solve(V, G, devices, r_word, r_bit, tol, max_newton=MAX_NEWTON, max_cg=MAX_CG):
+    """Device voltages v (p, m, n) float64 in V and the SolveReport, for V (p, m) in V and G (m, n)
+    in S (linear devices, ``devices`` None) or devices = (c, d_eps) (PF). The device currents
+    are f(v) (:func:`currents`)."""
+    V = np.ascontiguousarray(V, dtype=np.float64)
+    c, K, pf = device_arrays(G, devices)
+    p, m = V.shape
+    n = c.shape[1]
+    v = np.empty((p, m, n))
+    stats_i = np.zeros((p, 3), np.int64)
+    stats_f = np.zeros((p, 3))
+    _solve_batch(V, c, K, pf, float(r_word), float(r_bit), float(tol), int(max_newton), int(max_cg),
+                 v, stats_i, stats_f)
+    report = SolveReport(stats_i[:, 0].astype(np.int8), stats_i[:, 1].copy(), stats_i[:, 2].copy(),
+                         stats_f[:, 0].copy(), stats_f[:, 1].copy(), stats_f[:, 2].copy(), float(tol),
+                         "Newton-CG on the device currents (cpu)")
+    return v, report
+
+
+@njit(cache=True, parallel=_PRANGE_ONLY)
+def _currents_batch(v, c, K, pf, x, I):
+    p, m, n = v.shape
+    for e in prange(p):
+        s = np.empty((m, n))
+        _law(v[e, 0], c, K, pf, v[e], x[e], s)
+        for j in range(n):
+            I[e, j] = 0.0
+        for i in range(m):
+            for j in range(n):
+                I[e, j] += x[e, i, j]
+
+
+def currents(v, c, K, pf):
+    """(x (p, m, n) device currents, I (p, n) column currents), float64 in A, at voltages v."""
+    p, m, n = v.shape
+    x = np.empty((p, m, n))
+    I = np.empty((p, n))
+    _currents_batch(v, c, K, pf, x, I)
+    return x, I
+
+
+# The njit helper pf_K is imported for the adjoint and the cuda module.
+__all__ = ["solve", "apply_A", "cg", "device_arrays", "TOLERANCE", "pf_K"]
