@@ -342,3 +342,39 @@ def test_pf_arrays_read_at_once_equal_arrays_read_one_by_one(rng, full_scale):
     np.testing.assert_allclose(gG0, gG1, rtol=1e-12, atol=1e-300)
     clipped = not isinstance(full_scale, str)
     assert (np.count_nonzero(gG0) < gG0.size) == clipped
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_fast_draw_loops_match_their_numpy_references(dtype):
+    for item in (Drift(0.05, 0.02, 86400.0), Drift(0.01, 0.05, 10.0, 2.0), ReadNoise(0.05), ReadNoise(2.0)):
+        for shape in ((7, 9), (6, 4)):
+            fast = item.sample(shape, np.random.default_rng(3), dtype)
+            slow = item.sample_numpy(shape, np.random.default_rng(3), dtype)
+            assert fast.dtype == slow.dtype == dtype and fast.shape == shape
+            np.testing.assert_allclose(fast, slow, rtol=4 * np.finfo(dtype).eps)
+    # the same Generator consumption as standard_normal: ceil(n / 2) words
+    rng = np.random.default_rng(5)
+    ReadNoise(0.1).sample((3, 5), rng)
+    assert rng.bit_generator.state == _after_words(5, 8)
+
+
+def _after_words(seed, words):
+    rng = np.random.default_rng(seed)
+    rng.bit_generator.random_raw(words)
+    return rng.bit_generator.state
+
+
+def test_tiled_kernel_matches_its_numpy_reference(rng):
+    from memnp.kernels import tiling as tiled
+    V = 0.5 * rng.random((5, 40))
+    V[rng.random(V.shape) < 0.5] = 0
+    G = rng.uniform(G_OFF, G_ON, (40, 19))
+    c, d_eps = PF.device_parameters(G, PF.sample(G.shape, rng))
+    tile_of_row = np.repeat([0, 1, 2, 3], [16, 16, 5, 3])
+    for dtype, tol in ((np.float64, 1e-12), (np.float32, 2e-6)):
+        args = [a.astype(dtype) for a in (V, c, d_eps)]
+        fast = tiled.pf_currents_tiled(*args, tile_of_row, 4)
+        assert fast.dtype == dtype and fast.shape == (4, 5, 19)
+        assert relative_error(fast, tiled.pf_currents_tiled_numpy(V, c, d_eps, tile_of_row, 4)) < tol
+    with pytest.raises(ValueError, match="tile indices in"):
+        tiled.pf_currents_tiled(V, c, d_eps, tile_of_row, 3)

@@ -17,7 +17,11 @@ import functools
 import numpy as np
 
 from ..kernels import reference
+from ..kernels import tiling as tiled_kernels
 from .nonidealities.periphery import WORST_CASE, Tiles
+
+#: Backend modules whose PF reads take the one-pass tiled loop.
+_CPU = ("memnp.kernels.cpu_auto", "memnp.kernels.cpu")
 
 __all__ = ["Tiles", "worst_case_current", "blocks", "read", "read_vjp", "power"]
 
@@ -40,15 +44,11 @@ def row_blocks(stage, m, rows=None, n_rows=None):
     no row handed over are left out (they carry no current)."""
     tiles = stage.phases.get("tiles")
     n_rows = m if n_rows is None else int(n_rows)
-    out = []
-    for a, b in (tiles.row_bounds(n_rows) if tiles is not None else [(0, n_rows)]):
-        if rows is None:
-            r0, r1 = a, b
-        else:
-            r0, r1 = (int(i) for i in np.searchsorted(rows, (a, b)))
-        if r1 > r0:
-            out.append((r0, r1, b - a))
-    return out
+    bounds = tiles.row_bounds(n_rows) if tiles is not None else [(0, n_rows)]
+    if rows is None:
+        return [(a, b, b - a) for a, b in bounds]
+    edges = np.searchsorted(rows, [a for a, _ in bounds] + [n_rows]).tolist()
+    return [(edges[k], edges[k + 1], b - a) for k, (a, b) in enumerate(bounds) if edges[k + 1] > edges[k]]
 
 
 def blocks(stage, m, n, rows=None, n_rows=None):
@@ -117,38 +117,46 @@ def _read_stacked(backend, stage, V, devices, bounds):
     adc = stage.phases.get("adc")
     p, m = V.shape
     T = len(bounds)
-    stacked = np.zeros((T, p, m), V.dtype)
-    for k, (r0, r1, _) in enumerate(bounds):
-        stacked[k, :, r0:r1] = V[:, r0:r1]
-    stacked = stacked.reshape(T * p, m)
-    I_raw = backend.pf_currents(stacked, *devices)
-    n = I_raw.shape[-1]
-    I_raw = I_raw.reshape(T, p, n)
-    fs = None
+    stacked = None
+    if backend.__name__ in _CPU and V.dtype in (np.float32, np.float64):
+        # The cpu backend's one-pass loop (memnp.kernels.tiling), tested against the stacked read.
+        tile_of_row = np.empty(m, np.int64)
+        for k, (r0, r1, _) in enumerate(bounds):
+            tile_of_row[r0:r1] = k
+        I_raw = tiled_kernels.pf_currents_tiled(V, *devices, tile_of_row, T)
+    else:
+        stacked = _stack(V, bounds)
+        I_raw = backend.pf_currents(stacked, *devices).reshape(T, p, -1)
+    fs, clipped = None, False
     if adc is not None:
         fs = np.array([_full_scale(stage, adc, rows) for _, _, rows in bounds]).reshape(T, 1, 1)
         I_parts = adc.apply(I_raw, fs)
+        clipped = bool(I_raw.min() < 0) or bool(np.any(I_raw > fs.astype(I_raw.dtype)))
     else:
         I_parts = I_raw
     I = I_parts[0] if T == 1 else I_parts.sum(axis=0)
-    return I, ("stacked", V, stacked, devices, I_raw, fs)
+    return I, ("stacked", V, bounds, devices, I_raw, fs, clipped)
+
+
+def _stack(V, bounds):
+    """(T p, m): copy t of V keeps only the rows r0:r1 of row of arrays t (zeros elsewhere)."""
+    p, m = V.shape
+    stacked = np.zeros((len(bounds), p, m), V.dtype)
+    for k, (r0, r1, _) in enumerate(bounds):
+        stacked[k, :, r0:r1] = V[:, r0:r1]
+    return stacked.reshape(len(bounds) * p, m)
 
 
 def _read_stacked_vjp(backend, stage, state, grad_I, need_V):
     """When no ADC clips (the usual case under a worst-case full scale), every array passes the
     same dL/dI, and the arrays' VJPs add up to the VJP of the whole crossbar: one call on V."""
-    _, V, stacked, devices, I_raw, fs = state
+    _, V, bounds, devices, I_raw, fs, clipped = state
     adc = stage.phases.get("adc")
     T, p, n = I_raw.shape
-    inside = None
-    if adc is not None:
-        inside = (I_raw >= 0) & (I_raw <= np.asarray(fs, I_raw.dtype))
-        if inside.all():
-            inside = None
-    if inside is None:
+    if not clipped:
         return _pf_vjp(backend, V, devices, grad_I, need_V)
-    g = np.where(inside, grad_I, 0).astype(grad_I.dtype, copy=False).reshape(T * p, n)
-    grad_V, grad_c, grad_d_eps = backend.pf_currents_vjp(stacked, *devices, g, need_V)
+    g = adc.apply_vjp(I_raw, fs, np.broadcast_to(grad_I, I_raw.shape)).reshape(T * p, n)
+    grad_V, grad_c, grad_d_eps = backend.pf_currents_vjp(_stack(V, bounds), *devices, g, need_V)
     if need_V:
         grad_V = grad_V.reshape(T, p, -1)
         grad_V = grad_V[0] if T == 1 else grad_V.sum(axis=0)
