@@ -378,3 +378,15 @@ def test_tiled_kernel_matches_its_numpy_reference(rng):
         assert relative_error(fast, tiled.pf_currents_tiled_numpy(V, c, d_eps, tile_of_row, 4)) < tol
     with pytest.raises(ValueError, match="tile indices in"):
         tiled.pf_currents_tiled(V, c, d_eps, tile_of_row, 3)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_dac_loop_matches_its_numpy_reference(rng, dtype):
+    dac = DAC(5)
+    V = (0.5 * rng.random((9, 13))).astype(dtype)
+    V[0, :4] = [0, 0.5, 0.25, 0.5 / 62]          # exact ends and ties
+    fast = dac.apply(V, 0.5)
+    slow, low, high = dac.apply_numpy(V, 0.5)
+    assert fast.dtype == dtype
+    np.testing.assert_array_equal(fast, slow)
+    assert low == float((V / dtype(0.5)).min()) and high <= 1

@@ -6,6 +6,7 @@ the two agree exactly in float64 and to the float32 rounding of the same float64
 import numpy as np
 from numba import njit
 
+from .fastexp import wide_vectors
 from .normal import NORMAL_FASTMATH, box_muller_pair, standard_normal
 
 _JIT = {"fastmath": NORMAL_FASTMATH, "error_model": "numpy", "cache": True}
@@ -13,6 +14,7 @@ _JIT = {"fastmath": NORMAL_FASTMATH, "error_model": "numpy", "cache": True}
 
 @njit(**_JIT)
 def _factors(words, sigma, floor, out):
+    wide_vectors()
     n = out.size
     for k in range(n // 2):
         z0, z1 = box_muller_pair(words[k])
