@@ -390,3 +390,19 @@ def test_dac_loop_matches_its_numpy_reference(rng, dtype):
     assert fast.dtype == dtype
     np.testing.assert_array_equal(fast, slow)
     assert low == float((V / dtype(0.5)).min()) and high <= 1
+
+
+def test_combined_stage_on_the_cuda_backend(rng):
+    """The whole pipeline on the cuda backend (under the CUDA simulator unless a GPU is used):
+    the stacked PF read of the arrays and its VJP against the numpy backend, with clipping ADCs."""
+    pytest.importorskip("numba_cuda", reason="numba-cuda is not installed")
+    V, G = crossbar_inputs(rng, p=2, m=6, n=4)
+    V = np.round(V / 0.5 * 63) / 63 * 0.5
+    stage = Stage(G_OFF, G_ON, 0.5, STAGES["combined"].nonidealities[:-2] + (ADC(6, 6e-7), Tiles(3, 2)))
+    out = []
+    for backend in ("numpy", "cuda"):
+        crossbar = CrossbarPass(stage, backend)
+        I = crossbar.forward(V, G, np.random.default_rng(1))
+        out.append((I, *crossbar.backward(np.ones_like(I)), crossbar.power()))
+    for a, b in zip(*out):
+        np.testing.assert_allclose(b, a, rtol=1e-9, atol=1e-300)
