@@ -406,3 +406,17 @@ def test_combined_stage_on_the_cuda_backend(rng):
         out.append((I, *crossbar.backward(np.ones_like(I)), crossbar.power()))
     for a, b in zip(*out):
         np.testing.assert_allclose(b, a, rtol=1e-9, atol=1e-300)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_adc_sum_loop_matches_the_adc_and_a_sum(rng, dtype):
+    from memnp.kernels import periphery as loops
+    adc = ADC(5)
+    parts = rng.uniform(-0.1e-6, 2.2e-6, (3, 4, 6)).astype(dtype)
+    fs = np.array([2e-6, 1e-6, 3e-6]).reshape(3, 1, 1)
+    I, clipped = loops.adc_sum(parts, fs, adc.levels)
+    expected = adc.apply(parts, fs)
+    np.testing.assert_allclose(I, expected[0] + expected[1] + expected[2], rtol=4 * np.finfo(dtype).eps)
+    assert I.dtype == dtype and clipped
+    _, clipped = loops.adc_sum(np.clip(parts, 0, 0.9e-6), fs, adc.levels)
+    assert not clipped

@@ -16,6 +16,7 @@ import functools
 
 import numpy as np
 
+from ..kernels import periphery as periphery_loops
 from ..kernels import reference
 from ..kernels import tiling as tiled_kernels
 from .nonidealities.periphery import WORST_CASE, Tiles
@@ -130,11 +131,14 @@ def _read_stacked(backend, stage, V, devices, bounds):
     fs, clipped = None, False
     if adc is not None:
         fs = np.array([_full_scale(stage, adc, rows) for _, _, rows in bounds]).reshape(T, 1, 1)
-        I_parts = adc.apply(I_raw, fs)
-        clipped = bool(I_raw.min() < 0) or bool(np.any(I_raw > fs.astype(I_raw.dtype)))
+        if I_raw.dtype in (np.float32, np.float64):
+            # Quantise every array's part and add them in one pass (memnp.kernels.periphery).
+            I, clipped = periphery_loops.adc_sum(I_raw, fs, adc.levels)
+        else:  # pragma: no cover - the backends return float32 or float64
+            I = adc.apply(I_raw, fs).sum(axis=0)
+            clipped = bool(I_raw.min() < 0) or bool(np.any(I_raw > fs))
     else:
-        I_parts = I_raw
-    I = I_parts[0] if T == 1 else I_parts.sum(axis=0)
+        I = I_raw[0] if T == 1 else I_raw.sum(axis=0)
     return I, ("stacked", V, bounds, devices, I_raw, fs, clipped)
 
 

@@ -16,6 +16,7 @@ import numpy as np
 from numba import get_num_threads, njit, prange, set_num_threads
 
 from . import reference
+from .cpu_auto import serial_below
 from .cpu import KERNEL_FASTMATH, _PRANGE_ONLY, _check_pf, _example_term, _exponent
 from .fastexp import fast_exp_nonneg, wide_vectors
 from .sparse import BLOCK, _device_terms, _nonzero, _padded_width
@@ -61,10 +62,6 @@ def _tiled_kernel(V, c, d_eps, tile_of_row, tiles, nn, threads):
     return out
 
 
-#: Device evaluations (nonzero voltages times columns) below which a call runs on one thread.
-SERIAL_BELOW = 1 << 17
-
-
 def _tile_index(tile_of_row, m, tiles):
     tile_of_row = np.ascontiguousarray(tile_of_row, dtype=np.int64)
     if tile_of_row.shape != (m,):
@@ -83,7 +80,8 @@ def pf_currents_tiled(V, c, d_eps, tile_of_row, tiles):
     n = c.shape[1]
     tile_of_row = _tile_index(tile_of_row, m, tiles)
     threads = get_num_threads()
-    serial = threads > 1 and np.count_nonzero(V) * n < SERIAL_BELOW
+    # One thread below the cpu backend's threshold (it depends on how OpenMP threads wait).
+    serial = threads > 1 and np.count_nonzero(V) * n < serial_below()
     if serial:
         set_num_threads(1)
     try:
