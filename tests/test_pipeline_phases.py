@@ -216,6 +216,9 @@ def test_line_resistance_is_called_per_array_with_its_slices(rng):
             np.testing.assert_allclose(b, a, rtol=1e-13)
         assert sum(c[0] == "currents_vjp" for c in wires.calls) == 6
         assert wired.power() == pytest.approx(plain.power(), rel=1e-13)
+        assert [r[:4] for r in wired.wire_reports()] == [(0, 4, 0, 4), (0, 4, 4, 6), (4, 8, 0, 4), (4, 8, 4, 6),
+                                                         (8, 9, 0, 4), (8, 9, 4, 6)]
+        assert plain.wire_reports() == []
     stage = Stage(G_OFF, G_ON, 0.5, (PF, wires))
     assert not stage.rows_separable and list(stage.phases) == ["currents", "wires"]
 

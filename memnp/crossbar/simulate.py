@@ -122,6 +122,16 @@ class CrossbarPass:
             grad_V = grad_V.astype(V.dtype, copy=False)
         return grad_V, np.asarray(grad_G, dtype=G.dtype)
 
+    def wire_reports(self):
+        """[(r0, r1, c0, c1, SolveReport)] of the last forward pass: LineResistance's report
+        (``wires.report(state)``) for every array read, with the array's rows r0:r1 and columns
+        c0:c1 of the matrices handed over; [] for a stage without wires."""
+        tiles = self._cache[7]
+        wires = self.stage.phases.get("wires")
+        if tiles is None or wires is None:
+            return []
+        return [(r0, r1, c0, c1, wires.report(part[-1])) for r0, r1, c0, c1, *part in tiles[3]]
+
     def power(self):
         """Average power (W) of the crossbar over the examples of the last forward pass (summed
         over the arrays under Tiles)."""
