@@ -423,3 +423,9 @@ def test_adc_sum_loop_matches_the_adc_and_a_sum(rng, dtype):
     assert I.dtype == dtype and clipped
     _, clipped = loops.adc_sum(np.clip(parts, 0, 0.9e-6), fs, adc.levels)
     assert not clipped
+
+
+def test_cnn_gradients_under_the_combined_stage(rng):
+    from test_nn_model import check_model_gradients, small_cnn
+    model = small_cnn(rng)
+    check_model_gradients(model, rng.uniform(0.05, 1, (2, 6, 6, 2)), np.array([2, 0]), STAGES["smooth"])
