@@ -10,8 +10,7 @@ from gradcheck import numerical_gradient, relative_error
 from memnp.crossbar import CrossbarPass, Stage
 from memnp.crossbar.tiling import worst_case_current
 from memnp.nn import MemristiveDense, PassContext
-from memnp.nonidealities import (ADC, DAC, D2DLognormal, Drift, ProgrammingNoise, ReadNoise, StuckAt,
-                                 StuckAtGOff, Tiles)
+from memnp.nonidealities import ADC, DAC, Drift, ProgrammingNoise, ReadNoise, StuckAt, StuckAtGOff, Tiles
 from pipeline_stages import G_OFF, G_ON, PF, STAGES, LineResistance, crossbar_inputs
 
 
