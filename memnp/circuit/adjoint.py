@@ -23,7 +23,7 @@ from .solve import _PRANGE_ONLY, _law, apply_A, cg
 _A2_B = float(A2_B)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _vjp_one(v, Vrow, c, K, pf, r_w, r_b, g, tol, max_cg, need_V, grad_V, w1, w2):
     m, n = v.shape
     F = np.empty((m, n))
@@ -69,14 +69,14 @@ def _d_eps(K):
     return _A2_B / K
 
 
-@njit(cache=True, parallel=_PRANGE_ONLY)
+@njit(cache=True, parallel=_PRANGE_ONLY, error_model="numpy")
 def _vjp_batch(v, V, c, K, pf, r_w, r_b, grad_I, tol, max_cg, need_V, grad_V, w1, w2, iterations):
     for e in prange(v.shape[0]):
         iterations[e] = _vjp_one(v[e], V[e], c, K, pf, r_w, r_b, grad_I[e], tol, max_cg, need_V,
                                  grad_V[e], w1[e], w2[e])
 
 
-@njit(cache=True, parallel=_PRANGE_ONLY)
+@njit(cache=True, parallel=_PRANGE_ONLY, error_model="numpy")
 def _sum_examples(w, out):
     p, m, n = w.shape
     for i in prange(m):

@@ -29,7 +29,8 @@ law evaluation and no division by a slope (insulating devices, s = 0, are fine).
 (low-resistance devices, long lines) needs O(sqrt(rho)) CG iterations: slower, still exact.
 The inner tolerance follows the outer residual (inexact Newton, eta = 0.1 min(0.1, rel) /
 lambda_max(M), lambda_max estimated by the previous CG; without the 1 / lambda_max a strongly
-coupled array stalls); linear devices are solved in one Newton step with eta = tol / 10.
+coupled array stalls; never below tol / (2 rel lambda_max), which is all the last step needs);
+linear devices are solved in one Newton step with eta = tol / 10.
 Linear devices: M depends only on G and r, the same for every example; "preconditioning" is the
 S^1/2 scaling, shared by the batch (no factorisation is stored).
 
@@ -42,31 +43,65 @@ import numpy as np
 from numba import njit, prange
 
 from ..kernels.device_law import pf_current_slope, pf_K
+from ..kernels.fastexp import wide_vectors
 from .report import CONVERGED, IN_PROGRESS, MAX_ITER, NON_FINITE, SolveReport
 
 #: Default relative-residual tolerances by dtype.
 TOLERANCE = {np.dtype(np.float32): 1e-6, np.dtype(np.float64): 1e-10}
 MAX_NEWTON = 60
 MAX_CG = 5000
+#: Reassociation lets LLVM vectorize the sums; no 'nnan' / 'ninf' (the NON_FINITE checks).
+_FASTMATH = {"nsz", "contract", "reassoc", "arcp", "afn"}
 _PRANGE_ONLY = {"prange": True, "comprehension": False, "setitem": False, "reduction": False,
                 "numpy": False, "stencil": False, "fusion": False, "inplace_binop": False}
 
 
-@njit(cache=True, fastmath={"nsz", "contract"})
+@njit(cache=True, fastmath=_FASTMATH, error_model="numpy")
 def apply_A(t, r_w, r_b, out, buf_p, buf_q):
-    """out = A t for one example, t and out (m, n); buf_p, buf_q (n,) work vectors."""
+    """out = A t for one example, t and out (m, n); buf_p, buf_q (n,) work vectors.
+
+    Word lines: with T the row total, walking j = 0..n-1, the current of segment j is T minus the
+    devices before j, and the drop at node j the sum of segments 0..j (four rows at a time, so
+    that four independent recurrences overlap). Bit lines: walking up from the amplifier, segment
+    i carries the column total minus rows below i... (vectorized across the n columns)."""
+    wide_vectors()
     m, n = t.shape
-    for i in range(m):
-        if r_w > 0.0:
-            total = 0.0
+    if r_w > 0.0:
+        i = 0
+        while i + 4 <= m:
+            s0 = s1 = s2 = s3 = 0.0
             for j in range(n):
-                total += t[i, j]
-            acc = 0.0
+                s0 += t[i, j]
+                s1 += t[i + 1, j]
+                s2 += t[i + 2, j]
+                s3 += t[i + 3, j]
+            a0 = a1 = a2 = a3 = 0.0
             for j in range(n):          # segment j carries t[i, j:]; drop at j sums segments 0..j
-                acc += total
-                out[i, j] = r_w * acc
-                total -= t[i, j]
-        else:
+                a0 += s0
+                a1 += s1
+                a2 += s2
+                a3 += s3
+                out[i, j] = r_w * a0
+                out[i + 1, j] = r_w * a1
+                out[i + 2, j] = r_w * a2
+                out[i + 3, j] = r_w * a3
+                s0 -= t[i, j]
+                s1 -= t[i + 1, j]
+                s2 -= t[i + 2, j]
+                s3 -= t[i + 3, j]
+            i += 4
+        while i < m:
+            s0 = 0.0
+            for j in range(n):
+                s0 += t[i, j]
+            a0 = 0.0
+            for j in range(n):
+                a0 += s0
+                out[i, j] = r_w * a0
+                s0 -= t[i, j]
+            i += 1
+    else:
+        for i in range(m):
             for j in range(n):
                 out[i, j] = 0.0
     if r_b > 0.0:
@@ -83,9 +118,10 @@ def apply_A(t, r_w, r_b, out, buf_p, buf_q):
                 buf_p[j] -= t[i, j]
 
 
-@njit(cache=True)
+@njit(cache=True, fastmath=_FASTMATH, error_model="numpy")
 def _law(V, c, K, pf, v, F, s):
     """F = f(v), s = df/dv for one example (v, F, s (m, n)); V only for its shape."""
+    wide_vectors()
     m, n = v.shape
     if pf:
         for i in range(m):
@@ -98,33 +134,56 @@ def _law(V, c, K, pf, v, F, s):
                 s[i, j] = c[i, j]
 
 
-@njit(cache=True)
+@njit(cache=True, fastmath=_FASTMATH, error_model="numpy")
 def _evaluate(v, Vrow, c, K, pf, r_w, r_b, F, s, R, buf_p, buf_q):
     """F, s = f(v), f'(v); R = v + A F - V (the voltage mismatch). Returns (||R||^2,
-    ||S R||^2, ||F||^2, max |S R|) (S R: the linearised device-current residual, A)."""
+    ||S R||^2, ||F||^2) (S R: the linearised device-current residual, A)."""
+    wide_vectors()
     m, n = v.shape
     _law(Vrow, c, K, pf, v, F, s)
     apply_A(F, r_w, r_b, R, buf_p, buf_q)
     rr = sr = ff = 0.0
-    smax = 0.0
     for i in range(m):
+        Vi = Vrow[i]
         for j in range(n):
-            res = v[i, j] + R[i, j] - Vrow[i]
+            res = v[i, j] + R[i, j] - Vi
             R[i, j] = res
             rr += res * res
             a = s[i, j] * res
             sr += a * a
             ff += F[i, j] * F[i, j]
-            if not abs(a) <= smax:
-                smax = abs(a)
-    return rr, sr, ff, smax
+    return rr, sr, ff
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
+def _max_abs_product(a, b):
+    """max |a b| over (m, n) arrays (inf when any product is not finite)."""
+    out = 0.0
+    for i in range(a.shape[0]):
+        for j in range(a.shape[1]):
+            x = abs(a[i, j] * b[i, j])
+            if not x <= out:
+                out = x if math.isfinite(x) else np.inf
+    return out
+
+
+@njit(cache=True, error_model="numpy")
+def _max_abs_difference(a, b):
+    out = 0.0
+    for i in range(a.shape[0]):
+        for j in range(a.shape[1]):
+            x = abs(a[i, j] - b[i, j])
+            if not x <= out:
+                out = x if math.isfinite(x) else np.inf
+    return out
+
+
+@njit(cache=True, fastmath=_FASTMATH, error_model="numpy")
 def cg(sq, b, r_w, r_b, eta, max_cg, z, r, pv, q, t, buf_p, buf_q):
     """Solve (I + S^1/2 A S^1/2) z = b by conjugate gradients to ||residual|| <= eta ||b||
     (z, r, pv, q, t (m, n) work arrays; sq = S^1/2). Returns (iterations, the largest Rayleigh
     quotient p.Mp / p.p of the search directions: a lower estimate of M's largest eigenvalue)."""
+    wide_vectors()
     m, n = b.shape
     rr = 0.0
     for i in range(m):
@@ -132,20 +191,19 @@ def cg(sq, b, r_w, r_b, eta, max_cg, z, r, pv, q, t, buf_p, buf_q):
             z[i, j] = 0.0
             r[i, j] = b[i, j]
             pv[i, j] = b[i, j]
+            t[i, j] = sq[i, j] * b[i, j]
             rr += b[i, j] * b[i, j]
     target = eta * eta * rr
     k = 0
     lam_max = 1.0
     while k < max_cg and rr > target:
-        for i in range(m):
-            for j in range(n):
-                t[i, j] = sq[i, j] * pv[i, j]
-        apply_A(t, r_w, r_b, q, buf_p, buf_q)
+        apply_A(t, r_w, r_b, q, buf_p, buf_q)           # q = A S^1/2 p
         pq = pp = 0.0
         for i in range(m):
             for j in range(n):
-                q[i, j] = pv[i, j] + sq[i, j] * q[i, j]
-                pq += pv[i, j] * q[i, j]
+                qq = pv[i, j] + sq[i, j] * q[i, j]      # q = M p
+                q[i, j] = qq
+                pq += pv[i, j] * qq
                 pp += pv[i, j] * pv[i, j]
         if not pq > 0.0:
             break
@@ -155,18 +213,21 @@ def cg(sq, b, r_w, r_b, eta, max_cg, z, r, pv, q, t, buf_p, buf_q):
         for i in range(m):
             for j in range(n):
                 z[i, j] += alpha * pv[i, j]
-                r[i, j] -= alpha * q[i, j]
-                rr_new += r[i, j] * r[i, j]
+                rv = r[i, j] - alpha * q[i, j]
+                r[i, j] = rv
+                rr_new += rv * rv
         beta = rr_new / rr
         rr = rr_new
         for i in range(m):
             for j in range(n):
-                pv[i, j] = r[i, j] + beta * pv[i, j]
+                p_new = r[i, j] + beta * pv[i, j]
+                pv[i, j] = p_new
+                t[i, j] = sq[i, j] * p_new
         k += 1
     return k, lam_max
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _solve_one(Vrow, c, K, pf, r_w, r_b, tol, max_newton, max_cg, v, stats_i, stats_f):
     m, n = v.shape
     F = np.empty((m, n))
@@ -185,12 +246,11 @@ def _solve_one(Vrow, c, K, pf, r_w, r_b, tol, max_newton, max_cg, v, stats_i, st
     for i in range(m):                  # start from the voltages without wires
         for j in range(n):
             v[i, j] = Vrow[i]
-    rr, sr, ff, smax = _evaluate(v, Vrow, c, K, pf, r_w, r_b, F, s, R, buf_p, buf_q)
+    rr, sr, ff = _evaluate(v, Vrow, c, K, pf, r_w, r_b, F, s, R, buf_p, buf_q)
     status = IN_PROGRESS
     it = 0
     inner = 0
     lam_max = 1.0
-    step = 0.0
     rel = 0.0
     while True:
         if not (math.isfinite(rr) and math.isfinite(sr) and math.isfinite(ff)):
@@ -212,7 +272,8 @@ def _solve_one(Vrow, c, K, pf, r_w, r_b, tol, max_newton, max_cg, v, stats_i, st
         # Inexact Newton: the linear part of the next residual is about (lambda_max(M) - 1) eta
         # times this one, so eta = 0.1 min(0.1, rel) / lambda_max keeps the convergence quadratic
         # (lambda_max estimated by the previous step's CG; linear devices: solved to tol at once).
-        eta = 0.1 * tol if not pf else max(0.1 * min(0.1, rel) / lam_max, 0.1 * tol)
+        # Never more accurate than the tolerance needs: (lambda_max - 1) eta rel <= tol / 2.
+        eta = 0.1 * tol if not pf else max(0.1 * min(0.1, rel), 0.5 * tol / rel) / lam_max
         k_cg, lam_max = cg(sq, b, r_w, r_b, eta, max_cg, z, r, pv, q, delta, buf_p, buf_q)
         inner += k_cg
         for i in range(m):
@@ -228,27 +289,21 @@ def _solve_one(Vrow, c, K, pf, r_w, r_b, tol, max_newton, max_cg, v, stats_i, st
             for i in range(m):
                 for j in range(n):
                     v[i, j] = v_old[i, j] + lam * delta[i, j]
-            rr_new, sr, ff, smax = _evaluate(v, Vrow, c, K, pf, r_w, r_b, F, s, R, buf_p, buf_q)
+            rr_new, sr, ff = _evaluate(v, Vrow, c, K, pf, r_w, r_b, F, s, R, buf_p, buf_q)
             if rr_new <= (1.0 - 1e-4 * lam) ** 2 * rr:
                 break
             lam *= 0.5
         rr = rr_new
-        step = 0.0
-        for i in range(m):
-            for j in range(n):
-                d = abs(v[i, j] - v_old[i, j])
-                if not d <= step:
-                    step = d
         it += 1
     stats_i[0] = status
     stats_i[1] = it
     stats_i[2] = inner
     stats_f[0] = rel
-    stats_f[1] = smax
-    stats_f[2] = step
+    stats_f[1] = _max_abs_product(s, R)
+    stats_f[2] = _max_abs_difference(v, v_old) if it > 0 else 0.0
 
 
-@njit(cache=True, parallel=_PRANGE_ONLY)
+@njit(cache=True, parallel=_PRANGE_ONLY, error_model="numpy")
 def _solve_batch(V, c, K, pf, r_w, r_b, tol, max_newton, max_cg, v, stats_i, stats_f):
     for e in prange(V.shape[0]):
         _solve_one(V[e], c, K, pf, r_w, r_b, tol, max_newton, max_cg, v[e], stats_i[e], stats_f[e])
@@ -288,7 +343,7 @@ def solve(V, G, devices, r_word, r_bit, tol, max_newton=MAX_NEWTON, max_cg=MAX_C
     return v, report
 
 
-@njit(cache=True, parallel=_PRANGE_ONLY)
+@njit(cache=True, parallel=_PRANGE_ONLY, error_model="numpy")
 def _currents_batch(v, c, K, pf, x, I):
     p, m, n = v.shape
     for e in prange(p):
