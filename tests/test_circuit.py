@@ -196,6 +196,12 @@ def test_line_resistance_object():
             LineResistance(1.0, bad)
     with pytest.raises(ValueError, match="G must"):
         lr.currents(np.zeros((2, 3)), np.zeros((4, 2)))
+    with pytest.raises(ValueError, match="G must contain"):
+        lr.currents(np.zeros((2, 3)), -np.ones((3, 2)))
+    with pytest.raises(ValueError, match="V must contain"):
+        lr.currents(np.full((2, 3), np.nan), np.ones((3, 2)))
+    with pytest.raises(ValueError, match="d_eps"):
+        lr.currents(np.zeros((2, 3)), np.ones((3, 2)), (np.ones((3, 2)), np.zeros((3, 2))))
 
 
 def test_non_convergence_raises_naming_size_and_r():

@@ -60,62 +60,71 @@ _PRANGE_ONLY = {"prange": True, "comprehension": False, "setitem": False, "reduc
 def apply_A(t, r_w, r_b, out, buf_p, buf_q):
     """out = A t for one example, t and out (m, n); buf_p, buf_q (n,) work vectors.
 
-    Word lines: with T the row total, walking j = 0..n-1, the current of segment j is T minus the
-    devices before j, and the drop at node j the sum of segments 0..j (four rows at a time, so
-    that four independent recurrences overlap). Bit lines: walking up from the amplifier, segment
-    i carries the column total minus rows below i... (vectorized across the n columns)."""
+    Bit lines first (vectorized across the n columns): out[i] = the currents of rows 0..i (what
+    bit segment i carries), then, walking up from the amplifier, out[i] = r_bit times the sum of
+    segments i..m-1. Word lines then add theirs: with T the row total, walking j = 0..n-1, segment
+    j carries T minus the devices before j, and the drop at node j is r_word times the sum of
+    segments 0..j (four rows at a time, so that four independent recurrences overlap)."""
     wide_vectors()
     m, n = t.shape
-    if r_w > 0.0:
-        i = 0
-        while i + 4 <= m:
-            s0 = s1 = s2 = s3 = 0.0
-            for j in range(n):
-                s0 += t[i, j]
-                s1 += t[i + 1, j]
-                s2 += t[i + 2, j]
-                s3 += t[i + 3, j]
-            a0 = a1 = a2 = a3 = 0.0
-            for j in range(n):          # segment j carries t[i, j:]; drop at j sums segments 0..j
-                a0 += s0
-                a1 += s1
-                a2 += s2
-                a3 += s3
-                out[i, j] = r_w * a0
-                out[i + 1, j] = r_w * a1
-                out[i + 2, j] = r_w * a2
-                out[i + 3, j] = r_w * a3
-                s0 -= t[i, j]
-                s1 -= t[i + 1, j]
-                s2 -= t[i + 2, j]
-                s3 -= t[i + 3, j]
-            i += 4
-        while i < m:
-            s0 = 0.0
-            for j in range(n):
-                s0 += t[i, j]
-            a0 = 0.0
-            for j in range(n):
-                a0 += s0
-                out[i, j] = r_w * a0
-                s0 -= t[i, j]
-            i += 1
-    else:
-        for i in range(m):
-            for j in range(n):
-                out[i, j] = 0.0
     if r_b > 0.0:
         for j in range(n):
             buf_p[j] = 0.0
             buf_q[j] = 0.0
         for i in range(m):
+            ti = t[i]
+            oi = out[i]
             for j in range(n):
-                buf_p[j] += t[i, j]     # column totals
-        for i in range(m - 1, -1, -1):  # segment i carries rows 0..i; W at i sums segments i..m-1
+                buf_p[j] += ti[j]
+                oi[j] = buf_p[j]
+        for k in range(m):
+            oi = out[m - 1 - k]
             for j in range(n):
-                buf_q[j] += buf_p[j]
-                out[i, j] += r_b * buf_q[j]
-                buf_p[j] -= t[i, j]
+                buf_q[j] += oi[j]
+                oi[j] = r_b * buf_q[j]
+    else:
+        for i in range(m):
+            oi = out[i]
+            for j in range(n):
+                oi[j] = 0.0
+    if r_w > 0.0:
+        i = 0
+        while i + 4 <= m:
+            t0, t1, t2, t3 = t[i], t[i + 1], t[i + 2], t[i + 3]
+            o0, o1, o2, o3 = out[i], out[i + 1], out[i + 2], out[i + 3]
+            s0 = s1 = s2 = s3 = 0.0
+            for j in range(n):
+                s0 += t0[j]
+                s1 += t1[j]
+                s2 += t2[j]
+                s3 += t3[j]
+            a0 = a1 = a2 = a3 = 0.0
+            for j in range(n):
+                a0 += s0
+                a1 += s1
+                a2 += s2
+                a3 += s3
+                o0[j] += r_w * a0
+                o1[j] += r_w * a1
+                o2[j] += r_w * a2
+                o3[j] += r_w * a3
+                s0 -= t0[j]
+                s1 -= t1[j]
+                s2 -= t2[j]
+                s3 -= t3[j]
+            i += 4
+        while i < m:
+            ti = t[i]
+            oi = out[i]
+            s0 = 0.0
+            for j in range(n):
+                s0 += ti[j]
+            a0 = 0.0
+            for j in range(n):
+                a0 += s0
+                oi[j] += r_w * a0
+                s0 -= ti[j]
+            i += 1
 
 
 @njit(cache=True, fastmath=_FASTMATH, error_model="numpy")
