@@ -15,7 +15,8 @@ Cases
   epoch   PF-aware training of the paper's 784-25-10 MLP with LineResistance(1, 1) on both layers
           (whole crossbars, no tiles), --epoch-examples digits: time per batch and peak RSS.
 
-Reported: median and min wall time, Newton / CG iterations, largest relative residual, the IR
+Reported: median and min wall time, median CPU time (process time of all threads: on a loaded
+machine the wall time stretches, the CPU time much less), Newton / CG iterations, largest relative residual, the IR
 drop (1 - sum I / sum I_without_wires) and the speed-up over badcrossbar (ratio of medians).
 Threads: NUMBA_NUM_THREADS (or --threads). The machine's load average is recorded: other
 processes slow the timings down.
@@ -35,6 +36,9 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))
+# One BLAS thread (the V @ G baseline is a small GEMM; extra threads only contend), as bench/epoch.py.
+for _name in ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_name, "1")
 
 import numpy as np  # noqa: E402
 
@@ -110,13 +114,16 @@ def run_mnist(args):
 
                 I = forward()
                 t_fwd = summarize(time_calls(forward, args.repeats))
+                cpu_fwd = cpu_time(forward, args.repeats)
                 forward()
                 t_bwd = summarize(time_calls(backward, args.repeats))
+                cpu_bwd = cpu_time(backward, args.repeats)
                 reports = [lr.report(s) for s in states]
                 rows.append({
                     "case": f"mnist {kind}", "dtype": dtype, "layout": layout,
                     "forward_ms": 1e3 * t_fwd["median_s"], "forward_min_ms": 1e3 * t_fwd["min_s"],
                     "backward_ms": 1e3 * t_bwd["median_s"], "backward_min_ms": 1e3 * t_bwd["min_s"],
+                    "cpu_forward_ms": 1e3 * cpu_fwd, "cpu_backward_ms": 1e3 * cpu_bwd,
                     "no_wires_ms": 1e3 * t_plain["median_s"],
                     "newton": int(max(r.iterations.max() for r in reports)),
                     "cg": int(max(r.inner_iterations.max() for r in reports)),
@@ -136,6 +143,17 @@ def run_mnist(args):
         memnp_linear["speedup_vs_badcrossbar"] = bc["median_s"] / (memnp_linear["forward_ms"] / 1e3)
         print(format_table(rows[-1:], COLUMNS), flush=True)
     return rows
+
+
+def cpu_time(fn, repeats):
+    """Median CPU time (s, all threads of the process) of fn(): less sensitive than wall time to
+    other processes on a shared machine (wall time ~ CPU time / threads when they run unhindered)."""
+    times = []
+    for _ in range(repeats):
+        t0 = time.process_time()
+        fn()
+        times.append(time.process_time() - t0)
+    return float(np.median(times))
 
 
 def badcrossbar_time(V, G, repeats):
@@ -286,6 +304,7 @@ def run_big(args):
 COLUMNS = [("case", "case", "{}"), ("dtype", "dtype", "{}"), ("layout", "layout", "{}"),
            ("forward_ms", "forward ms", "{:.1f}"), ("forward_min_ms", "min", "{:.1f}"),
            ("backward_ms", "backward ms", "{:.1f}"), ("backward_min_ms", "min", "{:.1f}"),
+           ("cpu_forward_ms", "fwd CPU ms", "{:.1f}"), ("cpu_backward_ms", "bwd CPU ms", "{:.1f}"),
            ("no_wires_ms", "no wires ms", "{:.2f}"), ("newton", "Newton", "{}"), ("cg", "CG", "{}"),
            ("residual", "residual", "{:.1e}"), ("ir_drop", "IR drop", "{:.3f}"),
            ("speedup_vs_badcrossbar", "x badcrossbar", "{:.1f}"), ("rss_mb", "peak RSS MB", "{:.0f}"),

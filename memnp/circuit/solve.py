@@ -44,6 +44,7 @@ from numba import njit, prange
 
 from ..kernels.device_law import pf_current_slope, pf_K
 from ..kernels.fastexp import wide_vectors
+from . import precond
 from .report import CONVERGED, IN_PROGRESS, MAX_ITER, NON_FINITE, SolveReport
 
 #: Default relative-residual tolerances by dtype.
@@ -188,23 +189,33 @@ def _max_abs_difference(a, b):
 
 
 @njit(cache=True, fastmath=_FASTMATH, error_model="numpy")
-def cg(sq, b, r_w, r_b, eta, max_cg, z, r, pv, q, t, buf_p, buf_q):
-    """Solve (I + S^1/2 A S^1/2) z = b by conjugate gradients to ||residual|| <= eta ||b||
-    (z, r, pv, q, t (m, n) work arrays; sq = S^1/2). Returns (iterations, the largest Rayleigh
-    quotient p.Mp / p.p of the search directions: a lower estimate of M's largest eigenvalue)."""
+def cg(sq, b, r_w, r_b, eta, max_cg, z, r, pv, q, t, buf_p, buf_q, pdir, g, winv, h):
+    """Solve (I + S^1/2 A S^1/2) z = b by conjugate gradients, preconditioned by the exact line
+    solve of direction pdir (:mod:`memnp.circuit.precond`; g = 1 / r of that direction, winv its
+    factorisation at these slopes; pdir 0: none), to ||residual|| <= eta ||b||. z, r, pv, q, t, h
+    (m, n) work arrays; sq = S^1/2. Returns (iterations, the largest Rayleigh quotient p.Mp / p.p
+    of the search directions: a lower estimate of M's largest eigenvalue)."""
     wide_vectors()
     m, n = b.shape
-    rr = 0.0
+    bb = 0.0
     for i in range(m):
         for j in range(n):
             z[i, j] = 0.0
             r[i, j] = b[i, j]
-            pv[i, j] = b[i, j]
-            t[i, j] = sq[i, j] * b[i, j]
-            rr += b[i, j] * b[i, j]
-    target = eta * eta * rr
-    k = 0
+            bb += b[i, j] * b[i, j]
+    target = eta * eta * bb
+    rr = bb
     lam_max = 1.0
+    if not rr > target:
+        return 0, lam_max
+    precond.apply(r, sq, g, pdir, winv, h)
+    rh = 0.0
+    for i in range(m):
+        for j in range(n):
+            pv[i, j] = h[i, j]
+            t[i, j] = sq[i, j] * h[i, j]
+            rh += r[i, j] * h[i, j]
+    k = 0
     while k < max_cg and rr > target:
         apply_A(t, r_w, r_b, q, buf_p, buf_q)           # q = A S^1/2 p
         pq = pp = 0.0
@@ -217,27 +228,35 @@ def cg(sq, b, r_w, r_b, eta, max_cg, z, r, pv, q, t, buf_p, buf_q):
         if not pq > 0.0:
             break
         lam_max = max(lam_max, pq / pp)
-        alpha = rr / pq
-        rr_new = 0.0
+        alpha = rh / pq
+        rr = 0.0
         for i in range(m):
             for j in range(n):
                 z[i, j] += alpha * pv[i, j]
                 rv = r[i, j] - alpha * q[i, j]
                 r[i, j] = rv
-                rr_new += rv * rv
-        beta = rr_new / rr
-        rr = rr_new
+                rr += rv * rv
+        k += 1
+        if not rr > target:
+            break
+        precond.apply(r, sq, g, pdir, winv, h)
+        rh_new = 0.0
         for i in range(m):
             for j in range(n):
-                p_new = r[i, j] + beta * pv[i, j]
+                rh_new += r[i, j] * h[i, j]
+        beta = rh_new / rh
+        rh = rh_new
+        for i in range(m):
+            for j in range(n):
+                p_new = h[i, j] + beta * pv[i, j]
                 pv[i, j] = p_new
                 t[i, j] = sq[i, j] * p_new
-        k += 1
     return k, lam_max
 
 
 @njit(cache=True, error_model="numpy")
-def _solve_one(Vrow, c, K, pf, r_w, r_b, tol, max_newton, max_cg, v, stats_i, stats_f):
+def _solve_one(Vrow, c, K, pf, r_w, r_b, tol, max_newton, max_cg, pdir, g, winv_shared, v,
+               stats_i, stats_f):
     m, n = v.shape
     F = np.empty((m, n))
     s = np.empty((m, n))
@@ -250,6 +269,10 @@ def _solve_one(Vrow, c, K, pf, r_w, r_b, tol, max_newton, max_cg, v, stats_i, st
     r = np.empty((m, n))
     pv = np.empty((m, n))
     q = np.empty((m, n))
+    h = np.empty((m, n))
+    t = np.empty((m, n))
+    # Linear devices: the batch's factorisation; PF: this example's, at every Newton step.
+    winv = np.empty((m, n)) if pf else winv_shared
     buf_p = np.empty(n)
     buf_q = np.empty(n)
     for i in range(m):                  # start from the voltages without wires
@@ -283,7 +306,10 @@ def _solve_one(Vrow, c, K, pf, r_w, r_b, tol, max_newton, max_cg, v, stats_i, st
         # (lambda_max estimated by the previous step's CG; linear devices: solved to tol at once).
         # Never more accurate than the tolerance needs: (lambda_max - 1) eta rel <= tol / 2.
         eta = 0.1 * tol if not pf else max(0.1 * min(0.1, rel), 0.5 * tol / rel) / lam_max
-        k_cg, lam_max = cg(sq, b, r_w, r_b, eta, max_cg, z, r, pv, q, delta, buf_p, buf_q)
+        if pf and pdir != 0:
+            precond.factor(s, g, pdir, winv)
+        k_cg, lam_max = cg(sq, b, r_w, r_b, eta, max_cg, z, r, pv, q, t, buf_p, buf_q, pdir, g,
+                           winv, h)
         inner += k_cg
         for i in range(m):
             for j in range(n):
@@ -313,9 +339,11 @@ def _solve_one(Vrow, c, K, pf, r_w, r_b, tol, max_newton, max_cg, v, stats_i, st
 
 
 @njit(cache=True, parallel=_PRANGE_ONLY, error_model="numpy")
-def _solve_batch(V, c, K, pf, r_w, r_b, tol, max_newton, max_cg, v, stats_i, stats_f):
+def _solve_batch(V, c, K, pf, r_w, r_b, tol, max_newton, max_cg, pdir, g, winv, v, stats_i,
+                 stats_f):
     for e in prange(V.shape[0]):
-        _solve_one(V[e], c, K, pf, r_w, r_b, tol, max_newton, max_cg, v[e], stats_i[e], stats_f[e])
+        _solve_one(V[e], c, K, pf, r_w, r_b, tol, max_newton, max_cg, pdir, g, winv, v[e],
+                   stats_i[e], stats_f[e])
 
 
 def device_arrays(G, devices):
@@ -333,6 +361,18 @@ def _A2_B_over(d_eps):
     return A2_B / np.asarray(d_eps, dtype=np.float64)
 
 
+def preconditioner(m, n, r_word, r_bit, G=None):
+    """(direction, g = 1 / r of it (S), winv): the line preconditioner of the CG solves; winv is
+    the factorisation at slopes G (linear devices: one for the whole batch), else an empty
+    placeholder (PF devices factor per example and Newton step)."""
+    pdir = precond.direction(m, n, r_word, r_bit)
+    g = 1.0 / (r_bit if pdir == precond.BIT else r_word) if pdir != precond.NONE else 0.0
+    winv = np.empty((m, n) if G is not None else (1, 1))
+    if G is not None and pdir != precond.NONE:
+        precond.factor(np.ascontiguousarray(G, dtype=np.float64), g, pdir, winv)
+    return pdir, g, winv
+
+
 def solve(V, G, devices, r_word, r_bit, tol, max_newton=MAX_NEWTON, max_cg=MAX_CG):
     """Device voltages v (p, m, n) float64 in V and the SolveReport, for V (p, m) in V and G (m, n)
     in S (linear devices, ``devices`` None) or devices = (c, d_eps) (PF). The device currents
@@ -344,8 +384,9 @@ def solve(V, G, devices, r_word, r_bit, tol, max_newton=MAX_NEWTON, max_cg=MAX_C
     v = np.empty((p, m, n))
     stats_i = np.zeros((p, 3), np.int64)
     stats_f = np.zeros((p, 3))
+    pdir, g, winv = preconditioner(m, n, r_word, r_bit, None if pf else c)
     _solve_batch(V, c, K, pf, float(r_word), float(r_bit), float(tol), int(max_newton), int(max_cg),
-                 v, stats_i, stats_f)
+                 pdir, g, winv, v, stats_i, stats_f)
     report = SolveReport(stats_i[:, 0].astype(np.int8), stats_i[:, 1].copy(), stats_i[:, 2].copy(),
                          stats_f[:, 0].copy(), stats_f[:, 1].copy(), stats_f[:, 2].copy(), float(tol),
                          "Newton-CG on the device currents (cpu)")
