@@ -1,41 +1,47 @@
 """Fast batched forward solver (cpu: Numba, parallel over examples).
 
-Formulation. Instead of the 2 m n node voltages, the solver takes the m n device currents x as
-unknowns. Any x fixes every line current by KCL (word-line segment k of row i carries the devices
-k..n-1 of that row, bit-line segment k of column j the rows 0..k) and so every node voltage:
+Formulation. Instead of the 2 m n node voltages, the solver takes the m n device voltages v
+(p, m, n; word node minus bit node) as unknowns. Given the device currents x = f(v), KCL fixes
+every line current (word-line segment k of row i carries the devices k..n-1 of that row, bit-line
+segment k of column j the rows 0..k), and the wires then fix every node voltage:
 
-    v = V 1^T - A x,     (A x)[i, j] = r_word sum_j' (min(j, j') + 1) x[i, j']
+    V 1^T - v = A x,     (A x)[i, j] = r_word sum_j' (min(j, j') + 1) x[i, j']
                                      + r_bit  sum_i' (m - max(i, i')) x[i', j],
 
-the device voltages v (p, m, n) (word node minus bit node), A symmetric positive semidefinite
-(the wire resistances shared by any two devices' current paths, in ohms; applied by two cumulative
-sums along each line, O(m n), never formed). The nodal equations become the m n equations
+A symmetric positive semidefinite (the wire resistance any two devices' current paths share, in
+ohms; applied by running sums along each line, O(m n), never formed). The nodal equations become
+the m n equations
 
-    H(x) = x - f(V 1^T - A x) = 0,
+    R(v) = v + A f(v) - V 1^T = 0,
 
-f the device law of :mod:`memnp.kernels.device_law`. Their residual is exactly the nodal KCL
-residual (the currents of the other branches satisfy KCL by construction), so the relative
-residual ||H||_2 / max(||x||_2, ||f(v)||_2) is the convergence measure. The output current of
-column j (through its last bit-line segment) is sum_i x[i, j].
+f the device law of :mod:`memnp.kernels.device_law`. Convergence is measured in currents: the
+relative residual ||S R||_2 / ||f(v)||_2 (S = diag(df/dv)), the linearised mismatch between the
+device currents and the currents the node voltages they set up would drive, i.e. the nodal KCL
+residual relative to the device currents. The output current of column j (through its last
+bit-line segment) is sum_i f(v)[i, j].
 
-Method: Newton with a line search on ||H||, each step solved by conjugate gradients. The Newton
-matrix I + S A (S = diag(df/dv) > 0) is brought to the symmetric positive definite form
-M = I + S^1/2 A S^1/2 (step delta = -H + S^1/2 z with M z = S^1/2 A H), whose eigenvalues lie in
-[1, 1 + rho], rho = lambda_max(S^1/2 A S^1/2) ~ (4 / pi^2) r G (m^2 + n^2): the coupling of the
-wires and the devices. For high-resistance devices (G ~ 1e-6 S) and r ~ 1 ohm, rho < 1 on
-MNIST-sized arrays and about 2 at 1024 x 1024, so CG needs ~10 iterations per step and Newton
-3-5 steps; each CG iteration costs a few passes over m n numbers and no factorisation, no device
-law evaluation and no division by a slope (insulating devices, s = 0, are fine). Strong coupling
-(low-resistance devices, long lines) needs O(sqrt(rho)) CG iterations: slower, still exact.
+Method: Newton on R with a backtracking line search on ||R||, each step dv = -(I + A S)^-1 R
+solved by conjugate gradients in the symmetric positive definite form M = I + S^1/2 A S^1/2
+(dv = -R + A S^1/2 z with M z = S^1/2 R: no division by a slope, so insulating devices, s = 0, are
+fine). M's eigenvalues lie in [1, 1 + rho], rho = lambda_max(S^1/2 A S^1/2) ~ (4 / pi^2) r G
+(m^2 + n^2): the coupling of wires and devices. CG is preconditioned by the exact solve of one
+line direction (:mod:`memnp.circuit.precond`: a tridiagonal solve per bit line, or per word
+line, whichever has the larger r m^2), which leaves only the other direction's coupling to CG.
+For high-resistance devices (G ~ 1e-6 S) at r ~ 1 ohm that is 1-2 CG iterations per Newton step
+on MNIST-sized arrays, and Newton takes 1 (linear) to 3 (PF) steps; strongly coupled arrays
+(low-resistance devices, long lines) take O(sqrt(rho_other)) CG iterations per step, still exact.
+Newton on v rather than on the currents: for exponential devices a Newton step in the currents
+overshoots into voltages where f explodes, in the voltages it does not (tested: the current form
+stalled on low-resistance PF arrays that this one solves in a few steps).
 The inner tolerance follows the outer residual (inexact Newton, eta = 0.1 min(0.1, rel) /
 lambda_max(M), lambda_max estimated by the previous CG; without the 1 / lambda_max a strongly
 coupled array stalls; never below tol / (2 rel lambda_max), which is all the last step needs);
-linear devices are solved in one Newton step with eta = tol / 10.
-Linear devices: M depends only on G and r, the same for every example; "preconditioning" is the
-S^1/2 scaling, shared by the batch (no factorisation is stored).
+linear devices are solved in one Newton step with eta = tol / 10 (then checked).
+Linear devices: M and the preconditioner depend only on G and r, so the line factorisation is
+made once per call and shared by the batch; PF devices refactor (one O(m n) pass) per step.
 
 All arithmetic runs in float64 (float32 inputs are widened and the currents rounded at the end),
-so the float32 tolerance 1e-6 is met by a float64 residual; the state keeps x in float64.
+so the float32 tolerance 1e-6 is met by a float64 residual; the state keeps v in float64.
 """
 import math
 
