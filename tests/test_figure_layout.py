@@ -23,7 +23,7 @@ from memnp.plotting import style  # noqa: E402
 SIMULATIONS = ("ideal", "iv_nonlinearity", "iv_nonlinearity_and_stuck_on", "stuck_distribution",
                "stuck_off", "high_d2d", "weight_implementation")
 RESULT_FIGURES = ([f"training_{s}" for s in SIMULATIONS] + [f"error_vs_power_{s}" for s in SIMULATIONS]
-                  + ["weight_implementation", "robustness", "ta_hfo2"])
+                  + ["weight_implementation", "robustness", "ta_hfo2", "cnn"])
 SIOX_FIGURES = ["siox_iv", "pf_residuals_c", "pf_residuals_d_eps"]
 #: Smallest gap (points) between two tick labels of one axis.
 MIN_GAP_PT = 1.0
@@ -135,7 +135,8 @@ def figures(tmp_path_factory):
     from conftest import SHARED_DATA
     from memnp.experiments import presets, runner
     from memnp.experiments.registry import SIMULATIONS as ALL
-    from memnp.plotting import draw_all
+    from memnp.plotting import catalogue, draw_all
+    from memnp.plotting.loaders import ResultsView
 
     root = tmp_path_factory.mktemp("layout")
     scale = presets.Scale("layout", epochs=150, networks=1, inference_repeats=5, validation_every=10,
@@ -155,9 +156,31 @@ def figures(tmp_path_factory):
     patch.setattr(style, "save", keep)
     try:
         draw_all(root / "run", root / "figures", data_dir=data_dir, strict=True)
+        # No CIFAR-10 here: the CNN figure is drawn from two MNIST networks standing in for the CNNs.
+        ctx = catalogue.Context(root / "run", data_dir)
+        ctx._view = _CnnStandIn(ResultsView(root / "run"))
+        catalogue.cnn(ctx, root / "figures")
     finally:
         patch.undo()
     return kept
+
+
+class _CnnStandIn:
+    """A ResultsView whose CNN trainings are the MNIST networks "ideal" and "high_pf"."""
+
+    def __init__(self, view):
+        self.view = view
+        self.trainings = {"cnn_ideal": {}, "cnn_high_pf": {}}
+        self.inferences = view.inferences
+
+    def _mnist(self, training):
+        return {"cnn_ideal": "ideal", "cnn_high_pf": "high_pf"}[training]
+
+    def curve_panel(self, training, inference):
+        return self.view.curve_panel(self._mnist(training), inference)
+
+    def error_power(self, training, inference):
+        return self.view.error_power(self._mnist(training), inference)
 
 
 @pytest.mark.parametrize("stem", RESULT_FIGURES + SIOX_FIGURES)

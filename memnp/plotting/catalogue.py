@@ -179,7 +179,7 @@ def cnn(ctx, out):
     for t in trainings:
         panel = view.curve_panel(t, "high_pf")
         if panel is not None:
-            panel["title"] = short_training_label(view, t)
+            panel["title"] = f"{short_training_label(view, t)} → {short_inference_label(view, 'high_pf')}"
             panels.append(panel)
         result = view.error_power(t, "high_pf")
         if result is not None:
@@ -188,7 +188,8 @@ def cnn(ctx, out):
                            "power": result[1]})
     if not panels or not groups:
         raise Skip("the CIFAR-10 CNN jobs have not finished")
-    return training.cnn_figure(out / "cnn", panels, groups)
+    return training.cnn_figure(out / "cnn", panels, groups,
+                               box_title=f"Test on {short_inference_label(view, 'high_pf')}")
 
 
 _WEIGHT_ROWS = ((style.INFERENCE_NAMES["d2d_more"], ("d2d_more_std_avg", "d2d_more_std_default", "d2d_more", "d2d_more_reg")),

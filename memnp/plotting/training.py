@@ -164,13 +164,14 @@ def training_curves_figure(path, panels, *, log_y=False, ncols=None, title=None)
 
 
 @style.styled
-def cnn_figure(path, panels, groups):
+def cnn_figure(path, panels, groups, *, box_title="Test (nonideal inference)"):
     """The CIFAR-10 CNN figure: training curves (one panel per training) and test-error boxes.
 
     Args:
         path: output path.
         panels: [panel, ...] curve panels, e.g. standard and nonideality-aware training.
         groups: [group, ...] of :mod:`memnp.plotting.boxplots` (label, error %, optional power W).
+        box_title: title of the boxes' panel (which inference setup the boxes show).
     Returns:
         [png_path, pdf_path].
     """
@@ -189,7 +190,7 @@ def cnn_figure(path, panels, groups):
     draw_category_boxes(axes[-1], groups)
     axes[-1].set_ylabel("")
     axes[-1].set_xlabel("Training")
-    axes[-1].set_title("Test (nonideal inference)", fontsize=7.5)
+    axes[-1].set_title(box_title, fontsize=7.5)
     handles = curve_legend_handles(n_networks)
     fig.legend(handles=handles, loc="outside upper center", ncols=_legend_columns(len(handles), 3),
                handlelength=1.8, columnspacing=1.0)
