@@ -116,6 +116,7 @@ def layout_problems(fig):
                 if len(labels) < need:
                     problems.append(f"{name}: log {which} axis over {decades:.2f} decades has "
                                     f"{len(labels)} labelled ticks, fewer than {need}")
+    problems += _frame_overlaps(fig, renderer)
     figure_box, tolerance = fig.bbox, EDGE_TOLERANCE_PT * pt
     for text in texts:
         box = text.get_window_extent(renderer)
@@ -124,6 +125,34 @@ def layout_problems(fig):
             problems.append(f"text {text.get_text()!r} reaches outside the figure "
                             f"({box.x0:.0f}..{box.x1:.0f} x {box.y0:.0f}..{box.y1:.0f} in "
                             f"{figure_box.width:.0f} x {figure_box.height:.0f})")
+    return problems
+
+
+def _frame_overlaps(fig, renderer):
+    """Overlaps between the texts around the axes: titles, axis labels, tick labels of different
+    axes, and the figure's legends and suptitle (texts inside an axes are the figure's own
+    business and are not compared)."""
+    owned = []  # (owner, is a tick label, text)
+    for k, ax in enumerate(fig.axes):
+        if not ax.get_visible():
+            continue
+        for t in (ax.title, ax._left_title, ax._right_title, ax.xaxis.label, ax.yaxis.label):
+            owned.append((k, False, t))
+        owned += [(k, True, t) for t in drawn_tick_labels(ax.xaxis) + drawn_tick_labels(ax.yaxis)]
+    for legend in fig.legends:
+        owned += [("legend", False, t) for t in legend.get_texts()]
+    if fig._suptitle is not None:
+        owned.append(("suptitle", False, fig._suptitle))
+    owned = [(o, tick, t, t.get_window_extent(renderer)) for o, tick, t in owned
+             if t.get_visible() and t.get_text().strip()]
+    problems = []
+    for i in range(len(owned)):
+        for j in range(i + 1, len(owned)):
+            (a_owner, a_tick, a, a_box), (b_owner, b_tick, b, b_box) = owned[i], owned[j]
+            if a_owner == b_owner and a_tick and b_tick:
+                continue  # tick labels of one axes: compared per axis, rotation included
+            if a_box.overlaps(b_box) and _gap(a, b, renderer) < 0:
+                problems.append(f"{a.get_text()!r} and {b.get_text()!r} overlap")
     return problems
 
 
@@ -208,3 +237,8 @@ def test_layout_check_finds_overlaps_and_clipping():
     ax.set_xlim(1.1, 3.0)
     ax.xaxis.set_minor_formatter(NullFormatter())
     assert any("labelled ticks" in p for p in layout_problems(fig))
+    fig = style.new_figure(2.0, 1.5)
+    ax = fig.subplots()
+    ax.set_xlabel("an axis label on its tick labels")
+    ax.xaxis.set_label_coords(0.5, -0.02)
+    assert any("overlap" in p and "axis label" in p for p in layout_problems(fig))
