@@ -192,8 +192,10 @@ def cnn(ctx, out):
                                box_title=f"Test on {short_inference_label(view, 'high_pf')}")
 
 
-_WEIGHT_ROWS = ((style.INFERENCE_NAMES["d2d_more"], ("d2d_more_std_avg", "d2d_more_std_default", "d2d_more", "d2d_more_reg")),
-                (style.INFERENCE_NAMES["d2d_less"], ("d2d_less_std_avg", "d2d_less_std_default", "d2d_less", "d2d_less_reg")))
+_WEIGHT_ROWS = ((style.INFERENCE_NAMES["d2d_more"],
+                 ("d2d_more_std_avg", "d2d_more_std_default", "d2d_more", "d2d_more_reg")),
+                (style.INFERENCE_NAMES["d2d_less"],
+                 ("d2d_less_std_avg", "d2d_less_std_default", "d2d_less", "d2d_less_reg")))
 
 
 def weight_implementation(ctx, out):

@@ -46,7 +46,10 @@ def _axis_length_pt(axis):
     """Length (points) of ``axis`` on its figure."""
     axes = axis.axes
     box = axes.get_position()  # figure fraction
-    size = axes.get_figure(root=True).get_size_inches()
+    figure = axes.figure
+    while getattr(figure, "figure", None) is not None and figure.figure is not figure:  # subfigures
+        figure = figure.figure
+    size = figure.get_size_inches()
     return 72.0 * (box.width * size[0] if axis.axis_name == "x" else box.height * size[1])
 
 
