@@ -4,7 +4,9 @@ The plain NumPy forms in :mod:`memnp.crossbar.mapping` are the reference; these 
 the same values with fewer passes over the arrays, for the layers' hot path:
 
 - :func:`scan_inputs`: which crossbar rows a batch drives (an input that is nonzero for some
-  example; the bias row always) and whether every input is finite, in one pass over x;
+  example; the bias row always) and whether every input is in [0, 1] (hence finite), in one pass
+  over x (the reference: :func:`scan_inputs_reference`); :func:`in_unit_interval` the range part
+  alone (for the digital shortcut);
 - :func:`voltages`: V = k_V [x, 1] restricted to given rows, C-contiguous, in one gather
   (the reference: ``x_to_V(x, k_V)[:, rows]``);
 - :func:`double_G_rows`: G = k_G D[rows] + G_off (the reference: ``_double_G(D[rows], ...)``);
@@ -21,8 +23,7 @@ from numba import njit
 
 from .arrays import contiguous_floats
 
-#: 'reassoc' lets LLVM vectorize the sums (their order does not matter here); no 'nnan' or 'ninf',
-#: so ``v * 0`` stays NaN for an infinite or NaN v (the finiteness probe relies on it).
+#: 'reassoc' lets LLVM vectorize the sums (their order does not matter here); no 'nnan' or 'ninf'.
 _FASTMATH = {"reassoc", "nsz", "contract"}
 
 
@@ -32,25 +33,62 @@ def supported(*arrays):
 
 
 @njit(fastmath=_FASTMATH, error_model="numpy", cache=True)
-def _scan(x, active):
+def _scan(x, bits, active, minus_zero, one):
     p, n_in = x.shape
     zero = x.dtype.type(0.0)
-    probe = zero
+    top = bits.dtype.type(0)
     for ex in range(p):
         for i in range(n_in):
             v = x[ex, i]
             active[i] |= v != zero
-            probe += v * zero         # NaN once any input is NaN or infinite
+            b = bits[ex, i]
+            top = max(top, b if b != minus_zero else bits.dtype.type(0))
     active[n_in] = True
-    return probe == zero
+    return top <= one
+
+
+@njit(fastmath=_FASTMATH, error_model="numpy", cache=True)
+def _top_bits(bits, minus_zero):
+    top = bits.dtype.type(0)
+    for q in range(bits.size):
+        b = bits[q]
+        top = max(top, b if b != minus_zero else bits.dtype.type(0))
+    return top
+
+
+#: Unsigned view type, bits of -0.0 and bits of 1.0 per float dtype. Read as unsigned integers,
+#: the bits of +0.0 ... 1.0 are 0 ... ONE; every negative float (sign bit set), +inf and NaN are
+#: larger, except -0.0 (the sign bit alone), which the scans count as 0.
+_UNIT_BITS = {np.dtype(np.float32): (np.uint32, 0x80000000, 0x3F800000),
+              np.dtype(np.float64): (np.uint64, 0x8000000000000000, 0x3FF0000000000000)}
+
+
+def _unit_args(x):
+    unsigned, minus_zero, one = _UNIT_BITS[x.dtype]
+    return x.view(unsigned), unsigned(minus_zero), unsigned(one)
 
 
 def scan_inputs(x):
-    """(active (n_in + 1,) bool, finite bool) for x (p, n_in), float32 or float64, C-contiguous:
-    active[i] when x[:, i] has a nonzero entry (active[n_in], the bias row, always)."""
+    """(active (n_in + 1,) bool, valid bool) for x (p, n_in), float32 or float64, C-contiguous:
+    active[i] when x[:, i] has a nonzero entry (active[n_in], the bias row, always); valid when
+    every entry is in [0, 1] (so finite), from one max over x's bits in the same pass."""
     active = np.zeros(x.shape[1] + 1, dtype=np.bool_)
-    finite = _scan(x, active)
-    return active, bool(finite)
+    bits, minus_zero, one = _unit_args(x)
+    valid = _scan(x, bits, active, minus_zero, one)
+    return active, bool(valid)
+
+
+def in_unit_interval(x):
+    """True when every entry of x (C-contiguous float32/float64) is in [0, 1] (one pass over its
+    bits; the reference: ``np.all((x >= 0) & (x <= 1))``)."""
+    bits, minus_zero, one = _unit_args(x)
+    return bool(_top_bits(bits.reshape(-1), minus_zero) <= one)
+
+
+def scan_inputs_reference(x):
+    """The NumPy form of :func:`scan_inputs`: (x.any(axis=0) with the bias row True, valid)."""
+    active = np.append(np.any(x != 0, axis=0), True)
+    return active, bool(np.all((x >= 0) & (x <= 1)))
 
 
 @njit(fastmath=_FASTMATH, error_model="numpy", cache=True)

@@ -22,10 +22,10 @@ import numpy as np
 from ..crossbar import (CrossbarPass, I_to_y, I_to_y_vjp, double_weights_matrix, split_double_weights,
                         standard_weights_matrix, w_to_G, w_to_G_vjp, x_to_V)
 from ..crossbar.mapping import _double_G, _double_max_weight
-from ..crossbar.validation import float_array
+from ..crossbar.validation import finite_array, float_array, non_empty_batch, unit_interval, weight_dtype
 from ..kernels import get_backend
 from ..kernels import mapping as mapping_loops
-from .layers import Layer, _conv_output_shape, _count, col2im, im2col, register
+from .layers import Layer, _conv_output_shape, _count, _generator, _image_batch, col2im, im2col, register
 
 WEIGHTS = ("double", "standard")
 #: Parameter names of double weights, in the order of split_double_weights.
@@ -66,6 +66,7 @@ class CrossbarLayer(Layer):
         1/sqrt(n_rows)), b = 0.5 (standard deviations). Double weights are then projected onto
         >= 0 (the reference applies its NonNeg constraint only after the first step; a negative
         initial double weight, about 1 in 160 for 25 inputs, would map below G_off)."""
+        _generator(rng)
         std = 1.0 / math.sqrt(self.n_rows)
         if self.weights == "standard":
             self.params["W"] = rng.normal(0.0, std, self.weight_shape).astype(self.dtype)
@@ -86,6 +87,8 @@ class CrossbarLayer(Layer):
         p = self.params
         if self.weights == "double":
             if not self._intact(p, self._views):
+                for name in DOUBLE:
+                    weight_dtype(name, p[name])
                 shape = (self.n_rows, self.n_out)
                 w_pos, w_neg, b_pos, b_neg = (np.asarray(p[name], self.dtype) for name in DOUBLE)
                 self._D = double_weights_matrix(w_pos.reshape(shape), w_neg.reshape(shape), b_pos, b_neg)
@@ -93,6 +96,8 @@ class CrossbarLayer(Layer):
                 self._grad_D = self._grad_views = None   # grads, if any, pair with the old D
                 p.update(zip(DOUBLE, self._views))
             return self._D
+        weight_dtype("W", p["W"])
+        weight_dtype("b", p["b"])
         return standard_weights_matrix(p["W"].reshape(self.n_rows, self.n_out), p["b"])
 
     def _split(self, D):
@@ -123,14 +128,23 @@ class CrossbarLayer(Layer):
         stage = getattr(ctx, "stage", None)
         if stage is None:
             raise ValueError(f"{type(self).__name__} needs a stage (give one to the model or the call)")
+        x = _float_matrix(x)
+        if x.shape[1] != self.n_rows:
+            raise ValueError(f"x must have {self.n_rows} columns (the layer's inputs) for "
+                             f"{type(self).__name__}; got shape {x.shape}")
         if self.weights == "standard" and stage.is_ideal:
+            weight_dtype("W", self.params["W"])
+            weight_dtype("b", self.params["b"])
+            if not mapping_loops.in_unit_interval(x):
+                _input_error(x)
             W = self.params["W"].reshape(self.n_rows, self.n_out)
             y = x @ W
             y += self.params["b"]
             self._last = ("digital", x, stage, ctx.backend)
             return y
-        if ctx.rng is None and not stage.is_ideal:
-            raise ValueError("rng must be a numpy.random.Generator when the stage has nonidealities")
+        if not stage.is_ideal and not isinstance(ctx.rng, np.random.Generator):
+            raise ValueError("rng must be a numpy.random.Generator (np.random.default_rng(seed)) when "
+                             f"the stage has nonidealities; got {type(ctx.rng).__name__}")
         M = self._matrix()
         double = self.weights == "double"
         if double:
@@ -142,10 +156,9 @@ class CrossbarLayer(Layer):
                 max_weight = _double_max_weight(M)
         else:
             G, max_weight = w_to_G(M, stage.G_off, stage.G_on, stage.mapping_rule)
-        x = _float_matrix(x)
-        active, finite = mapping_loops.scan_inputs(x)
-        if not finite:
-            raise ValueError("x must contain only finite values (no NaN or inf)")
+        active, valid = mapping_loops.scan_inputs(x)
+        if not valid:
+            _input_error(x)
         shape = M.shape if double else G.shape
         rows = draws = None
         if not stage.is_ideal and (stage.nonpreserving is not None or not self.needs_input_gradient):
@@ -180,6 +193,7 @@ class CrossbarLayer(Layer):
 
     def _read_vjp(self, dy, need_dx):
         """dL/dx (p, n_rows) or None from dL/dy (p, n_out); fills the parameter gradients."""
+        self._forward_cache("_last")
         if self._last[0] == "digital":
             _, x, _, _ = self._last
             W = self.params["W"].reshape(self.n_rows, self.n_out)
@@ -237,10 +251,18 @@ class CrossbarLayer(Layer):
 
 
 def _float_matrix(x):
-    """x (p, n) as a C-contiguous float32 or float64 array (other numbers as float64); its
-    finiteness is checked by the input scan."""
+    """x (p, n), p >= 1, as a C-contiguous float32 or float64 array (other numbers as float64);
+    its range, [0, 1], is checked by the input scans."""
     x = float_array("x", x, ndim=2)
+    non_empty_batch("x", x)
     return np.ascontiguousarray(x if x.dtype in (np.float32, np.float64) else x.astype(np.float64))
+
+
+def _input_error(x):
+    """The ValueError for inputs x that failed a scan: not finite, or outside [0, 1]."""
+    finite_array("x", x)
+    unit_interval("x", x)
+    raise AssertionError("the input scan and the NumPy check disagree")  # pragma: no cover
 
 
 def _take_rows(draws, rows, shape):
@@ -267,6 +289,12 @@ class MemristiveDense(CrossbarLayer):
 
     def config(self):
         return {"type": "MemristiveDense", "n_in": self.n_in, "n_out": self.n_out, "weights": self.weights}
+
+    def input_width(self):
+        return self.n_in
+
+    def output_width(self, width):
+        return self.n_out
 
     def output_shape(self, input_shape):
         if tuple(input_shape) != (self.n_in,):
@@ -300,8 +328,15 @@ class MemristiveConv2D(CrossbarLayer):
     def output_shape(self, input_shape):
         return _conv_output_shape(input_shape, *self.kernel_size, self.c_in, self.c_out, "MemristiveConv2D")
 
+    def input_width(self):
+        return self.c_in
+
+    def output_width(self, width):
+        return self.c_out
+
     def forward(self, x, ctx=None):
         kh, kw = self.kernel_size
+        _image_batch(x, self.c_in, "MemristiveConv2D")
         N, H, W, _ = x.shape
         self._x_shape = x.shape
         y = self._read(im2col(x, kh, kw), ctx)
