@@ -290,9 +290,10 @@ class Conv2D(Layer):
         return y.reshape(N, H - kh + 1, W - kw + 1, self.c_out)
 
     def backward(self, dy, need_dx=True):
+        cols = self._forward_cache("_cols")
         dy2 = dy.reshape(-1, self.c_out)
         kernel = self.params["kernel"]
-        self.grads["kernel"] = (self._forward_cache("_cols").T @ dy2).reshape(kernel.shape)
+        self.grads["kernel"] = (cols.T @ dy2).reshape(kernel.shape)
         self.grads["bias"] = dy2.sum(axis=0)
         if not need_dx:
             return None

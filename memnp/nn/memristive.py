@@ -343,5 +343,6 @@ class MemristiveConv2D(CrossbarLayer):
         return y.reshape(N, H - kh + 1, W - kw + 1, self.c_out)
 
     def backward(self, dy, need_dx=True):
+        self._forward_cache("_last")
         grad_cols = self._read_vjp(dy.reshape(-1, self.c_out), need_dx)
         return None if grad_cols is None else col2im(grad_cols, self._x_shape, *self.kernel_size)
