@@ -1,4 +1,4 @@
-"""Memristive layers: values against the mapping of SPEC §1, float64 finite-difference checks of
+"""Memristive layers: values against the mapping of docs/model.md §1, float64 finite-difference checks of
 the backward pass under every kind of stage (draws replayed by reseeding), power, and errors."""
 import numpy as np
 import pytest

@@ -33,7 +33,7 @@ def cli():
 # -- reproduce ------------------------------------------------------------------------------------
 @cli.command()
 @click.option("--preset", type=click.Choice(list(scale_presets.PRESETS)), default="default", show_default=True,
-              help="Run scale: tiny (seconds), default (minutes on 2 cores), paper (SPEC §5: 1000 epochs, "
+              help="Run scale: tiny (seconds), default (minutes on 2 cores), paper (docs/model.md §5: 1000 epochs, "
                    "5 networks, 25 repeats).")
 @click.option("--only", "only", multiple=True, type=click.Choice(list(registry.SIMULATIONS)),
               help="Run only this simulation (repeatable). Default: all nine.")

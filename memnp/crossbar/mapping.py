@@ -1,4 +1,4 @@
-"""Mapping a synaptic layer onto a crossbar and back (SPEC §1), with vector-Jacobian products.
+"""Mapping a synaptic layer onto a crossbar and back (docs/model.md §1), with vector-Jacobian products.
 
 Shapes: x (p, n_in) dimensionless inputs in [0, 1]; V (p, n_in + 1) in volts; W (n_in + 1, n_out)
 standard weights (bias row last); D (n_in + 1, 2 n_out) double weights, columns interleaved +, -;

@@ -1,4 +1,4 @@
-"""Numba loops for the mapping stairs of a memristive layer's read (SPEC §1), one pass each.
+"""Numba loops for the mapping stairs of a memristive layer's read (docs/model.md §1), one pass each.
 
 The plain NumPy forms in :mod:`memnp.crossbar.mapping` are the reference; these loops compute
 the same values with fewer passes over the arrays, for the layers' hot path:

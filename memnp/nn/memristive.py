@@ -1,4 +1,4 @@
-"""Memristive synaptic layers: weights mapped onto a crossbar and read under a stage (SPEC §1-3).
+"""Memristive synaptic layers: weights mapped onto a crossbar and read under a stage (docs/model.md §1-3).
 
 A layer with inputs x (p, n_in) and n_out outputs is one crossbar of m = n_in + 1 rows (the bias
 row is an input fixed to 1) and 2 n_out columns (differential pairs, positive device first):
@@ -235,7 +235,7 @@ class CrossbarLayer(Layer):
         return grad_x
 
     def power(self):
-        """Average power (W) of this crossbar over the reads of the last forward pass (SPEC §3).
+        """Average power (W) of this crossbar over the reads of the last forward pass (docs/model.md §3).
 
         After a digital-shortcut pass, the power the ideal crossbar would have dissipated under
         that stage, mapped from the layer's current weights (ask before the next optimiser step).

@@ -211,7 +211,7 @@ class Sequential:
         return [layer.power() for layer in self.memristive_layers]
 
     def power(self):
-        """Total average power (W) of the memristive crossbars in the last forward pass (SPEC §3)."""
+        """Total average power (W) of the memristive crossbars in the last forward pass (docs/model.md §3)."""
         return float(sum(self.layer_powers()))
 
     # -- files ----------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""Optimiser, the NonNeg constraint and the L1 regulariser (SPEC §4).
+"""Optimiser, the NonNeg constraint and the L1 regulariser (docs/model.md §4).
 
 Parameters are addressed as (key, array) pairs; the model passes every trainable parameter with
 its gradient. Updates happen in place so layers keep their arrays.
