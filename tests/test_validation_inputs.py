@@ -32,18 +32,21 @@ def _pass_inputs(rng, p=4, m=6, n=4, dtype=np.float64):
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_bit_scans_match_numpy(rng, dtype):
     a = rng.normal(size=(5, 7)).astype(dtype)
-    for special in (None, np.nan, np.inf, -np.inf, -0.0, 0.0):
+    for special in (None, np.nan, -np.nan, np.inf, -np.inf, -0.0, 0.0):
         b = a.copy()
         if special is not None:
             b[2, 3] = special
         bits = checks.bits(b)
-        assert checks.max_abs_bits(bits) == checks.max_abs_bits_reference(bits)
         assert checks.bit_extremes(bits) == checks.bit_extremes_reference(bits)
-    # max |a| read back from the bits
+        assert checks.unsigned_max(bits) == checks.unsigned_max_reference(bits)
+    # the largest positive value and the largest negative magnitude, read back from the bits
     bits = checks.bits(a)
-    top = np.array(checks.max_abs_bits(bits), dtype=bits.dtype).view(dtype)
-    assert top == np.abs(a).max()
+    _, hi = checks.bit_extremes(bits)
+    assert np.array(hi, bits.dtype).view(dtype) == a.max()
+    top = checks.unsigned_max(bits) - checks.SIGN_BITS[np.dtype(dtype)]
+    assert np.array(top, bits.dtype).view(dtype) == -a.min()
     assert checks.bits(a[:, ::2]) is None and checks.bits(a.astype(np.float16)) is None
+    assert checks.bits(a[:0]) is None
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -90,6 +93,9 @@ def test_crossbar_forward_refuses_bad_V_and_G(rng, stage):
             crossbar.forward(V, bad, rng)
     with pytest.raises(ValueError, match=r"^V must have \|V\| <= the stage's k_V = 0.5 V"):
         crossbar.forward(V * 1.5 + 0.1, G, rng)
+    with pytest.raises(ValueError, match=r"^V must have \|V\| <= the stage's k_V = 0.5 V .*0.6 V"):
+        crossbar.forward(np.where(V == V.max(), -0.6, -V), G, rng)
+    crossbar.forward(-V, G, rng)                   # negative voltages within k_V pass
     with pytest.raises(ValueError, match="^V must hold at least one example"):
         crossbar.forward(V[:0], G, rng)
     with pytest.raises(ValueError, match="^G must have one row per column of V"):
@@ -137,6 +143,22 @@ def test_crossbar_rng_and_backward_checks(rng):
         crossbar.backward(grad[:, :2])
     with pytest.raises(ValueError, match="^grad_I must be real"):
         crossbar.backward(grad.astype(np.complex128))
+
+
+def test_layers_check_what_they_hand_to_the_crossbar(rng):
+    """The memristive layers mark their passes as checked (their own scans imply the pass's
+    checks); a NaN in dL/dy is still caught, naming dy."""
+    layer = MemristiveDense(5, 3)
+    layer.initialize(rng)
+    y = layer.forward(rng.random((4, 5)), PassContext(PF, rng))
+    assert layer._last[4].inputs_checked and layer._last[4].gradients_checked
+    layer.backward(np.ones_like(y))
+    for value in (np.nan, np.inf):
+        dy = np.ones_like(y)
+        dy[1, 2] = value
+        with pytest.raises(ValueError, match="^dy must contain only finite values"):
+            layer.backward(dy)
+    assert not getattr(CrossbarPass(PF), "inputs_checked", False)
 
 
 # --- mapping ----------------------------------------------------------------------------------

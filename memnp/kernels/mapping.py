@@ -33,62 +33,61 @@ def supported(*arrays):
 
 
 @njit(fastmath=_FASTMATH, error_model="numpy", cache=True)
-def _scan(x, bits, active, minus_zero, one):
-    p, n_in = x.shape
-    zero = x.dtype.type(0.0)
-    top = bits.dtype.type(0)
+def _scan(bits, active, magnitude, one):
+    p, n_in = bits.shape
+    zero = bits.dtype.type(0)
+    top = zero
     for ex in range(p):
         for i in range(n_in):
-            v = x[ex, i]
-            active[i] |= v != zero
             b = bits[ex, i]
-            top = max(top, b if b != minus_zero else bits.dtype.type(0))
+            active[i] |= (b & magnitude) != zero     # x != 0 (-0.0 is 0)
+            top = max(top, b)
     active[n_in] = True
     return top <= one
 
 
-@njit(fastmath=_FASTMATH, error_model="numpy", cache=True)
-def _top_bits(bits, minus_zero):
-    top = bits.dtype.type(0)
-    for q in range(bits.size):
-        b = bits[q]
-        top = max(top, b if b != minus_zero else bits.dtype.type(0))
+@njit(cache=True)
+def _top_bits(bits):
+    top = bits[0]
+    for q in range(1, bits.size):
+        top = max(top, bits[q])
     return top
 
 
-#: Unsigned view type, bits of -0.0 and bits of 1.0 per float dtype. Read as unsigned integers,
-#: the bits of +0.0 ... 1.0 are 0 ... ONE; every negative float (sign bit set), +inf and NaN are
-#: larger, except -0.0 (the sign bit alone), which the scans count as 0.
-_UNIT_BITS = {np.dtype(np.float32): (np.uint32, 0x80000000, 0x3F800000),
-              np.dtype(np.float64): (np.uint64, 0x8000000000000000, 0x3FF0000000000000)}
-
-
-def _unit_args(x):
-    unsigned, minus_zero, one = _UNIT_BITS[x.dtype]
-    return x.view(unsigned), unsigned(minus_zero), unsigned(one)
+#: Unsigned view type, the bits of the magnitude and the bits of 1.0, per float dtype. Read as
+#: unsigned integers, the bits of +0.0 ... 1.0 are 0 ... ONE; every negative float (sign bit set,
+#: -0.0 included), +inf and NaN have larger bits. Integer loads, masks and max vectorize, and no
+#: float comparison has to respect NaN; -0.0, which is in [0, 1], fails the bit test and is
+#: settled by the NumPy comparison (inputs rarely hold it).
+_UNIT_BITS = {np.dtype(np.float32): (np.uint32, 0x7FFFFFFF, 0x3F800000),
+              np.dtype(np.float64): (np.uint64, 0x7FFFFFFFFFFFFFFF, 0x3FF0000000000000)}
 
 
 def scan_inputs(x):
     """(active (n_in + 1,) bool, valid bool) for x (p, n_in), float32 or float64, C-contiguous:
     active[i] when x[:, i] has a nonzero entry (active[n_in], the bias row, always); valid when
-    every entry is in [0, 1] (so finite), from one max over x's bits in the same pass."""
+    every entry is in [0, 1] (so finite), from the max of x's bits in the same pass."""
+    unsigned, magnitude, one = _UNIT_BITS[x.dtype]
     active = np.zeros(x.shape[1] + 1, dtype=np.bool_)
-    bits, minus_zero, one = _unit_args(x)
-    valid = _scan(x, bits, active, minus_zero, one)
-    return active, bool(valid)
+    valid = _scan(x.view(unsigned), active, unsigned(magnitude), unsigned(one))
+    return active, bool(valid) or _unit_numpy(x)
 
 
 def in_unit_interval(x):
-    """True when every entry of x (C-contiguous float32/float64) is in [0, 1] (one pass over its
-    bits; the reference: ``np.all((x >= 0) & (x <= 1))``)."""
-    bits, minus_zero, one = _unit_args(x)
-    return bool(_top_bits(bits.reshape(-1), minus_zero) <= one)
+    """True when every entry of x (C-contiguous float32/float64, at least one) is in [0, 1], from
+    one max over its bits (the reference: ``np.all((x >= 0) & (x <= 1))``)."""
+    unsigned, _, one = _UNIT_BITS[x.dtype]
+    return bool(_top_bits(x.reshape(-1).view(unsigned)) <= one) or _unit_numpy(x)
+
+
+def _unit_numpy(x):
+    return bool(np.all((x >= 0) & (x <= 1)))
 
 
 def scan_inputs_reference(x):
     """The NumPy form of :func:`scan_inputs`: (x.any(axis=0) with the bias row True, valid)."""
     active = np.append(np.any(x != 0, axis=0), True)
-    return active, bool(np.all((x >= 0) & (x <= 1)))
+    return active, _unit_numpy(x)
 
 
 @njit(fastmath=_FASTMATH, error_model="numpy", cache=True)

@@ -185,6 +185,9 @@ class CrossbarLayer(Layer):
         if double and rows is None:
             G = _double_G(M, max_weight, stage.G_off, stage.G_on)
         crossbar = CrossbarPass(stage, ctx.backend)
+        # This read built V from x in [0, 1] (the input scan) and G >= G_off from checked weights,
+        # and checked rng above; dL/dy is checked in _read_vjp. The pass need not scan them again.
+        crossbar.inputs_checked = crossbar.gradients_checked = True
         I = crossbar.forward(V, G, ctx.rng, draws)
         self._last = ("crossbar", M, max_weight, I, crossbar, stage, rows)
         if mapping_loops.supported(I):
@@ -206,6 +209,9 @@ class CrossbarLayer(Layer):
                                                                 stage.G_off, stage.G_on)
         else:
             grad_I, grad_max_weight = I_to_y_vjp(I, dy, stage.k_V, max_weight, stage.G_off, stage.G_on)
+        if not math.isfinite(grad_max_weight):
+            # A sum over every entry of dL/dy: NaN or inf in dL/dy reaches it (inf * 0 is NaN).
+            finite_array("dy", dy)
         if rows is not None and need_dx and stage.nonpreserving is None:
             raise ValueError(f"{type(self).__name__}: no input gradient is available after a pass with "
                              "needs_input_gradient = False in a linear crossbar; set it to True")
