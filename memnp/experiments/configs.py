@@ -261,6 +261,16 @@ class Training(_JSON):
         return dataclasses.replace(self, **changes)
 
 
+def training_config(document):
+    """A :class:`Training` from a JSON document: a Training dict, or a training record as ``train``
+    writes it (``training.json``: the config is its ``content["training"]``), so that a finished
+    run's record can be given back to ``train --config`` to train the same setup again."""
+    if isinstance(document, dict) and isinstance(document.get("content"), dict) \
+            and "training" in document["content"]:
+        document = document["content"]["training"]
+    return Training.from_dict(document)
+
+
 def evaluation_epochs(epochs, every):
     """Epochs (1-based) after which a periodic evaluation runs: epoch 1 and every ``every``-th."""
     return [e for e in range(1, epochs + 1) if e == 1 or e % every == 0]
