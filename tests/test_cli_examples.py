@@ -88,3 +88,15 @@ def test_bench_options_reach_the_script(capfd, args):
     assert result.exit_code == 0, result.output
     assert f"== bench/{args[0]}.py {' '.join(args[1:])}" in result.output
     assert f"usage: {args[0]}.py" in capfd.readouterr().out      # the script's own argparse help
+
+
+def test_the_cifar_skip_line_says_it_once(tmp_path):
+    from memnp.experiments import datasource
+    from memnp.experiments.runner import skip_message
+    with pytest.raises(datasource.DataUnavailable) as info:
+        datasource.resolve("cifar10", tmp_path)
+    line = skip_message("cifar10", str(info.value), ["iv_nonlinearity_cnn (all pairs)"])
+    assert "\n" not in line and line.count("not available") == 1 and line.count("skipped") == 1
+    assert line.startswith("skip: CIFAR-10 (binary version) is not available (its files are missing from ")
+    assert str(tmp_path) in line and line.endswith("so these are skipped: iv_nonlinearity_cnn (all pairs). "
+                                                   "Use --data-dir DIR or --download.")
