@@ -340,3 +340,17 @@ def test_sequential_inputs(rng):
     # scaled images are fine, and binary integer images too
     assert model.forward(images / 255, rng).shape == (8, 10)
     assert model.forward((images > 128).astype(np.uint8), rng).shape == (8, 10)
+
+
+def test_nn_number_options_refuse_booleans():
+    from memnp.nn.optim import SGD
+    with pytest.raises(ValueError, match="^lr must be a finite number > 0, not a boolean"):
+        SGD(lr=True)
+    with pytest.raises(ValueError, match=r"^momentum must be a number in \[0, 1\), not a boolean"):
+        SGD(momentum=False)
+    with pytest.raises(ValueError, match="^l1 must be a number >= 0, not a boolean"):
+        Sequential([Dense(2, 2)], l1=True)
+    with pytest.raises(ValueError, match="^max_value must be None or a finite number > 0, not a boolean"):
+        ReLU(max_value=True)
+    with pytest.raises(ValueError, match="^n_in must be an integer >= 1; got True"):
+        Dense(True, 2)

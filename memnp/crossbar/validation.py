@@ -141,9 +141,9 @@ def crossbar_inputs(crossbar, V, G, rng, draws):
     ``crossbar.inputs_checked = True`` and the scans are skipped: the memristive layers do (their
     input scan keeps x in [0, 1], so V = k_V [x, 1] is in range, and G is k_G D + G_off >= G_off
     from weights they checked), so their hot path pays nothing twice."""
-    stage = crossbar.stage
     if getattr(crossbar, "inputs_checked", False):
         return
+    stage = crossbar.stage
     for name, a in (("V", V), ("G", G)):
         dtype = getattr(a, "dtype", None)
         if dtype is None or a.ndim != 2 or dtype not in FLOAT_TYPES:

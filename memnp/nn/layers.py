@@ -387,6 +387,8 @@ class ReLU(Layer):
     def __init__(self, max_value=None, dtype="float32"):
         super().__init__(dtype)
         if max_value is not None:
+            if isinstance(max_value, (bool, np.bool_)):
+                raise ValueError(f"max_value must be None or a finite number > 0, not a boolean; got {max_value!r}")
             max_value = float(max_value)
             if not math.isfinite(max_value) or max_value <= 0:
                 raise ValueError(f"max_value must be None or a finite number > 0; got {max_value!r}")

@@ -48,6 +48,8 @@ class Sequential:
             _check_widths(self.layers)
         self.stage = stage
         self.optimizer = optimizer if optimizer is not None else SGD()
+        if isinstance(l1, (bool, np.bool_)):
+            raise ValueError(f"l1 must be a number >= 0, not a boolean; got {l1!r}")
         l1 = float(l1)
         if not l1 >= 0:
             raise ValueError(f"l1 must be a number >= 0; got {l1!r}")
