@@ -96,8 +96,7 @@ class CrossbarLayer(Layer):
                 self._grad_D = self._grad_views = None   # grads, if any, pair with the old D
                 p.update(zip(DOUBLE, self._views))
             return self._D
-        weight_dtype("W", p["W"])
-        weight_dtype("b", p["b"])
+        _standard_weight_dtypes(p)
         return standard_weights_matrix(p["W"].reshape(self.n_rows, self.n_out), p["b"])
 
     def _split(self, D):
@@ -133,8 +132,7 @@ class CrossbarLayer(Layer):
             raise ValueError(f"x must have {self.n_rows} columns (the layer's inputs) for "
                              f"{type(self).__name__}; got shape {x.shape}")
         if self.weights == "standard" and stage.is_ideal:
-            weight_dtype("W", self.params["W"])
-            weight_dtype("b", self.params["b"])
+            _standard_weight_dtypes(self.params)
             if not mapping_loops.in_unit_interval(x):
                 _input_error(x)
             W = self.params["W"].reshape(self.n_rows, self.n_out)
@@ -256,12 +254,26 @@ class CrossbarLayer(Layer):
         return float(get_backend(backend).ideal_power(x_to_V(x, stage.k_V), G))
 
 
+_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
+
+
 def _float_matrix(x):
     """x (p, n), p >= 1, as a C-contiguous float32 or float64 array (other numbers as float64);
     its range, [0, 1], is checked by the input scans."""
+    if type(x) is np.ndarray and x.ndim == 2 and x.shape[0] and x.dtype in _FLOATS and x.flags.c_contiguous:
+        return x             # what the layers pass each other: nothing to convert or check here
     x = float_array("x", x, ndim=2)
     non_empty_batch("x", x)
     return np.ascontiguousarray(x if x.dtype in (np.float32, np.float64) else x.astype(np.float64))
+
+
+def _standard_weight_dtypes(params):
+    """ValueError unless W and b are float32/float64 arrays (the dtype look-ups inlined: this
+    runs on every read)."""
+    W, b = params["W"], params["b"]
+    if getattr(W, "dtype", None) not in _FLOATS or getattr(b, "dtype", None) not in _FLOATS:
+        weight_dtype("W", W)
+        weight_dtype("b", b)
 
 
 def _input_error(x):
