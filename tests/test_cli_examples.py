@@ -53,11 +53,11 @@ def test_the_examples_run_at_tiny_scale_and_training_json_trains_again(tmp_path)
     assert training_config(record) == training_config(config)
     result = _run("train", "--config", tmp_path / "net" / "training.json", "--out", tmp_path / "again")
     assert result.exit_code == 0, result.output
-    first = np.load(tmp_path / "net" / "weights.npz", allow_pickle=False)
-    second = np.load(tmp_path / "again" / "weights.npz", allow_pickle=False)
-    assert sorted(first.files) == sorted(second.files)
-    for name in first.files:
-        np.testing.assert_array_equal(first[name], second[name])
+    with np.load(tmp_path / "net" / "weights.npz", allow_pickle=False) as first, \
+            np.load(tmp_path / "again" / "weights.npz", allow_pickle=False) as second:
+        assert sorted(first.files) == sorted(second.files)
+        for name in first.files:
+            np.testing.assert_array_equal(first[name], second[name])
 
 
 def test_train_default_learning_rate_is_the_default_presets(tmp_path):
