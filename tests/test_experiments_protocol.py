@@ -126,7 +126,7 @@ def test_weights_arrays_load_as_a_memnp_model_file(data, tmp_path):
 
 
 def test_energy_efficiency_formula():
-    # SPEC §3 with the paper's low-resistance standard power (about 1.11 W): about 0.72 TOPS/W
+    # docs/model.md §3 with the paper's low-resistance standard power (about 1.11 W): about 0.72 TOPS/W
     assert protocol.energy_efficiency(19885, 1.11) == pytest.approx(2 * 19885 / (50e-9 * 1.11))
     assert protocol.energy_efficiency(19885, 1.11) / 1e12 == pytest.approx(0.7166, abs=1e-4)
     assert protocol.energy_efficiency(19885, 0.0) is None

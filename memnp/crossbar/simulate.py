@@ -8,6 +8,7 @@ import numpy as np
 
 from ..kernels import get_backend
 from ..kernels.backend import backend_name
+from . import validation
 
 #: Backend modules by resolved name (a pass is built for every layer read).
 _BACKENDS = {}
@@ -33,6 +34,7 @@ class CrossbarPass:
     def forward(self, V, G, rng, draws=None):
         """Column currents I (p, n). ``draws`` replays the (preserving, nonpreserving) draws of an
         earlier pass instead of drawing from ``rng``."""
+        validation.crossbar_inputs(self, V, G, rng, draws)
         preserving, nonpreserving = self.stage.preserving, self.stage.nonpreserving
         if draws is None:
             draws = (preserving.sample(G.shape, rng, G.dtype) if preserving else None,
@@ -56,6 +58,7 @@ class CrossbarPass:
     def backward(self, grad_I, need_V=True):
         """(dL/dV (p, m), dL/dG (m, n)) from dL/dI (p, n), with the draws of the last forward pass.
         dL/dV is None (and not computed) when ``need_V`` is false."""
+        validation.crossbar_gradient(self, grad_I)
         V, G, G_disturbed, draws, devices = self._cache
         preserving, nonpreserving = self.stage.preserving, self.stage.nonpreserving
         if nonpreserving is not None:

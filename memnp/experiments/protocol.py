@@ -1,4 +1,4 @@
-"""The training and inference protocol (SPEC §5), and the experiments' one link to :mod:`memnp.nn`.
+"""The training and inference protocol (docs/model.md §5), and the experiments' one link to :mod:`memnp.nn`.
 
 :func:`train` trains one network from a :class:`~memnp.experiments.configs.Training` config:
 per-epoch shuffling, the standard checkpoint (best validation accuracy, every epoch) for ideal
@@ -308,7 +308,7 @@ def infer(weights, inference, test_data, seed_sequence):
     return dict(result, n_synapses=synapse_count(model), seconds=time.perf_counter() - start)
 
 
-#: SPEC §3: read time (s) used for the energy efficiency.
+#: docs/model.md §3: read time (s) used for the energy efficiency.
 T_READ = 50e-9
 
 

@@ -1,4 +1,4 @@
-"""Device nonidealities (SPEC §2): I-V nonlinearity, stuck devices, device-to-device variability."""
+"""Device nonidealities (docs/model.md §2): I-V nonlinearity, stuck devices, device-to-device variability."""
 from .base import (LinearityNonpreserving, LinearityPreserving, Nonideality, nonideality_from_dict,
                    nonideality_from_json)
 from .d2d import D2DLognormal
