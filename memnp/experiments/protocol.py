@@ -171,7 +171,9 @@ def train(training, data, seed_sequence, on_epoch=None, checkpoint=None):
                         training.learning_rate, training.l1 if training.regularised else 0.0)
     memristive = training.memristive_checkpoint
     validation_epochs = set(evaluation_epochs(training.epochs, training.validation_every))
-    test_epochs = set(evaluation_epochs(training.epochs, training.test_every))
+    # The test curve also gets the last epoch (the test passes draw from their own stream, so this
+    # changes no other number of the job).
+    test_epochs = set(evaluation_epochs(training.epochs, training.test_every)) | {training.epochs}
     history = {"epoch": [], "loss": [], "accuracy": [], "val_loss": [], "val_accuracy": [],
                "seconds": []}
     validation = {"epoch": [], "loss": [], "accuracy": []}
