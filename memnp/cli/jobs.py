@@ -93,6 +93,9 @@ def train(config_file, dataset, device, mapping_rule, regularised, standard_weig
     except (ResultsLocked, OutputError) as exc:
         raise click.ClickException(str(exc)) from None
     try:
+        state = checkpoint.load() if checkpoint is not None else None
+        if state is not None:
+            click.echo(f"resuming from the in-job checkpoint after epoch {state.epoch} of {training.epochs}")
         with progressbar(length=training.epochs, label="epochs", show_pos=True) as bar:
             record, weights = protocol.train(training, data, keys.seed_sequence(content, seed),
                                              on_epoch=lambda e, n: bar.update(e - bar.pos), checkpoint=checkpoint)
@@ -111,8 +114,6 @@ def train(config_file, dataset, device, mapping_rule, regularised, standard_weig
             checkpoint.directory.rmdir()
         except OSError:
             pass
-    if record["resumed_from_epoch"]:
-        click.echo(f"resumed from the checkpoint after epoch {record['resumed_from_epoch']}")
     ck = record["checkpoint"]
     click.echo(f"kept the weights of the best epoch: {ck['epoch']} of {training.epochs} "
                f"({ck['metric']} {_percent(ck['value'])})")
