@@ -213,6 +213,30 @@ def test_non_convergence_raises_naming_size_and_r():
         report.raise_unless_converged(lr.describe(30, 20))
 
 
+def test_line_resistance_raises_instead_of_returning_an_unconverged_answer(monkeypatch):
+    V, G, devices = _case(8, 2, 12, 9, low=True)
+    monkeypatch.setattr(solve, "MAX_NEWTON", 1)
+    with pytest.raises(ConvergenceError, match=r"12 x 9 array with r_word=2 ohm, r_bit=3 ohm.*MAX_ITER"):
+        LineResistance(2.0, 3.0).currents(V, G, devices, "cpu")
+    crossbar = CrossbarPass(Stage(HIGH.G_off, HIGH.G_on, 0.5, (PF, LineResistance(2.0, 3.0))), "cpu")
+    with pytest.raises(ConvergenceError):
+        crossbar.forward(V, G * 300, np.random.default_rng(0))
+
+
+def test_float32_meets_its_tolerance_on_an_mnist_sized_tile():
+    rng = np.random.default_rng(13)
+    V = 0.5 * rng.uniform(0, 1, (4, 128))
+    G = rng.uniform(HIGH.G_off, HIGH.G_on, (128, 50))
+    devices = PF.device_parameters(G, PF.sample(G.shape, rng, np.float64))
+    lr = LineResistance(1.0, 1.0)
+    I64, s64 = lr.currents(V, G, devices, "cpu")
+    I32, s32 = lr.currents(V.astype(np.float32), G.astype(np.float32),
+                           tuple(d.astype(np.float32) for d in devices), "cpu")
+    assert I32.dtype == np.float32 and lr.report(s32).max_residual <= 1e-6
+    assert lr.report(s64).max_residual <= 1e-10
+    assert relative_error(I32, I64) < 1e-5
+
+
 def test_power_device_plus_wires_is_the_supplied_power():
     V, G, devices = _case(9, 3, 6, 5, low=True)
     lr = LineResistance(1.0, 2.0)

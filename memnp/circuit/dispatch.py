@@ -44,7 +44,8 @@ def forward(lr, state):
                                                          state.tolerance)
     else:
         state.arrays = solve.device_arrays(G, devices)
-        state.v, state.report = solve.solve(V, G, devices, lr.r_word, lr.r_bit, state.tolerance)
+        state.v, state.report = solve.solve(V, G, devices, lr.r_word, lr.r_bit, state.tolerance,
+                                            max_newton=solve.MAX_NEWTON, max_cg=solve.MAX_CG)
     return solve.currents(state.v, *state.arrays)[1].astype(V.dtype)
 
 
