@@ -332,3 +332,18 @@ def test_line_preconditioner_is_the_exact_inverse_of_its_direction(m, n, pdir):
     np.testing.assert_allclose(got.ravel(), np.linalg.solve(M, y.ravel()), rtol=1e-12, atol=1e-14)
     # With one side of zero resistance the preconditioned CG ends after one iteration.
     assert precond.direction(m, n, r_word, r_bit) == pdir
+
+
+def test_memristive_conv2d_reads_through_the_wires():
+    from memnp.nn import PassContext
+    from memnp.nn.memristive import MemristiveConv2D
+
+    stage = Stage(HIGH.G_off, HIGH.G_on, 0.5, (LineResistance(2.0, 2.0),))
+    layer = MemristiveConv2D(1, 2, (2, 2), dtype="float64")
+    layer.initialize(np.random.default_rng(0))
+    x = np.random.default_rng(1).uniform(0, 1, (2, 3, 3, 1))
+    y = layer.forward(x, PassContext(stage, np.random.default_rng(2), "cpu"))
+    assert y.shape == (2, 2, 2, 2)
+    dx = layer.backward(np.ones_like(y))
+    assert dx.shape == x.shape and np.all(np.isfinite(dx))
+    assert layer.power() > 0
