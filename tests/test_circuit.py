@@ -347,3 +347,26 @@ def test_memristive_conv2d_reads_through_the_wires():
     dx = layer.backward(np.ones_like(y))
     assert dx.shape == x.shape and np.all(np.isfinite(dx))
     assert layer.power() > 0
+
+
+@pytest.mark.parametrize("pf", [False, True])
+@pytest.mark.parametrize("r", [(1.5, 2.5), (0.0, 2.0), (3.0, 0.0)])
+def test_gradient_with_respect_to_r_against_finite_differences(pf, r):
+    V, G, devices = _case(14, 2, 4, 3, low=True)
+    devices = devices if pf else None
+    w = np.random.default_rng(15).normal(size=(2, 3))
+    lr = LineResistance(*r)
+    _, state = lr.currents(V, G, devices, "cpu")
+    grad_r = lr.r_vjp(state, w)
+
+    def loss(r_word, r_bit):
+        return float((reference.solve(V, G, devices, r_word, r_bit)["I"] * w).sum())
+
+    h = 1e-5
+    for k, (rw, rb) in enumerate([(h, 0.0), (0.0, h)]):
+        if r[k] == 0:                   # one-sided at r = 0
+            fd = (loss(r[0] + rw, r[1] + rb) - loss(*r)) / h
+            assert grad_r[k] == pytest.approx(fd, rel=1e-3)
+        else:
+            fd = (loss(r[0] + rw, r[1] + rb) - loss(r[0] - rw, r[1] - rb)) / (2 * h)
+            assert grad_r[k] == pytest.approx(fd, rel=1e-6)
