@@ -370,3 +370,11 @@ def test_gradient_with_respect_to_r_against_finite_differences(pf, r):
         else:
             fd = (loss(r[0] + rw, r[1] + rb) - loss(r[0] - rw, r[1] - rb)) / (2 * h)
             assert grad_r[k] == pytest.approx(fd, rel=1e-6)
+
+
+def test_preset_records_accept_line_resistance():
+    from memnp.data.presets import validate_stage_dict
+    stage = Stage(HIGH.G_off, HIGH.G_on, 0.5, (PF, LineResistance(1.0, 0.5)))
+    validate_stage_dict(stage.to_dict())
+    with pytest.raises(ValueError, match="r_bit"):
+        validate_stage_dict({**stage.to_dict(), "nonidealities": [{"type": "LineResistance", "r_word": 1}]})
