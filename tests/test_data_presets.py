@@ -10,7 +10,7 @@ from memnp.data.devices import synthetic, tahfo2
 def test_names_and_common_values():
     names = presets.list_presets()
     assert names == ["siox-low", "siox-high", "stuck-off", "siox-high-stuck-on", "d2d-more-uniform",
-                     "d2d-less-uniform", "d2d-high", "tahfo2"]
+                     "d2d-less-uniform", "d2d-high", "tahfo2", "siox-high-chip"]
     for name in names:
         stage = presets.preset(name)
         assert stage["k_V"] == 0.5
