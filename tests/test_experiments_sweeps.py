@@ -139,3 +139,50 @@ def test_tiny_run_of_the_new_simulations_in_chip_mode(tmp_path):
     names = {p.name for p in drawn}
     assert {"drift.png", "drift.pdf", "adc.png", "adc.pdf", "error_vs_power_combined.png"} <= names
     assert not drawn.skipped
+
+
+def test_reproduce_takes_preset_files_in_place_of_built_in_presets(tmp_path):
+    """runner.plan_run (reproduce --device-file): a file named like a preset the simulations use
+    replaces it; only the jobs that use it get new keys."""
+    record = device_presets.preset_record("siox-high-chip")
+    edited = record.to_dict()
+    edited["stage"]["nonidealities"][3]["sigma_rel"] = 0.1   # ReadNoise: 10 % instead of 5 %
+    path = tmp_path / "chip.json"
+    path.write_text(json.dumps(edited))
+    tiny = presets.get("tiny")
+    built_in, _, _ = runner.plan_run(["combined"], tiny, 0)
+    replaced, _, _ = runner.plan_run(["combined"], tiny, 0, devices=[path])
+    assert replaced.trainings["ideal"]["networks"] == built_in.trainings["ideal"]["networks"]
+    assert replaced.trainings["high_pf"]["networks"] == built_in.trainings["high_pf"]["networks"]
+    assert replaced.trainings["chip"]["networks"] != built_in.trainings["chip"]["networks"]
+    noise = replaced.inferences["chip"]["config"]["stage"]["nonidealities"][3]
+    assert noise == {"type": "ReadNoise", "sigma_rel": 0.1}
+    assert {j.key for j in replaced.jobs}.isdisjoint({j.key for j in built_in.jobs if j.training == "chip"})
+    with pytest.raises(ValueError, match="replaces a preset the selected simulations use"):
+        runner.plan_run(["stuck_off"], tiny, 0, devices=[path])
+    with pytest.raises(ValueError, match="two device files"):
+        runner.plan_run(["combined"], tiny, 0, devices=[path, path])
+
+
+def test_cli_train_infer_and_reproduce_read_the_chip_from_json(tmp_path):
+    from click.testing import CliRunner
+
+    from memnp.cli import cli
+
+    def run(*args):
+        return CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
+
+    path = device_presets.save_preset(device_presets.preset_record("siox-high-chip"), tmp_path / "chip.json")
+    result = run("train", "--device", path, "--epochs", "1", "--examples", 64, 32, 32, "--validation-every", 1,
+                 "--validation-repeats", 1, "--out", tmp_path / "net", "--checkpoint-every", 0)
+    assert result.exit_code == 0, result.output
+    saved = json.loads((tmp_path / "net" / "training.json").read_text())
+    assert saved["content"]["training"]["stage"]["pipeline"][-1] == "tiles"
+    result = run("infer", "--weights", tmp_path / "net" / "weights.npz", "--device", path, "--repeats", 2,
+                 "--sampling", "chip", "--test-examples", 50, "--out", tmp_path / "r.json")
+    assert result.exit_code == 0, result.output
+    assert "Tiles(rows=128,cols=64)" in result.output and len(json.loads((tmp_path / "r.json").read_text())["accuracy"]) == 2
+    result = run("reproduce", "--preset", "tiny", "--only", "stuck_off", "--device-file", path,
+                 "--out", tmp_path / "res")
+    assert result.exit_code == 2 and "replaces a preset the selected simulations use" in result.output
+    assert "Traceback" not in result.output and not (tmp_path / "res").exists()

@@ -188,9 +188,12 @@ def check_names(names):
     return names
 
 
-def device_stage(device, mapping_rule="default"):
-    """The Stage of a device preset name ("ideal" or a memnp.data.presets name)."""
-    if device == "ideal":
+def device_stage(device, mapping_rule="default", devices=None):
+    """The Stage of a device preset name ("ideal" or a memnp.data.presets name); ``devices``
+    ({preset name: Stage}, e.g. read from preset files) replaces built-in presets."""
+    if devices and device in devices:
+        stage = devices[device]
+    elif device == "ideal":
         stage = Stage.from_dict(IDEAL_STAGE)
     else:
         from ..data.presets import preset_stage
@@ -243,13 +246,43 @@ class Plan:
         return next(j for j in self.jobs if j.key == key)
 
 
-def expand(names, scale, seed, sources):
+def used_devices(names):
+    """The device names (preset names and "ideal") the simulations ``names`` train or test on,
+    test-during-training stages included, in first-use order."""
+    out = []
+    for name in check_names(names):
+        for t, i in SIMULATIONS[name].pairs:
+            for device in [TRAININGS[t].device] + [INFERENCES[m].device for m in monitor_inferences(t)] \
+                    + [INFERENCES[i].device]:
+                if device not in out:
+                    out.append(device)
+    return out
+
+
+def check_devices(names, devices):
+    """``devices`` ({preset name: Stage} or None) validated against the simulations ``names``."""
+    if not devices:
+        return {}
+    used = used_devices(names)
+    for name, stage in devices.items():
+        if not isinstance(stage, Stage):
+            raise ValueError(f"devices must map preset names to Stage objects; got {stage!r} for {name!r}")
+        if name == "ideal" or name not in used:
+            raise ValueError(f"a device file replaces a preset the selected simulations use "
+                             f"({', '.join(d for d in used if d != 'ideal')}); got one named {name!r}")
+    return dict(devices)
+
+
+def expand(names, scale, seed, sources, devices=None):
     """Jobs for the simulations ``names`` at a :class:`~memnp.experiments.presets.Scale`.
 
     sources: {family: resolved data name, or None when unavailable}. Pairs whose family is
-    unavailable are skipped (listed in ``Plan.skipped``).
+    unavailable are skipped (listed in ``Plan.skipped``). devices: optional {preset name: Stage}
+    replacing those built-in presets in every setup (their jobs get new keys, so nothing computed
+    with the built-in preset is reused).
     """
     names = check_names(names)
+    devices = check_devices(names, devices)
     trainings, inferences, simulations, jobs, skipped = {}, {}, {}, {}, []
     for name in names:
         sim = SIMULATIONS[name]
@@ -261,12 +294,12 @@ def expand(names, scale, seed, sources):
                 continue
             kept.append([t_name, i_name])
             if t_name not in trainings:
-                trainings[t_name] = _expand_training(setup, scale, seed, sources, jobs)
+                trainings[t_name] = _expand_training(setup, scale, seed, sources, jobs, devices)
             inf_setup = INFERENCES[i_name]
             if i_name not in inferences:
                 inferences[i_name] = {"label": inf_setup.label, "device": inf_setup.device,
-                                      "config": scale.inference(device_stage(inf_setup.device,
-                                                                             inf_setup.mapping_rule)).to_dict()}
+                                      "config": scale.inference(device_stage(inf_setup.device, inf_setup.mapping_rule,
+                                                                             devices)).to_dict()}
             inference = Inference.from_dict(inferences[i_name]["config"])
             for network, train_key in enumerate(trainings[t_name]["networks"]):
                 content = {"kind": "infer", "train": train_key, "inference": inference.to_dict()}
@@ -282,9 +315,9 @@ def expand(names, scale, seed, sources):
     return Plan(trainings, inferences, simulations, ordered, skipped)
 
 
-def _expand_training(setup, scale, seed, sources, jobs):
-    stage = device_stage(setup.device, setup.mapping_rule)
-    test_stages = tuple(device_stage(INFERENCES[i].device, INFERENCES[i].mapping_rule)
+def _expand_training(setup, scale, seed, sources, jobs, devices=None):
+    stage = device_stage(setup.device, setup.mapping_rule, devices)
+    test_stages = tuple(device_stage(INFERENCES[i].device, INFERENCES[i].mapping_rule, devices)
                         for i in monitor_inferences(setup.name))
     training = scale.training(DataSpec(name=sources[setup.family], **scale.limits(setup.family)), stage,
                               regularised=setup.regularised, standard_weights=setup.standard_weights,
