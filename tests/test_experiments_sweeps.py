@@ -186,3 +186,21 @@ def test_cli_train_infer_and_reproduce_read_the_chip_from_json(tmp_path):
                  "--out", tmp_path / "res")
     assert result.exit_code == 2 and "replaces a preset the selected simulations use" in result.output
     assert "Traceback" not in result.output and not (tmp_path / "res").exists()
+
+
+def test_sweep_figures_from_plain_data(tmp_path):
+    pytest.importorskip("matplotlib")
+    from memnp.plotting import sweeps
+    t = np.array([1.0, 3600.0, 86400.0, 2592000.0, 31536000.0])
+    series = [{"label": "a", "color": "#0072B2", "x": t, "median": [10, 11, 12, np.nan, 14],
+               "q25": [9, 10, 11, np.nan, 13], "q75": [11, 12, 13, np.nan, 15]}]
+    for paths in (sweeps.drift_figure(tmp_path / "drift", series, trained_at={"a": 86400.0}),
+                  sweeps.adc_figure(tmp_path / "adc", [dict(series[0], x=[3, 4, 5, 6, 7])],
+                                    references=[{"label": "no ADC", "color": "#000000", "value": 9.0}])):
+        png, pdf = paths
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 8000
+        assert pdf.read_bytes()[:5] == b"%PDF-"
+    with pytest.raises(ValueError, match="> 0 seconds"):
+        sweeps.drift_figure(tmp_path / "bad", [dict(series[0], x=t - 1)])
+    with pytest.raises(ValueError, match="one length"):
+        sweeps.adc_figure(tmp_path / "bad", [dict(series[0], x=[3, 4])])

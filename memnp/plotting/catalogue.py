@@ -267,7 +267,13 @@ def adc(ctx, out):
                 series.append(found)
     if not series:
         raise Skip("no finished adc inference jobs in the results (run --only adc)")
-    return sweeps.adc_figure(out / "adc", series)
+    references = []  # the same networks on PF without converters, when iv_nonlinearity ran too
+    for training in ADC_TRAININGS:
+        result = view.error_power(training, "high_pf")
+        if result is not None:
+            label, color = _SWEEP_STYLE[training]
+            references.append({"label": f"{label}, no ADC", "color": color, "value": np.median(result[0])})
+    return sweeps.adc_figure(out / "adc", series, references=references)
 
 
 #: name -> figure function, in drawing order.

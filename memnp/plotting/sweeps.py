@@ -72,11 +72,13 @@ def drift_figure(path, series, *, trained_at=None):
 
 
 @style.styled
-def adc_figure(path, series):
+def adc_figure(path, series, *, references=()):
     """Median test error (%) against the ADC's bits, one line per (training, array layout).
 
     Args:
         path: output path. series: see the module docstring; "x" in bits.
+        references: optional [{"label", "color", "value": median error % without ADCs}], drawn
+            as dotted horizontal lines.
     Returns:
         [png_path, pdf_path].
     """
@@ -85,6 +87,8 @@ def adc_figure(path, series):
     ax = fig.add_subplot()
     for s in series:
         _draw(ax, s)
+    for ref in references:
+        ax.axhline(float(ref["value"]), color=ref["color"], linestyle=":", linewidth=0.8, label=ref["label"])
     bits = sorted({int(x) for s in series for x in s["x"]})
     ax.set_xticks(bits)
     ax.set_xlabel("ADC resolution (bits)")
