@@ -5,6 +5,8 @@ Cases (MNIST-shaped: 48,000 examples of 28 x 28, batch 64; the paper's 784-25-10
   b  double weights on an ideal stage (linear crossbar)
   c  PF-aware double-weight training on the high-resistance SiOx stage
   d  as c, with device-to-device variability (lognormal, sigma_on = sigma_off = 0.25) as well
+  e  as d, with the whole nonideality pipeline (issue 10): 2 % stuck at G_off, drift to one day
+     (nu 0.01 +- 0.005), 5 % read noise (fresh every batch), 6-bit DAC and ADC, 128 x 64 tiles
   cnn  the paper's CIFAR-10 CNN (40,000 examples of 32 x 32 x 3, batch 64), standard weights,
        PF memristive dense layers
 
@@ -19,7 +21,7 @@ the repeats is reported. Images are kept as uint8 and scaled per batch, as a tra
 data set would. MNIST-shaped inputs are the embedded MNIST digits (tiled), so the inputs have
 MNIST's sparsity; CIFAR-shaped inputs are random pixels.
 
-Usage: python bench/epoch.py [--cases a,b,c,d,cnn] [--repeats 3] [--quick] [--json out.json]
+Usage: python bench/epoch.py [--cases a,b,c,d,e,cnn] [--repeats 3] [--quick] [--json out.json]
 """
 import argparse
 import json
@@ -39,6 +41,7 @@ CASES = {
     "b": "MNIST double weights, ideal stage",
     "c": "MNIST PF-aware (high-R SiOx), double",
     "d": "MNIST PF + D2D aware, double",
+    "e": "MNIST combined stage aware, double",
     "cnn": "CIFAR CNN, PF memristive dense",
 }
 G_OFF, G_ON, K_V = 5.24841e-7, 2.6242e-6, 0.5
@@ -48,9 +51,17 @@ HIGH_PF = dict(type="IVNonlinearityPF", k_V=K_V, slopes=[-1.03023, -0.0901078],
 D2D = dict(type="D2DLognormal", G_off=G_OFF, G_on=G_ON, R_on_log_std=0.25, R_off_log_std=0.25)
 
 
+#: Case e: the README's worked example, the whole pipeline on the high-R SiOx PF model.
+COMBINED = [D2D, dict(type="StuckAtGOff", G_off=G_OFF, p=0.02), dict(type="Drift", nu_mean=0.01, nu_std=0.005,
+                                                                     t=86400.0),
+            dict(type="ReadNoise", sigma_rel=0.05), dict(type="DAC", bits=6), HIGH_PF,
+            dict(type="ADC", bits=6), dict(type="Tiles", rows=128, cols=64)]
+
+
 def stage_for(case):
     from memnp.crossbar import Stage
-    nonidealities = {"a": [], "b": [], "c": [HIGH_PF], "d": [D2D, HIGH_PF], "cnn": [HIGH_PF]}[case]
+    nonidealities = {"a": [], "b": [], "c": [HIGH_PF], "d": [D2D, HIGH_PF], "e": COMBINED,
+                     "cnn": [HIGH_PF]}[case]
     return Stage(G_OFF, G_ON, K_V, tuple(nonidealities))
 
 
@@ -104,7 +115,7 @@ def worker(case, repeats, examples, batch, backend, dtype):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--cases", default="a,b,c,d,cnn", help="comma-separated cases (a, b, c, d, cnn)")
+    parser.add_argument("--cases", default="a,b,c,d,e,cnn", help="comma-separated cases (a, b, c, d, e, cnn)")
     parser.add_argument("--repeats", type=int, default=3, help="timed epochs per case (median reported)")
     parser.add_argument("--quick", action="store_true", help="1 epoch of a tenth of the examples per case")
     parser.add_argument("--backend", default=None, help="kernel backend (default: MEMNP_BACKEND or cpu)")

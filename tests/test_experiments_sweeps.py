@@ -68,8 +68,8 @@ def test_chip_preset_and_variants():
     stage = device_presets.preset_stage("siox-high-chip")
     assert list(stage.phases) == ["programming", "drift", "stuck", "read_noise", "dac", "currents", "adc", "tiles"]
     p = stage.phases
-    assert (p["programming"].R_on_log_std, p["programming"].R_off_log_std) == (0.05, 0.5)
-    assert (p["drift"].nu_mean, p["drift"].nu_std, p["drift"].t, p["drift"].t0) == (0.02, 0.01, 86400.0, 1.0)
+    assert (p["programming"].R_on_log_std, p["programming"].R_off_log_std) == (0.25, 0.25)
+    assert (p["drift"].nu_mean, p["drift"].nu_std, p["drift"].t, p["drift"].t0) == (0.01, 0.005, 86400.0, 1.0)
     assert (type(p["stuck"]).__name__, p["stuck"].p, p["stuck"].G_off) == ("StuckAtGOff", 0.02, stage.G_off)
     assert p["read_noise"].sigma_rel == 0.05 and p["dac"].bits == 6 and p["adc"].bits == 6
     assert p["adc"].full_scale == "worst-case" and (p["tiles"].rows, p["tiles"].cols) == (128, 64)

@@ -69,12 +69,21 @@ def test_tiles_without_adc_leave_outputs_gradients_and_power_unchanged(rng, with
         np.testing.assert_allclose(a, b, rtol=1e-13, atol=0)
 
 
-def test_tiles_with_the_cpu_backend_in_float32(rng):
-    V, G = (a.astype(np.float32) for a in crossbar_inputs(rng, p=5, m=20, n=10))
-    plain, tiled = Stage(G_OFF, G_ON, 0.5, (PF,)), Stage(G_OFF, G_ON, 0.5, (PF, Tiles(8, 4)))
-    I0 = CrossbarPass(plain, "cpu").forward(V, G, np.random.default_rng(3))
-    I1 = CrossbarPass(tiled, "cpu").forward(V, G, np.random.default_rng(3))
-    assert I1.dtype == np.float32 and relative_error(I1, I0) < 1e-6
+@pytest.mark.parametrize("zeros", [0.0, 0.6])
+def test_tiles_with_the_cpu_backend_in_float32(rng, zeros):
+    """The stacked read of PF arrays on the cpu backend (dense kernels, and the zero-skipping
+    ones when most inputs are 0) against the untiled read."""
+    V, G = (a.astype(np.float32) for a in crossbar_inputs(rng, p=16, m=100, n=40))
+    V[rng.random(V.shape) < zeros] = 0
+    plain, tiled = Stage(G_OFF, G_ON, 0.5, (PF,)), Stage(G_OFF, G_ON, 0.5, (PF, Tiles(32, 16)))
+    R = rng.normal(size=(16, 40)).astype(np.float32)
+    out = []
+    for stage in (plain, tiled):
+        crossbar = CrossbarPass(stage, "cpu")
+        I = crossbar.forward(V, G, np.random.default_rng(3))
+        out.append((I, *crossbar.backward(R)))
+    for a, b in zip(*out):
+        assert b.dtype == np.float32 and relative_error(b, a) < 1e-6
 
 
 def test_dac_levels_and_straight_through_gradient(rng):
@@ -312,3 +321,102 @@ def test_deterministic_periphery_needs_no_generator(rng):
     assert np.all(np.isfinite(y))
     with pytest.raises(ValueError, match="rng must be a numpy.random.Generator"):
         layer.forward(x, PassContext(Stage(G_OFF, G_ON, 0.5, (ReadNoise(0.1),)), None, "numpy"))
+
+
+@pytest.mark.parametrize("full_scale", ["worst-case", 4e-7])
+def test_pf_arrays_read_at_once_equal_arrays_read_one_by_one(rng, full_scale):
+    """PF arrays without wires are read in one stacked kernel call; with the (r = 0) wires
+    stand-in they are read one by one. Same currents and, with ADCs that clip (a small full
+    scale) or not, the same straight-through gradients."""
+    V, G = crossbar_inputs(rng, p=4, m=10, n=5)
+    V[1, 3] = 0.0
+    phases = (PF, ADC(5, full_scale), Tiles(4, 3))
+    stacked = CrossbarPass(Stage(G_OFF, G_ON, 0.5, phases), "numpy")
+    one_by_one = CrossbarPass(Stage(G_OFF, G_ON, 0.5, phases + (LineResistance(),)), "numpy")
+    I0 = stacked.forward(V, G, np.random.default_rng(2))
+    I1 = one_by_one.forward(V, G, np.random.default_rng(2))
+    np.testing.assert_allclose(I0, I1, rtol=1e-13)
+    R = rng.normal(size=I0.shape)
+    (gV0, gG0), (gV1, gG1) = stacked.backward(R), one_by_one.backward(R)
+    np.testing.assert_allclose(gV0, gV1, rtol=1e-12, atol=1e-300)
+    np.testing.assert_allclose(gG0, gG1, rtol=1e-12, atol=1e-300)
+    clipped = not isinstance(full_scale, str)
+    assert (np.count_nonzero(gG0) < gG0.size) == clipped
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_fast_draw_loops_match_their_numpy_references(dtype):
+    for item in (Drift(0.05, 0.02, 86400.0), Drift(0.01, 0.05, 10.0, 2.0), ReadNoise(0.05), ReadNoise(2.0)):
+        for shape in ((7, 9), (6, 4)):
+            fast = item.sample(shape, np.random.default_rng(3), dtype)
+            slow = item.sample_numpy(shape, np.random.default_rng(3), dtype)
+            assert fast.dtype == slow.dtype == dtype and fast.shape == shape
+            np.testing.assert_allclose(fast, slow, rtol=4 * np.finfo(dtype).eps)
+    # the same Generator consumption as standard_normal: ceil(n / 2) words
+    rng = np.random.default_rng(5)
+    ReadNoise(0.1).sample((3, 5), rng)
+    assert rng.bit_generator.state == _after_words(5, 8)
+
+
+def _after_words(seed, words):
+    rng = np.random.default_rng(seed)
+    rng.bit_generator.random_raw(words)
+    return rng.bit_generator.state
+
+
+def test_tiled_kernel_matches_its_numpy_reference(rng):
+    from memnp.kernels import tiling as tiled
+    V = 0.5 * rng.random((5, 40))
+    V[rng.random(V.shape) < 0.5] = 0
+    G = rng.uniform(G_OFF, G_ON, (40, 19))
+    c, d_eps = PF.device_parameters(G, PF.sample(G.shape, rng))
+    tile_of_row = np.repeat([0, 1, 2, 3], [16, 16, 5, 3])
+    for dtype, tol in ((np.float64, 1e-12), (np.float32, 2e-6)):
+        args = [a.astype(dtype) for a in (V, c, d_eps)]
+        fast = tiled.pf_currents_tiled(*args, tile_of_row, 4)
+        assert fast.dtype == dtype and fast.shape == (4, 5, 19)
+        assert relative_error(fast, tiled.pf_currents_tiled_numpy(V, c, d_eps, tile_of_row, 4)) < tol
+    with pytest.raises(ValueError, match="tile indices in"):
+        tiled.pf_currents_tiled(V, c, d_eps, tile_of_row, 3)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_dac_loop_matches_its_numpy_reference(rng, dtype):
+    dac = DAC(5)
+    V = (0.5 * rng.random((9, 13))).astype(dtype)
+    V[0, :4] = [0, 0.5, 0.25, 0.5 / 62]          # exact ends and ties
+    fast = dac.apply(V, 0.5)
+    slow, low, high = dac.apply_numpy(V, 0.5)
+    assert fast.dtype == dtype
+    np.testing.assert_array_equal(fast, slow)
+    assert low == float((V / dtype(0.5)).min()) and high <= 1
+
+
+def test_combined_stage_on_the_cuda_backend(rng):
+    """The whole pipeline on the cuda backend (under the CUDA simulator unless a GPU is used):
+    the stacked PF read of the arrays and its VJP against the numpy backend, with clipping ADCs."""
+    pytest.importorskip("numba_cuda", reason="numba-cuda is not installed")
+    V, G = crossbar_inputs(rng, p=2, m=6, n=4)
+    V = np.round(V / 0.5 * 63) / 63 * 0.5
+    stage = Stage(G_OFF, G_ON, 0.5, STAGES["combined"].nonidealities[:-2] + (ADC(6, 6e-7), Tiles(3, 2)))
+    out = []
+    for backend in ("numpy", "cuda"):
+        crossbar = CrossbarPass(stage, backend)
+        I = crossbar.forward(V, G, np.random.default_rng(1))
+        out.append((I, *crossbar.backward(np.ones_like(I)), crossbar.power()))
+    for a, b in zip(*out):
+        np.testing.assert_allclose(b, a, rtol=1e-9, atol=1e-300)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_adc_sum_loop_matches_the_adc_and_a_sum(rng, dtype):
+    from memnp.kernels import periphery as loops
+    adc = ADC(5)
+    parts = rng.uniform(-0.1e-6, 2.2e-6, (3, 4, 6)).astype(dtype)
+    fs = np.array([2e-6, 1e-6, 3e-6]).reshape(3, 1, 1)
+    I, clipped = loops.adc_sum(parts, fs, adc.levels)
+    expected = adc.apply(parts, fs)
+    np.testing.assert_allclose(I, expected[0] + expected[1] + expected[2], rtol=4 * np.finfo(dtype).eps)
+    assert I.dtype == dtype and clipped
+    _, clipped = loops.adc_sum(np.clip(parts, 0, 0.9e-6), fs, adc.levels)
+    assert not clipped

@@ -12,14 +12,22 @@ The layers may hand over only the crossbar rows some input drives (``rows``: the
 full crossbar of ``n_rows`` rows; the others carry no current); the arrays are cut in the full
 crossbar's row numbering, so the cut and every ADC's full scale do not depend on the inputs.
 """
+import functools
+
 import numpy as np
 
+from ..kernels import periphery as periphery_loops
 from ..kernels import reference
+from ..kernels import tiling as tiled_kernels
 from .nonidealities.periphery import WORST_CASE, Tiles
+
+#: Backend modules whose PF reads take the one-pass tiled loop.
+_CPU = ("memnp.kernels.cpu_auto", "memnp.kernels.cpu")
 
 __all__ = ["Tiles", "worst_case_current", "blocks", "read", "read_vjp", "power"]
 
 
+@functools.lru_cache(maxsize=256)
 def worst_case_current(n_rows, k_V, G_on, pf=None):
     """The largest column current (A) of an array of ``n_rows`` rows: every row at k_V (V) and
     every device at G_on (S), under Ohm's law or, given ``pf`` (IVNonlinearityPF), the PF device
@@ -31,37 +39,35 @@ def worst_case_current(n_rows, k_V, G_on, pf=None):
     return float(n_rows * reference.pf_device_currents(np.array([[k_V]]), c, d_eps)[0, 0, 0])
 
 
-def blocks(stage, m, n, rows=None, n_rows=None):
-    """[(r0, r1, c0, c1, array_rows)]: the arrays' slices of the (m, n) matrices handed over
-    (rows r0:r1, columns c0:c1) and each array's own row count in the full crossbar. Arrays with no
-    row handed over are left out (they carry no current)."""
+def row_blocks(stage, m, rows=None, n_rows=None):
+    """[(r0, r1, array_rows)]: the row slices r0:r1 of the (m, ...) matrices handed over that each
+    row of arrays covers, and the arrays' own row count in the full crossbar. Rows of arrays with
+    no row handed over are left out (they carry no current)."""
     tiles = stage.phases.get("tiles")
     n_rows = m if n_rows is None else int(n_rows)
-    row_bounds = tiles.row_bounds(n_rows) if tiles is not None else [(0, n_rows)]
+    bounds = tiles.row_bounds(n_rows) if tiles is not None else [(0, n_rows)]
+    if rows is None:
+        return [(a, b, b - a) for a, b in bounds]
+    edges = np.searchsorted(rows, [a for a, _ in bounds] + [n_rows]).tolist()
+    return [(edges[k], edges[k + 1], b - a) for k, (a, b) in enumerate(bounds) if edges[k + 1] > edges[k]]
+
+
+def blocks(stage, m, n, rows=None, n_rows=None):
+    """[(r0, r1, c0, c1, array_rows)]: every array's slice of the (m, n) matrices handed over
+    (rows r0:r1, columns c0:c1) and its own row count in the full crossbar (see :func:`row_blocks`)."""
+    tiles = stage.phases.get("tiles")
     col_bounds = tiles.col_bounds(n) if tiles is not None else [(0, n)]
-    out = []
-    for a, b in row_bounds:
-        if rows is None:
-            r0, r1 = a, b
-        else:
-            r0, r1 = (int(i) for i in np.searchsorted(rows, (a, b)))
-        if r1 <= r0:
-            continue
-        for c0, c1 in col_bounds:
-            out.append((r0, r1, c0, c1, b - a))
-    return out
+    return [(r0, r1, c0, c1, array_rows) for r0, r1, array_rows in row_blocks(stage, m, rows, n_rows)
+            for c0, c1 in col_bounds]
 
 
-def _full_scale(stage, adc, array_rows, cache):
+def _full_scale(stage, adc, array_rows):
+    """The full scale (A) of the ADCs of an array of ``array_rows`` rows."""
     if not isinstance(adc.full_scale, str):
         return adc.full_scale
     if adc.full_scale != WORST_CASE:  # pragma: no cover - ADC validates it
         raise ValueError(f"unknown full_scale {adc.full_scale!r}")
-    fs = cache.get(array_rows)
-    if fs is None:
-        fs = cache[array_rows] = worst_case_current(array_rows, stage.k_V, stage.G_on,
-                                                    stage.phases.get("currents"))
-    return fs
+    return worst_case_current(array_rows, stage.k_V, stage.G_on, stage.phases.get("currents"))
 
 
 def _slice(a, r0, r1, c0, c1):
@@ -71,11 +77,16 @@ def _slice(a, r0, r1, c0, c1):
 def read(backend, stage, V, G, devices, rows=None, n_rows=None, backend_name=None):
     """(I (p, n) in A, state for :func:`read_vjp` and :func:`power`) from the read voltages V
     (p, m) in V and the read conductances G (m, n) in S; ``devices``: (c, d_eps) (m, n) each under
-    PF, else None."""
+    PF, else None.
+
+    PF devices without wires take one kernel call for every array at once (:func:`_read_stacked`);
+    otherwise the arrays are read one by one."""
     adc, wires = stage.phases.get("adc"), stage.phases.get("wires")
+    if wires is None and devices is not None:
+        return _read_stacked(backend, stage, V, devices, row_blocks(stage, G.shape[0], rows, n_rows))
     p, (m, n) = V.shape[0], G.shape
     I = np.zeros((p, n), dtype=np.result_type(V, G))
-    parts, cache = [], {}
+    parts = []
     for r0, r1, c0, c1, array_rows in blocks(stage, m, n, rows, n_rows):
         V_t = np.ascontiguousarray(V[:, r0:r1])
         G_t = _slice(G, r0, r1, c0, c1)
@@ -89,19 +100,86 @@ def read(backend, stage, V, G, devices, rows=None, n_rows=None, backend_name=Non
             I_t = backend.ideal_currents(V_t, G_t)
         I_raw = fs = None
         if adc is not None:
-            fs = _full_scale(stage, adc, array_rows, cache)
+            fs = _full_scale(stage, adc, array_rows)
             I_raw, I_t = I_t, adc.apply(I_t, fs)
         I[:, c0:c1] += I_t
         parts.append((r0, r1, c0, c1, V_t, G_t, dev_t, I_raw, fs, wire_state))
-    return I, (m, n, parts)
+    return I, ("arrays", m, n, parts)
+
+
+def _read_stacked(backend, stage, V, devices, bounds):
+    """PF arrays in one call: every row of arrays k gets its own copy of the batch, V_k (p, m),
+    zero outside its rows r0:r1, so that the kernel's sums over rows of the stacked (T p, m)
+    voltages are the arrays' partial column currents (T, p, n). A device at 0 V carries no current
+    and gets no gradient (dI/dV = 0 there too, the reference's rule), so the stacked read, its
+    VJP and the zero-skipping kernels' work equal those of the arrays read one by one. Column
+    cuts need nothing: every column has its own ADC, and the ADCs of one row of arrays share a
+    full scale."""
+    adc = stage.phases.get("adc")
+    p, m = V.shape
+    T = len(bounds)
+    stacked = None
+    if backend.__name__ in _CPU and V.dtype in (np.float32, np.float64):
+        # The cpu backend's one-pass loop (memnp.kernels.tiling), tested against the stacked read.
+        tile_of_row = np.empty(m, np.int64)
+        for k, (r0, r1, _) in enumerate(bounds):
+            tile_of_row[r0:r1] = k
+        I_raw = tiled_kernels.pf_currents_tiled(V, *devices, tile_of_row, T)
+    else:
+        stacked = _stack(V, bounds)
+        I_raw = backend.pf_currents(stacked, *devices).reshape(T, p, -1)
+    fs, clipped = None, False
+    if adc is not None:
+        fs = np.array([_full_scale(stage, adc, rows) for _, _, rows in bounds]).reshape(T, 1, 1)
+        if I_raw.dtype in (np.float32, np.float64):
+            # Quantise every array's part and add them in one pass (memnp.kernels.periphery).
+            I, clipped = periphery_loops.adc_sum(I_raw, fs, adc.levels)
+        else:  # pragma: no cover - the backends return float32 or float64
+            I = adc.apply(I_raw, fs).sum(axis=0)
+            clipped = bool(I_raw.min() < 0) or bool(np.any(I_raw > fs))
+    else:
+        I = I_raw[0] if T == 1 else I_raw.sum(axis=0)
+    return I, ("stacked", V, bounds, devices, I_raw, fs, clipped)
+
+
+def _stack(V, bounds):
+    """(T p, m): copy t of V keeps only the rows r0:r1 of row of arrays t (zeros elsewhere)."""
+    p, m = V.shape
+    stacked = np.zeros((len(bounds), p, m), V.dtype)
+    for k, (r0, r1, _) in enumerate(bounds):
+        stacked[k, :, r0:r1] = V[:, r0:r1]
+    return stacked.reshape(len(bounds) * p, m)
+
+
+def _read_stacked_vjp(backend, stage, state, grad_I, need_V):
+    """When no ADC clips (the usual case under a worst-case full scale), every array passes the
+    same dL/dI, and the arrays' VJPs add up to the VJP of the whole crossbar: one call on V."""
+    _, V, bounds, devices, I_raw, fs, clipped = state
+    adc = stage.phases.get("adc")
+    T, p, n = I_raw.shape
+    if not clipped:
+        return _pf_vjp(backend, V, devices, grad_I, need_V)
+    g = adc.apply_vjp(I_raw, fs, np.broadcast_to(grad_I, I_raw.shape)).reshape(T * p, n)
+    grad_V, grad_c, grad_d_eps = backend.pf_currents_vjp(_stack(V, bounds), *devices, g, need_V)
+    if need_V:
+        grad_V = grad_V.reshape(T, p, -1)
+        grad_V = grad_V[0] if T == 1 else grad_V.sum(axis=0)
+    return grad_V, (grad_c, grad_d_eps)
+
+
+def _pf_vjp(backend, V, devices, grad_I, need_V):
+    grad_V, grad_c, grad_d_eps = backend.pf_currents_vjp(V, *devices, grad_I, need_V)
+    return grad_V, (grad_c, grad_d_eps)
 
 
 def read_vjp(backend, stage, state, grad_I, need_V=True):
     """(dL/dV (p, m) or None, dL/dG (m, n)) for Ohmic devices, or (dL/dV or None,
     (dL/dc, dL/d(d_eps))) under PF, from dL/dI (p, n). ADCs pass the gradient straight through
     inside [0, full_scale] and stop it outside."""
+    if state[0] == "stacked":
+        return _read_stacked_vjp(backend, stage, state, grad_I, need_V)
     adc, wires = stage.phases.get("adc"), stage.phases.get("wires")
-    m, n, parts = state
+    _, m, n, parts = state
     p = grad_I.shape[0]
     dtype = grad_I.dtype
     grad_V = np.zeros((p, m), dtype) if need_V else None
@@ -134,7 +212,7 @@ def power(backend, stage, state):
     wire power; otherwise the devices' power, array by array)."""
     wires = stage.phases.get("wires")
     total = 0.0
-    for r0, r1, c0, c1, V_t, G_t, dev_t, I_raw, fs, wire_state in state[2]:
+    for r0, r1, c0, c1, V_t, G_t, dev_t, I_raw, fs, wire_state in state[3]:
         if wires is not None:
             total += float(wires.power(wire_state)["total"])
         elif dev_t is not None:

@@ -9,6 +9,11 @@ A :class:`Preset` wraps one with a name, a description, its source, and whether 
 synthetic; preset files are that record as JSON. Every preset uses k_V = 0.5 V; all but
 ``siox-low`` and ``tahfo2`` use the high-resistance SiOx conductance range.
 
+``siox-high-chip`` combines the paper's high-R SiOx PF model and D2D variability with the
+physical pipeline's other phases (stuck devices, drift, read noise, DAC, ADC, tiles; see
+memnp.crossbar.pipeline) at illustrative values: :func:`chip_stage` builds it, also at other
+drift times or ADC resolutions.
+
 ``tahfo2``: G_off, G_on and p are the published values, but the measured stuck conductances are
 not public. Its StuckDistribution ``means`` are therefore a synthetic, deterministic list: the 100
 standard-normal quantiles Phi^-1((i + 0.5) / 100), scaled so that their Scott bandwidth (SPEC §2)
@@ -41,7 +46,7 @@ NONIDEALITY_KEYS = {
     "StuckAt": ("value", "p"),
     "StuckDistribution": ("means", "p"),
     "D2DLognormal": ("G_off", "G_on", "R_on_log_std", "R_off_log_std"),
-    # The physical pipeline's classes beyond the paper (memnp.crossbar.pipeline).
+    # The physical pipeline beyond the paper (memnp.crossbar.pipeline).
     "ProgrammingNoise": ("sigma_rel",),
     "Drift": ("nu_mean", "nu_std", "t"),
     "ReadNoise": ("sigma_rel",),
@@ -49,6 +54,10 @@ NONIDEALITY_KEYS = {
     "ADC": ("bits",),
     "Tiles": ("rows", "cols"),
 }
+#: The README's worked example (``siox-high-chip``): illustrative values beyond the paper's D2D
+#: and PF (not measured).
+CHIP = {"stuck_off_p": 0.02, "read_noise": 0.05, "drift": {"nu_mean": 0.01, "nu_std": 0.005, "t": 86400.0},
+        "bits": 6, "tiles": (128, 64), "d2d": (0.25, 0.25)}
 
 # Published values (SPEC §6; Joksas et al., Adv. Sci. 2022).
 SIOX_LOW = {"G_off": 6.9013e-4, "G_on": 3.45065e-3, "slopes": [-1.11965, -1.33689],
@@ -186,14 +195,6 @@ MONTH, YEAR = 30 * DAY, 365 * DAY
 DRIFT_TIMES = {"1s": SECOND, "1h": HOUR, "1d": DAY, "1mo": MONTH, "1y": YEAR}
 #: ADC resolutions of the "siox-high-adc<bits>" and "siox-high-adc<bits>-tiles" variants.
 ADC_BITS = (3, 4, 5, 6, 7, 8)
-#: The worked-example chip (README): the published high-R SiOx PF and the paper's less uniform D2D
-#: (sigma_on 0.05, sigma_off 0.5) with ASSUMED values for the rest: 2 % of devices stuck at G_off,
-#: 5 % read noise, power-law drift with nu ~ N(0.02, 0.01) read one day after programming (t0 = 1 s),
-#: 6-bit DAC and ADC (worst-case full scale), 128 x 64 arrays.
-CHIP = {"R_on_log_std": 0.05, "R_off_log_std": 0.5, "stuck_off_p": 0.02, "read_noise": 0.05,
-        "nu_mean": 0.02, "nu_std": 0.01, "t": DAY, "dac_bits": 6, "adc_bits": 6, "tiles": (128, 64)}
-CHIP_SOURCE = ("high-R SiOx PF and D2D published (Joksas et al., Adv. Sci. 9, 2105784, 2022); stuck "
-               "fraction, read noise, drift exponents and periphery assumed (memnp's worked example)")
 
 
 def siox_high_stage(*, pf=True, d2d=None, drift=None, stuck_off=None, read_noise=None, dac_bits=None,
@@ -226,20 +227,8 @@ def siox_high_stage(*, pf=True, d2d=None, drift=None, stuck_off=None, read_noise
     return _stage(hi["G_off"], hi["G_on"], *items)
 
 
-def chip_stage(t: float = CHIP["t"]) -> dict:
-    """The worked-example chip's stage dict (:data:`CHIP`), read ``t`` seconds after programming."""
-    c = CHIP
-    return siox_high_stage(d2d=(c["R_on_log_std"], c["R_off_log_std"]), drift=(c["nu_mean"], c["nu_std"], t),
-                           stuck_off=c["stuck_off_p"], read_noise=c["read_noise"], dac_bits=c["dac_bits"],
-                           adc_bits=c["adc_bits"], tiles=c["tiles"])
-
-
-def _chip_description(t_label):
-    c = CHIP
-    return (f"high-R SiOx chip {t_label} after programming: PF, less uniform D2D, "
-            f"{c['stuck_off_p']:.0%} stuck at G_off, {c['read_noise']:.0%} read noise, drift "
-            f"nu ~ N({c['nu_mean']}, {c['nu_std']}), {c['dac_bits']}-bit DAC and ADC, "
-            f"{c['tiles'][0]} x {c['tiles'][1]} tiles")
+def _chip_variant_description(t_label):
+    return CHIP_DESCRIPTION.replace("drift to one day", f"drift to {t_label}")
 
 
 def _derived() -> dict[str, Preset]:
@@ -248,7 +237,7 @@ def _derived() -> dict[str, Preset]:
     words = {"1s": "1 s", "1h": "1 h", "1mo": "1 month", "1y": "1 year"}
     for suffix, t in DRIFT_TIMES.items():
         if suffix != "1d":
-            items.append(Preset(f"siox-high-chip-{suffix}", chip_stage(t), _chip_description(words[suffix]),
+            items.append(Preset(f"siox-high-chip-{suffix}", chip_stage(t), _chip_variant_description(words[suffix]),
                                 CHIP_SOURCE, synthetic=True))
     for bits in ADC_BITS:
         items.append(Preset(f"siox-high-adc{bits}", siox_high_stage(adc_bits=bits),
@@ -290,9 +279,30 @@ def _builtin() -> dict[str, Preset]:
                f"SYNTHETIC ({TAHFO2_SYNTHETIC_N} scaled normal quantiles with the published Scott bandwidth "
                "1.77e-5 S, centred on (G_off + G_on) / 2)",
                PUBLISHED + " for G_off, G_on, p and the bandwidth; stuck values synthetic", synthetic=True),
-        Preset("siox-high-chip", chip_stage(), _chip_description("1 day"), CHIP_SOURCE, synthetic=True),
     ]
+    items.append(Preset("siox-high-chip", chip_stage(), CHIP_DESCRIPTION, CHIP_SOURCE, synthetic=True))
     return {p.name: p for p in items}
+
+
+CHIP_SOURCE = (PUBLISHED + " for the PF model, G_off, G_on and the D2D sigmas; stuck fraction, drift, "
+               "read noise, converters and tiles illustrative")
+CHIP_DESCRIPTION = ("a high-R SiOx chip: PF, D2D (sigma_on = sigma_off = 0.25), 2 % stuck at G_off, drift to "
+                    "one day (nu 0.01 +- 0.005), 5 % read noise, 6-bit DAC and ADC, 128 x 64 tiles; the "
+                    "values beyond the paper's are ILLUSTRATIVE, not measured")
+
+
+def chip_stage(t: float | None = None, adc_bits: int | None = None, tiles: bool = True) -> dict:
+    """The stage dict of the ``siox-high-chip`` preset (the README's worked example), optionally at
+    another time since programming ``t`` (s), ADC resolution or without tiles."""
+    hi, c = SIOX_HIGH, CHIP
+    drift = dict(c["drift"], t=float(c["drift"]["t"] if t is None else t))
+    items = [_d2d(*c["d2d"]), {"type": "Drift", **drift, "t0": 1.0},
+             {"type": "StuckAtGOff", "G_off": hi["G_off"], "p": c["stuck_off_p"]},
+             {"type": "ReadNoise", "sigma_rel": c["read_noise"]}, {"type": "DAC", "bits": c["bits"]}, _pf(hi),
+             {"type": "ADC", "bits": c["bits"] if adc_bits is None else int(adc_bits), "full_scale": "worst-case"}]
+    if tiles:
+        items.append({"type": "Tiles", "rows": c["tiles"][0], "cols": c["tiles"][1]})
+    return _stage(hi["G_off"], hi["G_on"], *items)
 
 
 _PRESETS = _builtin()

@@ -16,9 +16,17 @@ class _Stuck(LinearityPreserving):
     def _stuck_values(self, count, rng):
         raise NotImplementedError
 
+    #: The value (S) every stuck device takes, for the classes with one (None: drawn per device).
+    fixed_value = None
+
     def sample(self, shape, rng, dtype=np.float64):
-        """(mask (shape) of stuck devices, values (shape, ``dtype``) they take, in S)."""
+        """(mask (shape) of stuck devices, values (shape, ``dtype``) they take, in S; 0 elsewhere)."""
         mask = rng.random(shape, dtype=dtype) < self.p
+        fixed = self.fixed_value
+        if fixed is not None:
+            # One pass instead of a masked assignment: the same values (the scalar rounded to dtype).
+            kind = np.dtype(dtype).type
+            return mask, np.where(mask, kind(fixed), kind(0))
         values = np.zeros(shape, dtype)
         values[mask] = self._stuck_values(int(np.count_nonzero(mask)), rng)
         return mask, values
@@ -51,6 +59,10 @@ class StuckAt(_Stuck):
     def _stuck_values(self, count, rng):
         return self.value
 
+    @property
+    def fixed_value(self):
+        return self.value
+
 
 @register
 @dataclasses.dataclass(frozen=True)
@@ -71,6 +83,10 @@ class StuckAtGOff(_Stuck):
     def _stuck_values(self, count, rng):
         return self.G_off
 
+    @property
+    def fixed_value(self):
+        return self.G_off
+
 
 @register
 @dataclasses.dataclass(frozen=True)
@@ -89,6 +105,10 @@ class StuckAtGOn(_Stuck):
         return f"StuckAtGOn(p={self.p:.4g})"
 
     def _stuck_values(self, count, rng):
+        return self.G_on
+
+    @property
+    def fixed_value(self):
         return self.G_on
 
 
