@@ -135,7 +135,7 @@ def test_tiny_run_of_the_new_simulations_in_chip_mode(tmp_path):
     assert len(adc) == 1 + 24 and all(line.split(",")[3] != "" for line in adc[1:])
     pytest.importorskip("matplotlib")
     from memnp.plotting import draw_all
-    drawn = draw_all(out, tmp_path / "figs", only=["drift", "adc", "error_vs_power"], strict=True)
+    drawn = draw_all(out, tmp_path / "figs", only=["combined", "drift", "adc"], strict=True)
     names = {p.name for p in drawn}
     assert {"drift.png", "drift.pdf", "adc.png", "adc.pdf", "error_vs_power_combined.png"} <= names
     assert not drawn.skipped

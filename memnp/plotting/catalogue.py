@@ -13,7 +13,7 @@ from .loaders import (ResultsView, Skip, short_inference_label, short_training_l
                       tahfo2_data, training_role)
 
 #: Simulations drawn by their own figure functions rather than the generic curves and boxes.
-_SPECIAL = ("nonideality_agnosticism", "iv_nonlinearity_cnn", "drift", "adc")
+_SPECIAL = ("nonideality_agnosticism", "iv_nonlinearity_cnn", "combined", "drift", "adc")
 
 
 class Context:
@@ -232,6 +232,26 @@ _SWEEP_STYLE = {"ideal": ("Ideal training", style.TRAINING_COLORS["standard"]),
                 "high_pf": ("Aware (high-R PF)", style.TRAINING_COLORS["aware"])}
 
 
+def combined(ctx, out):
+    """The combined simulation: test error against power on the whole chip, a box per training."""
+    from ..experiments.registry import SIMULATIONS
+
+    view = ctx.view
+    styles = {"ideal": ("Ideal training", style.TRAINING_COLORS["standard"]),
+              "high_pf": ("Aware (PF alone)", style.TRAINING_COLORS["aware"]),
+              "chip": ("Aware (whole chip)", style.TRAINING_COLORS["aware_regularised"])}
+    groups = []
+    for training, inference in SIMULATIONS["combined"].pairs:
+        result = view.error_power(training, inference)
+        if result is not None and np.isfinite(result[1]).any():
+            label, color = styles[training]
+            groups.append({"label": label, "color": color, "error": result[0], "power": result[1]})
+    if not groups:
+        raise Skip("no finished combined inference jobs in the results (run --only combined)")
+    panels = [{"title": "Whole chip, 1 day after programming", "groups": groups}]
+    return boxplots.error_vs_power_figure(out / "error_vs_power_combined", panels)
+
+
 def drift(ctx, out):
     """The drift simulation: test error against the time after programming (log axis)."""
     from ..experiments.registry import DRIFT_READS, DRIFT_TRAININGS
@@ -287,6 +307,7 @@ FIGURES = {
     "cnn": cnn,
     "weight_implementation": weight_implementation,
     "robustness": robustness,
+    "combined": combined,
     "drift": drift,
     "adc": adc,
 }
