@@ -10,8 +10,7 @@ from gradcheck import numerical_gradient, relative_error
 from memnp.crossbar import CrossbarPass, Stage
 from memnp.crossbar.tiling import worst_case_current
 from memnp.nn import MemristiveDense, PassContext
-from memnp.nonidealities import (ADC, DAC, D2DLognormal, Drift, ProgrammingNoise, ReadNoise, StuckAt,
-                                 StuckAtGOff, Tiles)
+from memnp.nonidealities import ADC, DAC, Drift, ProgrammingNoise, ReadNoise, StuckAt, StuckAtGOff, Tiles
 from pipeline_stages import G_OFF, G_ON, PF, STAGES, LineResistance, crossbar_inputs
 
 
@@ -216,6 +215,9 @@ def test_line_resistance_is_called_per_array_with_its_slices(rng):
             np.testing.assert_allclose(b, a, rtol=1e-13)
         assert sum(c[0] == "currents_vjp" for c in wires.calls) == 6
         assert wired.power() == pytest.approx(plain.power(), rel=1e-13)
+        assert [r[:4] for r in wired.wire_reports()] == [(0, 4, 0, 4), (0, 4, 4, 6), (4, 8, 0, 4), (4, 8, 4, 6),
+                                                         (8, 9, 0, 4), (8, 9, 4, 6)]
+        assert plain.wire_reports() == []
     stage = Stage(G_OFF, G_ON, 0.5, (PF, wires))
     assert not stage.rows_separable and list(stage.phases) == ["currents", "wires"]
 
@@ -420,3 +422,9 @@ def test_adc_sum_loop_matches_the_adc_and_a_sum(rng, dtype):
     assert I.dtype == dtype and clipped
     _, clipped = loops.adc_sum(np.clip(parts, 0, 0.9e-6), fs, adc.levels)
     assert not clipped
+
+
+def test_cnn_gradients_under_the_combined_stage(rng):
+    from test_nn_model import check_model_gradients, small_cnn
+    model = small_cnn(rng)
+    check_model_gradients(model, rng.uniform(0.05, 1, (2, 6, 6, 2)), np.array([2, 0]), STAGES["smooth"])

@@ -70,6 +70,21 @@ def _full_scale(stage, adc, array_rows):
     return worst_case_current(array_rows, stage.k_V, stage.G_on, stage.phases.get("currents"))
 
 
+#: Full scales (T, 1, 1) by (stage, ADC, the arrays' row counts): the same for every batch.
+_FULL_SCALES = {}
+
+
+def _full_scales(stage, adc, array_rows):
+    key = (id(stage), adc, array_rows)
+    hit = _FULL_SCALES.get(key)
+    if hit is None or hit[0] is not stage:
+        if len(_FULL_SCALES) > 1024:
+            _FULL_SCALES.clear()
+        fs = np.array([_full_scale(stage, adc, rows) for rows in array_rows]).reshape(-1, 1, 1)
+        hit = _FULL_SCALES[key] = (stage, fs)
+    return hit[1]
+
+
 def _slice(a, r0, r1, c0, c1):
     return np.ascontiguousarray(a[r0:r1, c0:c1])
 
@@ -108,29 +123,29 @@ def read(backend, stage, V, G, devices, rows=None, n_rows=None, backend_name=Non
 
 
 def _read_stacked(backend, stage, V, devices, bounds):
-    """PF arrays in one call: every row of arrays k gets its own copy of the batch, V_k (p, m),
-    zero outside its rows r0:r1, so that the kernel's sums over rows of the stacked (T p, m)
-    voltages are the arrays' partial column currents (T, p, n). A device at 0 V carries no current
-    and gets no gradient (dI/dV = 0 there too, the reference's rule), so the stacked read, its
-    VJP and the zero-skipping kernels' work equal those of the arrays read one by one. Column
-    cuts need nothing: every column has its own ADC, and the ADCs of one row of arrays share a
-    full scale."""
+    """PF arrays in one call: the partial column currents (T, p, n) of the T rows of arrays. One
+    row of arrays: the backend's kernel. The cpu backend: the one-pass tiled loop
+    (:func:`memnp.kernels.tiling.pf_currents_tiled`). Other backends: one kernel call on a stack
+    of copies of the batch, copy k zero outside the rows r0:r1 of row of arrays k (a device at 0 V
+    carries no current and gets no gradient, dI/dV = 0 there too by the reference's rule, so the
+    stacked sums and VJP are the arrays' own). Column cuts need nothing: every column has its own
+    ADC, and the ADCs of one row of arrays share a full scale."""
     adc = stage.phases.get("adc")
     p, m = V.shape
     T = len(bounds)
-    stacked = None
-    if backend.__name__ in _CPU and V.dtype in (np.float32, np.float64):
+    if T == 1:
+        I_raw = backend.pf_currents(V, *devices)[None]
+    elif backend.__name__ in _CPU and V.dtype in (np.float32, np.float64):
         # The cpu backend's one-pass loop (memnp.kernels.tiling), tested against the stacked read.
         tile_of_row = np.empty(m, np.int64)
         for k, (r0, r1, _) in enumerate(bounds):
             tile_of_row[r0:r1] = k
         I_raw = tiled_kernels.pf_currents_tiled(V, *devices, tile_of_row, T)
     else:
-        stacked = _stack(V, bounds)
-        I_raw = backend.pf_currents(stacked, *devices).reshape(T, p, -1)
+        I_raw = backend.pf_currents(_stack(V, bounds), *devices).reshape(T, p, -1)
     fs, clipped = None, False
     if adc is not None:
-        fs = np.array([_full_scale(stage, adc, rows) for _, _, rows in bounds]).reshape(T, 1, 1)
+        fs = _full_scales(stage, adc, tuple(rows for _, _, rows in bounds))
         if I_raw.dtype in (np.float32, np.float64):
             # Quantise every array's part and add them in one pass (memnp.kernels.periphery).
             I, clipped = periphery_loops.adc_sum(I_raw, fs, adc.levels)

@@ -1,10 +1,11 @@
-"""The DAC's quantisation of the row voltages in one Numba pass (memnp.crossbar.nonidealities.periphery).
+"""The converters' loops (memnp.crossbar.nonidealities.periphery), one Numba pass each.
 
-:func:`quantise` rounds x = V / k_V to the nearest of the levels k / L (k = 0 .. L) and returns
-the voltages k (k_V / L) with the smallest and largest x (from NumPy's reductions), so the caller
-can refuse inputs outside [0, 1]; :meth:`DAC.apply_numpy <memnp.crossbar.nonidealities.periphery.DAC.apply_numpy>` is the
-NumPy reference. Rounding is half to even in both (np.rint, and the round-to-nearest-even of the
-loop's float conversion), and the loop computes in V's precision as the reference does.
+:func:`quantise` (the DAC) rounds x = V / k_V to the nearest of the levels k / L (k = 0 .. L) and
+returns the voltages k (k_V / L), with the smallest and largest x (from NumPy's reductions) so the
+caller can refuse inputs outside [0, 1]; ``DAC.apply_numpy`` is its NumPy reference.
+:func:`adc_sum` quantises the partial column currents of every array of a tiled read by its ADC
+and adds them; ``ADC.apply`` followed by a sum is its reference. Rounding is np.rint's (half to
+even) in the loops and the references, in the arrays' own precision.
 """
 import numpy as np
 from numba import njit

@@ -35,7 +35,9 @@ def _size(name, value):
 @dataclasses.dataclass(frozen=True)
 class DAC(Periphery):
     """Row drivers of ``bits`` bits (1 to 16): inputs x = V / k_V in [0, 1] are rounded to the
-    nearest of the levels k / (2^bits - 1), k = 0 .. 2^bits - 1, before V = k_V x."""
+    nearest of the levels k / (2^bits - 1), k = 0 .. 2^bits - 1, before V = k_V x. Inputs outside
+    [0, 1] are refused (ValueError). Gradient: the straight-through estimator (identity inside the
+    range, zero outside)."""
 
     bits: int
 
@@ -96,7 +98,8 @@ class ADC(Periphery):
 
     ``full_scale``: "worst-case" (the array's largest possible column current, every row at k_V
     and every device at G_on under the stage's I-V model; see :func:`memnp.crossbar.tiling.worst_case_current`)
-    or a current in amperes (> 0).
+    or a current in amperes (> 0). Gradient: the straight-through estimator (identity where
+    0 <= I <= full_scale, zero where the ADC clips).
     """
 
     bits: int
