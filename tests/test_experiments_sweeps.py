@@ -162,6 +162,10 @@ def test_reproduce_takes_preset_files_in_place_of_built_in_presets(tmp_path):
         runner.plan_run(["stuck_off"], tiny, 0, devices=[path])
     with pytest.raises(ValueError, match="two device files"):
         runner.plan_run(["combined"], tiny, 0, devices=[path, path])
+    edited["stage"]["nonidealities"][6]["bits"] = 40   # ADC
+    path.write_text(json.dumps(edited))
+    with pytest.raises(ValueError, match=r"device file .*chip.json: bits must be an integer from 1 to 16"):
+        runner.plan_run(["combined"], tiny, 0, devices=[path])
 
 
 def test_cli_train_infer_and_reproduce_read_the_chip_from_json(tmp_path):

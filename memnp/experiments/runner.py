@@ -93,7 +93,10 @@ def device_files(paths):
         record = load_preset_record(path)
         if record.name in out:
             raise ValueError(f"two device files are named {record.name!r} (the second: {path})")
-        out[record.name] = record.to_stage()
+        try:
+            out[record.name] = record.to_stage()
+        except ValueError as exc:
+            raise ValueError(f"device file {path}: {exc}") from None
     return out
 
 
