@@ -106,13 +106,13 @@ def test_scale_override_and_validation():
 
 
 def test_registry_counts_and_sharing():
-    assert len(registry.SIMULATIONS) == 9
-    mnist = [t for t in registry.TRAININGS.values() if t.family == "mnist"]
+    assert len(registry.PAPER_SIMULATIONS) == 9 and len(registry.SIMULATIONS) == 12
+    mnist = [t for t in registry.TRAININGS.values() if t.family == "mnist" and not t.name.startswith("chip")]
     assert len(mnist) == 17
     agnostic = registry.SIMULATIONS["nonideality_agnosticism"]
     assert len(agnostic.pairs) == 13 * 9
     scale = presets.get("tiny").override(networks=2)
-    plan = registry.expand(list(registry.SIMULATIONS), scale, 0, {"mnist": "mnist-10k", "cifar10": None})
+    plan = registry.expand(list(registry.PAPER_SIMULATIONS), scale, 0, {"mnist": "mnist-10k", "cifar10": None})
     trains = [j for j in plan.jobs if j.kind == "train"]
     infers = [j for j in plan.jobs if j.kind == "infer"]
     assert len(trains) == 17 * 2  # shared networks trained once

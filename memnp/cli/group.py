@@ -38,7 +38,12 @@ def cli():
               help="Run scale: tiny (seconds), default (minutes on 2 cores), paper (docs/model.md §5: 1000 epochs, "
                    "5 networks, 25 repeats).")
 @click.option("--only", "only", multiple=True, type=click.Choice(list(registry.SIMULATIONS)),
-              help="Run only this simulation (repeatable). Default: all nine.")
+              help="Run only this simulation (repeatable). Default: all (the paper's nine, then "
+                   "combined, drift and adc).")
+@click.option("--device-file", "device_files", multiple=True, type=click.Path(dir_okay=False, exists=True),
+              help="A preset JSON file (e.g. fit-device output, or a built-in preset saved and edited) "
+                   "named like a preset the simulations use (e.g. siox-high-chip): it replaces that "
+                   "preset in every setup of this run (repeatable).")
 @click.option("--data-dir", type=click.Path(file_okay=False), default=None,
               help="Data directory (default $MEMNP_DATA or ~/.cache/memnp). MNIST falls back to the "
                    "embedded 10k subset; CIFAR-10 experiments are skipped when it is absent.")
@@ -66,8 +71,8 @@ def cli():
 @click.option("--figures/--no-figures", default=True, show_default=True, help="Draw the figures at the end.")
 @click.option("--checkpoint-every", type=click.FloatRange(min=0), default=60, show_default=True, metavar="SECONDS",
               help=CHECKPOINT_HELP + " Not with --scheduler (Dask jobs restart from epoch 1).")
-def reproduce(preset, only, data_dir, download, out, seed, epochs, repeats, networks, sampling, learning_rate,
-              jobs, scheduler, figures, checkpoint_every):
+def reproduce(preset, only, device_files, data_dir, download, out, seed, epochs, repeats, networks, sampling,
+              learning_rate, jobs, scheduler, figures, checkpoint_every):
     """Run the paper's simulations, then write the report and figures.
 
     \b
@@ -103,7 +108,8 @@ def reproduce(preset, only, data_dir, download, out, seed, epochs, repeats, netw
             bars = Bars(show_epochs=jobs == 1 and scheduler is None)
             result = runner.reproduce(names, scale, seed, out, data_dir=data_dir, download=download, jobs=jobs,
                                       scheduler=scheduler, preset=preset, progress=bars,
-                                      checkpoint_every=checkpoint_every, lock=lock)
+                                      checkpoint_every=checkpoint_every, lock=lock,
+                                      devices=list(device_files))
         except OutputError as exc:
             raise click.ClickException(str(exc)) from None
         except (ValueError, ImportError, ConnectionError) as exc:

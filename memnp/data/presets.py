@@ -186,6 +186,71 @@ def _d2d(sigma_on, sigma_off):
             "R_on_log_std": sigma_on, "R_off_log_std": sigma_off}
 
 
+# -- the worked-example chip and the sweeps of the new simulations ------------------------------------
+#: Seconds in the times after programming the drift simulation reads at (a month is 30 days and a
+#: year 365 days).
+SECOND, HOUR, DAY = 1.0, 3600.0, 86400.0
+MONTH, YEAR = 30 * DAY, 365 * DAY
+#: Suffix -> time after programming (s) of the drift variants "siox-high-chip-<suffix>" (1 day is
+#: "siox-high-chip" itself).
+DRIFT_TIMES = {"1s": SECOND, "1h": HOUR, "1d": DAY, "1mo": MONTH, "1y": YEAR}
+#: ADC resolutions of the "siox-high-adc<bits>" and "siox-high-adc<bits>-tiles" variants.
+ADC_BITS = (3, 4, 5, 6, 7, 8)
+
+
+def siox_high_stage(*, pf=True, d2d=None, drift=None, stuck_off=None, read_noise=None, dac_bits=None,
+                    adc_bits=None, tiles=None) -> dict:
+    """A stage dict on the high-resistance SiOx range, listed in physical order.
+
+    pf: the published high-R PF I-V model; d2d: (R_on_log_std, R_off_log_std) of D2DLognormal;
+    drift: (nu_mean, nu_std, t in s, t0 = 1 s); stuck_off: fraction p stuck at G_off; read_noise:
+    sigma_rel; dac_bits, adc_bits: converter bits (ADC full scale "worst-case"); tiles: (rows, cols).
+    """
+    hi = SIOX_HIGH
+    items = []
+    if d2d is not None:
+        items.append(_d2d(*d2d))
+    if drift is not None:
+        nu_mean, nu_std, t = drift
+        items.append({"type": "Drift", "nu_mean": nu_mean, "nu_std": nu_std, "t": t, "t0": SECOND})
+    if stuck_off is not None:
+        items.append({"type": "StuckAtGOff", "G_off": hi["G_off"], "p": stuck_off})
+    if read_noise is not None:
+        items.append({"type": "ReadNoise", "sigma_rel": read_noise})
+    if dac_bits is not None:
+        items.append({"type": "DAC", "bits": dac_bits})
+    if pf:
+        items.append(_pf(hi))
+    if adc_bits is not None:
+        items.append({"type": "ADC", "bits": adc_bits, "full_scale": "worst-case"})
+    if tiles is not None:
+        items.append({"type": "Tiles", "rows": tiles[0], "cols": tiles[1]})
+    return _stage(hi["G_off"], hi["G_on"], *items)
+
+
+def _chip_variant_description(t_label):
+    return CHIP_DESCRIPTION.replace("drift to one day", f"drift to {t_label}")
+
+
+def _derived() -> dict[str, Preset]:
+    """Variants the drift and adc simulations read at (by name, not in :func:`list_presets`)."""
+    items = []
+    words = {"1s": "1 s", "1h": "1 h", "1mo": "1 month", "1y": "1 year"}
+    for suffix, t in DRIFT_TIMES.items():
+        if suffix != "1d":
+            items.append(Preset(f"siox-high-chip-{suffix}", chip_stage(t), _chip_variant_description(words[suffix]),
+                                CHIP_SOURCE, synthetic=True))
+    for bits in ADC_BITS:
+        items.append(Preset(f"siox-high-adc{bits}", siox_high_stage(adc_bits=bits),
+                            f"high-R SiOx PF read by {bits}-bit ADCs (worst-case full scale), one array",
+                            PUBLISHED + " for the PF model"))
+        items.append(Preset(f"siox-high-adc{bits}-tiles",
+                            siox_high_stage(adc_bits=bits, tiles=CHIP["tiles"]),
+                            f"high-R SiOx PF read by {bits}-bit ADCs (worst-case full scale) on "
+                            f"{CHIP['tiles'][0]} x {CHIP['tiles'][1]} arrays", PUBLISHED + " for the PF model"))
+    return {p.name: p for p in items}
+
+
 def _builtin() -> dict[str, Preset]:
     lo, hi = SIOX_LOW, SIOX_HIGH
     t = TAHFO2
@@ -216,12 +281,12 @@ def _builtin() -> dict[str, Preset]:
                "1.77e-5 S, centred on (G_off + G_on) / 2)",
                PUBLISHED + " for G_off, G_on, p and the bandwidth; stuck values synthetic", synthetic=True),
     ]
-    items.append(Preset("siox-high-chip", chip_stage(), CHIP_DESCRIPTION,
-                        PUBLISHED + " for the PF model, G_off, G_on and the D2D sigmas; stuck fraction, drift, "
-                        "read noise, converters and tiles illustrative", synthetic=True))
+    items.append(Preset("siox-high-chip", chip_stage(), CHIP_DESCRIPTION, CHIP_SOURCE, synthetic=True))
     return {p.name: p for p in items}
 
 
+CHIP_SOURCE = (PUBLISHED + " for the PF model, G_off, G_on and the D2D sigmas; stuck fraction, drift, "
+               "read noise, converters and tiles illustrative")
 CHIP_DESCRIPTION = ("a high-R SiOx chip: PF, D2D (sigma_on = sigma_off = 0.25), 2 % stuck at G_off, drift to "
                     "one day (nu 0.01 +- 0.005), 5 % read noise, 6-bit DAC and ADC, 128 x 64 tiles; the "
                     "values beyond the paper's are ILLUSTRATIVE, not measured")
@@ -242,18 +307,26 @@ def chip_stage(t: float | None = None, adc_bits: int | None = None, tiles: bool 
 
 
 _PRESETS = _builtin()
+_DERIVED = _derived()
+_ALL = {**_PRESETS, **_DERIVED}
 
 
-def list_presets() -> list[str]:
-    """Names of the built-in presets."""
-    return list(_PRESETS)
+def list_presets(derived: bool = False) -> list[str]:
+    """Names of the built-in presets; with ``derived``, also the drift and ADC variants of the
+    new simulations (siox-high-chip-1s .. -1y, siox-high-adc3 .. 8 and their -tiles forms)."""
+    return list(_ALL if derived else _PRESETS)
+
+
+def _names_text():
+    return (f"{', '.join(_PRESETS)} (or a variant: siox-high-chip-{{{','.join(s for s in DRIFT_TIMES if s != '1d')}}}, "
+            f"siox-high-adc{{{ADC_BITS[0]}..{ADC_BITS[-1]}}}[-tiles])")
 
 
 def preset_record(name: str) -> Preset:
-    """The built-in :class:`Preset` called ``name``."""
-    if name not in _PRESETS:
-        raise ValueError(f"preset name must be one of {', '.join(_PRESETS)}, got {name!r}")
-    return _PRESETS[name]
+    """The built-in :class:`Preset` called ``name`` (a :func:`list_presets` name or a variant)."""
+    if name not in _ALL:
+        raise ValueError(f"preset name must be one of {_names_text()}, got {name!r}")
+    return _ALL[name]
 
 
 def preset(name: str) -> dict:
@@ -314,9 +387,9 @@ def load_preset(path: str | os.PathLike) -> dict:
 
 def preset_stage(name_or_path):
     """A memnp.crossbar.Stage from a built-in preset name or a preset file path."""
-    if isinstance(name_or_path, str) and name_or_path in _PRESETS:
-        return _PRESETS[name_or_path].to_stage()
+    if isinstance(name_or_path, str) and name_or_path in _ALL:
+        return _ALL[name_or_path].to_stage()
     if isinstance(name_or_path, (str, os.PathLike)) and Path(name_or_path).is_file():
         return load_preset_record(name_or_path).to_stage()
-    raise ValueError(f"name_or_path must be a preset name ({', '.join(_PRESETS)}) or an existing "
+    raise ValueError(f"name_or_path must be a preset name ({_names_text()}) or an existing "
                      f"preset file, got {name_or_path!r}")

@@ -1,4 +1,5 @@
-"""Reproducing the paper: protocol, the nine simulations, the results store, executors and report.
+"""Reproducing the paper: protocol, the nine simulations (and three beyond the paper), the results
+store, executors and report.
 
 - :mod:`.configs`: :class:`Training`, :class:`Inference`, :class:`DataSpec` (frozen, validated, JSON).
 - :mod:`.protocol`: :func:`train` (checkpointing, memristive validation, test-during-training) and
@@ -8,7 +9,8 @@
 - :mod:`.keys`: job keys (config + seed hashes) and per-job seeds.
 - :mod:`.store`: the results directory (atomic files, resume); see docs/results-store.md.
 - :mod:`.executors`: in process, local worker processes, Dask.
-- :mod:`.runner`: :func:`reproduce`. :mod:`.report`: markdown and CSV summaries.
+- :mod:`.runner`: :func:`reproduce`. :mod:`.report`: markdown and CSV summaries (:mod:`.report_sweeps`:
+  the tables of the simulations beyond the paper).
 """
 from .configs import DataSpec, Inference, Training
 from .presets import PRESETS, Scale

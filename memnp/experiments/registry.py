@@ -1,4 +1,5 @@
-"""The paper's nine simulations (docs/model.md §7) as data, and their expansion into jobs.
+"""The paper's nine simulations (docs/model.md §7), three beyond the paper (``combined``, ``drift``,
+``adc``: the physical pipeline of memnp.crossbar.pipeline), as data, and their expansion into jobs.
 
 A *training setup* names a data set family, a device preset and how the network is trained; an
 *inference setup* names a device preset (and mapping rule). A simulation is a list of (training
@@ -12,12 +13,14 @@ that share a training setup share its jobs: the ideal MNIST networks serve six s
 ``nonideality_agnosticism`` only adds inference jobs for networks the others train.
 
 The test-during-training stages of a training setup are the inference setups paired with it in the
-registry's simulations other than ``nonideality_agnosticism`` (in registry order), whichever
-simulations are selected, so a training job's key does not depend on ``--only``.
+registry's simulations with ``monitor=True`` (all but ``nonideality_agnosticism`` and the three
+beyond the paper; in registry order), whichever simulations are selected, so a training job's key
+does not depend on ``--only``, and the new simulations leave the paper's job keys as they were.
 """
 import dataclasses
 
 from ..crossbar import Stage
+from ..data.presets import ADC_BITS, DRIFT_TIMES
 from .configs import DataSpec, Inference, Training
 from .keys import job_key, seed_record
 
@@ -25,6 +28,18 @@ from .keys import job_key, seed_record
 #: power of an ideal read depends on it; standard weights take the digital shortcut).
 IDEAL_STAGE = {"G_off": 5.24841e-7, "G_on": 2.6242e-6, "k_V": 0.5, "mapping_rule": "default",
                "nonidealities": []}
+
+
+#: The drift simulation's reads of the worked-example chip: (inference setup, device preset, label,
+#: seconds after programming), in time order. "chip" (1 day) is also the combined simulation's.
+DRIFT_READS = tuple((f"chip_{s}" if s != "1d" else "chip",
+                     f"siox-high-chip-{s}" if s != "1d" else "siox-high-chip",
+                     f"whole chip, {w} after programming", t)
+                    for (s, t), w in zip(DRIFT_TIMES.items(), ("1 s", "1 h", "1 day", "1 month", "1 year")))
+#: The drift simulation's trainings: ideal, aware at 1 s, aware at 1 day.
+DRIFT_TRAININGS = ("ideal", "chip_1s", "chip")
+#: The adc simulation's trainings (aware: on high-R SiOx PF alone, without converters).
+ADC_TRAININGS = ("ideal", "high_pf")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -84,6 +99,10 @@ TRAININGS = {t.name: t for t in [
        regularised=True),
     _t("cnn_ideal", "cifar10", "ideal", "CIFAR-10 CNN, ideal training"),
     _t("cnn_high_pf", "cifar10", "siox-high", "CIFAR-10 CNN, high-R SiOx PF, aware"),
+    # Beyond the paper (the physical pipeline): the worked-example chip, read 1 day and 1 s after
+    # programming (memnp.data.presets.CHIP).
+    _t("chip", "mnist", "siox-high-chip", "whole chip (1 day), aware"),
+    _t("chip_1s", "mnist", "siox-high-chip-1s", "whole chip (1 s), aware"),
 ]}
 
 INFERENCES = {i.name: i for i in [
@@ -98,6 +117,10 @@ INFERENCES = {i.name: i for i in [
     InferenceSetup("tahfo2", "tahfo2", "Ta/HfO2 stuck distribution"),
     InferenceSetup("d2d_more_avg", "d2d-more-uniform", "more uniform D2D (avg rule)", "avg"),
     InferenceSetup("d2d_less_avg", "d2d-less-uniform", "less uniform D2D (avg rule)", "avg"),
+    *(InferenceSetup(name, device, label) for name, device, label, _ in DRIFT_READS),
+    *(InferenceSetup(f"adc{b}", f"siox-high-adc{b}", f"high-R SiOx PF, {b}-bit ADC") for b in ADC_BITS),
+    *(InferenceSetup(f"adc{b}_tiles", f"siox-high-adc{b}-tiles", f"high-R SiOx PF, {b}-bit ADC, 128 x 64 tiles")
+      for b in ADC_BITS),
 ]}
 
 #: The nine MNIST inference setups of the robustness matrix (docs/model.md §7.9), in the paper's order.
@@ -138,7 +161,22 @@ SIMULATIONS = {s.name: s for s in [
                + _pairs(["d2d_less", "d2d_less_reg"], ["d2d_less"])),
     Simulation("nonideality_agnosticism", "every trained MNIST network on all nine inference setups",
                _pairs(AGNOSTIC_TRAININGS, AGNOSTIC_INFERENCES), monitor=False),
+    # Beyond the paper. monitor=False: pairing "ideal" or "high_pf" with these inference setups must
+    # not add test-during-training stages to them (it would change the paper's job keys).
+    Simulation("combined", "the worked-example chip (high-R SiOx PF, D2D, 2 % stuck at G_off, 5 % read "
+               "noise, drift to 1 day, 6-bit DAC and ADC, 128 x 64 tiles): ideal, PF-aware and chip-aware "
+               "training, each tested on the chip",
+               _pairs(["ideal", "high_pf", "chip"], ["chip"]), monitor=False),
+    Simulation("drift", "the chip read 1 s, 1 h, 1 day, 1 month and 1 year after programming: ideal "
+               "training, aware training at 1 s and at 1 day",
+               _pairs(DRIFT_TRAININGS, [name for name, *_ in DRIFT_READS]), monitor=False),
+    Simulation("adc", "high-R SiOx PF read by 3- to 8-bit ADCs, one array and 128 x 64 tiles: ideal "
+               "and PF-aware training",
+               _pairs(ADC_TRAININGS, [f"adc{b}" for b in ADC_BITS] + [f"adc{b}_tiles" for b in ADC_BITS]),
+               monitor=False),
 ]}
+#: The paper's nine simulations (SPEC §7), in registry order; the others go beyond the paper.
+PAPER_SIMULATIONS = tuple(SIMULATIONS)[:9]
 
 
 def check_names(names):
@@ -150,9 +188,12 @@ def check_names(names):
     return names
 
 
-def device_stage(device, mapping_rule="default"):
-    """The Stage of a device preset name ("ideal" or a memnp.data.presets name)."""
-    if device == "ideal":
+def device_stage(device, mapping_rule="default", devices=None):
+    """The Stage of a device preset name ("ideal" or a memnp.data.presets name); ``devices``
+    ({preset name: Stage}, e.g. read from preset files) replaces built-in presets."""
+    if devices and device in devices:
+        stage = devices[device]
+    elif device == "ideal":
         stage = Stage.from_dict(IDEAL_STAGE)
     else:
         from ..data.presets import preset_stage
@@ -205,13 +246,43 @@ class Plan:
         return next(j for j in self.jobs if j.key == key)
 
 
-def expand(names, scale, seed, sources):
+def used_devices(names):
+    """The device names (preset names and "ideal") the simulations ``names`` train or test on,
+    test-during-training stages included, in first-use order."""
+    out = []
+    for name in check_names(names):
+        for t, i in SIMULATIONS[name].pairs:
+            for device in [TRAININGS[t].device] + [INFERENCES[m].device for m in monitor_inferences(t)] \
+                    + [INFERENCES[i].device]:
+                if device not in out:
+                    out.append(device)
+    return out
+
+
+def check_devices(names, devices):
+    """``devices`` ({preset name: Stage} or None) validated against the simulations ``names``."""
+    if not devices:
+        return {}
+    used = used_devices(names)
+    for name, stage in devices.items():
+        if not isinstance(stage, Stage):
+            raise ValueError(f"devices must map preset names to Stage objects; got {stage!r} for {name!r}")
+        if name == "ideal" or name not in used:
+            raise ValueError(f"a device file replaces a preset the selected simulations use "
+                             f"({', '.join(d for d in used if d != 'ideal')}); got one named {name!r}")
+    return dict(devices)
+
+
+def expand(names, scale, seed, sources, devices=None):
     """Jobs for the simulations ``names`` at a :class:`~memnp.experiments.presets.Scale`.
 
     sources: {family: resolved data name, or None when unavailable}. Pairs whose family is
-    unavailable are skipped (listed in ``Plan.skipped``).
+    unavailable are skipped (listed in ``Plan.skipped``). devices: optional {preset name: Stage}
+    replacing those built-in presets in every setup (their jobs get new keys, so nothing computed
+    with the built-in preset is reused).
     """
     names = check_names(names)
+    devices = check_devices(names, devices)
     trainings, inferences, simulations, jobs, skipped = {}, {}, {}, {}, []
     for name in names:
         sim = SIMULATIONS[name]
@@ -223,12 +294,12 @@ def expand(names, scale, seed, sources):
                 continue
             kept.append([t_name, i_name])
             if t_name not in trainings:
-                trainings[t_name] = _expand_training(setup, scale, seed, sources, jobs)
+                trainings[t_name] = _expand_training(setup, scale, seed, sources, jobs, devices)
             inf_setup = INFERENCES[i_name]
             if i_name not in inferences:
                 inferences[i_name] = {"label": inf_setup.label, "device": inf_setup.device,
-                                      "config": scale.inference(device_stage(inf_setup.device,
-                                                                             inf_setup.mapping_rule)).to_dict()}
+                                      "config": scale.inference(device_stage(inf_setup.device, inf_setup.mapping_rule,
+                                                                             devices)).to_dict()}
             inference = Inference.from_dict(inferences[i_name]["config"])
             for network, train_key in enumerate(trainings[t_name]["networks"]):
                 content = {"kind": "infer", "train": train_key, "inference": inference.to_dict()}
@@ -244,9 +315,9 @@ def expand(names, scale, seed, sources):
     return Plan(trainings, inferences, simulations, ordered, skipped)
 
 
-def _expand_training(setup, scale, seed, sources, jobs):
-    stage = device_stage(setup.device, setup.mapping_rule)
-    test_stages = tuple(device_stage(INFERENCES[i].device, INFERENCES[i].mapping_rule)
+def _expand_training(setup, scale, seed, sources, jobs, devices=None):
+    stage = device_stage(setup.device, setup.mapping_rule, devices)
+    test_stages = tuple(device_stage(INFERENCES[i].device, INFERENCES[i].mapping_rule, devices)
                         for i in monitor_inferences(setup.name))
     training = scale.training(DataSpec(name=sources[setup.family], **scale.limits(setup.family)), stage,
                               regularised=setup.regularised, standard_weights=setup.standard_weights,

@@ -5,16 +5,18 @@ results (networks x repeats), the median test error and its interquartile range 
 mean power of the network's crossbars (W), the energy efficiency (docs/model.md §3, TOPS/W) at that power,
 and the paper's numbers (docs/model.md §8) where it gives them. Also the robustness matrix (median error of
 the 13 MNIST networks on the 9 inference setups), the diagonal table next to the paper's, and the
-paper's orderings checked on these results.
+paper's orderings checked on these results; and the tables of the simulations beyond the paper
+(:mod:`memnp.experiments.report_sweeps`).
 
-Files (in ``<root>/report/``): ``summary.md``, ``summary.csv``, ``robustness.csv``, ``diagonal.csv``.
+Files (in ``<root>/report/``): ``summary.md``, ``summary.csv``, ``robustness.csv``, ``diagonal.csv``,
+and ``drift.csv`` / ``adc.csv`` when those simulations have results.
 """
 import csv
 import io
 
 import numpy as np
 
-from . import paper, registry
+from . import paper, registry, report_sweeps
 from .protocol import energy_efficiency
 from .store import ResultsStore, write_text
 
@@ -182,6 +184,7 @@ def markdown(manifest, rows, pairs):
                   "|---" * (len(registry.AGNOSTIC_INFERENCES) + 1) + "|"]
         for training, cells in matrix.items():
             lines.append(f"| {training} | " + " | ".join(_fmt(cells[i], 1) for i in registry.AGNOSTIC_INFERENCES) + " |")
+    lines += report_sweeps.markdown(pairs, _fmt, _power)
     return "\n".join(lines) + "\n"
 
 
@@ -210,4 +213,7 @@ def write_report(root):
     columns = ("setup", "inference") + tuple(f"{k}_{s}" for k in ("ideal", "aware", "aware_reg")
                                               for s in ("training", "median_error_pct", "paper_pct"))
     write_text(paths["diagonal.csv"], _csv(diag_rows, columns))
+    for name, (table, table_columns) in report_sweeps.csv_tables(pairs).items():
+        paths[name] = out / name
+        write_text(paths[name], _csv(table, table_columns))
     return paths

@@ -93,15 +93,35 @@ def resolve_sources(families, data_dir=None, download=False):
     return sources, reasons
 
 
-def plan_run(names, scale, seed, data_dir=None, download=False):
-    """(plan, sources, reasons): the validated expansion of ``names`` (nothing written)."""
+def device_files(paths):
+    """{preset name: Stage} from preset JSON files (memnp.data.presets.save_preset, ``fit-device``);
+    ValueError for an unreadable file or two files of one name."""
+    from ..data.presets import load_preset_record
+    out = {}
+    for path in paths or ():
+        record = load_preset_record(path)
+        if record.name in out:
+            raise ValueError(f"two device files are named {record.name!r} (the second: {path})")
+        try:
+            out[record.name] = record.to_stage()
+        except ValueError as exc:
+            raise ValueError(f"device file {path}: {exc}") from None
+    return out
+
+
+def plan_run(names, scale, seed, data_dir=None, download=False, devices=None):
+    """(plan, sources, reasons): the validated expansion of ``names`` (nothing written); devices:
+    preset files (paths) or {preset name: Stage} replacing those built-in presets."""
     if not isinstance(scale, Scale):
         raise ValueError(f"scale must be a Scale; got {type(scale).__name__}")
     seed = check_seed(seed)
     names = registry.check_names(names)
+    if devices is not None and not isinstance(devices, dict):
+        devices = device_files(devices)
+    registry.check_devices(names, devices)
     families = sorted({registry.TRAININGS[t].family for n in names for t, _ in registry.SIMULATIONS[n].pairs})
     sources, reasons = resolve_sources(families, data_dir, download)
-    return registry.expand(names, scale, seed, sources), sources, reasons
+    return registry.expand(names, scale, seed, sources, devices), sources, reasons
 
 
 def _signature(scale, seed, sources):
@@ -161,7 +181,7 @@ def skip_message(family, reason, affected):
 
 
 def reproduce(names, scale, seed, out, data_dir=None, download=False, jobs=1, scheduler=None,
-              preset=None, progress=None, checkpoint_every=60.0, lock=None):
+              preset=None, progress=None, checkpoint_every=60.0, lock=None, devices=None):
     """Run the simulations ``names`` at ``scale`` into the results directory ``out``.
 
     checkpoint_every: seconds between in-job checkpoints of a training job (0: none).
@@ -169,13 +189,15 @@ def reproduce(names, scale, seed, out, data_dir=None, download=False, jobs=1, sc
     (to keep holding it while it writes more, such as the report); by default the run takes its
     own and releases it when done. Either way it is taken once the input is validated, before the
     manifest is read: another run holding it raises ResultsLocked at once.
+    devices: preset JSON files (or {preset name: Stage}) replacing the built-in presets of their
+    names in every setup of this run (``reproduce --device-file``).
     """
     progress = progress or Progress()
     start = time.perf_counter()
     checkpoint_every = check_checkpoint_every(checkpoint_every)
     out = check_output_dir(out)
     executor = make_executor(jobs, scheduler)
-    plan, sources, reasons = plan_run(names, scale, seed, data_dir, download)
+    plan, sources, reasons = plan_run(names, scale, seed, data_dir, download, devices)
     for family, source in sources.items():
         if source is not None:
             progress.message(f"data: {family} -> {DATA_NAMES.get(source, source)}")

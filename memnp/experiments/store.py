@@ -8,7 +8,7 @@ Layout (see docs/results-store.md)::
     <root>/jobs/train/<key>.json    training record: config, seed, histories, checkpoint, timing
     <root>/jobs/infer/<key>.json    inference record: per-repeat accuracy, loss and power
     <root>/checkpoints/<key>.{npz,json}  state of a training job still running (removed when done)
-    <root>/report/                  summary.md, summary.csv, robustness.csv, diagonal.csv
+    <root>/report/                  summary.md, summary.csv, robustness.csv, diagonal.csv (drift.csv, adc.csv)
     <root>/figures/                 figures (memnp.plotting)
 
 Every file is written to a temporary file in the same directory, flushed, synced and moved into

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import boxplots, conductances, devices, heatmap, style, training
+from . import boxplots, conductances, devices, heatmap, style, sweeps, training
 from .loaders import (ResultsView, Skip, short_inference_label, short_training_label, siox_data,
                       tahfo2_data, training_role)
 
 #: Simulations drawn by their own figure functions rather than the generic curves and boxes.
-_SPECIAL = ("nonideality_agnosticism", "iv_nonlinearity_cnn")
+_SPECIAL = ("nonideality_agnosticism", "iv_nonlinearity_cnn", "combined", "drift", "adc")
 
 
 class Context:
@@ -237,6 +237,88 @@ def robustness(ctx, out):
                                       [short_inference_label(view, i) for i in rows])
 
 
+def _sweep_series(view, training, inferences, x, **fields):
+    """A series of :mod:`memnp.plotting.sweeps` (median and quartiles per point), or None."""
+    stats = []
+    for i in inferences:
+        result = view.error_power(training, i)
+        stats.append(np.percentile(result[0], [25, 50, 75]) if result is not None else [np.nan] * 3)
+    stats = np.asarray(stats, dtype=float).reshape(len(inferences), 3)
+    if not np.isfinite(stats[:, 1]).any():
+        return None
+    return dict(fields, x=np.asarray(x, dtype=float), q25=stats[:, 0], median=stats[:, 1], q75=stats[:, 2])
+
+
+_SWEEP_STYLE = {"ideal": ("Ideal training", style.TRAINING_COLORS["standard"]),
+                "chip_1s": ("Aware, trained at 1 s", style.TRAINING_COLORS["aware"]),
+                "chip": ("Aware, trained at 1 day", style.TRAINING_COLORS["aware_regularised"]),
+                "high_pf": ("Aware (high-R PF)", style.TRAINING_COLORS["aware"])}
+
+
+def combined(ctx, out):
+    """The combined simulation: test error against power on the whole chip, a box per training."""
+    from ..experiments.registry import SIMULATIONS
+
+    view = ctx.view
+    styles = {"ideal": ("Ideal training", style.TRAINING_COLORS["standard"]),
+              "high_pf": ("Aware (PF alone)", style.TRAINING_COLORS["aware"]),
+              "chip": ("Aware (whole chip)", style.TRAINING_COLORS["aware_regularised"])}
+    groups = []
+    for training, inference in SIMULATIONS["combined"].pairs:
+        result = view.error_power(training, inference)
+        if result is not None and np.isfinite(result[1]).any():
+            label, color = styles[training]
+            groups.append({"label": label, "color": color, "error": result[0], "power": result[1]})
+    if not groups:
+        raise Skip("no finished combined inference jobs in the results (run --only combined)")
+    panels = [{"title": "Whole chip, 1 day after programming", "groups": groups}]
+    return boxplots.error_vs_power_figure(out / "error_vs_power_combined", panels)
+
+
+def drift(ctx, out):
+    """The drift simulation: test error against the time after programming (log axis)."""
+    from ..experiments.registry import DRIFT_READS, DRIFT_TRAININGS
+
+    view = ctx.view
+    names = [name for name, *_ in DRIFT_READS]
+    seconds = [t for *_, t in DRIFT_READS]
+    series = []
+    for training in DRIFT_TRAININGS:
+        label, color = _SWEEP_STYLE[training]
+        found = _sweep_series(view, training, names, seconds, label=label, color=color)
+        if found is not None:
+            series.append(found)
+    if not series:
+        raise Skip("no finished drift inference jobs in the results (run --only drift)")
+    trained_at = {_SWEEP_STYLE["chip_1s"][0]: seconds[0], _SWEEP_STYLE["chip"][0]: seconds[names.index("chip")]}
+    return sweeps.drift_figure(out / "drift", series, trained_at=trained_at)
+
+
+def adc(ctx, out):
+    """The adc simulation: test error against the ADC's bits, one array and 128 x 64 tiles."""
+    from ..data.presets import ADC_BITS
+    from ..experiments.registry import ADC_TRAININGS
+
+    view = ctx.view
+    series = []
+    for training in ADC_TRAININGS:
+        label, color = _SWEEP_STYLE[training]
+        for suffix, layout, linestyle, marker in (("", "one array", "-", "o"), ("_tiles", "128 x 64 tiles", "--", "s")):
+            found = _sweep_series(view, training, [f"adc{b}{suffix}" for b in ADC_BITS], ADC_BITS,
+                                  label=f"{label}, {layout}", color=color, linestyle=linestyle, marker=marker)
+            if found is not None:
+                series.append(found)
+    if not series:
+        raise Skip("no finished adc inference jobs in the results (run --only adc)")
+    references = []  # the same networks on PF without converters, when iv_nonlinearity ran too
+    for training in ADC_TRAININGS:
+        result = view.error_power(training, "high_pf")
+        if result is not None:
+            label, color = _SWEEP_STYLE[training]
+            references.append({"label": f"{label}, no ADC", "color": color, "value": np.median(result[0])})
+    return sweeps.adc_figure(out / "adc", series, references=references)
+
+
 #: name -> figure function, in drawing order.
 FIGURES = {
     "siox_iv": siox_iv,
@@ -248,4 +330,7 @@ FIGURES = {
     "cnn": cnn,
     "weight_implementation": weight_implementation,
     "robustness": robustness,
+    "combined": combined,
+    "drift": drift,
+    "adc": adc,
 }
