@@ -38,7 +38,8 @@ def cli():
               help="Run scale: tiny (seconds), default (minutes on 2 cores), paper (SPEC §5: 1000 epochs, "
                    "5 networks, 25 repeats).")
 @click.option("--only", "only", multiple=True, type=click.Choice(list(registry.SIMULATIONS)),
-              help="Run only this simulation (repeatable). Default: all nine.")
+              help="Run only this simulation (repeatable). Default: all nine (line_resistance, slow, "
+                   "only by name or with --preset paper).")
 @click.option("--data-dir", type=click.Path(file_okay=False), default=None,
               help="Data directory (default $MEMNP_DATA or ~/.cache/memnp). MNIST falls back to the "
                    "embedded 10k subset; CIFAR-10 experiments are skipped when it is absent.")
@@ -95,7 +96,7 @@ def reproduce(preset, only, data_dir, download, out, seed, epochs, repeats, netw
     jobs = usable_cores() if jobs == "auto" else jobs
     if scheduler is not None and not valid_address(scheduler):
         fail(f"--scheduler must be an address like tcp://HOST:PORT or HOST:PORT; got {scheduler!r}")
-    names = list(only) or list(registry.SIMULATIONS)
+    names = list(only) or registry.default_names(preset)
     lock = RunLock(out)   # taken by the runner once the input is valid; held here until the figures are drawn
     try:
         try:
