@@ -7,7 +7,8 @@ and the paper's numbers (SPEC §8) where it gives them. Also the robustness matr
 the 13 MNIST networks on the 9 inference setups), the diagonal table next to the paper's, and the
 paper's orderings checked on these results.
 
-Files (in ``<root>/report/``): ``summary.md``, ``summary.csv``, ``robustness.csv``, ``diagonal.csv``.
+Files (in ``<root>/report/``): ``summary.md``, ``summary.csv``, ``robustness.csv``, ``diagonal.csv``,
+and ``line_resistance.csv`` with that simulation's section (:mod:`.report_line_resistance`).
 """
 import csv
 import io
@@ -15,6 +16,7 @@ import io
 import numpy as np
 
 from . import paper, registry
+from . import report_line_resistance
 from .protocol import energy_efficiency
 from .store import ResultsStore, write_text
 
@@ -194,7 +196,9 @@ def write_report(root):
     out = store.report_dir
     paths = {"summary.md": out / "summary.md", "summary.csv": out / "summary.csv",
              "robustness.csv": out / "robustness.csv", "diagonal.csv": out / "diagonal.csv"}
-    write_text(paths["summary.md"], markdown(manifest, rows, pairs))
+    lr_rows = report_line_resistance.rows(store, manifest)
+    write_text(paths["summary.md"], markdown(manifest, rows, pairs)
+               + "".join(line + "\n" for line in report_line_resistance.markdown(lr_rows, _fmt, _power)))
     write_text(paths["summary.csv"], _csv(rows, SUMMARY_COLUMNS))
     matrix = robustness(pairs)
     write_text(paths["robustness.csv"], _csv([dict(training=t, **cells) for t, cells in matrix.items()],
@@ -210,4 +214,7 @@ def write_report(root):
     columns = ("setup", "inference") + tuple(f"{k}_{s}" for k in ("ideal", "aware", "aware_reg")
                                               for s in ("training", "median_error_pct", "paper_pct"))
     write_text(paths["diagonal.csv"], _csv(diag_rows, columns))
+    if lr_rows:
+        paths["line_resistance.csv"] = out / "line_resistance.csv"
+        write_text(paths["line_resistance.csv"], _csv(lr_rows, report_line_resistance.COLUMNS))
     return paths

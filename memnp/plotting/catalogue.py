@@ -9,11 +9,12 @@ from __future__ import annotations
 import numpy as np
 
 from . import boxplots, conductances, devices, heatmap, style, training
+from . import line_resistance
 from .loaders import (ResultsView, Skip, short_inference_label, short_training_label, siox_data,
                       tahfo2_data, training_role)
 
 #: Simulations drawn by their own figure functions rather than the generic curves and boxes.
-_SPECIAL = ("nonideality_agnosticism", "iv_nonlinearity_cnn")
+_SPECIAL = ("nonideality_agnosticism", "iv_nonlinearity_cnn", "line_resistance")
 
 
 class Context:
@@ -225,4 +226,5 @@ FIGURES = {
     "cnn": cnn,
     "weight_implementation": weight_implementation,
     "robustness": robustness,
+    "line_resistance": line_resistance.draw,
 }
