@@ -106,13 +106,13 @@ def test_scale_override_and_validation():
 
 
 def test_registry_counts_and_sharing():
-    assert len(registry.SIMULATIONS) == 9
-    mnist = [t for t in registry.TRAININGS.values() if t.family == "mnist"]
+    assert len(registry.default_names()) == 9  # line_resistance: by name or with --preset paper
+    mnist = [t for t in registry.TRAININGS.values() if t.family == "mnist" and t.parent is None]
     assert len(mnist) == 17
     agnostic = registry.SIMULATIONS["nonideality_agnosticism"]
     assert len(agnostic.pairs) == 13 * 9
     scale = presets.get("tiny").override(networks=2)
-    plan = registry.expand(list(registry.SIMULATIONS), scale, 0, {"mnist": "mnist-10k", "cifar10": None})
+    plan = registry.expand(registry.default_names(), scale, 0, {"mnist": "mnist-10k", "cifar10": None})
     trains = [j for j in plan.jobs if j.kind == "train"]
     infers = [j for j in plan.jobs if j.kind == "infer"]
     assert len(trains) == 17 * 2  # shared networks trained once
@@ -132,7 +132,7 @@ def test_training_keys_do_not_depend_on_only():
     scale = presets.get("tiny")
     sources = {"mnist": "mnist-10k", "cifar10": None}
     alone = registry.expand(["stuck_off"], scale, 3, sources)
-    everything = registry.expand(list(registry.SIMULATIONS), scale, 3, sources)
+    everything = registry.expand(registry.default_names(), scale, 3, sources)
     assert alone.trainings["ideal"]["networks"] == everything.trainings["ideal"]["networks"]
     assert {j.key for j in alone.jobs} <= {j.key for j in everything.jobs}
     # the ideal network's test-during-training covers every setup paired with it (not agnosticism's)

@@ -36,6 +36,6 @@ def test_tiny_preset_keeps_keys_labels_and_numbers(tmp_path):
     """Every simulation of the tiny preset (every kind of paper stage: PF, PF with stuck-on
     devices, lognormal D2D, the stuck KDE, stuck-off): the same job keys, and bit-identical
     accuracies, losses, powers, training histories and weights."""
-    runner.reproduce(list(registry.SIMULATIONS), presets.get("tiny"), 0, tmp_path / "r")
+    runner.reproduce(registry.default_names(), presets.get("tiny"), 0, tmp_path / "r")
     manifest = _compare(tmp_path / "r")
     assert set(manifest["jobs"]) == set(REFERENCE["jobs"])
