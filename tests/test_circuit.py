@@ -196,6 +196,12 @@ def test_line_resistance_object():
             LineResistance(1.0, bad)
     with pytest.raises(ValueError, match="G must"):
         lr.currents(np.zeros((2, 3)), np.zeros((4, 2)))
+    with pytest.raises(ValueError, match="G must contain"):
+        lr.currents(np.zeros((2, 3)), -np.ones((3, 2)))
+    with pytest.raises(ValueError, match="V must contain"):
+        lr.currents(np.full((2, 3), np.nan), np.ones((3, 2)))
+    with pytest.raises(ValueError, match="d_eps"):
+        lr.currents(np.zeros((2, 3)), np.ones((3, 2)), (np.ones((3, 2)), np.zeros((3, 2))))
 
 
 def test_non_convergence_raises_naming_size_and_r():
@@ -275,3 +281,30 @@ def test_memristive_dense_reads_through_the_wires():
                    draws="all")
     y2 = layer.forward(x, ctx2)
     assert 0 < np.abs(y - y2).max() < 0.05 * np.abs(y2).max()
+
+
+@pytest.mark.parametrize("m, n", [(1, 1), (1, 3), (4, 1), (5, 3)])
+@pytest.mark.parametrize("pdir", [1, 2])
+def test_line_preconditioner_is_the_exact_inverse_of_its_direction(m, n, pdir):
+    from memnp.circuit import precond
+    rng = np.random.default_rng(12)
+    r_word, r_bit = (0.0, 2.0) if pdir == precond.BIT else (3.0, 0.0)
+    s = rng.uniform(0.1, 1.0, (m, n))
+    sq, y = np.sqrt(s), rng.normal(size=(m, n))
+    # M = I + S^1/2 A S^1/2 column by column, with only this direction's wires.
+    M = np.zeros((m * n, m * n))
+    out, buf_p, buf_q = np.empty((m, n)), np.empty(n), np.empty(n)
+    for k in range(m * n):
+        e = np.zeros(m * n)
+        e[k] = 1.0
+        e = e.reshape(m, n)
+        solve.apply_A(sq * e, r_word, r_bit, out, buf_p, buf_q)
+        M[:, k] = (e + sq * out).ravel()
+    g = 1.0 / (r_bit if pdir == precond.BIT else r_word)
+    winv = np.empty((m, n))
+    precond.factor(s, g, pdir, winv)
+    got = np.empty((m, n))
+    precond.apply(y, sq, g, pdir, winv, got)
+    np.testing.assert_allclose(got.ravel(), np.linalg.solve(M, y.ravel()), rtol=1e-12, atol=1e-14)
+    # With one side of zero resistance the preconditioned CG ends after one iteration.
+    assert precond.direction(m, n, r_word, r_bit) == pdir

@@ -18,13 +18,15 @@ from numba import njit, prange
 
 from ..kernels.device_law import pf_partials
 from ..kernels.physics import A2_B
-from .solve import _PRANGE_ONLY, _law, apply_A, cg
+from . import precond
+from .solve import _PRANGE_ONLY, _law, apply_A, cg, preconditioner
 
 _A2_B = float(A2_B)
 
 
-@njit(cache=True)
-def _vjp_one(v, Vrow, c, K, pf, r_w, r_b, g, tol, max_cg, need_V, grad_V, w1, w2):
+@njit(cache=True, error_model="numpy")
+def _vjp_one(v, Vrow, c, K, pf, r_w, r_b, g, tol, max_cg, pdir, gl, winv_shared, need_V, grad_V,
+             w1, w2):
     m, n = v.shape
     F = np.empty((m, n))
     s = np.empty((m, n))
@@ -35,6 +37,8 @@ def _vjp_one(v, Vrow, c, K, pf, r_w, r_b, g, tol, max_cg, need_V, grad_V, w1, w2
     pv = np.empty((m, n))
     q = np.empty((m, n))
     t = np.empty((m, n))
+    h = np.empty((m, n))
+    winv = np.empty((m, n)) if pf else winv_shared
     buf_p = np.empty(n)
     buf_q = np.empty(n)
     _law(Vrow, c, K, pf, v, F, s)
@@ -42,7 +46,9 @@ def _vjp_one(v, Vrow, c, K, pf, r_w, r_b, g, tol, max_cg, need_V, grad_V, w1, w2
         for j in range(n):
             sq[i, j] = math.sqrt(max(s[i, j], 0.0))
             b[i, j] = sq[i, j] * g[j]
-    iterations, _ = cg(sq, b, r_w, r_b, tol, max_cg, z, r, pv, q, t, buf_p, buf_q)
+    if pf and pdir != 0:
+        precond.factor(s, gl, pdir, winv)
+    iterations, _ = cg(sq, b, r_w, r_b, tol, max_cg, z, r, pv, q, t, buf_p, buf_q, pdir, gl, winv, h)
     for i in range(m):
         for j in range(n):
             t[i, j] = sq[i, j] * z[i, j]
@@ -69,14 +75,15 @@ def _d_eps(K):
     return _A2_B / K
 
 
-@njit(cache=True, parallel=_PRANGE_ONLY)
-def _vjp_batch(v, V, c, K, pf, r_w, r_b, grad_I, tol, max_cg, need_V, grad_V, w1, w2, iterations):
+@njit(cache=True, parallel=_PRANGE_ONLY, error_model="numpy")
+def _vjp_batch(v, V, c, K, pf, r_w, r_b, grad_I, tol, max_cg, pdir, gl, winv, need_V, grad_V, w1,
+               w2, iterations):
     for e in prange(v.shape[0]):
-        iterations[e] = _vjp_one(v[e], V[e], c, K, pf, r_w, r_b, grad_I[e], tol, max_cg, need_V,
-                                 grad_V[e], w1[e], w2[e])
+        iterations[e] = _vjp_one(v[e], V[e], c, K, pf, r_w, r_b, grad_I[e], tol, max_cg, pdir, gl,
+                                 winv, need_V, grad_V[e], w1[e], w2[e])
 
 
-@njit(cache=True, parallel=_PRANGE_ONLY)
+@njit(cache=True, parallel=_PRANGE_ONLY, error_model="numpy")
 def _sum_examples(w, out):
     p, m, n = w.shape
     for i in prange(m):
@@ -97,8 +104,10 @@ def vjp(v, V, c, K, pf, r_word, r_bit, grad_I, tol, need_V=True, max_cg=5000):
     w1 = np.empty((p, m, n))
     w2 = np.empty((p, m, n)) if pf else np.empty((p, 1, 1))
     iterations = np.zeros(p, np.int64)
+    pdir, gl, winv = preconditioner(m, n, r_word, r_bit, None if pf else c)
     _vjp_batch(v, np.ascontiguousarray(V, dtype=np.float64), c, K, pf, float(r_word), float(r_bit),
-               grad_I, float(tol), int(max_cg), bool(need_V), grad_V, w1, w2, iterations)
+               grad_I, float(tol), int(max_cg), pdir, gl, winv, bool(need_V), grad_V, w1, w2,
+               iterations)
     g1 = np.empty((m, n))
     _sum_examples(w1, g1)
     if pf:

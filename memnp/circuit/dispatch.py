@@ -13,6 +13,15 @@ from .network import Network, line_voltages
 from .report import empty_report
 
 
+def _cuda():
+    try:
+        from . import cuda
+    except ImportError as exc:
+        raise ImportError("LineResistance on the cuda backend needs numba-cuda: "
+                          "pip install 'memnp[cuda]'") from exc
+    return cuda
+
+
 def tolerance(dtype):
     """Relative-residual tolerance of a solve in ``dtype``: 1e-6 float32, 1e-10 float64."""
     return solve.TOLERANCE[np.dtype(dtype)]
@@ -30,13 +39,19 @@ def forward(lr, state):
         state.report = state.reference["report"]
         return state.reference["I"].astype(V.dtype)
     if state.backend == "cuda":
-        from . import cuda
+        cuda = _cuda()
         state.v, state.report, state.arrays = cuda.solve(V, G, devices, lr.r_word, lr.r_bit,
                                                          state.tolerance)
     else:
         state.arrays = solve.device_arrays(G, devices)
         state.v, state.report = solve.solve(V, G, devices, lr.r_word, lr.r_bit, state.tolerance)
     return solve.currents(state.v, *state.arrays)[1].astype(V.dtype)
+
+
+def _adjoint_tolerance(state):
+    """CG tolerance of the transposed solve: the forward's for float32 (gradients rounded to
+    float32 anyway), a tenth of it for float64."""
+    return state.tolerance if state.V.dtype == np.float32 else 0.1 * state.tolerance
 
 
 def vjp(lr, state, grad_I, need_V):
@@ -51,12 +66,11 @@ def vjp(lr, state, grad_I, need_V):
     if state.backend == "numpy":
         grad_V, grad_theta = reference.vjp(state.reference, grad_I)
     elif state.backend == "cuda":
-        from . import cuda
-        grad_V, grad_theta = cuda.vjp(state.v, V, *state.arrays, lr.r_word, lr.r_bit, grad_I,
-                                      state.tolerance, need_V)
+        grad_V, grad_theta = _cuda().vjp(state.v, V, *state.arrays, lr.r_word, lr.r_bit, grad_I,
+                                         _adjoint_tolerance(state), need_V)
     else:
         grad_V, grad_theta, _ = adjoint.vjp(state.v, V, *state.arrays, lr.r_word, lr.r_bit, grad_I,
-                                            0.1 * state.tolerance, need_V)
+                                            _adjoint_tolerance(state), need_V)
     grad_V = grad_V.astype(V.dtype) if need_V else None
     if devices is None:
         return grad_V, grad_theta.astype(G.dtype)

@@ -1,40 +1,47 @@
 """Fast batched forward solver (cpu: Numba, parallel over examples).
 
-Formulation. Instead of the 2 m n node voltages, the solver takes the m n device currents x as
-unknowns. Any x fixes every line current by KCL (word-line segment k of row i carries the devices
-k..n-1 of that row, bit-line segment k of column j the rows 0..k) and so every node voltage:
+Formulation. Instead of the 2 m n node voltages, the solver takes the m n device voltages v
+(p, m, n; word node minus bit node) as unknowns. Given the device currents x = f(v), KCL fixes
+every line current (word-line segment k of row i carries the devices k..n-1 of that row, bit-line
+segment k of column j the rows 0..k), and the wires then fix every node voltage:
 
-    v = V 1^T - A x,     (A x)[i, j] = r_word sum_j' (min(j, j') + 1) x[i, j']
+    V 1^T - v = A x,     (A x)[i, j] = r_word sum_j' (min(j, j') + 1) x[i, j']
                                      + r_bit  sum_i' (m - max(i, i')) x[i', j],
 
-the device voltages v (p, m, n) (word node minus bit node), A symmetric positive semidefinite
-(the wire resistances shared by any two devices' current paths, in ohms; applied by two cumulative
-sums along each line, O(m n), never formed). The nodal equations become the m n equations
+A symmetric positive semidefinite (the wire resistance any two devices' current paths share, in
+ohms; applied by running sums along each line, O(m n), never formed). The nodal equations become
+the m n equations
 
-    H(x) = x - f(V 1^T - A x) = 0,
+    R(v) = v + A f(v) - V 1^T = 0,
 
-f the device law of :mod:`memnp.kernels.device_law`. Their residual is exactly the nodal KCL
-residual (the currents of the other branches satisfy KCL by construction), so the relative
-residual ||H||_2 / max(||x||_2, ||f(v)||_2) is the convergence measure. The output current of
-column j (through its last bit-line segment) is sum_i x[i, j].
+f the device law of :mod:`memnp.kernels.device_law`. Convergence is measured in currents: the
+relative residual ||S R||_2 / ||f(v)||_2 (S = diag(df/dv)), the linearised mismatch between the
+device currents and the currents the node voltages they set up would drive, i.e. the nodal KCL
+residual relative to the device currents. The output current of column j (through its last
+bit-line segment) is sum_i f(v)[i, j].
 
-Method: Newton with a line search on ||H||, each step solved by conjugate gradients. The Newton
-matrix I + S A (S = diag(df/dv) > 0) is brought to the symmetric positive definite form
-M = I + S^1/2 A S^1/2 (step delta = -H + S^1/2 z with M z = S^1/2 A H), whose eigenvalues lie in
-[1, 1 + rho], rho = lambda_max(S^1/2 A S^1/2) ~ (4 / pi^2) r G (m^2 + n^2): the coupling of the
-wires and the devices. For high-resistance devices (G ~ 1e-6 S) and r ~ 1 ohm, rho < 1 on
-MNIST-sized arrays and about 2 at 1024 x 1024, so CG needs ~10 iterations per step and Newton
-3-5 steps; each CG iteration costs a few passes over m n numbers and no factorisation, no device
-law evaluation and no division by a slope (insulating devices, s = 0, are fine). Strong coupling
-(low-resistance devices, long lines) needs O(sqrt(rho)) CG iterations: slower, still exact.
+Method: Newton on R with a backtracking line search on ||R||, each step dv = -(I + A S)^-1 R
+solved by conjugate gradients in the symmetric positive definite form M = I + S^1/2 A S^1/2
+(dv = -R + A S^1/2 z with M z = S^1/2 R: no division by a slope, so insulating devices, s = 0, are
+fine). M's eigenvalues lie in [1, 1 + rho], rho = lambda_max(S^1/2 A S^1/2) ~ (4 / pi^2) r G
+(m^2 + n^2): the coupling of wires and devices. CG is preconditioned by the exact solve of one
+line direction (:mod:`memnp.circuit.precond`: a tridiagonal solve per bit line, or per word
+line, whichever has the larger r m^2), which leaves only the other direction's coupling to CG.
+For high-resistance devices (G ~ 1e-6 S) at r ~ 1 ohm that is 1-2 CG iterations per Newton step
+on MNIST-sized arrays, and Newton takes 1 (linear) to 3 (PF) steps; strongly coupled arrays
+(low-resistance devices, long lines) take O(sqrt(rho_other)) CG iterations per step, still exact.
+Newton on v rather than on the currents: for exponential devices a Newton step in the currents
+overshoots into voltages where f explodes, in the voltages it does not (tested: the current form
+stalled on low-resistance PF arrays that this one solves in a few steps).
 The inner tolerance follows the outer residual (inexact Newton, eta = 0.1 min(0.1, rel) /
 lambda_max(M), lambda_max estimated by the previous CG; without the 1 / lambda_max a strongly
-coupled array stalls); linear devices are solved in one Newton step with eta = tol / 10.
-Linear devices: M depends only on G and r, the same for every example; "preconditioning" is the
-S^1/2 scaling, shared by the batch (no factorisation is stored).
+coupled array stalls; never below tol / (2 rel lambda_max), which is all the last step needs);
+linear devices are solved in one Newton step with eta = tol / 10 (then checked).
+Linear devices: M and the preconditioner depend only on G and r, so the line factorisation is
+made once per call and shared by the batch; PF devices refactor (one O(m n) pass) per step.
 
 All arithmetic runs in float64 (float32 inputs are widened and the currents rounded at the end),
-so the float32 tolerance 1e-6 is met by a float64 residual; the state keeps x in float64.
+so the float32 tolerance 1e-6 is met by a float64 residual; the state keeps v in float64.
 """
 import math
 
@@ -42,50 +49,95 @@ import numpy as np
 from numba import njit, prange
 
 from ..kernels.device_law import pf_current_slope, pf_K
+from ..kernels.fastexp import wide_vectors
+from . import precond
 from .report import CONVERGED, IN_PROGRESS, MAX_ITER, NON_FINITE, SolveReport
 
 #: Default relative-residual tolerances by dtype.
 TOLERANCE = {np.dtype(np.float32): 1e-6, np.dtype(np.float64): 1e-10}
 MAX_NEWTON = 60
 MAX_CG = 5000
+#: Reassociation lets LLVM vectorize the sums; no 'nnan' / 'ninf' (the NON_FINITE checks).
+_FASTMATH = {"nsz", "contract", "reassoc", "arcp", "afn"}
 _PRANGE_ONLY = {"prange": True, "comprehension": False, "setitem": False, "reduction": False,
                 "numpy": False, "stencil": False, "fusion": False, "inplace_binop": False}
 
 
-@njit(cache=True, fastmath={"nsz", "contract"})
+@njit(cache=True, fastmath=_FASTMATH, error_model="numpy")
 def apply_A(t, r_w, r_b, out, buf_p, buf_q):
-    """out = A t for one example, t and out (m, n); buf_p, buf_q (n,) work vectors."""
+    """out = A t for one example, t and out (m, n); buf_p, buf_q (n,) work vectors.
+
+    Bit lines first (vectorized across the n columns): out[i] = the currents of rows 0..i (what
+    bit segment i carries), then, walking up from the amplifier, out[i] = r_bit times the sum of
+    segments i..m-1. Word lines then add theirs: with T the row total, walking j = 0..n-1, segment
+    j carries T minus the devices before j, and the drop at node j is r_word times the sum of
+    segments 0..j (four rows at a time, so that four independent recurrences overlap)."""
+    wide_vectors()
     m, n = t.shape
-    for i in range(m):
-        if r_w > 0.0:
-            total = 0.0
-            for j in range(n):
-                total += t[i, j]
-            acc = 0.0
-            for j in range(n):          # segment j carries t[i, j:]; drop at j sums segments 0..j
-                acc += total
-                out[i, j] = r_w * acc
-                total -= t[i, j]
-        else:
-            for j in range(n):
-                out[i, j] = 0.0
     if r_b > 0.0:
         for j in range(n):
             buf_p[j] = 0.0
             buf_q[j] = 0.0
         for i in range(m):
+            ti = t[i]
+            oi = out[i]
             for j in range(n):
-                buf_p[j] += t[i, j]     # column totals
-        for i in range(m - 1, -1, -1):  # segment i carries rows 0..i; W at i sums segments i..m-1
+                buf_p[j] += ti[j]
+                oi[j] = buf_p[j]
+        for k in range(m):
+            oi = out[m - 1 - k]
             for j in range(n):
-                buf_q[j] += buf_p[j]
-                out[i, j] += r_b * buf_q[j]
-                buf_p[j] -= t[i, j]
+                buf_q[j] += oi[j]
+                oi[j] = r_b * buf_q[j]
+    else:
+        for i in range(m):
+            oi = out[i]
+            for j in range(n):
+                oi[j] = 0.0
+    if r_w > 0.0:
+        i = 0
+        while i + 4 <= m:
+            t0, t1, t2, t3 = t[i], t[i + 1], t[i + 2], t[i + 3]
+            o0, o1, o2, o3 = out[i], out[i + 1], out[i + 2], out[i + 3]
+            s0 = s1 = s2 = s3 = 0.0
+            for j in range(n):
+                s0 += t0[j]
+                s1 += t1[j]
+                s2 += t2[j]
+                s3 += t3[j]
+            a0 = a1 = a2 = a3 = 0.0
+            for j in range(n):
+                a0 += s0
+                a1 += s1
+                a2 += s2
+                a3 += s3
+                o0[j] += r_w * a0
+                o1[j] += r_w * a1
+                o2[j] += r_w * a2
+                o3[j] += r_w * a3
+                s0 -= t0[j]
+                s1 -= t1[j]
+                s2 -= t2[j]
+                s3 -= t3[j]
+            i += 4
+        while i < m:
+            ti = t[i]
+            oi = out[i]
+            s0 = 0.0
+            for j in range(n):
+                s0 += ti[j]
+            a0 = 0.0
+            for j in range(n):
+                a0 += s0
+                oi[j] += r_w * a0
+                s0 -= ti[j]
+            i += 1
 
 
-@njit(cache=True)
+@njit(cache=True, fastmath=_FASTMATH, error_model="numpy")
 def _law(V, c, K, pf, v, F, s):
     """F = f(v), s = df/dv for one example (v, F, s (m, n)); V only for its shape."""
+    wide_vectors()
     m, n = v.shape
     if pf:
         for i in range(m):
@@ -98,76 +150,119 @@ def _law(V, c, K, pf, v, F, s):
                 s[i, j] = c[i, j]
 
 
-@njit(cache=True)
+@njit(cache=True, fastmath=_FASTMATH, error_model="numpy")
 def _evaluate(v, Vrow, c, K, pf, r_w, r_b, F, s, R, buf_p, buf_q):
     """F, s = f(v), f'(v); R = v + A F - V (the voltage mismatch). Returns (||R||^2,
-    ||S R||^2, ||F||^2, max |S R|) (S R: the linearised device-current residual, A)."""
+    ||S R||^2, ||F||^2) (S R: the linearised device-current residual, A)."""
+    wide_vectors()
     m, n = v.shape
     _law(Vrow, c, K, pf, v, F, s)
     apply_A(F, r_w, r_b, R, buf_p, buf_q)
     rr = sr = ff = 0.0
-    smax = 0.0
     for i in range(m):
+        Vi = Vrow[i]
         for j in range(n):
-            res = v[i, j] + R[i, j] - Vrow[i]
+            res = v[i, j] + R[i, j] - Vi
             R[i, j] = res
             rr += res * res
             a = s[i, j] * res
             sr += a * a
             ff += F[i, j] * F[i, j]
-            if not abs(a) <= smax:
-                smax = abs(a)
-    return rr, sr, ff, smax
+    return rr, sr, ff
 
 
-@njit(cache=True)
-def cg(sq, b, r_w, r_b, eta, max_cg, z, r, pv, q, t, buf_p, buf_q):
-    """Solve (I + S^1/2 A S^1/2) z = b by conjugate gradients to ||residual|| <= eta ||b||
-    (z, r, pv, q, t (m, n) work arrays; sq = S^1/2). Returns (iterations, the largest Rayleigh
-    quotient p.Mp / p.p of the search directions: a lower estimate of M's largest eigenvalue)."""
+@njit(cache=True, error_model="numpy")
+def _max_abs_product(a, b):
+    """max |a b| over (m, n) arrays (inf when any product is not finite)."""
+    out = 0.0
+    for i in range(a.shape[0]):
+        for j in range(a.shape[1]):
+            x = abs(a[i, j] * b[i, j])
+            if not x <= out:
+                out = x if math.isfinite(x) else np.inf
+    return out
+
+
+@njit(cache=True, error_model="numpy")
+def _max_abs_difference(a, b):
+    out = 0.0
+    for i in range(a.shape[0]):
+        for j in range(a.shape[1]):
+            x = abs(a[i, j] - b[i, j])
+            if not x <= out:
+                out = x if math.isfinite(x) else np.inf
+    return out
+
+
+@njit(cache=True, fastmath=_FASTMATH, error_model="numpy")
+def cg(sq, b, r_w, r_b, eta, max_cg, z, r, pv, q, t, buf_p, buf_q, pdir, g, winv, h):
+    """Solve (I + S^1/2 A S^1/2) z = b by conjugate gradients, preconditioned by the exact line
+    solve of direction pdir (:mod:`memnp.circuit.precond`; g = 1 / r of that direction, winv its
+    factorisation at these slopes; pdir 0: none), to ||residual|| <= eta ||b||. z, r, pv, q, t, h
+    (m, n) work arrays; sq = S^1/2. Returns (iterations, the largest Rayleigh quotient p.Mp / p.p
+    of the search directions: a lower estimate of M's largest eigenvalue)."""
+    wide_vectors()
     m, n = b.shape
-    rr = 0.0
+    bb = 0.0
     for i in range(m):
         for j in range(n):
             z[i, j] = 0.0
             r[i, j] = b[i, j]
-            pv[i, j] = b[i, j]
-            rr += b[i, j] * b[i, j]
-    target = eta * eta * rr
-    k = 0
+            bb += b[i, j] * b[i, j]
+    target = eta * eta * bb
+    rr = bb
     lam_max = 1.0
+    if not rr > target:
+        return 0, lam_max
+    precond.apply(r, sq, g, pdir, winv, h)
+    rh = 0.0
+    for i in range(m):
+        for j in range(n):
+            pv[i, j] = h[i, j]
+            t[i, j] = sq[i, j] * h[i, j]
+            rh += r[i, j] * h[i, j]
+    k = 0
     while k < max_cg and rr > target:
-        for i in range(m):
-            for j in range(n):
-                t[i, j] = sq[i, j] * pv[i, j]
-        apply_A(t, r_w, r_b, q, buf_p, buf_q)
+        apply_A(t, r_w, r_b, q, buf_p, buf_q)           # q = A S^1/2 p
         pq = pp = 0.0
         for i in range(m):
             for j in range(n):
-                q[i, j] = pv[i, j] + sq[i, j] * q[i, j]
-                pq += pv[i, j] * q[i, j]
+                qq = pv[i, j] + sq[i, j] * q[i, j]      # q = M p
+                q[i, j] = qq
+                pq += pv[i, j] * qq
                 pp += pv[i, j] * pv[i, j]
         if not pq > 0.0:
             break
         lam_max = max(lam_max, pq / pp)
-        alpha = rr / pq
-        rr_new = 0.0
+        alpha = rh / pq
+        rr = 0.0
         for i in range(m):
             for j in range(n):
                 z[i, j] += alpha * pv[i, j]
-                r[i, j] -= alpha * q[i, j]
-                rr_new += r[i, j] * r[i, j]
-        beta = rr_new / rr
-        rr = rr_new
+                rv = r[i, j] - alpha * q[i, j]
+                r[i, j] = rv
+                rr += rv * rv
+        k += 1
+        if not rr > target:
+            break
+        precond.apply(r, sq, g, pdir, winv, h)
+        rh_new = 0.0
         for i in range(m):
             for j in range(n):
-                pv[i, j] = r[i, j] + beta * pv[i, j]
-        k += 1
+                rh_new += r[i, j] * h[i, j]
+        beta = rh_new / rh
+        rh = rh_new
+        for i in range(m):
+            for j in range(n):
+                p_new = h[i, j] + beta * pv[i, j]
+                pv[i, j] = p_new
+                t[i, j] = sq[i, j] * p_new
     return k, lam_max
 
 
-@njit(cache=True)
-def _solve_one(Vrow, c, K, pf, r_w, r_b, tol, max_newton, max_cg, v, stats_i, stats_f):
+@njit(cache=True, error_model="numpy")
+def _solve_one(Vrow, c, K, pf, r_w, r_b, tol, max_newton, max_cg, pdir, g, winv_shared, v,
+               stats_i, stats_f):
     m, n = v.shape
     F = np.empty((m, n))
     s = np.empty((m, n))
@@ -180,17 +275,20 @@ def _solve_one(Vrow, c, K, pf, r_w, r_b, tol, max_newton, max_cg, v, stats_i, st
     r = np.empty((m, n))
     pv = np.empty((m, n))
     q = np.empty((m, n))
+    h = np.empty((m, n))
+    t = np.empty((m, n))
+    # Linear devices: the batch's factorisation; PF: this example's, at every Newton step.
+    winv = np.empty((m, n)) if pf else winv_shared
     buf_p = np.empty(n)
     buf_q = np.empty(n)
     for i in range(m):                  # start from the voltages without wires
         for j in range(n):
             v[i, j] = Vrow[i]
-    rr, sr, ff, smax = _evaluate(v, Vrow, c, K, pf, r_w, r_b, F, s, R, buf_p, buf_q)
+    rr, sr, ff = _evaluate(v, Vrow, c, K, pf, r_w, r_b, F, s, R, buf_p, buf_q)
     status = IN_PROGRESS
     it = 0
     inner = 0
     lam_max = 1.0
-    step = 0.0
     rel = 0.0
     while True:
         if not (math.isfinite(rr) and math.isfinite(sr) and math.isfinite(ff)):
@@ -212,8 +310,12 @@ def _solve_one(Vrow, c, K, pf, r_w, r_b, tol, max_newton, max_cg, v, stats_i, st
         # Inexact Newton: the linear part of the next residual is about (lambda_max(M) - 1) eta
         # times this one, so eta = 0.1 min(0.1, rel) / lambda_max keeps the convergence quadratic
         # (lambda_max estimated by the previous step's CG; linear devices: solved to tol at once).
-        eta = 0.1 * tol if not pf else max(0.1 * min(0.1, rel) / lam_max, 0.1 * tol)
-        k_cg, lam_max = cg(sq, b, r_w, r_b, eta, max_cg, z, r, pv, q, delta, buf_p, buf_q)
+        # Never more accurate than the tolerance needs: (lambda_max - 1) eta rel <= tol / 2.
+        eta = 0.1 * tol if not pf else max(0.1 * min(0.1, rel), 0.5 * tol / rel) / lam_max
+        if pf and pdir != 0:
+            precond.factor(s, g, pdir, winv)
+        k_cg, lam_max = cg(sq, b, r_w, r_b, eta, max_cg, z, r, pv, q, t, buf_p, buf_q, pdir, g,
+                           winv, h)
         inner += k_cg
         for i in range(m):
             for j in range(n):
@@ -228,30 +330,26 @@ def _solve_one(Vrow, c, K, pf, r_w, r_b, tol, max_newton, max_cg, v, stats_i, st
             for i in range(m):
                 for j in range(n):
                     v[i, j] = v_old[i, j] + lam * delta[i, j]
-            rr_new, sr, ff, smax = _evaluate(v, Vrow, c, K, pf, r_w, r_b, F, s, R, buf_p, buf_q)
+            rr_new, sr, ff = _evaluate(v, Vrow, c, K, pf, r_w, r_b, F, s, R, buf_p, buf_q)
             if rr_new <= (1.0 - 1e-4 * lam) ** 2 * rr:
                 break
             lam *= 0.5
         rr = rr_new
-        step = 0.0
-        for i in range(m):
-            for j in range(n):
-                d = abs(v[i, j] - v_old[i, j])
-                if not d <= step:
-                    step = d
         it += 1
     stats_i[0] = status
     stats_i[1] = it
     stats_i[2] = inner
     stats_f[0] = rel
-    stats_f[1] = smax
-    stats_f[2] = step
+    stats_f[1] = _max_abs_product(s, R)
+    stats_f[2] = _max_abs_difference(v, v_old) if it > 0 else 0.0
 
 
-@njit(cache=True, parallel=_PRANGE_ONLY)
-def _solve_batch(V, c, K, pf, r_w, r_b, tol, max_newton, max_cg, v, stats_i, stats_f):
+@njit(cache=True, parallel=_PRANGE_ONLY, error_model="numpy")
+def _solve_batch(V, c, K, pf, r_w, r_b, tol, max_newton, max_cg, pdir, g, winv, v, stats_i,
+                 stats_f):
     for e in prange(V.shape[0]):
-        _solve_one(V[e], c, K, pf, r_w, r_b, tol, max_newton, max_cg, v[e], stats_i[e], stats_f[e])
+        _solve_one(V[e], c, K, pf, r_w, r_b, tol, max_newton, max_cg, pdir, g, winv, v[e],
+                   stats_i[e], stats_f[e])
 
 
 def device_arrays(G, devices):
@@ -269,6 +367,18 @@ def _A2_B_over(d_eps):
     return A2_B / np.asarray(d_eps, dtype=np.float64)
 
 
+def preconditioner(m, n, r_word, r_bit, G=None):
+    """(direction, g = 1 / r of it (S), winv): the line preconditioner of the CG solves; winv is
+    the factorisation at slopes G (linear devices: one for the whole batch), else an empty
+    placeholder (PF devices factor per example and Newton step)."""
+    pdir = precond.direction(m, n, r_word, r_bit)
+    g = 1.0 / (r_bit if pdir == precond.BIT else r_word) if pdir != precond.NONE else 0.0
+    winv = np.empty((m, n) if G is not None else (1, 1))
+    if G is not None and pdir != precond.NONE:
+        precond.factor(np.ascontiguousarray(G, dtype=np.float64), g, pdir, winv)
+    return pdir, g, winv
+
+
 def solve(V, G, devices, r_word, r_bit, tol, max_newton=MAX_NEWTON, max_cg=MAX_CG):
     """Device voltages v (p, m, n) float64 in V and the SolveReport, for V (p, m) in V and G (m, n)
     in S (linear devices, ``devices`` None) or devices = (c, d_eps) (PF). The device currents
@@ -280,15 +390,16 @@ def solve(V, G, devices, r_word, r_bit, tol, max_newton=MAX_NEWTON, max_cg=MAX_C
     v = np.empty((p, m, n))
     stats_i = np.zeros((p, 3), np.int64)
     stats_f = np.zeros((p, 3))
+    pdir, g, winv = preconditioner(m, n, r_word, r_bit, None if pf else c)
     _solve_batch(V, c, K, pf, float(r_word), float(r_bit), float(tol), int(max_newton), int(max_cg),
-                 v, stats_i, stats_f)
+                 pdir, g, winv, v, stats_i, stats_f)
     report = SolveReport(stats_i[:, 0].astype(np.int8), stats_i[:, 1].copy(), stats_i[:, 2].copy(),
                          stats_f[:, 0].copy(), stats_f[:, 1].copy(), stats_f[:, 2].copy(), float(tol),
                          "Newton-CG on the device currents (cpu)")
     return v, report
 
 
-@njit(cache=True, parallel=_PRANGE_ONLY)
+@njit(cache=True, parallel=_PRANGE_ONLY, error_model="numpy")
 def _currents_batch(v, c, K, pf, x, I):
     p, m, n = v.shape
     for e in prange(p):

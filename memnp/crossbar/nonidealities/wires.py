@@ -117,8 +117,18 @@ def _check(V, G, devices):
     if not (isinstance(G, np.ndarray) and G.ndim == 2 and G.shape[0] == V.shape[1]):
         raise ValueError(f"G must be a 2-dimensional array (m, n) with m = {V.shape[1]} rows; got "
                          f"{getattr(G, 'shape', None)}")
-    if devices is not None:
+    if not np.all(np.isfinite(V)):
+        raise ValueError("V must contain only finite values (no NaN or inf)")
+    if devices is None:
+        if not np.all(G >= 0) or not np.all(np.isfinite(G)):
+            raise ValueError("G must contain only finite conductances >= 0 S")
+    else:
         if len(devices) != 2 or any(np.shape(d) != G.shape for d in devices):
             raise ValueError(f"devices must be (c, d_eps), each of G's shape {G.shape}")
+        c, d_eps = devices
+        if not (np.all(c >= 0) and np.all(np.isfinite(c))):
+            raise ValueError("devices: c must contain only finite values >= 0 (A/V)")
+        if not (np.all(d_eps > 0) and np.all(np.isfinite(d_eps))):
+            raise ValueError("devices: d_eps must contain only finite values > 0 (F/m)")
     return V, G, devices
 

@@ -1,0 +1,350 @@
+"""The line-resistance solver and its adjoint in numba.cuda: the cpu method, one block per example.
+
+Same method as :mod:`memnp.circuit.solve` (Newton on the device voltages, conjugate gradients on
+I + S^1/2 A S^1/2) and :mod:`memnp.circuit.adjoint`, in float64, without the cpu solver's line
+preconditioner (plain CG: more iterations on strongly coupled arrays, the same answers). A block of :data:`NT` threads
+owns one example (blocks stride over the batch): A t runs one thread per word line (row) and then
+one thread per bit line (column), each a running sum in registers; the elementwise passes split
+the m n devices among the threads and the dot products are shared-memory block sums. Every thread
+of a block sees the same sums, so the Newton and CG loops branch alike across the block. The PF
+law is :func:`memnp.kernels.device_law.pf_current_slope_libm` compiled as a device function.
+
+Host interface: :func:`solve` and :func:`vjp` take and return NumPy arrays (the state keeps the
+device voltages v on the host, (p, m, n) float64, so power and currents use the cpu code).
+Work arrays: 11 of (p, m, n) float64 on the device. Tested under the CUDA simulator
+(NUMBA_ENABLE_CUDASIM=1) on tiny shapes.
+"""
+import math
+
+import numpy as np
+
+import numba_cuda  # noqa: F401  (ImportError: numba-cuda is not installed)
+from numba import cuda
+from numba.core import config as _numba_config
+
+from ..kernels.device_law import pf_current_slope_libm, pf_partials_libm
+from ..kernels.physics import A2_B
+from .report import CONVERGED, IN_PROGRESS, MAX_ITER, NON_FINITE, SolveReport
+
+SIMULATOR = bool(_numba_config.ENABLE_CUDASIM)
+#: Threads per block (a power of two; shared-memory sizes are compile-time constants).
+NT = 4 if SIMULATOR else 128
+_A2_B = float(A2_B)
+
+_law_dev = cuda.jit(device=True)(pf_current_slope_libm)
+_partials_dev = cuda.jit(device=True)(pf_partials_libm)
+
+
+def _block_sum3(a, b, c, sh):
+    """(sum a, sum b, sum c) over the block's threads (sh: shared (3, NT))."""
+    tid = cuda.threadIdx.x
+    sh[0, tid] = a
+    sh[1, tid] = b
+    sh[2, tid] = c
+    cuda.syncthreads()
+    step = NT // 2
+    while step > 0:
+        if tid < step:
+            sh[0, tid] += sh[0, tid + step]
+            sh[1, tid] += sh[1, tid + step]
+            sh[2, tid] += sh[2, tid + step]
+        cuda.syncthreads()
+        step //= 2
+    out = (sh[0, 0], sh[1, 0], sh[2, 0])
+    cuda.syncthreads()
+    return out
+
+
+def _apply_A(t, r_w, r_b, out):
+    """out = A t for one example (t, out (m, n) views), by the whole block."""
+    tid = cuda.threadIdx.x
+    m, n = t.shape
+    for i in range(tid, m, NT):
+        if r_w > 0.0:
+            total = 0.0
+            for j in range(n):
+                total += t[i, j]
+            acc = 0.0
+            for j in range(n):
+                acc += total
+                out[i, j] = r_w * acc
+                total -= t[i, j]
+        else:
+            for j in range(n):
+                out[i, j] = 0.0
+    cuda.syncthreads()
+    if r_b > 0.0:
+        for j in range(tid, n, NT):
+            P = 0.0
+            for i in range(m):
+                P += t[i, j]
+            Q = 0.0
+            for k in range(m):
+                i = m - 1 - k
+                Q += P
+                out[i, j] += r_b * Q
+                P -= t[i, j]
+    cuda.syncthreads()
+
+
+def _law(c, K, pf, v, F, s):
+    tid = cuda.threadIdx.x
+    m, n = v.shape
+    for k in range(tid, m * n, NT):
+        i, j = k // n, k % n
+        if pf:
+            F[i, j], s[i, j] = _law_dev(v[i, j], c[i, j], K[i, j])
+        else:
+            F[i, j] = c[i, j] * v[i, j]
+            s[i, j] = c[i, j]
+    cuda.syncthreads()
+
+
+def _evaluate(v, Vrow, c, K, pf, r_w, r_b, F, s, R, sh):
+    _law(c, K, pf, v, F, s)
+    _apply_A(F, r_w, r_b, R)
+    tid = cuda.threadIdx.x
+    m, n = v.shape
+    rr = sr = ff = 0.0
+    for k in range(tid, m * n, NT):
+        i, j = k // n, k % n
+        res = v[i, j] + R[i, j] - Vrow[i]
+        R[i, j] = res
+        rr += res * res
+        a = s[i, j] * res
+        sr += a * a
+        ff += F[i, j] * F[i, j]
+    cuda.syncthreads()
+    return _block_sum3(rr, sr, ff, sh)
+
+
+def _cg(sq, b, r_w, r_b, eta, max_cg, z, r, pv, q, t, sh):
+    tid = cuda.threadIdx.x
+    m, n = b.shape
+    rr = 0.0
+    for k in range(tid, m * n, NT):
+        i, j = k // n, k % n
+        z[i, j] = 0.0
+        r[i, j] = b[i, j]
+        pv[i, j] = b[i, j]
+        t[i, j] = sq[i, j] * b[i, j]
+        rr += b[i, j] * b[i, j]
+    cuda.syncthreads()
+    rr, _, _ = _block_sum3(rr, 0.0, 0.0, sh)
+    target = eta * eta * rr
+    it = 0
+    lam_max = 1.0
+    while it < max_cg and rr > target:
+        _apply_A(t, r_w, r_b, q)
+        pq = pp = 0.0
+        for k in range(tid, m * n, NT):
+            i, j = k // n, k % n
+            qq = pv[i, j] + sq[i, j] * q[i, j]
+            q[i, j] = qq
+            pq += pv[i, j] * qq
+            pp += pv[i, j] * pv[i, j]
+        cuda.syncthreads()
+        pq, pp, _ = _block_sum3(pq, pp, 0.0, sh)
+        if not pq > 0.0:
+            break
+        lam_max = max(lam_max, pq / pp)
+        alpha = rr / pq
+        rr_new = 0.0
+        for k in range(tid, m * n, NT):
+            i, j = k // n, k % n
+            z[i, j] += alpha * pv[i, j]
+            rv = r[i, j] - alpha * q[i, j]
+            r[i, j] = rv
+            rr_new += rv * rv
+        cuda.syncthreads()
+        rr_new, _, _ = _block_sum3(rr_new, 0.0, 0.0, sh)
+        beta = rr_new / rr
+        rr = rr_new
+        for k in range(tid, m * n, NT):
+            i, j = k // n, k % n
+            p_new = r[i, j] + beta * pv[i, j]
+            pv[i, j] = p_new
+            t[i, j] = sq[i, j] * p_new
+        cuda.syncthreads()
+        it += 1
+    return it, lam_max
+
+
+_block_sum3 = cuda.jit(device=True)(_block_sum3)
+_apply_A = cuda.jit(device=True)(_apply_A)
+_law = cuda.jit(device=True)(_law)
+_evaluate = cuda.jit(device=True)(_evaluate)
+_cg = cuda.jit(device=True)(_cg)
+
+
+@cuda.jit
+def _solve_kernel(V, c, K, pf, r_w, r_b, tol, max_newton, max_cg, v_all, work, stats_i, stats_f):
+    sh = cuda.shared.array((3, NT), dtype=np.float64)
+    tid = cuda.threadIdx.x
+    p, m = V.shape
+    n = c.shape[1]
+    for e in range(cuda.blockIdx.x, p, cuda.gridDim.x):
+        v, Vrow = v_all[e], V[e]
+        F, s, R, sq, v_old, delta, b, z, r, pv, q = (work[0, e], work[1, e], work[2, e], work[3, e],
+                                                     work[4, e], work[5, e], work[6, e], work[7, e],
+                                                     work[8, e], work[9, e], work[10, e])
+        for k in range(tid, m * n, NT):
+            v[k // n, k % n] = Vrow[k // n]
+        cuda.syncthreads()
+        rr, sr, ff = _evaluate(v, Vrow, c, K, pf, r_w, r_b, F, s, R, sh)
+        status = IN_PROGRESS
+        it = 0
+        inner = 0
+        lam_max = 1.0
+        rel = 0.0
+        while True:
+            if not (math.isfinite(rr) and math.isfinite(sr) and math.isfinite(ff)):
+                status = NON_FINITE
+                rel = math.inf
+                break
+            rel = math.sqrt(sr / ff) if ff > 0.0 else (0.0 if sr == 0.0 else math.inf)
+            if rel <= tol:
+                status = CONVERGED
+                break
+            if it >= max_newton:
+                status = MAX_ITER
+                break
+            for k in range(tid, m * n, NT):
+                i, j = k // n, k % n
+                sq[i, j] = math.sqrt(max(s[i, j], 0.0))
+                b[i, j] = sq[i, j] * R[i, j]
+            cuda.syncthreads()
+            if pf:
+                eta = max(0.1 * min(0.1, rel), 0.5 * tol / rel) / lam_max
+            else:
+                eta = 0.1 * tol
+            k_cg, lam_max = _cg(sq, b, r_w, r_b, eta, max_cg, z, r, pv, q, delta, sh)
+            inner += k_cg
+            for k in range(tid, m * n, NT):
+                i, j = k // n, k % n
+                b[i, j] = sq[i, j] * z[i, j]
+            cuda.syncthreads()
+            _apply_A(b, r_w, r_b, delta)
+            for k in range(tid, m * n, NT):
+                i, j = k // n, k % n
+                delta[i, j] -= R[i, j]
+                v_old[i, j] = v[i, j]
+            cuda.syncthreads()
+            lam = 1.0
+            rr_new = rr
+            for _ in range(40):
+                for k in range(tid, m * n, NT):
+                    i, j = k // n, k % n
+                    v[i, j] = v_old[i, j] + lam * delta[i, j]
+                cuda.syncthreads()
+                rr_new, sr, ff = _evaluate(v, Vrow, c, K, pf, r_w, r_b, F, s, R, sh)
+                if rr_new <= (1.0 - 1e-4 * lam) ** 2 * rr:
+                    break
+                lam *= 0.5
+            rr = rr_new
+            it += 1
+        smax = 0.0
+        step = 0.0
+        for k in range(tid, m * n, NT):
+            i, j = k // n, k % n
+            smax = max(smax, abs(s[i, j] * R[i, j]))
+            if it > 0:
+                step = max(step, abs(v[i, j] - v_old[i, j]))
+        sh[0, tid] = smax
+        sh[1, tid] = step
+        cuda.syncthreads()
+        if tid == 0:
+            for k in range(1, NT):
+                smax = max(smax, sh[0, k])
+                step = max(step, sh[1, k])
+            stats_i[e, 0] = status
+            stats_i[e, 1] = it
+            stats_i[e, 2] = inner
+            stats_f[e, 0] = rel
+            stats_f[e, 1] = smax
+            stats_f[e, 2] = step
+        cuda.syncthreads()
+
+
+@cuda.jit
+def _vjp_kernel(v_all, V, c, K, pf, r_w, r_b, grad_I, tol, max_cg, grad_V, w1, w2, work):
+    sh = cuda.shared.array((3, NT), dtype=np.float64)
+    tid = cuda.threadIdx.x
+    p, m = V.shape
+    n = c.shape[1]
+    for e in range(cuda.blockIdx.x, p, cuda.gridDim.x):
+        v, g = v_all[e], grad_I[e]
+        F, s, sq, b, z, r, pv, q, t = (work[0, e], work[1, e], work[2, e], work[3, e], work[4, e],
+                                       work[5, e], work[6, e], work[7, e], work[8, e])
+        _law(c, K, pf, v, F, s)
+        for k in range(tid, m * n, NT):
+            i, j = k // n, k % n
+            sq[i, j] = math.sqrt(max(s[i, j], 0.0))
+            b[i, j] = sq[i, j] * g[j]
+        cuda.syncthreads()
+        _cg(sq, b, r_w, r_b, tol, max_cg, z, r, pv, q, t, sh)
+        for k in range(tid, m * n, NT):
+            i, j = k // n, k % n
+            t[i, j] = sq[i, j] * z[i, j]
+        cuda.syncthreads()
+        _apply_A(t, r_w, r_b, q)
+        for k in range(tid, m * n, NT):
+            i, j = k // n, k % n
+            lam = g[j] - q[i, j]
+            t[i, j] = s[i, j] * lam
+            if pf:
+                dc, dd = _partials_dev(v[i, j], c[i, j], K[i, j], _A2_B / K[i, j])
+                w1[e, i, j] = lam * dc
+                w2[e, i, j] = lam * dd
+            else:
+                w1[e, i, j] = lam * v[i, j]
+        cuda.syncthreads()
+        for i in range(tid, m, NT):
+            acc = 0.0
+            for j in range(n):
+                acc += t[i, j]
+            grad_V[e, i] = acc
+        cuda.syncthreads()
+
+
+def _blocks(p):
+    return max(1, min(p, 65535))
+
+
+def solve(V, G, devices, r_word, r_bit, tol, max_newton=60, max_cg=5000):
+    """(v (p, m, n) float64 host array, SolveReport, (c, K, pf) host arrays): see solve.solve."""
+    from .solve import device_arrays
+    c, K, pf = device_arrays(G, devices)
+    V = np.ascontiguousarray(V, dtype=np.float64)
+    p, m = V.shape
+    n = c.shape[1]
+    d_v = cuda.device_array((p, m, n))
+    work = cuda.device_array((11, p, m, n))
+    stats_i = cuda.to_device(np.zeros((p, 3), np.int64))
+    stats_f = cuda.to_device(np.zeros((p, 3)))
+    _solve_kernel[_blocks(p), NT](cuda.to_device(V), cuda.to_device(c), cuda.to_device(K), pf,
+                                  float(r_word), float(r_bit), float(tol), int(max_newton),
+                                  int(max_cg), d_v, work, stats_i, stats_f)
+    si, sf = stats_i.copy_to_host(), stats_f.copy_to_host()
+    report = SolveReport(si[:, 0].astype(np.int8), si[:, 1].copy(), si[:, 2].copy(), sf[:, 0].copy(),
+                         sf[:, 1].copy(), sf[:, 2].copy(), float(tol), "Newton-CG on the device voltages (cuda)")
+    return d_v.copy_to_host(), report, (c, K, pf)
+
+
+def vjp(v, V, c, K, pf, r_word, r_bit, grad_I, tol, need_V=True, max_cg=5000):
+    """(dL/dV (p, m) or None, dL/dG or (dL/dc, dL/d(d_eps))), float64 host arrays."""
+    p, m, n = v.shape
+    grad_V = cuda.device_array((p, m))
+    w1 = cuda.device_array((p, m, n))
+    w2 = cuda.device_array((p, m, n) if pf else (1, 1, 1))
+    work = cuda.device_array((9, p, m, n))
+    _vjp_kernel[_blocks(p), NT](cuda.to_device(np.ascontiguousarray(v)),
+                                cuda.to_device(np.ascontiguousarray(V, dtype=np.float64)),
+                                cuda.to_device(c), cuda.to_device(K), pf, float(r_word), float(r_bit),
+                                cuda.to_device(np.ascontiguousarray(grad_I, dtype=np.float64)),
+                                float(tol), int(max_cg), grad_V, w1, w2, work)
+    g1 = w1.copy_to_host().sum(axis=0)
+    grad_V = grad_V.copy_to_host() if need_V else None
+    if pf:
+        return grad_V, (g1, w2.copy_to_host().sum(axis=0))
+    return grad_V, g1
