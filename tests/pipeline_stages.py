@@ -1,6 +1,4 @@
 """Stages shared by the pipeline tests (issue 10): the high-R SiOx PF model with every new phase."""
-import numpy as np
-
 from memnp.crossbar import Stage
 from memnp.nonidealities import (ADC, DAC, D2DLognormal, Drift, IVNonlinearityPF, Nonideality,
                                  ProgrammingNoise, ReadNoise, StuckAtGOff, Tiles)

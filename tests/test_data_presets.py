@@ -10,7 +10,7 @@ from memnp.data.devices import synthetic, tahfo2
 def test_names_and_common_values():
     names = presets.list_presets()
     assert names == ["siox-low", "siox-high", "stuck-off", "siox-high-stuck-on", "d2d-more-uniform",
-                     "d2d-less-uniform", "d2d-high", "tahfo2"]
+                     "d2d-less-uniform", "d2d-high", "tahfo2", "siox-high-chip"]
     for name in names:
         stage = presets.preset(name)
         assert stage["k_V"] == 0.5
@@ -88,7 +88,8 @@ def test_preset_from_fit():
     (lambda s: s.pop("G_on"), "missing key 'G_on'"),
     (lambda s: s.update(G_off=1.0), "G_off < G_on"),
     (lambda s: s.update(mapping_rule="max"), "mapping_rule"),
-    (lambda s: s["nonidealities"].append({"type": "Drift"}), "type must be one of"),
+    (lambda s: s["nonidealities"].append({"type": "Warp"}), "type must be one of"),
+    (lambda s: s["nonidealities"].append({"type": "Drift", "nu_std": 0.1, "t": 10.0}), "missing key .nu_mean."),
     (lambda s: s["nonidealities"].append({"type": "StuckAtGOn", "G_on": 1.0}), "missing key 'p'"),
     (lambda s: s["nonidealities"].append({"type": "StuckAt", "value": 1.0, "p": 2}),
      r"p must be in \[0, 1\]"),

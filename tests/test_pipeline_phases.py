@@ -10,8 +10,7 @@ from gradcheck import numerical_gradient, relative_error
 from memnp.crossbar import CrossbarPass, Stage
 from memnp.crossbar.tiling import worst_case_current
 from memnp.nn import MemristiveDense, PassContext
-from memnp.nonidealities import (ADC, DAC, D2DLognormal, Drift, ProgrammingNoise, ReadNoise, StuckAt,
-                                 StuckAtGOff, Tiles)
+from memnp.nonidealities import ADC, DAC, Drift, ProgrammingNoise, ReadNoise, StuckAt, StuckAtGOff, Tiles
 from pipeline_stages import G_OFF, G_ON, PF, STAGES, LineResistance, crossbar_inputs
 
 
@@ -216,6 +215,9 @@ def test_line_resistance_is_called_per_array_with_its_slices(rng):
             np.testing.assert_allclose(b, a, rtol=1e-13)
         assert sum(c[0] == "currents_vjp" for c in wires.calls) == 6
         assert wired.power() == pytest.approx(plain.power(), rel=1e-13)
+        assert [r[:4] for r in wired.wire_reports()] == [(0, 4, 0, 4), (0, 4, 4, 6), (4, 8, 0, 4), (4, 8, 4, 6),
+                                                         (8, 9, 0, 4), (8, 9, 4, 6)]
+        assert plain.wire_reports() == []
     stage = Stage(G_OFF, G_ON, 0.5, (PF, wires))
     assert not stage.rows_separable and list(stage.phases) == ["currents", "wires"]
 
@@ -342,3 +344,87 @@ def test_pf_arrays_read_at_once_equal_arrays_read_one_by_one(rng, full_scale):
     np.testing.assert_allclose(gG0, gG1, rtol=1e-12, atol=1e-300)
     clipped = not isinstance(full_scale, str)
     assert (np.count_nonzero(gG0) < gG0.size) == clipped
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_fast_draw_loops_match_their_numpy_references(dtype):
+    for item in (Drift(0.05, 0.02, 86400.0), Drift(0.01, 0.05, 10.0, 2.0), ReadNoise(0.05), ReadNoise(2.0)):
+        for shape in ((7, 9), (6, 4)):
+            fast = item.sample(shape, np.random.default_rng(3), dtype)
+            slow = item.sample_numpy(shape, np.random.default_rng(3), dtype)
+            assert fast.dtype == slow.dtype == dtype and fast.shape == shape
+            np.testing.assert_allclose(fast, slow, rtol=4 * np.finfo(dtype).eps)
+    # the same Generator consumption as standard_normal: ceil(n / 2) words
+    rng = np.random.default_rng(5)
+    ReadNoise(0.1).sample((3, 5), rng)
+    assert rng.bit_generator.state == _after_words(5, 8)
+
+
+def _after_words(seed, words):
+    rng = np.random.default_rng(seed)
+    rng.bit_generator.random_raw(words)
+    return rng.bit_generator.state
+
+
+def test_tiled_kernel_matches_its_numpy_reference(rng):
+    from memnp.kernels import tiling as tiled
+    V = 0.5 * rng.random((5, 40))
+    V[rng.random(V.shape) < 0.5] = 0
+    G = rng.uniform(G_OFF, G_ON, (40, 19))
+    c, d_eps = PF.device_parameters(G, PF.sample(G.shape, rng))
+    tile_of_row = np.repeat([0, 1, 2, 3], [16, 16, 5, 3])
+    for dtype, tol in ((np.float64, 1e-12), (np.float32, 2e-6)):
+        args = [a.astype(dtype) for a in (V, c, d_eps)]
+        fast = tiled.pf_currents_tiled(*args, tile_of_row, 4)
+        assert fast.dtype == dtype and fast.shape == (4, 5, 19)
+        assert relative_error(fast, tiled.pf_currents_tiled_numpy(V, c, d_eps, tile_of_row, 4)) < tol
+    with pytest.raises(ValueError, match="tile indices in"):
+        tiled.pf_currents_tiled(V, c, d_eps, tile_of_row, 3)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_dac_loop_matches_its_numpy_reference(rng, dtype):
+    dac = DAC(5)
+    V = (0.5 * rng.random((9, 13))).astype(dtype)
+    V[0, :4] = [0, 0.5, 0.25, 0.5 / 62]          # exact ends and ties
+    fast = dac.apply(V, 0.5)
+    slow, low, high = dac.apply_numpy(V, 0.5)
+    assert fast.dtype == dtype
+    np.testing.assert_array_equal(fast, slow)
+    assert low == float((V / dtype(0.5)).min()) and high <= 1
+
+
+def test_combined_stage_on_the_cuda_backend(rng):
+    """The whole pipeline on the cuda backend (under the CUDA simulator unless a GPU is used):
+    the stacked PF read of the arrays and its VJP against the numpy backend, with clipping ADCs."""
+    pytest.importorskip("numba_cuda", reason="numba-cuda is not installed")
+    V, G = crossbar_inputs(rng, p=2, m=6, n=4)
+    V = np.round(V / 0.5 * 63) / 63 * 0.5
+    stage = Stage(G_OFF, G_ON, 0.5, STAGES["combined"].nonidealities[:-2] + (ADC(6, 6e-7), Tiles(3, 2)))
+    out = []
+    for backend in ("numpy", "cuda"):
+        crossbar = CrossbarPass(stage, backend)
+        I = crossbar.forward(V, G, np.random.default_rng(1))
+        out.append((I, *crossbar.backward(np.ones_like(I)), crossbar.power()))
+    for a, b in zip(*out):
+        np.testing.assert_allclose(b, a, rtol=1e-9, atol=1e-300)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_adc_sum_loop_matches_the_adc_and_a_sum(rng, dtype):
+    from memnp.kernels import periphery as loops
+    adc = ADC(5)
+    parts = rng.uniform(-0.1e-6, 2.2e-6, (3, 4, 6)).astype(dtype)
+    fs = np.array([2e-6, 1e-6, 3e-6]).reshape(3, 1, 1)
+    I, clipped = loops.adc_sum(parts, fs, adc.levels)
+    expected = adc.apply(parts, fs)
+    np.testing.assert_allclose(I, expected[0] + expected[1] + expected[2], rtol=4 * np.finfo(dtype).eps)
+    assert I.dtype == dtype and clipped
+    _, clipped = loops.adc_sum(np.clip(parts, 0, 0.9e-6), fs, adc.levels)
+    assert not clipped
+
+
+def test_cnn_gradients_under_the_combined_stage(rng):
+    from test_nn_model import check_model_gradients, small_cnn
+    model = small_cnn(rng)
+    check_model_gradients(model, rng.uniform(0.05, 1, (2, 6, 6, 2)), np.array([2, 0]), STAGES["smooth"])

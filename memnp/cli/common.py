@@ -14,7 +14,7 @@ DEFAULT_OUT = "results"
 CHECKPOINT_HELP = ("Save a training job's state at most every SECONDS (after an epoch) so that a killed "
                    "run resumes it from there; 0 turns it off.")
 DEVICE_HELP = "Device: 'ideal', a preset name (siox-low, siox-high, stuck-off, siox-high-stuck-on, " \
-              "d2d-more-uniform, d2d-less-uniform, d2d-high, tahfo2) or a preset JSON file."
+              "d2d-more-uniform, d2d-less-uniform, d2d-high, tahfo2, siox-high-chip) or a preset JSON file."
 
 
 #: The largest --epochs accepted (the paper trains 1000; more is almost surely a typo).

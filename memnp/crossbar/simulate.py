@@ -67,14 +67,15 @@ class CrossbarPass:
             draws = Draws.from_pair(stage, draws)
         inputs = []
         G_read = G
+        get = draws.get   # dict.get: the plain lookup by phase name
         for name, item in stage.conductance_phases:
             inputs.append(G_read)
-            G_read = item.apply(G_read, draws[name])
+            G_read = item.apply(G_read, get(name))
         phases = stage.phases
         dac = phases.get("dac")
         V_read = dac.apply(V, stage.k_V) if dac is not None else V
         pf = stage.nonpreserving
-        devices = pf.device_parameters(G_read, draws["currents"]) if pf is not None else None
+        devices = pf.device_parameters(G_read, get("currents")) if pf is not None else None
         tiles = None
         if stage.plain_read:
             I = self.backend.pf_currents(V_read, *devices) if pf is not None \
@@ -113,14 +114,25 @@ class CrossbarPass:
         else:
             grad_V = grad_I @ G_read.T if need_V else None
             grad_G = V_read.T @ grad_I
+        get = draws.get
         for (name, item), G_in in zip(reversed(stage.conductance_phases), reversed(inputs)):
-            grad_G = item.apply_vjp(G_in, draws[name], grad_G)
+            grad_G = item.apply_vjp(G_in, get(name), grad_G)
         if grad_V is not None:
             dac = stage.phases.get("dac")
             if dac is not None:
                 grad_V = dac.apply_vjp(V, stage.k_V, grad_V)
             grad_V = grad_V.astype(V.dtype, copy=False)
         return grad_V, np.asarray(grad_G, dtype=G.dtype)
+
+    def wire_reports(self):
+        """[(r0, r1, c0, c1, SolveReport)] of the last forward pass: LineResistance's report
+        (``wires.report(state)``) for every array read, with the array's rows r0:r1 and columns
+        c0:c1 of the matrices handed over; [] for a stage without wires."""
+        tiles = self._cache[7]
+        wires = self.stage.phases.get("wires")
+        if tiles is None or wires is None:
+            return []
+        return [(r0, r1, c0, c1, wires.report(part[-1])) for r0, r1, c0, c1, *part in tiles[3]]
 
     def power(self):
         """Average power (W) of the crossbar over the examples of the last forward pass (summed
@@ -143,10 +155,9 @@ class CrossbarPass:
 
     @property
     def solve_report(self):
-        """The line-resistance SolveReports of the last forward pass, one per array (a single
-        report for one array), or None without wires."""
-        tiles = self._cache[7]
-        if tiles is None or "wires" not in self.stage.phases:
+        """The line-resistance SolveReport of the last forward pass (a list, one per array, when
+        Tiles cut the crossbar), or None without wires; :meth:`wire_reports` names the arrays."""
+        reports = [report for *_, report in self.wire_reports()]
+        if not reports:
             return None
-        reports = tiling.solve_reports(self.stage, tiles)
         return reports[0] if len(reports) == 1 else reports

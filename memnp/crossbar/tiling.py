@@ -16,10 +16,15 @@ import functools
 
 import numpy as np
 
+from ..kernels import periphery as periphery_loops
 from ..kernels import reference
+from ..kernels import tiling as tiled_kernels
 from .nonidealities.periphery import WORST_CASE, Tiles
 
-__all__ = ["Tiles", "worst_case_current", "blocks", "read", "read_vjp", "power", "power_parts", "solve_reports"]
+#: Backend modules whose PF reads take the one-pass tiled loop.
+_CPU = ("memnp.kernels.cpu_auto", "memnp.kernels.cpu")
+
+__all__ = ["Tiles", "worst_case_current", "blocks", "read", "read_vjp", "power", "power_parts"]
 
 
 @functools.lru_cache(maxsize=256)
@@ -40,15 +45,11 @@ def row_blocks(stage, m, rows=None, n_rows=None):
     no row handed over are left out (they carry no current)."""
     tiles = stage.phases.get("tiles")
     n_rows = m if n_rows is None else int(n_rows)
-    out = []
-    for a, b in (tiles.row_bounds(n_rows) if tiles is not None else [(0, n_rows)]):
-        if rows is None:
-            r0, r1 = a, b
-        else:
-            r0, r1 = (int(i) for i in np.searchsorted(rows, (a, b)))
-        if r1 > r0:
-            out.append((r0, r1, b - a))
-    return out
+    bounds = tiles.row_bounds(n_rows) if tiles is not None else [(0, n_rows)]
+    if rows is None:
+        return [(a, b, b - a) for a, b in bounds]
+    edges = np.searchsorted(rows, [a for a, _ in bounds] + [n_rows]).tolist()
+    return [(edges[k], edges[k + 1], b - a) for k, (a, b) in enumerate(bounds) if edges[k + 1] > edges[k]]
 
 
 def blocks(stage, m, n, rows=None, n_rows=None):
@@ -67,6 +68,21 @@ def _full_scale(stage, adc, array_rows):
     if adc.full_scale != WORST_CASE:  # pragma: no cover - ADC validates it
         raise ValueError(f"unknown full_scale {adc.full_scale!r}")
     return worst_case_current(array_rows, stage.k_V, stage.G_on, stage.phases.get("currents"))
+
+
+#: Full scales (T, 1, 1) by (stage, ADC, the arrays' row counts): the same for every batch.
+_FULL_SCALES = {}
+
+
+def _full_scales(stage, adc, array_rows):
+    key = (id(stage), adc, array_rows)
+    hit = _FULL_SCALES.get(key)
+    if hit is None or hit[0] is not stage:
+        if len(_FULL_SCALES) > 1024:
+            _FULL_SCALES.clear()
+        fs = np.array([_full_scale(stage, adc, rows) for rows in array_rows]).reshape(-1, 1, 1)
+        hit = _FULL_SCALES[key] = (stage, fs)
+    return hit[1]
 
 
 def _slice(a, r0, r1, c0, c1):
@@ -107,48 +123,59 @@ def read(backend, stage, V, G, devices, rows=None, n_rows=None, backend_name=Non
 
 
 def _read_stacked(backend, stage, V, devices, bounds):
-    """PF arrays in one call: every row of arrays k gets its own copy of the batch, V_k (p, m),
-    zero outside its rows r0:r1, so that the kernel's sums over rows of the stacked (T p, m)
-    voltages are the arrays' partial column currents (T, p, n). A device at 0 V carries no current
-    and gets no gradient (dI/dV = 0 there too, the reference's rule), so the stacked read, its
-    VJP and the zero-skipping kernels' work equal those of the arrays read one by one. Column
-    cuts need nothing: every column has its own ADC, and the ADCs of one row of arrays share a
-    full scale."""
+    """PF arrays in one call: the partial column currents (T, p, n) of the T rows of arrays. One
+    row of arrays: the backend's kernel. The cpu backend: the one-pass tiled loop
+    (:func:`memnp.kernels.tiling.pf_currents_tiled`). Other backends: one kernel call on a stack
+    of copies of the batch, copy k zero outside the rows r0:r1 of row of arrays k (a device at 0 V
+    carries no current and gets no gradient, dI/dV = 0 there too by the reference's rule, so the
+    stacked sums and VJP are the arrays' own). Column cuts need nothing: every column has its own
+    ADC, and the ADCs of one row of arrays share a full scale."""
     adc = stage.phases.get("adc")
     p, m = V.shape
     T = len(bounds)
-    stacked = np.zeros((T, p, m), V.dtype)
+    if T == 1:
+        I_raw = backend.pf_currents(V, *devices)[None]
+    elif backend.__name__ in _CPU and V.dtype in (np.float32, np.float64):
+        # The cpu backend's one-pass loop (memnp.kernels.tiling), tested against the stacked read.
+        tile_of_row = np.empty(m, np.int64)
+        for k, (r0, r1, _) in enumerate(bounds):
+            tile_of_row[r0:r1] = k
+        I_raw = tiled_kernels.pf_currents_tiled(V, *devices, tile_of_row, T)
+    else:
+        I_raw = backend.pf_currents(_stack(V, bounds), *devices).reshape(T, p, -1)
+    fs, clipped = None, False
+    if adc is not None:
+        fs = _full_scales(stage, adc, tuple(rows for _, _, rows in bounds))
+        if I_raw.dtype in (np.float32, np.float64):
+            # Quantise every array's part and add them in one pass (memnp.kernels.periphery).
+            I, clipped = periphery_loops.adc_sum(I_raw, fs, adc.levels)
+        else:  # pragma: no cover - the backends return float32 or float64
+            I = adc.apply(I_raw, fs).sum(axis=0)
+            clipped = bool(I_raw.min() < 0) or bool(np.any(I_raw > fs))
+    else:
+        I = I_raw[0] if T == 1 else I_raw.sum(axis=0)
+    return I, ("stacked", V, bounds, devices, I_raw, fs, clipped)
+
+
+def _stack(V, bounds):
+    """(T p, m): copy t of V keeps only the rows r0:r1 of row of arrays t (zeros elsewhere)."""
+    p, m = V.shape
+    stacked = np.zeros((len(bounds), p, m), V.dtype)
     for k, (r0, r1, _) in enumerate(bounds):
         stacked[k, :, r0:r1] = V[:, r0:r1]
-    stacked = stacked.reshape(T * p, m)
-    I_raw = backend.pf_currents(stacked, *devices)
-    n = I_raw.shape[-1]
-    I_raw = I_raw.reshape(T, p, n)
-    fs = None
-    if adc is not None:
-        fs = np.array([_full_scale(stage, adc, rows) for _, _, rows in bounds]).reshape(T, 1, 1)
-        I_parts = adc.apply(I_raw, fs)
-    else:
-        I_parts = I_raw
-    I = I_parts[0] if T == 1 else I_parts.sum(axis=0)
-    return I, ("stacked", V, stacked, devices, I_raw, fs)
+    return stacked.reshape(len(bounds) * p, m)
 
 
 def _read_stacked_vjp(backend, stage, state, grad_I, need_V):
     """When no ADC clips (the usual case under a worst-case full scale), every array passes the
     same dL/dI, and the arrays' VJPs add up to the VJP of the whole crossbar: one call on V."""
-    _, V, stacked, devices, I_raw, fs = state
+    _, V, bounds, devices, I_raw, fs, clipped = state
     adc = stage.phases.get("adc")
     T, p, n = I_raw.shape
-    inside = None
-    if adc is not None:
-        inside = (I_raw >= 0) & (I_raw <= np.asarray(fs, I_raw.dtype))
-        if inside.all():
-            inside = None
-    if inside is None:
+    if not clipped:
         return _pf_vjp(backend, V, devices, grad_I, need_V)
-    g = np.where(inside, grad_I, 0).astype(grad_I.dtype, copy=False).reshape(T * p, n)
-    grad_V, grad_c, grad_d_eps = backend.pf_currents_vjp(stacked, *devices, g, need_V)
+    g = adc.apply_vjp(I_raw, fs, np.broadcast_to(grad_I, I_raw.shape)).reshape(T * p, n)
+    grad_V, grad_c, grad_d_eps = backend.pf_currents_vjp(_stack(V, bounds), *devices, g, need_V)
     if need_V:
         grad_V = grad_V.reshape(T, p, -1)
         grad_V = grad_V[0] if T == 1 else grad_V.sum(axis=0)
@@ -204,11 +231,6 @@ def power_parts(stage, state):
         for key, value in wires.power(part[9]).items():
             out[key] += float(value)
     return out
-
-
-def solve_reports(stage, state):
-    """[SolveReport per array] of the last read under LineResistance."""
-    return [stage.phases["wires"].report(part[9]) for part in state[3]]
 
 
 def power(backend, stage, state):

@@ -9,6 +9,11 @@ A :class:`Preset` wraps one with a name, a description, its source, and whether 
 synthetic; preset files are that record as JSON. Every preset uses k_V = 0.5 V; all but
 ``siox-low`` and ``tahfo2`` use the high-resistance SiOx conductance range.
 
+``siox-high-chip`` combines the paper's high-R SiOx PF model and D2D variability with the
+physical pipeline's other phases (stuck devices, drift, read noise, DAC, ADC, tiles; see
+memnp.crossbar.pipeline) at illustrative values: :func:`chip_stage` builds it, also at other
+drift times or ADC resolutions.
+
 ``tahfo2``: G_off, G_on and p are the published values, but the measured stuck conductances are
 not public. Its StuckDistribution ``means`` are therefore a synthetic, deterministic list: the 100
 standard-normal quantiles Phi^-1((i + 0.5) / 100), scaled so that their Scott bandwidth (SPEC §2)
@@ -41,8 +46,19 @@ NONIDEALITY_KEYS = {
     "StuckAt": ("value", "p"),
     "StuckDistribution": ("means", "p"),
     "D2DLognormal": ("G_off", "G_on", "R_on_log_std", "R_off_log_std"),
+    # The physical pipeline beyond the paper (memnp.crossbar.pipeline).
+    "ProgrammingNoise": ("sigma_rel",),
+    "Drift": ("nu_mean", "nu_std", "t"),
+    "ReadNoise": ("sigma_rel",),
+    "DAC": ("bits",),
+    "ADC": ("bits",),
+    "Tiles": ("rows", "cols"),
     "LineResistance": ("r_word", "r_bit"),
 }
+#: The README's worked example (``siox-high-chip``): illustrative values beyond the paper's D2D
+#: and PF (not measured).
+CHIP = {"stuck_off_p": 0.02, "read_noise": 0.05, "drift": {"nu_mean": 0.01, "nu_std": 0.005, "t": 86400.0},
+        "bits": 6, "tiles": (128, 64), "d2d": (0.25, 0.25)}
 
 # Published values (SPEC §6; Joksas et al., Adv. Sci. 2022).
 SIOX_LOW = {"G_off": 6.9013e-4, "G_on": 3.45065e-3, "slopes": [-1.11965, -1.33689],
@@ -200,7 +216,29 @@ def _builtin() -> dict[str, Preset]:
                "1.77e-5 S, centred on (G_off + G_on) / 2)",
                PUBLISHED + " for G_off, G_on, p and the bandwidth; stuck values synthetic", synthetic=True),
     ]
+    items.append(Preset("siox-high-chip", chip_stage(), CHIP_DESCRIPTION,
+                        PUBLISHED + " for the PF model, G_off, G_on and the D2D sigmas; stuck fraction, drift, "
+                        "read noise, converters and tiles illustrative", synthetic=True))
     return {p.name: p for p in items}
+
+
+CHIP_DESCRIPTION = ("a high-R SiOx chip: PF, D2D (sigma_on = sigma_off = 0.25), 2 % stuck at G_off, drift to "
+                    "one day (nu 0.01 +- 0.005), 5 % read noise, 6-bit DAC and ADC, 128 x 64 tiles; the "
+                    "values beyond the paper's are ILLUSTRATIVE, not measured")
+
+
+def chip_stage(t: float | None = None, adc_bits: int | None = None, tiles: bool = True) -> dict:
+    """The stage dict of the ``siox-high-chip`` preset (the README's worked example), optionally at
+    another time since programming ``t`` (s), ADC resolution or without tiles."""
+    hi, c = SIOX_HIGH, CHIP
+    drift = dict(c["drift"], t=float(c["drift"]["t"] if t is None else t))
+    items = [_d2d(*c["d2d"]), {"type": "Drift", **drift, "t0": 1.0},
+             {"type": "StuckAtGOff", "G_off": hi["G_off"], "p": c["stuck_off_p"]},
+             {"type": "ReadNoise", "sigma_rel": c["read_noise"]}, {"type": "DAC", "bits": c["bits"]}, _pf(hi),
+             {"type": "ADC", "bits": c["bits"] if adc_bits is None else int(adc_bits), "full_scale": "worst-case"}]
+    if tiles:
+        items.append({"type": "Tiles", "rows": c["tiles"][0], "cols": c["tiles"][1]})
+    return _stage(hi["G_off"], hi["G_on"], *items)
 
 
 _PRESETS = _builtin()

@@ -9,6 +9,7 @@ import math
 
 import numpy as np
 
+from ...kernels import drift as drift_loops
 from ...kernels.normal import standard_normal
 from ..validation import non_negative, positive
 from .base import LinearityPreserving, register
@@ -49,10 +50,17 @@ class Drift(LinearityPreserving):
 
     def sample(self, shape, rng, dtype=np.float64):
         """Factors (t / t0) ** (-nu) (shape, ``dtype``), one exponent per device from memnp's
-        seeded Box-Muller normals."""
-        factor = self.exponents(standard_normal(rng, shape, dtype))
-        factor *= factor.dtype.type(-math.log(self.t / self.t0))
-        return np.exp(factor, out=factor)
+        seeded Box-Muller normals (computed in float64, rounded to ``dtype``): one Numba pass
+        (:mod:`memnp.kernels.drift`) for float32 and float64, else :meth:`sample_numpy`."""
+        dtype = np.dtype(dtype)
+        if dtype in (np.float32, np.float64):
+            return drift_loops.factors(rng, shape, dtype, self.nu_mean, self.nu_std, math.log(self.t / self.t0))
+        return self.sample_numpy(shape, rng, dtype)
+
+    def sample_numpy(self, shape, rng, dtype=np.float64):
+        """:meth:`sample` in NumPy passes (the reference)."""
+        nu = self.exponents(standard_normal(rng, shape, np.float64))
+        return np.exp(-math.log(self.t / self.t0) * nu).astype(dtype)
 
     def disturb(self, G, draws):
         """G(t) (shape and dtype of G, S)."""

@@ -12,6 +12,7 @@ import numbers
 
 import numpy as np
 
+from ...kernels import periphery as periphery_loops
 from ..validation import positive
 from .base import Periphery, register
 
@@ -34,7 +35,9 @@ def _size(name, value):
 @dataclasses.dataclass(frozen=True)
 class DAC(Periphery):
     """Row drivers of ``bits`` bits (1 to 16): inputs x = V / k_V in [0, 1] are rounded to the
-    nearest of the levels k / (2^bits - 1), k = 0 .. 2^bits - 1, before V = k_V x."""
+    nearest of the levels k / (2^bits - 1), k = 0 .. 2^bits - 1, before V = k_V x. Inputs outside
+    [0, 1] are refused (ValueError). Gradient: the straight-through estimator (identity inside the
+    range, zero outside)."""
 
     bits: int
 
@@ -52,30 +55,39 @@ class DAC(Periphery):
 
     def apply(self, V, k_V):
         """Quantised voltages (shape and dtype of V (p, m), volts): k dtype(k_V / L), k = round(L V / k_V).
-        ValueError when an input x = V / k_V lies outside [0, 1] (beyond rounding)."""
+        ValueError when an input x = V / k_V lies outside [0, 1] (beyond rounding). One Numba pass
+        (:mod:`memnp.kernels.periphery`) for contiguous float arrays, else :meth:`apply_numpy`."""
+        if periphery_loops.supported(V):
+            Vq, low, high = periphery_loops.quantise(V, k_V, self.levels)
+        else:
+            Vq, low, high = self.apply_numpy(V, k_V)
+        self._check(V, k_V, low, high)
+        return Vq
+
+    @staticmethod
+    def _check(V, k_V, low, high):
+        slack = 8 * float(np.finfo(V.dtype).eps) if V.dtype.kind == "f" else 0.0
+        if V.size and not (low >= -slack and high <= 1 + slack):
+            raise ValueError(f"DAC inputs x = V / k_V must be in [0, 1]; got values from {low!r} to "
+                             f"{high!r} (V from {low * k_V!r} to {high * k_V!r} V, k_V = {k_V!r} V)")
+
+    def apply_numpy(self, V, k_V):
+        """(V_q, min x, max x) in NumPy passes (the reference of :meth:`apply`, unchecked)."""
         dtype = V.dtype.type
         L = self.levels
         x = np.multiply(V, dtype(1.0 / k_V))
-        if x.size:
-            low, high = float(x.min()), float(x.max())
-            slack = 8 * float(np.finfo(V.dtype).eps)
-            if not (low >= -slack and high <= 1 + slack):
-                raise ValueError(f"DAC inputs x = V / k_V must be in [0, 1]; got values from {low!r} to "
-                                 f"{high!r} (V from {low * k_V!r} to {high * k_V!r} V, k_V = {k_V!r} V)")
+        low, high = (float(x.min()), float(x.max())) if x.size else (0.0, 0.0)
         x *= dtype(L)
         np.rint(x, out=x)
         np.clip(x, dtype(0), dtype(L), out=x)
         x *= dtype(k_V / L)
-        return x
+        return x, low, high
 
     def apply_vjp(self, V, k_V, grad):
-        """Straight-through estimator: dL/dV = dL/dV_q where 0 <= V <= k_V, 0 outside (the forward
-        pass has already refused inputs outside [0, 1], so this passes grad through)."""
-        dtype = V.dtype.type
-        inside = (V >= dtype(0)) & (V <= dtype(k_V) * dtype(1 + 8 * np.finfo(V.dtype).eps))
-        if inside.all():
-            return grad
-        return np.where(inside, grad, 0).astype(grad.dtype, copy=False)
+        """Straight-through estimator: dL/dV = dL/dV_q inside the range 0 <= V <= k_V, 0 outside.
+        :meth:`apply` refuses inputs outside the range, so every input of a pass is inside and
+        ``grad`` passes through unchanged."""
+        return grad
 
 
 @register
@@ -86,7 +98,8 @@ class ADC(Periphery):
 
     ``full_scale``: "worst-case" (the array's largest possible column current, every row at k_V
     and every device at G_on under the stage's I-V model; see :func:`memnp.crossbar.tiling.worst_case_current`)
-    or a current in amperes (> 0).
+    or a current in amperes (> 0). Gradient: the straight-through estimator (identity where
+    0 <= I <= full_scale, zero where the ADC clips).
     """
 
     bits: int

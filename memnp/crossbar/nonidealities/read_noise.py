@@ -8,6 +8,7 @@ import dataclasses
 
 import numpy as np
 
+from ...kernels import read_noise as read_loops
 from ...kernels.normal import standard_normal
 from ..validation import non_negative
 from .base import LinearityPreserving, register
@@ -32,11 +33,18 @@ class ReadNoise(LinearityPreserving):
         return f"ReadNoise(sigma_rel={self.sigma_rel:.4g})"
 
     def sample(self, shape, rng, dtype=np.float64):
-        """Factors (shape, ``dtype``) from memnp's seeded Box-Muller normals."""
-        factor = standard_normal(rng, shape, dtype)
-        factor *= factor.dtype.type(self.sigma_rel)
-        factor += factor.dtype.type(1)
-        return np.maximum(factor, factor.dtype.type(MIN_FACTOR), out=factor)
+        """Factors (shape, ``dtype``) from memnp's seeded Box-Muller normals (computed in float64,
+        rounded to ``dtype``): one Numba pass (:mod:`memnp.kernels.read_noise`) for float32 and
+        float64, else :meth:`sample_numpy`."""
+        dtype = np.dtype(dtype)
+        if dtype in (np.float32, np.float64):
+            return read_loops.factors(rng, shape, dtype, self.sigma_rel, MIN_FACTOR)
+        return self.sample_numpy(shape, rng, dtype)
+
+    def sample_numpy(self, shape, rng, dtype=np.float64):
+        """:meth:`sample` in NumPy passes (the reference)."""
+        z = standard_normal(rng, shape, np.float64)
+        return np.maximum(1.0 + self.sigma_rel * z, MIN_FACTOR).astype(dtype)
 
     def disturb(self, G, draws):
         """G'' (shape and dtype of G, S)."""
