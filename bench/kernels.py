@@ -43,7 +43,7 @@ SHAPES = ((64, 785, 50), (64, 26, 20), (64, 1025, 50))
 DTYPES = ("float32", "float64")
 OPS = ("forward", "backward", "power")
 K_V = 0.5
-# High-resistance SiOx (SPEC §6): G_off, G_on, slopes (s_c, s_d), intercepts (b_c, b_d), Sigma.
+# High-resistance SiOx (docs/model.md §6): G_off, G_on, slopes (s_c, s_d), intercepts (b_c, b_d), Sigma.
 G_OFF, G_ON = 5.24841e-7, 2.6242e-6
 SLOPES, INTERCEPTS = (-1.03023, -0.0901078), (-0.250595, -37.1186)
 SIGMA = [[0.03208284, 0.09272695], [0.09272695, 0.32510818]]

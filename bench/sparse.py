@@ -14,7 +14,7 @@ forward and backward, and the zero fraction from which sparse wins (forward + ba
 
 Timing: the candidates are called in turn within each repeat (so load from other processes hits
 them alike) and the medians reported; evaluations/s count all p m n device evaluations, zeros
-included. Inputs c, d_eps: the high-resistance SiOx PF model (SPEC §6), as bench/kernels.py.
+included. Inputs c, d_eps: the high-resistance SiOx PF model (docs/model.md §6), as bench/kernels.py.
 
 Usage: python bench/sparse.py [--repeats 60] [--sweep-repeats 15] [--threads 2]
                               [--dtype float32] [--quick] [--no-sweep] [--zeros 0,0.3,...]

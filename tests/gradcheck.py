@@ -2,10 +2,12 @@
 import numpy as np
 
 
-def numerical_gradient(loss, x, step=1e-6):
+def numerical_gradient(loss, x, step=1e-6, lower=None):
     """dloss/dx by central differences; ``loss`` takes no arguments and reads x (modified in place).
 
     The step is relative to each entry (``step`` times its magnitude), or ``step`` where it is 0.
+    Entries equal to ``lower`` (a bound of x's domain, e.g. 0 for a memristive layer's inputs) get
+    a forward difference instead, so that x never leaves the domain.
     """
     grad = np.zeros_like(x, dtype=np.float64)
     flat, gflat = x.reshape(-1), grad.reshape(-1)
@@ -14,6 +16,10 @@ def numerical_gradient(loss, x, step=1e-6):
         h = step * abs(saved) if saved != 0 else step
         flat[i] = saved + h
         up = loss()
+        if lower is not None and saved == lower:
+            flat[i] = saved
+            gflat[i] = (up - loss()) / h
+            continue
         flat[i] = saved - h
         down = loss()
         flat[i] = saved

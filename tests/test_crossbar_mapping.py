@@ -1,4 +1,4 @@
-"""Mapping weights to conductances and currents to outputs (SPEC §1): values and VJPs."""
+"""Mapping weights to conductances and currents to outputs (docs/model.md §1): values and VJPs."""
 import numpy as np
 import pytest
 

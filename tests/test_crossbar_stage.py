@@ -1,4 +1,4 @@
-"""Stage validation and JSON, and a crossbar pass under every kind of stage (SPEC §1-3)."""
+"""Stage validation and JSON, and a crossbar pass under every kind of stage (docs/model.md §1-3)."""
 import numpy as np
 import pytest
 

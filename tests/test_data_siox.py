@@ -1,4 +1,4 @@
-"""SiOx: fitting the measured multistate curves gives SPEC §6's table; synthetic curves are recovered."""
+"""SiOx: fitting the measured multistate curves gives docs/model.md §6's table; synthetic curves are recovered."""
 import math
 
 import numpy as np

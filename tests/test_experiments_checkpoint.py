@@ -274,7 +274,7 @@ def test_cli_train_resumes_from_its_checkpoint_and_validates_the_option(data, tm
     assert checkpoint.load().epoch == 1
     resumed = _cli("train", "--config", config, "--seed", 4, "--out", tmp_path / "resumed")
     assert resumed.exit_code == 0, resumed.output
-    assert "resumed from the checkpoint after epoch 1" in resumed.output
+    assert "resuming from the in-job checkpoint after epoch 1 of" in resumed.output
     assert not (tmp_path / "resumed" / "checkpoints").exists()
     a, b = (json.loads((tmp_path / d / "training.json").read_text()) for d in ("whole", "resumed"))
     assert a["weights_sha256"] == b["weights_sha256"] and a["history"]["loss"] == b["history"]["loss"]

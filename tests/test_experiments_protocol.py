@@ -67,8 +67,8 @@ def test_memristive_validation_and_test_history(data):
     assert record["history"]["val_accuracy"] == []
     assert len(record["test"]) == 2
     for entry in record["test"]:
-        assert entry["epoch"] == [1, 2]
-        assert np.shape(entry["accuracy"]) == (2, 2) and np.shape(entry["power"]) == (2, 2)
+        assert entry["epoch"] == [1, 2, 3]  # every test_every-th epoch and the last
+        assert np.shape(entry["accuracy"]) == (3, 2) and np.shape(entry["power"]) == (3, 2)
         assert np.all(np.asarray(entry["power"]) > 0)
     # the ideal stage draws nothing: its two repeats agree exactly
     ideal_entry = record["test"][1]
@@ -126,7 +126,7 @@ def test_weights_arrays_load_as_a_memnp_model_file(data, tmp_path):
 
 
 def test_energy_efficiency_formula():
-    # SPEC §3 with the paper's low-resistance standard power (about 1.11 W): about 0.72 TOPS/W
+    # docs/model.md §3 with the paper's low-resistance standard power (about 1.11 W): about 0.72 TOPS/W
     assert protocol.energy_efficiency(19885, 1.11) == pytest.approx(2 * 19885 / (50e-9 * 1.11))
     assert protocol.energy_efficiency(19885, 1.11) / 1e12 == pytest.approx(0.7166, abs=1e-4)
     assert protocol.energy_efficiency(19885, 0.0) is None
@@ -146,3 +146,13 @@ def test_translate_flip():
     assert shifted.min() >= images.min() - 1e-6 and shifted.max() <= images.max() + 1e-6
     with pytest.raises(ValueError, match=r"images must have shape \(N, H, W, C\)"):
         translate_flip(images[0], rng)
+
+
+def test_test_curve_reaches_the_last_epoch_without_changing_the_earlier_points(data):
+    # epochs=3, test_every=2: tested after epochs 1, 2 and (the last) 3; the points before it are
+    # those of a run that stops at epoch 2 (the test passes have their own stream).
+    full, _ = _train(data, stage=STUCK, seed=4, test_stages=(STUCK,))
+    assert full["test"][0]["epoch"] == [1, 2, 3]
+    short, _ = _train(data, stage=STUCK, seed=4, test_stages=(STUCK,), epochs=2)
+    assert short["test"][0]["epoch"] == [1, 2]
+    assert full["test"][0]["accuracy"][:2] == short["test"][0]["accuracy"]

@@ -28,7 +28,7 @@ if not kc.SIMULATOR and not numba_cuda_api.is_available():
 
 gpu_only = pytest.mark.skipif(kc.SIMULATOR, reason="larger shapes: too slow for the CUDA simulator")
 
-#: SiOx regimes of SPEC §6: G_off, G_on (S), slopes (s_c, s_d), intercepts (b_c, b_d), Sigma.
+#: SiOx regimes of docs/model.md §6: G_off, G_on (S), slopes (s_c, s_d), intercepts (b_c, b_d), Sigma.
 REGIMES = {
     "low": (6.9013e-4, 3.45065e-3, (-1.11965, -1.33689), (0.62835, -25.9156),
             [[0.00122933, 0.00965122], [0.00965122, 0.2470822]]),

@@ -6,7 +6,7 @@ import pytest
 from memnp.crossbar.nonidealities import IVNonlinearityPF
 from memnp.kernels import pf_devices
 
-# The high-resistance SiOx fit (SPEC §6) and a steeper, made-up device.
+# The high-resistance SiOx fit (docs/model.md §6) and a steeper, made-up device.
 HIGH = IVNonlinearityPF(k_V=0.5, slopes=(-1.03023, -0.0901078), intercepts=(-0.250595, -37.1186),
                         covariance=((0.03208284, 0.09272695), (0.09272695, 0.32510818)))
 STEEP = IVNonlinearityPF(k_V=0.5, slopes=(-1.29067, -0.0650009), intercepts=(-4.00723, -39.9301),

@@ -9,7 +9,7 @@ import pytest
 from memnp.kernels import cpu, sparse
 from memnp.kernels import reference as ref
 
-# SPEC §6: (G_off, G_on, s_c, b_c, s_d, b_d, Sigma) of the two SiOx regimes.
+# docs/model.md §6: (G_off, G_on, s_c, b_c, s_d, b_d, Sigma) of the two SiOx regimes.
 REGIMES = {
     "low": (6.9013e-4, 3.45065e-3, -1.11965, 0.62835, -1.33689, -25.9156,
             [[0.00122933, 0.00965122], [0.00965122, 0.2470822]]),

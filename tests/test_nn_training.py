@@ -64,4 +64,4 @@ def test_pf_aware_double_weight_mlp_learns_under_high_resistance_siox(digits):
     assert after["loss"] < before["loss"]
     assert after["accuracy"] >= 0.50  # chance is 0.10
     assert all(v.min() >= 0 for layer in model.memristive_layers for v in layer.params.values())
-    assert 1e-4 < after["power"] < 1e-2  # SPEC §8: a few milliwatts for PF-aware networks
+    assert 1e-4 < after["power"] < 1e-2  # docs/model.md §8: a few milliwatts for PF-aware networks

@@ -1,4 +1,4 @@
-"""Nonidealities (SPEC §2): samplers, disturbances and their VJPs, parameter validation."""
+"""Nonidealities (docs/model.md §2): samplers, disturbances and their VJPs, parameter validation."""
 import numpy as np
 import pytest
 

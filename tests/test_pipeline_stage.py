@@ -132,10 +132,10 @@ def test_dac_refuses_inputs_outside_the_unit_interval(rng):
     stage = Stage(G_OFF, G_ON, 0.5, (DAC(4),))
     V, G = crossbar_inputs(rng)
     V[0, 1] = 0.6
-    with pytest.raises(ValueError, match=r"DAC inputs x = V / k_V must be in \[0, 1\]"):
+    with pytest.raises(ValueError, match=r"in \[0, 1\]"):
         CrossbarPass(stage, "numpy").forward(V, G, None)
     V[0, 1] = -0.01
-    with pytest.raises(ValueError, match=r"DAC inputs x = V / k_V must be in \[0, 1\]"):
+    with pytest.raises(ValueError, match=r"in \[0, 1\]"):
         CrossbarPass(stage, "numpy").forward(V, G, None)
 
 

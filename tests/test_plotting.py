@@ -269,3 +269,164 @@ def test_cnn_figure_from_view(tmp_path, rng):
     paths = catalogue.cnn(ctx, tmp_path)
     assert_figure(paths)
     assert paths[0].name == "cnn.png"
+
+
+# -- figures fit for a paper --------------------------------------------------------------------------
+def _kept_figures(monkeypatch):
+    """Replace style.save with one that keeps each Figure (by file stem) instead of writing it."""
+    kept = {}
+
+    def keep(fig, path):
+        png, pdf = style.figure_paths(path)
+        kept[png.stem] = fig
+        return [png, pdf]
+
+    monkeypatch.setattr(style, "save", keep)
+    return kept
+
+
+def _drawn_ticks(axis):
+    lo, hi = sorted(axis.get_view_interval())
+    return [t.get_loc() for t in axis.get_major_ticks()
+            if lo <= t.get_loc() <= hi and t.label1.get_visible() and t.label1.get_text()]
+
+
+@style.styled
+def test_epoch_ticks_fit_a_narrow_panel():
+    from memnp.plotting.ticks import FittingIntegerLocator
+    fig = style.new_figure(1.4, 1.2)
+    axis = fig.subplots()
+    axis.plot([1, 150], [0, 1])
+    axis.xaxis.set_major_locator(FittingIntegerLocator())
+    fig.canvas.draw()
+    assert _drawn_ticks(axis.xaxis) == [0, 50, 100, 150]  # not 0, 20, ..., 140
+    axis.set_xlim(1, 2)  # a two-epoch run: integer ticks only
+    fig.canvas.draw()
+    assert _drawn_ticks(axis.xaxis) == [1, 2]
+
+
+@style.styled
+def test_log_axis_gets_several_labels_within_a_decade():
+    from memnp.plotting.ticks import label_log_axis
+    fig = style.new_figure(2.0, 1.5)
+    axis = fig.subplots()
+    axis.set_xscale("log")
+    axis.set_xlim(0.75, 3.3)
+    label_log_axis(axis.xaxis)
+    fig.canvas.draw()
+    ticks = _drawn_ticks(axis.xaxis)
+    assert len(ticks) >= 4 and {1, 2, 3} <= set(ticks)
+    assert [t.label1.get_text() for t in axis.xaxis.get_major_ticks() if t.get_loc() == 1.5] == ["1.5"]
+    axis.set_xlim(0.5, 2000)  # wide ranges: a label per decade
+    fig.canvas.draw()
+    assert _drawn_ticks(axis.xaxis) == [1, 10, 100, 1000]
+
+
+def test_median_juts_out_of_degenerate_boxes():
+    """n = 5 with the median on a quartile, and all five equal: the median line is the widest
+    and thickest line of the box, so it shows."""
+    for values in ([80.0, 84.4, 84.4, 84.4, 90.6], [89.1] * 5):
+        fig = style.new_figure()
+        axis = fig.subplots()
+        rect = boxplots.draw_box(axis, 1.0, values, "#0072B2", width=0.2, log_x=True)
+        median = float(np.median(values))
+        flat = [line for line in axis.lines if np.allclose(line.get_ydata(), median)]
+        widest = max(flat, key=lambda line: np.ptp(line.get_xdata()))
+        assert widest.get_linewidth() > rect.get_linewidth()
+        assert widest.get_xdata()[0] < rect.get_x() and widest.get_xdata()[1] > rect.get_x() + rect.get_width()
+
+
+def test_error_axis_is_shared_only_when_no_panel_is_flattened(tmp_path, rng, monkeypatch):
+    low = [rng.normal(8, 0.3, 5), rng.normal(8.5, 0.3, 5)]
+    high = [rng.normal(12, 0.5, 5), rng.normal(24, 0.5, 5)]
+    assert not boxplots.share_error_axis([low, high])
+    assert boxplots.share_error_axis([high, [rng.normal(15, 3, 5), rng.normal(22, 3, 5)]])
+    kept = _kept_figures(monkeypatch)
+    groups = lambda errors: [{"label": f"g{k}", "error": e, "power": np.full(5, 1e-3 * (k + 1))}  # noqa: E731
+                             for k, e in enumerate(errors)]
+    boxplots.error_vs_power_figure(tmp_path / "b", [{"title": "low", "groups": groups(low)},
+                                                    {"title": "high", "groups": groups(high)}])
+    fig = kept["b"]
+    fig.canvas.draw()
+    lo_axis, hi_axis = fig.axes[:2]
+    assert np.ptp(lo_axis.get_ylim()) < 3 < 10 < np.ptp(hi_axis.get_ylim())
+
+
+def test_heatmap_colour_bar_carries_numbers(tmp_path, monkeypatch):
+    kept = _kept_figures(monkeypatch)
+    errors = np.array([[40.0, 45.0, 88.0], [8.0, 9.5, 8.2]])
+    heatmap.robustness_heatmap(tmp_path / "h", errors, ["a", "b", "c"], ["x", "y"])
+    fig = kept["h"]
+    fig.canvas.draw()
+    bar = fig.axes[1]
+    labels = [float(t.label2.get_text().replace("−", "-")) for t in bar.yaxis.get_major_ticks()
+              if t.label2.get_visible() and t.label2.get_text()
+              and bar.get_ylim()[0] <= t.get_loc() <= bar.get_ylim()[1]]
+    assert len(labels) >= 3 and labels[0] == 0 and max(labels) <= 48
+    assert "pp" in bar.get_ylabel()
+    image = fig.axes[0].images[0].get_array()
+    assert image[0].tolist() == [0.0, 5.0, 48.0]  # excess over the row's lowest, in pp
+    assert image[1].tolist() == pytest.approx([0.0, 1.5, 0.2])
+
+
+def test_network_names_come_from_one_table():
+    from memnp.experiments.registry import TRAININGS
+    from memnp.plotting.loaders import training_kind, training_role
+    names = {name for name, _ in style.NETWORKS.values()}
+    for training in TRAININGS:
+        kind = training_kind(training)
+        assert training_role(training) == style.NETWORKS[kind]
+    assert training_role("d2d_more") == style.NETWORKS["aware"]
+    assert training_role("d2d_more_std_avg")[0] == style.TRAINING_NAMES["d2d_less_std_avg"] == "Standard w (avg.)"
+    assert style.TRAINING_NAMES["cnn_high_pf"] in names and style.TRAINING_NAMES["ideal"] == "Standard"
+    assert len({color for _, color in style.NETWORKS.values()}) == len(style.NETWORKS)
+
+
+def test_training_legend_and_grid():
+    assert [h.get_label() for h in training.curve_legend_handles()] == ["Training", "Validation", "Test"]
+    for n in (1, 2, 3, 4, 6, 8, 9, 10, 12, 15):
+        assert n % training.grid_columns(n) == 0
+    titles = training.fit_titles(["Standard → High-R PF + stuck on", "Aware → Stuck off"], 1.4)
+    assert titles == ["Standard →\nHigh-R PF + stuck on", "Aware →\nStuck off"]  # alike, so aligned
+    assert training.fit_titles(["A → B", "C → D"], 1.4) == ["A → B", "C → D"]
+
+
+def test_training_panels_form_a_grid(tiny_results):
+    from memnp.plotting.catalogue import _curve_panels, _mnist_pairs
+    from memnp.plotting.loaders import ResultsView
+    view = ResultsView(tiny_results)
+    panels, ncols = _curve_panels(view, _mnist_pairs(view, "weight_implementation"))
+    assert ncols == 5 and len(panels) == 10  # 2 devices x 5 networks, no empty cell
+    assert [p["title"] for p in panels[:5]] == ["Standard", "Standard w (avg.)", "Standard w (default)",
+                                                "Aware", "Aware (reg.)"]
+    assert [p.get("row_label") for p in panels[::5]] == ["More unif. D2D", "Less unif. D2D"]
+    panels, ncols = _curve_panels(view, _mnist_pairs(view, "stuck_off"))
+    assert ncols is None and [p["title"] for p in panels] == ["Standard → Stuck off", "Aware → Stuck off"]
+
+
+def test_siox_iv_tells_measured_from_fitted(tmp_path, rng, monkeypatch):
+    V, I, fit = _siox_fit(rng)
+    kept = _kept_figures(monkeypatch)
+    devices.siox_iv_figure(tmp_path / "iv", V[fit.kept], I[fit.kept], fit.R, fit.c, fit.d_eps,
+                           {"low": fit.low, "high": fit.high})
+    fig = kept["iv"]
+    iv_axes = [a for a in fig.axes if a.get_xlabel() == "Voltage (V)"]
+    assert len(iv_axes) == 2
+    for axis in iv_axes:
+        assert [t.get_text() for t in axis.get_legend().get_texts()] == ["measured", "PF fit"]
+        measured = [line for line in axis.lines if line.get_linestyle() == "None"]
+        fitted = [line for line in axis.lines if line.get_linestyle() != "None"]
+        assert measured and len(measured) == len(fitted)
+        assert all(line.get_marker() == "o" for line in measured)
+        assert {line.get_color() for line in fitted} == {style.COLORS["black"]}
+    ylabels = [a.get_ylabel() for a in fig.axes]
+    assert any("A\\,V^{-1}" in y for y in ylabels) and any("F\\,m^{-1}" in y for y in ylabels)
+
+
+def test_synthetic_ta_hfo2_traces_stay_in_their_range(tmp_path):
+    from memnp.plotting.loaders import tahfo2_data
+    d = tahfo2_data(tmp_path / "no-data")
+    assert d["synthetic"]
+    # Inside [G_off, G_on] up to the 1 % read noise (the range is the medians of the extremes).
+    assert d["G_reads"].min() >= 0.95 * d["G_off"] and d["G_reads"].max() <= 1.03 * d["G_on"]
+    assert d["p"] == pytest.approx(0.101, abs=1e-3)

@@ -71,4 +71,9 @@ def fit_device(file, regime, out, name, k_V):
         stage = record.stage
         pf = stage["nonidealities"][0]
         click.echo(f"{record.name}: G_off {stage['G_off']:.6g} S, G_on {stage['G_on']:.6g} S, slopes "
-                   f"{pf['slopes']}, intercepts {pf['intercepts']} -> {target}")
+                   f"{_rounded(pf['slopes'])}, intercepts {_rounded(pf['intercepts'])} -> {target}")
+
+
+def _rounded(values):
+    """A list of floats for printing, to 6 significant digits (the file keeps every digit)."""
+    return "[" + ", ".join(f"{v:.6g}" for v in values) + "]"

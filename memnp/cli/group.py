@@ -35,7 +35,7 @@ def cli():
 # -- reproduce ------------------------------------------------------------------------------------
 @cli.command()
 @click.option("--preset", type=click.Choice(list(scale_presets.PRESETS)), default="default", show_default=True,
-              help="Run scale: tiny (seconds), default (minutes on 2 cores), paper (SPEC §5: 1000 epochs, "
+              help="Run scale: tiny (seconds), default (minutes on 2 cores), paper (docs/model.md §5: 1000 epochs, "
                    "5 networks, 25 repeats).")
 @click.option("--only", "only", multiple=True, type=click.Choice(list(registry.SIMULATIONS)),
               help="Run only this simulation (repeatable). Default: all nine (line_resistance, slow, "
@@ -216,16 +216,21 @@ def _bench_dir():
     return Path(__file__).resolve().parents[2] / "bench"
 
 
-@cli.command(context_settings={"ignore_unknown_options": True})
-@click.argument("names", nargs=-1)
+@cli.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
 @click.option("--list", "list_only", is_flag=True, help="List the benchmarks and exit.")
-def bench(names, list_only):
+@click.argument("names", nargs=-1, type=click.UNPROCESSED)
+def bench(list_only, names):
     """Run benchmark scripts from bench/ (a source checkout), each in its own process.
+
+    Arguments after the first one that starts with '-' are passed to every benchmark named before
+    it (see `python bench/NAME.py --help` for each one's options).
 
     \b
     Examples:
       python run.py bench --list
       python run.py bench kernels epoch
+      python run.py bench kernels --quick
+      python run.py bench epoch --cases c --repeats 5
       python run.py bench reproduce
     Without NAMES every benchmark runs (this takes a while). Results: see bench/RESULTS.md.
     """
@@ -237,14 +242,26 @@ def bench(names, list_only):
     if list_only:
         click.echo("\n".join(available))
         return
+    names, options = _split_bench_arguments(names)
     unknown = [n for n in names if n not in available]
     if unknown:
         fail(f"unknown benchmark {unknown[0]!r}; available: {', '.join(available)}")
     for name in names or available:
-        click.echo(f"== bench/{name}.py")
-        status = subprocess.call([sys.executable, str(directory / f"{name}.py")])
+        click.echo(f"== bench/{name}.py" + (f" {' '.join(options)}" if options else ""))
+        status = subprocess.call([sys.executable, str(directory / f"{name}.py"), *options])
         if status:
             raise click.ClickException(f"bench/{name}.py exited with status {status}")
+
+
+def _split_bench_arguments(arguments):
+    """(benchmark names, options for them): the options start at the first argument beginning
+    with '-' (a lone '--' before them is dropped)."""
+    arguments = list(arguments)
+    for i, argument in enumerate(arguments):
+        if argument.startswith("-"):
+            options = arguments[i + 1:] if argument == "--" else arguments[i:]
+            return arguments[:i], options
+    return arguments, []
 
 
 for _command in (train, infer, fit_device):

@@ -1,4 +1,4 @@
-"""Mapping a synaptic layer onto a crossbar and back (SPEC §1), with vector-Jacobian products.
+"""Mapping a synaptic layer onto a crossbar and back (docs/model.md §1), with vector-Jacobian products.
 
 Shapes: x (p, n_in) dimensionless inputs in [0, 1]; V (p, n_in + 1) in volts; W (n_in + 1, n_out)
 standard weights (bias row last); D (n_in + 1, 2 n_out) double weights, columns interleaved +, -;
@@ -14,7 +14,7 @@ import math
 
 import numpy as np
 
-from .validation import conductance_range, finite_array, positive
+from .validation import conductance_range, finite_array, positive, unit_interval, weight_array
 
 RULES = ("default", "avg")
 
@@ -25,9 +25,10 @@ def _check_rule(rule):
 
 
 def x_to_V(x, k_V):
-    """Voltages V = k_V [x, 1] (p, n_in + 1) in volts from inputs x (p, n_in)."""
+    """Voltages V = k_V [x, 1] (p, n_in + 1) in volts from inputs x (p, n_in) in [0, 1]."""
     k_V = positive("k_V", k_V)
     x = finite_array("x", x, ndim=2)
+    unit_interval("x", x)
     V = np.empty((x.shape[0], x.shape[1] + 1), dtype=x.dtype)
     V[:, :-1] = x
     V[:, -1] = 1.0
@@ -62,7 +63,7 @@ def w_to_G(W, G_off, G_on, rule="default"):
     """
     G_off, G_on = conductance_range(G_off, G_on)
     _check_rule(rule)
-    W = finite_array("W", W, ndim=2)
+    W = weight_array("W", W, ndim=2)
     max_weight = _max_weight(np.abs(W), "W")
     z = ((G_on - G_off) / max_weight) * W
     G = np.empty((W.shape[0], 2 * W.shape[1]), dtype=W.dtype)
@@ -99,7 +100,7 @@ def w_to_G_vjp(W, grad_G, grad_max_weight, G_off, G_on, rule="default"):
 def double_w_to_G(D, G_off, G_on):
     """Conductances G = k_G D + G_off (same shape as D) and max_weight = max D, from double weights D >= 0."""
     G_off, G_on = conductance_range(G_off, G_on)
-    D = finite_array("D", D, ndim=2)
+    D = weight_array("D", D, ndim=2)
     max_weight = _double_max_weight(D)
     return _double_G(D, max_weight, G_off, G_on), max_weight
 
@@ -148,14 +149,29 @@ def _double_w_to_G_vjp(D, grad_G, grad_max_weight, G_off, G_on, max_weight):
     return grad.astype(D.dtype, copy=False)
 
 
+def _check_outputs(I, k_V, max_weight):
+    """I (p, 2 n_out): 2-D with an even number of columns (positive, negative device pairs);
+    k_V and max_weight finite numbers > 0."""
+    if np.ndim(I) != 2 or np.shape(I)[1] % 2:
+        raise ValueError(f"I must be 2-D with an even number of columns (one positive and one "
+                         f"negative device per output); got shape {np.shape(I)}")
+    positive("k_V", k_V)
+    positive("max_weight", max_weight)
+
+
 def I_to_y(I, k_V, max_weight, G_off, G_on):
     """Outputs y = (I[:, 0::2] - I[:, 1::2]) / (k_V k_G) (p, n_out) from column currents I (p, 2 n_out) in A."""
+    _check_outputs(I, k_V, max_weight)
     k_G = (G_on - G_off) / max_weight
     return (I[:, 0::2] - I[:, 1::2]) / (k_V * k_G)
 
 
 def I_to_y_vjp(I, grad_y, k_V, max_weight, G_off, G_on):
     """(dL/dI (p, 2 n_out), dL/d(max_weight)) from dL/dy (p, n_out)."""
+    _check_outputs(I, k_V, max_weight)
+    if np.shape(grad_y) != (I.shape[0], I.shape[1] // 2):
+        raise ValueError(f"grad_y must have shape {(I.shape[0], I.shape[1] // 2)} (one entry per "
+                         f"differential pair); got {np.shape(grad_y)}")
     scale = max_weight / (k_V * (G_on - G_off))
     grad_I = np.empty(I.shape, dtype=np.result_type(I, grad_y))
     grad_I[:, 0::2] = scale * grad_y

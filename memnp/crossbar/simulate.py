@@ -16,6 +16,7 @@ from ..kernels import get_backend
 from ..kernels.backend import backend_name
 from . import tiling
 from .pipeline import DRAWS, Draws
+from . import validation
 
 #: Backend modules by resolved name (a pass is built for every layer read).
 _BACKENDS = {}
@@ -61,6 +62,7 @@ class CrossbarPass:
         their indices in it (ascending); Tiles and the ADCs' full scales follow the full crossbar.
         """
         stage = self.stage
+        validation.crossbar_inputs(self, V, G, rng, draws)
         if draws is None:
             draws = self.sample(G.shape, rng, G.dtype, read_rng)
         elif isinstance(draws, tuple):
@@ -100,6 +102,7 @@ class CrossbarPass:
     def backward(self, grad_I, need_V=True):
         """(dL/dV (p, m), dL/dG (m, n)) from dL/dI (p, n), with the draws of the last forward pass.
         dL/dV is None (and not computed) when ``need_V`` is false."""
+        validation.crossbar_gradient(self, grad_I)
         V, G, G_read, draws, devices, V_read, inputs, tiles = self._cache
         stage = self.stage
         pf = stage.nonpreserving

@@ -3,9 +3,17 @@ import math
 
 import numpy as np
 
+from ..kernels import checks
+
+#: Floating-point types that weights, voltages and conductances may have.
+FLOAT_TYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
 
 def _number(name, value, accept, allowed):
-    """value as a float when ``accept(float)`` holds, else ValueError '<name> must be <allowed>'."""
+    """value as a float when ``accept(float)`` holds, else ValueError '<name> must be <allowed>'.
+    Booleans are refused (``True`` would otherwise pass as 1.0)."""
+    if isinstance(value, (bool, np.bool_)):
+        raise ValueError(f"{name} must be {allowed}, not a boolean; got {value!r}")
     try:
         number = float(value)
     except (TypeError, ValueError):
@@ -41,6 +49,8 @@ def conductance_range(G_off, G_on):
 def float_array(name, array, ndim=None):
     """A floating-point array (other numbers as float64) with ``ndim`` dimensions, if given."""
     array = np.asarray(array)
+    if array.dtype.kind == "c":
+        raise ValueError(f"{name} must be a real numeric array, not complex; got dtype {array.dtype}")
     if array.dtype.kind not in "fiub":
         raise ValueError(f"{name} must be a numeric array; got dtype {array.dtype}")
     if array.dtype.kind != "f":
@@ -69,3 +79,140 @@ def positive_array(name, array, ndim=None):
 def same_shape(name_a, a, name_b, b):
     if np.shape(a) != np.shape(b):
         raise ValueError(f"{name_b} must have the shape of {name_a} {np.shape(a)}; got {np.shape(b)}")
+
+
+def weight_array(name, array, ndim=None):
+    """A finite float32 or float64 weight array (``ndim`` dimensions, if given). Other dtypes
+    (float16, integers, booleans, complex) are refused rather than converted: weights of another
+    type are a mistake upstream, and float16 loses the precision the mapping needs."""
+    array = np.asarray(array)
+    if array.dtype not in FLOAT_TYPES:
+        raise ValueError(f"{name} must be a float32 or float64 array; got dtype {array.dtype}")
+    return finite_array(name, array, ndim)
+
+
+def weight_dtype(name, array):
+    """ValueError unless ``array`` (a layer parameter) is float32 or float64 (a dtype look-up only)."""
+    dtype = getattr(array, "dtype", None)
+    if dtype not in FLOAT_TYPES:
+        shown = "no dtype (not an array)" if dtype is None else f"dtype {dtype}"
+        raise ValueError(f"{name} must be a float32 or float64 array; got {shown}")
+
+
+def unit_interval(name, array):
+    """ValueError unless every entry of the float array is in [0, 1] (NaN fails)."""
+    if array.size and not (array.min() >= 0 and array.max() <= 1):
+        raise ValueError(f"{name} must hold values in [0, 1]; got values from {array.min()!r} to "
+                         f"{array.max()!r}" + _scale_hint(array))
+
+
+def _scale_hint(array):
+    high = float(np.nanmax(array)) if array.size and not np.all(np.isnan(array)) else 0.0
+    return " (images of 0-255 pixels: divide by 255)" if 1 < high <= 255 else ""
+
+
+def non_empty_batch(name, array):
+    """ValueError unless the array has at least one example (row)."""
+    if np.ndim(array) == 0 or np.shape(array)[0] == 0:
+        raise ValueError(f"{name} must hold at least one example (a batch of >= 1 rows); got shape "
+                         f"{np.shape(array)}")
+
+
+def generator(name, rng):
+    """ValueError unless ``rng`` is a numpy.random.Generator."""
+    if not isinstance(rng, np.random.Generator):
+        raise ValueError(f"{name} must be a numpy.random.Generator (np.random.default_rng(seed)); "
+                         f"got {type(rng).__name__}")
+    return rng
+
+
+# --- a crossbar pass ---------------------------------------------------------------------------
+#: |V| may exceed the stage's k_V by this many units in the last place of V's dtype (rounding of
+#: k_V and of k_V x).
+V_ULPS = 4
+
+
+def crossbar_inputs(crossbar, V, G, rng, draws):
+    """The checks of CrossbarPass.forward: V (p, m) and G (m, n) float32/float64, p >= 1, V finite
+    with |V| <= the stage's k_V (up to rounding), G finite and > 0, and a Generator when the stage
+    draws something and no ``draws`` are replayed. Each array is scanned once, on its bits.
+
+    A caller that built V and G itself under these guarantees marks the pass with
+    ``crossbar.inputs_checked = True`` and the scans are skipped: the memristive layers do (their
+    input scan keeps x in [0, 1], so V = k_V [x, 1] is in range, and G is k_G D + G_off >= G_off
+    from weights they checked), so their hot path pays nothing twice."""
+    if getattr(crossbar, "inputs_checked", False):
+        return
+    stage = crossbar.stage
+    for name, a in (("V", V), ("G", G)):
+        dtype = getattr(a, "dtype", None)
+        if dtype is None or a.ndim != 2 or dtype not in FLOAT_TYPES:
+            _array_kind(name, a)
+    if V.shape[0] == 0:
+        raise ValueError(f"V must hold at least one example (a batch of >= 1 rows); got shape {V.shape}")
+    if V.shape[1] != G.shape[0]:
+        raise ValueError(f"G must have one row per column of V ({V.shape[1]}); got shape {G.shape}")
+    k_V = stage.k_V
+    bound = k_V * (1 + V_ULPS * np.finfo(V.dtype).eps)
+    b = checks.bits(V)
+    if b is None:
+        _voltage_range(V, k_V, bound)
+    else:
+        lo, hi = checks.bit_extremes(b)
+        limit = checks.bits_of(bound, V.dtype)
+        if hi > limit or (lo < 0 and checks.unsigned_max(b) > checks.SIGN_BITS[V.dtype] + limit):
+            _voltage_range(V, k_V, bound)
+    b = checks.bits(G)
+    if b is None:
+        _conductances(G)
+    else:
+        lo, hi = checks.bit_extremes(b)
+        if lo <= 0 or hi >= checks.INF_BITS[G.dtype]:
+            _conductances(G)
+    if draws is None and stage.random:
+        generator("rng", rng)
+
+
+def crossbar_gradient(crossbar, grad_I):
+    """The checks of CrossbarPass.backward: a forward pass first, and dL/dI (p, n) of the forward
+    pass's currents' shape, float32/float64 and finite (skipped, but for the first, when the
+    caller marked the pass ``gradients_checked``: the memristive layers check dL/dy instead)."""
+    cache = crossbar._cache
+    if cache is None:
+        raise ValueError("CrossbarPass.backward needs a forward pass first (call forward)")
+    if getattr(crossbar, "gradients_checked", False):
+        return
+    V, G = cache[0], cache[1]
+    dtype = getattr(grad_I, "dtype", None)
+    if dtype is None or dtype not in FLOAT_TYPES:
+        _array_kind("grad_I", grad_I)
+    if grad_I.shape != (V.shape[0], G.shape[1]):
+        raise ValueError(f"grad_I must have the shape of the forward pass's currents "
+                         f"{(V.shape[0], G.shape[1])}; got {grad_I.shape}")
+    if not np.isfinite(grad_I).all():
+        raise ValueError("grad_I must contain only finite values (no NaN or inf)")
+
+
+def _array_kind(name, a):
+    """The error for an array that is not a 2-D float32/float64 NumPy array."""
+    a = np.asarray(a)
+    if a.dtype.kind == "c":
+        raise ValueError(f"{name} must be real (float32 or float64), not complex; got dtype {a.dtype}")
+    if a.dtype not in FLOAT_TYPES:
+        raise ValueError(f"{name} must be a float32 or float64 array; got dtype {a.dtype}")
+    if name != "grad_I" and a.ndim != 2:
+        raise ValueError(f"{name} must have 2 dimensions; got shape {a.shape}")
+
+
+def _voltage_range(V, k_V, bound):
+    finite_array("V", V)
+    top = float(np.abs(V).max()) if V.size else 0.0
+    if top > bound:
+        raise ValueError(f"V must have |V| <= the stage's k_V = {k_V!r} V (inputs x in [0, 1]); "
+                         f"got max |V| = {top!r} V")
+
+
+def _conductances(G):
+    finite_array("G", G)
+    if G.size and G.min() <= 0:
+        raise ValueError(f"G must hold conductances > 0 S; its minimum is {float(G.min())!r} S")

@@ -1,4 +1,4 @@
-"""Image data sets with the paper's splits (SPEC §5).
+"""Image data sets with the paper's splits (docs/model.md §5).
 
 ``load_dataset(name, data_dir=None, split="train", dtype="float32")`` returns ``(images, labels)``:
 

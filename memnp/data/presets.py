@@ -1,4 +1,4 @@
-"""Device presets: the published device parameters (SPEC §6) as memnp.crossbar Stage dicts.
+"""Device presets: the published device parameters (docs/model.md §6) as memnp.crossbar Stage dicts.
 
 A *stage dict* is the JSON form of :class:`memnp.crossbar.Stage`::
 
@@ -16,7 +16,7 @@ drift times or ADC resolutions.
 
 ``tahfo2``: G_off, G_on and p are the published values, but the measured stuck conductances are
 not public. Its StuckDistribution ``means`` are therefore a synthetic, deterministic list: the 100
-standard-normal quantiles Phi^-1((i + 0.5) / 100), scaled so that their Scott bandwidth (SPEC §2)
+standard-normal quantiles Phi^-1((i + 0.5) / 100), scaled so that their Scott bandwidth (docs/model.md §2)
 is exactly the published 1.77e-5 S and centred on (G_off + G_on) / 2. Only the bandwidth is
 published; the shape and centre of the list are assumptions, and the preset says so.
 """
@@ -60,7 +60,7 @@ NONIDEALITY_KEYS = {
 CHIP = {"stuck_off_p": 0.02, "read_noise": 0.05, "drift": {"nu_mean": 0.01, "nu_std": 0.005, "t": 86400.0},
         "bits": 6, "tiles": (128, 64), "d2d": (0.25, 0.25)}
 
-# Published values (SPEC §6; Joksas et al., Adv. Sci. 2022).
+# Published values (docs/model.md §6; Joksas et al., Adv. Sci. 2022).
 SIOX_LOW = {"G_off": 6.9013e-4, "G_on": 3.45065e-3, "slopes": [-1.11965, -1.33689],
             "intercepts": [0.62835, -25.9156],
             "covariance": [[0.00122933, 0.00965122], [0.00965122, 0.2470822]]}
@@ -70,7 +70,7 @@ SIOX_HIGH = {"G_off": 5.24841e-7, "G_on": 2.6242e-6, "slopes": [-1.03023, -0.090
 TAHFO2 = {"G_off": 4.36e-5, "G_on": 9.78e-4, "p": 0.101, "bandwidth": 1.77e-5}
 #: Number of synthetic stuck values in the ``tahfo2`` preset.
 TAHFO2_SYNTHETIC_N = 100
-PUBLISHED = "published (Joksas et al., Adv. Sci. 9, 2105784, 2022; SPEC §6)"
+PUBLISHED = "published (Joksas et al., Adv. Sci. 9, 2105784, 2022; docs/model.md §6)"
 
 
 def synthetic_stuck_means(bandwidth: float, center: float, n: int = TAHFO2_SYNTHETIC_N) -> list[float]:

@@ -3,7 +3,7 @@
 - :mod:`.configs`: :class:`Training`, :class:`Inference`, :class:`DataSpec` (frozen, validated, JSON).
 - :mod:`.protocol`: :func:`train` (checkpointing, memristive validation, test-during-training) and
   :func:`infer` (repeats recording accuracy, loss and power); the one link to :mod:`memnp.nn`.
-- :mod:`.registry`: the simulations of SPEC §7 as data and their expansion into jobs.
+- :mod:`.registry`: the simulations of docs/model.md §7 as data and their expansion into jobs.
 - :mod:`.presets`: run scales ``tiny``, ``default`` and ``paper``.
 - :mod:`.keys`: job keys (config + seed hashes) and per-job seeds.
 - :mod:`.store`: the results directory (atomic files, resume); see docs/results-store.md.

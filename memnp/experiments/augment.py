@@ -1,4 +1,4 @@
-"""CIFAR-10 training augmentation (SPEC §5): random translation by up to 10 % of height and width,
+"""CIFAR-10 training augmentation (docs/model.md §5): random translation by up to 10 % of height and width,
 then a random horizontal flip, as the reference's Keras RandomTranslation(0.1, 0.1) and
 RandomFlip("horizontal") layers do.
 

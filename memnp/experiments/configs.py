@@ -1,4 +1,4 @@
-"""Configs of one training run and one inference setup (SPEC §5), as frozen, validated dataclasses.
+"""Configs of one training run and one inference setup (docs/model.md §5), as frozen, validated dataclasses.
 
 Every config has ``to_dict`` / ``from_dict`` and ``to_json`` / ``from_json``; the dict form is
 plain JSON (no NumPy types), and its canonical serialisation (:func:`canonical_json`) is what job
@@ -181,7 +181,7 @@ class Inference(_JSON):
 
 @dataclasses.dataclass(frozen=True)
 class Training(_JSON):
-    """The training of one network (SPEC §4-5).
+    """The training of one network (docs/model.md §4-5).
 
     data: DataSpec. stage: the training Stage. regularised: add 1e-4 x sum |theta| (``l1``) over
     the memristive layers. standard_weights: force standard (signed) weights even under
@@ -272,6 +272,16 @@ class Training(_JSON):
 
     def replace(self, **changes):
         return dataclasses.replace(self, **changes)
+
+
+def training_config(document):
+    """A :class:`Training` from a JSON document: a Training dict, or a training record as ``train``
+    writes it (``training.json``: the config is its ``content["training"]``), so that a finished
+    run's record can be given back to ``train --config`` to train the same setup again."""
+    if isinstance(document, dict) and isinstance(document.get("content"), dict) \
+            and "training" in document["content"]:
+        document = document["content"]["training"]
+    return Training.from_dict(document)
 
 
 def evaluation_epochs(epochs, every):

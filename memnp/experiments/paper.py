@@ -1,4 +1,4 @@
-"""The paper's published results (SPEC §8), keyed by (training setup, inference setup) names of
+"""The paper's published results (docs/model.md §8), keyed by (training setup, inference setup) names of
 :mod:`memnp.experiments.registry`.
 
 Median test error in per cent over 125 results (5 networks x 25 repeats), and the total power of
@@ -25,7 +25,7 @@ POWER = {
 #: Headline energy efficiencies (TOPS/W).
 EFFICIENCY = {("ideal", "low_pf"): 0.715, ("high_pf_reg", "high_pf"): 381.0}
 
-#: The rows of SPEC §8's table: (label, inference setup, ideal training, aware, aware + regularised).
+#: The rows of the table of docs/model.md §8: (label, inference setup, ideal training, aware, aware + regularised).
 DIAGONAL = (
     ("software baseline (ideal inference)", "ideal", "ideal", None, None),
     ("SiOx low resistance", "low_pf", "ideal", "low_pf", "low_pf_reg"),

@@ -1,4 +1,4 @@
-"""Run scales: ``tiny`` (seconds, for tests), ``default`` (minutes on 2 cores) and ``paper`` (SPEC §5).
+"""Run scales: ``tiny`` (seconds, for tests), ``default`` (minutes on 2 cores) and ``paper`` (docs/model.md §5).
 
 A :class:`Scale` says how many networks per training setup, how many epochs, how often and how
 many times the validation and test sets are evaluated during training, how many inference repeats,
@@ -89,7 +89,7 @@ PRESETS = {
     "default": Scale("default", epochs=150, networks=1, inference_repeats=5, validation_every=10,
                      validation_repeats=3, test_every=20, test_repeats=2,
                      mnist_limits=(6400, 1600, 2000), cifar_limits=(4000, 1000, 1000), learning_rate=0.3),
-    # SPEC §5.
+    # docs/model.md §5.
     "paper": Scale("paper", epochs=1000, networks=5, inference_repeats=25, validation_every=20,
                    validation_repeats=20, test_every=20, test_repeats=20),
 }

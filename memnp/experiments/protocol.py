@@ -1,4 +1,4 @@
-"""The training and inference protocol (SPEC §5), and the experiments' one link to :mod:`memnp.nn`.
+"""The training and inference protocol (docs/model.md §5), and the experiments' one link to :mod:`memnp.nn`.
 
 :func:`train` trains one network from a :class:`~memnp.experiments.configs.Training` config:
 per-epoch shuffling, the standard checkpoint (best validation accuracy, every epoch) for ideal
@@ -207,7 +207,9 @@ def train(training, data, seed_sequence, on_epoch=None, checkpoint=None, initial
         _start_from(model, initial)
     memristive = training.memristive_checkpoint
     validation_epochs = set(evaluation_epochs(training.epochs, training.validation_every))
-    test_epochs = set(evaluation_epochs(training.epochs, training.test_every))
+    # The test curve also gets the last epoch (the test passes draw from their own stream, so this
+    # changes no other number of the job).
+    test_epochs = set(evaluation_epochs(training.epochs, training.test_every)) | {training.epochs}
     history = {"epoch": [], "loss": [], "accuracy": [], "val_loss": [], "val_accuracy": [],
                "seconds": []}
     validation = {"epoch": [], "loss": [], "accuracy": []}
@@ -359,7 +361,7 @@ def infer(weights, inference, test_data, seed_sequence):
     return dict(result, n_synapses=synapse_count(model), seconds=time.perf_counter() - start)
 
 
-#: SPEC §3: read time (s) used for the energy efficiency.
+#: docs/model.md §3: read time (s) used for the energy efficiency.
 T_READ = 50e-9
 
 

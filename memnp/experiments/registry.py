@@ -1,4 +1,4 @@
-"""The paper's nine simulations (SPEC §7) as data, and their expansion into jobs.
+"""The paper's nine simulations (docs/model.md §7) as data, and their expansion into jobs.
 
 A *training setup* names a data set family, a device preset and how the network is trained; an
 *inference setup* names a device preset (and mapping rule). A simulation is a list of (training
@@ -110,7 +110,7 @@ INFERENCES = {i.name: i for i in [
     InferenceSetup("d2d_less_avg", "d2d-less-uniform", "less uniform D2D (avg rule)", "avg"),
 ]}
 
-#: The nine MNIST inference setups of the robustness matrix (SPEC §7.9), in the paper's order.
+#: The nine MNIST inference setups of the robustness matrix (docs/model.md §7.9), in the paper's order.
 AGNOSTIC_INFERENCES = ("ideal", "low_pf", "high_pf", "stuck_off", "high_pf_stuck_on", "d2d_more",
                        "d2d_less", "d2d_high", "tahfo2")
 #: The 13 MNIST networks of the robustness matrix (every aware-trained MNIST network with double

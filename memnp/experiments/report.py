@@ -2,8 +2,8 @@
 
 For every (training setup, inference setup) pair of the manifest's simulations: the number of
 results (networks x repeats), the median test error and its interquartile range (per cent), the
-mean power of the network's crossbars (W), the energy efficiency (SPEC §3, TOPS/W) at that power,
-and the paper's numbers (SPEC §8) where it gives them. Also the robustness matrix (median error of
+mean power of the network's crossbars (W), the energy efficiency (docs/model.md §3, TOPS/W) at that power,
+and the paper's numbers (docs/model.md §8) where it gives them. Also the robustness matrix (median error of
 the 13 MNIST networks on the 9 inference setups), the diagonal table next to the paper's, and the
 paper's orderings checked on these results.
 
@@ -83,7 +83,7 @@ def robustness(pairs):
 
 
 def diagonal(pairs):
-    """SPEC §8's table with our medians: [(label, [(ours, paper) x 3])]."""
+    """The table of docs/model.md §8 with our medians: [(label, [(ours, paper) x 3])]."""
     rows = []
     for label, inference, *trainings in paper.DIAGONAL:
         cells = []
@@ -155,7 +155,7 @@ def markdown(manifest, rows, pairs):
              f"{manifest.get('scale', {}).get('networks')} network(s) per setup, "
              f"{manifest.get('scale', {}).get('inference_repeats')} inference repeats.", "",
              "Error = 100 (1 - accuracy) in per cent; power = total average power of the crossbars; "
-             "efficiency = 2 N_syn / (50 ns x power). Paper: SPEC §8 (5 networks x 25 repeats, 1000 epochs, "
+             "efficiency = 2 N_syn / (50 ns x power). Paper: docs/model.md §8 (5 networks x 25 repeats, 1000 epochs, "
              "full MNIST).", ""]
     lines += ["## Diagonal (median test error %, ours / paper)", "",
               "| setup | ideal training | aware training | aware + regularised |", "|---|---|---|---|"]

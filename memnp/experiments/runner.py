@@ -147,6 +147,20 @@ def check_checkpoint_every(seconds):
     return value
 
 
+def skip_message(family, reason, affected):
+    """The one line that says which simulations are skipped for want of ``family``'s data, and
+    why: ``reason`` nests "<x> is not available: " once per layer that passed it on, so only the
+    innermost name and detail are kept (the first line; the list of files follows in the data
+    loader's own message)."""
+    parts = reason.splitlines()[0].rstrip(":").split(" is not available: ")
+    what = parts[-2] if len(parts) >= 2 else DATA_NAMES.get(family, family)
+    detail = parts[-1] if len(parts) >= 2 else parts[0]
+    detail = detail.replace("these files are missing", "its files are missing").replace(" (downloads are off)",
+                                                                                        "; downloads are off")
+    return (f"skip: {what} is not available ({detail}), so these are skipped: {', '.join(affected)}. "
+            "Use --data-dir DIR or --download.")
+
+
 def reproduce(names, scale, seed, out, data_dir=None, download=False, jobs=1, scheduler=None,
               preset=None, progress=None, checkpoint_every=60.0, lock=None):
     """Run the simulations ``names`` at ``scale`` into the results directory ``out``.
@@ -169,8 +183,7 @@ def reproduce(names, scale, seed, out, data_dir=None, download=False, jobs=1, sc
     for family, reason in reasons.items():
         affected = [f"{sim} ({'all pairs' if 'all pairs' in why else 'its ' + family + ' pairs'})"
                     for sim, why in plan.skipped if why.startswith(family)]
-        progress.message(f"skip: {family} is not available, so these are skipped: {', '.join(affected)}. "
-                         f"{reason.splitlines()[0].rstrip(':')}. Use --data-dir DIR or --download.")
+        progress.message(skip_message(family, reason, affected))
     store = ResultsStore(out)
     executor.connect()
     own_lock = lock is None

@@ -1,6 +1,6 @@
 """Lognormal device-to-device variability applied to conductances, and its VJP (Numba, one pass).
 
-SPEC §2: per device R = 1/G, sigma(R) = clip-linear between (R_on, sigma_on) and (R_off,
+docs/model.md §2: per device R = 1/G, sigma(R) = clip-linear between (R_on, sigma_on) and (R_off,
 sigma_off), and with the standard normal draw eps,
 
     G' = G exp(sigma (sigma / 2 - eps)),

@@ -1,10 +1,12 @@
-"""Numba loops for the mapping stairs of a memristive layer's read (SPEC §1), one pass each.
+"""Numba loops for the mapping stairs of a memristive layer's read (docs/model.md §1), one pass each.
 
 The plain NumPy forms in :mod:`memnp.crossbar.mapping` are the reference; these loops compute
 the same values with fewer passes over the arrays, for the layers' hot path:
 
 - :func:`scan_inputs`: which crossbar rows a batch drives (an input that is nonzero for some
-  example; the bias row always) and whether every input is finite, in one pass over x;
+  example; the bias row always) and whether every input is in [0, 1] (hence finite), in one pass
+  over x (the reference: :func:`scan_inputs_reference`); :func:`in_unit_interval` the range part
+  alone (for the digital shortcut);
 - :func:`voltages`: V = k_V [x, 1] restricted to given rows, C-contiguous, in one gather
   (the reference: ``x_to_V(x, k_V)[:, rows]``);
 - :func:`double_G_rows`: G = k_G D[rows] + G_off (the reference: ``_double_G(D[rows], ...)``);
@@ -21,8 +23,7 @@ from numba import njit
 
 from .arrays import contiguous_floats
 
-#: 'reassoc' lets LLVM vectorize the sums (their order does not matter here); no 'nnan' or 'ninf',
-#: so ``v * 0`` stays NaN for an infinite or NaN v (the finiteness probe relies on it).
+#: 'reassoc' lets LLVM vectorize the sums (their order does not matter here); no 'nnan' or 'ninf'.
 _FASTMATH = {"reassoc", "nsz", "contract"}
 
 
@@ -32,25 +33,61 @@ def supported(*arrays):
 
 
 @njit(fastmath=_FASTMATH, error_model="numpy", cache=True)
-def _scan(x, active):
-    p, n_in = x.shape
-    zero = x.dtype.type(0.0)
-    probe = zero
+def _scan(bits, active, magnitude, one):
+    p, n_in = bits.shape
+    zero = bits.dtype.type(0)
+    top = zero
     for ex in range(p):
         for i in range(n_in):
-            v = x[ex, i]
-            active[i] |= v != zero
-            probe += v * zero         # NaN once any input is NaN or infinite
+            b = bits[ex, i]
+            active[i] |= (b & magnitude) != zero     # x != 0 (-0.0 is 0)
+            top = max(top, b)
     active[n_in] = True
-    return probe == zero
+    return top <= one
+
+
+@njit(cache=True)
+def _top_bits(bits):
+    top = bits[0]
+    for q in range(1, bits.size):
+        top = max(top, bits[q])
+    return top
+
+
+#: Unsigned view type, the bits of the magnitude and the bits of 1.0, per float dtype. Read as
+#: unsigned integers, the bits of +0.0 ... 1.0 are 0 ... ONE; every negative float (sign bit set,
+#: -0.0 included), +inf and NaN have larger bits. Integer loads, masks and max vectorize, and no
+#: float comparison has to respect NaN; -0.0, which is in [0, 1], fails the bit test and is
+#: settled by the NumPy comparison (inputs rarely hold it).
+_UNIT_BITS = {np.dtype(np.float32): (np.uint32, 0x7FFFFFFF, 0x3F800000),
+              np.dtype(np.float64): (np.uint64, 0x7FFFFFFFFFFFFFFF, 0x3FF0000000000000)}
 
 
 def scan_inputs(x):
-    """(active (n_in + 1,) bool, finite bool) for x (p, n_in), float32 or float64, C-contiguous:
-    active[i] when x[:, i] has a nonzero entry (active[n_in], the bias row, always)."""
+    """(active (n_in + 1,) bool, valid bool) for x (p, n_in), float32 or float64, C-contiguous:
+    active[i] when x[:, i] has a nonzero entry (active[n_in], the bias row, always); valid when
+    every entry is in [0, 1] (so finite), from the max of x's bits in the same pass."""
+    unsigned, magnitude, one = _UNIT_BITS[x.dtype]
     active = np.zeros(x.shape[1] + 1, dtype=np.bool_)
-    finite = _scan(x, active)
-    return active, bool(finite)
+    valid = _scan(x.view(unsigned), active, unsigned(magnitude), unsigned(one))
+    return active, bool(valid) or _unit_numpy(x)
+
+
+def in_unit_interval(x):
+    """True when every entry of x (C-contiguous float32/float64, at least one) is in [0, 1], from
+    one max over its bits (the reference: ``np.all((x >= 0) & (x <= 1))``)."""
+    unsigned, _, one = _UNIT_BITS[x.dtype]
+    return bool(_top_bits(x.reshape(-1).view(unsigned)) <= one) or _unit_numpy(x)
+
+
+def _unit_numpy(x):
+    return bool(np.all((x >= 0) & (x <= 1)))
+
+
+def scan_inputs_reference(x):
+    """The NumPy form of :func:`scan_inputs`: (x.any(axis=0) with the bias row True, valid)."""
+    active = np.append(np.any(x != 0, axis=0), True)
+    return active, _unit_numpy(x)
 
 
 @njit(fastmath=_FASTMATH, error_model="numpy", cache=True)

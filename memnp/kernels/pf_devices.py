@@ -1,6 +1,6 @@
 """Per-device parameters of the PF model from conductances, and their VJP (Numba, one pass each).
 
-SPEC §2: per device, with R = 1/G,
+docs/model.md §2: per device, with R = 1/G,
 
     ln c = s_c ln R + b_c + e_c,      ln d_eps = s_d ln R + b_d + e_d,
 

@@ -1,4 +1,4 @@
-"""Physical constants of the Poole-Frenkel (PF) device model (SPEC §2).
+"""Physical constants of the Poole-Frenkel (PF) device model (docs/model.md §2).
 
 The PF device current is
 

@@ -1,4 +1,4 @@
-"""The paper's two networks (SPEC §4), built and initialised from a Generator.
+"""The paper's two networks (docs/model.md §4), built and initialised from a Generator.
 
 Initialisers: memristive standard weights N(0, 1/sqrt(n_in)) (standard deviation), biases 0;
 double weights N(0.5, 1/sqrt(n_in)), biases 0.5; digital convolutions Glorot uniform, biases 0.

@@ -59,6 +59,32 @@ def _dtype(dtype):
     return dtype
 
 
+def _generator(rng):
+    """ValueError unless ``rng`` is a numpy.random.Generator."""
+    if not isinstance(rng, np.random.Generator):
+        raise ValueError(f"rng must be a numpy.random.Generator (np.random.default_rng(seed)); "
+                         f"got {type(rng).__name__}")
+    return rng
+
+
+def _batch_of(x, n_in, name):
+    """ValueError unless x is a non-empty (p, n_in) array."""
+    shape = np.shape(x)
+    if len(shape) != 2 or shape[1] != n_in:
+        raise ValueError(f"x must have shape (examples, {n_in}) for {name}; got {shape}")
+    if shape[0] == 0:
+        raise ValueError(f"x must hold at least one example (a batch of >= 1 rows); got shape {shape}")
+
+
+def _image_batch(x, c_in, name):
+    """ValueError unless x is a non-empty (N, H, W, c_in) array."""
+    shape = np.shape(x)
+    if len(shape) != 4 or shape[3] != c_in:
+        raise ValueError(f"x must have shape (examples, height, width, {c_in}) for {name}; got {shape}")
+    if shape[0] == 0:
+        raise ValueError(f"x must hold at least one example (a batch of >= 1 images); got shape {shape}")
+
+
 def _count(name, value):
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
         raise ValueError(f"{name} must be an integer >= 1; got {value!r}")
@@ -108,7 +134,25 @@ class Layer:
         """Shape of one example's output from one example's input shape (tuples, no batch axis)."""
         return tuple(input_shape)
 
+    def input_width(self):
+        """The size of the last input axis this layer needs (None: any); with
+        :meth:`output_width`, how :class:`~memnp.nn.model.Sequential` checks that its layers
+        chain when it has no input shape."""
+        return None
+
+    def output_width(self, width):
+        """The size of the last output axis from that of the input (None: unknown); elementwise
+        layers keep it."""
+        return width
+
     # -- passes ---------------------------------------------------------------------------------
+    def _forward_cache(self, name):
+        """The attribute ``name`` that forward keeps for backward; ValueError before any forward."""
+        value = getattr(self, name, None)
+        if value is None:
+            raise ValueError(f"{type(self).__name__}.backward needs a forward pass first (call forward)")
+        return value
+
     def forward(self, x, ctx=None):
         raise NotImplementedError
 
@@ -140,20 +184,30 @@ class Dense(Layer):
         return {"type": "Dense", "n_in": self.n_in, "n_out": self.n_out}
 
     def output_shape(self, input_shape):
+        if tuple(input_shape) != (self.n_in,):
+            raise ValueError(f"Dense expects inputs ({self.n_in},); got {tuple(input_shape)}")
         return (self.n_out,)
 
+    def input_width(self):
+        return self.n_in
+
+    def output_width(self, width):
+        return self.n_out
+
     def initialize(self, rng):
+        _generator(rng)
         self.params["W"] = glorot_uniform(rng, (self.n_in, self.n_out), self.n_in, self.n_out, self.dtype)
         self.params["b"] = np.zeros(self.n_out, self.dtype)
 
     def forward(self, x, ctx=None):
+        _batch_of(x, self.n_in, "Dense")
         self._x = x
         y = x @ self.params["W"]
         y += self.params["b"]
         return y
 
     def backward(self, dy, need_dx=True):
-        self.grads["W"] = self._x.T @ dy
+        self.grads["W"] = self._forward_cache("_x").T @ dy
         self.grads["b"] = dy.sum(axis=0)
         return dy @ self.params["W"].T if need_dx else None
 
@@ -214,7 +268,14 @@ class Conv2D(Layer):
     def output_shape(self, input_shape):
         return _conv_output_shape(input_shape, *self.kernel_size, self.c_in, self.c_out, "Conv2D")
 
+    def input_width(self):
+        return self.c_in
+
+    def output_width(self, width):
+        return self.c_out
+
     def initialize(self, rng):
+        _generator(rng)
         kh, kw = self.kernel_size
         shape = self.params["kernel"].shape
         self.params["kernel"] = glorot_uniform(rng, shape, kh * kw * self.c_in, kh * kw * self.c_out,
@@ -223,6 +284,7 @@ class Conv2D(Layer):
 
     def forward(self, x, ctx=None):
         kh, kw = self.kernel_size
+        _image_batch(x, self.c_in, "Conv2D")
         self._x_shape = x.shape
         self._cols = im2col(x, kh, kw)
         y = self._cols @ self.params["kernel"].reshape(-1, self.c_out)
@@ -231,9 +293,10 @@ class Conv2D(Layer):
         return y.reshape(N, H - kh + 1, W - kw + 1, self.c_out)
 
     def backward(self, dy, need_dx=True):
+        cols = self._forward_cache("_cols")
         dy2 = dy.reshape(-1, self.c_out)
         kernel = self.params["kernel"]
-        self.grads["kernel"] = (self._cols.T @ dy2).reshape(kernel.shape)
+        self.grads["kernel"] = (cols.T @ dy2).reshape(kernel.shape)
         self.grads["bias"] = dy2.sum(axis=0)
         if not need_dx:
             return None
@@ -270,6 +333,7 @@ class MaxPool2D(Layer):
         return y
 
     def backward(self, dy, need_dx=True):
+        masks = self._forward_cache("_masks")
         if not need_dx:
             return None
         N, H, W, C = self._x_shape
@@ -279,7 +343,7 @@ class MaxPool2D(Layer):
         dx[:, 2 * H2:] = 0
         dx[:, :, 2 * W2:] = 0
         for k, (i, j) in enumerate(((0, 0), (0, 1), (1, 0), (1, 1))):
-            np.multiply(self._masks[k], dy, out=dx[:, i:2 * H2:2, j:2 * W2:2, :])
+            np.multiply(masks[k], dy, out=dx[:, i:2 * H2:2, j:2 * W2:2, :])
         return dx
 
 
@@ -290,12 +354,15 @@ class Flatten(Layer):
     def output_shape(self, input_shape):
         return (int(np.prod(input_shape)),)
 
+    def output_width(self, width):
+        return None
+
     def forward(self, x, ctx=None):
         self._x_shape = x.shape
         return x.reshape(x.shape[0], -1)
 
     def backward(self, dy, need_dx=True):
-        return dy.reshape(self._x_shape) if need_dx else None
+        return dy.reshape(self._forward_cache("_x_shape")) if need_dx else None
 
 
 @register
@@ -307,9 +374,9 @@ class Sigmoid(Layer):
         return self._y
 
     def backward(self, dy, need_dx=True):
+        y = self._forward_cache("_y")
         if not need_dx:
             return None
-        y = self._y
         return dy * y * (1 - y)
 
 
@@ -323,6 +390,8 @@ class ReLU(Layer):
     def __init__(self, max_value=None, dtype="float32"):
         super().__init__(dtype)
         if max_value is not None:
+            if isinstance(max_value, (bool, np.bool_)):
+                raise ValueError(f"max_value must be None or a finite number > 0, not a boolean; got {max_value!r}")
             max_value = float(max_value)
             if not math.isfinite(max_value) or max_value <= 0:
                 raise ValueError(f"max_value must be None or a finite number > 0; got {max_value!r}")
@@ -339,7 +408,7 @@ class ReLU(Layer):
         return np.clip(x, 0, self.max_value)
 
     def backward(self, dy, need_dx=True):
-        return dy * self._pass if need_dx else None
+        return dy * self._forward_cache("_pass") if need_dx else None
 
 
 def softmax(z):
@@ -359,7 +428,7 @@ class Softmax(Layer):
         return self._y
 
     def backward(self, dy, need_dx=True):
+        y = self._forward_cache("_y")
         if not need_dx:
             return None
-        y = self._y
         return y * (dy - np.sum(dy * y, axis=1, keepdims=True))

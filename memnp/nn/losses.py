@@ -1,4 +1,4 @@
-"""Sparse categorical cross-entropy (SPEC §4), with its gradient.
+"""Sparse categorical cross-entropy (docs/model.md §4), with its gradient.
 
 The paper's networks end in a softmax layer; Keras then computes the loss from the softmax's
 input (the logits) with a log-softmax, exactly and without clipping. :func:`cross_entropy_from_logits`

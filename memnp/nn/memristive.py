@@ -1,4 +1,4 @@
-"""Memristive synaptic layers: weights mapped onto a crossbar and read under a stage (SPEC §1-3).
+"""Memristive synaptic layers: weights mapped onto a crossbar and read under a stage (docs/model.md §1-3).
 
 A layer with inputs x (p, n_in) and n_out outputs is one crossbar of m = n_in + 1 rows (the bias
 row is an input fixed to 1) and 2 n_out columns (differential pairs, positive device first):
@@ -22,10 +22,10 @@ import numpy as np
 from ..crossbar import (CrossbarPass, I_to_y, I_to_y_vjp, double_weights_matrix, split_double_weights,
                         standard_weights_matrix, w_to_G, w_to_G_vjp, x_to_V)
 from ..crossbar.mapping import _double_G, _double_max_weight
-from ..crossbar.validation import float_array
+from ..crossbar.validation import finite_array, float_array, non_empty_batch, unit_interval, weight_dtype
 from ..kernels import get_backend
 from ..kernels import mapping as mapping_loops
-from .layers import Layer, _conv_output_shape, _count, col2im, im2col, register
+from .layers import Layer, _conv_output_shape, _count, _generator, _image_batch, col2im, im2col, register
 
 WEIGHTS = ("double", "standard")
 #: Parameter names of double weights, in the order of split_double_weights.
@@ -66,6 +66,7 @@ class CrossbarLayer(Layer):
         1/sqrt(n_rows)), b = 0.5 (standard deviations). Double weights are then projected onto
         >= 0 (the reference applies its NonNeg constraint only after the first step; a negative
         initial double weight, about 1 in 160 for 25 inputs, would map below G_off)."""
+        _generator(rng)
         std = 1.0 / math.sqrt(self.n_rows)
         if self.weights == "standard":
             self.params["W"] = rng.normal(0.0, std, self.weight_shape).astype(self.dtype)
@@ -86,6 +87,8 @@ class CrossbarLayer(Layer):
         p = self.params
         if self.weights == "double":
             if not self._intact(p, self._views):
+                for name in DOUBLE:
+                    weight_dtype(name, p[name])
                 shape = (self.n_rows, self.n_out)
                 w_pos, w_neg, b_pos, b_neg = (np.asarray(p[name], self.dtype) for name in DOUBLE)
                 self._D = double_weights_matrix(w_pos.reshape(shape), w_neg.reshape(shape), b_pos, b_neg)
@@ -93,6 +96,7 @@ class CrossbarLayer(Layer):
                 self._grad_D = self._grad_views = None   # grads, if any, pair with the old D
                 p.update(zip(DOUBLE, self._views))
             return self._D
+        _standard_weight_dtypes(p)
         return standard_weights_matrix(p["W"].reshape(self.n_rows, self.n_out), p["b"])
 
     def _split(self, D):
@@ -123,14 +127,22 @@ class CrossbarLayer(Layer):
         stage = getattr(ctx, "stage", None)
         if stage is None:
             raise ValueError(f"{type(self).__name__} needs a stage (give one to the model or the call)")
+        x = _float_matrix(x)
+        if x.shape[1] != self.n_rows:
+            raise ValueError(f"x must have {self.n_rows} columns (the layer's inputs) for "
+                             f"{type(self).__name__}; got shape {x.shape}")
         if self.weights == "standard" and stage.is_ideal:
+            _standard_weight_dtypes(self.params)
+            if not mapping_loops.in_unit_interval(x):
+                _input_error(x)
             W = self.params["W"].reshape(self.n_rows, self.n_out)
             y = x @ W
             y += self.params["b"]
             self._last = ("digital", x, stage, ctx.backend)
             return y
-        if ctx.rng is None and stage.random:
-            raise ValueError("rng must be a numpy.random.Generator when the stage has random nonidealities")
+        if stage.random and not isinstance(ctx.rng, np.random.Generator):
+            raise ValueError("rng must be a numpy.random.Generator (np.random.default_rng(seed)) when "
+                             f"the stage has random nonidealities; got {type(ctx.rng).__name__}")
         M = self._matrix()
         double = self.weights == "double"
         if double:
@@ -142,10 +154,9 @@ class CrossbarLayer(Layer):
                 max_weight = _double_max_weight(M)
         else:
             G, max_weight = w_to_G(M, stage.G_off, stage.G_on, stage.mapping_rule)
-        x = _float_matrix(x)
-        active, finite = mapping_loops.scan_inputs(x)
-        if not finite:
-            raise ValueError("x must contain only finite values (no NaN or inf)")
+        active, valid = mapping_loops.scan_inputs(x)
+        if not valid:
+            _input_error(x)
         shape = M.shape if double else G.shape
         rows = draws = None
         crossbar = CrossbarPass(stage, ctx.backend)
@@ -173,6 +184,9 @@ class CrossbarLayer(Layer):
         V = mapping_loops.voltages(x, stage.k_V, np.arange(shape[0]) if rows is None else rows)
         if double and rows is None:
             G = _double_G(M, max_weight, stage.G_off, stage.G_on)
+        # This read built V from x in [0, 1] (the input scan) and G >= G_off from checked weights,
+        # and checked rng above; dL/dy is checked in _read_vjp. The pass need not scan them again.
+        crossbar.inputs_checked = crossbar.gradients_checked = True
         I = crossbar.forward(V, G, ctx.rng, draws, rows, shape[0], read_rng)
         self._last = ("crossbar", M, max_weight, I, crossbar, stage, rows)
         if mapping_loops.supported(I):
@@ -181,6 +195,7 @@ class CrossbarLayer(Layer):
 
     def _read_vjp(self, dy, need_dx):
         """dL/dx (p, n_rows) or None from dL/dy (p, n_out); fills the parameter gradients."""
+        self._forward_cache("_last")
         if self._last[0] == "digital":
             _, x, _, _ = self._last
             W = self.params["W"].reshape(self.n_rows, self.n_out)
@@ -193,6 +208,9 @@ class CrossbarLayer(Layer):
                                                                 stage.G_off, stage.G_on)
         else:
             grad_I, grad_max_weight = I_to_y_vjp(I, dy, stage.k_V, max_weight, stage.G_off, stage.G_on)
+        if not math.isfinite(grad_max_weight):
+            # A sum over every entry of dL/dy: NaN or inf in dL/dy reaches it (inf * 0 is NaN).
+            finite_array("dy", dy)
         if rows is not None and need_dx and stage.nonpreserving is None:
             raise ValueError(f"{type(self).__name__}: no input gradient is available after a pass with "
                              "needs_input_gradient = False in a linear crossbar; set it to True")
@@ -222,7 +240,7 @@ class CrossbarLayer(Layer):
         return grad_x
 
     def power(self):
-        """Average power (W) of this crossbar over the reads of the last forward pass (SPEC §3).
+        """Average power (W) of this crossbar over the reads of the last forward pass (docs/model.md §3).
 
         After a digital-shortcut pass, the power the ideal crossbar would have dissipated under
         that stage, mapped from the layer's current weights (ask before the next optimiser step).
@@ -246,11 +264,33 @@ class CrossbarLayer(Layer):
         return {"device": total, "wires": 0.0, "total": total}
 
 
+_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
+
+
 def _float_matrix(x):
-    """x (p, n) as a C-contiguous float32 or float64 array (other numbers as float64); its
-    finiteness is checked by the input scan."""
+    """x (p, n), p >= 1, as a C-contiguous float32 or float64 array (other numbers as float64);
+    its range, [0, 1], is checked by the input scans."""
+    if type(x) is np.ndarray and x.ndim == 2 and x.shape[0] and x.dtype in _FLOATS and x.flags.c_contiguous:
+        return x             # what the layers pass each other: nothing to convert or check here
     x = float_array("x", x, ndim=2)
+    non_empty_batch("x", x)
     return np.ascontiguousarray(x if x.dtype in (np.float32, np.float64) else x.astype(np.float64))
+
+
+def _standard_weight_dtypes(params):
+    """ValueError unless W and b are float32/float64 arrays (the dtype look-ups inlined: this
+    runs on every read)."""
+    W, b = params["W"], params["b"]
+    if getattr(W, "dtype", None) not in _FLOATS or getattr(b, "dtype", None) not in _FLOATS:
+        weight_dtype("W", W)
+        weight_dtype("b", b)
+
+
+def _input_error(x):
+    """The ValueError for inputs x that failed a scan: not finite, or outside [0, 1]."""
+    finite_array("x", x)
+    unit_interval("x", x)
+    raise AssertionError("the input scan and the NumPy check disagree")  # pragma: no cover
 
 
 def _take_rows(draws, rows, shape):
@@ -279,6 +319,12 @@ class MemristiveDense(CrossbarLayer):
 
     def config(self):
         return {"type": "MemristiveDense", "n_in": self.n_in, "n_out": self.n_out, "weights": self.weights}
+
+    def input_width(self):
+        return self.n_in
+
+    def output_width(self, width):
+        return self.n_out
 
     def output_shape(self, input_shape):
         if tuple(input_shape) != (self.n_in,):
@@ -312,13 +358,21 @@ class MemristiveConv2D(CrossbarLayer):
     def output_shape(self, input_shape):
         return _conv_output_shape(input_shape, *self.kernel_size, self.c_in, self.c_out, "MemristiveConv2D")
 
+    def input_width(self):
+        return self.c_in
+
+    def output_width(self, width):
+        return self.c_out
+
     def forward(self, x, ctx=None):
         kh, kw = self.kernel_size
+        _image_batch(x, self.c_in, "MemristiveConv2D")
         N, H, W, _ = x.shape
         self._x_shape = x.shape
         y = self._read(im2col(x, kh, kw), ctx)
         return y.reshape(N, H - kh + 1, W - kw + 1, self.c_out)
 
     def backward(self, dy, need_dx=True):
+        self._forward_cache("_last")
         grad_cols = self._read_vjp(dy.reshape(-1, self.c_out), need_dx)
         return None if grad_cols is None else col2im(grad_cols, self._x_shape, *self.kernel_size)

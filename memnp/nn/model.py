@@ -45,8 +45,12 @@ class Sequential:
         self.input_shape = None if input_shape is None else tuple(int(n) for n in input_shape)
         if self.input_shape is not None:
             self.output_shape()
+        else:
+            _check_widths(self.layers)
         self.stage = stage
         self.optimizer = optimizer if optimizer is not None else SGD()
+        if isinstance(l1, (bool, np.bool_)):
+            raise ValueError(f"l1 must be a number >= 0, not a boolean; got {l1!r}")
         l1 = float(l1)
         if not l1 >= 0:
             raise ValueError(f"l1 must be a number >= 0; got {l1!r}")
@@ -83,6 +87,9 @@ class Sequential:
 
     def initialize(self, rng):
         """Initialise every layer's parameters from ``rng`` (each layer's own initialiser)."""
+        if not isinstance(rng, np.random.Generator):
+            raise ValueError(f"rng must be a numpy.random.Generator (np.random.default_rng(seed)); "
+                             f"got {type(rng).__name__}")
         for layer in self.layers:
             layer.initialize(rng)
         return self
@@ -104,12 +111,22 @@ class Sequential:
 
     # -- passes ---------------------------------------------------------------------------------
     def _context(self, rng, stage, draws="active", read_rng=None):
+        if rng is not None and not isinstance(rng, np.random.Generator):
+            raise ValueError(f"rng must be None or a numpy.random.Generator (np.random.default_rng(seed)); "
+                             f"got {type(rng).__name__}")
         if draws not in DRAWS:
             raise ValueError(f"draws must be one of {', '.join(DRAWS)}; got {draws!r}")
         return PassContext(stage if stage is not None else self.stage, rng, self.backend, draws, read_rng)
 
     def _inputs(self, x):
         x = np.asarray(x)
+        if x.ndim == 0 or len(x) == 0:
+            raise ValueError(f"x must hold at least one example; got shape {x.shape}")
+        if x.dtype.kind in "ui" and x.max() > 1:
+            raise ValueError(f"x holds {x.dtype} values up to {x.max()}: memnp models take inputs "
+                             f"scaled to [0, 1] (for 8-bit images, pass x / 255)")
+        if x.dtype.kind not in "fiub":
+            raise ValueError(f"x must be a real numeric array; got dtype {x.dtype}")
         if x.dtype != self.dtype:
             x = x.astype(self.dtype)
         if self.input_shape is not None and x.shape[1:] != self.input_shape:
@@ -130,7 +147,7 @@ class Sequential:
     def predict(self, x, rng=None, stage=None, batch_size=None, draws="active"):
         """Outputs for x, in batches of ``batch_size`` (None: one batch); fresh draws per batch."""
         x = self._inputs(x)
-        if batch_size is None or len(x) == 0:
+        if batch_size is None:
             return self.forward(x, rng, stage, draws)
         return np.concatenate([self.forward(x[i:i + batch_size], rng, stage, draws)
                                for i in range(0, len(x), _batch(batch_size))])
@@ -178,8 +195,6 @@ class Sequential:
         cross-entropy plus the L1 penalty (as Keras reports it); power (W) is the total average power
         of the memristive crossbars, averaged over batches (None unless ``power``)."""
         x, y = self._inputs(x), np.asarray(y)
-        if len(x) == 0:
-            raise ValueError("x must hold at least one example")
         if len(x) != len(y):
             raise ValueError(f"y must have one label per example of x ({len(x)}); got {len(y)}")
         ctx = self._context(rng, stage, draws, read_rng)
@@ -200,7 +215,7 @@ class Sequential:
         return [layer.power() for layer in self.memristive_layers]
 
     def power(self):
-        """Total average power (W) of the memristive crossbars in the last forward pass (SPEC §3)."""
+        """Total average power (W) of the memristive crossbars in the last forward pass (docs/model.md §3)."""
         return float(sum(self.layer_powers()))
 
     # -- files ----------------------------------------------------------------------------------
@@ -263,6 +278,22 @@ class Sequential:
             if value.dtype.kind != "f" or not np.all(np.isfinite(value)):
                 raise ValueError(f"{os.fspath(path)}: {key} must hold finite floating-point values")
             layer.params[name] = value.astype(layer.dtype)
+
+
+def _check_widths(layers):
+    """ValueError when a layer's input width differs from the output width of the layers before
+    it (widths: the last axis; see :meth:`memnp.nn.layers.Layer.input_width`)."""
+    width, source = None, None
+    for i, layer in enumerate(layers):
+        need = layer.input_width()
+        if need is not None and width is not None and need != width:
+            raise ValueError(f"layers do not chain: layer {i} ({type(layer).__name__}) takes inputs of "
+                             f"width {need}, but layer {source} ({type(layers[source]).__name__}) "
+                             f"gives {width}")
+        out = layer.output_width(width)
+        if out != width or need is not None:
+            source = i
+        width = out
 
 
 def _batch(batch_size):

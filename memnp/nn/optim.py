@@ -1,12 +1,12 @@
-"""Optimiser, the NonNeg constraint and the L1 regulariser (SPEC §4).
+"""Optimiser, the NonNeg constraint and the L1 regulariser (docs/model.md §4).
 
 Parameters are addressed as (key, array) pairs; the model passes every trainable parameter with
 its gradient. Updates happen in place so layers keep their arrays.
 """
-import math
 
 import numpy as np
 
+from ..crossbar.validation import positive
 from ..kernels import sgd as sgd_loop
 
 #: The paper's L1 coefficient for regularised stages.
@@ -18,9 +18,10 @@ class SGD:
     the paper's setting, with lr = 0.01)."""
 
     def __init__(self, lr=0.01, momentum=0.0):
-        lr, momentum = float(lr), float(momentum)
-        if not math.isfinite(lr) or lr <= 0:
-            raise ValueError(f"lr must be a finite number > 0; got {lr!r}")
+        lr = positive("lr", lr)
+        if isinstance(momentum, (bool, np.bool_)):
+            raise ValueError(f"momentum must be a number in [0, 1), not a boolean; got {momentum!r}")
+        momentum = float(momentum)
         if not 0.0 <= momentum < 1.0:
             raise ValueError(f"momentum must be in [0, 1); got {momentum!r}")
         self.lr, self.momentum = lr, momentum

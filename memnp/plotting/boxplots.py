@@ -3,7 +3,9 @@
 A *group* is a mapping with ``label`` (str), ``error`` ((n,) test error, %), optionally ``power``
 ((n,) average power per test pass, W) and ``color``. Boxes follow Tukey's convention: the box spans
 the quartiles, the line is the median, whiskers reach the furthest point within 1.5 IQR, and
-points beyond are drawn individually.
+points beyond are drawn individually. The median line is thicker than the box's outline and juts
+out of the box on both sides, so it stays visible when it falls on a quartile or when every value
+is equal (a few repeats of a test set with a coarse error step, e.g. n = 5).
 """
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ import numpy as np
 from matplotlib.patches import Patch, Rectangle
 
 from . import style
+from .ticks import label_log_axis
 
 
 def box_stats(values):
@@ -27,6 +30,10 @@ def box_stats(values):
     return float(q1), float(median), float(q3), low, high, outliers
 
 
+#: Width of the median line relative to the box's.
+MEDIAN_REACH = 1.3
+
+
 def draw_box(axis, x, values, color, *, width=0.5, log_x=False):
     """Draw one box of ``values`` centred at ``x``.
 
@@ -39,15 +46,18 @@ def draw_box(axis, x, values, color, *, width=0.5, log_x=False):
             raise ValueError(f"x must be > 0 on a log axis, got {x!r}")
         left, right = x * 10 ** (-width / 2), x * 10 ** (width / 2)
         cap_left, cap_right = x * 10 ** (-width / 4), x * 10 ** (width / 4)
+        median_left, median_right = x * 10 ** (-MEDIAN_REACH * width / 2), x * 10 ** (MEDIAN_REACH * width / 2)
     else:
         left, right = x - width / 2, x + width / 2
         cap_left, cap_right = x - width / 4, x + width / 4
+        median_left, median_right = x - MEDIAN_REACH * width / 2, x + MEDIAN_REACH * width / 2
     rect = Rectangle((left, q1), right - left, q3 - q1, facecolor=color, alpha=0.35,
                      edgecolor="none", zorder=2)
     axis.add_patch(rect)
     axis.add_patch(Rectangle((left, q1), right - left, q3 - q1, facecolor="none",
                              edgecolor=color, lw=0.9, zorder=3))
-    axis.plot([left, right], [median, median], color=color, lw=1.4, zorder=4, solid_capstyle="butt")
+    axis.plot([median_left, median_right], [median, median], color=color, lw=1.8, zorder=4,
+              solid_capstyle="butt")
     axis.plot([x, x], [q3, high], color=color, lw=0.8, zorder=2)
     axis.plot([x, x], [q1, low], color=color, lw=0.8, zorder=2)
     axis.plot([cap_left, cap_right], [high, high], color=color, lw=0.8, zorder=2)
@@ -67,24 +77,6 @@ def _group_color(group, index):
     return group.get("color") or _DEFAULT_CYCLE[index % len(_DEFAULT_CYCLE)]
 
 
-def label_log_axis(target, lo, hi):
-    """Plain-number tick labels on a log axis (10, 20, 50 ... rather than 2 x 10^1); minor ticks
-    at 2 and 5 are labelled only when the axis spans under two decades."""
-    from matplotlib.ticker import FuncFormatter, NullFormatter
-
-    def plain(value, _):
-        return f"{value:g}"
-
-    target.set_major_formatter(FuncFormatter(plain))
-    if np.log10(hi / lo) < 2:
-        def some(value, _):
-            mantissa = value / 10 ** np.floor(np.log10(value) + 1e-9)
-            return f"{value:g}" if round(mantissa) in (2, 5) and abs(mantissa - round(mantissa)) < 1e-6 else ""
-        target.set_minor_formatter(FuncFormatter(some))
-    else:
-        target.set_minor_formatter(NullFormatter())
-
-
 def _check_groups(groups, need_power):
     if not groups:
         raise ValueError("groups must hold at least one group")
@@ -97,6 +89,30 @@ def _check_groups(groups, need_power):
             power = np.asarray(g["power"], dtype=float)
             if not np.all(power[np.isfinite(power)] > 0):
                 raise ValueError(f"group {g['label']!r}: power must be > 0 W for a log axis")
+
+
+def share_error_axis(panel_errors, *, log=False, least_fraction=0.4):
+    """Whether panels may share their error axis: only when each panel's errors span at least
+    ``least_fraction`` of the range of all panels together (else a shared axis would flatten the
+    panel whose errors lie close together, such as a low-error device beside a high-error one).
+
+    panel_errors: one list of (n,) error arrays (%) per panel. log: compare on a log scale.
+    """
+    spans = []
+    for errors in panel_errors:
+        values = np.concatenate([np.asarray(e, dtype=float).reshape(-1) for e in errors])
+        values = values[np.isfinite(values) & ((values > 0) if log else True)]
+        if values.size == 0:
+            continue
+        values = np.log10(values) if log else values
+        spans.append((values.min(), values.max()))
+    if len(spans) < 2:
+        return True
+    lows, highs = zip(*spans)
+    total = max(highs) - min(lows)
+    if total <= 0:
+        return True
+    return all((hi - lo) >= least_fraction * total for lo, hi in spans)
 
 
 def box_width(positions, widest=0.12, narrowest=0.05):
@@ -129,9 +145,10 @@ def draw_error_vs_power(axis, groups, *, width=None, ylog=False):
     lo, hi = xs.min() * 10 ** (-0.6 * width - 0.15), xs.max() * 10 ** (0.6 * width + 0.15)
     axis.set_xscale("log")
     axis.set_xlim(lo, hi)
-    label_log_axis(axis.xaxis, lo, hi)
+    label_log_axis(axis.xaxis)
     if ylog:
         axis.set_yscale("log")
+        label_log_axis(axis.yaxis)
     axis.set_xlabel(f"Average power ({unit})")
     axis.set_ylabel("Test error (%)")
     axis.autoscale_view(scalex=False)
@@ -144,7 +161,8 @@ def error_vs_power_figure(path, panels, *, ylog=False, width="column"):
 
     Args:
         path: output path.
-        panels: [{"title": str, "groups": [group, ...]}, ...] (module docstring); panels share y.
+        panels: [{"title": str, "groups": [group, ...]}, ...] (module docstring). Panels share the
+            error axis unless that would squeeze one panel's boxes (:func:`share_error_axis`).
         ylog: log scale for the error axis.
         width: "column", "page" or inches.
     Returns:
@@ -154,7 +172,10 @@ def error_vs_power_figure(path, panels, *, ylog=False, width="column"):
         raise ValueError("panels must hold at least one panel")
     n = len(panels)
     fig = style.new_figure(width, height=2.3 if n <= 2 else 2.5)
-    axes = fig.subplots(1, n, sharey=True, squeeze=False)[0]
+    for panel in panels:
+        _check_groups(panel.get("groups"), need_power=True)
+    share = share_error_axis([[g["error"] for g in p["groups"]] for p in panels], log=ylog)
+    axes = fig.subplots(1, n, sharey=share, squeeze=False)[0]
     seen = {}
     for axis, panel in zip(axes, panels):
         for h in draw_error_vs_power(axis, panel["groups"], ylog=ylog):
@@ -162,7 +183,8 @@ def error_vs_power_figure(path, panels, *, ylog=False, width="column"):
         if panel.get("title"):
             axis.set_title(panel["title"], fontsize=7.5)
     for axis in axes[1:]:
-        axis.set_ylabel("")
+        if share:
+            axis.set_ylabel("")
     fig.legend(handles=list(seen.values()), loc="outside upper center", ncols=min(3, len(seen)),
                handlelength=1.2, columnspacing=1.0)
     return style.save(fig, path)

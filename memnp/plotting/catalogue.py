@@ -73,24 +73,45 @@ def _simulation_names(view):
     return [name for name in view.simulations if name not in _SPECIAL]
 
 
+def _curve_panels(view, pairs):
+    """(panels, ncols) of the training curves of ``pairs``. When the pairs cross every training
+    kind with every inference device once (as iv_nonlinearity and weight_implementation do), the
+    panels form that grid: a column per network (titled on the top row), a row per inference
+    device (named by the first panel's y label). Otherwise a panel per pair, titled
+    "network → inference", in the order of the pairs."""
+    entries = []
+    for t, i in pairs:
+        panel = view.curve_panel(t, i)
+        if panel is not None:
+            entries.append((training_role(t)[0], view.inferences.get(i, {}).get("device"), i, t, panel))
+    names = list(dict.fromkeys(e[0] for e in entries))
+    devices = list(dict.fromkeys(e[1] for e in entries))
+    cells = {(e[1], e[0]) for e in entries}
+    if len(names) > 1 and len(devices) > 1 and len(cells) == len(entries) == len(names) * len(devices):
+        entries.sort(key=lambda e: (devices.index(e[1]), names.index(e[0])))
+        panels = []
+        for k, (name, device, i, _, panel) in enumerate(entries):
+            panel["title"] = name if k < len(names) else ""
+            if k % len(names) == 0:
+                panel["row_label"] = short_inference_label(view, i)
+            panels.append(panel)
+        return panels, len(names)
+    by_role = len(set(cells)) == len(entries)  # the kinds tell the panels apart
+    panels = []
+    for name, _, i, t, panel in entries:
+        panel["title"] = f"{name if by_role else short_training_label(view, t)} → {short_inference_label(view, i)}"
+        panels.append(panel)
+    return panels, None
+
+
 def training_curves(ctx, out):
     """One figure per simulation: a panel per (training, inference) pair of MNIST networks."""
     view = ctx.view
     paths, reasons = [], []
     for sim in _simulation_names(view):
-        panels = []
-        pairs = _mnist_pairs(view, sim)
-        roles = [(training_role(t)[0], view.inferences.get(i, {}).get("device")) for t, i in pairs]
-        by_role = len(set(roles)) == len(roles)  # roles tell the panels apart
-        for t, i in pairs:
-            panel = view.curve_panel(t, i)
-            if panel is not None:
-                name = training_role(t)[0] if by_role else short_training_label(view, t)
-                title = f"{name} → {short_inference_label(view, i)}"
-                panel["title"] = title if len(title) <= 30 else title.replace(" → ", " →\n")
-                panels.append(panel)
+        panels, ncols = _curve_panels(view, _mnist_pairs(view, sim))
         if panels:
-            paths += training.training_curves_figure(out / f"training_{sim}", panels)
+            paths += training.training_curves_figure(out / f"training_{sim}", panels, ncols=ncols)
         else:
             reasons.append(sim)
     if not paths:
@@ -129,7 +150,7 @@ def error_vs_power(ctx, out):
                 if result is not None and np.isfinite(result[1]).any():
                     groups.append({"label": short_inference_label(view, i), "color": style.setup_color(i),
                                    "error": result[0], "power": result[1]})
-            panels = [{"title": f"{short_training_label(view, t)} training", "groups": groups}] if groups else []
+            panels = [{"title": f"{training_role(t)[0]} training", "groups": groups}] if groups else []
         else:
             devices_seen = []
             for _, i in pairs:
@@ -159,7 +180,7 @@ def cnn(ctx, out):
     for t in trainings:
         panel = view.curve_panel(t, "high_pf")
         if panel is not None:
-            panel["title"] = short_training_label(view, t)
+            panel["title"] = f"{short_training_label(view, t)} → {short_inference_label(view, 'high_pf')}"
             panels.append(panel)
         result = view.error_power(t, "high_pf")
         if result is not None:
@@ -168,13 +189,14 @@ def cnn(ctx, out):
                            "power": result[1]})
     if not panels or not groups:
         raise Skip("the CIFAR-10 CNN jobs have not finished")
-    return training.cnn_figure(out / "cnn", panels, groups)
+    return training.cnn_figure(out / "cnn", panels, groups,
+                               box_title=f"Test on {short_inference_label(view, 'high_pf')}")
 
 
-_WEIGHT_ROWS = (("More uniform D2D", ("d2d_more_std_avg", "d2d_more_std_default", "d2d_more", "d2d_more_reg")),
-                ("Less uniform D2D", ("d2d_less_std_avg", "d2d_less_std_default", "d2d_less", "d2d_less_reg")))
-_WEIGHT_LABELS = ("Standard w (avg.)", "Standard w (default)", "Double w", "Double w (reg.)")
-_WEIGHT_COLORS = [style.COLORS[k] for k in ("reddish-purple", "orange", "blue", "bluish-green")]
+_WEIGHT_ROWS = ((style.INFERENCE_NAMES["d2d_more"],
+                 ("d2d_more_std_avg", "d2d_more_std_default", "d2d_more", "d2d_more_reg")),
+                (style.INFERENCE_NAMES["d2d_less"],
+                 ("d2d_less_std_avg", "d2d_less_std_default", "d2d_less", "d2d_less_reg")))
 
 
 def weight_implementation(ctx, out):
@@ -183,7 +205,8 @@ def weight_implementation(ctx, out):
     rows, G_range = [], None
     for title, names in _WEIGHT_ROWS:
         impls, groups = [], []
-        for name, label, color in zip(names, _WEIGHT_LABELS, _WEIGHT_COLORS):
+        for name in names:
+            label, color = training_role(name)
             found = view.conductances(name) if name in view.trainings else None
             if found is None:
                 continue

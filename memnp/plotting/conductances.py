@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import style
-from .boxplots import _DEFAULT_CYCLE, draw_error_vs_power
+from .boxplots import _DEFAULT_CYCLE, draw_error_vs_power, share_error_axis
 
 
 def pair_conductances(G):
@@ -95,10 +95,11 @@ def conductance_scatter_figure(path, rows, *, G_off=None, G_on=None, max_points=
                 axis.tick_params(labelleft=False)
     if with_boxes:
         sub = grid[len(rows)].subgridspec(1, len(with_boxes))
+        share = share_error_axis([[g["error"] for g in row["groups"]] for row in with_boxes])
         first = None
         handles = {}
         for k, row in enumerate(with_boxes):
-            axis = fig.add_subplot(sub[k], sharey=first)
+            axis = fig.add_subplot(sub[k], sharey=first if share else None)
             first = first or axis
             groups = [dict(g) for g in row["groups"]]
             for j, g in enumerate(groups):
@@ -106,7 +107,7 @@ def conductance_scatter_figure(path, rows, *, G_off=None, G_on=None, max_points=
             for h in draw_error_vs_power(axis, groups):
                 handles.setdefault(h.get_label(), h)
             axis.set_title(row.get("title", ""), fontsize=7.5)
-            if k:
+            if k and share:
                 axis.set_ylabel("")
         fig.legend(handles=list(handles.values()), loc="outside lower center",
                    ncols=min(4, len(handles)), handlelength=1.2, columnspacing=1.0)

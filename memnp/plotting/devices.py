@@ -20,10 +20,16 @@ INVERSE_CONDUCTANCE_QUANTUM = 1.0 / constants.physical_constants["conductance qu
 REGIMES = ("low", "high")
 REGIME_TITLES = {"low": "Low resistance", "high": "High resistance"}
 REGIME_COLORS = {"low": style.COLORS["blue"], "high": style.COLORS["vermilion"]}
-PARAMETER_LABELS = {"c": r"$\ln\,c$ ($c$ in A V$^{-1}$)",
-                    "d_eps": r"$\ln\,d\varepsilon$ ($d\varepsilon$ in F m$^{-1}$)"}
-_CMAP = "inferno"
-_FIT_COLOR = style.COLORS["sky-blue"]  # visible on both ends of the inferno map
+#: Symbols of the PF parameters, and axis labels of their logarithms (the unit inside the log).
+PARAMETER_SYMBOLS = {"c": r"$\ln\,c$", "d_eps": r"$\ln\,d\varepsilon$"}
+PARAMETER_LABELS = {"c": r"$\ln\,[c\ /\ (\mathrm{A\,V^{-1}})]$",
+                    "d_eps": r"$\ln\,[d\varepsilon\ /\ (\mathrm{F\,m^{-1}})]$"}
+#: Colour map of the mean nonlinearity: dark blue (ohmic) to yellow, never black, so that the
+#: measured points stand apart from the black fitted curves.
+_CMAP = "plasma"
+_FIT_COLOR = style.COLORS["black"]
+#: Measured points drawn per I-V curve (the curves hold 101 points; every one would hide the fit).
+_MEASURED_POINTS = 11
 
 
 def mean_nonlinearity(V, I):
@@ -119,21 +125,24 @@ def siox_iv_figure(path, V, I, R, c, d_eps, fits=None, *,
     ln_c_axis = fig.add_subplot(grid[1, :])
     ln_d_axis = fig.add_subplot(grid[2, :], sharex=ln_c_axis)
 
+    measured_handle = Line2D([], [], ls="none", marker="o", ms=2.5, mfc=cmap(0.5), mec="none",
+                             label="measured")
+    fit_handle = Line2D([], [], color=_FIT_COLOR, lw=0.6, label="PF fit")
     for axis, regime in zip(iv_axes, REGIMES):
         idx = np.flatnonzero(masks[regime])
         factor, unit = _si_scale(I[idx], "A") if idx.size else (1.0, "A")
+        every = max(1, (V.shape[1] - 1) // (_MEASURED_POINTS - 1))
         for k in idx:
-            axis.plot(V[k], factor * I[k], color=cmap(norm(nonlinearity[k])), lw=0.8)
-            axis.plot(V[k], factor * pf_current(V[k], c[k], d_eps[k]), color=_FIT_COLOR,
-                      lw=0.5, ls=(0, (2, 2)))
+            axis.plot(V[k], factor * pf_current(V[k], c[k], d_eps[k]), color=_FIT_COLOR, lw=0.6, zorder=3)
+            axis.plot(V[k, ::every], factor * I[k, ::every], ls="none", marker="o", ms=2.0,
+                      mfc=cmap(norm(nonlinearity[k])), mec="none", zorder=2)
         axis.set_title(f"{REGIME_TITLES[regime]} ({idx.size})", fontsize=7.5)
         axis.set_xlabel("Voltage (V)")
         axis.set_ylabel(f"Current ({unit})")
         axis.set_xlim(0, float(np.nanmax(V)))
         axis.set_ylim(bottom=0)
-    iv_axes[1].legend(handles=[Line2D([], [], color=cmap(0.6), lw=0.8, label="measured"),
-                               Line2D([], [], color=_FIT_COLOR, lw=0.8, ls=(0, (2, 2)), label="PF fit")],
-                      loc="upper left", handlelength=1.6)
+        axis.legend(handles=[measured_handle, fit_handle], loc="upper left", handlelength=1.4,
+                    handletextpad=0.5, borderaxespad=0.2)
     bar = fig.colorbar(ScalarMappable(norm=norm, cmap=cmap), ax=iv_axes, aspect=15, pad=0.02)
     bar.set_label("Mean nonlinearity")
 
@@ -147,15 +156,17 @@ def siox_iv_figure(path, V, I, R, c, d_eps, fits=None, *,
                 continue
             xs = np.array([x[masks[regime]].min(), x[masks[regime]].max()])
             axis.plot(xs, line[0] * xs + line[1], color=REGIME_COLORS[regime], ls="--", lw=1.0,
-                      label=f"{REGIME_TITLES[regime].lower()} fit")
+                      label=f"{regime}-R regression")
         axis.axvline(np.log(split_resistance), color="grey", ls=":", lw=0.8)
-        axis.set_ylabel(PARAMETER_LABELS[parameter].split(" (")[0])
+        axis.set_ylabel(PARAMETER_LABELS[parameter])
+        if axis.get_legend_handles_labels()[0]:
+            # Both parameters fall with ln R: the upper right of each panel is empty.
+            axis.legend(loc="upper right", handlelength=1.8, borderaxespad=0.2, fontsize=6.5)
     ln_c_axis.text(np.log(split_resistance), 1.0, r" $1/G_0$", transform=ln_c_axis.get_xaxis_transform(),
                    va="top", ha="left", fontsize=6.5, color="grey")
     ln_c_axis.tick_params(labelbottom=False)
-    ln_d_axis.set_xlabel(r"$\ln R$ ($R$ in Ω, read at 0.1 V)")
-    if fits:
-        ln_c_axis.legend(loc="best", handlelength=1.8)
+    ln_d_axis.set_xlabel(r"$\ln\,(R\ /\ \Omega)$, $R$ read at 0.1 V")
+    fig.align_ylabels([ln_c_axis, ln_d_axis])
     return style.save(fig, path)
 
 
@@ -193,7 +204,7 @@ def pf_residuals_figure(path, R, c, d_eps, fits=None, *, parameter="c",
     if not regimes:
         raise ValueError("need at least 3 curves in one regime to show residuals")
 
-    symbol = PARAMETER_LABELS[parameter].split(" (")[0]
+    symbol = PARAMETER_SYMBOLS[parameter]
     fig = style.new_figure("column", height=3.3)
     axes = fig.subplots(2, len(regimes), squeeze=False)
     for j, regime in enumerate(regimes):
@@ -204,7 +215,7 @@ def pf_residuals_figure(path, R, c, d_eps, fits=None, *, parameter="c",
         top.axhline(0, color="grey", lw=0.6)
         top.scatter(x, res, s=9, color=color, edgecolors="none")
         top.set_ylim(-limit, limit)
-        top.set_xlabel(r"$\ln R$ ($R$ in Ω)")
+        top.set_xlabel(r"$\ln\,(R\ /\ \Omega)$")
         top.set_title(f"{REGIME_TITLES[regime]} ({x.size})", fontsize=7.5)
         (osm, osr), (slope, intercept, r) = stats.probplot(res, dist="norm")
         q = np.array([osm.min(), osm.max()])
@@ -279,7 +290,6 @@ def ta_hfo2_figure(path, G_reads, G_off, G_on, stuck_values, *, stuck_mask=None,
         for G in (G_off, G_on):
             axis.axhline(1e3 * G, color=style.COLORS["blue"], ls="--", lw=0.8, zorder=5)
     left.set_xlim(1, pulses[-1])
-    left.set_ylim(bottom=0)
     left.set_xlabel("Pulse number")
     left.set_ylabel("Conductance (mS)")
     stuck_label = "stuck devices" + (f" (p = {p:.3g})" if p is not None else "")
@@ -288,7 +298,9 @@ def ta_hfo2_figure(path, G_reads, G_off, G_on, stuck_values, *, stuck_mask=None,
                Line2D([], [], color=style.COLORS["blue"], ls="--", label=r"$G_\mathrm{off}$, $G_\mathrm{on}$")]
     fig.legend(handles=handles, loc="outside upper center", ncols=3, handlelength=1.5, columnspacing=1.0)
 
-    top = max(float(np.nanmax(traces)), float(G_on)) * 1.05
+    # The axis reaches 5 % above the traces and G_on, 15 % with the "synthetic data" label (above them).
+    top = max(float(np.nanmax(traces)), float(G_on)) * (1.15 if synthetic else 1.05)
+    left.set_ylim(0, 1e3 * top)
     if stuck_values.size >= 2 and bandwidth > 0:
         grid = np.linspace(0.0, top, 600)
         density = stuck_density(grid, stuck_values, bandwidth)
@@ -300,7 +312,7 @@ def ta_hfo2_figure(path, G_reads, G_off, G_on, stuck_values, *, stuck_mask=None,
     right.set_xlabel(r"Density (mS$^{-1}$)")
     right.tick_params(labelleft=False)
     if synthetic:
-        left.text(0.98, 0.97, "synthetic data", transform=left.transAxes, ha="right", va="top",
+        left.text(0.98, 0.98, "synthetic data", transform=left.transAxes, ha="right", va="top",
                   fontsize=7, fontstyle="italic", color="black",
                   bbox={"facecolor": "white", "edgecolor": "grey", "lw": 0.5, "pad": 1.5})
     return style.save(fig, path)

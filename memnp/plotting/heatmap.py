@@ -24,9 +24,11 @@ def robustness_heatmap(path, errors, training_labels, inference_labels, *, norma
         path: output path.
         errors: (n_inference, n_training) median test error (%); NaN where a pair was not run.
         training_labels: (n_training,) column labels; inference_labels: (n_inference,) row labels.
-        normalise_rows: colour each row on its own scale (min to max of the row), so that the
-            ranking within an inference setup is visible whatever its error level; the annotations
-            always show the error itself. Otherwise one logarithmic scale for the whole matrix.
+        normalise_rows: colour each cell by how far its error lies above the lowest error of its
+            row (percentage points, one linear scale for every row, with numbers on the colour
+            bar), so that the ranking within an inference setup shows whatever its error level;
+            the annotations always show the error itself. Otherwise colour the error itself, on
+            one logarithmic scale for the whole matrix.
         mark_best: outline the lowest error of each row (every one, when tied).
     Returns:
         [png_path, pdf_path].
@@ -45,11 +47,10 @@ def robustness_heatmap(path, errors, training_labels, inference_labels, *, norma
     shown = np.full_like(errors, np.nan)
     if normalise_rows:
         for i, row in enumerate(errors):
-            finite = row[np.isfinite(row)]
-            if finite.size:
-                span = finite.max() - finite.min()
-                shown[i] = (row - finite.min()) / span if span > 0 else 0.5
-        norm = Normalize(0.0, 1.0)
+            if np.isfinite(row).any():
+                shown[i] = row - np.nanmin(row)
+        top = float(np.nanmax(shown))
+        norm = Normalize(0.0, top if top > 0 else 1.0)
     else:
         positive = errors[np.isfinite(errors) & (errors > 0)]
         lo, hi = (positive.min(), positive.max()) if positive.size else (0.1, 100.0)
@@ -87,8 +88,7 @@ def robustness_heatmap(path, errors, training_labels, inference_labels, *, norma
     axis.set_ylabel("Inference")
     bar = fig.colorbar(ScalarMappable(norm=norm, cmap=colormap), ax=axis, aspect=25, pad=0.015)
     if normalise_rows:
-        bar.set_ticks([0, 1], labels=["row min", "row max"])
-        bar.set_label("Median test error (per row)")
+        bar.set_label("Median test error above\nthe row's lowest (pp)")
     else:
         bar.set_label("Median test error (%)")
     return style.save(fig, path)

@@ -44,6 +44,11 @@ def siox_data(data_dir=None):
 
 #: Shape of the synthetic pulse array drawn when the Ta/HfO2 measurements are absent.
 SYNTHETIC_TAHFO2_SHAPE = (2, 100, 32, 32)
+#: Device-to-device spread of the synthetic devices' bounds. 0: every healthy device switches
+#: between the same G_off and G_on (1 % read noise aside), so that the traces stay inside the range
+#: that the extraction (medians of the per-device minima and maxima) reports and the figure draws;
+#: with a spread, half the devices would lie outside it by construction.
+SYNTHETIC_TAHFO2_SPREAD = 0.0
 
 
 def tahfo2_data(data_dir=None, seed=0):
@@ -66,7 +71,9 @@ def tahfo2_data(data_dir=None, seed=0):
     else:
         note = f"synthetic (the Ta/HfO2 measurements, {TAHFO2_FILE_NAME}, are not in {path.parent})"
     if note is not None:
-        G_reads, synthetic = synthetic_tahfo2_reads(seed, shape=SYNTHETIC_TAHFO2_SHAPE).G_reads, True
+        G_reads = synthetic_tahfo2_reads(seed, shape=SYNTHETIC_TAHFO2_SHAPE,
+                                         device_spread=SYNTHETIC_TAHFO2_SPREAD).G_reads
+        synthetic = True
     fit = extract_tahfo2(G_reads)
     return {"G_reads": G_reads, "G_off": fit.G_off, "G_on": fit.G_on, "stuck_values": fit.stuck_values,
             "stuck_mask": fit.stuck_mask, "p": fit.p,
@@ -192,45 +199,35 @@ class ResultsView:
 
 
 def short_training_label(view, name):
-    """A short label of a training setup for legends and heatmap columns."""
-    return TRAINING_LABELS.get(name) or view.trainings.get(name, {}).get("label", name)
+    """A short label of a training setup for legends and heatmap columns (style.TRAINING_NAMES)."""
+    from .style import TRAINING_NAMES
+    return TRAINING_NAMES.get(name) or view.trainings.get(name, {}).get("label", name)
 
 
 def short_inference_label(view, name):
-    return INFERENCE_LABELS.get(name) or view.inferences.get(name, {}).get("label", name)
+    from .style import INFERENCE_NAMES
+    return INFERENCE_NAMES.get(name) or view.inferences.get(name, {}).get("label", name)
 
 
-def training_role(name):
-    """(label, colour) of a training setup by how it was trained, for box-plot groups."""
+def training_kind(name):
+    """How the training setup ``name`` was trained (a key of style.NETWORKS), or None when it is
+    not one of the registry's setups."""
     from ..experiments.registry import TRAININGS
-    from . import style
 
     setup = TRAININGS.get(name)
     if setup is None:
-        return name, None
+        return None
     if setup.device == "ideal":
-        return "Standard", style.TRAINING_COLORS["standard"]
+        return "standard"
     if setup.standard_weights:
-        rule = "avg." if setup.mapping_rule == "avg" else "default"
-        return f"Std. w ({rule})", style.COLORS["reddish-purple" if rule == "avg." else "orange"]
-    if setup.regularised:
-        return "Aware (reg.)", style.TRAINING_COLORS["aware_regularised"]
-    return "Aware", style.TRAINING_COLORS["aware"]
+        return "standard_w_avg" if setup.mapping_rule == "avg" else "standard_w_default"
+    return "aware_regularised" if setup.regularised else "aware"
 
 
-TRAINING_LABELS = {
-    "ideal": "Ideal", "low_pf": "Low-R PF", "low_pf_reg": "Low-R PF (reg.)", "high_pf": "High-R PF",
-    "high_pf_reg": "High-R PF (reg.)", "high_pf_stuck_on": "High-R PF + stuck on",
-    "stuck_off": "Stuck off", "tahfo2": r"Ta/HfO$_2$", "d2d_high": "High D2D",
-    "d2d_more": "More unif. D2D", "d2d_more_reg": "More unif. D2D (reg.)",
-    "d2d_less": "Less unif. D2D", "d2d_less_reg": "Less unif. D2D (reg.)",
-    "d2d_more_std_avg": "Standard w (avg.)", "d2d_more_std_default": "Standard w (default)",
-    "d2d_less_std_avg": "Standard w (avg.)", "d2d_less_std_default": "Standard w (default)",
-    "cnn_ideal": "Standard", "cnn_high_pf": "Nonideality-aware",
-}
-INFERENCE_LABELS = {
-    "ideal": "Ideal", "low_pf": "Low-R PF", "high_pf": "High-R PF", "stuck_off": "Stuck off",
-    "high_pf_stuck_on": "High-R PF + stuck on", "d2d_more": "More unif. D2D",
-    "d2d_less": "Less unif. D2D", "d2d_high": "High D2D", "tahfo2": r"Ta/HfO$_2$",
-    "d2d_more_avg": "More unif. D2D", "d2d_less_avg": "Less unif. D2D",
-}
+def training_role(name):
+    """(name, colour) of a training setup by how it was trained (style.NETWORKS), for box-plot
+    groups and panel titles; (name, None) for a setup the registry does not know."""
+    from .style import NETWORKS
+
+    kind = training_kind(name)
+    return (name, None) if kind is None else NETWORKS[kind]

@@ -44,19 +44,54 @@ COLORS = {
     "grey": "#7F7F7F",
 }
 
-#: Training kinds (ideal/standard, aware, aware + regularised), as in the paper's box plots.
-TRAINING_COLORS = {
-    "standard": COLORS["vermilion"],
-    "aware": COLORS["blue"],
-    "aware_regularised": COLORS["bluish-green"],
+#: Names and colours of the trained networks by how they were trained: one name for one network
+#: in every figure (legends, panel titles, heatmap columns). "Aware" networks are trained
+#: nonideality-aware with double weights (the paper's default); "Standard w" ones are trained
+#: nonideality-aware with standard weights, mapped with the average or the default rule.
+NETWORKS = {
+    "standard": ("Standard", COLORS["vermilion"]),  # ideal (software) training
+    "aware": ("Aware", COLORS["blue"]),
+    "aware_regularised": ("Aware (reg.)", COLORS["bluish-green"]),
+    "standard_w_avg": ("Standard w (avg.)", COLORS["reddish-purple"]),
+    "standard_w_default": ("Standard w (default)", COLORS["black"]),
 }
 
-#: Curve roles of the training figures.
+#: Colours of the training kinds (NETWORKS' colours), as in the paper's box plots.
+TRAINING_COLORS = {kind: color for kind, (_, color) in NETWORKS.items()}
+
+
+def network_name(kind):
+    """The name of a network trained the ``kind`` way (a key of :data:`NETWORKS`)."""
+    return NETWORKS[kind][0]
+
+
+#: Short names of the registry's training setups (heatmap columns, titles): a network named by how
+#: it was trained where that is what tells it apart, else by the device it was trained on.
+TRAINING_NAMES = {
+    "ideal": network_name("standard"), "low_pf": "Low-R PF", "low_pf_reg": "Low-R PF (reg.)",
+    "high_pf": "High-R PF", "high_pf_reg": "High-R PF (reg.)", "high_pf_stuck_on": "High-R PF + stuck on",
+    "stuck_off": "Stuck off", "tahfo2": r"Ta/HfO$_2$", "d2d_high": "High D2D",
+    "d2d_more": "More unif. D2D", "d2d_more_reg": "More unif. D2D (reg.)",
+    "d2d_less": "Less unif. D2D", "d2d_less_reg": "Less unif. D2D (reg.)",
+    "d2d_more_std_avg": network_name("standard_w_avg"), "d2d_more_std_default": network_name("standard_w_default"),
+    "d2d_less_std_avg": network_name("standard_w_avg"), "d2d_less_std_default": network_name("standard_w_default"),
+    "cnn_ideal": network_name("standard"), "cnn_high_pf": network_name("aware"),
+}
+#: Short names of the registry's inference setups.
+INFERENCE_NAMES = {
+    "ideal": "Ideal", "low_pf": "Low-R PF", "high_pf": "High-R PF", "stuck_off": "Stuck off",
+    "high_pf_stuck_on": "High-R PF + stuck on", "d2d_more": "More unif. D2D",
+    "d2d_less": "Less unif. D2D", "d2d_high": "High D2D", "tahfo2": r"Ta/HfO$_2$",
+    "d2d_more_avg": "More unif. D2D", "d2d_less_avg": "Less unif. D2D",
+}
+
+#: Curve roles of the training figures, and their legend labels.
 CURVE_COLORS = {
     "training": COLORS["orange"],
     "validation": COLORS["sky-blue"],
     "test": COLORS["reddish-purple"],
 }
+CURVE_LABELS = {"training": "Training", "validation": "Validation", "test": "Test"}
 
 #: The paper's nine inference setups (SPEC §7), by their names in memnp.experiments.registry.
 SETUP_COLORS = {

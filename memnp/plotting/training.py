@@ -8,20 +8,24 @@ A *panel* is a mapping:
     validation: (n_networks, n_val) or (n_networks, n_val, repeats) or (n_val,) validation error (%);
         with repeats (memristive validation) the median over repeats is drawn
     test_epochs: (n_test,) epochs of the test-during-training evaluations (optional)
-    test: (n_networks, n_test, repeats) or (n_networks, n_test) or (n_test,) nonideal test error (%)
-        (optional); the median over repeats is drawn, with the interquartile range shaded
+    test: (n_networks, n_test, repeats) or (n_networks, n_test) or (n_test,) test error (%) on the
+        panel's inference setup (optional); the median over repeats is drawn, with the
+        interquartile range shaded
+    row_label: str (optional): names the panel's row of a grid; drawn above the y label of the
+        row's first panel
 One line per trained network; networks are told apart by line style, as in the paper.
 """
 from __future__ import annotations
 
 import numpy as np
 from matplotlib.lines import Line2D
-from matplotlib.ticker import MaxNLocator
 
 from . import style
+from .ticks import FittingIntegerLocator
 
 LINESTYLES = ["-", (0, (4, 1.5)), (0, (1, 1)), (0, (4, 1.5, 1, 1.5)), (0, (6, 1, 1, 1, 1, 1))]
-ROLE_LABELS = {"training": "Training", "validation": "Validation", "test": "Test (nonideal)"}
+#: Legend labels of the curves (the test curve is on the inference setup the panel's title names).
+ROLE_LABELS = style.CURVE_LABELS
 
 
 def _networks(values, n_points, name, repeats_allowed):
@@ -74,7 +78,7 @@ def draw_training_curves(axis, panel, *, log_y=False):
             axis.plot(x, median, color=colors[role], lw=0.8, ls=ls, marker=marker, ms=2)
     if log_y:
         axis.set_yscale("log")
-    axis.xaxis.set_major_locator(MaxNLocator(integer=True))
+    axis.xaxis.set_major_locator(FittingIntegerLocator())
     if panel.get("title"):
         axis.set_title(panel["title"], fontsize=7.5)
 
@@ -94,39 +98,63 @@ def _legend_columns(n_entries, n_panel_columns):
     return n_entries if n_entries <= fits else -(-n_entries // 2)
 
 
+def grid_columns(n_panels):
+    """Panels per row for ``n_panels``: all in one row up to 3, else the first of 3, 4, 5, 2 that
+    fills every row (no empty cells), else 3."""
+    if n_panels <= 3:
+        return max(1, n_panels)
+    return next((c for c in (3, 4, 5, 2) if n_panels % c == 0), 3)
+
+
+#: Width of one character of a title, as a fraction of its font size (DejaVu Sans, mixed case).
+_TITLE_CHAR_EM = 0.58
+
+
+def fit_titles(titles, panel_width_in, font_pt=7.5, separator=" → "):
+    """Panel titles that fit ``panel_width_in``: when one is too wide, every title that holds
+    ``separator`` is broken after it, so that the titles of a figure stay alike (and its panels
+    aligned)."""
+    width_pt = 72.0 * panel_width_in
+    if all(len(t) * _TITLE_CHAR_EM * font_pt <= width_pt for t in titles if t):
+        return list(titles)
+    return [t.replace(separator, separator.rstrip() + "\n") if t else t for t in titles]
+
+
 @style.styled
 def training_curves_figure(path, panels, *, log_y=False, ncols=None, title=None):
-    """Training, validation and nonideal test error against epoch, one panel per setup.
+    """Training, validation and test error against epoch, one panel per setup.
 
     Args:
         path: output path.
         panels: [panel, ...] (module docstring). Panels share both axes.
         log_y: log scale for the error axis.
-        ncols: panels per row (default: up to 3).
+        ncols: panels per row (default :func:`grid_columns`).
     Returns:
         [png_path, pdf_path].
     """
     if not panels:
         raise ValueError("panels must hold at least one panel")
-    ncols = int(ncols or min(3, len(panels)))
+    ncols = int(ncols or grid_columns(len(panels)))
     if ncols < 1:
         raise ValueError(f"ncols must be >= 1, got {ncols}")
     nrows = -(-len(panels) // ncols)
     width = "column" if ncols <= 2 else "page"
     fig = style.new_figure(width, height=0.4 + 1.55 * nrows)
     axes = fig.subplots(nrows, ncols, sharex=True, sharey=True, squeeze=False)
+    titles = fit_titles([p.get("title") or "" for p in panels], 0.85 * fig.get_figwidth() / ncols)
     n_networks = 1
     for idx, axis in enumerate(axes.flat):
         if idx >= len(panels):
             axis.set_visible(False)
             continue
-        draw_training_curves(axis, panels[idx], log_y=log_y)
+        draw_training_curves(axis, {**panels[idx], "title": titles[idx]}, log_y=log_y)
         n_networks = max(n_networks, np.atleast_2d(np.asarray(panels[idx]["training"])).shape[0])
         if idx // ncols == nrows - 1 or idx + ncols >= len(panels):
             axis.set_xlabel("Epoch")
             axis.tick_params(labelbottom=True)
         if idx % ncols == 0:
-            axis.set_ylabel("Error (%)")
+            row_label = panels[idx].get("row_label")
+            axis.set_ylabel(f"{row_label}\nError (%)" if row_label else "Error (%)")
     handles = curve_legend_handles(n_networks)
     fig.legend(handles=handles, loc="outside upper center", ncols=_legend_columns(len(handles), ncols),
                handlelength=1.8, columnspacing=1.0)
@@ -136,13 +164,14 @@ def training_curves_figure(path, panels, *, log_y=False, ncols=None, title=None)
 
 
 @style.styled
-def cnn_figure(path, panels, groups):
+def cnn_figure(path, panels, groups, *, box_title="Test (nonideal inference)"):
     """The CIFAR-10 CNN figure: training curves (one panel per training) and test-error boxes.
 
     Args:
         path: output path.
         panels: [panel, ...] curve panels, e.g. standard and nonideality-aware training.
         groups: [group, ...] of :mod:`memnp.plotting.boxplots` (label, error %, optional power W).
+        box_title: title of the boxes' panel (which inference setup the boxes show).
     Returns:
         [png_path, pdf_path].
     """
@@ -161,7 +190,7 @@ def cnn_figure(path, panels, groups):
     draw_category_boxes(axes[-1], groups)
     axes[-1].set_ylabel("")
     axes[-1].set_xlabel("Training")
-    axes[-1].set_title("Test (nonideal inference)", fontsize=7.5)
+    axes[-1].set_title(box_title, fontsize=7.5)
     handles = curve_legend_handles(n_networks)
     fig.legend(handles=handles, loc="outside upper center", ncols=_legend_columns(len(handles), 3),
                handlelength=1.8, columnspacing=1.0)

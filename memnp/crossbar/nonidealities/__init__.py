@@ -1,4 +1,4 @@
-"""Device nonidealities (SPEC §2) and the periphery, one module per phase of the physical pipeline
+"""Device nonidealities (docs/model.md §2) and the periphery, one module per phase of the physical pipeline
 (memnp.crossbar.pipeline): programming (D2D variability, programming noise), drift, stuck devices,
 read noise, I-V nonlinearity (currents), line resistance (wires), and the periphery (DAC, ADC,
 Tiles)."""

@@ -1,4 +1,4 @@
-"""The two kinds of nonideality (SPEC §2) and their JSON registry.
+"""The two kinds of nonideality (docs/model.md §2) and their JSON registry.
 
 A *linearity-preserving* nonideality replaces the conductances G by disturbed ones G':
 ``sample(shape, rng, dtype) -> draws``, ``disturb(G, draws) -> G'`` and

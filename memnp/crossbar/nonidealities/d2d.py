@@ -1,4 +1,4 @@
-"""Device-to-device variability, lognormal (SPEC §2), a linearity-preserving nonideality.
+"""Device-to-device variability, lognormal (docs/model.md §2), a linearity-preserving nonideality.
 
 Per device, R = 1/G; the log-standard deviation sigma(R) is linear between (R_on, sigma_on) and
 (R_off, sigma_off) and constant outside. The disturbed resistance R' = exp(mu + sigma eps),

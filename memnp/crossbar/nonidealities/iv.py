@@ -1,4 +1,4 @@
-"""I-V nonlinearity of the Poole-Frenkel (PF) model (SPEC §2), a linearity-nonpreserving nonideality.
+"""I-V nonlinearity of the Poole-Frenkel (PF) model (docs/model.md §2), a linearity-nonpreserving nonideality.
 
 Per device, with R = 1/G:  ln c = s_c ln R + b_c + e_c,  ln d_eps = s_d ln R + b_d + e_d,
 (e_c, e_d) ~ N(0, covariance), fresh for every forward pass. The device current is

@@ -1,4 +1,4 @@
-"""Stuck devices (SPEC §2): each device stuck with probability p at a fixed value or at a value
+"""Stuck devices (docs/model.md §2): each device stuck with probability p at a fixed value or at a value
 drawn from a kernel density estimate of measured stuck conductances. Stuck devices get zero gradient.
 """
 import dataclasses
@@ -128,7 +128,7 @@ def scott_bandwidth(means):
 
 
 def kde_components(means, bandwidth):
-    """(locations (K,), weights (K,)) of the truncated-normal mixture of SPEC §2; weights sum to 1.
+    """(locations (K,), weights (K,)) of the truncated-normal mixture of docs/model.md §2; weights sum to 1.
 
     Each mu_i (S) gives a normal of scale h = ``bandwidth`` (S) truncated to [0, inf); when more than
     1e-8 of its mass lies below 0 (P_i) it also gets a reflected partner at -mu_i, the two weighted

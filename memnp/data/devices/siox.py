@@ -1,4 +1,4 @@
-"""SiOx I-V curves: loading the multistate measurements and fitting the Poole-Frenkel model (SPEC §6).
+"""SiOx I-V curves: loading the multistate measurements and fitting the Poole-Frenkel model (docs/model.md §6).
 
 Pipeline (:func:`fit_siox`), for curves measured from 0 V in equal voltage steps:
 
@@ -14,7 +14,7 @@ Pipeline (:func:`fit_siox`), for curves measured from 0 V in equal voltage steps
 7. per regime, least-squares lines ln c = s_c ln R + b_c and ln dε = s_d ln R + b_d and the 2 x 2
    covariance of their residuals (e_c, e_d), divided by N (biased).
 
-Fitting the published data gives the table of SPEC §6 (see docs/devices.md).
+Fitting the published data gives the table of docs/model.md §6 (see docs/devices.md).
 """
 from __future__ import annotations
 

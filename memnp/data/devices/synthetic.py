@@ -1,7 +1,7 @@
 """Synthetic device data, for tests, demos and figures when measured data is absent.
 
 Everything here is labelled synthetic (``synthetic = True`` on the returned objects, and a
-``description`` saying how it was made). Defaults reproduce the published parameters (SPEC §6):
+``description`` saying how it was made). Defaults reproduce the published parameters (docs/model.md §6):
 the high-resistance SiOx regime and the Ta/HfO2 G range.
 """
 from __future__ import annotations
@@ -12,7 +12,7 @@ import numpy as np
 
 from .siox import pf_current
 
-#: Published high-resistance SiOx regime (SPEC §6).
+#: Published high-resistance SiOx regime (docs/model.md §6).
 SIOX_HIGH = {"G_off": 5.24841e-7, "G_on": 2.6242e-6, "slopes": (-1.03023, -0.0901078),
              "intercepts": (-0.250595, -37.1186),
              "covariance": ((0.03208284, 0.09272695), (0.09272695, 0.32510818))}
@@ -52,7 +52,7 @@ def synthetic_siox_curves(n_curves: int, rng, *, R_range=None, slopes=SIOX_HIGH[
                           intercepts=SIOX_HIGH["intercepts"], covariance=SIOX_HIGH["covariance"],
                           max_voltage: float = 0.5, voltage_step: float = 0.005,
                           noise: float = 0.0) -> SyntheticIV:
-    """SiOx-like I-V curves from the PF model (SPEC §2), as the simulator draws devices.
+    """SiOx-like I-V curves from the PF model (docs/model.md §2), as the simulator draws devices.
 
     For each curve a nominal R is drawn log-uniformly from ``R_range`` (default the published
     high-resistance range [1/G_on, 1/G_off]); then (ln c, ln dε) = slopes ln R + intercepts + e,

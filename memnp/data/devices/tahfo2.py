@@ -1,4 +1,4 @@
-"""Ta/HfO2 crossbar pulse measurements: loading and extracting stuck devices (SPEC §6).
+"""Ta/HfO2 crossbar pulse measurements: loading and extracting stuck devices (docs/model.md §6).
 
 The measured array ``G_reads`` has shape (cycles, pulses, bit lines, word lines): conductance
 (S) read after every programming pulse (first half of the pulses potentiation, second half
