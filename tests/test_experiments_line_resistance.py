@@ -166,13 +166,19 @@ def test_evaluate_reports_wire_power_with_the_same_draws():
 
 
 def test_tiny_run_report_and_figure(tmp_path):
-    from memnp.experiments.report import write_report
-    from memnp.plotting import draw_all
+    """``reproduce --preset tiny --only line_resistance`` (2 r values, tiny data) through the CLI:
+    every job, wire power where there are wires, the report section and CSV, the figure; a rerun
+    computes nothing."""
+    from click.testing import CliRunner
+    from memnp.cli import cli
 
     out = tmp_path / "r"
-    result = runner.reproduce(["line_resistance"], TINY, 0, out)
-    assert len(result.computed) == 15
+    args = ["reproduce", "--preset", "tiny", "--only", "line_resistance", "--out", str(out), "--jobs", "1"]
+    result = CliRunner().invoke(cli, args, catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert "15 jobs computed, 0 reused" in result.output
     store, manifest = ResultsStore(out), ResultsStore(out).read_manifest()
+    assert list(manifest["simulations"]) == ["line_resistance"]
     for key, job in manifest["jobs"].items():
         record = store.read_record(job["kind"], key)
         if job["kind"] == "infer":
@@ -182,15 +188,14 @@ def test_tiny_run_report_and_figure(tmp_path):
                 assert 0 < record["wire_power"][0] < record["power"][0]
         elif job["depends"]:
             assert record["content"]["parent"] == job["depends"]
-    paths = write_report(out)
-    text = paths["summary.md"].read_text()
+    text = (out / "report" / "summary.md").read_text()
     assert "## line_resistance: test error against the line resistance" in text and "wire power" in text
-    lines = paths["line_resistance.csv"].read_text().splitlines()
+    lines = (out / "report" / "line_resistance.csv").read_text().splitlines()
     assert len(lines) == 1 + 10 and lines[0].startswith("device,training_kind,training,inference,r_ohm")
     row = dict(zip(lines[0].split(","), lines[1].split(",")))
     assert row["device"] == "siox-low" and row["training_kind"] == "ideal" and float(row["wire_power_W"]) == 0
-    drawn = draw_all(out, tmp_path / "figs", only=["line_resistance"], strict=True)
-    assert sorted(p.name for p in drawn) == ["line_resistance.pdf", "line_resistance.png"]
+    assert (out / "figures" / "line_resistance.png").stat().st_size > 0
+    assert (out / "figures" / "line_resistance.pdf").stat().st_size > 0
     again = runner.reproduce(["line_resistance"], TINY, 0, out)
     assert again.computed == [] and len(again.reused) == 15
 
