@@ -51,7 +51,7 @@ from numba import njit, prange
 from ..kernels.device_law import pf_current_slope, pf_K
 from ..kernels.fastexp import wide_vectors
 from . import precond
-from .lines import apply_A
+from .lines import apply_A, prefix_row, suffix_word_block
 from .report import CONVERGED, IN_PROGRESS, MAX_ITER, NON_FINITE, SolveReport
 
 #: Default relative-residual tolerances by dtype.
@@ -83,21 +83,42 @@ def _law(V, c, K, pf, v, F, s):
 @njit(cache=True, fastmath=_FASTMATH, error_model="numpy")
 def _evaluate(v, Vrow, c, K, pf, r_w, r_b, F, s, R, buf_p, buf_q):
     """F, s = f(v), f'(v); R = v + A F - V (the voltage mismatch). Returns (||R||^2,
-    ||S R||^2, ||F||^2) (S R: the linearised device-current residual, A)."""
+    ||S R||^2, ||F||^2) (S R: the linearised device-current residual, A).
+
+    Two passes (as :func:`memnp.circuit.lines.apply_A`): down the rows, the device law and the
+    bit-line prefix sums; up the rows in blocks of four, the rest of A F and the residual."""
     wide_vectors()
     m, n = v.shape
-    _law(Vrow, c, K, pf, v, F, s)
-    apply_A(F, r_w, r_b, R, buf_p, buf_q)
-    rr = sr = ff = 0.0
+    for j in range(n):
+        buf_p[j] = 0.0
+        buf_q[j] = 0.0
     for i in range(m):
-        Vi = Vrow[i]
-        for j in range(n):
-            res = v[i, j] + R[i, j] - Vi
-            R[i, j] = res
-            rr += res * res
-            a = s[i, j] * res
-            sr += a * a
-            ff += F[i, j] * F[i, j]
+        vi, ci, Ki, Fi, si, Ri = v[i], c[i], K[i], F[i], s[i], R[i]
+        if pf:
+            for j in range(n):
+                Fi[j], si[j] = pf_current_slope(vi[j], ci[j], Ki[j])
+        else:
+            for j in range(n):
+                Fi[j] = ci[j] * vi[j]
+                si[j] = ci[j]
+        if r_b > 0.0:
+            prefix_row(Fi, Ri, buf_p)
+    rr = sr = ff = 0.0
+    hi = m
+    while hi > 0:
+        lo = max(hi - 4, 0)
+        suffix_word_block(F, r_w, r_b, R, buf_q, lo, hi)
+        for i in range(lo, hi):
+            Vi = Vrow[i]
+            vi, Fi, si, Ri = v[i], F[i], s[i], R[i]
+            for j in range(n):
+                res = vi[j] + Ri[j] - Vi
+                Ri[j] = res
+                rr += res * res
+                a = si[j] * res
+                sr += a * a
+                ff += Fi[j] * Fi[j]
+        hi = lo
     return rr, sr, ff
 
 
