@@ -101,3 +101,31 @@ def apply_A(t, r_w, r_b, out, buf_p, buf_q):
         lo = max(hi - 4, 0)
         suffix_word_block(t, r_w, r_b, out, buf_q, lo, hi)
         hi = lo
+
+
+@njit(cache=True, fastmath=_FASTMATH, error_model="numpy")
+def apply_M(t, pv, sq, r_w, r_b, q, buf_p, buf_q):
+    """q = M p = p + S^1/2 A t with t = S^1/2 p (p = pv; all (m, n)), finished row block by row
+    block in the second pass of :func:`apply_A`. Returns (p . q, p . p)."""
+    wide_vectors()
+    m, n = t.shape
+    for j in range(n):
+        buf_p[j] = 0.0
+        buf_q[j] = 0.0
+    if r_b > 0.0:
+        for i in range(m):
+            prefix_row(t[i], q[i], buf_p)
+    pq = pp = 0.0
+    hi = m
+    while hi > 0:
+        lo = max(hi - 4, 0)
+        suffix_word_block(t, r_w, r_b, q, buf_q, lo, hi)
+        for i in range(lo, hi):
+            qi, pi, si = q[i], pv[i], sq[i]
+            for j in range(n):
+                x = pi[j] + si[j] * qi[j]
+                qi[j] = x
+                pq += pi[j] * x
+                pp += pi[j] * pi[j]
+        hi = lo
+    return pq, pp
