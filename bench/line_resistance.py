@@ -16,9 +16,9 @@ Cases
           (whole crossbars, no tiles), --epoch-examples digits: time per batch and peak RSS.
 
 Reported: median and min wall time, median CPU time (process time of all threads: on a loaded
-machine the wall time stretches, the CPU time much less), Newton / CG iterations, largest relative residual, the IR
-drop (1 - sum I / sum I_without_wires) and the speed-up over badcrossbar (ratio of medians).
-Threads: NUMBA_NUM_THREADS (or --threads). The machine's load average is recorded: other
+machine the wall time stretches, the CPU time much less), Newton / CG iterations, largest relative
+residual, the IR drop (1 - sum I / sum I_without_wires) and the speed-up over badcrossbar (ratio of
+medians). Threads: NUMBA_NUM_THREADS (or --threads). The machine's load average is recorded: other
 processes slow the timings down.
 
 Usage: python bench/line_resistance.py [--cases mnist,big,epoch] [--repeats 7] [--threads 2]

@@ -2,10 +2,9 @@
 
 Topology of memnp.circuit.network: word line i driven at its left end by V[i] through r_word,
 r_word between columns; bit line j with r_bit between rows and r_bit from the last row into a 0 V
-source (the sense amplifier, whose current is the output I[j]). Linear devices are resistors
-1 / G; PF devices behavioural current sources B = c v exp(sqrt(K |v| + A**2 EPS)), K = A**2 B / d_eps,
-with memnp's constants. One ``ngspice -b`` run per example (operating point).
-"""
+source (the sense amplifier, whose current is the output I[j]). Linear devices are resistors 1 / G;
+PF devices behavioural current sources B = c v exp(sqrt(K |v| + A**2 EPS)), K = A**2 B / d_eps,
+with memnp's constants. One ``ngspice -b`` run per example (operating point)."""
 import re
 import shutil
 import subprocess
@@ -36,7 +35,8 @@ def netlist(V, G, r_word, r_bit, devices=None):
             else:
                 c, K = devices[0][i, j], A2_B / devices[1][i, j]
                 vd = f"V(w{i}_{j},b{i}_{j})"
-                lines.append(f"Bd{i}_{j} w{i}_{j} b{i}_{j} I={f(c)}*{vd}*exp(sqrt({f(K)}*abs({vd})+{f(A2_EPS)}))")
+                law = f"{f(c)}*{vd}*exp(sqrt({f(K)}*abs({vd})+{f(A2_EPS)}))"
+                lines.append(f"Bd{i}_{j} w{i}_{j} b{i}_{j} I={law}")
     for j in range(n):
         lines.append(f"Vs{j} s{j} 0 DC 0")
     lines += [".options reltol=1e-12 abstol=1e-24 vntol=1e-15 itl1=500",
@@ -59,6 +59,7 @@ def currents(V, G, r_word, r_bit, devices=None, timeout=60):
             values = dict(re.findall(r"i\(vs(\d+)\)\s*=\s*([-+0-9.eE]+)", text))
             n = len(values)
             if n == 0 or "rror" in run.stderr + text:
-                raise RuntimeError(f"ngspice failed ({run.returncode}):\n{run.stderr[-2000:]}\n{text[-2000:]}")
+                raise RuntimeError(f"ngspice failed ({run.returncode}):\n"
+                                   f"{run.stderr[-2000:]}\n{text[-2000:]}")
             out.append([float(values[str(j)]) for j in range(n)])
     return np.array(out)

@@ -213,6 +213,30 @@ def test_non_convergence_raises_naming_size_and_r():
         report.raise_unless_converged(lr.describe(30, 20))
 
 
+def test_line_resistance_raises_instead_of_returning_an_unconverged_answer(monkeypatch):
+    V, G, devices = _case(8, 2, 12, 9, low=True)
+    monkeypatch.setattr(solve, "MAX_NEWTON", 1)
+    with pytest.raises(ConvergenceError, match=r"12 x 9 array with r_word=2 ohm, r_bit=3 ohm.*MAX_ITER"):
+        LineResistance(2.0, 3.0).currents(V, G, devices, "cpu")
+    crossbar = CrossbarPass(Stage(HIGH.G_off, HIGH.G_on, 0.5, (PF, LineResistance(2.0, 3.0))), "cpu")
+    with pytest.raises(ConvergenceError):
+        crossbar.forward(V, G * 300, np.random.default_rng(0))
+
+
+def test_float32_meets_its_tolerance_on_an_mnist_sized_tile():
+    rng = np.random.default_rng(13)
+    V = 0.5 * rng.uniform(0, 1, (4, 128))
+    G = rng.uniform(HIGH.G_off, HIGH.G_on, (128, 50))
+    devices = PF.device_parameters(G, PF.sample(G.shape, rng, np.float64))
+    lr = LineResistance(1.0, 1.0)
+    I64, s64 = lr.currents(V, G, devices, "cpu")
+    I32, s32 = lr.currents(V.astype(np.float32), G.astype(np.float32),
+                           tuple(d.astype(np.float32) for d in devices), "cpu")
+    assert I32.dtype == np.float32 and lr.report(s32).max_residual <= 1e-6
+    assert lr.report(s64).max_residual <= 1e-10
+    assert relative_error(I32, I64) < 1e-5
+
+
 def test_power_device_plus_wires_is_the_supplied_power():
     V, G, devices = _case(9, 3, 6, 5, low=True)
     lr = LineResistance(1.0, 2.0)
@@ -308,3 +332,49 @@ def test_line_preconditioner_is_the_exact_inverse_of_its_direction(m, n, pdir):
     np.testing.assert_allclose(got.ravel(), np.linalg.solve(M, y.ravel()), rtol=1e-12, atol=1e-14)
     # With one side of zero resistance the preconditioned CG ends after one iteration.
     assert precond.direction(m, n, r_word, r_bit) == pdir
+
+
+def test_memristive_conv2d_reads_through_the_wires():
+    from memnp.nn import PassContext
+    from memnp.nn.memristive import MemristiveConv2D
+
+    stage = Stage(HIGH.G_off, HIGH.G_on, 0.5, (LineResistance(2.0, 2.0),))
+    layer = MemristiveConv2D(1, 2, (2, 2), dtype="float64")
+    layer.initialize(np.random.default_rng(0))
+    x = np.random.default_rng(1).uniform(0, 1, (2, 3, 3, 1))
+    y = layer.forward(x, PassContext(stage, np.random.default_rng(2), "cpu"))
+    assert y.shape == (2, 2, 2, 2)
+    dx = layer.backward(np.ones_like(y))
+    assert dx.shape == x.shape and np.all(np.isfinite(dx))
+    assert layer.power() > 0
+
+
+@pytest.mark.parametrize("pf", [False, True])
+@pytest.mark.parametrize("r", [(1.5, 2.5), (0.0, 2.0), (3.0, 0.0)])
+def test_gradient_with_respect_to_r_against_finite_differences(pf, r):
+    V, G, devices = _case(14, 2, 4, 3, low=True)
+    devices = devices if pf else None
+    w = np.random.default_rng(15).normal(size=(2, 3))
+    lr = LineResistance(*r)
+    _, state = lr.currents(V, G, devices, "cpu")
+    grad_r = lr.r_vjp(state, w)
+
+    def loss(r_word, r_bit):
+        return float((reference.solve(V, G, devices, r_word, r_bit)["I"] * w).sum())
+
+    h = 1e-5
+    for k, (rw, rb) in enumerate([(h, 0.0), (0.0, h)]):
+        if r[k] == 0:                   # one-sided at r = 0
+            fd = (loss(r[0] + rw, r[1] + rb) - loss(*r)) / h
+            assert grad_r[k] == pytest.approx(fd, rel=1e-3)
+        else:
+            fd = (loss(r[0] + rw, r[1] + rb) - loss(r[0] - rw, r[1] - rb)) / (2 * h)
+            assert grad_r[k] == pytest.approx(fd, rel=1e-6)
+
+
+def test_preset_records_accept_line_resistance():
+    from memnp.data.presets import validate_stage_dict
+    stage = Stage(HIGH.G_off, HIGH.G_on, 0.5, (PF, LineResistance(1.0, 0.5)))
+    validate_stage_dict(stage.to_dict())
+    with pytest.raises(ValueError, match="r_bit"):
+        validate_stage_dict({**stage.to_dict(), "nonidealities": [{"type": "LineResistance", "r_word": 1}]})

@@ -26,7 +26,7 @@ _A2_B = float(A2_B)
 
 @njit(cache=True, error_model="numpy")
 def _vjp_one(v, Vrow, c, K, pf, r_w, r_b, g, tol, max_cg, pdir, gl, winv_shared, need_V, grad_V,
-             w1, w2):
+             w1, w2, need_r, grad_r):
     m, n = v.shape
     F = np.empty((m, n))
     s = np.empty((m, n))
@@ -66,6 +66,18 @@ def _vjp_one(v, Vrow, c, K, pf, r_w, r_b, g, tol, max_cg, pdir, gl, winv_shared,
                 w1[i, j] = lam * v[i, j]
         if need_V:
             grad_V[i] = acc
+    if need_r:
+        # dL/dr = -(S lambda) . (dA/dr) f(v): A is linear in r_word and r_bit.
+        for i in range(m):
+            for j in range(n):
+                z[i, j] = s[i, j] * (g[j] - q[i, j])
+        for k in range(2):
+            apply_A(F, 1.0 if k == 0 else 0.0, 1.0 if k == 1 else 0.0, t, buf_p, buf_q)
+            acc = 0.0
+            for i in range(m):
+                for j in range(n):
+                    acc -= z[i, j] * t[i, j]
+            grad_r[k] = acc
     return iterations
 
 
@@ -77,10 +89,10 @@ def _d_eps(K):
 
 @njit(cache=True, parallel=_PRANGE_ONLY, error_model="numpy")
 def _vjp_batch(v, V, c, K, pf, r_w, r_b, grad_I, tol, max_cg, pdir, gl, winv, need_V, grad_V, w1,
-               w2, iterations):
+               w2, need_r, grad_r, iterations):
     for e in prange(v.shape[0]):
         iterations[e] = _vjp_one(v[e], V[e], c, K, pf, r_w, r_b, grad_I[e], tol, max_cg, pdir, gl,
-                                 winv, need_V, grad_V[e], w1[e], w2[e])
+                                 winv, need_V, grad_V[e], w1[e], w2[e], need_r, grad_r[e])
 
 
 @njit(cache=True, parallel=_PRANGE_ONLY, error_model="numpy")
@@ -94,24 +106,29 @@ def _sum_examples(w, out):
                 out[i, j] += w[e, i, j]
 
 
-def vjp(v, V, c, K, pf, r_word, r_bit, grad_I, tol, need_V=True, max_cg=5000):
+def vjp(v, V, c, K, pf, r_word, r_bit, grad_I, tol, need_V=True, max_cg=5000, need_r=False):
     """(dL/dV (p, m) float64 or None, dL/dtheta): dL/dG (m, n) for linear devices, or
-    (dL/dc, dL/d(d_eps)) for PF, all float64; plus the CG iterations per example (p,).
-    v (p, m, n): the converged device voltages; c, K, pf from solve.device_arrays."""
+    (dL/dc, dL/d(d_eps)) for PF, all float64; plus the CG iterations per example (p,), and with
+    ``need_r`` a fourth item (dL/dr_word, dL/dr_bit) (2,) summed over the examples (two more
+    passes of A per example). v (p, m, n): the converged device voltages; c, K, pf from
+    solve.device_arrays."""
     p, m, n = v.shape
     grad_I = np.ascontiguousarray(grad_I, dtype=np.float64)
     grad_V = np.zeros((p, m))
     w1 = np.empty((p, m, n))
     w2 = np.empty((p, m, n)) if pf else np.empty((p, 1, 1))
     iterations = np.zeros(p, np.int64)
+    grad_r = np.zeros((p, 2))
     pdir, gl, winv = preconditioner(m, n, r_word, r_bit, None if pf else c)
     _vjp_batch(v, np.ascontiguousarray(V, dtype=np.float64), c, K, pf, float(r_word), float(r_bit),
                grad_I, float(tol), int(max_cg), pdir, gl, winv, bool(need_V), grad_V, w1, w2,
-               iterations)
+               bool(need_r), grad_r, iterations)
     g1 = np.empty((m, n))
     _sum_examples(w1, g1)
     if pf:
         g2 = np.empty((m, n))
         _sum_examples(w2, g2)
-        return (grad_V if need_V else None), (g1, g2), iterations
-    return (grad_V if need_V else None), g1, iterations
+        out = (grad_V if need_V else None), (g1, g2), iterations
+    else:
+        out = (grad_V if need_V else None), g1, iterations
+    return out + (grad_r.sum(axis=0),) if need_r else out

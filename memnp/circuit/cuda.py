@@ -1,13 +1,14 @@
 """The line-resistance solver and its adjoint in numba.cuda: the cpu method, one block per example.
 
-Same method as :mod:`memnp.circuit.solve` (Newton on the device voltages, conjugate gradients on
-I + S^1/2 A S^1/2) and :mod:`memnp.circuit.adjoint`, in float64, without the cpu solver's line
-preconditioner (plain CG: more iterations on strongly coupled arrays, the same answers). A block of :data:`NT` threads
-owns one example (blocks stride over the batch): A t runs one thread per word line (row) and then
-one thread per bit line (column), each a running sum in registers; the elementwise passes split
-the m n devices among the threads and the dot products are shared-memory block sums. Every thread
-of a block sees the same sums, so the Newton and CG loops branch alike across the block. The PF
-law is :func:`memnp.kernels.device_law.pf_current_slope_libm` compiled as a device function.
+Same method as :mod:`memnp.circuit.solve` (Newton on the device voltages, conjugate gradients
+on I + S^1/2 A S^1/2) and :mod:`memnp.circuit.adjoint`, in float64, without the cpu solver's line
+preconditioner (plain CG: more iterations on strongly coupled arrays, the same answers). A block of
+:data:`NT` threads owns one example (blocks stride over the batch): A t runs one thread per word
+line (row) and then one thread per bit line (column), each a running sum in registers; the
+elementwise passes split the m n devices among the threads and the dot products are shared-memory
+block sums. Every thread of a block sees the same sums, so the Newton and CG loops branch alike
+across the block. The PF law is :func:`memnp.kernels.device_law.pf_current_slope_libm` compiled as
+a device function.
 
 Host interface: :func:`solve` and :func:`vjp` take and return NumPy arrays (the state keeps the
 device voltages v on the host, (p, m, n) float64, so power and currents use the cpu code).
@@ -327,7 +328,8 @@ def solve(V, G, devices, r_word, r_bit, tol, max_newton=60, max_cg=5000):
                                   int(max_cg), d_v, work, stats_i, stats_f)
     si, sf = stats_i.copy_to_host(), stats_f.copy_to_host()
     report = SolveReport(si[:, 0].astype(np.int8), si[:, 1].copy(), si[:, 2].copy(), sf[:, 0].copy(),
-                         sf[:, 1].copy(), sf[:, 2].copy(), float(tol), "Newton-CG on the device voltages (cuda)")
+                         sf[:, 1].copy(), sf[:, 2].copy(), float(tol),
+                         "Newton-CG on the device voltages (cuda)")
     return d_v.copy_to_host(), report, (c, K, pf)
 
 

@@ -44,7 +44,10 @@ def forward(lr, state):
                                                          state.tolerance)
     else:
         state.arrays = solve.device_arrays(G, devices)
-        state.v, state.report = solve.solve(V, G, devices, lr.r_word, lr.r_bit, state.tolerance)
+        state.v, state.report, I = solve.solve_with_currents(
+            V, G, devices, lr.r_word, lr.r_bit, state.tolerance, max_newton=solve.MAX_NEWTON,
+            max_cg=solve.MAX_CG)
+        return I.astype(V.dtype)
     return solve.currents(state.v, *state.arrays)[1].astype(V.dtype)
 
 
@@ -75,6 +78,23 @@ def vjp(lr, state, grad_I, need_V):
     if devices is None:
         return grad_V, grad_theta.astype(G.dtype)
     return grad_V, tuple(g.astype(G.dtype) for g in grad_theta)
+
+
+def r_vjp(lr, state, grad_I):
+    """(dL/dr_word, dL/dr_bit) in 1/ohm units of L, summed over the examples (cpu adjoint; with
+    r_word = r_bit = 0 at the plain currents' voltages v = V)."""
+    V, G, devices = state.V, state.G, state.devices
+    if state.v is None and not lr.is_zero:
+        raise ValueError("dL/dr needs the cpu or cuda backend's state (the numpy reference "
+                         "keeps node voltages, not device voltages)")
+    arrays = state.arrays or solve.device_arrays(G, devices)
+    v = state.v
+    if v is None:
+        v = np.ascontiguousarray(np.repeat(np.asarray(V, dtype=np.float64)[:, :, None],
+                                           G.shape[1], axis=2))
+    *_, grad_r = adjoint.vjp(v, V, *arrays, lr.r_word, lr.r_bit, grad_I,
+                             _adjoint_tolerance(state), need_V=False, need_r=True)
+    return float(grad_r[0]), float(grad_r[1])
 
 
 def power(lr, state):

@@ -2,10 +2,10 @@
 
 Slow and obvious, for small arrays only: the ``numpy`` backend of :class:`LineResistance` and the
 oracle the fast solver and its adjoint are tested against. Every example is solved on its own:
-y <- y - J^-1 F(y) with F, J from :mod:`memnp.circuit.assemble` (J densified), halving the step
-while it does not reduce ||F||, until no step reduces ||F|| any more (rounding); converged when
-then ||F||_2 <= tol times the norm of the summed magnitudes of the currents at every node. The VJP solves J^T lambda = dL/dy at the
-solution (implicit function theorem), one transposed dense solve per example.
+y <- y - J^-1 F(y) with F, J from :mod:`memnp.circuit.assemble` (J densified), halving the step while it
+does not reduce ||F||, until no step reduces ||F|| any more (rounding); converged when then
+||F||_2 <= tol times the norm of the summed magnitudes of the currents at every node. The VJP solves
+J^T lambda = dL/dy at the solution (implicit function theorem), one transposed dense solve per example.
 
 Shapes: V (p, m) in V; G (m, n) in S or devices = (c, d_eps), each (m, n); node voltages U, W
 (p, m, n) in V; device currents I_d (p, m, n) and output currents I (p, n) in A.
@@ -127,7 +127,8 @@ def vjp(state, grad_I):
             J = L + assemble.device_stamps(net, s[e]).toarray()
             lam = np.linalg.solve(J.T, dLdy)
             lam_w = lam[:k].reshape(m, n) if net.word_unknown else np.zeros((m, n))
-            lam_b = lam[k if net.word_unknown else 0:][:k].reshape(m, n) if net.bit_unknown else np.zeros((m, n))
+            offset = k if net.word_unknown else 0
+            lam_b = lam[offset:offset + k].reshape(m, n) if net.bit_unknown else np.zeros((m, n))
             explicit = np.zeros((m, n)) if net.bit_unknown else np.broadcast_to(g[e][None, :], (m, n))
             weight[e] = explicit - lam_w + lam_b
             if net.word_unknown:              # F_word(i, 0) holds -g_w V[i]

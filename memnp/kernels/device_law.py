@@ -14,13 +14,13 @@ a device at v = 0 still conducts).
 
 The parameter partials (for the adjoint): dI/dc = I / c, dI/d(d_eps) = -I K |v| / (2 E d_eps).
 
-The formula is written once (:func:`_law`) and instantiated twice: :func:`pf_current_slope` and
-:func:`pf_partials`, Numba ``njit`` scalar functions for CPU code with the vectorizable
-exponential of :mod:`memnp.kernels.fastexp`, and ``*_libm`` twins with math.exp for numba.cuda
-(plain Python functions that numba.cuda compiles as device functions). The array forms
+The formula is written once (:func:`_law`) and instantiated three times: :func:`pf_current_slope` and
+:func:`pf_partials`, Numba ``njit`` scalar functions for CPU code with the vectorizable exponential
+of :mod:`memnp.kernels.fastexp`, and ``*_libm`` twins with math.exp for numba.cuda (plain Python
+functions that numba.cuda compiles as device functions). The array forms
 :func:`pf_current_slope_array` and :func:`pf_partials_array` (the third instance, NumPy's exp)
-serve the NumPy reference of the circuit package. Numba's disk cache does not see edits to this file from its callers' caches:
-after changing it, delete ``memnp/circuit/__pycache__``.
+serve the NumPy reference of the circuit package. Numba's disk cache does not see edits to this
+file from its callers' caches: after changing it, delete ``memnp/circuit/__pycache__``.
 """
 import math
 

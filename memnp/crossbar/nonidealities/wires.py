@@ -50,6 +50,7 @@ class LineResistance(Nonideality):
       for linear devices or (c, d_eps), each (m, n), for PF devices;
     - ``currents_vjp(state, grad_I, need_V=True) -> (dL/dV or None, dL/dG)`` for linear devices,
       ``(dL/dV or None, (dL/dc, dL/d(d_eps)))`` for PF devices (adjoint method);
+    - ``r_vjp(state, grad_I) -> (dL/dr_word, dL/dr_bit)``, summed over the examples;
     - ``power(state) -> {"device", "wires", "total"}`` in W, averaged over the examples;
     - ``report(state) -> SolveReport`` (per example: status, iterations, residual).
 
@@ -100,6 +101,13 @@ class LineResistance(Nonideality):
             raise ValueError(f"grad_I must have shape {(state.V.shape[0], state.G.shape[1])}; "
                              f"got {grad_I.shape}")
         return dispatch.vjp(self, state, grad_I, need_V)
+
+    def r_vjp(self, state, grad_I):
+        """(dL/dr_word, dL/dr_bit): the gradient of the loss with respect to the two segment
+        resistances (per ohm), summed over the examples, by the adjoint method (cpu and cuda
+        states; one more transposed solve)."""
+        from ...circuit import dispatch
+        return dispatch.r_vjp(self, state, np.asarray(grad_I))
 
     def power(self, state):
         """dict(device=W, wires=W, total=W): device and wire dissipation, averaged over examples."""
