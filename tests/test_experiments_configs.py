@@ -106,8 +106,10 @@ def test_scale_override_and_validation():
 
 
 def test_registry_counts_and_sharing():
-    assert len(registry.PAPER_SIMULATIONS) == 9 and len(registry.SIMULATIONS) == 12
-    mnist = [t for t in registry.TRAININGS.values() if t.family == "mnist" and not t.name.startswith("chip")]
+    assert len(registry.PAPER_SIMULATIONS) == 9 and len(registry.SIMULATIONS) == 13
+    assert len(registry.default_names()) == 12  # line_resistance: by name or with --preset paper
+    mnist = [t for t in registry.TRAININGS.values()
+             if t.family == "mnist" and not t.name.startswith("chip") and t.parent is None]
     assert len(mnist) == 17
     agnostic = registry.SIMULATIONS["nonideality_agnosticism"]
     assert len(agnostic.pairs) == 13 * 9
@@ -132,7 +134,7 @@ def test_training_keys_do_not_depend_on_only():
     scale = presets.get("tiny")
     sources = {"mnist": "mnist-10k", "cifar10": None}
     alone = registry.expand(["stuck_off"], scale, 3, sources)
-    everything = registry.expand(list(registry.SIMULATIONS), scale, 3, sources)
+    everything = registry.expand(registry.default_names(), scale, 3, sources)
     assert alone.trainings["ideal"]["networks"] == everything.trainings["ideal"]["networks"]
     assert {j.key for j in alone.jobs} <= {j.key for j in everything.jobs}
     # the ideal network's test-during-training covers every setup paired with it (not agnosticism's)

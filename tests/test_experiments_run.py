@@ -59,11 +59,11 @@ def _check_complete(root):
 @pytest.mark.slow
 def test_tiny_preset_end_to_end(tmp_path):
     out = tmp_path / "results"
-    result = runner.reproduce(list(registry.SIMULATIONS), TINY, 0, out)
+    result = runner.reproduce(registry.default_names(), TINY, 0, out)
     manifest = _check_complete(out)
     assert len(result.computed) == len(manifest["jobs"]) == len(result.plan.jobs) and not result.reused
     assert manifest["sources"]["mnist"] in ("mnist", "mnist-10k")
-    assert set(manifest["simulations"]) == set(registry.SIMULATIONS)
+    assert set(manifest["simulations"]) == set(registry.default_names())
     if manifest["sources"].get("cifar10") is None:
         assert manifest["simulations"]["iv_nonlinearity_cnn"]["skipped"]
     # the ideal network's test-during-training covers every setup it is paired with, by name
@@ -76,7 +76,7 @@ def test_tiny_preset_end_to_end(tmp_path):
     assert len(lines) == 1 + 13 and all(cell != "" for line in lines[1:] for cell in line.split(","))
     assert "## nonideality_agnosticism" in paths["summary.md"].read_text()
     # a rerun computes nothing
-    again = runner.reproduce(list(registry.SIMULATIONS), TINY, 0, out)
+    again = runner.reproduce(registry.default_names(), TINY, 0, out)
     assert again.computed == [] and len(again.reused) == len(manifest["jobs"])
 
 

@@ -216,8 +216,9 @@ def test_draw_all_from_results_store(tiny_results, tmp_path):
     drawn = draw_all(tiny_results, tmp_path / "figs", data_dir=shared_data, strict=True)
     siox = ["siox_iv", "pf_residuals_c", "pf_residuals_d_eps"]
     # No CIFAR-10 in a tiny MNIST run; the SiOx figures need the measured data.
-    # nor the simulations beyond the paper (drift, adc).
-    assert set(drawn.skipped) == {"cnn", "combined", "drift", "adc"} | (set() if shared_data == SHARED_DATA else set(siox))
+    # nor the simulations beyond the paper (drift, adc, line_resistance).
+    assert set(drawn.skipped) == ({"cnn", "combined", "drift", "adc", "line_resistance"}
+                                  | (set() if shared_data == SHARED_DATA else set(siox)))
     names = {p.name for p in drawn}
     for stem in (siox if shared_data == SHARED_DATA else []) + [
             "ta_hfo2", "training_iv_nonlinearity", "training_stuck_off", "training_weight_implementation",

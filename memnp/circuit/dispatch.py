@@ -44,8 +44,10 @@ def forward(lr, state):
                                                          state.tolerance)
     else:
         state.arrays = solve.device_arrays(G, devices)
-        state.v, state.report = solve.solve(V, G, devices, lr.r_word, lr.r_bit, state.tolerance,
-                                            max_newton=solve.MAX_NEWTON, max_cg=solve.MAX_CG)
+        state.v, state.report, I = solve.solve_with_currents(
+            V, G, devices, lr.r_word, lr.r_bit, state.tolerance, max_newton=solve.MAX_NEWTON,
+            max_cg=solve.MAX_CG)
+        return I.astype(V.dtype)
     return solve.currents(state.v, *state.arrays)[1].astype(V.dtype)
 
 

@@ -61,13 +61,25 @@ def factor(s, g, pdir, winv):
 @njit(cache=True, fastmath=_FASTMATH, error_model="numpy")
 def apply(y, sq, g, pdir, winv, out):
     """out = P^-1 y (y, sq = S^1/2, winv, out (m, n)); out may not be y."""
+    apply_dot(y, sq, g, pdir, winv, out, out, False)
+
+
+@njit(cache=True, fastmath=_FASTMATH, error_model="numpy")
+def apply_dot(y, sq, g, pdir, winv, out, t, write_t):
+    """out = P^-1 y as :func:`apply`, and, in the same last pass, t = S^1/2 out when write_t
+    (t (m, n), not y or out then). Returns y . out (the conjugate-gradient inner product)."""
     wide_vectors()
     m, n = y.shape
+    dot = 0.0
     if pdir == 0:
         for i in range(m):
+            oi, si, yi, ti = out[i], sq[i], y[i], t[i]
             for j in range(n):
-                out[i, j] = y[i, j]
-        return
+                oi[j] = yi[j]
+                dot += yi[j] * yi[j]
+                if write_t:
+                    ti[j] = si[j] * yi[j]
+        return dot
     if pdir == 1:
         # forward: t_i = sq y_i + g winv_{i-1} t_{i-1}; back: x_i = (t_i + g x_{i+1}) winv_i
         for j in range(n):
@@ -100,6 +112,16 @@ def apply(y, sq, g, pdir, winv, out):
                 x = (oi[j] + g * x) * wi[j]
                 oi[j] = x
     for i in range(m):                      # P^-1 y = y - S^1/2 (L + S)^-1 S^1/2 y
-        oi, si, yi = out[i], sq[i], y[i]
-        for j in range(n):
-            oi[j] = yi[j] - si[j] * oi[j]
+        oi, si, yi, ti = out[i], sq[i], y[i], t[i]
+        if write_t:
+            for j in range(n):
+                x = yi[j] - si[j] * oi[j]
+                oi[j] = x
+                ti[j] = si[j] * x
+                dot += yi[j] * x
+        else:
+            for j in range(n):
+                x = yi[j] - si[j] * oi[j]
+                oi[j] = x
+                dot += yi[j] * x
+    return dot

@@ -51,7 +51,7 @@ from numba import njit, prange
 from ..kernels.device_law import pf_current_slope, pf_K
 from ..kernels.fastexp import wide_vectors
 from . import precond
-from .lines import apply_A
+from .lines import apply_A, apply_M, prefix_row, suffix_word_block
 from .report import CONVERGED, IN_PROGRESS, MAX_ITER, NON_FINITE, SolveReport
 
 #: Default relative-residual tolerances by dtype.
@@ -83,21 +83,42 @@ def _law(V, c, K, pf, v, F, s):
 @njit(cache=True, fastmath=_FASTMATH, error_model="numpy")
 def _evaluate(v, Vrow, c, K, pf, r_w, r_b, F, s, R, buf_p, buf_q):
     """F, s = f(v), f'(v); R = v + A F - V (the voltage mismatch). Returns (||R||^2,
-    ||S R||^2, ||F||^2) (S R: the linearised device-current residual, A)."""
+    ||S R||^2, ||F||^2) (S R: the linearised device-current residual, A).
+
+    Two passes (as :func:`memnp.circuit.lines.apply_A`): down the rows, the device law and the
+    bit-line prefix sums; up the rows in blocks of four, the rest of A F and the residual."""
     wide_vectors()
     m, n = v.shape
-    _law(Vrow, c, K, pf, v, F, s)
-    apply_A(F, r_w, r_b, R, buf_p, buf_q)
-    rr = sr = ff = 0.0
+    for j in range(n):
+        buf_p[j] = 0.0
+        buf_q[j] = 0.0
     for i in range(m):
-        Vi = Vrow[i]
-        for j in range(n):
-            res = v[i, j] + R[i, j] - Vi
-            R[i, j] = res
-            rr += res * res
-            a = s[i, j] * res
-            sr += a * a
-            ff += F[i, j] * F[i, j]
+        vi, ci, Ki, Fi, si, Ri = v[i], c[i], K[i], F[i], s[i], R[i]
+        if pf:
+            for j in range(n):
+                Fi[j], si[j] = pf_current_slope(vi[j], ci[j], Ki[j])
+        else:
+            for j in range(n):
+                Fi[j] = ci[j] * vi[j]
+                si[j] = ci[j]
+        if r_b > 0.0:
+            prefix_row(Fi, Ri, buf_p)
+    rr = sr = ff = 0.0
+    hi = m
+    while hi > 0:
+        lo = max(hi - 4, 0)
+        suffix_word_block(F, r_w, r_b, R, buf_q, lo, hi)
+        for i in range(lo, hi):
+            Vi = Vrow[i]
+            vi, Fi, si, Ri = v[i], F[i], s[i], R[i]
+            for j in range(n):
+                res = vi[j] + Ri[j] - Vi
+                Ri[j] = res
+                rr += res * res
+                a = si[j] * res
+                sr += a * a
+                ff += Fi[j] * Fi[j]
+        hi = lo
     return rr, sr, ff
 
 
@@ -144,23 +165,10 @@ def cg(sq, b, r_w, r_b, eta, max_cg, z, r, pv, q, t, buf_p, buf_q, pdir, g, winv
     lam_max = 1.0
     if not rr > target:
         return 0, lam_max
-    precond.apply(r, sq, g, pdir, winv, h)
-    rh = 0.0
-    for i in range(m):
-        for j in range(n):
-            pv[i, j] = h[i, j]
-            t[i, j] = sq[i, j] * h[i, j]
-            rh += r[i, j] * h[i, j]
+    rh = precond.apply_dot(r, sq, g, pdir, winv, pv, t, True)   # p = P^-1 r, t = S^1/2 p
     k = 0
     while k < max_cg and rr > target:
-        apply_A(t, r_w, r_b, q, buf_p, buf_q)           # q = A S^1/2 p
-        pq = pp = 0.0
-        for i in range(m):
-            for j in range(n):
-                qq = pv[i, j] + sq[i, j] * q[i, j]      # q = M p
-                q[i, j] = qq
-                pq += pv[i, j] * qq
-                pp += pv[i, j] * pv[i, j]
+        pq, pp = apply_M(t, pv, sq, r_w, r_b, q, buf_p, buf_q)  # q = M p
         if not pq > 0.0:
             break
         lam_max = max(lam_max, pq / pp)
@@ -175,11 +183,7 @@ def cg(sq, b, r_w, r_b, eta, max_cg, z, r, pv, q, t, buf_p, buf_q, pdir, g, winv
         k += 1
         if not rr > target:
             break
-        precond.apply(r, sq, g, pdir, winv, h)
-        rh_new = 0.0
-        for i in range(m):
-            for j in range(n):
-                rh_new += r[i, j] * h[i, j]
+        rh_new = precond.apply_dot(r, sq, g, pdir, winv, h, h, False)
         beta = rh_new / rh
         rh = rh_new
         for i in range(m):
@@ -192,14 +196,14 @@ def cg(sq, b, r_w, r_b, eta, max_cg, z, r, pv, q, t, buf_p, buf_q, pdir, g, winv
 
 @njit(cache=True, error_model="numpy")
 def _solve_one(Vrow, c, K, pf, r_w, r_b, tol, max_newton, max_cg, pdir, g, winv_shared, v,
-               stats_i, stats_f):
+               stats_i, stats_f, I):
     m, n = v.shape
     F = np.empty((m, n))
     s = np.empty((m, n))
     R = np.empty((m, n))
-    sq = np.empty((m, n))
     v_old = np.empty((m, n))
     delta = np.empty((m, n))
+    sq = np.empty((m, n))
     b = np.empty((m, n))
     z = np.empty((m, n))
     r = np.empty((m, n))
@@ -253,13 +257,16 @@ def _solve_one(Vrow, c, K, pf, r_w, r_b, tol, max_newton, max_cg, pdir, g, winv_
         apply_A(b, r_w, r_b, delta, buf_p, buf_q)
         for i in range(m):
             for j in range(n):
-                delta[i, j] -= R[i, j]
+                d = delta[i, j] - R[i, j]
+                delta[i, j] = d
                 v_old[i, j] = v[i, j]
+                v[i, j] += d            # the full step first
         lam = 1.0
         for _ in range(40):             # backtracking on the voltage mismatch ||R||
-            for i in range(m):
-                for j in range(n):
-                    v[i, j] = v_old[i, j] + lam * delta[i, j]
+            if lam < 1.0:
+                for i in range(m):
+                    for j in range(n):
+                        v[i, j] = v_old[i, j] + lam * delta[i, j]
             rr_new, sr, ff = _evaluate(v, Vrow, c, K, pf, r_w, r_b, F, s, R, buf_p, buf_q)
             if rr_new <= (1.0 - 1e-4 * lam) ** 2 * rr:
                 break
@@ -272,14 +279,19 @@ def _solve_one(Vrow, c, K, pf, r_w, r_b, tol, max_newton, max_cg, pdir, g, winv_
     stats_f[0] = rel
     stats_f[1] = _max_abs_product(s, R)
     stats_f[2] = _max_abs_difference(v, v_old) if it > 0 else 0.0
+    for j in range(n):                  # the column currents: F is f(v) at the last v
+        I[j] = 0.0
+    for i in range(m):
+        for j in range(n):
+            I[j] += F[i, j]
 
 
 @njit(cache=True, parallel=_PRANGE_ONLY, error_model="numpy")
 def _solve_batch(V, c, K, pf, r_w, r_b, tol, max_newton, max_cg, pdir, g, winv, v, stats_i,
-                 stats_f):
+                 stats_f, I):
     for e in prange(V.shape[0]):
         _solve_one(V[e], c, K, pf, r_w, r_b, tol, max_newton, max_cg, pdir, g, winv, v[e],
-                   stats_i[e], stats_f[e])
+                   stats_i[e], stats_f[e], I[e])
 
 
 def device_arrays(G, devices):
@@ -313,6 +325,14 @@ def solve(V, G, devices, r_word, r_bit, tol, max_newton=MAX_NEWTON, max_cg=MAX_C
     """Device voltages v (p, m, n) float64 in V and the SolveReport, for V (p, m) in V and G (m, n)
     in S (linear devices, ``devices`` None) or devices = (c, d_eps) (PF). The device currents
     are f(v) (:func:`currents`)."""
+    v, report, _ = solve_with_currents(V, G, devices, r_word, r_bit, tol, max_newton, max_cg)
+    return v, report
+
+
+def solve_with_currents(V, G, devices, r_word, r_bit, tol, max_newton=MAX_NEWTON, max_cg=MAX_CG):
+    """(v, report, I): :func:`solve` and the column currents I (p, n) float64 in A at v (the sums
+    of the device currents the last residual evaluation computed; :func:`currents` recomputes
+    them)."""
     V = np.ascontiguousarray(V, dtype=np.float64)
     c, K, pf = device_arrays(G, devices)
     p, m = V.shape
@@ -321,12 +341,13 @@ def solve(V, G, devices, r_word, r_bit, tol, max_newton=MAX_NEWTON, max_cg=MAX_C
     stats_i = np.zeros((p, 3), np.int64)
     stats_f = np.zeros((p, 3))
     pdir, g, winv = preconditioner(m, n, r_word, r_bit, None if pf else c)
+    I = np.empty((p, n))
     _solve_batch(V, c, K, pf, float(r_word), float(r_bit), float(tol), int(max_newton), int(max_cg),
-                 pdir, g, winv, v, stats_i, stats_f)
+                 pdir, g, winv, v, stats_i, stats_f, I)
     report = SolveReport(stats_i[:, 0].astype(np.int8), stats_i[:, 1].copy(), stats_i[:, 2].copy(),
                          stats_f[:, 0].copy(), stats_f[:, 1].copy(), stats_f[:, 2].copy(), float(tol),
                          "Newton-CG on the device currents (cpu)")
-    return v, report
+    return v, report, I
 
 
 @njit(cache=True, parallel=_PRANGE_ONLY, error_model="numpy")

@@ -39,7 +39,7 @@ def cli():
                    "5 networks, 25 repeats).")
 @click.option("--only", "only", multiple=True, type=click.Choice(list(registry.SIMULATIONS)),
               help="Run only this simulation (repeatable). Default: all (the paper's nine, then "
-                   "combined, drift and adc).")
+                   "combined, drift and adc; line_resistance, slow, only by name or with --preset paper).")
 @click.option("--device-file", "device_files", multiple=True, type=click.Path(dir_okay=False, exists=True),
               help="A preset JSON file (e.g. fit-device output, or a built-in preset saved and edited) "
                    "named like a preset the simulations use (e.g. siox-high-chip): it replaces that "
@@ -100,7 +100,7 @@ def reproduce(preset, only, device_files, data_dir, download, out, seed, epochs,
     jobs = usable_cores() if jobs == "auto" else jobs
     if scheduler is not None and not valid_address(scheduler):
         fail(f"--scheduler must be an address like tcp://HOST:PORT or HOST:PORT; got {scheduler!r}")
-    names = list(only) or list(registry.SIMULATIONS)
+    names = list(only) or registry.default_names(preset)
     lock = RunLock(out)   # taken by the runner once the input is valid; held here until the figures are drawn
     try:
         try:

@@ -150,22 +150,29 @@ class DataSpec(_JSON):
 @dataclasses.dataclass(frozen=True)
 class Inference(_JSON):
     """One inference setup: a stage, ``repeats`` passes over the test set, the sampling mode
-    (``batch`` or ``chip``, see :data:`SAMPLING`) and the test batch size (100 in the paper)."""
+    (``batch`` or ``chip``, see :data:`SAMPLING`) and the test batch size (100 in the paper).
+    ``test_examples``: use only the first N examples of the test set the network's data gives
+    (None: all of it; for setups whose reads are expensive, such as line resistance)."""
 
     stage: Stage
     repeats: int = 25
     sampling: str = "batch"
     batch_size: int = 100
+    test_examples: int = None
 
     def __post_init__(self):
         object.__setattr__(self, "stage", _stage("inference stage", self.stage))
         object.__setattr__(self, "repeats", _int("inference repeats", self.repeats, 1))
         _choice("sampling", self.sampling, SAMPLING)
         object.__setattr__(self, "batch_size", _int("inference batch_size", self.batch_size, 1))
+        object.__setattr__(self, "test_examples", _optional_int("inference test_examples", self.test_examples, 1))
 
     def to_dict(self):
-        return {"stage": self.stage.to_dict(), "repeats": self.repeats, "sampling": self.sampling,
-                "batch_size": self.batch_size}
+        out = {"stage": self.stage.to_dict(), "repeats": self.repeats, "sampling": self.sampling,
+               "batch_size": self.batch_size}
+        if self.test_examples is not None:  # left out when unset: the paper's configs (and keys) as before
+            out["test_examples"] = self.test_examples
+        return out
 
     @classmethod
     def from_dict(cls, data):

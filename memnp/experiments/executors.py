@@ -30,12 +30,16 @@ from .keys import sequence_from_record
 
 
 # -- the work itself ------------------------------------------------------------------------------
-def run_training_job(content, seed, data, on_epoch=None, checkpoint=None):
+def run_training_job(content, seed, data, on_epoch=None, checkpoint=None, weights=None):
     """(record, weights) of a training job (content from registry.Job); checkpoint: an optional
-    TrainingCheckpoint to resume from and save to (see :func:`protocol.train`)."""
+    TrainingCheckpoint to resume from and save to (see :func:`protocol.train`). A fine-tuning job
+    (content with a "parent": the key of the training job it continues) needs ``weights``, the
+    parent's trained arrays, and starts from them."""
     training = Training.from_dict(content["training"])
+    if (content.get("parent") is None) != (weights is None):
+        raise ValueError("a fine-tuning job needs its parent's weights, and only a fine-tuning job takes weights")
     return protocol.train(training, data, sequence_from_record(seed), on_epoch=on_epoch,
-                          checkpoint=checkpoint)
+                          checkpoint=checkpoint, initial=weights)
 
 
 def run_inference_job(content, seed, test, weights):
@@ -46,7 +50,7 @@ def run_inference_job(content, seed, test, weights):
 
 def _run(kind, content, seed, data, weights, on_epoch=None, checkpoint=None):
     if kind == "train":
-        return run_training_job(content, seed, data, on_epoch, checkpoint)
+        return run_training_job(content, seed, data, on_epoch, checkpoint, weights)
     return run_inference_job(content, seed, data["test"], weights)
 
 

@@ -104,25 +104,41 @@ def evaluate(model, x, y, stage, rng, batch_size, sampling="batch", power=True):
     ``rng``: a Generator for ``batch`` sampling; for ``chip`` sampling a SeedSequence (or int) from
     which every batch's Generator is rebuilt, so each batch sees the same draws.
     """
-    if sampling == "batch":
+    wires = power and has_wires(stage)
+    if sampling == "batch" and not wires:
         out = model.evaluate(x, y, rng=rng, stage=stage, batch_size=batch_size, power=power)
         return {"loss": float(out["loss"]), "accuracy": float(out["accuracy"]),
                 "power": None if out["power"] is None else float(out["power"])}
-    if sampling != "chip":
+    if sampling not in ("batch", "chip"):
         raise ValueError(f"sampling must be 'batch' or 'chip'; got {sampling!r}")
+    # Batch by batch: chip sampling rebuilds the Generator for every batch; with wires the wire
+    # power of each batch is read from the layers (batch sampling: the same draws, batch after
+    # batch from ``rng``, as one model.evaluate call).
     loss = hits = 0.0
-    powers = []
-    read_rng = np.random.default_rng(read_seed(rng))
+    powers, wire_powers = [], []
+    chip = sampling == "chip"
+    read_rng = np.random.default_rng(read_seed(rng)) if chip else None
     for start in range(0, len(x), batch_size):
         xb, yb = x[start:start + batch_size], y[start:start + batch_size]
-        out = model.evaluate(xb, yb, rng=np.random.default_rng(rng), stage=stage,
-                             batch_size=len(xb), power=power, draws="all", read_rng=read_rng)
+        out = model.evaluate(xb, yb, rng=np.random.default_rng(rng) if chip else rng, stage=stage,
+                             batch_size=len(xb), power=power, draws="all" if chip else "active",
+                             read_rng=read_rng)
         loss += out["loss"] * len(xb)
         hits += out["accuracy"] * len(xb)
         if power:
             powers.append(out["power"])
-    return {"loss": loss / len(x), "accuracy": hits / len(x),
-            "power": float(np.mean(powers)) if power else None}
+        if wires:
+            wire_powers.append(sum(layer.power_parts()["wires"] for layer in model.memristive_layers))
+    result = {"loss": loss / len(x), "accuracy": hits / len(x),
+              "power": float(np.mean(powers)) if power else None}
+    if wires:
+        result["wire_power"] = float(np.mean(wire_powers))
+    return result
+
+
+def has_wires(stage):
+    """True when ``stage`` has a LineResistance (the "wires" phase)."""
+    return stage is not None and "wires" in stage.phases
 
 
 def read_seed(seed):
@@ -139,8 +155,12 @@ def _repeat_source(sampling, seed_sequence):
 
 
 def repeats(model, x, y, inference, seed_sequences):
-    """{"accuracy": [...], "loss": [...], "power": [...]} over one repeat per SeedSequence."""
+    """{"accuracy": [...], "loss": [...], "power": [...]} over one repeat per SeedSequence; with
+    line resistance in the stage also "wire_power" [...] (W, the part of "power" the wires
+    dissipate)."""
     out = {"accuracy": [], "loss": [], "power": []}
+    if has_wires(inference.stage):
+        out["wire_power"] = []
     for seq in seed_sequences:
         result = evaluate(model, x, y, inference.stage, _repeat_source(inference.sampling, seq),
                           inference.batch_size, inference.sampling)
@@ -150,7 +170,7 @@ def repeats(model, x, y, inference, seed_sequences):
 
 
 # -- training ---------------------------------------------------------------------------------------
-def train(training, data, seed_sequence, on_epoch=None, checkpoint=None):
+def train(training, data, seed_sequence, on_epoch=None, checkpoint=None, initial=None):
     """Train one network.
 
     training: Training config. data: {"train", "validation", "test": (images uint8, labels)} (test
@@ -161,7 +181,10 @@ def train(training, data, seed_sequence, on_epoch=None, checkpoint=None):
     epoch when at least ``checkpoint.every_seconds`` have passed since the start or the last save
     (never after the last epoch). A resumed job gives the same record numbers and weights as an
     uninterrupted one; only the timings differ. The caller removes the checkpoint once the result
-    is stored.
+    is stored. initial: optional weights arrays (see :func:`model_arrays`, e.g. a trained
+    network's) the network starts from instead of its random initialisation (fine-tuning); they
+    must fit the architecture the config builds (ValueError otherwise). The initialisation stream
+    is drawn either way, so the other streams do not depend on it.
 
     Returns (record, weights): the record is a JSON-ready dict (history, checkpoint, timing,
     ``resumed_from_epoch``: the epochs a checkpoint supplied, or None), the weights the
@@ -180,6 +203,8 @@ def train(training, data, seed_sequence, on_epoch=None, checkpoint=None):
     stage = training.stage
     model = build_model(training.data.family, training.weights, stage, rng["init"],
                         training.learning_rate, training.l1 if training.regularised else 0.0)
+    if initial is not None:
+        _start_from(model, initial)
     memristive = training.memristive_checkpoint
     validation_epochs = set(evaluation_epochs(training.epochs, training.validation_every))
     # The test curve also gets the last epoch (the test passes draw from their own stream, so this
@@ -255,6 +280,19 @@ def train(training, data, seed_sequence, on_epoch=None, checkpoint=None):
     return record, best["weights"]
 
 
+def _start_from(model, arrays):
+    """Set the fresh model's parameters to ``arrays`` (a stored network's weights); ValueError
+    when their architecture is not the model's."""
+    try:
+        architecture = json.loads(str(arrays["architecture"][0]))
+    except (KeyError, IndexError, TypeError, json.JSONDecodeError) as exc:
+        raise ValueError(f"initial weights lack a valid architecture: {exc}") from None
+    if architecture.get("layers") != model.architecture()["layers"]:
+        raise ValueError("initial weights do not fit the network this training builds (other layers, "
+                         "sizes, weight kind or dtype)")
+    set_parameters(model, arrays)
+
+
 def _state(epoch, model, rng, history, validation, test_history, best, seconds):
     """A TrainingState of the running job after ``epoch`` epochs (arrays copied by the writer)."""
     from .checkpoint import TrainingState
@@ -310,13 +348,15 @@ def infer(weights, inference, test_data, seed_sequence):
 
     weights: arrays from :func:`model_arrays` (or a stored weights file). inference: Inference
     config. test_data: (images uint8, labels). seed_sequence: the job's SeedSequence.
-    Returns a JSON-ready record {"accuracy", "loss", "power": R values each, "n_synapses", "seconds"}.
+    Returns a JSON-ready record {"accuracy", "loss", "power": R values each, "n_synapses", "seconds"}
+    (and "wire_power": R values when the stage has line resistance).
     """
     if not isinstance(inference, Inference):
         raise ValueError(f"inference must be an Inference config; got {type(inference).__name__}")
     start = time.perf_counter()
     model = model_from_arrays(weights)
-    x, y = to_float(test_data[0]), test_data[1]
+    n = inference.test_examples
+    x, y = to_float(test_data[0][:n]), test_data[1][:n]
     result = repeats(model, x, y, inference, seed_sequence.spawn(inference.repeats))
     return dict(result, n_synapses=synapse_count(model), seconds=time.perf_counter() - start)
 

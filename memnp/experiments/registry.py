@@ -1,5 +1,5 @@
-"""The paper's nine simulations (docs/model.md §7), three beyond the paper (``combined``, ``drift``,
-``adc``: the physical pipeline of memnp.crossbar.pipeline), as data, and their expansion into jobs.
+"""The paper's nine simulations (docs/model.md §7), four beyond the paper (``combined``, ``drift``,
+``adc``: the physical pipeline of memnp.crossbar.pipeline; ``line_resistance``), as data, and their expansion into jobs.
 
 A *training setup* names a data set family, a device preset and how the network is trained; an
 *inference setup* names a device preset (and mapping rule). A simulation is a list of (training
@@ -13,15 +13,21 @@ that share a training setup share its jobs: the ideal MNIST networks serve six s
 ``nonideality_agnosticism`` only adds inference jobs for networks the others train.
 
 The test-during-training stages of a training setup are the inference setups paired with it in the
-registry's simulations with ``monitor=True`` (all but ``nonideality_agnosticism`` and the three
+registry's simulations with ``monitor=True`` (all but ``nonideality_agnosticism`` and the four
 beyond the paper; in registry order), whichever simulations are selected, so a training job's key
 does not depend on ``--only``, and the new simulations leave the paper's job keys as they were.
+
+Beyond the paper, ``line_resistance`` (:mod:`memnp.experiments.line_resistance`, ``monitor=False``,
+left out of the default set) sweeps the wire resistance r. Its fine-tuning setups have a
+``parent``: one training job per parent network, keyed by the parent job's key and depending on
+it, that starts from the parent's weights. Its pairs depend on the scale (:func:`pairs_at`).
 """
 import dataclasses
 
 from ..crossbar import Stage
 from ..data.presets import ADC_BITS, DRIFT_TIMES
 from .configs import DataSpec, Inference, Training
+from . import line_resistance
 from .keys import job_key, seed_record
 
 #: The ideal stage: no nonidealities, on the high-resistance SiOx conductance range (only the
@@ -51,6 +57,8 @@ class TrainingSetup:
     regularised: bool = False
     standard_weights: bool = False
     mapping_rule: str = "default"
+    parent: str = None   # fine-tuning: the training setup whose networks it starts from
+    wires: float = None  # line_resistance sweep: r (ohm per segment), see .line_resistance
 
 
 @dataclasses.dataclass(frozen=True)
@@ -59,6 +67,7 @@ class InferenceSetup:
     device: str
     label: str
     mapping_rule: str = "default"
+    wires: float = None  # line_resistance sweep: r (ohm per segment), see .line_resistance
 
 
 @dataclasses.dataclass(frozen=True)
@@ -67,6 +76,7 @@ class Simulation:
     description: str
     pairs: tuple         # ((training setup name, inference setup name), ...)
     monitor: bool = True  # whether its pairs define test-during-training stages
+    default: bool = True  # in reproduce's default set (otherwise only by name or --preset paper)
 
 
 def _t(name, family, device, label, **kw):
@@ -175,8 +185,57 @@ SIMULATIONS = {s.name: s for s in [
                _pairs(ADC_TRAININGS, [f"adc{b}" for b in ADC_BITS] + [f"adc{b}_tiles" for b in ADC_BITS]),
                monitor=False),
 ]}
-#: The paper's nine simulations (SPEC §7), in registry order; the others go beyond the paper.
+#: The paper's nine simulations (docs/model.md §7), in registry order; the others go beyond the paper.
 PAPER_SIMULATIONS = tuple(SIMULATIONS)[:9]
+
+
+# -- line_resistance (beyond the paper; memnp.experiments.line_resistance) -------------------------
+# monitor=False: its pairs add no test-during-training stages to "ideal", "low_pf" and "high_pf"
+# (the paper's job keys stay as they were). default=False: too slow for the default set.
+_LR_TRAININGS, _LR_INFERENCES, _LR_PAIRS = line_resistance.setups(TrainingSetup, InferenceSetup)
+TRAININGS.update((t.name, t) for t in _LR_TRAININGS)
+INFERENCES.update((i.name, i) for i in _LR_INFERENCES)
+SIMULATIONS[line_resistance.NAME] = Simulation(
+    line_resistance.NAME, "low- and high-R SiOx PF in 128 x 64 tiles with r ohm per line segment: ideal, "
+    "PF-aware, and PF-aware fine-tuned with r in the loop", _LR_PAIRS, monitor=False, default=False)
+
+
+def default_names(preset=None):
+    """The simulations ``reproduce`` runs without ``--only``: all with ``--preset paper``, else
+    those with ``default`` set."""
+    return [name for name, sim in SIMULATIONS.items() if sim.default or preset == "paper"]
+
+
+def pairs_at(simulation, scale):
+    """The (training, inference) pairs of a Simulation run at ``scale`` (a sweep keeps its scale's
+    points, see :func:`memnp.experiments.line_resistance.keeps`)."""
+    return tuple((t, i) for t, i in simulation.pairs
+                 if line_resistance.keeps((TRAININGS[t], INFERENCES[i]), scale))
+
+
+def inference_setup_config(setup, scale, devices=None):
+    """The Inference config of an inference setup at ``scale`` (``devices``: see :func:`device_stage`)."""
+    if setup.wires is not None:
+        return line_resistance.inference(setup, scale)
+    return scale.inference(device_stage(setup.device, setup.mapping_rule, devices))
+
+
+def _expand_finetune(setup, scale, seed, sources, jobs, trainings, devices=None):
+    """The trainings entry of a fine-tuning setup: one job per parent network, keyed by (and
+    depending on) the parent's job key; the parent setup is expanded first when it is not yet."""
+    if setup.parent not in trainings:
+        trainings[setup.parent] = _expand_training(TRAININGS[setup.parent], scale, seed, sources, jobs, devices)
+    parent = trainings[setup.parent]
+    training = line_resistance.finetune(setup, Training.from_dict(parent["config"]), scale)
+    keys = []
+    for network, parent_key in enumerate(parent["networks"]):
+        content = {"kind": "train", "training": training.to_dict(), "network": network, "parent": parent_key}
+        key = job_key(content, seed)
+        jobs.setdefault(key, Job("train", key, content, seed_record(content, seed), setup.name, network,
+                                 depends=parent_key))
+        keys.append(key)
+    return {"label": setup.label, "family": setup.family, "device": setup.device, "config": training.to_dict(),
+            "networks": keys, "monitor": [], "parent": setup.parent, "wires_ohm": setup.wires}
 
 
 def check_names(names):
@@ -225,7 +284,7 @@ class Job:
     training: str      # training setup name
     network: int
     inference: str = None
-    depends: str = None  # key of the training job an inference job needs
+    depends: str = None  # key of the training job an inference (or fine-tuning) job needs
 
     def describe(self):
         what = f"{self.training}#{self.network}"
@@ -287,19 +346,22 @@ def expand(names, scale, seed, sources, devices=None):
     for name in names:
         sim = SIMULATIONS[name]
         kept, missing = [], set()
-        for t_name, i_name in sim.pairs:
+        for t_name, i_name in pairs_at(sim, scale):
             setup = TRAININGS[t_name]
             if sources.get(setup.family) is None:
                 missing.add(setup.family)
                 continue
             kept.append([t_name, i_name])
+            if t_name not in trainings and setup.parent is not None:
+                trainings[t_name] = _expand_finetune(setup, scale, seed, sources, jobs, trainings, devices)
             if t_name not in trainings:
                 trainings[t_name] = _expand_training(setup, scale, seed, sources, jobs, devices)
             inf_setup = INFERENCES[i_name]
             if i_name not in inferences:
                 inferences[i_name] = {"label": inf_setup.label, "device": inf_setup.device,
-                                      "config": scale.inference(device_stage(inf_setup.device, inf_setup.mapping_rule,
-                                                                             devices)).to_dict()}
+                                      "config": inference_setup_config(inf_setup, scale, devices).to_dict()}
+                if inf_setup.wires is not None:
+                    inferences[i_name]["wires_ohm"] = inf_setup.wires
             inference = Inference.from_dict(inferences[i_name]["config"])
             for network, train_key in enumerate(trainings[t_name]["networks"]):
                 content = {"kind": "infer", "train": train_key, "inference": inference.to_dict()}

@@ -9,7 +9,8 @@ paper's orderings checked on these results; and the tables of the simulations be
 (:mod:`memnp.experiments.report_sweeps`).
 
 Files (in ``<root>/report/``): ``summary.md``, ``summary.csv``, ``robustness.csv``, ``diagonal.csv``,
-and ``drift.csv`` / ``adc.csv`` when those simulations have results.
+and ``drift.csv`` / ``adc.csv`` when those simulations have results, and ``line_resistance.csv`` with that simulation's section
+(:mod:`.report_line_resistance`).
 """
 import csv
 import io
@@ -17,6 +18,7 @@ import io
 import numpy as np
 
 from . import paper, registry, report_sweeps
+from . import report_line_resistance
 from .protocol import energy_efficiency
 from .store import ResultsStore, write_text
 
@@ -197,7 +199,9 @@ def write_report(root):
     out = store.report_dir
     paths = {"summary.md": out / "summary.md", "summary.csv": out / "summary.csv",
              "robustness.csv": out / "robustness.csv", "diagonal.csv": out / "diagonal.csv"}
-    write_text(paths["summary.md"], markdown(manifest, rows, pairs))
+    lr_rows = report_line_resistance.rows(store, manifest)
+    write_text(paths["summary.md"], markdown(manifest, rows, pairs)
+               + "".join(line + "\n" for line in report_line_resistance.markdown(lr_rows, _fmt, _power)))
     write_text(paths["summary.csv"], _csv(rows, SUMMARY_COLUMNS))
     matrix = robustness(pairs)
     write_text(paths["robustness.csv"], _csv([dict(training=t, **cells) for t, cells in matrix.items()],
@@ -216,4 +220,7 @@ def write_report(root):
     for name, (table, table_columns) in report_sweeps.csv_tables(pairs).items():
         paths[name] = out / name
         write_text(paths[name], _csv(table, table_columns))
+    if lr_rows:
+        paths["line_resistance.csv"] = out / "line_resistance.csv"
+        write_text(paths["line_resistance.csv"], _csv(lr_rows, report_line_resistance.COLUMNS))
     return paths

@@ -4,8 +4,9 @@
 input (simulation names, scale, seed, executor options, the output path and whether it can be
 written) is checked before anything is written; then the run takes the results directory's lock
 (:class:`~memnp.experiments.outputs.RunLock`: a second run stops at once) and reads the manifest.
-Training jobs are submitted first; each inference job is submitted as soon as its network is
-trained (or at once, when the network was trained by an earlier run).
+Training jobs are submitted first; each inference job (and each fine-tuning job, a training job
+that starts from another's network) is submitted as soon as the network it needs is trained (or
+at once, when the network was trained by an earlier run).
 
 With ``checkpoint_every`` > 0 (seconds), training jobs run in this process or in local worker
 processes save their state to ``<out>/checkpoints/`` at most that often, and a rerun resumes them
@@ -277,8 +278,8 @@ def _execute(plan, todo, done, store, executor, data_dir, download, progress, ch
                 checkpoint = store.checkpoint(job.key, checkpoint_every)
         pending[executor.submit(job, data_key, weights, on_epoch, checkpoint)] = job
 
-    for job in todo:
-        if job.kind == "train":
+    for job in todo:   # a training job with ``depends`` fine-tunes that network: it waits as inference does
+        if job.depends is None:
             submit(job)
         elif job.depends in done:
             submit(job, store.read_weights(job.depends))

@@ -255,6 +255,15 @@ class CrossbarLayer(Layer):
         return float(get_backend(backend).ideal_power(x_to_V(x, stage.k_V), G))
 
 
+    def power_parts(self):
+        """dict(device=W, wires=W, total=W) of the last forward pass: the devices' and the line
+        resistance's dissipation (wires 0.0 without a LineResistance in the stage)."""
+        if self._last is not None and self._last[0] == "crossbar":
+            return {k: float(v) for k, v in self._last[4].power_parts().items()}
+        total = self.power()
+        return {"device": total, "wires": 0.0, "total": total}
+
+
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 
 

@@ -9,11 +9,12 @@ from __future__ import annotations
 import numpy as np
 
 from . import boxplots, conductances, devices, heatmap, style, sweeps, training
+from . import line_resistance
 from .loaders import (ResultsView, Skip, short_inference_label, short_training_label, siox_data,
                       tahfo2_data, training_role)
 
 #: Simulations drawn by their own figure functions rather than the generic curves and boxes.
-_SPECIAL = ("nonideality_agnosticism", "iv_nonlinearity_cnn", "combined", "drift", "adc")
+_SPECIAL = ("nonideality_agnosticism", "iv_nonlinearity_cnn", "combined", "drift", "adc", "line_resistance")
 
 
 class Context:
@@ -333,4 +334,5 @@ FIGURES = {
     "combined": combined,
     "drift": drift,
     "adc": adc,
+    "line_resistance": line_resistance.draw,
 }
