@@ -49,7 +49,7 @@ G_PHASES = tuple(phase.name for phase in PHASES if phase.acts_on == "G")
 DRAWS = {phase.name: phase.draws for phase in PHASES}
 _ORDER = {name: i for i, name in enumerate(PHASE_NAMES)}
 _BY_CLASS = {cls: phase.name for phase in PHASES for cls in phase.classes}
-#: The paper's nonidealities (SPEC §2): a stage of only these keeps its listed order, labels and JSON.
+#: The paper's nonidealities (docs/model.md §2): a stage of only these keeps its listed order, labels and JSON.
 PAPER_CLASSES = frozenset(("D2DLognormal", "StuckAt", "StuckAtGOff", "StuckAtGOn", "StuckDistribution",
                            "IVNonlinearityPF"))
 

@@ -1,4 +1,4 @@
-"""A stage: the crossbar conditions a network is trained or evaluated under (SPEC §1-2)."""
+"""A stage: the crossbar conditions a network is trained or evaluated under (docs/model.md §1-2)."""
 import dataclasses
 import json
 

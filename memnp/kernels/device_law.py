@@ -7,7 +7,7 @@ A device with the voltage difference v (V) across it (word-line node minus bit-l
                      dI/dv = c exp(E) (1 + K |v| / (2 E)),
 
 with the constants of :mod:`memnp.kernels.physics` (I in A, c in A/V, d_eps in F/m, K in 1/V).
-That is sign(v) c |v| exp(A sqrt(B |v| / d_eps + EPS)) of SPEC §2; the slope is the true
+That is sign(v) c |v| exp(A sqrt(B |v| / d_eps + EPS)) of docs/model.md §2; the slope is the true
 derivative, c exp(sqrt(A**2 EPS)) > 0 at v = 0 (the plain kernels' convention of a zero input
 gradient at V = 0 exactly is a rule of theirs for an input that is exactly zero; inside a circuit
 a device at v = 0 still conducts).

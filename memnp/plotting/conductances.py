@@ -17,7 +17,7 @@ from .boxplots import _DEFAULT_CYCLE, draw_error_vs_power, share_error_axis
 def pair_conductances(G):
     """(G_plus, G_minus) flattened from a crossbar conductance matrix G (rows, 2 n_out) in S.
 
-    Even columns hold the positive devices and odd columns the negative ones (SPEC §1).
+    Even columns hold the positive devices and odd columns the negative ones (docs/model.md §1).
     """
     G = np.asarray(G, dtype=float)
     if G.ndim != 2 or G.shape[1] % 2:

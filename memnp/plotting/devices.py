@@ -233,7 +233,7 @@ def pf_residuals_figure(path, R, c, d_eps, fits=None, *, parameter="c",
 
 
 def stuck_density(G, means, bandwidth):
-    """Density (1/S) at conductances G (S) of the stuck-value KDE of SPEC §2 (see
+    """Density (1/S) at conductances G (S) of the stuck-value KDE of docs/model.md §2 (see
     :func:`memnp.crossbar.nonidealities.stuck.kde_pdf`); means (N,) and bandwidth h in S."""
     return kde_pdf(np.asarray(G, dtype=float), means, bandwidth)
 
@@ -249,7 +249,7 @@ def ta_hfo2_figure(path, G_reads, G_off, G_on, stuck_values, *, stuck_mask=None,
         G_off, G_on: conductance range (S), drawn as dashed lines.
         stuck_values: (N,) conductances of the stuck devices (S), the KDE's centres.
         stuck_mask: (bit lines, word lines) bool, the stuck devices; default: range (max - min
-            over all reads) under (G_on - G_off) / 2, the extraction rule of SPEC §6.
+            over all reads) under (G_on - G_off) / 2, the extraction rule of docs/model.md §6.
         bandwidth: KDE bandwidth (S); default Scott's rule as StuckDistribution uses.
         p: stuck probability, shown in the legend when given.
         synthetic: label the figure "synthetic data" (the measured data are not public).

@@ -93,7 +93,7 @@ CURVE_COLORS = {
 }
 CURVE_LABELS = {"training": "Training", "validation": "Validation", "test": "Test"}
 
-#: The paper's nine inference setups (SPEC §7), by their names in memnp.experiments.registry.
+#: The paper's nine inference setups (docs/model.md §7), by their names in memnp.experiments.registry.
 SETUP_COLORS = {
     "ideal": COLORS["black"],
     "low_pf": COLORS["sky-blue"],
