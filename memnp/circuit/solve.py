@@ -145,41 +145,94 @@ def _max_abs_difference(a, b):
     return out
 
 
+@njit(cache=True, error_model="numpy")
+def _zero(z):
+    for i in range(z.shape[0]):
+        for j in range(z.shape[1]):
+            z[i, j] = 0.0
+
+
 @njit(cache=True, fastmath=_FASTMATH, error_model="numpy")
-def cg(sq, b, r_w, r_b, eta, max_cg, z, r, pv, q, t, buf_p, buf_q, pdir, g, winv, h):
+def _factor_rhs(s, R, pf, g, pdir, winv, sq, r):
+    """The Newton step's right-hand side r = S^1/2 R (sq = S^1/2) and, for PF devices, the
+    preconditioner's factorisation at s, in one pass along the rows (bit-line direction).
+    Returns ||r||^2."""
+    wide_vectors()
+    m, n = s.shape
+    fused = pf and pdir == precond.BIT
+    if pf and not fused and pdir != precond.NONE:
+        precond.factor(s, g, pdir, winv)
+    bb = 0.0
+    for i in range(m):
+        si, Ri, qi, ri = s[i], R[i], sq[i], r[i]
+        for j in range(n):
+            a = math.sqrt(max(si[j], 0.0))
+            qi[j] = a
+            x = a * Ri[j]
+            ri[j] = x
+            bb += x * x
+        if fused:
+            wi = winv[i]
+            if i == 0:
+                for j in range(n):
+                    wi[j] = 1.0 / (g + si[j])
+            else:
+                wp = winv[i - 1]
+                for j in range(n):
+                    wi[j] = 1.0 / (2.0 * g + si[j] - g * g * wp[j])
+    return bb
+
+
+@njit(cache=True, fastmath=_FASTMATH, error_model="numpy")
+def cg(sq, b, r_w, r_b, eta, max_cg, z, r, pv, q, t, buf_p, buf_q, pdir, g, winv, h,
+       bb_given=-1.0):
     """Solve (I + S^1/2 A S^1/2) z = b by conjugate gradients, preconditioned by the exact line
     solve of direction pdir (:mod:`memnp.circuit.precond`; g = 1 / r of that direction, winv its
     factorisation at these slopes; pdir 0: none), to ||residual|| <= eta ||b||. z, r, pv, q, t, h
     (m, n) work arrays; sq = S^1/2. Returns (iterations, the largest Rayleigh quotient p.Mp / p.p
-    of the search directions: a lower estimate of M's largest eigenvalue)."""
+    of the search directions: a lower estimate of M's largest eigenvalue).
+    bb_given >= 0: r already holds b (b is not read) and bb_given = ||b||^2."""
     wide_vectors()
     m, n = b.shape
-    bb = 0.0
-    for i in range(m):
-        for j in range(n):
-            z[i, j] = 0.0
-            r[i, j] = b[i, j]
-            bb += b[i, j] * b[i, j]
+    if bb_given >= 0.0:
+        bb = bb_given
+    else:
+        bb = 0.0
+        for i in range(m):
+            for j in range(n):
+                r[i, j] = b[i, j]
+                bb += b[i, j] * b[i, j]
     target = eta * eta * bb
     rr = bb
     lam_max = 1.0
     if not rr > target:
+        _zero(z)
         return 0, lam_max
     rh = precond.apply_dot(r, sq, g, pdir, winv, pv, t, True)   # p = P^-1 r, t = S^1/2 p
     k = 0
     while k < max_cg and rr > target:
         pq, pp = apply_M(t, pv, sq, r_w, r_b, q, buf_p, buf_q)  # q = M p
         if not pq > 0.0:
+            if k == 0:
+                _zero(z)
             break
         lam_max = max(lam_max, pq / pp)
         alpha = rh / pq
         rr = 0.0
-        for i in range(m):
-            for j in range(n):
-                z[i, j] += alpha * pv[i, j]
-                rv = r[i, j] - alpha * q[i, j]
-                r[i, j] = rv
-                rr += rv * rv
+        if k == 0:                      # z starts at 0: the first update writes it
+            for i in range(m):
+                for j in range(n):
+                    z[i, j] = alpha * pv[i, j]
+                    rv = r[i, j] - alpha * q[i, j]
+                    r[i, j] = rv
+                    rr += rv * rv
+        else:
+            for i in range(m):
+                for j in range(n):
+                    z[i, j] += alpha * pv[i, j]
+                    rv = r[i, j] - alpha * q[i, j]
+                    r[i, j] = rv
+                    rr += rv * rv
         k += 1
         if not rr > target:
             break
@@ -237,19 +290,14 @@ def _solve_one(Vrow, c, K, pf, r_w, r_b, tol, max_newton, max_cg, pdir, g, winv_
             status = MAX_ITER
             break
         # Newton step dv = -(I + A S)^-1 R = -R + A S^1/2 z, (I + S^1/2 A S^1/2) z = S^1/2 R.
-        for i in range(m):
-            for j in range(n):
-                sq[i, j] = math.sqrt(max(s[i, j], 0.0))
-                b[i, j] = sq[i, j] * R[i, j]
+        bb = _factor_rhs(s, R, pf, g, pdir, winv, sq, r)     # r = S^1/2 R; PF: factorise
         # Inexact Newton: the linear part of the next residual is about (lambda_max(M) - 1) eta
         # times this one, so eta = 0.1 min(0.1, rel) / lambda_max keeps the convergence quadratic
         # (lambda_max estimated by the previous step's CG; linear devices: solved to tol at once).
         # Never more accurate than the tolerance needs: (lambda_max - 1) eta rel <= tol / 2.
         eta = 0.1 * tol if not pf else max(0.1 * min(0.1, rel), 0.5 * tol / rel) / lam_max
-        if pf and pdir != 0:
-            precond.factor(s, g, pdir, winv)
-        k_cg, lam_max = cg(sq, b, r_w, r_b, eta, max_cg, z, r, pv, q, t, buf_p, buf_q, pdir, g,
-                           winv, h)
+        k_cg, lam_max = cg(sq, r, r_w, r_b, eta, max_cg, z, r, pv, q, t, buf_p, buf_q, pdir, g,
+                           winv, h, bb)
         inner += k_cg
         for i in range(m):
             for j in range(n):
