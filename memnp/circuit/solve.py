@@ -51,7 +51,7 @@ from numba import njit, prange
 from ..kernels.device_law import pf_current_slope, pf_K
 from ..kernels.fastexp import wide_vectors
 from . import precond
-from .lines import apply_A, apply_M, prefix_row, suffix_word_block
+from .lines import apply_A, apply_A_scaled, apply_M, prefix_row, suffix_word_block
 from .report import CONVERGED, IN_PROGRESS, MAX_ITER, NON_FINITE, SolveReport
 
 #: Default relative-residual tolerances by dtype.
@@ -120,29 +120,6 @@ def _evaluate(v, Vrow, c, K, pf, r_w, r_b, F, s, R, buf_p, buf_q):
                 ff += Fi[j] * Fi[j]
         hi = lo
     return rr, sr, ff
-
-
-@njit(cache=True, error_model="numpy")
-def _max_abs_product(a, b):
-    """max |a b| over (m, n) arrays (inf when any product is not finite)."""
-    out = 0.0
-    for i in range(a.shape[0]):
-        for j in range(a.shape[1]):
-            x = abs(a[i, j] * b[i, j])
-            if not x <= out:
-                out = x if math.isfinite(x) else np.inf
-    return out
-
-
-@njit(cache=True, error_model="numpy")
-def _max_abs_difference(a, b):
-    out = 0.0
-    for i in range(a.shape[0]):
-        for j in range(a.shape[1]):
-            x = abs(a[i, j] - b[i, j])
-            if not x <= out:
-                out = x if math.isfinite(x) else np.inf
-    return out
 
 
 @njit(cache=True, error_model="numpy")
@@ -299,10 +276,7 @@ def _solve_one(Vrow, c, K, pf, r_w, r_b, tol, max_newton, max_cg, pdir, g, winv_
         k_cg, lam_max = cg(sq, r, r_w, r_b, eta, max_cg, z, r, pv, q, t, buf_p, buf_q, pdir, g,
                            winv, h, bb)
         inner += k_cg
-        for i in range(m):
-            for j in range(n):
-                b[i, j] = sq[i, j] * z[i, j]
-        apply_A(b, r_w, r_b, delta, buf_p, buf_q)
+        apply_A_scaled(sq, z, b, r_w, r_b, delta, buf_p, buf_q)     # A S^1/2 z
         for i in range(m):
             for j in range(n):
                 d = delta[i, j] - R[i, j]
@@ -325,13 +299,29 @@ def _solve_one(Vrow, c, K, pf, r_w, r_b, tol, max_newton, max_cg, pdir, g, winv_
     stats_i[1] = it
     stats_i[2] = inner
     stats_f[0] = rel
-    stats_f[1] = _max_abs_product(s, R)
-    stats_f[2] = _max_abs_difference(v, v_old) if it > 0 else 0.0
-    for j in range(n):                  # the column currents: F is f(v) at the last v
+    stats_f[1], stats_f[2] = _finish(s, R, v, v_old, it > 0, F, I)
+
+
+@njit(cache=True, error_model="numpy")
+def _finish(s, R, v, v_old, stepped, F, I):
+    """(max |s R|, max |v - v_old| (0 without a step)) and the column currents I = sum_i F[i]
+    (F is f(v) at the last v), in one pass; a product that is not finite gives inf."""
+    m, n = s.shape
+    for j in range(n):
         I[j] = 0.0
+    res = step = 0.0
     for i in range(m):
+        si, Ri, vi, oi, Fi = s[i], R[i], v[i], v_old[i], F[i]
         for j in range(n):
-            I[j] += F[i, j]
+            I[j] += Fi[j]
+            x = abs(si[j] * Ri[j])
+            if not x <= res:
+                res = x if math.isfinite(x) else np.inf
+            if stepped:
+                d = abs(vi[j] - oi[j])
+                if not d <= step:
+                    step = d if math.isfinite(d) else np.inf
+    return res, step
 
 
 @njit(cache=True, parallel=_PRANGE_ONLY, error_model="numpy")
