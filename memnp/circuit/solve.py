@@ -130,37 +130,6 @@ def _zero(z):
 
 
 @njit(cache=True, fastmath=_FASTMATH, error_model="numpy")
-def _factor_rhs(s, R, pf, g, pdir, winv, sq, r):
-    """The Newton step's right-hand side r = S^1/2 R (sq = S^1/2) and, for PF devices, the
-    preconditioner's factorisation at s, in one pass along the rows (bit-line direction).
-    Returns ||r||^2."""
-    wide_vectors()
-    m, n = s.shape
-    fused = pf and pdir == precond.BIT
-    if pf and not fused and pdir != precond.NONE:
-        precond.factor(s, g, pdir, winv)
-    bb = 0.0
-    for i in range(m):
-        si, Ri, qi, ri = s[i], R[i], sq[i], r[i]
-        for j in range(n):
-            a = math.sqrt(max(si[j], 0.0))
-            qi[j] = a
-            x = a * Ri[j]
-            ri[j] = x
-            bb += x * x
-        if fused:
-            wi = winv[i]
-            if i == 0:
-                for j in range(n):
-                    wi[j] = 1.0 / (g + si[j])
-            else:
-                wp = winv[i - 1]
-                for j in range(n):
-                    wi[j] = 1.0 / (2.0 * g + si[j] - g * g * wp[j])
-    return bb
-
-
-@njit(cache=True, fastmath=_FASTMATH, error_model="numpy")
 def cg(sq, b, r_w, r_b, eta, max_cg, z, r, pv, q, t, buf_p, buf_q, pdir, g, winv, h,
        bb_given=-1.0):
     """Solve (I + S^1/2 A S^1/2) z = b by conjugate gradients, preconditioned by the exact line
@@ -267,7 +236,7 @@ def _solve_one(Vrow, c, K, pf, r_w, r_b, tol, max_newton, max_cg, pdir, g, winv_
             status = MAX_ITER
             break
         # Newton step dv = -(I + A S)^-1 R = -R + A S^1/2 z, (I + S^1/2 A S^1/2) z = S^1/2 R.
-        bb = _factor_rhs(s, R, pf, g, pdir, winv, sq, r)     # r = S^1/2 R; PF: factorise
+        bb = precond.factor_rhs(s, R, pf, g, pdir, winv, sq, r)     # r = S^1/2 R; PF: factorise
         # Inexact Newton: the linear part of the next residual is about (lambda_max(M) - 1) eta
         # times this one, so eta = 0.1 min(0.1, rel) / lambda_max keeps the convergence quadratic
         # (lambda_max estimated by the previous step's CG; linear devices: solved to tol at once).
