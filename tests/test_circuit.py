@@ -332,6 +332,33 @@ def test_line_preconditioner_is_the_exact_inverse_of_its_direction(m, n, pdir):
     np.testing.assert_allclose(got.ravel(), np.linalg.solve(M, y.ravel()), rtol=1e-12, atol=1e-14)
     # With one side of zero resistance the preconditioned CG ends after one iteration.
     assert precond.direction(m, n, r_word, r_bit) == pdir
+    # The fused Newton right-hand side and factorisation give the same pivots, S^1/2 and S^1/2 y.
+    winv2, sq2, rhs = np.empty((m, n)), np.empty((m, n)), np.empty((m, n))
+    bb = precond.factor_rhs(s, y, True, g, pdir, winv2, sq2, rhs)
+    np.testing.assert_allclose(winv2, winv, rtol=1e-14)
+    np.testing.assert_allclose(sq2, sq, rtol=1e-15)
+    np.testing.assert_allclose(rhs, sq * y, rtol=1e-15)
+    assert bb == pytest.approx(np.sum((sq * y) ** 2), rel=1e-12)
+    # The fused CG building blocks: P^-1 y with y . P^-1 y and S^1/2 P^-1 y; M p with p.Mp, p.p.
+    t = np.empty((m, n))
+    dot = precond.apply_dot(y, sq, g, pdir, winv, got, t, True)
+    np.testing.assert_allclose(t, sq * got, rtol=1e-14)
+    assert dot == pytest.approx(np.dot(y.ravel(), got.ravel()), rel=1e-12)
+    from memnp.circuit import lines
+    q = np.empty((m, n))
+    pq, pp = lines.apply_M(sq * y, y, sq, r_word, r_bit, q, buf_p, buf_q)
+    np.testing.assert_allclose(q.ravel(), M @ y.ravel(), rtol=1e-12, atol=1e-14)
+    assert pq == pytest.approx(y.ravel() @ M @ y.ravel(), rel=1e-12)
+    assert pp == pytest.approx(np.sum(y * y), rel=1e-12)
+    b = np.empty((m, n))
+    lines.apply_A_scaled(sq, y, b, r_word, r_bit, q, buf_p, buf_q)
+    solve.apply_A(sq * y, r_word, r_bit, out, buf_p, buf_q)
+    np.testing.assert_allclose(b, sq * y, rtol=1e-15)
+    np.testing.assert_allclose(q, out, rtol=1e-14, atol=1e-15)
+    # Both directions with resistance: M p = p + S^1/2 A S^1/2 p (A as applied by apply_A).
+    solve.apply_A(sq * y, 1.5, 2.5, out, buf_p, buf_q)
+    lines.apply_M(sq * y, y, sq, 1.5, 2.5, q, buf_p, buf_q)
+    np.testing.assert_allclose(q, y + sq * out, rtol=1e-13, atol=1e-15)
 
 
 def test_memristive_conv2d_reads_through_the_wires():

@@ -129,3 +129,24 @@ def apply_M(t, pv, sq, r_w, r_b, q, buf_p, buf_q):
                 pp += pi[j] * pi[j]
         hi = lo
     return pq, pp
+
+
+@njit(cache=True, fastmath=_FASTMATH, error_model="numpy")
+def apply_A_scaled(sq, z, b, r_w, r_b, out, buf_p, buf_q):
+    """out = A b with b = sq z (all (m, n)), b written row by row in the first pass."""
+    wide_vectors()
+    m, n = z.shape
+    for j in range(n):
+        buf_p[j] = 0.0
+        buf_q[j] = 0.0
+    for i in range(m):
+        si, zi, bi = sq[i], z[i], b[i]
+        for j in range(n):
+            bi[j] = si[j] * zi[j]
+        if r_b > 0.0:
+            prefix_row(bi, out[i], buf_p)
+    hi = m
+    while hi > 0:
+        lo = max(hi - 4, 0)
+        suffix_word_block(b, r_w, r_b, out, buf_q, lo, hi)
+        hi = lo

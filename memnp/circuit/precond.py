@@ -19,6 +19,8 @@ factorisation is made once per pass for the whole batch.
 Factor: winv (m, n) holds 1 / w, the pivots of the elimination along each line; the solve needs
 nothing else (the off-diagonals are all -g).
 """
+import math
+
 from numba import njit
 
 from ..kernels.fastexp import wide_vectors
@@ -125,3 +127,34 @@ def apply_dot(y, sq, g, pdir, winv, out, t, write_t):
                 oi[j] = x
                 dot += yi[j] * x
     return dot
+
+
+@njit(cache=True, fastmath=_FASTMATH, error_model="numpy")
+def factor_rhs(s, R, pf, g, pdir, winv, sq, r):
+    """The Newton step's right-hand side r = S^1/2 R (sq = S^1/2) and, for PF devices, the
+    preconditioner's factorisation at s, in one pass along the rows (bit-line direction).
+    Returns ||r||^2."""
+    wide_vectors()
+    m, n = s.shape
+    fused = pf and pdir == BIT
+    if pf and not fused and pdir != NONE:
+        factor(s, g, pdir, winv)
+    bb = 0.0
+    for i in range(m):
+        si, Ri, qi, ri = s[i], R[i], sq[i], r[i]
+        for j in range(n):
+            a = math.sqrt(max(si[j], 0.0))
+            qi[j] = a
+            x = a * Ri[j]
+            ri[j] = x
+            bb += x * x
+        if fused:
+            wi = winv[i]
+            if i == 0:
+                for j in range(n):
+                    wi[j] = 1.0 / (g + si[j])
+            else:
+                wp = winv[i - 1]
+                for j in range(n):
+                    wi[j] = 1.0 / (2.0 * g + si[j] - g * g * wp[j])
+    return bb

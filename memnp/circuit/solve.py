@@ -51,7 +51,7 @@ from numba import njit, prange
 from ..kernels.device_law import pf_current_slope, pf_K
 from ..kernels.fastexp import wide_vectors
 from . import precond
-from .lines import apply_A, apply_M, prefix_row, suffix_word_block
+from .lines import apply_A, apply_A_scaled, apply_M, prefix_row, suffix_word_block
 from .report import CONVERGED, IN_PROGRESS, MAX_ITER, NON_FINITE, SolveReport
 
 #: Default relative-residual tolerances by dtype.
@@ -123,63 +123,62 @@ def _evaluate(v, Vrow, c, K, pf, r_w, r_b, F, s, R, buf_p, buf_q):
 
 
 @njit(cache=True, error_model="numpy")
-def _max_abs_product(a, b):
-    """max |a b| over (m, n) arrays (inf when any product is not finite)."""
-    out = 0.0
-    for i in range(a.shape[0]):
-        for j in range(a.shape[1]):
-            x = abs(a[i, j] * b[i, j])
-            if not x <= out:
-                out = x if math.isfinite(x) else np.inf
-    return out
-
-
-@njit(cache=True, error_model="numpy")
-def _max_abs_difference(a, b):
-    out = 0.0
-    for i in range(a.shape[0]):
-        for j in range(a.shape[1]):
-            x = abs(a[i, j] - b[i, j])
-            if not x <= out:
-                out = x if math.isfinite(x) else np.inf
-    return out
+def _zero(z):
+    for i in range(z.shape[0]):
+        for j in range(z.shape[1]):
+            z[i, j] = 0.0
 
 
 @njit(cache=True, fastmath=_FASTMATH, error_model="numpy")
-def cg(sq, b, r_w, r_b, eta, max_cg, z, r, pv, q, t, buf_p, buf_q, pdir, g, winv, h):
+def cg(sq, b, r_w, r_b, eta, max_cg, z, r, pv, q, t, buf_p, buf_q, pdir, g, winv, h,
+       bb_given=-1.0):
     """Solve (I + S^1/2 A S^1/2) z = b by conjugate gradients, preconditioned by the exact line
     solve of direction pdir (:mod:`memnp.circuit.precond`; g = 1 / r of that direction, winv its
     factorisation at these slopes; pdir 0: none), to ||residual|| <= eta ||b||. z, r, pv, q, t, h
     (m, n) work arrays; sq = S^1/2. Returns (iterations, the largest Rayleigh quotient p.Mp / p.p
-    of the search directions: a lower estimate of M's largest eigenvalue)."""
+    of the search directions: a lower estimate of M's largest eigenvalue).
+    bb_given >= 0: r already holds b (b is not read) and bb_given = ||b||^2."""
     wide_vectors()
     m, n = b.shape
-    bb = 0.0
-    for i in range(m):
-        for j in range(n):
-            z[i, j] = 0.0
-            r[i, j] = b[i, j]
-            bb += b[i, j] * b[i, j]
+    if bb_given >= 0.0:
+        bb = bb_given
+    else:
+        bb = 0.0
+        for i in range(m):
+            for j in range(n):
+                r[i, j] = b[i, j]
+                bb += b[i, j] * b[i, j]
     target = eta * eta * bb
     rr = bb
     lam_max = 1.0
     if not rr > target:
+        _zero(z)
         return 0, lam_max
     rh = precond.apply_dot(r, sq, g, pdir, winv, pv, t, True)   # p = P^-1 r, t = S^1/2 p
     k = 0
     while k < max_cg and rr > target:
         pq, pp = apply_M(t, pv, sq, r_w, r_b, q, buf_p, buf_q)  # q = M p
         if not pq > 0.0:
+            if k == 0:
+                _zero(z)
             break
         lam_max = max(lam_max, pq / pp)
         alpha = rh / pq
         rr = 0.0
-        for i in range(m):
-            for j in range(n):
-                z[i, j] += alpha * pv[i, j]
-                rv = r[i, j] - alpha * q[i, j]
-                r[i, j] = rv
-                rr += rv * rv
+        if k == 0:                      # z starts at 0: the first update writes it
+            for i in range(m):
+                for j in range(n):
+                    z[i, j] = alpha * pv[i, j]
+                    rv = r[i, j] - alpha * q[i, j]
+                    r[i, j] = rv
+                    rr += rv * rv
+        else:
+            for i in range(m):
+                for j in range(n):
+                    z[i, j] += alpha * pv[i, j]
+                    rv = r[i, j] - alpha * q[i, j]
+                    r[i, j] = rv
+                    rr += rv * rv
         k += 1
         if not rr > target:
             break
@@ -237,24 +236,16 @@ def _solve_one(Vrow, c, K, pf, r_w, r_b, tol, max_newton, max_cg, pdir, g, winv_
             status = MAX_ITER
             break
         # Newton step dv = -(I + A S)^-1 R = -R + A S^1/2 z, (I + S^1/2 A S^1/2) z = S^1/2 R.
-        for i in range(m):
-            for j in range(n):
-                sq[i, j] = math.sqrt(max(s[i, j], 0.0))
-                b[i, j] = sq[i, j] * R[i, j]
+        bb = precond.factor_rhs(s, R, pf, g, pdir, winv, sq, r)     # r = S^1/2 R; PF: factorise
         # Inexact Newton: the linear part of the next residual is about (lambda_max(M) - 1) eta
         # times this one, so eta = 0.1 min(0.1, rel) / lambda_max keeps the convergence quadratic
         # (lambda_max estimated by the previous step's CG; linear devices: solved to tol at once).
         # Never more accurate than the tolerance needs: (lambda_max - 1) eta rel <= tol / 2.
         eta = 0.1 * tol if not pf else max(0.1 * min(0.1, rel), 0.5 * tol / rel) / lam_max
-        if pf and pdir != 0:
-            precond.factor(s, g, pdir, winv)
-        k_cg, lam_max = cg(sq, b, r_w, r_b, eta, max_cg, z, r, pv, q, t, buf_p, buf_q, pdir, g,
-                           winv, h)
+        k_cg, lam_max = cg(sq, r, r_w, r_b, eta, max_cg, z, r, pv, q, t, buf_p, buf_q, pdir, g,
+                           winv, h, bb)
         inner += k_cg
-        for i in range(m):
-            for j in range(n):
-                b[i, j] = sq[i, j] * z[i, j]
-        apply_A(b, r_w, r_b, delta, buf_p, buf_q)
+        apply_A_scaled(sq, z, b, r_w, r_b, delta, buf_p, buf_q)     # A S^1/2 z
         for i in range(m):
             for j in range(n):
                 d = delta[i, j] - R[i, j]
@@ -277,13 +268,29 @@ def _solve_one(Vrow, c, K, pf, r_w, r_b, tol, max_newton, max_cg, pdir, g, winv_
     stats_i[1] = it
     stats_i[2] = inner
     stats_f[0] = rel
-    stats_f[1] = _max_abs_product(s, R)
-    stats_f[2] = _max_abs_difference(v, v_old) if it > 0 else 0.0
-    for j in range(n):                  # the column currents: F is f(v) at the last v
+    stats_f[1], stats_f[2] = _finish(s, R, v, v_old, it > 0, F, I)
+
+
+@njit(cache=True, error_model="numpy")
+def _finish(s, R, v, v_old, stepped, F, I):
+    """(max |s R|, max |v - v_old| (0 without a step)) and the column currents I = sum_i F[i]
+    (F is f(v) at the last v), in one pass; a product that is not finite gives inf."""
+    m, n = s.shape
+    for j in range(n):
         I[j] = 0.0
+    res = step = 0.0
     for i in range(m):
+        si, Ri, vi, oi, Fi = s[i], R[i], v[i], v_old[i], F[i]
         for j in range(n):
-            I[j] += F[i, j]
+            I[j] += Fi[j]
+            x = abs(si[j] * Ri[j])
+            if not x <= res:
+                res = x if math.isfinite(x) else np.inf
+            if stepped:
+                d = abs(vi[j] - oi[j])
+                if not d <= step:
+                    step = d if math.isfinite(d) else np.inf
+    return res, step
 
 
 @njit(cache=True, parallel=_PRANGE_ONLY, error_model="numpy")
