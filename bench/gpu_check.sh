@@ -37,7 +37,9 @@ print('numba', numba.__version__, 'numba-cuda', numba_cuda.__version__, 'gpu', c
     | tee -a "$OUT/env.log" || status=1
 
 # 3. CUDA kernel tests on the device.
-timeout 300 "$py" -m pytest -q -ra tests/test_kernels_cuda.py 2>&1 | tee "$OUT/test_kernels_cuda.log" || status=1
+#    The line-resistance solver's CUDA path (tests/test_circuit_cuda.py) too.
+timeout 420 "$py" -m pytest -q -ra tests/test_kernels_cuda.py tests/test_circuit_cuda.py 2>&1 \
+    | tee "$OUT/test_kernels_cuda.log" || status=1
 
 # 4. Kernel benchmark (numpy vs cpu vs cuda).
 if [ -f bench/kernels.py ]; then
@@ -46,8 +48,8 @@ else
     echo "bench/kernels.py is absent: benchmark skipped" | tee "$OUT/kernels.log"
 fi
 
-# 5. Training-epoch benchmark with the cuda backend (issue 3: the same epochs as on the CPU).
-timeout 300 "$py" bench/epoch.py --backend cuda --cases a,b,c,d --repeats 1 --json "$OUT/epoch_cuda.json" 2>&1 \
+# 5. Training-epoch benchmark with the cuda backend (the same epochs as on the CPU; e: the combined stage).
+timeout 300 "$py" bench/epoch.py --backend cuda --cases a,b,c,d,e --repeats 1 --json "$OUT/epoch_cuda.json" 2>&1 \
     | tee "$OUT/epoch_cuda.log" || status=1
 
 echo "gpu_check status: $status" | tee -a "$OUT/env.log"
