@@ -24,7 +24,7 @@ from .nonidealities.periphery import WORST_CASE, Tiles
 #: Backend modules whose PF reads take the one-pass tiled loop.
 _CPU = ("memnp.kernels.cpu_auto", "memnp.kernels.cpu")
 
-__all__ = ["Tiles", "worst_case_current", "blocks", "read", "read_vjp", "power", "power_parts"]
+__all__ = ["Tiles", "worst_case_current", "blocks", "read", "read_vjp", "power_parts"]
 
 
 @functools.lru_cache(maxsize=256)
@@ -90,7 +90,7 @@ def _slice(a, r0, r1, c0, c1):
 
 
 def read(backend, stage, V, G, devices, rows=None, n_rows=None, backend_name=None):
-    """(I (p, n) in A, state for :func:`read_vjp` and :func:`power`) from the read voltages V
+    """(I (p, n) in A, state for :func:`read_vjp` and :func:`power_parts`) from the read voltages V
     (p, m) in V and the read conductances G (m, n) in S; ``devices``: (c, d_eps) (m, n) each under
     PF, else None.
 
@@ -232,17 +232,3 @@ def power_parts(stage, state):
             out[key] += float(value)
     return out
 
-
-def power(backend, stage, state):
-    """Average power (W) over the examples, summed over the arrays (LineResistance's device and
-    wire power; otherwise the devices' power, array by array)."""
-    wires = stage.phases.get("wires")
-    total = 0.0
-    for r0, r1, c0, c1, V_t, G_t, dev_t, I_raw, fs, wire_state in state[3]:
-        if wires is not None:
-            total += float(wires.power(wire_state)["total"])
-        elif dev_t is not None:
-            total += float(backend.pf_power(V_t, *dev_t))
-        else:
-            total += float(backend.ideal_power(V_t, G_t))
-    return total

@@ -22,6 +22,7 @@ import numpy as np
 from numba import njit
 
 from .arrays import contiguous_floats
+from .checks import _top
 
 #: 'reassoc' lets LLVM vectorize the sums (their order does not matter here); no 'nnan' or 'ninf'.
 _FASTMATH = {"reassoc", "nsz", "contract"}
@@ -44,14 +45,6 @@ def _scan(bits, active, magnitude, one):
             top = max(top, b)
     active[n_in] = True
     return top <= one
-
-
-@njit(cache=True)
-def _top_bits(bits):
-    top = bits[0]
-    for q in range(1, bits.size):
-        top = max(top, bits[q])
-    return top
 
 
 #: Unsigned view type, the bits of the magnitude and the bits of 1.0, per float dtype. Read as
@@ -77,7 +70,7 @@ def in_unit_interval(x):
     """True when every entry of x (C-contiguous float32/float64, at least one) is in [0, 1], from
     one max over its bits (the reference: ``np.all((x >= 0) & (x <= 1))``)."""
     unsigned, _, one = _UNIT_BITS[x.dtype]
-    return bool(_top_bits(x.reshape(-1).view(unsigned)) <= one) or _unit_numpy(x)
+    return bool(_top(x.reshape(-1).view(unsigned)) <= one) or _unit_numpy(x)
 
 
 def _unit_numpy(x):

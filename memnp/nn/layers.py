@@ -18,6 +18,7 @@ import math
 import numpy as np
 from scipy import special
 
+from ..crossbar.validation import generator
 from ..registry import build_from_dict
 
 _LAYERS = {}
@@ -61,10 +62,7 @@ def _dtype(dtype):
 
 def _generator(rng):
     """ValueError unless ``rng`` is a numpy.random.Generator."""
-    if not isinstance(rng, np.random.Generator):
-        raise ValueError(f"rng must be a numpy.random.Generator (np.random.default_rng(seed)); "
-                         f"got {type(rng).__name__}")
-    return rng
+    return generator("rng", rng)
 
 
 def _batch_of(x, n_in, name):

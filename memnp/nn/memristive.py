@@ -49,7 +49,7 @@ class CrossbarLayer(Layer):
             raise ValueError(f"weights must be one of {', '.join(WEIGHTS)}; got {weights!r}")
         self.weights = weights
         self.n_rows, self.n_out, self.weight_shape = n_rows, n_out, tuple(weight_shape)
-        names = ("w_pos", "w_neg", "b_pos", "b_neg") if weights == "double" else ("W", "b")
+        names = DOUBLE if weights == "double" else ("W", "b")
         self.params = {name: np.zeros(self.weight_shape if name[0] in "wW" else (n_out,), self.dtype)
                        for name in names}
         self._last = None
@@ -253,7 +253,6 @@ class CrossbarLayer(Layer):
         _, x, stage, backend = self._last
         G, _ = w_to_G(self._matrix(), stage.G_off, stage.G_on, stage.mapping_rule)
         return float(get_backend(backend).ideal_power(x_to_V(x, stage.k_V), G))
-
 
     def power_parts(self):
         """dict(device=W, wires=W, total=W) of the last forward pass: the devices' and the line

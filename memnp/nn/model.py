@@ -16,7 +16,7 @@ import numpy as np
 
 from ..data._atomic import user_mode
 from ..crossbar import Stage
-from .layers import PassContext, Softmax, _dtype, layer_from_config
+from .layers import PassContext, Softmax, _dtype, _generator, layer_from_config
 from .losses import accuracy, cross_entropy_and_accuracy_from_logits, cross_entropy_from_probabilities
 from .optim import SGD, l1_gradient_, l1_penalty
 
@@ -87,9 +87,7 @@ class Sequential:
 
     def initialize(self, rng):
         """Initialise every layer's parameters from ``rng`` (each layer's own initialiser)."""
-        if not isinstance(rng, np.random.Generator):
-            raise ValueError(f"rng must be a numpy.random.Generator (np.random.default_rng(seed)); "
-                             f"got {type(rng).__name__}")
+        _generator(rng)
         for layer in self.layers:
             layer.initialize(rng)
         return self

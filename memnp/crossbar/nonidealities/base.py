@@ -1,4 +1,4 @@
-"""The two kinds of nonideality (docs/model.md §2) and their JSON registry.
+"""The kinds of nonideality (docs/model.md §2) and their JSON registry.
 
 A *linearity-preserving* nonideality replaces the conductances G by disturbed ones G':
 ``sample(shape, rng, dtype) -> draws``, ``disturb(G, draws) -> G'`` and
@@ -10,6 +10,9 @@ phases, is :data:`memnp.crossbar.pipeline.PHASES`.
 
 A *linearity-nonpreserving* nonideality computes the currents itself from V and G:
 ``sample(shape, rng, dtype) -> draws``, then ``currents``, ``currents_vjp`` and ``power``.
+
+The line resistance (:class:`~memnp.crossbar.nonidealities.wires.LineResistance`, kind "wires")
+draws nothing and solves the currents with the wires' resistance.
 
 Draws are plain arrays (of the dtype asked for, which is the conductances' dtype in a pass) made from an explicit ``numpy.random.Generator``; the caller keeps the
 draws of a forward pass and hands them to the backward pass (or replays them), so the object itself
@@ -32,7 +35,8 @@ def register(cls):
 class Nonideality:
     """Common behaviour: a label, and a JSON round trip of the dataclass fields."""
 
-    #: "preserving" or "nonpreserving"; a stage holds at most one of each.
+    #: "preserving", "nonpreserving", "periphery" or "wires"; a stage holds at most one
+    #: nonideality per phase (memnp.crossbar.pipeline.PHASES).
     kind = None
 
     @property
