@@ -336,12 +336,13 @@ def solve(V, G, devices, r_word, r_bit, tol, max_newton=MAX_NEWTON, max_cg=MAX_C
     return v, report
 
 
-def solve_with_currents(V, G, devices, r_word, r_bit, tol, max_newton=MAX_NEWTON, max_cg=MAX_CG):
+def solve_with_currents(V, G, devices, r_word, r_bit, tol, max_newton=MAX_NEWTON, max_cg=MAX_CG,
+                        arrays=None):
     """(v, report, I): :func:`solve` and the column currents I (p, n) float64 in A at v (the sums
     of the device currents the last residual evaluation computed; :func:`currents` recomputes
-    them)."""
+    them). ``arrays``: :func:`device_arrays` (G, devices) when the caller already has them."""
     V = np.ascontiguousarray(V, dtype=np.float64)
-    c, K, pf = device_arrays(G, devices)
+    c, K, pf = device_arrays(G, devices) if arrays is None else arrays
     p, m = V.shape
     n = c.shape[1]
     v = np.empty((p, m, n))
