@@ -88,6 +88,17 @@ def _apply_A(t, r_w, r_b, out):
     cuda.syncthreads()
 
 
+def _apply_A_scaled(sq, z, t, r_w, r_b, out):
+    """out = A t with t = sq z (all (m, n) views; t written here), by the whole block."""
+    tid = cuda.threadIdx.x
+    m, n = z.shape
+    for k in range(tid, m * n, NT):
+        i, j = k // n, k % n
+        t[i, j] = sq[i, j] * z[i, j]
+    cuda.syncthreads()
+    _apply_A(t, r_w, r_b, out)
+
+
 def _law(c, K, pf, v, F, s):
     tid = cuda.threadIdx.x
     m, n = v.shape
@@ -173,6 +184,7 @@ def _cg(sq, b, r_w, r_b, eta, max_cg, z, r, pv, q, t, sh):
 
 _block_sum3 = cuda.jit(device=True)(_block_sum3)
 _apply_A = cuda.jit(device=True)(_apply_A)
+_apply_A_scaled = cuda.jit(device=True)(_apply_A_scaled)
 _law = cuda.jit(device=True)(_law)
 _evaluate = cuda.jit(device=True)(_evaluate)
 _cg = cuda.jit(device=True)(_cg)
@@ -221,11 +233,7 @@ def _solve_kernel(V, c, K, pf, r_w, r_b, tol, max_newton, max_cg, v_all, work, s
                 eta = 0.1 * tol
             k_cg, lam_max = _cg(sq, b, r_w, r_b, eta, max_cg, z, r, pv, q, delta, sh)
             inner += k_cg
-            for k in range(tid, m * n, NT):
-                i, j = k // n, k % n
-                b[i, j] = sq[i, j] * z[i, j]
-            cuda.syncthreads()
-            _apply_A(b, r_w, r_b, delta)
+            _apply_A_scaled(sq, z, b, r_w, r_b, delta)
             for k in range(tid, m * n, NT):
                 i, j = k // n, k % n
                 delta[i, j] -= R[i, j]
@@ -284,11 +292,7 @@ def _vjp_kernel(v_all, V, c, K, pf, r_w, r_b, grad_I, tol, max_cg, grad_V, w1, w
             b[i, j] = sq[i, j] * g[j]
         cuda.syncthreads()
         _cg(sq, b, r_w, r_b, tol, max_cg, z, r, pv, q, t, sh)
-        for k in range(tid, m * n, NT):
-            i, j = k // n, k % n
-            t[i, j] = sq[i, j] * z[i, j]
-        cuda.syncthreads()
-        _apply_A(t, r_w, r_b, q)
+        _apply_A_scaled(sq, z, t, r_w, r_b, q)
         for k in range(tid, m * n, NT):
             i, j = k // n, k % n
             lam = g[j] - q[i, j]

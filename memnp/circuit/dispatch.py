@@ -46,7 +46,7 @@ def forward(lr, state):
         state.arrays = solve.device_arrays(G, devices)
         state.v, state.report, I = solve.solve_with_currents(
             V, G, devices, lr.r_word, lr.r_bit, state.tolerance, max_newton=solve.MAX_NEWTON,
-            max_cg=solve.MAX_CG)
+            max_cg=solve.MAX_CG, arrays=state.arrays)
         return I.astype(V.dtype)
     return solve.currents(state.v, *state.arrays)[1].astype(V.dtype)
 

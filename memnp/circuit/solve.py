@@ -48,8 +48,9 @@ import math
 import numpy as np
 from numba import njit, prange
 
-from ..kernels.device_law import pf_current_slope, pf_K
+from ..kernels.device_law import pf_current_slope
 from ..kernels.fastexp import wide_vectors
+from ..kernels.physics import A2_B
 from . import precond
 from .lines import apply_A, apply_A_scaled, apply_M, prefix_row, suffix_word_block
 from .report import CONVERGED, IN_PROGRESS, MAX_ITER, NON_FINITE, SolveReport
@@ -307,13 +308,8 @@ def device_arrays(G, devices):
         G = np.ascontiguousarray(G, dtype=np.float64)
         return G, G, False
     c = np.ascontiguousarray(devices[0], dtype=np.float64)
-    K = np.ascontiguousarray(_A2_B_over(devices[1]))
+    K = np.ascontiguousarray(A2_B / np.asarray(devices[1], dtype=np.float64))
     return c, K, True
-
-
-def _A2_B_over(d_eps):
-    from ..kernels.physics import A2_B
-    return A2_B / np.asarray(d_eps, dtype=np.float64)
 
 
 def preconditioner(m, n, r_word, r_bit, G=None):
@@ -336,12 +332,13 @@ def solve(V, G, devices, r_word, r_bit, tol, max_newton=MAX_NEWTON, max_cg=MAX_C
     return v, report
 
 
-def solve_with_currents(V, G, devices, r_word, r_bit, tol, max_newton=MAX_NEWTON, max_cg=MAX_CG):
+def solve_with_currents(V, G, devices, r_word, r_bit, tol, max_newton=MAX_NEWTON, max_cg=MAX_CG,
+                        arrays=None):
     """(v, report, I): :func:`solve` and the column currents I (p, n) float64 in A at v (the sums
     of the device currents the last residual evaluation computed; :func:`currents` recomputes
-    them)."""
+    them). ``arrays``: :func:`device_arrays` (G, devices) when the caller already has them."""
     V = np.ascontiguousarray(V, dtype=np.float64)
-    c, K, pf = device_arrays(G, devices)
+    c, K, pf = device_arrays(G, devices) if arrays is None else arrays
     p, m = V.shape
     n = c.shape[1]
     v = np.empty((p, m, n))
@@ -379,5 +376,4 @@ def currents(v, c, K, pf):
     return x, I
 
 
-# The njit helper pf_K is imported for the adjoint and the cuda module.
-__all__ = ["solve", "apply_A", "cg", "device_arrays", "TOLERANCE", "pf_K"]
+__all__ = ["solve", "apply_A", "cg", "device_arrays", "TOLERANCE"]

@@ -34,12 +34,6 @@ _A2_B = float(A2_B)
 _A2_EPS = float(A2_EPS)
 
 
-@njit(cache=True, inline="always")
-def pf_K(d_eps):
-    """K = A**2 B / d_eps (1/V) of a device with permittivity parameter d_eps (F/m)."""
-    return _A2_B / d_eps
-
-
 def _law(exp, sqrt, absolute):
     """The PF law with given exp, sqrt and abs: the one definition of current, slope and partials
     (scalars in Numba code, or NumPy arrays elementwise)."""
