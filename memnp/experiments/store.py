@@ -27,14 +27,12 @@ written.
 """
 import hashlib
 import json
-import os
-import tempfile
 import zipfile
 from pathlib import Path
 
 import numpy as np
 
-from ..data._atomic import user_mode
+from ..data._atomic import atomic_write
 
 MANIFEST = "manifest.json"
 FORMAT = "memnp-results/1"
@@ -44,22 +42,7 @@ _MANIFEST_KEYS = ("trainings", "inferences", "simulations", "jobs")
 
 def _atomic_write(path, write):
     """Call ``write(fileobj)`` on a temporary file next to ``path``, then move it into place."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}{_TMP_MARK}", dir=path.parent)
-    try:
-        user_mode(fd)  # the user's umask, not mkstemp's 0600
-        with os.fdopen(fd, "wb") as handle:
-            write(handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
+    atomic_write(path, write, prefix=f".{Path(path).name}{_TMP_MARK}", suffix="")
 
 
 def write_json(path, obj):
