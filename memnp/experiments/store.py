@@ -184,6 +184,18 @@ class ResultsStore:
             raise ValueError(f"record {self.record_path(kind, key)} does not belong to {kind} job {key}")
         return record
 
+    def infer_records(self, manifest, training, inference):
+        """The readable records of the manifest's inference jobs of one (training, inference)
+        pair, in key order (unreadable ones are left out)."""
+        out = []
+        for key, job in sorted(manifest.get("jobs", {}).items()):
+            if job.get("kind") == "infer" and job.get("training") == training and job.get("inference") == inference:
+                try:
+                    out.append(self.read_record("infer", key))
+                except (OSError, ValueError):
+                    continue
+        return out
+
     def write_train(self, key, record, weights):
         """Weights first, then the record naming their SHA-256 (the record marks completion)."""
         sha = write_npz(self.weights_path(key), weights)
