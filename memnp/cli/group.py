@@ -110,12 +110,10 @@ def reproduce(preset, only, device_files, data_dir, download, out, seed, epochs,
                                       scheduler=scheduler, preset=preset, progress=bars,
                                       checkpoint_every=checkpoint_every, lock=lock,
                                       devices=list(device_files))
-        except OutputError as exc:
+        except (OutputError, ResultsLocked) as exc:  # before their bases ValueError, RuntimeError
             raise click.ClickException(str(exc)) from None
         except (ValueError, ImportError, ConnectionError) as exc:
             fail(str(exc))
-        except ResultsLocked as exc:
-            raise click.ClickException(str(exc)) from None
         except RuntimeError as exc:
             raise click.ClickException(f"{exc}\nFinished jobs are kept in {out}; rerun the same command to "
                                        "resume.") from None

@@ -42,19 +42,35 @@ def temp_path_for(path: Path) -> Path:
     return Path(tmp)
 
 
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file and ``os.replace``."""
+def atomic_write(path: str | os.PathLike, write, prefix: str | None = None,
+                 suffix: str = ".part", parents: bool = True) -> None:
+    """Call ``write(fileobj)`` on a temporary binary file next to ``path``, then rename it there.
+
+    The temporary file is named ``prefix + random + suffix`` (``prefix`` defaults to
+    ``.NAME.``), gets the user's mode (:func:`user_mode`), is flushed and synced, and is moved
+    into place with ``os.replace``; it is removed if anything fails. parents: create missing
+    parent directories first.
+    """
     path = Path(path)
-    tmp = temp_path_for(path)
+    if parents:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    prefix = f".{path.name}." if prefix is None else prefix
+    fd, tmp = tempfile.mkstemp(prefix=prefix, suffix=suffix, dir=path.absolute().parent)
     try:
-        with open(tmp, "wb") as fh:
-            fh.write(data)
+        user_mode(fd)  # the user's umask, not mkstemp's 0600
+        with os.fdopen(fd, "wb") as fh:
+            write(fh)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException:
-        tmp.unlink(missing_ok=True)
+        Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary file and ``os.replace``."""
+    atomic_write(path, lambda fh: fh.write(data))
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:

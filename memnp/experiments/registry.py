@@ -379,8 +379,8 @@ def expand(names, scale, seed, sources, devices=None):
 
 def _expand_training(setup, scale, seed, sources, jobs, devices=None):
     stage = device_stage(setup.device, setup.mapping_rule, devices)
-    test_stages = tuple(device_stage(INFERENCES[i].device, INFERENCES[i].mapping_rule, devices)
-                        for i in monitor_inferences(setup.name))
+    monitor = monitor_inferences(setup.name)
+    test_stages = tuple(device_stage(INFERENCES[i].device, INFERENCES[i].mapping_rule, devices) for i in monitor)
     training = scale.training(DataSpec(name=sources[setup.family], **scale.limits(setup.family)), stage,
                               regularised=setup.regularised, standard_weights=setup.standard_weights,
                               test_stages=test_stages)
@@ -392,7 +392,7 @@ def _expand_training(setup, scale, seed, sources, jobs, devices=None):
         keys.append(key)
     return {"label": setup.label, "family": setup.family, "device": setup.device,
             "config": training.to_dict(), "networks": keys,
-            "monitor": monitor_inferences(setup.name)}
+            "monitor": monitor}
 
 
 def training_config(job):

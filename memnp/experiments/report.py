@@ -30,15 +30,10 @@ SUMMARY_COLUMNS = ("simulation", "training", "inference", "training_label", "inf
 def _results(store, manifest, training, inference):
     """(errors %, powers W, n_synapses) over every finished repeat of a pair, or None."""
     errors, powers, n_syn = [], [], None
-    for key, job in sorted(manifest["jobs"].items()):
-        if job["kind"] == "infer" and job["training"] == training and job["inference"] == inference:
-            try:
-                record = store.read_record("infer", key)
-            except (OSError, ValueError):
-                continue
-            errors.extend(100.0 * (1.0 - np.asarray(record["accuracy"], float)))
-            powers.extend(np.nan if p is None else p for p in record["power"])
-            n_syn = record.get("n_synapses", n_syn)
+    for record in store.infer_records(manifest, training, inference):
+        errors.extend(100.0 * (1.0 - np.asarray(record["accuracy"], float)))
+        powers.extend(np.nan if p is None else p for p in record["power"])
+        n_syn = record.get("n_synapses", n_syn)
     if not errors:
         return None
     return np.asarray(errors), np.asarray(powers, float), n_syn

@@ -24,17 +24,6 @@ def training_kind(manifest, training):
     return "ideal" if entry.get("device") == "ideal" else "aware"
 
 
-def _records(store, manifest, training, inference):
-    out = []
-    for key, job in sorted(manifest.get("jobs", {}).items()):
-        if job.get("kind") == "infer" and job.get("training") == training and job.get("inference") == inference:
-            try:
-                out.append(store.read_record("infer", key))
-            except (OSError, ValueError):
-                continue
-    return out
-
-
 def rows(store, manifest):
     """One dict per (device, training, r) pair of the sweep (see :data:`COLUMNS`), in order of
     device, training kind and r; pairs without a finished result have n_results 0."""
@@ -50,7 +39,7 @@ def rows(store, manifest):
         row = {"device": inference.get("device"), "training_kind": training_kind(manifest, t), "training": t,
                "inference": i, "r_ohm": float(r), "n_results": 0}
         errors, total, wires = [], [], []
-        for record in _records(store, manifest, t, i):
+        for record in store.infer_records(manifest, t, i):
             errors.extend(100.0 * (1.0 - np.asarray(record["accuracy"], float)))
             total.extend(np.nan if p is None else p for p in record["power"])
             wires.extend(record.get("wire_power") or [0.0] * len(record["power"]))

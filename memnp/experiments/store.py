@@ -27,14 +27,12 @@ written.
 """
 import hashlib
 import json
-import os
-import tempfile
 import zipfile
 from pathlib import Path
 
 import numpy as np
 
-from ..data._atomic import user_mode
+from ..data._atomic import atomic_write
 
 MANIFEST = "manifest.json"
 FORMAT = "memnp-results/1"
@@ -44,22 +42,7 @@ _MANIFEST_KEYS = ("trainings", "inferences", "simulations", "jobs")
 
 def _atomic_write(path, write):
     """Call ``write(fileobj)`` on a temporary file next to ``path``, then move it into place."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}{_TMP_MARK}", dir=path.parent)
-    try:
-        user_mode(fd)  # the user's umask, not mkstemp's 0600
-        with os.fdopen(fd, "wb") as handle:
-            write(handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
+    atomic_write(path, write, prefix=f".{Path(path).name}{_TMP_MARK}", suffix="")
 
 
 def write_json(path, obj):
@@ -200,6 +183,18 @@ class ResultsStore:
         if not isinstance(record, dict) or record.get("key") != key or record.get("kind") != kind:
             raise ValueError(f"record {self.record_path(kind, key)} does not belong to {kind} job {key}")
         return record
+
+    def infer_records(self, manifest, training, inference):
+        """The readable records of the manifest's inference jobs of one (training, inference)
+        pair, in key order (unreadable ones are left out)."""
+        out = []
+        for key, job in sorted(manifest.get("jobs", {}).items()):
+            if job.get("kind") == "infer" and job.get("training") == training and job.get("inference") == inference:
+                try:
+                    out.append(self.read_record("infer", key))
+                except (OSError, ValueError):
+                    continue
+        return out
 
     def write_train(self, key, record, weights):
         """Weights first, then the record naming their SHA-256 (the record marks completion)."""

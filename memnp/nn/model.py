@@ -10,11 +10,10 @@ stored under ``layer{i}.{name}``. Files are written atomically.
 """
 import json
 import os
-import tempfile
 
 import numpy as np
 
-from ..data._atomic import user_mode
+from ..data._atomic import atomic_write
 from ..crossbar import Stage
 from .layers import PassContext, Softmax, _dtype, _generator, layer_from_config
 from .losses import accuracy, cross_entropy_and_accuracy_from_logits, cross_entropy_from_probabilities
@@ -224,17 +223,8 @@ class Sequential:
         for key, layer, name in self.parameters():
             arrays[key] = layer.params[name]
         path = os.fspath(path)
-        fd, tmp = tempfile.mkstemp(prefix=os.path.basename(path) + ".", suffix=".tmp",
-                                   dir=os.path.dirname(os.path.abspath(path)))
-        user_mode(fd)  # the user's umask, not mkstemp's 0600
-        try:
-            with os.fdopen(fd, "wb") as f:
-                np.savez(f, **arrays)
-            os.replace(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.remove(tmp)
-            raise
+        atomic_write(path, lambda f: np.savez(f, **arrays),
+                     prefix=os.path.basename(path) + ".", suffix=".tmp", parents=False)
 
     @classmethod
     def load(cls, path, backend=None, optimizer=None):

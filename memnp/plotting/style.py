@@ -12,8 +12,6 @@ looks the same in every figure.
 from __future__ import annotations
 
 import functools
-import os
-import tempfile
 import zlib
 from pathlib import Path
 
@@ -22,7 +20,7 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from ..data._atomic import user_mode
+from ..data._atomic import atomic_write
 
 #: Width of one paper column (inches).
 COLUMN_WIDTH = 3.5
@@ -187,18 +185,7 @@ def figure_paths(path):
 
 
 def _atomic_savefig(fig, target, fmt):
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
-    user_mode(fd)  # the user's umask, not mkstemp's 0600
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fig.savefig(fh, format=fmt, dpi=DPI, metadata=_METADATA[fmt])
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(target, lambda fh: fig.savefig(fh, format=fmt, dpi=DPI, metadata=_METADATA[fmt]))
 
 
 # Fixed metadata, so that redrawing the same data gives the same files.
