@@ -28,9 +28,9 @@ def _case(seed, p, m, n, low=False):
     return V, G, devices
 
 
-def _currents(V, G, devices, r_word, r_bit, tol=1e-12):
+def _currents(V, G, devices, r_word, r_bit, tol=1e-12, method="auto"):
     """(device currents (p, m, n), report) of the fast solver."""
-    v, report = solve.solve(V, G, devices, r_word, r_bit, tol)
+    v, report = solve.solve(V, G, devices, r_word, r_bit, tol, method=method)
     return solve.currents(v, *solve.device_arrays(G, devices))[0], report
 
 
@@ -74,8 +74,11 @@ def test_one_device_closed_form():
     V, G = np.array([[0.3], [-0.2]]), np.array([[2e-3]])
     state = reference.solve(V, G, None, 5.0, 7.0)
     np.testing.assert_allclose(state["I"][:, 0], V[:, 0] / (5.0 + 1 / 2e-3 + 7.0), rtol=1e-14)
-    x = _currents(V, G, None, 5.0, 7.0)[0]
+    x = _currents(V, G, None, 5.0, 7.0, method="cg")[0]
     np.testing.assert_allclose(x.sum(axis=1)[:, 0], V[:, 0] / (5.0 + 1 / 2e-3 + 7.0), rtol=1e-14)
+    # The line step solves the word line by corrections, to its tolerance (1e-12 asked).
+    x = _currents(V, G, None, 5.0, 7.0, method="line")[0]
+    np.testing.assert_allclose(x.sum(axis=1)[:, 0], V[:, 0] / (5.0 + 1 / 2e-3 + 7.0), rtol=1e-12)
 
 
 def test_driver_and_residual_at_the_reference_solution():
@@ -97,11 +100,12 @@ def test_driver_and_residual_at_the_reference_solution():
 @pytest.mark.parametrize("r", RS)
 @pytest.mark.parametrize("pf", [False, True])
 @pytest.mark.parametrize("low", [False, True])
-def test_solver_matches_reference(shape, r, pf, low):
+@pytest.mark.parametrize("method", ["cg", "line"])
+def test_solver_matches_reference(shape, r, pf, low, method):
     V, G, devices = _case(1, *shape, low=low)
     devices = devices if pf else None
     ref = reference.solve(V, G, devices, *r)
-    x, report = _currents(V, G, devices, *r, 1e-11)
+    x, report = _currents(V, G, devices, *r, 1e-11, method=method)
     assert np.all(report.status == CONVERGED) and np.all(ref["report"].status == CONVERGED)
     assert report.residual.max() <= 1e-11
     np.testing.assert_allclose(x, ref["I_d"], rtol=1e-9, atol=1e-9 * np.abs(ref["I_d"]).max())

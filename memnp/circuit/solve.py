@@ -51,7 +51,7 @@ from numba import njit, prange
 from ..kernels.device_law import pf_current_slope
 from ..kernels.fastexp import wide_vectors
 from ..kernels.physics import A2_B
-from . import precond
+from . import linestep, precond
 from .lines import apply_A, apply_A_scaled, apply_M, prefix_row, suffix_word_block
 from .report import CONVERGED, IN_PROGRESS, MAX_ITER, NON_FINITE, SolveReport
 
@@ -59,6 +59,11 @@ from .report import CONVERGED, IN_PROGRESS, MAX_ITER, NON_FINITE, SolveReport
 TOLERANCE = {np.dtype(np.float32): 1e-6, np.dtype(np.float64): 1e-10}
 MAX_NEWTON = 60
 MAX_CG = 5000
+#: Word-line corrections per line step before it gives way to a CG step.
+MAX_CORRECTIONS = 30
+#: Step methods: automatic (line steps where the word-line coupling bound allows, else CG),
+#: Newton-CG only, line steps wherever the bit lines are the preconditioned direction.
+METHODS = ("auto", "cg", "line")
 #: Reassociation lets LLVM vectorize the sums; no 'nnan' / 'ninf' (the NON_FINITE checks).
 _FASTMATH = {"nsz", "contract", "reassoc", "arcp", "afn"}
 _PRANGE_ONLY = {"prange": True, "comprehension": False, "setitem": False, "reduction": False,
@@ -195,26 +200,22 @@ def cg(sq, b, r_w, r_b, eta, max_cg, z, r, pv, q, t, buf_p, buf_q, pdir, g, winv
 
 
 @njit(cache=True, error_model="numpy")
-def _solve_one(Vrow, c, K, pf, r_w, r_b, tol, max_newton, max_cg, pdir, g, winv_shared, v,
-               stats_i, stats_f, I):
+def _solve_one(Vrow, c, K, pf, r_w, r_b, tol, max_newton, max_cg, pdir, g, winv_shared, line,
+               v, stats_i, stats_f, I):
     m, n = v.shape
     F = np.empty((m, n))
     s = np.empty((m, n))
     R = np.empty((m, n))
     v_old = np.empty((m, n))
     delta = np.empty((m, n))
-    sq = np.empty((m, n))
-    b = np.empty((m, n))
-    z = np.empty((m, n))
-    r = np.empty((m, n))
-    pv = np.empty((m, n))
-    q = np.empty((m, n))
-    h = np.empty((m, n))
-    t = np.empty((m, n))
     # Linear devices: the batch's factorisation; PF: this example's, at every Newton step.
     winv = np.empty((m, n)) if pf else winv_shared
+    u = np.empty((m, n))                # the line step's word-line drop
     buf_p = np.empty(n)
     buf_q = np.empty(n)
+    # The CG step's work arrays, allocated (and touched) only if a CG step is taken.
+    sq = b = z = r = pv = q = h = t = np.empty((0, 0))
+    line_ok = line                      # line steps (until they contract too slowly)
     for i in range(m):                  # start from the voltages without wires
         for j in range(n):
             v[i, j] = Vrow[i]
@@ -222,6 +223,7 @@ def _solve_one(Vrow, c, K, pf, r_w, r_b, tol, max_newton, max_cg, pdir, g, winv_
     status = IN_PROGRESS
     it = 0
     inner = 0
+    cg_steps = 0
     lam_max = 1.0
     rel = 0.0
     while True:
@@ -236,23 +238,41 @@ def _solve_one(Vrow, c, K, pf, r_w, r_b, tol, max_newton, max_cg, pdir, g, winv_
         if it >= max_newton:
             status = MAX_ITER
             break
-        # Newton step dv = -(I + A S)^-1 R = -R + A S^1/2 z, (I + S^1/2 A S^1/2) z = S^1/2 R.
-        bb = precond.factor_rhs(s, R, pf, g, pdir, winv, sq, r)     # r = S^1/2 R; PF: factorise
-        # Inexact Newton: the linear part of the next residual is about (lambda_max(M) - 1) eta
-        # times this one, so eta = 0.1 min(0.1, rel) / lambda_max keeps the convergence quadratic
-        # (lambda_max estimated by the previous step's CG; linear devices: solved to tol at once).
-        # Never more accurate than the tolerance needs: (lambda_max - 1) eta rel <= tol / 2.
-        eta = 0.1 * tol if not pf else max(0.1 * min(0.1, rel), 0.5 * tol / rel) / lam_max
-        k_cg, lam_max = cg(sq, r, r_w, r_b, eta, max_cg, z, r, pv, q, t, buf_p, buf_q, pdir, g,
-                           winv, h, bb)
-        inner += k_cg
-        apply_A_scaled(sq, z, b, r_w, r_b, delta, buf_p, buf_q)     # A S^1/2 z
+        # Inexact Newton: ask of the step's linear solve a residual eta times this one, eta =
+        # 0.1 min(0.1, rel) (quadratic convergence), never below what the tolerance needs.
+        k_line = -1
+        if line_ok:
+            # Newton step with the bit lines exact, word lines by corrections (linestep).
+            eta = 0.25 * tol / rel if not pf else max(0.1 * min(0.1, rel), 0.25 * tol / rel)
+            k_line = linestep.step(R, s, g, winv, pf, r_w, eta * math.sqrt(sr), MAX_CORRECTIONS,
+                                   delta, u, buf_p)
+            if k_line >= 0:
+                inner += k_line
+            else:
+                line_ok = False         # contracts too slowly here: CG from now on
+        if k_line < 0:
+            if sq.size == 0:
+                sq, b, z, r, pv, q, h, t = (np.empty((m, n)), np.empty((m, n)), np.empty((m, n)),
+                                            np.empty((m, n)), np.empty((m, n)), np.empty((m, n)),
+                                            np.empty((m, n)), np.empty((m, n)))
+            # Newton step dv = -(I + A S)^-1 R = -R + A S^1/2 z, (I + S^1/2 A S^1/2) z = S^1/2 R.
+            bb = precond.factor_rhs(s, R, pf, g, pdir, winv, sq, r)  # r = S^1/2 R; PF: factorise
+            # The linear part of the next residual is about (lambda_max(M) - 1) eta times this
+            # one: eta / lambda_max (estimated by the previous step's CG; linear devices: solved
+            # to tol at once). Never more accurate than the tolerance needs.
+            eta = 0.1 * tol if not pf else max(0.1 * min(0.1, rel), 0.5 * tol / rel) / lam_max
+            k_cg, lam_max = cg(sq, r, r_w, r_b, eta, max_cg, z, r, pv, q, t, buf_p, buf_q, pdir,
+                               g, winv, h, bb)
+            inner += k_cg
+            cg_steps += 1
+            apply_A_scaled(sq, z, b, r_w, r_b, delta, buf_p, buf_q)     # A S^1/2 z
+            for i in range(m):
+                for j in range(n):
+                    delta[i, j] -= R[i, j]
         for i in range(m):
             for j in range(n):
-                d = delta[i, j] - R[i, j]
-                delta[i, j] = d
                 v_old[i, j] = v[i, j]
-                v[i, j] += d            # the full step first
+                v[i, j] += delta[i, j]  # the full step first
         lam = 1.0
         for _ in range(40):             # backtracking on the voltage mismatch ||R||
             if lam < 1.0:
@@ -268,6 +288,7 @@ def _solve_one(Vrow, c, K, pf, r_w, r_b, tol, max_newton, max_cg, pdir, g, winv_
     stats_i[0] = status
     stats_i[1] = it
     stats_i[2] = inner
+    stats_i[3] = cg_steps
     stats_f[0] = rel
     stats_f[1], stats_f[2] = _finish(s, R, v, v_old, it > 0, F, I)
 
@@ -295,10 +316,10 @@ def _finish(s, R, v, v_old, stepped, F, I):
 
 
 @njit(cache=True, parallel=_PRANGE_ONLY, error_model="numpy")
-def _solve_batch(V, c, K, pf, r_w, r_b, tol, max_newton, max_cg, pdir, g, winv, v, stats_i,
+def _solve_batch(V, c, K, pf, r_w, r_b, tol, max_newton, max_cg, pdir, g, winv, line, v, stats_i,
                  stats_f, I):
     for e in prange(V.shape[0]):
-        _solve_one(V[e], c, K, pf, r_w, r_b, tol, max_newton, max_cg, pdir, g, winv, v[e],
+        _solve_one(V[e], c, K, pf, r_w, r_b, tol, max_newton, max_cg, pdir, g, winv, line, v[e],
                    stats_i[e], stats_f[e], I[e])
 
 
@@ -324,34 +345,51 @@ def preconditioner(m, n, r_word, r_bit, G=None):
     return pdir, g, winv
 
 
-def solve(V, G, devices, r_word, r_bit, tol, max_newton=MAX_NEWTON, max_cg=MAX_CG):
+def solve(V, G, devices, r_word, r_bit, tol, max_newton=MAX_NEWTON, max_cg=MAX_CG, method="auto"):
     """Device voltages v (p, m, n) float64 in V and the SolveReport, for V (p, m) in V and G (m, n)
     in S (linear devices, ``devices`` None) or devices = (c, d_eps) (PF). The device currents
     are f(v) (:func:`currents`)."""
-    v, report, _ = solve_with_currents(V, G, devices, r_word, r_bit, tol, max_newton, max_cg)
+    v, report, _ = solve_with_currents(V, G, devices, r_word, r_bit, tol, max_newton, max_cg,
+                                       method=method)
     return v, report
 
 
 def solve_with_currents(V, G, devices, r_word, r_bit, tol, max_newton=MAX_NEWTON, max_cg=MAX_CG,
-                        arrays=None):
+                        arrays=None, method="auto"):
     """(v, report, I): :func:`solve` and the column currents I (p, n) float64 in A at v (the sums
     of the device currents the last residual evaluation computed; :func:`currents` recomputes
-    them). ``arrays``: :func:`device_arrays` (G, devices) when the caller already has them."""
+    them). ``arrays``: :func:`device_arrays` (G, devices) when the caller already has them.
+    ``method``: "auto" (line steps where the word-line coupling bound is below
+    :data:`memnp.circuit.linestep.RHO_LINE`, else CG steps), "cg" or "line" (line steps wherever
+    the bit lines are the preconditioned direction, CG where they contract too slowly)."""
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {sorted(METHODS)}; got {method!r}")
     V = np.ascontiguousarray(V, dtype=np.float64)
     c, K, pf = device_arrays(G, devices) if arrays is None else arrays
     p, m = V.shape
     n = c.shape[1]
     v = np.empty((p, m, n))
-    stats_i = np.zeros((p, 3), np.int64)
+    stats_i = np.zeros((p, 4), np.int64)
     stats_f = np.zeros((p, 3))
     pdir, g, winv = preconditioner(m, n, r_word, r_bit, None if pf else c)
+    line = pdir == precond.BIT and (method == "line" or (
+        method == "auto" and linestep.word_coupling_bound(V, c, K, pf, r_word) <= linestep.RHO_LINE))
     I = np.empty((p, n))
     _solve_batch(V, c, K, pf, float(r_word), float(r_bit), float(tol), int(max_newton), int(max_cg),
-                 pdir, g, winv, v, stats_i, stats_f, I)
+                 pdir, g, winv, bool(line), v, stats_i, stats_f, I)
     report = SolveReport(stats_i[:, 0].astype(np.int8), stats_i[:, 1].copy(), stats_i[:, 2].copy(),
                          stats_f[:, 0].copy(), stats_f[:, 1].copy(), stats_f[:, 2].copy(), float(tol),
-                         "Newton-CG on the device currents (cpu)")
+                         _method_name(stats_i[:, 1], stats_i[:, 3]))
     return v, report, I
+
+
+def _method_name(newton, cg_steps):
+    """Which steps the batch took: CG steps only, line steps only, or both."""
+    if not np.any(cg_steps):
+        return "Newton, line steps (bit lines exact, word-line corrections) (cpu)"
+    if np.all(cg_steps == newton):
+        return "Newton-CG on the device currents (cpu)"
+    return "Newton, line steps and CG steps (cpu)"
 
 
 @njit(cache=True, parallel=_PRANGE_ONLY, error_model="numpy")
