@@ -29,22 +29,27 @@ def _pivots(s, g):
     return winv
 
 
-@pytest.mark.parametrize("m, n", [(1, 1), (1, 4), (5, 1), (6, 4)])
-@pytest.mark.parametrize("factor", [False, True])
-def test_line_solve_inverts_the_bit_line_jacobian(m, n, factor):
+@pytest.mark.parametrize("m, n", [(1, 1), (1, 4), (5, 1), (6, 4), (40, 9)])
+@pytest.mark.parametrize("has_u, factor", [(False, False), (False, True), (True, False)])
+def test_line_solve_inverts_the_bit_line_jacobian(m, n, has_u, factor):
     rng = np.random.default_rng(1)
     r_bit = 2.0
     s = rng.uniform(0.01, 0.5, (m, n))
     R, u = rng.normal(size=(m, n)), rng.normal(size=(m, n))
     J_bit = np.eye(m * n) + _operator(m, n, 0.0, r_bit) * s.ravel()[None, :]
     winv = _pivots(s, 1 / r_bit)
-    for has_u in (False, True):
-        out, w = np.empty((m, n)), (np.full_like(s, np.nan) if factor else winv.copy())
-        linestep.line_solve(R, u, has_u, s, 1 / r_bit, w, factor, np.empty(n), out)
-        rhs = -R - u if has_u else -R
-        np.testing.assert_allclose(out.ravel(), np.linalg.solve(J_bit, rhs.ravel()), rtol=1e-11,
-                                   atol=1e-13)
-        np.testing.assert_allclose(w, winv, rtol=1e-14)    # the pivots it factored (or was given)
+    out, w = np.empty((m, n)), (np.full_like(s, np.nan) if factor else winv.copy())
+    linestep.line_solve(R, u, has_u, s, 1 / r_bit, w, factor, np.empty(n), out)
+    rhs = -R - u if has_u else -R
+    np.testing.assert_allclose(out.ravel(), np.linalg.solve(J_bit, rhs.ravel()), rtol=1e-11,
+                               atol=1e-13)
+    np.testing.assert_allclose(w, winv, rtol=1e-14)        # the pivots it factored (or was given)
+
+
+def test_line_solve_factors_only_on_a_first_solve():
+    z = np.zeros((2, 2))
+    with pytest.raises(ValueError, match="factors only on the first solve"):
+        linestep.line_solve(z, z, True, z + 1, 1.0, z.copy(), True, np.empty(2), z.copy())
 
 
 @pytest.mark.parametrize("m, n", [(1, 1), (3, 1), (4, 5), (7, 6), (9, 3)])

@@ -63,57 +63,95 @@ def word_coupling_bound(V, c, K, pf, r_word):
     return float(r_word) * word_kernel_norm(c.shape[1]) * s_max
 
 
-@njit(cache=True, fastmath=_FASTMATH, error_model="numpy")
+def _line_solve_kernel(has_u, factor):
+    """line_solve with has_u and factor fixed at compile time (a branch on them inside the row
+    loop halves the speed of the vectorised loops)."""
+
+    def kernel(R, u, s, g, winv, zbuf, out):
+        wide_vectors()
+        m, n = R.shape
+        wbuf = np.empty(n if factor else 0)  # the pivots of row i - 1 (reading them back from
+        for i in range(m):                  # winv[i - 1] would keep the loop from vectorizing)
+            Ri, si, oi = R[i], s[i], out[i]
+            if i == 0:
+                if has_u:
+                    ui = u[i]
+                    for j in range(n):
+                        y = -si[j] * (Ri[j] + ui[j])
+                        zbuf[j] = y
+                        oi[j] = y
+                else:
+                    for j in range(n):
+                        y = -si[j] * Ri[j]
+                        zbuf[j] = y
+                        oi[j] = y
+            elif factor:
+                for j in range(n):
+                    y = g * wbuf[j] * zbuf[j] - si[j] * Ri[j]
+                    zbuf[j] = y
+                    oi[j] = y
+            else:
+                wp = winv[i - 1]
+                if has_u:
+                    ui = u[i]
+                    for j in range(n):
+                        y = g * wp[j] * zbuf[j] - si[j] * (Ri[j] + ui[j])
+                        zbuf[j] = y
+                        oi[j] = y
+                else:
+                    for j in range(n):
+                        y = g * wp[j] * zbuf[j] - si[j] * Ri[j]
+                        zbuf[j] = y
+                        oi[j] = y
+            if factor:                      # pivots of row i, for the back substitution
+                wi = winv[i]
+                if i == 0:
+                    for j in range(n):
+                        x = 1.0 / (g + si[j])
+                        wbuf[j] = x
+                        wi[j] = x
+                else:
+                    for j in range(n):
+                        x = 1.0 / (2.0 * g + si[j] - g * g * wbuf[j])
+                        wbuf[j] = x
+                        wi[j] = x
+        for j in range(n):
+            zbuf[j] = 0.0
+        for k in range(m):                  # back substitution, x - z written as it goes
+            i = m - 1 - k
+            Ri, oi, wi = R[i], out[i], winv[i]
+            if has_u:
+                ui = u[i]
+                for j in range(n):
+                    z = (oi[j] + g * zbuf[j]) * wi[j]
+                    zbuf[j] = z
+                    oi[j] = -Ri[j] - ui[j] - z
+            else:
+                for j in range(n):
+                    z = (oi[j] + g * zbuf[j]) * wi[j]
+                    zbuf[j] = z
+                    oi[j] = -Ri[j] - z
+
+    return njit(cache=True, fastmath=_FASTMATH, error_model="numpy")(kernel)
+
+
+_solve_first = _line_solve_kernel(False, False)
+_solve_first_factor = _line_solve_kernel(False, True)
+_solve_corrected = _line_solve_kernel(True, False)
+
+
 def line_solve(R, u, has_u, s, g, winv, factor, zbuf, out):
     """out = J_bit^-1 x = x - (L_bit + S)^-1 (S x) with x = -R - u (u only when has_u).
     R, u, s, winv (pivots 1 / w of L_bit + S, :func:`memnp.circuit.precond.factor`; written
-    first when ``factor``), out (m, n); zbuf (n,) work; g = 1 / r_bit (S).
+    first when ``factor``), out (m, n); zbuf (n,) work; g = 1 / r_bit (S). (Python entry point
+    of the three compiled variants; :func:`step` calls them directly.)
 
     Forward elimination down every bit line (vectorised across lines) into out, then back
     substitution up the lines, writing x - z as it goes (z of the row below kept in zbuf)."""
-    wide_vectors()
-    m, n = R.shape
-    if factor:
-        w0 = winv[0]
-        for j in range(n):
-            w0[j] = 1.0 / (g + s[0, j])
-    R0, s0, o0 = R[0], s[0], out[0]
-    if has_u:
-        u0 = u[0]
-        for j in range(n):
-            o0[j] = -s0[j] * (R0[j] + u0[j])
-    else:
-        for j in range(n):
-            o0[j] = -s0[j] * R0[j]
-    for i in range(1, m):
-        Ri, si, oi, op, wp = R[i], s[i], out[i], out[i - 1], winv[i - 1]
-        if factor:
-            wi = winv[i]
-            for j in range(n):
-                wi[j] = 1.0 / (2.0 * g + si[j] - g * g * wp[j])
-        if has_u:
-            ui = u[i]
-            for j in range(n):
-                oi[j] = g * wp[j] * op[j] - si[j] * (Ri[j] + ui[j])
-        else:
-            for j in range(n):
-                oi[j] = g * wp[j] * op[j] - si[j] * Ri[j]
-    for j in range(n):
-        zbuf[j] = 0.0
-    for k in range(m):
-        i = m - 1 - k
-        Ri, oi, wi = R[i], out[i], winv[i]
-        if has_u:
-            ui = u[i]
-            for j in range(n):
-                z = (oi[j] + g * zbuf[j]) * wi[j]
-                zbuf[j] = z
-                oi[j] = -Ri[j] - ui[j] - z
-        else:
-            for j in range(n):
-                z = (oi[j] + g * zbuf[j]) * wi[j]
-                zbuf[j] = z
-                oi[j] = -Ri[j] - z
+    if has_u and factor:
+        raise ValueError("line_solve factors only on the first solve of a step (has_u False)")
+    kernel = _solve_corrected if has_u else (_solve_first_factor if factor else _solve_first)
+    kernel(R, u, s, g, winv, zbuf, out)
 
 
 @njit(cache=True, fastmath=_FASTMATH, error_model="numpy")
@@ -186,7 +224,10 @@ def step(R, s, g, winv, refactor, r_w, target, max_corrections, dv, u, zbuf):
     zbuf (n,) work. Returns the corrections made, or -1 when they contract too slowly (more than
     ``max_corrections``, or a correction shrinking the residual by less than half): the caller
     then takes a CG step instead."""
-    line_solve(R, u, False, s, g, winv, refactor, zbuf, dv)
+    if refactor:
+        _solve_first_factor(R, u, s, g, winv, zbuf, dv)
+    else:
+        _solve_first(R, u, s, g, winv, zbuf, dv)
     if not r_w > 0.0:
         return 0
     k = 0
@@ -198,5 +239,5 @@ def step(R, s, g, winv, refactor, r_w, target, max_corrections, dv, u, zbuf):
         if k >= max_corrections or (prev >= 0.0 and not res <= 0.5 * prev):
             return -1
         prev = res
-        line_solve(R, u, True, s, g, winv, False, zbuf, dv)
+        _solve_corrected(R, u, s, g, winv, zbuf, dv)
         k += 1

@@ -87,9 +87,10 @@ def _law(V, c, K, pf, v, F, s):
 
 
 @njit(cache=True, fastmath=_FASTMATH, error_model="numpy")
-def _evaluate(v, Vrow, c, K, pf, r_w, r_b, F, s, R, buf_p, buf_q):
+def _evaluate(v, Vrow, c, K, pf, r_w, r_b, F, s, R, buf_p, buf_q, dv=None, dlam=0.0):
     """F, s = f(v), f'(v); R = v + A F - V (the voltage mismatch). Returns (||R||^2,
-    ||S R||^2, ||F||^2) (S R: the linearised device-current residual, A).
+    ||S R||^2, ||F||^2) (S R: the linearised device-current residual, A). With dv (m, n), v
+    first moves by dlam dv, in the same pass (a Newton step and its backtracking).
 
     Two passes (as :func:`memnp.circuit.lines.apply_A`): down the rows, the device law and the
     bit-line prefix sums; up the rows in blocks of four, the rest of A F and the residual."""
@@ -98,8 +99,13 @@ def _evaluate(v, Vrow, c, K, pf, r_w, r_b, F, s, R, buf_p, buf_q):
     for j in range(n):
         buf_p[j] = 0.0
         buf_q[j] = 0.0
+    step = dv is not None
     for i in range(m):
         vi, ci, Ki, Fi, si, Ri = v[i], c[i], K[i], F[i], s[i], R[i]
+        if step:
+            di = dv[i]
+            for j in range(n):
+                vi[j] += dlam * di[j]
         if pf:
             for j in range(n):
                 Fi[j], si[j] = pf_current_slope(vi[j], ci[j], Ki[j])
@@ -206,7 +212,6 @@ def _solve_one(Vrow, c, K, pf, r_w, r_b, tol, max_newton, max_cg, pdir, g, winv_
     F = np.empty((m, n))
     s = np.empty((m, n))
     R = np.empty((m, n))
-    v_old = np.empty((m, n))
     delta = np.empty((m, n))
     # Linear devices: the batch's factorisation; PF: this example's, at every Newton step.
     winv = np.empty((m, n)) if pf else winv_shared
@@ -225,6 +230,7 @@ def _solve_one(Vrow, c, K, pf, r_w, r_b, tol, max_newton, max_cg, pdir, g, winv_
     inner = 0
     cg_steps = 0
     lam_max = 1.0
+    lam = 0.0
     rel = 0.0
     while True:
         if not (math.isfinite(rr) and math.isfinite(sr) and math.isfinite(ff)):
@@ -269,17 +275,12 @@ def _solve_one(Vrow, c, K, pf, r_w, r_b, tol, max_newton, max_cg, pdir, g, winv_
             for i in range(m):
                 for j in range(n):
                     delta[i, j] -= R[i, j]
-        for i in range(m):
-            for j in range(n):
-                v_old[i, j] = v[i, j]
-                v[i, j] += delta[i, j]  # the full step first
         lam = 1.0
-        for _ in range(40):             # backtracking on the voltage mismatch ||R||
-            if lam < 1.0:
-                for i in range(m):
-                    for j in range(n):
-                        v[i, j] = v_old[i, j] + lam * delta[i, j]
-            rr_new, sr, ff = _evaluate(v, Vrow, c, K, pf, r_w, r_b, F, s, R, buf_p, buf_q)
+        moved = 0.0                     # v = v_start + moved delta
+        for _ in range(40):             # the full step, then backtracking on ||R||
+            rr_new, sr, ff = _evaluate(v, Vrow, c, K, pf, r_w, r_b, F, s, R, buf_p, buf_q, delta,
+                                       lam - moved)
+            moved = lam
             if rr_new <= (1.0 - 1e-4 * lam) ** 2 * rr:
                 break
             lam *= 0.5
@@ -290,26 +291,27 @@ def _solve_one(Vrow, c, K, pf, r_w, r_b, tol, max_newton, max_cg, pdir, g, winv_
     stats_i[2] = inner
     stats_i[3] = cg_steps
     stats_f[0] = rel
-    stats_f[1], stats_f[2] = _finish(s, R, v, v_old, it > 0, F, I)
+    stats_f[1], stats_f[2] = _finish(s, R, delta, lam if it > 0 else 0.0, F, I)
 
 
 @njit(cache=True, error_model="numpy")
-def _finish(s, R, v, v_old, stepped, F, I):
-    """(max |s R|, max |v - v_old| (0 without a step)) and the column currents I = sum_i F[i]
-    (F is f(v) at the last v), in one pass; a product that is not finite gives inf."""
+def _finish(s, R, delta, lam, F, I):
+    """(max |s R|, max |lam delta| (the last voltage step; lam = 0 without one)) and the column
+    currents I = sum_i F[i] (F is f(v) at the last v), in one pass; a product that is not finite
+    gives inf."""
     m, n = s.shape
     for j in range(n):
         I[j] = 0.0
     res = step = 0.0
     for i in range(m):
-        si, Ri, vi, oi, Fi = s[i], R[i], v[i], v_old[i], F[i]
+        si, Ri, di, Fi = s[i], R[i], delta[i], F[i]
         for j in range(n):
             I[j] += Fi[j]
             x = abs(si[j] * Ri[j])
             if not x <= res:
                 res = x if math.isfinite(x) else np.inf
-            if stepped:
-                d = abs(vi[j] - oi[j])
+            if lam > 0.0:
+                d = abs(lam * di[j])
                 if not d <= step:
                     step = d if math.isfinite(d) else np.inf
     return res, step
