@@ -19,7 +19,8 @@ from numba import njit, prange
 from ..kernels.device_law import pf_partials
 from ..kernels.physics import A2_B
 from . import precond
-from .solve import _PRANGE_ONLY, _law, apply_A, cg, preconditioner
+from .krylov import cg
+from .solve import _PRANGE_ONLY, _law, apply_A, preconditioner
 
 _A2_B = float(A2_B)
 

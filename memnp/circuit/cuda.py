@@ -1,8 +1,9 @@
 """The line-resistance solver and its adjoint in numba.cuda: the cpu method, one block per example.
 
-Same method as :mod:`memnp.circuit.solve` (Newton on the device voltages, conjugate gradients
+The CG steps of :mod:`memnp.circuit.solve` (Newton on the device voltages, conjugate gradients
 on I + S^1/2 A S^1/2) and :mod:`memnp.circuit.adjoint`, in float64, without the cpu solver's line
-preconditioner (plain CG: more iterations on strongly coupled arrays, the same answers). A block of
+preconditioner and line steps (plain CG: more iterations on strongly coupled arrays, the same
+answers to the tolerance). A block of
 :data:`NT` threads owns one example (blocks stride over the batch): A t runs one thread per word
 line (row) and then one thread per bit line (column), each a running sum in registers; the
 elementwise passes split the m n devices among the threads and the dot products are shared-memory

@@ -1,7 +1,7 @@
 """The backends of :class:`memnp.nonidealities.LineResistance`: forward, VJP and power.
 
-``numpy``: the dense reference (:mod:`memnp.circuit.reference`); ``cpu``: Newton-CG
-(:mod:`memnp.circuit.solve`, :mod:`memnp.circuit.adjoint`); ``cuda``: the same method in
+``numpy``: the dense reference (:mod:`memnp.circuit.reference`); ``cpu``: Newton with line steps
+or CG steps (:mod:`memnp.circuit.solve`, :mod:`memnp.circuit.adjoint`); ``cuda``: Newton-CG in
 numba.cuda (:mod:`memnp.circuit.cuda`). With r_word = r_bit = 0 every backend runs the plain
 kernels of :mod:`memnp.kernels` (exactly a stage without wires). Results come back in V's dtype.
 """

@@ -20,23 +20,35 @@ device currents and the currents the node voltages they set up would drive, i.e.
 residual relative to the device currents. The output current of column j (through its last
 bit-line segment) is sum_i f(v)[i, j].
 
-Method: Newton on R with a backtracking line search on ||R||, each step dv = -(I + A S)^-1 R
-solved by conjugate gradients in the symmetric positive definite form M = I + S^1/2 A S^1/2
-(dv = -R + A S^1/2 z with M z = S^1/2 R: no division by a slope, so insulating devices, s = 0, are
-fine). M's eigenvalues lie in [1, 1 + rho], rho = lambda_max(S^1/2 A S^1/2) ~ (4 / pi^2) r G
-(m^2 + n^2): the coupling of wires and devices. CG is preconditioned by the exact solve of one
-line direction (:mod:`memnp.circuit.precond`: a tridiagonal solve per bit line, or per word
-line, whichever has the larger r m^2), which leaves only the other direction's coupling to CG.
-For high-resistance devices (G ~ 1e-6 S) at r ~ 1 ohm that is 1-2 CG iterations per Newton step
-on MNIST-sized arrays, and Newton takes 1 (linear) to 3 (PF) steps; strongly coupled arrays
-(low-resistance devices, long lines) take O(sqrt(rho_other)) CG iterations per step, still exact.
-Newton on v rather than on the currents: for exponential devices a Newton step in the currents
-overshoots into voltages where f explodes, in the voltages it does not (tested: the current form
-stalled on low-resistance PF arrays that this one solves in a few steps).
-The inner tolerance follows the outer residual (inexact Newton, eta = 0.1 min(0.1, rel) /
-lambda_max(M), lambda_max estimated by the previous CG; without the 1 / lambda_max a strongly
-coupled array stalls; never below tol / (2 rel lambda_max), which is all the last step needs);
-linear devices are solved in one Newton step with eta = tol / 10 (then checked).
+Method: Newton on R with a backtracking line search on ||R||. Each step dv = -(I + A S)^-1 R is
+solved inexactly in one of two ways. M's coupling is rho = lambda_max(S^1/2 A S^1/2) ~
+(4 / pi^2) r G (m^2 + n^2), the wires against the devices; the bit lines carry most of it on tall
+arrays (r_bit m^2 > r_word n^2), and the line direction with the larger r m^2 is solved exactly
+(:mod:`memnp.circuit.precond`: a tridiagonal solve per bit line, or per word line).
+
+- Line steps (:mod:`memnp.circuit.linestep`), when the bit lines are that direction and a bound on
+  the word-line coupling, r_word lambda_max(W) max S (W the n x n word-line kernel), is at most
+  :data:`memnp.circuit.linestep.RHO_LINE`: dv = (I + A_bit S)^-1 (-R), one tridiagonal solve per
+  bit line with no square roots, then Richardson corrections for the word lines, each contracting
+  by at most rho_word, until the step's linear residual (measured exactly) meets the inexact-Newton
+  target. On the MNIST first layer (785 x 50, r = 1 ohm, high-resistance devices: rho_word ~
+  1e-2) that is 0-1 corrections per step, and about a third of a CG step's memory traffic.
+- CG steps otherwise (and when a line step's corrections contract by less than half): conjugate
+  gradients (:mod:`memnp.circuit.krylov`) in the symmetric positive definite form
+  M = I + S^1/2 A S^1/2 (dv = -R + A S^1/2 z with M z = S^1/2 R: no division by a slope, so
+  insulating devices, s = 0, are fine), preconditioned by the exact solve of the line direction,
+  which leaves only the other direction's coupling to CG: 1-2 iterations per step on MNIST-sized
+  arrays of high-resistance devices; strongly coupled arrays (low-resistance devices, long lines,
+  square arrays) take O(sqrt(rho_other)) CG iterations per step, still exact.
+
+Newton takes 1 (linear) to 3 (PF) steps on MNIST-sized arrays. Newton on v rather than on the
+currents: for exponential devices a Newton step in the currents overshoots into voltages where f
+explodes, in the voltages it does not (tested: the current form stalled on low-resistance PF arrays
+that this one solves in a few steps).
+The inner tolerance follows the outer residual (inexact Newton, eta = 0.1 min(0.1, rel); for CG
+also divided by lambda_max(M), estimated by the previous CG, without which a strongly coupled array
+stalls; never below what the last step needs, tol / (2 rel) or, in line steps, tol / (4 rel));
+linear devices are solved in one Newton step to the tolerance (then checked).
 Linear devices: M and the preconditioner depend only on G and r, so the line factorisation is
 made once per call and shared by the batch; PF devices refactor (one O(m n) pass) per step.
 
@@ -52,7 +64,8 @@ from ..kernels.device_law import pf_current_slope
 from ..kernels.fastexp import wide_vectors
 from ..kernels.physics import A2_B
 from . import linestep, precond
-from .lines import apply_A, apply_A_scaled, apply_M, prefix_row, suffix_word_block
+from .krylov import cg
+from .lines import apply_A, apply_A_scaled, prefix_row, suffix_word_block
 from .report import CONVERGED, IN_PROGRESS, MAX_ITER, NON_FINITE, SolveReport
 
 #: Default relative-residual tolerances by dtype.
@@ -132,77 +145,6 @@ def _evaluate(v, Vrow, c, K, pf, r_w, r_b, F, s, R, buf_p, buf_q, dv=None, dlam=
                 ff += Fi[j] * Fi[j]
         hi = lo
     return rr, sr, ff
-
-
-@njit(cache=True, error_model="numpy")
-def _zero(z):
-    for i in range(z.shape[0]):
-        for j in range(z.shape[1]):
-            z[i, j] = 0.0
-
-
-@njit(cache=True, fastmath=_FASTMATH, error_model="numpy")
-def cg(sq, b, r_w, r_b, eta, max_cg, z, r, pv, q, t, buf_p, buf_q, pdir, g, winv, h,
-       bb_given=-1.0):
-    """Solve (I + S^1/2 A S^1/2) z = b by conjugate gradients, preconditioned by the exact line
-    solve of direction pdir (:mod:`memnp.circuit.precond`; g = 1 / r of that direction, winv its
-    factorisation at these slopes; pdir 0: none), to ||residual|| <= eta ||b||. z, r, pv, q, t, h
-    (m, n) work arrays; sq = S^1/2. Returns (iterations, the largest Rayleigh quotient p.Mp / p.p
-    of the search directions: a lower estimate of M's largest eigenvalue).
-    bb_given >= 0: r already holds b (b is not read) and bb_given = ||b||^2."""
-    wide_vectors()
-    m, n = b.shape
-    if bb_given >= 0.0:
-        bb = bb_given
-    else:
-        bb = 0.0
-        for i in range(m):
-            for j in range(n):
-                r[i, j] = b[i, j]
-                bb += b[i, j] * b[i, j]
-    target = eta * eta * bb
-    rr = bb
-    lam_max = 1.0
-    if not rr > target:
-        _zero(z)
-        return 0, lam_max
-    rh = precond.apply_dot(r, sq, g, pdir, winv, pv, t, True)   # p = P^-1 r, t = S^1/2 p
-    k = 0
-    while k < max_cg and rr > target:
-        pq, pp = apply_M(t, pv, sq, r_w, r_b, q, buf_p, buf_q)  # q = M p
-        if not pq > 0.0:
-            if k == 0:
-                _zero(z)
-            break
-        lam_max = max(lam_max, pq / pp)
-        alpha = rh / pq
-        rr = 0.0
-        if k == 0:                      # z starts at 0: the first update writes it
-            for i in range(m):
-                for j in range(n):
-                    z[i, j] = alpha * pv[i, j]
-                    rv = r[i, j] - alpha * q[i, j]
-                    r[i, j] = rv
-                    rr += rv * rv
-        else:
-            for i in range(m):
-                for j in range(n):
-                    z[i, j] += alpha * pv[i, j]
-                    rv = r[i, j] - alpha * q[i, j]
-                    r[i, j] = rv
-                    rr += rv * rv
-        k += 1
-        if not rr > target:
-            break
-        rh_new = precond.apply_dot(r, sq, g, pdir, winv, h, h, False)
-        beta = rh_new / rh
-        rh = rh_new
-        for i in range(m):
-            for j in range(n):
-                p_new = h[i, j] + beta * pv[i, j]
-                pv[i, j] = p_new
-                t[i, j] = sq[i, j] * p_new
-    return k, lam_max
 
 
 @njit(cache=True, error_model="numpy")
