@@ -148,15 +148,17 @@ def test_insulating_devices_and_lines():
 
 @pytest.mark.parametrize("r", RS)
 @pytest.mark.parametrize("pf", [False, True])
-def test_adjoint_matches_reference_transposed_solve(r, pf):
-    V, G, devices = _case(4, 3, 5, 4, low=True)
+@pytest.mark.parametrize("low", [False, True])
+@pytest.mark.parametrize("method", ["auto", "cg", "line"])
+def test_adjoint_matches_reference_transposed_solve(r, pf, low, method):
+    V, G, devices = _case(4, 3, 5, 4, low=low)
     devices = devices if pf else None
     grad_I = np.random.default_rng(5).normal(size=(3, 4))
     ref = reference.solve(V, G, devices, *r)
     ref_V, ref_theta = reference.vjp(ref, grad_I)
     v, _ = solve.solve(V, G, devices, *r, 1e-12)
     c, K, is_pf = solve.device_arrays(G, devices)
-    grad_V, grad_theta, _ = adjoint.vjp(v, V, c, K, is_pf, *r, grad_I, 1e-12)
+    grad_V, grad_theta, _ = adjoint.vjp(v, V, c, K, is_pf, *r, grad_I, 1e-12, method=method)
     assert relative_error(grad_V, ref_V) < 1e-9
     for got, want in zip(*((grad_theta, ref_theta) if pf else ((grad_theta,), (ref_theta,)))):
         assert relative_error(got, want) < 1e-9

@@ -6,10 +6,13 @@ I = sum_i f(v)[i, :], the implicit function theorem gives, for dL/dI = g (p, n),
     (I + A S) lambda = g 1        (the transposed Newton matrix; S = diag(df/dv))
     dL/dV[i] = sum_j S[i, j] lambda[i, j],      dL/dtheta[i, j] = sum_p lambda df/dtheta,
 
-theta = G (df/dG = v) for linear devices, (c, d_eps) for PF devices. One transposed solve per
-example, through the same symmetric form as the forward step: lambda = g - A S^1/2 z with
-(I + S^1/2 A S^1/2) z = S^1/2 g, by conjugate gradients. Nothing is differentiated through the
-Newton iterations.
+theta = G (df/dG = v) for linear devices, (c, d_eps) for PF devices. (The matrix is the forward
+Newton step's J = I + A S: with mu = S lambda the transposed system (I + S A) mu = S g 1 is
+J lambda = g 1.) One solve per example, by the forward solver's two kinds of step
+(:mod:`memnp.circuit.solve`): a line step (:mod:`memnp.circuit.linestep`: bit lines exact, word
+lines by corrections) where the word-line coupling bound allows, else through the symmetric form
+lambda = g - A S^1/2 z with (I + S^1/2 A S^1/2) z = S^1/2 g, by conjugate gradients. Nothing is
+differentiated through the Newton iterations.
 """
 import math
 
@@ -18,42 +21,61 @@ from numba import njit, prange
 
 from ..kernels.device_law import pf_partials
 from ..kernels.physics import A2_B
-from . import precond
+from . import linestep, precond
 from .krylov import cg
-from .solve import _PRANGE_ONLY, _law, apply_A, preconditioner
+from .solve import (_PRANGE_ONLY, MAX_CORRECTIONS, METHODS, _law, apply_A, preconditioner,
+                    use_line_steps)
 
 _A2_B = float(A2_B)
 
 
 @njit(cache=True, error_model="numpy")
-def _vjp_one(v, Vrow, c, K, pf, r_w, r_b, g, tol, max_cg, pdir, gl, winv_shared, need_V, grad_V,
-             w1, w2, need_r, grad_r):
+def _vjp_one(v, Vrow, c, K, pf, r_w, r_b, g, tol, max_cg, pdir, gl, winv_shared, line, need_V,
+             grad_V, w1, w2, need_r, grad_r):
     m, n = v.shape
     F = np.empty((m, n))
     s = np.empty((m, n))
-    sq = np.empty((m, n))
-    b = np.empty((m, n))
-    z = np.empty((m, n))
-    r = np.empty((m, n))
-    pv = np.empty((m, n))
-    q = np.empty((m, n))
+    q = np.empty((m, n))                # lambda = g - q
     t = np.empty((m, n))
-    h = np.empty((m, n))
     winv = np.empty((m, n)) if pf else winv_shared
     buf_p = np.empty(n)
     buf_q = np.empty(n)
     _law(Vrow, c, K, pf, v, F, s)
-    for i in range(m):
-        for j in range(n):
-            sq[i, j] = math.sqrt(max(s[i, j], 0.0))
-            b[i, j] = sq[i, j] * g[j]
-    if pf and pdir != 0:
-        precond.factor(s, gl, pdir, winv)
-    iterations, _ = cg(sq, b, r_w, r_b, tol, max_cg, z, r, pv, q, t, buf_p, buf_q, pdir, gl, winv, h)
-    for i in range(m):
-        for j in range(n):
-            t[i, j] = sq[i, j] * z[i, j]
-    apply_A(t, r_w, r_b, q, buf_p, buf_q)        # q = A S^1/2 z; lambda = g - q
+    iterations = -1
+    if line:                            # lambda = J^-1 (g 1) by a line step: R = -g 1
+        R = np.empty((m, n))
+        u = np.empty((m, n))
+        bb = 0.0
+        for i in range(m):
+            for j in range(n):
+                R[i, j] = -g[j]
+                a = s[i, j] * g[j]
+                bb += a * a
+        iterations = linestep.step(R, s, gl, winv, pf, r_w, tol * math.sqrt(bb), MAX_CORRECTIONS,
+                                   t, u, buf_p)
+        if iterations >= 0:
+            for i in range(m):
+                for j in range(n):
+                    q[i, j] = g[j] - t[i, j]
+    if iterations < 0:                  # CG in the symmetric form
+        sq = np.empty((m, n))
+        b = np.empty((m, n))
+        z = np.empty((m, n))
+        r = np.empty((m, n))
+        pv = np.empty((m, n))
+        h = np.empty((m, n))
+        for i in range(m):
+            for j in range(n):
+                sq[i, j] = math.sqrt(max(s[i, j], 0.0))
+                b[i, j] = sq[i, j] * g[j]
+        if pf and pdir != 0:
+            precond.factor(s, gl, pdir, winv)
+        iterations, _ = cg(sq, b, r_w, r_b, tol, max_cg, z, r, pv, q, t, buf_p, buf_q, pdir, gl,
+                           winv, h)
+        for i in range(m):
+            for j in range(n):
+                t[i, j] = sq[i, j] * z[i, j]
+        apply_A(t, r_w, r_b, q, buf_p, buf_q)    # q = A S^1/2 z; lambda = g - q
     for i in range(m):
         acc = 0.0
         for j in range(n):
@@ -69,6 +91,7 @@ def _vjp_one(v, Vrow, c, K, pf, r_w, r_b, g, tol, max_cg, pdir, gl, winv_shared,
             grad_V[i] = acc
     if need_r:
         # dL/dr = -(S lambda) . (dA/dr) f(v): A is linear in r_word and r_bit.
+        z = np.empty((m, n))
         for i in range(m):
             for j in range(n):
                 z[i, j] = s[i, j] * (g[j] - q[i, j])
@@ -89,11 +112,11 @@ def _d_eps(K):
 
 
 @njit(cache=True, parallel=_PRANGE_ONLY, error_model="numpy")
-def _vjp_batch(v, V, c, K, pf, r_w, r_b, grad_I, tol, max_cg, pdir, gl, winv, need_V, grad_V, w1,
-               w2, need_r, grad_r, iterations):
+def _vjp_batch(v, V, c, K, pf, r_w, r_b, grad_I, tol, max_cg, pdir, gl, winv, line, need_V, grad_V,
+               w1, w2, need_r, grad_r, iterations):
     for e in prange(v.shape[0]):
         iterations[e] = _vjp_one(v[e], V[e], c, K, pf, r_w, r_b, grad_I[e], tol, max_cg, pdir, gl,
-                                 winv, need_V, grad_V[e], w1[e], w2[e], need_r, grad_r[e])
+                                 winv, line, need_V, grad_V[e], w1[e], w2[e], need_r, grad_r[e])
 
 
 @njit(cache=True, parallel=_PRANGE_ONLY, error_model="numpy")
@@ -107,12 +130,17 @@ def _sum_examples(w, out):
                 out[i, j] += w[e, i, j]
 
 
-def vjp(v, V, c, K, pf, r_word, r_bit, grad_I, tol, need_V=True, max_cg=5000, need_r=False):
+def vjp(v, V, c, K, pf, r_word, r_bit, grad_I, tol, need_V=True, max_cg=5000, need_r=False,
+        method="auto"):
     """(dL/dV (p, m) float64 or None, dL/dtheta): dL/dG (m, n) for linear devices, or
-    (dL/dc, dL/d(d_eps)) for PF, all float64; plus the CG iterations per example (p,), and with
-    ``need_r`` a fourth item (dL/dr_word, dL/dr_bit) (2,) summed over the examples (two more
-    passes of A per example). v (p, m, n): the converged device voltages; c, K, pf from
-    solve.device_arrays."""
+    (dL/dc, dL/d(d_eps)) for PF, all float64; plus the inner iterations per example (p,) (CG
+    iterations, or a line step's corrections), and with ``need_r`` a fourth item
+    (dL/dr_word, dL/dr_bit) (2,) summed over the examples (two more passes of A per example).
+    v (p, m, n): the converged device voltages; c, K, pf from solve.device_arrays. ``method``:
+    as :func:`memnp.circuit.solve.solve_with_currents`. The transposed solve stops at a relative
+    residual ``tol`` (of the CG system, or of J lambda = g 1 in the S-weighted norm)."""
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {sorted(METHODS)}; got {method!r}")
     p, m, n = v.shape
     grad_I = np.ascontiguousarray(grad_I, dtype=np.float64)
     grad_V = np.zeros((p, m))
@@ -121,9 +149,10 @@ def vjp(v, V, c, K, pf, r_word, r_bit, grad_I, tol, need_V=True, max_cg=5000, ne
     iterations = np.zeros(p, np.int64)
     grad_r = np.zeros((p, 2))
     pdir, gl, winv = preconditioner(m, n, r_word, r_bit, None if pf else c)
-    _vjp_batch(v, np.ascontiguousarray(V, dtype=np.float64), c, K, pf, float(r_word), float(r_bit),
-               grad_I, float(tol), int(max_cg), pdir, gl, winv, bool(need_V), grad_V, w1, w2,
-               bool(need_r), grad_r, iterations)
+    V = np.ascontiguousarray(V, dtype=np.float64)
+    line = use_line_steps(method, pdir, V, c, K, pf, r_word)
+    _vjp_batch(v, V, c, K, pf, float(r_word), float(r_bit), grad_I, float(tol), int(max_cg), pdir,
+               gl, winv, line, bool(need_V), grad_V, w1, w2, bool(need_r), grad_r, iterations)
     g1 = np.empty((m, n))
     _sum_examples(w1, g1)
     if pf:

@@ -316,8 +316,7 @@ def solve_with_currents(V, G, devices, r_word, r_bit, tol, max_newton=MAX_NEWTON
     stats_i = np.zeros((p, 4), np.int64)
     stats_f = np.zeros((p, 3))
     pdir, g, winv = preconditioner(m, n, r_word, r_bit, None if pf else c)
-    line = pdir == precond.BIT and (method == "line" or (
-        method == "auto" and linestep.word_coupling_bound(V, c, K, pf, r_word) <= linestep.RHO_LINE))
+    line = use_line_steps(method, pdir, V, c, K, pf, r_word)
     I = np.empty((p, n))
     _solve_batch(V, c, K, pf, float(r_word), float(r_bit), float(tol), int(max_newton), int(max_cg),
                  pdir, g, winv, bool(line), v, stats_i, stats_f, I)
@@ -325,6 +324,14 @@ def solve_with_currents(V, G, devices, r_word, r_bit, tol, max_newton=MAX_NEWTON
                          stats_f[:, 0].copy(), stats_f[:, 1].copy(), stats_f[:, 2].copy(), float(tol),
                          _method_name(stats_i[:, 1], stats_i[:, 3]))
     return v, report, I
+
+
+def use_line_steps(method, pdir, V, c, K, pf, r_word):
+    """Whether a solve (or its adjoint) takes line steps: the bit lines must be the preconditioned
+    direction, and with ``method`` "auto" the word-line coupling bound at most RHO_LINE."""
+    if pdir != precond.BIT or method == "cg":
+        return False
+    return method == "line" or linestep.word_coupling_bound(V, c, K, pf, r_word) <= linestep.RHO_LINE
 
 
 def _method_name(newton, cg_steps):
