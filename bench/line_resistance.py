@@ -16,7 +16,9 @@ Cases
           (whole crossbars, no tiles), --epoch-examples digits: time per batch and peak RSS.
 
 Reported: median and min wall time, median CPU time (process time of all threads: on a loaded
-machine the wall time stretches, the CPU time much less), Newton / CG iterations, largest relative
+machine the wall time stretches, the CPU time much less), Newton iterations, the kind of Newton step
+(line steps or CG steps, see memnp.circuit.solve) and its inner iterations (line corrections or CG
+iterations, summed over the steps), largest relative
 residual, the IR drop (1 - sum I / sum I_without_wires) and the speed-up over badcrossbar (ratio of
 medians). Threads: NUMBA_NUM_THREADS (or --threads). The machine's load average is recorded: other
 processes slow the timings down.
@@ -127,6 +129,7 @@ def run_mnist(args):
                     "no_wires_ms": 1e3 * t_plain["median_s"],
                     "newton": int(max(r.iterations.max() for r in reports)),
                     "cg": int(max(r.inner_iterations.max() for r in reports)),
+                    "steps": step_kind(reports),
                     "residual": float(max(r.max_residual for r in reports)),
                     "ir_drop": float(1 - I.sum(dtype=np.float64) / I_plain.sum(dtype=np.float64)),
                     "repeats": t_fwd["repeats"]})
@@ -145,6 +148,13 @@ def run_mnist(args):
         memnp_linear["cpu_speedup_vs_badcrossbar"] = bc["cpu_s"] / (memnp_linear["cpu_forward_ms"] / 1e3)
         print(format_table(rows[-1:], COLUMNS), flush=True)
     return rows
+
+
+def step_kind(reports):
+    """'line', 'CG' or 'line+CG': the kinds of Newton step the solves took."""
+    kinds = {"line" if "line steps (" in r.method else "CG" if "Newton-CG" in r.method else "line+CG"
+             for r in reports}
+    return "+".join(sorted(kinds)) if len(kinds) > 1 else kinds.pop()
 
 
 def cpu_time(fn, repeats):
@@ -313,7 +323,8 @@ COLUMNS = [("case", "case", "{}"), ("dtype", "dtype", "{}"), ("layout", "layout"
            ("forward_ms", "forward ms", "{:.1f}"), ("forward_min_ms", "min", "{:.1f}"),
            ("backward_ms", "backward ms", "{:.1f}"), ("backward_min_ms", "min", "{:.1f}"),
            ("cpu_forward_ms", "fwd CPU ms", "{:.1f}"), ("cpu_backward_ms", "bwd CPU ms", "{:.1f}"),
-           ("no_wires_ms", "no wires ms", "{:.2f}"), ("newton", "Newton", "{}"), ("cg", "CG", "{}"),
+           ("no_wires_ms", "no wires ms", "{:.2f}"), ("newton", "Newton", "{}"), ("steps", "steps", "{}"),
+           ("cg", "inner", "{}"),
            ("residual", "residual", "{:.1e}"), ("ir_drop", "IR drop", "{:.3f}"),
            ("speedup_vs_badcrossbar", "x badcrossbar", "{:.1f}"),
            ("cpu_speedup_vs_badcrossbar", "x badcrossbar (CPU)", "{:.1f}"), ("rss_mb", "peak RSS MB", "{:.0f}"),
