@@ -165,3 +165,28 @@ def test_line_and_cg_steps_agree_on_an_mnist_sized_tile(dtype):
 def test_unknown_method_is_refused():
     with pytest.raises(ValueError, match="method must be one of"):
         solve.solve(np.zeros((1, 2)), np.ones((2, 2)) * 1e-6, None, 1.0, 1.0, 1e-10, method="gmres")
+
+
+def test_results_do_not_depend_on_the_thread_count():
+    # Work arrays are reused per chunk of examples, and the VJP's sums run in fixed chunks.
+    import numba
+
+    from memnp.circuit import adjoint
+    rng = np.random.default_rng(8)
+    V = rng.uniform(0.0, 0.5, (11, 30))
+    G = rng.uniform(HIGH.G_off, HIGH.G_on, (30, 7))
+    devices = PF.device_parameters(G, PF.sample(G.shape, rng, np.float64))
+    grad_I = rng.normal(size=(11, 7))
+    arrays = solve.device_arrays(G, devices)
+    before = numba.get_num_threads()
+    out = []
+    try:
+        for threads in sorted({1, before}):
+            numba.set_num_threads(threads)
+            v, _, I = solve.solve_with_currents(V, G, devices, 1.0, 2.0, 1e-10)
+            grad_V, (g_c, g_d), _ = adjoint.vjp(v, V, *arrays, 1.0, 2.0, grad_I, 1e-11)
+            out.append((v, I, grad_V, g_c, g_d))
+    finally:
+        numba.set_num_threads(before)
+    for a, b in zip(out[0], out[-1]):
+        np.testing.assert_array_equal(a, b)

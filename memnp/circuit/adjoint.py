@@ -27,24 +27,23 @@ from .solve import (_PRANGE_ONLY, MAX_CORRECTIONS, METHODS, _law, apply_A, preco
                     use_line_steps)
 
 _A2_B = float(A2_B)
+#: Chunks of examples in the VJP, each with its own partial sums of dL/dtheta (a constant, not
+#: the thread count, so that the sums are added in the same order on every machine).
+CHUNKS = 8
 
 
 @njit(cache=True, error_model="numpy")
 def _vjp_one(v, Vrow, c, K, pf, r_w, r_b, g, tol, max_cg, pdir, gl, winv_shared, line, need_V,
-             grad_V, w1, w2, need_r, grad_r):
+             grad_V, work, w1, w2, need_r, grad_r):
+    """One example; work (7, m, n) reused across examples; adds its dL/dtheta terms to w1, w2."""
     m, n = v.shape
-    F = np.empty((m, n))
-    s = np.empty((m, n))
-    q = np.empty((m, n))                # lambda = g - q
-    t = np.empty((m, n))
-    winv = np.empty((m, n)) if pf else winv_shared
+    F, s, q, t, R, u = work[0], work[1], work[2], work[3], work[4], work[5]    # lambda = g - q
+    winv = work[6] if pf else winv_shared
     buf_p = np.empty(n)
     buf_q = np.empty(n)
     _law(Vrow, c, K, pf, v, F, s)
     iterations = -1
     if line:                            # lambda = J^-1 (g 1) by a line step: R = -g 1
-        R = np.empty((m, n))
-        u = np.empty((m, n))
         bb = 0.0
         for i in range(m):
             for j in range(n):
@@ -83,10 +82,10 @@ def _vjp_one(v, Vrow, c, K, pf, r_w, r_b, g, tol, max_cg, pdir, gl, winv_shared,
             acc += s[i, j] * lam
             if pf:
                 dc, dd = pf_partials(v[i, j], c[i, j], K[i, j], _d_eps(K[i, j]))
-                w1[i, j] = lam * dc
-                w2[i, j] = lam * dd
+                w1[i, j] += lam * dc
+                w2[i, j] += lam * dd
             else:
-                w1[i, j] = lam * v[i, j]
+                w1[i, j] += lam * v[i, j]
         if need_V:
             grad_V[i] = acc
     if need_r:
@@ -114,18 +113,30 @@ def _d_eps(K):
 @njit(cache=True, parallel=_PRANGE_ONLY, error_model="numpy")
 def _vjp_batch(v, V, c, K, pf, r_w, r_b, grad_I, tol, max_cg, pdir, gl, winv, line, need_V, grad_V,
                w1, w2, need_r, grad_r, iterations):
-    for e in prange(v.shape[0]):
-        iterations[e] = _vjp_one(v[e], V[e], c, K, pf, r_w, r_b, grad_I[e], tol, max_cg, pdir, gl,
-                                 winv, line, need_V, grad_V[e], w1[e], w2[e], need_r, grad_r[e])
+    """The examples in w1.shape[0] contiguous chunks, each with its own work arrays and its own
+    partial sums w1[k], w2[k] of dL/dtheta (zeroed here; added in a fixed order, so the result does
+    not depend on the thread count)."""
+    p = v.shape[0]
+    chunks, m, n = w1.shape
+    for k in prange(chunks):
+        work = np.empty((7, m, n))
+        w1[k] = 0.0
+        if pf:
+            w2[k] = 0.0
+        for e in range(k * p // chunks, (k + 1) * p // chunks):
+            iterations[e] = _vjp_one(v[e], V[e], c, K, pf, r_w, r_b, grad_I[e], tol, max_cg, pdir,
+                                     gl, winv, line, need_V, grad_V[e], work, w1[k], w2[k], need_r,
+                                     grad_r[e])
 
 
 @njit(cache=True, parallel=_PRANGE_ONLY, error_model="numpy")
 def _sum_examples(w, out):
-    p, m, n = w.shape
+    """out = w.sum(axis=0) for w (k, m, n), added in the order 0, 1, ..., k - 1."""
+    k, m, n = w.shape
     for i in prange(m):
         for j in range(n):
             out[i, j] = 0.0
-        for e in range(p):
+        for e in range(k):
             for j in range(n):
                 out[i, j] += w[e, i, j]
 
@@ -144,8 +155,9 @@ def vjp(v, V, c, K, pf, r_word, r_bit, grad_I, tol, need_V=True, max_cg=5000, ne
     p, m, n = v.shape
     grad_I = np.ascontiguousarray(grad_I, dtype=np.float64)
     grad_V = np.zeros((p, m))
-    w1 = np.empty((p, m, n))
-    w2 = np.empty((p, m, n)) if pf else np.empty((p, 1, 1))
+    chunks = max(1, min(p, CHUNKS))
+    w1 = np.empty((chunks, m, n))
+    w2 = np.empty((chunks, m, n)) if pf else np.empty((chunks, 1, 1))
     iterations = np.zeros(p, np.int64)
     grad_r = np.zeros((p, 2))
     pdir, gl, winv = preconditioner(m, n, r_word, r_bit, None if pf else c)

@@ -58,7 +58,7 @@ so the float32 tolerance 1e-6 is met by a float64 residual; the state keeps v in
 import math
 
 import numpy as np
-from numba import njit, prange
+from numba import get_num_threads, njit, prange
 
 from ..kernels.device_law import pf_current_slope
 from ..kernels.fastexp import wide_vectors
@@ -149,19 +149,19 @@ def _evaluate(v, Vrow, c, K, pf, r_w, r_b, F, s, R, buf_p, buf_q, dv=None, dlam=
 
 @njit(cache=True, error_model="numpy")
 def _solve_one(Vrow, c, K, pf, r_w, r_b, tol, max_newton, max_cg, pdir, g, winv_shared, line,
-               v, stats_i, stats_f, I):
+               work, cg_work, v, stats_i, stats_f, I):
+    """One example. work (6, m, n) and cg_work (8, m, n), or (0, m, n) to allocate the CG arrays
+    only if a CG step is taken: work arrays the caller reuses across its examples."""
     m, n = v.shape
-    F = np.empty((m, n))
-    s = np.empty((m, n))
-    R = np.empty((m, n))
-    delta = np.empty((m, n))
+    F, s, R, delta, u = work[0], work[1], work[2], work[3], work[4]   # u: the line step's
     # Linear devices: the batch's factorisation; PF: this example's, at every Newton step.
-    winv = np.empty((m, n)) if pf else winv_shared
-    u = np.empty((m, n))                # the line step's word-line drop
+    winv = work[5] if pf else winv_shared
     buf_p = np.empty(n)
     buf_q = np.empty(n)
-    # The CG step's work arrays, allocated (and touched) only if a CG step is taken.
     sq = b = z = r = pv = q = h = t = np.empty((0, 0))
+    if cg_work.shape[0] == 8:
+        sq, b, z, r, pv, q, h, t = (cg_work[0], cg_work[1], cg_work[2], cg_work[3], cg_work[4],
+                                    cg_work[5], cg_work[6], cg_work[7])
     line_ok = line                      # line steps (until they contract too slowly)
     for i in range(m):                  # start from the voltages without wires
         for j in range(n):
@@ -260,11 +260,20 @@ def _finish(s, R, delta, lam, F, I):
 
 
 @njit(cache=True, parallel=_PRANGE_ONLY, error_model="numpy")
-def _solve_batch(V, c, K, pf, r_w, r_b, tol, max_newton, max_cg, pdir, g, winv, line, v, stats_i,
-                 stats_f, I):
-    for e in prange(V.shape[0]):
-        _solve_one(V[e], c, K, pf, r_w, r_b, tol, max_newton, max_cg, pdir, g, winv, line, v[e],
-                   stats_i[e], stats_f[e], I[e])
+def _solve_batch(V, c, K, pf, r_w, r_b, tol, max_newton, max_cg, pdir, g, winv, line, threads, v,
+                 stats_i, stats_f, I):
+    """The examples in one contiguous chunk per thread (``threads``: Numba's thread count), each
+    chunk reusing its work arrays (no allocation per example, and the arrays stay in cache from
+    one example to the next)."""
+    p = V.shape[0]
+    m, n = c.shape
+    chunks = max(1, min(p, threads))
+    for k in prange(chunks):
+        work = np.empty((6, m, n))
+        cg_work = np.empty((0 if line else 8, m, n))
+        for e in range(k * p // chunks, (k + 1) * p // chunks):
+            _solve_one(V[e], c, K, pf, r_w, r_b, tol, max_newton, max_cg, pdir, g, winv, line,
+                       work, cg_work, v[e], stats_i[e], stats_f[e], I[e])
 
 
 def device_arrays(G, devices):
@@ -319,7 +328,7 @@ def solve_with_currents(V, G, devices, r_word, r_bit, tol, max_newton=MAX_NEWTON
     line = use_line_steps(method, pdir, V, c, K, pf, r_word)
     I = np.empty((p, n))
     _solve_batch(V, c, K, pf, float(r_word), float(r_bit), float(tol), int(max_newton), int(max_cg),
-                 pdir, g, winv, bool(line), v, stats_i, stats_f, I)
+                 pdir, g, winv, bool(line), get_num_threads(), v, stats_i, stats_f, I)
     report = SolveReport(stats_i[:, 0].astype(np.int8), stats_i[:, 1].copy(), stats_i[:, 2].copy(),
                          stats_f[:, 0].copy(), stats_f[:, 1].copy(), stats_f[:, 2].copy(), float(tol),
                          _method_name(stats_i[:, 1], stats_i[:, 3]))
