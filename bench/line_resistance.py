@@ -12,8 +12,8 @@ Cases
   big     one 1024 x 1024 array at batch 1 (random inputs in [0, k_V], high-R G, r = 1 ohm),
           linear and PF, float64: memnp's time and the peak RSS of a fresh process doing it;
           badcrossbar on the linear case in a subprocess with a time limit (--bc-limit s).
-  epoch   PF-aware training of the paper's 784-25-10 MLP with LineResistance(1, 1) on both layers
-          (whole crossbars, no tiles), --epoch-examples digits: time per batch and peak RSS.
+  epoch   PF-aware training of the paper's 784-25-10 MLP with LineResistance(1, 1) on both layers,
+          whole crossbars and 128 x 64 tiles, --epoch-examples digits: time per batch and peak RSS.
 
 Reported: median and min wall time, median CPU time (process time of all threads: on a loaded
 machine the wall time stretches, the CPU time much less), Newton iterations, the kind of Newton step
@@ -215,16 +215,20 @@ def child_big(kind):
           f"{rss - rss_before}")
 
 
-def child_epoch(examples):
+def child_epoch(examples, layout):
     """In a fresh process: PF-aware training (the paper's 784-25-10 MLP, double weights, float32)
-    on the high-R SiOx stage with LineResistance(1, 1) on every crossbar (no tiles: each layer's
-    crossbar is one circuit), ``examples`` embedded MNIST digits in batches of 64. Prints the time
-    per batch and the peak RSS."""
+    on the high-R SiOx stage with LineResistance(1, 1) on every crossbar, ``examples`` embedded
+    MNIST digits in batches of 64; layout "whole" (each layer's crossbar one circuit) or
+    "tiles128" (Tiles(128, 64): every array its own circuit). Prints the time per batch and the
+    peak RSS."""
     from memnp.crossbar import Stage
     from memnp.nn import mnist_mlp
-    from memnp.nonidealities import LineResistance
+    from memnp.nonidealities import LineResistance, Tiles
     st = stage()
-    lr_stage = Stage(st.G_off, st.G_on, st.k_V, (st.nonpreserving, LineResistance(R, R)))
+    parts = (st.nonpreserving, LineResistance(R, R))
+    if layout != "whole":
+        parts = parts + (Tiles(TILE, 64),)
+    lr_stage = Stage(st.G_off, st.G_on, st.k_V, parts)
     rng = np.random.default_rng(2022)
     model = mnist_mlp(rng, "double", dtype="float32", stage=lr_stage)
     from memnp.data.datasets import EMBEDDED_PATH
@@ -244,13 +248,15 @@ def child_epoch(examples):
 
 
 def run_epoch(args):
-    per_batch, rss = run_child(["--child-epoch", str(args.epoch_examples)], 3600)
-    row = {"case": "MNIST PF-aware training + wires", "dtype": "float32", "layout": "whole",
-           "forward_ms": None, "rss_mb": rss, "repeats": 1,
-           "note": f"{1e3 * per_batch:.0f} ms per batch of 64 (train step: both layers, forward + "
-                   f"backward); {750 * per_batch:.0f} s per 48,000-example epoch"}
-    print(format_table([row], COLUMNS), flush=True)
-    return [row]
+    rows = []
+    for layout in ("whole", f"tiles{TILE}"):
+        per_batch, rss = run_child(["--child-epoch", str(args.epoch_examples), layout], 3600)
+        rows.append({"case": "MNIST PF-aware training + wires", "dtype": "float32", "layout": layout,
+                     "forward_ms": None, "rss_mb": rss, "repeats": 1,
+                     "note": f"{1e3 * per_batch:.0f} ms per batch of 64 (train step: both layers, "
+                             f"forward + backward); {750 * per_batch:.0f} s per 48,000-example epoch"})
+        print(format_table(rows[-1:], COLUMNS), flush=True)
+    return rows
 
 
 def child_badcrossbar_big():
@@ -345,7 +351,7 @@ def main():
     parser.add_argument("--out", default=str(HERE / "out" / "line_resistance.json"))
     parser.add_argument("--child-big", choices=("linear", "PF"), help=argparse.SUPPRESS)
     parser.add_argument("--child-badcrossbar-big", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("--child-epoch", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--child-epoch", nargs=2, metavar=("EXAMPLES", "LAYOUT"), help=argparse.SUPPRESS)
     parser.add_argument("--epoch-examples", type=int, default=1280,
                         help="examples the epoch case trains on (its time is extrapolated to 48,000)")
     args = parser.parse_args()
@@ -357,7 +363,7 @@ def main():
     if args.child_badcrossbar_big:
         return child_badcrossbar_big()
     if args.child_epoch:
-        return child_epoch(args.child_epoch)
+        return child_epoch(int(args.child_epoch[0]), args.child_epoch[1])
     if args.quick:
         args.repeats, args.batch, args.bc_limit, args.repeats_bc = 3, 16, 60.0, 1
     rows = []
