@@ -12,7 +12,7 @@ G: exact for every differentiable phase, straight-through for the quantisers.
 """
 import numpy as np
 
-from ..kernels import get_backend
+from ..kernels import conductance_chain, get_backend
 from ..kernels.backend import backend_name
 from . import tiling
 from .pipeline import DRAWS, Draws
@@ -67,13 +67,17 @@ class CrossbarPass:
             draws = self.sample(G.shape, rng, G.dtype, read_rng)
         elif isinstance(draws, tuple):
             draws = Draws.from_pair(stage, draws)
-        inputs = []
-        G_read = G
-        get = draws.get   # dict.get: the plain lookup by phase name
-        for name, item in stage.conductance_phases:
-            inputs.append(G_read)
-            G_read = item.apply(G_read, get(name))
         phases = stage.phases
+        get = draws.get   # dict.get: the plain lookup by phase name
+        G_read = conductance_chain.apply(phases, G, draws) if stage.fused_conductances else None
+        if G_read is None:
+            inputs = []
+            G_read = G
+            for name, item in stage.conductance_phases:
+                inputs.append(G_read)
+                G_read = item.apply(G_read, get(name))
+        else:
+            inputs = None     # one pass each way (memnp.kernels.conductance_chain)
         dac = phases.get("dac")
         V_read = dac.apply(V, stage.k_V) if dac is not None else V
         pf = stage.nonpreserving
@@ -117,9 +121,19 @@ class CrossbarPass:
         else:
             grad_V = grad_I @ G_read.T if need_V else None
             grad_G = V_read.T @ grad_I
-        get = draws.get
-        for (name, item), G_in in zip(reversed(stage.conductance_phases), reversed(inputs)):
-            grad_G = item.apply_vjp(G_in, get(name), grad_G)
+        fused = None
+        if inputs is None:
+            fused = conductance_chain.apply_vjp(stage.phases, G, draws, grad_G)
+            if fused is None:   # a gradient of another dtype or layout: the inputs again
+                inputs = [G]
+                for name, item in stage.conductance_phases[:-1]:
+                    inputs.append(item.apply(inputs[-1], draws.get(name)))
+        if fused is not None:
+            grad_G = fused
+        else:
+            get = draws.get
+            for (name, item), G_in in zip(reversed(stage.conductance_phases), reversed(inputs)):
+                grad_G = item.apply_vjp(G_in, get(name), grad_G)
         if grad_V is not None:
             dac = stage.phases.get("dac")
             if dac is not None:
