@@ -79,3 +79,57 @@ def test_which_stages_fuse():
     assert not STAGES["smooth_ideal"].fused_conductances      # ProgrammingNoise: phase by phase
     assert not Stage(G_OFF, G_ON, 0.5, (D2D, PF)).fused_conductances   # paper stage
     assert not Stage(G_OFF, G_ON, 0.5, (ReadNoise(0.1), PF)).fused_conductances   # one phase
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_tiled_read_with_adcs_in_one_pass_equals_parts_then_adc_sum(rng, dtype):
+    from memnp.kernels import periphery, tiling
+    V = 0.5 * rng.random((9, 300))
+    V[rng.random(V.shape) < 0.6] = 0
+    V[3] = 0                                               # an example with no current at all
+    V[4, :128] = 0                                         # ... and one that skips an array
+    G = rng.uniform(G_OFF, G_ON, (300, 21))
+    c, d_eps = PF.device_parameters(G, PF.sample(G.shape, rng))
+    tile_of_row = np.repeat([0, 1, 2], [128, 128, 44])
+    V, c, d_eps = (a.astype(dtype) for a in (V, c, d_eps))
+    top = tiling.pf_currents_tiled(V, c, d_eps, tile_of_row, 3).max(axis=(1, 2)).astype(np.float64)
+    wide, narrow = 1.5 * top, np.array([1.5, 0.5, 1.5]) * top
+    for fs in (wide, narrow):   # no ADC clips, or the second row of arrays' ADCs clip
+        parts = tiling.pf_currents_tiled(V, c, d_eps, tile_of_row, 3)
+        expected, expected_clipped = periphery.adc_sum(parts, fs.reshape(-1, 1, 1), 63)
+        I, clipped = tiling.pf_currents_tiled_adc(V, c, d_eps, tile_of_row, 3, fs, 63)
+        assert I.dtype == dtype and I.shape == (9, 21)
+        np.testing.assert_array_equal(I, expected)
+        assert clipped == expected_clipped == (fs is narrow)
+        # against the NumPy reference: parts from the reference, then ADC.apply and a sum (an
+        # ADC level may flip where a part lies within rounding of a level boundary)
+        reference = tiling.pf_currents_tiled_numpy(V, c, d_eps, tile_of_row, 3)
+        levels = np.rint(reference / fs.reshape(-1, 1, 1) * 63).clip(0, 63) * (fs.reshape(-1, 1, 1) / 63)
+        assert np.mean(np.isclose(I, levels.sum(axis=0), rtol=1e-6, atol=0)) > 0.95
+    with pytest.raises(ValueError, match="non-decreasing"):
+        tiling.pf_currents_tiled_adc(V, c, d_eps, tile_of_row[::-1].copy(), 3, fs, 63)
+    with pytest.raises(ValueError, match="one current per row of arrays"):
+        tiling.pf_currents_tiled_adc(V, c, d_eps, tile_of_row, 3, fs[:2], 63)
+
+
+@pytest.mark.parametrize("full_scale", ["worst-case", 2.5e-6])
+def test_cpu_tiled_read_with_adcs_against_the_numpy_backend(rng, full_scale):
+    """The combined stage on the cpu backend (the one-pass tiled read with its ADCs, the fused
+    conductance phases) against the numpy backend in float64, with ADCs that clip or not: the
+    same currents and straight-through gradients."""
+    from memnp.nonidealities import ADC, Tiles
+    stage = Stage(G_OFF, G_ON, 0.5, STAGES["combined"].nonidealities[:-2] + (ADC(6, full_scale), Tiles(16, 8)))
+    from pipeline_stages import crossbar_inputs
+    V, G = crossbar_inputs(rng, p=6, m=40, n=11)
+    V = np.round(V / 0.5 * 63) / 63 * 0.5
+    V[:, 5:9] = 0
+    out = []
+    for backend in ("numpy", "cpu"):
+        crossbar = CrossbarPass(stage, backend)
+        I = crossbar.forward(V, G, np.random.default_rng(1))
+        out.append((I, *crossbar.backward(np.ones_like(I) / np.abs(I).max())))
+    for a, b in zip(*out):
+        # ADC levels may differ where a part lies within rounding of a level boundary
+        assert np.mean(np.isclose(b, a, rtol=1e-9, atol=1e-300)) > 0.97
+    state = crossbar._cache[7]          # the cpu read's state: ("stacked", ..., clipped)
+    assert state[0] == "stacked" and state[-1] == (not isinstance(full_scale, str))

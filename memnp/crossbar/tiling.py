@@ -133,14 +133,20 @@ def _read_stacked(backend, stage, V, devices, bounds):
     adc = stage.phases.get("adc")
     p, m = V.shape
     T = len(bounds)
+    one_pass = T > 1 and backend.__name__ in _CPU and V.dtype in (np.float32, np.float64)
+    if one_pass and adc is not None:
+        # The arrays' currents, their ADCs and the digital sum in one pass (memnp.kernels.tiling;
+        # the same numbers as the loop below and adc_sum). No partial currents are kept: the
+        # backward pass needs them only where an ADC clipped, and recomputes them then.
+        fs = _full_scales(stage, adc, tuple(rows for _, _, rows in bounds))
+        I, clipped = tiled_kernels.pf_currents_tiled_adc(V, *devices, _tile_of_row(bounds, m), T,
+                                                         fs.reshape(-1), adc.levels)
+        return I, ("stacked", V, bounds, devices, None, fs, clipped)
     if T == 1:
         I_raw = backend.pf_currents(V, *devices)[None]
-    elif backend.__name__ in _CPU and V.dtype in (np.float32, np.float64):
+    elif one_pass:
         # The cpu backend's one-pass loop (memnp.kernels.tiling), tested against the stacked read.
-        tile_of_row = np.empty(m, np.int64)
-        for k, (r0, r1, _) in enumerate(bounds):
-            tile_of_row[r0:r1] = k
-        I_raw = tiled_kernels.pf_currents_tiled(V, *devices, tile_of_row, T)
+        I_raw = tiled_kernels.pf_currents_tiled(V, *devices, _tile_of_row(bounds, m), T)
     else:
         I_raw = backend.pf_currents(_stack(V, bounds), *devices).reshape(T, p, -1)
     fs, clipped = None, False
@@ -157,6 +163,14 @@ def _read_stacked(backend, stage, V, devices, bounds):
     return I, ("stacked", V, bounds, devices, I_raw, fs, clipped)
 
 
+def _tile_of_row(bounds, m):
+    """(m,) int64: the row of arrays of every row handed over (non-decreasing)."""
+    tile_of_row = np.empty(m, np.int64)
+    for k, (r0, r1, _) in enumerate(bounds):
+        tile_of_row[r0:r1] = k
+    return tile_of_row
+
+
 def _stack(V, bounds):
     """(T p, m): copy t of V keeps only the rows r0:r1 of row of arrays t (zeros elsewhere)."""
     p, m = V.shape
@@ -171,9 +185,11 @@ def _read_stacked_vjp(backend, stage, state, grad_I, need_V):
     same dL/dI, and the arrays' VJPs add up to the VJP of the whole crossbar: one call on V."""
     _, V, bounds, devices, I_raw, fs, clipped = state
     adc = stage.phases.get("adc")
-    T, p, n = I_raw.shape
     if not clipped:
         return _pf_vjp(backend, V, devices, grad_I, need_V)
+    if I_raw is None:   # the one-pass read with its ADCs kept no partial currents
+        I_raw = tiled_kernels.pf_currents_tiled(V, *devices, _tile_of_row(bounds, V.shape[1]), len(bounds))
+    T, p, n = I_raw.shape
     g = adc.apply_vjp(I_raw, fs, np.broadcast_to(grad_I, I_raw.shape)).reshape(T * p, n)
     grad_V, grad_c, grad_d_eps = backend.pf_currents_vjp(_stack(V, bounds), *devices, g, need_V)
     if need_V:
