@@ -12,9 +12,10 @@ G: exact for every differentiable phase, straight-through for the quantisers.
 """
 import numpy as np
 
-from ..kernels import conductance_chain, get_backend
+from ..kernels import conductance_chain, get_backend, stage_draws
 from ..kernels.backend import backend_name
 from . import tiling
+from .nonidealities.read_noise import MIN_FACTOR
 from .pipeline import DRAWS, Draws
 from . import validation
 
@@ -44,6 +45,11 @@ class CrossbarPass:
         """Draws for a crossbar of ``shape`` (m, n), phase by phase in physical order: "chip" phases
         from ``rng``, "read" phases (read noise) from ``read_rng`` when given (chip mode: a stream
         that goes on from batch to batch), else from ``rng``."""
+        if self.stage.fused_conductances:
+            # One block of raw words per Generator (memnp.kernels.stage_draws): the same draws.
+            fused = stage_draws.sample(self.stage.phases, shape, rng, read_rng, dtype, MIN_FACTOR)
+            if fused is not None:
+                return Draws(fused)
         draws = Draws()
         for name, item in self.stage.phases.items():
             kind = DRAWS[name]

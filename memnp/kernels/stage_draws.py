@@ -1,0 +1,166 @@
+"""The draws of a combined stage from one block of raw words per Generator.
+
+Phase by phase (memnp.crossbar.simulate.CrossbarPass.sample), a combined stage asks its Generator
+for raw words five times (D2D, drift, stuck, read noise, PF residuals) and draws the stuck mask
+with ``rng.random``. :func:`sample` takes the same words in one ``random_raw`` call per Generator
+(the chip phases from ``rng``; read noise from ``read_rng`` when given, else from ``rng`` in its
+place in the order) and hands each phase its slice, to the phases' own loops: the same numbers,
+and the same Generator state afterwards, as the phases one by one (but for the stale half word
+NumPy's float32 uniforms leave in the state's "uinteger", which it never reads while "has_uint32"
+is 0). The stuck mask comes from the
+words as NumPy's ``Generator.random`` makes its uniforms from PCG64 (:func:`uniforms_numpy`, the
+reference; tested against ``rng.random``):
+
+    float64: u = (w >> 11) 2**-53, one word per device;
+    float32: u = (h >> 8) 2**-24 for the 32-bit halves h of each word, low half first (NumPy's
+             buffered next_uint32), two devices per word.
+
+Only for a PCG64 bit generator with no buffered half word, float32 or float64 draws, an even
+device count in float32, and stuck classes with a fixed value (StuckAt, StuckAtGOff,
+StuckAtGOn); otherwise :func:`sample` returns None and the caller samples phase by phase.
+"""
+import math
+
+import numpy as np
+from numba import njit
+
+from . import drift as drift_loops
+from . import normal
+from . import pf_devices
+from . import read_noise as read_loops
+
+_JIT = {"error_model": "numpy", "cache": True}
+#: Conductance phases :func:`sample` draws, by the class names it takes.
+_CLASSES = {"programming": ("D2DLognormal",), "drift": ("Drift",),
+            "stuck": ("StuckAt", "StuckAtGOff", "StuckAtGOn"), "read_noise": ("ReadNoise",),
+            "currents": ("IVNonlinearityPF",)}
+_MASK24, _SHIFT8, _SHIFT11 = np.uint64(0xFFFFFF), np.uint64(8), np.uint64(11)
+_SHIFT40 = np.uint64(40)
+
+
+@njit(**_JIT)
+def _stuck_f32(words, p, value, mask, values):
+    """mask[k] = u_k < p and values[k] = value there (0 elsewhere), u from the halves of words."""
+    scale = np.float32(2.0 ** -24)
+    zero = np.float32(0.0)
+    for k in range(words.size):
+        w = words[k]
+        u0 = np.float32((w >> _SHIFT8) & _MASK24) * scale      # the low half's top 24 bits
+        u1 = np.float32(w >> _SHIFT40) * scale                  # the high half's top 24 bits
+        m0, m1 = u0 < p, u1 < p
+        mask[2 * k], mask[2 * k + 1] = m0, m1
+        values[2 * k] = value if m0 else zero
+        values[2 * k + 1] = value if m1 else zero
+
+
+@njit(**_JIT)
+def _stuck_f64(words, p, value, mask, values):
+    scale = 2.0 ** -53
+    for k in range(words.size):
+        u = np.float64(words[k] >> _SHIFT11) * scale
+        m = u < p
+        mask[k] = m
+        values[k] = value if m else 0.0
+
+
+def uniforms_numpy(words, dtype):
+    """The uniforms in [0, 1) that ``Generator.random(dtype=dtype)`` makes from these PCG64 words
+    (the reference of the stuck loops)."""
+    words = np.asarray(words, np.uint64)
+    if np.dtype(dtype) == np.float64:
+        return (words >> np.uint64(11)).astype(np.float64) * 2.0 ** -53
+    halves = np.empty(2 * words.size, np.uint64)
+    halves[0::2] = words & np.uint64(0xFFFFFFFF)
+    halves[1::2] = words >> np.uint64(32)
+    return (halves >> np.uint64(8)).astype(np.float32) * np.float32(2.0 ** -24)
+
+
+def _counts(phases, n, dtype):
+    """[(phase name, words)] in physical order, or None when a phase is not taken."""
+    counts = []
+    for name, item in phases.items():
+        classes = _CLASSES.get(name)
+        if classes is None:
+            if name in ("dac", "wires", "adc", "tiles"):
+                continue                     # no draws
+            return None
+        if type(item).__name__ not in classes:
+            return None
+        if name == "stuck":
+            if dtype == np.float32 and n % 2:
+                return None
+            counts.append((name, n if dtype == np.float64 else n // 2))
+        elif name == "currents":
+            counts.append((name, n))
+        else:
+            counts.append((name, (n + 1) // 2))
+    return counts
+
+
+def _unbuffered_pcg64(rng):
+    bits = rng.bit_generator
+    return type(bits) is np.random.PCG64 and not bits.state["has_uint32"]
+
+
+def sample(phases, shape, rng, read_rng=None, dtype=np.float64, read_floor=1e-3):
+    """{phase name: draws} for a stage's ``phases`` ({phase name: nonideality}) and a crossbar of
+    ``shape`` (m, n), the same as each phase's ``sample`` in turn (read noise from ``read_rng``
+    when given; ``read_floor``: ReadNoise's MIN_FACTOR); None when a phase or the Generator is not
+    one this function takes (see the module docstring)."""
+    dtype = np.dtype(dtype)
+    if dtype not in (np.float32, np.float64) or not isinstance(rng, np.random.Generator):
+        return None
+    shape = tuple(int(s) for s in shape)
+    n = math.prod(shape)
+    counts = _counts(phases, n, dtype)
+    if counts is None or n == 0:
+        return None
+    separate = read_rng is not None
+    if separate and not isinstance(read_rng, np.random.Generator):
+        return None
+    if "stuck" in phases and dtype == np.float32 and not _unbuffered_pcg64(rng):
+        return None
+    if "stuck" in phases and type(rng.bit_generator) is not np.random.PCG64:
+        return None
+    chip_words = sum(c for name, c in counts if not (separate and name == "read_noise"))
+    words = rng.bit_generator.random_raw(chip_words)
+    read_words = None
+    if separate and "read_noise" in phases:
+        read_words = read_rng.bit_generator.random_raw((n + 1) // 2)
+    out = {}
+    start = 0
+    for name, count in counts:
+        item = phases[name]
+        if name == "read_noise" and separate:
+            w = read_words
+        else:
+            w = words[start:start + count]
+            start += count
+        out[name] = _draw(name, item, w, shape, n, dtype, read_floor)
+    return out
+
+
+def _draw(name, item, words, shape, n, dtype, read_floor):
+    if name == "programming":
+        eps = np.empty(shape, dtype)
+        (normal._parallel if n >= normal.PARALLEL_MIN else normal._serial)(words, eps.reshape(-1))
+        return eps
+    if name == "drift":
+        f = np.empty(shape, dtype)
+        drift_loops._factors(words, float(item.nu_mean), float(item.nu_std), math.log(item.t / item.t0),
+                             f.reshape(-1))
+        return f
+    if name == "stuck":
+        mask = np.empty(shape, np.bool_)
+        values = np.empty(shape, dtype)
+        kernel = _stuck_f64 if dtype == np.float64 else _stuck_f32
+        kernel(words, dtype.type(item.p), dtype.type(item.fixed_value), mask.reshape(-1), values.reshape(-1))
+        return mask, values
+    if name == "read_noise":
+        f = np.empty(shape, dtype)
+        read_loops._factors(words, float(item.sigma_rel), float(read_floor), f.reshape(-1))
+        return f
+    residuals = np.empty((2,) + shape, dtype)
+    (l00, l01), (l10, l11) = np.asarray(item._factor, dtype=np.float64)
+    pf_devices._residuals(words, l00, l01, l10, l11, residuals[0].reshape(-1), residuals[1].reshape(-1))
+    return residuals
