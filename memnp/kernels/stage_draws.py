@@ -5,19 +5,19 @@ for raw words five times (D2D, drift, stuck, read noise, PF residuals) and draws
 with ``rng.random``. :func:`sample` takes the same words in one ``random_raw`` call per Generator
 (the chip phases from ``rng``; read noise from ``read_rng`` when given, else from ``rng`` in its
 place in the order) and hands each phase its slice, to the phases' own loops: the same numbers,
-and the same Generator state afterwards, as the phases one by one (but for the stale half word
-NumPy's float32 uniforms leave in the state's "uinteger", which it never reads while "has_uint32"
-is 0). The stuck mask comes from the
+and the same Generator state afterwards, as the phases one by one. The stuck mask comes from the
 words as NumPy's ``Generator.random`` makes its uniforms from PCG64 (:func:`uniforms_numpy`, the
 reference; tested against ``rng.random``):
 
     float64: u = (w >> 11) 2**-53, one word per device;
-    float32: u = (h >> 8) 2**-24 for the 32-bit halves h of each word, low half first (NumPy's
-             buffered next_uint32), two devices per word.
+    float32: u = (h >> 8) 2**-24 for the 32-bit halves h of each word, low half first, two
+             devices per word (NumPy's next_uint32: a half word it holds from an earlier float32
+             draw, "has_uint32" in the state, comes first, and an odd count leaves one held; the
+             state is left as NumPy leaves it).
 
-Only for a PCG64 bit generator with no buffered half word, float32 or float64 draws, an even
-device count in float32, and stuck classes with a fixed value (StuckAt, StuckAtGOff,
-StuckAtGOn); otherwise :func:`sample` returns None and the caller samples phase by phase.
+Only for float32 or float64 draws, stuck classes with a fixed value (StuckAt, StuckAtGOff,
+StuckAtGOn) and, with stuck devices, a PCG64 bit generator; otherwise :func:`sample` returns None
+and the caller samples phase by phase.
 """
 import math
 
@@ -34,23 +34,26 @@ _JIT = {"error_model": "numpy", "cache": True}
 _CLASSES = {"programming": ("D2DLognormal",), "drift": ("Drift",),
             "stuck": ("StuckAt", "StuckAtGOff", "StuckAtGOn"), "read_noise": ("ReadNoise",),
             "currents": ("IVNonlinearityPF",)}
-_MASK24, _SHIFT8, _SHIFT11 = np.uint64(0xFFFFFF), np.uint64(8), np.uint64(11)
-_SHIFT40 = np.uint64(40)
+_LOW32, _SHIFT8, _SHIFT11, _SHIFT32 = np.uint64(0xFFFFFFFF), np.uint64(8), np.uint64(11), np.uint64(32)
 
 
 @njit(**_JIT)
-def _stuck_f32(words, p, value, mask, values):
-    """mask[k] = u_k < p and values[k] = value there (0 elsewhere), u from the halves of words."""
+def _stuck_f32(words, buffered, held, p, value, mask, values):
+    """mask[k] = u_k < p and values[k] = value there (0 elsewhere), for NumPy's float32 uniforms
+    u = (h >> 8) 2**-24 of the 32-bit values h: ``held`` first when ``buffered``, then the low
+    and high halves of every word in turn."""
     scale = np.float32(2.0 ** -24)
     zero = np.float32(0.0)
-    for k in range(words.size):
-        w = words[k]
-        u0 = np.float32((w >> _SHIFT8) & _MASK24) * scale      # the low half's top 24 bits
-        u1 = np.float32(w >> _SHIFT40) * scale                  # the high half's top 24 bits
-        m0, m1 = u0 < p, u1 < p
-        mask[2 * k], mask[2 * k + 1] = m0, m1
-        values[2 * k] = value if m0 else zero
-        values[2 * k + 1] = value if m1 else zero
+    for k in range(mask.size):
+        j = k - buffered
+        if j < 0:
+            h = held
+        else:
+            w = words[j >> 1]
+            h = (w & _LOW32) if (j & 1) == 0 else (w >> _SHIFT32)
+        m = np.float32(h >> _SHIFT8) * scale < p
+        mask[k] = m
+        values[k] = value if m else zero
 
 
 @njit(**_JIT)
@@ -75,8 +78,9 @@ def uniforms_numpy(words, dtype):
     return (halves >> np.uint64(8)).astype(np.float32) * np.float32(2.0 ** -24)
 
 
-def _counts(phases, n, dtype):
-    """[(phase name, words)] in physical order, or None when a phase is not taken."""
+def _counts(phases, n, dtype, buffered):
+    """[(phase name, words)] in physical order, or None when a phase is not taken; ``buffered``:
+    whether NumPy holds half a word for the next float32 uniform."""
     counts = []
     for name, item in phases.items():
         classes = _CLASSES.get(name)
@@ -87,19 +91,12 @@ def _counts(phases, n, dtype):
         if type(item).__name__ not in classes:
             return None
         if name == "stuck":
-            if dtype == np.float32 and n % 2:
-                return None
-            counts.append((name, n if dtype == np.float64 else n // 2))
+            counts.append((name, n if dtype == np.float64 else (n - buffered + 1) // 2))
         elif name == "currents":
             counts.append((name, n))
         else:
             counts.append((name, (n + 1) // 2))
     return counts
-
-
-def _unbuffered_pcg64(rng):
-    bits = rng.bit_generator
-    return type(bits) is np.random.PCG64 and not bits.state["has_uint32"]
 
 
 def sample(phases, shape, rng, read_rng=None, dtype=np.float64, read_floor=1e-3):
@@ -112,18 +109,25 @@ def sample(phases, shape, rng, read_rng=None, dtype=np.float64, read_floor=1e-3)
         return None
     shape = tuple(int(s) for s in shape)
     n = math.prod(shape)
-    counts = _counts(phases, n, dtype)
-    if counts is None or n == 0:
+    if n == 0:
         return None
     separate = read_rng is not None
     if separate and not isinstance(read_rng, np.random.Generator):
         return None
-    if "stuck" in phases and dtype == np.float32 and not _unbuffered_pcg64(rng):
-        return None
-    if "stuck" in phases and type(rng.bit_generator) is not np.random.PCG64:
+    bits = rng.bit_generator
+    buffered, held = 0, 0
+    stuck32 = "stuck" in phases and dtype == np.float32
+    if "stuck" in phases:
+        if type(bits) is not np.random.PCG64:
+            return None
+        if stuck32:
+            state = bits.state
+            buffered, held = int(state["has_uint32"]), int(state["uinteger"])
+    counts = _counts(phases, n, dtype, buffered)
+    if counts is None:
         return None
     chip_words = sum(c for name, c in counts if not (separate and name == "read_noise"))
-    words = rng.bit_generator.random_raw(chip_words)
+    words = bits.random_raw(chip_words)
     read_words = None
     if separate and "read_noise" in phases:
         read_words = read_rng.bit_generator.random_raw((n + 1) // 2)
@@ -136,8 +140,28 @@ def sample(phases, shape, rng, read_rng=None, dtype=np.float64, read_floor=1e-3)
         else:
             w = words[start:start + count]
             start += count
-        out[name] = _draw(name, item, w, shape, n, dtype, read_floor)
+        if name == "stuck" and stuck32:
+            out[name] = _stuck(item, w, shape, dtype, buffered, held)
+            _hold(bits, (n - buffered) % 2, int(w[-1] >> _SHIFT32) if w.size else held)
+        else:
+            out[name] = _draw(name, item, w, shape, n, dtype, read_floor)
     return out
+
+
+def _stuck(item, words, shape, dtype, buffered, held):
+    mask = np.empty(shape, np.bool_)
+    values = np.empty(shape, dtype)
+    _stuck_f32(words, buffered, np.uint64(held), dtype.type(item.p), dtype.type(item.fixed_value),
+               mask.reshape(-1), values.reshape(-1))
+    return mask, values
+
+
+def _hold(bits, has_uint32, uinteger):
+    """Leave NumPy's half-word buffer as its float32 uniforms would have."""
+    state = bits.state
+    if state["has_uint32"] != has_uint32 or state["uinteger"] != uinteger:
+        state["has_uint32"], state["uinteger"] = has_uint32, uinteger
+        bits.state = state
 
 
 def _draw(name, item, words, shape, n, dtype, read_floor):
@@ -150,11 +174,10 @@ def _draw(name, item, words, shape, n, dtype, read_floor):
         drift_loops._factors(words, float(item.nu_mean), float(item.nu_std), math.log(item.t / item.t0),
                              f.reshape(-1))
         return f
-    if name == "stuck":
+    if name == "stuck":     # float64 (float32: _stuck)
         mask = np.empty(shape, np.bool_)
         values = np.empty(shape, dtype)
-        kernel = _stuck_f64 if dtype == np.float64 else _stuck_f32
-        kernel(words, dtype.type(item.p), dtype.type(item.fixed_value), mask.reshape(-1), values.reshape(-1))
+        _stuck_f64(words, dtype.type(item.p), dtype.type(item.fixed_value), mask.reshape(-1), values.reshape(-1))
         return mask, values
     if name == "read_noise":
         f = np.empty(shape, dtype)
