@@ -207,3 +207,21 @@ def test_uniforms_from_words_are_numpys(dtype):
         stage_draws._stuck_f64(words, dtype(0.3), dtype(2e-6), mask, values)
     np.testing.assert_array_equal(mask, expected < dtype(0.3))
     np.testing.assert_array_equal(values, np.where(mask, dtype(2e-6), 0))
+
+
+@pytest.mark.parametrize("count", [1, 3, 4, 5, 2047, 2048, 2051, 30001])
+def test_pcg64_loop_gives_numpys_words_and_state(count):
+    from memnp.kernels import pcg64
+    a, b = np.random.default_rng(11), np.random.default_rng(11)
+    for rng in (a, b):
+        rng.random(3, dtype=np.float32)          # a held half word travels with the state
+    np.testing.assert_array_equal(pcg64.raw_words(a.bit_generator, count), pcg64.raw_words_numpy(b.bit_generator, count))
+    assert a.bit_generator.state == b.bit_generator.state
+    state = np.random.default_rng(12).bit_generator.state["state"]
+    words, after = pcg64.words_from(state["state"], state["inc"], count)
+    reference = np.random.default_rng(12)
+    np.testing.assert_array_equal(words, reference.bit_generator.random_raw(count))
+    assert after == reference.bit_generator.state["state"]["state"]
+    # other bit generators: their own random_raw
+    mt = np.random.MT19937(3)
+    np.testing.assert_array_equal(pcg64.raw_words(mt, 4000), np.random.MT19937(3).random_raw(4000))

@@ -2,9 +2,10 @@
 
 Phase by phase (memnp.crossbar.simulate.CrossbarPass.sample), a combined stage asks its Generator
 for raw words five times (D2D, drift, stuck, read noise, PF residuals) and draws the stuck mask
-with ``rng.random``. :func:`sample` takes the same words in one ``random_raw`` call per Generator
-(the chip phases from ``rng``; read noise from ``read_rng`` when given, else from ``rng`` in its
-place in the order) and hands each phase its slice, to the phases' own loops: the same numbers,
+with ``rng.random``. :func:`sample` takes the same words in one block per Generator (the
+chip phases from ``rng``; read noise from ``read_rng`` when given, else from ``rng`` in its place
+in the order), from memnp's PCG64 loop (:mod:`memnp.kernels.pcg64`, NumPy's words faster) or
+``random_raw``, and hands each phase its slice, to the phases' own loops: the same numbers,
 and the same Generator state afterwards, as the phases one by one. The stuck mask comes from the
 words as NumPy's ``Generator.random`` makes its uniforms from PCG64 (:func:`uniforms_numpy`, the
 reference; tested against ``rng.random``):
@@ -26,6 +27,7 @@ from numba import njit
 
 from . import drift as drift_loops
 from . import normal
+from . import pcg64
 from . import pf_devices
 from . import read_noise as read_loops
 
@@ -44,7 +46,19 @@ def _stuck_f32(words, buffered, held, p, value, mask, values):
     and high halves of every word in turn."""
     scale = np.float32(2.0 ** -24)
     zero = np.float32(0.0)
-    for k in range(mask.size):
+    if buffered == 0:        # whole words, low half first (vectorizable)
+        pairs = mask.size // 2
+        for k in range(pairs):
+            w = words[k]
+            m0 = np.float32((w & _LOW32) >> _SHIFT8) * scale < p
+            m1 = np.float32(w >> _SHIFT32 >> _SHIFT8) * scale < p
+            mask[2 * k], mask[2 * k + 1] = m0, m1
+            values[2 * k] = value if m0 else zero
+            values[2 * k + 1] = value if m1 else zero
+        start = 2 * pairs
+    else:
+        start = 0
+    for k in range(start, mask.size):
         j = k - buffered
         if j < 0:
             h = held
@@ -111,38 +125,53 @@ def sample(phases, shape, rng, read_rng=None, dtype=np.float64, read_floor=1e-3)
     n = math.prod(shape)
     if n == 0:
         return None
-    separate = read_rng is not None
-    if separate and not isinstance(read_rng, np.random.Generator):
+    if read_rng is not None and (not isinstance(read_rng, np.random.Generator)
+                                 or read_rng.bit_generator is rng.bit_generator):
         return None
     bits = rng.bit_generator
-    buffered, held = 0, 0
-    stuck32 = "stuck" in phases and dtype == np.float32
-    if "stuck" in phases:
-        if type(bits) is not np.random.PCG64:
+    if type(bits) is not np.random.PCG64:
+        if "stuck" in phases:
             return None
-        if stuck32:
-            state = bits.state
-            buffered, held = int(state["has_uint32"]), int(state["uinteger"])
-    counts = _counts(phases, n, dtype, buffered)
-    if counts is None:
-        return None
-    chip_words = sum(c for name, c in counts if not (separate and name == "read_noise"))
-    words = bits.random_raw(chip_words)
-    read_words = None
-    if separate and "read_noise" in phases:
-        read_words = read_rng.bit_generator.random_raw((n + 1) // 2)
+        counts = _counts(phases, n, dtype, 0)
+        if counts is None:
+            return None
+        return _draws(phases, counts, None, bits.random_raw, shape, n, dtype, read_rng, read_floor)
+    # PCG64: one read of the state (NumPy's held half word, memnp's PCG64 loop) and one write.
+    with bits.lock:
+        state = bits.state
+        counts = _counts(phases, n, dtype, int(state["has_uint32"]))
+        if counts is None:
+            return None
+        inner = state["state"]
+
+        def words(count):
+            out, inner["state"] = pcg64.words_from(inner["state"], inner["inc"], count)
+            return out
+        out = _draws(phases, counts, state, words, shape, n, dtype, read_rng, read_floor)
+        bits.state = state
+    return out
+
+
+def _draws(phases, counts, state, words_of, shape, n, dtype, read_rng, read_floor):
+    """The draws of the phases in ``counts`` from one block of ``words_of(count)``; ``state``: the
+    PCG64 state dict whose half-word buffer the float32 stuck uniforms use and update (or None)."""
+    separate = read_rng is not None
+    words = words_of(sum(c for name, c in counts if not (separate and name == "read_noise")))
     out = {}
     start = 0
     for name, count in counts:
         item = phases[name]
         if name == "read_noise" and separate:
-            w = read_words
+            w = pcg64.raw_words(read_rng.bit_generator, count)
         else:
             w = words[start:start + count]
             start += count
-        if name == "stuck" and stuck32:
+        if name == "stuck" and dtype == np.float32:
+            buffered, held = int(state["has_uint32"]), int(state["uinteger"])
             out[name] = _stuck(item, w, shape, dtype, buffered, held)
-            _hold(bits, (n - buffered) % 2, int(w[-1] >> _SHIFT32) if w.size else held)
+            # NumPy's half-word buffer as its float32 uniforms leave it
+            state["has_uint32"] = (n - buffered) % 2
+            state["uinteger"] = int(w[-1] >> _SHIFT32) if w.size else held
         else:
             out[name] = _draw(name, item, w, shape, n, dtype, read_floor)
     return out
@@ -154,14 +183,6 @@ def _stuck(item, words, shape, dtype, buffered, held):
     _stuck_f32(words, buffered, np.uint64(held), dtype.type(item.p), dtype.type(item.fixed_value),
                mask.reshape(-1), values.reshape(-1))
     return mask, values
-
-
-def _hold(bits, has_uint32, uinteger):
-    """Leave NumPy's half-word buffer as its float32 uniforms would have."""
-    state = bits.state
-    if state["has_uint32"] != has_uint32 or state["uinteger"] != uinteger:
-        state["has_uint32"], state["uinteger"] = has_uint32, uinteger
-        bits.state = state
 
 
 def _draw(name, item, words, shape, n, dtype, read_floor):
