@@ -225,3 +225,21 @@ def test_pcg64_loop_gives_numpys_words_and_state(count):
     # other bit generators: their own random_raw
     mt = np.random.MT19937(3)
     np.testing.assert_array_equal(pcg64.raw_words(mt, 4000), np.random.MT19937(3).random_raw(4000))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_dac_of_a_checked_pass_skips_only_the_range_scan(rng, dtype):
+    from memnp.nonidealities import DAC
+    V = (0.5 * rng.random((6, 40))).astype(dtype)
+    dac = DAC(6)
+    np.testing.assert_array_equal(dac.apply(V, 0.5, checked=True), dac.apply(V, 0.5))
+    with pytest.raises(ValueError, match=r"DAC inputs x = V / k_V must be in \[0, 1\]"):
+        dac.apply(-V, 0.5)
+    # a memristive layer marks its passes checked, and its own input scan refuses x outside [0, 1]
+    from memnp.nn import MemristiveDense, PassContext
+    layer = MemristiveDense(40, 3, "double", dtype=np.dtype(dtype).name)
+    layer.initialize(rng)
+    ctx = PassContext(STAGES["combined"], np.random.default_rng(1), "cpu")
+    layer.forward(V.astype(dtype) * 2, ctx)
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        layer.forward(-V, ctx)

@@ -85,7 +85,7 @@ class CrossbarPass:
         else:
             inputs = None     # one pass each way (memnp.kernels.conductance_chain)
         dac = phases.get("dac")
-        V_read = dac.apply(V, stage.k_V) if dac is not None else V
+        V_read = dac.apply(V, stage.k_V, getattr(self, "inputs_checked", False)) if dac is not None else V
         pf = stage.nonpreserving
         devices = pf.device_parameters(G_read, get("currents")) if pf is not None else None
         tiles = None

@@ -92,38 +92,50 @@ def fusable(phases):
     return True
 
 
+#: Placeholders for the phases a stage does not hold, by dtype.
+_EMPTY = {np.dtype(np.float32): np.empty(0, np.float32), np.dtype(np.float64): np.empty(0, np.float64)}
+_NO_MASK = np.empty(0, np.bool_)
+
+
+def _fits(a, dtype, shape):
+    return type(a) is np.ndarray and a.dtype == dtype and a.shape == shape and a.flags.c_contiguous
+
+
 def _parts(phases, G, draws, grad=None):
     """The kernels' arguments, or None when an array is not of G's dtype, shape and layout."""
     dtype, shape = G.dtype, G.shape
-    if dtype not in (np.float32, np.float64) or not G.flags.c_contiguous:
+    empty = _EMPTY.get(dtype)
+    if empty is None or not G.flags.c_contiguous or (grad is not None and not _fits(grad, dtype, shape)):
         return None
-    empty = np.empty(0, dtype)
-    arrays = [G] if grad is None else [G, grad]
-    eps, f_drift, f_read = empty, empty, empty
-    mask, values = np.empty(0, np.bool_), empty
+    get = dict.get                 # the plain lookup (Draws also answers integer keys)
     d2d = phases.get("programming")
+    eps = f_drift = f_read = values = empty
+    mask = _NO_MASK
     if d2d is not None:
-        eps = draws["programming"]
-        arrays.append(eps)
-    if "drift" in phases:
-        f_drift = draws["drift"]
-        arrays.append(f_drift)
-    if "stuck" in phases:
-        mask, values = draws["stuck"]
-        arrays.append(values)
-        if not (isinstance(mask, np.ndarray) and mask.dtype == np.bool_ and mask.shape == shape
-                and mask.flags.c_contiguous):
+        eps = get(draws, "programming")
+        if not _fits(eps, dtype, shape):
             return None
-    if "read_noise" in phases:
-        f_read = draws["read_noise"]
-        arrays.append(f_read)
-    for a in arrays:
-        if not (isinstance(a, np.ndarray) and a.dtype == dtype and a.shape == shape and a.flags.c_contiguous):
+        eps = eps.reshape(-1)
+    has_drift = "drift" in phases
+    if has_drift:
+        f_drift = get(draws, "drift")
+        if not _fits(f_drift, dtype, shape):
             return None
+        f_drift = f_drift.reshape(-1)
+    has_stuck = "stuck" in phases
+    if has_stuck:
+        mask, values = get(draws, "stuck")
+        if not (_fits(values, dtype, shape) and _fits(mask, np.bool_, shape)):
+            return None
+        mask, values = mask.reshape(-1), values.reshape(-1)
+    has_read = "read_noise" in phases
+    if has_read:
+        f_read = get(draws, "read_noise")
+        if not _fits(f_read, dtype, shape):
+            return None
+        f_read = f_read.reshape(-1)
     constants = _constants(d2d) if d2d is not None else (1.0, 1.0, 0.0, 0.0)
-    return (eps.reshape(-1), *constants, d2d is not None, f_drift.reshape(-1), "drift" in phases,
-            mask.reshape(-1), values.reshape(-1), "stuck" in phases, f_read.reshape(-1),
-            "read_noise" in phases)
+    return (eps, *constants, d2d is not None, f_drift, has_drift, mask, values, has_stuck, f_read, has_read)
 
 
 def apply(phases, G, draws):
