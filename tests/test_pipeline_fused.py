@@ -243,3 +243,23 @@ def test_dac_of_a_checked_pass_skips_only_the_range_scan(rng, dtype):
     layer.forward(V.astype(dtype) * 2, ctx)
     with pytest.raises(ValueError, match=r"\[0, 1\]"):
         layer.forward(-V, ctx)
+
+
+def test_stage_draws_of_a_large_crossbar_and_without_stuck_devices():
+    """From 2**18 devices on the phases' own (parallel) loops take the slices; a stage without
+    stuck devices takes any bit generator."""
+    stage = STAGES["combined"]
+    shape = (520, 512)
+    a, b = np.random.default_rng(6), np.random.default_rng(6)
+    _assert_same_draws(CrossbarPass(stage).sample(shape, a, np.float32),
+                       _draws_one_by_one(stage, shape, b, None, np.float32))
+    assert a.bit_generator.state == b.bit_generator.state
+    no_stuck = Stage(G_OFF, G_ON, 0.5, tuple(i for i in stage.nonidealities if type(i).__name__ != "StuckAtGOff"))
+    for make in (np.random.MT19937, np.random.PCG64):
+        a, b = np.random.Generator(make(7)), np.random.Generator(make(7))
+        from memnp.kernels import stage_draws
+        assert stage_draws.sample(no_stuck.phases, (9, 8), a, None, np.float64) is not None
+        a = np.random.Generator(make(7))
+        _assert_same_draws(CrossbarPass(no_stuck).sample((9, 8), a, np.float64),
+                           _draws_one_by_one(no_stuck, (9, 8), b, None, np.float64))
+        assert a.bit_generator.state == b.bit_generator.state

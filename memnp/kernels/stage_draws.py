@@ -80,6 +80,52 @@ def _stuck_f64(words, p, value, mask, values):
         values[k] = value if m else 0.0
 
 
+@njit(**_JIT)
+def _all(words, read_words, template, n, buffered, held, d2d, drift, nu_mean, nu_std, log_ratio, stuck,
+         p, value, read, sigma, floor, pf, l00, l01, l10, l11):
+    """Every phase's draws (flat, ``template``'s dtype; empty for the phases not held) from one
+    block of words in physical order, each phase's loop on its slice; read noise from
+    ``read_words`` when that is not empty. float32 stuck uniforms start with the held half word
+    when ``buffered``; the last value returned is the half word NumPy would hold afterwards."""
+    dtype = template.dtype
+    f32 = template.itemsize == 4
+    half = (n + 1) // 2
+    start = 0
+    eps = np.empty(n if d2d else 0, dtype)
+    if d2d:
+        normal._serial(words[start:start + half], eps)
+        start += half
+    f_drift = np.empty(n if drift else 0, dtype)
+    if drift:
+        drift_loops._factors(words[start:start + half], nu_mean, nu_std, log_ratio, f_drift)
+        start += half
+    mask = np.empty(n if stuck else 0, np.bool_)
+    values = np.empty(n if stuck else 0, dtype)
+    held_after = held
+    if stuck:
+        if f32:
+            count = (n - buffered + 1) // 2
+            _stuck_f32(words[start:start + count], buffered, held, np.float32(p), np.float32(value), mask,
+                       values)
+            if count:
+                held_after = words[start + count - 1] >> _SHIFT32
+        else:
+            count = n
+            _stuck_f64(words[start:start + count], p, value, mask, values)
+        start += count
+    f_read = np.empty(n if read else 0, dtype)
+    if read:
+        if read_words.size:
+            read_loops._factors(read_words, sigma, floor, f_read)
+        else:
+            read_loops._factors(words[start:start + half], sigma, floor, f_read)
+            start += half
+    residuals = np.empty((2, n if pf else 0), dtype)
+    if pf:
+        pf_devices._residuals(words[start:start + n], l00, l01, l10, l11, residuals[0], residuals[1])
+    return eps, f_drift, mask, values, f_read, residuals, held_after
+
+
 def uniforms_numpy(words, dtype):
     """The uniforms in [0, 1) that ``Generator.random(dtype=dtype)`` makes from these PCG64 words
     (the reference of the stuck loops)."""
@@ -143,12 +189,57 @@ def sample(phases, shape, rng, read_rng=None, dtype=np.float64, read_floor=1e-3)
         if counts is None:
             return None
         inner = state["state"]
+        if n < normal.PARALLEL_MIN:
+            out = _one_call(phases, counts, state, shape, n, dtype, read_rng, read_floor)
+            bits.state = state
+            return out
 
         def words(count):
             out, inner["state"] = pcg64.words_from(inner["state"], inner["inc"], count)
             return out
         out = _draws(phases, counts, state, words, shape, n, dtype, read_rng, read_floor)
         bits.state = state
+    return out
+
+
+_EMPTY_WORDS = np.empty(0, np.uint64)
+
+
+def _one_call(phases, counts, state, shape, n, dtype, read_rng, read_floor):
+    """:func:`_draws` in one kernel call (:func:`_all`), the words from memnp's PCG64 loop."""
+    separate = read_rng is not None
+    inner = state["state"]
+    words, inner["state"] = pcg64.words_from(inner["state"], inner["inc"],
+                                             sum(c for name, c in counts if not (separate and name == "read_noise")))
+    read = phases.get("read_noise")
+    read_words = pcg64.raw_words(read_rng.bit_generator, (n + 1) // 2) if separate and read is not None \
+        else _EMPTY_WORDS
+    drift, stuck, pf = phases.get("drift"), phases.get("stuck"), phases.get("currents")
+    buffered, held = int(state["has_uint32"]), int(state["uinteger"])
+    factor = pf._factor if pf is not None else ((0.0, 0.0), (0.0, 0.0))
+    (l00, l01), (l10, l11) = factor
+    eps, f_drift, mask, values, f_read, residuals, held_after = _all(
+        words, read_words, np.empty(0, dtype), n, buffered, np.uint64(held), "programming" in phases,
+        drift is not None, float(drift.nu_mean) if drift else 0.0, float(drift.nu_std) if drift else 0.0,
+        math.log(drift.t / drift.t0) if drift else 0.0, stuck is not None, float(stuck.p) if stuck else 0.0,
+        float(stuck.fixed_value) if stuck else 0.0, read is not None, float(read.sigma_rel) if read else 0.0,
+        float(read_floor), pf is not None, float(l00), float(l01), float(l10), float(l11))
+    out = {}
+    for name in phases:
+        if name == "programming":
+            out[name] = eps.reshape(shape)
+        elif name == "drift":
+            out[name] = f_drift.reshape(shape)
+        elif name == "stuck":
+            out[name] = (mask.reshape(shape), values.reshape(shape))
+            if dtype == np.float32:
+                # NumPy's half-word buffer as its float32 uniforms leave it
+                state["has_uint32"] = (n - buffered) % 2
+                state["uinteger"] = int(held_after)
+        elif name == "read_noise":
+            out[name] = f_read.reshape(shape)
+        elif name == "currents":
+            out[name] = residuals.reshape((2,) + shape)
     return out
 
 
