@@ -262,4 +262,4 @@ def test_stage_draws_of_a_large_crossbar_and_without_stuck_devices():
         a = np.random.Generator(make(7))
         _assert_same_draws(CrossbarPass(no_stuck).sample((9, 8), a, np.float64),
                            _draws_one_by_one(no_stuck, (9, 8), b, None, np.float64))
-        assert a.bit_generator.state == b.bit_generator.state
+        np.testing.assert_array_equal(a.bit_generator.random_raw(4), b.bit_generator.random_raw(4))
