@@ -47,7 +47,8 @@ class CrossbarPass:
         that goes on from batch to batch), else from ``rng``."""
         if self.stage.fused_conductances:
             # One block of raw words per Generator (memnp.kernels.stage_draws): the same draws.
-            fused = stage_draws.sample(self.stage.phases, shape, rng, read_rng, dtype, MIN_FACTOR)
+            fused = stage_draws.sample(self.stage.phases, shape, rng, read_rng, dtype, MIN_FACTOR,
+                                       self.stage.draw_plan)
             if fused is not None:
                 return Draws(fused)
         draws = Draws()

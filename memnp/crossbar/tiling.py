@@ -85,6 +85,17 @@ def _full_scales(stage, adc, array_rows):
     return hit[1]
 
 
+def _adc_constants(stage, adc, array_rows, dtype):
+    """The one-pass tiled loop's ADC constants (memnp.kernels.tiling.adc_constants), kept with
+    the full scales."""
+    key = (id(stage), adc, array_rows, dtype)
+    hit = _FULL_SCALES.get(key)
+    if hit is None or hit[0] is not stage:
+        fs = _full_scales(stage, adc, array_rows)
+        hit = _FULL_SCALES[key] = (stage, tiled_kernels.adc_constants(fs, adc.levels, dtype))
+    return hit[1]
+
+
 def _slice(a, r0, r1, c0, c1):
     return np.ascontiguousarray(a[r0:r1, c0:c1])
 
@@ -138,9 +149,16 @@ def _read_stacked(backend, stage, V, devices, bounds):
         # The arrays' currents, their ADCs and the digital sum in one pass (memnp.kernels.tiling;
         # the same numbers as the loop below and adc_sum). No partial currents are kept: the
         # backward pass needs them only where an ADC clipped, and recomputes them then.
-        fs = _full_scales(stage, adc, tuple(rows for _, _, rows in bounds))
-        I, clipped = tiled_kernels.pf_currents_tiled_adc(V, *devices, _tile_of_row(bounds, m), T,
-                                                         fs.reshape(-1), adc.levels)
+        array_rows = tuple(rows for _, _, rows in bounds)
+        fs = _full_scales(stage, adc, array_rows)
+        c, d_eps = devices
+        if c.dtype == V.dtype == d_eps.dtype and c.flags.c_contiguous and d_eps.flags.c_contiguous \
+                and V.flags.c_contiguous and c.shape == d_eps.shape == (m, c.shape[1]):
+            I, clipped = tiled_kernels.tiled_adc(V, c, d_eps, _tile_of_row(bounds, m),
+                                                 _adc_constants(stage, adc, array_rows, V.dtype))
+        else:
+            I, clipped = tiled_kernels.pf_currents_tiled_adc(V, c, d_eps, _tile_of_row(bounds, m), T,
+                                                             fs.reshape(-1), adc.levels)
         return I, ("stacked", V, bounds, devices, None, fs, clipped)
     if T == 1:
         I_raw = backend.pf_currents(V, *devices)[None]
@@ -165,6 +183,8 @@ def _read_stacked(backend, stage, V, devices, bounds):
 
 def _tile_of_row(bounds, m):
     """(m,) int64: the row of arrays of every row handed over (non-decreasing)."""
+    if sum(r1 - r0 for r0, r1, _ in bounds) == m:
+        return np.repeat(np.arange(len(bounds), dtype=np.int64), [r1 - r0 for r0, r1, _ in bounds])
     tile_of_row = np.empty(m, np.int64)
     for k, (r0, r1, _) in enumerate(bounds):
         tile_of_row[r0:r1] = k

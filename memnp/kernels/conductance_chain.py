@@ -19,6 +19,8 @@ Arrays: G, the draws and the gradients (m, n) (any shape, C-contiguous, one floa
 stuck mask bool). Draws by phase name as in :class:`memnp.crossbar.pipeline.Draws`: eps (D2D),
 the drift factors, (mask, values) and the read-noise factors.
 """
+import functools
+
 import numpy as np
 from numba import njit
 
@@ -92,6 +94,12 @@ def fusable(phases):
     return True
 
 
+@functools.lru_cache(maxsize=64)
+def _d2d_constants(d2d):
+    """memnp.kernels.d2d_devices' constants of a D2DLognormal (frozen, hashable): read once."""
+    return _constants(d2d)
+
+
 #: Placeholders for the phases a stage does not hold, by dtype.
 _EMPTY = {np.dtype(np.float32): np.empty(0, np.float32), np.dtype(np.float64): np.empty(0, np.float64)}
 _NO_MASK = np.empty(0, np.bool_)
@@ -134,7 +142,7 @@ def _parts(phases, G, draws, grad=None):
         if not _fits(f_read, dtype, shape):
             return None
         f_read = f_read.reshape(-1)
-    constants = _constants(d2d) if d2d is not None else (1.0, 1.0, 0.0, 0.0)
+    constants = _d2d_constants(d2d) if d2d is not None else (1.0, 1.0, 0.0, 0.0)
     return (eps, *constants, d2d is not None, f_drift, has_drift, mask, values, has_stuck, f_read, has_read)
 
 

@@ -159,11 +159,27 @@ def _counts(phases, n, dtype, buffered):
     return counts
 
 
-def sample(phases, shape, rng, read_rng=None, dtype=np.float64, read_floor=1e-3):
+def plan(phases, read_floor=1e-3):
+    """The phases' parameters as :func:`_all` takes them (a tuple), or None when a phase is not
+    one this module draws. A stage computes it once (``Stage.draw_plan``)."""
+    if _counts(phases, 2, np.dtype(np.float64), 0) is None:
+        return None
+    drift, stuck, read, pf = (phases.get(name) for name in ("drift", "stuck", "read_noise", "currents"))
+    (l00, l01), (l10, l11) = pf._factor if pf is not None else ((0.0, 0.0), (0.0, 0.0))
+    return ("programming" in phases,
+            drift is not None, float(drift.nu_mean) if drift else 0.0, float(drift.nu_std) if drift else 0.0,
+            math.log(drift.t / drift.t0) if drift else 0.0,
+            stuck is not None, float(stuck.p) if stuck else 0.0, float(stuck.fixed_value) if stuck else 0.0,
+            read is not None, float(read.sigma_rel) if read else 0.0, float(read_floor),
+            pf is not None, float(l00), float(l01), float(l10), float(l11))
+
+
+def sample(phases, shape, rng, read_rng=None, dtype=np.float64, read_floor=1e-3, draw_plan=None):
     """{phase name: draws} for a stage's ``phases`` ({phase name: nonideality}) and a crossbar of
     ``shape`` (m, n), the same as each phase's ``sample`` in turn (read noise from ``read_rng``
-    when given; ``read_floor``: ReadNoise's MIN_FACTOR); None when a phase or the Generator is not
-    one this function takes (see the module docstring)."""
+    when given; ``read_floor``: ReadNoise's MIN_FACTOR; ``draw_plan``: :func:`plan` of the
+    phases, if the caller keeps it); None when a phase or the Generator is not one this function
+    takes (see the module docstring)."""
     dtype = np.dtype(dtype)
     if dtype not in (np.float32, np.float64) or not isinstance(rng, np.random.Generator):
         return None
@@ -182,6 +198,12 @@ def sample(phases, shape, rng, read_rng=None, dtype=np.float64, read_floor=1e-3)
         if counts is None:
             return None
         return _draws(phases, counts, None, bits.random_raw, shape, n, dtype, read_rng, read_floor)
+    if n < normal.PARALLEL_MIN:
+        if draw_plan is None:
+            draw_plan = plan(phases, read_floor)
+            if draw_plan is None:
+                return None
+        return _one_call(phases, draw_plan, bits, shape, n, dtype, read_rng)
     # PCG64: one read of the state (NumPy's held half word, memnp's PCG64 loop) and one write.
     with bits.lock:
         state = bits.state
@@ -189,10 +211,6 @@ def sample(phases, shape, rng, read_rng=None, dtype=np.float64, read_floor=1e-3)
         if counts is None:
             return None
         inner = state["state"]
-        if n < normal.PARALLEL_MIN:
-            out = _one_call(phases, counts, state, shape, n, dtype, read_rng, read_floor)
-            bits.state = state
-            return out
 
         def words(count):
             out, inner["state"] = pcg64.words_from(inner["state"], inner["inc"], count)
@@ -203,27 +221,32 @@ def sample(phases, shape, rng, read_rng=None, dtype=np.float64, read_floor=1e-3)
 
 
 _EMPTY_WORDS = np.empty(0, np.uint64)
+_TEMPLATES = {np.dtype(np.float32): np.empty(0, np.float32), np.dtype(np.float64): np.empty(0, np.float64)}
 
 
-def _one_call(phases, counts, state, shape, n, dtype, read_rng, read_floor):
-    """:func:`_draws` in one kernel call (:func:`_all`), the words from memnp's PCG64 loop."""
-    separate = read_rng is not None
-    inner = state["state"]
-    words, inner["state"] = pcg64.words_from(inner["state"], inner["inc"],
-                                             sum(c for name, c in counts if not (separate and name == "read_noise")))
-    read = phases.get("read_noise")
-    read_words = pcg64.raw_words(read_rng.bit_generator, (n + 1) // 2) if separate and read is not None \
-        else _EMPTY_WORDS
-    drift, stuck, pf = phases.get("drift"), phases.get("stuck"), phases.get("currents")
-    buffered, held = int(state["has_uint32"]), int(state["uinteger"])
-    factor = pf._factor if pf is not None else ((0.0, 0.0), (0.0, 0.0))
-    (l00, l01), (l10, l11) = factor
-    eps, f_drift, mask, values, f_read, residuals, held_after = _all(
-        words, read_words, np.empty(0, dtype), n, buffered, np.uint64(held), "programming" in phases,
-        drift is not None, float(drift.nu_mean) if drift else 0.0, float(drift.nu_std) if drift else 0.0,
-        math.log(drift.t / drift.t0) if drift else 0.0, stuck is not None, float(stuck.p) if stuck else 0.0,
-        float(stuck.fixed_value) if stuck else 0.0, read is not None, float(read.sigma_rel) if read else 0.0,
-        float(read_floor), pf is not None, float(l00), float(l01), float(l10), float(l11))
+def _one_call(phases, draw_plan, bits, shape, n, dtype, read_rng):
+    """:func:`_draws` in one kernel call (:func:`_all`), the words from memnp's PCG64 loop; one
+    read and one write of the state."""
+    d2d, drift, _, _, _, stuck, _, _, read, _, _, pf = draw_plan[:12]
+    separate = read_rng is not None and read
+    half = (n + 1) // 2
+    read_words = pcg64.raw_words(read_rng.bit_generator, half) if separate else _EMPTY_WORDS
+    with bits.lock:
+        state = bits.state
+        buffered, held = (int(state["has_uint32"]), int(state["uinteger"])) if stuck and dtype == np.float32 \
+            else (0, 0)
+        count = half * (d2d + drift + (read and not separate)) + n * pf
+        if stuck:
+            count += n if dtype == np.float64 else (n - buffered + 1) // 2
+        inner = state["state"]
+        words, inner["state"] = pcg64.words_from(inner["state"], inner["inc"], count)
+        eps, f_drift, mask, values, f_read, residuals, held_after = _all(
+            words, read_words, _TEMPLATES[dtype], n, buffered, np.uint64(held), *draw_plan)
+        if stuck and dtype == np.float32:
+            # NumPy's half-word buffer as its float32 uniforms leave it
+            state["has_uint32"] = (n - buffered) % 2
+            state["uinteger"] = int(held_after)
+        bits.state = state
     out = {}
     for name in phases:
         if name == "programming":
@@ -232,10 +255,6 @@ def _one_call(phases, counts, state, shape, n, dtype, read_rng, read_floor):
             out[name] = f_drift.reshape(shape)
         elif name == "stuck":
             out[name] = (mask.reshape(shape), values.reshape(shape))
-            if dtype == np.float32:
-                # NumPy's half-word buffer as its float32 uniforms leave it
-                state["has_uint32"] = (n - buffered) % 2
-                state["uinteger"] = int(held_after)
         elif name == "read_noise":
             out[name] = f_read.reshape(shape)
         elif name == "currents":

@@ -129,21 +129,33 @@ def pf_currents_tiled_adc(V, c, d_eps, tile_of_row, tiles, full_scale, levels):
     [0, full_scale] (compared in V's dtype)."""
     V, c, d_eps = _check_pf(V, c, d_eps)
     p, m = V.shape
-    n = c.shape[1]
     tile_of_row = _tile_index(tile_of_row, m, tiles)
     if m > 1 and np.any(tile_of_row[1:] < tile_of_row[:-1]):
         raise ValueError("tile_of_row must be non-decreasing (rows of arrays are blocks of consecutive rows)")
-    dtype = V.dtype
     fs = np.asarray(full_scale, np.float64).reshape(-1)
     if fs.shape != (int(tiles),):
         raise ValueError(f"full_scale must hold one current per row of arrays ({tiles}); got shape {fs.shape}")
+    return tiled_adc(V, c, d_eps, tile_of_row, adc_constants(fs, levels, V.dtype))
+
+
+def adc_constants(full_scale, levels, dtype):
+    """(levels / fs, fs / levels, fs, levels) in ``dtype``, as :func:`tiled_adc` takes them."""
+    fs = np.asarray(full_scale, np.float64).reshape(-1)
+    dtype = np.dtype(dtype)
+    return (levels / fs).astype(dtype), (fs / levels).astype(dtype), fs.astype(dtype), dtype.type(levels)
+
+
+def tiled_adc(V, c, d_eps, tile_of_row, constants):
+    """:func:`pf_currents_tiled_adc` without its checks: V, c, d_eps C-contiguous of one float
+    dtype, tile_of_row (m,) int64 non-decreasing in [0, tiles), ``constants`` from
+    :func:`adc_constants` in V's dtype."""
+    n = c.shape[1]
     threads = get_num_threads()
     serial = threads > 1 and np.count_nonzero(V) * n < serial_below()
     if serial:
         set_num_threads(1)
     try:
-        out, clipped = _tiled_adc_kernel(V, c, d_eps, tile_of_row, _padded_width(n), (levels / fs).astype(dtype),
-                                         (fs / levels).astype(dtype), fs.astype(dtype), dtype.type(levels),
+        out, clipped = _tiled_adc_kernel(V, c, d_eps, tile_of_row, _padded_width(n), *constants,
                                          1 if serial else threads)
     finally:
         if serial:
