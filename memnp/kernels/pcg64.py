@@ -106,23 +106,37 @@ def _jump(steps):
 _M_LANES, _SUM_LANES = _jump(LANES)
 
 
+_M_HI, _M_LO = _U(MULTIPLIER >> 64), _U(MULTIPLIER & _MASK64)
+_ML_HI, _ML_LO = _U(_M_LANES >> 64), _U(_M_LANES & _MASK64)
+_SL_HI, _SL_LO = _U(_SUM_LANES >> 64), _U(_SUM_LANES & _MASK64)
+
+
+@njit(error_model="numpy", cache=True)
+def fill(s_hi, s_lo, inc_hi, inc_lo, out):
+    """Fill out (n,) uint64 with the words of a PCG64 at state (s_hi, s_lo), increment (inc_hi,
+    inc_lo); returns the state after them (hi, lo). Numba code (the loop of :func:`words_from`)."""
+    n = out.size
+    if n == 0:
+        return s_hi, s_lo
+    zero = _U(0)
+    hi = np.empty(LANES, np.uint64)
+    lo = np.empty(LANES, np.uint64)
+    h, l = s_hi, s_lo
+    for j in range(LANES):
+        h, l = _step(h, l, _M_HI, _M_LO, inc_hi, inc_lo)
+        hi[j], lo[j] = h, l
+    c_hi, c_lo = _step(inc_hi, inc_lo, _SL_HI, _SL_LO, zero, zero)   # inc (M^3 + M^2 + M + 1)
+    last = np.empty(2, np.uint64)
+    _words(hi, lo, _ML_HI, _ML_LO, c_hi, c_lo, out, last)
+    return last[0], last[1]
+
+
 def words_from(s, inc, count):
     """((count,) uint64 words, the state after them) of a PCG64 at state s with increment inc
     (the 128-bit integers of ``bit_generator.state["state"]``)."""
-    s_0 = s
-    starts = []
-    for _ in range(LANES):
-        s = (s * MULTIPLIER + inc) & _MASK128
-        starts.append(s)
     out = np.empty(count, dtype=np.uint64)
-    if count == 0:
-        return out, s_0
-    hi = np.array([v >> 64 for v in starts], dtype=np.uint64)
-    lo = np.array([v & _MASK64 for v in starts], dtype=np.uint64)
-    c = (inc * _SUM_LANES) & _MASK128
-    last = np.empty(2, dtype=np.uint64)
-    _words(hi, lo, _U(_M_LANES >> 64), _U(_M_LANES & _MASK64), _U(c >> 64), _U(c & _MASK64), out, last)
-    return out, (int(last[0]) << 64) | int(last[1])
+    hi, lo = fill(_U(s >> 64), _U(s & _MASK64), _U(inc >> 64), _U(inc & _MASK64), out)
+    return out, (int(hi) << 64) | int(lo)
 
 
 def raw_words(bits, count):

@@ -81,12 +81,17 @@ def _stuck_f64(words, p, value, mask, values):
 
 
 @njit(**_JIT)
-def _all(words, read_words, template, n, buffered, held, d2d, drift, nu_mean, nu_std, log_ratio, stuck,
-         p, value, read, sigma, floor, pf, l00, l01, l10, l11):
+def _all(state, count, read_words, template, n, buffered, held, params):
     """Every phase's draws (flat, ``template``'s dtype; empty for the phases not held) from one
-    block of words in physical order, each phase's loop on its slice; read noise from
-    ``read_words`` when that is not empty. float32 stuck uniforms start with the held half word
-    when ``buffered``; the last value returned is the half word NumPy would hold afterwards."""
+    block of ``count`` words of the PCG64 at ``state`` (s_hi, s_lo, inc_hi, inc_lo) in physical
+    order, each phase's loop on its slice; read noise from ``read_words`` when that is not empty.
+    ``params``: :func:`plan` as float64. float32 stuck uniforms start with the held half word when
+    ``buffered``. Also returns the half word NumPy would hold afterwards and the PCG64 state."""
+    words = np.empty(count, np.uint64)
+    s_hi, s_lo = pcg64.fill(state[0], state[1], state[2], state[3], words)
+    d2d, drift, nu_mean, nu_std, log_ratio = params[0] != 0, params[1] != 0, params[2], params[3], params[4]
+    stuck, p, value, read, sigma, floor = params[5] != 0, params[6], params[7], params[8] != 0, params[9], params[10]
+    pf, l00, l01, l10, l11 = params[11] != 0, params[12], params[13], params[14], params[15]
     dtype = template.dtype
     f32 = template.itemsize == 4
     half = (n + 1) // 2
@@ -123,7 +128,7 @@ def _all(words, read_words, template, n, buffered, held, d2d, drift, nu_mean, nu
     residuals = np.empty((2, n if pf else 0), dtype)
     if pf:
         pf_devices._residuals(words[start:start + n], l00, l01, l10, l11, residuals[0], residuals[1])
-    return eps, f_drift, mask, values, f_read, residuals, held_after
+    return eps, f_drift, mask, values, f_read, residuals, held_after, s_hi, s_lo
 
 
 def uniforms_numpy(words, dtype):
@@ -160,18 +165,22 @@ def _counts(phases, n, dtype, buffered):
 
 
 def plan(phases, read_floor=1e-3):
-    """The phases' parameters as :func:`_all` takes them (a tuple), or None when a phase is not
-    one this module draws. A stage computes it once (``Stage.draw_plan``)."""
+    """(the phases' parameters as :func:`_all` takes them (16,) float64, which phases are held),
+    or None when a phase is not one this module draws. A stage computes it once
+    (``Stage.draw_plan``)."""
     if _counts(phases, 2, np.dtype(np.float64), 0) is None:
         return None
     drift, stuck, read, pf = (phases.get(name) for name in ("drift", "stuck", "read_noise", "currents"))
     (l00, l01), (l10, l11) = pf._factor if pf is not None else ((0.0, 0.0), (0.0, 0.0))
-    return ("programming" in phases,
-            drift is not None, float(drift.nu_mean) if drift else 0.0, float(drift.nu_std) if drift else 0.0,
-            math.log(drift.t / drift.t0) if drift else 0.0,
-            stuck is not None, float(stuck.p) if stuck else 0.0, float(stuck.fixed_value) if stuck else 0.0,
-            read is not None, float(read.sigma_rel) if read else 0.0, float(read_floor),
-            pf is not None, float(l00), float(l01), float(l10), float(l11))
+    held = ("programming" in phases, drift is not None, stuck is not None, read is not None, pf is not None)
+    params = np.array([held[0],
+                       held[1], drift.nu_mean if drift else 0.0, drift.nu_std if drift else 0.0,
+                       math.log(drift.t / drift.t0) if drift else 0.0,
+                       held[2], stuck.p if stuck else 0.0, stuck.fixed_value if stuck else 0.0,
+                       held[3], read.sigma_rel if read else 0.0, read_floor,
+                       held[4], l00, l01, l10, l11], dtype=np.float64)
+    params.setflags(write=False)
+    return params, held
 
 
 def sample(phases, shape, rng, read_rng=None, dtype=np.float64, read_floor=1e-3, draw_plan=None):
@@ -221,28 +230,31 @@ def sample(phases, shape, rng, read_rng=None, dtype=np.float64, read_floor=1e-3,
 
 
 _EMPTY_WORDS = np.empty(0, np.uint64)
+_MASK64 = (1 << 64) - 1
 _TEMPLATES = {np.dtype(np.float32): np.empty(0, np.float32), np.dtype(np.float64): np.empty(0, np.float64)}
 
 
 def _one_call(phases, draw_plan, bits, shape, n, dtype, read_rng):
     """:func:`_draws` in one kernel call (:func:`_all`), the words from memnp's PCG64 loop; one
     read and one write of the state."""
-    d2d, drift, _, _, _, stuck, _, _, read, _, _, pf = draw_plan[:12]
+    params, (d2d, drift, stuck, read, pf) = draw_plan
     separate = read_rng is not None and read
     half = (n + 1) // 2
     read_words = pcg64.raw_words(read_rng.bit_generator, half) if separate else _EMPTY_WORDS
     with bits.lock:
         state = bits.state
-        buffered, held = (int(state["has_uint32"]), int(state["uinteger"])) if stuck and dtype == np.float32 \
-            else (0, 0)
+        f32_stuck = stuck and dtype == np.float32
+        buffered, held = (int(state["has_uint32"]), int(state["uinteger"])) if f32_stuck else (0, 0)
         count = half * (d2d + drift + (read and not separate)) + n * pf
         if stuck:
             count += n if dtype == np.float64 else (n - buffered + 1) // 2
         inner = state["state"]
-        words, inner["state"] = pcg64.words_from(inner["state"], inner["inc"], count)
-        eps, f_drift, mask, values, f_read, residuals, held_after = _all(
-            words, read_words, _TEMPLATES[dtype], n, buffered, np.uint64(held), *draw_plan)
-        if stuck and dtype == np.float32:
+        s, inc = inner["state"], inner["inc"]
+        words_state = np.array([s >> 64, s & _MASK64, inc >> 64, inc & _MASK64], np.uint64)
+        eps, f_drift, mask, values, f_read, residuals, held_after, s_hi, s_lo = _all(
+            words_state, count, read_words, _TEMPLATES[dtype], n, buffered, np.uint64(held), params)
+        inner["state"] = (int(s_hi) << 64) | int(s_lo)
+        if f32_stuck:
             # NumPy's half-word buffer as its float32 uniforms leave it
             state["has_uint32"] = (n - buffered) % 2
             state["uinteger"] = int(held_after)
