@@ -263,3 +263,37 @@ def test_stage_draws_of_a_large_crossbar_and_without_stuck_devices():
         _assert_same_draws(CrossbarPass(no_stuck).sample((9, 8), a, np.float64),
                            _draws_one_by_one(no_stuck, (9, 8), b, None, np.float64))
         np.testing.assert_array_equal(a.bit_generator.random_raw(4), b.bit_generator.random_raw(4))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("separate_reads", [False, True])
+def test_draws_conductances_and_pf_parameters_in_one_call(rng, dtype, separate_reads):
+    from memnp.kernels import stage_draws
+    stage = STAGES["combined"]
+    G = rng.uniform(G_OFF, G_ON, (33, 14)).astype(dtype)
+    a, b = np.random.default_rng(21), np.random.default_rng(21)
+    read_a, read_b = (np.random.default_rng(22), np.random.default_rng(22)) if separate_reads else (None, None)
+    for held in (False, True):
+        if held:
+            a.random(1, dtype=np.float32)
+            b.random(1, dtype=np.float32)
+        draws, G_read, devices = stage_draws.sample_and_apply(stage.phases, stage.draw_plan, G, a, read_a)
+        expected_draws = _draws_one_by_one(stage, G.shape, b, read_b, dtype)
+        _assert_same_draws(draws, expected_draws)
+        expected, _ = _phase_by_phase(stage, G, expected_draws, G)
+        np.testing.assert_array_equal(G_read, expected)
+        if dtype == np.float32:
+            for x, y in zip(devices, PF.device_parameters(expected, expected_draws["currents"])):
+                np.testing.assert_array_equal(x, y)
+        else:
+            assert devices is None          # float64: NumPy's PF parameters, by the caller
+        assert a.bit_generator.state == b.bit_generator.state
+    # a CrossbarPass takes this path for fresh draws: the same currents as replaying them
+    fresh = CrossbarPass(stage, "cpu")
+    V = np.round(rng.uniform(0, 1, (4, 33)) * 63).astype(dtype) / dtype(63) * dtype(0.5)
+    I = fresh.forward(V, G, np.random.default_rng(5))
+    replay = CrossbarPass(stage, "cpu")
+    np.testing.assert_array_equal(replay.forward(V, G, None, draws=fresh.draws), I)
+    np.testing.assert_array_equal(replay.read_conductances, fresh.read_conductances)
+    assert stage_draws.sample_and_apply(stage.phases, None, G, a) is None
+    assert stage_draws.sample_and_apply(stage.phases, stage.draw_plan, np.asfortranarray(G), a) is None

@@ -70,13 +70,23 @@ class CrossbarPass:
         """
         stage = self.stage
         validation.crossbar_inputs(self, V, G, rng, draws)
+        phases = stage.phases
+        G_read = devices = None
         if draws is None:
-            draws = self.sample(G.shape, rng, G.dtype, read_rng)
+            # A combined stage: the draws, the conductance phases and the PF device parameters in
+            # one kernel call (memnp.kernels.stage_draws), where it applies.
+            fused = stage_draws.sample_and_apply(phases, stage.draw_plan, G, rng, read_rng) \
+                if stage.draw_plan is not None else None
+            if fused is not None:
+                draws, G_read, devices = fused
+                draws = Draws(draws)
+            else:
+                draws = self.sample(G.shape, rng, G.dtype, read_rng)
         elif isinstance(draws, tuple):
             draws = Draws.from_pair(stage, draws)
-        phases = stage.phases
         get = draws.get   # dict.get: the plain lookup by phase name
-        G_read = conductance_chain.apply(phases, G, draws) if stage.fused_conductances else None
+        if G_read is None and stage.fused_conductances:
+            G_read = conductance_chain.apply(phases, G, draws)
         if G_read is None:
             inputs = []
             G_read = G
@@ -88,7 +98,8 @@ class CrossbarPass:
         dac = phases.get("dac")
         V_read = dac.apply(V, stage.k_V, getattr(self, "inputs_checked", False)) if dac is not None else V
         pf = stage.nonpreserving
-        devices = pf.device_parameters(G_read, get("currents")) if pf is not None else None
+        if devices is None and pf is not None:
+            devices = pf.device_parameters(G_read, get("currents"))
         tiles = None
         if stage.plain_read:
             I = self.backend.pf_currents(V_read, *devices) if pf is not None \

@@ -26,6 +26,7 @@ import numpy as np
 from numba import njit
 
 from . import drift as drift_loops
+from . import conductance_chain
 from . import normal
 from . import pcg64
 from . import pf_devices
@@ -78,6 +79,26 @@ def _stuck_f64(words, p, value, mask, values):
         m = u < p
         mask[k] = m
         values[k] = value if m else 0.0
+
+
+@njit(**_JIT)
+def _all_apply(state, count, read_words, G, buffered, held, params, d2d_constants, pf_params, pf_loop):
+    """:func:`_all` for the devices of G (flat, float32 or float64), then the read conductances
+    G'' (memnp.kernels.conductance_chain's loop) and, with ``pf_loop``, the PF device parameters
+    (c, d_eps) of G'' (memnp.kernels.pf_devices' loop; pf_params = (s_c, b_c, s_d, b_d))."""
+    n = G.size
+    eps, f_drift, mask, values, f_read, residuals, held_after, s_hi, s_lo = _all(
+        state, count, read_words, G[:0], n, buffered, held, params)
+    G_read = np.empty_like(G)
+    r_on, r_off, slope, s_on = d2d_constants
+    conductance_chain._apply(G, eps, r_on, r_off, slope, s_on, params[0] != 0, f_drift, params[1] != 0, mask,
+                             values, params[5] != 0, f_read, params[8] != 0, G_read)
+    c = np.empty(n if pf_loop else 0, G.dtype)
+    d_eps = np.empty(n if pf_loop else 0, G.dtype)
+    if pf_loop:
+        pf_devices._parameters(G_read, residuals[0], residuals[1], pf_params[0], pf_params[1], pf_params[2],
+                               pf_params[3], c, d_eps)
+    return eps, f_drift, mask, values, f_read, residuals, held_after, s_hi, s_lo, G_read, c, d_eps
 
 
 @njit(**_JIT)
@@ -234,9 +255,10 @@ _MASK64 = (1 << 64) - 1
 _TEMPLATES = {np.dtype(np.float32): np.empty(0, np.float32), np.dtype(np.float64): np.empty(0, np.float64)}
 
 
-def _one_call(phases, draw_plan, bits, shape, n, dtype, read_rng):
+def _one_call(phases, draw_plan, bits, shape, n, dtype, read_rng, G=None, pf_loop=False):
     """:func:`_draws` in one kernel call (:func:`_all`), the words from memnp's PCG64 loop; one
-    read and one write of the state."""
+    read and one write of the state. Given G (flat, contiguous, ``dtype``), also G'' and, with
+    ``pf_loop``, the PF device parameters (:func:`_all_apply`): returns (draws, G'', c, d_eps)."""
     params, (d2d, drift, stuck, read, pf) = draw_plan
     separate = read_rng is not None and read
     half = (n + 1) // 2
@@ -251,8 +273,16 @@ def _one_call(phases, draw_plan, bits, shape, n, dtype, read_rng):
         inner = state["state"]
         s, inc = inner["state"], inner["inc"]
         words_state = np.array([s >> 64, s & _MASK64, inc >> 64, inc & _MASK64], np.uint64)
-        eps, f_drift, mask, values, f_read, residuals, held_after, s_hi, s_lo = _all(
-            words_state, count, read_words, _TEMPLATES[dtype], n, buffered, np.uint64(held), params)
+        if G is None:
+            result = _all(words_state, count, read_words, _TEMPLATES[dtype], n, buffered, np.uint64(held), params)
+        else:
+            d2d_item, pf_item = phases.get("programming"), phases.get("currents")
+            d2d_constants = conductance_chain._d2d_constants(d2d_item) if d2d_item is not None else (1.0, 1.0, 0.0, 0.0)
+            pf_params = (float(pf_item.slopes[0]), float(pf_item.intercepts[0]), float(pf_item.slopes[1]),
+                         float(pf_item.intercepts[1])) if pf_item is not None else (0.0, 0.0, 0.0, 0.0)
+            result = _all_apply(words_state, count, read_words, G, buffered, np.uint64(held), params,
+                                d2d_constants, pf_params, pf_loop)
+        eps, f_drift, mask, values, f_read, residuals, held_after, s_hi, s_lo = result[:9]
         inner["state"] = (int(s_hi) << 64) | int(s_lo)
         if f32_stuck:
             # NumPy's half-word buffer as its float32 uniforms leave it
@@ -271,7 +301,33 @@ def _one_call(phases, draw_plan, bits, shape, n, dtype, read_rng):
             out[name] = f_read.reshape(shape)
         elif name == "currents":
             out[name] = residuals.reshape((2,) + shape)
-    return out
+    if G is None:
+        return out
+    G_read, c, d_eps = result[9:]
+    return out, G_read.reshape(shape), c.reshape(shape) if pf_loop else None, d_eps.reshape(shape) if pf_loop else None
+
+
+def sample_and_apply(phases, draw_plan, G, rng, read_rng=None):
+    """(draws, G'' (G's shape and dtype, S), PF devices (c, d_eps) or None) of a fresh read of the
+    conductances G (m, n) in S: :func:`sample`, then memnp.kernels.conductance_chain.apply and
+    (float32, the dtype whose PF parameters take their loop) the PF device parameters, in one
+    kernel call, with the same numbers; None where :func:`sample`'s one-call path does not apply
+    (the caller then runs the steps one by one)."""
+    if draw_plan is None or not isinstance(rng, np.random.Generator) or type(rng.bit_generator) is not np.random.PCG64:
+        return None
+    dtype = G.dtype
+    if dtype not in _TEMPLATES or type(G) is not np.ndarray or G.ndim != 2 or not G.flags.c_contiguous:
+        return None
+    n = G.size
+    if n == 0 or n >= normal.PARALLEL_MIN:
+        return None
+    if read_rng is not None and (not isinstance(read_rng, np.random.Generator)
+                                 or read_rng.bit_generator is rng.bit_generator):
+        return None
+    pf_loop = draw_plan[1][4] and dtype in pf_devices.FASTER["parameters"]
+    draws, G_read, c, d_eps = _one_call(phases, draw_plan, rng.bit_generator, G.shape, n, dtype, read_rng,
+                                        G.reshape(-1), pf_loop)
+    return draws, G_read, ((c, d_eps) if pf_loop else None)
 
 
 def _draws(phases, counts, state, words_of, shape, n, dtype, read_rng, read_floor):
