@@ -28,6 +28,7 @@ from numba import njit
 from . import drift as drift_loops
 from . import conductance_chain
 from . import normal
+from .d2d_devices import _constants as _d2d_constants
 from . import pcg64
 from . import pf_devices
 from . import read_noise as read_loops
@@ -186,8 +187,8 @@ def _counts(phases, n, dtype, buffered):
 
 
 def plan(phases, read_floor=1e-3):
-    """(the phases' parameters as :func:`_all` takes them (16,) float64, which phases are held),
-    or None when a phase is not one this module draws. A stage computes it once
+    """(the phases' parameters as :func:`_all` takes them (16,) float64, which phases are held,
+    D2D's constants, PF's (s_c, b_c, s_d, b_d)), or None when a phase is not one this module draws. A stage computes it once
     (``Stage.draw_plan``)."""
     if _counts(phases, 2, np.dtype(np.float64), 0) is None:
         return None
@@ -201,7 +202,11 @@ def plan(phases, read_floor=1e-3):
                        held[3], read.sigma_rel if read else 0.0, read_floor,
                        held[4], l00, l01, l10, l11], dtype=np.float64)
     params.setflags(write=False)
-    return params, held
+    d2d = phases.get("programming")
+    d2d_constants = tuple(float(v) for v in _d2d_constants(d2d)) if d2d is not None else (1.0, 1.0, 0.0, 0.0)
+    pf_params = (float(pf.slopes[0]), float(pf.intercepts[0]), float(pf.slopes[1]), float(pf.intercepts[1])) \
+        if pf is not None else (0.0, 0.0, 0.0, 0.0)
+    return params, held, d2d_constants, pf_params
 
 
 def sample(phases, shape, rng, read_rng=None, dtype=np.float64, read_floor=1e-3, draw_plan=None):
@@ -259,7 +264,7 @@ def _one_call(phases, draw_plan, bits, shape, n, dtype, read_rng, G=None, pf_loo
     """:func:`_draws` in one kernel call (:func:`_all`), the words from memnp's PCG64 loop; one
     read and one write of the state. Given G (flat, contiguous, ``dtype``), also G'' and, with
     ``pf_loop``, the PF device parameters (:func:`_all_apply`): returns (draws, G'', c, d_eps)."""
-    params, (d2d, drift, stuck, read, pf) = draw_plan
+    params, (d2d, drift, stuck, read, pf), d2d_constants, pf_params = draw_plan
     separate = read_rng is not None and read
     half = (n + 1) // 2
     read_words = pcg64.raw_words(read_rng.bit_generator, half) if separate else _EMPTY_WORDS
@@ -276,10 +281,6 @@ def _one_call(phases, draw_plan, bits, shape, n, dtype, read_rng, G=None, pf_loo
         if G is None:
             result = _all(words_state, count, read_words, _TEMPLATES[dtype], n, buffered, np.uint64(held), params)
         else:
-            d2d_item, pf_item = phases.get("programming"), phases.get("currents")
-            d2d_constants = conductance_chain._d2d_constants(d2d_item) if d2d_item is not None else (1.0, 1.0, 0.0, 0.0)
-            pf_params = (float(pf_item.slopes[0]), float(pf_item.intercepts[0]), float(pf_item.slopes[1]),
-                         float(pf_item.intercepts[1])) if pf_item is not None else (0.0, 0.0, 0.0, 0.0)
             result = _all_apply(words_state, count, read_words, G, buffered, np.uint64(held), params,
                                 d2d_constants, pf_params, pf_loop)
         eps, f_drift, mask, values, f_read, residuals, held_after, s_hi, s_lo = result[:9]
