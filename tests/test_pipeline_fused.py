@@ -100,6 +100,9 @@ def test_tiled_read_with_adcs_in_one_pass_equals_parts_then_adc_sum(rng, dtype):
         I, clipped = tiling.pf_currents_tiled_adc(V, c, d_eps, tile_of_row, 3, fs, 63)
         assert I.dtype == dtype and I.shape == (9, 21)
         np.testing.assert_array_equal(I, expected)
+        with_constants = periphery.adc_sum_with(parts, tiling.adc_constants(fs, 63, dtype))
+        np.testing.assert_array_equal(with_constants[0], expected)
+        assert with_constants[1] == expected_clipped
         assert clipped == expected_clipped == (fs is narrow)
         # against the NumPy reference: parts from the reference, then ADC.apply and a sum (an
         # ADC level may flip where a part lies within rounding of a level boundary)

@@ -169,10 +169,12 @@ def _read_stacked(backend, stage, V, devices, bounds):
         I_raw = backend.pf_currents(_stack(V, bounds), *devices).reshape(T, p, -1)
     fs, clipped = None, False
     if adc is not None:
-        fs = _full_scales(stage, adc, tuple(rows for _, _, rows in bounds))
+        array_rows = tuple(rows for _, _, rows in bounds)
+        fs = _full_scales(stage, adc, array_rows)
         if I_raw.dtype in (np.float32, np.float64):
-            # Quantise every array's part and add them in one pass (memnp.kernels.periphery).
-            I, clipped = periphery_loops.adc_sum(I_raw, fs, adc.levels)
+            # Quantise every array's part and add them in one pass (memnp.kernels.periphery), with
+            # the constants kept for the stage.
+            I, clipped = periphery_loops.adc_sum_with(I_raw, _adc_constants(stage, adc, array_rows, I_raw.dtype))
         else:  # pragma: no cover - the backends return float32 or float64
             I = adc.apply(I_raw, fs).sum(axis=0)
             clipped = bool(I_raw.min() < 0) or bool(np.any(I_raw > fs))

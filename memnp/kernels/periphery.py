@@ -70,3 +70,11 @@ def adc_sum(I_parts, full_scale, levels):
     clipped = _adc_sum(np.ascontiguousarray(I_parts), (levels / fs).astype(dtype), (fs / levels).astype(dtype),
                        fs.astype(dtype), dtype.type(levels), out)
     return out, bool(clipped)
+
+
+def adc_sum_with(I_parts, constants):
+    """:func:`adc_sum` with its constants (levels / fs, fs / levels, fs, levels) given, in
+    I_parts' dtype (memnp.kernels.tiling.adc_constants makes them)."""
+    out = np.zeros(I_parts.shape[1:], I_parts.dtype)
+    clipped = _adc_sum(np.ascontiguousarray(I_parts), *constants, out)
+    return out, bool(clipped)

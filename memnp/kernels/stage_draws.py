@@ -83,7 +83,7 @@ def _stuck_f64(words, p, value, mask, values):
 
 
 @njit(**_JIT)
-def _all_apply(state, count, read_words, G, buffered, held, params, d2d_constants, pf_params, pf_loop):
+def _all_apply(state, count, read_words, G, buffered, held, params, pf_loop):
     """:func:`_all` for the devices of G (flat, float32 or float64), then the read conductances
     G'' (memnp.kernels.conductance_chain's loop) and, with ``pf_loop``, the PF device parameters
     (c, d_eps) of G'' (memnp.kernels.pf_devices' loop; pf_params = (s_c, b_c, s_d, b_d))."""
@@ -91,14 +91,14 @@ def _all_apply(state, count, read_words, G, buffered, held, params, d2d_constant
     eps, f_drift, mask, values, f_read, residuals, held_after, s_hi, s_lo = _all(
         state, count, read_words, G[:0], n, buffered, held, params)
     G_read = np.empty_like(G)
-    r_on, r_off, slope, s_on = d2d_constants
+    r_on, r_off, slope, s_on = params[16], params[17], params[18], params[19]
     conductance_chain._apply(G, eps, r_on, r_off, slope, s_on, params[0] != 0, f_drift, params[1] != 0, mask,
                              values, params[5] != 0, f_read, params[8] != 0, G_read)
     c = np.empty(n if pf_loop else 0, G.dtype)
     d_eps = np.empty(n if pf_loop else 0, G.dtype)
     if pf_loop:
-        pf_devices._parameters(G_read, residuals[0], residuals[1], pf_params[0], pf_params[1], pf_params[2],
-                               pf_params[3], c, d_eps)
+        pf_devices._parameters(G_read, residuals[0], residuals[1], params[20], params[21], params[22],
+                               params[23], c, d_eps)
     return eps, f_drift, mask, values, f_read, residuals, held_after, s_hi, s_lo, G_read, c, d_eps
 
 
@@ -187,26 +187,27 @@ def _counts(phases, n, dtype, buffered):
 
 
 def plan(phases, read_floor=1e-3):
-    """(the phases' parameters as :func:`_all` takes them (16,) float64, which phases are held,
-    D2D's constants, PF's (s_c, b_c, s_d, b_d)), or None when a phase is not one this module draws. A stage computes it once
+    """(the phases' parameters as :func:`_all` and :func:`_all_apply` take them (24,) float64:
+    the draws', D2D's constants and PF's (s_c, b_c, s_d, b_d); which phases are held), or None
+    when a phase is not one this module draws. A stage computes it once
     (``Stage.draw_plan``)."""
     if _counts(phases, 2, np.dtype(np.float64), 0) is None:
         return None
     drift, stuck, read, pf = (phases.get(name) for name in ("drift", "stuck", "read_noise", "currents"))
     (l00, l01), (l10, l11) = pf._factor if pf is not None else ((0.0, 0.0), (0.0, 0.0))
     held = ("programming" in phases, drift is not None, stuck is not None, read is not None, pf is not None)
+    d2d = phases.get("programming")
+    d2d_constants = _d2d_constants(d2d) if d2d is not None else (1.0, 1.0, 0.0, 0.0)
+    pf_params = (pf.slopes[0], pf.intercepts[0], pf.slopes[1], pf.intercepts[1]) if pf is not None \
+        else (0.0, 0.0, 0.0, 0.0)
     params = np.array([held[0],
                        held[1], drift.nu_mean if drift else 0.0, drift.nu_std if drift else 0.0,
                        math.log(drift.t / drift.t0) if drift else 0.0,
                        held[2], stuck.p if stuck else 0.0, stuck.fixed_value if stuck else 0.0,
                        held[3], read.sigma_rel if read else 0.0, read_floor,
-                       held[4], l00, l01, l10, l11], dtype=np.float64)
+                       held[4], l00, l01, l10, l11, *d2d_constants, *pf_params], dtype=np.float64)
     params.setflags(write=False)
-    d2d = phases.get("programming")
-    d2d_constants = tuple(float(v) for v in _d2d_constants(d2d)) if d2d is not None else (1.0, 1.0, 0.0, 0.0)
-    pf_params = (float(pf.slopes[0]), float(pf.intercepts[0]), float(pf.slopes[1]), float(pf.intercepts[1])) \
-        if pf is not None else (0.0, 0.0, 0.0, 0.0)
-    return params, held, d2d_constants, pf_params
+    return params, held
 
 
 def sample(phases, shape, rng, read_rng=None, dtype=np.float64, read_floor=1e-3, draw_plan=None):
@@ -264,7 +265,7 @@ def _one_call(phases, draw_plan, bits, shape, n, dtype, read_rng, G=None, pf_loo
     """:func:`_draws` in one kernel call (:func:`_all`), the words from memnp's PCG64 loop; one
     read and one write of the state. Given G (flat, contiguous, ``dtype``), also G'' and, with
     ``pf_loop``, the PF device parameters (:func:`_all_apply`): returns (draws, G'', c, d_eps)."""
-    params, (d2d, drift, stuck, read, pf), d2d_constants, pf_params = draw_plan
+    params, (d2d, drift, stuck, read, pf) = draw_plan
     separate = read_rng is not None and read
     half = (n + 1) // 2
     read_words = pcg64.raw_words(read_rng.bit_generator, half) if separate else _EMPTY_WORDS
@@ -281,8 +282,7 @@ def _one_call(phases, draw_plan, bits, shape, n, dtype, read_rng, G=None, pf_loo
         if G is None:
             result = _all(words_state, count, read_words, _TEMPLATES[dtype], n, buffered, np.uint64(held), params)
         else:
-            result = _all_apply(words_state, count, read_words, G, buffered, np.uint64(held), params,
-                                d2d_constants, pf_params, pf_loop)
+            result = _all_apply(words_state, count, read_words, G, buffered, np.uint64(held), params, pf_loop)
         eps, f_drift, mask, values, f_read, residuals, held_after, s_hi, s_lo = result[:9]
         inner["state"] = (int(s_hi) << 64) | int(s_lo)
         if f32_stuck:
