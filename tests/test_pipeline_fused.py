@@ -280,11 +280,14 @@ def test_draws_conductances_and_pf_parameters_in_one_call(rng, dtype, separate_r
         if held:
             a.random(1, dtype=np.float32)
             b.random(1, dtype=np.float32)
-        draws, G_read, devices = stage_draws.sample_and_apply(stage.phases, stage.draw_plan, G, a, read_a)
+        draws, G_read, devices, vjp_args = stage_draws.sample_and_apply(stage.phases, stage.draw_plan, G, a, read_a)
         expected_draws = _draws_one_by_one(stage, G.shape, b, read_b, dtype)
         _assert_same_draws(draws, expected_draws)
-        expected, _ = _phase_by_phase(stage, G, expected_draws, G)
+        grad = rng.normal(size=G.shape).astype(dtype)
+        expected, expected_grad = _phase_by_phase(stage, G, expected_draws, grad)
         np.testing.assert_array_equal(G_read, expected)
+        np.testing.assert_array_equal(conductance_chain.apply_vjp_with(vjp_args, G, grad), expected_grad)
+        assert conductance_chain.apply_vjp_with(vjp_args, G, grad.astype(np.float16)) is None
         if dtype == np.float32:
             for x, y in zip(devices, PF.device_parameters(expected, expected_draws["currents"])):
                 np.testing.assert_array_equal(x, y)

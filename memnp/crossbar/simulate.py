@@ -40,6 +40,7 @@ class CrossbarPass:
         self.backend_name = backend
         self.backend = _backend(backend)
         self._cache = None
+        self._vjp_args = None
 
     def sample(self, shape, rng, dtype=np.float64, read_rng=None):
         """Draws for a crossbar of ``shape`` (m, n), phase by phase in physical order: "chip" phases
@@ -71,14 +72,14 @@ class CrossbarPass:
         stage = self.stage
         validation.crossbar_inputs(self, V, G, rng, draws)
         phases = stage.phases
-        G_read = devices = None
+        G_read = devices = vjp_args = None
         if draws is None:
             # A combined stage: the draws, the conductance phases and the PF device parameters in
             # one kernel call (memnp.kernels.stage_draws), where it applies.
             fused = stage_draws.sample_and_apply(phases, stage.draw_plan, G, rng, read_rng) \
                 if stage.draw_plan is not None else None
             if fused is not None:
-                draws, G_read, devices = fused
+                draws, G_read, devices, vjp_args = fused
                 draws = Draws(draws)
             else:
                 draws = self.sample(G.shape, rng, G.dtype, read_rng)
@@ -108,6 +109,7 @@ class CrossbarPass:
             I, tiles = tiling.read(self.backend, stage, V_read, G_read, devices, rows, n_rows,
                                    self.backend_name)
         self._cache = (V, G, G_read, draws, devices, V_read, inputs, tiles)
+        self._vjp_args = vjp_args
         return I
 
     @property
@@ -141,7 +143,8 @@ class CrossbarPass:
             grad_G = V_read.T @ grad_I
         fused = None
         if inputs is None:
-            fused = conductance_chain.apply_vjp(stage.phases, G, draws, grad_G)
+            fused = conductance_chain.apply_vjp_with(self._vjp_args, G, grad_G) if self._vjp_args is not None \
+                else conductance_chain.apply_vjp(stage.phases, G, draws, grad_G)
             if fused is None:   # a gradient of another dtype or layout: the inputs again
                 inputs = [G]
                 for name, item in stage.conductance_phases[:-1]:

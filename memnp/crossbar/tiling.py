@@ -75,7 +75,8 @@ _FULL_SCALES = {}
 
 
 def _full_scales(stage, adc, array_rows):
-    key = (id(stage), adc, array_rows)
+    # The stage (checked by identity) fixes its ADC: no need to hash the ADC into the key.
+    key = (id(stage), array_rows)
     hit = _FULL_SCALES.get(key)
     if hit is None or hit[0] is not stage:
         if len(_FULL_SCALES) > 1024:
@@ -88,7 +89,7 @@ def _full_scales(stage, adc, array_rows):
 def _adc_constants(stage, adc, array_rows, dtype):
     """The one-pass tiled loop's ADC constants (memnp.kernels.tiling.adc_constants), kept with
     the full scales."""
-    key = (id(stage), adc, array_rows, dtype)
+    key = (id(stage), array_rows, dtype)
     hit = _FULL_SCALES.get(key)
     if hit is None or hit[0] is not stage:
         fs = _full_scales(stage, adc, array_rows)

@@ -196,3 +196,14 @@ def apply_vjp_numpy(phases, G, draws, grad):
         grad = item.disturb_vjp_numpy(G_in, draws[name], grad) if name == "programming" \
             else item.disturb_vjp(G_in, draws[name], grad)
     return grad
+
+
+def apply_vjp_with(args, G, grad):
+    """:func:`apply_vjp` with the kernel's arguments of the forward pass (``args``, as
+    memnp.kernels.stage_draws.sample_and_apply returns them, flat arrays it made); None when grad
+    is not C-contiguous of G's dtype and shape."""
+    if not _fits(grad, G.dtype, G.shape):
+        return None
+    out = np.empty_like(G)
+    _apply_vjp(G.reshape(-1), *args, grad.reshape(-1), out.reshape(-1))
+    return out

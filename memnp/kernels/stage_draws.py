@@ -305,11 +305,16 @@ def _one_call(phases, draw_plan, bits, shape, n, dtype, read_rng, G=None, pf_loo
     if G is None:
         return out
     G_read, c, d_eps = result[9:]
-    return out, G_read.reshape(shape), c.reshape(shape) if pf_loop else None, d_eps.reshape(shape) if pf_loop else None
+    # the conductance phases' VJP arguments (memnp.kernels.conductance_chain.apply_vjp_with)
+    p = params
+    vjp_args = (eps, p[16], p[17], p[18], p[19], d2d, f_drift, drift, mask, stuck, f_read, read)
+    return (out, G_read.reshape(shape), c.reshape(shape) if pf_loop else None,
+            d_eps.reshape(shape) if pf_loop else None, vjp_args)
 
 
 def sample_and_apply(phases, draw_plan, G, rng, read_rng=None):
-    """(draws, G'' (G's shape and dtype, S), PF devices (c, d_eps) or None) of a fresh read of the
+    """(draws, G'' (G's shape and dtype, S), PF devices (c, d_eps) or None, the arguments of
+    memnp.kernels.conductance_chain.apply_vjp_with) of a fresh read of the
     conductances G (m, n) in S: :func:`sample`, then memnp.kernels.conductance_chain.apply and
     (float32, the dtype whose PF parameters take their loop) the PF device parameters, in one
     kernel call, with the same numbers; None where :func:`sample`'s one-call path does not apply
@@ -326,9 +331,9 @@ def sample_and_apply(phases, draw_plan, G, rng, read_rng=None):
                                  or read_rng.bit_generator is rng.bit_generator):
         return None
     pf_loop = draw_plan[1][4] and dtype in pf_devices.FASTER["parameters"]
-    draws, G_read, c, d_eps = _one_call(phases, draw_plan, rng.bit_generator, G.shape, n, dtype, read_rng,
-                                        G.reshape(-1), pf_loop)
-    return draws, G_read, ((c, d_eps) if pf_loop else None)
+    draws, G_read, c, d_eps, vjp_args = _one_call(phases, draw_plan, rng.bit_generator, G.shape, n, dtype,
+                                                  read_rng, G.reshape(-1), pf_loop)
+    return draws, G_read, ((c, d_eps) if pf_loop else None), vjp_args
 
 
 def _draws(phases, counts, state, words_of, shape, n, dtype, read_rng, read_floor):
