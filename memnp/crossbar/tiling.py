@@ -45,11 +45,21 @@ def row_blocks(stage, m, rows=None, n_rows=None):
     no row handed over are left out (they carry no current)."""
     tiles = stage.phases.get("tiles")
     n_rows = m if n_rows is None else int(n_rows)
-    bounds = tiles.row_bounds(n_rows) if tiles is not None else [(0, n_rows)]
+    bounds, starts = _row_bounds(tiles, n_rows)
     if rows is None:
         return [(a, b, b - a) for a, b in bounds]
-    edges = np.searchsorted(rows, [a for a, _ in bounds] + [n_rows]).tolist()
+    edges = np.searchsorted(rows, starts).tolist()
     return [(edges[k], edges[k + 1], b - a) for k, (a, b) in enumerate(bounds) if edges[k + 1] > edges[k]]
+
+
+@functools.lru_cache(maxsize=256)
+def _row_bounds(tiles, n_rows):
+    """(the row blocks [(a, b)] of a crossbar of n_rows rows, their starts and n_rows (K + 1,)):
+    the same for every batch."""
+    bounds = tiles.row_bounds(n_rows) if tiles is not None else [(0, n_rows)]
+    starts = np.array([a for a, _ in bounds] + [n_rows], dtype=np.int64)
+    starts.setflags(write=False)
+    return bounds, starts
 
 
 def blocks(stage, m, n, rows=None, n_rows=None):

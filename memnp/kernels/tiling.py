@@ -19,7 +19,7 @@ from . import reference
 from .cpu_auto import serial_below
 from .cpu import KERNEL_FASTMATH, _PRANGE_ONLY, _check_pf, _example_term, _exponent
 from .fastexp import fast_exp_nonneg, wide_vectors
-from .sparse import BLOCK, _device_terms, _nonzero, _padded_width
+from .sparse import BLOCK, _count_zeros, _device_terms, _nonzero, _padded_width
 
 __all__ = ["pf_currents_tiled", "pf_currents_tiled_adc", "pf_currents_tiled_numpy"]
 
@@ -151,7 +151,7 @@ def tiled_adc(V, c, d_eps, tile_of_row, constants):
     :func:`adc_constants` in V's dtype."""
     n = c.shape[1]
     threads = get_num_threads()
-    serial = threads > 1 and np.count_nonzero(V) * n < serial_below()
+    serial = threads > 1 and (V.size - _count_zeros(V)) * n < serial_below()
     if serial:
         set_num_threads(1)
     try:
@@ -182,7 +182,7 @@ def pf_currents_tiled(V, c, d_eps, tile_of_row, tiles):
     tile_of_row = _tile_index(tile_of_row, m, tiles)
     threads = get_num_threads()
     # One thread below the cpu backend's threshold (it depends on how OpenMP threads wait).
-    serial = threads > 1 and np.count_nonzero(V) * n < serial_below()
+    serial = threads > 1 and (V.size - _count_zeros(V)) * n < serial_below()
     if serial:
         set_num_threads(1)
     try:
