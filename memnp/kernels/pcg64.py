@@ -21,7 +21,7 @@ from numba.extending import intrinsic
 
 #: PCG's default 128-bit multiplier (NumPy's PCG64).
 MULTIPLIER = 0x2360ED051FC65DA44385DF649FCCF645
-LANES = 4
+LANES = 8
 #: Requests below this many words go to ``random_raw`` (reading and writing the state costs a few us).
 MIN_WORDS = 2048
 _MASK64 = (1 << 64) - 1
@@ -63,10 +63,10 @@ def _step(h, l, m_hi, m_lo, c_hi, c_lo):
 @njit(error_model="numpy", cache=True)
 def _words(hi, lo, m_hi, m_lo, c_hi, c_lo, out, last):
     """out[k] = output(s_{k+1}) for the lanes' states (hi, lo) (LANES,) = s_1 .. s_LANES, each
-    advanced by (M, C) = (m_hi m_lo, c_hi c_lo) per use; last (2,) gets s_n (n = out.size)."""
+    advanced by (M, C) = (m_hi m_lo, c_hi c_lo) per use; last (2,) gets s_n (n = out.size >= 1)."""
     n = out.size
-    h0, h1, h2, h3 = hi[0], hi[1], hi[2], hi[3]
-    l0, l1, l2, l3 = lo[0], lo[1], lo[2], lo[3]
+    h0, h1, h2, h3, h4, h5, h6, h7 = hi[0], hi[1], hi[2], hi[3], hi[4], hi[5], hi[6], hi[7]
+    l0, l1, l2, l3, l4, l5, l6, l7 = lo[0], lo[1], lo[2], lo[3], lo[4], lo[5], lo[6], lo[7]
     blocks = n // LANES
     for b in range(blocks):
         k = b * LANES
@@ -74,23 +74,26 @@ def _words(hi, lo, m_hi, m_lo, c_hi, c_lo, out, last):
         out[k + 1] = _output(h1, l1)
         out[k + 2] = _output(h2, l2)
         out[k + 3] = _output(h3, l3)
+        out[k + 4] = _output(h4, l4)
+        out[k + 5] = _output(h5, l5)
+        out[k + 6] = _output(h6, l6)
+        out[k + 7] = _output(h7, l7)
         if b == blocks - 1:
-            last[0], last[1] = h3, l3
+            last[0], last[1] = h7, l7
         h0, l0 = _step(h0, l0, m_hi, m_lo, c_hi, c_lo)
         h1, l1 = _step(h1, l1, m_hi, m_lo, c_hi, c_lo)
         h2, l2 = _step(h2, l2, m_hi, m_lo, c_hi, c_lo)
         h3, l3 = _step(h3, l3, m_hi, m_lo, c_hi, c_lo)
-    # the last n % LANES words: lanes 0, 1, 2 once more
-    k = blocks * LANES
-    if k < n:
-        out[k] = _output(h0, l0)
-        last[0], last[1] = h0, l0
-    if k + 1 < n:
-        out[k + 1] = _output(h1, l1)
-        last[0], last[1] = h1, l1
-    if k + 2 < n:
-        out[k + 2] = _output(h2, l2)
-        last[0], last[1] = h2, l2
+        h4, l4 = _step(h4, l4, m_hi, m_lo, c_hi, c_lo)
+        h5, l5 = _step(h5, l5, m_hi, m_lo, c_hi, c_lo)
+        h6, l6 = _step(h6, l6, m_hi, m_lo, c_hi, c_lo)
+        h7, l7 = _step(h7, l7, m_hi, m_lo, c_hi, c_lo)
+    # the last n % LANES words: the first lanes once more
+    hi[0], hi[1], hi[2], hi[3], hi[4], hi[5], hi[6], hi[7] = h0, h1, h2, h3, h4, h5, h6, h7
+    lo[0], lo[1], lo[2], lo[3], lo[4], lo[5], lo[6], lo[7] = l0, l1, l2, l3, l4, l5, l6, l7
+    for j in range(n - blocks * LANES):
+        out[blocks * LANES + j] = _output(hi[j], lo[j])
+        last[0], last[1] = hi[j], lo[j]
 
 
 def _jump(steps):
@@ -125,7 +128,7 @@ def fill(s_hi, s_lo, inc_hi, inc_lo, out):
     for j in range(LANES):
         h, l = _step(h, l, _M_HI, _M_LO, inc_hi, inc_lo)
         hi[j], lo[j] = h, l
-    c_hi, c_lo = _step(inc_hi, inc_lo, _SL_HI, _SL_LO, zero, zero)   # inc (M^3 + M^2 + M + 1)
+    c_hi, c_lo = _step(inc_hi, inc_lo, _SL_HI, _SL_LO, zero, zero)   # inc (M^(LANES-1) + ... + M + 1)
     last = np.empty(2, np.uint64)
     _words(hi, lo, _ML_HI, _ML_LO, c_hi, c_lo, out, last)
     return last[0], last[1]
