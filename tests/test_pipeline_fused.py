@@ -197,19 +197,27 @@ def test_stage_draws_fall_back_where_the_stream_would_differ():
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_uniforms_from_words_are_numpys(dtype):
-    from memnp.kernels import stage_draws
+    from memnp.kernels import uniforms
     words = np.random.default_rng(8).bit_generator.random_raw(500)
     expected = np.random.default_rng(8).random(1000 if dtype == np.float32 else 500, dtype=dtype)
-    np.testing.assert_array_equal(stage_draws.uniforms_numpy(words, dtype), expected)
+    np.testing.assert_array_equal(uniforms.uniforms_numpy(words, dtype), expected)
     # the loops' mask against the reference's uniforms
     mask = np.empty(expected.size, np.bool_)
     values = np.empty(expected.size, dtype)
     if dtype == np.float32:
-        stage_draws._stuck_f32(words, 0, np.uint64(0), dtype(0.3), dtype(2e-6), mask, values)
+        uniforms._stuck_f32(words, 0, np.uint64(0), dtype(0.3), dtype(2e-6), mask, values)
     else:
-        stage_draws._stuck_f64(words, dtype(0.3), dtype(2e-6), mask, values)
+        uniforms._stuck_f64(words, dtype(0.3), dtype(2e-6), mask, values)
     np.testing.assert_array_equal(mask, expected < dtype(0.3))
     np.testing.assert_array_equal(values, np.where(mask, dtype(2e-6), 0))
+    if dtype == np.float32:       # a held half word first, then the words' halves (an odd count)
+        held = np.uint64(0xABCDEF12)
+        mask = np.empty(999, np.bool_)
+        values = np.empty(999, dtype)
+        uniforms._stuck_f32(words, 1, held, dtype(0.3), dtype(2e-6), mask, values)
+        u = np.concatenate([uniforms.uniforms_numpy(np.array([held << np.uint64(32)]), dtype)[1:],
+                            uniforms.uniforms_numpy(words, dtype)[:998]])
+        np.testing.assert_array_equal(mask, u < dtype(0.3))
 
 
 @pytest.mark.parametrize("count", [1, 3, 4, 5, 2047, 2048, 2051, 30001])

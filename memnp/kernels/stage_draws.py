@@ -1,14 +1,18 @@
-"""The draws of a combined stage from one block of raw words per Generator.
+"""The draws of a combined stage from one block of raw words per Generator, in one kernel call.
 
 Phase by phase (memnp.crossbar.simulate.CrossbarPass.sample), a combined stage asks its Generator
 for raw words five times (D2D, drift, stuck, read noise, PF residuals) and draws the stuck mask
-with ``rng.random``. :func:`sample` takes the same words in one block per Generator (the
-chip phases from ``rng``; read noise from ``read_rng`` when given, else from ``rng`` in its place
-in the order), from memnp's PCG64 loop (:mod:`memnp.kernels.pcg64`, NumPy's words faster) or
-``random_raw``, and hands each phase its slice, to the phases' own loops: the same numbers,
-and the same Generator state afterwards, as the phases one by one. The stuck mask comes from the
-words as NumPy's ``Generator.random`` makes its uniforms from PCG64 (:func:`uniforms_numpy`, the
-reference; tested against ``rng.random``):
+with ``rng.random``. :func:`sample` takes the same words in one block per Generator (the chip
+phases from ``rng``; read noise from ``read_rng`` when given, else from ``rng`` in its place in
+the order), from memnp's PCG64 loop (:mod:`memnp.kernels.pcg64`, NumPy's words, faster) or
+``random_raw``, and hands each phase its slice, to the phases' own loops: the same numbers, and
+the same Generator state afterwards, as the phases one by one. Below 2**18 devices every phase
+runs in one kernel call (:func:`_all`, with the phases' parameters from :func:`plan`, which a Stage
+keeps); :func:`sample_and_apply` also applies the conductance phases
+(memnp.kernels.conductance_chain) and computes the float32 PF device parameters
+(memnp.kernels.pf_devices) in the same call. The stuck mask comes from the words as NumPy's
+``Generator.random`` makes its uniforms from PCG64 (:mod:`memnp.kernels.uniforms`; its
+``uniforms_numpy`` is the reference, tested against ``rng.random``):
 
     float64: u = (w >> 11) 2**-53, one word per device;
     float32: u = (h >> 8) 2**-24 for the 32-bit halves h of each word, low half first, two
@@ -18,7 +22,8 @@ reference; tested against ``rng.random``):
 
 Only for float32 or float64 draws, stuck classes with a fixed value (StuckAt, StuckAtGOff,
 StuckAtGOn) and, with stuck devices, a PCG64 bit generator; otherwise :func:`sample` returns None
-and the caller samples phase by phase.
+and the caller samples phase by phase. Arrays: the draws in the phases' shapes and dtypes
+(memnp.crossbar.pipeline.Draws), G (m, n) in S.
 """
 import math
 
@@ -32,61 +37,22 @@ from .d2d_devices import _constants as _d2d_constants
 from . import pcg64
 from . import pf_devices
 from . import read_noise as read_loops
+from .uniforms import _stuck_f32, _stuck_f64
 
 _JIT = {"error_model": "numpy", "cache": True}
 #: Conductance phases :func:`sample` draws, by the class names it takes.
 _CLASSES = {"programming": ("D2DLognormal",), "drift": ("Drift",),
             "stuck": ("StuckAt", "StuckAtGOff", "StuckAtGOn"), "read_noise": ("ReadNoise",),
             "currents": ("IVNonlinearityPF",)}
-_LOW32, _SHIFT8, _SHIFT11, _SHIFT32 = np.uint64(0xFFFFFFFF), np.uint64(8), np.uint64(11), np.uint64(32)
-
-
-@njit(**_JIT)
-def _stuck_f32(words, buffered, held, p, value, mask, values):
-    """mask[k] = u_k < p and values[k] = value there (0 elsewhere), for NumPy's float32 uniforms
-    u = (h >> 8) 2**-24 of the 32-bit values h: ``held`` first when ``buffered``, then the low
-    and high halves of every word in turn."""
-    scale = np.float32(2.0 ** -24)
-    zero = np.float32(0.0)
-    if buffered == 0:        # whole words, low half first (vectorizable)
-        pairs = mask.size // 2
-        for k in range(pairs):
-            w = words[k]
-            m0 = np.float32((w & _LOW32) >> _SHIFT8) * scale < p
-            m1 = np.float32(w >> _SHIFT32 >> _SHIFT8) * scale < p
-            mask[2 * k], mask[2 * k + 1] = m0, m1
-            values[2 * k] = value if m0 else zero
-            values[2 * k + 1] = value if m1 else zero
-        start = 2 * pairs
-    else:
-        start = 0
-    for k in range(start, mask.size):
-        j = k - buffered
-        if j < 0:
-            h = held
-        else:
-            w = words[j >> 1]
-            h = (w & _LOW32) if (j & 1) == 0 else (w >> _SHIFT32)
-        m = np.float32(h >> _SHIFT8) * scale < p
-        mask[k] = m
-        values[k] = value if m else zero
-
-
-@njit(**_JIT)
-def _stuck_f64(words, p, value, mask, values):
-    scale = 2.0 ** -53
-    for k in range(words.size):
-        u = np.float64(words[k] >> _SHIFT11) * scale
-        m = u < p
-        mask[k] = m
-        values[k] = value if m else 0.0
+_SHIFT32 = np.uint64(32)
 
 
 @njit(**_JIT)
 def _all_apply(state, count, read_words, G, buffered, held, params, pf_loop):
     """:func:`_all` for the devices of G (flat, float32 or float64), then the read conductances
     G'' (memnp.kernels.conductance_chain's loop) and, with ``pf_loop``, the PF device parameters
-    (c, d_eps) of G'' (memnp.kernels.pf_devices' loop; pf_params = (s_c, b_c, s_d, b_d))."""
+    (c, d_eps) of G'' (memnp.kernels.pf_devices' loop; PF's (s_c, b_c, s_d, b_d) are params[20:24],
+    D2D's constants params[16:20])."""
     n = G.size
     eps, f_drift, mask, values, f_read, residuals, held_after, s_hi, s_lo = _all(
         state, count, read_words, G[:0], n, buffered, held, params)
@@ -151,18 +117,6 @@ def _all(state, count, read_words, template, n, buffered, held, params):
     if pf:
         pf_devices._residuals(words[start:start + n], l00, l01, l10, l11, residuals[0], residuals[1])
     return eps, f_drift, mask, values, f_read, residuals, held_after, s_hi, s_lo
-
-
-def uniforms_numpy(words, dtype):
-    """The uniforms in [0, 1) that ``Generator.random(dtype=dtype)`` makes from these PCG64 words
-    (the reference of the stuck loops)."""
-    words = np.asarray(words, np.uint64)
-    if np.dtype(dtype) == np.float64:
-        return (words >> np.uint64(11)).astype(np.float64) * 2.0 ** -53
-    halves = np.empty(2 * words.size, np.uint64)
-    halves[0::2] = words & np.uint64(0xFFFFFFFF)
-    halves[1::2] = words >> np.uint64(32)
-    return (halves >> np.uint64(8)).astype(np.float32) * np.float32(2.0 ** -24)
 
 
 def _counts(phases, n, dtype, buffered):
