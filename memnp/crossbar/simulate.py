@@ -12,9 +12,10 @@ G: exact for every differentiable phase, straight-through for the quantisers.
 """
 import numpy as np
 
-from ..kernels import get_backend
+from ..kernels import conductance_chain, get_backend, stage_draws
 from ..kernels.backend import backend_name
 from . import tiling
+from .nonidealities.read_noise import MIN_FACTOR
 from .pipeline import DRAWS, Draws
 from . import validation
 
@@ -39,11 +40,18 @@ class CrossbarPass:
         self.backend_name = backend
         self.backend = _backend(backend)
         self._cache = None
+        self._vjp_args = None
 
     def sample(self, shape, rng, dtype=np.float64, read_rng=None):
         """Draws for a crossbar of ``shape`` (m, n), phase by phase in physical order: "chip" phases
         from ``rng``, "read" phases (read noise) from ``read_rng`` when given (chip mode: a stream
         that goes on from batch to batch), else from ``rng``."""
+        if self.stage.fused_conductances:
+            # One block of raw words per Generator (memnp.kernels.stage_draws): the same draws.
+            fused = stage_draws.sample(self.stage.phases, shape, rng, read_rng, dtype, MIN_FACTOR,
+                                       self.stage.draw_plan)
+            if fused is not None:
+                return Draws(fused)
         draws = Draws()
         for name, item in self.stage.phases.items():
             kind = DRAWS[name]
@@ -63,21 +71,36 @@ class CrossbarPass:
         """
         stage = self.stage
         validation.crossbar_inputs(self, V, G, rng, draws)
+        phases = stage.phases
+        G_read = devices = vjp_args = None
         if draws is None:
-            draws = self.sample(G.shape, rng, G.dtype, read_rng)
+            # A combined stage: the draws, the conductance phases and the PF device parameters in
+            # one kernel call (memnp.kernels.stage_draws), where it applies.
+            fused = stage_draws.sample_and_apply(phases, stage.draw_plan, G, rng, read_rng) \
+                if stage.draw_plan is not None else None
+            if fused is not None:
+                draws, G_read, devices, vjp_args = fused
+                draws = Draws(draws)
+            else:
+                draws = self.sample(G.shape, rng, G.dtype, read_rng)
         elif isinstance(draws, tuple):
             draws = Draws.from_pair(stage, draws)
-        inputs = []
-        G_read = G
         get = draws.get   # dict.get: the plain lookup by phase name
-        for name, item in stage.conductance_phases:
-            inputs.append(G_read)
-            G_read = item.apply(G_read, get(name))
-        phases = stage.phases
+        if G_read is None and stage.fused_conductances:
+            G_read = conductance_chain.apply(phases, G, draws)
+        if G_read is None:
+            inputs = []
+            G_read = G
+            for name, item in stage.conductance_phases:
+                inputs.append(G_read)
+                G_read = item.apply(G_read, get(name))
+        else:
+            inputs = None     # one pass each way (memnp.kernels.conductance_chain)
         dac = phases.get("dac")
-        V_read = dac.apply(V, stage.k_V) if dac is not None else V
+        V_read = dac.apply(V, stage.k_V, getattr(self, "inputs_checked", False)) if dac is not None else V
         pf = stage.nonpreserving
-        devices = pf.device_parameters(G_read, get("currents")) if pf is not None else None
+        if devices is None and pf is not None:
+            devices = pf.device_parameters(G_read, get("currents"))
         tiles = None
         if stage.plain_read:
             I = self.backend.pf_currents(V_read, *devices) if pf is not None \
@@ -86,6 +109,7 @@ class CrossbarPass:
             I, tiles = tiling.read(self.backend, stage, V_read, G_read, devices, rows, n_rows,
                                    self.backend_name)
         self._cache = (V, G, G_read, draws, devices, V_read, inputs, tiles)
+        self._vjp_args = vjp_args
         return I
 
     @property
@@ -117,9 +141,20 @@ class CrossbarPass:
         else:
             grad_V = grad_I @ G_read.T if need_V else None
             grad_G = V_read.T @ grad_I
-        get = draws.get
-        for (name, item), G_in in zip(reversed(stage.conductance_phases), reversed(inputs)):
-            grad_G = item.apply_vjp(G_in, get(name), grad_G)
+        fused = None
+        if inputs is None:
+            fused = conductance_chain.apply_vjp_with(self._vjp_args, G, grad_G) if self._vjp_args is not None \
+                else conductance_chain.apply_vjp(stage.phases, G, draws, grad_G)
+            if fused is None:   # a gradient of another dtype or layout: the inputs again
+                inputs = [G]
+                for name, item in stage.conductance_phases[:-1]:
+                    inputs.append(item.apply(inputs[-1], draws.get(name)))
+        if fused is not None:
+            grad_G = fused
+        else:
+            get = draws.get
+            for (name, item), G_in in zip(reversed(stage.conductance_phases), reversed(inputs)):
+                grad_G = item.apply_vjp(G_in, get(name), grad_G)
         if grad_V is not None:
             dac = stage.phases.get("dac")
             if dac is not None:

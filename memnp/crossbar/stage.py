@@ -2,9 +2,11 @@
 import dataclasses
 import json
 
+from ..kernels import conductance_chain, stage_draws
 from . import pipeline
 from .mapping import RULES
 from .nonidealities.base import Nonideality, nonideality_from_dict
+from .nonidealities.read_noise import MIN_FACTOR
 from .validation import conductance_range, positive
 
 #: Stuck classes whose fixed stuck value must lie in [G_off, G_on] (field name of the value).
@@ -59,6 +61,13 @@ class Stage:
         object.__setattr__(self, "_nonpreserving", phases.get("currents"))
         object.__setattr__(self, "_random", any(pipeline.DRAWS[name] for name in phases))
         object.__setattr__(self, "_plain_read", not any(name in phases for name in ("adc", "wires", "tiles")))
+        # Several conductance phases of the classes memnp.kernels.conductance_chain takes: applied
+        # in one pass (the same numbers as phase by phase). Paper stages keep their own path.
+        object.__setattr__(self, "_fused_conductances", not paper and conductance_chain.fusable(phases))
+        # ... and their draws in one kernel call (memnp.kernels.stage_draws): the phases'
+        # parameters, read once.
+        object.__setattr__(self, "_draw_plan", stage_draws.plan(phases, MIN_FACTOR) if self._fused_conductances
+                           else None)
 
     def _check(self, phases):
         """Cross-phase checks: a PF model's k_V is the stage's; fixed stuck values lie in [G_off, G_on]."""
@@ -100,6 +109,17 @@ class Stage:
             raise ValueError("this stage has several conductance phases "
                              f"({', '.join(name for name, _ in self._g_phases)}); use stage.phases")
         return self._g_phases[0][1] if self._g_phases else None
+
+    @property
+    def fused_conductances(self):
+        """True when a read applies the conductance phases in one pass
+        (:mod:`memnp.kernels.conductance_chain`)."""
+        return self._fused_conductances
+
+    @property
+    def draw_plan(self):
+        """The draws' parameters for :func:`memnp.kernels.stage_draws.sample`, or None."""
+        return self._draw_plan
 
     @property
     def nonpreserving(self):

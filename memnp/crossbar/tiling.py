@@ -45,11 +45,21 @@ def row_blocks(stage, m, rows=None, n_rows=None):
     no row handed over are left out (they carry no current)."""
     tiles = stage.phases.get("tiles")
     n_rows = m if n_rows is None else int(n_rows)
-    bounds = tiles.row_bounds(n_rows) if tiles is not None else [(0, n_rows)]
+    bounds, starts = _row_bounds(tiles, n_rows)
     if rows is None:
         return [(a, b, b - a) for a, b in bounds]
-    edges = np.searchsorted(rows, [a for a, _ in bounds] + [n_rows]).tolist()
+    edges = np.searchsorted(rows, starts).tolist()
     return [(edges[k], edges[k + 1], b - a) for k, (a, b) in enumerate(bounds) if edges[k + 1] > edges[k]]
+
+
+@functools.lru_cache(maxsize=256)
+def _row_bounds(tiles, n_rows):
+    """(the row blocks [(a, b)] of a crossbar of n_rows rows, their starts and n_rows (K + 1,)):
+    the same for every batch."""
+    bounds = tiles.row_bounds(n_rows) if tiles is not None else [(0, n_rows)]
+    starts = np.array([a for a, _ in bounds] + [n_rows], dtype=np.int64)
+    starts.setflags(write=False)
+    return bounds, starts
 
 
 def blocks(stage, m, n, rows=None, n_rows=None):
@@ -75,13 +85,25 @@ _FULL_SCALES = {}
 
 
 def _full_scales(stage, adc, array_rows):
-    key = (id(stage), adc, array_rows)
+    # The stage (checked by identity) fixes its ADC: no need to hash the ADC into the key.
+    key = (id(stage), array_rows)
     hit = _FULL_SCALES.get(key)
     if hit is None or hit[0] is not stage:
         if len(_FULL_SCALES) > 1024:
             _FULL_SCALES.clear()
         fs = np.array([_full_scale(stage, adc, rows) for rows in array_rows]).reshape(-1, 1, 1)
         hit = _FULL_SCALES[key] = (stage, fs)
+    return hit[1]
+
+
+def _adc_constants(stage, adc, array_rows, dtype):
+    """The one-pass tiled loop's ADC constants (memnp.kernels.tiling.adc_constants), kept with
+    the full scales."""
+    key = (id(stage), array_rows, dtype)
+    hit = _FULL_SCALES.get(key)
+    if hit is None or hit[0] is not stage:
+        fs = _full_scales(stage, adc, array_rows)
+        hit = _FULL_SCALES[key] = (stage, tiled_kernels.adc_constants(fs, adc.levels, dtype))
     return hit[1]
 
 
@@ -133,28 +155,53 @@ def _read_stacked(backend, stage, V, devices, bounds):
     adc = stage.phases.get("adc")
     p, m = V.shape
     T = len(bounds)
+    one_pass = T > 1 and backend.__name__ in _CPU and V.dtype in (np.float32, np.float64)
+    if one_pass and adc is not None:
+        # The arrays' currents, their ADCs and the digital sum in one pass (memnp.kernels.tiling;
+        # the same numbers as the loop below and adc_sum). No partial currents are kept: the
+        # backward pass needs them only where an ADC clipped, and recomputes them then.
+        array_rows = tuple(rows for _, _, rows in bounds)
+        fs = _full_scales(stage, adc, array_rows)
+        c, d_eps = devices
+        if c.dtype == V.dtype == d_eps.dtype and c.flags.c_contiguous and d_eps.flags.c_contiguous \
+                and V.flags.c_contiguous and c.shape == d_eps.shape == (m, c.shape[1]):
+            I, clipped = tiled_kernels.tiled_adc(V, c, d_eps, _tile_of_row(bounds, m),
+                                                 _adc_constants(stage, adc, array_rows, V.dtype))
+        else:
+            I, clipped = tiled_kernels.pf_currents_tiled_adc(V, c, d_eps, _tile_of_row(bounds, m), T,
+                                                             fs.reshape(-1), adc.levels)
+        return I, ("stacked", V, bounds, devices, None, fs, clipped)
     if T == 1:
         I_raw = backend.pf_currents(V, *devices)[None]
-    elif backend.__name__ in _CPU and V.dtype in (np.float32, np.float64):
+    elif one_pass:
         # The cpu backend's one-pass loop (memnp.kernels.tiling), tested against the stacked read.
-        tile_of_row = np.empty(m, np.int64)
-        for k, (r0, r1, _) in enumerate(bounds):
-            tile_of_row[r0:r1] = k
-        I_raw = tiled_kernels.pf_currents_tiled(V, *devices, tile_of_row, T)
+        I_raw = tiled_kernels.pf_currents_tiled(V, *devices, _tile_of_row(bounds, m), T)
     else:
         I_raw = backend.pf_currents(_stack(V, bounds), *devices).reshape(T, p, -1)
     fs, clipped = None, False
     if adc is not None:
-        fs = _full_scales(stage, adc, tuple(rows for _, _, rows in bounds))
+        array_rows = tuple(rows for _, _, rows in bounds)
+        fs = _full_scales(stage, adc, array_rows)
         if I_raw.dtype in (np.float32, np.float64):
-            # Quantise every array's part and add them in one pass (memnp.kernels.periphery).
-            I, clipped = periphery_loops.adc_sum(I_raw, fs, adc.levels)
+            # Quantise every array's part and add them in one pass (memnp.kernels.periphery), with
+            # the constants kept for the stage.
+            I, clipped = periphery_loops.adc_sum_with(I_raw, _adc_constants(stage, adc, array_rows, I_raw.dtype))
         else:  # pragma: no cover - the backends return float32 or float64
             I = adc.apply(I_raw, fs).sum(axis=0)
             clipped = bool(I_raw.min() < 0) or bool(np.any(I_raw > fs))
     else:
         I = I_raw[0] if T == 1 else I_raw.sum(axis=0)
     return I, ("stacked", V, bounds, devices, I_raw, fs, clipped)
+
+
+def _tile_of_row(bounds, m):
+    """(m,) int64: the row of arrays of every row handed over (non-decreasing)."""
+    if sum(r1 - r0 for r0, r1, _ in bounds) == m:
+        return np.repeat(np.arange(len(bounds), dtype=np.int64), [r1 - r0 for r0, r1, _ in bounds])
+    tile_of_row = np.empty(m, np.int64)
+    for k, (r0, r1, _) in enumerate(bounds):
+        tile_of_row[r0:r1] = k
+    return tile_of_row
 
 
 def _stack(V, bounds):
@@ -171,9 +218,11 @@ def _read_stacked_vjp(backend, stage, state, grad_I, need_V):
     same dL/dI, and the arrays' VJPs add up to the VJP of the whole crossbar: one call on V."""
     _, V, bounds, devices, I_raw, fs, clipped = state
     adc = stage.phases.get("adc")
-    T, p, n = I_raw.shape
     if not clipped:
         return _pf_vjp(backend, V, devices, grad_I, need_V)
+    if I_raw is None:   # the one-pass read with its ADCs kept no partial currents
+        I_raw = tiled_kernels.pf_currents_tiled(V, *devices, _tile_of_row(bounds, V.shape[1]), len(bounds))
+    T, p, n = I_raw.shape
     g = adc.apply_vjp(I_raw, fs, np.broadcast_to(grad_I, I_raw.shape)).reshape(T * p, n)
     grad_V, grad_c, grad_d_eps = backend.pf_currents_vjp(_stack(V, bounds), *devices, g, need_V)
     if need_V:

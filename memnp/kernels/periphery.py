@@ -27,13 +27,16 @@ def supported(V):
     return isinstance(V, np.ndarray) and V.dtype in (np.float32, np.float64) and V.flags.c_contiguous
 
 
-def quantise(V, k_V, levels):
-    """(V_q (shape and dtype of V), min x, max x) for x = V / k_V; V_q = clip(rint(L x), 0, L) (k_V / L)."""
+def quantise(V, k_V, levels, bounds=True):
+    """(V_q (shape and dtype of V), min x, max x) for x = V / k_V; V_q = clip(rint(L x), 0, L) (k_V / L).
+    Without ``bounds`` the extremes are not computed (returned as 0.0, 1.0)."""
     dtype = V.dtype.type
     out = np.empty_like(V)
     if V.size == 0:
         return out, 0.0, 0.0
     _quantise(V, dtype(1.0 / k_V), dtype(levels), dtype(k_V / levels), out)
+    if not bounds:
+        return out, 0.0, 1.0
     # NumPy's SIMD reductions (a NaN reaches both and fails the caller's check).
     inv = dtype(1.0 / k_V)
     return out, float(V.min() * inv), float(V.max() * inv)
@@ -66,4 +69,12 @@ def adc_sum(I_parts, full_scale, levels):
     out = np.zeros(I_parts.shape[1:], dtype)
     clipped = _adc_sum(np.ascontiguousarray(I_parts), (levels / fs).astype(dtype), (fs / levels).astype(dtype),
                        fs.astype(dtype), dtype.type(levels), out)
+    return out, bool(clipped)
+
+
+def adc_sum_with(I_parts, constants):
+    """:func:`adc_sum` with its constants (levels / fs, fs / levels, fs, levels) given, in
+    I_parts' dtype (memnp.kernels.tiling.adc_constants makes them)."""
+    out = np.zeros(I_parts.shape[1:], I_parts.dtype)
+    clipped = _adc_sum(np.ascontiguousarray(I_parts), *constants, out)
     return out, bool(clipped)

@@ -53,15 +53,18 @@ class DAC(Periphery):
         """2^bits - 1, the largest level index."""
         return (1 << self.bits) - 1
 
-    def apply(self, V, k_V):
+    def apply(self, V, k_V, checked=False):
         """Quantised voltages (shape and dtype of V (p, m), volts): k dtype(k_V / L), k = round(L V / k_V).
-        ValueError when an input x = V / k_V lies outside [0, 1] (beyond rounding). One Numba pass
-        (:mod:`memnp.kernels.periphery`) for contiguous float arrays, else :meth:`apply_numpy`."""
+        ValueError when an input x = V / k_V lies outside [0, 1] (beyond rounding), unless the
+        caller has ``checked`` that already (the memristive layers' input scan keeps x in [0, 1]).
+        One Numba pass (:mod:`memnp.kernels.periphery`) for contiguous float arrays, else
+        :meth:`apply_numpy`."""
         if periphery_loops.supported(V):
-            Vq, low, high = periphery_loops.quantise(V, k_V, self.levels)
+            Vq, low, high = periphery_loops.quantise(V, k_V, self.levels, bounds=not checked)
         else:
             Vq, low, high = self.apply_numpy(V, k_V)
-        self._check(V, k_V, low, high)
+        if not checked:
+            self._check(V, k_V, low, high)
         return Vq
 
     @staticmethod
