@@ -23,8 +23,7 @@ from ..kernels.device_law import pf_partials
 from ..kernels.physics import A2_B
 from . import linestep, precond
 from .krylov import cg
-from .solve import (_PRANGE_ONLY, MAX_CORRECTIONS, METHODS, _law, apply_A, preconditioner,
-                    use_line_steps)
+from .solve import _PRANGE_ONLY, MAX_CORRECTIONS, _law, apply_A, preconditioner, resolve_method
 
 _A2_B = float(A2_B)
 #: Chunks of examples in the VJP, each with its own partial sums of dL/dtheta (a constant, not
@@ -37,7 +36,7 @@ def _vjp_one(v, Vrow, c, K, pf, r_w, r_b, g, tol, max_cg, pdir, gl, winv_shared,
              grad_V, work, w1, w2, need_r, grad_r):
     """One example; work (7, m, n) reused across examples; adds its dL/dtheta terms to w1, w2."""
     m, n = v.shape
-    F, s, q, t, R, u = work[0], work[1], work[2], work[3], work[4], work[5]    # lambda = g - q
+    F, s, lam, t, R, u = work[0], work[1], work[2], work[3], work[4], work[5]
     winv = work[6] if pf else winv_shared
     buf_p = np.empty(n)
     buf_q = np.empty(n)
@@ -51,11 +50,7 @@ def _vjp_one(v, Vrow, c, K, pf, r_w, r_b, g, tol, max_cg, pdir, gl, winv_shared,
                 a = s[i, j] * g[j]
                 bb += a * a
         iterations = linestep.step(R, s, gl, winv, pf, r_w, tol * math.sqrt(bb), MAX_CORRECTIONS,
-                                   t, u, buf_p)
-        if iterations >= 0:
-            for i in range(m):
-                for j in range(n):
-                    q[i, j] = g[j] - t[i, j]
+                                   lam, u, buf_p)
     if iterations < 0:                  # CG in the symmetric form
         sq = np.empty((m, n))
         b = np.empty((m, n))
@@ -69,23 +64,26 @@ def _vjp_one(v, Vrow, c, K, pf, r_w, r_b, g, tol, max_cg, pdir, gl, winv_shared,
                 b[i, j] = sq[i, j] * g[j]
         if pf and pdir != 0:
             precond.factor(s, gl, pdir, winv)
-        iterations, _ = cg(sq, b, r_w, r_b, tol, max_cg, z, r, pv, q, t, buf_p, buf_q, pdir, gl,
+        iterations, _ = cg(sq, b, r_w, r_b, tol, max_cg, z, r, pv, lam, t, buf_p, buf_q, pdir, gl,
                            winv, h)
         for i in range(m):
             for j in range(n):
                 t[i, j] = sq[i, j] * z[i, j]
-        apply_A(t, r_w, r_b, q, buf_p, buf_q)    # q = A S^1/2 z; lambda = g - q
+        apply_A(t, r_w, r_b, lam, buf_p, buf_q)  # A S^1/2 z; lambda = g - A S^1/2 z
+        for i in range(m):
+            for j in range(n):
+                lam[i, j] = g[j] - lam[i, j]
     for i in range(m):
         acc = 0.0
         for j in range(n):
-            lam = g[j] - q[i, j]
-            acc += s[i, j] * lam
+            x = lam[i, j]
+            acc += s[i, j] * x
             if pf:
                 dc, dd = pf_partials(v[i, j], c[i, j], K[i, j], _d_eps(K[i, j]))
-                w1[i, j] += lam * dc
-                w2[i, j] += lam * dd
+                w1[i, j] += x * dc
+                w2[i, j] += x * dd
             else:
-                w1[i, j] += lam * v[i, j]
+                w1[i, j] += x * v[i, j]
         if need_V:
             grad_V[i] = acc
     if need_r:
@@ -93,7 +91,7 @@ def _vjp_one(v, Vrow, c, K, pf, r_w, r_b, g, tol, max_cg, pdir, gl, winv_shared,
         z = np.empty((m, n))
         for i in range(m):
             for j in range(n):
-                z[i, j] = s[i, j] * (g[j] - q[i, j])
+                z[i, j] = s[i, j] * lam[i, j]
         for k in range(2):
             apply_A(F, 1.0 if k == 0 else 0.0, 1.0 if k == 1 else 0.0, t, buf_p, buf_q)
             acc = 0.0
@@ -150,8 +148,6 @@ def vjp(v, V, c, K, pf, r_word, r_bit, grad_I, tol, need_V=True, max_cg=5000, ne
     v (p, m, n): the converged device voltages; c, K, pf from solve.device_arrays. ``method``:
     as :func:`memnp.circuit.solve.solve_with_currents`. The transposed solve stops at a relative
     residual ``tol`` (of the CG system, or of J lambda = g 1 in the S-weighted norm)."""
-    if method not in METHODS:
-        raise ValueError(f"method must be one of {sorted(METHODS)}; got {method!r}")
     p, m, n = v.shape
     grad_I = np.ascontiguousarray(grad_I, dtype=np.float64)
     grad_V = np.zeros((p, m))
@@ -162,7 +158,7 @@ def vjp(v, V, c, K, pf, r_word, r_bit, grad_I, tol, need_V=True, max_cg=5000, ne
     grad_r = np.zeros((p, 2))
     pdir, gl, winv = preconditioner(m, n, r_word, r_bit, None if pf else c)
     V = np.ascontiguousarray(V, dtype=np.float64)
-    line = use_line_steps(method, pdir, V, c, K, pf, r_word)
+    line = resolve_method(method, V, c, K, pf, r_word, r_bit) == "line"
     _vjp_batch(v, V, c, K, pf, float(r_word), float(r_bit), grad_I, float(tol), int(max_cg), pdir,
                gl, winv, line, bool(need_V), grad_V, w1, w2, bool(need_r), grad_r, iterations)
     g1 = np.empty((m, n))

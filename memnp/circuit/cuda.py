@@ -26,7 +26,7 @@ from numba.core import config as _numba_config
 
 from ..kernels.device_law import pf_current_slope_libm, pf_partials_libm
 from ..kernels.physics import A2_B
-from .report import CONVERGED, IN_PROGRESS, MAX_ITER, NON_FINITE, SolveReport
+from .report import IN_PROGRESS, SolveReport, newton_status
 
 SIMULATOR = bool(_numba_config.ENABLE_CUDASIM)
 #: Threads per block (a power of two; shared-memory sizes are compile-time constants).
@@ -35,6 +35,7 @@ _A2_B = float(A2_B)
 
 _law_dev = cuda.jit(device=True)(pf_current_slope_libm)
 _partials_dev = cuda.jit(device=True)(pf_partials_libm)
+_newton_status_dev = cuda.jit(device=True)(newton_status)
 
 
 def _block_sum3(a, b, c, sh):
@@ -212,16 +213,8 @@ def _solve_kernel(V, c, K, pf, r_w, r_b, tol, max_newton, max_cg, v_all, work, s
         lam_max = 1.0
         rel = 0.0
         while True:
-            if not (math.isfinite(rr) and math.isfinite(sr) and math.isfinite(ff)):
-                status = NON_FINITE
-                rel = math.inf
-                break
-            rel = math.sqrt(sr / ff) if ff > 0.0 else (0.0 if sr == 0.0 else math.inf)
-            if rel <= tol:
-                status = CONVERGED
-                break
-            if it >= max_newton:
-                status = MAX_ITER
+            status, rel = _newton_status_dev(rr, sr, ff, tol, it, max_newton)
+            if status != IN_PROGRESS:
                 break
             for k in range(tid, m * n, NT):
                 i, j = k // n, k % n

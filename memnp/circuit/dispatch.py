@@ -44,9 +44,10 @@ def forward(lr, state):
                                                          state.tolerance)
     else:
         state.arrays = solve.device_arrays(G, devices)
+        state.method = solve.resolve_method("auto", V, *state.arrays, lr.r_word, lr.r_bit)
         state.v, state.report, I = solve.solve_with_currents(
             V, G, devices, lr.r_word, lr.r_bit, state.tolerance, max_newton=solve.MAX_NEWTON,
-            max_cg=solve.MAX_CG, arrays=state.arrays)
+            max_cg=solve.MAX_CG, arrays=state.arrays, method=state.method)
         return I.astype(V.dtype)
     return solve.currents(state.v, *state.arrays)[1].astype(V.dtype)
 
@@ -73,7 +74,8 @@ def vjp(lr, state, grad_I, need_V):
                                          _adjoint_tolerance(state), need_V)
     else:
         grad_V, grad_theta, _ = adjoint.vjp(state.v, V, *state.arrays, lr.r_word, lr.r_bit, grad_I,
-                                            _adjoint_tolerance(state), need_V)
+                                            _adjoint_tolerance(state), need_V,
+                                            method=state.method or "auto")
     grad_V = grad_V.astype(V.dtype) if need_V else None
     if devices is None:
         return grad_V, grad_theta.astype(G.dtype)

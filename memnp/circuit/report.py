@@ -6,6 +6,7 @@ and the last voltage step in volts. The boundary that called the solver decides 
 it (:meth:`SolveReport.raise_unless_converged` is the one error every caller uses).
 """
 import dataclasses
+import math
 
 import numpy as np
 
@@ -13,6 +14,20 @@ import numpy as np
 CONVERGED, IN_PROGRESS, MAX_ITER, NON_FINITE = 0, 1, 2, 3
 STATUS_NAMES = {CONVERGED: "CONVERGED", IN_PROGRESS: "IN_PROGRESS", MAX_ITER: "MAX_ITER",
                 NON_FINITE: "NON_FINITE"}
+
+
+def newton_status(rr, sr, ff, tol, it, max_newton):
+    """(status, relative residual) after a residual evaluation (rr = ||R||^2, sr = ||S R||^2,
+    ff = ||f(v)||^2) and ``it`` Newton steps: NON_FINITE, CONVERGED, MAX_ITER, or IN_PROGRESS
+    to take another step. Plain Python, compiled by each solver (cpu: njit, cuda: device function)."""
+    if not (math.isfinite(rr) and math.isfinite(sr) and math.isfinite(ff)):
+        return NON_FINITE, math.inf
+    rel = math.sqrt(sr / ff) if ff > 0.0 else (0.0 if sr == 0.0 else math.inf)
+    if rel <= tol:
+        return CONVERGED, rel
+    if it >= max_newton:
+        return MAX_ITER, rel
+    return IN_PROGRESS, rel
 
 
 class ConvergenceError(RuntimeError):

@@ -66,7 +66,9 @@ from ..kernels.physics import A2_B
 from . import linestep, precond
 from .krylov import cg
 from .lines import apply_A, apply_A_scaled, prefix_row, suffix_word_block
-from .report import CONVERGED, IN_PROGRESS, MAX_ITER, NON_FINITE, SolveReport
+from .report import IN_PROGRESS, SolveReport, newton_status
+
+_newton_status = njit(cache=True, inline="always")(newton_status)
 
 #: Default relative-residual tolerances by dtype.
 TOLERANCE = {np.dtype(np.float32): 1e-6, np.dtype(np.float64): 1e-10}
@@ -153,7 +155,8 @@ def _solve_one(Vrow, c, K, pf, r_w, r_b, tol, max_newton, max_cg, pdir, g, winv_
     """One example. work (6, m, n) and cg_work (8, m, n), or (0, m, n) to allocate the CG arrays
     only if a CG step is taken: work arrays the caller reuses across its examples."""
     m, n = v.shape
-    F, s, R, delta, u = work[0], work[1], work[2], work[3], work[4]   # u: the line step's
+    F, s, R, delta = work[0], work[1], work[2], work[3]
+    u = work[4]                         # the line step's word-line drop
     # Linear devices: the batch's factorisation; PF: this example's, at every Newton step.
     winv = work[5] if pf else winv_shared
     buf_p = np.empty(n)
@@ -175,16 +178,8 @@ def _solve_one(Vrow, c, K, pf, r_w, r_b, tol, max_newton, max_cg, pdir, g, winv_
     lam = 0.0
     rel = 0.0
     while True:
-        if not (math.isfinite(rr) and math.isfinite(sr) and math.isfinite(ff)):
-            status = NON_FINITE
-            rel = np.inf
-            break
-        rel = math.sqrt(sr / ff) if ff > 0.0 else (0.0 if sr == 0.0 else np.inf)
-        if rel <= tol:
-            status = CONVERGED
-            break
-        if it >= max_newton:
-            status = MAX_ITER
+        status, rel = _newton_status(rr, sr, ff, tol, it, max_newton)
+        if status != IN_PROGRESS:
             break
         # Inexact Newton: ask of the step's linear solve a residual eta times this one, eta =
         # 0.1 min(0.1, rel) (quadratic convergence), never below what the tolerance needs.
@@ -315,8 +310,6 @@ def solve_with_currents(V, G, devices, r_word, r_bit, tol, max_newton=MAX_NEWTON
     ``method``: "auto" (line steps where the word-line coupling bound is below
     :data:`memnp.circuit.linestep.RHO_LINE`, else CG steps), "cg" or "line" (line steps wherever
     the bit lines are the preconditioned direction, CG where they contract too slowly)."""
-    if method not in METHODS:
-        raise ValueError(f"method must be one of {sorted(METHODS)}; got {method!r}")
     V = np.ascontiguousarray(V, dtype=np.float64)
     c, K, pf = device_arrays(G, devices) if arrays is None else arrays
     p, m = V.shape
@@ -325,7 +318,7 @@ def solve_with_currents(V, G, devices, r_word, r_bit, tol, max_newton=MAX_NEWTON
     stats_i = np.zeros((p, 4), np.int64)
     stats_f = np.zeros((p, 3))
     pdir, g, winv = preconditioner(m, n, r_word, r_bit, None if pf else c)
-    line = use_line_steps(method, pdir, V, c, K, pf, r_word)
+    line = resolve_method(method, V, c, K, pf, r_word, r_bit) == "line"
     I = np.empty((p, n))
     _solve_batch(V, c, K, pf, float(r_word), float(r_bit), float(tol), int(max_newton), int(max_cg),
                  pdir, g, winv, bool(line), get_num_threads(), v, stats_i, stats_f, I)
@@ -335,12 +328,19 @@ def solve_with_currents(V, G, devices, r_word, r_bit, tol, max_newton=MAX_NEWTON
     return v, report, I
 
 
-def use_line_steps(method, pdir, V, c, K, pf, r_word):
-    """Whether a solve (or its adjoint) takes line steps: the bit lines must be the preconditioned
-    direction, and with ``method`` "auto" the word-line coupling bound at most RHO_LINE."""
-    if pdir != precond.BIT or method == "cg":
-        return False
-    return method == "line" or linestep.word_coupling_bound(V, c, K, pf, r_word) <= linestep.RHO_LINE
+def resolve_method(method, V, c, K, pf, r_word, r_bit):
+    """"line" or "cg": the steps a solve (or its adjoint) takes for ``method``. Line steps need the
+    bit lines to be the preconditioned direction, and with "auto" the word-line coupling bound
+    at most RHO_LINE. Resolving "auto" once and passing the answer on (as the LineResistance
+    backends do from the forward to its VJP) spares the bound a second evaluation."""
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {sorted(METHODS)}; got {method!r}")
+    m, n = c.shape
+    if method == "cg" or precond.direction(m, n, r_word, r_bit) != precond.BIT:
+        return "cg"
+    if method == "line" or linestep.word_coupling_bound(V, c, K, pf, r_word) <= linestep.RHO_LINE:
+        return "line"
+    return "cg"
 
 
 def _method_name(newton, cg_steps):

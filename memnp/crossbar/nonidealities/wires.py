@@ -29,11 +29,12 @@ from .base import Nonideality, register
 class _State:
     """What a solve keeps for its VJP, power and report (opaque to callers)."""
 
-    __slots__ = ("backend", "V", "G", "devices", "v", "arrays", "report", "reference", "tolerance")
+    __slots__ = ("backend", "V", "G", "devices", "v", "arrays", "method", "report", "reference",
+                 "tolerance")
 
     def __init__(self, backend, V, G, devices, tolerance):
         self.backend, self.V, self.G, self.devices, self.tolerance = backend, V, G, devices, tolerance
-        self.v = self.arrays = self.report = self.reference = None
+        self.v = self.arrays = self.method = self.report = self.reference = None
 
 
 @register
