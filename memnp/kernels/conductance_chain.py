@@ -109,39 +109,42 @@ def _fits(a, dtype, shape):
     return type(a) is np.ndarray and a.dtype == dtype and a.shape == shape and a.flags.c_contiguous
 
 
+def _flat(draws, name, dtype, shape):
+    """The draw ``name`` flattened, or None when it is not of G's dtype, shape and layout (the plain
+    dict lookup: Draws also answers integer keys)."""
+    a = dict.get(draws, name)
+    return a.reshape(-1) if _fits(a, dtype, shape) else None
+
+
 def _parts(phases, G, draws, grad=None):
     """The kernels' arguments, or None when an array is not of G's dtype, shape and layout."""
     dtype, shape = G.dtype, G.shape
     empty = _EMPTY.get(dtype)
     if empty is None or not G.flags.c_contiguous or (grad is not None and not _fits(grad, dtype, shape)):
         return None
-    get = dict.get                 # the plain lookup (Draws also answers integer keys)
     d2d = phases.get("programming")
     eps = f_drift = f_read = values = empty
     mask = _NO_MASK
     if d2d is not None:
-        eps = get(draws, "programming")
-        if not _fits(eps, dtype, shape):
+        eps = _flat(draws, "programming", dtype, shape)
+        if eps is None:
             return None
-        eps = eps.reshape(-1)
     has_drift = "drift" in phases
     if has_drift:
-        f_drift = get(draws, "drift")
-        if not _fits(f_drift, dtype, shape):
+        f_drift = _flat(draws, "drift", dtype, shape)
+        if f_drift is None:
             return None
-        f_drift = f_drift.reshape(-1)
     has_stuck = "stuck" in phases
     if has_stuck:
-        mask, values = get(draws, "stuck")
+        mask, values = dict.get(draws, "stuck")
         if not (_fits(values, dtype, shape) and _fits(mask, np.bool_, shape)):
             return None
         mask, values = mask.reshape(-1), values.reshape(-1)
     has_read = "read_noise" in phases
     if has_read:
-        f_read = get(draws, "read_noise")
-        if not _fits(f_read, dtype, shape):
+        f_read = _flat(draws, "read_noise", dtype, shape)
+        if f_read is None:
             return None
-        f_read = f_read.reshape(-1)
     constants = _d2d_constants(d2d) if d2d is not None else (1.0, 1.0, 0.0, 0.0)
     return (eps, *constants, d2d is not None, f_drift, has_drift, mask, values, has_stuck, f_read, has_read)
 
