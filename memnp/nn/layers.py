@@ -67,20 +67,22 @@ def _generator(rng):
 
 def _batch_of(x, n_in, name):
     """ValueError unless x is a non-empty (p, n_in) array."""
-    shape = np.shape(x)
-    if len(shape) != 2 or shape[1] != n_in:
-        raise ValueError(f"x must have shape (examples, {n_in}) for {name}; got {shape}")
-    if shape[0] == 0:
-        raise ValueError(f"x must hold at least one example (a batch of >= 1 rows); got shape {shape}")
+    _examples(x, 2, n_in, name, f"(examples, {n_in})", "rows")
 
 
 def _image_batch(x, c_in, name):
     """ValueError unless x is a non-empty (N, H, W, c_in) array."""
+    _examples(x, 4, c_in, name, f"(examples, height, width, {c_in})", "images")
+
+
+def _examples(x, ndim, last, name, form, unit):
+    """ValueError unless x has ``ndim`` axes, ``last`` entries on the last one and at least one
+    example (``form``: the expected shape in words; ``unit``: what one example is)."""
     shape = np.shape(x)
-    if len(shape) != 4 or shape[3] != c_in:
-        raise ValueError(f"x must have shape (examples, height, width, {c_in}) for {name}; got {shape}")
+    if len(shape) != ndim or shape[-1] != last:
+        raise ValueError(f"x must have shape {form} for {name}; got {shape}")
     if shape[0] == 0:
-        raise ValueError(f"x must hold at least one example (a batch of >= 1 images); got shape {shape}")
+        raise ValueError(f"x must hold at least one example (a batch of >= 1 {unit}); got shape {shape}")
 
 
 def _count(name, value):
