@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .store import file_sha256, read_npz, write_npz, write_text
+from .files import file_sha256, read_npz, write_npz, write_text
 
 FORMAT = "memnp-checkpoint/1"
 _GROUPS = ("params", "velocity", "best")
