@@ -92,17 +92,22 @@ class ResultsStore:
     # jobs ----------------------------------------------------------------------------------
     def is_done(self, kind, key):
         """Whether the job's files are complete and consistent (see the module docstring)."""
+        return self.finished_record(kind, key) is not None
+
+    def finished_record(self, kind, key):
+        """The job's record when the job is finished (see :meth:`is_done`), else None."""
         try:
             record = self.read_record(kind, key)
         except (OSError, ValueError):
-            return False
+            return None
         sealed = record.get("record_sha256")
         if (sealed is None and kind == "infer") or (sealed is not None and sealed != record_sha256(record)):
-            return False   # edited (or written without a checksum): computed again
+            return None   # edited (or written without a checksum): computed again
         if kind == "train":
             path = self.weights_path(key)
-            return path.is_file() and file_sha256(path) == record.get("weights_sha256")
-        return True
+            if not (path.is_file() and file_sha256(path) == record.get("weights_sha256")):
+                return None
+        return record
 
     def read_record(self, kind, key):
         """The job's record; ValueError if it does not parse or names another key."""
