@@ -4,9 +4,12 @@
 input (simulation names, scale, seed, executor options, the output path and whether it can be
 written) is checked before anything is written; then the run takes the results directory's lock
 (:class:`~memnp.experiments.outputs.RunLock`: a second run stops at once) and reads the manifest.
-Training jobs are submitted first; each inference job (and each fine-tuning job, a training job
-that starts from another's network) is submitted as soon as the network it needs is trained (or
-at once, when the network was trained by an earlier run).
+Then, before anything is computed or written, it looks for results of another numerics version
+or backend (:mod:`memnp.experiments.stale`): any stop the run (StaleResults), unless
+``recompute_stale`` asks to recompute them. Every record it writes carries the run's stamp
+(:mod:`memnp.numerics`). Training jobs are submitted first; each inference job (and each
+fine-tuning job, a training job that starts from another's network) is submitted as soon as the
+network it needs is trained (or at once, when the network was trained by an earlier run).
 
 With ``checkpoint_every`` > 0 (seconds), training jobs run in this process or in local worker
 processes save their state to ``<out>/checkpoints/`` at most that often, and a rerun resumes them
