@@ -322,9 +322,11 @@ def _execute(plan, todo, done, store, executor, data_dir, download, progress, ch
         except Exception as exc:
             raise RuntimeError(f"{job.kind} job {job.describe()} ({job.key}) failed: "
                                f"{type(exc).__name__}: {exc}") from exc
-        if computed_job.numerics != stamp:   # e.g. a Dask worker with another MEMNP_BACKEND
+        # a Dask worker with another MEMNP_BACKEND, or an older memnp (which sends no stamp)
+        worker = getattr(computed_job, "numerics", None) or numerics.NumericsStamp(None, None)
+        if worker != stamp:
             raise RuntimeError(f"{job.kind} job {job.describe()} ({job.key}) was computed with "
-                               f"{computed_job.numerics.describe()}, but this run records {stamp.describe()}; "
+                               f"{worker.describe()}, but this run records {stamp.describe()}; "
                                "give every worker the same memnp and MEMNP_BACKEND as this process")
         result = computed_job.result
         base = {"content": job.content, "seed": job.seed, "training": job.training,
