@@ -155,12 +155,18 @@ def test_stale_jobs_of_simulations_outside_the_run(finished, tmp_path):
     assert runner.reproduce(["high_d2d"], TINY, 0, out, recompute_stale=True).computed == [key]
 
 
-def test_a_worker_with_another_backend_is_refused(tmp_path, monkeypatch):
-    other = types.SimpleNamespace(current=lambda: NumericsStamp(NUMERICS_VERSION, "cuda"))
-    monkeypatch.setattr(executors, "numerics", other)
+@pytest.mark.parametrize("worker", ["cuda", "older memnp"])
+def test_a_worker_with_another_backend_or_memnp_is_refused(tmp_path, monkeypatch, worker):
+    if worker == "cuda":
+        other = types.SimpleNamespace(current=lambda: NumericsStamp(NUMERICS_VERSION, "cuda"))
+        monkeypatch.setattr(executors, "numerics", other)
+        found = f"numerics version {NUMERICS_VERSION}, backend cuda"
+    else:   # an older memnp sends its result alone, with no stamp
+        monkeypatch.setattr(executors, "Computed", lambda result, stamp: result)
+        found = "no numerics version \\(an older memnp\\), backend unknown"
     out = tmp_path / "results"
-    with pytest.raises(RuntimeError, match=f"was computed with numerics version {NUMERICS_VERSION}, backend cuda, "
-                                           "but this run records .* backend cpu; give every worker the same"):
+    with pytest.raises(RuntimeError, match=f"was computed with {found}, but this run records .* backend cpu; "
+                                           "give every worker the same memnp and MEMNP_BACKEND"):
         runner.reproduce(["stuck_off"], TINY, 0, out)
     assert not list(out.glob("jobs/*/*.json"))   # nothing recorded
 
