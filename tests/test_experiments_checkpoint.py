@@ -342,3 +342,26 @@ def test_checkpoint_and_store_import_no_circle():
     assert not {"store", "checkpoint"} & imported("files")
     assert "store" not in imported("checkpoint") and "files" in imported("checkpoint")
     assert "checkpoint" in imported("store")
+
+
+def test_cli_train_stops_at_a_stale_checkpoint_and_starts_over_on_request(data, tmp_path):
+    from memnp.experiments import keys
+    training = _training("stuck-off", epochs=3)
+    config = tmp_path / "training.json"
+    config.write_text(json.dumps(training.to_dict()))
+    content = {"kind": "train", "training": training.to_dict(), "network": 0}
+    checkpoint = TrainingCheckpoint(tmp_path / "out" / "checkpoints", keys.job_key(content, 4), 0)
+    with pytest.raises(Stop):
+        protocol.train(training, data, keys.seed_sequence(content, 4), checkpoint=checkpoint, on_epoch=_stop)
+    info = json.loads(checkpoint.json_path.read_text())
+    checkpoint.json_path.write_text(json.dumps({k: v for k, v in info.items() if k not in ("numerics_version",
+                                                                                          "backend")}))
+    stopped = _cli("train", "--config", config, "--seed", 4, "--out", tmp_path / "out")
+    assert stopped.exit_code == 1 and "Traceback" not in stopped.output
+    assert "1 in-job checkpoint with no numerics version (an older memnp)" in stopped.output
+    assert "--recompute-stale to discard the 1 checkpoint" in stopped.output
+    assert not (tmp_path / "out" / "training.json").exists() and checkpoint.json_path.exists()
+    again = _cli("train", "--config", config, "--seed", 4, "--out", tmp_path / "out", "--recompute-stale")
+    assert again.exit_code == 0, again.output
+    assert "resuming" not in again.output
+    assert json.loads((tmp_path / "out" / "training.json").read_text())["resumed_from_epoch"] is None
