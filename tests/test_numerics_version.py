@@ -18,8 +18,6 @@ import math
 import pprint
 import sys
 
-import pytest
-
 from memnp.experiments import presets, runner
 from memnp.experiments.store import ResultsStore
 from memnp.numerics import NUMERICS_VERSION
