@@ -284,3 +284,84 @@ def test_cli_train_resumes_from_its_checkpoint_and_validates_the_option(data, tm
             result = _cli(*command, "--out", tmp_path / "never", "--checkpoint-every", bad)
             assert result.exit_code == 2 and "--checkpoint-every" in result.output and message in result.output
     assert not (tmp_path / "never").exists()
+
+
+# -- numerics version and backend (memnp.numerics) ------------------------------------------------
+def test_checkpoint_of_another_numerics_version_or_backend_is_never_resumed(data, tmp_path):
+    from memnp.numerics import NUMERICS_VERSION, NumericsStamp, current
+    training = _training("stuck-off", epochs=3)
+    checkpoint = TrainingCheckpoint(tmp_path, "job", every_seconds=0)
+    _run(training, data, checkpoint, stop_after=2)
+    info = json.loads(checkpoint.json_path.read_text())
+    assert (info["numerics_version"], info["backend"]) == (NUMERICS_VERSION, "cpu")
+    assert checkpoint.stamp() == current() and checkpoint.load().epoch == 2
+    for edit, found in (({"backend": "cuda"}, NumericsStamp(NUMERICS_VERSION, "cuda")),
+                        ({"numerics_version": NUMERICS_VERSION + 1}, NumericsStamp(NUMERICS_VERSION + 1, "cpu")),
+                        ({"numerics_version": None, "backend": None}, NumericsStamp(None, None))):
+        checkpoint.json_path.write_text(json.dumps(dict(info, **edit)))
+        assert checkpoint.stamp() == found
+        assert checkpoint.load() is None   # and so protocol.train starts at epoch 1
+    checkpoint.json_path.write_text(json.dumps(info))
+    assert checkpoint.load().epoch == 2
+    assert TrainingCheckpoint(tmp_path, "absent").stamp() is None
+
+
+def test_runner_stops_at_a_stale_checkpoint_and_discards_it_on_request(tmp_path):
+    from memnp.experiments.stale import StaleResults
+    scale = TINY.override(epochs=3)
+    reference = runner.reproduce(["stuck_off"], scale, 2, tmp_path / "ref", checkpoint_every=0)
+    out = tmp_path / "out"
+    store = ResultsStore(out)
+    stop = _StopFirstJob(2, store)
+    with pytest.raises(RuntimeError, match="failed: Stop"):
+        runner.reproduce(["stuck_off"], scale, 2, out, progress=stop, checkpoint_every=1e-9)
+    path = store.checkpoint(stop.saved, 0).json_path
+    path.write_text(json.dumps(dict(json.loads(path.read_text()), backend="cuda")))
+    before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file() and p.name != ".memnp.lock"}
+    with pytest.raises(StaleResults, match=r"1 in-job checkpoint with numerics version \d+, backend cuda; "
+                                           r".*--recompute-stale to discard the 1 checkpoint"):
+        runner.reproduce(["stuck_off"], scale, 2, out, checkpoint_every=1e-9)
+    assert before == {p: p.read_bytes() for p in out.rglob("*") if p.is_file() and p.name != ".memnp.lock"}
+    again = runner.reproduce(["stuck_off"], scale, 2, out, checkpoint_every=1e-9, recompute_stale=True)
+    assert sorted(again.computed) == sorted(reference.computed)
+    assert store.read_record("train", stop.saved)["resumed_from_epoch"] is None   # started over
+    assert _numbers(tmp_path / "ref") == _numbers(out)
+
+
+def test_checkpoint_and_store_import_no_circle():
+    """files.py imports neither store.py nor checkpoint.py, and checkpoint.py does not import
+    store.py (store.py imports checkpoint.py): imports point one way."""
+    import ast
+
+    def imported(name):
+        tree = ast.parse((ROOT / "memnp" / "experiments" / f"{name}.py").read_text())
+        return {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.level == 1} | \
+            {alias.name for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.level == 1
+             and node.module is None for alias in node.names}
+
+    assert not {"store", "checkpoint"} & imported("files")
+    assert "store" not in imported("checkpoint") and "files" in imported("checkpoint")
+    assert "checkpoint" in imported("store")
+
+
+def test_cli_train_stops_at_a_stale_checkpoint_and_starts_over_on_request(data, tmp_path):
+    from memnp.experiments import keys
+    training = _training("stuck-off", epochs=3)
+    config = tmp_path / "training.json"
+    config.write_text(json.dumps(training.to_dict()))
+    content = {"kind": "train", "training": training.to_dict(), "network": 0}
+    checkpoint = TrainingCheckpoint(tmp_path / "out" / "checkpoints", keys.job_key(content, 4), 0)
+    with pytest.raises(Stop):
+        protocol.train(training, data, keys.seed_sequence(content, 4), checkpoint=checkpoint, on_epoch=_stop)
+    info = json.loads(checkpoint.json_path.read_text())
+    checkpoint.json_path.write_text(json.dumps({k: v for k, v in info.items() if k not in ("numerics_version",
+                                                                                          "backend")}))
+    stopped = _cli("train", "--config", config, "--seed", 4, "--out", tmp_path / "out")
+    assert stopped.exit_code == 1 and "Traceback" not in stopped.output
+    assert "1 in-job checkpoint with no numerics version (an older memnp)" in stopped.output
+    assert "--recompute-stale to discard the 1 checkpoint" in stopped.output
+    assert not (tmp_path / "out" / "training.json").exists() and checkpoint.json_path.exists()
+    again = _cli("train", "--config", config, "--seed", 4, "--out", tmp_path / "out", "--recompute-stale")
+    assert again.exit_code == 0, again.output
+    assert "resuming" not in again.output
+    assert json.loads((tmp_path / "out" / "training.json").read_text())["resumed_from_epoch"] is None

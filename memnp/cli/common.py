@@ -17,6 +17,10 @@ DEVICE_HELP = "Device: 'ideal', a preset name (siox-low, siox-high, stuck-off, s
               "d2d-more-uniform, d2d-less-uniform, d2d-high, tahfo2, siox-high-chip, or a variant such as " \
               "siox-high-chip-1y or siox-high-adc6-tiles) or a preset JSON file."
 
+RECOMPUTE_STALE_HELP = ("Recompute the results in OUT computed by another memnp numerics version or kernel "
+                        "backend (or by a memnp that recorded neither), which otherwise stop the run before it "
+                        "computes anything; the other results are kept.")
+
 
 #: The largest --epochs accepted (the paper trains 1000; more is almost surely a typo).
 MAX_EPOCHS = 100_000

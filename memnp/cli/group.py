@@ -13,8 +13,8 @@ import click
 
 from ..experiments import presets as scale_presets
 from ..experiments import registry
-from .common import (CHECKPOINT_HELP, DEFAULT_OUT, MAX_EPOCHS, Bars, Jobs, check_data_dir, check_out, draw_figures,
-                     fail, usable_cores, valid_address)
+from .common import (CHECKPOINT_HELP, DEFAULT_OUT, MAX_EPOCHS, RECOMPUTE_STALE_HELP, Bars, Jobs, check_data_dir,
+                     check_out, draw_figures, fail, usable_cores, valid_address)
 from .devices import fit_device
 from .jobs import infer, train
 
@@ -71,8 +71,10 @@ def cli():
 @click.option("--figures/--no-figures", default=True, show_default=True, help="Draw the figures at the end.")
 @click.option("--checkpoint-every", type=click.FloatRange(min=0), default=60, show_default=True, metavar="SECONDS",
               help=CHECKPOINT_HELP + " Not with --scheduler (Dask jobs restart from epoch 1).")
+@click.option("--recompute-stale", is_flag=True,
+              help=RECOMPUTE_STALE_HELP + " Jobs that depend on a recomputed network are recomputed too.")
 def reproduce(preset, only, device_files, data_dir, download, out, seed, epochs, repeats, networks, sampling,
-              learning_rate, jobs, scheduler, figures, checkpoint_every):
+              learning_rate, jobs, scheduler, figures, checkpoint_every, recompute_stale):
     """Run the paper's simulations, then write the report and figures.
 
     \b
@@ -85,11 +87,13 @@ def reproduce(preset, only, device_files, data_dir, download, out, seed, epochs,
 
     Rerunning with the same options skips finished jobs (a killed run resumes, and a training job
     killed mid-way continues from its last checkpoint); any change of configuration or seed
-    computes new jobs and never reuses stale results.
+    computes new jobs and never reuses stale results. Results of another numerics version or
+    backend stop the run before it computes anything (see --recompute-stale).
     """
     from ..experiments import runner
     from ..experiments.outputs import OutputError, ResultsLocked, RunLock
     from ..experiments.report import write_report
+    from ..experiments.stale import StaleResults
     if scheduler is not None and jobs != "auto":
         fail("give either --jobs or --scheduler, not both")
     source = click.get_current_context().get_parameter_source("checkpoint_every")
@@ -109,8 +113,8 @@ def reproduce(preset, only, device_files, data_dir, download, out, seed, epochs,
             result = runner.reproduce(names, scale, seed, out, data_dir=data_dir, download=download, jobs=jobs,
                                       scheduler=scheduler, preset=preset, progress=bars,
                                       checkpoint_every=checkpoint_every, lock=lock,
-                                      devices=list(device_files))
-        except (OutputError, ResultsLocked) as exc:  # before their bases ValueError, RuntimeError
+                                      devices=list(device_files), recompute_stale=recompute_stale)
+        except (OutputError, ResultsLocked, StaleResults) as exc:  # before their bases ValueError, RuntimeError
             raise click.ClickException(str(exc)) from None
         except (ValueError, ImportError, ConnectionError) as exc:
             fail(str(exc))

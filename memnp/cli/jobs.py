@@ -41,9 +41,13 @@ from .common import (CHECKPOINT_HELP, DEVICE_HELP, MAX_EPOCHS, check_data_dir, c
 @click.option("--out", type=click.Path(), required=True, help="Directory for weights.npz and training.json.")
 @click.option("--checkpoint-every", type=click.FloatRange(min=0), default=60, show_default=True, metavar="SECONDS",
               help=CHECKPOINT_HELP + " Kept in OUT/checkpoints/.")
+@click.option("--recompute-stale", is_flag=True,
+              help="Train anew when OUT holds a training.json or an in-job checkpoint of another memnp "
+                   "numerics version or kernel backend (or of a memnp that recorded neither), which "
+                   "otherwise stop the command before it trains.")
 def train(config_file, dataset, device, mapping_rule, regularised, standard_weights, epochs, learning_rate,
           validation_every, validation_repeats, test_device, test_every, test_repeats, examples, data_dir,
-          seed, out, checkpoint_every):
+          seed, out, checkpoint_every, recompute_stale):
     """Train one network and save its checkpoint.
 
     Writes OUT/weights.npz (loadable with memnp.nn.Sequential.load) and OUT/training.json
@@ -58,16 +62,20 @@ def train(config_file, dataset, device, mapping_rule, regularised, standard_weig
 
     The defaults (learning rate 0.3, 20 epochs, validation every 10) give a usable network in
     minutes; the paper trains for 1000 epochs at learning rate 0.01 and validates every 20
-    (docs/model.md §4-5).
+    (docs/model.md §4-5). An OUT holding a training.json or an in-job checkpoint of another
+    numerics version or backend stops the command before it trains (see --recompute-stale).
     """
+    from .. import numerics
     from ..experiments import Training, datasource, keys, protocol
     from ..experiments.checkpoint import TrainingCheckpoint
     from ..experiments.configs import DataSpec, training_config
     from ..experiments.runner import check_checkpoint_every
     from ..experiments.outputs import OutputError, ResultsLocked, RunLock
+    from ..experiments.stale import StaleResults, read_stamp, single_job
     from ..experiments.store import write_json, write_npz
     check_data_dir(data_dir)
     try:
+        stamp = numerics.current()
         checkpoint_every = check_checkpoint_every(checkpoint_every)
         if config_file:
             training = training_config(read_json(config_file, "--config"))
@@ -85,14 +93,20 @@ def train(config_file, dataset, device, mapping_rule, regularised, standard_weig
     except (ValueError, datasource.DataUnavailable) as exc:
         fail(str(exc))
     content = {"kind": "train", "training": training.to_dict(), "network": 0}
-    checkpoint = (TrainingCheckpoint(out / "checkpoints", keys.job_key(content, seed), checkpoint_every)
-                  if checkpoint_every > 0 else None)
+    key = keys.job_key(content, seed)
+    checkpoint = TrainingCheckpoint(out / "checkpoints", key, checkpoint_every) if checkpoint_every > 0 else None
     lock = RunLock(out)
     try:
         lock.acquire()
     except (ResultsLocked, OutputError) as exc:
         raise click.ClickException(str(exc)) from None
     try:
+        stale = single_job(stamp, read_stamp(out / "training.json"),
+                           TrainingCheckpoint(out / "checkpoints", key, 0).stamp(), key)
+        if stale and not recompute_stale:
+            raise click.ClickException(str(StaleResults(stale, out, instead="a new --out directory")))
+        if stale.checkpoints:
+            TrainingCheckpoint(out / "checkpoints", key, 0).remove()
         state = checkpoint.load() if checkpoint is not None else None
         if state is not None:
             click.echo(f"resuming from the in-job checkpoint after epoch {state.epoch} of {training.epochs}")
@@ -102,8 +116,8 @@ def train(config_file, dataset, device, mapping_rule, regularised, standard_weig
 
         def save(directory):
             sha = write_npz(directory / "weights.npz", weights)
-            write_json(directory / "training.json", dict(record, content=content,
-                                                         seed=keys.seed_record(content, seed), weights_sha256=sha))
+            write_json(directory / "training.json", dict(record, content=content, seed=keys.seed_record(content, seed),
+                                                         **stamp.to_dict(), weights_sha256=sha))
 
         save_or_rescue(save, out, "train", "the trained network")
     finally:
@@ -136,8 +150,11 @@ def train(config_file, dataset, device, mapping_rule, regularised, standard_weig
 @click.option("--data-dir", type=click.Path(file_okay=False), default=None)
 @click.option("--seed", type=click.IntRange(0, 2 ** 63 - 1), default=0, show_default=True)
 @click.option("--out", type=click.Path(dir_okay=False), default=None, help="Write the record as JSON here.")
+@click.option("--recompute-stale", is_flag=True,
+              help="Replace a --out record of another memnp numerics version or kernel backend (or of a "
+                   "memnp that recorded neither), which otherwise stops the command before it computes.")
 def infer(weights_file, config_file, device, mapping_rule, repeats, sampling, dataset, test_examples, data_dir,
-          seed, out):
+          seed, out, recompute_stale):
     """Evaluate trained weights under one inference setup: accuracy, loss and power per repeat.
 
     \b
@@ -147,12 +164,21 @@ def infer(weights_file, config_file, device, mapping_rule, repeats, sampling, da
       python run.py infer --weights results/jobs/train/<key>.npz --config examples/infer-siox-high.json --out r.json
     """
     import numpy as np
+    from .. import numerics
     from ..experiments import Inference, datasource, keys, protocol
     from ..experiments.configs import DataSpec
+    from ..experiments.stale import StaleResults, read_stamp, single_job
     from ..experiments.store import file_sha256, read_npz, write_json
     check_data_dir(data_dir)
     if out:
         out = check_out(out, directory=False)
+    try:
+        stamp = numerics.current()
+    except ValueError as exc:
+        fail(str(exc))
+    stale = single_job(stamp, read_stamp(out) if out else None, key=out.name if out else "record")
+    if stale and not recompute_stale:
+        raise click.ClickException(str(StaleResults(stale, out, instead="another --out file")))
     try:
         inference = (Inference.from_dict(read_json(config_file, "--config")) if config_file else
                      Inference(stage=stage_for(device, mapping_rule), repeats=repeats, sampling=sampling))
@@ -173,7 +199,7 @@ def infer(weights_file, config_file, device, mapping_rule, repeats, sampling, da
     click.echo(f"median error {np.median(error):.2f} % (IQR {np.subtract(*np.percentile(error, [75, 25])):.2f} %), "
                f"mean power {power:.4g} W" + (f", {efficiency / 1e12:.4g} TOPS/W" if efficiency else ""))
     if out:
-        document = dict(record, content=content, seed=keys.seed_record(content, seed))
+        document = dict(record, content=content, seed=keys.seed_record(content, seed), **stamp.to_dict())
         where = save_or_rescue(lambda directory: write_json(directory / out.name, document), out.parent, "infer",
                                "the inference record")
         click.echo(f"wrote {where / out.name}")

@@ -12,11 +12,13 @@ A checkpoint is two files in one directory, named by the job's key:
 - ``<key>.json`` (written second, atomically): the job key, the slot and SHA-256 of the ``.npz``, the
   number of epochs completed, the history / validation / test records so far, the best
   (epoch, value), the seconds spent so far and the exact state of every random stream
-  (``Generator.bit_generator.state``: a dict of ints and strings).
+  (``Generator.bit_generator.state``: a dict of ints and strings), and the numerics version and
+  kernel backend that computed it (:mod:`memnp.numerics`).
 
 The JSON is written after the ``.npz`` and names its SHA-256, so a pair from a run killed between
 the two writes is never used. :meth:`TrainingCheckpoint.load` treats anything missing, unreadable,
-inconsistent or belonging to another key as no checkpoint at all (the job then starts at epoch 1);
+inconsistent, belonging to another key or written under another numerics version or backend
+(or by a memnp that recorded neither) as no checkpoint at all (the job then starts at epoch 1);
 it never raises. NaN and infinite floats are written as JSON's ``NaN`` / ``Infinity`` tokens (which
 Python's json module reads back), so a resumed history is bit-for-bit the uninterrupted one.
 """
@@ -27,7 +29,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .store import file_sha256, read_npz, write_npz, write_text
+from .. import numerics
+from .files import file_sha256, read_npz, write_npz, write_text
 
 FORMAT = "memnp-checkpoint/1"
 _GROUPS = ("params", "velocity", "best")
@@ -120,7 +123,7 @@ class TrainingCheckpoint:
                 "has_best_weights": state.best_weights is not None,
                 "history": state.history, "validation": state.validation, "test": state.test,
                 "best": {"epoch": state.best_epoch, "value": state.best_value},
-                "seconds": float(state.seconds), "rng": state.rng}
+                "seconds": float(state.seconds), "rng": state.rng, **numerics.current().to_dict()}
         write_text(self.json_path, json.dumps(info, indent=1, default=_plain) + "\n")
 
     def load(self):
@@ -139,6 +142,8 @@ class TrainingCheckpoint:
                 or info.get("npz_slot") not in _SLOTS:
             return None
         npz_path = self._slot_path(info["npz_slot"])
+        if numerics.NumericsStamp.of(info) != numerics.current():
+            return None   # another numerics version or backend: never resumed
         if not npz_path.is_file() or file_sha256(npz_path) != info["npz_sha256"]:
             return None
         groups = {group: {} for group in _GROUPS}
@@ -156,6 +161,17 @@ class TrainingCheckpoint:
                              history=info["history"], validation=info["validation"], test=info["test"],
                              best_epoch=best["epoch"], best_value=best["value"],
                              seconds=float(info["seconds"]), rng=info["rng"])
+
+    def stamp(self):
+        """The :class:`~memnp.numerics.NumericsStamp` of this job's checkpoint on disk, or None when
+        there is no readable checkpoint JSON of this key (an unversioned one has version None)."""
+        try:
+            info = json.loads(self.json_path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+        if not isinstance(info, dict) or info.get("format") != FORMAT or info.get("key") != self.key:
+            return None
+        return numerics.NumericsStamp.of(info)
 
     def remove(self):
         """Delete the files (the JSON first, so a half-removed checkpoint is never used)."""

@@ -10,8 +10,9 @@ Interface (used by :mod:`memnp.experiments.runner`): ``connect()`` (before anyth
 fails early on an unreachable scheduler); ``start(datasets)`` with
 {data key: {split: (images, labels)}}; ``submit(job, data_key, weights=None, on_epoch=None,
 checkpoint=None)`` returns a handle; ``wait_first(handles)`` returns the handle of one finished
-job (the first submitted, in process); ``result(handle)`` its result, raising the job's exception
-if it failed; ``close()``.
+job (the first submitted, in process); ``result(handle)`` its :class:`Computed` (the job's result
+and the numerics stamp of the process that computed it), raising the job's exception if it failed;
+``close()``.
 
 In-job checkpoints (a training job killed mid-way resumes at the epoch after its last save): the
 runner passes a :class:`~memnp.experiments.checkpoint.TrainingCheckpoint` (three plain values,
@@ -20,10 +21,12 @@ itself reads and writes it (same machine, same disk). The Dask executor ignores 
 workers need no shared disk: a Dask training job that is interrupted restarts from epoch 1.
 """
 import concurrent.futures
+import dataclasses
 import multiprocessing
 import os
 import time
 
+from .. import numerics
 from . import protocol
 from .configs import Inference, Training
 from .keys import sequence_from_record
@@ -48,10 +51,21 @@ def run_inference_job(content, seed, test, weights):
     return protocol.infer(weights, inference, test, sequence_from_record(seed))
 
 
+@dataclasses.dataclass(frozen=True)
+class Computed:
+    """What a job sends back: ``result`` ((record, weights) of a training job, the record of an
+    inference job) and ``numerics``, the :class:`~memnp.numerics.NumericsStamp` of the process
+    that computed it (a Dask worker may run another memnp or another MEMNP_BACKEND than the client)."""
+
+    result: object
+    numerics: numerics.NumericsStamp
+
+
 def _run(kind, content, seed, data, weights, on_epoch=None, checkpoint=None):
+    stamp = numerics.current()
     if kind == "train":
-        return run_training_job(content, seed, data, on_epoch, checkpoint, weights)
-    return run_inference_job(content, seed, data["test"], weights)
+        return Computed(run_training_job(content, seed, data, on_epoch, checkpoint, weights), stamp)
+    return Computed(run_inference_job(content, seed, data["test"], weights), stamp)
 
 
 # -- in this process ------------------------------------------------------------------------------

@@ -4,9 +4,12 @@
 input (simulation names, scale, seed, executor options, the output path and whether it can be
 written) is checked before anything is written; then the run takes the results directory's lock
 (:class:`~memnp.experiments.outputs.RunLock`: a second run stops at once) and reads the manifest.
-Training jobs are submitted first; each inference job (and each fine-tuning job, a training job
-that starts from another's network) is submitted as soon as the network it needs is trained (or
-at once, when the network was trained by an earlier run).
+Then, before anything is computed or written, it looks for results of another numerics version
+or backend (:mod:`memnp.experiments.stale`): any stop the run (StaleResults), unless
+``recompute_stale`` asks to recompute them. Every record it writes carries the run's stamp
+(:mod:`memnp.numerics`). Training jobs are submitted first; each inference job (and each
+fine-tuning job, a training job that starts from another's network) is submitted as soon as the
+network it needs is trained (or at once, when the network was trained by an earlier run).
 
 With ``checkpoint_every`` > 0 (seconds), training jobs run in this process or in local worker
 processes save their state to ``<out>/checkpoints/`` at most that often, and a rerun resumes them
@@ -19,13 +22,14 @@ import math
 import time
 from pathlib import Path
 
-from .. import __version__
+from .. import __version__, numerics
 from . import datasource, registry
 from .configs import DataSpec, canonical_json
 from .executors import make_executor
 from .keys import check_seed
 from .outputs import LOCK_FILE, RunLock, check_writable, rescue
 from .presets import Scale
+from .stale import StaleResults, find_stale, simulations_of
 from .store import ResultsStore
 
 TRAIN_FORMAT = "memnp-train/1"
@@ -129,8 +133,10 @@ def _signature(scale, seed, sources):
     return {"scale": scale.to_dict(), "seed": seed, "sources": sources}
 
 
-def build_manifest(store, plan, scale, seed, sources, preset, names):
-    """The manifest: merged with the existing one when scale, seed and data sources are the same."""
+def build_manifest(store, plan, scale, seed, sources, preset, names, stamp=None):
+    """The manifest: merged with the existing one when scale, seed and data sources are the same.
+    stamp: the NumericsStamp of this run (default: :func:`memnp.numerics.current`), recorded as
+    ``numerics_version`` and ``backend``."""
     signature = _signature(scale, seed, sources)
     manifest = None
     try:
@@ -144,6 +150,7 @@ def build_manifest(store, plan, scale, seed, sources, preset, names):
                     "sources": sources, "trainings": {}, "inferences": {}, "simulations": {}, "jobs": {},
                     "runs": []}
     manifest["memnp_version"] = __version__
+    manifest.update((stamp or numerics.current()).to_dict())
     manifest["trainings"].update(plan.trainings)
     manifest["inferences"].update(plan.inferences)
     manifest["simulations"].update(plan.simulations)
@@ -182,7 +189,8 @@ def skip_message(family, reason, affected):
 
 
 def reproduce(names, scale, seed, out, data_dir=None, download=False, jobs=1, scheduler=None,
-              preset=None, progress=None, checkpoint_every=60.0, lock=None, devices=None):
+              preset=None, progress=None, checkpoint_every=60.0, lock=None, devices=None,
+              recompute_stale=False):
     """Run the simulations ``names`` at ``scale`` into the results directory ``out``.
 
     checkpoint_every: seconds between in-job checkpoints of a training job (0: none).
@@ -196,6 +204,7 @@ def reproduce(names, scale, seed, out, data_dir=None, download=False, jobs=1, sc
     progress = progress or Progress()
     start = time.perf_counter()
     checkpoint_every = check_checkpoint_every(checkpoint_every)
+    stamp = numerics.current()   # an unknown MEMNP_BACKEND stops here
     out = check_output_dir(out)
     executor = make_executor(jobs, scheduler)
     plan, sources, reasons = plan_run(names, scale, seed, data_dir, download, devices)
@@ -212,23 +221,43 @@ def reproduce(names, scale, seed, out, data_dir=None, download=False, jobs=1, sc
     lock = RunLock(out) if own_lock else lock
     try:
         lock.acquire()
-        manifest = build_manifest(store, plan, scale, seed, sources, preset, names)
+        manifest = build_manifest(store, plan, scale, seed, sources, preset, names, stamp)
+        stale = check_stale(store, manifest, plan, stamp, recompute_stale)
         if len(manifest["runs"]) == 1 and store.manifest_path.is_file():
             progress.message(f"{store.manifest_path} described a run with another scale, seed or data; "
                              "it now describes this one (the other run's job files are kept)")
-        return _run(plan, manifest, store, executor, data_dir, download, progress, start, checkpoint_every)
+        return _run(plan, manifest, store, executor, data_dir, download, progress, start, checkpoint_every,
+                    stale)
     finally:
         executor.close()
         if own_lock:
             lock.release()
 
 
-def _run(plan, manifest, store, executor, data_dir, download, progress, start, checkpoint_every):
+def check_stale(store, manifest, plan, stamp, recompute_stale):
+    """The stale jobs of the manifest's (:func:`memnp.experiments.stale.find_stale`); raises
+    StaleResults when there are any and ``recompute_stale`` is false, or when some of them are
+    not jobs of ``plan`` (this run could not recompute them)."""
+    stale = find_stale(store, manifest["jobs"], stamp)
+    if stale and not recompute_stale:
+        raise StaleResults(stale, store.root)
+    outside = stale.keys - {job.key for job in plan.jobs}
+    if outside:
+        raise StaleResults(stale, store.root, simulations_of(outside, manifest))
+    return stale
+
+
+def _run(plan, manifest, store, executor, data_dir, download, progress, start, checkpoint_every, stale):
     out = store.root
     out.mkdir(parents=True, exist_ok=True)
     store.remove_stale_temporaries()
     store.write_manifest(manifest)
-    done = {j.key for j in plan.jobs if store.is_done(j.kind, j.key)}
+    for key in stale.checkpoints:   # of another numerics version or backend: never resumed
+        store.checkpoint(key, 0).remove()
+    if stale:
+        progress.message(f"--recompute-stale: {stale.describe()}: recomputing {len(stale.keys)} of "
+                         f"{stale.total} jobs" + (", without their checkpoints" if stale.checkpoints else ""))
+    done = {j.key for j in plan.jobs if j.key not in stale.keys and store.is_done(j.kind, j.key)}
     for key in done:  # a run killed between a job's record and its checkpoint's removal
         store.checkpoint(key, 0).remove()
     reused = sorted(done)
@@ -244,7 +273,7 @@ def _run(plan, manifest, store, executor, data_dir, download, progress, start, c
     computed = []
     if todo:
         computed = _execute(plan, todo, done, store, executor, data_dir, download, progress,
-                            checkpoint_every)
+                            checkpoint_every, stale.current)
     manifest["runs"][-1]["finished"] = _now()
     store.write_manifest(manifest)
     try:  # only when empty: no job left a checkpoint
@@ -259,7 +288,7 @@ def _data_key(training_config):
     return canonical_json(training_config["data"])
 
 
-def _execute(plan, todo, done, store, executor, data_dir, download, progress, checkpoint_every):
+def _execute(plan, todo, done, store, executor, data_dir, download, progress, checkpoint_every, stamp):
     trainings = {name: entry["config"] for name, entry in plan.trainings.items()}
     needed = {_data_key(trainings[j.training]): trainings[j.training]["data"] for j in todo}
     datasets = {key: datasource.load(DataSpec.from_dict(spec), data_dir, download)
@@ -289,12 +318,19 @@ def _execute(plan, todo, done, store, executor, data_dir, download, progress, ch
         handle = executor.wait_first(pending)
         job = pending.pop(handle)
         try:
-            result = executor.result(handle)
+            computed_job = executor.result(handle)
         except Exception as exc:
             raise RuntimeError(f"{job.kind} job {job.describe()} ({job.key}) failed: "
                                f"{type(exc).__name__}: {exc}") from exc
+        # a Dask worker with another MEMNP_BACKEND, or an older memnp (which sends no stamp)
+        worker = getattr(computed_job, "numerics", None) or numerics.NumericsStamp(None, None)
+        if worker != stamp:
+            raise RuntimeError(f"{job.kind} job {job.describe()} ({job.key}) was computed with "
+                               f"{worker.describe()}, but this run records {stamp.describe()}; "
+                               "give every worker the same memnp and MEMNP_BACKEND as this process")
+        result = computed_job.result
         base = {"content": job.content, "seed": job.seed, "training": job.training,
-                "network": job.network, "memnp_version": __version__, "finished": _now()}
+                "network": job.network, "memnp_version": __version__, **stamp.to_dict(), "finished": _now()}
         if job.kind == "train":
             record, weights = result
             for name, entry in zip(plan.trainings[job.training]["monitor"], record["test"]):

@@ -23,78 +23,29 @@ a new key and never reuses stale results. A manifest that exists but is damaged 
 (0666 less the umask). Nothing is unpickled: weights are loaded with ``allow_pickle=False`` and
 records are JSON. In-job checkpoints (:mod:`memnp.experiments.checkpoint`) let a training job
 killed mid-way resume at the epoch after its last save; they are deleted once the job's record is
-written.
+written. The file functions (atomic writes, reading back, SHA-256) live in
+:mod:`memnp.experiments.files`, which this module and the checkpoints share; they stay importable
+from here.
 """
 import hashlib
-import json
-import zipfile
 from pathlib import Path
 
-import numpy as np
+from .checkpoint import TrainingCheckpoint
+from .configs import canonical_json
+from .files import TMP_MARK as _TMP_MARK
+from .files import file_sha256, finite as _finite, read_json, read_npz, write_json, write_npz, write_text
 
-from ..data._atomic import atomic_write
+__all__ = ["MANIFEST", "FORMAT", "ResultsStore", "CorruptManifest", "record_sha256", "remove_stale_figure_parts",
+           "file_sha256", "read_json", "read_npz", "write_json", "write_npz", "write_text"]
 
 MANIFEST = "manifest.json"
 FORMAT = "memnp-results/1"
-_TMP_MARK = ".tmp-"
 _MANIFEST_KEYS = ("trainings", "inferences", "simulations", "jobs")
-
-
-def _atomic_write(path, write):
-    """Call ``write(fileobj)`` on a temporary file next to ``path``, then move it into place."""
-    atomic_write(path, write, prefix=f".{Path(path).name}{_TMP_MARK}", suffix="")
-
-
-def write_json(path, obj):
-    """Write ``obj`` as JSON (indented, no NaN: NaN and inf become null) atomically."""
-    text = json.dumps(_finite(obj), indent=1, allow_nan=False) + "\n"
-    _atomic_write(path, lambda handle: handle.write(text.encode("utf-8")))
-
-
-def write_text(path, text):
-    _atomic_write(path, lambda handle: handle.write(text.encode("utf-8")))
-
-
-def read_json(path):
-    with open(path, encoding="utf-8") as handle:
-        return json.load(handle)
-
-
-def write_npz(path, arrays):
-    """Write a dict of arrays as an uncompressed .npz atomically; returns the file's SHA-256."""
-    arrays = {str(k): np.asarray(v) for k, v in arrays.items()}
-    for name, array in arrays.items():
-        if array.dtype == object:
-            raise ValueError(f"weights array {name!r} has dtype object; only numeric arrays are stored")
-    _atomic_write(path, lambda handle: np.savez(handle, **arrays))
-    return file_sha256(path)
-
-
-def read_npz(path):
-    """The arrays of an .npz file (never unpickled); ValueError if it is not one."""
-    try:
-        with open(path, "rb") as handle:
-            magic = handle.read(6)
-    except OSError as exc:
-        raise ValueError(f"{path} cannot be read: {exc.strerror or exc}") from None
-    if magic[:4] not in (b"PK\x03\x04", b"PK\x05\x06"):  # a zip archive (an empty one: the second)
-        what = "a single .npy array" if magic == b"\x93NUMPY" else "not an .npz archive (a zip of arrays)"
-        raise ValueError(f"{path} is not a readable .npz file of numeric arrays: it is {what}; "
-                         "give a weights .npz written by `train` or `reproduce`")
-    try:
-        data = np.load(path, allow_pickle=False)
-        if not hasattr(data, "files"):
-            raise ValueError("it holds a single array, not an .npz archive")
-        with data:
-            return {name: data[name] for name in data.files}
-    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
-        raise ValueError(f"{path} is not a readable .npz file of numeric arrays: {exc}") from None
 
 
 def record_sha256(record):
     """SHA-256 of a job record as stored (NaN as null), over its canonical JSON without the
     ``record_sha256`` field itself: a record edited after it was written no longer matches."""
-    from .configs import canonical_json
     body = {k: v for k, v in _finite(record).items() if k != "record_sha256"}
     return hashlib.sha256(canonical_json(body).encode("utf-8")).hexdigest()
 
@@ -102,29 +53,6 @@ def record_sha256(record):
 def _sealed(record):
     record = _finite(record)
     return dict(record, record_sha256=record_sha256(record))
-
-
-def file_sha256(path):
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def _finite(obj):
-    """Replace NaN / inf floats by None and NumPy scalars / arrays by plain Python values."""
-    if isinstance(obj, dict):
-        return {str(k): _finite(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_finite(v) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return _finite(obj.tolist())
-    if isinstance(obj, np.generic):
-        return _finite(obj.item())
-    if isinstance(obj, float) and not np.isfinite(obj):
-        return None
-    return obj
 
 
 class ResultsStore:
@@ -159,23 +87,27 @@ class ResultsStore:
 
     def checkpoint(self, key, every_seconds):
         """The in-job checkpoint of training job ``key``, saved at most every ``every_seconds`` s."""
-        from .checkpoint import TrainingCheckpoint
         return TrainingCheckpoint(self.checkpoint_dir, key, every_seconds)
 
     # jobs ----------------------------------------------------------------------------------
     def is_done(self, kind, key):
         """Whether the job's files are complete and consistent (see the module docstring)."""
+        return self.finished_record(kind, key) is not None
+
+    def finished_record(self, kind, key):
+        """The job's record when the job is finished (see :meth:`is_done`), else None."""
         try:
             record = self.read_record(kind, key)
         except (OSError, ValueError):
-            return False
+            return None
         sealed = record.get("record_sha256")
         if (sealed is None and kind == "infer") or (sealed is not None and sealed != record_sha256(record)):
-            return False   # edited (or written without a checksum): computed again
+            return None   # edited (or written without a checksum): computed again
         if kind == "train":
             path = self.weights_path(key)
-            return path.is_file() and file_sha256(path) == record.get("weights_sha256")
-        return True
+            if not (path.is_file() and file_sha256(path) == record.get("weights_sha256")):
+                return None
+        return record
 
     def read_record(self, kind, key):
         """The job's record; ValueError if it does not parse or names another key."""
