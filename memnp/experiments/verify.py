@@ -89,7 +89,7 @@ class IncompleteResults(ValueError):
     """The results store has missing or corrupt job files, or pairs with fewer results than
     configured; the message lists them (a line each, at most :data:`LISTED` of a kind)."""
 
-    def __init__(self, root, verification, what="report"):
+    def __init__(self, root, verification, outcome="the report was not written"):
         self.verification = verification
         n_bad, n_short = len(verification.problems), len(verification.shortfalls)
         head = []
@@ -98,10 +98,10 @@ class IncompleteResults(ValueError):
         if n_short:
             head.append(f"{n_short} setup pair(s) with fewer results than configured")
         super().__init__(
-            f"{root}: {' and '.join(head)}, so the {what} was not written:\n  "
+            f"{root}: {' and '.join(head)}, so {outcome}:\n  "
             + "\n  ".join(verification.lines())
-            + "\nRerun the same `reproduce` command to compute them again, or add --partial to write it "
-              "with the affected cells marked (the command then still exits with status 1).")
+            + "\nRerun the same `reproduce` command to compute them again, or add --partial to go on without "
+              "them, the affected cells and figures marked (the exit status is then still 1).")
 
 
 def _diagnose(store, kind, key):
