@@ -150,3 +150,21 @@ def test_the_skip_line_suggests_download_only_when_it_was_not_given():
     reason = "cifar10 is not available: its files are missing from /data"
     assert skip_message("cifar10", reason, ["x"]).endswith("Use --data-dir DIR or --download.")
     assert "--download" not in skip_message("cifar10", reason, ["x"], download=True)
+
+
+def test_the_end_of_reproduce_verifies_the_whole_directory(results, tmp_path):
+    """A corrupt record of another simulation stops the report at the end of a run (this run's jobs
+    are saved); --partial writes it marked and exits 1; rerunning that simulation repairs it."""
+    key = _job(results, "infer", "d2d_high", "d2d_high")
+    path = results / "jobs" / "infer" / f"{key}.json"
+    path.write_text(path.read_text()[:-40])   # truncated
+    args = ("reproduce", *TINY, "--out", results, "--data-dir", tmp_path / "no-data")
+    output = _errors(_run(*args, "--only", "stuck_off"))
+    assert f"jobs/infer/{key}.json: does not parse as JSON" in output and "This run's jobs are saved" in output
+    output = _errors(_run(*args, "--only", "stuck_off", "--no-figures", "--partial"))
+    assert "Error: the report was written from partial results (1 job file(s) missing or corrupt and 1 setup " \
+           "pair(s) with fewer results than configured" in output
+    assert "d2d_high -> d2d_high: 0 of 2 results" in (results / "report" / "summary.md").read_text()
+    result = _run(*args, "--only", "high_d2d", "--no-figures")
+    assert result.exit_code == 0 and "1 jobs computed, 3 reused" in result.output, result.output
+    assert "Incomplete results" not in (results / "report" / "summary.md").read_text()
