@@ -106,6 +106,9 @@ def test_a_run_of_one_simulation_redraws_all_and_removes_what_no_longer_belongs(
     for path in stale:
         path.write_text("from an earlier run\n")
     (results / "figures" / "notes.txt").write_text("the user's\n")
+    result = _run("figures", "--results", results, "--data-dir", tmp_path / "no-data", "--only", "robustness")
+    assert result.exit_code == 0 and "figure 1/1: robustness" in result.output, result.output
+    assert all(path.exists() for path in stale)   # --only draws a part: nothing is removed
     result = _run("reproduce", *TINY, "--only", "stuck_off", "--out", results, "--data-dir", tmp_path / "no-data")
     assert result.exit_code == 0, result.output
     assert "0 jobs computed, 4 reused" in result.output
