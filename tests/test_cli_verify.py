@@ -97,6 +97,10 @@ def test_missing_weights_are_named_and_partial_figures_carry_a_red_note(results,
     assert drawn.partial == {"training_curves": ["d2d_high: 0 of 1 networks"]}
     assert texts["training_high_d2d.png"] == ["Partial results: d2d_high: 0 of 1 networks"]
     assert texts["training_stuck_off.png"] == []   # a complete simulation's figure is not marked
+    from memnp.plotting.loaders import ResultsView
+    view = ResultsView(results)
+    assert view.conductances("d2d_high") is None and view.conductances("stuck_off") is not None
+    assert view.notes == ["d2d_high: network 0 missing or corrupt"]
 
 
 def test_a_run_of_one_simulation_redraws_all_and_removes_what_no_longer_belongs(results, tmp_path):

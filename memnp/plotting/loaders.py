@@ -202,6 +202,8 @@ class ResultsView:
 
         keys = self.trainings.get(training, {}).get("networks", [])
         if len(keys) <= network or not self.store.is_done("train", keys[network]):
+            if len(keys) > network:
+                self.notes.append(f"{training}: network {network} missing or corrupt")
             return None
         model = model_from_arrays(self.store.read_weights(keys[network]))
         layer = model.memristive_layers[0]
