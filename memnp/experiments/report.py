@@ -125,7 +125,8 @@ def diagonal(pairs):
 
 
 def checks(pairs):
-    """The paper's orderings (issue 5's targets) on these results: [(statement, True/False/None)]."""
+    """The paper's orderings (issue 5's targets) on these results: [(statement, True/False/None)].
+    A statement read from a pair with fewer results than configured says so."""
     flagged = []   # whether the statement being built read an incomplete pair
 
     def median(t, i):
@@ -136,27 +137,24 @@ def checks(pairs):
         flagged.append(bool(pairs.get((t, i), {}).get("incomplete")))
         return pairs.get((t, i), {}).get("mean_power_W")
 
-    class Out(list):
-        def append(self, item):
-            statement, verdict = item
-            if any(flagged):
-                statement += " (* from fewer results than configured)"
-            flagged.clear()
-            super().append((statement, verdict))
+    out = []
 
-    out = Out()
+    def add(statement, verdict):
+        out.append((statement + (" (* from fewer results than configured)" if any(flagged) else ""), verdict))
+        flagged.clear()
+
     ideal, aware = median("ideal", "high_pf"), median("high_pf", "high_pf")
     ratio = "" if None in (ideal, aware) or not aware else f" ({ideal / aware:.1f} x; paper 41.6 % / 9.1 % = 4.6 x)"
-    out.append((f"high-R SiOx: ideal training's median error is above aware training's{ratio}",
-                None if None in (ideal, aware) else ideal > aware))
+    add(f"high-R SiOx: ideal training's median error is above aware training's{ratio}",
+        None if None in (ideal, aware) else ideal > aware)
     for regime in ("high", "low"):
         reg, unreg = power(f"{regime}_pf_reg", f"{regime}_pf"), power(f"{regime}_pf", f"{regime}_pf")
-        out.append((f"{regime}-R SiOx: regularised aware training draws less power than aware training",
-                    None if None in (reg, unreg) else reg < unreg))
+        add(f"{regime}-R SiOx: regularised aware training draws less power than aware training",
+            None if None in (reg, unreg) else reg < unreg)
     for label, inference, ideal_t, aware_t, _ in paper.DIAGONAL[1:]:
         a, b = median(ideal_t, inference), median(aware_t, inference)
-        out.append((f"{label}: aware training beats ideal training", None if None in (a, b) else b < a))
-    return list(out)
+        add(f"{label}: aware training beats ideal training", None if None in (a, b) else b < a)
+    return out
 
 
 def _star(pairs, training, inference):
