@@ -67,6 +67,8 @@ def test_an_edited_record_stops_report_and_figures_naming_it(results, tmp_path):
     assert (results / "report" / "summary.md").read_text() == before   # nothing written
     output = _errors(_run("figures", "--results", results, "--data-dir", tmp_path / "no-data"))
     assert f"jobs/infer/{key}.json" in output and not (results / "figures").exists()
+    result = _run("figures", "--results", results, "--data-dir", tmp_path / "no-data", "--only", "ta_hfo2")
+    assert result.exit_code == 0, result.output   # a device figure reads no record
 
     output = _errors(_run("report", "--results", results, "--partial"))
     assert "written from partial results" in output

@@ -35,7 +35,7 @@ def draw_all(results_dir, figures_dir=None, data_dir=None, *, only=None, strict=
              partial=False, prune=False, progress=None):
     """Draw every figure whose inputs exist; skip the others with a reason.
 
-    The results store is verified first (:mod:`memnp.experiments.verify`): a missing or corrupt
+    The results store is verified first (unless only device figures are asked for) (:mod:`memnp.experiments.verify`): a missing or corrupt
     job file, or a pair with fewer results than configured, raises
     :class:`~memnp.experiments.verify.IncompleteResults` (nothing drawn) unless ``partial``; then
     the bad records are left out, and each figure drawn from fewer results than configured says
@@ -61,7 +61,7 @@ def draw_all(results_dir, figures_dir=None, data_dir=None, *, only=None, strict=
     """
     from ..experiments.verify import IncompleteResults
     from . import style
-    from .catalogue import FIGURES, Context, is_result_figure
+    from .catalogue import DEVICE_FIGURES, FIGURES, Context, is_result_figure
     from .loaders import Skip
 
     results_dir = Path(results_dir)
@@ -75,7 +75,8 @@ def draw_all(results_dir, figures_dir=None, data_dir=None, *, only=None, strict=
         view = ctx.view
     except Skip:
         view = None   # no results store: only the device figures can be drawn
-    if view is not None and not view.verification.ok and not partial:
+    from_results = any(name not in DEVICE_FIGURES for name in names)
+    if view is not None and from_results and not view.verification.ok and not partial:
         raise IncompleteResults(results_dir, view.verification, "no figure was drawn")
     drawn = Drawn()
     for k, name in enumerate(names, 1):
