@@ -13,6 +13,9 @@ from ..experiments import registry
 DEFAULT_OUT = "results"
 CHECKPOINT_HELP = ("Save a training job's state at most every SECONDS (after an epoch) so that a killed "
                    "run resumes it from there; 0 turns it off.")
+PARTIAL_HELP = ("Write even when job files are missing or corrupt or a setup has fewer results than "
+                "configured: those records are left out and every affected cell and figure is marked "
+                "(the exit status is still 1).")
 DEVICE_HELP = "Device: 'ideal', a preset name (siox-low, siox-high, stuck-off, siox-high-stuck-on, " \
               "d2d-more-uniform, d2d-less-uniform, d2d-high, tahfo2, siox-high-chip, or a variant such as " \
               "siox-high-chip-1y or siox-high-adc6-tiles) or a preset JSON file."
@@ -144,28 +147,36 @@ def valid_address(address):
     return bool(host) and port.isdigit()
 
 
-def draw_figures(results, figures_dir=None, data_dir=None, only=None):
-    """Call memnp.plotting if it is importable; returns (figures dir or None, note, failed), where
-    failed counts the figures that failed with an error (a file that could not be written, a bug),
-    as opposed to those skipped for want of their inputs. The figures directory is checked for
-    writability first (OutputError, a ValueError) and cleared of a killed run's temporaries."""
+def draw_figures(results, figures_dir=None, data_dir=None, only=None, partial=False):
+    """Call memnp.plotting if it is importable; returns (figures dir or None, note, drawn), where
+    drawn is memnp.plotting's Drawn (None when plotting is unavailable): its skipped reasons that
+    start with "failed:" are figures that failed with an error (a file that could not be written,
+    a bug), as opposed to those skipped for want of their inputs; its ``partial`` those drawn from
+    partial results. The figures directory is checked for writability first (OutputError, a
+    ValueError) and cleared of a killed run's temporaries; a results store that fails
+    verification raises IncompleteResults unless ``partial``. Progress goes out a line per
+    figure ("figure k/N: name"). A full redraw (``only`` None) into the results directory
+    removes the result figures of simulations no longer in it."""
     from ..experiments.outputs import check_writable
     from ..experiments.store import remove_stale_figure_parts
     try:
         from .. import plotting
         draw_all = plotting.draw_all
     except (ImportError, AttributeError) as exc:
-        return None, f"figures not drawn: memnp.plotting is not available ({exc})", 0
+        return None, f"figures not drawn: memnp.plotting is not available ({exc})", None
     figures_dir = Path(figures_dir) if figures_dir else Path(results) / "figures"
     check_writable(figures_dir, "figures directory" if figures_dir == Path(results) / "figures" else "--out")
     remove_stale_figure_parts(figures_dir)
-    drawn = draw_all(results, figures_dir, data_dir, only=only)
-    failed = sum(reason.startswith("failed:") for reason in drawn.skipped.values())
+    inside = figures_dir.resolve().is_relative_to(Path(results).resolve())
+    drawn = draw_all(results, figures_dir, data_dir, only=only, partial=partial, prune=only is None and inside,
+                     progress=lambda k, n, name: click.echo(f"figure {k}/{n}: {name}"))
     note = f"{len(drawn)} figure files written"
     if drawn.skipped:
         note += f", {len(drawn.skipped)} figures skipped:" + "".join(
             f"\n  skipped {name}: {reason}" for name, reason in drawn.skipped.items())
-    return figures_dir, note, failed
+    if drawn.partial:
+        note += "".join(f"\n  partial {name}: {'; '.join(lines)}" for name, lines in drawn.partial.items())
+    return figures_dir, note, drawn
 
 
 def check_data_dir(data_dir, download=None):

@@ -13,8 +13,8 @@ import click
 
 from ..experiments import presets as scale_presets
 from ..experiments import registry
-from .common import (CHECKPOINT_HELP, DEFAULT_OUT, MAX_EPOCHS, RECOMPUTE_STALE_HELP, Bars, Jobs, check_data_dir,
-                     check_out, draw_figures, fail, usable_cores, valid_address)
+from .common import (CHECKPOINT_HELP, DEFAULT_OUT, MAX_EPOCHS, PARTIAL_HELP, RECOMPUTE_STALE_HELP, Bars, Jobs,
+                     check_data_dir, check_out, draw_figures, fail, usable_cores, valid_address)
 from .devices import fit_device
 from .jobs import infer, train
 
@@ -69,12 +69,13 @@ def cli():
               help="Run on a Dask distributed scheduler, e.g. tcp://10.0.0.5:8786 (pip install "
                    "'memnp[distributed]'); results are written by this client.")
 @click.option("--figures/--no-figures", default=True, show_default=True, help="Draw the figures at the end.")
+@click.option("--partial", is_flag=True, help=PARTIAL_HELP)
 @click.option("--checkpoint-every", type=click.FloatRange(min=0), default=60, show_default=True, metavar="SECONDS",
               help=CHECKPOINT_HELP + " Not with --scheduler (Dask jobs restart from epoch 1).")
 @click.option("--recompute-stale", is_flag=True,
               help=RECOMPUTE_STALE_HELP + " Jobs that depend on a recomputed network are recomputed too.")
 def reproduce(preset, only, device_files, data_dir, download, out, seed, epochs, repeats, networks, sampling,
-              learning_rate, jobs, scheduler, figures, checkpoint_every, recompute_stale):
+              learning_rate, jobs, scheduler, figures, checkpoint_every, partial, recompute_stale):
     """Run the paper's simulations, then write the report and figures.
 
     \b
@@ -89,11 +90,17 @@ def reproduce(preset, only, device_files, data_dir, download, out, seed, epochs,
     killed mid-way continues from its last checkpoint); any change of configuration or seed
     computes new jobs and never reuses stale results. Results of another numerics version or
     backend stop the run before it computes anything (see --recompute-stale).
+
+    The report and figures describe every simulation of the results directory (not only those
+    run now); report and figure files of simulations no longer in it are removed. A simulation
+    named with --only that cannot run (its data set absent) makes the exit status 1, after the
+    rest has run and been saved.
     """
     from ..experiments import runner
     from ..experiments.outputs import OutputError, ResultsLocked, RunLock
     from ..experiments.report import write_report
     from ..experiments.stale import StaleResults
+    from ..experiments.verify import IncompleteResults
     if scheduler is not None and jobs != "auto":
         fail("give either --jobs or --scheduler, not both")
     source = click.get_current_context().get_parameter_source("checkpoint_every")
@@ -125,7 +132,9 @@ def reproduce(preset, only, device_files, data_dir, download, out, seed, epochs,
             raise click.ClickException(f"cannot write into {out}: {exc.strerror or exc}. Finished jobs are kept "
                                        "there; rerun the same command to resume once it is writable.") from None
         try:
-            report = write_report(out)
+            report = write_report(out, partial=partial)
+        except IncompleteResults as exc:
+            raise click.ClickException(f"{exc}\nThis run's jobs are saved in {out}.") from None
         except OSError as exc:
             raise click.ClickException(f"cannot write the report into {Path(out) / 'report'}: "
                                        f"{exc.strerror or exc}; the results are complete in {out} (rerun "
@@ -134,31 +143,74 @@ def reproduce(preset, only, device_files, data_dir, download, out, seed, epochs,
                    f"in {result.seconds:.1f} s")
         click.echo(f"results: {Path(out).resolve()} (manifest.json, jobs/)")
         click.echo(f"report: {report['summary.md'].resolve()}")
+        _echo_removed(report.removed)
+        failures = []
         if figures:
-            _figures(out, None, data_dir, None)
+            failures = _figures(out, None, data_dir, None, partial, stop=False)
+        if not report.verification.ok:
+            failures.insert(0, f"the report was written from partial results ({_incomplete(report.verification)}; "
+                               "see 'Incomplete results' in summary.md)")
+        skipped = [f"{name} ({why})" for name, why in result.plan.skipped if name in only]
+        if skipped:
+            failures.append("asked for with --only but could not run: " + "; ".join(skipped)
+                            + " (see the 'skip:' line above); the rest ran and is saved")
+        if failures:
+            raise click.ClickException("\n".join(failures))
     finally:
         lock.release()
 
 
-def _figures(results, out, data_dir, only):
-    """Draw the figures and print where; exit status 1 when a figure failed (e.g. a write)."""
+def _incomplete(verification):
+    parts = []
+    if verification.problems:
+        parts.append(f"{len(verification.problems)} job file(s) missing or corrupt")
+    if verification.shortfalls:
+        parts.append(f"{len(verification.shortfalls)} setup pair(s) with fewer results than configured")
+    return " and ".join(parts)
+
+
+def _echo_removed(paths):
+    for path in paths:
+        click.echo(f"removed {path} (its simulation is no longer in the results directory)")
+
+
+def _figures(results, out, data_dir, only, partial=False, stop=True):
+    """Draw the figures and print where; exit status 1 when a figure failed (e.g. a write) or was
+    drawn from partial results (stop=False: those reasons are returned instead)."""
     from ..experiments.outputs import OutputError
+    from ..experiments.verify import IncompleteResults
     try:
-        figures_dir, note, failed = draw_figures(results, out, data_dir, only)
-    except OutputError as exc:
+        figures_dir, note, drawn = draw_figures(results, out, data_dir, only, partial=partial)
+    except (OutputError, IncompleteResults) as exc:
         raise click.ClickException(str(exc)) from None
     except ValueError as exc:
         fail(str(exc))
     click.echo(f"figures: {figures_dir.resolve()} ({note})" if figures_dir else note)
+    if drawn is None:
+        return []
+    _echo_removed(drawn.removed)
+    failures = []
+    failed = sum(reason.startswith("failed:") for reason in drawn.skipped.values())
     if failed:
-        raise click.ClickException(f"{failed} figure(s) failed (see above)")
+        failures.append(f"{failed} figure(s) failed (see above)")
+    if drawn.partial:
+        failures.append(f"{len(drawn.partial)} figure(s) drawn from partial results, marked in red: "
+                        + ", ".join(drawn.partial))
+    if failures and stop:
+        raise click.ClickException("\n".join(failures))
+    return failures
 
 
 # -- report / figures -------------------------------------------------------------------------------
 @cli.command()
 @click.option("--results", type=click.Path(file_okay=False, exists=True), default=DEFAULT_OUT, show_default=True)
-def report(results):
+@click.option("--partial", is_flag=True, help=PARTIAL_HELP)
+def report(results, partial):
     """Rewrite the markdown and CSV summary of a results directory (from its files alone).
+
+    Every job file the manifest lists is checked first (present, its checksum intact) and every
+    setup pair must have the results its configuration asks for; otherwise nothing is written
+    and the exit status is 1, unless --partial.
 
     \b
     Example:
@@ -167,6 +219,7 @@ def report(results):
     from ..experiments.outputs import OutputError, ResultsLocked, RunLock
     from ..experiments.report import write_report
     from ..experiments.store import ResultsStore
+    from ..experiments.verify import IncompleteResults
     try:
         ResultsStore(results).read_manifest()
     except (FileNotFoundError, ValueError) as exc:
@@ -174,8 +227,8 @@ def report(results):
     check_out(Path(results) / "report", option="report directory")
     try:
         with RunLock(results):
-            paths = write_report(results)
-    except (ResultsLocked, OutputError) as exc:
+            paths = write_report(results, partial=partial)
+    except (ResultsLocked, OutputError, IncompleteResults) as exc:
         raise click.ClickException(str(exc)) from None
     except (FileNotFoundError, ValueError) as exc:
         fail(str(exc))
@@ -184,6 +237,11 @@ def report(results):
                                    f"{exc.strerror or exc}") from None
     for path in paths.values():
         click.echo(f"wrote {path}")
+    _echo_removed(paths.removed)
+    if not paths.verification.ok:
+        raise click.ClickException(f"the report was written from partial results "
+                                   f"({_incomplete(paths.verification)}):\n  "
+                                   + "\n  ".join(paths.verification.lines()))
 
 
 @cli.command()
@@ -194,8 +252,13 @@ def report(results):
 @click.option("--data-dir", type=click.Path(file_okay=False), default=None,
               help="Data directory with the measured device data (for the device figures).")
 @click.option("--only", multiple=True, help="Draw only this figure (repeatable).")
-def figures(results, out, data_dir, only):
+@click.option("--partial", is_flag=True, help=PARTIAL_HELP)
+def figures(results, out, data_dir, only, partial):
     """Draw the figures (PNG and PDF) from a results directory, without rerunning anything.
+
+    The results are checked as for `report` first (missing or corrupt job files, fewer results
+    than configured: exit status 1 without --partial). Without --only, result figures of
+    simulations no longer in the results directory are removed.
 
     \b
     Examples:
@@ -212,7 +275,7 @@ def figures(results, out, data_dir, only):
     inside = out is None or Path(out).resolve().is_relative_to(Path(results).resolve())
     try:   # drawing into the results directory: not while a run is writing it
         with RunLock(results) if inside else contextlib.nullcontext():
-            _figures(results, out, data_dir, list(only) or None)
+            _figures(results, out, data_dir, list(only) or None, partial)
     except (ResultsLocked, OutputError) as exc:
         raise click.ClickException(str(exc)) from None
 

@@ -24,9 +24,12 @@ def training_kind(manifest, training):
     return "ideal" if entry.get("device") == "ideal" else "aware"
 
 
-def rows(store, manifest):
+def rows(store, manifest, verification=None):
     """One dict per (device, training, r) pair of the sweep (see :data:`COLUMNS`), in order of
-    device, training kind and r; pairs without a finished result have n_results 0."""
+    device, training kind and r; pairs without a finished result have n_results 0. With a
+    :class:`~memnp.experiments.verify.Verification`, records that failed it are left out and a
+    pair with fewer results than configured gets ``n_expected`` and ``incomplete``."""
+    exclude = verification.bad_keys if verification is not None else frozenset()
     sim = manifest.get("simulations", {}).get(line_resistance.NAME)
     if not sim:
         return []
@@ -38,8 +41,13 @@ def rows(store, manifest):
             continue
         row = {"device": inference.get("device"), "training_kind": training_kind(manifest, t), "training": t,
                "inference": i, "r_ohm": float(r), "n_results": 0}
+        short = verification.shortfall(t, i) if verification is not None else None
+        if short is not None:
+            row.update(incomplete=True, n_expected=short.expected)
         errors, total, wires = [], [], []
         for record in store.infer_records(manifest, t, i):
+            if record.get("key") in exclude:
+                continue
             errors.extend(100.0 * (1.0 - np.asarray(record["accuracy"], float)))
             total.extend(np.nan if p is None else p for p in record["power"])
             wires.extend(record.get("wire_power") or [0.0] * len(record["power"]))
@@ -79,7 +87,8 @@ def markdown(table, fmt, power):
             cells = {row["r_ohm"]: row for row in table if row["device"] == device and row["training_kind"] == kind}
             if not cells:
                 continue
-            text = [fmt(cells[r].get("median_error_pct"), 1) if r in cells else "" for r in r_values]
+            text = [fmt(cells[r].get("median_error_pct"), 1) + (" *" if cells[r].get("incomplete") else "")
+                    if r in cells else "" for r in r_values]
             lines.append(f"| {label.get(device, device)} | {kind_label} | " + " | ".join(text) + " |")
     lines += ["", "Power of the crossbars (mean over repeats), devices and wires:", "",
               "| device | training | r (Ω) | n | median error % | IQR % | device power | wire power | wires / total |",
@@ -89,7 +98,12 @@ def markdown(table, fmt, power):
             continue
         share = row["wire_power_W"] / row["total_power_W"] if row["total_power_W"] else None
         lines.append(f"| {label.get(row['device'], row['device'])} | {dict(KINDS)[row['training_kind']]} | "
-                     f"{row['r_ohm']:g} | {row['n_results']} | {fmt(row['median_error_pct'])} | "
+                     f"{row['r_ohm']:g} | {_n(row)} | {fmt(row['median_error_pct'])} | "
                      f"{fmt(row['q75_error_pct'] - row['q25_error_pct'])} | {power(row['device_power_W'])} | "
                      f"{power(row['wire_power_W']) if row['wire_power_W'] else '0'} | {'–' if share is None else f'{100 * share:.1f} %'} |")
     return lines
+
+
+def _n(row):
+    """The n cell: "n of N *" when the pair has fewer results than configured."""
+    return f"{row['n_results']} of {row['n_expected']} *" if row.get("incomplete") else str(row["n_results"])

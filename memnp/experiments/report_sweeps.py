@@ -55,9 +55,11 @@ def adc_matrix(pairs):
     return out
 
 
-def _pct(cell, fmt):
+def _pct(cell, fmt, pairs=None, pair=None):
+    """"median (IQR)", with " *" when the pair has fewer results than configured."""
     median, iqr = cell
-    return "–" if median is None else f"{fmt(median, 1)} ({fmt(iqr, 1)})"
+    star = " *" if pairs is not None and pairs.get(pair, {}).get("incomplete") else ""
+    return "–" if median is None else f"{fmt(median, 1)} ({fmt(iqr, 1)}){star}"
 
 
 def _label(pairs, training):
@@ -72,7 +74,9 @@ def markdown(pairs, fmt, power_fmt):
         lines += ["", "## Beyond the paper: the worked-example chip (combined)", "",
                   "Median test error % (IQR) on the whole chip, 1 day after programming.", "",
                   "| training | median error % (IQR) | power |", "|---|---|---|"]
-        lines += [f"| {label} | {_pct((m, q), fmt)} | {power_fmt(p)} |" for _, label, m, q, p in rows]
+        combined = dict(registry.SIMULATIONS["combined"].pairs)
+        lines += [f"| {label} | {_pct((m, q), fmt, pairs, (t, combined[t]))} | {power_fmt(p)} |"
+                  for t, label, m, q, p in rows]
     matrix = drift_matrix(pairs)
     if matrix:
         lines += ["", "## Beyond the paper: drift", "",
@@ -80,7 +84,7 @@ def markdown(pairs, fmt, power_fmt):
                   "| training | " + " | ".join(_TIME_WORDS) + " |", "|---" * (len(_TIME_WORDS) + 1) + "|"]
         for training, cells in matrix.items():
             lines.append(f"| {_label(pairs, training)} | "
-                         + " | ".join(_pct(cells[i], fmt) for i in DRIFT_COLUMNS) + " |")
+                         + " | ".join(_pct(cells[i], fmt, pairs, (training, i)) for i in DRIFT_COLUMNS) + " |")
     matrix = adc_matrix(pairs)
     if matrix:
         lines += ["", "## Beyond the paper: ADC resolution", "",
@@ -91,7 +95,8 @@ def markdown(pairs, fmt, power_fmt):
         for name, training, suffix in ADC_ROWS:
             if name in matrix:
                 lines.append(f"| {_label(pairs, training)} | {'128 x 64 tiles' if suffix else 'one'} | "
-                             + " | ".join(_pct(matrix[name][b], fmt) for b in ADC_BITS) + " |")
+                             + " | ".join(_pct(matrix[name][b], fmt, pairs, (training, f"adc{b}{suffix}"))
+                                          for b in ADC_BITS) + " |")
     return lines
 
 

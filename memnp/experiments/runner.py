@@ -174,18 +174,19 @@ def check_checkpoint_every(seconds):
     return value
 
 
-def skip_message(family, reason, affected):
+def skip_message(family, reason, affected, download=False):
     """The one line that says which simulations are skipped for want of ``family``'s data, and
     why: ``reason`` nests "<x> is not available: " once per layer that passed it on, so only the
     innermost name and detail are kept (the first line; the list of files follows in the data
-    loader's own message)."""
+    loader's own message). download: whether --download was given (then it is not suggested)."""
     parts = reason.splitlines()[0].rstrip(":").split(" is not available: ")
     what = parts[-2] if len(parts) >= 2 else DATA_NAMES.get(family, family)
     detail = parts[-1] if len(parts) >= 2 else parts[0]
     detail = detail.replace("these files are missing", "its files are missing").replace(" (downloads are off)",
                                                                                         "; downloads are off")
-    return (f"skip: {what} is not available ({detail}), so these are skipped: {', '.join(affected)}. "
-            "Use --data-dir DIR or --download.")
+    hint = ("Use --data-dir DIR with a copy of it (the download did not succeed)." if download
+            else "Use --data-dir DIR or --download.")
+    return f"skip: {what} is not available ({detail}), so these are skipped: {', '.join(affected)}. {hint}"
 
 
 def reproduce(names, scale, seed, out, data_dir=None, download=False, jobs=1, scheduler=None,
@@ -214,7 +215,7 @@ def reproduce(names, scale, seed, out, data_dir=None, download=False, jobs=1, sc
     for family, reason in reasons.items():
         affected = [f"{sim} ({'all pairs' if 'all pairs' in why else 'its ' + family + ' pairs'})"
                     for sim, why in plan.skipped if why.startswith(family)]
-        progress.message(skip_message(family, reason, affected))
+        progress.message(skip_message(family, reason, affected, download))
     store = ResultsStore(out)
     executor.connect()
     own_lock = lock is None

@@ -20,15 +20,26 @@ __all__ = ["Drawn", "draw_all"]
 
 
 class Drawn(list):
-    """The paths :func:`draw_all` wrote (a list), with ``skipped``: {figure name: reason}."""
+    """The paths :func:`draw_all` wrote (a list), with ``skipped``: {figure name: reason},
+    ``partial``: {figure name: [what it lacks]} (figures drawn from fewer results than
+    configured, with ``partial=True``) and ``removed``: stale figure files deleted."""
 
     def __init__(self, paths=(), skipped=None):
         super().__init__(paths)
         self.skipped = dict(skipped or {})
+        self.partial = {}
+        self.removed = []
 
 
-def draw_all(results_dir, figures_dir=None, data_dir=None, *, only=None, strict=False, log=None):
+def draw_all(results_dir, figures_dir=None, data_dir=None, *, only=None, strict=False, log=None,
+             partial=False, prune=False, progress=None):
     """Draw every figure whose inputs exist; skip the others with a reason.
+
+    The results store is verified first (unless only device figures are asked for) (:mod:`memnp.experiments.verify`): a missing or corrupt
+    job file, or a pair with fewer results than configured, raises
+    :class:`~memnp.experiments.verify.IncompleteResults` (nothing drawn) unless ``partial``; then
+    the bad records are left out, and each figure drawn from fewer results than configured says
+    so in a red line at its foot (and is listed in ``Drawn.partial``).
 
     Args:
         results_dir: a results directory written by ``reproduce`` (it may be absent or empty:
@@ -40,10 +51,17 @@ def draw_all(results_dir, figures_dir=None, data_dir=None, *, only=None, strict=
         strict: re-raise a figure's unexpected error instead of recording it as a skip reason.
         log: optional callable taking one line of text (e.g. ``print``), told of every figure
             drawn or skipped.
+        partial: draw from a store that fails verification (see above).
+        prune: afterwards delete the result figures (:func:`.catalogue.is_result_figure`) in
+            ``figures_dir`` that this call did not draw (their simulations are no longer in the
+            store, or have no finished job); meant for a full redraw (``only`` None).
+        progress: optional callable ``(k, n, name)``, called before drawing the k-th of n figures.
     Returns:
         :class:`Drawn`: the written paths (PNG and PDF of each figure), with ``.skipped``.
     """
-    from .catalogue import FIGURES, Context
+    from ..experiments.verify import IncompleteResults
+    from . import style
+    from .catalogue import DEVICE_FIGURES, FIGURES, Context, is_result_figure
     from .loaders import Skip
 
     results_dir = Path(results_dir)
@@ -53,8 +71,21 @@ def draw_all(results_dir, figures_dir=None, data_dir=None, *, only=None, strict=
     if unknown:
         raise ValueError(f"unknown figure {unknown[0]!r}; figures are: {', '.join(FIGURES)}")
     ctx = Context(results_dir, data_dir)
+    try:
+        view = ctx.view
+    except Skip:
+        view = None   # no results store: only the device figures can be drawn
+    from_results = any(name not in DEVICE_FIGURES for name in names)
+    if view is not None and from_results and not view.verification.ok and not partial:
+        raise IncompleteResults(results_dir, view.verification, "no figure was drawn")
     drawn = Drawn()
-    for name in names:
+    for k, name in enumerate(names, 1):
+        if progress:
+            progress(k, len(names), name)
+        notes = style.Notes()
+        if view is not None:
+            view.notes = notes
+        token = style.FOOTNOTE.set(notes)
         try:
             paths = FIGURES[name](ctx, figures_dir)
         except Skip as exc:
@@ -65,9 +96,19 @@ def draw_all(results_dir, figures_dir=None, data_dir=None, *, only=None, strict=
             drawn.skipped[name] = f"failed: {type(exc).__name__}: {exc}"
         else:
             drawn.extend(paths)
+            if notes.all:
+                drawn.partial[name] = list(dict.fromkeys(notes.all))
             if log:
                 log(f"figure {name}: " + ", ".join(str(p) for p in paths))
             continue
+        finally:
+            style.FOOTNOTE.reset(token)
         if log:
             log(f"figure {name} skipped: {drawn.skipped[name]}")
+    if prune and figures_dir.is_dir():
+        kept = {path.name for path in drawn}
+        for path in sorted(figures_dir.iterdir()):
+            if path.suffix in (".png", ".pdf") and is_result_figure(path.stem) and path.name not in kept:
+                path.unlink()
+                drawn.removed.append(path)
     return drawn

@@ -320,6 +320,17 @@ def adc(ctx, out):
     return sweeps.adc_figure(out / "adc", series, references=references)
 
 
+#: The figures drawn from the data directory alone (not from the results store).
+DEVICE_FIGURES = ("siox_iv", "pf_residuals_c", "pf_residuals_d_eps", "ta_hfo2")
+
+
+def is_result_figure(stem):
+    """Whether a figure file stem is one drawn from the results store (not from device data):
+    those are removed when no simulation in the store draws them any more."""
+    return stem in ("cnn", "weight_implementation", "robustness", "drift", "adc", "line_resistance") \
+        or stem.startswith(("training_", "error_vs_power_"))
+
+
 #: name -> figure function, in drawing order.
 FIGURES = {
     "siox_iv": siox_iv,

@@ -126,7 +126,10 @@ def draw(ctx, out):
     from ..experiments import report_line_resistance
 
     view = ctx.view
-    panels = panels_from_rows(report_line_resistance.rows(view.store, view.manifest))
+    rows = report_line_resistance.rows(view.store, view.manifest, view.verification)
+    for row in rows:
+        view._note_pair(row["training"], row["inference"])
+    panels = panels_from_rows(rows)
     if not panels:
         raise Skip("no finished line_resistance inference jobs in the results (run --only line_resistance)")
     return line_resistance_figure(out / "line_resistance", panels)

@@ -93,10 +93,16 @@ def _stack(arrays):
 
 
 class ResultsView:
-    """Read-only access to a results directory's manifest and finished job records."""
+    """Read-only access to a results directory's manifest and finished job records.
+
+    The store is verified when the view opens (``verification``, see
+    :mod:`memnp.experiments.verify`): records that fail it are never read, and every pair or
+    training read that has fewer results than configured adds a line to ``notes`` (what the
+    figure drawn from it must say)."""
 
     def __init__(self, results_dir):
         from ..experiments.store import ResultsStore
+        from ..experiments.verify import verify
 
         self.store = ResultsStore(results_dir)
         try:
@@ -110,8 +116,18 @@ class ResultsView:
         self.simulations = self.manifest.get("simulations", {})
         self.jobs = self.manifest.get("jobs", {})
         self._cache = {}
+        self.verification = verify(self.store, self.manifest)
+        self._bad = self.verification.bad_keys
+        self.notes = []
+
+    def _note_pair(self, training, inference):
+        short = self.verification.shortfall(training, inference)
+        if short is not None:
+            self.notes.append(f"{training} → {inference}: n = {short.found} of {short.expected}")
 
     def _record(self, kind, key):
+        if key in self._bad:
+            return None
         if (kind, key) not in self._cache:
             try:
                 self._cache[kind, key] = self.store.read_record(kind, key)
@@ -125,7 +141,10 @@ class ResultsView:
     def train_records(self, training):
         """Records of the finished networks of ``training`` (in network order)."""
         keys = self.trainings.get(training, {}).get("networks", [])
-        return [r for r in (self._record("train", k) for k in keys) if r is not None]
+        records = [r for r in (self._record("train", k) for k in keys) if r is not None]
+        if len(records) < len(keys):
+            self.notes.append(f"{training}: {len(records)} of {len(keys)} networks")
+        return records
 
     def infer_records(self, training, inference):
         keys = [k for k, j in self.jobs.items()
@@ -134,6 +153,7 @@ class ResultsView:
 
     def error_power(self, training, inference):
         """(error %, power W), each (n_networks * repeats,), or None when nothing finished."""
+        self._note_pair(training, inference)
         records = self.infer_records(training, inference)
         if not records:
             return None
@@ -182,6 +202,8 @@ class ResultsView:
 
         keys = self.trainings.get(training, {}).get("networks", [])
         if len(keys) <= network or not self.store.is_done("train", keys[network]):
+            if len(keys) > network:
+                self.notes.append(f"{training}: network {network} missing or corrupt")
             return None
         model = model_from_arrays(self.store.read_weights(keys[network]))
         layer = model.memristive_layers[0]

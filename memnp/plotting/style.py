@@ -11,6 +11,7 @@ looks the same in every figure.
 """
 from __future__ import annotations
 
+import contextvars
 import functools
 import zlib
 from pathlib import Path
@@ -195,6 +196,37 @@ _METADATA = {
 }
 
 
+class Notes:
+    """What a figure's data lacks, gathered while it is read (``append``): :func:`save` writes the
+    ``pending`` lines at the foot of the figure it saves and clears them; ``all`` keeps every line."""
+
+    def __init__(self):
+        self.pending, self.all = [], []
+
+    def append(self, line):
+        self.pending.append(line)
+        self.all.append(line)
+
+
+#: The :class:`Notes` of the figure being drawn (set by :func:`memnp.plotting.draw_all`), or None.
+FOOTNOTE = contextvars.ContextVar("memnp_figure_footnote", default=None)
+
+
+def _footnote(fig, lines, height=0.2):
+    """A red line of text under the figure (``height`` inches added for it)."""
+    width, old = fig.get_size_inches()
+    fig.set_size_inches(width, old + height)
+    share = height / (old + height)
+    engine = fig.get_layout_engine()
+    if engine is not None and hasattr(engine, "set"):
+        try:
+            engine.set(rect=(0, share, 1, 1 - share))
+        except TypeError:   # a layout engine without a rect: the text may overlap
+            pass
+    text = "Partial results: " + "; ".join(dict.fromkeys(lines))
+    fig.text(0.01, share / 2, text, ha="left", va="center", fontsize=5, color="#b00000", wrap=True)
+
+
 def save(fig, path):
     """Write ``fig`` as PNG (300 dpi) and PDF next to each other, atomically; return both paths.
 
@@ -203,6 +235,10 @@ def save(fig, path):
     sees a half-written figure.
     """
     png, pdf = figure_paths(path)
+    notes = FOOTNOTE.get()
+    if notes is not None and notes.pending:
+        _footnote(fig, notes.pending)
+        notes.pending.clear()
     with matplotlib.rc_context(RC_PARAMS):
         _atomic_savefig(fig, png, "png")
         _atomic_savefig(fig, pdf, "pdf")
