@@ -186,7 +186,7 @@ def data_marks(ax, renderer):
     for line in ax.lines:
         if not line.get_visible():
             continue
-        name = f"line {line.get_label()!r} ({line.get_color()})"
+        name = f"line {line.get_label()!r}"
         xy = line.get_transform().transform(np.asarray(line.get_xydata(), dtype=float))
         if _drawn(line.get_linestyle()):
             for run in _finite_runs(xy):
@@ -238,7 +238,7 @@ def _hits(region, kind, geometry):
 def legend_overlaps(fig, renderer):
     """Legends (of an axes or of the figure) drawn over plotted data: lines, markers, boxes,
     bands or texts of any axes, compared in display coordinates against the legend's entries
-    (its box without the border padding), within the part of the figure each artist is clipped to."""
+    (:func:`legend_entry_boxes`), within the part of the figure each artist is clipped to."""
     legends = [(f"legend of axes {k}", ax.get_legend()) for k, ax in enumerate(fig.axes)
                if ax.get_visible() and ax.get_legend() is not None]
     legends += [("figure legend", legend) for legend in fig.legends]
@@ -246,17 +246,29 @@ def legend_overlaps(fig, renderer):
     for where, legend in legends:
         if not legend.get_visible():
             continue
-        box = legend._legend_box.get_window_extent(renderer)
         for k, ax in enumerate(fig.axes):
             if not ax.get_visible():
                 continue
             for name, kind, geometry, clip_box in data_marks(ax, renderer):
-                region = box if clip_box is None else Bbox.intersection(box, clip_box)
-                if region is None or region.width <= 0 or region.height <= 0:
-                    continue
-                if _hits(region, kind, geometry):
-                    problems.append(f"{where} lies on {name} of axes {k}")
+                for box in legend_entry_boxes(legend, renderer):
+                    region = box if clip_box is None else Bbox.intersection(box, clip_box)
+                    if region is None or region.width <= 0 or region.height <= 0:
+                        continue
+                    if _hits(region, kind, geometry):
+                        problems.append(f"{where} lies on {name} of axes {k}")
+                        break
     return problems
+
+
+def legend_entry_boxes(legend, renderer):
+    """Display boxes of a legend's entries (each handle with its label) and of its title: what
+    the legend draws, without the empty room beside a short label in a column of long ones."""
+    boxes = [row.get_window_extent(renderer) for column in legend._legend_handle_box.get_children()
+             for row in column.get_children()]
+    title = legend.get_title()
+    if title.get_visible() and title.get_text().strip():
+        boxes.append(title.get_window_extent(renderer))
+    return boxes
 
 
 # -- figures of a small run --------------------------------------------------------------------------

@@ -118,6 +118,18 @@ def test_ta_hfo2_figure(tmp_path):
                                          stuck_mask=fit.stuck_mask, p=fit.p, synthetic=True))
 
 
+def test_ta_hfo2_density_panel_says_what_it_shows(tmp_path, monkeypatch):
+    from memnp.plotting.loaders import tahfo2_data
+    d = tahfo2_data(tmp_path / "no-data")
+    kept = _kept_figures(monkeypatch)
+    devices.ta_hfo2_figure(tmp_path / "ta", d["G_reads"], d["G_off"], d["G_on"], d["stuck_values"],
+                           stuck_mask=d["stuck_mask"], p=d["p"], synthetic=True)
+    traces, density = kept["ta"].axes
+    assert "Stuck" in density.get_title() and "$G$" in density.get_title()
+    assert "Density of $G$" in density.get_xlabel() and "mS$^{-1}$" in density.get_xlabel()
+    assert traces.get_title() and traces.get_ylabel() == "Conductance (mS)"
+
+
 def test_mean_nonlinearity_values():
     V = np.linspace(0, 0.5, 101)
     assert np.allclose(devices.mean_nonlinearity(V, 2e-3 * V), 1.0)  # ohmic
@@ -337,6 +349,38 @@ def test_median_juts_out_of_degenerate_boxes():
         assert widest.get_xdata()[0] < rect.get_x() and widest.get_xdata()[1] > rect.get_x() + rect.get_width()
 
 
+def test_power_axis_breaks_between_clusters(tmp_path, rng, monkeypatch):
+    # Seven boxes near 1 mW and two near 0.2 and 1.2 W (the ideal simulation's shape).
+    powers = [0.87e-3, 0.86e-3, 0.93e-3, 1.0e-3, 1.12e-3, 1.81e-3, 2.03e-3, 0.207, 1.23]
+    groups = [{"label": f"setup {k}", "color": style.setup_color(name), "power": rng.normal(p, p / 100, 5),
+               "error": rng.normal(10 + 4 * k, 0.5, 5)}
+              for k, (p, name) in enumerate(zip(powers, style.SETUP_COLORS))]
+    assert boxplots.power_parts(groups) == [[0, 1, 2, 3, 4, 5, 6], [7, 8]]
+    assert boxplots.power_parts(groups[:7]) == [list(range(7))]
+    kept = _kept_figures(monkeypatch)
+    boxplots.error_vs_power_figure(tmp_path / "b", [{"title": "Standard training", "groups": groups}], width="page")
+    fig = kept["b"]
+    fig.canvas.draw()
+    low, high = fig.axes
+    assert low.get_shared_y_axes().joined(low, high) and not high.spines["left"].get_visible()
+    # One unit (mW) for both parts; each part spans its own boxes, the low one the wider.
+    assert fig.subfigs[0].get_supxlabel() == "Average power (mW)"
+    assert low.get_xlim()[1] < 3.5 and 100 < high.get_xlim()[0] < 207 and 1230 < high.get_xlim()[1]
+    assert low.get_position().width > 1.2 * high.get_position().width
+    assert fig.subfigs[0].get_suptitle() == "Standard training"
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == [g["label"] for g in groups]
+    # Without a jump of a decade the figure keeps one power axis per panel.
+    boxplots.error_vs_power_figure(tmp_path / "c", [{"title": "t", "groups": groups[:7]}])
+    assert len(kept["c"].axes) == 1 and not kept["c"].subfigs
+
+
+def test_setup_colours_tell_the_nine_setups_apart():
+    from matplotlib.colors import to_rgb
+    colours = np.array([to_rgb(c) for c in style.SETUP_COLORS.values()])
+    distance = np.sqrt(((colours[:, None] - colours[None]) ** 2).sum(-1))
+    assert len(colours) == 9 and distance[np.triu_indices(9, 1)].min() > 0.25
+
+
 def test_error_axis_is_shared_only_when_no_panel_is_flattened(tmp_path, rng, monkeypatch):
     low = [rng.normal(8, 0.3, 5), rng.normal(8.5, 0.3, 5)]
     high = [rng.normal(12, 0.5, 5), rng.normal(24, 0.5, 5)]
@@ -356,7 +400,7 @@ def test_error_axis_is_shared_only_when_no_panel_is_flattened(tmp_path, rng, mon
 def test_heatmap_colour_bar_carries_numbers(tmp_path, monkeypatch):
     kept = _kept_figures(monkeypatch)
     errors = np.array([[40.0, 45.0, 88.0], [8.0, 9.5, 8.2]])
-    heatmap.robustness_heatmap(tmp_path / "h", errors, ["a", "b", "c"], ["x", "y"])
+    heatmap.robustness_heatmap(tmp_path / "h", errors, ["a", "b", "c"], ["x", "y"], normalise_rows=True)
     fig = kept["h"]
     fig.canvas.draw()
     bar = fig.axes[1]
@@ -368,6 +412,32 @@ def test_heatmap_colour_bar_carries_numbers(tmp_path, monkeypatch):
     image = fig.axes[0].images[0].get_array()
     assert image[0].tolist() == [0.0, 5.0, 48.0]  # excess over the row's lowest, in pp
     assert image[1].tolist() == pytest.approx([0.0, 1.5, 0.2])
+    # The numbers show what the colours show; the rows' labels give their lowest errors.
+    assert [t.get_text() for t in fig.axes[0].texts] == ["0", "+5.0", "+48.0", "0", "+1.5", "+0.2"]
+    assert [t.get_text() for t in fig.axes[0].get_yticklabels()] == ["x (40.0 %)", "y (8.0 %)"]
+
+
+def test_heatmap_numbers_and_colours_show_the_error(tmp_path, monkeypatch):
+    kept = _kept_figures(monkeypatch)
+    errors = np.array([[40.0, 45.0, 88.0], [8.0, 9.5, np.nan]])
+    heatmap.robustness_heatmap(tmp_path / "h", errors, ["a", "b", "c"], ["x", "y"])
+    fig = kept["h"]
+    fig.canvas.draw()
+    axis, bar = fig.axes[:2]
+    image = axis.images[0]
+    assert bar.get_ylabel() == "Median test error (%)" and image.norm.vmin == 8.0 and image.norm.vmax == 88.0
+    assert image.norm.__class__.__name__ == "LogNorm"  # 8 % to 88 %: a factor of 11
+    texts = [t.get_text() for t in axis.texts]
+    assert texts == ["40.0", "45.0", "88.0", "8.0", "9.5", "–"]
+    shown = np.ma.filled(image.get_array(), np.nan)
+    for text, value in zip(texts, shown.reshape(-1)):
+        assert text == "–" if np.isnan(value) else float(text) == value
+    labels = [float(t.label2.get_text()) for t in bar.yaxis.get_major_ticks()
+              if t.label2.get_visible() and t.label2.get_text() and 8.0 <= t.get_loc() <= 88.0]
+    assert len(labels) >= 3
+    # A narrow range gets a linear scale (a log one would label a twentieth of a decade).
+    heatmap.robustness_heatmap(tmp_path / "n", np.array([[84.0, 90.0], [92.0, 94.0]]), ["a", "b"], ["x", "y"])
+    assert kept["n"].axes[0].images[0].norm.__class__.__name__ == "Normalize"
 
 
 def test_network_names_come_from_one_table():

@@ -96,7 +96,7 @@ SETUP_COLORS = {
     "ideal": COLORS["black"],
     "low_pf": COLORS["sky-blue"],
     "high_pf": COLORS["blue"],
-    "stuck_off": COLORS["orange"],
+    "stuck_off": "#882255",  # wine (Paul Tol's muted set): Okabe-Ito's orange is close to vermilion
     "high_pf_stuck_on": COLORS["vermilion"],
     "d2d_more": COLORS["bluish-green"],
     "d2d_less": "#999933",  # olive: Okabe-Ito's yellow is too light on white
