@@ -455,6 +455,17 @@ def test_network_names_come_from_one_table():
 
 def test_training_legend_and_grid():
     assert [h.get_label() for h in training.curve_legend_handles()] == ["Training", "Validation", "Test"]
+    handles = training.curve_legend_handles(1, {"test markers", "test band"})
+    assert [h.get_label() for h in handles] == ["Training", "Validation", "Test", training.TEST_BAND_LABEL]
+    assert handles[2].get_marker() == "o" and handles[0].get_marker() in (None, "None", "")
+
+
+def test_training_legend_names_the_test_markers_and_band(tmp_path, rng, monkeypatch):
+    kept = _kept_figures(monkeypatch)
+    training.training_curves_figure(tmp_path / "t", [_panel(rng, n_networks=1)])
+    legend = kept["t"].legends[0]
+    assert [t.get_text() for t in legend.get_texts()] == ["Training", "Validation", "Test", "Test IQR"]
+    assert legend.legend_handles[2].get_marker() == "o"
     for n in (1, 2, 3, 4, 6, 8, 9, 10, 12, 15):
         assert n % training.grid_columns(n) == 0
     titles = training.fit_titles(["Standard → High-R PF + stuck on", "Aware → Stuck off"], 1.4)
