@@ -27,8 +27,8 @@ from memnp.plotting import style  # noqa: E402
 SIMULATIONS = ("ideal", "iv_nonlinearity", "iv_nonlinearity_and_stuck_on", "stuck_distribution",
                "stuck_off", "high_d2d", "weight_implementation")
 RESULT_FIGURES = ([f"training_{s}" for s in SIMULATIONS] + [f"error_vs_power_{s}" for s in SIMULATIONS]
-                  + ["weight_implementation", "robustness", "ta_hfo2", "cnn", "line_resistance", "combined",
-                     "drift", "adc"])
+                  + ["weight_implementation", "robustness", "ta_hfo2", "cnn", "line_resistance",
+                     "error_vs_power_combined", "drift", "adc"])
 SIOX_FIGURES = ["siox_iv", "pf_residuals_c", "pf_residuals_d_eps"]
 #: Smallest gap (points) between two tick labels of one axis.
 MIN_GAP_PT = 1.0
