@@ -374,11 +374,49 @@ def test_power_axis_breaks_between_clusters(tmp_path, rng, monkeypatch):
     assert len(kept["c"].axes) == 1 and not kept["c"].subfigs
 
 
-def test_setup_colours_tell_the_nine_setups_apart():
+def _cielab(colours):
+    """(n, 3) CIELAB (D65) of matplotlib colours, from sRGB."""
     from matplotlib.colors import to_rgb
-    colours = np.array([to_rgb(c) for c in style.SETUP_COLORS.values()])
-    distance = np.sqrt(((colours[:, None] - colours[None]) ** 2).sum(-1))
-    assert len(colours) == 9 and distance[np.triu_indices(9, 1)].min() > 0.25
+    rgb = np.array([to_rgb(c) for c in colours])
+    linear = np.where(rgb <= 0.04045, rgb / 12.92, ((rgb + 0.055) / 1.055) ** 2.4)
+    xyz = linear @ np.array([[0.4124, 0.3576, 0.1805], [0.2126, 0.7152, 0.0722], [0.0193, 0.1192, 0.9505]]).T
+    xyz /= np.array([0.95047, 1.0, 1.08883])
+    f = np.where(xyz > 0.008856, np.cbrt(xyz), 7.787 * xyz + 16 / 116)
+    return np.stack([116 * f[:, 1] - 16, 500 * (f[:, 0] - f[:, 1]), 200 * (f[:, 1] - f[:, 2])], axis=1)
+
+
+def test_boxes_that_would_cover_each_other_are_set_side_by_side(tmp_path, monkeypatch):
+    width = 0.05
+    reach = boxplots.MEDIAN_REACH * width
+    log_x = np.log10([1.0, 1.01, 1.02, 2.0])
+    # The first two clash (same power, overlapping whiskers); the third is close but far lower.
+    whiskers = [(10.0, 12.0), (11.0, 13.0), (1.0, 2.0), (10.0, 12.0)]
+    offsets = boxplots.dodge_offsets(log_x, whiskers, width)
+    moved = log_x + offsets
+    assert offsets[2] == offsets[3] == 0
+    assert moved[1] - moved[0] == pytest.approx(1.05 * reach)
+    assert (moved[0] + moved[1]) / 2 == pytest.approx((log_x[0] + log_x[1]) / 2)  # around their mean
+    # Three at one power: spread in order, and a spread that reaches a neighbour pulls it in.
+    offsets = boxplots.dodge_offsets(np.log10([1.0, 1.0, 1.0, 1.15]), [(0, 1)] * 4, width)
+    moved = np.log10([1.0, 1.0, 1.0, 1.15]) + offsets
+    assert np.all(np.diff(moved) >= reach - 1e-12)
+    assert boxplots.dodge_offsets(np.log10([1.0, 3.0]), [(0, 1)] * 2, width).tolist() == [0, 0]
+    # Drawn: the moved boxes keep a tick at their true median power.
+    kept = _kept_figures(monkeypatch)
+    groups = [{"label": f"g{k}", "power": np.full(5, p), "error": np.full(5, 10.0)}
+              for k, p in enumerate([1e-3, 1.005e-3])]
+    boxplots.error_vs_power_figure(tmp_path / "d", [{"title": "t", "groups": groups}])
+    axis = kept["d"].axes[0]
+    ticks = [line for line in axis.lines if line.get_transform() == axis.get_xaxis_transform()]
+    assert sorted(line.get_xdata()[0] for line in ticks) == pytest.approx([1.0, 1.005])
+
+
+def test_setup_colours_tell_the_nine_setups_apart():
+    lab = _cielab(style.SETUP_COLORS.values())
+    distance = np.sqrt(((lab[:, None] - lab[None]) ** 2).sum(-1))[np.triu_indices(9, 1)]
+    assert len(lab) == 9 and distance.min() >= 35  # Okabe-Ito's sky-blue and blue: 26
+    assert _cielab(["#000000"])[0] == pytest.approx([0, 0, 0], abs=1e-6)
+    assert _cielab(["#FFFFFF"])[0] == pytest.approx([100, 0, 0], abs=0.05)
 
 
 def test_error_axis_is_shared_only_when_no_panel_is_flattened(tmp_path, rng, monkeypatch):

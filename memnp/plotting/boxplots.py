@@ -149,12 +149,58 @@ def _legend_patch(color, label):
     return Patch(facecolor=to_rgba(color, 0.35), edgecolor=color, lw=0.9, label=label)
 
 
+#: Height (axes fraction) of the ticks that mark the median power of a box moved aside.
+DODGE_TICK = 0.05
+
+
+def dodge_offsets(log_x, whiskers, width):
+    """Horizontal offsets (decades) that set boxes which would cover each other side by side.
+
+    Two boxes clash when their centres ``log_x`` ((n,) log10 of the power) lie closer than their
+    median lines reach (``MEDIAN_REACH * width`` decades) and their whisker ranges (``whiskers``:
+    (n,) (low, high) test error) overlap. Each group of clashing boxes is spread around its mean
+    position, just far enough apart, in the order of the powers (repeated until nothing clashes,
+    as a spread group may reach a neighbour). Boxes that clash with none keep offset 0.
+    """
+    log_x = np.asarray(log_x, dtype=float)
+    n = log_x.size
+    reach = MEDIAN_REACH * width
+    x = log_x.copy()
+    for _ in range(n):
+        parent = list(range(n))
+
+        def root(i):
+            while parent[i] != i:
+                i = parent[i]
+            return i
+
+        clashed = False
+        for a in range(n):
+            for b in range(a + 1, n):
+                if (abs(x[a] - x[b]) < reach - 1e-12 and whiskers[a][0] <= whiskers[b][1]
+                        and whiskers[b][0] <= whiskers[a][1]):
+                    parent[root(a)] = root(b)
+                    clashed = True
+        if not clashed:
+            break
+        groups = {}
+        for i in range(n):
+            groups.setdefault(root(i), []).append(i)
+        for members in groups.values():
+            if len(members) > 1:
+                members.sort(key=lambda i: (log_x[i], i))
+                spread = 1.05 * reach * (np.arange(len(members)) - (len(members) - 1) / 2)
+                x[members] = x[members].mean() + spread
+    return x - log_x
+
+
 def draw_error_vs_power(axis, groups, *, width=None, ylog=False, power_scale=None):
     """Boxes of test error at each group's median power on ``axis`` (log x). Returns legend handles.
 
     The x axis is shown in the SI-prefixed unit picked from all groups' powers, or in
     ``power_scale`` = (factor, unit) when given; ``width`` is the box width in decades (default
-    :func:`box_width`).
+    :func:`box_width`). Boxes that would cover each other are set side by side
+    (:func:`dodge_offsets`), each with a tick at its true median power on the power axis.
     """
     _check_groups(groups, need_power=True)
     all_power = np.concatenate([np.asarray(g["power"], dtype=float).reshape(-1) for g in groups])
@@ -162,12 +208,16 @@ def draw_error_vs_power(axis, groups, *, width=None, ylog=False, power_scale=Non
     if width is None:
         width = box_width([_median_power(g) for g in groups])
     handles = []
+    powers = scale * np.array([_median_power(g) for g in groups])
+    whiskers = [box_stats(g["error"])[3:5] for g in groups]
+    xs = powers * 10 ** dodge_offsets(np.log10(powers), whiskers, width)
     for i, g in enumerate(groups):
         color = _group_color(g, i)
-        x = scale * _median_power(g)
-        draw_box(axis, x, g["error"], color, width=width, log_x=True)
+        draw_box(axis, xs[i], g["error"], color, width=width, log_x=True)
+        if xs[i] != powers[i]:  # moved aside: a tick on the power axis keeps its median power
+            axis.plot([powers[i]] * 2, [0.0, DODGE_TICK], transform=axis.get_xaxis_transform(), color=color,
+                      lw=1.2, solid_capstyle="butt", zorder=5)
         handles.append(_legend_patch(color, g["label"]))
-    xs = scale * np.array([np.nanmedian(np.asarray(g["power"], dtype=float)) for g in groups])
     lo, hi = xs.min() * 10 ** (-0.6 * width - 0.15), xs.max() * 10 ** (0.6 * width + 0.15)
     axis.set_xscale("log")
     axis.set_xlim(lo, hi)
