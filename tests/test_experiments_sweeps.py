@@ -206,5 +206,31 @@ def test_sweep_figures_from_plain_data(tmp_path):
         assert pdf.read_bytes()[:5] == b"%PDF-"
     with pytest.raises(ValueError, match="> 0 seconds"):
         sweeps.drift_figure(tmp_path / "bad", [dict(series[0], x=t - 1)])
+
+
+def test_sweep_legends_name_every_mark(tmp_path, monkeypatch):
+    """The legends sit above the axes and name the bands and the trained-at markers; the adc
+    legend has one entry per training colour and one per array layout."""
+    pytest.importorskip("matplotlib")
+    from memnp.plotting import sweeps, style
+    kept = {}
+    monkeypatch.setattr(style, "save", lambda fig, path: kept.setdefault(style.figure_paths(path)[0].stem, fig))
+    t = np.array([1.0, 3600.0, 86400.0])
+    mk = lambda label, color, **kw: dict(label=label, color=color, x=t, median=[10, 11, 12],  # noqa: E731
+                                         q25=[9, 10, 11], q75=[11, 12, 13], **kw)
+    sweeps.drift_figure(tmp_path / "drift", [mk("Ideal", "#D55E00"), mk("Aware at 1 day", "#0072B2")],
+                        trained_at={"Aware at 1 day": 86400.0})
+    fig = kept["drift"]
+    assert not fig.axes[0].get_legend() and len(fig.legends) == 1
+    assert [x.get_text() for x in fig.legends[0].get_texts()] == ["Ideal", "Aware at 1 day", sweeps.BAND_LABEL,
+                                                                  "Time trained for"]
+    bits = np.array([3.0, 4.0, 5.0])
+    series = [dict(mk(f"{g}, {v}", c, group=g, variant=v, linestyle=ls), x=bits)
+              for g, c in (("Ideal", "#D55E00"), ("Aware", "#0072B2")) for v, ls in (("one array", "-"), ("tiles", "--"))]
+    sweeps.adc_figure(tmp_path / "adc", series, references=[
+        {"label": "Ideal, no ADC", "variant": "no ADC", "color": "#D55E00", "value": 9.0},
+        {"label": "Aware, no ADC", "variant": "no ADC", "color": "#0072B2", "value": 8.0}])
+    texts = [x.get_text() for x in kept["adc"].legends[0].get_texts()]
+    assert texts == ["Ideal", "Aware", sweeps.BAND_LABEL, "one array", "tiles", "no ADC"]
     with pytest.raises(ValueError, match="one length"):
         sweeps.adc_figure(tmp_path / "bad", [dict(series[0], x=[3, 4])])

@@ -1,5 +1,6 @@
 """Figure layout: every figure of a small run is laid out by matplotlib and checked for overlapping
-tick labels, text outside the figure, unreadable log axes and misaligned tick labels.
+tick labels, text outside the figure, unreadable log axes, misaligned tick labels and legends
+drawn over the plotted data.
 
 The run is built once per module at the default preset's shape (150 epochs, a test pass every 20
 epochs, 5 inference repeats) on 32 examples per split, so that the epoch axes and boxes look like
@@ -14,6 +15,9 @@ import pytest
 pytest.importorskip("matplotlib")
 
 from matplotlib.axis import Tick  # noqa: E402
+from matplotlib.collections import PathCollection  # noqa: E402
+from matplotlib.path import Path  # noqa: E402
+from matplotlib.transforms import Bbox  # noqa: E402
 from matplotlib.text import Text  # noqa: E402
 from matplotlib.ticker import NullFormatter  # noqa: E402
 
@@ -23,7 +27,8 @@ from memnp.plotting import style  # noqa: E402
 SIMULATIONS = ("ideal", "iv_nonlinearity", "iv_nonlinearity_and_stuck_on", "stuck_distribution",
                "stuck_off", "high_d2d", "weight_implementation")
 RESULT_FIGURES = ([f"training_{s}" for s in SIMULATIONS] + [f"error_vs_power_{s}" for s in SIMULATIONS]
-                  + ["weight_implementation", "robustness", "ta_hfo2", "cnn", "line_resistance"])
+                  + ["weight_implementation", "robustness", "ta_hfo2", "cnn", "line_resistance",
+                     "error_vs_power_combined", "drift", "adc"])
 SIOX_FIGURES = ["siox_iv", "pf_residuals_c", "pf_residuals_d_eps"]
 #: Smallest gap (points) between two tick labels of one axis.
 MIN_GAP_PT = 1.0
@@ -117,6 +122,7 @@ def layout_problems(fig):
                     problems.append(f"{name}: log {which} axis over {decades:.2f} decades has "
                                     f"{len(labels)} labelled ticks, fewer than {need}")
     problems += _frame_overlaps(fig, renderer)
+    problems += legend_overlaps(fig, renderer)
     figure_box, tolerance = fig.bbox, EDGE_TOLERANCE_PT * pt
     for text in texts:
         box = text.get_window_extent(renderer)
@@ -154,6 +160,115 @@ def _frame_overlaps(fig, renderer):
             if a_box.overlaps(b_box) and _gap(a, b, renderer) < 0:
                 problems.append(f"{a.get_text()!r} and {b.get_text()!r} overlap")
     return problems
+
+
+def _drawn(style_value):
+    return style_value not in (None, "", " ", "None", "none")
+
+
+def _finite_runs(vertices):
+    """The runs of consecutive finite rows of ``vertices`` ((n, 2)): a NaN breaks a drawn line."""
+    ok = np.isfinite(vertices).all(axis=1)
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], ok.astype(int), [0]])))
+    return [vertices[a:b] for a, b in zip(edges[::2], edges[1::2])]
+
+
+def data_marks(ax, renderer):
+    """What ``ax`` plots, in display coordinates, as (description, kind, geometry, clip Bbox or None):
+    kind "path" (geometry: (Path, filled)) for lines, boxes, bands and other patches; "points"
+    (geometry: ((n, 2) centres, (n,) radii)) for markers and scatter points; "box" (geometry: a
+    Bbox) for texts inside the axes."""
+    pt = ax.figure.dpi / 72.0
+
+    def clip(artist):
+        return artist.get_clip_box() if artist.get_clip_on() else None
+
+    for line in ax.lines:
+        if not line.get_visible():
+            continue
+        name = f"line {line.get_label()!r}"
+        xy = line.get_transform().transform(np.asarray(line.get_xydata(), dtype=float))
+        if _drawn(line.get_linestyle()):
+            for run in _finite_runs(xy):
+                if len(run) > 1:
+                    yield name, "path", (Path(run), False), clip(line)
+        if _drawn(line.get_marker()):
+            xy = xy[np.isfinite(xy).all(axis=1)]
+            yield f"markers of {name}", "points", (xy, np.full(len(xy), line.get_markersize() / 2 * pt)), clip(line)
+    for patch in ax.patches:
+        if patch.get_visible():
+            filled = patch.get_fill() and patch.get_facecolor()[3] > 0
+            path = patch.get_transform().transform_path(patch.get_path())
+            yield f"patch ({type(patch).__name__})", "path", (path, filled), clip(patch)
+    for coll in ax.collections:
+        if not coll.get_visible():
+            continue
+        name = f"{type(coll).__name__} {coll.get_label()!r}"
+        if isinstance(coll, PathCollection):  # scatter: a marker per offset
+            xy = coll.get_offset_transform().transform(np.asarray(coll.get_offsets(), dtype=float))
+            sizes = np.broadcast_to(np.asarray(coll.get_sizes(), dtype=float), (len(xy),))
+            keep = np.isfinite(xy).all(axis=1)
+            yield name, "points", (xy[keep], np.sqrt(sizes[keep]) / 2 * pt), clip(coll)
+            continue
+        faces = coll.get_facecolor()
+        filled = len(faces) > 0 and np.max(np.asarray(faces)[:, 3]) > 0
+        transform = coll.get_transform()
+        for path in coll.get_paths():
+            yield name, "path", (transform.transform_path(path), filled), clip(coll)
+    for text in ax.texts:
+        if text.get_visible() and text.get_text().strip():
+            yield f"text {text.get_text()!r}", "box", text.get_window_extent(renderer), None
+
+
+def _hits(region, kind, geometry):
+    if kind == "box":
+        return region.overlaps(geometry)
+    if kind == "points":
+        xy, radius = geometry
+        return bool(np.any((xy[:, 0] + radius > region.x0) & (xy[:, 0] - radius < region.x1)
+                           & (xy[:, 1] + radius > region.y0) & (xy[:, 1] - radius < region.y1)))
+    path, filled = geometry
+    vertices = path.vertices
+    if vertices.size == 0 or not np.isfinite(vertices).all():
+        return any(_hits(region, kind, (Path(run), filled)) for run in _finite_runs(vertices)
+                   if len(run) > 1)
+    return path.intersects_bbox(region, filled=filled)
+
+
+def legend_overlaps(fig, renderer):
+    """Legends (of an axes or of the figure) drawn over plotted data: lines, markers, boxes,
+    bands or texts of any axes, compared in display coordinates against the legend's entries
+    (:func:`legend_entry_boxes`), within the part of the figure each artist is clipped to."""
+    legends = [(f"legend of axes {k}", ax.get_legend()) for k, ax in enumerate(fig.axes)
+               if ax.get_visible() and ax.get_legend() is not None]
+    legends += [("figure legend", legend) for legend in fig.legends]
+    problems = []
+    for where, legend in legends:
+        if not legend.get_visible():
+            continue
+        for k, ax in enumerate(fig.axes):
+            if not ax.get_visible():
+                continue
+            for name, kind, geometry, clip_box in data_marks(ax, renderer):
+                for box in legend_entry_boxes(legend, renderer):
+                    region = box if clip_box is None else Bbox.intersection(box, clip_box)
+                    if region is None or region.width <= 0 or region.height <= 0:
+                        continue
+                    if _hits(region, kind, geometry):
+                        problems.append(f"{where} lies on {name} of axes {k}")
+                        break
+    return problems
+
+
+def legend_entry_boxes(legend, renderer):
+    """Display boxes of a legend's entries (each handle with its label) and of its title: what
+    the legend draws, without the empty room beside a short label in a column of long ones."""
+    boxes = [row.get_window_extent(renderer) for column in legend._legend_handle_box.get_children()
+             for row in column.get_children()]
+    title = legend.get_title()
+    if title.get_visible() and title.get_text().strip():
+        boxes.append(title.get_window_extent(renderer))
+    return boxes
 
 
 # -- figures of a small run --------------------------------------------------------------------------
@@ -242,3 +357,43 @@ def test_layout_check_finds_overlaps_and_clipping():
     ax.set_xlabel("an axis label on its tick labels")
     ax.xaxis.set_label_coords(0.5, -0.02)
     assert any("overlap" in p and "axis label" in p for p in layout_problems(fig))
+
+
+def test_legend_check_finds_legends_on_data():
+    """The checker itself: a legend over a line, over markers alone, over a band or over a box is
+    caught; the same legend in an empty corner is not."""
+    from matplotlib.patches import Rectangle
+
+    x = np.linspace(0, 1, 50)
+
+    def figure_with(draw, loc):
+        fig = style.new_figure(2.5, 1.8)
+        ax = fig.subplots()
+        ax.set_xlim(0, 1)
+        ax.set_ylim(0, 1)
+        draw(ax)
+        ax.legend(handles=[ax.plot([], [], color="k", label="a long legend label")[0]], loc=loc)
+        return fig
+
+    def line(ax):
+        ax.plot(x, 0.9 - 0.0 * x, color="C0", label="flat line")
+
+    def markers(ax):
+        ax.plot([0.15, 0.5, 0.85], [0.9, 0.9, 0.9], ls="none", marker="o", label="points")
+
+    def band(ax):
+        ax.fill_between(x, 0.7, 0.95, alpha=0.2)
+
+    def box(ax):
+        ax.add_patch(Rectangle((0.7, 0.75), 0.2, 0.2, facecolor="C1"))
+
+    for draw, name in ((line, "flat line"), (markers, "markers"), (band, "FillBetween"), (box, "Rectangle")):
+        problems = legend_overlaps_of(figure_with(draw, "upper right"))
+        assert problems and name in problems[0], (name, problems)
+        assert not legend_overlaps_of(figure_with(draw, "lower left")), name
+
+
+def legend_overlaps_of(fig):
+    fig.set_dpi(style.DPI)
+    fig.canvas.draw()
+    return legend_overlaps(fig, fig.canvas.get_renderer())

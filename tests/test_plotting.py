@@ -118,6 +118,18 @@ def test_ta_hfo2_figure(tmp_path):
                                          stuck_mask=fit.stuck_mask, p=fit.p, synthetic=True))
 
 
+def test_ta_hfo2_density_panel_says_what_it_shows(tmp_path, monkeypatch):
+    from memnp.plotting.loaders import tahfo2_data
+    d = tahfo2_data(tmp_path / "no-data")
+    kept = _kept_figures(monkeypatch)
+    devices.ta_hfo2_figure(tmp_path / "ta", d["G_reads"], d["G_off"], d["G_on"], d["stuck_values"],
+                           stuck_mask=d["stuck_mask"], p=d["p"], synthetic=True)
+    traces, density = kept["ta"].axes
+    assert "Stuck" in density.get_title() and "$G$" in density.get_title()
+    assert "Density of $G$" in density.get_xlabel() and "mS$^{-1}$" in density.get_xlabel()
+    assert traces.get_title() and traces.get_ylabel() == "Conductance (mS)"
+
+
 def test_mean_nonlinearity_values():
     V = np.linspace(0, 0.5, 101)
     assert np.allclose(devices.mean_nonlinearity(V, 2e-3 * V), 1.0)  # ohmic
@@ -337,6 +349,76 @@ def test_median_juts_out_of_degenerate_boxes():
         assert widest.get_xdata()[0] < rect.get_x() and widest.get_xdata()[1] > rect.get_x() + rect.get_width()
 
 
+def test_power_axis_breaks_between_clusters(tmp_path, rng, monkeypatch):
+    # Seven boxes near 1 mW and two near 0.2 and 1.2 W (the ideal simulation's shape).
+    powers = [0.87e-3, 0.86e-3, 0.93e-3, 1.0e-3, 1.12e-3, 1.81e-3, 2.03e-3, 0.207, 1.23]
+    groups = [{"label": f"setup {k}", "color": style.setup_color(name), "power": rng.normal(p, p / 100, 5),
+               "error": rng.normal(10 + 4 * k, 0.5, 5)}
+              for k, (p, name) in enumerate(zip(powers, style.SETUP_COLORS))]
+    assert boxplots.power_parts(groups) == [[0, 1, 2, 3, 4, 5, 6], [7, 8]]
+    assert boxplots.power_parts(groups[:7]) == [list(range(7))]
+    kept = _kept_figures(monkeypatch)
+    boxplots.error_vs_power_figure(tmp_path / "b", [{"title": "Standard training", "groups": groups}], width="page")
+    fig = kept["b"]
+    fig.canvas.draw()
+    low, high = fig.axes
+    assert low.get_shared_y_axes().joined(low, high) and not high.spines["left"].get_visible()
+    # One unit (mW) for both parts; each part spans its own boxes, the low one the wider.
+    assert fig.subfigs[0].get_supxlabel() == "Average power (mW)"
+    assert low.get_xlim()[1] < 3.5 and 100 < high.get_xlim()[0] < 207 and 1230 < high.get_xlim()[1]
+    assert low.get_position().width > 1.2 * high.get_position().width
+    assert fig.subfigs[0].get_suptitle() == "Standard training"
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == [g["label"] for g in groups]
+    # Without a jump of a decade the figure keeps one power axis per panel.
+    boxplots.error_vs_power_figure(tmp_path / "c", [{"title": "t", "groups": groups[:7]}])
+    assert len(kept["c"].axes) == 1 and not kept["c"].subfigs
+
+
+def _cielab(colours):
+    """(n, 3) CIELAB (D65) of matplotlib colours, from sRGB."""
+    from matplotlib.colors import to_rgb
+    rgb = np.array([to_rgb(c) for c in colours])
+    linear = np.where(rgb <= 0.04045, rgb / 12.92, ((rgb + 0.055) / 1.055) ** 2.4)
+    xyz = linear @ np.array([[0.4124, 0.3576, 0.1805], [0.2126, 0.7152, 0.0722], [0.0193, 0.1192, 0.9505]]).T
+    xyz /= np.array([0.95047, 1.0, 1.08883])
+    f = np.where(xyz > 0.008856, np.cbrt(xyz), 7.787 * xyz + 16 / 116)
+    return np.stack([116 * f[:, 1] - 16, 500 * (f[:, 0] - f[:, 1]), 200 * (f[:, 1] - f[:, 2])], axis=1)
+
+
+def test_boxes_that_would_cover_each_other_are_set_side_by_side(tmp_path, monkeypatch):
+    width = 0.05
+    reach = boxplots.MEDIAN_REACH * width
+    log_x = np.log10([1.0, 1.01, 1.02, 2.0])
+    # The first two clash (same power, overlapping whiskers); the third is close but far lower.
+    whiskers = [(10.0, 12.0), (11.0, 13.0), (1.0, 2.0), (10.0, 12.0)]
+    offsets = boxplots.dodge_offsets(log_x, whiskers, width)
+    moved = log_x + offsets
+    assert offsets[2] == offsets[3] == 0
+    assert moved[1] - moved[0] == pytest.approx(1.05 * reach)
+    assert (moved[0] + moved[1]) / 2 == pytest.approx((log_x[0] + log_x[1]) / 2)  # around their mean
+    # Three at one power: spread in order, and a spread that reaches a neighbour pulls it in.
+    offsets = boxplots.dodge_offsets(np.log10([1.0, 1.0, 1.0, 1.15]), [(0, 1)] * 4, width)
+    moved = np.log10([1.0, 1.0, 1.0, 1.15]) + offsets
+    assert np.all(np.diff(moved) >= reach - 1e-12)
+    assert boxplots.dodge_offsets(np.log10([1.0, 3.0]), [(0, 1)] * 2, width).tolist() == [0, 0]
+    # Drawn: the moved boxes keep a tick at their true median power.
+    kept = _kept_figures(monkeypatch)
+    groups = [{"label": f"g{k}", "power": np.full(5, p), "error": np.full(5, 10.0)}
+              for k, p in enumerate([1e-3, 1.005e-3])]
+    boxplots.error_vs_power_figure(tmp_path / "d", [{"title": "t", "groups": groups}])
+    axis = kept["d"].axes[0]
+    ticks = [line for line in axis.lines if line.get_transform() == axis.get_xaxis_transform()]
+    assert sorted(line.get_xdata()[0] for line in ticks) == pytest.approx([1.0, 1.005])
+
+
+def test_setup_colours_tell_the_nine_setups_apart():
+    lab = _cielab(style.SETUP_COLORS.values())
+    distance = np.sqrt(((lab[:, None] - lab[None]) ** 2).sum(-1))[np.triu_indices(9, 1)]
+    assert len(lab) == 9 and distance.min() >= 35  # Okabe-Ito's sky-blue and blue: 26
+    assert _cielab(["#000000"])[0] == pytest.approx([0, 0, 0], abs=1e-6)
+    assert _cielab(["#FFFFFF"])[0] == pytest.approx([100, 0, 0], abs=0.05)
+
+
 def test_error_axis_is_shared_only_when_no_panel_is_flattened(tmp_path, rng, monkeypatch):
     low = [rng.normal(8, 0.3, 5), rng.normal(8.5, 0.3, 5)]
     high = [rng.normal(12, 0.5, 5), rng.normal(24, 0.5, 5)]
@@ -356,7 +438,7 @@ def test_error_axis_is_shared_only_when_no_panel_is_flattened(tmp_path, rng, mon
 def test_heatmap_colour_bar_carries_numbers(tmp_path, monkeypatch):
     kept = _kept_figures(monkeypatch)
     errors = np.array([[40.0, 45.0, 88.0], [8.0, 9.5, 8.2]])
-    heatmap.robustness_heatmap(tmp_path / "h", errors, ["a", "b", "c"], ["x", "y"])
+    heatmap.robustness_heatmap(tmp_path / "h", errors, ["a", "b", "c"], ["x", "y"], normalise_rows=True)
     fig = kept["h"]
     fig.canvas.draw()
     bar = fig.axes[1]
@@ -368,6 +450,32 @@ def test_heatmap_colour_bar_carries_numbers(tmp_path, monkeypatch):
     image = fig.axes[0].images[0].get_array()
     assert image[0].tolist() == [0.0, 5.0, 48.0]  # excess over the row's lowest, in pp
     assert image[1].tolist() == pytest.approx([0.0, 1.5, 0.2])
+    # The numbers show what the colours show; the rows' labels give their lowest errors.
+    assert [t.get_text() for t in fig.axes[0].texts] == ["0", "+5.0", "+48.0", "0", "+1.5", "+0.2"]
+    assert [t.get_text() for t in fig.axes[0].get_yticklabels()] == ["x (40.0 %)", "y (8.0 %)"]
+
+
+def test_heatmap_numbers_and_colours_show_the_error(tmp_path, monkeypatch):
+    kept = _kept_figures(monkeypatch)
+    errors = np.array([[40.0, 45.0, 88.0], [8.0, 9.5, np.nan]])
+    heatmap.robustness_heatmap(tmp_path / "h", errors, ["a", "b", "c"], ["x", "y"])
+    fig = kept["h"]
+    fig.canvas.draw()
+    axis, bar = fig.axes[:2]
+    image = axis.images[0]
+    assert bar.get_ylabel() == "Median test error (%)" and image.norm.vmin == 8.0 and image.norm.vmax == 88.0
+    assert image.norm.__class__.__name__ == "LogNorm"  # 8 % to 88 %: a factor of 11
+    texts = [t.get_text() for t in axis.texts]
+    assert texts == ["40.0", "45.0", "88.0", "8.0", "9.5", "–"]
+    shown = np.ma.filled(image.get_array(), np.nan)
+    for text, value in zip(texts, shown.reshape(-1)):
+        assert text == "–" if np.isnan(value) else float(text) == value
+    labels = [float(t.label2.get_text()) for t in bar.yaxis.get_major_ticks()
+              if t.label2.get_visible() and t.label2.get_text() and 8.0 <= t.get_loc() <= 88.0]
+    assert len(labels) >= 3
+    # A narrow range gets a linear scale (a log one would label a twentieth of a decade).
+    heatmap.robustness_heatmap(tmp_path / "n", np.array([[84.0, 90.0], [92.0, 94.0]]), ["a", "b"], ["x", "y"])
+    assert kept["n"].axes[0].images[0].norm.__class__.__name__ == "Normalize"
 
 
 def test_network_names_come_from_one_table():
@@ -385,6 +493,17 @@ def test_network_names_come_from_one_table():
 
 def test_training_legend_and_grid():
     assert [h.get_label() for h in training.curve_legend_handles()] == ["Training", "Validation", "Test"]
+    handles = training.curve_legend_handles(1, {"test markers", "test band"})
+    assert [h.get_label() for h in handles] == ["Training", "Validation", "Test", training.TEST_BAND_LABEL]
+    assert handles[2].get_marker() == "o" and handles[0].get_marker() in (None, "None", "")
+
+
+def test_training_legend_names_the_test_markers_and_band(tmp_path, rng, monkeypatch):
+    kept = _kept_figures(monkeypatch)
+    training.training_curves_figure(tmp_path / "t", [_panel(rng, n_networks=1)])
+    legend = kept["t"].legends[0]
+    assert [t.get_text() for t in legend.get_texts()] == ["Training", "Validation", "Test", "Test IQR"]
+    assert legend.legend_handles[2].get_marker() == "o"
     for n in (1, 2, 3, 4, 6, 8, 9, 10, 12, 15):
         assert n % training.grid_columns(n) == 0
     titles = training.fit_titles(["Standard → High-R PF + stuck on", "Aware → Stuck off"], 1.4)

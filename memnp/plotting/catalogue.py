@@ -306,7 +306,8 @@ def adc(ctx, out):
         label, color = _SWEEP_STYLE[training]
         for suffix, layout, linestyle, marker in (("", "one array", "-", "o"), ("_tiles", "128 x 64 tiles", "--", "s")):
             found = _sweep_series(view, training, [f"adc{b}{suffix}" for b in ADC_BITS], ADC_BITS,
-                                  label=f"{label}, {layout}", color=color, linestyle=linestyle, marker=marker)
+                                  label=f"{label}, {layout}", group=label, variant=layout, color=color,
+                                  linestyle=linestyle, marker=marker)
             if found is not None:
                 series.append(found)
     if not series:
@@ -316,7 +317,8 @@ def adc(ctx, out):
         result = view.error_power(training, "high_pf")
         if result is not None:
             label, color = _SWEEP_STYLE[training]
-            references.append({"label": f"{label}, no ADC", "color": color, "value": np.median(result[0])})
+            references.append({"label": f"{label}, no ADC", "variant": "no ADC", "color": color,
+                               "value": np.median(result[0])})
     return sweeps.adc_figure(out / "adc", series, references=references)
 
 

@@ -162,8 +162,9 @@ def siox_iv_figure(path, V, I, R, c, d_eps, fits=None, *,
         if axis.get_legend_handles_labels()[0]:
             # Both parameters fall with ln R: the upper right of each panel is empty.
             axis.legend(loc="upper right", handlelength=1.8, borderaxespad=0.2, fontsize=6.5)
-    ln_c_axis.text(np.log(split_resistance), 1.0, r" $1/G_0$", transform=ln_c_axis.get_xaxis_transform(),
-                   va="top", ha="left", fontsize=6.5, color="grey")
+    # Left of the boundary line: the legend fills the upper right.
+    ln_c_axis.text(np.log(split_resistance), 1.0, r"$1/G_0$ ", transform=ln_c_axis.get_xaxis_transform(),
+                   va="top", ha="right", fontsize=6.5, color="grey")
     ln_c_axis.tick_params(labelbottom=False)
     ln_d_axis.set_xlabel(r"$\ln\,(R\ /\ \Omega)$, $R$ read at 0.1 V")
     fig.align_ylabels([ln_c_axis, ln_d_axis])
@@ -309,7 +310,11 @@ def ta_hfo2_figure(path, G_reads, G_off, G_on, stuck_values, *, stuck_mask=None,
     right.plot(np.zeros_like(stuck_values), 1e3 * stuck_values, ls="none", marker="_", ms=6,
                color=colors[True], alpha=0.3)
     right.set_xlim(left=0)
-    right.set_xlabel(r"Density (mS$^{-1}$)")
+    # The right panel is the kernel density estimate of the stuck devices' conductances (their
+    # values as ticks at zero density), on the left panel's conductance axis.
+    right.set_title("Stuck devices' $G$", fontsize=7.5)
+    right.set_xlabel("Density of $G$\n" + r"(mS$^{-1}$)")
+    left.set_title("Conductance over pulses", fontsize=7.5)
     right.tick_params(labelleft=False)
     if synthetic:
         left.text(0.98, 0.98, "synthetic data", transform=left.transAxes, ha="right", va="top",

@@ -8,6 +8,20 @@ from matplotlib.colors import LogNorm, Normalize
 from matplotlib.patches import Rectangle
 
 from . import style
+from .ticks import label_log_axis
+
+
+#: The error colour scale is logarithmic when the largest error is at least this many times the
+#: smallest (else linear).
+LOG_SCALE_RATIO = 3.0
+
+
+def cell_text(error, excess=None):
+    """A cell's number: the error (%) with one decimal (none at 100 %), or, given ``excess``,
+    the percentage points above the row's lowest error ("+2.5"; "0" for the lowest)."""
+    if excess is not None:
+        return "0" if excess == 0 else f"+{excess:.1f}"
+    return f"{error:.1f}" if error < 99.95 else f"{error:.0f}"
 
 
 def _text_color(rgba):
@@ -16,19 +30,22 @@ def _text_color(rgba):
 
 
 @style.styled
-def robustness_heatmap(path, errors, training_labels, inference_labels, *, normalise_rows=True,
+def robustness_heatmap(path, errors, training_labels, inference_labels, *, normalise_rows=False,
                        mark_best=True, cmap="viridis"):
     """Median test error (%) of trained networks (columns) on inference setups (rows), annotated.
+
+    A cell's colour and its number always show one quantity, named by the colour bar.
 
     Args:
         path: output path.
         errors: (n_inference, n_training) median test error (%); NaN where a pair was not run.
         training_labels: (n_training,) column labels; inference_labels: (n_inference,) row labels.
-        normalise_rows: colour each cell by how far its error lies above the lowest error of its
-            row (percentage points, one linear scale for every row, with numbers on the colour
-            bar), so that the ranking within an inference setup shows whatever its error level;
-            the annotations always show the error itself. Otherwise colour the error itself, on
-            one logarithmic scale for the whole matrix.
+        normalise_rows: False (default): colour and number are the error itself (%), on one
+            colour scale for the whole matrix (logarithmic when the errors span a factor of
+            :data:`LOG_SCALE_RATIO` or more, else linear). True: colour and number are how far
+            the error lies above the lowest error of its row (percentage points, "+2.5", one
+            linear scale for every row), so that the ranking within an inference setup shows
+            whatever its error level; each row's label then gives its lowest error (%).
         mark_best: outline the lowest error of each row (every one, when tied).
     Returns:
         [png_path, pdf_path].
@@ -54,7 +71,10 @@ def robustness_heatmap(path, errors, training_labels, inference_labels, *, norma
     else:
         positive = errors[np.isfinite(errors) & (errors > 0)]
         lo, hi = (positive.min(), positive.max()) if positive.size else (0.1, 100.0)
-        norm = LogNorm(lo, max(hi, lo * 1.01))
+        if hi >= LOG_SCALE_RATIO * lo:
+            norm = LogNorm(lo, hi)
+        else:  # a narrow range: a linear scale labels it better than a fraction of a decade
+            norm = Normalize(lo, max(hi, lo + 0.1))
         shown = np.where(errors > 0, errors, lo)
         shown[~np.isfinite(errors)] = np.nan
 
@@ -74,12 +94,15 @@ def robustness_heatmap(path, errors, training_labels, inference_labels, *, norma
                 axis.text(j, i, "–", ha="center", va="center", fontsize=font, color="grey")
                 continue
             rgba = colormap(norm(shown[i, j]))
-            text = f"{row[j]:.1f}" if row[j] < 99.95 else f"{row[j]:.0f}"
+            text = cell_text(row[j], shown[i, j] if normalise_rows else None)
             axis.text(j, i, text, ha="center", va="center", fontsize=font, color=_text_color(rgba),
                       fontweight="bold" if (mark_best and j in best) else "normal")
         for j in best if mark_best else ():
             axis.add_patch(Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, edgecolor="black", lw=1.0))
     axis.set_xticks(range(n_train), training_labels, rotation=40, ha="right", rotation_mode="anchor")
+    if normalise_rows:
+        inference_labels = [f"{label} ({cell_text(np.nanmin(row))} %)" if np.isfinite(row).any() else str(label)
+                            for label, row in zip(inference_labels, errors)]
     axis.set_yticks(range(n_inf), inference_labels)
     axis.tick_params(length=0)
     for spine in axis.spines.values():
@@ -88,7 +111,9 @@ def robustness_heatmap(path, errors, training_labels, inference_labels, *, norma
     axis.set_ylabel("Inference")
     bar = fig.colorbar(ScalarMappable(norm=norm, cmap=colormap), ax=axis, aspect=25, pad=0.015)
     if normalise_rows:
-        bar.set_label("Median test error above\nthe row's lowest (pp)")
+        bar.set_label("Median test error above the row's\nlowest (pp; lowest in brackets, %)")
     else:
         bar.set_label("Median test error (%)")
+        if isinstance(norm, LogNorm):
+            label_log_axis(bar.ax.yaxis)
     return style.save(fig, path)

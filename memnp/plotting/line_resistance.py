@@ -96,7 +96,11 @@ def line_resistance_figure(path, panels):
         ax.set_xlabel("Line resistance r (Ω per segment)")
         ax.set_ylim(bottom=0)
     axes[0].set_ylabel("Test error (%)")
-    axes[-1].legend(loc="best")
+    handles = {}
+    for ax in axes:  # one entry per training, above the panels (where it covers no data)
+        for handle, label in zip(*ax.get_legend_handles_labels()):
+            handles.setdefault(label, handle)
+    fig.legend(handles.values(), handles.keys(), loc="outside upper center", ncols=len(handles))
     return style.save(fig, path)
 
 

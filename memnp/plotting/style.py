@@ -6,7 +6,7 @@ fonts that stay readable at that size (7-8 pt). Every figure is a plain
 state or the interactive backend, and nothing ever calls ``show``.
 
 Colours come from the Okabe-Ito palette (distinguishable with the common colour-vision
-deficiencies). Each inference/training setup of the paper has a fixed colour, so the same setup
+deficiencies), with three of Paul Tol's where the nine inference setups need more. Each inference/training setup of the paper has a fixed colour, so the same setup
 looks the same in every figure.
 """
 from __future__ import annotations
@@ -92,12 +92,14 @@ CURVE_COLORS = {
 }
 CURVE_LABELS = {"training": "Training", "validation": "Validation", "test": "Test"}
 
-#: The paper's nine inference setups (docs/model.md §7), by their names in memnp.experiments.registry.
+#: The paper's nine inference setups (docs/model.md §7), by their names in memnp.experiments.registry:
+#: colours chosen so that every two differ by at least 35 in CIELAB (ΔE*ab), the nine boxes of one
+#: network's error-vs-power figure sharing one legend.
 SETUP_COLORS = {
     "ideal": COLORS["black"],
-    "low_pf": COLORS["sky-blue"],
+    "low_pf": "#88CCEE",  # Paul Tol's cyan: lighter than sky-blue, apart from high_pf's blue
     "high_pf": COLORS["blue"],
-    "stuck_off": COLORS["orange"],
+    "stuck_off": "#332288",  # Paul Tol's indigo: Okabe-Ito's orange is close to vermilion
     "high_pf_stuck_on": COLORS["vermilion"],
     "d2d_more": COLORS["bluish-green"],
     "d2d_less": "#999933",  # olive: Okabe-Ito's yellow is too light on white

@@ -3,11 +3,17 @@ time after programming (``drift``, log axis) and against the ADC's bits (``adc``
 
 Each series is a dict {"label", "color", "x": (k,), "median", "q25", "q75": (k,) test error in
 per cent, NaN where a point has no result}, optionally "linestyle" and "marker"; the line joins the
-medians and the band spans the interquartile range.
+medians and the band spans the interquartile range. A series may also name its "group" (what
+its colour stands for, e.g. the training) and its "variant" (what its line style and marker stand
+for, e.g. the array layout): the legend then has one entry per group and one per variant instead
+of one per series. Legends sit above the axes, where they cover no data.
 """
 from __future__ import annotations
 
 import numpy as np
+
+from matplotlib.lines import Line2D
+from matplotlib.patches import Patch
 
 from . import style
 
@@ -32,9 +38,55 @@ def _check(series):
 
 def _draw(ax, s):
     ok = np.isfinite(s["median"])
-    ax.fill_between(s["x"][ok], s["q25"][ok], s["q75"][ok], color=s["color"], alpha=0.18, linewidth=0)
+    ax.fill_between(s["x"][ok], s["q25"][ok], s["q75"][ok], color=s["color"], alpha=BAND_ALPHA, linewidth=0)
     ax.plot(s["x"][ok], s["median"][ok], color=s["color"], linestyle=s.get("linestyle", "-"),
             marker=s.get("marker", "o"), label=s["label"])
+
+
+#: Colour of the legend entries that stand for a line style, marker or band of every colour.
+_NEUTRAL = style.COLORS["grey"]
+#: Opacity of the interquartile bands.
+BAND_ALPHA = 0.18
+#: Legend label of the interquartile bands.
+BAND_LABEL = "Interquartile range"
+
+
+def legend_handles(series, references=(), *, trained_at=False):
+    """Legend handles for every mark of a sweep figure: the series (factored by "group" and
+    "variant" when every series names both), the reference lines, the hollow trained-at marker
+    (when ``trained_at``) and the interquartile band, in an order that fills two legend columns
+    with the colours first."""
+    factored = all("group" in s and "variant" in s for s in series)
+    colours, styles = [], []
+    if factored:
+        for group, color in dict.fromkeys((s["group"], s["color"]) for s in series):
+            colours.append(Line2D([], [], color=color, lw=2.0, label=group))
+        for variant, ls, marker in dict.fromkeys((s["variant"], s.get("linestyle", "-"), s.get("marker", "o"))
+                                                 for s in series):
+            styles.append(Line2D([], [], color=_NEUTRAL, ls=ls, marker=marker, label=variant))
+    else:
+        colours += [Line2D([], [], color=s["color"], ls=s.get("linestyle", "-"), marker=s.get("marker", "o"),
+                           label=s["label"]) for s in series]
+    shown_references = {}
+    for ref in references:
+        if factored and "variant" in ref:
+            shown_references.setdefault(ref["variant"], Line2D([], [], color=_NEUTRAL, ls=":", lw=0.8,
+                                                               label=ref["variant"]))
+        else:
+            shown_references.setdefault(ref["label"], Line2D([], [], color=ref["color"], ls=":", lw=0.8,
+                                                             label=ref["label"]))
+    styles += list(shown_references.values())
+    if trained_at:
+        styles.append(Line2D([], [], ls="none", marker="o", markersize=7, markerfacecolor="none",
+                             markeredgecolor=_NEUTRAL, label="Time trained for"))
+    band = Patch(facecolor=_NEUTRAL, alpha=BAND_ALPHA, lw=0, label=BAND_LABEL)
+    # Two columns, filled column-wise: the colours (and the band) left, the styles right.
+    return colours + [band] + styles if styles else colours + [band]
+
+
+def _legend(fig, handles):
+    fig.legend(handles=handles, loc="outside upper center", ncols=2 if len(handles) > 2 else len(handles),
+               handlelength=2.0, columnspacing=1.2)
 
 
 @style.styled
@@ -67,7 +119,9 @@ def drift_figure(path, series, *, trained_at=None):
     ax.minorticks_off()
     ax.set_xlabel("Time after programming")
     ax.set_ylabel("Test error (%)")
-    ax.legend(loc="best")
+    marked = any(t is not None and t in set(s["x"].tolist())
+                 for s in series for t in [(trained_at or {}).get(s["label"])])
+    _legend(fig, legend_handles(series, trained_at=marked))
     return style.save(fig, path)
 
 
@@ -77,8 +131,9 @@ def adc_figure(path, series, *, references=()):
 
     Args:
         path: output path. series: see the module docstring; "x" in bits.
-        references: optional [{"label", "color", "value": median error % without ADCs}], drawn
-            as dotted horizontal lines.
+        references: optional [{"label", "color", "value": median error % without ADCs}, optionally
+            "variant" (its legend entry when the series are factored)], drawn as dotted
+            horizontal lines.
     Returns:
         [png_path, pdf_path].
     """
@@ -88,10 +143,11 @@ def adc_figure(path, series, *, references=()):
     for s in series:
         _draw(ax, s)
     for ref in references:
-        ax.axhline(float(ref["value"]), color=ref["color"], linestyle=":", linewidth=0.8, label=ref["label"])
+        ax.axhline(float(ref["value"]), color=ref["color"], linestyle=":", linewidth=0.8,
+                   label=ref.get("label"))
     bits = sorted({int(x) for s in series for x in s["x"]})
     ax.set_xticks(bits)
     ax.set_xlabel("ADC resolution (bits)")
     ax.set_ylabel("Test error (%)")
-    ax.legend(loc="best")
+    _legend(fig, legend_handles(series, references))
     return style.save(fig, path)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 from matplotlib.lines import Line2D
+from matplotlib.patches import Patch
 
 from . import style
 from .ticks import FittingIntegerLocator
@@ -54,10 +55,21 @@ def _check_panel(panel):
     return out
 
 
+#: Opacity of the test curve's interquartile band.
+TEST_BAND_ALPHA = 0.15
+#: Legend label of that band.
+TEST_BAND_LABEL = "Test IQR"
+
+
 def draw_training_curves(axis, panel, *, log_y=False):
-    """Draw one panel's curves on ``axis`` (see the module docstring for ``panel``)."""
+    """Draw one panel's curves on ``axis`` (see the module docstring for ``panel``).
+
+    Returns the set of the optional marks drawn, for the legend: "test markers" (a marker at
+    each test evaluation) and "test band" (the test error's interquartile range).
+    """
     data = _check_panel(panel)
     colors = style.CURVE_COLORS
+    drawn = set()
     for k, curve in enumerate(data["training"]):
         axis.plot(data["epochs"], curve, color=colors["training"], lw=0.8,
                   ls=LINESTYLES[k % len(LINESTYLES)])
@@ -71,21 +83,33 @@ def draw_training_curves(axis, panel, *, log_y=False):
                 median = np.nanmedian(values, axis=1)
                 if role == "test" and values.shape[1] > 1:
                     q1, q3 = np.nanpercentile(values, [25, 75], axis=1)
-                    axis.fill_between(x, q1, q3, color=colors[role], alpha=0.15, lw=0)
+                    axis.fill_between(x, q1, q3, color=colors[role], alpha=TEST_BAND_ALPHA, lw=0)
+                    drawn.add("test band")
             else:
                 median = values
             marker = "o" if x.size <= 30 and role == "test" else None
+            if marker:
+                drawn.add("test markers")
             axis.plot(x, median, color=colors[role], lw=0.8, ls=ls, marker=marker, ms=2)
     if log_y:
         axis.set_yscale("log")
     axis.xaxis.set_major_locator(FittingIntegerLocator())
     if panel.get("title"):
         axis.set_title(panel["title"], fontsize=7.5)
+    return drawn
 
 
-def curve_legend_handles(n_networks=1):
-    """Legend handles for the three curve roles (and the network line styles when > 1)."""
-    handles = [Line2D([], [], color=style.CURVE_COLORS[r], label=ROLE_LABELS[r]) for r in ROLE_LABELS]
+def curve_legend_handles(n_networks=1, marks=()):
+    """Legend handles for the three curve roles (and the network line styles when > 1).
+
+    ``marks``: the optional marks drawn (:func:`draw_training_curves`' return values): the test
+    handle then carries the markers, and the band gets an entry."""
+    handles = [Line2D([], [], color=style.CURVE_COLORS[r], label=ROLE_LABELS[r],
+                      marker="o" if r == "test" and "test markers" in marks else None, ms=2)
+               for r in ROLE_LABELS]
+    if "test band" in marks:
+        handles.append(Patch(facecolor=style.CURVE_COLORS["test"], alpha=TEST_BAND_ALPHA, lw=0,
+                             label=TEST_BAND_LABEL))
     if n_networks > 1:
         handles += [Line2D([], [], color="grey", ls=LINESTYLES[k % len(LINESTYLES)], lw=0.8,
                            label=f"network {k + 1}") for k in range(min(n_networks, len(LINESTYLES)))]
@@ -142,12 +166,12 @@ def training_curves_figure(path, panels, *, log_y=False, ncols=None, title=None)
     fig = style.new_figure(width, height=0.4 + 1.55 * nrows)
     axes = fig.subplots(nrows, ncols, sharex=True, sharey=True, squeeze=False)
     titles = fit_titles([p.get("title") or "" for p in panels], 0.85 * fig.get_figwidth() / ncols)
-    n_networks = 1
+    n_networks, marks = 1, set()
     for idx, axis in enumerate(axes.flat):
         if idx >= len(panels):
             axis.set_visible(False)
             continue
-        draw_training_curves(axis, {**panels[idx], "title": titles[idx]}, log_y=log_y)
+        marks |= draw_training_curves(axis, {**panels[idx], "title": titles[idx]}, log_y=log_y)
         n_networks = max(n_networks, np.atleast_2d(np.asarray(panels[idx]["training"])).shape[0])
         if idx // ncols == nrows - 1 or idx + ncols >= len(panels):
             axis.set_xlabel("Epoch")
@@ -155,7 +179,7 @@ def training_curves_figure(path, panels, *, log_y=False, ncols=None, title=None)
         if idx % ncols == 0:
             row_label = panels[idx].get("row_label")
             axis.set_ylabel(f"{row_label}\nError (%)" if row_label else "Error (%)")
-    handles = curve_legend_handles(n_networks)
+    handles = curve_legend_handles(n_networks, marks)
     fig.legend(handles=handles, loc="outside upper center", ncols=_legend_columns(len(handles), ncols),
                handlelength=1.8, columnspacing=1.0)
     if title:
@@ -181,9 +205,9 @@ def cnn_figure(path, panels, groups, *, box_title="Test (nonideal inference)"):
         raise ValueError("panels must hold at least one panel")
     fig = style.new_figure("page", height=2.3)
     axes = fig.subplots(1, len(panels) + 1, sharey=True, width_ratios=[1.0] * len(panels) + [0.8])
-    n_networks = 1
+    n_networks, marks = 1, set()
     for axis, panel in zip(axes[:-1], panels):
-        draw_training_curves(axis, panel)
+        marks |= draw_training_curves(axis, panel)
         axis.set_xlabel("Epoch")
         n_networks = max(n_networks, np.atleast_2d(np.asarray(panel["training"])).shape[0])
     axes[0].set_ylabel("Error (%)")
@@ -191,7 +215,7 @@ def cnn_figure(path, panels, groups, *, box_title="Test (nonideal inference)"):
     axes[-1].set_ylabel("")
     axes[-1].set_xlabel("Training")
     axes[-1].set_title(box_title, fontsize=7.5)
-    handles = curve_legend_handles(n_networks)
+    handles = curve_legend_handles(n_networks, marks)
     fig.legend(handles=handles, loc="outside upper center", ncols=_legend_columns(len(handles), 3),
                handlelength=1.8, columnspacing=1.0)
     return style.save(fig, path)
