@@ -15,8 +15,7 @@ import numpy as np
 from ..kernels import conductance_chain, get_backend, stage_draws
 from ..kernels.backend import backend_name
 from . import tiling
-from .nonidealities.read_noise import MIN_FACTOR
-from .pipeline import DRAWS, Draws
+from .pipeline import Draws
 from . import validation
 
 #: Backend modules by resolved name (a pass is built for every layer read).
@@ -48,13 +47,13 @@ class CrossbarPass:
         that goes on from batch to batch), else from ``rng``."""
         if self.stage.fused_conductances:
             # One block of raw words per Generator (memnp.kernels.stage_draws): the same draws.
-            fused = stage_draws.sample(self.stage.phases, shape, rng, read_rng, dtype, MIN_FACTOR,
-                                       self.stage.draw_plan)
+            fused = stage_draws.sample(self.stage.phases, shape, rng, read_rng, dtype,
+                                       draw_plan=self.stage.draw_plan)
             if fused is not None:
                 return Draws(fused)
         draws = Draws()
         for name, item in self.stage.phases.items():
-            kind = DRAWS[name]
+            kind = item.draws
             if kind is None:
                 continue
             source = read_rng if kind == "read" and read_rng is not None else rng

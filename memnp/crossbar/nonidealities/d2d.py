@@ -10,6 +10,7 @@ import dataclasses
 import numpy as np
 
 from ...kernels import d2d_devices
+from ...kernels import fused as fused_records
 from ...kernels.normal import standard_normal
 from ..validation import conductance_range, non_negative
 from .base import LinearityPreserving, register
@@ -36,9 +37,17 @@ class D2DLognormal(LinearityPreserving):
         object.__setattr__(self, "R_on_log_std", non_negative("R_on_log_std", self.R_on_log_std))
         object.__setattr__(self, "R_off_log_std", non_negative("R_off_log_std", self.R_off_log_std))
 
+    phase = "programming"
+    draws = "chip"
+    paper = True
+
     @property
     def label(self):
         return f"D2DLognormal(R_on_log_std={self.R_on_log_std:.4g},R_off_log_std={self.R_off_log_std:.4g})"
+
+    def fused(self):
+        """The conductance loop's D2D record (memnp.kernels.fused.D2D): the constants of sigma(R)."""
+        return fused_records.D2D(*(float(v) for v in d2d_devices._constants(self)))
 
     def _sigma(self, R):
         """(sigma(R), d sigma / dR), each the shape and dtype of R (ohms)."""

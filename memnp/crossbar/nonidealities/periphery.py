@@ -44,6 +44,8 @@ class DAC(Periphery):
     def __post_init__(self):
         object.__setattr__(self, "bits", _bits(self.bits))
 
+    phase = "dac"
+
     @property
     def label(self):
         return f"DAC(bits={self.bits})"
@@ -118,6 +120,8 @@ class ADC(Periphery):
                 raise ValueError(f"full_scale must be {WORST_CASE!r} or a current > 0 (A); got {self.full_scale!r}")
             object.__setattr__(self, "full_scale", positive("full_scale (A)", self.full_scale))
 
+    phase = "adc"
+
     @property
     def label(self):
         fs = self.full_scale if isinstance(self.full_scale, str) else f"{self.full_scale:.4g}"
@@ -159,6 +163,8 @@ class Tiles(Periphery):
     def __post_init__(self):
         object.__setattr__(self, "rows", _size("rows", self.rows))
         object.__setattr__(self, "cols", _size("cols", self.cols))
+
+    phase = "tiles"
 
     @property
     def label(self):

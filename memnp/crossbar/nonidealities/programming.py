@@ -36,6 +36,9 @@ class ProgrammingNoise(LinearityPreserving):
         object.__setattr__(self, "sigma_rel", non_negative("sigma_rel", self.sigma_rel))
         object.__setattr__(self, "sigma_abs", non_negative("sigma_abs", self.sigma_abs))
 
+    phase = "programming"
+    draws = "chip"
+
     @property
     def label(self):
         return f"ProgrammingNoise(sigma_rel={self.sigma_rel:.4g},sigma_abs={self.sigma_abs:.4g})"

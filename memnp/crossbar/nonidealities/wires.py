@@ -68,6 +68,8 @@ class LineResistance(Nonideality):
         object.__setattr__(self, "r_word", non_negative("r_word", self.r_word))
         object.__setattr__(self, "r_bit", non_negative("r_bit", self.r_bit))
 
+    phase = "wires"
+
     @property
     def label(self):
         return f"LineResistance(r_word={self.r_word:.4g},r_bit={self.r_bit:.4g})"
