@@ -13,31 +13,17 @@ G: exact for every differentiable phase, straight-through for the quantisers.
 import numpy as np
 
 from ..kernels import conductance_chain, get_backend, stage_draws
-from ..kernels.backend import backend_name
 from . import tiling
 from .pipeline import Draws
 from . import validation
 
-#: Backend modules by resolved name (a pass is built for every layer read).
-_BACKENDS = {}
-
-
-def _backend(name):
-    """get_backend(name), with the module looked up once per resolved name."""
-    name = backend_name(name)
-    module = _BACKENDS.get(name)
-    if module is None:
-        module = _BACKENDS[name] = get_backend(name)
-    return module
-
-
 class CrossbarPass:
-    """Currents I (p, n) in A from voltages V (p, m) in V and conductances G (m, n) in S."""
+    """Currents I (p, n) in A from voltages V (p, m) in V and conductances G (m, n) in S, on
+    ``backend`` (a memnp.kernels.backend.Backend, or its name: resolved once, here)."""
 
     def __init__(self, stage, backend=None):
         self.stage = stage
-        self.backend_name = backend
-        self.backend = _backend(backend)
+        self.backend = get_backend(backend)
         self._cache = None
         self._vjp_args = None
 
@@ -105,8 +91,7 @@ class CrossbarPass:
             I = self.backend.pf_currents(V_read, *devices) if pf is not None \
                 else self.backend.ideal_currents(V_read, G_read)
         else:
-            I, tiles = tiling.read(self.backend, stage, V_read, G_read, devices, rows, n_rows,
-                                   self.backend_name)
+            I, tiles = tiling.read(self.backend, stage, V_read, G_read, devices, rows, n_rows)
         self._cache = (V, G, G_read, draws, devices, V_read, inputs, tiles)
         self._vjp_args = vjp_args
         return I

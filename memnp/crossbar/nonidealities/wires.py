@@ -22,6 +22,7 @@ import dataclasses
 
 import numpy as np
 
+from ...kernels import get_backend
 from ..validation import non_negative
 from .base import Nonideality, register
 
@@ -55,8 +56,9 @@ class LineResistance(Nonideality):
     - ``power(state) -> {"device", "wires", "total"}`` in W, averaged over the examples;
     - ``report(state) -> SolveReport`` (per example: status, iterations, residual).
 
-    Backends: ``numpy`` (dense Newton, small arrays only: the reference), ``cpu`` (Newton-CG in
-    Numba, the default), ``cuda``.
+    Backends (a memnp.kernels.backend.Backend or its name): ``numpy`` (dense Newton, small arrays
+    only: the reference), ``cpu`` (Newton-CG in Numba, the default), ``cuda``; each backend's
+    ``circuit`` solves (memnp.circuit.dispatch).
     """
 
     r_word: float
@@ -86,11 +88,9 @@ class LineResistance(Nonideality):
     def currents(self, V, G, devices=None, backend=None):
         """(I (p, n) in A, state): the currents reaching the sense amplifiers."""
         from ...circuit import dispatch
-        from ...kernels.backend import backend_name
         V, G, devices = _check(V, G, devices)
-        name = backend_name(backend)
         tolerance = dispatch.tolerance(V.dtype)
-        state = _State(name, V, G, devices, tolerance)
+        state = _State(get_backend(backend), V, G, devices, tolerance)
         I = dispatch.forward(self, state)
         state.report.raise_unless_converged(self.describe(*G.shape))
         return I, state
