@@ -12,6 +12,7 @@ The layers may hand over only the crossbar rows some input drives (``rows``: the
 full crossbar of ``n_rows`` rows; the others carry no current); the arrays are cut in the full
 crossbar's row numbering, so the cut and every ADC's full scale do not depend on the inputs.
 """
+import dataclasses
 import functools
 
 import numpy as np
@@ -22,7 +23,50 @@ from ..kernels import tiling as tiled_kernels
 from ..kernels.backend import stack_rows
 from .nonidealities.periphery import WORST_CASE, Tiles
 
-__all__ = ["Tiles", "worst_case_current", "blocks", "read", "read_vjp", "power_parts"]
+__all__ = ["Tiles", "worst_case_current", "blocks", "read", "read_vjp", "power_parts", "ArrayRead",
+           "ArraysRead", "StackedRead"]
+
+
+@dataclasses.dataclass(eq=False)
+class ArrayRead:
+    """One array's read: its rows r0:r1 and columns c0:c1 of the matrices handed over, its V
+    (p, r1 - r0), G and devices ((c, d_eps) or None) slices, its currents before the ADC I_raw
+    (p, c1 - c0; None without ADC) and the ADC's full scale (A), and its LineResistance solve
+    state (memnp.circuit.state.SolveState; None without wires)."""
+
+    r0: int
+    r1: int
+    c0: int
+    c1: int
+    V: np.ndarray
+    G: np.ndarray
+    devices: object
+    I_raw: object
+    full_scale: object
+    wires: object
+
+
+@dataclasses.dataclass(eq=False)
+class ArraysRead:
+    """The arrays read one by one: the crossbar's m rows and n columns, and every array's read."""
+
+    m: int
+    n: int
+    parts: list
+
+
+@dataclasses.dataclass(eq=False)
+class StackedRead:
+    """PF arrays read in one call: V (p, m), the row blocks [(r0, r1, array_rows)], devices
+    (c, d_eps), the partial currents I_raw (T, p, n) (None after the one-pass ADC loop, which
+    keeps none), the ADCs' full scales (T, 1, 1) or None, and whether any ADC clipped."""
+
+    V: np.ndarray
+    bounds: list
+    devices: tuple
+    I_raw: object
+    full_scale: object
+    clipped: bool
 
 
 @functools.lru_cache(maxsize=256)
@@ -138,8 +182,8 @@ def read(backend, stage, V, G, devices, rows=None, n_rows=None):
             fs = _full_scale(stage, adc, array_rows)
             I_raw, I_t = I_t, adc.apply(I_t, fs)
         I[:, c0:c1] += I_t
-        parts.append((r0, r1, c0, c1, V_t, G_t, dev_t, I_raw, fs, wire_state))
-    return I, ("arrays", m, n, parts)
+        parts.append(ArrayRead(r0, r1, c0, c1, V_t, G_t, dev_t, I_raw, fs, wire_state))
+    return I, ArraysRead(m, n, parts)
 
 
 def _read_stacked(backend, stage, V, devices, bounds):
@@ -166,7 +210,7 @@ def _read_stacked(backend, stage, V, devices, bounds):
                                             constants)
             if one_pass is not None:
                 I, clipped = one_pass
-                return I, ("stacked", V, bounds, devices, None, fs, clipped)
+                return I, StackedRead(V, bounds, devices, None, fs, clipped)
     I_raw = backend.pf_partial_currents(V, *devices, tile_of_row, T)
     clipped = False
     if adc is not None:
@@ -179,7 +223,7 @@ def _read_stacked(backend, stage, V, devices, bounds):
             clipped = bool(I_raw.min() < 0) or bool(np.any(I_raw > fs))
     else:
         I = I_raw[0] if T == 1 else I_raw.sum(axis=0)
-    return I, ("stacked", V, bounds, devices, I_raw, fs, clipped)
+    return I, StackedRead(V, bounds, devices, I_raw, fs, clipped)
 
 
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
@@ -198,9 +242,9 @@ def _tile_of_row(bounds, m):
 def _read_stacked_vjp(backend, stage, state, grad_I, need_V):
     """When no ADC clips (the usual case under a worst-case full scale), every array passes the
     same dL/dI, and the arrays' VJPs add up to the VJP of the whole crossbar: one call on V."""
-    _, V, bounds, devices, I_raw, fs, clipped = state
+    V, bounds, devices, I_raw, fs = state.V, state.bounds, state.devices, state.I_raw, state.full_scale
     adc = stage.phases.get("adc")
-    if not clipped:
+    if not state.clipped:
         return _pf_vjp(backend, V, devices, grad_I, need_V)
     tile_of_row = _tile_of_row(bounds, V.shape[1])
     if I_raw is None:   # the one-pass read with its ADCs kept no partial currents
@@ -223,21 +267,22 @@ def read_vjp(backend, stage, state, grad_I, need_V=True):
     """(dL/dV (p, m) or None, dL/dG (m, n)) for Ohmic devices, or (dL/dV or None,
     (dL/dc, dL/d(d_eps))) under PF, from dL/dI (p, n). ADCs pass the gradient straight through
     inside [0, full_scale] and stop it outside."""
-    if state[0] == "stacked":
+    if isinstance(state, StackedRead):
         return _read_stacked_vjp(backend, stage, state, grad_I, need_V)
     adc, wires = stage.phases.get("adc"), stage.phases.get("wires")
-    _, m, n, parts = state
+    m, n, parts = state.m, state.n, state.parts
     p = grad_I.shape[0]
     dtype = grad_I.dtype
     grad_V = np.zeros((p, m), dtype) if need_V else None
-    pf = bool(parts) and parts[0][6] is not None
+    pf = bool(parts) and parts[0].devices is not None
     grad_G = (np.zeros((m, n), dtype), np.zeros((m, n), dtype)) if pf else np.zeros((m, n), dtype)
-    for r0, r1, c0, c1, V_t, G_t, dev_t, I_raw, fs, wire_state in parts:
+    for part in parts:
+        r0, r1, c0, c1, V_t, G_t, dev_t = part.r0, part.r1, part.c0, part.c1, part.V, part.G, part.devices
         g = np.ascontiguousarray(grad_I[:, c0:c1])
         if adc is not None:
-            g = adc.apply_vjp(I_raw, fs, g)
+            g = adc.apply_vjp(part.I_raw, part.full_scale, g)
         if wires is not None:
-            gV, gG = wires.currents_vjp(wire_state, g, need_V=need_V)
+            gV, gG = wires.currents_vjp(part.wires, g, need_V=need_V)
         elif pf:
             gV, gc, gd = backend.pf_currents_vjp(V_t, *dev_t, g, need_V)
             gG = (gc, gd)
@@ -259,8 +304,8 @@ def power_parts(stage, state):
     summed over the arrays."""
     wires = stage.phases["wires"]
     out = {"device": 0.0, "wires": 0.0, "total": 0.0}
-    for part in state[3]:
-        for key, value in wires.power(part[9]).items():
+    for part in state.parts:
+        for key, value in wires.power(part.wires).items():
             out[key] += float(value)
     return out
 

@@ -3,10 +3,12 @@
 A stage of the pipeline (memnp.crossbar.pipeline) turns the programmed conductances G into the
 read ones through up to four phases, in this order:
 
-    programming  D2DLognormal: G1 = G exp(sigma (sigma / 2 - eps))    (memnp.kernels.d2d_devices)
-    drift        Drift:        G2 = G1 f_drift,  f_drift = (t / t0) ** -nu
-    stuck        any stuck class: G3 = values where mask, else G2
-    read_noise   ReadNoise:    G'' = G3 f_read
+    programming  fused.D2D:       G1 = G exp(sigma (sigma / 2 - eps))    (memnp.kernels.d2d_devices)
+    drift        fused.Drift:     G2 = G1 f_drift,  f_drift = (t / t0) ** -nu
+    stuck        fused.Stuck:     G3 = values where mask, else G2
+    read_noise   fused.ReadNoise: G'' = G3 f_read
+
+(the records a phase's nonideality returns from ``fused()``, :mod:`memnp.kernels.fused`)
 
 and the backward pass runs them in reverse (stuck devices get exact zeros). Phase by phase this
 is one NumPy or Numba pass per phase and per direction (and two for the stuck devices);
