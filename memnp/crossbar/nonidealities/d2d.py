@@ -30,16 +30,16 @@ class D2DLognormal(LinearityPreserving):
     R_on_log_std: float
     R_off_log_std: float
 
+    phase = "programming"
+    draws = "chip"
+    paper = True
+
     def __post_init__(self):
         G_off, G_on = conductance_range(self.G_off, self.G_on)
         object.__setattr__(self, "G_off", G_off)
         object.__setattr__(self, "G_on", G_on)
         object.__setattr__(self, "R_on_log_std", non_negative("R_on_log_std", self.R_on_log_std))
         object.__setattr__(self, "R_off_log_std", non_negative("R_off_log_std", self.R_off_log_std))
-
-    phase = "programming"
-    draws = "chip"
-    paper = True
 
     @property
     def label(self):

@@ -32,14 +32,14 @@ class Drift(LinearityPreserving):
     t: float
     t0: float = 1.0
 
+    phase = "drift"
+    draws = "chip"
+
     def __post_init__(self):
         object.__setattr__(self, "nu_mean", non_negative("nu_mean", self.nu_mean))
         object.__setattr__(self, "nu_std", non_negative("nu_std", self.nu_std))
         object.__setattr__(self, "t", positive("t (seconds since programming)", self.t))
         object.__setattr__(self, "t0", positive("t0 (seconds)", self.t0))
-
-    phase = "drift"
-    draws = "chip"
 
     @property
     def label(self):

@@ -57,15 +57,15 @@ class IVNonlinearityPF(LinearityNonpreserving):
     intercepts: tuple
     covariance: tuple
 
+    draws = "chip"
+    paper = True
+
     def __post_init__(self):
         object.__setattr__(self, "k_V", positive("k_V", self.k_V))
         object.__setattr__(self, "slopes", _pair("slopes", self.slopes))
         object.__setattr__(self, "intercepts", _pair("intercepts", self.intercepts))
         object.__setattr__(self, "covariance", _covariance(self.covariance))
         object.__setattr__(self, "_factor", self._residual_factor())
-
-    draws = "chip"
-    paper = True
 
     @property
     def label(self):

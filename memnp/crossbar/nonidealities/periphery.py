@@ -41,10 +41,10 @@ class DAC(Periphery):
 
     bits: int
 
+    phase = "dac"
+
     def __post_init__(self):
         object.__setattr__(self, "bits", _bits(self.bits))
-
-    phase = "dac"
 
     @property
     def label(self):
@@ -110,6 +110,8 @@ class ADC(Periphery):
     bits: int
     full_scale: object = WORST_CASE
 
+    phase = "adc"
+
     def __post_init__(self):
         object.__setattr__(self, "bits", _bits(self.bits))
         if isinstance(self.full_scale, str):
@@ -119,8 +121,6 @@ class ADC(Periphery):
             if isinstance(self.full_scale, bool):
                 raise ValueError(f"full_scale must be {WORST_CASE!r} or a current > 0 (A); got {self.full_scale!r}")
             object.__setattr__(self, "full_scale", positive("full_scale (A)", self.full_scale))
-
-    phase = "adc"
 
     @property
     def label(self):
@@ -160,11 +160,11 @@ class Tiles(Periphery):
     rows: int
     cols: int
 
+    phase = "tiles"
+
     def __post_init__(self):
         object.__setattr__(self, "rows", _size("rows", self.rows))
         object.__setattr__(self, "cols", _size("cols", self.cols))
-
-    phase = "tiles"
 
     @property
     def label(self):

@@ -26,11 +26,11 @@ class ReadNoise(LinearityPreserving):
 
     sigma_rel: float
 
-    def __post_init__(self):
-        object.__setattr__(self, "sigma_rel", non_negative("sigma_rel", self.sigma_rel))
-
     phase = "read_noise"
     draws = "read"
+
+    def __post_init__(self):
+        object.__setattr__(self, "sigma_rel", non_negative("sigma_rel", self.sigma_rel))
 
     @property
     def label(self):

@@ -77,12 +77,12 @@ class StuckAt(_Stuck):
     value: float
     p: float
 
+    value_field = "value"
+    paper = True
+
     def __post_init__(self):
         object.__setattr__(self, "value", positive("value", self.value))
         object.__setattr__(self, "p", probability("p", self.p))
-
-    value_field = "value"
-    paper = True
 
     @property
     def label(self):
@@ -104,12 +104,12 @@ class StuckAtGOff(_Stuck):
     G_off: float
     p: float
 
+    value_field = "G_off"
+    paper = True
+
     def __post_init__(self):
         object.__setattr__(self, "G_off", positive("G_off", self.G_off))
         object.__setattr__(self, "p", probability("p", self.p))
-
-    value_field = "G_off"
-    paper = True
 
     @property
     def label(self):
@@ -131,12 +131,12 @@ class StuckAtGOn(_Stuck):
     G_on: float
     p: float
 
+    value_field = "G_on"
+    paper = True
+
     def __post_init__(self):
         object.__setattr__(self, "G_on", positive("G_on", self.G_on))
         object.__setattr__(self, "p", probability("p", self.p))
-
-    value_field = "G_on"
-    paper = True
 
     @property
     def label(self):
@@ -195,6 +195,8 @@ class StuckDistribution(_Stuck):
 
     means: tuple
     p: float
+
+    paper = True
 
     def __post_init__(self):
         means = finite_array("means", self.means, ndim=1)

@@ -56,11 +56,11 @@ class LineResistance(Nonideality):
 
     kind = "wires"
 
+    phase = "wires"
+
     def __post_init__(self):
         object.__setattr__(self, "r_word", non_negative("r_word", self.r_word))
         object.__setattr__(self, "r_bit", non_negative("r_bit", self.r_bit))
-
-    phase = "wires"
 
     @property
     def label(self):
