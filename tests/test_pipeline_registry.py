@@ -10,8 +10,8 @@ from memnp.crossbar import CrossbarPass, Stage, pipeline
 from memnp.data.presets import validate_stage_dict
 from memnp.nn import MemristiveDense, Sequential, Softmax
 from memnp.nn.optim import SGD
-from memnp.nonidealities import D2DLognormal, LinearityPreserving, ReadNoise, nonideality_from_dict
-from memnp.crossbar.nonidealities.base import register, registered, unregister
+from memnp.nonidealities import D2DLognormal, LinearityPreserving, ReadNoise, nonideality_from_dict, register
+from memnp.crossbar.nonidealities.base import registered, unregister
 from pipeline_stages import G_OFF, G_ON, PF, crossbar_inputs
 
 

@@ -76,6 +76,10 @@ class Backend:
     def __repr__(self):
         return f"<memnp {self.name} backend>"
 
+    def __reduce__(self):
+        # Pickled by name (a layer's last read holds its backend): the same cached object back.
+        return get_backend, (self.name,)
+
     def pf_partial_currents(self, V, c, d_eps, tile_of_row, T):
         """I_parts (T, p, n): one kernel call on a stack of copies of the batch, copy t zero outside
         the rows of row of arrays t (a device at 0 V carries no current and gets no gradient, so
