@@ -44,8 +44,9 @@ BLOCK = 256
 #: The column axis is padded to a multiple of this (the float32 AVX-512 width): padding n = 20
 #: to 32 or n = 50 to 64 was faster than a scalar tail, padding 48 to 64 was not (bench/sparse.py).
 COLUMN_PAD = 16
-#: Fraction of exact zeros in V at or above which :func:`choose` picks the sparse kernels, for
-#: crossbars of at least WIDE_COLUMNS columns (measured on 64 x {26..1025} x 50 float32, 2
+#: Fraction of exact zeros in V at or above which the cpu backend
+#: (:func:`memnp.kernels.cpu_auto.plan`) picks the sparse kernels, for crossbars of at least
+#: WIDE_COLUMNS columns (measured on 64 x {26..1025} x 50 float32, 2
 #: threads: sparse loses 7-15 % with no zeros and wins 20-28 % at 30 % zeros) ...
 SPARSE_MIN_ZEROS = 0.3
 WIDE_COLUMNS = 32
