@@ -116,6 +116,7 @@ def test_backends_are_objects_chosen_once(monkeypatch):
     assert cpu.name == "cpu" and get_backend("numpy").name == "numpy"
     import pickle
     assert pickle.loads(pickle.dumps(cpu)) is cpu        # by name: the same cached object
+    assert backend_name(cpu) == "cpu" and backend_name(get_backend("numpy")) == "numpy"
     for bad in ("gpu", 3, object()):
         with pytest.raises(ValueError, match="backend must be one of cpu, cuda, numpy"):
             get_backend(bad)

@@ -34,7 +34,10 @@ _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 
 
 def backend_name(name=None):
-    """Resolve a backend name: the argument, else ``MEMNP_BACKEND``, else ``cpu``."""
+    """Resolve a backend name: the argument (a name or a :class:`Backend`), else ``MEMNP_BACKEND``,
+    else ``cpu``."""
+    if isinstance(name, Backend):
+        return name.name
     if name is None:
         name = os.environ.get("MEMNP_BACKEND", "") or "cpu"
     name = str(name).lower()
