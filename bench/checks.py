@@ -74,6 +74,7 @@ def _mnist_batches(count):
 
 def per_call(repeats, budget_s):
     from memnp.crossbar import CrossbarPass, Stage, validation
+    from memnp.crossbar.simulate import ReadState
     from memnp.kernels import mapping
     from memnp.nonidealities import IVNonlinearityPF
     stage = Stage(G_OFF, G_ON, 0.5, (IVNonlinearityPF(**PF),))
@@ -83,7 +84,7 @@ def per_call(repeats, budget_s):
     G = rng.uniform(G_OFF, G_ON, (785, 50)).astype(np.float32)
     grad = rng.normal(size=(64, 50)).astype(np.float32)
     plain, flagged = CrossbarPass(stage, "numpy"), CrossbarPass(stage, "numpy")
-    plain._cache = flagged._cache = (V, G, None, None, None)
+    plain._cache = flagged._cache = ReadState(V, G)
     flagged.inputs_checked = True
     previous = _previous_scan()
     cases = {"previous scan": lambda: previous(x), "scan": lambda: mapping.scan_inputs(x),

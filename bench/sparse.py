@@ -7,7 +7,7 @@ the entries exactly 0). It times forward, backward (VJP) and power of
 - ``dense-active``: memnp.kernels.cpu on the rows that are nonzero for some example only (what
   the memristive layer does before calling the kernels; the slicing is not timed);
 - ``sparse``: memnp.kernels.sparse on the whole V;
-- ``auto``: memnp.kernels.sparse's dispatch (sparse.choose) on the whole V.
+- ``auto``: the cpu backend's dispatch (memnp.kernels.cpu_auto: dense or sparse, threads) on the whole V.
 Part 2 (crossover): p = 64, m in {26, 300, 500, 785, 1025}, n in {20, 50}, V = k_V x with x
 uniform in [0, 1] and a given fraction of entries set to 0 at random; dense-active vs sparse,
 forward and backward, and the zero fraction from which sparse wins (forward + backward).
@@ -79,17 +79,15 @@ def interleaved(calls, repeats, warmup=2):
 
 def candidates(V, c, d_eps, grad_I, op):
     """{name: zero-argument call} of the op ('forward', 'backward', 'power') per method."""
-    from memnp.kernels import cpu, sparse
+    from memnp.kernels import cpu, cpu_auto, sparse
     active = V.any(axis=0)
     Va, ca, da = (np.ascontiguousarray(a) for a in (V[:, active], c[active], d_eps[active]))
-    fns = {"forward": ("pf_currents", "pf_currents_auto"),
-           "backward": ("pf_currents_vjp", "pf_currents_vjp_auto"),
-           "power": ("pf_power", "pf_power_auto")}[op]
+    fns = {"forward": ("pf_currents",), "backward": ("pf_currents_vjp",), "power": ("pf_power",)}[op]
     extra = (grad_I,) if op == "backward" else ()
     return {"dense": lambda: getattr(cpu, fns[0])(V, c, d_eps, *extra),
             "dense-active": lambda: getattr(cpu, fns[0])(Va, ca, da, *extra),
             "sparse": lambda: getattr(sparse, fns[0])(V, c, d_eps, *extra),
-            "auto": lambda: getattr(sparse, fns[1])(V, c, d_eps, *extra)}
+            "auto": lambda: getattr(cpu_auto, fns[0])(V, c, d_eps, *extra)}
 
 
 def mnist_part(args):

@@ -24,6 +24,7 @@ class LineResistance(Nonideality):
     the contract's methods (currents, currents_vjp, power, report). Counts its calls."""
 
     kind = "nonpreserving"
+    phase = "wires"
 
     def __init__(self):
         self.calls = []

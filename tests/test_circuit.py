@@ -303,7 +303,7 @@ def test_memristive_dense_reads_through_the_wires():
     x[:, 2] = 0.0                                   # an inactive row still conducts with wires
     ctx = Context(stage=stage, rng=np.random.default_rng(2), draws="all")
     y = layer.forward(x, ctx)
-    assert layer._last[6] is None                   # every row read
+    assert layer._last.rows is None                   # every row read
     dx = layer.backward(np.ones_like(y))
     assert dx.shape == x.shape and np.all(np.isfinite(dx)) and abs(dx[:, 2]).max() > 0
     # Compared with the same draws without wires, the outputs differ (slightly: high-R devices).

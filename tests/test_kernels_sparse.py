@@ -6,7 +6,7 @@ import numba
 import numpy as np
 import pytest
 
-from memnp.kernels import cpu, sparse
+from memnp.kernels import cpu, cpu_auto, sparse
 from memnp.kernels import reference as ref
 
 # docs/model.md §6: (G_off, G_on, s_c, b_c, s_d, b_d, Sigma) of the two SiOx regimes.
@@ -179,22 +179,22 @@ def test_zero_fraction_and_choice(rng):
     assert sparse.zero_fraction(V) == pytest.approx(600 / 785)
     assert sparse.zero_fraction(V.astype(np.float32).T) == pytest.approx(600 / 785)
     assert sparse.zero_fraction(np.zeros((0, 3))) == 0.0
-    assert sparse.choose(V, 50) is sparse and sparse.choose(V, 20) is sparse
+    assert cpu_auto.plan(V, 50)[0] is sparse and cpu_auto.plan(V, 20)[0] is sparse
     V[:, 600:650] = 0.0
     V[:, 200:400] = 1.0
     frac = sparse.zero_fraction(V)                       # 0.5: wide crossbars only
     assert sparse.min_zeros(20) > frac >= sparse.min_zeros(50)
-    assert sparse.choose(V, 50) is sparse and sparse.choose(V, 20) is cpu
-    assert sparse.choose(np.ones((64, 785)), 50) is cpu
-    assert sparse.choose(np.zeros((64, 26)), 20) is cpu  # too small a crossbar to pay
-    # The dispatching functions give the chosen module's results.
+    assert cpu_auto.plan(V, 50)[0] is sparse and cpu_auto.plan(V, 20)[0] is cpu
+    assert cpu_auto.plan(np.ones((64, 785)), 50)[0] is cpu
+    assert cpu_auto.plan(np.zeros((64, 26)), 20)[0] is cpu  # too small a crossbar to pay
+    # The cpu backend's dispatcher gives the chosen module's results.
     c, d_eps = pf_devices(rng, 785, 50, "high")
     grad_I = rng.normal(size=(64, 50))
     V = V[:4].astype(np.float32)
-    assert np.array_equal(sparse.pf_currents_auto(V, c, d_eps), sparse.pf_currents(V, c, d_eps))
-    for a, b in zip(sparse.pf_currents_vjp_auto(V, c, d_eps, grad_I[:4]),
+    assert np.array_equal(cpu_auto.pf_currents(V, c, d_eps), sparse.pf_currents(V, c, d_eps))
+    for a, b in zip(cpu_auto.pf_currents_vjp(V, c, d_eps, grad_I[:4]),
                     sparse.pf_currents_vjp(V, c, d_eps, grad_I[:4])):
         assert np.array_equal(a, b)
-    assert sparse.pf_power_auto(V, c, d_eps) == sparse.pf_power(V, c, d_eps)
+    assert cpu_auto.pf_power(V, c, d_eps) == sparse.pf_power(V, c, d_eps)
     dense = np.full((4, 785), 0.25, dtype=np.float32)
-    assert np.array_equal(sparse.pf_currents_auto(dense, c, d_eps), cpu.pf_currents(dense, c, d_eps))
+    assert np.array_equal(cpu_auto.pf_currents(dense, c, d_eps), cpu.pf_currents(dense, c, d_eps))

@@ -196,7 +196,7 @@ def test_backend_is_used_for_the_currents(rng):
     randomise(layer, rng)
     x = rng.random((3, 4))
     y = layer.forward(x, PassContext(STAGES["pf"], np.random.default_rng(5), "numpy"))
-    assert layer._last[4].backend is get_backend("numpy")
+    assert layer._last.crossbar.backend is get_backend("numpy")
     assert np.all(np.isfinite(y))
 
 
@@ -218,7 +218,7 @@ def test_rows_without_voltage_are_skipped_exactly(rng, stage_name):
     y = layer.forward(x, PassContext(stage, np.random.default_rng(3), "numpy", draws="all"))
     dy = rng.normal(size=y.shape)
     dx = layer.backward(dy, need_dx=not linear)
-    assert layer._last[6].tolist() == [0, 2, 3, 5, 6]
+    assert layer._last.rows.tolist() == [0, 2, 3, 5, 6]
     p = layer.params
     D = double_weights_matrix(p["w_pos"], p["w_neg"], p["b_pos"], p["b_neg"])
     G, max_weight = double_w_to_G(D, stage.G_off, stage.G_on)
@@ -268,7 +268,7 @@ def test_parameter_gradients_with_inactive_rows(rng, stage_name):
     R = rng.normal(size=(3, 3))
     loss = lambda: float(np.sum(R * run()))  # noqa: E731
     run()
-    assert layer._last[6].tolist() == [0, 1, 3, 4, 5]
+    assert layer._last.rows.tolist() == [0, 1, 3, 4, 5]
     layer.backward(R.copy(), need_dx=False)
     grads = {name: g.copy() for name, g in layer.grads.items()}
     for name, theta in layer.params.items():
@@ -284,10 +284,10 @@ def test_linear_crossbar_input_gradient_at_zero_inputs(rng, stage_name):
     x = rng.uniform(0.05, 1.0, (3, 4))
     x[:, 1] = 0.0
     check_memristive_gradients(layer, x, STAGES[stage_name], rng)
-    assert layer._last[6] is None
+    assert layer._last.rows is None
     layer.needs_input_gradient = False
     layer.forward(x, PassContext(STAGES[stage_name], rng, "numpy"))
-    assert layer._last[6].tolist() == [0, 2, 3, 4]
+    assert layer._last.rows.tolist() == [0, 2, 3, 4]
     layer.backward(np.ones((3, 3)), need_dx=False)
     assert np.all(layer.grads["w_neg"][1] == 0)
     with pytest.raises(ValueError, match="needs_input_gradient"):

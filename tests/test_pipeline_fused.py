@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from memnp.crossbar import CrossbarPass, Stage
+from memnp.crossbar import tiling as tiling_reads
 from memnp.kernels import conductance_chain
 from memnp.nonidealities import (D2DLognormal, Drift, ReadNoise, StuckAt, StuckAtGOff, StuckDistribution)
 from pipeline_stages import G_OFF, G_ON, PF, STAGES
@@ -134,8 +135,8 @@ def test_cpu_tiled_read_with_adcs_against_the_numpy_backend(rng, full_scale):
     for a, b in zip(*out):
         # ADC levels may differ where a part lies within rounding of a level boundary
         assert np.mean(np.isclose(b, a, rtol=1e-9, atol=1e-300)) > 0.97
-    state = crossbar._cache[7]          # the cpu read's state: ("stacked", ..., clipped)
-    assert state[0] == "stacked" and state[-1] == (not isinstance(full_scale, str))
+    state = crossbar._cache.tiles       # the cpu read's state: a StackedRead
+    assert isinstance(state, tiling_reads.StackedRead) and state.clipped == (not isinstance(full_scale, str))
 
 
 def _draws_one_by_one(stage, shape, rng, read_rng, dtype):

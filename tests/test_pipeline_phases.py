@@ -230,7 +230,7 @@ def test_line_resistance_makes_layers_read_every_row(rng):
     x = rng.uniform(0.1, 1, (3, 5))
     x[:, 1] = 0
     layer.forward(x, PassContext(Stage(G_OFF, G_ON, 0.5, (PF, wires)), rng, "numpy"))
-    assert wires.calls[-1][2] == (6, 4) and layer._last[6] is None
+    assert wires.calls[-1][2] == (6, 4) and layer._last.rows is None
 
 
 # -- layers and models under the combined stage -----------------------------------------------
@@ -283,7 +283,7 @@ def test_chip_draws_are_held_and_read_noise_is_fresh(rng):
     x[:, 2] = 0
     def read(stage, read_rng):  # noqa: E306
         layer.forward(x, PassContext(stage, np.random.default_rng(9), "numpy", "all", read_rng))
-        return layer._last[4]
+        return layer._last.crossbar
     noisy = STAGES["smooth"]
     reads = np.random.default_rng(1)
     a, b = read(noisy, reads), read(noisy, reads)

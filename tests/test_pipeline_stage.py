@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from memnp.crossbar import PHASES, CrossbarPass, Draws, Stage
+from memnp.crossbar import pipeline
 from memnp.crossbar.pipeline import IDENTITY
 from memnp.nonidealities import (ADC, DAC, D2DLognormal, Drift, IVNonlinearityPF, ProgrammingNoise,
                                  ReadNoise, StuckAt, StuckAtGOff, StuckAtGOn, StuckDistribution, Tiles,
@@ -14,7 +15,17 @@ from pipeline_stages import COMBINED, G_OFF, G_ON, PF, STAGES, crossbar_inputs
 def test_phases_table_is_the_physical_order():
     assert [p.name for p in PHASES] == ["programming", "drift", "stuck", "read_noise", "dac", "currents",
                                         "wires", "adc", "tiles"]
-    assert [p.draws for p in PHASES] == ["chip", "chip", "chip", "read", None, "chip", None, None, None]
+    # Each class declares its phase and draws; the phases' classes come from those declarations.
+    declared = {cls.__name__: (cls.phase, cls.draws) for cls in
+                (D2DLognormal, ProgrammingNoise, Drift, StuckAt, StuckDistribution, ReadNoise, DAC,
+                 IVNonlinearityPF, ADC, Tiles)}
+    assert declared == {"D2DLognormal": ("programming", "chip"), "ProgrammingNoise": ("programming", "chip"),
+                        "Drift": ("drift", "chip"), "StuckAt": ("stuck", "chip"),
+                        "StuckDistribution": ("stuck", "chip"), "ReadNoise": ("read_noise", "read"),
+                        "DAC": ("dac", None), "IVNonlinearityPF": ("currents", "chip"), "ADC": ("adc", None),
+                        "Tiles": ("tiles", None)}
+    assert pipeline.classes("stuck") == ("StuckAt", "StuckAtGOff", "StuckAtGOn", "StuckDistribution")
+    assert pipeline.classes("wires") == ("LineResistance",)
     stage = STAGES["combined"]
     assert list(stage.phases) == ["programming", "drift", "stuck", "read_noise", "dac", "currents", "adc",
                                   "tiles"]

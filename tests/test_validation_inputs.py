@@ -151,7 +151,7 @@ def test_layers_check_what_they_hand_to_the_crossbar(rng):
     layer = MemristiveDense(5, 3)
     layer.initialize(rng)
     y = layer.forward(rng.random((4, 5)), PassContext(PF, rng))
-    assert layer._last[4].inputs_checked and layer._last[4].gradients_checked
+    assert layer._last.crossbar.inputs_checked and layer._last.crossbar.gradients_checked
     layer.backward(np.ones_like(y))
     for value in (np.nan, np.inf):
         dy = np.ones_like(y)

@@ -31,10 +31,22 @@ i n + j, bit node (i, j) is m n + i n + j. A side with zero resistance has known
 unknowns, which halves them; with both zero there is nothing to solve.
 """
 import dataclasses
+import math
 
 import numpy as np
 
-from ..crossbar.validation import non_negative
+
+def non_negative(name, value):
+    """A finite number >= 0 (a resistance in ohms), returned as float; ValueError naming it."""
+    if isinstance(value, (bool, np.bool_)):
+        raise ValueError(f"{name} must be a finite number >= 0, not a boolean; got {value!r}")
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a finite number >= 0; got {value!r}") from None
+    if not (math.isfinite(number) and number >= 0):
+        raise ValueError(f"{name} must be a finite number >= 0; got {number!r}")
+    return number
 
 
 @dataclasses.dataclass(frozen=True)

@@ -20,6 +20,12 @@ tiles        arrays    --       Tiles: arrays of at most rows x cols devices (wr
                                 currents, wires and adc; not a disturbance)
 ===========  ========  =======  ==========================================================
 
+Each nonideality class declares its phase, whose draws it makes ("chip", "read" or None) and
+whether it is one of the paper's (class attributes ``phase``, ``draws``, ``paper`` of
+:class:`memnp.crossbar.nonidealities.base.Nonideality`); the classes of a phase are the registered
+classes that declare it (:func:`classes`), so the table above is this module's :data:`PHASES`
+(the order) and the classes' own declarations, written nowhere else.
+
 "chip" draws belong to a programmed chip: made once per chip in chip mode (held over a test pass)
 and every batch in batch mode (the paper); "read" draws are made for every batch in both modes.
 Draws are made phase by phase in this order from the caller's Generator, so a stage of the
@@ -27,46 +33,47 @@ paper's nonidealities (one conductance phase and/or PF) consumes the Generator e
 """
 import collections
 
-#: (name, acts on, whose draws, class names), in physical order.
-Phase = collections.namedtuple("Phase", "name acts_on draws classes")
+#: (name, acts on), in physical order.
+Phase = collections.namedtuple("Phase", "name acts_on")
 
 PHASES = (
-    Phase("programming", "G", "chip", ("D2DLognormal", "ProgrammingNoise")),
-    Phase("drift", "G", "chip", ("Drift",)),
-    Phase("stuck", "G", "chip", ("StuckAt", "StuckAtGOff", "StuckAtGOn", "StuckDistribution")),
-    Phase("read_noise", "G", "read", ("ReadNoise",)),
-    Phase("dac", "V", None, ("DAC",)),
-    Phase("currents", "I", "chip", ("IVNonlinearityPF",)),
-    Phase("wires", "I", None, ("LineResistance",)),
-    Phase("adc", "I", None, ("ADC",)),
-    Phase("tiles", "arrays", None, ("Tiles",)),
+    Phase("programming", "G"),
+    Phase("drift", "G"),
+    Phase("stuck", "G"),
+    Phase("read_noise", "G"),
+    Phase("dac", "V"),
+    Phase("currents", "I"),
+    Phase("wires", "I"),
+    Phase("adc", "I"),
+    Phase("tiles", "arrays"),
 )
 
 PHASE_NAMES = tuple(phase.name for phase in PHASES)
 #: Phases that disturb the conductances G, in order.
 G_PHASES = tuple(phase.name for phase in PHASES if phase.acts_on == "G")
-#: Phase name -> "chip", "read" or None.
-DRAWS = {phase.name: phase.draws for phase in PHASES}
+#: The draws a class may declare.
+DRAW_KINDS = ("chip", "read", None)
 _ORDER = {name: i for i, name in enumerate(PHASE_NAMES)}
-_BY_CLASS = {cls: phase.name for phase in PHASES for cls in phase.classes}
-#: The paper's nonidealities (docs/model.md §2): a stage of only these keeps its listed order, labels and JSON.
-PAPER_CLASSES = frozenset(("D2DLognormal", "StuckAt", "StuckAtGOff", "StuckAtGOn", "StuckDistribution",
-                           "IVNonlinearityPF"))
+
+
+def classes(phase):
+    """The names of the registered nonideality classes of ``phase``, in registration order."""
+    from .nonidealities.base import registered
+    return tuple(name for name, cls in registered().items() if cls.phase == phase)
 
 
 def phase_of(item):
-    """The phase name of a nonideality object (by its class name), or ValueError."""
-    name = type(item).__name__
-    phase = _BY_CLASS.get(name)
-    if phase is None:
-        raise ValueError(f"nonidealities must be of a class in the pipeline's phases "
-                         f"({', '.join(sorted(_BY_CLASS))}); got {item!r}")
+    """The phase name of a nonideality object (its class's ``phase``), or ValueError."""
+    phase = getattr(type(item), "phase", None)
+    if phase not in _ORDER:
+        raise ValueError(f"nonidealities must be of a class that declares its phase (one of "
+                         f"{', '.join(PHASE_NAMES)}); got {item!r}")
     return phase
 
 
 def is_paper(items):
     """True when every item is one of the paper's nonidealities (the stage keeps today's form)."""
-    return all(type(item).__name__ in PAPER_CLASSES for item in items)
+    return all(getattr(type(item), "paper", False) for item in items)
 
 
 def arrange(items):

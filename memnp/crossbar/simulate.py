@@ -10,37 +10,45 @@ Generator, phase by phase, and keeps it (a :class:`~memnp.crossbar.pipeline.Draw
 name) with what the backward pass needs; ``backward`` returns the gradients with respect to V and
 G: exact for every differentiable phase, straight-through for the quantisers.
 """
+import dataclasses
+
 import numpy as np
 
 from ..kernels import conductance_chain, get_backend, stage_draws
-from ..kernels.backend import backend_name
 from . import tiling
-from .nonidealities.read_noise import MIN_FACTOR
-from .pipeline import DRAWS, Draws
+from .pipeline import Draws
 from . import validation
 
-#: Backend modules by resolved name (a pass is built for every layer read).
-_BACKENDS = {}
+@dataclasses.dataclass(eq=False)
+class ReadState:
+    """What a forward pass keeps for its backward pass, power and reports.
 
+    V (p, m) in V and G (m, n) in S as handed over; G_read (m, n) the read conductances; draws the
+    pass's :class:`~memnp.crossbar.pipeline.Draws`; devices (c, d_eps) (m, n) each under PF, else
+    None; V_read (p, m) the voltages after the DAC; inputs the conductance phases' inputs, or None
+    when they ran in one pass (memnp.kernels.conductance_chain; vjp_args: that kernel's arguments
+    when the draws were made in the same call); tiles the array-by-array read's state
+    (memnp.crossbar.tiling), or None for one plain read."""
 
-def _backend(name):
-    """get_backend(name), with the module looked up once per resolved name."""
-    name = backend_name(name)
-    module = _BACKENDS.get(name)
-    if module is None:
-        module = _BACKENDS[name] = get_backend(name)
-    return module
+    V: np.ndarray
+    G: np.ndarray
+    G_read: np.ndarray = None
+    draws: object = None
+    devices: object = None
+    V_read: np.ndarray = None
+    inputs: object = None
+    tiles: object = None
+    vjp_args: object = None
 
 
 class CrossbarPass:
-    """Currents I (p, n) in A from voltages V (p, m) in V and conductances G (m, n) in S."""
+    """Currents I (p, n) in A from voltages V (p, m) in V and conductances G (m, n) in S, on
+    ``backend`` (a memnp.kernels.backend.Backend, or its name: resolved once, here)."""
 
     def __init__(self, stage, backend=None):
         self.stage = stage
-        self.backend_name = backend
-        self.backend = _backend(backend)
-        self._cache = None
-        self._vjp_args = None
+        self.backend = get_backend(backend)
+        self._cache = None       # the last forward pass's ReadState
 
     def sample(self, shape, rng, dtype=np.float64, read_rng=None):
         """Draws for a crossbar of ``shape`` (m, n), phase by phase in physical order: "chip" phases
@@ -48,13 +56,13 @@ class CrossbarPass:
         that goes on from batch to batch), else from ``rng``."""
         if self.stage.fused_conductances:
             # One block of raw words per Generator (memnp.kernels.stage_draws): the same draws.
-            fused = stage_draws.sample(self.stage.phases, shape, rng, read_rng, dtype, MIN_FACTOR,
-                                       self.stage.draw_plan)
+            fused = stage_draws.sample(self.stage.phases, shape, rng, read_rng, dtype,
+                                       draw_plan=self.stage.draw_plan)
             if fused is not None:
                 return Draws(fused)
         draws = Draws()
         for name, item in self.stage.phases.items():
-            kind = DRAWS[name]
+            kind = item.draws
             if kind is None:
                 continue
             source = read_rng if kind == "read" and read_rng is not None else rng
@@ -106,28 +114,28 @@ class CrossbarPass:
             I = self.backend.pf_currents(V_read, *devices) if pf is not None \
                 else self.backend.ideal_currents(V_read, G_read)
         else:
-            I, tiles = tiling.read(self.backend, stage, V_read, G_read, devices, rows, n_rows,
-                                   self.backend_name)
-        self._cache = (V, G, G_read, draws, devices, V_read, inputs, tiles)
-        self._vjp_args = vjp_args
+            I, tiles = tiling.read(self.backend, stage, V_read, G_read, devices, rows, n_rows)
+        self._cache = ReadState(V, G, G_read, draws, devices, V_read, inputs, tiles, vjp_args)
         return I
 
     @property
     def read_conductances(self):
         """The conductances (m, n) in S the last forward pass read: G after programming, drift,
         stuck devices and read noise."""
-        return self._cache[2]
+        return self._cache.G_read
 
     @property
     def draws(self):
         """The draws of the last forward pass (for replay): {phase name: draws}."""
-        return self._cache[3]
+        return self._cache.draws
 
     def backward(self, grad_I, need_V=True):
         """(dL/dV (p, m), dL/dG (m, n)) from dL/dI (p, n), with the draws of the last forward pass.
         dL/dV is None (and not computed) when ``need_V`` is false."""
         validation.crossbar_gradient(self, grad_I)
-        V, G, G_read, draws, devices, V_read, inputs, tiles = self._cache
+        state = self._cache
+        V, G, G_read, draws, devices = state.V, state.G, state.G_read, state.draws, state.devices
+        V_read, inputs, tiles = state.V_read, state.inputs, state.tiles
         stage = self.stage
         pf = stage.nonpreserving
         if tiles is not None:
@@ -143,7 +151,7 @@ class CrossbarPass:
             grad_G = V_read.T @ grad_I
         fused = None
         if inputs is None:
-            fused = conductance_chain.apply_vjp_with(self._vjp_args, G, grad_G) if self._vjp_args is not None \
+            fused = conductance_chain.apply_vjp_with(state.vjp_args, G, grad_G) if state.vjp_args is not None \
                 else conductance_chain.apply_vjp(stage.phases, G, draws, grad_G)
             if fused is None:   # a gradient of another dtype or layout: the inputs again
                 inputs = [G]
@@ -166,26 +174,26 @@ class CrossbarPass:
         """[(r0, r1, c0, c1, SolveReport)] of the last forward pass: LineResistance's report
         (``wires.report(state)``) for every array read, with the array's rows r0:r1 and columns
         c0:c1 of the matrices handed over; [] for a stage without wires."""
-        tiles = self._cache[7]
+        tiles = self._cache.tiles
         wires = self.stage.phases.get("wires")
         if tiles is None or wires is None:
             return []
-        return [(r0, r1, c0, c1, wires.report(part[-1])) for r0, r1, c0, c1, *part in tiles[3]]
+        return [(part.r0, part.r1, part.c0, part.c1, wires.report(part.wires)) for part in tiles.parts]
 
     def power(self):
         """Average power (W) of the crossbar over the examples of the last forward pass (summed
         over the arrays under Tiles)."""
-        V, _, G_read, _, devices, V_read, _, tiles = self._cache
-        if tiles is not None and "wires" in self.stage.phases:
+        state = self._cache
+        if state.tiles is not None and "wires" in self.stage.phases:
             return self.power_parts()["total"]
-        if devices is not None:
-            return self.backend.pf_power(V_read, *devices)
-        return self.backend.ideal_power(V_read, G_read)
+        if state.devices is not None:
+            return self.backend.pf_power(state.V_read, *state.devices)
+        return self.backend.ideal_power(state.V_read, state.G_read)
 
     def power_parts(self):
         """dict(device=W, wires=W, total=W) of the last forward pass, averaged over its examples
         and summed over the arrays; "wires" is the line resistance's dissipation (0 without it)."""
-        tiles = self._cache[7]
+        tiles = self._cache.tiles
         if tiles is not None and "wires" in self.stage.phases:
             return tiling.power_parts(self.stage, tiles)
         total = self.power()

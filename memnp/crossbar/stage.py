@@ -6,13 +6,7 @@ from ..kernels import conductance_chain, stage_draws
 from . import pipeline
 from .mapping import RULES
 from .nonidealities.base import Nonideality, nonideality_from_dict
-from .nonidealities.read_noise import MIN_FACTOR
 from .validation import conductance_range, positive
-
-#: Stuck classes whose fixed stuck value must lie in [G_off, G_on] (field name of the value).
-_STUCK_VALUES = {"StuckAt": "value", "StuckAtGOff": "G_off", "StuckAtGOn": "G_on"}
-#: Relative slack of the conductance-range and k_V comparisons (values written as decimal text).
-_SLACK = 1e-9
 
 
 @dataclasses.dataclass(frozen=True)
@@ -52,38 +46,24 @@ class Stage:
         if not paper:
             items = tuple(phases.values())
         object.__setattr__(self, "nonidealities", items)
-        self._check(phases)
+        for item in items:
+            item.check_stage(self.G_off, self.G_on, self.k_V)   # cross-phase checks
         # Looked up several times per crossbar pass: kept (not fields, so not in eq, repr or JSON).
         object.__setattr__(self, "_phases", phases)
         object.__setattr__(self, "_paper", paper)
         object.__setattr__(self, "_g_phases", tuple((name, phases[name]) for name in pipeline.G_PHASES
                                                     if name in phases))
         object.__setattr__(self, "_nonpreserving", phases.get("currents"))
-        object.__setattr__(self, "_random", any(pipeline.DRAWS[name] for name in phases))
+        object.__setattr__(self, "_random", any(item.draws for item in items))
         object.__setattr__(self, "_plain_read", not any(name in phases for name in ("adc", "wires", "tiles")))
-        # Several conductance phases of the classes memnp.kernels.conductance_chain takes: applied
-        # in one pass (the same numbers as phase by phase). Paper stages keep their own path.
+        # Several conductance phases that memnp.kernels.conductance_chain runs (their fused()
+        # records): applied in one pass (the same numbers as phase by phase). Paper stages keep
+        # their own path.
         object.__setattr__(self, "_fused_conductances", not paper and conductance_chain.fusable(phases))
         # ... and their draws in one kernel call (memnp.kernels.stage_draws): the phases'
         # parameters, read once.
-        object.__setattr__(self, "_draw_plan", stage_draws.plan(phases, MIN_FACTOR) if self._fused_conductances
+        object.__setattr__(self, "_draw_plan", stage_draws.plan(phases) if self._fused_conductances
                            else None)
-
-    def _check(self, phases):
-        """Cross-phase checks: a PF model's k_V is the stage's; fixed stuck values lie in [G_off, G_on]."""
-        pf = phases.get("currents")
-        if pf is not None and abs(pf.k_V - self.k_V) > _SLACK * self.k_V:
-            raise ValueError(f"IVNonlinearityPF k_V must equal the stage's k_V ({self.k_V!r} V); "
-                             f"got {pf.k_V!r} V")
-        stuck = phases.get("stuck")
-        field = _STUCK_VALUES.get(type(stuck).__name__)
-        if field is not None:
-            value = getattr(stuck, field)
-            low, high = self.G_off * (1 - _SLACK), self.G_on * (1 + _SLACK)
-            if not low <= value <= high:
-                raise ValueError(f"{type(stuck).__name__} {field} (the stuck value) must lie in the stage's "
-                                 f"conductance range [G_off, G_on] = [{self.G_off!r}, {self.G_on!r}] S; "
-                                 f"got {value!r} S")
 
     @property
     def phases(self):

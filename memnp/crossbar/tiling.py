@@ -12,6 +12,7 @@ The layers may hand over only the crossbar rows some input drives (``rows``: the
 full crossbar of ``n_rows`` rows; the others carry no current); the arrays are cut in the full
 crossbar's row numbering, so the cut and every ADC's full scale do not depend on the inputs.
 """
+import dataclasses
 import functools
 
 import numpy as np
@@ -19,12 +20,53 @@ import numpy as np
 from ..kernels import periphery as periphery_loops
 from ..kernels import reference
 from ..kernels import tiling as tiled_kernels
+from ..kernels.backend import stack_rows
 from .nonidealities.periphery import WORST_CASE, Tiles
 
-#: Backend modules whose PF reads take the one-pass tiled loop.
-_CPU = ("memnp.kernels.cpu_auto", "memnp.kernels.cpu")
+__all__ = ["Tiles", "worst_case_current", "blocks", "read", "read_vjp", "power_parts", "ArrayRead",
+           "ArraysRead", "StackedRead"]
 
-__all__ = ["Tiles", "worst_case_current", "blocks", "read", "read_vjp", "power_parts"]
+
+@dataclasses.dataclass(eq=False)
+class ArrayRead:
+    """One array's read: its rows r0:r1 and columns c0:c1 of the matrices handed over, its V
+    (p, r1 - r0), G and devices ((c, d_eps) or None) slices, its currents before the ADC I_raw
+    (p, c1 - c0; None without ADC) and the ADC's full scale (A), and its LineResistance solve
+    state (memnp.circuit.state.SolveState; None without wires)."""
+
+    r0: int
+    r1: int
+    c0: int
+    c1: int
+    V: np.ndarray
+    G: np.ndarray
+    devices: object
+    I_raw: object
+    full_scale: object
+    wires: object
+
+
+@dataclasses.dataclass(eq=False)
+class ArraysRead:
+    """The arrays read one by one: the crossbar's m rows and n columns, and every array's read."""
+
+    m: int
+    n: int
+    parts: list
+
+
+@dataclasses.dataclass(eq=False)
+class StackedRead:
+    """PF arrays read in one call: V (p, m), the row blocks [(r0, r1, array_rows)], devices
+    (c, d_eps), the partial currents I_raw (T, p, n) (None after the one-pass ADC loop, which
+    keeps none), the ADCs' full scales (T, 1, 1) or None, and whether any ADC clipped."""
+
+    V: np.ndarray
+    bounds: list
+    devices: tuple
+    I_raw: object
+    full_scale: object
+    clipped: bool
 
 
 @functools.lru_cache(maxsize=256)
@@ -111,10 +153,10 @@ def _slice(a, r0, r1, c0, c1):
     return np.ascontiguousarray(a[r0:r1, c0:c1])
 
 
-def read(backend, stage, V, G, devices, rows=None, n_rows=None, backend_name=None):
+def read(backend, stage, V, G, devices, rows=None, n_rows=None):
     """(I (p, n) in A, state for :func:`read_vjp` and :func:`power_parts`) from the read voltages V
-    (p, m) in V and the read conductances G (m, n) in S; ``devices``: (c, d_eps) (m, n) each under
-    PF, else None.
+    (p, m) in V and the read conductances G (m, n) in S on ``backend`` (a
+    memnp.kernels.backend.Backend); ``devices``: (c, d_eps) (m, n) each under PF, else None.
 
     PF devices without wires take one kernel call for every array at once (:func:`_read_stacked`);
     otherwise the arrays are read one by one."""
@@ -130,7 +172,7 @@ def read(backend, stage, V, G, devices, rows=None, n_rows=None, backend_name=Non
         dev_t = None if devices is None else tuple(_slice(a, r0, r1, c0, c1) for a in devices)
         wire_state = None
         if wires is not None:
-            I_t, wire_state = wires.currents(V_t, G_t, devices=dev_t, backend=backend_name)
+            I_t, wire_state = wires.currents(V_t, G_t, devices=dev_t, backend=backend)
         elif dev_t is not None:
             I_t = backend.pf_currents(V_t, *dev_t)
         else:
@@ -140,49 +182,39 @@ def read(backend, stage, V, G, devices, rows=None, n_rows=None, backend_name=Non
             fs = _full_scale(stage, adc, array_rows)
             I_raw, I_t = I_t, adc.apply(I_t, fs)
         I[:, c0:c1] += I_t
-        parts.append((r0, r1, c0, c1, V_t, G_t, dev_t, I_raw, fs, wire_state))
-    return I, ("arrays", m, n, parts)
+        parts.append(ArrayRead(r0, r1, c0, c1, V_t, G_t, dev_t, I_raw, fs, wire_state))
+    return I, ArraysRead(m, n, parts)
 
 
 def _read_stacked(backend, stage, V, devices, bounds):
-    """PF arrays in one call: the partial column currents (T, p, n) of the T rows of arrays. One
-    row of arrays: the backend's kernel. The cpu backend: the one-pass tiled loop
-    (:func:`memnp.kernels.tiling.pf_currents_tiled`). Other backends: one kernel call on a stack
-    of copies of the batch, copy k zero outside the rows r0:r1 of row of arrays k (a device at 0 V
-    carries no current and gets no gradient, dI/dV = 0 there too by the reference's rule, so the
-    stacked sums and VJP are the arrays' own). Column cuts need nothing: every column has its own
-    ADC, and the ADCs of one row of arrays share a full scale."""
+    """PF arrays in one call: the partial column currents (T, p, n) of the T rows of arrays
+    (``backend.pf_partial_currents``: on the cpu the one-pass tiled loop, elsewhere one kernel call
+    on a stack of copies of the batch, copy k zero outside row of arrays k), or with the ADCs the
+    backend's one-pass loop of currents, ADCs and digital sum where it has one. Column cuts need
+    nothing: every column has its own ADC, and the ADCs of one row of arrays share a full scale."""
     adc = stage.phases.get("adc")
     p, m = V.shape
     T = len(bounds)
-    one_pass = T > 1 and backend.__name__ in _CPU and V.dtype in (np.float32, np.float64)
-    if one_pass and adc is not None:
-        # The arrays' currents, their ADCs and the digital sum in one pass (memnp.kernels.tiling;
-        # the same numbers as the loop below and adc_sum). No partial currents are kept: the
-        # backward pass needs them only where an ADC clipped, and recomputes them then.
-        array_rows = tuple(rows for _, _, rows in bounds)
-        fs = _full_scales(stage, adc, array_rows)
-        c, d_eps = devices
-        if c.dtype == V.dtype == d_eps.dtype and c.flags.c_contiguous and d_eps.flags.c_contiguous \
-                and V.flags.c_contiguous and c.shape == d_eps.shape == (m, c.shape[1]):
-            I, clipped = tiled_kernels.tiled_adc(V, c, d_eps, _tile_of_row(bounds, m),
-                                                 _adc_constants(stage, adc, array_rows, V.dtype))
-        else:
-            I, clipped = tiled_kernels.pf_currents_tiled_adc(V, c, d_eps, _tile_of_row(bounds, m), T,
-                                                             fs.reshape(-1), adc.levels)
-        return I, ("stacked", V, bounds, devices, None, fs, clipped)
-    if T == 1:
-        I_raw = backend.pf_currents(V, *devices)[None]
-    elif one_pass:
-        # The cpu backend's one-pass loop (memnp.kernels.tiling), tested against the stacked read.
-        I_raw = tiled_kernels.pf_currents_tiled(V, *devices, _tile_of_row(bounds, m), T)
-    else:
-        I_raw = backend.pf_currents(_stack(V, bounds), *devices).reshape(T, p, -1)
-    fs, clipped = None, False
+    tile_of_row = _tile_of_row(bounds, m) if T > 1 else None
+    fs = array_rows = None
     if adc is not None:
         array_rows = tuple(rows for _, _, rows in bounds)
         fs = _full_scales(stage, adc, array_rows)
-        if I_raw.dtype in (np.float32, np.float64):
+        if T > 1:
+            # The arrays' currents, their ADCs and the digital sum in one pass where the backend
+            # has the loop (the same numbers as quantising the partial currents). No partial
+            # currents are kept: the backward pass needs them only where an ADC clipped, and
+            # recomputes them then.
+            constants = _adc_constants(stage, adc, array_rows, V.dtype) if V.dtype in _FLOATS else None
+            one_pass = backend.pf_tiled_adc(V, *devices, tile_of_row, T, fs.reshape(-1), adc.levels,
+                                            constants)
+            if one_pass is not None:
+                I, clipped = one_pass
+                return I, StackedRead(V, bounds, devices, None, fs, clipped)
+    I_raw = backend.pf_partial_currents(V, *devices, tile_of_row, T)
+    clipped = False
+    if adc is not None:
+        if I_raw.dtype in _FLOATS:
             # Quantise every array's part and add them in one pass (memnp.kernels.periphery), with
             # the constants kept for the stage.
             I, clipped = periphery_loops.adc_sum_with(I_raw, _adc_constants(stage, adc, array_rows, I_raw.dtype))
@@ -191,7 +223,10 @@ def _read_stacked(backend, stage, V, devices, bounds):
             clipped = bool(I_raw.min() < 0) or bool(np.any(I_raw > fs))
     else:
         I = I_raw[0] if T == 1 else I_raw.sum(axis=0)
-    return I, ("stacked", V, bounds, devices, I_raw, fs, clipped)
+    return I, StackedRead(V, bounds, devices, I_raw, fs, clipped)
+
+
+_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 
 
 def _tile_of_row(bounds, m):
@@ -204,27 +239,19 @@ def _tile_of_row(bounds, m):
     return tile_of_row
 
 
-def _stack(V, bounds):
-    """(T p, m): copy t of V keeps only the rows r0:r1 of row of arrays t (zeros elsewhere)."""
-    p, m = V.shape
-    stacked = np.zeros((len(bounds), p, m), V.dtype)
-    for k, (r0, r1, _) in enumerate(bounds):
-        stacked[k, :, r0:r1] = V[:, r0:r1]
-    return stacked.reshape(len(bounds) * p, m)
-
-
 def _read_stacked_vjp(backend, stage, state, grad_I, need_V):
     """When no ADC clips (the usual case under a worst-case full scale), every array passes the
     same dL/dI, and the arrays' VJPs add up to the VJP of the whole crossbar: one call on V."""
-    _, V, bounds, devices, I_raw, fs, clipped = state
+    V, bounds, devices, I_raw, fs = state.V, state.bounds, state.devices, state.I_raw, state.full_scale
     adc = stage.phases.get("adc")
-    if not clipped:
+    if not state.clipped:
         return _pf_vjp(backend, V, devices, grad_I, need_V)
+    tile_of_row = _tile_of_row(bounds, V.shape[1])
     if I_raw is None:   # the one-pass read with its ADCs kept no partial currents
-        I_raw = tiled_kernels.pf_currents_tiled(V, *devices, _tile_of_row(bounds, V.shape[1]), len(bounds))
+        I_raw = backend.pf_partial_currents(V, *devices, tile_of_row, len(bounds))
     T, p, n = I_raw.shape
     g = adc.apply_vjp(I_raw, fs, np.broadcast_to(grad_I, I_raw.shape)).reshape(T * p, n)
-    grad_V, grad_c, grad_d_eps = backend.pf_currents_vjp(_stack(V, bounds), *devices, g, need_V)
+    grad_V, grad_c, grad_d_eps = backend.pf_currents_vjp(stack_rows(V, tile_of_row, T), *devices, g, need_V)
     if need_V:
         grad_V = grad_V.reshape(T, p, -1)
         grad_V = grad_V[0] if T == 1 else grad_V.sum(axis=0)
@@ -240,21 +267,22 @@ def read_vjp(backend, stage, state, grad_I, need_V=True):
     """(dL/dV (p, m) or None, dL/dG (m, n)) for Ohmic devices, or (dL/dV or None,
     (dL/dc, dL/d(d_eps))) under PF, from dL/dI (p, n). ADCs pass the gradient straight through
     inside [0, full_scale] and stop it outside."""
-    if state[0] == "stacked":
+    if isinstance(state, StackedRead):
         return _read_stacked_vjp(backend, stage, state, grad_I, need_V)
     adc, wires = stage.phases.get("adc"), stage.phases.get("wires")
-    _, m, n, parts = state
+    m, n, parts = state.m, state.n, state.parts
     p = grad_I.shape[0]
     dtype = grad_I.dtype
     grad_V = np.zeros((p, m), dtype) if need_V else None
-    pf = bool(parts) and parts[0][6] is not None
+    pf = bool(parts) and parts[0].devices is not None
     grad_G = (np.zeros((m, n), dtype), np.zeros((m, n), dtype)) if pf else np.zeros((m, n), dtype)
-    for r0, r1, c0, c1, V_t, G_t, dev_t, I_raw, fs, wire_state in parts:
+    for part in parts:
+        r0, r1, c0, c1, V_t, G_t, dev_t = part.r0, part.r1, part.c0, part.c1, part.V, part.G, part.devices
         g = np.ascontiguousarray(grad_I[:, c0:c1])
         if adc is not None:
-            g = adc.apply_vjp(I_raw, fs, g)
+            g = adc.apply_vjp(part.I_raw, part.full_scale, g)
         if wires is not None:
-            gV, gG = wires.currents_vjp(wire_state, g, need_V=need_V)
+            gV, gG = wires.currents_vjp(part.wires, g, need_V=need_V)
         elif pf:
             gV, gc, gd = backend.pf_currents_vjp(V_t, *dev_t, g, need_V)
             gG = (gc, gd)
@@ -276,8 +304,8 @@ def power_parts(stage, state):
     summed over the arrays."""
     wires = stage.phases["wires"]
     out = {"device": 0.0, "wires": 0.0, "total": 0.0}
-    for part in state[3]:
-        for key, value in wires.power(part[9]).items():
+    for part in state.parts:
+        for key, value in wires.power(part.wires).items():
             out[key] += float(value)
     return out
 

@@ -182,7 +182,7 @@ def crossbar_gradient(crossbar, grad_I):
         raise ValueError("CrossbarPass.backward needs a forward pass first (call forward)")
     if getattr(crossbar, "gradients_checked", False):
         return
-    V, G = cache[0], cache[1]
+    V, G = cache.V, cache.G
     dtype = getattr(grad_I, "dtype", None)
     if dtype is None or dtype not in FLOAT_TYPES:
         _array_kind("grad_I", grad_I)

@@ -32,29 +32,13 @@ from pathlib import Path
 import numpy as np
 from scipy.special import ndtri
 
+from ..crossbar.nonidealities.base import schema as nonideality_keys
 from ._atomic import atomic_write_text
 from .devices.tahfo2 import scott_bandwidth
 
 FORMAT = "memnp-preset"
 VERSION = 1
 K_V = 0.5
-#: Nonideality type -> required keys (besides "type").
-NONIDEALITY_KEYS = {
-    "IVNonlinearityPF": ("k_V", "slopes", "intercepts", "covariance"),
-    "StuckAtGOff": ("G_off", "p"),
-    "StuckAtGOn": ("G_on", "p"),
-    "StuckAt": ("value", "p"),
-    "StuckDistribution": ("means", "p"),
-    "D2DLognormal": ("G_off", "G_on", "R_on_log_std", "R_off_log_std"),
-    # The physical pipeline beyond the paper (memnp.crossbar.pipeline).
-    "ProgrammingNoise": ("sigma_rel",),
-    "Drift": ("nu_mean", "nu_std", "t"),
-    "ReadNoise": ("sigma_rel",),
-    "DAC": ("bits",),
-    "ADC": ("bits",),
-    "Tiles": ("rows", "cols"),
-    "LineResistance": ("r_word", "r_bit"),
-}
 #: The README's worked example (``siox-high-chip``): illustrative values beyond the paper's D2D
 #: and PF (not measured).
 CHIP = {"stuck_off_p": 0.02, "read_noise": 0.05, "drift": {"nu_mean": 0.01, "nu_std": 0.005, "t": 86400.0},
@@ -121,12 +105,13 @@ def validate_stage_dict(stage: dict) -> None:
     nonidealities = stage.get("nonidealities", [])
     if not isinstance(nonidealities, list):
         raise ValueError("stage: nonidealities must be a list of dicts")
+    keys = nonideality_keys()    # type -> required keys, from the registered classes
     for i, item in enumerate(nonidealities):
         where = f"stage nonideality {i}"
-        if not isinstance(item, dict) or item.get("type") not in NONIDEALITY_KEYS:
-            raise ValueError(f"{where}: type must be one of {', '.join(NONIDEALITY_KEYS)}, "
+        if not isinstance(item, dict) or item.get("type") not in keys:
+            raise ValueError(f"{where}: type must be one of {', '.join(keys)}, "
                              f"got {item.get('type') if isinstance(item, dict) else item!r}")
-        for key in NONIDEALITY_KEYS[item["type"]]:
+        for key in keys[item["type"]]:
             if key not in item:
                 raise ValueError(f"{where} ({item['type']}): missing key {key!r}")
         if "p" in item:

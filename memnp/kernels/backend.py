@@ -1,7 +1,10 @@
-"""Choosing the kernel backend: ``cpu`` (Numba, parallel; default), ``cuda`` (numba.cuda) or
-``numpy`` (the materializing reference, the tests' oracle).
+"""The kernel backends: one object per device, chosen once and passed down (layers ->
+CrossbarPass -> tiling -> the wires' circuit solver).
 
-Every backend module offers the same functions with the same shapes and units:
+``get_backend(name)`` returns the (cached) :class:`Backend` of ``cpu`` (Numba, parallel;
+default), ``cuda`` (numba.cuda) or ``numpy`` (the materializing reference, the tests' oracle); an
+unknown name is a ValueError. Every backend offers the same methods with the same shapes and
+units:
 
 - ``pf_currents(V, c, d_eps) -> I``                (p, m), (m, n), (m, n) -> (p, n)
 - ``pf_currents_vjp(V, c, d_eps, grad_I, need_V=True) -> (grad_V, grad_c, grad_d_eps)``
@@ -9,19 +12,32 @@ Every backend module offers the same functions with the same shapes and units:
 - ``pf_power(V, c, d_eps) -> float``               average power over the batch (W)
 - ``ideal_currents(V, G) -> I``                    V @ G
 - ``ideal_power(V, G) -> float``                   average power over the batch (W)
+- ``pf_partial_currents(V, c, d_eps, tile_of_row, T) -> I_parts`` (T, p, n): every row of
+  arrays' own PF column currents (the tiles phase, memnp.crossbar.tiling)
+- ``pf_tiled_adc(V, c, d_eps, tile_of_row, T, full_scale, levels, constants)`` -> (I, clipped)
+  or None: the arrays' currents, their ADCs and the digital sum in one pass, where the device
+  has that loop (None: the caller quantises :meth:`pf_partial_currents`)
+- ``circuit``: the line-resistance solver of the device (forward, VJP, power), attached by
+  :mod:`memnp.circuit.dispatch` (the circuit package sits above the kernels).
 
 V in volts, c in A/V, d_eps in F/m, G in siemens, I in amperes. float32 and float64 inputs give
-outputs of the same dtype.
+outputs of the same dtype. The cpu backend picks dense or zero-skipping kernels and one thread
+or all per call (:mod:`memnp.kernels.cpu_auto`, its one dispatcher).
 """
 import importlib
 import os
 
+import numpy as np
+
 BACKENDS = ("cpu", "cuda", "numpy")
-_MODULES = {"cpu": "memnp.kernels.cpu_auto", "cuda": "memnp.kernels.cuda", "numpy": "memnp.kernels.reference"}
+_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 
 
 def backend_name(name=None):
-    """Resolve a backend name: the argument, else ``MEMNP_BACKEND``, else ``cpu``."""
+    """Resolve a backend name: the argument (a name or a :class:`Backend`), else ``MEMNP_BACKEND``,
+    else ``cpu``."""
+    if isinstance(name, Backend):
+        return name.name
     if name is None:
         name = os.environ.get("MEMNP_BACKEND", "") or "cpu"
     name = str(name).lower()
@@ -31,12 +47,123 @@ def backend_name(name=None):
     return name
 
 
-def get_backend(name=None):
-    """Return the kernel module of a backend (see the module docstring for its functions)."""
-    name = backend_name(name)
-    try:
-        return importlib.import_module(_MODULES[name])
-    except ImportError as exc:
-        if name == "cuda":
+def stack_rows(V, tile_of_row, T):
+    """(T p, m): copy t of V (p, m) keeps only the rows i with tile_of_row[i] == t (zeros
+    elsewhere)."""
+    p, m = V.shape
+    stacked = np.zeros((T, p, m), V.dtype)
+    for k in range(T):
+        rows = tile_of_row == k
+        stacked[k][:, rows] = V[:, rows]
+    return stacked.reshape(T * p, m)
+
+
+class Backend:
+    """The hot loops of one device (see the module docstring); ``kernels`` is the module whose
+    functions ``pf_currents``, ``pf_currents_vjp``, ``pf_power``, ``ideal_currents`` and
+    ``ideal_power`` it runs."""
+
+    #: The backend's name (BACKENDS), for messages and results.
+    name = None
+    #: The line-resistance solver (memnp.circuit.dispatch attaches one per device class).
+    circuit = None
+
+    def __init__(self, kernels):
+        self.kernels = kernels
+        self.pf_currents = kernels.pf_currents
+        self.pf_currents_vjp = kernels.pf_currents_vjp
+        self.pf_power = kernels.pf_power
+        self.ideal_currents = kernels.ideal_currents
+        self.ideal_power = kernels.ideal_power
+
+    def __repr__(self):
+        return f"<memnp {self.name} backend>"
+
+    def __reduce__(self):
+        # Pickled by name (a layer's last read holds its backend): the same cached object back.
+        return get_backend, (self.name,)
+
+    def pf_partial_currents(self, V, c, d_eps, tile_of_row, T):
+        """I_parts (T, p, n): one kernel call on a stack of copies of the batch, copy t zero outside
+        the rows of row of arrays t (a device at 0 V carries no current and gets no gradient, so
+        the stacked sums are the arrays' own)."""
+        if T == 1:
+            return self.pf_currents(V, c, d_eps)[None]
+        return self.pf_currents(stack_rows(V, tile_of_row, T), c, d_eps).reshape(T, V.shape[0], -1)
+
+    def pf_tiled_adc(self, V, c, d_eps, tile_of_row, T, full_scale, levels, constants):
+        """None: this device has no one-pass tiled ADC loop."""
+        return None
+
+
+class NumpyBackend(Backend):
+    """The materializing NumPy reference (:mod:`memnp.kernels.reference`)."""
+
+    name = "numpy"
+
+    def __init__(self):
+        from . import reference
+        super().__init__(reference)
+
+
+class CpuBackend(Backend):
+    """Numba on the CPU: :mod:`memnp.kernels.cpu_auto` (dense or zero-skipping kernels, one thread
+    or all, per call) and the one-pass tiled loops of :mod:`memnp.kernels.tiling`."""
+
+    name = "cpu"
+
+    def __init__(self):
+        from . import cpu_auto
+        super().__init__(cpu_auto)
+
+    def pf_partial_currents(self, V, c, d_eps, tile_of_row, T):
+        """The one-pass tiled loop (:func:`memnp.kernels.tiling.pf_currents_tiled`, tested against
+        the stacked read) for several rows of arrays of float32 or float64 voltages."""
+        if T > 1 and V.dtype in _FLOATS:
+            from . import tiling
+            return tiling.pf_currents_tiled(V, c, d_eps, tile_of_row, T)
+        return super().pf_partial_currents(V, c, d_eps, tile_of_row, T)
+
+    def pf_tiled_adc(self, V, c, d_eps, tile_of_row, T, full_scale, levels, constants):
+        """(I (p, n), clipped) from one pass over the devices (memnp.kernels.tiling: the same numbers
+        as the partial currents quantised and summed) for several rows of arrays of float32 or
+        float64 voltages; ``constants``: memnp.kernels.tiling.adc_constants of the full scales."""
+        if T <= 1 or V.dtype not in _FLOATS:
+            return None
+        from . import tiling
+        m = V.shape[1]
+        if c.dtype == V.dtype == d_eps.dtype and c.flags.c_contiguous and d_eps.flags.c_contiguous \
+                and V.flags.c_contiguous and c.shape == d_eps.shape == (m, c.shape[1]):
+            return tiling.tiled_adc(V, c, d_eps, tile_of_row, constants)
+        return tiling.pf_currents_tiled_adc(V, c, d_eps, tile_of_row, T, full_scale, levels)
+
+
+class CudaBackend(Backend):
+    """numba.cuda (:mod:`memnp.kernels.cuda`)."""
+
+    name = "cuda"
+
+    def __init__(self):
+        try:
+            kernels = importlib.import_module("memnp.kernels.cuda")
+        except ImportError as exc:
             raise ImportError("the cuda backend needs numba-cuda: pip install 'memnp[cuda]'") from exc
-        raise
+        super().__init__(kernels)
+
+
+_CLASSES = {"cpu": CpuBackend, "cuda": CudaBackend, "numpy": NumpyBackend}
+_CACHE = {}
+
+
+def get_backend(name=None):
+    """The :class:`Backend` of ``name`` (a name, None for ``MEMNP_BACKEND`` or ``cpu``, or a Backend,
+    returned as it is), made once per name; ValueError for anything else."""
+    if isinstance(name, Backend):
+        return name
+    if name is not None and not isinstance(name, str):
+        raise ValueError(f"backend must be one of {', '.join(BACKENDS)} or a Backend; got {name!r}")
+    name = backend_name(name)
+    backend = _CACHE.get(name)
+    if backend is None:
+        backend = _CACHE[name] = _CLASSES[name]()
+    return backend

@@ -3,10 +3,12 @@
 A stage of the pipeline (memnp.crossbar.pipeline) turns the programmed conductances G into the
 read ones through up to four phases, in this order:
 
-    programming  D2DLognormal: G1 = G exp(sigma (sigma / 2 - eps))    (memnp.kernels.d2d_devices)
-    drift        Drift:        G2 = G1 f_drift,  f_drift = (t / t0) ** -nu
-    stuck        any stuck class: G3 = values where mask, else G2
-    read_noise   ReadNoise:    G'' = G3 f_read
+    programming  fused.D2D:       G1 = G exp(sigma (sigma / 2 - eps))    (memnp.kernels.d2d_devices)
+    drift        fused.Drift:     G2 = G1 f_drift,  f_drift = (t / t0) ** -nu
+    stuck        fused.Stuck:     G3 = values where mask, else G2
+    read_noise   fused.ReadNoise: G'' = G3 f_read
+
+(the records a phase's nonideality returns from ``fused()``, :mod:`memnp.kernels.fused`)
 
 and the backward pass runs them in reverse (stuck devices get exact zeros). Phase by phase this
 is one NumPy or Numba pass per phase and per direction (and two for the stuck devices);
@@ -24,16 +26,15 @@ import functools
 import numpy as np
 from numba import njit
 
-from .d2d_devices import _constants, _sigma
+from . import fused as fused_params
+from .d2d_devices import _sigma
 from .fastexp import fast_exp, wide_vectors
 
 #: The D2D loop's flags (memnp.kernels.d2d_devices): the same contractions, so the same bits.
 _FASTMATH = {"nsz", "contract"}
-#: The phases :func:`apply` takes, in order, by the class names they accept.
-PHASES = ("programming", "drift", "stuck", "read_noise")
-_STUCK = ("StuckAt", "StuckAtGOff", "StuckAtGOn", "StuckDistribution")
-_CLASSES = {"programming": ("D2DLognormal",), "drift": ("Drift",), "stuck": _STUCK,
-            "read_noise": ("ReadNoise",)}
+#: The phases :func:`apply` takes, in order (each nonideality says through its ``fused()`` record,
+#: memnp.kernels.fused, whether this loop runs it).
+PHASES = fused_params.CONDUCTANCE_SLOTS
 
 
 @njit(fastmath=_FASTMATH, error_model="numpy", cache=True)
@@ -83,21 +84,20 @@ def _apply_vjp(G, eps, r_on, r_off, slope, s_on, d2d, f_drift, drift, mask, stuc
 
 def fusable(phases):
     """True when ``phases`` ({phase name: nonideality}, a stage's) has at least two conductance
-    phases and every one of them is of a class :func:`apply` takes."""
+    phases and every one of them returns this loop's record from ``fused()``
+    (:mod:`memnp.kernels.fused`)."""
     held = [name for name in PHASES if name in phases]
     if len(held) < 2:
         return False
-    for name, item in phases.items():
-        if name in ("programming", "drift", "stuck", "read_noise") \
-                and type(item).__name__ not in _CLASSES[name]:
-            return False
-    return True
+    return all(fused_params.params(phases[name], name) is not None for name in held)
 
 
 @functools.lru_cache(maxsize=64)
 def _d2d_constants(d2d):
-    """memnp.kernels.d2d_devices' constants of a D2DLognormal (frozen, hashable): read once."""
-    return _constants(d2d)
+    """(r_on, r_off, slope, s_on) of a D2D phase's record (memnp.kernels.fused.D2D): read once
+    per (frozen, hashable) nonideality."""
+    record = fused_params.params(d2d, "programming")
+    return record.r_on, record.r_off, record.slope, record.s_on
 
 
 #: Placeholders for the phases a stage does not hold, by dtype.
@@ -182,10 +182,17 @@ def _numpy_steps(phases):
     return steps
 
 
+def _numpy(item):
+    """The NumPy forms of a phase's disturbance and its VJP (``disturb_numpy`` where the class
+    has one beside its loop, else ``disturb``)."""
+    return (getattr(item, "disturb_numpy", item.disturb),
+            getattr(item, "disturb_vjp_numpy", item.disturb_vjp))
+
+
 def apply_numpy(phases, G, draws):
     """:func:`apply` as the phases' NumPy methods in turn (the reference)."""
     for name, item in _numpy_steps(phases):
-        G = item.disturb_numpy(G, draws[name]) if name == "programming" else item.disturb(G, draws[name])
+        G = _numpy(item)[0](G, draws[name])
     return G
 
 
@@ -194,10 +201,9 @@ def apply_vjp_numpy(phases, G, draws, grad):
     inputs = []
     for name, item in _numpy_steps(phases):
         inputs.append((name, item, G))
-        G = item.disturb_numpy(G, draws[name]) if name == "programming" else item.disturb(G, draws[name])
+        G = _numpy(item)[0](G, draws[name])
     for name, item, G_in in reversed(inputs):
-        grad = item.disturb_vjp_numpy(G_in, draws[name], grad) if name == "programming" \
-            else item.disturb_vjp(G_in, draws[name], grad)
+        grad = _numpy(item)[1](G_in, draws[name], grad)
     return grad
 
 

@@ -1,6 +1,7 @@
 """The ``cpu`` backend: for every call, the dense kernels of :mod:`memnp.kernels.cpu` or the
 zero-skipping kernels of :mod:`memnp.kernels.sparse`, whichever the fraction of exactly-zero
-voltages in V favours (:func:`memnp.kernels.sparse.plan`), on one thread or on all of Numba's.
+voltages in V favours (:func:`plan`: the cpu backend's one dispatcher), on one thread or on all
+of Numba's.
 Both kernel families compute the same sums, so the choices change speed only (and the last bits
 of float32 sums). Same interface as :mod:`memnp.kernels.reference`.
 
@@ -29,11 +30,11 @@ import os
 import numba
 import numpy as np
 
-from . import sparse
+from . import cpu, sparse
 from .cpu import ideal_currents, ideal_power
 
 __all__ = ["pf_currents", "pf_currents_vjp", "pf_power", "ideal_currents", "ideal_power",
-           "SERIAL_BELOW", "SERIAL_BELOW_PASSIVE", "serial_below"]
+           "SERIAL_BELOW", "SERIAL_BELOW_PASSIVE", "serial_below", "plan"]
 
 #: Device evaluations below which a call runs on one thread when OpenMP threads spin ...
 SERIAL_BELOW = 1 << 17
@@ -50,9 +51,29 @@ def serial_below():
     return SERIAL_BELOW_PASSIVE if passive and not spins else SERIAL_BELOW
 
 
+def plan(V, n):
+    """(kernel module, device evaluations) for voltages V (p, m) on a crossbar with n columns.
+
+    The module is :mod:`memnp.kernels.sparse` when at least :func:`memnp.kernels.sparse.min_zeros`
+    (n) of V's entries are exactly 0 and the crossbar has at least
+    :data:`memnp.kernels.sparse.MIN_DEVICES` devices, else :mod:`memnp.kernels.cpu`; the
+    evaluations are the (example, device) pairs that module computes: nonzero voltages times n
+    for the sparse one, p m n for the dense one (the zeros are counted once, for both answers)."""
+    V = np.asarray(V)
+    if V.ndim != 2:
+        return cpu, V.size * n
+    p, m = V.shape
+    if m * n < sparse.MIN_DEVICES or p * m == 0:
+        return cpu, p * m * n
+    zeros = sparse._count_zeros(V) if V.dtype in (np.float32, np.float64) else V.size - np.count_nonzero(V)
+    if zeros >= sparse.min_zeros(n) * V.size:
+        return sparse, (V.size - zeros) * n
+    return cpu, p * m * n
+
+
 def _call(name, V, c, *args):
-    """Run ``name`` of the kernel module :func:`sparse.plan` picks, on one thread if small."""
-    module, evaluations = sparse.plan(V, np.shape(c)[-1])
+    """Run ``name`` of the kernel module :func:`plan` picks, on one thread if small."""
+    module, evaluations = plan(V, np.shape(c)[-1])
     function = getattr(module, name)
     if evaluations >= serial_below():
         return function(V, c, *args)

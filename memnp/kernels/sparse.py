@@ -25,11 +25,10 @@ so that the inner loops over columns run in whole SIMD vectors (no scalar tail f
   dL/dc, dL/d(d_eps) and column i of dL/dV, so the threads never write the same element.
 - Power: the forward kernel with weights V**2 and |c| (|V| |I_ind| = V**2 |c| e), summed.
 
-:func:`choose` picks this module or the dense one from the fraction of exact zeros in V
-and the crossbar's column count (:func:`min_zeros`, measured with bench/sparse.py);
-``pf_currents_auto``, ``pf_currents_vjp_auto`` and ``pf_power_auto`` dispatch with it.
+:func:`min_zeros` gives the fraction of exact zeros in V from which this module beats the
+dense one (measured with bench/sparse.py); the cpu backend's one dispatcher
+(:func:`memnp.kernels.cpu_auto.plan`) picks between them with it.
 """
-import sys
 
 import numpy as np
 from numba import get_num_threads, njit, prange
@@ -45,8 +44,9 @@ BLOCK = 256
 #: The column axis is padded to a multiple of this (the float32 AVX-512 width): padding n = 20
 #: to 32 or n = 50 to 64 was faster than a scalar tail, padding 48 to 64 was not (bench/sparse.py).
 COLUMN_PAD = 16
-#: Fraction of exact zeros in V at or above which :func:`choose` picks the sparse kernels, for
-#: crossbars of at least WIDE_COLUMNS columns (measured on 64 x {26..1025} x 50 float32, 2
+#: Fraction of exact zeros in V at or above which the cpu backend
+#: (:func:`memnp.kernels.cpu_auto.plan`) picks the sparse kernels, for crossbars of at least
+#: WIDE_COLUMNS columns (measured on 64 x {26..1025} x 50 float32, 2
 #: threads: sparse loses 7-15 % with no zeros and wins 20-28 % at 30 % zeros) ...
 SPARSE_MIN_ZEROS = 0.3
 WIDE_COLUMNS = 32
@@ -267,42 +267,3 @@ def min_zeros(n):
     crossbar with n columns (measured with bench/sparse.py, 2 threads, float32; see
     :data:`SPARSE_MIN_ZEROS` and :data:`NARROW_MIN_ZEROS`)."""
     return SPARSE_MIN_ZEROS if n >= WIDE_COLUMNS else NARROW_MIN_ZEROS
-
-
-def plan(V, n):
-    """(kernel module, device evaluations) for voltages V (p, m) on a crossbar with n columns.
-
-    The module is this one when at least :func:`min_zeros` (n) of V's entries are exactly 0 and
-    the crossbar has at least :data:`MIN_DEVICES` devices, else :mod:`memnp.kernels.cpu`; the
-    evaluations are the (example, device) pairs that module computes: nonzero voltages times n
-    for this one, p m n for the dense one (the zeros are counted once, for both answers)."""
-    V = np.asarray(V)
-    if V.ndim != 2:
-        return cpu, V.size * n
-    p, m = V.shape
-    if m * n < MIN_DEVICES or p * m == 0:
-        return cpu, p * m * n
-    zeros = _count_zeros(V) if V.dtype in (np.float32, np.float64) else V.size - np.count_nonzero(V)
-    if zeros >= min_zeros(n) * V.size:
-        return sys.modules[__name__], (V.size - zeros) * n
-    return cpu, p * m * n
-
-
-def choose(V, n):
-    """The kernel module :func:`plan` picks for voltages V (p, m) on a crossbar with n columns."""
-    return plan(V, n)[0]
-
-
-def pf_currents_auto(V, c, d_eps):
-    """:func:`pf_currents` of the module :func:`choose` picks."""
-    return choose(V, np.shape(c)[-1]).pf_currents(V, c, d_eps)
-
-
-def pf_currents_vjp_auto(V, c, d_eps, grad_I, need_V=True):
-    """:func:`pf_currents_vjp` of the module :func:`choose` picks."""
-    return choose(V, np.shape(c)[-1]).pf_currents_vjp(V, c, d_eps, grad_I, need_V)
-
-
-def pf_power_auto(V, c, d_eps):
-    """:func:`pf_power` of the module :func:`choose` picks."""
-    return choose(V, np.shape(c)[-1]).pf_power(V, c, d_eps)

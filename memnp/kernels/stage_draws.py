@@ -20,8 +20,9 @@ keeps); :func:`sample_and_apply` also applies the conductance phases
              draw, "has_uint32" in the state, comes first, and an odd count leaves one held; the
              state is left as NumPy leaves it).
 
-Only for float32 or float64 draws, stuck classes with a fixed value (StuckAt, StuckAtGOff,
-StuckAtGOn) and, with stuck devices, a PCG64 bit generator; otherwise :func:`sample` returns None
+Only for float32 or float64 draws, phases whose nonideality returns its loop's record from
+``fused()`` (:mod:`memnp.kernels.fused`; stuck devices with a fixed value) and, with stuck
+devices, a PCG64 bit generator; otherwise :func:`sample` returns None
 and the caller samples phase by phase. Arrays: the draws in the phases' shapes and dtypes
 (memnp.crossbar.pipeline.Draws), G (m, n) in S.
 """
@@ -32,18 +33,14 @@ from numba import njit
 
 from . import drift as drift_loops
 from . import conductance_chain
+from . import fused as fused_params
 from . import normal
-from .d2d_devices import _constants as _d2d_constants
 from . import pcg64
 from . import pf_devices
 from . import read_noise as read_loops
 from .uniforms import _stuck_f32, _stuck_f64
 
 _JIT = {"error_model": "numpy", "cache": True}
-#: Conductance phases :func:`sample` draws, by the class names it takes.
-_CLASSES = {"programming": ("D2DLognormal",), "drift": ("Drift",),
-            "stuck": ("StuckAt", "StuckAtGOff", "StuckAtGOn"), "read_noise": ("ReadNoise",),
-            "currents": ("IVNonlinearityPF",)}
 _SHIFT32 = np.uint64(32)
 
 
@@ -119,56 +116,63 @@ def _all(state, count, read_words, template, n, buffered, held, params):
     return eps, f_drift, mask, values, f_read, residuals, held_after, s_hi, s_lo
 
 
-def _counts(phases, n, dtype, buffered):
-    """[(phase name, words)] in physical order, or None when a phase is not taken; ``buffered``:
-    whether NumPy holds half a word for the next float32 uniform."""
-    counts = []
+def _records(phases):
+    """{phase name: the phase's record (memnp.kernels.fused)} of the phases with draws, or None
+    when one of them is not a loop this module runs (a stuck record needs a fixed value)."""
+    records = {}
     for name, item in phases.items():
-        classes = _CLASSES.get(name)
-        if classes is None:
-            if name in ("dac", "wires", "adc", "tiles"):
-                continue                     # no draws
+        if item.draws is None:
+            continue                         # no draws (DAC, wires, ADC, tiles)
+        record = fused_params.params(item, name)
+        if record is None or (name == "stuck" and record.value is None):
             return None
-        if type(item).__name__ not in classes:
-            return None
+        records[name] = record
+    return records
+
+
+def _counts(records, n, dtype, buffered):
+    """[(phase name, words, record)] in physical order; ``buffered``: whether NumPy holds half a
+    word for the next float32 uniform."""
+    counts = []
+    for name, record in records.items():
         if name == "stuck":
-            counts.append((name, n if dtype == np.float64 else (n - buffered + 1) // 2))
+            counts.append((name, n if dtype == np.float64 else (n - buffered + 1) // 2, record))
         elif name == "currents":
-            counts.append((name, n))
+            counts.append((name, n, record))
         else:
-            counts.append((name, (n + 1) // 2))
+            counts.append((name, (n + 1) // 2, record))
     return counts
 
 
-def plan(phases, read_floor=1e-3):
+def plan(phases):
     """(the phases' parameters as :func:`_all` and :func:`_all_apply` take them (24,) float64:
     the draws', D2D's constants and PF's (s_c, b_c, s_d, b_d); which phases are held), or None
     when a phase is not one this module draws. A stage computes it once
     (``Stage.draw_plan``)."""
-    if _counts(phases, 2, np.dtype(np.float64), 0) is None:
+    records = _records(phases)
+    if records is None:
         return None
-    drift, stuck, read, pf = (phases.get(name) for name in ("drift", "stuck", "read_noise", "currents"))
-    (l00, l01), (l10, l11) = pf._factor if pf is not None else ((0.0, 0.0), (0.0, 0.0))
-    held = ("programming" in phases, drift is not None, stuck is not None, read is not None, pf is not None)
-    d2d = phases.get("programming")
-    d2d_constants = _d2d_constants(d2d) if d2d is not None else (1.0, 1.0, 0.0, 0.0)
+    d2d, drift, stuck, read, pf = (records.get(name) for name in
+                                   ("programming", "drift", "stuck", "read_noise", "currents"))
+    (l00, l01), (l10, l11) = pf.factor if pf is not None else ((0.0, 0.0), (0.0, 0.0))
+    held = (d2d is not None, drift is not None, stuck is not None, read is not None, pf is not None)
+    d2d_constants = (d2d.r_on, d2d.r_off, d2d.slope, d2d.s_on) if d2d is not None else (1.0, 1.0, 0.0, 0.0)
     pf_params = (pf.slopes[0], pf.intercepts[0], pf.slopes[1], pf.intercepts[1]) if pf is not None \
         else (0.0, 0.0, 0.0, 0.0)
     params = np.array([held[0],
                        held[1], drift.nu_mean if drift else 0.0, drift.nu_std if drift else 0.0,
-                       math.log(drift.t / drift.t0) if drift else 0.0,
-                       held[2], stuck.p if stuck else 0.0, stuck.fixed_value if stuck else 0.0,
-                       held[3], read.sigma_rel if read else 0.0, read_floor,
+                       drift.log_ratio if drift else 0.0,
+                       held[2], stuck.p if stuck else 0.0, stuck.value if stuck else 0.0,
+                       held[3], read.sigma if read else 0.0, read.floor if read else 0.0,
                        held[4], l00, l01, l10, l11, *d2d_constants, *pf_params], dtype=np.float64)
     params.setflags(write=False)
     return params, held
 
 
-def sample(phases, shape, rng, read_rng=None, dtype=np.float64, read_floor=1e-3, draw_plan=None):
+def sample(phases, shape, rng, read_rng=None, dtype=np.float64, draw_plan=None):
     """{phase name: draws} for a stage's ``phases`` ({phase name: nonideality}) and a crossbar of
     ``shape`` (m, n), the same as each phase's ``sample`` in turn (read noise from ``read_rng``
-    when given; ``read_floor``: ReadNoise's MIN_FACTOR; ``draw_plan``: :func:`plan` of the
-    phases, if the caller keeps it); None when a phase or the Generator is not one this function
+    when given; ``draw_plan``: :func:`plan` of the phases, if the caller keeps it); None when a phase or the Generator is not one this function
     takes (see the module docstring)."""
     dtype = np.dtype(dtype)
     if dtype not in (np.float32, np.float64) or not isinstance(rng, np.random.Generator):
@@ -182,30 +186,29 @@ def sample(phases, shape, rng, read_rng=None, dtype=np.float64, read_floor=1e-3,
         return None
     bits = rng.bit_generator
     if type(bits) is not np.random.PCG64:
-        if "stuck" in phases:
+        records = _records(phases)
+        if "stuck" in phases or records is None:
             return None
-        counts = _counts(phases, n, dtype, 0)
-        if counts is None:
-            return None
-        return _draws(phases, counts, None, bits.random_raw, shape, n, dtype, read_rng, read_floor)
+        return _draws(_counts(records, n, dtype, 0), None, bits.random_raw, shape, n, dtype, read_rng)
     if n < normal.PARALLEL_MIN:
         if draw_plan is None:
-            draw_plan = plan(phases, read_floor)
+            draw_plan = plan(phases)
             if draw_plan is None:
                 return None
         return _one_call(phases, draw_plan, bits, shape, n, dtype, read_rng)
     # PCG64: one read of the state (NumPy's held half word, memnp's PCG64 loop) and one write.
+    records = _records(phases)
+    if records is None:
+        return None
     with bits.lock:
         state = bits.state
-        counts = _counts(phases, n, dtype, int(state["has_uint32"]))
-        if counts is None:
-            return None
+        counts = _counts(records, n, dtype, int(state["has_uint32"]))
         inner = state["state"]
 
         def words(count):
             out, inner["state"] = pcg64.words_from(inner["state"], inner["inc"], count)
             return out
-        out = _draws(phases, counts, state, words, shape, n, dtype, read_rng, read_floor)
+        out = _draws(counts, state, words, shape, n, dtype, read_rng)
         bits.state = state
     return out
 
@@ -290,15 +293,14 @@ def sample_and_apply(phases, draw_plan, G, rng, read_rng=None):
     return draws, G_read, ((c, d_eps) if pf_loop else None), vjp_args
 
 
-def _draws(phases, counts, state, words_of, shape, n, dtype, read_rng, read_floor):
-    """The draws of the phases in ``counts`` from one block of ``words_of(count)``; ``state``: the
+def _draws(counts, state, words_of, shape, n, dtype, read_rng):
+    """The draws of the phases in ``counts`` ([(phase name, words, record)]) from one block of ``words_of(count)``; ``state``: the
     PCG64 state dict whose half-word buffer the float32 stuck uniforms use and update (or None)."""
     separate = read_rng is not None
-    words = words_of(sum(c for name, c in counts if not (separate and name == "read_noise")))
+    words = words_of(sum(c for name, c, _ in counts if not (separate and name == "read_noise")))
     out = {}
     start = 0
-    for name, count in counts:
-        item = phases[name]
+    for name, count, item in counts:
         if name == "read_noise" and separate:
             w = pcg64.raw_words(read_rng.bit_generator, count)
         else:
@@ -311,38 +313,39 @@ def _draws(phases, counts, state, words_of, shape, n, dtype, read_rng, read_floo
             state["has_uint32"] = (n - buffered) % 2
             state["uinteger"] = int(w[-1] >> _SHIFT32) if w.size else held
         else:
-            out[name] = _draw(name, item, w, shape, n, dtype, read_floor)
+            out[name] = _draw(name, item, w, shape, n, dtype)
     return out
 
 
 def _stuck(item, words, shape, dtype, buffered, held):
     mask = np.empty(shape, np.bool_)
     values = np.empty(shape, dtype)
-    _stuck_f32(words, buffered, np.uint64(held), dtype.type(item.p), dtype.type(item.fixed_value),
+    _stuck_f32(words, buffered, np.uint64(held), dtype.type(item.p), dtype.type(item.value),
                mask.reshape(-1), values.reshape(-1))
     return mask, values
 
 
-def _draw(name, item, words, shape, n, dtype, read_floor):
+def _draw(name, item, words, shape, n, dtype):
+    """The draws of phase ``name`` from ``words``, with its record ``item`` (memnp.kernels.fused)."""
     if name == "programming":
         eps = np.empty(shape, dtype)
         (normal._parallel if n >= normal.PARALLEL_MIN else normal._serial)(words, eps.reshape(-1))
         return eps
     if name == "drift":
         f = np.empty(shape, dtype)
-        drift_loops._factors(words, float(item.nu_mean), float(item.nu_std), math.log(item.t / item.t0),
+        drift_loops._factors(words, float(item.nu_mean), float(item.nu_std), float(item.log_ratio),
                              f.reshape(-1))
         return f
     if name == "stuck":     # float64 (float32: _stuck)
         mask = np.empty(shape, np.bool_)
         values = np.empty(shape, dtype)
-        _stuck_f64(words, dtype.type(item.p), dtype.type(item.fixed_value), mask.reshape(-1), values.reshape(-1))
+        _stuck_f64(words, dtype.type(item.p), dtype.type(item.value), mask.reshape(-1), values.reshape(-1))
         return mask, values
     if name == "read_noise":
         f = np.empty(shape, dtype)
-        read_loops._factors(words, float(item.sigma_rel), float(read_floor), f.reshape(-1))
+        read_loops._factors(words, float(item.sigma), float(item.floor), f.reshape(-1))
         return f
     residuals = np.empty((2,) + shape, dtype)
-    (l00, l01), (l10, l11) = np.asarray(item._factor, dtype=np.float64)
+    (l00, l01), (l10, l11) = np.asarray(item.factor, dtype=np.float64)
     pf_devices._residuals(words, l00, l01, l10, l11, residuals[0].reshape(-1), residuals[1].reshape(-1))
     return residuals

@@ -39,7 +39,7 @@ def layer_from_config(config):
 class PassContext:
     """What a forward pass runs under: the crossbar stage (memnp.crossbar.Stage or None), the
     Generator every random draw comes from (None when the stage draws nothing), the kernel
-    backend name (None: the default) and the draw policy: ``"active"`` draws only for the crossbar
+    backend (a memnp.kernels.backend.Backend or its name; None: the default) and the draw policy: ``"active"`` draws only for the crossbar
     rows a batch reads (rows whose inputs are all 0 are skipped), ``"all"`` draws for every device
     and keeps the active rows' draws, so a reseeded Generator gives every device the same draws
     whatever the inputs (what a programmed chip, held fixed over many batches, needs).

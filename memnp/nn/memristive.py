@@ -26,6 +26,7 @@ from ..crossbar.validation import finite_array, float_array, non_empty_batch, un
 from ..kernels import get_backend
 from ..kernels import mapping as mapping_loops
 from .layers import Layer, _conv_output_shape, _count, _generator, _image_batch, col2im, im2col, register
+from .reads import CrossbarRead, DigitalRead
 
 WEIGHTS = ("double", "standard")
 #: Parameter names of double weights, in the order of split_double_weights.
@@ -138,7 +139,7 @@ class CrossbarLayer(Layer):
             W = self.params["W"].reshape(self.n_rows, self.n_out)
             y = x @ W
             y += self.params["b"]
-            self._last = ("digital", x, stage, ctx.backend)
+            self._last = DigitalRead(x, stage, ctx.backend)
             return y
         if stage.random and not isinstance(ctx.rng, np.random.Generator):
             raise ValueError("rng must be a numpy.random.Generator (np.random.default_rng(seed)) when "
@@ -188,7 +189,7 @@ class CrossbarLayer(Layer):
         # and checked rng above; dL/dy is checked in _read_vjp. The pass need not scan them again.
         crossbar.inputs_checked = crossbar.gradients_checked = True
         I = crossbar.forward(V, G, ctx.rng, draws, rows, shape[0], read_rng)
-        self._last = ("crossbar", M, max_weight, I, crossbar, stage, rows)
+        self._last = CrossbarRead(M, max_weight, I, crossbar, stage, rows)
         if mapping_loops.supported(I):
             return mapping_loops.outputs(I, stage.k_V, max_weight, stage.G_off, stage.G_on)
         return I_to_y(I, stage.k_V, max_weight, stage.G_off, stage.G_on)
@@ -196,13 +197,15 @@ class CrossbarLayer(Layer):
     def _read_vjp(self, dy, need_dx):
         """dL/dx (p, n_rows) or None from dL/dy (p, n_out); fills the parameter gradients."""
         self._forward_cache("_last")
-        if self._last[0] == "digital":
-            _, x, _, _ = self._last
+        last = self._last
+        if isinstance(last, DigitalRead):
+            x = last.x
             W = self.params["W"].reshape(self.n_rows, self.n_out)
             self.grads["W"] = (x.T @ dy).reshape(self.weight_shape)
             self.grads["b"] = dy.sum(axis=0)
             return dy @ W.T if need_dx else None
-        _, M, max_weight, I, crossbar, stage, rows = self._last
+        M, max_weight, I, crossbar = last.M, last.max_weight, last.I, last.crossbar
+        stage, rows = last.stage, last.rows
         if mapping_loops.supported(I, dy):
             grad_I, grad_max_weight = mapping_loops.outputs_vjp(I, dy, stage.k_V, max_weight,
                                                                 stage.G_off, stage.G_on)
@@ -248,17 +251,18 @@ class CrossbarLayer(Layer):
         """
         if self._last is None:
             raise ValueError(f"{type(self).__name__}.power() needs a forward pass first")
-        if self._last[0] == "crossbar":
-            return float(self._last[4].power())
-        _, x, stage, backend = self._last
+        last = self._last
+        if isinstance(last, CrossbarRead):
+            return float(last.crossbar.power())
+        stage = last.stage
         G, _ = w_to_G(self._matrix(), stage.G_off, stage.G_on, stage.mapping_rule)
-        return float(get_backend(backend).ideal_power(x_to_V(x, stage.k_V), G))
+        return float(get_backend(last.backend).ideal_power(x_to_V(last.x, stage.k_V), G))
 
     def power_parts(self):
         """dict(device=W, wires=W, total=W) of the last forward pass: the devices' and the line
         resistance's dissipation (wires 0.0 without a LineResistance in the stage)."""
-        if self._last is not None and self._last[0] == "crossbar":
-            return {k: float(v) for k, v in self._last[4].power_parts().items()}
+        if isinstance(self._last, CrossbarRead):
+            return {k: float(v) for k, v in self._last.crossbar.power_parts().items()}
         total = self.power()
         return {"device": total, "wires": 0.0, "total": total}
 

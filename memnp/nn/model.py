@@ -15,6 +15,7 @@ import numpy as np
 
 from ..data._atomic import atomic_write
 from ..crossbar import Stage
+from ..kernels import get_backend
 from .layers import PassContext, Softmax, _dtype, _generator, layer_from_config
 from .losses import accuracy, cross_entropy_and_accuracy_from_logits, cross_entropy_from_probabilities
 from .optim import SGD, l1_gradient_, l1_penalty
@@ -113,7 +114,10 @@ class Sequential:
                              f"got {type(rng).__name__}")
         if draws not in DRAWS:
             raise ValueError(f"draws must be one of {', '.join(DRAWS)}; got {draws!r}")
-        return PassContext(stage if stage is not None else self.stage, rng, self.backend, draws, read_rng)
+        # The backend is resolved once per pass (a name becomes its memnp.kernels.backend.Backend)
+        # and handed down: layers -> CrossbarPass -> tiling -> the wires' solver.
+        return PassContext(stage if stage is not None else self.stage, rng, get_backend(self.backend), draws,
+                           read_rng)
 
     def _inputs(self, x):
         x = np.asarray(x)

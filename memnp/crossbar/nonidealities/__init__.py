@@ -3,7 +3,7 @@
 read noise, I-V nonlinearity (currents), line resistance (wires), and the periphery (DAC, ADC,
 Tiles)."""
 from .base import (LinearityNonpreserving, LinearityPreserving, Nonideality, Periphery, nonideality_from_dict,
-                   nonideality_from_json)
+                   nonideality_from_json, register)
 from .d2d import D2DLognormal
 from .drift import Drift
 from .iv import IVNonlinearityPF
@@ -16,4 +16,4 @@ from .wires import LineResistance
 __all__ = ["Nonideality", "LinearityPreserving", "LinearityNonpreserving", "Periphery", "IVNonlinearityPF",
            "StuckAt", "StuckAtGOff", "StuckAtGOn", "StuckDistribution", "D2DLognormal",
            "ProgrammingNoise", "Drift", "ReadNoise", "DAC", "ADC", "Tiles", "LineResistance",
-           "nonideality_from_dict", "nonideality_from_json", "scott_bandwidth"]
+           "nonideality_from_dict", "nonideality_from_json", "register", "scott_bandwidth"]

@@ -5,8 +5,10 @@ A *linearity-preserving* nonideality replaces the conductances G by disturbed on
 ``disturb_vjp(G, draws, grad_G_disturbed) -> grad_G``.
 
 A *periphery* nonideality (DAC, ADC, Tiles) acts on the voltages, the currents or the layout of
-the arrays and draws nothing. Which phase of a read each class belongs to, and the order of the
-phases, is :data:`memnp.crossbar.pipeline.PHASES`.
+the arrays and draws nothing. Each class declares the phase of a read it belongs to (``phase``, one
+of :data:`memnp.crossbar.pipeline.PHASE_NAMES`, whose order is the physical one) and its draws
+(``draws``: "chip", "read" or None); :func:`register` checks the declarations and makes the class
+loadable from JSON. The README's "Adding a nonideality" says what a new class writes.
 
 A *linearity-nonpreserving* nonideality computes the currents itself from V and G:
 ``sample(shape, rng, dtype) -> draws``, then ``currents``, ``currents_vjp`` and ``power``.
@@ -22,22 +24,77 @@ import dataclasses
 import json
 
 from ...registry import build_from_dict
+from ..pipeline import DRAW_KINDS, PHASE_NAMES
 
 _REGISTRY = {}
+#: Relative slack of the stage's cross-phase comparisons (values written as decimal text).
+STAGE_SLACK = 1e-9
 
 
 def register(cls):
-    """Class decorator: make ``cls`` loadable by :func:`nonideality_from_dict`."""
+    """Class decorator: make ``cls`` (a frozen dataclass subclass of :class:`Nonideality` that
+    declares ``phase`` and ``draws``) loadable by :func:`nonideality_from_dict` and a member of its
+    phase; ValueError for a bad declaration or a name another class holds."""
+    if not (isinstance(cls, type) and issubclass(cls, Nonideality) and dataclasses.is_dataclass(cls)):
+        raise ValueError(f"register takes a dataclass subclass of Nonideality; got {cls!r}")
+    if cls.phase not in PHASE_NAMES:
+        raise ValueError(f"{cls.__name__}.phase must be one of {', '.join(PHASE_NAMES)}; got {cls.phase!r}")
+    if cls.draws not in DRAW_KINDS:
+        raise ValueError(f"{cls.__name__}.draws must be 'chip', 'read' or None; got {cls.draws!r}")
+    other = _REGISTRY.get(cls.__name__)
+    if other is not None and (other.__module__, other.__qualname__) != (cls.__module__, cls.__qualname__):
+        raise ValueError(f"a nonideality named {cls.__name__} is already registered ({other.__module__})")
     _REGISTRY[cls.__name__] = cls
     return cls
+
+
+def unregister(cls):
+    """Remove ``cls`` from the registry (tests that register classes of their own)."""
+    if _REGISTRY.get(cls.__name__) is cls:
+        del _REGISTRY[cls.__name__]
+
+
+def registered():
+    """{class name: class} of every registered nonideality, in registration order."""
+    return dict(_REGISTRY)
+
+
+def required_fields(cls):
+    """The names of ``cls``'s dataclass fields without a default: the keys its JSON dict must have."""
+    return tuple(f.name for f in dataclasses.fields(cls)
+                 if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING)
+
+
+def schema():
+    """{type name: required keys (besides "type")} of every registered nonideality: the JSON
+    schema of a stage's nonidealities (memnp.data.presets)."""
+    return {name: required_fields(cls) for name, cls in _REGISTRY.items()}
 
 
 class Nonideality:
     """Common behaviour: a label, and a JSON round trip of the dataclass fields."""
 
-    #: "preserving", "nonpreserving", "periphery" or "wires"; a stage holds at most one
-    #: nonideality per phase (memnp.crossbar.pipeline.PHASES).
+    #: "preserving", "nonpreserving", "periphery" or "wires".
     kind = None
+    #: The phase of a read (memnp.crossbar.pipeline.PHASE_NAMES); a stage holds at most one
+    #: nonideality per phase and applies them in the phases' order.
+    phase = None
+    #: Whose draws ``sample`` makes: "chip" (once per programmed chip in chip mode), "read" (every
+    #: batch), or None (draws nothing).
+    draws = None
+    #: True for the paper's nonidealities (docs/model.md §2): a stage of only these keeps its
+    #: listed order, labels and JSON.
+    paper = False
+
+    def fused(self):
+        """The record of the fused loop that runs this phase (memnp.kernels.fused), or None (the
+        default: the phase runs on its own, with its own methods)."""
+        return None
+
+    def check_stage(self, G_off, G_on, k_V):
+        """ValueError when this nonideality does not fit a stage of conductance range
+        [G_off, G_on] (S) and voltage scale k_V (V) (the stage's cross-phase checks); the default
+        accepts every stage."""
 
     @property
     def label(self):
@@ -55,6 +112,8 @@ class Nonideality:
 
 
 class LinearityPreserving(Nonideality):
+    """A conductance phase: ``sample`` (if ``draws`` is not None), ``disturb`` and ``disturb_vjp``."""
+
     kind = "preserving"
 
     def sample(self, shape, rng, dtype=None):
@@ -78,6 +137,7 @@ class LinearityPreserving(Nonideality):
 
 class LinearityNonpreserving(Nonideality):
     kind = "nonpreserving"
+    phase = "currents"
 
 
 class Periphery(Nonideality):

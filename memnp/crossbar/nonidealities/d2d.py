@@ -10,6 +10,7 @@ import dataclasses
 import numpy as np
 
 from ...kernels import d2d_devices
+from ...kernels import fused as fused_records
 from ...kernels.normal import standard_normal
 from ..validation import conductance_range, non_negative
 from .base import LinearityPreserving, register
@@ -29,6 +30,10 @@ class D2DLognormal(LinearityPreserving):
     R_on_log_std: float
     R_off_log_std: float
 
+    phase = "programming"
+    draws = "chip"
+    paper = True
+
     def __post_init__(self):
         G_off, G_on = conductance_range(self.G_off, self.G_on)
         object.__setattr__(self, "G_off", G_off)
@@ -39,6 +44,10 @@ class D2DLognormal(LinearityPreserving):
     @property
     def label(self):
         return f"D2DLognormal(R_on_log_std={self.R_on_log_std:.4g},R_off_log_std={self.R_off_log_std:.4g})"
+
+    def fused(self):
+        """The conductance loop's D2D record (memnp.kernels.fused.D2D): the constants of sigma(R)."""
+        return fused_records.D2D(*(float(v) for v in d2d_devices._constants(self)))
 
     def _sigma(self, R):
         """(sigma(R), d sigma / dR), each the shape and dtype of R (ohms)."""

@@ -10,6 +10,7 @@ import math
 import numpy as np
 
 from ...kernels import drift as drift_loops
+from ...kernels import fused as fused_records
 from ...kernels.normal import standard_normal
 from ..validation import non_negative, positive
 from .base import LinearityPreserving, register
@@ -31,6 +32,9 @@ class Drift(LinearityPreserving):
     t: float
     t0: float = 1.0
 
+    phase = "drift"
+    draws = "chip"
+
     def __post_init__(self):
         object.__setattr__(self, "nu_mean", non_negative("nu_mean", self.nu_mean))
         object.__setattr__(self, "nu_std", non_negative("nu_std", self.nu_std))
@@ -40,6 +44,10 @@ class Drift(LinearityPreserving):
     @property
     def label(self):
         return f"Drift(nu_mean={self.nu_mean:.4g},nu_std={self.nu_std:.4g},t={self.t:.4g},t0={self.t0:.4g})"
+
+    def fused(self):
+        """The fused loops' drift record (memnp.kernels.fused.Drift)."""
+        return fused_records.Drift(float(self.nu_mean), float(self.nu_std), math.log(self.t / self.t0))
 
     def exponents(self, z):
         """nu (shape and dtype of z) from standard normal draws z."""

@@ -9,9 +9,10 @@ import math
 
 import numpy as np
 
+from ...kernels import fused as fused_records
 from ...kernels import get_backend, pf_devices
 from ..validation import positive
-from .base import LinearityNonpreserving, register
+from .base import STAGE_SLACK, LinearityNonpreserving, register
 
 
 def _pair(name, value):
@@ -56,6 +57,9 @@ class IVNonlinearityPF(LinearityNonpreserving):
     intercepts: tuple
     covariance: tuple
 
+    draws = "chip"
+    paper = True
+
     def __post_init__(self):
         object.__setattr__(self, "k_V", positive("k_V", self.k_V))
         object.__setattr__(self, "slopes", _pair("slopes", self.slopes))
@@ -67,6 +71,18 @@ class IVNonlinearityPF(LinearityNonpreserving):
     def label(self):
         (s_c, s_d), (b_c, b_d) = self.slopes, self.intercepts
         return f"IVNonlinearityPF(s_c={s_c:.4g},b_c={b_c:.4g},s_d={s_d:.4g},b_d={b_d:.4g})"
+
+    def fused(self):
+        """The one-block draws' PF record (memnp.kernels.fused.PF): the residuals' factor L and the
+        fit's slopes and intercepts."""
+        return fused_records.PF(tuple(tuple(float(v) for v in row) for row in self._factor),
+                                self.slopes, self.intercepts)
+
+    def check_stage(self, G_off, G_on, k_V):
+        """The PF model's k_V must be the stage's."""
+        if abs(self.k_V - k_V) > STAGE_SLACK * k_V:
+            raise ValueError(f"IVNonlinearityPF k_V must equal the stage's k_V ({k_V!r} V); "
+                             f"got {self.k_V!r} V")
 
     def _residual_factor(self):
         """L (2, 2) with L L^T = covariance, from the eigendecomposition (works when singular)."""

@@ -41,6 +41,8 @@ class DAC(Periphery):
 
     bits: int
 
+    phase = "dac"
+
     def __post_init__(self):
         object.__setattr__(self, "bits", _bits(self.bits))
 
@@ -108,6 +110,8 @@ class ADC(Periphery):
     bits: int
     full_scale: object = WORST_CASE
 
+    phase = "adc"
+
     def __post_init__(self):
         object.__setattr__(self, "bits", _bits(self.bits))
         if isinstance(self.full_scale, str):
@@ -155,6 +159,8 @@ class Tiles(Periphery):
 
     rows: int
     cols: int
+
+    phase = "tiles"
 
     def __post_init__(self):
         object.__setattr__(self, "rows", _size("rows", self.rows))

@@ -32,6 +32,9 @@ class ProgrammingNoise(LinearityPreserving):
     sigma_rel: float
     sigma_abs: float = 0.0
 
+    phase = "programming"
+    draws = "chip"
+
     def __post_init__(self):
         object.__setattr__(self, "sigma_rel", non_negative("sigma_rel", self.sigma_rel))
         object.__setattr__(self, "sigma_abs", non_negative("sigma_abs", self.sigma_abs))

@@ -8,6 +8,7 @@ import dataclasses
 
 import numpy as np
 
+from ...kernels import fused as fused_records
 from ...kernels import read_noise as read_loops
 from ...kernels.normal import standard_normal
 from ..validation import non_negative
@@ -25,12 +26,19 @@ class ReadNoise(LinearityPreserving):
 
     sigma_rel: float
 
+    phase = "read_noise"
+    draws = "read"
+
     def __post_init__(self):
         object.__setattr__(self, "sigma_rel", non_negative("sigma_rel", self.sigma_rel))
 
     @property
     def label(self):
         return f"ReadNoise(sigma_rel={self.sigma_rel:.4g})"
+
+    def fused(self):
+        """The fused loops' read-noise record (memnp.kernels.fused.ReadNoise)."""
+        return fused_records.ReadNoise(float(self.sigma_rel), MIN_FACTOR)
 
     def sample(self, shape, rng, dtype=np.float64):
         """Factors (shape, ``dtype``) from memnp's seeded Box-Muller normals (computed in float64,

@@ -7,11 +7,33 @@ import numpy as np
 from scipy import special
 
 from ..validation import finite_array, non_negative, positive, probability
-from .base import LinearityPreserving, register
+from ...kernels import fused as fused_records
+from .base import STAGE_SLACK, LinearityPreserving, register
 
 
 class _Stuck(LinearityPreserving):
     """Shared behaviour: draws are (mask, values); G' = where(mask, values, G)."""
+
+    phase = "stuck"
+    draws = "chip"
+    #: The dataclass field that holds the fixed stuck value (None: drawn per device).
+    value_field = None
+
+    def fused(self):
+        """The fused loops' stuck record (memnp.kernels.fused.Stuck; value None when drawn)."""
+        fixed = self.fixed_value
+        return fused_records.Stuck(float(self.p), None if fixed is None else float(fixed))
+
+    def check_stage(self, G_off, G_on, k_V):
+        """A fixed stuck value must lie in the stage's [G_off, G_on]."""
+        if self.value_field is None:
+            return
+        value = getattr(self, self.value_field)
+        low, high = G_off * (1 - STAGE_SLACK), G_on * (1 + STAGE_SLACK)
+        if not low <= value <= high:
+            raise ValueError(f"{type(self).__name__} {self.value_field} (the stuck value) must lie in the "
+                             f"stage's conductance range [G_off, G_on] = [{G_off!r}, {G_on!r}] S; "
+                             f"got {value!r} S")
 
     def _stuck_values(self, count, rng):
         raise NotImplementedError
@@ -55,6 +77,9 @@ class StuckAt(_Stuck):
     value: float
     p: float
 
+    value_field = "value"
+    paper = True
+
     def __post_init__(self):
         object.__setattr__(self, "value", positive("value", self.value))
         object.__setattr__(self, "p", probability("p", self.p))
@@ -79,6 +104,9 @@ class StuckAtGOff(_Stuck):
     G_off: float
     p: float
 
+    value_field = "G_off"
+    paper = True
+
     def __post_init__(self):
         object.__setattr__(self, "G_off", positive("G_off", self.G_off))
         object.__setattr__(self, "p", probability("p", self.p))
@@ -102,6 +130,9 @@ class StuckAtGOn(_Stuck):
 
     G_on: float
     p: float
+
+    value_field = "G_on"
+    paper = True
 
     def __post_init__(self):
         object.__setattr__(self, "G_on", positive("G_on", self.G_on))
@@ -165,6 +196,8 @@ class StuckDistribution(_Stuck):
     means: tuple
     p: float
 
+    paper = True
+
     def __post_init__(self):
         means = finite_array("means", self.means, ndim=1)
         if means.size < 2:
@@ -180,6 +213,8 @@ class StuckDistribution(_Stuck):
     def bandwidth(self):
         """KDE bandwidth h (S)."""
         return scott_bandwidth(self.means)
+
+    paper = True
 
     @property
     def label(self):

@@ -22,19 +22,9 @@ import dataclasses
 
 import numpy as np
 
+from ...kernels import get_backend
 from ..validation import non_negative
 from .base import Nonideality, register
-
-
-class _State:
-    """What a solve keeps for its VJP, power and report (opaque to callers)."""
-
-    __slots__ = ("backend", "V", "G", "devices", "v", "arrays", "method", "report", "reference",
-                 "tolerance")
-
-    def __init__(self, backend, V, G, devices, tolerance):
-        self.backend, self.V, self.G, self.devices, self.tolerance = backend, V, G, devices, tolerance
-        self.v = self.arrays = self.method = self.report = self.reference = None
 
 
 @register
@@ -48,21 +38,25 @@ class LineResistance(Nonideality):
     Methods (V (p, m) in V at the word-line drivers, G (m, n) in S; float32 or float64, dtype kept):
 
     - ``currents(V, G, devices=None, backend=None) -> (I (p, n) in A, state)``; ``devices`` is None
-      for linear devices or (c, d_eps), each (m, n), for PF devices;
+      for linear devices or (c, d_eps), each (m, n), for PF devices; the state is the circuit's
+      :class:`memnp.circuit.state.SolveState`;
     - ``currents_vjp(state, grad_I, need_V=True) -> (dL/dV or None, dL/dG)`` for linear devices,
       ``(dL/dV or None, (dL/dc, dL/d(d_eps)))`` for PF devices (adjoint method);
     - ``r_vjp(state, grad_I) -> (dL/dr_word, dL/dr_bit)``, summed over the examples;
     - ``power(state) -> {"device", "wires", "total"}`` in W, averaged over the examples;
     - ``report(state) -> SolveReport`` (per example: status, iterations, residual).
 
-    Backends: ``numpy`` (dense Newton, small arrays only: the reference), ``cpu`` (Newton-CG in
-    Numba, the default), ``cuda``.
+    Backends (a memnp.kernels.backend.Backend or its name): ``numpy`` (dense Newton, small arrays
+    only: the reference), ``cpu`` (Newton-CG in Numba, the default), ``cuda``; each backend's
+    ``circuit`` solves (memnp.circuit.dispatch).
     """
 
     r_word: float
     r_bit: float
 
     kind = "wires"
+
+    phase = "wires"
 
     def __post_init__(self):
         object.__setattr__(self, "r_word", non_negative("r_word", self.r_word))
@@ -84,11 +78,9 @@ class LineResistance(Nonideality):
     def currents(self, V, G, devices=None, backend=None):
         """(I (p, n) in A, state): the currents reaching the sense amplifiers."""
         from ...circuit import dispatch
-        from ...kernels.backend import backend_name
+        from ...circuit.state import SolveState
         V, G, devices = _check(V, G, devices)
-        name = backend_name(backend)
-        tolerance = dispatch.tolerance(V.dtype)
-        state = _State(name, V, G, devices, tolerance)
+        state = SolveState(get_backend(backend), V, G, devices, dispatch.tolerance(V.dtype))
         I = dispatch.forward(self, state)
         state.report.raise_unless_converged(self.describe(*G.shape))
         return I, state
