@@ -116,11 +116,13 @@ class CrossbarPass:
     def read_conductances(self):
         """The conductances (m, n) in S the last forward pass read: G after programming, drift,
         stuck devices and read noise."""
+        validation.forward_done(self, "CrossbarPass.read_conductances")
         return self._cache[2]
 
     @property
     def draws(self):
         """The draws of the last forward pass (for replay): {phase name: draws}."""
+        validation.forward_done(self, "CrossbarPass.draws")
         return self._cache[3]
 
     def backward(self, grad_I, need_V=True):
@@ -166,6 +168,7 @@ class CrossbarPass:
         """[(r0, r1, c0, c1, SolveReport)] of the last forward pass: LineResistance's report
         (``wires.report(state)``) for every array read, with the array's rows r0:r1 and columns
         c0:c1 of the matrices handed over; [] for a stage without wires."""
+        validation.forward_done(self, "CrossbarPass.wire_reports()")
         tiles = self._cache[7]
         wires = self.stage.phases.get("wires")
         if tiles is None or wires is None:
@@ -175,6 +178,7 @@ class CrossbarPass:
     def power(self):
         """Average power (W) of the crossbar over the examples of the last forward pass (summed
         over the arrays under Tiles)."""
+        validation.forward_done(self, "CrossbarPass.power()")
         V, _, G_read, _, devices, V_read, _, tiles = self._cache
         if tiles is not None and "wires" in self.stage.phases:
             return self.power_parts()["total"]
@@ -185,6 +189,7 @@ class CrossbarPass:
     def power_parts(self):
         """dict(device=W, wires=W, total=W) of the last forward pass, averaged over its examples
         and summed over the arrays; "wires" is the line resistance's dissipation (0 without it)."""
+        validation.forward_done(self, "CrossbarPass.power_parts()")
         tiles = self._cache[7]
         if tiles is not None and "wires" in self.stage.phases:
             return tiling.power_parts(self.stage, tiles)
@@ -195,6 +200,7 @@ class CrossbarPass:
     def solve_report(self):
         """The line-resistance SolveReport of the last forward pass (a list, one per array, when
         Tiles cut the crossbar), or None without wires; :meth:`wire_reports` names the arrays."""
+        validation.forward_done(self, "CrossbarPass.solve_report")
         reports = [report for *_, report in self.wire_reports()]
         if not reports:
             return None

@@ -55,6 +55,8 @@ class Stage:
         self._check(phases)
         # Looked up several times per crossbar pass: kept (not fields, so not in eq, repr or JSON).
         object.__setattr__(self, "_phases", phases)
+        for item in items:
+            item.check_stage(self)
         object.__setattr__(self, "_paper", paper)
         object.__setattr__(self, "_g_phases", tuple((name, phases[name]) for name in pipeline.G_PHASES
                                                     if name in phases))
@@ -70,7 +72,8 @@ class Stage:
                            else None)
 
     def _check(self, phases):
-        """Cross-phase checks: a PF model's k_V is the stage's; fixed stuck values lie in [G_off, G_on]."""
+        """Cross-phase checks: a PF model's k_V is the stage's; fixed stuck values lie in [G_off, G_on]
+        (each nonideality's own checks against the stage, ``check_stage``, run once the phases are set)."""
         pf = phases.get("currents")
         if pf is not None and abs(pf.k_V - self.k_V) > _SLACK * self.k_V:
             raise ValueError(f"IVNonlinearityPF k_V must equal the stage's k_V ({self.k_V!r} V); "

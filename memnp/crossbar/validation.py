@@ -1,4 +1,5 @@
 """Checks of user input shared by the crossbar modules: each raises ValueError naming the parameter."""
+import functools
 import math
 
 import numpy as np
@@ -36,6 +37,13 @@ def non_negative(name, value):
 def probability(name, value):
     """A number in [0, 1], returned as float."""
     return _number(name, value, lambda v: 0.0 <= v <= 1.0, "a probability in [0, 1]")
+
+
+def in_range(name, value, low, high, unit=""):
+    """A finite number in [low, high], returned as float."""
+    unit = f" {unit}" if unit else ""
+    return _number(name, value, lambda v: math.isfinite(v) and low <= v <= high,
+                   f"a finite number in [{low!r}, {high!r}]{unit}")
 
 
 def conductance_range(G_off, G_on):
@@ -130,12 +138,30 @@ def generator(name, rng):
 #: |V| may exceed the stage's k_V by this many units in the last place of V's dtype (rounding of
 #: k_V and of k_V x).
 V_ULPS = 4
+#: G may leave the stage's [G_off, G_on] by this many units in the last place of G's dtype (the
+#: rounding of G = k_G w + G_off).
+G_ULPS = 8
+
+
+def forward_done(crossbar, what):
+    """ValueError unless ``crossbar`` (a CrossbarPass) has run a forward pass: ``what`` (say
+    "CrossbarPass.power()") reads the state of the last one."""
+    if crossbar._cache is None:
+        raise ValueError(f"{what} needs a forward pass first (call forward)")
+
+
+@functools.lru_cache(maxsize=64)
+def _conductance_bounds(G_off, G_on, dtype):
+    """(low, high, low bits, high bits): the conductances (S) a pass accepts in ``dtype``."""
+    slack = G_ULPS * float(np.finfo(dtype).eps)
+    low, high = G_off * (1 - slack), G_on * (1 + slack)
+    return low, high, checks.bits_of(low, dtype), checks.bits_of(high, dtype)
 
 
 def crossbar_inputs(crossbar, V, G, rng, draws):
     """The checks of CrossbarPass.forward: V (p, m) and G (m, n) float32/float64, p >= 1, V finite
-    with |V| <= the stage's k_V (up to rounding), G finite and > 0, and a Generator when the stage
-    draws something and no ``draws`` are replayed. Each array is scanned once, on its bits.
+    with |V| <= the stage's k_V (up to rounding), G finite and in the stage's [G_off, G_on] (up to
+    rounding), and a Generator when the stage draws something and no ``draws`` are replayed. Each array is scanned once, on its bits.
 
     A caller that built V and G itself under these guarantees marks the pass with
     ``crossbar.inputs_checked = True`` and the scans are skipped: the memristive layers do (their
@@ -164,11 +190,12 @@ def crossbar_inputs(crossbar, V, G, rng, draws):
             _voltage_range(V, k_V, bound)
     b = checks.bits(G)
     if b is None:
-        _conductances(G)
+        _conductances(G, stage)
     else:
         lo, hi = checks.bit_extremes(b)
-        if lo <= 0 or hi >= checks.INF_BITS[G.dtype]:
-            _conductances(G)
+        _, _, low, high = _conductance_bounds(stage.G_off, stage.G_on, G.dtype)
+        if lo < low or hi > high:    # NaN, inf and G <= 0 included (their bits are outside)
+            _conductances(G, stage)
     if draws is None and stage.random:
         generator("rng", rng)
 
@@ -212,7 +239,11 @@ def _voltage_range(V, k_V, bound):
                          f"got max |V| = {top!r} V")
 
 
-def _conductances(G):
+def _conductances(G, stage):
     finite_array("G", G)
     if G.size and G.min() <= 0:
         raise ValueError(f"G must hold conductances > 0 S; its minimum is {float(G.min())!r} S")
+    low, high, _, _ = _conductance_bounds(stage.G_off, stage.G_on, np.dtype(G.dtype))
+    if G.size and not (G.min() >= low and G.max() <= high):
+        raise ValueError(f"G must hold conductances in the stage's range [G_off, G_on] = [{stage.G_off!r}, "
+                         f"{stage.G_on!r}] S; got values from {float(G.min())!r} to {float(G.max())!r} S")

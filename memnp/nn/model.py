@@ -10,6 +10,8 @@ stored under ``layer{i}.{name}``. Files are written atomically.
 """
 import json
 import os
+import zipfile
+import zlib
 
 import numpy as np
 
@@ -257,15 +259,26 @@ class Sequential:
         if missing or extra:
             raise ValueError(f"{os.fspath(path)} does not fit the architecture: missing parameters "
                              f"{missing or 'none'}, unexpected arrays {extra or 'none'}")
+        checked = []
         for key, layer, name in self.parameters():
             value = weights[key]
+            where = f"{key} (layer {key[5:key.index('.')]}, {type(layer).__name__}.{name})"
             if value.shape != expected[key]:
-                raise ValueError(f"{os.fspath(path)} does not fit the architecture: {key} "
-                                 f"({type(layer).__name__}.{name}) has shape {value.shape} in the "
-                                 f"file but the layer needs {expected[key]}")
-            if value.dtype.kind != "f" or not np.all(np.isfinite(value)):
-                raise ValueError(f"{os.fspath(path)}: {key} must hold finite floating-point values")
-            layer.params[name] = value.astype(layer.dtype)
+                raise ValueError(f"{os.fspath(path)} does not fit the architecture: {where} has shape "
+                                 f"{value.shape} in the file but the layer needs {expected[key]}")
+            if value.dtype.kind != "f":
+                raise ValueError(f"{os.fspath(path)}: {where} must hold floating-point values; got dtype "
+                                 f"{value.dtype}")
+            with np.errstate(over="ignore"):      # too large for the layer's dtype: inf, refused below
+                value = value.astype(layer.dtype)
+            bad = np.count_nonzero(~np.isfinite(value))
+            if bad:
+                raise ValueError(f"{os.fspath(path)}: {where} holds {bad} NaN or infinite value(s) (in "
+                                 f"{layer.dtype}); weights must be finite (was the file written by a "
+                                 f"diverged training?)")
+            checked.append((layer, name, value))
+        for layer, name, value in checked:    # all or nothing: the model is unchanged on an error
+            layer.params[name] = value
 
 
 def _check_widths(layers):
@@ -292,9 +305,18 @@ def _batch(batch_size):
 
 def _read(path):
     """(architecture dict, Stage or None, {key: array}) of a model file."""
+    if os.path.isdir(os.fspath(path)):
+        raise ValueError(f"{os.fspath(path)} is a directory, not a memnp model file (.npz)")
     try:
-        with np.load(os.fspath(path), allow_pickle=False) as data:
+        data = np.load(os.fspath(path), allow_pickle=False)
+        if not isinstance(data, np.lib.npyio.NpzFile):
+            raise ValueError("it holds one array (.npy), not a .npz archive")
+        with data:
             arrays = {key: data[key] for key in data.files}
+    except (zipfile.BadZipFile, EOFError, zlib.error) as exc:
+        raise ValueError(f"{os.fspath(path)} is not a readable .npz model file: it is truncated or not a memnp "
+                         f"model file (a .npz archive written by Sequential.save) ({type(exc).__name__}: "
+                         f"{exc})") from None
     except (OSError, ValueError) as exc:
         raise ValueError(f"{os.fspath(path)} is not a readable .npz model file: {exc}") from None
     for key in ("architecture", "stage"):

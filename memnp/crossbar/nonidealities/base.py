@@ -43,6 +43,11 @@ class Nonideality:
     def label(self):
         raise NotImplementedError
 
+    def check_stage(self, stage):
+        """Checks against the :class:`~memnp.crossbar.Stage` that holds this nonideality (its
+        G_off, G_on and k_V): ValueError naming the parameter and the allowed range when it does
+        not fit. None here; classes with such limits override it."""
+
     def to_dict(self):
         fields = {}
         for field in dataclasses.fields(self):

@@ -9,9 +9,14 @@ import math
 
 import numpy as np
 
-from ...kernels import get_backend, pf_devices
+from ...kernels import get_backend, pf_devices, physics
+from ...kernels.normal import Z_MAX
 from ..validation import positive
 from .base import LinearityNonpreserving, register
+
+#: ln of float32's smallest normal and largest numbers: c, d_eps and the device currents must lie
+#: between them (every backend computes in float32 or float64).
+_LN_TINY, _LN_MAX = math.log(float(np.finfo(np.float32).tiny)), math.log(float(np.finfo(np.float32).max))
 
 
 def _pair(name, value):
@@ -67,6 +72,30 @@ class IVNonlinearityPF(LinearityNonpreserving):
     def label(self):
         (s_c, s_d), (b_c, b_d) = self.slopes, self.intercepts
         return f"IVNonlinearityPF(s_c={s_c:.4g},b_c={b_c:.4g},s_d={s_d:.4g},b_d={b_d:.4g})"
+
+    def check_stage(self, stage):
+        """Every device the stage can hold (G in [G_off, G_on], residuals within Z_MAX = 6.66
+        standard deviations, the largest memnp's normals draw) must have c (A/V) and d_eps (F/m)
+        and a current at k_V that are finite and > 0 in float32."""
+        (s_c, s_d), (b_c, b_d) = self.slopes, self.intercepts
+        e_c, e_d = Z_MAX * np.abs(self._factor).sum(axis=1)
+        for G in (stage.G_off, stage.G_on):
+            ln_R = -math.log(G)
+            for sign_c in (-1, 1):
+                ln_c = s_c * ln_R + b_c + sign_c * e_c
+                for sign_d in (-1, 1):
+                    ln_d = s_d * ln_R + b_d + sign_d * e_d
+                    root = physics.B * self.k_V * math.exp(-ln_d) + physics.EPS if ln_d > _LN_TINY else math.inf
+                    ln_I = ln_c + math.log(self.k_V) + physics.A * math.sqrt(root)
+                    if not (_LN_TINY <= ln_c <= _LN_MAX and _LN_TINY <= ln_d <= _LN_MAX
+                            and _LN_TINY <= ln_I <= _LN_MAX):
+                        raise ValueError(
+                            f"IVNonlinearityPF slopes, intercepts and covariance must give devices with c, "
+                            f"d_eps and a current at k_V = {self.k_V!r} V in float32's range "
+                            f"[{math.exp(_LN_TINY):.3g}, {math.exp(_LN_MAX):.3g}] over the stage's G range "
+                            f"[{stage.G_off!r}, {stage.G_on!r}] S; at G = {G!r} S with residuals of "
+                            f"{Z_MAX:.3g} standard deviations: ln c = {ln_c:.4g}, ln d_eps = {ln_d:.4g}, "
+                            f"ln I = {ln_I:.4g}")
 
     def _residual_factor(self):
         """L (2, 2) with L L^T = covariance, from the eigendecomposition (works when singular)."""

@@ -9,6 +9,9 @@ from scipy import special
 from ..validation import finite_array, non_negative, positive, probability
 from .base import LinearityPreserving, register
 
+#: The largest share of StuckDistribution's values that may lie outside the stage's [G_off, G_on].
+MAX_OUTSIDE = 0.5
+
 
 class _Stuck(LinearityPreserving):
     """Shared behaviour: draws are (mask, values); G' = where(mask, values, G)."""
@@ -175,6 +178,26 @@ class StuckDistribution(_Stuck):
         object.__setattr__(self, "p", probability("p", self.p))
         if not scott_bandwidth(self.means) > 0:
             raise ValueError("means must not be all equal (the KDE bandwidth would be 0)")
+
+    def outside(self, G_off, G_on):
+        """The probability that a stuck value drawn lies outside [G_off, G_on] (S)."""
+        loc, weight = self._components()
+        h = self.bandwidth
+        inside = special.ndtr(loc / h)     # each component's mass on [0, inf)
+        below = (inside - special.ndtr((loc - G_off) / h)) / inside
+        above = special.ndtr((loc - G_on) / h) / inside
+        return float(weight @ (below + above))
+
+    def check_stage(self, stage):
+        """At least half of the stuck values drawn must lie in the stage's [G_off, G_on] (measured
+        stuck conductances near the range's ends spill out a little; most outside means ``means``
+        are in other units or from another device)."""
+        share = self.outside(stage.G_off, stage.G_on)
+        if share > MAX_OUTSIDE:
+            raise ValueError(f"StuckDistribution means (S) must be stuck conductances on the stage's range "
+                             f"[G_off, G_on] = [{stage.G_off!r}, {stage.G_on!r}] S: at most {MAX_OUTSIDE:g} of "
+                             f"the values drawn may lie outside it; got {share:.3g} (means from "
+                             f"{min(self.means)!r} to {max(self.means)!r} S)")
 
     @property
     def bandwidth(self):

@@ -1,0 +1,195 @@
+"""Edges of the library's inputs found by an audit (issue 16, item 4): values that were accepted
+silently or refused with an unhelpful error. Each is a ValueError naming the parameter and the
+allowed range."""
+import math
+
+import numpy as np
+import pytest
+
+from memnp.crossbar import CrossbarPass, Stage
+from memnp.kernels.normal import Z_MAX
+from memnp.nonidealities import (ADC, D2DLognormal, Drift, IVNonlinearityPF, LineResistance, ReadNoise,
+                                 StuckDistribution, Tiles)
+
+G_OFF, G_ON = 5.24841e-7, 2.6242e-6
+COV = [[0.03208284, 0.09272695], [0.09272695, 0.32510818]]
+HIGH_PF = IVNonlinearityPF(0.5, (-1.03023, -0.0901078), (-0.250595, -37.1186), COV)
+
+
+# --- nonidealities on their own ---------------------------------------------------------------
+
+def test_drift_needs_t_at_or_after_t0():
+    assert Drift(0.1, 0.01, 1.0, 1.0).t == 1.0            # t = t0: the programmed values
+    with pytest.raises(ValueError, match=r"t \(seconds since programming\) must be >= t0 = 1000.0 s"):
+        Drift(0.1, 0.01, 1.0, 1000.0)
+    # Before the fix the factors were (t / t0) ** (-nu) > 1: conductances above G_on.
+
+
+def test_drift_decay_is_bounded():
+    # (nu_mean + Z_MAX nu_std) ln(t / t0) <= ln(1e6): at the bound it is accepted, just above not.
+    t = math.exp(math.log(1e6) / (0.5 + Z_MAX * 0.01)) * 0.999
+    factors = Drift(0.5, 0.01, t).sample((40, 40), np.random.default_rng(0))
+    assert factors.min() >= 1e-6 and np.all(factors <= 1)
+    with pytest.raises(ValueError, match=r"at most a factor 1e\+06.*must be <= 13.8"):
+        Drift(0.5, 0.01, t * 1.01)
+    with pytest.raises(ValueError, match=r"nu_mean=100.0"):
+        Drift(100.0, 0.0, 1e6)
+
+
+@pytest.mark.parametrize("name", ["R_on_log_std", "R_off_log_std"])
+def test_d2d_log_std_is_bounded(name):
+    other = "R_off_log_std" if name == "R_on_log_std" else "R_on_log_std"
+    D2DLognormal(G_OFF, G_ON, **{name: 5.0, other: 0.1})
+    for bad in (5.01, 100.0, math.inf, math.nan, -0.1):
+        with pytest.raises(ValueError, match=rf"{name} must be a finite number in \[0.0, 5.0\]"):
+            D2DLognormal(G_OFF, G_ON, **{name: bad, other: 0.1})
+
+
+def test_d2d_at_the_largest_log_std_stays_finite_in_float32():
+    d2d = D2DLognormal(G_OFF, G_ON, 5.0, 5.0)
+    G = np.full((1, 2), G_ON, np.float32)
+    draws = np.array([[-Z_MAX, Z_MAX]], np.float32)
+    out = d2d.disturb(G, draws)
+    assert np.all(np.isfinite(out)) and np.all(out > 0)
+
+
+# --- cross-phase checks of a stage ------------------------------------------------------------
+
+def test_stage_refuses_a_d2d_range_other_than_its_own():
+    Stage(G_OFF, G_ON, 0.5, (D2DLognormal(G_OFF * (1 + 1e-12), G_ON, 0.1, 0.1),))   # rounding: fine
+    with pytest.raises(ValueError, match=r"D2DLognormal G_off must equal the stage's G_off \(5.24841e-07 S\)"):
+        Stage(G_OFF, G_ON, 0.5, (D2DLognormal(1e-6, G_ON, 0.1, 0.1),))
+    with pytest.raises(ValueError, match=r"D2DLognormal G_on must equal the stage's G_on"):
+        Stage(G_OFF, G_ON, 0.5, (D2DLognormal(G_OFF, 1e-5, 0.1, 0.1),))
+
+
+def test_stage_refuses_an_adc_full_scale_below_one_device():
+    # One device at G_off read at k_V = 0.5 V passes 0.5 G_off (Ohm's law), under any I-V model.
+    smallest = 0.5 * G_OFF
+    for phases in ((), (HIGH_PF,)):
+        Stage(G_OFF, G_ON, 0.5, phases + (ADC(6, smallest * 1.001),))
+        for bad in (1e-30, smallest * 0.999):
+            with pytest.raises(ValueError, match=r"ADC full_scale \(A\) must be at least k_V G_off, the current "
+                                                 r"of one device at G_off read at k_V \(2.624e-07 A for this stage"):
+                Stage(G_OFF, G_ON, 0.5, phases + (ADC(6, bad),))
+    Stage(G_OFF, G_ON, 0.5, (ADC(6),))                      # worst-case: fits any stage
+
+
+def test_stuck_distribution_must_draw_mostly_inside_the_stage_range():
+    near = StuckDistribution((1.0e-6, 1.2e-6, 1.5e-6, 2.0e-6), 0.1)
+    assert 0 < near.outside(G_OFF, G_ON) < 0.05                # the tails spill a little: accepted
+    Stage(G_OFF, G_ON, 0.5, (near,))
+    # means in other units (mS instead of S) or of another device: every draw is outside
+    far = StuckDistribution((1e-3, 1.2e-3, 2e-3), 0.1)
+    assert far.outside(G_OFF, G_ON) == pytest.approx(1.0, abs=1e-4)
+    with pytest.raises(ValueError, match=r"StuckDistribution means \(S\) must be stuck conductances on the "
+                                         r"stage's range .* at most 0.5 of the values drawn"):
+        Stage(G_OFF, G_ON, 0.5, (far,))
+
+
+def test_stuck_distribution_outside_matches_its_draws():
+    stuck = StuckDistribution((3e-7, 6e-7, 9e-7, 2.5e-6, 2.7e-6), 1.0)
+    mask, values = stuck.sample((300, 300), np.random.default_rng(4))
+    drawn = np.mean((values < G_OFF) | (values > G_ON))
+    assert stuck.outside(G_OFF, G_ON) == pytest.approx(drawn, abs=0.005)
+    assert 0.1 < drawn < 0.5
+
+
+def test_stage_refuses_pf_parameters_that_overflow():
+    Stage(G_OFF, G_ON, 0.5, (HIGH_PF,))
+    for intercepts in ((1000.0, -37.1186), (-0.25, -80.0), (-0.25, 200.0)):
+        pf = IVNonlinearityPF(0.5, (-1.03023, -0.0901078), intercepts, COV)
+        with pytest.raises(ValueError, match=r"IVNonlinearityPF slopes, intercepts and covariance must give "
+                                             r"devices with c, d_eps and a current at k_V = 0.5 V in float32's"):
+            Stage(G_OFF, G_ON, 0.5, (pf,))
+    huge = IVNonlinearityPF(0.5, (-1.03023, -0.0901078), (-0.250595, -37.1186), [[1e6, 0], [0, 1e6]])
+    with pytest.raises(ValueError, match="IVNonlinearityPF slopes, intercepts and covariance"):
+        Stage(G_OFF, G_ON, 0.5, (huge,))
+
+
+# --- CrossbarPass -----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("stage", [Stage(G_OFF, G_ON, 0.5), Stage(G_OFF, G_ON, 0.5, (HIGH_PF,))])
+def test_crossbar_pass_needs_conductances_in_the_stage_range(rng, dtype, stage):
+    crossbar = CrossbarPass(stage, "numpy")
+    V = (0.5 * rng.random((3, 4))).astype(dtype)
+    G = rng.uniform(G_OFF, G_ON, (4, 2)).astype(dtype)
+    G[0, 0], G[1, 1] = dtype(G_OFF), dtype(G_ON)          # both ends, rounded to dtype
+    crossbar.forward(V, G, rng)
+    for bad in (100 * G_ON, G_ON * (1 + 1e-5), G_OFF * (1 - 1e-5), 1e-30):
+        H = G.copy()
+        H[2, 1] = bad
+        with pytest.raises(ValueError, match=r"G must hold conductances in the stage's range \[G_off, G_on\] = "
+                                             r"\[5.24841e-07, 2.6242e-06\] S"):
+            crossbar.forward(V, H, rng)
+        with pytest.raises(ValueError, match=r"G must hold conductances in the stage's range"):
+            crossbar.forward(V, np.asfortranarray(H), rng)        # the NumPy path, not the bit scan
+    for bad, message in ((0.0, "conductances > 0 S"), (np.nan, "finite"), (np.inf, "finite")):
+        H = G.copy()
+        H[2, 1] = bad
+        with pytest.raises(ValueError, match=message):
+            crossbar.forward(V, H, rng)
+
+
+def test_crossbar_pass_state_before_forward():
+    stage = Stage(G_OFF, G_ON, 0.5, (LineResistance(1.0, 1.0),))
+    crossbar = CrossbarPass(stage, "numpy")
+    for what, read in (("CrossbarPass.power()", lambda: crossbar.power()),
+                       ("CrossbarPass.power_parts()", lambda: crossbar.power_parts()),
+                       ("CrossbarPass.read_conductances", lambda: crossbar.read_conductances),
+                       ("CrossbarPass.draws", lambda: crossbar.draws),
+                       ("CrossbarPass.wire_reports()", lambda: crossbar.wire_reports()),
+                       ("CrossbarPass.solve_report", lambda: crossbar.solve_report)):
+        with pytest.raises(ValueError, match=rf"{what.replace('(', '[(]').replace(')', '[)]')} needs a "
+                                             r"forward pass first \(call forward\)"):
+            read()
+
+
+# --- model files ------------------------------------------------------------------------------
+
+def _saved_model(tmp_path, rng):
+    from memnp.nn import Dense, MemristiveDense, ReLU, Sequential, Softmax
+    model = Sequential([Dense(4, 5), ReLU(), MemristiveDense(5, 3), Softmax()], stage=Stage(G_OFF, G_ON, 0.5))
+    model.initialize(rng)
+    path = tmp_path / "model.npz"
+    model.save(path)
+    return model, path
+
+
+def test_load_a_truncated_model_file(tmp_path, rng):
+    from memnp.nn import Sequential
+    _, path = _saved_model(tmp_path, rng)
+    data = path.read_bytes()
+    for size in (len(data) // 2, len(data) - 30, 10):
+        cut = tmp_path / f"cut{size}.npz"
+        cut.write_bytes(data[:size])
+        with pytest.raises(ValueError, match=rf"{cut.name} is not a readable .npz model file: it is truncated or "
+                                             r"not a memnp model file \(a .npz archive written by Sequential.save\)"):
+            Sequential.load(cut)
+    with pytest.raises(ValueError, match="is a directory, not a memnp model file"):
+        Sequential.load(tmp_path)
+    np.save(tmp_path / "one.npy", np.zeros(3))
+    with pytest.raises(ValueError, match=r"one.npy is not a readable .npz model file: it holds one array"):
+        Sequential.load(tmp_path / "one.npy")
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf, 1e300])
+def test_load_refuses_weights_that_are_not_finite(tmp_path, rng, bad):
+    from memnp.nn import Sequential
+    model, path = _saved_model(tmp_path, rng)
+    with np.load(path) as data:
+        arrays = {key: data[key] for key in data.files}
+    arrays["layer2.w_neg"] = arrays["layer2.w_neg"].astype(np.float64)
+    arrays["layer2.w_neg"][1, 2] = bad          # 1e300: finite in the file, inf in float32
+    bad_path = tmp_path / "diverged.npz"
+    np.savez(bad_path, **arrays)
+    message = (r"diverged.npz: layer2.w_neg \(layer 2, MemristiveDense.w_neg\) holds 1 NaN or infinite "
+               r"value\(s\) \(in float32\); weights must be finite")
+    with pytest.raises(ValueError, match=message):
+        Sequential.load(bad_path)
+    before = {key: value.copy() for key, value in model.layers[0].params.items()}
+    with pytest.raises(ValueError, match=message):
+        model.load_weights(bad_path)
+    # nothing was loaded: the Dense layer before the bad one kept its weights
+    assert all(np.array_equal(model.layers[0].params[key], before[key]) for key in before)
