@@ -145,12 +145,20 @@ def spike_free(I: np.ndarray, threshold: float = 0.1) -> np.ndarray:
         (n_curves,) bool: max(np.gradient(np.gradient(I)) / mean(I)) < threshold.
     """
     I = np.asarray(I, dtype=float)
+    if I.ndim != 2 or I.shape[1] < 3:
+        raise ValueError(f"I must have shape (n_curves, n_points) with n_points >= 3; got {I.shape}")
     d2 = np.gradient(np.gradient(I, axis=1), axis=1)
     return (d2 / I.mean(axis=1, keepdims=True)).max(axis=1) < threshold
 
 
 def fit_curve(V: np.ndarray, I: np.ndarray, p0=P0) -> tuple[float, float]:
     """Least-squares (c, dε) of the PF model for one curve (V, I: (n_points,), V > 0 somewhere)."""
+    V, I = np.asarray(V, dtype=float), np.asarray(I, dtype=float)
+    if V.ndim != 1 or V.shape != I.shape or V.size < 3:
+        raise ValueError(f"V and I must be 1-D of equal length >= 3 (one curve's points); got shapes "
+                         f"{V.shape} and {I.shape}")
+    if not (np.all(np.isfinite(V)) and np.all(np.isfinite(I))):
+        raise ValueError("V and I must contain only finite values (no NaN or inf)")
     model = lambda v, c, d: pf_current(v, c, d)  # noqa: E731
     with np.errstate(invalid="ignore", over="ignore", divide="ignore"), warnings.catch_warnings():
         warnings.simplefilter("ignore", OptimizeWarning)
