@@ -273,3 +273,80 @@ def test_device_fits_refuse_bad_data():
         fit_curve(V, V[:10] * 1e-6)
     with pytest.raises(ValueError, match=r"V and I must contain only finite values"):
         fit_curve(V, np.where(V > 0.2, np.nan, V * 1e-6))
+
+
+# --- more cross-phase checks, the pass's rows, and the types a model is built from -----------
+
+def test_stuck_at_g_off_and_g_on_are_the_stage_values():
+    from memnp.nonidealities import StuckAtGOff, StuckAtGOn
+    Stage(G_OFF, G_ON, 0.5, (StuckAtGOff(G_OFF, 0.1),))
+    Stage(G_OFF, G_ON, 0.5, (StuckAtGOn(G_ON * (1 + 1e-12), 0.1),))
+    with pytest.raises(ValueError, match=r"StuckAtGOff G_off must equal the stage's G_off \(5.24841e-07 S\); "
+                                         r"got 1.049682e-06 S \(use StuckAt for another stuck value\)"):
+        Stage(G_OFF, G_ON, 0.5, (StuckAtGOff(2 * G_OFF, 0.1),))
+    with pytest.raises(ValueError, match=r"StuckAtGOn G_on must equal the stage's G_on \(2.6242e-06 S\)"):
+        Stage(G_OFF, G_ON, 0.5, (StuckAtGOn(G_ON / 2, 0.1),))
+
+
+def test_programming_noise_sigma_abs_within_the_range():
+    from memnp.nonidealities import ProgrammingNoise
+    Stage(G_OFF, G_ON, 0.5, (ProgrammingNoise(0.1, G_ON - G_OFF),))
+    with pytest.raises(ValueError, match=r"ProgrammingNoise sigma_abs \(S\) must be at most the stage's range "
+                                         r"G_on - G_off = 2.099e-06 S; got 1.0 S"):
+        Stage(G_OFF, G_ON, 0.5, (ProgrammingNoise(0.1, 1.0),))
+
+
+def test_stage_json_errors_say_what():
+    with pytest.raises(ValueError, match="a stage's JSON text is not valid JSON"):
+        Stage.from_json("{")
+
+
+def test_crossbar_pass_rows(rng):
+    stage = Stage(G_OFF, G_ON, 0.5, (ADC(6), Tiles(2, 2)))
+    crossbar = CrossbarPass(stage, "numpy")
+    V = (0.5 * rng.random((3, 3))).astype(np.float64)
+    G = rng.uniform(G_OFF, G_ON, (3, 2))
+    rows = np.array([0, 2, 3])
+    crossbar.forward(V, G, rng, rows=rows, n_rows=5)
+    crossbar.forward(V, G, rng, n_rows=3)
+    for bad_rows, n_rows, message in (
+            (np.array([5, 1, 0]), 6, r"rows must be strictly ascending row indices in \[0, n_rows\) = \[0, 6\); "
+                                     r"got \[5, 1, 0\]"),
+            (np.array([0, 2, 6]), 6, r"rows must be strictly ascending row indices in \[0, n_rows\)"),
+            (np.array([-1, 2, 3]), 6, r"rows must be strictly ascending"),
+            (np.array([0, 2, 2]), 6, r"rows must be strictly ascending"),
+            (np.array([0.0, 1.0, 2.0]), 6, r"rows must be a 1-D integer array of V's column count \(3\)"),
+            (np.array([0, 1]), 6, r"rows must be a 1-D integer array of V's column count \(3\)"),
+            (rows, 2, r"n_rows must be an integer >= the number of rows given \(3\)"),
+            (rows, None, r"n_rows must be an integer >= the number of rows given \(3\)"),
+            (None, 7, r"n_rows must be None or V's column count 3 when rows is None; got 7")):
+        with pytest.raises(ValueError, match=message):
+            crossbar.forward(V, G, rng, rows=bad_rows, n_rows=n_rows)
+
+
+def test_model_parts_must_have_their_types(rng):
+    from memnp.nn import Dense, MaxPool2D, MemristiveDense, PassContext, Sequential, Softmax
+    stage = Stage(G_OFF, G_ON, 0.5)
+    for bad in ("siox-high", {"G_off": G_OFF, "G_on": G_ON}):
+        with pytest.raises(ValueError, match=r"stage must be a memnp.crossbar.Stage .* or None; got"):
+            Sequential([MemristiveDense(4, 3)], stage=bad)
+        model = Sequential([MemristiveDense(4, 3), Softmax()], stage=stage).initialize(rng)
+        with pytest.raises(ValueError, match=r"stage must be a memnp.crossbar.Stage"):     # was AttributeError
+            model.forward(rng.random((2, 4)), rng, stage=bad)
+        with pytest.raises(ValueError, match=r"stage must be a memnp.crossbar.Stage; got"):
+            CrossbarPass(bad)
+    with pytest.raises(ValueError, match=r"draws must be one of active, all; got 'x'"):
+        PassContext(stage, rng, None, "x")
+    with pytest.raises(ValueError, match=r"layers must be memnp.nn layers .* layer 1 is int"):
+        Sequential([Dense(4, 3), 3])                                                       # was AttributeError
+    with pytest.raises(ValueError, match=r"optimizer must be None or an optimizer with a step method"):
+        Sequential([Dense(4, 3)], optimizer="sgd")
+    for shape in ("ab", (-4,), (), (4.5,), None.__class__):
+        with pytest.raises(ValueError, match=r"input_shape must be a tuple of integers >= 1"):
+            Sequential([Dense(4, 3)], input_shape=shape)
+    assert Sequential([Dense(4, 3)], input_shape=[np.int64(4)]).input_shape == (4,)
+    for l1 in (math.inf, math.nan, "x", -1.0):
+        with pytest.raises(ValueError, match=r"l1 must be a finite number >= 0"):
+            Sequential([Dense(4, 3)], l1=l1)
+    with pytest.raises(ValueError, match=r"dtype must be float32 or float64; got 0"):   # was a TypeError
+        MaxPool2D(0)

@@ -36,7 +36,7 @@ class CrossbarPass:
     """Currents I (p, n) in A from voltages V (p, m) in V and conductances G (m, n) in S."""
 
     def __init__(self, stage, backend=None):
-        self.stage = stage
+        self.stage = validation.stage("stage", stage)
         self.backend_name = backend
         self.backend = _backend(backend)
         self._cache = None
@@ -71,6 +71,7 @@ class CrossbarPass:
         """
         stage = self.stage
         validation.crossbar_inputs(self, V, G, rng, draws)
+        validation.crossbar_rows(self, V, rows, n_rows)
         phases = stage.phases
         G_read = devices = vjp_args = None
         if draws is None:

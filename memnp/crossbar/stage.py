@@ -192,4 +192,8 @@ class Stage:
 
     @classmethod
     def from_json(cls, text):
-        return cls.from_dict(json.loads(text))
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"a stage's JSON text is not valid JSON: {exc}") from None
+        return cls.from_dict(data)

@@ -134,6 +134,19 @@ def generator(name, rng):
     return rng
 
 
+_STAGE_CLASS = []
+
+
+def stage(name, value):
+    """ValueError unless ``value`` is a memnp.crossbar.Stage (a type test: a pass is built per read)."""
+    if not _STAGE_CLASS:
+        from .stage import Stage     # imported here: stage.py imports this module
+        _STAGE_CLASS.append(Stage)
+    if not isinstance(value, _STAGE_CLASS[0]):
+        raise ValueError(f"{name} must be a memnp.crossbar.Stage; got {type(value).__name__}")
+    return value
+
+
 # --- a crossbar pass ---------------------------------------------------------------------------
 #: |V| may exceed the stage's k_V by this many units in the last place of V's dtype (rounding of
 #: k_V and of k_V x).
@@ -198,6 +211,30 @@ def crossbar_inputs(crossbar, V, G, rng, draws):
             _conductances(G, stage)
     if draws is None and stage.random:
         generator("rng", rng)
+
+
+def crossbar_rows(crossbar, V, rows, n_rows):
+    """The check of CrossbarPass.forward's ``rows`` and ``n_rows`` (skipped, as
+    :func:`crossbar_inputs`, for a pass marked ``inputs_checked``): without ``rows``, ``n_rows``
+    is None or V's column count m; with them, ``rows`` holds m strictly ascending integer indices
+    in [0, n_rows)."""
+    if (rows is None and n_rows is None) or getattr(crossbar, "inputs_checked", False):
+        return
+    m = V.shape[1]
+    if rows is None:
+        if isinstance(n_rows, (bool, np.bool_)) or not isinstance(n_rows, (int, np.integer)) or n_rows != m:
+            raise ValueError(f"n_rows must be None or V's column count {m} when rows is None; got {n_rows!r}")
+        return
+    if isinstance(n_rows, (bool, np.bool_)) or not isinstance(n_rows, (int, np.integer)) or n_rows < m:
+        raise ValueError(f"n_rows must be an integer >= the number of rows given ({m}): the crossbar's row "
+                         f"count; got {n_rows!r}")
+    index = np.asarray(rows)
+    if index.dtype.kind not in "iu" or index.shape != (m,):
+        raise ValueError(f"rows must be a 1-D integer array of V's column count ({m}): the indices of the rows "
+                         f"given in the crossbar; got dtype {index.dtype}, shape {index.shape}")
+    if m and not (index[0] >= 0 and index[-1] < n_rows and np.all(np.diff(index) > 0)):
+        raise ValueError(f"rows must be strictly ascending row indices in [0, n_rows) = [0, {int(n_rows)}); "
+                         f"got {index.tolist() if m <= 20 else 'values from ' + str(index.min()) + ' to ' + str(index.max())}")
 
 
 def crossbar_gradient(crossbar, grad_I):

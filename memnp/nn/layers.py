@@ -18,6 +18,7 @@ import math
 import numpy as np
 from scipy import special
 
+from ..crossbar import Stage
 from ..crossbar.validation import generator
 from ..registry import build_from_dict
 
@@ -52,9 +53,29 @@ class PassContext:
     draws: str = "active"
     read_rng: object = None
 
+    def __post_init__(self):
+        stage_or_none("stage", self.stage)
+        if self.draws not in DRAW_POLICIES:
+            raise ValueError(f"draws must be one of {', '.join(DRAW_POLICIES)}; got {self.draws!r}")
+
+
+#: Draw policies of a pass (see PassContext).
+DRAW_POLICIES = ("active", "all")
+
+
+def stage_or_none(name, stage):
+    """ValueError unless ``stage`` is a memnp.crossbar.Stage or None."""
+    if stage is not None and not isinstance(stage, Stage):
+        raise ValueError(f"{name} must be a memnp.crossbar.Stage (Stage(G_off, G_on, ...), or "
+                         f"Stage.from_dict / memnp.data.presets.preset_stage) or None; got {type(stage).__name__}")
+    return stage
+
 
 def _dtype(dtype):
-    dtype = np.dtype(dtype)
+    try:
+        dtype = np.dtype(dtype)
+    except TypeError:
+        raise ValueError(f"dtype must be float32 or float64; got {dtype!r}") from None
     if dtype not in (np.float32, np.float64):
         raise ValueError(f"dtype must be float32 or float64; got {dtype}")
     return dtype

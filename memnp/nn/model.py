@@ -9,6 +9,7 @@ Model files are ``.npz`` archives (read with ``allow_pickle=False``): ``architec
 stored under ``layer{i}.{name}``. Files are written atomically.
 """
 import json
+import math
 import os
 import zipfile
 import zlib
@@ -17,13 +18,13 @@ import numpy as np
 
 from ..data._atomic import atomic_write
 from ..crossbar import Stage
-from .layers import PassContext, Softmax, _dtype, _generator, layer_from_config
+from .layers import DRAW_POLICIES, Layer, PassContext, Softmax, _dtype, _generator, layer_from_config, stage_or_none
 from .losses import accuracy, cross_entropy_and_accuracy_from_logits, cross_entropy_from_probabilities
 from .optim import SGD, l1_gradient_, l1_penalty
 
 FORMAT = "memnp.Sequential"
 #: Draw policies of a pass (see memnp.nn.layers.PassContext).
-DRAWS = ("active", "all")
+DRAWS = DRAW_POLICIES
 VERSION = 1
 
 
@@ -43,18 +44,28 @@ class Sequential:
         self.layers = list(layers)
         if not self.layers:
             raise ValueError("layers must hold at least one layer")
-        self.input_shape = None if input_shape is None else tuple(int(n) for n in input_shape)
+        for i, layer in enumerate(self.layers):
+            if not isinstance(layer, Layer):
+                raise ValueError(f"layers must be memnp.nn layers (Dense, MemristiveDense, ...); layer {i} is "
+                                 f"{type(layer).__name__}")
+        self.input_shape = None if input_shape is None else _shape("input_shape", input_shape)
         if self.input_shape is not None:
             self.output_shape()
         else:
             _check_widths(self.layers)
-        self.stage = stage
+        self.stage = stage_or_none("stage", stage)
+        if optimizer is not None and not callable(getattr(optimizer, "step", None)):
+            raise ValueError(f"optimizer must be None or an optimizer with a step method (memnp.nn.optim.SGD); "
+                             f"got {type(optimizer).__name__}")
         self.optimizer = optimizer if optimizer is not None else SGD()
         if isinstance(l1, (bool, np.bool_)):
             raise ValueError(f"l1 must be a number >= 0, not a boolean; got {l1!r}")
-        l1 = float(l1)
-        if not l1 >= 0:
-            raise ValueError(f"l1 must be a number >= 0; got {l1!r}")
+        try:
+            l1 = float(l1)
+        except (TypeError, ValueError):
+            raise ValueError(f"l1 must be a finite number >= 0; got {l1!r}") from None
+        if not (math.isfinite(l1) and l1 >= 0):
+            raise ValueError(f"l1 must be a finite number >= 0; got {l1!r}")
         self.l1 = l1
         self.backend = backend
         self._fused = isinstance(self.layers[-1], Softmax)
@@ -295,6 +306,18 @@ def _check_widths(layers):
         if out != width or need is not None:
             source = i
         width = out
+
+
+def _shape(name, shape):
+    """One example's shape: a tuple of integers >= 1."""
+    try:
+        dims = tuple(shape)
+    except TypeError:
+        dims = None
+    if dims is None or isinstance(shape, str) or not dims or not all(
+            isinstance(n, (int, np.integer)) and not isinstance(n, (bool, np.bool_)) and n >= 1 for n in dims):
+        raise ValueError(f"{name} must be a tuple of integers >= 1 (one example's shape); got {shape!r}")
+    return tuple(int(n) for n in dims)
 
 
 def _batch(batch_size):

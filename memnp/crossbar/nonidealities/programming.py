@@ -36,6 +36,12 @@ class ProgrammingNoise(LinearityPreserving):
         object.__setattr__(self, "sigma_rel", non_negative("sigma_rel", self.sigma_rel))
         object.__setattr__(self, "sigma_abs", non_negative("sigma_abs", self.sigma_abs))
 
+    def check_stage(self, stage):
+        """sigma_abs must be at most the stage's range G_on - G_off (S)."""
+        if self.sigma_abs > stage.G_on - stage.G_off:
+            raise ValueError(f"ProgrammingNoise sigma_abs (S) must be at most the stage's range G_on - G_off = "
+                             f"{stage.G_on - stage.G_off:.4g} S; got {self.sigma_abs!r} S")
+
     @property
     def label(self):
         return f"ProgrammingNoise(sigma_rel={self.sigma_rel:.4g},sigma_abs={self.sigma_abs:.4g})"

@@ -11,6 +11,16 @@ from .base import LinearityPreserving, register
 
 #: The largest share of StuckDistribution's values that may lie outside the stage's [G_off, G_on].
 MAX_OUTSIDE = 0.5
+#: Relative slack of the comparison of a stuck value with the stage's G_off or G_on.
+_SLACK = 1e-9
+
+
+def _same_as_stage(item, name, stage):
+    """ValueError unless ``item``'s field ``name`` (G_off or G_on, S) is the stage's (up to _SLACK)."""
+    ours, theirs = getattr(item, name), getattr(stage, name)
+    if abs(ours - theirs) > _SLACK * theirs:
+        raise ValueError(f"{type(item).__name__} {name} must equal the stage's {name} ({theirs!r} S); got "
+                         f"{ours!r} S (use StuckAt for another stuck value)")
 
 
 class _Stuck(LinearityPreserving):
@@ -93,6 +103,10 @@ class StuckAtGOff(_Stuck):
     def _stuck_values(self, count, rng):
         return self.G_off
 
+    def check_stage(self, stage):
+        """G_off must be the stage's G_off."""
+        _same_as_stage(self, "G_off", stage)
+
     @property
     def fixed_value(self):
         return self.G_off
@@ -116,6 +130,10 @@ class StuckAtGOn(_Stuck):
 
     def _stuck_values(self, count, rng):
         return self.G_on
+
+    def check_stage(self, stage):
+        """G_on must be the stage's G_on."""
+        _same_as_stage(self, "G_on", stage)
 
     @property
     def fixed_value(self):
