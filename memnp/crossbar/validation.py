@@ -1,5 +1,4 @@
 """Checks of user input shared by the crossbar modules: each raises ValueError naming the parameter."""
-import functools
 import math
 
 import numpy as np
@@ -163,12 +162,21 @@ def forward_done(crossbar, what):
         raise ValueError(f"{what} needs a forward pass first (call forward)")
 
 
-@functools.lru_cache(maxsize=64)
+#: (G_off, G_on, dtype) -> _conductance_bounds (a dict: looked up on every direct pass).
+_BOUNDS = {}
+
+
 def _conductance_bounds(G_off, G_on, dtype):
     """(low, high, low bits, high bits): the conductances (S) a pass accepts in ``dtype``."""
-    slack = G_ULPS * float(np.finfo(dtype).eps)
-    low, high = G_off * (1 - slack), G_on * (1 + slack)
-    return low, high, checks.bits_of(low, dtype), checks.bits_of(high, dtype)
+    key = (G_off, G_on, dtype)
+    bounds = _BOUNDS.get(key)
+    if bounds is None:
+        slack = G_ULPS * float(np.finfo(dtype).eps)
+        low, high = G_off * (1 - slack), G_on * (1 + slack)
+        if len(_BOUNDS) > 256:
+            _BOUNDS.clear()
+        bounds = _BOUNDS[key] = (low, high, checks.bits_of(low, dtype), checks.bits_of(high, dtype))
+    return bounds
 
 
 def crossbar_inputs(crossbar, V, G, rng, draws):
