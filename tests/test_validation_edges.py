@@ -350,3 +350,14 @@ def test_model_parts_must_have_their_types(rng):
             Sequential([Dense(4, 3)], l1=l1)
     with pytest.raises(ValueError, match=r"dtype must be float32 or float64; got 0"):   # was a TypeError
         MaxPool2D(0)
+
+
+@pytest.mark.parametrize("G_off, G_on, name", [(1e-300, 1e-299, "G_off"), (1e-16, 1e-6, "G_off"),
+                                               (1e-6, 1e30, "G_on"), (1e-6, 1001.0, "G_on")])
+def test_conductance_range_is_bounded(G_off, G_on, name):
+    from memnp.crossbar import w_to_G
+    Stage(1e-15, 1e3)                                   # both ends allowed
+    with pytest.raises(ValueError, match=rf"{name} must be a conductance in \[1e-15, 1000\] S"):
+        Stage(G_off, G_on)
+    with pytest.raises(ValueError, match=rf"{name} must be a conductance in \[1e-15, 1000\] S"):
+        w_to_G(np.ones((2, 2)), G_off, G_on)

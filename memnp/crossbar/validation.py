@@ -45,9 +45,18 @@ def in_range(name, value, low, high, unit=""):
                    f"a finite number in [{low!r}, {high!r}]{unit}")
 
 
+#: The conductances (S) a range may span: 1 fS (1 POhm) to 1 kS (1 mOhm), far beyond any device;
+#: outside it G, k_V G and the currents leave float32's normal range or lose its precision.
+MIN_CONDUCTANCE, MAX_CONDUCTANCE = 1e-15, 1e3
+
+
 def conductance_range(G_off, G_on):
-    """G_off and G_on as floats with 0 < G_off < G_on (siemens)."""
+    """G_off and G_on as floats with MIN_CONDUCTANCE <= G_off < G_on <= MAX_CONDUCTANCE (siemens)."""
     G_off, G_on = positive("G_off", G_off), positive("G_on", G_on)
+    for name, value in (("G_off", G_off), ("G_on", G_on)):
+        if not MIN_CONDUCTANCE <= value <= MAX_CONDUCTANCE:
+            raise ValueError(f"{name} must be a conductance in [{MIN_CONDUCTANCE:g}, {MAX_CONDUCTANCE:g}] S; "
+                             f"got {value!r} S")
     if G_off >= G_on:
         raise ValueError(f"G_off must be smaller than G_on; got G_off={G_off!r} S, G_on={G_on!r} S")
     return G_off, G_on
