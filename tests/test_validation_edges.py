@@ -361,3 +361,15 @@ def test_conductance_range_is_bounded(G_off, G_on, name):
         Stage(G_off, G_on)
     with pytest.raises(ValueError, match=rf"{name} must be a conductance in \[1e-15, 1000\] S"):
         w_to_G(np.ones((2, 2)), G_off, G_on)
+
+
+@pytest.mark.parametrize("make", [lambda s: ReadNoise(s), lambda s: __import__("memnp.nonidealities").nonidealities
+                                  .ProgrammingNoise(s)])
+def test_noise_sigma_rel_is_bounded(make):
+    assert make(10.0).sigma_rel == 10.0
+    for bad in (10.5, 1e300):
+        with pytest.raises(ValueError, match=r"sigma_rel must be at most 10 \(a relative standard deviation of "
+                                             r"1000 %\)"):
+            make(bad)
+    with pytest.raises(ValueError, match=r"sigma_rel must be a finite number >= 0"):
+        make(math.inf)

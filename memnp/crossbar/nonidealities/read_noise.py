@@ -15,18 +15,25 @@ from .base import LinearityPreserving, register
 
 #: The factor 1 + sigma_rel eps is clipped at this small positive floor (the I-V models take ln G).
 MIN_FACTOR = 1e-3
+#: The largest relative standard deviation (1000 %) of read and programming noise: beyond it the
+#: factors 1 + sigma_rel eps (|eps| <= 6.66) stop meaning noise, and huge ones overflow float32.
+MAX_SIGMA_REL = 10.0
 
 
 @register
 @dataclasses.dataclass(frozen=True)
 class ReadNoise(LinearityPreserving):
-    """Multiplicative read noise of relative standard deviation ``sigma_rel`` (dimensionless, >= 0).
+    """Multiplicative read noise of relative standard deviation ``sigma_rel`` (dimensionless, in
+    [0, MAX_SIGMA_REL]).
     The draws are the factors max(1 + sigma_rel eps, MIN_FACTOR) (m, n)."""
 
     sigma_rel: float
 
     def __post_init__(self):
         object.__setattr__(self, "sigma_rel", non_negative("sigma_rel", self.sigma_rel))
+        if self.sigma_rel > MAX_SIGMA_REL:
+            raise ValueError(f"sigma_rel must be at most {MAX_SIGMA_REL:g} (a relative standard deviation of "
+                             f"{100 * MAX_SIGMA_REL:g} %); got {self.sigma_rel!r}")
 
     @property
     def label(self):
