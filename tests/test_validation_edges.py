@@ -373,3 +373,19 @@ def test_noise_sigma_rel_is_bounded(make):
             make(bad)
     with pytest.raises(ValueError, match=r"sigma_rel must be a finite number >= 0"):
         make(math.inf)
+
+
+def test_siox_regime_fit_and_file_errors(tmp_path):
+    from memnp.data.devices import fit_regime, load_siox_mat
+    R, c, d = np.array([1e5, 2e5, 3e5, 4e5]), np.array([1e-5, 2e-5, 3e-5, 5e-5]), np.full(4, 1e-16)
+    assert fit_regime(R, c, d, 1e-6, 2e-6).n_curves == 4
+    with pytest.raises(ValueError, match=r"G_off must be smaller than G_on"):             # was silent
+        fit_regime(R, c, d, 2e-6, 1e-6)
+    with pytest.raises(ValueError, match=r"G_off must be a finite number > 0; got nan"):
+        fit_regime(R, c, d, math.nan, 2e-6)
+    with pytest.raises(ValueError, match=r"R, c and d_eps must be finite and > 0"):       # was NaN slopes
+        fit_regime(np.array([math.nan, 2e5, 3e5, 4e5]), c, d, 1e-6, 2e-6)
+    with pytest.raises(ValueError, match=r"missing.mat: no such file"):
+        load_siox_mat(tmp_path / "missing.mat")
+    with pytest.raises(ValueError, match=r"no such file"):
+        load_siox_mat(tmp_path)

@@ -29,6 +29,7 @@ from scipy.io import loadmat
 from scipy.io.matlab import MatReadError
 from scipy.optimize import OptimizeWarning, curve_fit
 
+from ...crossbar.validation import conductance_range
 from ...kernels.physics import A, B, EPS
 
 #: 1 / G_0, the inverse conductance quantum (Ω): the boundary between the two regimes.
@@ -58,6 +59,8 @@ def load_siox_mat(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
         I: (n_states, n_points) currents (A), NaN-padded.
     """
     path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"{path}: no such file (the SiOx multistate .mat file)")
     try:
         data = loadmat(path, variable_names=["data"])
     except (MatReadError, ValueError, TypeError, OSError, IndexError, EOFError, KeyError) as exc:
@@ -170,7 +173,8 @@ def fit_regime(R, c, d_eps, G_off: float, G_on: float) -> RegimeFit:
     """Regressions of ln c and ln dε on ln R and their residual covariance (biased).
 
     Args:
-        R, c, d_eps: (N,) resistances (Ω), c (A/V), dε (F/m), N >= 3.
+        R, c, d_eps: (N,) resistances (Ω), c (A/V), dε (F/m), finite and > 0, N >= 3.
+        G_off, G_on: the regime's conductance range (S), 0 < G_off < G_on.
     """
     R, c, d_eps = (np.asarray(a, dtype=float) for a in (R, c, d_eps))
     if not (R.shape == c.shape == d_eps.shape and R.ndim == 1):
@@ -178,8 +182,9 @@ def fit_regime(R, c, d_eps, G_off: float, G_on: float) -> RegimeFit:
                          f"got {R.shape}, {c.shape}, {d_eps.shape}")
     if len(R) < 3:
         raise ValueError(f"a regime needs at least 3 curves, got {len(R)}")
-    if np.any(R <= 0) or np.any(c <= 0) or np.any(d_eps <= 0):
-        raise ValueError("R, c and d_eps must be > 0 (their logarithms are regressed)")
+    if not all(np.all(np.isfinite(a) & (a > 0)) for a in (R, c, d_eps)):
+        raise ValueError("R, c and d_eps must be finite and > 0 (their logarithms are regressed)")
+    G_off, G_on = conductance_range(G_off, G_on)
     x = np.log(R)
     lines = [stats.linregress(x, np.log(y)) for y in (c, d_eps)]
     residuals = np.stack([np.log(y) - (ln.slope * x + ln.intercept) for y, ln in zip((c, d_eps), lines)])
