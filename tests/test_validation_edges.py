@@ -389,3 +389,22 @@ def test_siox_regime_fit_and_file_errors(tmp_path):
         load_siox_mat(tmp_path / "missing.mat")
     with pytest.raises(ValueError, match=r"no such file"):
         load_siox_mat(tmp_path)
+
+
+def test_backward_refuses_a_gradient_of_another_shape(rng):
+    from memnp.nn import (Conv2D, Dense, Flatten, MaxPool2D, MemristiveConv2D, MemristiveDense, PassContext, ReLU,
+                          Sigmoid, Softmax)
+    ctx = PassContext(Stage(G_OFF, G_ON, 0.5), rng)
+    cases = [(Dense(3, 2), (4, 3)), (Sigmoid(), (4, 3)), (ReLU(), (4, 3)), (Softmax(), (4, 3)),
+             (Flatten(), (2, 4, 4, 3)), (MaxPool2D(), (2, 5, 4, 3)), (Conv2D(3, 2, 2), (2, 4, 5, 3)),
+             (MemristiveDense(3, 2), (4, 3)), (MemristiveDense(3, 2, weights="standard"), (4, 3)),
+             (MemristiveConv2D(3, 2, 2), (2, 4, 5, 3))]
+    for layer, x_shape in cases:
+        layer.initialize(rng) if layer.params else None
+        y = layer.forward(rng.random(x_shape).astype(np.float32), ctx)
+        layer.backward(np.ones_like(y))                             # the right shape passes
+        for bad in (np.ones(y.shape[:-1] + (y.shape[-1] + 1,), y.dtype), np.ones((1,) + y.shape[1:], y.dtype),
+                    np.ones(y.size, y.dtype)):
+            with pytest.raises(ValueError, match=rf"dy must have the shape of {type(layer).__name__}'s outputs in "
+                                                 rf"the last forward pass \({y.shape[0]}, "):
+                layer.backward(bad)
