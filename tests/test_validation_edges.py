@@ -408,3 +408,33 @@ def test_backward_refuses_a_gradient_of_another_shape(rng):
             with pytest.raises(ValueError, match=rf"dy must have the shape of {type(layer).__name__}'s outputs in "
                                                  rf"the last forward pass \({y.shape[0]}, "):
                 layer.backward(bad)
+
+
+def test_replayed_draws_are_checked(rng):
+    from memnp.nonidealities import StuckAtGOff
+    stage = Stage(G_OFF, G_ON, 0.5, (ReadNoise(0.1), StuckAtGOff(G_OFF, 0.2), HIGH_PF, ADC(6)))
+    crossbar = CrossbarPass(stage, "numpy")
+    V = (0.5 * rng.random((2, 3))).astype(np.float64)
+    G = rng.uniform(G_OFF, G_ON, (3, 2))
+    I = crossbar.forward(V, G, rng)
+    good = dict(crossbar.draws)
+    np.testing.assert_array_equal(crossbar.forward(V, G, None, draws=good), I)
+    cases = [({k: v for k, v in good.items() if k != "read_noise"},
+              r"draws must hold the draws of the stage's random phases \(stuck, read_noise, currents\); "
+              r"missing read_noise, unexpected none"),
+             ({**good, "drift": np.ones((3, 2))}, r"missing none, unexpected drift"),
+             ({**good, "read_noise": np.ones((2, 2))},                        # was a broadcasting error
+              r"draws\['read_noise'\] must hold arrays whose last two axes are G's shape \(3, 2\); got shape \(2, 2\)"),
+             ({**good, "stuck": (good["stuck"][0], np.ones((2, 3)))}, r"draws\['stuck'\] must hold arrays"),
+             ({**good, "read_noise": np.full((3, 2), np.nan)},                # was silent NaN currents
+              r"draws\['read_noise'\] must contain only finite values"),
+             ([1, 2], r"draws must be a dict by phase name"),
+             ((None, None, None), r"draws given as a tuple must be a paper stage's \(preserving, nonpreserving\) pair")]
+    for draws, message in cases:
+        with pytest.raises(ValueError, match=message):
+            crossbar.forward(V, G, None, draws=draws)
+    paper = CrossbarPass(Stage(G_OFF, G_ON, 0.5, (D2DLognormal(G_OFF, G_ON, 0.1, 0.1), HIGH_PF)), "numpy")
+    paper.forward(V, G, rng)
+    paper.forward(V, G, None, draws=(paper.draws[0], paper.draws[1]))    # the old pair still replays
+    with pytest.raises(ValueError, match=r"missing programming, unexpected none"):   # was AttributeError
+        paper.forward(V, G, None, draws=(None, paper.draws[1]))

@@ -72,6 +72,7 @@ class CrossbarPass:
         stage = self.stage
         validation.crossbar_inputs(self, V, G, rng, draws)
         validation.crossbar_rows(self, V, rows, n_rows)
+        validation.replayed_draws(self, draws, G)
         phases = stage.phases
         G_read = devices = vjp_args = None
         if draws is None:

@@ -230,6 +230,39 @@ def crossbar_inputs(crossbar, V, G, rng, draws):
         generator("rng", rng)
 
 
+def replayed_draws(crossbar, draws, G):
+    """The check of the ``draws`` CrossbarPass.forward replays (skipped for a pass marked
+    ``inputs_checked``): a dict by phase name (or a paper stage's (preserving, nonpreserving) pair)
+    holding the draws of every phase of the stage that draws, and only those; each array in it
+    finite, with G's shape (m, n) as its last two axes."""
+    if draws is None or getattr(crossbar, "inputs_checked", False):
+        return
+    from .pipeline import DRAWS, Draws     # imported here: pipeline's modules import this one
+    stage = crossbar.stage
+    if isinstance(draws, tuple):
+        if len(draws) != 2:
+            raise ValueError(f"draws given as a tuple must be a paper stage's (preserving, nonpreserving) pair; "
+                             f"got {len(draws)} items")
+        draws = Draws.from_pair(stage, draws)
+    if not isinstance(draws, dict):
+        raise ValueError(f"draws must be a dict by phase name (CrossbarPass.draws of an earlier pass); got "
+                         f"{type(draws).__name__}")
+    wanted = [name for name in stage.phases if DRAWS[name] is not None]
+    missing, extra = [n for n in wanted if n not in draws], [n for n in draws if n not in wanted]
+    if missing or extra:
+        raise ValueError(f"draws must hold the draws of the stage's random phases ({', '.join(wanted) or 'none'}); "
+                         f"missing {', '.join(missing) or 'none'}, unexpected {', '.join(map(str, extra)) or 'none'}")
+    for name in wanted:
+        parts = draws[name] if isinstance(draws[name], (tuple, list)) else (draws[name],)
+        for part in parts:
+            shape = np.shape(part)
+            if shape[-2:] != G.shape:
+                raise ValueError(f"draws[{name!r}] must hold arrays whose last two axes are G's shape {G.shape}; "
+                                 f"got shape {shape}")
+            if np.asarray(part).dtype.kind == "f" and not np.all(np.isfinite(part)):
+                raise ValueError(f"draws[{name!r}] must contain only finite values (no NaN or inf)")
+
+
 def crossbar_rows(crossbar, V, rows, n_rows):
     """The check of CrossbarPass.forward's ``rows`` and ``n_rows`` (skipped, as
     :func:`crossbar_inputs`, for a pass marked ``inputs_checked``): without ``rows``, ``n_rows``
