@@ -438,3 +438,18 @@ def test_replayed_draws_are_checked(rng):
     paper.forward(V, G, None, draws=(paper.draws[0], paper.draws[1]))    # the old pair still replays
     with pytest.raises(ValueError, match=r"missing programming, unexpected none"):   # was AttributeError
         paper.forward(V, G, None, draws=(None, paper.draws[1]))
+
+
+def test_adc_full_scale_must_let_the_largest_current_reach_a_level(rng):
+    rows = 4
+    largest = rows * 0.5 * G_ON                       # every row at k_V, every device at G_on
+    V = np.full((2, rows), 0.5)
+    G = np.full((rows, 2), G_ON)
+    top = 2 * 63 * largest                            # 6 bits: L = 63
+    I = CrossbarPass(Stage(G_OFF, G_ON, 0.5, (ADC(6, top * 0.999),)), "numpy").forward(V, G, rng)
+    assert np.all(I > 0)                              # just below the bound: the largest current reads level 1
+    with pytest.raises(ValueError, match=r"ADC full_scale \(A\) must be at most 2 \(2\^bits - 1\) = 126 times the "
+                                         r"largest column current of an array of 4 rows \(5.248e-06 A\)"):
+        CrossbarPass(Stage(G_OFF, G_ON, 0.5, (ADC(6, 1e30),)), "numpy").forward(V, G, rng)   # was all zeros
+    with pytest.raises(ValueError, match=r"array of 2 rows"):                   # per array under Tiles
+        CrossbarPass(Stage(G_OFF, G_ON, 0.5, (ADC(6, top * 0.6), Tiles(2, 2))), "numpy").forward(V, G, rng)

@@ -130,6 +130,15 @@ class ADC(Periphery):
                              f"read at k_V ({smallest:.4g} A for this stage), or {WORST_CASE!r}; got "
                              f"{self.full_scale!r} A")
 
+    def check_full_scale(self, largest, rows):
+        """A fixed full scale must let the largest column current of an array of ``rows`` rows
+        (``largest``, A) reach the first level: full_scale <= 2 (2^bits - 1) largest (above it
+        every current rounds to 0)."""
+        if not isinstance(self.full_scale, str) and self.full_scale > 2 * self.levels * largest:
+            raise ValueError(f"ADC full_scale (A) must be at most 2 (2^bits - 1) = {2 * self.levels} times the "
+                             f"largest column current of an array of {rows} rows ({largest:.4g} A), or every "
+                             f"current reads 0; got {self.full_scale!r} A")
+
     @property
     def label(self):
         fs = self.full_scale if isinstance(self.full_scale, str) else f"{self.full_scale:.4g}"
