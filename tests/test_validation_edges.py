@@ -453,3 +453,18 @@ def test_adc_full_scale_must_let_the_largest_current_reach_a_level(rng):
         CrossbarPass(Stage(G_OFF, G_ON, 0.5, (ADC(6, 1e30),)), "numpy").forward(V, G, rng)   # was all zeros
     with pytest.raises(ValueError, match=r"array of 2 rows"):                   # per array under Tiles
         CrossbarPass(Stage(G_OFF, G_ON, 0.5, (ADC(6, top * 0.6), Tiles(2, 2))), "numpy").forward(V, G, rng)
+
+
+def test_load_names_the_file_of_a_bad_stage(tmp_path, rng):
+    import json
+    from memnp.nn import Sequential
+    _, path = _saved_model(tmp_path, rng)
+    with np.load(path) as data:
+        arrays = {key: data[key] for key in data.files}
+    stage = json.loads(str(arrays["stage"][0]))
+    stage["nonidealities"] = [{"type": "Drift", "nu_mean": 0.1, "nu_std": 0.0, "t": 1.0, "t0": 10.0}]
+    arrays["stage"] = np.array([json.dumps(stage)])
+    np.savez(tmp_path / "stage.npz", **arrays)
+    with pytest.raises(ValueError, match=r"stage.npz: the stage in the model file is not valid: t \(seconds since "
+                                         r"programming\) must be >= t0"):
+        Sequential.load(tmp_path / "stage.npz")

@@ -356,4 +356,8 @@ def _read(path):
         raise ValueError(f"{os.fspath(path)} has model-file version {architecture.get('version')!r}; "
                          f"this memnp reads version {VERSION}")
     _dtype(architecture.get("dtype", "float32"))
-    return architecture, None if stage is None else Stage.from_dict(stage), arrays
+    try:
+        stage = None if stage is None else Stage.from_dict(stage)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{os.fspath(path)}: the stage in the model file is not valid: {exc}") from None
+    return architecture, stage, arrays
