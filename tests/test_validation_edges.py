@@ -468,3 +468,22 @@ def test_load_names_the_file_of_a_bad_stage(tmp_path, rng):
     with pytest.raises(ValueError, match=r"stage.npz: the stage in the model file is not valid: t \(seconds since "
                                          r"programming\) must be >= t0"):
         Sequential.load(tmp_path / "stage.npz")
+
+
+def test_set_weights_checks_arrays_in_memory(rng):
+    from memnp.experiments import protocol
+    from memnp.nn import Dense, MemristiveDense, Sequential, Softmax
+    model = Sequential([Dense(4, 5), MemristiveDense(5, 3), Softmax()], stage=Stage(G_OFF, G_ON, 0.5))
+    model.initialize(rng)
+    arrays = protocol.model_arrays(model, model.stage)          # the layout of a weights file
+    other = Sequential([Dense(4, 5), MemristiveDense(5, 3), Softmax()], stage=Stage(G_OFF, G_ON, 0.5))
+    other.set_weights(arrays, "w.npz")
+    assert np.array_equal(other.layers[1].params["w_pos"], model.layers[1].params["w_pos"])
+    arrays["layer1.b_neg"] = arrays["layer1.b_neg"].copy()
+    arrays["layer1.b_neg"][0] = np.inf
+    with pytest.raises(ValueError, match=r"w.npz: layer1.b_neg \(layer 1, MemristiveDense.b_neg\) holds 1 NaN or "
+                                         r"infinite value\(s\)"):
+        other.set_weights(arrays, "w.npz")
+    del arrays["layer0.W"]
+    with pytest.raises(ValueError, match=r"weights does not fit the architecture: missing parameters \['layer0.W'\]"):
+        other.set_weights(arrays)

@@ -263,6 +263,15 @@ class Sequential:
         self._set_weights(weights, path)
         return self
 
+    def set_weights(self, arrays, source="weights"):
+        """Copy {"layer{i}.{name}": array} into the parameters (a model file's "architecture" and
+        "stage" entries are ignored). ValueError naming ``source`` (a file name, say) and the layer
+        for a missing, unexpected or misshapen array, or one that is not floating-point or holds
+        NaN or inf (in the layer's dtype); on an error no parameter changes. Returns self."""
+        self._set_weights({key: value for key, value in arrays.items() if key not in ("architecture", "stage")},
+                          source)
+        return self
+
     def _set_weights(self, weights, path):
         expected = {key: layer.params[name].shape for key, layer, name in self.parameters()}
         missing = sorted(set(expected) - set(weights))
