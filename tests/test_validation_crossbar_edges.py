@@ -250,3 +250,30 @@ def test_adc_full_scale_must_let_the_largest_current_reach_a_level(rng):
         CrossbarPass(Stage(G_OFF, G_ON, 0.5, (ADC(6, 1e30),)), "numpy").forward(V, G, rng)   # was all zeros
     with pytest.raises(ValueError, match=r"array of 2 rows"):                   # per array under Tiles
         CrossbarPass(Stage(G_OFF, G_ON, 0.5, (ADC(6, top * 0.6), Tiles(2, 2))), "numpy").forward(V, G, rng)
+
+
+@pytest.mark.parametrize("item", [ReadNoise(0.1), ProgrammingNoise(0.1), Drift(0.1, 0.01, 10.0), HIGH_PF,
+                                  D2DLognormal(G_OFF, G_ON, 0.1, 0.1), StuckDistribution((1e-6, 2e-6), 0.1)])
+def test_sample_needs_a_generator_and_a_float_dtype(item):
+    item.sample((2, 3), np.random.default_rng(0), np.float32)
+    for rng in (None, 0, np.random.RandomState(0)):                 # None was an AttributeError
+        with pytest.raises(ValueError, match=r"rng must be a numpy.random.Generator"):
+            item.sample((2, 3), rng)
+    with pytest.raises(ValueError, match=r"dtype must be a floating-point type .*; got int32"):   # was ints
+        item.sample((2, 3), np.random.default_rng(0), np.int32)
+
+
+def test_pf_direct_calls_check_g_and_residuals(rng):
+    V = 0.5 * rng.random((2, 3))
+    G = rng.uniform(G_OFF, G_ON, (3, 2))
+    residuals = HIGH_PF.sample(G.shape, rng)
+    I = HIGH_PF.currents(V, G, residuals, "numpy")
+    assert I.shape == (2, 2) and np.all(I > 0)
+    for call in (lambda g, r: HIGH_PF.currents(V, g, r, "numpy"), lambda g, r: HIGH_PF.power(V, g, r, "numpy"),
+                 lambda g, r: HIGH_PF.currents_vjp(V, g, r, np.ones((2, 2)), "numpy")):
+        with pytest.raises(ValueError, match=r"G must contain only values > 0"):      # was NaN currents
+            call(-G, residuals)
+        with pytest.raises(ValueError, match=r"residuals must have shape \(2, \*G.shape\) = \(2, 3, 2\)"):
+            call(G, residuals[:, :2])
+        with pytest.raises(ValueError, match=r"residuals must contain only finite values"):
+            call(G, np.full_like(residuals, np.nan))

@@ -142,6 +142,17 @@ def generator(name, rng):
     return rng
 
 
+def draw_args(rng, dtype):
+    """The checks of a nonideality's ``sample``: rng a numpy.random.Generator, dtype a floating-point
+    type; returns the dtype (a type test and a dtype look-up: it runs for every pass that draws)."""
+    if not isinstance(rng, np.random.Generator):
+        generator("rng", rng)
+    dtype = np.dtype(dtype)
+    if dtype.kind != "f":
+        raise ValueError(f"dtype must be a floating-point type (the conductances' dtype); got {dtype}")
+    return dtype
+
+
 _STAGE_CLASS = []
 
 

@@ -11,7 +11,7 @@ import numpy as np
 
 from ...kernels import d2d_devices
 from ...kernels.normal import standard_normal
-from ..validation import conductance_range, in_range
+from ..validation import conductance_range, draw_args, in_range
 from .base import LinearityPreserving, register
 
 #: The largest log-standard deviation of the resistance (a spread of e^5, about 150x, per standard
@@ -71,7 +71,7 @@ class D2DLognormal(LinearityPreserving):
     def sample(self, shape, rng, dtype=np.float64):
         """Standard normal draws eps (shape, ``dtype``), one per device (memnp's seeded Box-Muller
         draws, :func:`memnp.kernels.normal.standard_normal`)."""
-        return standard_normal(rng, shape, dtype)
+        return standard_normal(rng, shape, draw_args(rng, dtype))
 
     def _factor(self, R, sigma, draws):
         """exp(sigma^2 / 2 - sigma eps) = G' / G."""

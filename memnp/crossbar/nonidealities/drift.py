@@ -11,7 +11,7 @@ import numpy as np
 
 from ...kernels import drift as drift_loops
 from ...kernels.normal import Z_MAX, standard_normal
-from ..validation import non_negative, positive
+from ..validation import draw_args, non_negative, positive
 from .base import LinearityPreserving, register
 
 #: The largest factor by which drift may lower a conductance: (t / t0) ** nu <= MAX_DECAY for the
@@ -67,7 +67,7 @@ class Drift(LinearityPreserving):
         """Factors (t / t0) ** (-nu) (shape, ``dtype``), one exponent per device from memnp's
         seeded Box-Muller normals (computed in float64, rounded to ``dtype``): one Numba pass
         (:mod:`memnp.kernels.drift`) for float32 and float64, else :meth:`sample_numpy`."""
-        dtype = np.dtype(dtype)
+        dtype = draw_args(rng, dtype)
         if dtype in (np.float32, np.float64):
             return drift_loops.factors(rng, shape, dtype, self.nu_mean, self.nu_std, math.log(self.t / self.t0))
         return self.sample_numpy(shape, rng, dtype)

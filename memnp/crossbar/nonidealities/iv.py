@@ -11,12 +11,24 @@ import numpy as np
 
 from ...kernels import get_backend, pf_devices, physics
 from ...kernels.normal import Z_MAX
-from ..validation import positive
+from ..validation import draw_args, finite_array, positive, positive_array
 from .base import LinearityNonpreserving, register
 
 #: ln of float32's smallest normal and largest numbers: c, d_eps and the device currents must lie
 #: between them (every backend computes in float32 or float64).
 _LN_TINY, _LN_MAX = math.log(float(np.finfo(np.float32).tiny)), math.log(float(np.finfo(np.float32).max))
+
+
+def _checked(G, residuals):
+    """G (m, n) as a float array of finite conductances > 0 (S), with residuals (2, m, n) finite
+    (the checks of the direct calls currents, currents_vjp and power; a crossbar pass checks G
+    itself)."""
+    G = positive_array("G", G, ndim=2)
+    if np.shape(residuals) != (2,) + G.shape:
+        raise ValueError(f"residuals must have shape (2, *G.shape) = {(2,) + G.shape} (IVNonlinearityPF.sample); "
+                         f"got {np.shape(residuals)}")
+    finite_array("residuals", residuals)
+    return G
 
 
 def _pair(name, value):
@@ -106,7 +118,7 @@ class IVNonlinearityPF(LinearityNonpreserving):
         """Residuals (2, *shape) of ``dtype``: e_c and e_d for every device, drawn from ``rng``:
         device k's pair is L (z_cos, z_sin), the Box-Muller pair of the k-th raw word of the
         Generator (see :func:`memnp.kernels.pf_devices.residuals`; one word per device)."""
-        return pf_devices.residuals(rng, self._factor, shape, dtype)
+        return pf_devices.residuals(rng, self._factor, shape, draw_args(rng, dtype))
 
     def device_parameters(self, G, residuals):
         """(c (A/V), d_eps (F/m)) of every device, each the shape and dtype of G (S).
@@ -163,17 +175,20 @@ class IVNonlinearityPF(LinearityNonpreserving):
 
     def currents(self, V, G, residuals, backend=None):
         """Column currents I (p, n) in A from V (p, m) in V and G (m, n) in S."""
+        G = _checked(G, residuals)
         c, d_eps = self.device_parameters(G, residuals)
         return get_backend(backend).pf_currents(V, c, d_eps)
 
     def currents_vjp(self, V, G, residuals, grad_I, backend=None, need_V=True):
         """(dL/dV (p, m) or None unless need_V, dL/dG (m, n)) from dL/dI (p, n), with the same
         residuals as the forward pass."""
+        G = _checked(G, residuals)
         c, d_eps = self.device_parameters(G, residuals)
         grad_V, grad_c, grad_d_eps = get_backend(backend).pf_currents_vjp(V, c, d_eps, grad_I, need_V)
         return grad_V, self.device_parameters_vjp(G, c, d_eps, grad_c, grad_d_eps)
 
     def power(self, V, G, residuals, backend=None):
         """Average crossbar power over the batch (W)."""
+        G = _checked(G, residuals)
         c, d_eps = self.device_parameters(G, residuals)
         return get_backend(backend).pf_power(V, c, d_eps)

@@ -10,7 +10,7 @@ import dataclasses
 import numpy as np
 
 from ...kernels.normal import standard_normal
-from ..validation import non_negative
+from ..validation import draw_args, non_negative
 from .base import LinearityPreserving, register
 from .d2d import D2DLognormal
 from .read_noise import MAX_SIGMA_REL
@@ -53,7 +53,7 @@ class ProgrammingNoise(LinearityPreserving):
 
     def sample(self, shape, rng, dtype=np.float64):
         """eps (shape, ``dtype``): one standard normal per device."""
-        return standard_normal(rng, shape, dtype)
+        return standard_normal(rng, shape, draw_args(rng, dtype))
 
     def disturb(self, G, draws):
         """G' (shape and dtype of G, S). Vectorized NumPy (a few passes over m n numbers: cheap

@@ -10,7 +10,7 @@ import numpy as np
 
 from ...kernels import read_noise as read_loops
 from ...kernels.normal import standard_normal
-from ..validation import non_negative
+from ..validation import draw_args, non_negative
 from .base import LinearityPreserving, register
 
 #: The factor 1 + sigma_rel eps is clipped at this small positive floor (the I-V models take ln G).
@@ -43,7 +43,7 @@ class ReadNoise(LinearityPreserving):
         """Factors (shape, ``dtype``) from memnp's seeded Box-Muller normals (computed in float64,
         rounded to ``dtype``): one Numba pass (:mod:`memnp.kernels.read_noise`) for float32 and
         float64, else :meth:`sample_numpy`."""
-        dtype = np.dtype(dtype)
+        dtype = draw_args(rng, dtype)
         if dtype in (np.float32, np.float64):
             return read_loops.factors(rng, shape, dtype, self.sigma_rel, MIN_FACTOR)
         return self.sample_numpy(shape, rng, dtype)

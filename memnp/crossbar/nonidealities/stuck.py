@@ -6,7 +6,7 @@ import dataclasses
 import numpy as np
 from scipy import special
 
-from ..validation import finite_array, non_negative, positive, probability
+from ..validation import draw_args, finite_array, non_negative, positive, probability
 from .base import LinearityPreserving, register
 
 #: The largest share of StuckDistribution's values that may lie outside the stage's [G_off, G_on].
@@ -34,6 +34,7 @@ class _Stuck(LinearityPreserving):
 
     def sample(self, shape, rng, dtype=np.float64):
         """(mask (shape) of stuck devices, values (shape, ``dtype``) they take, in S; 0 elsewhere)."""
+        dtype = draw_args(rng, dtype)
         mask = rng.random(shape, dtype=dtype) < self.p
         fixed = self.fixed_value
         if fixed is not None:
