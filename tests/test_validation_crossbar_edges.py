@@ -97,8 +97,8 @@ def test_stage_refuses_an_adc_full_scale_below_one_device():
     for phases in ((), (HIGH_PF,)):
         Stage(G_OFF, G_ON, 0.5, phases + (ADC(6, smallest * 1.001),))
         for bad in (1e-30, smallest * 0.999):
-            with pytest.raises(ValueError, match=r"ADC full_scale \(A\) must be at least k_V G_off, the current "
-                                                 r"of one device at G_off read at k_V \(2.624e-07 A for this stage"):
+            with pytest.raises(ValueError, match=r"ADC full_scale \(A\) must be at least k_V G_off, the "
+                                                 r"current of one device at G_off read at k_V \(2.624e-07 A"):
                 Stage(G_OFF, G_ON, 0.5, phases + (ADC(6, bad),))
     Stage(G_OFF, G_ON, 0.5, (ADC(6),))                      # worst-case: fits any stage
 
@@ -221,12 +221,14 @@ def test_replayed_draws_are_checked(rng):
               r"missing read_noise, unexpected none"),
              ({**good, "drift": np.ones((3, 2))}, r"missing none, unexpected drift"),
              ({**good, "read_noise": np.ones((2, 2))},                        # was a broadcasting error
-              r"draws\['read_noise'\] must hold arrays whose last two axes are G's shape \(3, 2\); got shape \(2, 2\)"),
+              r"draws\['read_noise'\] must hold arrays whose last two axes are G's shape \(3, 2\); "
+              r"got shape \(2, 2\)"),
              ({**good, "stuck": (good["stuck"][0], np.ones((2, 3)))}, r"draws\['stuck'\] must hold arrays"),
              ({**good, "read_noise": np.full((3, 2), np.nan)},                # was silent NaN currents
               r"draws\['read_noise'\] must contain only finite values"),
              ([1, 2], r"draws must be a dict by phase name"),
-             ((None, None, None), r"draws given as a tuple must be a paper stage's \(preserving, nonpreserving\) pair")]
+             ((None, None, None),
+              r"draws given as a tuple must be a paper stage's \(preserving, nonpreserving\) pair")]
     for draws, message in cases:
         with pytest.raises(ValueError, match=message):
             crossbar.forward(V, G, None, draws=draws)

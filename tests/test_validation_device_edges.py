@@ -50,7 +50,7 @@ def test_synthetic_siox_curves_keep_their_numbers():
 @pytest.mark.parametrize("kwargs, message", [
     (dict(G_off=math.nan), r"G_off must be a finite number > 0; got nan"),
     (dict(G_off=1e-3, G_on=1e-4), r"G_off must be smaller than G_on"),
-    (dict(device_spread=math.nan), r"device_spread must be a finite number >= 0; got nan"),  # was silent: NaN reads
+    (dict(device_spread=math.nan), r"device_spread must be a finite number >= 0; got nan"),  # was NaN reads
     (dict(read_noise=-1.0), r"read_noise must be a finite number >= 0"),
     (dict(stuck_fraction=math.nan), r"stuck_fraction must be a probability in \[0, 1\]"),
     (dict(shape=(2, 3.5, 4, 4)), r"shape\[1\] \(pulses\) must be an integer in \[2, 100000000\]; got 3.5"),
@@ -74,12 +74,14 @@ def test_device_fits_refuse_bad_data():
         extract_tahfo2(np.ones((2, 4, 3, 3)))
     with pytest.raises(ValueError, match="values must contain only finite numbers"):
         scott_bandwidth([np.nan, 1.0, 2.0])
-    with pytest.raises(ValueError, match=r"I must have shape \(n_curves, n_points\) with n_points >= 3; got \(3,\)"):
+    with pytest.raises(ValueError, match=r"I must have shape \(n_curves, n_points\) with n_points >= 3; "
+                                         r"got \(3,\)"):
         spike_free(np.array([1.0, 2.0, 3.0]))
     V = np.linspace(0, 0.5, 20)
     with pytest.raises(ValueError, match=r"V and I must be 1-D of equal length >= 3 .* shapes \(1,\) and \(1,\)"):
         fit_curve(np.array([0.1]), np.array([1e-6]))                 # was a TypeError from curve_fit
-    with pytest.raises(ValueError, match=r"V and I must be 1-D of equal length >= 3 .* shapes \(20,\) and \(10,\)"):
+    with pytest.raises(ValueError, match=r"V and I must be 1-D of equal length >= 3 .* shapes \(20,\) and "
+                                         r"\(10,\)"):
         fit_curve(V, V[:10] * 1e-6)
     with pytest.raises(ValueError, match=r"V and I must contain only finite values"):
         fit_curve(V, np.where(V > 0.2, np.nan, V * 1e-6))

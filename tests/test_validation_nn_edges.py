@@ -27,8 +27,9 @@ def test_load_a_truncated_model_file(tmp_path, rng):
     for size in (len(data) // 2, len(data) - 30, 10):
         cut = tmp_path / f"cut{size}.npz"
         cut.write_bytes(data[:size])
-        with pytest.raises(ValueError, match=rf"{cut.name} is not a readable .npz model file: it is truncated or "
-                                             r"not a memnp model file \(a .npz archive written by Sequential.save\)"):
+        with pytest.raises(ValueError, match=rf"{cut.name} is not a readable .npz model file: it is truncated "
+                                             r"or not a memnp model file \(a .npz archive written by "
+                                             r"Sequential.save\)"):
             Sequential.load(cut)
     with pytest.raises(ValueError, match="is a directory, not a memnp model file"):
         Sequential.load(tmp_path)
@@ -88,7 +89,8 @@ def test_set_weights_checks_arrays_in_memory(rng):
                                          r"infinite value\(s\)"):
         other.set_weights(arrays, "w.npz")
     del arrays["layer0.W"]
-    with pytest.raises(ValueError, match=r"weights does not fit the architecture: missing parameters \['layer0.W'\]"):
+    with pytest.raises(ValueError, match=r"weights does not fit the architecture: missing parameters "
+                                         r"\['layer0.W'\]"):
         other.set_weights(arrays)
 
 

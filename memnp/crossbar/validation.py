@@ -38,11 +38,10 @@ def probability(name, value):
     return _number(name, value, lambda v: 0.0 <= v <= 1.0, "a probability in [0, 1]")
 
 
-def in_range(name, value, low, high, unit=""):
+def in_range(name, value, low, high):
     """A finite number in [low, high], returned as float."""
-    unit = f" {unit}" if unit else ""
     return _number(name, value, lambda v: math.isfinite(v) and low <= v <= high,
-                   f"a finite number in [{low!r}, {high!r}]{unit}")
+                   f"a finite number in [{low!r}, {high!r}]")
 
 
 #: The conductances (S) a range may span: 1 fS (1 POhm) to 1 kS (1 mOhm), far beyond any device;
@@ -202,7 +201,8 @@ def _conductance_bounds(G_off, G_on, dtype):
 def crossbar_inputs(crossbar, V, G, rng, draws):
     """The checks of CrossbarPass.forward: V (p, m) and G (m, n) float32/float64, p >= 1, V finite
     with |V| <= the stage's k_V (up to rounding), G finite and in the stage's [G_off, G_on] (up to
-    rounding), and a Generator when the stage draws something and no ``draws`` are replayed. Each array is scanned once, on its bits.
+    rounding), and a Generator when the stage draws something and no ``draws`` are replayed. Each
+    array is scanned once, on its bits.
 
     A caller that built V and G itself under these guarantees marks the pass with
     ``crossbar.inputs_checked = True`` and the scans are skipped: the memristive layers do (their
@@ -261,8 +261,9 @@ def replayed_draws(crossbar, draws, G):
     wanted = [name for name in stage.phases if DRAWS[name] is not None]
     missing, extra = [n for n in wanted if n not in draws], [n for n in draws if n not in wanted]
     if missing or extra:
-        raise ValueError(f"draws must hold the draws of the stage's random phases ({', '.join(wanted) or 'none'}); "
-                         f"missing {', '.join(missing) or 'none'}, unexpected {', '.join(map(str, extra)) or 'none'}")
+        listed = [", ".join(map(str, names)) or "none" for names in (wanted, missing, extra)]
+        raise ValueError(f"draws must hold the draws of the stage's random phases ({listed[0]}); missing "
+                         f"{listed[1]}, unexpected {listed[2]}")
     for name in wanted:
         parts = draws[name] if isinstance(draws[name], (tuple, list)) else (draws[name],)
         for part in parts:
@@ -294,8 +295,9 @@ def crossbar_rows(crossbar, V, rows, n_rows):
         raise ValueError(f"rows must be a 1-D integer array of V's column count ({m}): the indices of the rows "
                          f"given in the crossbar; got dtype {index.dtype}, shape {index.shape}")
     if m and not (index[0] >= 0 and index[-1] < n_rows and np.all(np.diff(index) > 0)):
+        shown = index.tolist() if m <= 20 else f"values from {index.min()} to {index.max()}"
         raise ValueError(f"rows must be strictly ascending row indices in [0, n_rows) = [0, {int(n_rows)}); "
-                         f"got {index.tolist() if m <= 20 else 'values from ' + str(index.min()) + ' to ' + str(index.max())}")
+                         f"got {shown}")
 
 
 def crossbar_gradient(crossbar, grad_I):

@@ -18,7 +18,8 @@ import numpy as np
 
 from ..data._atomic import atomic_write
 from ..crossbar import Stage
-from .layers import DRAW_POLICIES, Layer, PassContext, Softmax, _dtype, _generator, layer_from_config, stage_or_none
+from .layers import (DRAW_POLICIES, Layer, PassContext, Softmax, _dtype, _generator, layer_from_config,
+                     stage_or_none)
 from .losses import accuracy, cross_entropy_and_accuracy_from_logits, cross_entropy_from_probabilities
 from .optim import SGD, l1_gradient_, l1_penalty
 

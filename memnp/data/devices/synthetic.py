@@ -177,9 +177,8 @@ def synthetic_tahfo2_reads(rng, *, shape=(2, 40, 16, 16), stuck_fraction: float 
         shape = None
     if shape is None or len(shape) != 4:
         raise ValueError(f"shape must be (cycles, pulses >= 2, bit lines, word lines); got {shape!r}")
-    shape = (_integer("shape[0] (cycles)", shape[0], 1, MAX_READS), _integer("shape[1] (pulses)", shape[1], 2, MAX_READS),
-             _integer("shape[2] (bit lines)", shape[2], 1, MAX_READS),
-             _integer("shape[3] (word lines)", shape[3], 1, MAX_READS))
+    shape = tuple(_integer(f"shape[{k}] ({what})", n, 2 if k == 1 else 1, MAX_READS)
+                  for k, (what, n) in enumerate(zip(("cycles", "pulses", "bit lines", "word lines"), shape)))
     if math.prod(shape) > MAX_READS:
         raise ValueError(f"shape must hold at most {MAX_READS} reads (cycles x pulses x bit lines x word lines); "
                          f"got {shape} ({math.prod(shape)} reads)")
