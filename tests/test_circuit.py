@@ -224,9 +224,11 @@ def test_line_resistance_raises_instead_of_returning_an_unconverged_answer(monke
     monkeypatch.setattr(solve, "MAX_NEWTON", 1)
     with pytest.raises(ConvergenceError, match=r"12 x 9 array with r_word=2 ohm, r_bit=3 ohm.*MAX_ITER"):
         LineResistance(2.0, 3.0).currents(V, G, devices, "cpu")
-    crossbar = CrossbarPass(Stage(HIGH.G_off, HIGH.G_on, 0.5, (PF, LineResistance(2.0, 3.0))), "cpu")
+    # A pass takes G inside its stage's range: a stage on the range of the strongly coupled G * 300.
+    strong = G * 300
+    stage = Stage(float(strong.min()), float(strong.max()), 0.5, (PF, LineResistance(2.0, 3.0)))
     with pytest.raises(ConvergenceError):
-        crossbar.forward(V, G * 300, np.random.default_rng(0))
+        CrossbarPass(stage, "cpu").forward(V, strong, np.random.default_rng(0))
 
 
 def test_float32_meets_its_tolerance_on_an_mnist_sized_tile():

@@ -46,7 +46,7 @@ class CrossbarPass:
     ``backend`` (a memnp.kernels.backend.Backend, or its name: resolved once, here)."""
 
     def __init__(self, stage, backend=None):
-        self.stage = stage
+        self.stage = validation.stage("stage", stage)
         self.backend = get_backend(backend)
         self._cache = None       # the last forward pass's ReadState
 
@@ -79,6 +79,8 @@ class CrossbarPass:
         """
         stage = self.stage
         validation.crossbar_inputs(self, V, G, rng, draws)
+        validation.crossbar_rows(self, V, rows, n_rows)
+        validation.replayed_draws(self, draws, G)
         phases = stage.phases
         G_read = devices = vjp_args = None
         if draws is None:
@@ -122,11 +124,13 @@ class CrossbarPass:
     def read_conductances(self):
         """The conductances (m, n) in S the last forward pass read: G after programming, drift,
         stuck devices and read noise."""
+        validation.forward_done(self, "CrossbarPass.read_conductances")
         return self._cache.G_read
 
     @property
     def draws(self):
         """The draws of the last forward pass (for replay): {phase name: draws}."""
+        validation.forward_done(self, "CrossbarPass.draws")
         return self._cache.draws
 
     def backward(self, grad_I, need_V=True):
@@ -174,6 +178,7 @@ class CrossbarPass:
         """[(r0, r1, c0, c1, SolveReport)] of the last forward pass: LineResistance's report
         (``wires.report(state)``) for every array read, with the array's rows r0:r1 and columns
         c0:c1 of the matrices handed over; [] for a stage without wires."""
+        validation.forward_done(self, "CrossbarPass.wire_reports()")
         tiles = self._cache.tiles
         wires = self.stage.phases.get("wires")
         if tiles is None or wires is None:
@@ -183,6 +188,7 @@ class CrossbarPass:
     def power(self):
         """Average power (W) of the crossbar over the examples of the last forward pass (summed
         over the arrays under Tiles)."""
+        validation.forward_done(self, "CrossbarPass.power()")
         state = self._cache
         if state.tiles is not None and "wires" in self.stage.phases:
             return self.power_parts()["total"]
@@ -193,6 +199,7 @@ class CrossbarPass:
     def power_parts(self):
         """dict(device=W, wires=W, total=W) of the last forward pass, averaged over its examples
         and summed over the arrays; "wires" is the line resistance's dissipation (0 without it)."""
+        validation.forward_done(self, "CrossbarPass.power_parts()")
         tiles = self._cache.tiles
         if tiles is not None and "wires" in self.stage.phases:
             return tiling.power_parts(self.stage, tiles)
@@ -203,6 +210,7 @@ class CrossbarPass:
     def solve_report(self):
         """The line-resistance SolveReport of the last forward pass (a list, one per array, when
         Tiles cut the crossbar), or None without wires; :meth:`wire_reports` names the arrays."""
+        validation.forward_done(self, "CrossbarPass.solve_report")
         reports = [report for *_, report in self.wire_reports()]
         if not reports:
             return None

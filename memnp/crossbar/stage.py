@@ -46,10 +46,10 @@ class Stage:
         if not paper:
             items = tuple(phases.values())
         object.__setattr__(self, "nonidealities", items)
-        for item in items:
-            item.check_stage(self.G_off, self.G_on, self.k_V)   # cross-phase checks
         # Looked up several times per crossbar pass: kept (not fields, so not in eq, repr or JSON).
         object.__setattr__(self, "_phases", phases)
+        for item in items:
+            item.check_stage(self)   # each nonideality's checks against the stage (cross-phase)
         object.__setattr__(self, "_paper", paper)
         object.__setattr__(self, "_g_phases", tuple((name, phases[name]) for name in pipeline.G_PHASES
                                                     if name in phases))
@@ -169,4 +169,8 @@ class Stage:
 
     @classmethod
     def from_json(cls, text):
-        return cls.from_dict(json.loads(text))
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"a stage's JSON text is not valid JSON: {exc}") from None
+        return cls.from_dict(data)

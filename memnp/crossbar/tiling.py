@@ -116,6 +116,8 @@ def blocks(stage, m, n, rows=None, n_rows=None):
 def _full_scale(stage, adc, array_rows):
     """The full scale (A) of the ADCs of an array of ``array_rows`` rows."""
     if not isinstance(adc.full_scale, str):
+        adc.check_full_scale(worst_case_current(array_rows, stage.k_V, stage.G_on, stage.phases.get("currents")),
+                             array_rows)
         return adc.full_scale
     if adc.full_scale != WORST_CASE:  # pragma: no cover - ADC validates it
         raise ValueError(f"unknown full_scale {adc.full_scale!r}")

@@ -38,9 +38,24 @@ def probability(name, value):
     return _number(name, value, lambda v: 0.0 <= v <= 1.0, "a probability in [0, 1]")
 
 
+def in_range(name, value, low, high):
+    """A finite number in [low, high], returned as float."""
+    return _number(name, value, lambda v: math.isfinite(v) and low <= v <= high,
+                   f"a finite number in [{low!r}, {high!r}]")
+
+
+#: The conductances (S) a range may span: 1 fS (1 POhm) to 1 kS (1 mOhm), far beyond any device;
+#: outside it G, k_V G and the currents leave float32's normal range or lose its precision.
+MIN_CONDUCTANCE, MAX_CONDUCTANCE = 1e-15, 1e3
+
+
 def conductance_range(G_off, G_on):
-    """G_off and G_on as floats with 0 < G_off < G_on (siemens)."""
+    """G_off and G_on as floats with MIN_CONDUCTANCE <= G_off < G_on <= MAX_CONDUCTANCE (siemens)."""
     G_off, G_on = positive("G_off", G_off), positive("G_on", G_on)
+    for name, value in (("G_off", G_off), ("G_on", G_on)):
+        if not MIN_CONDUCTANCE <= value <= MAX_CONDUCTANCE:
+            raise ValueError(f"{name} must be a conductance in [{MIN_CONDUCTANCE:g}, {MAX_CONDUCTANCE:g}] S; "
+                             f"got {value!r} S")
     if G_off >= G_on:
         raise ValueError(f"G_off must be smaller than G_on; got G_off={G_off!r} S, G_on={G_on!r} S")
     return G_off, G_on
@@ -126,16 +141,68 @@ def generator(name, rng):
     return rng
 
 
+def draw_args(rng, dtype):
+    """The checks of a nonideality's ``sample``: rng a numpy.random.Generator, dtype a floating-point
+    type; returns the dtype (a type test and a dtype look-up: it runs for every pass that draws)."""
+    if not isinstance(rng, np.random.Generator):
+        generator("rng", rng)
+    dtype = np.dtype(dtype)
+    if dtype.kind != "f":
+        raise ValueError(f"dtype must be a floating-point type (the conductances' dtype); got {dtype}")
+    return dtype
+
+
+_STAGE_CLASS = []
+
+
+def stage(name, value):
+    """ValueError unless ``value`` is a memnp.crossbar.Stage (a type test: a pass is built per read)."""
+    if not _STAGE_CLASS:
+        from .stage import Stage     # imported here: stage.py imports this module
+        _STAGE_CLASS.append(Stage)
+    if not isinstance(value, _STAGE_CLASS[0]):
+        raise ValueError(f"{name} must be a memnp.crossbar.Stage; got {type(value).__name__}")
+    return value
+
+
 # --- a crossbar pass ---------------------------------------------------------------------------
 #: |V| may exceed the stage's k_V by this many units in the last place of V's dtype (rounding of
 #: k_V and of k_V x).
 V_ULPS = 4
+#: G may leave the stage's [G_off, G_on] by this many units in the last place of G's dtype (the
+#: rounding of G = k_G w + G_off).
+G_ULPS = 8
+
+
+def forward_done(crossbar, what):
+    """ValueError unless ``crossbar`` (a CrossbarPass) has run a forward pass: ``what`` (say
+    "CrossbarPass.power()") reads the state of the last one."""
+    if crossbar._cache is None:
+        raise ValueError(f"{what} needs a forward pass first (call forward)")
+
+
+#: (G_off, G_on, dtype) -> _conductance_bounds (a dict: looked up on every direct pass).
+_BOUNDS = {}
+
+
+def _conductance_bounds(G_off, G_on, dtype):
+    """(low, high, low bits, high bits): the conductances (S) a pass accepts in ``dtype``."""
+    key = (G_off, G_on, dtype)
+    bounds = _BOUNDS.get(key)
+    if bounds is None:
+        slack = G_ULPS * float(np.finfo(dtype).eps)
+        low, high = G_off * (1 - slack), G_on * (1 + slack)
+        if len(_BOUNDS) > 256:
+            _BOUNDS.clear()
+        bounds = _BOUNDS[key] = (low, high, checks.bits_of(low, dtype), checks.bits_of(high, dtype))
+    return bounds
 
 
 def crossbar_inputs(crossbar, V, G, rng, draws):
     """The checks of CrossbarPass.forward: V (p, m) and G (m, n) float32/float64, p >= 1, V finite
-    with |V| <= the stage's k_V (up to rounding), G finite and > 0, and a Generator when the stage
-    draws something and no ``draws`` are replayed. Each array is scanned once, on its bits.
+    with |V| <= the stage's k_V (up to rounding), G finite and in the stage's [G_off, G_on] (up to
+    rounding), and a Generator when the stage draws something and no ``draws`` are replayed. Each
+    array is scanned once, on its bits.
 
     A caller that built V and G itself under these guarantees marks the pass with
     ``crossbar.inputs_checked = True`` and the scans are skipped: the memristive layers do (their
@@ -164,13 +231,73 @@ def crossbar_inputs(crossbar, V, G, rng, draws):
             _voltage_range(V, k_V, bound)
     b = checks.bits(G)
     if b is None:
-        _conductances(G)
+        _conductances(G, stage)
     else:
         lo, hi = checks.bit_extremes(b)
-        if lo <= 0 or hi >= checks.INF_BITS[G.dtype]:
-            _conductances(G)
+        _, _, low, high = _conductance_bounds(stage.G_off, stage.G_on, G.dtype)
+        if lo < low or hi > high:    # NaN, inf and G <= 0 included (their bits are outside)
+            _conductances(G, stage)
     if draws is None and stage.random:
         generator("rng", rng)
+
+
+def replayed_draws(crossbar, draws, G):
+    """The check of the ``draws`` CrossbarPass.forward replays (skipped for a pass marked
+    ``inputs_checked``): a dict by phase name (or a paper stage's (preserving, nonpreserving) pair)
+    holding the draws of every phase of the stage that draws, and only those; each array in it
+    finite, with G's shape (m, n) as its last two axes."""
+    if draws is None or getattr(crossbar, "inputs_checked", False):
+        return
+    from .pipeline import Draws     # imported here: pipeline's modules import this one
+    stage = crossbar.stage
+    if isinstance(draws, tuple):
+        if len(draws) != 2:
+            raise ValueError(f"draws given as a tuple must be a paper stage's (preserving, nonpreserving) pair; "
+                             f"got {len(draws)} items")
+        draws = Draws.from_pair(stage, draws)
+    if not isinstance(draws, dict):
+        raise ValueError(f"draws must be a dict by phase name (CrossbarPass.draws of an earlier pass); got "
+                         f"{type(draws).__name__}")
+    wanted = [name for name, item in stage.phases.items() if item.draws is not None]
+    missing, extra = [n for n in wanted if n not in draws], [n for n in draws if n not in wanted]
+    if missing or extra:
+        listed = [", ".join(map(str, names)) or "none" for names in (wanted, missing, extra)]
+        raise ValueError(f"draws must hold the draws of the stage's random phases ({listed[0]}); missing "
+                         f"{listed[1]}, unexpected {listed[2]}")
+    for name in wanted:
+        parts = draws[name] if isinstance(draws[name], (tuple, list)) else (draws[name],)
+        for part in parts:
+            shape = np.shape(part)
+            if shape[-2:] != G.shape:
+                raise ValueError(f"draws[{name!r}] must hold arrays whose last two axes are G's shape {G.shape}; "
+                                 f"got shape {shape}")
+            if np.asarray(part).dtype.kind == "f" and not np.all(np.isfinite(part)):
+                raise ValueError(f"draws[{name!r}] must contain only finite values (no NaN or inf)")
+
+
+def crossbar_rows(crossbar, V, rows, n_rows):
+    """The check of CrossbarPass.forward's ``rows`` and ``n_rows`` (skipped, as
+    :func:`crossbar_inputs`, for a pass marked ``inputs_checked``): without ``rows``, ``n_rows``
+    is None or V's column count m; with them, ``rows`` holds m strictly ascending integer indices
+    in [0, n_rows)."""
+    if (rows is None and n_rows is None) or getattr(crossbar, "inputs_checked", False):
+        return
+    m = V.shape[1]
+    if rows is None:
+        if isinstance(n_rows, (bool, np.bool_)) or not isinstance(n_rows, (int, np.integer)) or n_rows != m:
+            raise ValueError(f"n_rows must be None or V's column count {m} when rows is None; got {n_rows!r}")
+        return
+    if isinstance(n_rows, (bool, np.bool_)) or not isinstance(n_rows, (int, np.integer)) or n_rows < m:
+        raise ValueError(f"n_rows must be an integer >= the number of rows given ({m}): the crossbar's row "
+                         f"count; got {n_rows!r}")
+    index = np.asarray(rows)
+    if index.dtype.kind not in "iu" or index.shape != (m,):
+        raise ValueError(f"rows must be a 1-D integer array of V's column count ({m}): the indices of the rows "
+                         f"given in the crossbar; got dtype {index.dtype}, shape {index.shape}")
+    if m and not (index[0] >= 0 and index[-1] < n_rows and np.all(np.diff(index) > 0)):
+        shown = index.tolist() if m <= 20 else f"values from {index.min()} to {index.max()}"
+        raise ValueError(f"rows must be strictly ascending row indices in [0, n_rows) = [0, {int(n_rows)}); "
+                         f"got {shown}")
 
 
 def crossbar_gradient(crossbar, grad_I):
@@ -212,7 +339,11 @@ def _voltage_range(V, k_V, bound):
                          f"got max |V| = {top!r} V")
 
 
-def _conductances(G):
+def _conductances(G, stage):
     finite_array("G", G)
     if G.size and G.min() <= 0:
         raise ValueError(f"G must hold conductances > 0 S; its minimum is {float(G.min())!r} S")
+    low, high, _, _ = _conductance_bounds(stage.G_off, stage.G_on, np.dtype(G.dtype))
+    if G.size and not (G.min() >= low and G.max() <= high):
+        raise ValueError(f"G must hold conductances in the stage's range [G_off, G_on] = [{stage.G_off!r}, "
+                         f"{stage.G_on!r}] S; got values from {float(G.min())!r} to {float(G.max())!r} S")

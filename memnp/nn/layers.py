@@ -18,6 +18,7 @@ import math
 import numpy as np
 from scipy import special
 
+from ..crossbar import Stage
 from ..crossbar.validation import generator
 from ..registry import build_from_dict
 
@@ -52,9 +53,29 @@ class PassContext:
     draws: str = "active"
     read_rng: object = None
 
+    def __post_init__(self):
+        stage_or_none("stage", self.stage)
+        if self.draws not in DRAW_POLICIES:
+            raise ValueError(f"draws must be one of {', '.join(DRAW_POLICIES)}; got {self.draws!r}")
+
+
+#: Draw policies of a pass (see PassContext).
+DRAW_POLICIES = ("active", "all")
+
+
+def stage_or_none(name, stage):
+    """ValueError unless ``stage`` is a memnp.crossbar.Stage or None."""
+    if stage is not None and not isinstance(stage, Stage):
+        raise ValueError(f"{name} must be a memnp.crossbar.Stage (Stage(G_off, G_on, ...), or "
+                         f"Stage.from_dict / memnp.data.presets.preset_stage) or None; got {type(stage).__name__}")
+    return stage
+
 
 def _dtype(dtype):
-    dtype = np.dtype(dtype)
+    try:
+        dtype = np.dtype(dtype)
+    except TypeError:
+        raise ValueError(f"dtype must be float32 or float64; got {dtype!r}") from None
     if dtype not in (np.float32, np.float64):
         raise ValueError(f"dtype must be float32 or float64; got {dtype}")
     return dtype
@@ -153,6 +174,13 @@ class Layer:
             raise ValueError(f"{type(self).__name__}.backward needs a forward pass first (call forward)")
         return value
 
+    def _gradient(self, dy, shape):
+        """ValueError unless dL/dy ``dy`` has ``shape``, the shape of the last forward pass's
+        outputs (a tuple compare: no broadcasting of a wrong gradient)."""
+        if getattr(dy, "shape", None) != tuple(shape):
+            raise ValueError(f"dy must have the shape of {type(self).__name__}'s outputs in the last forward "
+                             f"pass {tuple(shape)}; got {getattr(dy, 'shape', type(dy).__name__)}")
+
     def forward(self, x, ctx=None):
         raise NotImplementedError
 
@@ -207,9 +235,17 @@ class Dense(Layer):
         return y
 
     def backward(self, dy, need_dx=True):
-        self.grads["W"] = self._forward_cache("_x").T @ dy
+        x = self._forward_cache("_x")
+        self._gradient(dy, (x.shape[0], self.n_out))
+        self.grads["W"] = x.T @ dy
         self.grads["b"] = dy.sum(axis=0)
         return dy @ self.params["W"].T if need_dx else None
+
+
+def _conv_outputs(x_shape, kernel_size, c_out):
+    """The outputs' shape (N, H - kh + 1, W - kw + 1, c_out) of a 'valid' convolution of x (N, H, W, .)."""
+    (N, H, W, _), (kh, kw) = x_shape, kernel_size
+    return (N, H - kh + 1, W - kw + 1, c_out)
 
 
 def im2col(x, kh, kw):
@@ -294,6 +330,7 @@ class Conv2D(Layer):
 
     def backward(self, dy, need_dx=True):
         cols = self._forward_cache("_cols")
+        self._gradient(dy, _conv_outputs(self._x_shape, self.kernel_size, self.c_out))
         dy2 = dy.reshape(-1, self.c_out)
         kernel = self.params["kernel"]
         self.grads["kernel"] = (cols.T @ dy2).reshape(kernel.shape)
@@ -338,6 +375,7 @@ class MaxPool2D(Layer):
             return None
         N, H, W, C = self._x_shape
         H2, W2 = H // 2, W // 2
+        self._gradient(dy, (N, H2, W2, C))
         # Every covered position is written, so only odd trailing rows/columns need zeroing.
         dx = np.empty(self._x_shape, dtype=dy.dtype)
         dx[:, 2 * H2:] = 0
@@ -362,7 +400,9 @@ class Flatten(Layer):
         return x.reshape(x.shape[0], -1)
 
     def backward(self, dy, need_dx=True):
-        return dy.reshape(self._forward_cache("_x_shape")) if need_dx else None
+        shape = self._forward_cache("_x_shape")
+        self._gradient(dy, (shape[0], math.prod(shape[1:])))
+        return dy.reshape(shape) if need_dx else None
 
 
 @register
@@ -375,6 +415,7 @@ class Sigmoid(Layer):
 
     def backward(self, dy, need_dx=True):
         y = self._forward_cache("_y")
+        self._gradient(dy, y.shape)
         if not need_dx:
             return None
         return dy * y * (1 - y)
@@ -408,7 +449,9 @@ class ReLU(Layer):
         return np.clip(x, 0, self.max_value)
 
     def backward(self, dy, need_dx=True):
-        return dy * self._forward_cache("_pass") if need_dx else None
+        passed = self._forward_cache("_pass")
+        self._gradient(dy, passed.shape)
+        return dy * passed if need_dx else None
 
 
 def softmax(z):
@@ -429,6 +472,7 @@ class Softmax(Layer):
 
     def backward(self, dy, need_dx=True):
         y = self._forward_cache("_y")
+        self._gradient(dy, y.shape)
         if not need_dx:
             return None
         return y * (dy - np.sum(dy * y, axis=1, keepdims=True))

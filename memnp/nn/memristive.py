@@ -25,7 +25,8 @@ from ..crossbar.mapping import _double_G, _double_max_weight
 from ..crossbar.validation import finite_array, float_array, non_empty_batch, unit_interval, weight_dtype
 from ..kernels import get_backend
 from ..kernels import mapping as mapping_loops
-from .layers import Layer, _conv_output_shape, _count, _generator, _image_batch, col2im, im2col, register
+from .layers import (Layer, _conv_output_shape, _conv_outputs, _count, _generator, _image_batch, col2im, im2col,
+                     register)
 from .reads import CrossbarRead, DigitalRead
 
 WEIGHTS = ("double", "standard")
@@ -198,6 +199,7 @@ class CrossbarLayer(Layer):
         """dL/dx (p, n_rows) or None from dL/dy (p, n_out); fills the parameter gradients."""
         self._forward_cache("_last")
         last = self._last
+        self._gradient(dy, (last.x.shape[0] if isinstance(last, DigitalRead) else last.I.shape[0], self.n_out))
         if isinstance(last, DigitalRead):
             x = last.x
             W = self.params["W"].reshape(self.n_rows, self.n_out)
@@ -377,5 +379,6 @@ class MemristiveConv2D(CrossbarLayer):
 
     def backward(self, dy, need_dx=True):
         self._forward_cache("_last")
+        self._gradient(dy, _conv_outputs(self._x_shape, self.kernel_size, self.c_out))
         grad_cols = self._read_vjp(dy.reshape(-1, self.c_out), need_dx)
         return None if grad_cols is None else col2im(grad_cols, self._x_shape, *self.kernel_size)

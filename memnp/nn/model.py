@@ -9,20 +9,24 @@ Model files are ``.npz`` archives (read with ``allow_pickle=False``): ``architec
 stored under ``layer{i}.{name}``. Files are written atomically.
 """
 import json
+import math
 import os
+import zipfile
+import zlib
 
 import numpy as np
 
 from ..data._atomic import atomic_write
 from ..crossbar import Stage
 from ..kernels import get_backend
-from .layers import PassContext, Softmax, _dtype, _generator, layer_from_config
+from .layers import (DRAW_POLICIES, Layer, PassContext, Softmax, _dtype, _generator, layer_from_config,
+                     stage_or_none)
 from .losses import accuracy, cross_entropy_and_accuracy_from_logits, cross_entropy_from_probabilities
 from .optim import SGD, l1_gradient_, l1_penalty
 
 FORMAT = "memnp.Sequential"
 #: Draw policies of a pass (see memnp.nn.layers.PassContext).
-DRAWS = ("active", "all")
+DRAWS = DRAW_POLICIES
 VERSION = 1
 
 
@@ -42,18 +46,28 @@ class Sequential:
         self.layers = list(layers)
         if not self.layers:
             raise ValueError("layers must hold at least one layer")
-        self.input_shape = None if input_shape is None else tuple(int(n) for n in input_shape)
+        for i, layer in enumerate(self.layers):
+            if not isinstance(layer, Layer):
+                raise ValueError(f"layers must be memnp.nn layers (Dense, MemristiveDense, ...); layer {i} is "
+                                 f"{type(layer).__name__}")
+        self.input_shape = None if input_shape is None else _shape("input_shape", input_shape)
         if self.input_shape is not None:
             self.output_shape()
         else:
             _check_widths(self.layers)
-        self.stage = stage
+        self.stage = stage_or_none("stage", stage)
+        if optimizer is not None and not callable(getattr(optimizer, "step", None)):
+            raise ValueError(f"optimizer must be None or an optimizer with a step method (memnp.nn.optim.SGD); "
+                             f"got {type(optimizer).__name__}")
         self.optimizer = optimizer if optimizer is not None else SGD()
         if isinstance(l1, (bool, np.bool_)):
             raise ValueError(f"l1 must be a number >= 0, not a boolean; got {l1!r}")
-        l1 = float(l1)
-        if not l1 >= 0:
-            raise ValueError(f"l1 must be a number >= 0; got {l1!r}")
+        try:
+            l1 = float(l1)
+        except (TypeError, ValueError):
+            raise ValueError(f"l1 must be a finite number >= 0; got {l1!r}") from None
+        if not (math.isfinite(l1) and l1 >= 0):
+            raise ValueError(f"l1 must be a finite number >= 0; got {l1!r}")
         self.l1 = l1
         self.backend = backend
         self._fused = isinstance(self.layers[-1], Softmax)
@@ -254,6 +268,15 @@ class Sequential:
         self._set_weights(weights, path)
         return self
 
+    def set_weights(self, arrays, source="weights"):
+        """Copy {"layer{i}.{name}": array} into the parameters (a model file's "architecture" and
+        "stage" entries are ignored). ValueError naming ``source`` (a file name, say) and the layer
+        for a missing, unexpected or misshapen array, or one that is not floating-point or holds
+        NaN or inf (in the layer's dtype); on an error no parameter changes. Returns self."""
+        self._set_weights({key: value for key, value in arrays.items() if key not in ("architecture", "stage")},
+                          source)
+        return self
+
     def _set_weights(self, weights, path):
         expected = {key: layer.params[name].shape for key, layer, name in self.parameters()}
         missing = sorted(set(expected) - set(weights))
@@ -261,15 +284,26 @@ class Sequential:
         if missing or extra:
             raise ValueError(f"{os.fspath(path)} does not fit the architecture: missing parameters "
                              f"{missing or 'none'}, unexpected arrays {extra or 'none'}")
+        checked = []
         for key, layer, name in self.parameters():
             value = weights[key]
+            where = f"{key} (layer {key[5:key.index('.')]}, {type(layer).__name__}.{name})"
             if value.shape != expected[key]:
-                raise ValueError(f"{os.fspath(path)} does not fit the architecture: {key} "
-                                 f"({type(layer).__name__}.{name}) has shape {value.shape} in the "
-                                 f"file but the layer needs {expected[key]}")
-            if value.dtype.kind != "f" or not np.all(np.isfinite(value)):
-                raise ValueError(f"{os.fspath(path)}: {key} must hold finite floating-point values")
-            layer.params[name] = value.astype(layer.dtype)
+                raise ValueError(f"{os.fspath(path)} does not fit the architecture: {where} has shape "
+                                 f"{value.shape} in the file but the layer needs {expected[key]}")
+            if value.dtype.kind != "f":
+                raise ValueError(f"{os.fspath(path)}: {where} must hold floating-point values; got dtype "
+                                 f"{value.dtype}")
+            with np.errstate(over="ignore"):      # too large for the layer's dtype: inf, refused below
+                value = value.astype(layer.dtype)
+            bad = np.count_nonzero(~np.isfinite(value))
+            if bad:
+                raise ValueError(f"{os.fspath(path)}: {where} holds {bad} NaN or infinite value(s) (in "
+                                 f"{layer.dtype}); weights must be finite (was the file written by a "
+                                 f"diverged training?)")
+            checked.append((layer, name, value))
+        for layer, name, value in checked:    # all or nothing: the model is unchanged on an error
+            layer.params[name] = value
 
 
 def _check_widths(layers):
@@ -288,6 +322,18 @@ def _check_widths(layers):
         width = out
 
 
+def _shape(name, shape):
+    """One example's shape: a tuple of integers >= 1."""
+    try:
+        dims = tuple(shape)
+    except TypeError:
+        dims = None
+    if dims is None or isinstance(shape, str) or not dims or not all(
+            isinstance(n, (int, np.integer)) and not isinstance(n, (bool, np.bool_)) and n >= 1 for n in dims):
+        raise ValueError(f"{name} must be a tuple of integers >= 1 (one example's shape); got {shape!r}")
+    return tuple(int(n) for n in dims)
+
+
 def _batch(batch_size):
     if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
         raise ValueError(f"batch_size must be an integer >= 1; got {batch_size!r}")
@@ -296,9 +342,18 @@ def _batch(batch_size):
 
 def _read(path):
     """(architecture dict, Stage or None, {key: array}) of a model file."""
+    if os.path.isdir(os.fspath(path)):
+        raise ValueError(f"{os.fspath(path)} is a directory, not a memnp model file (.npz)")
     try:
-        with np.load(os.fspath(path), allow_pickle=False) as data:
+        data = np.load(os.fspath(path), allow_pickle=False)
+        if not isinstance(data, np.lib.npyio.NpzFile):
+            raise ValueError("it holds one array (.npy), not a .npz archive")
+        with data:
             arrays = {key: data[key] for key in data.files}
+    except (zipfile.BadZipFile, EOFError, zlib.error) as exc:
+        raise ValueError(f"{os.fspath(path)} is not a readable .npz model file: it is truncated or not a memnp "
+                         f"model file (a .npz archive written by Sequential.save) ({type(exc).__name__}: "
+                         f"{exc})") from None
     except (OSError, ValueError) as exc:
         raise ValueError(f"{os.fspath(path)} is not a readable .npz model file: {exc}") from None
     for key in ("architecture", "stage"):
@@ -315,4 +370,8 @@ def _read(path):
         raise ValueError(f"{os.fspath(path)} has model-file version {architecture.get('version')!r}; "
                          f"this memnp reads version {VERSION}")
     _dtype(architecture.get("dtype", "float32"))
-    return architecture, None if stage is None else Stage.from_dict(stage), arrays
+    try:
+        stage = None if stage is None else Stage.from_dict(stage)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{os.fspath(path)}: the stage in the model file is not valid: {exc}") from None
+    return architecture, stage, arrays

@@ -91,14 +91,20 @@ class Nonideality:
         default: the phase runs on its own, with its own methods)."""
         return None
 
-    def check_stage(self, G_off, G_on, k_V):
-        """ValueError when this nonideality does not fit a stage of conductance range
-        [G_off, G_on] (S) and voltage scale k_V (V) (the stage's cross-phase checks); the default
+    def check_stage(self, stage):
+        """ValueError (naming the parameter and the allowed range) when this nonideality does not
+        fit the :class:`~memnp.crossbar.Stage` that holds it (its G_off, G_on, k_V and other
+        phases): the stage's cross-phase checks, run once when the stage is built. The default
         accepts every stage."""
 
     @property
     def label(self):
         raise NotImplementedError
+
+    def check_stage(self, stage):
+        """Checks against the :class:`~memnp.crossbar.Stage` that holds this nonideality (its
+        G_off, G_on and k_V): ValueError naming the parameter and the allowed range when it does
+        not fit. None here; classes with such limits override it."""
 
     def to_dict(self):
         fields = {}

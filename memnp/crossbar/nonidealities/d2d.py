@@ -12,8 +12,15 @@ import numpy as np
 from ...kernels import d2d_devices
 from ...kernels import fused as fused_records
 from ...kernels.normal import standard_normal
-from ..validation import conductance_range, non_negative
+from ..validation import conductance_range, draw_args, in_range
 from .base import LinearityPreserving, register
+
+#: The largest log-standard deviation of the resistance (a spread of e^5, about 150x, per standard
+#: deviation; measured devices have 0.05 to 0.5). Beyond it G' = G exp(sigma^2 / 2 - sigma eps)
+#: leaves float32's range for the draws |eps| <= 6.66.
+MAX_LOG_STD = 5.0
+#: Relative slack of the comparison of this range with the stage's (values written as decimal text).
+_SLACK = 1e-9
 
 
 @register
@@ -21,8 +28,8 @@ from .base import LinearityPreserving, register
 class D2DLognormal(LinearityPreserving):
     """Lognormal device-to-device variability.
 
-    G_off, G_on: conductance range (S); R_on_log_std, R_off_log_std: log-standard deviations of
-    the resistance at R_on = 1/G_on and R_off = 1/G_off.
+    G_off, G_on: conductance range (S), the stage's; R_on_log_std, R_off_log_std: log-standard
+    deviations of the resistance at R_on = 1/G_on and R_off = 1/G_off (each in [0, MAX_LOG_STD]).
     """
 
     G_off: float
@@ -38,8 +45,17 @@ class D2DLognormal(LinearityPreserving):
         G_off, G_on = conductance_range(self.G_off, self.G_on)
         object.__setattr__(self, "G_off", G_off)
         object.__setattr__(self, "G_on", G_on)
-        object.__setattr__(self, "R_on_log_std", non_negative("R_on_log_std", self.R_on_log_std))
-        object.__setattr__(self, "R_off_log_std", non_negative("R_off_log_std", self.R_off_log_std))
+        for name in ("R_on_log_std", "R_off_log_std"):
+            object.__setattr__(self, name, in_range(name, getattr(self, name), 0.0, MAX_LOG_STD))
+
+    def check_stage(self, stage):
+        """The D2D range (G_off, G_on) must be the stage's (sigma(R) is defined on it)."""
+        for name in ("G_off", "G_on"):
+            ours, theirs = getattr(self, name), getattr(stage, name)
+            if abs(ours - theirs) > _SLACK * theirs:
+                raise ValueError(f"D2DLognormal {name} must equal the stage's {name} ({theirs!r} S): its "
+                                 f"range (G_off, G_on) = ({self.G_off!r}, {self.G_on!r}) S differs from the "
+                                 f"stage's ({stage.G_off!r}, {stage.G_on!r}) S")
 
     @property
     def label(self):
@@ -64,7 +80,7 @@ class D2DLognormal(LinearityPreserving):
     def sample(self, shape, rng, dtype=np.float64):
         """Standard normal draws eps (shape, ``dtype``), one per device (memnp's seeded Box-Muller
         draws, :func:`memnp.kernels.normal.standard_normal`)."""
-        return standard_normal(rng, shape, dtype)
+        return standard_normal(rng, shape, draw_args(rng, dtype))
 
     def _factor(self, R, sigma, draws):
         """exp(sigma^2 / 2 - sigma eps) = G' / G."""

@@ -11,9 +11,14 @@ import numpy as np
 
 from ...kernels import drift as drift_loops
 from ...kernels import fused as fused_records
-from ...kernels.normal import standard_normal
-from ..validation import non_negative, positive
+from ...kernels.normal import Z_MAX, standard_normal
+from ..validation import draw_args, non_negative, positive
 from .base import LinearityPreserving, register
+
+#: The largest factor by which drift may lower a conductance: (t / t0) ** nu <= MAX_DECAY for the
+#: largest exponent drawn, nu_mean + Z_MAX nu_std (a device keeps at least 1e-6 of its programmed
+#: conductance: far beyond measured drift, and G stays > 0 in float32).
+MAX_DECAY = 1e6
 
 
 @register
@@ -23,7 +28,8 @@ class Drift(LinearityPreserving):
     per device.
 
     nu_mean, nu_std: mean and standard deviation of the drift exponent (dimensionless, >= 0);
-    t: time since programming (s, > 0); t0: the time at which G is the programmed value (s, > 0).
+    t: time since programming (s, >= t0); t0: the time at which G is the programmed value (s, > 0).
+    No device may drift down by more than :data:`MAX_DECAY` (ValueError otherwise).
     The draws are the factors (t / t0) ** (-nu) (m, n), so a pass applies them with one product.
     """
 
@@ -40,6 +46,15 @@ class Drift(LinearityPreserving):
         object.__setattr__(self, "nu_std", non_negative("nu_std", self.nu_std))
         object.__setattr__(self, "t", positive("t (seconds since programming)", self.t))
         object.__setattr__(self, "t0", positive("t0 (seconds)", self.t0))
+        if self.t < self.t0:
+            raise ValueError(f"t (seconds since programming) must be >= t0 = {self.t0!r} s (G is the programmed "
+                             f"value at t0 and drifts down after it); got t = {self.t!r} s")
+        largest = (self.nu_mean + Z_MAX * self.nu_std) * math.log(self.t / self.t0)
+        if largest > math.log(MAX_DECAY):
+            raise ValueError(f"Drift must lower conductances by at most a factor {MAX_DECAY:g}: (nu_mean + "
+                             f"{Z_MAX:.3g} nu_std) ln(t / t0) must be <= {math.log(MAX_DECAY):.4g}; got "
+                             f"{largest:.4g} (nu_mean={self.nu_mean!r}, nu_std={self.nu_std!r}, "
+                             f"t={self.t!r} s, t0={self.t0!r} s)")
 
     @property
     def label(self):
@@ -60,7 +75,7 @@ class Drift(LinearityPreserving):
         """Factors (t / t0) ** (-nu) (shape, ``dtype``), one exponent per device from memnp's
         seeded Box-Muller normals (computed in float64, rounded to ``dtype``): one Numba pass
         (:mod:`memnp.kernels.drift`) for float32 and float64, else :meth:`sample_numpy`."""
-        dtype = np.dtype(dtype)
+        dtype = draw_args(rng, dtype)
         if dtype in (np.float32, np.float64):
             return drift_loops.factors(rng, shape, dtype, self.nu_mean, self.nu_std, math.log(self.t / self.t0))
         return self.sample_numpy(shape, rng, dtype)

@@ -122,6 +122,27 @@ class ADC(Periphery):
                 raise ValueError(f"full_scale must be {WORST_CASE!r} or a current > 0 (A); got {self.full_scale!r}")
             object.__setattr__(self, "full_scale", positive("full_scale (A)", self.full_scale))
 
+    def check_stage(self, stage):
+        """A fixed full scale must be at least k_V G_off, the current of one device at G_off read
+        at k_V by Ohm's law (the current scale of one device; a full scale below it saturates the
+        converters as soon as a few rows are driven, whatever the I-V model)."""
+        if isinstance(self.full_scale, str):
+            return
+        smallest = stage.k_V * stage.G_off
+        if self.full_scale < smallest:
+            raise ValueError(f"ADC full_scale (A) must be at least k_V G_off, the current of one device at G_off "
+                             f"read at k_V ({smallest:.4g} A for this stage), or {WORST_CASE!r}; got "
+                             f"{self.full_scale!r} A")
+
+    def check_full_scale(self, largest, rows):
+        """A fixed full scale must let the largest column current of an array of ``rows`` rows
+        (``largest``, A) reach the first level: full_scale <= 2 (2^bits - 1) largest (above it
+        every current rounds to 0)."""
+        if not isinstance(self.full_scale, str) and self.full_scale > 2 * self.levels * largest:
+            raise ValueError(f"ADC full_scale (A) must be at most 2 (2^bits - 1) = {2 * self.levels} times the "
+                             f"largest column current of an array of {rows} rows ({largest:.4g} A), or every "
+                             f"current reads 0; got {self.full_scale!r} A")
+
     @property
     def label(self):
         fs = self.full_scale if isinstance(self.full_scale, str) else f"{self.full_scale:.4g}"

@@ -10,9 +10,10 @@ import dataclasses
 import numpy as np
 
 from ...kernels.normal import standard_normal
-from ..validation import non_negative
+from ..validation import draw_args, non_negative
 from .base import LinearityPreserving, register
 from .d2d import D2DLognormal
+from .read_noise import MAX_SIGMA_REL
 
 #: Programmed conductances are clipped at this fraction of their target (a small positive floor:
 #: the I-V models take ln G).
@@ -25,8 +26,9 @@ class ProgrammingNoise(LinearityPreserving):
     """Gaussian programming noise: G' = max(G + (sigma_rel G + sigma_abs) eps, MIN_FRACTION G),
     eps ~ N(0, 1) per device.
 
-    sigma_rel: relative standard deviation (dimensionless, >= 0); sigma_abs: absolute standard
-    deviation (S, >= 0). The draws are eps (m, n), memnp's seeded Box-Muller normals.
+    sigma_rel: relative standard deviation (dimensionless, in [0, MAX_SIGMA_REL]); sigma_abs:
+    absolute standard deviation (S, >= 0, at most the stage's G_on - G_off). The draws are eps
+    (m, n), memnp's seeded Box-Muller normals.
     """
 
     sigma_rel: float
@@ -37,7 +39,16 @@ class ProgrammingNoise(LinearityPreserving):
 
     def __post_init__(self):
         object.__setattr__(self, "sigma_rel", non_negative("sigma_rel", self.sigma_rel))
+        if self.sigma_rel > MAX_SIGMA_REL:
+            raise ValueError(f"sigma_rel must be at most {MAX_SIGMA_REL:g} (a relative standard deviation of "
+                             f"{100 * MAX_SIGMA_REL:g} %); got {self.sigma_rel!r}")
         object.__setattr__(self, "sigma_abs", non_negative("sigma_abs", self.sigma_abs))
+
+    def check_stage(self, stage):
+        """sigma_abs must be at most the stage's range G_on - G_off (S)."""
+        if self.sigma_abs > stage.G_on - stage.G_off:
+            raise ValueError(f"ProgrammingNoise sigma_abs (S) must be at most the stage's range G_on - G_off = "
+                             f"{stage.G_on - stage.G_off:.4g} S; got {self.sigma_abs!r} S")
 
     @property
     def label(self):
@@ -45,7 +56,7 @@ class ProgrammingNoise(LinearityPreserving):
 
     def sample(self, shape, rng, dtype=np.float64):
         """eps (shape, ``dtype``): one standard normal per device."""
-        return standard_normal(rng, shape, dtype)
+        return standard_normal(rng, shape, draw_args(rng, dtype))
 
     def disturb(self, G, draws):
         """G' (shape and dtype of G, S). Vectorized NumPy (a few passes over m n numbers: cheap

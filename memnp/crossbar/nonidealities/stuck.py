@@ -6,9 +6,20 @@ import dataclasses
 import numpy as np
 from scipy import special
 
-from ..validation import finite_array, non_negative, positive, probability
+from ..validation import draw_args, finite_array, non_negative, positive, probability
 from ...kernels import fused as fused_records
 from .base import STAGE_SLACK, LinearityPreserving, register
+
+#: The largest share of StuckDistribution's values that may lie outside the stage's [G_off, G_on].
+MAX_OUTSIDE = 0.5
+
+
+def _same_as_stage(item, name, stage):
+    """ValueError unless ``item``'s field ``name`` (G_off or G_on, S) is the stage's (up to STAGE_SLACK)."""
+    ours, theirs = getattr(item, name), getattr(stage, name)
+    if abs(ours - theirs) > STAGE_SLACK * theirs:
+        raise ValueError(f"{type(item).__name__} {name} must equal the stage's {name} ({theirs!r} S); got "
+                         f"{ours!r} S (use StuckAt for another stuck value)")
 
 
 class _Stuck(LinearityPreserving):
@@ -24,10 +35,11 @@ class _Stuck(LinearityPreserving):
         fixed = self.fixed_value
         return fused_records.Stuck(float(self.p), None if fixed is None else float(fixed))
 
-    def check_stage(self, G_off, G_on, k_V):
+    def check_stage(self, stage):
         """A fixed stuck value must lie in the stage's [G_off, G_on]."""
         if self.value_field is None:
             return
+        G_off, G_on = stage.G_off, stage.G_on
         value = getattr(self, self.value_field)
         low, high = G_off * (1 - STAGE_SLACK), G_on * (1 + STAGE_SLACK)
         if not low <= value <= high:
@@ -43,6 +55,7 @@ class _Stuck(LinearityPreserving):
 
     def sample(self, shape, rng, dtype=np.float64):
         """(mask (shape) of stuck devices, values (shape, ``dtype``) they take, in S; 0 elsewhere)."""
+        dtype = draw_args(rng, dtype)
         mask = rng.random(shape, dtype=dtype) < self.p
         fixed = self.fixed_value
         if fixed is not None:
@@ -118,6 +131,10 @@ class StuckAtGOff(_Stuck):
     def _stuck_values(self, count, rng):
         return self.G_off
 
+    def check_stage(self, stage):
+        """G_off must be the stage's G_off."""
+        _same_as_stage(self, "G_off", stage)
+
     @property
     def fixed_value(self):
         return self.G_off
@@ -144,6 +161,10 @@ class StuckAtGOn(_Stuck):
 
     def _stuck_values(self, count, rng):
         return self.G_on
+
+    def check_stage(self, stage):
+        """G_on must be the stage's G_on."""
+        _same_as_stage(self, "G_on", stage)
 
     @property
     def fixed_value(self):
@@ -208,6 +229,26 @@ class StuckDistribution(_Stuck):
         object.__setattr__(self, "p", probability("p", self.p))
         if not scott_bandwidth(self.means) > 0:
             raise ValueError("means must not be all equal (the KDE bandwidth would be 0)")
+
+    def outside(self, G_off, G_on):
+        """The probability that a stuck value drawn lies outside [G_off, G_on] (S)."""
+        loc, weight = self._components()
+        h = self.bandwidth
+        inside = special.ndtr(loc / h)     # each component's mass on [0, inf)
+        below = (inside - special.ndtr((loc - G_off) / h)) / inside
+        above = special.ndtr((loc - G_on) / h) / inside
+        return float(weight @ (below + above))
+
+    def check_stage(self, stage):
+        """At least half of the stuck values drawn must lie in the stage's [G_off, G_on] (measured
+        stuck conductances near the range's ends spill out a little; most outside means ``means``
+        are in other units or from another device)."""
+        share = self.outside(stage.G_off, stage.G_on)
+        if share > MAX_OUTSIDE:
+            raise ValueError(f"StuckDistribution means (S) must be stuck conductances on the stage's range "
+                             f"[G_off, G_on] = [{stage.G_off!r}, {stage.G_on!r}] S: at most {MAX_OUTSIDE:g} of "
+                             f"the values drawn may lie outside it; got {share:.3g} (means from "
+                             f"{min(self.means)!r} to {max(self.means)!r} S)")
 
     @property
     def bandwidth(self):

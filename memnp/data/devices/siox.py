@@ -29,6 +29,7 @@ from scipy.io import loadmat
 from scipy.io.matlab import MatReadError
 from scipy.optimize import OptimizeWarning, curve_fit
 
+from ...crossbar.validation import conductance_range
 from ...kernels.physics import A, B, EPS
 
 #: 1 / G_0, the inverse conductance quantum (Ω): the boundary between the two regimes.
@@ -58,6 +59,8 @@ def load_siox_mat(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
         I: (n_states, n_points) currents (A), NaN-padded.
     """
     path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"{path}: no such file (the SiOx multistate .mat file)")
     try:
         data = loadmat(path, variable_names=["data"])
     except (MatReadError, ValueError, TypeError, OSError, IndexError, EOFError, KeyError) as exc:
@@ -145,12 +148,20 @@ def spike_free(I: np.ndarray, threshold: float = 0.1) -> np.ndarray:
         (n_curves,) bool: max(np.gradient(np.gradient(I)) / mean(I)) < threshold.
     """
     I = np.asarray(I, dtype=float)
+    if I.ndim != 2 or I.shape[1] < 3:
+        raise ValueError(f"I must have shape (n_curves, n_points) with n_points >= 3; got {I.shape}")
     d2 = np.gradient(np.gradient(I, axis=1), axis=1)
     return (d2 / I.mean(axis=1, keepdims=True)).max(axis=1) < threshold
 
 
 def fit_curve(V: np.ndarray, I: np.ndarray, p0=P0) -> tuple[float, float]:
     """Least-squares (c, dε) of the PF model for one curve (V, I: (n_points,), V > 0 somewhere)."""
+    V, I = np.asarray(V, dtype=float), np.asarray(I, dtype=float)
+    if V.ndim != 1 or V.shape != I.shape or V.size < 3:
+        raise ValueError(f"V and I must be 1-D of equal length >= 3 (one curve's points); got shapes "
+                         f"{V.shape} and {I.shape}")
+    if not (np.all(np.isfinite(V)) and np.all(np.isfinite(I))):
+        raise ValueError("V and I must contain only finite values (no NaN or inf)")
     model = lambda v, c, d: pf_current(v, c, d)  # noqa: E731
     with np.errstate(invalid="ignore", over="ignore", divide="ignore"), warnings.catch_warnings():
         warnings.simplefilter("ignore", OptimizeWarning)
@@ -162,7 +173,8 @@ def fit_regime(R, c, d_eps, G_off: float, G_on: float) -> RegimeFit:
     """Regressions of ln c and ln dε on ln R and their residual covariance (biased).
 
     Args:
-        R, c, d_eps: (N,) resistances (Ω), c (A/V), dε (F/m), N >= 3.
+        R, c, d_eps: (N,) resistances (Ω), c (A/V), dε (F/m), finite and > 0, N >= 3.
+        G_off, G_on: the regime's conductance range (S), 0 < G_off < G_on.
     """
     R, c, d_eps = (np.asarray(a, dtype=float) for a in (R, c, d_eps))
     if not (R.shape == c.shape == d_eps.shape and R.ndim == 1):
@@ -170,8 +182,9 @@ def fit_regime(R, c, d_eps, G_off: float, G_on: float) -> RegimeFit:
                          f"got {R.shape}, {c.shape}, {d_eps.shape}")
     if len(R) < 3:
         raise ValueError(f"a regime needs at least 3 curves, got {len(R)}")
-    if np.any(R <= 0) or np.any(c <= 0) or np.any(d_eps <= 0):
-        raise ValueError("R, c and d_eps must be > 0 (their logarithms are regressed)")
+    if not all(np.all(np.isfinite(a) & (a > 0)) for a in (R, c, d_eps)):
+        raise ValueError("R, c and d_eps must be finite and > 0 (their logarithms are regressed)")
+    G_off, G_on = conductance_range(G_off, G_on)
     x = np.log(R)
     lines = [stats.linregress(x, np.log(y)) for y in (c, d_eps)]
     residuals = np.stack([np.log(y) - (ln.slope * x + ln.intercept) for y, ln in zip((c, d_eps), lines)])

@@ -6,11 +6,17 @@ the high-resistance SiOx regime and the Ta/HfO2 G range.
 """
 from __future__ import annotations
 
+import math
+import numbers
 from dataclasses import dataclass
 
 import numpy as np
 
+from ...crossbar.validation import conductance_range, non_negative, positive, probability
 from .siox import pf_current
+
+#: The most curves, points per curve, and reads (cycles x pulses x devices) a generator makes.
+MAX_CURVES, MAX_POINTS, MAX_READS = 1_000_000, 1_000_000, 100_000_000
 
 #: Published high-resistance SiOx regime (docs/model.md §6).
 SIOX_HIGH = {"G_off": 5.24841e-7, "G_on": 2.6242e-6, "slopes": (-1.03023, -0.0901078),
@@ -23,11 +29,39 @@ TAHFO2_G_OFF, TAHFO2_G_ON = 4.36e-5, 9.78e-4
 def _generator(rng) -> np.random.Generator:
     if isinstance(rng, np.random.Generator):
         return rng
-    if rng is None or isinstance(rng, (int, np.integer)):
-        if rng is None:
-            raise ValueError("rng must be a numpy.random.Generator or an integer seed, got None")
+    if isinstance(rng, numbers.Integral) and not isinstance(rng, (bool, np.bool_)) and rng >= 0:
         return np.random.default_rng(int(rng))
-    raise ValueError(f"rng must be a numpy.random.Generator or an integer seed, got {type(rng).__name__}")
+    raise ValueError(f"rng must be a numpy.random.Generator or an integer seed >= 0; got {rng!r}")
+
+
+def _integer(name, value, low, high):
+    """An integer in [low, high] (booleans and non-integral numbers are refused)."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral) or not low <= value <= high:
+        raise ValueError(f"{name} must be an integer in [{low}, {high}]; got {value!r}")
+    return int(value)
+
+
+def _pair(name, value):
+    """Two finite numbers as a tuple of floats."""
+    try:
+        pair = tuple(float(v) for v in value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a pair of finite numbers; got {value!r}") from None
+    if len(pair) != 2 or not all(math.isfinite(v) for v in pair):
+        raise ValueError(f"{name} must be a pair of finite numbers; got {value!r}")
+    return pair
+
+
+def _covariance(value):
+    try:
+        cov = np.array(value, dtype=float)
+    except (TypeError, ValueError):
+        raise ValueError(f"covariance must be a 2 x 2 matrix of numbers; got {value!r}") from None
+    if cov.shape != (2, 2) or not np.all(np.isfinite(cov)) or not np.allclose(cov, cov.T) \
+            or np.any(np.linalg.eigvalsh(cov) < -1e-15):
+        raise ValueError(f"covariance must be a symmetric positive semi-definite 2 x 2 matrix of finite "
+                         f"numbers; got {value!r}")
+    return cov
 
 
 @dataclass(frozen=True)
@@ -60,27 +94,38 @@ def synthetic_siox_curves(n_curves: int, rng, *, R_range=None, slopes=SIOX_HIGH[
     (1 + noise * N(0, 1)) independently per point.
 
     Args:
-        n_curves: >= 1. rng: numpy Generator or integer seed. noise: relative current noise, >= 0.
+        n_curves: an integer in [1, MAX_CURVES]. rng: numpy Generator or integer seed >= 0.
+        R_range: (R_min, R_max) ohms, 0 < R_min <= R_max. slopes, intercepts: pairs of finite
+        numbers; covariance: 2 x 2, symmetric positive semi-definite. max_voltage > 0 (V);
+        voltage_step (V) in [max_voltage / (MAX_POINTS - 1), max_voltage]. noise: relative current
+        noise, >= 0.
     """
     rng = _generator(rng)
-    if int(n_curves) != n_curves or n_curves < 1:
-        raise ValueError(f"n_curves must be an integer >= 1, got {n_curves}")
-    if noise < 0:
-        raise ValueError(f"noise must be >= 0, got {noise}")
+    n = _integer("n_curves", n_curves, 1, MAX_CURVES)
+    noise = non_negative("noise (relative current noise)", noise)
+    max_voltage = positive("max_voltage (V)", max_voltage)
+    voltage_step = positive("voltage_step (V)", voltage_step)
+    if voltage_step > max_voltage or max_voltage / voltage_step > MAX_POINTS - 1:
+        raise ValueError(f"voltage_step (V) must be in [max_voltage / {MAX_POINTS - 1}, max_voltage] = "
+                         f"[{max_voltage / (MAX_POINTS - 1):g}, {max_voltage:g}] (1 to {MAX_POINTS - 1} steps "
+                         f"from 0 to max_voltage); got {voltage_step!r}")
     if R_range is None:
         R_range = (1.0 / SIOX_HIGH["G_on"], 1.0 / SIOX_HIGH["G_off"])
-    lo, hi = map(float, R_range)
+    lo, hi = _pair("R_range (R_min, R_max in ohms)", R_range)
     if not 0 < lo <= hi:
-        raise ValueError(f"R_range must be (R_min, R_max) with 0 < R_min <= R_max, got {R_range}")
-    cov = np.asarray(covariance, dtype=float)
-    if cov.shape != (2, 2) or not np.allclose(cov, cov.T) or np.any(np.linalg.eigvalsh(cov) < -1e-15):
-        raise ValueError("covariance must be a symmetric positive semi-definite 2 x 2 matrix")
-    n = int(n_curves)
+        raise ValueError(f"R_range must be (R_min, R_max) with 0 < R_min <= R_max (ohms); got {R_range}")
+    slopes, intercepts = _pair("slopes", slopes), _pair("intercepts", intercepts)
+    cov = _covariance(covariance)
     R = np.exp(rng.uniform(np.log(lo), np.log(hi), n))
     e = rng.multivariate_normal(np.zeros(2), cov, size=n)
     ln_c = slopes[0] * np.log(R) + intercepts[0] + e[:, 0]
     ln_d = slopes[1] * np.log(R) + intercepts[1] + e[:, 1]
-    c, d = np.exp(ln_c), np.exp(ln_d)
+    with np.errstate(over="ignore", under="ignore"):
+        c, d = np.exp(ln_c), np.exp(ln_d)
+    if not (np.all(np.isfinite(c) & (c > 0)) and np.all(np.isfinite(d) & (d > 0))):
+        raise ValueError(f"slopes, intercepts and covariance must give finite c > 0 (A/V) and d_eps > 0 (F/m) "
+                         f"over R_range; got ln c from {ln_c.min():.4g} to {ln_c.max():.4g} and ln d_eps from "
+                         f"{ln_d.min():.4g} to {ln_d.max():.4g} (float64 holds exp(x) for x in [-708, 709])")
     n_points = int(round(max_voltage / voltage_step)) + 1
     V = np.broadcast_to(np.arange(n_points) * voltage_step, (n, n_points)).copy()
     I = pf_current(V, c[:, None], d[:, None])
@@ -118,20 +163,29 @@ def synthetic_tahfo2_reads(rng, *, shape=(2, 40, 16, 16), stuck_fraction: float 
     round(stuck_fraction x devices), chosen at random) stay at a value drawn uniformly from
     [G_off, G_on]. Every read is multiplied by (1 + read_noise N(0, 1)).
 
+    Reads that the noise would make negative are clipped to 0 S.
+
     Args:
-        rng: numpy Generator or integer seed. shape: (cycles, pulses >= 2, bit lines, word lines).
-        stuck_fraction: in [0, 1].
+        rng: numpy Generator or integer seed >= 0. shape: (cycles, pulses >= 2, bit lines, word
+        lines), integers, at most MAX_READS reads in all. stuck_fraction: in [0, 1].
+        G_off, G_on: 0 < G_off < G_on (S). device_spread, read_noise: >= 0.
     """
     rng = _generator(rng)
-    shape = tuple(int(s) for s in shape)
-    if len(shape) != 4 or min(shape) < 1 or shape[1] < 2:
-        raise ValueError(f"shape must be (cycles, pulses >= 2, bit lines, word lines), got {shape}")
-    if not 0 <= stuck_fraction <= 1:
-        raise ValueError(f"stuck_fraction must be in [0, 1], got {stuck_fraction}")
-    if not 0 < G_off < G_on:
-        raise ValueError(f"need 0 < G_off < G_on, got G_off={G_off}, G_on={G_on}")
-    if device_spread < 0 or read_noise < 0:
-        raise ValueError("device_spread and read_noise must be >= 0")
+    try:
+        shape = None if isinstance(shape, str) else tuple(shape)
+    except TypeError:
+        shape = None
+    if shape is None or len(shape) != 4:
+        raise ValueError(f"shape must be (cycles, pulses >= 2, bit lines, word lines); got {shape!r}")
+    shape = tuple(_integer(f"shape[{k}] ({what})", n, 2 if k == 1 else 1, MAX_READS)
+                  for k, (what, n) in enumerate(zip(("cycles", "pulses", "bit lines", "word lines"), shape)))
+    if math.prod(shape) > MAX_READS:
+        raise ValueError(f"shape must hold at most {MAX_READS} reads (cycles x pulses x bit lines x word lines); "
+                         f"got {shape} ({math.prod(shape)} reads)")
+    stuck_fraction = probability("stuck_fraction", stuck_fraction)
+    G_off, G_on = conductance_range(G_off, G_on)
+    device_spread = non_negative("device_spread", device_spread)
+    read_noise = non_negative("read_noise", read_noise)
     cycles, pulses, rows, cols = shape
     n_dev = rows * cols
     lower = G_off * np.exp(device_spread * rng.standard_normal(n_dev))

@@ -38,6 +38,8 @@ def scott_bandwidth(values) -> float:
     values = np.asarray(values, dtype=float).ravel()
     if values.size < 2:
         raise ValueError(f"values must hold at least 2 samples, got {values.size}")
+    if not np.all(np.isfinite(values)):
+        raise ValueError("values must contain only finite numbers (no NaN or inf)")
     q75, q25 = np.percentile(values, [75, 25])
     sigma = min(np.std(values, ddof=1), (q75 - q25) / IQR_TO_SIGMA)
     return float(sigma * values.size ** (-0.2))
@@ -126,6 +128,9 @@ def extract_tahfo2(G_reads) -> TaHfO2Fit:
     reads = G.reshape(G.shape[0] * G.shape[1], G.shape[2] * G.shape[3])
     mins, maxs = reads.min(axis=0), reads.max(axis=0)
     G_off, G_on = float(np.median(mins)), float(np.median(maxs))
+    if not G_on > G_off:
+        raise ValueError(f"G_reads must show the devices switching: the median of the per-device maxima "
+                         f"(G_on = {G_on!r} S) must exceed the median of the minima (G_off = {G_off!r} S)")
     stuck = (maxs - mins) < (G_on - G_off) / 2
     values = reads.mean(axis=0)[stuck]
     bandwidth = scott_bandwidth(values) if values.size >= 2 else float("nan")
