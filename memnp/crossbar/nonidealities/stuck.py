@@ -132,7 +132,8 @@ class StuckAtGOff(_Stuck):
         return self.G_off
 
     def check_stage(self, stage):
-        """G_off must be the stage's G_off."""
+        """G_off must lie in the stage's range and be the stage's G_off."""
+        super().check_stage(stage)
         _same_as_stage(self, "G_off", stage)
 
     @property
@@ -163,7 +164,8 @@ class StuckAtGOn(_Stuck):
         return self.G_on
 
     def check_stage(self, stage):
-        """G_on must be the stage's G_on."""
+        """G_on must lie in the stage's range and be the stage's G_on."""
+        super().check_stage(stage)
         _same_as_stage(self, "G_on", stage)
 
     @property
