@@ -20,6 +20,13 @@ DEVICE_HELP = "Device: 'ideal', a preset name (siox-low, siox-high, stuck-off, s
 
 #: The largest --epochs accepted (the paper trains 1000; more is almost surely a typo).
 MAX_EPOCHS = 100_000
+#: The largest --repeats (and validation / test repeats) accepted (the paper uses 25).
+MAX_REPEATS = 10_000
+#: The largest --networks accepted (the paper trains 5 per setup).
+MAX_NETWORKS = 1_000
+#: The rule for options given with --config (the same for train and infer; see refuse_with_config).
+CONFIG_RULE = ("The options the config file sets cannot be given with --config (an error names them): "
+               "edit the file instead.")
 
 
 def interactive():
@@ -131,6 +138,27 @@ def usable_cores():
 def fail(message):
     """A clear one-line error and exit status 2, like click's own usage errors."""
     raise click.UsageError(message)
+
+
+def not_empty(ctx, param, value):
+    """A click callback: refuse an empty (or blank) string, which would otherwise mean the working
+    directory or an unnamed preset; None (not given) and tuples of multiple options pass through."""
+    values = value if isinstance(value, tuple) else (value,)
+    if any(v is not None and not str(v).strip() for v in values):
+        raise click.BadParameter("must not be empty", ctx=ctx, param=param)
+    return value
+
+
+def refuse_with_config(ctx, names):
+    """With --config: a usage error naming every option of ``names`` (parameter names) given on the
+    command line, since the config file sets them (one rule for every command, CONFIG_RULE)."""
+    from click.core import ParameterSource
+    given = [param.opts[-1] if param.opts[-1].startswith("--") else param.opts[0]
+             for param in ctx.command.params
+             if param.name in names and ctx.get_parameter_source(param.name) not in (None, ParameterSource.DEFAULT)]
+    if given:
+        fail(f"{', '.join(given)} cannot be given with --config, which sets {'it' if len(given) == 1 else 'them'}; "
+             "edit the config file, or leave --config out")
 
 
 def valid_address(address):

@@ -13,8 +13,8 @@ import click
 
 from ..experiments import presets as scale_presets
 from ..experiments import registry
-from .common import (CHECKPOINT_HELP, DEFAULT_OUT, MAX_EPOCHS, Bars, Jobs, check_data_dir, check_out, draw_figures,
-                     fail, usable_cores, valid_address)
+from .common import (CHECKPOINT_HELP, DEFAULT_OUT, MAX_EPOCHS, MAX_NETWORKS, MAX_REPEATS, Bars, Jobs, check_data_dir,
+                     check_out, draw_figures, fail, not_empty, usable_cores, valid_address)
 from .devices import fit_device
 from .jobs import infer, train
 
@@ -44,19 +44,19 @@ def cli():
               help="A preset JSON file (e.g. fit-device output, or a built-in preset saved and edited) "
                    "named like a preset the simulations use (e.g. siox-high-chip): it replaces that "
                    "preset in every setup of this run (repeatable).")
-@click.option("--data-dir", type=click.Path(file_okay=False), default=None,
+@click.option("--data-dir", type=click.Path(file_okay=False), default=None, callback=not_empty,
               help="Data directory (default $MEMNP_DATA or ~/.cache/memnp). MNIST falls back to the "
                    "embedded 10k subset; CIFAR-10 experiments are skipped when it is absent.")
 @click.option("--download/--no-download", default=False, show_default=True,
               help="Download missing data sets from the public mirrors.")
-@click.option("--out", type=click.Path(), default=DEFAULT_OUT, show_default=True,
+@click.option("--out", type=click.Path(), default=DEFAULT_OUT, show_default=True, callback=not_empty,
               help="Results directory (created; reruns resume in it). One run at a time: a second run "
                    "into a directory in use stops at once, naming the other run's PID.")
 @click.option("--seed", type=click.IntRange(0, 2 ** 63 - 1), default=0, show_default=True, help="Run seed.")
 @click.option("--epochs", type=click.IntRange(1, MAX_EPOCHS), default=None, help="Override the preset's epochs.")
-@click.option("--repeats", type=click.IntRange(min=1), default=None,
+@click.option("--repeats", type=click.IntRange(1, MAX_REPEATS), default=None,
               help="Override the preset's inference repeats (also caps validation/test repeats).")
-@click.option("--networks", type=click.IntRange(min=1), default=None,
+@click.option("--networks", type=click.IntRange(1, MAX_NETWORKS), default=None,
               help="Override the number of networks trained per setup.")
 @click.option("--sampling", type=click.Choice(["batch", "chip"]), default=None,
               help="batch: fresh draws every batch (paper); chip: one draw per repeat.")
@@ -65,7 +65,7 @@ def cli():
 @click.option("--jobs", type=Jobs(), default="auto", show_default=True,
               help="Local worker processes, or 'auto': one per usable core. Any value gives identical "
                    "numbers; with 1 the jobs run in this process and show per-epoch progress.")
-@click.option("--scheduler", default=None, metavar="ADDRESS",
+@click.option("--scheduler", default=None, metavar="ADDRESS", callback=not_empty,
               help="Run on a Dask distributed scheduler, e.g. tcp://10.0.0.5:8786 (pip install "
                    "'memnp[distributed]'); results are written by this client.")
 @click.option("--figures/--no-figures", default=True, show_default=True, help="Draw the figures at the end.")
@@ -152,7 +152,8 @@ def _figures(results, out, data_dir, only):
 
 # -- report / figures -------------------------------------------------------------------------------
 @cli.command()
-@click.option("--results", type=click.Path(file_okay=False, exists=True), default=DEFAULT_OUT, show_default=True)
+@click.option("--results", type=click.Path(file_okay=False, exists=True), default=DEFAULT_OUT, show_default=True,
+              callback=not_empty)
 def report(results):
     """Rewrite the markdown and CSV summary of a results directory (from its files alone).
 
@@ -184,12 +185,12 @@ def report(results):
 
 @cli.command()
 @click.option("--results", type=click.Path(file_okay=False), default=DEFAULT_OUT, show_default=True,
-              help="A results directory written by `reproduce`.")
-@click.option("--out", type=click.Path(file_okay=False), default=None,
+              callback=not_empty, help="A results directory written by `reproduce`.")
+@click.option("--out", type=click.Path(file_okay=False), default=None, callback=not_empty,
               help="Figures directory (default RESULTS/figures).")
-@click.option("--data-dir", type=click.Path(file_okay=False), default=None,
+@click.option("--data-dir", type=click.Path(file_okay=False), default=None, callback=not_empty,
               help="Data directory with the measured device data (for the device figures).")
-@click.option("--only", multiple=True, help="Draw only this figure (repeatable).")
+@click.option("--only", multiple=True, callback=not_empty, help="Draw only this figure (repeatable).")
 def figures(results, out, data_dir, only):
     """Draw the figures (PNG and PDF) from a results directory, without rerunning anything.
 
@@ -279,7 +280,8 @@ def arguments(argv):
     return args
 
 
-def main(argv=None):
-    """Entry point: ``python run.py [COMMAND] [OPTIONS]``; no command (or only options) runs
+def main(argv=None, prog_name="run.py"):
+    """Entry point: ``python run.py [COMMAND] [OPTIONS]`` (also ``python -m memnp`` and the
+    ``memnp`` console script, see memnp/__main__.py); no command (or only options) runs
     ``reproduce``."""
-    return cli.main(args=arguments(sys.argv[1:] if argv is None else argv), prog_name="run.py")
+    return cli.main(args=arguments(sys.argv[1:] if argv is None else argv), prog_name=prog_name)
