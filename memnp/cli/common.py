@@ -161,6 +161,16 @@ def refuse_with_config(ctx, names):
              "edit the config file, or leave --config out")
 
 
+def check_backend():
+    """One error line when MEMNP_BACKEND names no backend, or the cuda backend, which cannot run here
+    (no numba-cuda, the numba-cuda / numpy 2.5 mismatch, no GPU outside the simulator)."""
+    from ..kernels.backend import BackendUnavailable, require_backend
+    try:
+        require_backend()
+    except (ValueError, BackendUnavailable) as exc:
+        fail(str(exc))
+
+
 def valid_address(address):
     """Whether ``address`` looks like a scheduler address: ``tcp://HOST:PORT`` or ``HOST:PORT``."""
     rest = address.split("://", 1)[1] if "://" in address else address

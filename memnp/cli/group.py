@@ -13,8 +13,8 @@ import click
 
 from ..experiments import presets as scale_presets
 from ..experiments import registry
-from .common import (CHECKPOINT_HELP, DEFAULT_OUT, MAX_EPOCHS, MAX_NETWORKS, MAX_REPEATS, Bars, Jobs, check_data_dir,
-                     check_out, draw_figures, fail, not_empty, usable_cores, valid_address)
+from .common import (CHECKPOINT_HELP, DEFAULT_OUT, MAX_EPOCHS, MAX_NETWORKS, MAX_REPEATS, Bars, Jobs, check_backend,
+                     check_data_dir, check_out, draw_figures, fail, not_empty, usable_cores, valid_address)
 from .devices import fit_device
 from .jobs import infer, train
 
@@ -97,6 +97,7 @@ def reproduce(preset, only, device_files, data_dir, download, out, seed, epochs,
         fail("--checkpoint-every does not work with --scheduler (Dask jobs keep no checkpoints and restart "
              "from epoch 1); leave it out")
     check_data_dir(data_dir, download)
+    check_backend()
     jobs = usable_cores() if jobs == "auto" else jobs
     if scheduler is not None and not valid_address(scheduler):
         fail(f"--scheduler must be an address like tcp://HOST:PORT or HOST:PORT; got {scheduler!r}")

@@ -5,8 +5,8 @@ from pathlib import Path
 
 import click
 
-from .common import (CHECKPOINT_HELP, CONFIG_RULE, DEVICE_HELP, MAX_EPOCHS, MAX_REPEATS, check_data_dir, check_out,
-                     fail, interactive, not_empty, progressbar, read_json, refuse_with_config, save_or_rescue,
+from .common import (CHECKPOINT_HELP, CONFIG_RULE, DEVICE_HELP, MAX_EPOCHS, MAX_REPEATS, check_backend, check_data_dir,
+                     check_out, fail, interactive, not_empty, progressbar, read_json, refuse_with_config, save_or_rescue,
                      stage_for)
 
 #: train's options that a --config file sets (refused together with --config).
@@ -78,6 +78,7 @@ def train(config_file, dataset, device, mapping_rule, regularised, standard_weig
     if config_file:
         refuse_with_config(click.get_current_context(), TRAIN_CONFIG_OPTIONS)
     check_data_dir(data_dir)
+    check_backend()
     try:
         checkpoint_every = check_checkpoint_every(checkpoint_every)
         if config_file:
@@ -170,6 +171,7 @@ def infer(weights_file, config_file, device, mapping_rule, repeats, sampling, da
     if config_file:
         refuse_with_config(click.get_current_context(), INFER_CONFIG_OPTIONS)
     check_data_dir(data_dir)
+    check_backend()
     if out:
         out = check_out(out, directory=False)
     try:

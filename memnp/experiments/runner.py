@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 from .. import __version__
+from ..kernels.backend import device_description
 from . import datasource, registry
 from .configs import DataSpec, canonical_json
 from .executors import make_executor
@@ -144,6 +145,7 @@ def build_manifest(store, plan, scale, seed, sources, preset, names):
                     "sources": sources, "trainings": {}, "inferences": {}, "simulations": {}, "jobs": {},
                     "runs": []}
     manifest["memnp_version"] = __version__
+    manifest["gpu"] = device_description()   # the GPU of a cuda run (name, compute capability), else None
     manifest["trainings"].update(plan.trainings)
     manifest["inferences"].update(plan.inferences)
     manifest["simulations"].update(plan.simulations)
