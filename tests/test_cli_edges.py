@@ -250,3 +250,18 @@ def test_an_edited_siox_high_reaches_the_line_resistance_sweep_and_the_adc_reads
     for name in finetuned + ["high_pf"]:
         assert list(_pf(plan.trainings[name]["config"]["stage"])["slopes"]) == [-1.1, -0.1], name
         assert plan.trainings[name]["networks"] != built_in.trainings[name]["networks"]
+
+
+# -- data directories that are files ------------------------------------------------------------------
+def test_a_data_directory_that_is_a_file_is_named(tmp_path, monkeypatch):
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    out = tmp_path / "out"
+    _one_error_line(_run("train", "--data-dir", afile, "--out", out), "--data-dir", "is a file")
+    result = _run("reproduce", "--preset", "tiny", "--download", "--data-dir", afile / "sub", "--out", out)
+    _one_error_line(result, f"--data-dir {afile / 'sub'} cannot be created: {afile} is not a directory")
+    monkeypatch.setenv("MEMNP_DATA", str(afile))   # not a silent fallback to the embedded subset either
+    _one_error_line(_run("train", "--out", out), f"$MEMNP_DATA {afile} is not a directory")
+    _one_error_line(_run("reproduce", "--preset", "tiny", "--download", "--out", out),
+                    f"$MEMNP_DATA {afile} exists and is not a directory")
+    assert not out.exists()

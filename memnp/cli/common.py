@@ -204,14 +204,29 @@ def draw_figures(results, figures_dir=None, data_dir=None, only=None):
 
 def check_data_dir(data_dir, download=None):
     """A usage error when ``--data-dir`` names no existing directory, so that memnp does not fall
-    back silently to the embedded subset. download: the command's --download flag (True: a new
-    directory is fine, downloads create it), or None for commands without one."""
+    back silently to the embedded subset; without --data-dir, when $MEMNP_DATA names a file. download:
+    the command's --download flag (True: a new directory is fine, downloads create it, but not under
+    a file or where nothing can be written), or None for commands without one."""
+    import os
+    from ..data.paths import ENV_VAR
+    option = "--data-dir"
+    if data_dir is None and os.environ.get(ENV_VAR):   # the environment's data directory: no silent fallback
+        data_dir, option = Path(os.environ[ENV_VAR]).expanduser(), f"${ENV_VAR}"
+        if not data_dir.exists() and not download:
+            return   # a missing default directory is fine (the embedded subset, or downloads create it)
     path = None if data_dir is None else Path(data_dir)
-    if path is None or path.is_dir() or download:
+    if path is None or path.is_dir():
+        return
+    if download:   # a new directory is fine when it can be created (not under a file, not read-only)
+        from ..experiments.outputs import OutputError, check_writable
+        try:
+            check_writable(path, option)
+        except OutputError as exc:
+            fail(str(exc))
         return
     what = "is not a directory" if path.exists() else "does not exist"
     hint = " (give an existing directory, or add --download to fill a new one)" if download is False else ""
-    fail(f"--data-dir {data_dir} {what}{hint}")
+    fail(f"{option} {data_dir} {what}{hint}")
 
 
 def check_out(path, directory=True, option="--out"):
