@@ -265,3 +265,19 @@ def test_a_data_directory_that_is_a_file_is_named(tmp_path, monkeypatch):
     _one_error_line(_run("reproduce", "--preset", "tiny", "--download", "--out", out),
                     f"$MEMNP_DATA {afile} exists and is not a directory")
     assert not out.exists()
+
+
+def test_jobs_have_a_cap(tmp_path):
+    from memnp.cli.common import MAX_JOBS
+    out = tmp_path / "out"
+    for jobs in (str(MAX_JOBS + 1), "1000000000", "0", "true"):
+        result = _run("reproduce", "--preset", "tiny", "--jobs", jobs, "--out", out)
+        _one_error_line(result, "--jobs", f"is not an integer from 1 to {MAX_JOBS} or 'auto'")
+    assert not out.exists()
+
+
+def test_bench_usage_errors_are_the_scripts_one_line(capfd):
+    result = _run("bench", "epoch", "--threads", "0")
+    assert result.exit_code == 2 and "Error:" not in result.output
+    err = capfd.readouterr().err.strip().splitlines()
+    assert err[-1] == "epoch.py: error: argument --threads: must be an integer from 1 to 1024; got '0'"

@@ -109,20 +109,24 @@ class Bars:
         self.epoch_bar = self.jobs_bar = None
 
 
+#: The most local worker processes --jobs starts (each is a whole interpreter holding the data).
+MAX_JOBS = 1024
+
+
 class Jobs(click.ParamType):
-    """An integer >= 1 or 'auto'."""
+    """An integer from 1 to MAX_JOBS, or 'auto'."""
 
     name = "N|auto"
 
     def convert(self, value, param, ctx):
-        if value == "auto" or (isinstance(value, int) and value >= 1):
+        if value == "auto" or (isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= MAX_JOBS):
             return value
         try:
             number = int(value)
         except (TypeError, ValueError):
             number = 0
-        if number < 1:
-            self.fail(f"{value!r} is not an integer >= 1 or 'auto'", param, ctx)
+        if not 1 <= number <= MAX_JOBS:
+            self.fail(f"{value!r} is not an integer from 1 to {MAX_JOBS} or 'auto'", param, ctx)
         return number
 
 

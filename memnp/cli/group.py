@@ -254,6 +254,8 @@ def bench(list_only, names):
     for name in names or available:
         click.echo(f"== bench/{name}.py" + (f" {' '.join(options)}" if options else ""))
         status = subprocess.call([sys.executable, str(directory / f"{name}.py"), *options])
+        if status == 2:   # argparse's usage error: the script has said what was wrong, in one line
+            click.get_current_context().exit(2)
         if status:
             raise click.ClickException(f"bench/{name}.py exited with status {status}")
 
