@@ -281,3 +281,12 @@ def test_bench_usage_errors_are_the_scripts_one_line(capfd):
     assert result.exit_code == 2 and "Error:" not in result.output
     err = capfd.readouterr().err.strip().splitlines()
     assert err[-1] == "epoch.py: error: argument --threads: must be an integer from 1 to 1024; got '0'"
+
+
+def test_a_diverging_reproduce_says_so_in_one_line(tmp_path):
+    out = tmp_path / "out"
+    result = _run("reproduce", "--preset", "tiny", "--only", "iv_nonlinearity", "--learning-rate", "1e300",
+                  "--jobs", "1", "--no-figures", "--out", out)
+    _one_error_line(result, "failed: TrainingDiverged: training diverged in epoch 1",
+                    "lower the learning rate (it is 1e+300)", f"the finished jobs are kept in {out}")
+    assert result.exit_code == 1 and not list((out / "jobs" / "train").glob("*.npz"))

@@ -116,6 +116,9 @@ def reproduce(preset, only, device_files, data_dir, download, out, seed, epochs,
         except (ValueError, ImportError, ConnectionError) as exc:
             fail(str(exc))
         except RuntimeError as exc:
+            from ..experiments.protocol import TrainingDiverged
+            if isinstance(exc.__cause__, TrainingDiverged):   # rerunning it would diverge again
+                raise click.ClickException(f"{exc}; the finished jobs are kept in {out}") from None
             raise click.ClickException(f"{exc}\nFinished jobs are kept in {out}; rerun the same command to "
                                        "resume.") from None
         except OSError as exc:
