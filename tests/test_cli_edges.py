@@ -290,3 +290,9 @@ def test_a_diverging_reproduce_says_so_in_one_line(tmp_path):
     _one_error_line(result, "failed: TrainingDiverged: training diverged in epoch 1",
                     "lower the learning rate (it is 1e+300)", f"the finished jobs are kept in {out}")
     assert result.exit_code == 1 and not list((out / "jobs" / "train").glob("*.npz"))
+
+
+def test_validation_every_beyond_the_epochs_is_refused_for_memristive_training(tmp_path):
+    result = _run("train", "--device", "siox-high", "--epochs", "5", "--out", tmp_path / "n")   # default every 10
+    _one_error_line(result, "--validation-every 10 exceeds --epochs 5", "give --validation-every from 1 to 5")
+    assert result.exit_code == 2 and not (tmp_path / "n").exists()

@@ -92,6 +92,9 @@ def train(config_file, dataset, device, mapping_rule, regularised, standard_weig
                                 validation_repeats=validation_repeats,
                                 test_stages=tuple(stage_for(d, mapping_rule, "--test-device") for d in test_device),
                                 test_every=test_every, test_repeats=test_repeats)
+            if training.memristive_checkpoint and 1 < training.epochs < training.validation_every:
+                fail(f"--validation-every {validation_every} exceeds --epochs {epochs}: memristive validation would "
+                     f"run after epoch 1 only and keep epoch 1's weights; give --validation-every from 1 to {epochs}")
         out = check_out(out)
         data = datasource.load(training.data, data_dir)
     except (ValueError, datasource.DataUnavailable) as exc:
