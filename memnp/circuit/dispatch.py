@@ -14,11 +14,8 @@ from .report import empty_report
 
 
 def _cuda():
-    from ..kernels.backend import BackendUnavailable
     try:
         from . import cuda
-    except BackendUnavailable:   # numba-cuda present but unusable: its own message says why
-        raise
     except ImportError as exc:
         raise ImportError("LineResistance on the cuda backend needs numba-cuda: "
                           "pip install 'memnp[cuda]'") from exc

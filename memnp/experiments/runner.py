@@ -20,7 +20,6 @@ import time
 from pathlib import Path
 
 from .. import __version__
-from ..kernels.backend import device_description
 from . import datasource, registry
 from .configs import DataSpec, canonical_json
 from .executors import make_executor
@@ -145,10 +144,11 @@ def build_manifest(store, plan, scale, seed, sources, preset, names):
                     "sources": sources, "trainings": {}, "inferences": {}, "simulations": {}, "jobs": {},
                     "runs": []}
     manifest["memnp_version"] = __version__
-    manifest["gpu"] = device_description()   # the GPU of a cuda run (name, compute capability), else None
     manifest["trainings"].update(plan.trainings)
     manifest["inferences"].update(plan.inferences)
     manifest["simulations"].update(plan.simulations)
+    from ..kernels.backend import device_description
+    manifest["gpu"] = device_description()   # the GPU of a cuda run (name, compute capability), else None
     for job in plan.jobs:
         manifest["jobs"][job.key] = {"kind": job.kind, "training": job.training, "network": job.network,
                                      "inference": job.inference, "depends": job.depends, "seed": job.seed,

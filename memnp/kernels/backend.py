@@ -12,11 +12,6 @@ Every backend module offers the same functions with the same shapes and units:
 
 V in volts, c in A/V, d_eps in F/m, G in siemens, I in amperes. float32 and float64 inputs give
 outputs of the same dtype.
-
-:func:`require_backend` checks that a backend can run here (for cuda: numba-cuda installed and
-working with this numpy, and a GPU or the simulator), raising :class:`BackendUnavailable` with one
-line that names the fix; :func:`device_description` names the GPU a cuda run uses (for run
-manifests and benchmark records).
 """
 import importlib
 import os
@@ -36,15 +31,29 @@ def backend_name(name=None):
     return name
 
 
-class BackendUnavailable(ImportError):
-    """A backend that cannot run here; the message (one line) says why and how to fix it."""
+def get_backend(name=None):
+    """Return the kernel module of a backend (see the module docstring for its functions)."""
+    name = backend_name(name)
+    try:
+        return importlib.import_module(_MODULES[name])
+    except ImportError as exc:
+        if name == "cuda":
+            raise ImportError("the cuda backend needs numba-cuda: pip install 'memnp[cuda]'") from exc
+        raise
+
+
+# -- whether a backend can run here, and on what -------------------------------------------------------
+class BackendUnavailable(RuntimeError):
+    """A backend that cannot run here; the message (one line) says why and how to fix it. Not an
+    ImportError, so that no "install numba-cuda" fallback message hides it."""
 
 
 def check_cuda_numpy(np_module=None, import_module=importlib.import_module):
     """BackendUnavailable when numba-cuda cannot work with the installed numpy: numba-cuda up to at
     least 0.30 registers ``np.row_stack``, which numpy 2.5 removed, so its array module (imported
     at the first kernel compile) fails. Checked only where numpy lacks ``row_stack``; a numba-cuda
-    that copes passes. np_module, import_module: for tests."""
+    that copes passes. memnp.kernels.cuda and memnp.circuit.cuda call it on import. np_module,
+    import_module: for tests."""
     import numpy
     np_module = numpy if np_module is None else np_module
     if hasattr(np_module, "row_stack"):
@@ -65,17 +74,12 @@ def check_cuda_numpy(np_module=None, import_module=importlib.import_module):
             "release that supports numpy 2.5; or use the cpu backend (MEMNP_BACKEND=cpu)") from None
 
 
-def get_backend(name=None):
-    """Return the kernel module of a backend (see the module docstring for its functions)."""
-    name = backend_name(name)
+def _cuda_kernels():
+    """memnp.kernels.cuda, or BackendUnavailable (one line) when it cannot be imported."""
     try:
-        return importlib.import_module(_MODULES[name])
-    except BackendUnavailable:
-        raise
+        return importlib.import_module("memnp.kernels.cuda")
     except ImportError as exc:
-        if name == "cuda":
-            raise BackendUnavailable("the cuda backend needs numba-cuda: pip install 'memnp[cuda]'") from exc
-        raise
+        raise BackendUnavailable(f"the cuda backend needs numba-cuda: pip install 'memnp[cuda]' ({exc})") from None
 
 
 def require_backend(name=None):
@@ -84,9 +88,8 @@ def require_backend(name=None):
     numba-cuda / numpy 2.5 mismatch, or finds no usable GPU (the CUDA simulator counts as one)."""
     name = backend_name(name)
     if name == "cuda":
-        module = get_backend(name)
         try:
-            module._require_device()
+            _cuda_kernels()._require_device()
         except RuntimeError as exc:
             raise BackendUnavailable(str(exc)) from None
     return name
@@ -99,13 +102,12 @@ def device_description(name=None):
     try:
         if require_backend(name) != "cuda":
             return None
-        module = get_backend("cuda")
-        if module.SIMULATOR:
+        if _cuda_kernels().SIMULATOR:
             return "CUDA simulator"
         from numba import cuda
         device = cuda.get_current_device()
         label = device.name.decode() if isinstance(device.name, bytes) else str(device.name)
         major, minor = device.compute_capability
         return f"{label} (compute capability {major}.{minor})"
-    except (ImportError, ValueError, RuntimeError, AttributeError):
+    except (ValueError, RuntimeError, AttributeError):
         return None
