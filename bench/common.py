@@ -177,3 +177,39 @@ def write_json(path, data):
         if os.path.exists(tmp):
             os.remove(tmp)
         raise
+
+
+def bounded_int(low, high):
+    """An argparse ``type``: an integer from low to high, else argparse's one-line error naming
+    the option and the range (e.g. ``argument --threads: must be an integer from 1 to 1024; got '0'``)."""
+    import argparse
+
+    def parse(text):
+        try:
+            value = int(text)
+        except (TypeError, ValueError):
+            value = None
+        if value is None or not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"must be an integer from {low} to {high}; got {text!r}")
+        return value
+    return parse
+
+
+def check_backend(parser, name, option="--backend"):
+    """``parser.error`` (one line, exit status 2) unless kernel backend ``name`` (None: MEMNP_BACKEND
+    or cpu) can run here: an unknown name, or cuda without numba-cuda, with the numba-cuda / numpy
+    2.5 mismatch or without a GPU (the simulator counts). Returns the resolved name."""
+    from memnp.kernels.backend import BackendUnavailable, require_backend
+    try:
+        return require_backend(name)
+    except ValueError as exc:
+        parser.error(f"argument {option}: {exc}")
+    except BackendUnavailable as exc:
+        parser.error(f"argument {option}: {exc}")
+
+
+def gpu_name(backend=None):
+    """The GPU a run on ``backend`` uses ("NVIDIA H200 (compute capability 9.0)", "CUDA simulator"),
+    or None (cpu and numpy backends, or no usable GPU): memnp.kernels.backend.device_description."""
+    from memnp.kernels.backend import device_description
+    return device_description(backend)

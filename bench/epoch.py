@@ -33,7 +33,8 @@ import sys
 import time
 from pathlib import Path
 
-from common import machine_info, thread_info, versions, write_json  # bench/ is on sys.path
+from common import (bounded_int, check_backend, gpu_name, machine_info, thread_info, versions,  # bench/ on sys.path
+                    write_json)
 
 ROOT = Path(__file__).resolve().parents[1]
 CASES = {
@@ -116,12 +117,15 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--cases", default="a,b,c,d,e,cnn", help="comma-separated cases (a, b, c, d, e, cnn)")
-    parser.add_argument("--repeats", type=int, default=3, help="timed epochs per case (median reported)")
+    parser.add_argument("--repeats", type=bounded_int(1, 1000), default=3,
+                        help="timed epochs per case (median reported), 1 to 1000")
     parser.add_argument("--quick", action="store_true", help="1 epoch of a tenth of the examples per case")
-    parser.add_argument("--backend", default=None, help="kernel backend (default: MEMNP_BACKEND or cpu)")
+    parser.add_argument("--backend", default=None,
+                        help="kernel backend: cpu, cuda or numpy (default: MEMNP_BACKEND or cpu)")
     parser.add_argument("--dtype", default="float32", choices=["float32", "float64"])
-    parser.add_argument("--threads", type=int, default=2, help="NUMBA_NUM_THREADS (kernel threads)")
-    parser.add_argument("--blas-threads", type=int, default=None,
+    parser.add_argument("--threads", type=bounded_int(1, 1024), default=2,
+                        help="NUMBA_NUM_THREADS (kernel threads), 1 to 1024")
+    parser.add_argument("--blas-threads", type=bounded_int(1, 1024), default=None,
                         help="OpenBLAS threads (default 1: the MNIST GEMMs are too small to gain from "
                              "threads, and on the shared 2-core machine 1 thread was faster for the CNN too)")
     parser.add_argument("--json", default=None, help="write the results here (default: print only)")
@@ -135,8 +139,7 @@ def main(argv=None):
     for case in cases:
         if case not in CASES:
             parser.error(f"--cases must be among {', '.join(CASES)}; got {case!r}")
-    if args.repeats < 1:
-        parser.error("--repeats must be >= 1")
+    backend = check_backend(parser, args.backend)   # before any case runs: one line, not a worker's traceback
     repeats = 1 if args.quick else args.repeats
     records = []
     for case in cases:
@@ -165,7 +168,8 @@ def main(argv=None):
     if args.json:
         environment = {key: os.environ[key] for key in ("NUMBA_THREADING_LAYER", "OMP_WAIT_POLICY",
                                                        "MEMNP_BACKEND") if key in os.environ}
-        write_json(args.json, {"benchmark": "epoch", "machine": machine_info(), "versions": versions(),
+        write_json(args.json, {"benchmark": "epoch", "machine": machine_info(), "gpu": gpu_name(backend),
+                               "versions": versions(),
                                "environment": environment, "quick": args.quick, "results": records})
 
 

@@ -36,7 +36,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))   # use the repository's memnp without installing it
 
-from common import (format_markdown, format_table, machine_info, summarize,  # noqa: E402
+from common import (bounded_int, format_markdown, format_table, gpu_name, machine_info, summarize,  # noqa: E402
                     thread_info, time_calls, versions, wait_for_idle, write_json)
 
 SHAPES = ((64, 785, 50), (64, 26, 20), (64, 1025, 50))
@@ -228,7 +228,7 @@ def main(argv=None):
                         help="timed calls per case (the NumPy reference stops at its time budget)")
     parser.add_argument("--quick", action="store_true",
                         help="5 repeats, only 64x785x50, no compile-time measurement")
-    parser.add_argument("--threads", type=int, default=None,
+    parser.add_argument("--threads", type=bounded_int(1, 1024), default=None,
                         help="Numba threads (at most NUMBA_NUM_THREADS; default: all of them)")
     parser.add_argument("--backends", default="numpy,cpu,cuda",
                         help="comma-separated subset of numpy,cpu,cpu-dense,cuda (cpu: the cpu "
@@ -250,6 +250,10 @@ def main(argv=None):
     if args.repeats < 1:
         parser.error("--repeats must be >= 1")
     labels = [s.strip() for s in args.backends.split(",") if s.strip()]
+    known = ("numpy", "cpu", "cpu-dense", "cuda")
+    for label in labels:
+        if label not in known:
+            parser.error(f"--backends: {label!r} is not one of {', '.join(known)}")
     dtypes = [s.strip() for s in args.dtypes.split(",") if s.strip()]
     for d in dtypes:
         if d not in DTYPES:
@@ -266,6 +270,9 @@ def main(argv=None):
                          f"got {args.shapes!r}")
     if args.threads is not None:
         import numba
+        if args.threads > numba.config.NUMBA_NUM_THREADS:
+            parser.error(f"argument --threads: must be an integer from 1 to NUMBA_NUM_THREADS "
+                         f"({numba.config.NUMBA_NUM_THREADS}); got {args.threads}")
         numba.set_num_threads(args.threads)
 
     record = {"benchmark": "kernels", "started": time.strftime("%Y-%m-%dT%H:%M:%S"),
@@ -277,6 +284,7 @@ def main(argv=None):
     record["threads"] = thread_info()
     record["load_average_after"] = machine_info().get("load_average")
     record["timings"] = rows
+    record["gpu"] = gpu_name("cuda") if any(row["backend"].startswith("cuda") for row in rows) else None
     for row in rows:
         row.update(median_ms=row["median_s"] * 1e3, min_ms=row["min_s"] * 1e3,
                    G_evals=row["evals_per_s"] / 1e9, G_evals_best=row["best_evals_per_s"] / 1e9)

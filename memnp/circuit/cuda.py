@@ -24,9 +24,12 @@ import numba_cuda  # noqa: F401  (ImportError: numba-cuda is not installed)
 from numba import cuda
 from numba.core import config as _numba_config
 
+from ..kernels.backend import check_cuda_numpy
 from ..kernels.device_law import pf_current_slope_libm, pf_partials_libm
 from ..kernels.physics import A2_B
 from .report import IN_PROGRESS, SolveReport, newton_status
+
+check_cuda_numpy()   # one clear line (BackendUnavailable) where numba-cuda breaks on this numpy
 
 SIMULATOR = bool(_numba_config.ENABLE_CUDASIM)
 #: Threads per block (a power of two; shared-memory sizes are compile-time constants).

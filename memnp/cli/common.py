@@ -27,6 +27,13 @@ RECOMPUTE_STALE_HELP = ("Recompute the results in OUT computed by another memnp 
 
 #: The largest --epochs accepted (the paper trains 1000; more is almost surely a typo).
 MAX_EPOCHS = 100_000
+#: The largest --repeats (and validation / test repeats) accepted (the paper uses 25).
+MAX_REPEATS = 10_000
+#: The largest --networks accepted (the paper trains 5 per setup).
+MAX_NETWORKS = 1_000
+#: The rule for options given with --config (the same for train and infer; see refuse_with_config).
+CONFIG_RULE = ("The options the config file sets cannot be given with --config (an error names them): "
+               "edit the file instead.")
 
 
 def interactive():
@@ -109,20 +116,24 @@ class Bars:
         self.epoch_bar = self.jobs_bar = None
 
 
+#: The most local worker processes --jobs starts (each is a whole interpreter holding the data).
+MAX_JOBS = 1024
+
+
 class Jobs(click.ParamType):
-    """An integer >= 1 or 'auto'."""
+    """An integer from 1 to MAX_JOBS, or 'auto'."""
 
     name = "N|auto"
 
     def convert(self, value, param, ctx):
-        if value == "auto" or (isinstance(value, int) and value >= 1):
+        if value == "auto" or (isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= MAX_JOBS):
             return value
         try:
             number = int(value)
         except (TypeError, ValueError):
             number = 0
-        if number < 1:
-            self.fail(f"{value!r} is not an integer >= 1 or 'auto'", param, ctx)
+        if not 1 <= number <= MAX_JOBS:
+            self.fail(f"{value!r} is not an integer from 1 to {MAX_JOBS} or 'auto'", param, ctx)
         return number
 
 
@@ -138,6 +149,37 @@ def usable_cores():
 def fail(message):
     """A clear one-line error and exit status 2, like click's own usage errors."""
     raise click.UsageError(message)
+
+
+def not_empty(ctx, param, value):
+    """A click callback: refuse an empty (or blank) string, which would otherwise mean the working
+    directory or an unnamed preset; None (not given) and tuples of multiple options pass through."""
+    values = value if isinstance(value, tuple) else (value,)
+    if any(v is not None and not str(v).strip() for v in values):
+        raise click.BadParameter("must not be empty", ctx=ctx, param=param)
+    return value
+
+
+def refuse_with_config(ctx, names):
+    """With --config: a usage error naming every option of ``names`` (parameter names) given on the
+    command line, since the config file sets them (one rule for every command, CONFIG_RULE)."""
+    from click.core import ParameterSource
+    given = [param.opts[-1] if param.opts[-1].startswith("--") else param.opts[0]
+             for param in ctx.command.params
+             if param.name in names and ctx.get_parameter_source(param.name) not in (None, ParameterSource.DEFAULT)]
+    if given:
+        fail(f"{', '.join(given)} cannot be given with --config, which sets {'it' if len(given) == 1 else 'them'}; "
+             "edit the config file, or leave --config out")
+
+
+def check_backend():
+    """One error line when MEMNP_BACKEND names no backend, or the cuda backend, which cannot run here
+    (no numba-cuda, the numba-cuda / numpy 2.5 mismatch, no GPU outside the simulator)."""
+    from ..kernels.backend import BackendUnavailable, require_backend
+    try:
+        require_backend()
+    except (ValueError, BackendUnavailable) as exc:
+        fail(str(exc))
 
 
 def valid_address(address):
@@ -181,14 +223,29 @@ def draw_figures(results, figures_dir=None, data_dir=None, only=None, partial=Fa
 
 def check_data_dir(data_dir, download=None):
     """A usage error when ``--data-dir`` names no existing directory, so that memnp does not fall
-    back silently to the embedded subset. download: the command's --download flag (True: a new
-    directory is fine, downloads create it), or None for commands without one."""
+    back silently to the embedded subset; without --data-dir, when $MEMNP_DATA names a file. download:
+    the command's --download flag (True: a new directory is fine, downloads create it, but not under
+    a file or where nothing can be written), or None for commands without one."""
+    import os
+    from ..data.paths import ENV_VAR
+    option = "--data-dir"
+    if data_dir is None and os.environ.get(ENV_VAR):   # the environment's data directory: no silent fallback
+        data_dir, option = Path(os.environ[ENV_VAR]).expanduser(), f"${ENV_VAR}"
+        if not data_dir.exists() and not download:
+            return   # a missing default directory is fine (the embedded subset, or downloads create it)
     path = None if data_dir is None else Path(data_dir)
-    if path is None or path.is_dir() or download:
+    if path is None or path.is_dir():
+        return
+    if download:   # a new directory is fine when it can be created (not under a file, not read-only)
+        from ..experiments.outputs import OutputError, check_writable
+        try:
+            check_writable(path, option)
+        except OutputError as exc:
+            fail(str(exc))
         return
     what = "is not a directory" if path.exists() else "does not exist"
     hint = " (give an existing directory, or add --download to fill a new one)" if download is False else ""
-    fail(f"--data-dir {data_dir} {what}{hint}")
+    fail(f"{option} {data_dir} {what}{hint}")
 
 
 def check_out(path, directory=True, option="--out"):

@@ -13,8 +13,9 @@ import click
 
 from ..experiments import presets as scale_presets
 from ..experiments import registry
-from .common import (CHECKPOINT_HELP, DEFAULT_OUT, MAX_EPOCHS, PARTIAL_HELP, RECOMPUTE_STALE_HELP, Bars, Jobs,
-                     check_data_dir, check_out, draw_figures, fail, usable_cores, valid_address)
+from .common import (CHECKPOINT_HELP, DEFAULT_OUT, MAX_EPOCHS, MAX_NETWORKS, MAX_REPEATS, PARTIAL_HELP,
+                     RECOMPUTE_STALE_HELP, Bars, Jobs, check_backend, check_data_dir, check_out, draw_figures,
+                     fail, not_empty, usable_cores, valid_address)
 from .devices import fit_device
 from .jobs import infer, train
 
@@ -44,19 +45,19 @@ def cli():
               help="A preset JSON file (e.g. fit-device output, or a built-in preset saved and edited) "
                    "named like a preset the simulations use (e.g. siox-high-chip): it replaces that "
                    "preset in every setup of this run (repeatable).")
-@click.option("--data-dir", type=click.Path(file_okay=False), default=None,
+@click.option("--data-dir", type=click.Path(file_okay=False), default=None, callback=not_empty,
               help="Data directory (default $MEMNP_DATA or ~/.cache/memnp). MNIST falls back to the "
                    "embedded 10k subset; CIFAR-10 experiments are skipped when it is absent.")
 @click.option("--download/--no-download", default=False, show_default=True,
               help="Download missing data sets from the public mirrors.")
-@click.option("--out", type=click.Path(), default=DEFAULT_OUT, show_default=True,
+@click.option("--out", type=click.Path(), default=DEFAULT_OUT, show_default=True, callback=not_empty,
               help="Results directory (created; reruns resume in it). One run at a time: a second run "
                    "into a directory in use stops at once, naming the other run's PID.")
 @click.option("--seed", type=click.IntRange(0, 2 ** 63 - 1), default=0, show_default=True, help="Run seed.")
 @click.option("--epochs", type=click.IntRange(1, MAX_EPOCHS), default=None, help="Override the preset's epochs.")
-@click.option("--repeats", type=click.IntRange(min=1), default=None,
+@click.option("--repeats", type=click.IntRange(1, MAX_REPEATS), default=None,
               help="Override the preset's inference repeats (also caps validation/test repeats).")
-@click.option("--networks", type=click.IntRange(min=1), default=None,
+@click.option("--networks", type=click.IntRange(1, MAX_NETWORKS), default=None,
               help="Override the number of networks trained per setup.")
 @click.option("--sampling", type=click.Choice(["batch", "chip"]), default=None,
               help="batch: fresh draws every batch (paper); chip: one draw per repeat.")
@@ -65,7 +66,7 @@ def cli():
 @click.option("--jobs", type=Jobs(), default="auto", show_default=True,
               help="Local worker processes, or 'auto': one per usable core. Any value gives identical "
                    "numbers; with 1 the jobs run in this process and show per-epoch progress.")
-@click.option("--scheduler", default=None, metavar="ADDRESS",
+@click.option("--scheduler", default=None, metavar="ADDRESS", callback=not_empty,
               help="Run on a Dask distributed scheduler, e.g. tcp://10.0.0.5:8786 (pip install "
                    "'memnp[distributed]'); results are written by this client.")
 @click.option("--figures/--no-figures", default=True, show_default=True, help="Draw the figures at the end.")
@@ -108,6 +109,7 @@ def reproduce(preset, only, device_files, data_dir, download, out, seed, epochs,
         fail("--checkpoint-every does not work with --scheduler (Dask jobs keep no checkpoints and restart "
              "from epoch 1); leave it out")
     check_data_dir(data_dir, download)
+    check_backend()
     jobs = usable_cores() if jobs == "auto" else jobs
     if scheduler is not None and not valid_address(scheduler):
         fail(f"--scheduler must be an address like tcp://HOST:PORT or HOST:PORT; got {scheduler!r}")
@@ -126,6 +128,9 @@ def reproduce(preset, only, device_files, data_dir, download, out, seed, epochs,
         except (ValueError, ImportError, ConnectionError) as exc:
             fail(str(exc))
         except RuntimeError as exc:
+            from ..experiments.protocol import TrainingDiverged
+            if isinstance(exc.__cause__, TrainingDiverged):   # rerunning it would diverge again
+                raise click.ClickException(f"{exc}; the finished jobs are kept in {out}") from None
             raise click.ClickException(f"{exc}\nFinished jobs are kept in {out}; rerun the same command to "
                                        "resume.") from None
         except OSError as exc:
@@ -203,7 +208,8 @@ def _figures(results, out, data_dir, only, partial=False, stop=True):
 
 # -- report / figures -------------------------------------------------------------------------------
 @cli.command()
-@click.option("--results", type=click.Path(file_okay=False, exists=True), default=DEFAULT_OUT, show_default=True)
+@click.option("--results", type=click.Path(file_okay=False, exists=True), default=DEFAULT_OUT, show_default=True,
+              callback=not_empty)
 @click.option("--partial", is_flag=True, help=PARTIAL_HELP)
 def report(results, partial):
     """Rewrite the markdown and CSV summary of a results directory (from its files alone).
@@ -246,12 +252,12 @@ def report(results, partial):
 
 @cli.command()
 @click.option("--results", type=click.Path(file_okay=False), default=DEFAULT_OUT, show_default=True,
-              help="A results directory written by `reproduce`.")
-@click.option("--out", type=click.Path(file_okay=False), default=None,
+              callback=not_empty, help="A results directory written by `reproduce`.")
+@click.option("--out", type=click.Path(file_okay=False), default=None, callback=not_empty,
               help="Figures directory (default RESULTS/figures).")
-@click.option("--data-dir", type=click.Path(file_okay=False), default=None,
+@click.option("--data-dir", type=click.Path(file_okay=False), default=None, callback=not_empty,
               help="Data directory with the measured device data (for the device figures).")
-@click.option("--only", multiple=True, help="Draw only this figure (repeatable).")
+@click.option("--only", multiple=True, callback=not_empty, help="Draw only this figure (repeatable).")
 @click.option("--partial", is_flag=True, help=PARTIAL_HELP)
 def figures(results, out, data_dir, only, partial):
     """Draw the figures (PNG and PDF) from a results directory, without rerunning anything.
@@ -319,6 +325,8 @@ def bench(list_only, names):
     for name in names or available:
         click.echo(f"== bench/{name}.py" + (f" {' '.join(options)}" if options else ""))
         status = subprocess.call([sys.executable, str(directory / f"{name}.py"), *options])
+        if status == 2:   # argparse's usage error: the script has said what was wrong, in one line
+            click.get_current_context().exit(2)
         if status:
             raise click.ClickException(f"bench/{name}.py exited with status {status}")
 
@@ -346,7 +354,8 @@ def arguments(argv):
     return args
 
 
-def main(argv=None):
-    """Entry point: ``python run.py [COMMAND] [OPTIONS]``; no command (or only options) runs
+def main(argv=None, prog_name="run.py"):
+    """Entry point: ``python run.py [COMMAND] [OPTIONS]`` (also ``python -m memnp`` and the
+    ``memnp`` console script, see memnp/__main__.py); no command (or only options) runs
     ``reproduce``."""
-    return cli.main(args=arguments(sys.argv[1:] if argv is None else argv), prog_name="run.py")
+    return cli.main(args=arguments(sys.argv[1:] if argv is None else argv), prog_name=prog_name)

@@ -5,18 +5,26 @@ from pathlib import Path
 
 import click
 
-from .common import (CHECKPOINT_HELP, DEVICE_HELP, MAX_EPOCHS, check_data_dir, check_out, fail, progressbar, read_json,
-                     save_or_rescue, stage_for)
+from .common import (CHECKPOINT_HELP, CONFIG_RULE, DEVICE_HELP, MAX_EPOCHS, MAX_REPEATS, check_backend, check_data_dir,
+                     check_out, fail, interactive, not_empty, progressbar, read_json, refuse_with_config, save_or_rescue,
+                     stage_for)
+
+#: train's options that a --config file sets (refused together with --config).
+TRAIN_CONFIG_OPTIONS = ("dataset", "device", "mapping_rule", "regularised", "standard_weights", "epochs",
+                        "learning_rate", "validation_every", "validation_repeats", "test_device", "test_every",
+                        "test_repeats", "examples")
+#: infer's options that a --config file sets.
+INFER_CONFIG_OPTIONS = ("device", "mapping_rule", "repeats", "sampling")
 
 
 @click.command()
 @click.option("--config", "config_file", type=click.Path(dir_okay=False, exists=True), default=None,
               help="A Training config JSON (memnp.experiments.Training fields; examples/train-*.json), or "
-                   "the training.json a finished `train` wrote (to train that setup again); other "
-                   "options are then ignored.")
+                   "the training.json a finished `train` wrote (to train that setup again). With it only "
+                   "--out, --seed, --data-dir and --checkpoint-every may be given. " + CONFIG_RULE)
 @click.option("--dataset", type=click.Choice(["mnist", "cifar10", "fashion-mnist", "mnist-10k"]), default="mnist",
               show_default=True, help="Data set (mnist falls back to the embedded subset).")
-@click.option("--device", default="ideal", show_default=True, help=DEVICE_HELP)
+@click.option("--device", default="ideal", show_default=True, callback=not_empty, help=DEVICE_HELP)
 @click.option("--mapping-rule", type=click.Choice(["default", "avg"]), default="default", show_default=True)
 @click.option("--regularised", is_flag=True, help="L1 regularisation (1e-4) of the memristive layers.")
 @click.option("--standard-weights", is_flag=True, help="Standard (signed) weights even on a nonideal stage.")
@@ -29,16 +37,17 @@ from .common import (CHECKPOINT_HELP, DEVICE_HELP, MAX_EPOCHS, check_data_dir, c
 @click.option("--validation-every", type=click.IntRange(min=1), default=10, show_default=True,
               help="Validate after epoch 1 and every N epochs; the best validated epoch's weights are "
                    "kept, so a multiple of N as --epochs validates the last one (paper: 20).")
-@click.option("--validation-repeats", type=click.IntRange(min=1), default=20, show_default=True)
-@click.option("--test-device", multiple=True, help="Also evaluate the test set under this device during "
+@click.option("--validation-repeats", type=click.IntRange(1, MAX_REPEATS), default=20, show_default=True)
+@click.option("--test-device", multiple=True, callback=not_empty, help="Also evaluate the test set under this device during "
               "training (repeatable).")
 @click.option("--test-every", type=click.IntRange(min=1), default=10, show_default=True)
-@click.option("--test-repeats", type=click.IntRange(min=1), default=5, show_default=True)
+@click.option("--test-repeats", type=click.IntRange(1, MAX_REPEATS), default=5, show_default=True)
 @click.option("--examples", type=(click.IntRange(min=1), click.IntRange(min=1), click.IntRange(min=1)),
               default=None, help="Use only the first TRAIN VALIDATION TEST examples of each split.")
-@click.option("--data-dir", type=click.Path(file_okay=False), default=None)
+@click.option("--data-dir", type=click.Path(file_okay=False), default=None, callback=not_empty)
 @click.option("--seed", type=click.IntRange(0, 2 ** 63 - 1), default=0, show_default=True)
-@click.option("--out", type=click.Path(), required=True, help="Directory for weights.npz and training.json.")
+@click.option("--out", type=click.Path(), required=True, callback=not_empty,
+              help="Directory for weights.npz and training.json.")
 @click.option("--checkpoint-every", type=click.FloatRange(min=0), default=60, show_default=True, metavar="SECONDS",
               help=CHECKPOINT_HELP + " Kept in OUT/checkpoints/.")
 @click.option("--recompute-stale", is_flag=True,
@@ -73,7 +82,10 @@ def train(config_file, dataset, device, mapping_rule, regularised, standard_weig
     from ..experiments.outputs import OutputError, ResultsLocked, RunLock
     from ..experiments.stale import StaleResults, read_stamp, single_job
     from ..experiments.store import write_json, write_npz
+    if config_file:
+        refuse_with_config(click.get_current_context(), TRAIN_CONFIG_OPTIONS)
     check_data_dir(data_dir)
+    check_backend()
     try:
         stamp = numerics.current()
         checkpoint_every = check_checkpoint_every(checkpoint_every)
@@ -88,6 +100,9 @@ def train(config_file, dataset, device, mapping_rule, regularised, standard_weig
                                 validation_repeats=validation_repeats,
                                 test_stages=tuple(stage_for(d, mapping_rule, "--test-device") for d in test_device),
                                 test_every=test_every, test_repeats=test_repeats)
+            if training.memristive_checkpoint and 1 < training.epochs < training.validation_every:
+                fail(f"--validation-every {validation_every} exceeds --epochs {epochs}: memristive validation would "
+                     f"run after epoch 1 only and keep epoch 1's weights; give --validation-every from 1 to {epochs}")
         out = check_out(out)
         data = datasource.load(training.data, data_dir)
     except (ValueError, datasource.DataUnavailable) as exc:
@@ -110,9 +125,14 @@ def train(config_file, dataset, device, mapping_rule, regularised, standard_weig
         state = checkpoint.load() if checkpoint is not None else None
         if state is not None:
             click.echo(f"resuming from the in-job checkpoint after epoch {state.epoch} of {training.epochs}")
-        with progressbar(length=training.epochs, label="epochs", show_pos=True) as bar:
-            record, weights = protocol.train(training, data, keys.seed_sequence(content, seed),
-                                             on_epoch=lambda e, n: bar.update(e - bar.pos), checkpoint=checkpoint)
+        try:
+            with progressbar(length=training.epochs, label="epochs", show_pos=True) as bar:
+                record, weights = protocol.train(training, data, keys.seed_sequence(content, seed),
+                                                 on_epoch=lambda e, n: bar.update(e - bar.pos), checkpoint=checkpoint)
+        except protocol.TrainingDiverged as exc:
+            if checkpoint is not None:   # resuming it would diverge again
+                checkpoint.remove()
+            raise click.ClickException(f"{exc}; no weights were written to {out}") from None
 
         def save(directory):
             sha = write_npz(directory / "weights.npz", weights)
@@ -138,18 +158,19 @@ def train(config_file, dataset, device, mapping_rule, regularised, standard_weig
 @click.option("--weights", "weights_file", type=click.Path(dir_okay=False, exists=True), required=True,
               help="A weights .npz written by `train` or `reproduce` (jobs/train/<key>.npz).")
 @click.option("--config", "config_file", type=click.Path(dir_okay=False, exists=True), default=None,
-              help="An Inference config JSON (stage, repeats, sampling, batch_size; examples/infer-*.json); "
-                   "--device, --mapping-rule, --repeats and --sampling are then ignored.")
-@click.option("--device", default="ideal", show_default=True, help=DEVICE_HELP)
+              help="An Inference config JSON (stage, repeats, sampling, batch_size; examples/infer-*.json). "
+                   "With it --device, --mapping-rule, --repeats and --sampling may not be given. " + CONFIG_RULE)
+@click.option("--device", default="ideal", show_default=True, callback=not_empty, help=DEVICE_HELP)
 @click.option("--mapping-rule", type=click.Choice(["default", "avg"]), default="default", show_default=True)
-@click.option("--repeats", type=click.IntRange(min=1), default=25, show_default=True)
+@click.option("--repeats", type=click.IntRange(1, MAX_REPEATS), default=25, show_default=True)
 @click.option("--sampling", type=click.Choice(["batch", "chip"]), default="batch", show_default=True)
 @click.option("--dataset", type=click.Choice(["mnist", "cifar10", "fashion-mnist", "mnist-10k"]), default=None,
               help="Test set (default: from the network's input shape).")
 @click.option("--test-examples", type=click.IntRange(min=1), default=None, help="Use the first N test examples.")
-@click.option("--data-dir", type=click.Path(file_okay=False), default=None)
+@click.option("--data-dir", type=click.Path(file_okay=False), default=None, callback=not_empty)
 @click.option("--seed", type=click.IntRange(0, 2 ** 63 - 1), default=0, show_default=True)
-@click.option("--out", type=click.Path(dir_okay=False), default=None, help="Write the record as JSON here.")
+@click.option("--out", type=click.Path(dir_okay=False), default=None, callback=not_empty,
+              help="Write the record as JSON here.")
 @click.option("--recompute-stale", is_flag=True,
               help="Replace a --out record of another memnp numerics version or kernel backend (or of a "
                    "memnp that recorded neither), which otherwise stops the command before it computes.")
@@ -169,7 +190,10 @@ def infer(weights_file, config_file, device, mapping_rule, repeats, sampling, da
     from ..experiments.configs import DataSpec
     from ..experiments.stale import StaleResults, read_stamp, single_job
     from ..experiments.store import file_sha256, read_npz, write_json
+    if config_file:
+        refuse_with_config(click.get_current_context(), INFER_CONFIG_OPTIONS)
     check_data_dir(data_dir)
+    check_backend()
     if out:
         out = check_out(out, directory=False)
     try:
@@ -183,6 +207,7 @@ def infer(weights_file, config_file, device, mapping_rule, repeats, sampling, da
         inference = (Inference.from_dict(read_json(config_file, "--config")) if config_file else
                      Inference(stage=stage_for(device, mapping_rule), repeats=repeats, sampling=sampling))
         weights = read_npz(weights_file)
+        _check_finite_weights(weights, weights_file)
         model = protocol.model_from_arrays(weights)
         family = dataset or ("cifar10" if tuple(model.input_shape or ()) == (32, 32, 3) else "mnist")
         spec = DataSpec(name=datasource.resolve(family, data_dir), test=test_examples)
@@ -191,11 +216,19 @@ def infer(weights_file, config_file, device, mapping_rule, repeats, sampling, da
         fail(str(exc))
     content = {"kind": "infer", "weights_sha256": file_sha256(weights_file), "inference": inference.to_dict(),
                "data": spec.to_dict()}
-    record = protocol.infer(weights, inference, test, keys.seed_sequence(content, seed))
+    click.echo(f"{inference.stage.label}, {spec.name} test ({len(test[1])} examples), {inference.repeats} repeats")
+    with progressbar(length=inference.repeats, label="repeats", show_pos=True, show_eta=True) as bar:
+        def on_repeat(r, total, result):
+            bar.update(1)
+            if not interactive():   # off a terminal: one line per repeat instead of a bar
+                click.echo(f"repeat {r}/{total}: error {100 * (1 - result['accuracy']):.2f} %")
+        try:
+            record = protocol.infer(weights, inference, test, keys.seed_sequence(content, seed), on_repeat=on_repeat)
+        except ValueError as exc:
+            fail(str(exc))
     error = 100 * (1 - np.asarray(record["accuracy"]))
     power = float(np.mean(record["power"]))
     efficiency = protocol.energy_efficiency(record["n_synapses"], power)
-    click.echo(f"{inference.stage.label}, {spec.name} test ({len(test[1])} examples), {inference.repeats} repeats")
     click.echo(f"median error {np.median(error):.2f} % (IQR {np.subtract(*np.percentile(error, [75, 25])):.2f} %), "
                f"mean power {power:.4g} W" + (f", {efficiency / 1e12:.4g} TOPS/W" if efficiency else ""))
     if out:
@@ -203,6 +236,15 @@ def infer(weights_file, config_file, device, mapping_rule, repeats, sampling, da
         where = save_or_rescue(lambda directory: write_json(directory / out.name, document), out.parent, "infer",
                                "the inference record")
         click.echo(f"wrote {where / out.name}")
+
+
+def _check_finite_weights(weights, path):
+    """A usage error naming the first parameter of ``weights`` ({name: array}) that holds NaN or inf."""
+    import numpy as np
+    for name, array in weights.items():
+        if np.issubdtype(np.asarray(array).dtype, np.number) and not np.isfinite(array).all():
+            fail(f"--weights {path}: parameter {name} holds NaN or infinite values (a diverged training?); "
+                 "give the weights of a network whose parameters are all finite")
 
 
 def _percent(fraction):

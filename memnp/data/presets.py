@@ -291,6 +291,41 @@ def chip_stage(t: float | None = None, adc_bits: int | None = None, tiles: bool 
     return _stage(hi["G_off"], hi["G_on"], *items)
 
 
+def derived_variants(name: str, stage: dict) -> dict[str, dict]:
+    """{variant name: stage dict} of the built-in variants derived from preset ``name``, rebuilt
+    from ``stage`` (that preset's stage dict as a user edited it, e.g. a ``--device-file``):
+
+    - ``siox-high-chip``: the drift variants ``siox-high-chip-<suffix>``, the edited chip with the
+      time of every Drift set to :data:`DRIFT_TIMES` (a chip without drift reads the same at every
+      time, so its variants are the chip itself);
+    - ``siox-high``: ``siox-high-adc<bits>`` and ``siox-high-adc<bits>-tiles``, the edited stage's
+      nonidealities (less any ADC and Tiles) followed by the ADC and the tiles of the built-in ones.
+
+    Other names have no variants ({}). The stage dicts are fresh copies.
+    """
+    out = {}
+    if name == "siox-high-chip":
+        for suffix, t in DRIFT_TIMES.items():
+            if suffix == "1d":
+                continue
+            variant = copy.deepcopy(stage)
+            for item in variant.get("nonidealities", ()):
+                if item.get("type") == "Drift":
+                    item["t"] = float(t)
+            out[f"{name}-{suffix}"] = variant
+    elif name == "siox-high":
+        kept = [item for item in stage.get("nonidealities", ()) if item.get("type") not in ("ADC", "Tiles")]
+        for bits in ADC_BITS:
+            adc = {"type": "ADC", "bits": bits, "full_scale": "worst-case"}
+            for suffix, extra in (("", []), ("-tiles", [{"type": "Tiles", "rows": CHIP["tiles"][0],
+                                                          "cols": CHIP["tiles"][1]}])):
+                variant = copy.deepcopy(stage)
+                variant.pop("pipeline", None)   # the order of the phases, recorded anew by the Stage
+                variant["nonidealities"] = copy.deepcopy(kept) + [adc] + extra
+                out[f"siox-high-adc{bits}{suffix}"] = variant
+    return out
+
+
 _PRESETS = _builtin()
 _DERIVED = _derived()
 _ALL = {**_PRESETS, **_DERIVED}

@@ -99,35 +99,37 @@ def finetune_name(device_tag, r):
     return f"lr_{device_tag}_ft_{r_tag(r)}"
 
 
-def wires_stage(device, r):
+def wires_stage(device, r, devices=None):
     """The Stage of device preset ``device`` in 128 x 64 tiles with r ohm per segment (r = 0: no
-    LineResistance, the tiles alone)."""
+    LineResistance, the tiles alone). devices: optional {preset name: Stage} replacing built-in
+    presets (``reproduce --device-file``)."""
     from ..data.presets import preset
-    stage = preset(device)
+    stage = devices[device].to_dict() if devices and device in devices else preset(device)
     stage["nonidealities"] = list(stage["nonidealities"]) + [dict(TILES)]
     if r > 0:
         stage["nonidealities"].append({"type": "LineResistance", "r_word": float(r), "r_bit": float(r)})
     return Stage.from_dict(stage)
 
 
-def inference(setup, scale):
-    """The Inference config of a sweep inference setup (``setup.wires`` = r) at ``scale``."""
+def inference(setup, scale, devices=None):
+    """The Inference config of a sweep inference setup (``setup.wires`` = r) at ``scale``
+    (``devices``: see :func:`wires_stage`)."""
     s = settings(scale)
-    return Inference(stage=wires_stage(setup.device, setup.wires),
+    return Inference(stage=wires_stage(setup.device, setup.wires, devices),
                      repeats=min(scale.inference_repeats, s.max_repeats), sampling=scale.sampling,
                      test_examples=s.test_examples)
 
 
-def finetune(setup, parent, scale):
+def finetune(setup, parent, scale, devices=None):
     """The Training config of fine-tuning the parent's network (``parent``: its Training config)
     with r = ``setup.wires`` in the loop: the parent's data (fewer examples per
     :func:`settings`), batch size, learning rate and weights; memristive validation after every
-    epoch; no test during training."""
+    epoch; no test during training. devices: see :func:`wires_stage`."""
     s = settings(scale)
     data = parent.data
     data = DataSpec(name=data.name, train=_fewer(data.train, s.finetune_train),
                     validation=_fewer(data.validation, s.finetune_validation), test=data.test)
-    return Training(data=data, stage=wires_stage(setup.device, setup.wires), regularised=parent.regularised,
+    return Training(data=data, stage=wires_stage(setup.device, setup.wires, devices), regularised=parent.regularised,
                     standard_weights=parent.standard_weights, epochs=s.finetune_epochs,
                     batch_size=parent.batch_size, learning_rate=parent.learning_rate, l1=parent.l1,
                     checkpoint="memristive", validation_every=1, validation_repeats=s.validation_repeats,

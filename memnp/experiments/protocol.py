@@ -32,6 +32,7 @@ Weights travel as a dict of arrays in the layout of :meth:`memnp.nn.Sequential.s
 weights file loads with ``memnp.nn.Sequential.load``.
 """
 import json
+import math
 import time
 
 import numpy as np
@@ -39,6 +40,11 @@ import numpy as np
 from .augment import augment
 from .configs import Inference, Training, evaluation_epochs
 from .datasource import to_float
+
+class TrainingDiverged(RuntimeError):
+    """Training produced a non-finite loss or non-finite parameters (the message gives the epoch
+    and the learning rate); :func:`train` keeps no weights of such a run."""
+
 
 #: Names of the independent random streams of a training job (children of its SeedSequence).
 TRAINING_STREAMS = ("init", "shuffle", "train", "augment", "validation", "test")
@@ -154,18 +160,20 @@ def _repeat_source(sampling, seed_sequence):
     return np.random.default_rng(seed_sequence) if sampling == "batch" else seed_sequence
 
 
-def repeats(model, x, y, inference, seed_sequences):
+def repeats(model, x, y, inference, seed_sequences, on_repeat=None):
     """{"accuracy": [...], "loss": [...], "power": [...]} over one repeat per SeedSequence; with
     line resistance in the stage also "wire_power" [...] (W, the part of "power" the wires
-    dissipate)."""
+    dissipate). on_repeat: optional callback(repeat (from 1), repeats, that repeat's result dict)."""
     out = {"accuracy": [], "loss": [], "power": []}
     if has_wires(inference.stage):
         out["wire_power"] = []
-    for seq in seed_sequences:
+    for r, seq in enumerate(seed_sequences, 1):
         result = evaluate(model, x, y, inference.stage, _repeat_source(inference.sampling, seq),
                           inference.batch_size, inference.sampling)
         for name in out:
             out[name].append(result[name])
+        if on_repeat is not None:
+            on_repeat(r, len(seed_sequences), result)
     return out
 
 
@@ -231,9 +239,15 @@ def train(training, data, seed_sequence, on_epoch=None, checkpoint=None, initial
         for begin in range(0, n, training.batch_size):
             idx = order[begin:begin + training.batch_size]
             xb = augment(x_train[idx], rng["augment"], training.augmentation)
-            loss, acc = model.train_step(xb, y_train[idx], rng=rng["train"])
+            try:
+                loss, acc = model.train_step(xb, y_train[idx], rng=rng["train"])
+            except ValueError:   # the layers' input checks refuse what non-finite weights give
+                _check_finite(model, None, epoch, training)
+                raise
+            _check_finite(model, float(loss), epoch, training, parameters=False)
             loss_sum += float(loss) * len(idx)
             hit_sum += float(acc) * len(idx)
+        _check_finite(model, loss_sum, epoch, training)
         history["epoch"].append(epoch)
         history["loss"].append(loss_sum / n)
         history["accuracy"].append(hit_sum / n)
@@ -278,6 +292,22 @@ def train(training, data, seed_sequence, on_epoch=None, checkpoint=None, initial
               "n_synapses": synapse_count(model), "resumed_from_epoch": done or None,
               "seconds": earlier_seconds + time.perf_counter() - start}
     return record, best["weights"]
+
+
+def _check_finite(model, loss, epoch, training, parameters=True):
+    """TrainingDiverged when ``loss`` (a float, or None) is not finite or, with ``parameters``,
+    when a parameter of ``model`` holds NaN or inf."""
+    bad = None
+    if loss is not None and not math.isfinite(loss):
+        bad = f"the training loss is {loss}"
+    elif parameters:
+        for key, layer, name in model.parameters():
+            if not np.isfinite(layer.params[name]).all():
+                bad = f"parameter {key} holds NaN or infinite values"
+                break
+    if bad is not None:
+        raise TrainingDiverged(f"training diverged in epoch {epoch} ({bad}); lower the learning rate "
+                               f"(it is {training.learning_rate:g})") from None
 
 
 def _start_from(model, arrays):
@@ -343,11 +373,12 @@ def _resume(state, training, model, rng, history, validation, test_history, best
     return True
 
 
-def infer(weights, inference, test_data, seed_sequence):
+def infer(weights, inference, test_data, seed_sequence, on_repeat=None):
     """Evaluate trained weights under one inference setup.
 
     weights: arrays from :func:`model_arrays` (or a stored weights file). inference: Inference
-    config. test_data: (images uint8, labels). seed_sequence: the job's SeedSequence.
+    config. test_data: (images uint8, labels). seed_sequence: the job's SeedSequence. on_repeat:
+    optional callback(repeat, repeats, result) after each repeat (see :func:`repeats`).
     Returns a JSON-ready record {"accuracy", "loss", "power": R values each, "n_synapses", "seconds"}
     (and "wire_power": R values when the stage has line resistance).
     """
@@ -357,7 +388,7 @@ def infer(weights, inference, test_data, seed_sequence):
     model = model_from_arrays(weights)
     n = inference.test_examples
     x, y = to_float(test_data[0][:n]), test_data[1][:n]
-    result = repeats(model, x, y, inference, seed_sequence.spawn(inference.repeats))
+    result = repeats(model, x, y, inference, seed_sequence.spawn(inference.repeats), on_repeat)
     return dict(result, n_synapses=synapse_count(model), seconds=time.perf_counter() - start)
 
 

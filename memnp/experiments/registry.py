@@ -216,7 +216,7 @@ def pairs_at(simulation, scale):
 def inference_setup_config(setup, scale, devices=None):
     """The Inference config of an inference setup at ``scale`` (``devices``: see :func:`device_stage`)."""
     if setup.wires is not None:
-        return line_resistance.inference(setup, scale)
+        return line_resistance.inference(setup, scale, devices)
     return scale.inference(device_stage(setup.device, setup.mapping_rule, devices))
 
 
@@ -226,7 +226,7 @@ def _expand_finetune(setup, scale, seed, sources, jobs, trainings, devices=None)
     if setup.parent not in trainings:
         trainings[setup.parent] = _expand_training(TRAININGS[setup.parent], scale, seed, sources, jobs, devices)
     parent = trainings[setup.parent]
-    training = line_resistance.finetune(setup, Training.from_dict(parent["config"]), scale)
+    training = line_resistance.finetune(setup, Training.from_dict(parent["config"]), scale, devices)
     keys = []
     for network, parent_key in enumerate(parent["networks"]):
         content = {"kind": "train", "training": training.to_dict(), "network": network, "parent": parent_key}
@@ -319,7 +319,10 @@ def used_devices(names):
 
 
 def check_devices(names, devices):
-    """``devices`` ({preset name: Stage} or None) validated against the simulations ``names``."""
+    """``devices`` ({preset name: Stage} or None) validated against the simulations ``names``, with
+    the built-in variants derived from a replaced preset rebuilt from the replacement (the drift
+    reads of an edited ``siox-high-chip``, the ADC reads of an edited ``siox-high``; see
+    :func:`memnp.data.presets.derived_variants`) unless ``devices`` gives a variant itself."""
     if not devices:
         return {}
     used = used_devices(names)
@@ -329,7 +332,16 @@ def check_devices(names, devices):
         if name == "ideal" or name not in used:
             raise ValueError(f"a device file replaces a preset the selected simulations use "
                              f"({', '.join(d for d in used if d != 'ideal')}); got one named {name!r}")
-    return dict(devices)
+    from ..data.presets import derived_variants
+    out = dict(devices)
+    for name, stage in devices.items():
+        for variant, stage_dict in derived_variants(name, stage.to_dict()).items():
+            if variant not in devices and variant in used:
+                try:
+                    out[variant] = Stage.from_dict(stage_dict)
+                except ValueError as exc:
+                    raise ValueError(f"the {variant} read derived from device file {name!r}: {exc}") from None
+    return out
 
 
 def expand(names, scale, seed, sources, devices=None):

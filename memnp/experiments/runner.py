@@ -154,6 +154,8 @@ def build_manifest(store, plan, scale, seed, sources, preset, names, stamp=None)
     manifest["trainings"].update(plan.trainings)
     manifest["inferences"].update(plan.inferences)
     manifest["simulations"].update(plan.simulations)
+    from ..kernels.backend import device_description
+    manifest["gpu"] = device_description()   # the GPU of a cuda run (name, compute capability), else None
     for job in plan.jobs:
         manifest["jobs"][job.key] = {"kind": job.kind, "training": job.training, "network": job.network,
                                      "inference": job.inference, "depends": job.depends, "seed": job.seed,

@@ -50,7 +50,10 @@ import numba_cuda  # noqa: F401  (ImportError here means: numba-cuda is not inst
 from numba import cuda
 from numba.core import config as _numba_config
 
+from .backend import check_cuda_numpy
 from .physics import A2_B, A2_EPS
+
+check_cuda_numpy()   # one clear line (BackendUnavailable) where numba-cuda breaks on this numpy
 
 #: True when numba runs CUDA kernels in its Python simulator (NUMBA_ENABLE_CUDASIM=1).
 SIMULATOR = bool(_numba_config.ENABLE_CUDASIM)
