@@ -83,6 +83,15 @@ class Backend:
         # Pickled by name (a layer's last read holds its backend): the same cached object back.
         return get_backend, (self.name,)
 
+    def require(self):
+        """This backend, once its kernels can run here (host backends always can); else
+        BackendUnavailable with one line naming the fix."""
+        return self
+
+    def device(self):
+        """What the backend computes on, for run records: None for a host backend."""
+        return None
+
     def pf_partial_currents(self, V, c, d_eps, tile_of_row, T):
         """I_parts (T, p, n): one kernel call on a stack of copies of the batch, copy t zero outside
         the rows of row of arrays t (a device at 0 V carries no current and gets no gradient, so
@@ -150,6 +159,26 @@ class CudaBackend(Backend):
             raise ImportError("the cuda backend needs numba-cuda: pip install 'memnp[cuda]'") from exc
         super().__init__(kernels)
 
+    def require(self):
+        """This backend once a GPU (or the CUDA simulator) can run its kernels; else
+        BackendUnavailable naming the fix."""
+        try:
+            self.kernels._require_device()
+        except RuntimeError as exc:
+            raise BackendUnavailable(str(exc)) from None
+        return self
+
+    def device(self):
+        """The GPU's name and compute capability, or "CUDA simulator"."""
+        self.require()
+        if self.kernels.SIMULATOR:
+            return "CUDA simulator"
+        from numba import cuda
+        gpu = cuda.get_current_device()
+        label = gpu.name.decode() if isinstance(gpu.name, bytes) else str(gpu.name)
+        major, minor = gpu.compute_capability
+        return f"{label} (compute capability {major}.{minor})"
+
 
 _CLASSES = {"cpu": CpuBackend, "cuda": CudaBackend, "numpy": NumpyBackend}
 _CACHE = {}
@@ -201,34 +230,28 @@ def check_cuda_numpy(np_module=None, import_module=importlib.import_module):
             "release that supports numpy 2.5; or use the cpu backend (MEMNP_BACKEND=cpu)") from None
 
 
-def _cuda_kernels():
-    """memnp.kernels.cuda, or BackendUnavailable (one line) when it cannot be imported."""
-    try:
-        return importlib.import_module("memnp.kernels.cuda")
-    except ImportError as exc:
-        raise BackendUnavailable(f"the cuda backend needs numba-cuda: pip install 'memnp[cuda]' ({exc})") from None
-
-
 def require_backend(name=None):
-    """The resolved backend name (see :func:`backend_name`) once its kernels can run here;
-    BackendUnavailable (one line naming the fix) when the cuda backend lacks numba-cuda, meets the
-    numba-cuda / numpy 2.5 mismatch, or finds no usable GPU (the CUDA simulator counts as one)."""
+    """The resolved backend name (see :func:`backend_name`) once its kernels can run here
+    (:meth:`Backend.require`); BackendUnavailable (one line naming the fix) when the cuda backend
+    lacks numba-cuda, meets the numba-cuda / numpy 2.5 mismatch, or finds no usable GPU (the CUDA
+    simulator counts as one)."""
     name = backend_name(name)
-    if name == "cuda":
-        try:
-            _cuda_kernels()._require_device()
-        except RuntimeError as exc:
-            raise BackendUnavailable(str(exc)) from None
+    try:
+        backend = get_backend(name)
+    except ImportError as exc:
+        raise BackendUnavailable(str(exc)) from None
+    backend.require()
     return name
 
 
 def device_description(name=None):
-    """What a backend computes on, for run records: for cuda the GPU's name and compute capability
-    (e.g. ``"NVIDIA H200 (compute capability 9.0)"``), or ``"CUDA simulator"``; None for the cpu and
-    numpy backends (and for a cuda backend that cannot run here)."""
+    """What a backend computes on, for run records (:meth:`Backend.device`): for cuda the GPU's
+    name and compute capability (e.g. ``"NVIDIA H200 (compute capability 9.0)"``), or ``"CUDA
+    simulator"``; None for the cpu and numpy backends (and for a backend that cannot run here)."""
     try:
-        if require_backend(name) != "cuda":
-            return None
+        return get_backend(require_backend(name)).device()
+    except (ValueError, RuntimeError, AttributeError):
+        return None
         if _cuda_kernels().SIMULATOR:
             return "CUDA simulator"
         from numba import cuda
