@@ -70,12 +70,15 @@ def vjp(lr, state, grad_I, need_V):
     if state.backend == "numpy":
         grad_V, grad_theta = reference.vjp(state.reference, grad_I)
     elif state.backend == "cuda":
-        grad_V, grad_theta = _cuda().vjp(state.v, V, *state.arrays, lr.r_word, lr.r_bit, grad_I,
-                                         _adjoint_tolerance(state), need_V)
+        grad_V, grad_theta, state.vjp_report = _cuda().vjp(
+            state.v, V, *state.arrays, lr.r_word, lr.r_bit, grad_I, _adjoint_tolerance(state),
+            need_V)
+        adjoint.raise_unless_converged(state.vjp_report, lr.describe(*G.shape))
     else:
-        grad_V, grad_theta, _ = adjoint.vjp(state.v, V, *state.arrays, lr.r_word, lr.r_bit, grad_I,
-                                            _adjoint_tolerance(state), need_V,
-                                            method=state.method or "auto")
+        grad_V, grad_theta, state.vjp_report = adjoint.vjp(
+            state.v, V, *state.arrays, lr.r_word, lr.r_bit, grad_I, _adjoint_tolerance(state),
+            need_V, method=state.method or "auto")
+        adjoint.raise_unless_converged(state.vjp_report, lr.describe(*G.shape))
     grad_V = grad_V.astype(V.dtype) if need_V else None
     if devices is None:
         return grad_V, grad_theta.astype(G.dtype)
@@ -94,8 +97,9 @@ def r_vjp(lr, state, grad_I):
     if v is None:
         v = np.ascontiguousarray(np.repeat(np.asarray(V, dtype=np.float64)[:, :, None],
                                            G.shape[1], axis=2))
-    *_, grad_r = adjoint.vjp(v, V, *arrays, lr.r_word, lr.r_bit, grad_I,
-                             _adjoint_tolerance(state), need_V=False, need_r=True)
+    _, _, report, grad_r = adjoint.vjp(v, V, *arrays, lr.r_word, lr.r_bit, grad_I,
+                                       _adjoint_tolerance(state), need_V=False, need_r=True)
+    adjoint.raise_unless_converged(report, lr.describe(*G.shape))
     return float(grad_r[0]), float(grad_r[1])
 
 

@@ -30,11 +30,12 @@ class _State:
     """What a solve keeps for its VJP, power and report (opaque to callers)."""
 
     __slots__ = ("backend", "V", "G", "devices", "v", "arrays", "method", "report", "reference",
-                 "tolerance")
+                 "tolerance", "vjp_report")
 
     def __init__(self, backend, V, G, devices, tolerance):
         self.backend, self.V, self.G, self.devices, self.tolerance = backend, V, G, devices, tolerance
         self.v = self.arrays = self.method = self.report = self.reference = None
+        self.vjp_report = None              # the last VJP's SolveReport (cpu and cuda backends)
 
 
 @register
