@@ -13,6 +13,17 @@ J lambda = g 1.) One solve per example, by the forward solver's two kinds of ste
 lines by corrections) where the word-line coupling bound allows, else through the symmetric form
 lambda = g - A S^1/2 z with (I + S^1/2 A S^1/2) z = S^1/2 g, by conjugate gradients. Nothing is
 differentiated through the Newton iterations.
+
+Those solves stop on their own residual (of the CG system, or the line step's), which on strongly
+coupled arrays (low-resistance devices, large r, long lines) can sit far below the residual of
+J lambda = g 1 itself. So every example's lambda is checked, in the norm of the forward solve:
+||S (g 1 - J lambda)||_2 / ||S lambda||_2 (the forward's is ||S R|| / ||f(v)||), and refined
+(lambda += J^-1 (g 1 - J lambda), the same solve again) while it misses the tolerance and each
+refinement at least halves it. An example it still misses is solved by the sparse direct solve of
+:mod:`memnp.circuit.direct` (then checked the same way), as is every example where the method
+resolves to "direct" (CG expected to crawl). The statuses come back as a
+:class:`memnp.circuit.SolveReport`; an example that no solve brings under the tolerance is
+MAX_ITER (or NON_FINITE) there, and the LineResistance backends raise ConvergenceError on it.
 """
 import math
 

@@ -41,6 +41,11 @@ arrays (r_bit m^2 > r_word n^2), and the line direction with the larger r m^2 is
   arrays of high-resistance devices; strongly coupled arrays (low-resistance devices, long lines,
   square arrays) take O(sqrt(rho_other)) CG iterations per step, still exact.
 
+- Sparse direct steps (:mod:`memnp.circuit.direct`: J^-1 through a sparse LU of the nodal
+  matrix) where the coupling bound predicts more than
+  :data:`memnp.circuit.direct.CRAWL_ITERATIONS` CG iterations per step (method "auto"), or
+  always with method "direct": the same Newton iteration, residual and report, in Python.
+
 Newton takes 1 (linear) to 3 (PF) steps on MNIST-sized arrays. Newton on v rather than on the
 currents: for exponential devices a Newton step in the currents overshoots into voltages where f
 explodes, in the voltages it does not (tested: the current form stalled on low-resistance PF arrays
@@ -309,8 +314,9 @@ def solve_with_currents(V, G, devices, r_word, r_bit, tol, max_newton=MAX_NEWTON
     of the device currents the last residual evaluation computed; :func:`currents` recomputes
     them). ``arrays``: :func:`device_arrays` (G, devices) when the caller already has them.
     ``method``: "auto" (line steps where the word-line coupling bound is below
-    :data:`memnp.circuit.linestep.RHO_LINE`, else CG steps), "cg" or "line" (line steps wherever
-    the bit lines are the preconditioned direction, CG where they contract too slowly)."""
+    :data:`memnp.circuit.linestep.RHO_LINE`, sparse direct steps where CG would crawl, else CG
+    steps), "cg", "line" (line steps wherever the bit lines are the preconditioned direction, CG
+    where they contract too slowly) or "direct" (:mod:`memnp.circuit.direct`)."""
     V = np.ascontiguousarray(V, dtype=np.float64)
     c, K, pf = device_arrays(G, devices) if arrays is None else arrays
     resolved = resolve_method(method, V, c, K, pf, r_word, r_bit)
