@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from gradcheck import numerical_gradient, relative_error
-from memnp.circuit import CONVERGED, MAX_ITER, ConvergenceError, adjoint, direct, dispatch, reference, solve
+from memnp.circuit import CONVERGED, MAX_ITER, ConvergenceError, adjoint, direct, reference, solve
 from memnp.circuit.lines import apply_A
 from memnp.circuit.network import Network
 from memnp.data.presets import preset_stage
@@ -172,11 +172,11 @@ def test_vjp_report_is_kept_on_the_state():
     lr.currents_vjp(state, grad_I)
     report = state.vjp_report
     assert report.converged and report.status.shape == (3,)
-    assert report.tolerance == pytest.approx(1e-11)
-    assert np.all(report.residual <= 1e-11) and np.all(report.inner_iterations >= 1)
+    assert report.tolerance == 1e-10             # the forward's: its residual in the same norm
+    assert np.all(report.residual <= 1e-10) and np.all(report.inner_iterations >= 1)
 
 
-def test_an_adjoint_that_cannot_meet_its_check_raises(monkeypatch):
+def test_an_adjoint_that_cannot_meet_its_check_raises():
     """A residual check no solve can meet (1e-30): refinement stalls, the direct solve misses it
     too, and the VJP raises instead of returning a gradient."""
     r = 1e5
@@ -188,7 +188,7 @@ def test_an_adjoint_that_cannot_meet_its_check_raises(monkeypatch):
     assert "sparse direct" in report.method and np.all(grad_V == 0) and np.all(grad_G == 0)
     lr = LineResistance(r, r)
     _, state = lr.currents(V, G, None, "cpu")
-    monkeypatch.setattr(dispatch, "_adjoint_tolerance", lambda state: 1e-30)
+    state.tolerance = 1e-30                         # asks the VJP for what no solve can reach
     match = (r"adjoint \(VJP\) solve did not converge for a 12 x 10 array with r_word=100000 ohm, "
              r"r_bit=100000 ohm: 2 of 2 examples.*MAX_ITER.*relative residual")
     with pytest.raises(ConvergenceError, match=match):
