@@ -52,7 +52,8 @@ def test_cuda_adjoint_checks_its_residual_and_falls_back_to_the_cpu(pf):
         V = rng.uniform(0.0, 0.5, (p, m))
         G = rng.uniform(low.G_off, low.G_on, (m, n))
         pf_law = low.nonpreserving
-        devices = pf_law.device_parameters(G, pf_law.sample(G.shape, rng, np.float64)) if pf else None
+        devices = (pf_law.device_parameters(G, pf_law.sample(G.shape, rng, np.float64)) if pf
+                   else None)
         grad_I = rng.normal(size=(p, n))
         v, report, arrays = cc.solve(V, G, devices, r, r, 1e-10)
         assert report.converged

@@ -176,8 +176,8 @@ def _vjp_one(v, Vrow, c, K, pf, r_w, r_b, g, tol, check_tol, max_cg, pdir, gl, w
     stats_f[1] = smax
     stats_f[2] = last
     if status == CONVERGED:
-        _accumulate(v, c, K, pf, r_w, r_b, F, s, lam, need_V, grad_V, w1, w2, need_r, grad_r, t, res,
-                    buf_p, buf_q)
+        _accumulate(v, c, K, pf, r_w, r_b, F, s, lam, need_V, grad_V, w1, w2, need_r, grad_r, t,
+                    res, buf_p, buf_q)
 
 
 @njit(cache=True, error_model="numpy")

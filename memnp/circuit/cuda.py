@@ -365,8 +365,8 @@ def vjp(v, V, c, K, pf, r_word, r_bit, grad_I, tol, need_V=True, max_cg=5000, ch
     _vjp_kernel[_blocks(p), NT](cuda.to_device(np.ascontiguousarray(v)),
                                 cuda.to_device(np.ascontiguousarray(V, dtype=np.float64)),
                                 cuda.to_device(c), cuda.to_device(K), pf, float(r_word), float(r_bit),
-                                cuda.to_device(grad_I), float(tol), int(max_cg), grad_V, w1, w2, work,
-                                stats)
+                                cuda.to_device(grad_I), float(tol), int(max_cg), grad_V, w1, w2,
+                                work, stats)
     st = stats.copy_to_host()
     rel = np.array([adjoint.relative(a, b) for a, b in st[:, :2]])
     status = np.where(rel <= check_tol, CONVERGED, MAX_ITER).astype(np.int8)
