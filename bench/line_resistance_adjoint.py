@@ -69,7 +69,7 @@ def main():
     print(f"vjp     {t2 - t1:.2f} s" + (f"  raised {err}" if err else ""))
     extra = getattr(state, "vjp_report", None)
     if extra is not None:
-        print(f"vjp report: {extra.summary()}")
+        print(f"vjp report: {extra.summary('refinement solves')}")
     t3 = time.perf_counter()
     dV, dG = direct_gradients(V, G, args.r, state.v, grad_I)
     t4 = time.perf_counter()

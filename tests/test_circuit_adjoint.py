@@ -174,6 +174,8 @@ def test_vjp_report_is_kept_on_the_state():
     assert report.converged and report.status.shape == (3,)
     assert report.tolerance == 1e-10             # the forward's: its residual in the same norm
     assert np.all(report.residual <= 1e-10) and np.all(report.inner_iterations >= 1)
+    assert np.all(report.iterations == 0)           # weakly coupled: the first solve passes
+    assert "refinement solves <= 0" in report.summary(adjoint.STEPS)
 
 
 def test_an_adjoint_that_cannot_meet_its_check_raises():

@@ -340,7 +340,7 @@ def _direct(v, c, K, pf, r_word, r_bit, grad_I, check_tol, todo, need_V, grad_V,
             delta = J.solve(res[None])[0]
             lam[a] += delta
             prev, passes, last = rel, passes + 1, float(np.max(np.abs(delta)))
-        stats_i[e] = (status, stats_i[e, 1] + passes + 1, stats_i[e, 2])
+        stats_i[e] = (status, stats_i[e, 1] + passes, stats_i[e, 2])
         stats_f[e] = (rel, smax, last)
         if status == CONVERGED:
             _accumulate(v[e], c, K, pf, float(r_word), float(r_bit), F[a], s[a], lam[a],
@@ -348,7 +348,11 @@ def _direct(v, c, K, pf, r_word, r_bit, grad_I, check_tol, todo, need_V, grad_V,
                         buf_q)
 
 
+#: What a transposed solve's report counts as its iterations.
+STEPS = "refinement solves"
+
+
 def raise_unless_converged(report, what):
     """ConvergenceError naming ``what`` (array size and r) unless every transposed solve of the
     report (:func:`vjp`) met its residual check."""
-    report.raise_unless_converged(what, "adjoint (VJP) solve", "refinement solves")
+    report.raise_unless_converged(what, "adjoint (VJP) solve", STEPS)

@@ -65,9 +65,11 @@ class SolveReport:
     def max_residual(self):
         return float(np.max(self.residual)) if self.residual.size else 0.0
 
-    def summary(self):
+    def summary(self, steps="Newton iterations"):
+        """One line: the method, the status counts, the largest iterations (``steps``: what they
+        count), inner iterations and residual."""
         counts = {STATUS_NAMES[s]: int(np.sum(self.status == s)) for s in STATUS_NAMES}
-        return (f"{self.method}: {counts}, Newton iterations <= {int(np.max(self.iterations, initial=0))}, "
+        return (f"{self.method}: {counts}, {steps} <= {int(np.max(self.iterations, initial=0))}, "
                 f"inner <= {int(np.max(self.inner_iterations, initial=0))}, "
                 f"relative residual <= {self.max_residual:.3g} (tolerance {self.tolerance:.3g})")
 
