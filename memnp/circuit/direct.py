@@ -99,8 +99,13 @@ def crawls(V, c, K, pf, r_word, r_bit, tol):
     from .linestep import slope_bound
     if not (r_word > 0 and r_bit > 0):
         return False
-    m, n = c.shape
-    s_max = slope_bound(V, c, K, pf)
+    return crawls_at(*c.shape, r_word, r_bit, slope_bound(V, c, K, pf), tol)
+
+
+def crawls_at(m, n, r_word, r_bit, s_max, tol):
+    """:func:`crawls` for an m x n array whose slopes are at most s_max (S)."""
+    if not (r_word > 0 and r_bit > 0):
+        return False
     return predicted_iterations(m, n, r_word, r_bit, s_max, tol) > CRAWL_ITERATIONS
 
 

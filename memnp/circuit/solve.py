@@ -347,12 +347,16 @@ def resolve_method(method, V, c, K, pf, r_word, r_bit, tol=1e-10):
     evaluation."""
     if method not in METHODS:
         raise ValueError(f"method must be one of {sorted(METHODS)}; got {method!r}")
+    if method in ("direct", "cg"):
+        return method
     m, n = c.shape
-    if method == "direct" or (method == "auto" and direct.crawls(V, c, K, pf, r_word, r_bit, tol)):
+    bit = precond.direction(m, n, r_word, r_bit) == precond.BIT
+    if method == "line":
+        return "line" if bit else "cg"
+    s_max = linestep.slope_bound(V, c, K, pf) if r_word > 0 else 0.0   # one pass for both bounds
+    if direct.crawls_at(m, n, r_word, r_bit, s_max, tol):
         return "direct"
-    if method == "cg" or precond.direction(m, n, r_word, r_bit) != precond.BIT:
-        return "cg"
-    if method == "line" or linestep.word_coupling_bound(V, c, K, pf, r_word) <= linestep.RHO_LINE:
+    if bit and float(r_word) * linestep.word_kernel_norm(n) * s_max <= linestep.RHO_LINE:
         return "line"
     return "cg"
 
