@@ -1,8 +1,8 @@
 """Sparse direct solves of the Newton matrix J = I + A S (cpu, scipy's SuperLU): the fallback of the
 line-resistance solver and its adjoint where conjugate gradients crawl.
 
-J (m n x m n, the device-voltage form of :mod:`memnp.circuit.solve`) is dense, but it is a
-low-rank-looking update of the sparse nodal matrix: A = P L^-1 P^T, with L the wire matrix of the
+J (m n x m n, the device-voltage form of :mod:`memnp.circuit.solve`) is dense, but its inverse
+comes from the sparse nodal matrix: A = P L^-1 P^T, with L the wire matrix of the
 2 m n node voltages (:func:`memnp.circuit.assemble.wire_matrix`), P^T x the device currents x
 added at word nodes and taken from bit nodes (:func:`memnp.circuit.assemble.device_term`) and P y
 the device voltages U - W of the node voltages y. Then (Woodbury)
@@ -15,8 +15,9 @@ side, no division by a slope. The unknowns are ordered by nested dissection of t
 devices (each device's word and bit node together), which keeps the factor near O(N log N).
 
 :func:`solve_with_currents` is Newton on the device voltages with these steps (the same residual,
-norm, line search and report as the iterative solver); :func:`lambdas` the adjoint's solve. A
-linear array is factored once for the whole batch, a PF array once per example and Newton step.
+norm, line search and report as the iterative solver); :class:`NewtonMatrix` also serves the
+adjoint (:mod:`memnp.circuit.adjoint`). A linear array is factored once for the whole batch, a PF
+array once per example and Newton step.
 """
 import math
 
@@ -156,10 +157,3 @@ def solve_with_currents(V, c, K, pf, r_word, r_bit, tol, max_newton):
                          float(tol), "Newton, sparse direct steps (cpu, SuperLU)")
     return v, report, I
 
-
-def lambdas(net, s, y):
-    """lambda = J^-1 y (k, m, n) at slopes s: (m, n) shared by the batch, or (k, m, n)."""
-    y = np.asarray(y, dtype=np.float64)
-    if s.ndim == 2:
-        return NewtonMatrix(net, s).solve(y)
-    return np.stack([NewtonMatrix(net, s[e]).solve(y[e:e + 1])[0] for e in range(y.shape[0])])
