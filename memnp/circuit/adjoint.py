@@ -310,9 +310,10 @@ def vjp(v, V, c, K, pf, r_word, r_bit, grad_I, tol, need_V=True, max_cg=5000, ne
 
 def _direct(v, c, K, pf, r_word, r_bit, grad_I, check_tol, todo, need_V, grad_V, w1, w2, need_r,
             grad_r, stats_i, stats_f):
-    """The examples ``todo`` by the sparse direct solve (:class:`memnp.circuit.direct.NewtonMatrix`),
-    then checked (and refined once or twice) as the iterative ones; converged ones add their
-    terms to w1, w2 (m, n) (one chunk's partial sums), grad_V and grad_r."""
+    """The examples ``todo`` by the sparse direct solve
+    (:class:`memnp.circuit.direct.NewtonMatrix`), then checked (and refined) as the iterative
+    ones; converged ones add their terms to w1, w2 (m, n) (one chunk's partial sums), grad_V and
+    grad_r."""
     m, n = c.shape
     net = Network(m, n, r_word, r_bit)
     s = np.empty((todo.size, m, n))
