@@ -37,3 +37,30 @@ def test_cuda_matches_cpu(pf, r):
     assert np.abs(out["cpu"][0] - I0).max() > 1e-4 * np.abs(I0).max()
     for a, b in zip(out["cuda"], out["cpu"]):
         np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12 * np.abs(b).max())
+
+
+@pytest.mark.parametrize("pf", [False, True])
+def test_cuda_adjoint_checks_its_residual_and_falls_back_to_the_cpu(pf):
+    """Every example's residual is checked as the cpu adjoint's; one that misses the check (here a
+    CG capped at one iteration) is solved again on the cpu."""
+    from memnp.circuit import adjoint
+    low = preset_stage("siox-low")
+    for r, max_cg, where in ((10.0, 5000, "CG (cuda)"),
+                             (1e4, 1, "CG (cuda), 2 of 2 examples again on the cpu")):
+        rng = np.random.default_rng(3)
+        p, m, n = 2, 4, 3
+        V = rng.uniform(0.0, 0.5, (p, m))
+        G = rng.uniform(low.G_off, low.G_on, (m, n))
+        pf_law = low.nonpreserving
+        devices = (pf_law.device_parameters(G, pf_law.sample(G.shape, rng, np.float64)) if pf
+                   else None)
+        grad_I = rng.normal(size=(p, n))
+        v, report, arrays = cc.solve(V, G, devices, r, r, 1e-10)
+        assert report.converged
+        want_V, want_theta, _ = adjoint.vjp(v, V, *arrays, r, r, grad_I, 1e-11)
+        grad_V, theta, vjp_report = cc.vjp(v, V, *arrays, r, r, grad_I, 1e-11, max_cg=max_cg)
+        assert vjp_report.converged and vjp_report.method.endswith(where)
+        assert np.all(vjp_report.residual <= 1e-11)
+        for a, b in zip((grad_V, *(theta if pf else (theta,))),
+                        (want_V, *(want_theta if pf else (want_theta,)))):
+            np.testing.assert_allclose(a, b, rtol=1e-8, atol=1e-10 * np.abs(b).max())

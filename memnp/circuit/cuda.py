@@ -27,7 +27,7 @@ from numba.core import config as _numba_config
 from ..kernels.backend import check_cuda_numpy
 from ..kernels.device_law import pf_current_slope_libm, pf_partials_libm
 from ..kernels.physics import A2_B
-from .report import IN_PROGRESS, SolveReport, newton_status
+from .report import CONVERGED, IN_PROGRESS, MAX_ITER, SolveReport, newton_status
 
 check_cuda_numpy()   # one clear line (BackendUnavailable) where numba-cuda breaks on this numpy
 
@@ -273,7 +273,7 @@ def _solve_kernel(V, c, K, pf, r_w, r_b, tol, max_newton, max_cg, v_all, work, s
 
 
 @cuda.jit
-def _vjp_kernel(v_all, V, c, K, pf, r_w, r_b, grad_I, tol, max_cg, grad_V, w1, w2, work):
+def _vjp_kernel(v_all, V, c, K, pf, r_w, r_b, grad_I, tol, max_cg, grad_V, w1, w2, work, stats):
     sh = cuda.shared.array((3, NT), dtype=np.float64)
     tid = cuda.threadIdx.x
     p, m = V.shape
@@ -288,11 +288,12 @@ def _vjp_kernel(v_all, V, c, K, pf, r_w, r_b, grad_I, tol, max_cg, grad_V, w1, w
             sq[i, j] = math.sqrt(max(s[i, j], 0.0))
             b[i, j] = sq[i, j] * g[j]
         cuda.syncthreads()
-        _cg(sq, b, r_w, r_b, tol, max_cg, z, r, pv, q, t, sh)
+        k_cg, _ = _cg(sq, b, r_w, r_b, tol, max_cg, z, r, pv, q, t, sh)
         _apply_A_scaled(sq, z, t, r_w, r_b, q)
         for k in range(tid, m * n, NT):
             i, j = k // n, k % n
             lam = g[j] - q[i, j]
+            r[i, j] = lam
             t[i, j] = s[i, j] * lam
             if pf:
                 dc, dd = _partials_dev(v[i, j], c[i, j], K[i, j], _A2_B / K[i, j])
@@ -306,6 +307,21 @@ def _vjp_kernel(v_all, V, c, K, pf, r_w, r_b, grad_I, tol, max_cg, grad_V, w1, w
             for j in range(n):
                 acc += t[i, j]
             grad_V[e, i] = acc
+        cuda.syncthreads()
+        # The residual check of the cpu adjoint: ||S (g 1 - J lambda)|| / ||S lambda||.
+        _apply_A(t, r_w, r_b, q)
+        sr = sl = 0.0
+        for k in range(tid, m * n, NT):
+            i, j = k // n, k % n
+            a = s[i, j] * (g[j] - r[i, j] - q[i, j])
+            sr += a * a
+            sl += t[i, j] * t[i, j]
+        cuda.syncthreads()
+        sr, sl, _ = _block_sum3(sr, sl, 0.0, sh)
+        if tid == 0:
+            stats[e, 0] = sr
+            stats[e, 1] = sl
+            stats[e, 2] = k_cg
         cuda.syncthreads()
 
 
@@ -334,20 +350,50 @@ def solve(V, G, devices, r_word, r_bit, tol, max_newton=60, max_cg=5000):
     return d_v.copy_to_host(), report, (c, K, pf)
 
 
-def vjp(v, V, c, K, pf, r_word, r_bit, grad_I, tol, need_V=True, max_cg=5000):
-    """(dL/dV (p, m) or None, dL/dG or (dL/dc, dL/d(d_eps))), float64 host arrays."""
+def vjp(v, V, c, K, pf, r_word, r_bit, grad_I, tol, need_V=True, max_cg=5000, check_tol=None):
+    """(dL/dV (p, m) or None, dL/dG or (dL/dc, dL/d(d_eps)), report), float64 host arrays and the
+    :class:`SolveReport` of the transposed solves. Every example's residual is checked as the cpu
+    adjoint's (:func:`memnp.circuit.adjoint.residual`, against ``check_tol``, default ``tol``);
+    the examples that miss it are solved again by the cpu adjoint (refinement, then the sparse
+    direct solve) on host arrays, and the report says so (MAX_ITER where even that failed)."""
+    from . import adjoint
+    check_tol = float(tol if check_tol is None else check_tol)
     p, m, n = v.shape
     grad_V = cuda.device_array((p, m))
     w1 = cuda.device_array((p, m, n))
     w2 = cuda.device_array((p, m, n) if pf else (1, 1, 1))
     work = cuda.device_array((9, p, m, n))
+    stats = cuda.to_device(np.zeros((p, 3)))
+    grad_I = np.ascontiguousarray(grad_I, dtype=np.float64)
     _vjp_kernel[_blocks(p), NT](cuda.to_device(np.ascontiguousarray(v)),
                                 cuda.to_device(np.ascontiguousarray(V, dtype=np.float64)),
                                 cuda.to_device(c), cuda.to_device(K), pf, float(r_word), float(r_bit),
-                                cuda.to_device(np.ascontiguousarray(grad_I, dtype=np.float64)),
-                                float(tol), int(max_cg), grad_V, w1, w2, work)
-    g1 = w1.copy_to_host().sum(axis=0)
-    grad_V = grad_V.copy_to_host() if need_V else None
+                                cuda.to_device(grad_I), float(tol), int(max_cg), grad_V, w1, w2,
+                                work, stats)
+    st = stats.copy_to_host()
+    rel = np.array([adjoint.relative(a, b) for a, b in st[:, :2]])
+    status = np.where(rel <= check_tol, CONVERGED, MAX_ITER).astype(np.int8)
+    w1, grad_V = w1.copy_to_host(), grad_V.copy_to_host()
+    w2 = w2.copy_to_host() if pf else None
+    iterations = np.zeros(p, np.int64)
+    method = "transposed solve: CG (cuda)"
+    bad = np.flatnonzero(status != CONVERGED)
+    if bad.size:                        # again on the cpu: refinement, then sparse direct
+        w1[bad] = 0.0
+        if pf:
+            w2[bad] = 0.0
+        gV, theta, rep = adjoint.vjp(np.ascontiguousarray(v[bad]), np.asarray(V)[bad], c, K, pf,
+                                     r_word, r_bit, grad_I[bad], tol, check_tol=check_tol)
+        grad_V[bad] = gV
+        status[bad], rel[bad], iterations[bad] = rep.status, rep.residual, rep.iterations
+        w1[bad[0]] = theta[0] if pf else theta
+        if pf:
+            w2[bad[0]] = theta[1]
+        method = f"transposed solve: CG (cuda), {bad.size} of {p} examples again on the cpu"
+    report = SolveReport(status, iterations, st[:, 2].astype(np.int64), rel, np.zeros(p),
+                         np.zeros(p), check_tol, method)
+    g1 = w1.sum(axis=0)
+    grad_V = grad_V if need_V else None
     if pf:
-        return grad_V, (g1, w2.copy_to_host().sum(axis=0))
-    return grad_V, g1
+        return grad_V, (g1, w2.sum(axis=0)), report
+    return grad_V, g1, report

@@ -49,7 +49,8 @@ def forward(lr, state):
 
 def _adjoint_tolerance(state):
     """CG tolerance of the transposed solve: the forward's for float32 (gradients rounded to
-    float32 anyway), a tenth of it for float64."""
+    float32 anyway), a tenth of it for float64. Its residual is then checked against the
+    forward's tolerance (:func:`memnp.circuit.adjoint.vjp`)."""
     return state.tolerance if state.V.dtype == np.float32 else 0.1 * state.tolerance
 
 
@@ -81,8 +82,10 @@ def r_vjp(lr, state, grad_I):
     if v is None:
         v = np.ascontiguousarray(np.repeat(np.asarray(V, dtype=np.float64)[:, :, None],
                                            G.shape[1], axis=2))
-    *_, grad_r = adjoint.vjp(v, V, *arrays, lr.r_word, lr.r_bit, grad_I,
-                             _adjoint_tolerance(state), need_V=False, need_r=True)
+    _, _, report, grad_r = adjoint.vjp(v, V, *arrays, lr.r_word, lr.r_bit, grad_I,
+                                       _adjoint_tolerance(state), need_V=False, need_r=True,
+                                       check_tol=state.tolerance)
+    adjoint.raise_unless_converged(report, lr.describe(*G.shape))
     return float(grad_r[0]), float(grad_r[1])
 
 
@@ -139,9 +142,10 @@ class CpuSolver:
 
     def vjp(self, lr, state, grad_I, need_V):
         V = state.V
-        grad_V, grad_theta, _ = adjoint.vjp(state.v, V, *state.arrays, lr.r_word, lr.r_bit, grad_I,
-                                            _adjoint_tolerance(state), need_V,
-                                            method=state.method or "auto")
+        grad_V, grad_theta, state.vjp_report = adjoint.vjp(
+            state.v, V, *state.arrays, lr.r_word, lr.r_bit, grad_I, _adjoint_tolerance(state),
+            need_V, method=state.method or "auto", check_tol=state.tolerance)
+        adjoint.raise_unless_converged(state.vjp_report, lr.describe(*state.G.shape))
         return grad_V, grad_theta
 
     def power(self, lr, state):
@@ -160,8 +164,11 @@ class CudaSolver:
 
     def vjp(self, lr, state, grad_I, need_V):
         V = state.V
-        return _cuda().vjp(state.v, V, *state.arrays, lr.r_word, lr.r_bit, grad_I,
-                           _adjoint_tolerance(state), need_V)
+        grad_V, grad_theta, state.vjp_report = _cuda().vjp(
+            state.v, V, *state.arrays, lr.r_word, lr.r_bit, grad_I, _adjoint_tolerance(state),
+            need_V, check_tol=state.tolerance)
+        adjoint.raise_unless_converged(state.vjp_report, lr.describe(*state.G.shape))
+        return grad_V, grad_theta
 
     def power(self, lr, state):
         return _power_from_devices(lr, state)

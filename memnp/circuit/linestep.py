@@ -49,18 +49,22 @@ def word_kernel_norm(n):
 
 def word_coupling_bound(V, c, K, pf, r_word):
     """An upper bound on rho_word over a batch (before any solve): r_word lambda_max(W) times the
-    largest slope a device can have. At the solution every node voltage lies between the lowest
-    and the highest of 0 and V (a passive network), so |v| <= span = max(V, 0) - min(V, 0), and
-    the PF slope grows with |v|. V (p, m) in V; c, K, pf from :func:`memnp.circuit.solve.device_arrays`."""
+    largest slope a device can have (:func:`slope_bound`)."""
     if not r_word > 0:
         return 0.0
+    return float(r_word) * word_kernel_norm(c.shape[1]) * slope_bound(V, c, K, pf)
+
+
+def slope_bound(V, c, K, pf):
+    """The largest slope (S) a device can have at the solution: every node voltage lies between
+    the lowest and the highest of 0 and V (a passive network), so |v| <= span = max(V, 0) -
+    min(V, 0), and the PF slope grows with |v|; linear devices: max G. V (p, m) in V; c, K, pf
+    from :func:`memnp.circuit.solve.device_arrays`."""
     if pf:
         span = float(max(V.max(initial=0.0), 0.0) - min(V.min(initial=0.0), 0.0))
         _, slope = _pf_current_slope_numpy(span, c, K)
-        s_max = float(np.max(slope, initial=0.0))
-    else:
-        s_max = float(np.max(c, initial=0.0))
-    return float(r_word) * word_kernel_norm(c.shape[1]) * s_max
+        return float(np.max(slope, initial=0.0))
+    return float(np.max(c, initial=0.0))
 
 
 def _line_solve_kernel(has_u, factor):

@@ -65,22 +65,27 @@ class SolveReport:
     def max_residual(self):
         return float(np.max(self.residual)) if self.residual.size else 0.0
 
-    def summary(self):
+    def summary(self, steps="Newton iterations"):
+        """One line: the method, the status counts, the largest iterations (``steps``: what they
+        count), inner iterations and residual."""
         counts = {STATUS_NAMES[s]: int(np.sum(self.status == s)) for s in STATUS_NAMES}
-        return (f"{self.method}: {counts}, Newton iterations <= {int(np.max(self.iterations, initial=0))}, "
+        return (f"{self.method}: {counts}, {steps} <= {int(np.max(self.iterations, initial=0))}, "
                 f"inner <= {int(np.max(self.inner_iterations, initial=0))}, "
                 f"relative residual <= {self.max_residual:.3g} (tolerance {self.tolerance:.3g})")
 
-    def raise_unless_converged(self, what):
-        """ConvergenceError naming ``what`` (array size and r) unless every example converged."""
+    def raise_unless_converged(self, what, kind="solve", steps="Newton iterations"):
+        """ConvergenceError naming ``what`` (array size and r) unless every example converged;
+        ``kind``: which solve ("solve", or "adjoint (VJP) solve"), ``steps``: what
+        ``iterations`` counts."""
         if self.converged:
             return
         bad = np.flatnonzero(self.status != CONVERGED)
         worst = bad[np.argmax(np.where(np.isfinite(self.residual[bad]), self.residual[bad], np.inf))]
         raise ConvergenceError(
-            f"line-resistance solve did not converge for {what}: {bad.size} of {self.status.size} "
-            f"examples not converged (example {int(worst)}: {STATUS_NAMES[int(self.status[worst])]} "
-            f"after {int(self.iterations[worst])} Newton iterations, relative residual "
+            f"line-resistance {kind} did not converge for {what}: {bad.size} of "
+            f"{self.status.size} examples not converged (example {int(worst)}: "
+            f"{STATUS_NAMES[int(self.status[worst])]} after {int(self.iterations[worst])} {steps}, "
+            f"relative residual "
             f"{float(self.residual[worst]):.3g} against the tolerance {self.tolerance:.3g}, "
             f"{float(self.residual_A[worst]):.3g} A)")
 

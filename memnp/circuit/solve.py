@@ -41,6 +41,11 @@ arrays (r_bit m^2 > r_word n^2), and the line direction with the larger r m^2 is
   arrays of high-resistance devices; strongly coupled arrays (low-resistance devices, long lines,
   square arrays) take O(sqrt(rho_other)) CG iterations per step, still exact.
 
+- Sparse direct steps (:mod:`memnp.circuit.direct`: J^-1 through a sparse LU of the nodal
+  matrix) where the coupling bound predicts more than
+  :data:`memnp.circuit.direct.CRAWL_ITERATIONS` CG iterations per step (method "auto"), or
+  always with method "direct": the same Newton iteration, residual and report, in Python.
+
 Newton takes 1 (linear) to 3 (PF) steps on MNIST-sized arrays. Newton on v rather than on the
 currents: for exponential devices a Newton step in the currents overshoots into voltages where f
 explodes, in the voltages it does not (tested: the current form stalled on low-resistance PF arrays
@@ -63,7 +68,7 @@ from numba import get_num_threads, njit, prange
 from ..kernels.device_law import pf_current_slope
 from ..kernels.fastexp import wide_vectors
 from ..kernels.physics import A2_B
-from . import linestep, precond
+from . import direct, linestep, precond
 from .krylov import cg
 from .lines import apply_A, apply_A_scaled, prefix_row, suffix_word_block
 from .report import IN_PROGRESS, SolveReport, newton_status
@@ -76,9 +81,10 @@ MAX_NEWTON = 60
 MAX_CG = 5000
 #: Word-line corrections per line step before it gives way to a CG step.
 MAX_CORRECTIONS = 30
-#: Step methods: automatic (line steps where the word-line coupling bound allows, else CG),
-#: Newton-CG only, line steps wherever the bit lines are the preconditioned direction.
-METHODS = ("auto", "cg", "line")
+#: Step methods: automatic (line steps where the word-line coupling bound allows, sparse direct
+#: steps where CG would crawl, else CG), Newton-CG only, line steps wherever the bit lines are the
+#: preconditioned direction, sparse direct steps only (:mod:`memnp.circuit.direct`).
+METHODS = ("auto", "cg", "line", "direct")
 #: Reassociation lets LLVM vectorize the sums; no 'nnan' / 'ninf' (the NON_FINITE checks).
 _FASTMATH = {"nsz", "contract", "reassoc", "arcp", "afn"}
 _PRANGE_ONLY = {"prange": True, "comprehension": False, "setitem": False, "reduction": False,
@@ -308,17 +314,21 @@ def solve_with_currents(V, G, devices, r_word, r_bit, tol, max_newton=MAX_NEWTON
     of the device currents the last residual evaluation computed; :func:`currents` recomputes
     them). ``arrays``: :func:`device_arrays` (G, devices) when the caller already has them.
     ``method``: "auto" (line steps where the word-line coupling bound is below
-    :data:`memnp.circuit.linestep.RHO_LINE`, else CG steps), "cg" or "line" (line steps wherever
-    the bit lines are the preconditioned direction, CG where they contract too slowly)."""
+    :data:`memnp.circuit.linestep.RHO_LINE`, sparse direct steps where CG would crawl, else CG
+    steps), "cg", "line" (line steps wherever the bit lines are the preconditioned direction, CG
+    where they contract too slowly) or "direct" (:mod:`memnp.circuit.direct`)."""
     V = np.ascontiguousarray(V, dtype=np.float64)
     c, K, pf = device_arrays(G, devices) if arrays is None else arrays
+    resolved = resolve_method(method, V, c, K, pf, r_word, r_bit)
+    if resolved == "direct":
+        return direct.solve_with_currents(V, c, K, pf, r_word, r_bit, tol, max_newton)
     p, m = V.shape
     n = c.shape[1]
     v = np.empty((p, m, n))
     stats_i = np.zeros((p, 4), np.int64)
     stats_f = np.zeros((p, 3))
     pdir, g, winv = preconditioner(m, n, r_word, r_bit, None if pf else c)
-    line = resolve_method(method, V, c, K, pf, r_word, r_bit) == "line"
+    line = resolved == "line"
     I = np.empty((p, n))
     _solve_batch(V, c, K, pf, float(r_word), float(r_bit), float(tol), int(max_newton), int(max_cg),
                  pdir, g, winv, bool(line), get_num_threads(), v, stats_i, stats_f, I)
@@ -328,17 +338,25 @@ def solve_with_currents(V, G, devices, r_word, r_bit, tol, max_newton=MAX_NEWTON
     return v, report, I
 
 
-def resolve_method(method, V, c, K, pf, r_word, r_bit):
-    """"line" or "cg": the steps a solve (or its adjoint) takes for ``method``. Line steps need the
-    bit lines to be the preconditioned direction, and with "auto" the word-line coupling bound
-    at most RHO_LINE. Resolving "auto" once and passing the answer on (as the LineResistance
-    backends do from the forward to its VJP) spares the bound a second evaluation."""
+def resolve_method(method, V, c, K, pf, r_word, r_bit, tol=1e-10):
+    """"line", "cg" or "direct": the steps a solve (or its adjoint) takes for ``method``. Line steps
+    need the bit lines to be the preconditioned direction, and with "auto" the word-line coupling
+    bound at most RHO_LINE; "auto" takes sparse direct steps where CG is expected to crawl
+    (:func:`memnp.circuit.direct.crawls` at ``tol``). Resolving "auto" once and passing the answer
+    on (as the LineResistance backends do from the forward to its VJP) spares the bounds a second
+    evaluation."""
     if method not in METHODS:
         raise ValueError(f"method must be one of {sorted(METHODS)}; got {method!r}")
+    if method in ("direct", "cg"):
+        return method
     m, n = c.shape
-    if method == "cg" or precond.direction(m, n, r_word, r_bit) != precond.BIT:
-        return "cg"
-    if method == "line" or linestep.word_coupling_bound(V, c, K, pf, r_word) <= linestep.RHO_LINE:
+    bit = precond.direction(m, n, r_word, r_bit) == precond.BIT
+    if method == "line":
+        return "line" if bit else "cg"
+    s_max = linestep.slope_bound(V, c, K, pf) if r_word > 0 else 0.0   # one pass for both bounds
+    if direct.crawls_at(m, n, r_word, r_bit, s_max, tol):
+        return "direct"
+    if bit and float(r_word) * linestep.word_kernel_norm(n) * s_max <= linestep.RHO_LINE:
         return "line"
     return "cg"
 

@@ -13,7 +13,8 @@ class SolveState:
     (m, n), for PF devices; tolerance: the relative KCL residual the solve stops at. Filled by the
     solve: v (p, m, n) the device voltages (cpu, cuda), arrays the solver's device arrays, method
     the step method (cpu), report the :class:`memnp.circuit.SolveReport`, reference the dense
-    reference's solution dict (numpy)."""
+    reference's solution dict (numpy); vjp_report the last VJP's SolveReport (cpu, cuda: its
+    residual check, see memnp.circuit.adjoint)."""
 
     backend: object
     V: np.ndarray
@@ -25,3 +26,4 @@ class SolveState:
     method: object = None
     report: object = None
     reference: object = None
+    vjp_report: object = None

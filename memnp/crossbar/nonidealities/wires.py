@@ -87,7 +87,10 @@ class LineResistance(Nonideality):
 
     def currents_vjp(self, state, grad_I, need_V=True):
         """(dL/dV (p, m) or None, dL/dG (m, n)) for linear devices, (dL/dV, (dL/dc, dL/d(d_eps)))
-        for PF devices, from dL/dI (p, n), at the state's converged solution."""
+        for PF devices, from dL/dI (p, n), at the state's converged solution. The transposed
+        solves' residuals are checked (their SolveReport is kept as ``state.vjp_report``, cpu and
+        cuda backends); one that misses the tolerance raises
+        :class:`memnp.circuit.ConvergenceError` naming the array size, r and the residual."""
         from ...circuit import dispatch
         grad_I = np.asarray(grad_I)
         if grad_I.shape != (state.V.shape[0], state.G.shape[1]):
