@@ -22,13 +22,21 @@ manifest hold ``"numerics_version": N`` and ``"backend": NAME``. A record withou
 written by an older memnp, before the version existed ("unversioned"). A rerun into a directory
 holding results of another stamp stops before it computes anything
 (:mod:`memnp.experiments.stale`), unless told to recompute them (``--recompute-stale``).
+
+History:
+
+1. The numbers of memnp 0.1.0 as of 2026-12-04 (commit f91c349), the first versioned ones.
+2. The line-resistance adjoint checks its residual and refines or solves directly where CG
+   crawls (:mod:`memnp.circuit.adjoint`): training with wires on strongly coupled arrays (e.g.
+   low-resistance devices at r >= 0.1 ohm) gets exact gradients, so its numbers change; every
+   other number is as in version 1.
 """
 import dataclasses
 
 from .kernels.backend import backend_name
 
 #: The version of the numbers memnp computes (see the module docstring for what it covers).
-NUMERICS_VERSION = 1
+NUMERICS_VERSION = 2
 
 #: The record fields that hold the stamp.
 VERSION_FIELD = "numerics_version"
