@@ -363,3 +363,47 @@ def test_l1_gradient(K, dtype, threads, monkeypatch):
         if gamma[k]:
             optim.l1_gradient_(theta[k], want, float(gamma[k]))
         assert np.array_equal(got[k], want, equal_nan=True)
+
+
+# --- CUDA (the simulator by default; see tests/test_kernels_cuda.py) -------------------------------
+
+def _cuda_module():
+    pytest.importorskip("numba_cuda", reason="numba-cuda is not installed (pip install 'memnp[cuda]')")
+    from numba import cuda
+    from memnp.kernels import cuda as kc
+    if not kc.SIMULATOR and not cuda.is_available():
+        pytest.skip("NUMBA_ENABLE_CUDASIM=0 and no usable CUDA GPU")
+    from memnp.kernels import ensemble_cuda
+    return ensemble_cuda
+
+
+def small_case(K, dtype, seed):
+    """A crossbar_case small enough for the simulator: p = 3, m = 7, n = 5."""
+    rng = np.random.default_rng(seed)
+    active = rng.random((K, 7)) < 0.6
+    active[:, -1] = True
+    layout = MemberRows.from_active(active)
+    V = rng.uniform(-0.5, 0.5, size=3 * layout.total)
+    V[rng.random(V.size) < 0.25] = 0.0
+    G = rng.uniform(G_OFF, G_ON, size=(layout.total, 5))
+    e = rng.multivariate_normal([0.0, 0.0], SIGMA, size=G.shape)
+    c = np.exp(-SLOPES[0] * np.log(G) + INTERCEPTS[0] + e[..., 0])
+    d_eps = np.exp(-SLOPES[1] * np.log(G) + INTERCEPTS[1] + e[..., 1])
+    grad_I = rng.normal(size=(K, 3, 5))
+    return layout, *(a.astype(dtype) for a in (V, c, d_eps, grad_I))
+
+
+@pytest.mark.parametrize("K", [1, 3])
+@dtypes
+def test_cuda_pf_currents_and_vjp_match_the_cpu(K, dtype):
+    ensemble_cuda = _cuda_module()
+    layout, V, c, d_eps, grad_I = small_case(K, dtype, 110 + K)
+    I = ensemble_cuda.pf_currents(V, c, d_eps, layout)
+    want = ensemble.pf_currents(V, c, d_eps, layout)
+    assert I.dtype == dtype and rel_err(I, want) < TOL[dtype]
+    got = ensemble_cuda.pf_currents_vjp(V, c, d_eps, layout, grad_I)
+    cpu = ensemble.pf_currents_vjp(V, c, d_eps, layout, grad_I)
+    for a, b in zip((got.grad_V, got.grad_c, got.grad_d_eps), (cpu.grad_V, cpu.grad_c, cpu.grad_d_eps)):
+        assert a.dtype == dtype and rel_err(a, b) < 10 * TOL[dtype]
+    assert np.all(got.grad_V[V == 0] == 0)
+    assert ensemble_cuda.pf_currents_vjp(V, c, d_eps, layout, grad_I, need_V=False).grad_V is None
