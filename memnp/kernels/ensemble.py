@@ -14,12 +14,24 @@ and runs the very task functions those kernels run (``_pf_forward_task``, ``_pf_
 preparation (example terms, padded device terms, transposed gradients). Those tasks' sums do not
 depend on how the work is split over threads, and neither do these kernels'.
 
-One call = two parallel loops: preparation, parallel over members; then the tasks of all members
-in one ``prange``: a dense member contributes (block of examples, column) tasks (forward) or one
-task per row (backward), a sparse member one task per thread, each taking every T-th example
-(forward) or row (backward) of the member. With 2 threads and K >= 2 both cores get work even
-where one member alone would run on one thread. A call whose device evaluations, over all
-members, are below :func:`memnp.kernels.cpu_auto.serial_below` runs on one thread.
+One call = one Numba kernel: the preparation, parallel over members; then the tasks of all
+members in one ``prange``: a dense member contributes (block of examples, column) tasks (forward)
+or one task per row (backward), a sparse member one task per thread, each taking every T-th
+example (forward) or row (backward) of the member. With 2 threads and K >= 2 both cores get work
+even where one member alone would run on one thread. A call whose device evaluations, over all
+members, are below :func:`memnp.kernels.cpu_auto.serial_below` runs a serial twin of the kernel
+(the same task functions in plain loops, without the parallel region's start-up cost).
+
+Caveat (Numba, measured 2026-12-04). The task functions are called, not inlined, and Numba's JIT
+binds such a call to the callee's own compiled library when the process has loaded it (it does
+whenever it compiles a caller afresh), else to the caller's private copy; the two can round
+horizontal sums differently in the last bit (seen in the sparse dL/dV). The single kernels are
+subject to the same binding. So a K-axis kernel compiled in this process and a single kernel
+loaded from the on-disk cache can differ in the last bits, once; two kernels in the same state
+(both cached, or both compiled in one process) agree bit for bit. tests/ensemble_cases.py checks
+it in a fresh process. After editing cpu.py or sparse.py, delete this module's cached kernels
+too (``memnp/kernels/__pycache__/ensemble.*.nbi`` and ``*.nbc``): Numba's cache only watches a
+kernel's own source file, and these kernels hold copies of cpu.py's and sparse.py's task code.
 
 The ideal read (V_k @ G_k) is BLAS per member (as cpu_auto's ``ideal_currents``), so its K-axis
 form is a loop of BLAS calls. :mod:`memnp.kernels.ensemble_reference` holds the plain loops over
@@ -100,122 +112,205 @@ def _device_terms_into(c, d_eps, cw, k, absolute):
             k[i, j] = zero
 
 
-@njit(parallel=_PRANGE_ONLY, fastmath=KERNEL_FASTMATH, error_model="numpy", cache=True)
-def _forward_kernel(V, c, d_eps, offsets, p, is_sparse, nn, power, threads, out_offsets, task_offsets):
-    """Float64 sums of every member: member k's (p, w_k) block of ``out`` at out_offsets[k],
-    w_k = nn (sparse) or n (dense), as cpu's or sparse's forward kernel returns them."""
-    K = offsets.size - 1
-    R, n = c.shape
-    dtype = V.dtype
-    X = np.empty(V.size, dtype=dtype)                  # dense members: example terms
-    W = np.empty(V.size if power else 0, dtype=dtype)  # dense members, power: V**2
-    cw = np.empty((R, nn), dtype=dtype)                # sparse members: padded c and device terms
-    kt = np.empty((R, nn), dtype=dtype)
-    out = np.zeros(out_offsets[K], dtype=np.float64)
-    for k in prange(K):
-        o0 = offsets[k]
-        o1 = offsets[k + 1]
-        if is_sparse[k]:
-            _device_terms_into(c[o0:o1], d_eps[o0:o1], cw[o0:o1], kt[o0:o1], power)
-        else:
+@njit(fastmath=KERNEL_FASTMATH, error_model="numpy", cache=True)
+def _forward_prep(k, V, c, d_eps, offsets, p, is_sparse, power, X, W, cw, kt):
+    """Member k's per-call preparation, as cpu's or sparse's forward kernel makes it: example
+    terms X (and V**2 in W for power) of a dense member, padded device terms of a sparse one."""
+    o0 = offsets[k]
+    o1 = offsets[k + 1]
+    if is_sparse[k]:
+        _device_terms_into(c[o0:o1], d_eps[o0:o1], cw[o0:o1], kt[o0:o1], power)
+    else:
+        for q in range(p * o0, p * o1):
+            X[q] = _example_term(abs(V[q]))
+        if power:
             for q in range(p * o0, p * o1):
-                X[q] = _example_term(abs(V[q]))
-            if power:
-                for q in range(p * o0, p * o1):
-                    W[q] = V[q] * V[q]
+                W[q] = V[q] * V[q]
+
+
+@njit(fastmath=KERNEL_FASTMATH, error_model="numpy", cache=True)
+def _forward_task(task, V, c, d_eps, offsets, p, is_sparse, nn, power, strides, out_offsets,
+                  task_offsets, X, W, cw, kt, out):
+    """One task: a (block of examples, column) pair of a dense member (cpu._pf_forward_task) or
+    every strides-th example of a sparse member (sparse._forward_examples)."""
+    n = c.shape[1]
+    k = _member_of(task_offsets, task)
+    t = task - task_offsets[k]
+    o0 = offsets[k]
+    o1 = offsets[k + 1]
+    r = o1 - o0
+    Vk = V[p * o0:p * o1].reshape((p, r))
+    if is_sparse[k]:
+        outk = out[out_offsets[k]:out_offsets[k + 1]].reshape((p, nn))
+        _forward_examples(t, strides, Vk, cw[o0:o1], kt[o0:o1], power, outk)
+    else:
+        outk = out[out_offsets[k]:out_offsets[k + 1]].reshape((p, n))
+        b = t // n
+        j = t - b * n
+        first = b * EXAMPLE_BLOCK
+        Wk = W[p * o0:p * o1].reshape((p, r)) if power else Vk
+        cpu._pf_forward_task(j, first, min(first + EXAMPLE_BLOCK, p), Wk,
+                             X[p * o0:p * o1].reshape((p, r)), c[o0:o1], d_eps[o0:o1], power, outk)
+
+
+@njit(error_model="numpy", cache=True)
+def _cast_member(k, out, out_offsets, is_sparse, p, nn, I):
+    """I[k] = member k's float64 sums (its first n columns) in I's dtype (as astype)."""
+    n = I.shape[2]
+    w = nn if is_sparse[k] else n
+    outk = out[out_offsets[k]:out_offsets[k + 1]].reshape((p, w))
+    for q in range(p):
+        for j in range(n):
+            I[k, q, j] = outk[q, j]
+
+
+@njit(cache=True)
+def _forward_buffers(V, c, nn, power, out_offsets):
+    """(X, W, cw, kt, out): the work arrays of the forward kernels."""
+    R = c.shape[0]
+    return (np.empty(V.size, dtype=V.dtype), np.empty(V.size if power else 0, dtype=V.dtype),
+            np.empty((R, nn), dtype=V.dtype), np.empty((R, nn), dtype=V.dtype),
+            np.zeros(out_offsets[out_offsets.size - 1], dtype=np.float64))
+
+
+@njit(parallel=_PRANGE_ONLY, fastmath=KERNEL_FASTMATH, error_model="numpy", cache=True)
+def _forward_parallel(V, c, d_eps, offsets, p, is_sparse, nn, power, strides, out_offsets, task_offsets, I):
+    """The forward pass of every member on Numba's threads: float64 sums ``out``, member k's
+    (p, w_k) block at out_offsets[k] (w_k = nn sparse, n dense), as cpu's or sparse's forward
+    kernel returns them; and, unless power, I (K, p, n) filled from them."""
+    X, W, cw, kt, out = _forward_buffers(V, c, nn, power, out_offsets)
+    K = offsets.size - 1
+    for k in prange(K):
+        _forward_prep(k, V, c, d_eps, offsets, p, is_sparse, power, X, W, cw, kt)
     for task in prange(task_offsets[K]):
         wide_vectors()
-        k = _member_of(task_offsets, task)
-        t = task - task_offsets[k]
-        o0 = offsets[k]
-        o1 = offsets[k + 1]
-        r = o1 - o0
-        Vk = V[p * o0:p * o1].reshape((p, r))
-        if is_sparse[k]:
-            outk = out[out_offsets[k]:out_offsets[k + 1]].reshape((p, nn))
-            _forward_examples(t, min(threads, max(p, 1)), Vk, cw[o0:o1], kt[o0:o1], power, outk)
-        else:
-            outk = out[out_offsets[k]:out_offsets[k + 1]].reshape((p, n))
-            b = t // n
-            j = t - b * n
-            first = b * EXAMPLE_BLOCK
-            Wk = W[p * o0:p * o1].reshape((p, r)) if power else Vk
-            cpu._pf_forward_task(j, first, min(first + EXAMPLE_BLOCK, p), Wk,
-                                 X[p * o0:p * o1].reshape((p, r)), c[o0:o1], d_eps[o0:o1], power, outk)
+        # int64 task index (prange's is unsigned): the task functions then call the single
+        # kernels' functions with exactly the single kernels' argument types.
+        _forward_task(np.int64(task), V, c, d_eps, offsets, p, is_sparse, nn, power, strides, out_offsets,
+                      task_offsets, X, W, cw, kt, out)
+    if not power:
+        for k in prange(K):
+            _cast_member(k, out, out_offsets, is_sparse, p, nn, I)
     return out
 
 
-@njit(parallel=_PRANGE_ONLY, error_model="numpy", cache=True)
-def _cast_currents(out, out_offsets, is_sparse, p, n, nn, I):
-    """I[k] = member k's float64 sums (its first n columns) in I's dtype."""
-    for k in prange(I.shape[0]):
-        w = nn if is_sparse[k] else n
-        outk = out[out_offsets[k]:out_offsets[k + 1]].reshape((p, w))
+@njit(fastmath=KERNEL_FASTMATH, error_model="numpy", cache=True)
+def _forward_serial(V, c, d_eps, offsets, p, is_sparse, nn, power, strides, out_offsets, task_offsets, I):
+    """:func:`_forward_parallel` on the calling thread (no parallel-region overhead)."""
+    wide_vectors()
+    X, W, cw, kt, out = _forward_buffers(V, c, nn, power, out_offsets)
+    K = offsets.size - 1
+    for k in range(K):
+        _forward_prep(k, V, c, d_eps, offsets, p, is_sparse, power, X, W, cw, kt)
+    for task in range(task_offsets[K]):
+        _forward_task(task, V, c, d_eps, offsets, p, is_sparse, nn, power, strides, out_offsets,
+                      task_offsets, X, W, cw, kt, out)
+    if not power:
+        for k in range(K):
+            _cast_member(k, out, out_offsets, is_sparse, p, nn, I)
+    return out
+
+
+@njit(fastmath=KERNEL_FASTMATH, error_model="numpy", cache=True)
+def _backward_prep(k, V, c, d_eps, grad_I, offsets, p, is_sparse, need_V, gsize, gbuf, VT, cw, kt, grad_V):
+    """Member k's per-call preparation, as cpu's or sparse's backward kernel makes it: dL/dI
+    transposed and zero-padded to pp examples (dense), or dL/dI padded to nn columns, V_k
+    transposed, padded device terms and zeroed dL/dV (sparse)."""
+    n = c.shape[1]
+    nn = cw.shape[1]
+    zero = V.dtype.type(0.0)
+    o0 = offsets[k]
+    o1 = offsets[k + 1]
+    r = o1 - o0
+    if is_sparse[k]:
+        _device_terms_into(c[o0:o1], d_eps[o0:o1], cw[o0:o1], kt[o0:o1], False)
+        g = gbuf[k * gsize:k * gsize + p * nn].reshape((p, nn))
+        Vk = V[p * o0:p * o1].reshape((p, r))
+        VTk = VT[p * o0:p * o1].reshape((r, p))
         for q in range(p):
             for j in range(n):
-                I[k, q, j] = outk[q, j]
+                g[q, j] = grad_I[k, q, j]
+            for j in range(n, nn):
+                g[q, j] = zero
+            for i in range(r):
+                VTk[i, q] = Vk[q, i]
+        if need_V:
+            for q in range(p * o0, p * o1):
+                grad_V[q] = zero
+    else:
+        pp = (p + EXAMPLE_PAD - 1) // EXAMPLE_PAD * EXAMPLE_PAD
+        gT = gbuf[k * gsize:k * gsize + n * pp].reshape((n, pp))
+        for j in range(n):
+            for q in range(p):
+                gT[j, q] = grad_I[k, q, j]
+            for q in range(p, pp):
+                gT[j, q] = zero
+
+
+@njit(fastmath=KERNEL_FASTMATH, error_model="numpy", cache=True)
+def _backward_task(task, V, c, d_eps, offsets, p, is_sparse, need_V, strides, task_offsets, gsize,
+                   gbuf, VT, cw, kt, grad_V, grad_c, grad_d_eps):
+    """One task: a row of a dense member (cpu._pf_backward_row) or every T-th row of a sparse
+    member, T = min(strides, r_k) (sparse._backward_rows)."""
+    n = c.shape[1]
+    nn = cw.shape[1]
+    pp = (p + EXAMPLE_PAD - 1) // EXAMPLE_PAD * EXAMPLE_PAD
+    k = _member_of(task_offsets, task)
+    t = task - task_offsets[k]
+    o0 = offsets[k]
+    o1 = offsets[k + 1]
+    r = o1 - o0
+    gVk = grad_V[p * o0:p * o1].reshape((p, r)) if need_V else grad_V.reshape((0, 0))
+    if is_sparse[k]:
+        _backward_rows(t, min(strides, max(r, 1)), VT[p * o0:p * o1].reshape((r, p)),
+                       c[o0:o1], d_eps[o0:o1], cw[o0:o1], kt[o0:o1],
+                       gbuf[k * gsize:k * gsize + p * nn].reshape((p, nn)), need_V, gVk,
+                       grad_c[o0:o1], grad_d_eps[o0:o1])
+    else:
+        cpu._pf_backward_row(t, V[p * o0:p * o1].reshape((p, r)), c[o0:o1], d_eps[o0:o1],
+                             gbuf[k * gsize:k * gsize + n * pp].reshape((n, pp)), need_V, gVk,
+                             grad_c[o0:o1], grad_d_eps[o0:o1])
+
+
+@njit(cache=True)
+def _backward_buffers(V, c, offsets, p, nn, need_V):
+    """(gsize, gbuf, VT, cw, kt, grad_V, grad_c, grad_d_eps): the backward kernels' arrays."""
+    R, n = c.shape
+    K = offsets.size - 1
+    pp = (p + EXAMPLE_PAD - 1) // EXAMPLE_PAD * EXAMPLE_PAD
+    gsize = max(n * pp, p * nn)
+    dtype = V.dtype
+    return (gsize, np.empty(K * gsize, dtype=dtype), np.empty(V.size, dtype=dtype),
+            np.empty((R, nn), dtype=dtype), np.empty((R, nn), dtype=dtype),
+            np.empty(V.size if need_V else 0, dtype=dtype), np.empty((R, n), dtype=dtype),
+            np.empty((R, n), dtype=dtype))
 
 
 @njit(parallel=_PRANGE_ONLY, fastmath=KERNEL_FASTMATH, error_model="numpy", cache=True)
-def _backward_kernel(V, c, d_eps, grad_I, offsets, p, is_sparse, nn, need_V, threads, task_offsets):
-    """grad_V (p R,) (or (0,)), grad_c, grad_d_eps (R, n): every member's blocks as cpu's or
-    sparse's backward kernel computes them."""
+def _backward_parallel(V, c, d_eps, grad_I, offsets, p, is_sparse, nn, need_V, strides, task_offsets):
+    """grad_V (p R,) (or (0,)), grad_c, grad_d_eps (R, n) of every member, on Numba's threads."""
+    gsize, gbuf, VT, cw, kt, grad_V, grad_c, grad_d_eps = _backward_buffers(V, c, offsets, p, nn, need_V)
     K = offsets.size - 1
-    R, n = c.shape
-    dtype = V.dtype
-    zero = dtype.type(0.0)
-    pp = (p + EXAMPLE_PAD - 1) // EXAMPLE_PAD * EXAMPLE_PAD
-    gsize = max(n * pp, p * nn)
-    gbuf = np.empty(K * gsize, dtype=dtype)      # dense: gT (n, pp); sparse: g (p, nn)
-    VT = np.empty(V.size, dtype=dtype)           # sparse: V_k transposed (r_k, p)
-    cw = np.empty((R, nn), dtype=dtype)
-    kt = np.empty((R, nn), dtype=dtype)
-    grad_V = np.empty(V.size if need_V else 0, dtype=dtype)
-    grad_c = np.empty((R, n), dtype=dtype)
-    grad_d_eps = np.empty((R, n), dtype=dtype)
     for k in prange(K):
-        o0 = offsets[k]
-        o1 = offsets[k + 1]
-        r = o1 - o0
-        if is_sparse[k]:
-            _device_terms_into(c[o0:o1], d_eps[o0:o1], cw[o0:o1], kt[o0:o1], False)
-            g = gbuf[k * gsize:k * gsize + p * nn].reshape((p, nn))
-            Vk = V[p * o0:p * o1].reshape((p, r))
-            VTk = VT[p * o0:p * o1].reshape((r, p))
-            for q in range(p):
-                for j in range(n):
-                    g[q, j] = grad_I[k, q, j]
-                for j in range(n, nn):
-                    g[q, j] = zero
-                for i in range(r):
-                    VTk[i, q] = Vk[q, i]
-            if need_V:
-                for q in range(p * o0, p * o1):
-                    grad_V[q] = zero
-        else:
-            gT = gbuf[k * gsize:k * gsize + n * pp].reshape((n, pp))
-            for j in range(n):
-                for q in range(p):
-                    gT[j, q] = grad_I[k, q, j]
-                for q in range(p, pp):
-                    gT[j, q] = zero
+        _backward_prep(k, V, c, d_eps, grad_I, offsets, p, is_sparse, need_V, gsize, gbuf, VT, cw, kt, grad_V)
     for task in prange(task_offsets[K]):
         wide_vectors()
-        k = _member_of(task_offsets, task)
-        t = task - task_offsets[k]
-        o0 = offsets[k]
-        o1 = offsets[k + 1]
-        r = o1 - o0
-        gVk = grad_V[p * o0:p * o1].reshape((p, r)) if need_V else grad_V.reshape((0, 0))
-        if is_sparse[k]:
-            _backward_rows(t, min(threads, max(r, 1)), VT[p * o0:p * o1].reshape((r, p)),
-                           c[o0:o1], d_eps[o0:o1], cw[o0:o1], kt[o0:o1],
-                           gbuf[k * gsize:k * gsize + p * nn].reshape((p, nn)), need_V, gVk,
-                           grad_c[o0:o1], grad_d_eps[o0:o1])
-        else:
-            cpu._pf_backward_row(t, V[p * o0:p * o1].reshape((p, r)), c[o0:o1], d_eps[o0:o1],
-                                 gbuf[k * gsize:k * gsize + n * pp].reshape((n, pp)), need_V, gVk,
-                                 grad_c[o0:o1], grad_d_eps[o0:o1])
+        _backward_task(np.int64(task), V, c, d_eps, offsets, p, is_sparse, need_V, strides, task_offsets, gsize,
+                       gbuf, VT, cw, kt, grad_V, grad_c, grad_d_eps)
+    return grad_V, grad_c, grad_d_eps
+
+
+@njit(fastmath=KERNEL_FASTMATH, error_model="numpy", cache=True)
+def _backward_serial(V, c, d_eps, grad_I, offsets, p, is_sparse, nn, need_V, strides, task_offsets):
+    """:func:`_backward_parallel` on the calling thread."""
+    wide_vectors()
+    gsize, gbuf, VT, cw, kt, grad_V, grad_c, grad_d_eps = _backward_buffers(V, c, offsets, p, nn, need_V)
+    K = offsets.size - 1
+    for k in range(K):
+        _backward_prep(k, V, c, d_eps, grad_I, offsets, p, is_sparse, need_V, gsize, gbuf, VT, cw, kt, grad_V)
+    for task in range(task_offsets[K]):
+        _backward_task(task, V, c, d_eps, offsets, p, is_sparse, need_V, strides, task_offsets, gsize,
+                       gbuf, VT, cw, kt, grad_V, grad_c, grad_d_eps)
     return grad_V, grad_c, grad_d_eps
 
 
@@ -265,54 +360,41 @@ def plan(V, layout, n):
 
 def _threads(evaluations):
     """Threads for a call of that many device evaluations (cpu_auto's rule, over all members)."""
-    threads = numba.get_num_threads()
-    return 1 if evaluations < serial_below() else threads
-
-
-def _run(threads, kernel, *args):
-    """kernel(*args) on ``threads`` of Numba's threads (restored afterwards)."""
-    before = numba.get_num_threads()
-    if threads == before:
-        return kernel(*args)
-    numba.set_num_threads(threads)
-    try:
-        return kernel(*args)
-    finally:
-        numba.set_num_threads(before)
+    return 1 if evaluations < serial_below() else numba.get_num_threads()
 
 
 def _forward(V, c, d_eps, layout, power):
-    """(float64 sums buffer, out_offsets, Plan, p, n, nn) of the forward kernel."""
+    """(float64 sums, out_offsets, Plan, I (K, p, n) or None, p, n, nn) of the forward pass."""
     V, (c, d_eps), p = _check(V, (("c", c), ("d_eps", d_eps)), layout)
     n = c.shape[1]
     nn = _padded_width(n)
     chosen = plan(V, layout, n)
     threads = _threads(chosen.evaluations)
+    strides = min(threads, max(p, 1))
     widths = np.where(chosen.is_sparse, nn, n)
     out_offsets = np.zeros(layout.members + 1, np.int64)
     np.cumsum(p * widths, out=out_offsets[1:])
     blocks = (p + EXAMPLE_BLOCK - 1) // EXAMPLE_BLOCK
-    tasks = np.where(chosen.is_sparse, min(threads, max(p, 1)), blocks * n)
+    tasks = np.where(chosen.is_sparse, strides, blocks * n)
     task_offsets = np.zeros(layout.members + 1, np.int64)
     np.cumsum(tasks, out=task_offsets[1:])
-    out = _run(threads, _forward_kernel, V, c, d_eps, layout.offsets, p, chosen.is_sparse, nn,
-               bool(power), threads, out_offsets, task_offsets)
-    return out, out_offsets, chosen, V.dtype, p, n, nn
+    I = np.empty((layout.members, p, n) if not power else (0, 0, 0), dtype=V.dtype)
+    kernel = _forward_serial if threads == 1 else _forward_parallel
+    out = kernel(V, c, d_eps, layout.offsets, p, chosen.is_sparse, nn, bool(power), strides,
+                 out_offsets, task_offsets, I)
+    return out, out_offsets, chosen, I, p, n, nn
 
 
 def pf_currents(V, c, d_eps, layout):
     """Column currents I (K, p, n) in A of every member's PF crossbar; I[k] equals cpu_auto's
     ``pf_currents(V_k, c_k, d_eps_k)`` bit for bit."""
-    out, out_offsets, chosen, dtype, p, n, nn = _forward(V, c, d_eps, layout, False)
-    I = np.empty((layout.members, p, n), dtype=dtype)
-    _cast_currents(out, out_offsets, chosen.is_sparse, p, n, nn, I)
-    return I
+    return _forward(V, c, d_eps, layout, False)[3]
 
 
 def pf_powers(V, c, d_eps, layout):
     """(K,) float64: each member's average PF crossbar power (W) over its batch, cpu_auto's
     ``pf_power(V_k, c_k, d_eps_k)`` (nan when p = 0)."""
-    out, out_offsets, chosen, dtype, p, n, nn = _forward(V, c, d_eps, layout, True)
+    out, out_offsets, chosen, _, p, n, nn = _forward(V, c, d_eps, layout, True)
     powers = np.full(layout.members, np.nan)
     if p:
         for k in range(layout.members):
@@ -336,8 +418,9 @@ def pf_currents_vjp(V, c, d_eps, layout, grad_I, need_V=True):
     tasks = np.where(chosen.is_sparse, np.minimum(threads, np.maximum(counts, 1)), counts)
     task_offsets = np.zeros(layout.members + 1, np.int64)
     np.cumsum(tasks, out=task_offsets[1:])
-    grad_V, grad_c, grad_d_eps = _run(threads, _backward_kernel, V, c, d_eps, grad_I, layout.offsets,
-                                      p, chosen.is_sparse, nn, bool(need_V), threads, task_offsets)
+    kernel = _backward_serial if threads == 1 else _backward_parallel
+    grad_V, grad_c, grad_d_eps = kernel(V, c, d_eps, grad_I, layout.offsets, p, chosen.is_sparse, nn,
+                                        bool(need_V), threads, task_offsets)
     return PFGradients(grad_V if need_V else None, grad_c, grad_d_eps)
 
 
