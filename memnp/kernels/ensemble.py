@@ -42,7 +42,7 @@ from dataclasses import dataclass
 
 import numba
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 from . import cpu, sparse
 from .cpu import EXAMPLE_BLOCK
@@ -113,8 +113,32 @@ def _grad_I(grad_I, layout, p, n, dtype):
 
 
 def plan(V, layout, n):
-    """The :class:`Plan` of voltage-packed V for a crossbar of n columns: per member the choice
-    of :func:`memnp.kernels.sparse.plan` (what cpu_auto runs for that member alone)."""
+    """The :class:`Plan` of voltage-packed V (float32/float64) for a crossbar of n columns: per
+    member the choice of :func:`memnp.kernels.sparse.plan` (what cpu_auto runs for that member
+    alone), with the zeros of every member counted in one pass. :func:`plan_reference` asks
+    sparse.plan member by member (the tests check that the two agree)."""
+    p = layout.batch(V)
+    counts = layout.counts()
+    sizes = p * counts
+    devices = counts * n
+    zeros = np.zeros(layout.members, dtype=np.int64)
+    _count_member_zeros(V, layout.offsets, p, zeros)
+    # sparse.plan: the dense kernels below MIN_DEVICES devices or for an empty V; the sparse ones
+    # from min_zeros(n) of V's entries exactly 0.
+    is_sparse = (devices >= sparse.MIN_DEVICES) & (sizes > 0) & (zeros >= sparse.min_zeros(n) * sizes)
+    evaluations = np.where(is_sparse, (sizes - zeros) * n, sizes * n)
+    return Plan(is_sparse, int(evaluations.sum()))
+
+
+@njit(cache=True)
+def _count_member_zeros(V, offsets, p, zeros):
+    for k in range(offsets.size - 1):
+        r = offsets[k + 1] - offsets[k]
+        zeros[k] = sparse._count_zeros(V[p * offsets[k]:p * offsets[k + 1]].reshape((p, r)))
+
+
+def plan_reference(V, layout, n):
+    """:func:`plan` from :func:`memnp.kernels.sparse.plan`, member by member."""
     p = layout.batch(V)
     is_sparse = np.zeros(layout.members, dtype=np.bool_)
     evaluations = 0
