@@ -182,6 +182,9 @@ def test_pf_kernels_without_examples(dtype):
     V = V[:0]
     assert ensemble.pf_currents(V, c, d_eps, layout).shape == (2, 0, c.shape[1])
     assert np.isnan(ensemble.pf_powers(V, c, d_eps, layout)).all()
+    grads = ensemble.pf_currents_vjp(V, c, d_eps, layout, np.zeros((2, 0, c.shape[1]), dtype))
+    assert grads.grad_V.shape == (0,) and not grads.grad_c.any() and not grads.grad_d_eps.any()
+    assert grads.grad_c.shape == c.shape
 
 
 @members
