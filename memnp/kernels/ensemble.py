@@ -52,7 +52,7 @@ from .ensemble_pf import _backward_parallel, _backward_serial, _forward_parallel
 from .sparse import _padded_width
 
 __all__ = ["PFGradients", "IdealGradients", "pf_currents", "pf_currents_vjp", "pf_powers",
-           "ideal_currents", "ideal_currents_vjp", "ideal_powers", "plan"]
+           "ideal_currents", "ideal_currents_vjp", "ideal_powers", "Plan", "plan", "plan_reference"]
 
 
 @dataclass(frozen=True)
