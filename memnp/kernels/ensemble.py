@@ -7,7 +7,7 @@ gives float32 results, anything else float64; the other arrays are converted to 
 
 The rule: for every member, each result equals bit for bit what the ``cpu`` backend
 (:mod:`memnp.kernels.cpu_auto`) returns for that member alone, ``pf_currents(V_k, c_k, d_eps_k)``
-and so on. So, per member, this module makes the choice cpu_auto makes (:func:`memnp.kernels.sparse.plan`:
+and so on. So, per member, this module makes the choice cpu_auto makes (:func:`memnp.kernels.cpu_auto.plan`:
 the dense kernels of :mod:`memnp.kernels.cpu` or the zero-skipping ones of :mod:`memnp.kernels.sparse`)
 and runs the very task functions those kernels run (``_pf_forward_task``, ``_pf_backward_row``,
 ``_forward_examples``, ``_backward_rows``) on the member's blocks, with the same per-call
@@ -44,7 +44,7 @@ import numba
 import numpy as np
 from numba import njit
 
-from . import cpu, sparse
+from . import cpu, cpu_auto, sparse
 from .cpu import EXAMPLE_BLOCK
 from .cpu_auto import serial_below
 from .ensemble_layout import MemberRows
@@ -75,7 +75,7 @@ class IdealGradients:
 @dataclass(frozen=True)
 class Plan:
     """Per member, whether cpu_auto would run the sparse kernels (``is_sparse`` (K,) bool), and the
-    device evaluations of all members together (``evaluations``, as :func:`sparse.plan` counts)."""
+    device evaluations of all members together (``evaluations``, as :func:`cpu_auto.plan` counts)."""
 
     is_sparse: np.ndarray
     evaluations: int
@@ -114,16 +114,16 @@ def _grad_I(grad_I, layout, p, n, dtype):
 
 def plan(V, layout, n):
     """The :class:`Plan` of voltage-packed V (float32/float64) for a crossbar of n columns: per
-    member the choice of :func:`memnp.kernels.sparse.plan` (what cpu_auto runs for that member
+    member the choice of :func:`memnp.kernels.cpu_auto.plan` (what cpu_auto runs for that member
     alone), with the zeros of every member counted in one pass. :func:`plan_reference` asks
-    sparse.plan member by member (the tests check that the two agree)."""
+    cpu_auto.plan member by member (the tests check that the two agree)."""
     p = layout.batch(V)
     counts = layout.counts()
     sizes = p * counts
     devices = counts * n
     zeros = np.zeros(layout.members, dtype=np.int64)
     _count_member_zeros(V, layout.offsets, p, zeros)
-    # sparse.plan: the dense kernels below MIN_DEVICES devices or for an empty V; the sparse ones
+    # cpu_auto.plan: the dense kernels below MIN_DEVICES devices or for an empty V; the sparse ones
     # from min_zeros(n) of V's entries exactly 0.
     is_sparse = (devices >= sparse.MIN_DEVICES) & (sizes > 0) & (zeros >= sparse.min_zeros(n) * sizes)
     evaluations = np.where(is_sparse, (sizes - zeros) * n, sizes * n)
@@ -138,12 +138,12 @@ def _count_member_zeros(V, offsets, p, zeros):
 
 
 def plan_reference(V, layout, n):
-    """:func:`plan` from :func:`memnp.kernels.sparse.plan`, member by member."""
+    """:func:`plan` from :func:`memnp.kernels.cpu_auto.plan`, member by member."""
     p = layout.batch(V)
     is_sparse = np.zeros(layout.members, dtype=np.bool_)
     evaluations = 0
     for k in range(layout.members):
-        module, count = sparse.plan(layout.block(V, k, p), n)
+        module, count = cpu_auto.plan(layout.block(V, k, p), n)
         is_sparse[k] = module is sparse
         evaluations += count
     return Plan(is_sparse, int(evaluations))
