@@ -101,6 +101,61 @@ def test_pf_currents_vjp(dtype, regime, shape):
     assert np.all(got[0][V == 0] == 0) and np.all(got[0][V != 0] != 0)
 
 
+def test_cd_chunks_fill_and_cover():
+    """The chunks cover the batch exactly, none is empty, and a narrow layer gets several."""
+    for p, m, n in [(1, 1, 1), (7, 5, 4), (11, 5, 4), (64, 26, 20), (8192, 785, 50),
+                    (8192, 51, 10), (70_000, 3, 2)]:
+        chunk, chunks = kc.cd_chunks(p, m, n)
+        assert chunk >= 1 and (chunks - 1) * chunk < p <= chunks * chunk, (p, m, n)
+        assert chunks <= 65535 and (chunks == 1 or chunk >= kc.CD_MIN_CHUNK)
+    assert kc.cd_chunks(0, 5, 4) == (0, 0)
+    if kc.SIMULATOR:  # 4 x 2 blocks, 64 target threads: the shapes of the test below
+        assert kc.cd_chunks(11, 5, 4) == (4, 3)      # 4 + 4 + 3 examples
+        assert kc.cd_chunks(7, 3, 2) == (2, 4)       # 2 + 2 + 2 + 1
+    else:  # 32 x 8 blocks: the paper's layer in ~21 chunks of 391 examples, the 10-column one in 256
+        assert kc.cd_chunks(8192, 785, 50) == (391, 21)
+        assert kc.cd_chunks(8192, 51, 10) == (32, 256)
+
+
+@cases
+@pytest.mark.parametrize("shape", [(11, 5, 4), (7, 3, 2), (13, 5, 3)])
+def test_pf_grad_cd_chunked(dtype, shape):
+    """dL/dc, dL/d(d_eps) over several chunks (the last one short) match the reference: float64
+    to 1e-12 per element; the same call twice gives the same bits."""
+    V, c, d_eps, _, grad_I = make_inputs(shape, "high", seed=4)
+    assert kc.cd_chunks(*shape)[1] > 1
+    args = cast(dtype, V, c, d_eps, grad_I)
+    _, gc, gd = kc.pf_currents_vjp(*args, need_V=False)
+    _, want_c, want_d = ref.pf_currents_vjp(V, c, d_eps, grad_I, need_V=False)
+    if dtype == np.float64:
+        np.testing.assert_allclose(gc, want_c, rtol=1e-12, atol=1e-12 * np.abs(want_c).max())
+        np.testing.assert_allclose(gd, want_d, rtol=1e-12, atol=1e-12 * np.abs(want_d).max())
+    else:
+        assert rel_err(gc, want_c) <= 1e-5 and rel_err(gd, want_d) <= 1e-5
+    _, gc2, gd2 = kc.pf_currents_vjp(*args, need_V=False)
+    assert np.array_equal(gc, gc2) and np.array_equal(gd, gd2)
+
+
+def test_pf_grad_cd_chunk_sums_by_hand():
+    """Stage 1's partial sums are the per-chunk sums of the reference's terms; stage 2 adds them."""
+    shape = (11, 5, 4)
+    V, c, d_eps, _, grad_I = make_inputs(shape, "low", seed=5)
+    chunk, chunks = kc.cd_chunks(*shape)
+    cuda = numba_cuda_api
+    dV, dc, dd, dg = (cuda.to_device(a) for a in (V, c, d_eps, grad_I))
+    K = kc._compute_K(np.dtype(np.float64), dd, 5, 4)
+    part_c = cuda.device_array((chunks, 5, 4), dtype=np.float64)
+    part_d = cuda.device_array((chunks, 5, 4), dtype=np.float64)
+    grid = ((4 + kc.TX - 1) // kc.TX, (5 + kc.TY - 1) // kc.TY, chunks)
+    kc._pf_grad_cd_part_kernel[np.dtype(np.float64)][grid, (kc.TX, kc.TY)](
+        dV, dc, dd, K, np.float64(kc.A2_EPS), dg, chunk, part_c, part_d)
+    part_c = part_c.copy_to_host()
+    for z in range(chunks):
+        rows = slice(z * chunk, (z + 1) * chunk)
+        _, want_c, _ = ref.pf_currents_vjp(V[rows], c, d_eps, grad_I[rows], need_V=False)
+        np.testing.assert_allclose(part_c[z], want_c, rtol=1e-12, atol=1e-12 * np.abs(want_c).max())
+
+
 @cases
 @regimes
 @shapes

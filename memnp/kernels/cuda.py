@@ -22,7 +22,10 @@ No kernel materializes the p x m x n tensor of device quantities:
   a column split its rows and a shared-memory reduction adds their partial sums (power: one
   partial sum per block, added up on the host in float64);
 - dL/dV: a block handles TY rows of one example; TX lanes split the columns, then reduce;
-- dL/dc, dL/d(d_eps): one thread per device (row, column), looping over the examples.
+- dL/dc, dL/d(d_eps): two stages. The examples are cut into chunks (:func:`cd_chunks`, from
+  p, m, n: enough chunks to fill the GPU even for a narrow layer); one thread per device and
+  chunk sums its chunk in float64 into a partial array (chunks, m, n); then one thread per
+  device adds the chunks' partial sums in order. No atomics: the same inputs give the same bits.
 
 Per device the kernels use K = A**2 B / d_eps (computed once per call by a small kernel),
 E = sqrt(|V| K + A**2 EPS), e = exp(E) and
@@ -77,6 +80,15 @@ TX, TY = _block_shape(os.environ.get("MEMNP_CUDA_BLOCK", "") or ("4x2" if SIMULA
 TXY = TX * TY
 #: Largest grid dimension used along y (CUDA allows 65535); kernels stride over larger extents.
 _MAX_GRID_Y = 65535
+#: Largest grid dimension along z (CUDA allows 65535).
+_MAX_GRID_Z = 65535
+#: dL/dc, dL/d(d_eps): the examples are split into chunks until this many threads run (one per
+#: device and chunk; about four waves of an H200's 132 SMs x 2048 threads), so that a narrow layer
+#: (n = 50 or 10 columns) still fills the GPU. The simulator's small values make small test
+#: shapes use several chunks.
+CD_TARGET_THREADS = 64 if SIMULATOR else 2 ** 20
+#: Shortest chunk of examples (fewer examples per thread would cost more in partial sums).
+CD_MIN_CHUNK = 2 if SIMULATOR else 32
 
 
 # ---------------------------------------------------------------------------------------------
@@ -181,26 +193,53 @@ def _pf_grad_v_body(V, c, K, eps, gI, gV):
         cuda.syncthreads()
 
 
-def _pf_grad_cd_body(V, c, d_eps, K, eps, gI, gc, gd):
-    """gc[i, j] = sum_k gI dI/dc and gd[i, j] = sum_k gI dI/d(d_eps); one thread per device."""
-    j, i = cuda.grid(2)
+def _pf_grad_cd_part_body(V, c, d_eps, K, eps, gI, chunk, part_c, part_d):
+    """Stage 1 of dL/dc and dL/d(d_eps): partial sums over one chunk of examples.
+
+    Grid (columns / TX, rows / TY, chunks), block (TX, TY): the thread of device (i, j) in chunk z
+    sums over the examples k in [z chunk, min(p, (z + 1) chunk)), in order, in float64:
+    part_c[z, i, j] = sum_k gI dI/dc, part_d[z, i, j] = sum_k gI V e t / (2 E d_eps) (times -c in
+    stage 2). The warp's threads share V[k, i] (one broadcast load) and read gI[k, :] coalesced.
+    """
+    tx = cuda.threadIdx.x
+    ty = cuda.threadIdx.y
+    j = cuda.blockIdx.x * TX + tx
+    i = cuda.blockIdx.y * TY + ty
+    z = cuda.blockIdx.z
     p, m = V.shape
     n = c.shape[1]
     if i < m and j < n:
-        cij = c[i, j]
         kij = K[i, j]
         dij = d_eps[i, j]
         acc_c = 0.0
         acc_d = 0.0
-        for k in range(p):
+        for k in range(z * chunk, min(p, (z + 1) * chunk)):
             v = V[k, i]
             t = abs(v) * kij
             E = math.sqrt(t + eps)
             g_ve = gI[k, j] * (v * math.exp(E))
             acc_c += g_ve
             acc_d += g_ve * (t / ((E + E) * dij))
+        part_c[z, i, j] = acc_c
+        part_d[z, i, j] = acc_d
+
+
+def _pf_grad_cd_sum_body(part_c, part_d, c, gc, gd):
+    """Stage 2: gc[i, j] = sum_z part_c[z, i, j], gd[i, j] = -c[i, j] sum_z part_d[z, i, j].
+
+    One thread per device, chunks added in order 0, 1, ... (float64): the result does not depend
+    on the order in which the blocks of stage 1 ran.
+    """
+    j, i = cuda.grid(2)
+    chunks, m, n = part_c.shape
+    if i < m and j < n:
+        acc_c = 0.0
+        acc_d = 0.0
+        for z in range(chunks):
+            acc_c += part_c[z, i, j]
+            acc_d += part_d[z, i, j]
         gc[i, j] = acc_c
-        gd[i, j] = -cij * acc_d
+        gd[i, j] = -c[i, j] * acc_d
 
 
 def _ideal_forward_body(V, G, I):
@@ -258,7 +297,8 @@ _k_kernel = _pair(_k_body)
 _pf_forward_kernel = _pair(_pf_forward_body)
 _pf_power_kernel = _pair(_pf_power_body)
 _pf_grad_v_kernel = _pair(_pf_grad_v_body)
-_pf_grad_cd_kernel = _pair(_pf_grad_cd_body)
+_pf_grad_cd_part_kernel = _pair(_pf_grad_cd_part_body)
+_pf_grad_cd_sum_kernel = _pair(_pf_grad_cd_sum_body)
 _ideal_forward_kernel = _pair(_ideal_forward_body)
 _ideal_power_kernel = _pair(_ideal_power_body)
 
@@ -359,6 +399,42 @@ def _compute_K(dtype, d_eps, m, n):
     return K
 
 
+def cd_chunks(p, m, n):
+    """(chunk length, number of chunks) of the examples for the dL/dc, dL/d(d_eps) kernel.
+
+    Enough chunks that the threads of all chunks (one per device per chunk, blocks padded to
+    TX x TY) reach :data:`CD_TARGET_THREADS`, but no chunk shorter than :data:`CD_MIN_CHUNK`
+    examples and at most 65535 chunks (the grid's z limit). Depends only on p, m, n and the block
+    shape, so the same inputs always give the same reduction and the same bits.
+    """
+    if p <= 0:
+        return 0, 0
+    padded = ((n + TX - 1) // TX) * TX * ((m + TY - 1) // TY) * TY
+    wanted = -(-CD_TARGET_THREADS // padded)
+    most = min(_MAX_GRID_Z, -(-p // CD_MIN_CHUNK))
+    chunks = max(1, min(wanted, most))
+    chunk = -(-p // chunks)
+    return chunk, -(-p // chunk)
+
+
+def _pf_grad_cd(dtype, dV, dc, dd, K, eps, dg, gc, gd):
+    """dL/dc into gc and dL/d(d_eps) into gd (m, n), by the two-stage reduction over chunks of
+    examples (:func:`cd_chunks`): partial sums per chunk in float64, then their sum in order."""
+    p, m = dV.shape
+    n = dc.shape[1]
+    chunk, chunks = cd_chunks(p, m, n)
+    if chunks == 0:  # no examples: zero gradients
+        part_c = part_d = cuda.to_device(np.zeros((1, m, n), dtype=np.float64))
+    else:
+        part_c = cuda.device_array((chunks, m, n), dtype=np.float64)
+        part_d = cuda.device_array((chunks, m, n), dtype=np.float64)
+        grid = ((n + TX - 1) // TX, (m + TY - 1) // TY, chunks)
+        _pf_grad_cd_part_kernel[dtype][grid, (TX, TY)](dV, dc, dd, K, eps, dg, chunk,
+                                                       part_c, part_d)
+    grid_sum = ((n + TX - 1) // TX, (m + TY - 1) // TY)
+    _pf_grad_cd_sum_kernel[dtype][grid_sum, (TX, TY)](part_c, part_d, dc, gc, gd)
+
+
 def pf_currents(V, c, d_eps):
     """Column currents I (p, n) in amperes of the PF crossbar: sum over rows of the device currents.
 
@@ -393,8 +469,7 @@ def pf_currents_vjp(V, c, d_eps, grad_I, need_V=True):
     if p and need_V:
         grid_v = ((m + TY - 1) // TY, min(p, _MAX_GRID_Y))
         _pf_grad_v_kernel[dtype][grid_v, (TX, TY)](dV, dc, K, eps, dg, gV)
-    grid_cd = ((n + TX - 1) // TX, (m + TY - 1) // TY)
-    _pf_grad_cd_kernel[dtype][grid_cd, (TX, TY)](dV, dc, dd, K, eps, dg, gc, gd)
+    _pf_grad_cd(dtype, dV, dc, dd, K, eps, dg, gc, gd)
     return (_out(gV, on_device) if need_V else None), _out(gc, on_device), _out(gd, on_device)
 
 
