@@ -296,3 +296,18 @@ def test_batch_larger_than_grid_on_gpu():
         assert rel_err(g, w) <= 1e-10
     assert kc.pf_power(V, c, d_eps) == pytest.approx(ref.pf_power(V, c, d_eps), rel=1e-10)
     assert rel_err(kc.ideal_currents(V, G), V @ G) <= 1e-10
+
+
+@gpu_only
+@cases
+@pytest.mark.parametrize("shape", [(4001, 26, 10), (3001, 101, 50)])
+def test_narrow_layers_many_chunks_on_gpu(dtype, shape):
+    """dL/dc, dL/d(d_eps) of narrow layers over many chunks (p not a multiple of the chunk)."""
+    chunk, chunks = kc.cd_chunks(*shape)
+    assert chunks > 8 and shape[0] % chunk != 0
+    V, c, d_eps, _, grad_I = make_inputs(shape, "high", seed=6)
+    V = np.abs(V)
+    got = kc.pf_currents_vjp(*cast(dtype, V, c, d_eps, grad_I))
+    for name, g, w in zip(("grad_V", "grad_c", "grad_d_eps"), got,
+                          ref.pf_currents_vjp(V, c, d_eps, grad_I)):
+        assert rel_err(g, w) <= (1e-12 if dtype == np.float64 else TOL[dtype]), name
