@@ -178,6 +178,17 @@ def test_ideal_currents_and_power(dtype, shape):
     assert abs(P - ref.ideal_power(V, G)) <= TOL[dtype] * ref.ideal_power(V, G)
 
 
+def test_grid_strides_over_the_examples(monkeypatch):
+    """With at most 2 blocks along the examples, every kernel's grid-stride loop covers the rest."""
+    monkeypatch.setattr(kc, "_MAX_GRID_Y", 2)
+    V, c, d_eps, G, grad_I = make_inputs((11, 5, 4), "low", seed=7)
+    assert rel_err(kc.pf_currents(V, c, d_eps), ref.pf_currents(V, c, d_eps)) <= 1e-12
+    for g, w in zip(kc.pf_currents_vjp(V, c, d_eps, grad_I), ref.pf_currents_vjp(V, c, d_eps, grad_I)):
+        assert rel_err(g, w) <= 1e-12
+    assert kc.pf_power(V, c, d_eps) == pytest.approx(ref.pf_power(V, c, d_eps), rel=1e-12)
+    assert rel_err(kc.ideal_currents(V, G), V @ G) <= 1e-12
+
+
 def test_power_by_hand():
     """One device, two examples: the power is the mean over examples of |V| |I|."""
     V = np.array([[0.5], [-0.25]])

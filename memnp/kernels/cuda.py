@@ -21,7 +21,8 @@ No kernel materializes the p x m x n tensor of device quantities:
 - forward / power: a block of TX x TY threads handles TX columns of one example; the TY threads of
   a column split its rows and a shared-memory reduction adds their partial sums (power: one
   partial sum per block, added up on the host in float64);
-- dL/dV: a block handles TY rows of one example; TX lanes split the columns, then reduce;
+- dL/dV: one thread per (example, row) sums over the columns in order; the lanes of a warp
+  are neighbouring rows, reading transposed copies of c and K (n, m) made per call;
 - dL/dc, dL/d(d_eps): two stages. The examples are cut into chunks (:func:`cd_chunks`, from
   p, m, n: enough chunks to fill the GPU even for a narrow layer); one thread per device and
   chunk sums its chunk in float64 into a partial array (chunks, m, n); then one thread per
@@ -161,36 +162,38 @@ def _block_sum_to(acc, partial):
         partial[cuda.blockIdx.y, cuda.blockIdx.x] = sm[0]
 
 
-def _pf_grad_v_body(V, c, K, eps, gI, gV):
-    """gV[k, i] = sum_j gI[k, j] dI/dV. Block (TX, TY): TY rows of one example, TX column lanes."""
-    tx = cuda.threadIdx.x
-    ty = cuda.threadIdx.y
-    i = cuda.blockIdx.x * TY + ty
+def _transposed_body(d_eps, c, a2b, KT, cT):
+    """KT[j, i] = a2b / d_eps[i, j] (= K[i, j]) and cT[j, i] = c[i, j]; one thread per device,
+    x along the rows i (contiguous in KT and cT)."""
+    i, j = cuda.grid(2)
+    m, n = c.shape
+    if i < m and j < n:
+        KT[j, i] = a2b / d_eps[i, j]
+        cT[j, i] = c[i, j]
+
+
+def _pf_grad_v_body(V, cT, KT, eps, gI, gV):
+    """gV[k, i] = sum_j gI[k, j] dI/dV: one thread per (example, row), the columns in order.
+
+    Block (TX, TY): TX rows (the lanes: V, gV and the transposed cT, KT read coalesced; gI[k, j]
+    one broadcast load) of TY examples; the grid strides over the examples. No reduction across
+    threads, so no barrier.
+    """
+    i = cuda.blockIdx.x * TX + cuda.threadIdx.x
     p, m = V.shape
-    n = c.shape[1]
-    sm = cuda.shared.array((TY, TX), dtype=np.float64)
-    for k in range(cuda.blockIdx.y, p, cuda.gridDim.y):
-        acc = 0.0
-        if i < m:
+    n = cT.shape[0]
+    if i < m:
+        for k in range(cuda.blockIdx.y * TY + cuda.threadIdx.y, p, cuda.gridDim.y * TY):
             v = V[k, i]
+            acc = 0.0
             if v != 0:
                 u = abs(v)
-                for j in range(tx, n, TX):
-                    t = u * K[i, j]
+                for j in range(n):
+                    t = u * KT[j, i]
                     E = math.sqrt(t + eps)
                     E2 = E + E
-                    acc += gI[k, j] * (c[i, j] * math.exp(E) * (E2 + t) / E2)
-        sm[ty, tx] = acc
-        cuda.syncthreads()
-        s = TX // 2
-        while s > 0:
-            if tx < s:
-                sm[ty, tx] += sm[ty, tx + s]
-            cuda.syncthreads()
-            s //= 2
-        if tx == 0 and i < m:
-            gV[k, i] = sm[ty, 0]
-        cuda.syncthreads()
+                    acc += gI[k, j] * (cT[j, i] * math.exp(E) * (E2 + t) / E2)
+            gV[k, i] = acc
 
 
 def _pf_grad_cd_part_body(V, c, d_eps, K, eps, gI, chunk, part_c, part_d):
@@ -296,6 +299,7 @@ def _pair(body):
 _k_kernel = _pair(_k_body)
 _pf_forward_kernel = _pair(_pf_forward_body)
 _pf_power_kernel = _pair(_pf_power_body)
+_transposed_kernel = _pair(_transposed_body)
 _pf_grad_v_kernel = _pair(_pf_grad_v_body)
 _pf_grad_cd_part_kernel = _pair(_pf_grad_cd_part_body)
 _pf_grad_cd_sum_kernel = _pair(_pf_grad_cd_sum_body)
@@ -467,8 +471,12 @@ def pf_currents_vjp(V, c, d_eps, grad_I, need_V=True):
     eps = dtype.type(A2_EPS)
     K = _compute_K(dtype, dd, m, n)
     if p and need_V:
-        grid_v = ((m + TY - 1) // TY, min(p, _MAX_GRID_Y))
-        _pf_grad_v_kernel[dtype][grid_v, (TX, TY)](dV, dc, K, eps, dg, gV)
+        KT = cuda.device_array((n, m), dtype=dtype)
+        cT = cuda.device_array((n, m), dtype=dtype)
+        grid_t = ((m + TX - 1) // TX, (n + TY - 1) // TY)
+        _transposed_kernel[dtype][grid_t, (TX, TY)](dd, dc, dtype.type(A2_B), KT, cT)
+        grid_v = ((m + TX - 1) // TX, min((p + TY - 1) // TY, _MAX_GRID_Y))
+        _pf_grad_v_kernel[dtype][grid_v, (TX, TY)](dV, cT, KT, eps, dg, gV)
     _pf_grad_cd(dtype, dV, dc, dd, K, eps, dg, gc, gd)
     return (_out(gV, on_device) if need_V else None), _out(gc, on_device), _out(gd, on_device)
 
