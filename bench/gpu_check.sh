@@ -87,8 +87,12 @@ print('numpy', numpy.__version__, 'numba', numba.__version__, 'numba-cuda', numb
 step kernels 100 kernels.log "$py" bench/kernels.py --backends cuda --dtypes float32 \
     --shapes 8192x785x50,8192x26x10 --repeats 50 --no-compile --out "$OUT/kernels.json"
 
-# 3. The CUDA tests on the device (kernels, GPU random numbers, line-resistance solver, ...).
-step tests 170 tests.log "$py" -m pytest -q -ra -p no:cacheprovider tests/test_*cuda*.py
+# 3. The CUDA tests on the device, in two steps so that one running out of time keeps the other's
+#    result: the kernels (and GPU random numbers), then the line-resistance solver.
+step tests_kernels 120 tests_kernels.log "$py" -m pytest -q -ra -p no:cacheprovider \
+    tests/test_kernels*cuda*.py
+step tests_circuit 120 tests_circuit.log "$py" -m pytest -q -ra -p no:cacheprovider \
+    tests/test_circuit*cuda*.py
 
 # 4. GPU random numbers against the CPU's.
 step random 40 random.log "$py" bench/cuda_random.py --out "$OUT/random.json"

@@ -2,7 +2,7 @@
 
 Reads what gpu_check.sh left in its output folder OUT:
   steps.tsv            one line per step: name, exit status (124/137: timed out; "skipped"), seconds
-  tests.log            pytest's output for the CUDA tests on the device
+  tests_<part>.log     pytest's output for the CUDA tests on the device (kernels, circuit)
   kernels.json         bench/kernels.py (backend "cuda": device-resident arrays)
   random.json          bench/cuda_random.py
   epoch_<case>.json    bench/epoch.py --backend cuda, one case per file
@@ -63,26 +63,41 @@ def read_json(path):
         return None
 
 
-def test_rows(out, steps):
-    """One row: the pytest summary of the CUDA tests on the device."""
-    counts = {}
-    try:
-        text = (out / "tests.log").read_text(errors="replace")
-    except OSError:
-        text = ""
+#: The test steps of gpu_check.sh: step name -> what it tests.
+TEST_STEPS = {"tests_kernels": "tests/test_kernels*cuda*.py",
+              "tests_circuit": "tests/test_circuit*cuda*.py"}
+
+
+def pytest_counts(text):
+    """{'passed': n, 'failed': n, ...} from the last summary line of pytest's output ({} if none)."""
     summary = [line for line in text.splitlines()
-               if re.search(r"\d+ (passed|failed|error|errors|skipped)\b", line)]
+               if re.search(r"\d+ (passed|failed|errors?|skipped)\b", line)]
+    counts = {}
     if summary:
         for number, word in re.findall(r"(\d+) (passed|failed|errors?|skipped)", summary[-1]):
-            counts[word.rstrip("s") if word.startswith("error") else word] = int(number)
-    note = step_note(steps, "tests")
-    if counts:
-        measured = ", ".join(f"{n} {w}" for w, n in counts.items())
-        met = counts.get("failed", 0) == 0 and counts.get("error", 0) == 0 and not note
-    else:
-        measured, met = "no pytest summary", False
-    return [dict(what="CUDA tests on the device (tests/test_*cuda*.py)", measured=measured,
-                 target="all pass", met=met, note=note)]
+            counts["error" if word.startswith("error") else word] = int(number)
+    return counts
+
+
+def pytest_rows(out, steps):
+    """One row per test step: the pytest summary of the CUDA tests on the device."""
+    rows = []
+    for name, files in TEST_STEPS.items():
+        try:
+            text = (out / f"{name}.log").read_text(errors="replace")
+        except OSError:
+            text = ""
+        counts = pytest_counts(text)
+        note = step_note(steps, name)
+        if counts:
+            measured = ", ".join(f"{n} {w}" for w, n in counts.items())
+            met = (counts.get("failed", 0) == 0 and counts.get("error", 0) == 0
+                   and counts.get("passed", 0) > 0 and not note)
+        else:
+            measured, met = "no pytest summary", False
+        rows.append(dict(what=f"CUDA tests on the device ({files})", measured=measured,
+                         target="all pass", met=met, note=note))
+    return rows
 
 
 def kernel_rows(out, steps):
@@ -151,7 +166,7 @@ def epoch_rows(out, steps):
 def build(out):
     out = Path(out)
     steps = read_steps(out)
-    rows = test_rows(out, steps) + kernel_rows(out, steps) + random_rows(out, steps) \
+    rows = pytest_rows(out, steps) + kernel_rows(out, steps) + random_rows(out, steps) \
         + epoch_rows(out, steps)
     return {"benchmark": "gpu_check", "steps": {k: {"status": v[0], "seconds": v[1]}
                                                 for k, v in steps.items()},

@@ -27,11 +27,13 @@ def _kernel_row(shape, op, median_s, backend="cuda", dtype="float32"):
 def fake_out(tmp_path, forward_s=0.0011, vjp_s=0.0024):
     out = tmp_path / "out"
     out.mkdir()
-    (out / "steps.tsv").write_text("env\t0\t3\nkernels\t0\t40\ntests\t1\t150\nrandom\t0\t12\n"
+    (out / "steps.tsv").write_text("env\t0\t3\nkernels\t0\t40\ntests_kernels\t1\t110\n"
+                                   "tests_circuit\t124\t120\nrandom\t0\t12\n"
                                    "epoch_a\t0\t30\nepoch_b\t124\t90\nepoch_c\t0\t60\n"
                                    "epoch_d\tskipped\t0\n")
-    (out / "tests.log").write_text("....F.s\nFAILED tests/test_x.py::test_y\n"
-                                   "1 failed, 57 passed, 2 skipped in 99.1s\n")
+    (out / "tests_kernels.log").write_text("....F.s\nFAILED tests/test_x.py::test_y\n"
+                                           "1 failed, 57 passed, 2 skipped in 99.1s\n")
+    (out / "tests_circuit.log").write_text("....\n")  # killed before its summary
     rows = [_kernel_row("8192x785x50", "forward", forward_s), _kernel_row("8192x785x50", "backward", vjp_s),
             _kernel_row("8192x785x50", "backward", 0.5, backend="cuda+copy"),
             _kernel_row("8192x26x10", "forward", 0.0001), _kernel_row("8192x26x10", "backward", 0.0002)]
@@ -57,9 +59,11 @@ def run_table(out):
 def test_table_from_fake_logs(tmp_path):
     stdout, record = run_table(fake_out(tmp_path))
     rows = {r["what"].split(" (")[0]: r for r in record["rows"]}
-    tests = rows["CUDA tests on the device"]
+    tests, circuit = record["rows"][:2]
+    assert "test_kernels*cuda*" in tests["what"] and "test_circuit*cuda*" in circuit["what"]
     assert tests["measured"] == "1 failed, 57 passed, 2 skipped" and tests["met"] is False
-    assert tests["note"] == "exit 1 after 150 s"
+    assert tests["note"] == "exit 1 after 110 s"
+    assert circuit["measured"] == "no pytest summary" and circuit["note"] == "timed out after 120 s"
     kernel = rows["PF forward + VJP 8192x785x50 float32"]
     assert kernel["measured"] == "3.500" and kernel["target"] == "<= 4.0 ms" and kernel["met"] is True
     assert kernel["note"] == "forward 1.100, VJP 2.400"      # cuda+copy rows are not mixed in
@@ -74,6 +78,18 @@ def test_table_from_fake_logs(tmp_path):
     assert epochs[4]["note"] == "step did not run"          # broken JSON: a row, no traceback
     assert record["steps"]["epoch_b"] == {"status": "124", "seconds": "90"}
     assert "| PF forward + VJP 8192x785x50 float32 (ms, median) | 3.500 | <= 4.0 ms | yes |" in stdout
+
+
+def test_pytest_counts():
+    sys.path.insert(0, str(BENCH))
+    try:
+        import gpu_table
+    finally:
+        sys.path.remove(str(BENCH))
+    assert gpu_table.pytest_counts("x\n12 passed, 3 skipped in 4.0s\n") == {"passed": 12, "skipped": 3}
+    assert gpu_table.pytest_counts("== 1 failed, 2 passed, 1 error in 9s ==") == {
+        "failed": 1, "passed": 2, "error": 1}
+    assert gpu_table.pytest_counts("no summary") == {}
 
 
 def test_table_kernel_target_missed_and_empty_folder(tmp_path):
