@@ -109,11 +109,11 @@ def test_cd_chunks_fill_and_cover():
         assert chunk >= 1 and (chunks - 1) * chunk < p <= chunks * chunk, (p, m, n)
         assert chunks <= 65535 and (chunks == 1 or chunk >= kc.CD_MIN_CHUNK)
     assert kc.cd_chunks(0, 5, 4) == (0, 0)
-    if kc.SIMULATOR:  # 4 x 2 blocks, 64 target threads: the shapes of the test below
+    if kc.SIMULATOR:  # blocks of 8, 64 target threads: the shapes of the test below
         assert kc.cd_chunks(11, 5, 4) == (4, 3)      # 4 + 4 + 3 examples
         assert kc.cd_chunks(7, 3, 2) == (2, 4)       # 2 + 2 + 2 + 1
-    else:  # 32 x 8 blocks: the paper's layer in ~21 chunks of 391 examples, the 10-column one in 256
-        assert kc.cd_chunks(8192, 785, 50) == (391, 21)
+    else:  # blocks of 256: the paper's layer in 27 chunks of 304 examples, a 10-column one in 256
+        assert kc.cd_chunks(8192, 785, 50) == (304, 27)
         assert kc.cd_chunks(8192, 51, 10) == (32, 256)
 
 
@@ -146,8 +146,8 @@ def test_pf_grad_cd_chunk_sums_by_hand():
     K = kc._compute_K(np.dtype(np.float64), dd, 5, 4)
     part_c = cuda.device_array((chunks, 5, 4), dtype=np.float64)
     part_d = cuda.device_array((chunks, 5, 4), dtype=np.float64)
-    grid = ((4 + kc.TX - 1) // kc.TX, (5 + kc.TY - 1) // kc.TY, chunks)
-    kc._pf_grad_cd_part_kernel[np.dtype(np.float64)][grid, (kc.TX, kc.TY)](
+    grid = ((20 + kc.TXY - 1) // kc.TXY, chunks)
+    kc._pf_grad_cd_part_kernel[np.dtype(np.float64)][grid, kc.TXY](
         dV, dc, dd, K, np.float64(kc.A2_EPS), dg, chunk, part_c, part_d)
     part_c = part_c.copy_to_host()
     for z in range(chunks):

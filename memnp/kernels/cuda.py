@@ -24,9 +24,10 @@ No kernel materializes the p x m x n tensor of device quantities:
 - dL/dV: one thread per (example, row) sums over the columns in order; the lanes of a warp
   are neighbouring rows, reading transposed copies of c and K (n, m) made per call;
 - dL/dc, dL/d(d_eps): two stages. The examples are cut into chunks (:func:`cd_chunks`, from
-  p, m, n: enough chunks to fill the GPU even for a narrow layer); one thread per device and
-  chunk sums its chunk in float64 into a partial array (chunks, m, n); then one thread per
-  device adds the chunks' partial sums in order. No atomics: the same inputs give the same bits.
+  p, m, n: enough chunks to fill the GPU even for a narrow layer); one thread per device (the
+  m n devices in row-major order, so a narrow layer leaves no lane idle) and chunk sums its chunk
+  in float64 into a partial array (chunks, m, n); then one thread per device adds the chunks'
+  partial sums in order. No atomics: the same inputs give the same bits.
 
 Per device the kernels use K = A**2 B / d_eps (computed once per call by a small kernel),
 E = sqrt(|V| K + A**2 EPS), e = exp(E) and
@@ -81,8 +82,6 @@ TX, TY = _block_shape(os.environ.get("MEMNP_CUDA_BLOCK", "") or ("4x2" if SIMULA
 TXY = TX * TY
 #: Largest grid dimension used along y (CUDA allows 65535); kernels stride over larger extents.
 _MAX_GRID_Y = 65535
-#: Largest grid dimension along z (CUDA allows 65535).
-_MAX_GRID_Z = 65535
 #: dL/dc, dL/d(d_eps): the examples are split into chunks until this many threads run (one per
 #: device and chunk; about four waves of an H200's 132 SMs x 2048 threads), so that a narrow layer
 #: (n = 50 or 10 columns) still fills the GPU. The simulator's small values make small test
@@ -199,19 +198,20 @@ def _pf_grad_v_body(V, cT, KT, eps, gI, gV):
 def _pf_grad_cd_part_body(V, c, d_eps, K, eps, gI, chunk, part_c, part_d):
     """Stage 1 of dL/dc and dL/d(d_eps): partial sums over one chunk of examples.
 
-    Grid (columns / TX, rows / TY, chunks), block (TX, TY): the thread of device (i, j) in chunk z
-    sums over the examples k in [z chunk, min(p, (z + 1) chunk)), in order, in float64:
+    Grid (devices / TXY, chunks) of 1-D blocks of TXY threads, one thread per device d = i n + j
+    (row-major, so a narrow layer leaves no lane idle) and chunk z: it sums over the examples k in
+    [z chunk, min(p, (z + 1) chunk)), in order, in float64:
     part_c[z, i, j] = sum_k gI dI/dc, part_d[z, i, j] = sum_k gI V e t / (2 E d_eps) (times -c in
-    stage 2). The warp's threads share V[k, i] (one broadcast load) and read gI[k, :] coalesced.
+    stage 2). A warp's threads share one or two rows (V[k, i]: broadcast loads) and read gI[k, :]
+    coalesced.
     """
-    tx = cuda.threadIdx.x
-    ty = cuda.threadIdx.y
-    j = cuda.blockIdx.x * TX + tx
-    i = cuda.blockIdx.y * TY + ty
-    z = cuda.blockIdx.z
+    d = cuda.blockIdx.x * TXY + cuda.threadIdx.x
+    z = cuda.blockIdx.y
     p, m = V.shape
     n = c.shape[1]
-    if i < m and j < n:
+    if d < m * n:
+        i = d // n
+        j = d - i * n
         kij = K[i, j]
         dij = d_eps[i, j]
         acc_c = 0.0
@@ -230,12 +230,14 @@ def _pf_grad_cd_part_body(V, c, d_eps, K, eps, gI, chunk, part_c, part_d):
 def _pf_grad_cd_sum_body(part_c, part_d, c, gc, gd):
     """Stage 2: gc[i, j] = sum_z part_c[z, i, j], gd[i, j] = -c[i, j] sum_z part_d[z, i, j].
 
-    One thread per device, chunks added in order 0, 1, ... (float64): the result does not depend
-    on the order in which the blocks of stage 1 ran.
+    One thread per device (1-D, row-major), the chunks added in order 0, 1, ... (float64): the
+    result does not depend on the order in which the blocks of stage 1 ran.
     """
-    j, i = cuda.grid(2)
+    d = cuda.grid(1)
     chunks, m, n = part_c.shape
-    if i < m and j < n:
+    if d < m * n:
+        i = d // n
+        j = d - i * n
         acc_c = 0.0
         acc_d = 0.0
         for z in range(chunks):
@@ -406,16 +408,16 @@ def _compute_K(dtype, d_eps, m, n):
 def cd_chunks(p, m, n):
     """(chunk length, number of chunks) of the examples for the dL/dc, dL/d(d_eps) kernel.
 
-    Enough chunks that the threads of all chunks (one per device per chunk, blocks padded to
-    TX x TY) reach :data:`CD_TARGET_THREADS`, but no chunk shorter than :data:`CD_MIN_CHUNK`
-    examples and at most 65535 chunks (the grid's z limit). Depends only on p, m, n and the block
-    shape, so the same inputs always give the same reduction and the same bits.
+    Enough chunks that the threads of all chunks (one per device per chunk, in blocks of TXY)
+    reach :data:`CD_TARGET_THREADS`, but no chunk shorter than :data:`CD_MIN_CHUNK` examples and
+    at most 65535 chunks (the grid's y limit). Depends only on p, m, n and the block size, so the
+    same inputs always give the same reduction and the same bits.
     """
     if p <= 0:
         return 0, 0
-    padded = ((n + TX - 1) // TX) * TX * ((m + TY - 1) // TY) * TY
+    padded = -(-(m * n) // TXY) * TXY
     wanted = -(-CD_TARGET_THREADS // padded)
-    most = min(_MAX_GRID_Z, -(-p // CD_MIN_CHUNK))
+    most = min(_MAX_GRID_Y, -(-p // CD_MIN_CHUNK))
     chunks = max(1, min(wanted, most))
     chunk = -(-p // chunks)
     return chunk, -(-p // chunk)
@@ -427,16 +429,15 @@ def _pf_grad_cd(dtype, dV, dc, dd, K, eps, dg, gc, gd):
     p, m = dV.shape
     n = dc.shape[1]
     chunk, chunks = cd_chunks(p, m, n)
+    blocks = -(-(m * n) // TXY)
     if chunks == 0:  # no examples: zero gradients
         part_c = part_d = cuda.to_device(np.zeros((1, m, n), dtype=np.float64))
     else:
         part_c = cuda.device_array((chunks, m, n), dtype=np.float64)
         part_d = cuda.device_array((chunks, m, n), dtype=np.float64)
-        grid = ((n + TX - 1) // TX, (m + TY - 1) // TY, chunks)
-        _pf_grad_cd_part_kernel[dtype][grid, (TX, TY)](dV, dc, dd, K, eps, dg, chunk,
-                                                       part_c, part_d)
-    grid_sum = ((n + TX - 1) // TX, (m + TY - 1) // TY)
-    _pf_grad_cd_sum_kernel[dtype][grid_sum, (TX, TY)](part_c, part_d, dc, gc, gd)
+        _pf_grad_cd_part_kernel[dtype][(blocks, chunks), TXY](dV, dc, dd, K, eps, dg, chunk,
+                                                              part_c, part_d)
+    _pf_grad_cd_sum_kernel[dtype][blocks, TXY](part_c, part_d, dc, gc, gd)
 
 
 def pf_currents(V, c, d_eps):
