@@ -109,10 +109,10 @@ def test_cd_chunks_fill_and_cover():
         assert chunk >= 1 and (chunks - 1) * chunk < p <= chunks * chunk, (p, m, n)
         assert chunks <= 65535 and (chunks == 1 or chunk >= kc.CD_MIN_CHUNK)
     assert kc.cd_chunks(0, 5, 4) == (0, 0)
-    if kc.SIMULATOR:  # blocks of 8, 64 target threads: the shapes of the test below
+    if kc.SIMULATOR and kc.TXY == 8:  # blocks of 8, 64 target threads: the shapes tested below
         assert kc.cd_chunks(11, 5, 4) == (4, 3)      # 4 + 4 + 3 examples
         assert kc.cd_chunks(7, 3, 2) == (2, 4)       # 2 + 2 + 2 + 1
-    else:  # blocks of 256: the paper's layer in 27 chunks of 304 examples, a 10-column one in 256
+    elif not kc.SIMULATOR and kc.TXY == 256:  # the paper's layer: 27 chunks of 304 examples
         assert kc.cd_chunks(8192, 785, 50) == (304, 27)
         assert kc.cd_chunks(8192, 51, 10) == (32, 256)
 
