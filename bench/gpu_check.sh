@@ -1,56 +1,114 @@
 #!/usr/bin/env bash
-# GPU check, for a machine with an NVIDIA GPU: install memnp, run the CUDA kernel tests on the
-# device (not the simulator), then the kernel benchmark and the MNIST training-epoch benchmark
-# with the cuda backend. Logs and results go to $OUT
+# GPU check of issue 17 ("Training on the GPU") in ONE run of at most 8 minutes, for a machine
+# with an NVIDIA GPU: the CUDA tests on the device (not the simulator), the kernel benchmark (PF
+# forward + VJP at 8192 x 785 x 50 float32, target <= 4.0 ms), the GPU random numbers, and the
+# MNIST training-epoch benchmark with the cuda backend; then one table (what, measured, target)
+# printed and written to $OUT/gpu_check.json (bench/gpu_table.py). Logs go to $OUT too
 # (default /tmp/memnp-gpu-out). Run from anywhere: bash bench/gpu_check.sh
 #
-# Works offline when python3 already has numba, numba-cuda, numpy, scipy and pytest; otherwise it
-# installs memnp[test,cuda] from the package index into a fresh virtual environment. A GPU without
-# the CUDA toolkit's NVVM/NVRTC libraries may also need numba-cuda's extra: 'numba-cuda[cu12]'
-# (driver for CUDA 12) or 'numba-cuda[cu13]' (driver for CUDA 13).
-set -x
+# Time: every step runs under `timeout`, capped by what is left of GPU_CHECK_BUDGET_S (default 440
+# s) so the whole run ends within 8 minutes; a step with no time left is skipped and the table says
+# so. Offline: uses python3 as it is when it has numpy, scipy, numba, numba-cuda and pytest
+# (else tries to install memnp[test,cuda] into a venv, which needs the package index).
+# numba-cuda up to 0.30 breaks on numpy 2.5 (its first kernel compile looks up np.row_stack, which
+# numpy 2.5 removed): a sitecustomize.py in a temporary folder, on PYTHONPATH for this script's
+# processes only, sets numpy.row_stack = numpy.vstack where it is missing.
 set -o pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-/tmp/memnp-gpu-out}
 mkdir -p "$OUT"
 export PYTHONUNBUFFERED=1 NUMBA_ENABLE_CUDASIM=0
 if [ -z "${CUDA_HOME:-}" ] && [ -d /usr/local/cuda ]; then export CUDA_HOME=/usr/local/cuda; fi
-status=0
+BUDGET=${GPU_CHECK_BUDGET_S:-440}
+RESERVE=15                       # seconds kept for the table
+START=$(date +%s)
+THREADS=$(nproc 2>/dev/null || echo 2)
+: > "$OUT/steps.tsv"
 
-# 1. The machine.
-{ nvidia-smi; python3 --version; python3 -m pip list 2>/dev/null \
-    | grep -i -E '^(numba|numba-cuda|numpy|scipy|pytest|llvmlite|cuda-|nvidia-)'; } 2>&1 | tee "$OUT/env.log"
+# Seconds a step may take: min(its cap, what is left of the budget less the reserve).
+left() {
+    local cap=$1 rest
+    rest=$(( START + BUDGET - RESERVE - $(date +%s) ))
+    if [ "$rest" -lt "$cap" ]; then echo "$rest"; else echo "$cap"; fi
+}
+# step NAME CAP LOG COMMAND...: run under timeout, log to $OUT/LOG, record status and seconds.
+step() {
+    local name=$1 cap=$2 log=$3 t t0 rc
+    shift 3
+    t=$(left "$cap")
+    if [ "$t" -lt 10 ]; then
+        printf '%s\tskipped\t0\n' "$name" >> "$OUT/steps.tsv"
+        echo "== $name: skipped (no time left)" | tee -a "$OUT/$log"
+        return
+    fi
+    echo "== $name (timeout ${t} s): $*" | tee -a "$OUT/$log"
+    t0=$(date +%s)
+    timeout -k 10 "$t" "$@" 2>&1 | tee -a "$OUT/$log"
+    rc=${PIPESTATUS[0]}
+    printf '%s\t%s\t%s\n' "$name" "$rc" "$(( $(date +%s) - t0 ))" >> "$OUT/steps.tsv"
+}
 
-# 2. Install. Where python3 already has the dependencies (a GPU image with numba-cuda, usually
-#    offline), use it as it is with the repo on PYTHONPATH; else install into a fresh venv.
-if python3 -c "import numpy, scipy, numba, numba_cuda, pytest" 2>&1 | tee "$OUT/install.log"; then
-    export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
-    py=python3
-else
+# 0. The numpy 2.5 shim (this script's processes only; another sitecustomize is run after it).
+SHIM=$(mktemp -d)
+cat > "$SHIM/sitecustomize.py" <<'EOF'
+import os
+import sys
+try:
+    import numpy
+    if not hasattr(numpy, "row_stack"):
+        numpy.row_stack = numpy.vstack
+except Exception:
+    pass
+_here = os.path.dirname(os.path.abspath(__file__))
+for _entry in sys.path:
+    _path = os.path.join(os.path.abspath(_entry or "."), "sitecustomize.py")
+    if os.path.dirname(_path) != _here and os.path.isfile(_path):
+        with open(_path) as _f:
+            exec(compile(_f.read(), _path, "exec"), {"__name__": "sitecustomize", "__file__": _path})
+        break
+EOF
+export PYTHONPATH="$SHIM:$PWD${PYTHONPATH:+:$PYTHONPATH}"
+
+# 1. The machine and the Python to use.
+{ timeout 20 nvidia-smi; python3 --version; python3 -m pip list 2>/dev/null \
+    | grep -i -E '^(numba|numba-cuda|numpy|scipy|pytest|llvmlite|cuda-|nvidia-)'; } > "$OUT/env.log" 2>&1
+py=python3
+if ! python3 -c "import numpy, scipy, numba, numba_cuda, pytest" >> "$OUT/env.log" 2>&1; then
     VENV=${VENV:-/tmp/memnp-gpu-venv}
-    python3 -m venv "$VENV" && "$VENV/bin/python" -m pip install -e '.[test,cuda]' 2>&1 \
-        | tee -a "$OUT/install.log" || status=1
+    step install 150 install.log bash -c "python3 -m venv '$VENV' && '$VENV/bin/python' -m pip install -e '.[test,cuda]'"
     py="$VENV/bin/python"
 fi
-"$py" -c "import memnp, numba, numba_cuda; from numba import cuda; cuda.detect(); \
-print('numba', numba.__version__, 'numba-cuda', numba_cuda.__version__, 'gpu', cuda.is_available())" 2>&1 \
-    | tee -a "$OUT/env.log" || status=1
+step env 60 env.log "$py" -c "import numpy, numba, numba_cuda, memnp; from numba import cuda; cuda.detect(); \
+print('numpy', numpy.__version__, 'numba', numba.__version__, 'numba-cuda', numba_cuda.__version__, \
+'gpu', cuda.is_available())"
 
-# 3. CUDA kernel tests on the device.
-#    The line-resistance solver's CUDA path (tests/test_circuit_cuda.py) too.
-timeout 420 "$py" -m pytest -q -ra tests/test_kernels_cuda.py tests/test_circuit_cuda.py 2>&1 \
-    | tee "$OUT/test_kernels_cuda.log" || status=1
+# 2. Kernel benchmark: the target shape and a narrow layer, float32, device-resident arrays
+#    ("cuda") and host arrays copied both ways ("cuda+copy"); no NumPy reference at this size.
+step kernels 100 kernels.log "$py" bench/kernels.py --backends cuda --dtypes float32 \
+    --shapes 8192x785x50,8192x26x10 --repeats 50 --no-compile --out "$OUT/kernels.json"
 
-# 4. Kernel benchmark (numpy vs cpu vs cuda).
-if [ -f bench/kernels.py ]; then
-    timeout 420 "$py" bench/kernels.py --out "$OUT/kernels.json" 2>&1 | tee "$OUT/kernels.log" || status=1
-else
-    echo "bench/kernels.py is absent: benchmark skipped" | tee "$OUT/kernels.log"
-fi
+# 3. The CUDA tests on the device, in two steps so that one running out of time keeps the other's
+#    result: the kernels (and GPU random numbers), then the line-resistance solver.
+step tests_kernels 120 tests_kernels.log "$py" -m pytest -q -ra -p no:cacheprovider \
+    tests/test_kernels*cuda*.py
+step tests_circuit 120 tests_circuit.log "$py" -m pytest -q -ra -p no:cacheprovider \
+    tests/test_circuit*cuda*.py
 
-# 5. Training-epoch benchmark with the cuda backend (the same epochs as on the CPU; e: the combined stage).
-timeout 300 "$py" bench/epoch.py --backend cuda --cases a,b,c,d,e --repeats 1 --json "$OUT/epoch_cuda.json" 2>&1 \
-    | tee "$OUT/epoch_cuda.log" || status=1
+# 4. GPU random numbers against the CPU's.
+step random 40 random.log "$py" bench/cuda_random.py --out "$OUT/random.json"
 
-echo "gpu_check status: $status" | tee -a "$OUT/env.log"
+# 5. Training epochs with the cuda backend, one case per process and timeout (e: the combined stage).
+for case in a b c d e; do
+    step "epoch_$case" 90 epoch_cuda.log "$py" bench/epoch.py --backend cuda --cases "$case" \
+        --repeats 1 --threads "$THREADS" --json "$OUT/epoch_$case.json"
+done
+
+# 6. The table (printed, and written to $OUT/gpu_check.json).
+timeout -k 5 30 "$py" bench/gpu_table.py "$OUT" 2>&1 | tee "$OUT/table.log"
+rm -rf "$SHIM"
+status=0
+while IFS=$'\t' read -r name rc seconds; do
+    [ "$rc" = 0 ] || status=1
+done < "$OUT/steps.tsv"
+echo "gpu_check status: $status ($(( $(date +%s) - START )) s)" | tee -a "$OUT/env.log"
 exit $status

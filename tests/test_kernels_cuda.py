@@ -101,6 +101,61 @@ def test_pf_currents_vjp(dtype, regime, shape):
     assert np.all(got[0][V == 0] == 0) and np.all(got[0][V != 0] != 0)
 
 
+def test_cd_chunks_fill_and_cover():
+    """The chunks cover the batch exactly, none is empty, and a narrow layer gets several."""
+    for p, m, n in [(1, 1, 1), (7, 5, 4), (11, 5, 4), (64, 26, 20), (8192, 785, 50),
+                    (8192, 51, 10), (70_000, 3, 2)]:
+        chunk, chunks = kc.cd_chunks(p, m, n)
+        assert chunk >= 1 and (chunks - 1) * chunk < p <= chunks * chunk, (p, m, n)
+        assert chunks <= 65535 and (chunks == 1 or chunk >= kc.CD_MIN_CHUNK)
+    assert kc.cd_chunks(0, 5, 4) == (0, 0)
+    if kc.SIMULATOR and kc.TXY == 8:  # blocks of 8, 64 target threads: the shapes tested below
+        assert kc.cd_chunks(11, 5, 4) == (4, 3)      # 4 + 4 + 3 examples
+        assert kc.cd_chunks(7, 3, 2) == (2, 4)       # 2 + 2 + 2 + 1
+    elif not kc.SIMULATOR and kc.TXY == 256:  # the paper's layer: 27 chunks of 304 examples
+        assert kc.cd_chunks(8192, 785, 50) == (304, 27)
+        assert kc.cd_chunks(8192, 51, 10) == (32, 256)
+
+
+@cases
+@pytest.mark.parametrize("shape", [(11, 5, 4), (7, 3, 2), (13, 5, 3)])
+def test_pf_grad_cd_chunked(dtype, shape):
+    """dL/dc, dL/d(d_eps) over several chunks (the last one short) match the reference: float64
+    to 1e-12 per element; the same call twice gives the same bits."""
+    V, c, d_eps, _, grad_I = make_inputs(shape, "high", seed=4)
+    assert kc.cd_chunks(*shape)[1] > 1
+    args = cast(dtype, V, c, d_eps, grad_I)
+    _, gc, gd = kc.pf_currents_vjp(*args, need_V=False)
+    _, want_c, want_d = ref.pf_currents_vjp(V, c, d_eps, grad_I, need_V=False)
+    if dtype == np.float64:
+        np.testing.assert_allclose(gc, want_c, rtol=1e-12, atol=1e-12 * np.abs(want_c).max())
+        np.testing.assert_allclose(gd, want_d, rtol=1e-12, atol=1e-12 * np.abs(want_d).max())
+    else:
+        assert rel_err(gc, want_c) <= 1e-5 and rel_err(gd, want_d) <= 1e-5
+    _, gc2, gd2 = kc.pf_currents_vjp(*args, need_V=False)
+    assert np.array_equal(gc, gc2) and np.array_equal(gd, gd2)
+
+
+def test_pf_grad_cd_chunk_sums_by_hand():
+    """Stage 1's partial sums are the per-chunk sums of the reference's terms; stage 2 adds them."""
+    shape = (11, 5, 4)
+    V, c, d_eps, _, grad_I = make_inputs(shape, "low", seed=5)
+    chunk, chunks = kc.cd_chunks(*shape)
+    cuda = numba_cuda_api
+    dV, dc, dd, dg = (cuda.to_device(a) for a in (V, c, d_eps, grad_I))
+    K = kc._compute_K(np.dtype(np.float64), dd, 5, 4)
+    part_c = cuda.device_array((chunks, 5, 4), dtype=np.float64)
+    part_d = cuda.device_array((chunks, 5, 4), dtype=np.float64)
+    grid = ((20 + kc.TXY - 1) // kc.TXY, chunks)
+    kc._pf_grad_cd_part_kernel[np.dtype(np.float64)][grid, kc.TXY](
+        dV, dc, dd, K, np.float64(kc.A2_EPS), dg, chunk, part_c, part_d)
+    part_c = part_c.copy_to_host()
+    for z in range(chunks):
+        rows = slice(z * chunk, (z + 1) * chunk)
+        _, want_c, _ = ref.pf_currents_vjp(V[rows], c, d_eps, grad_I[rows], need_V=False)
+        np.testing.assert_allclose(part_c[z], want_c, rtol=1e-12, atol=1e-12 * np.abs(want_c).max())
+
+
 @cases
 @regimes
 @shapes
@@ -121,6 +176,17 @@ def test_ideal_currents_and_power(dtype, shape):
     assert rel_err(I, V @ G) <= TOL[dtype]
     P = kc.ideal_power(Vd, Gd)
     assert abs(P - ref.ideal_power(V, G)) <= TOL[dtype] * ref.ideal_power(V, G)
+
+
+def test_grid_strides_over_the_examples(monkeypatch):
+    """With at most 2 blocks along the examples, every kernel's grid-stride loop covers the rest."""
+    monkeypatch.setattr(kc, "_MAX_GRID_Y", 2)
+    V, c, d_eps, G, grad_I = make_inputs((11, 5, 4), "low", seed=7)
+    assert rel_err(kc.pf_currents(V, c, d_eps), ref.pf_currents(V, c, d_eps)) <= 1e-12
+    for g, w in zip(kc.pf_currents_vjp(V, c, d_eps, grad_I), ref.pf_currents_vjp(V, c, d_eps, grad_I)):
+        assert rel_err(g, w) <= 1e-12
+    assert kc.pf_power(V, c, d_eps) == pytest.approx(ref.pf_power(V, c, d_eps), rel=1e-12)
+    assert rel_err(kc.ideal_currents(V, G), V @ G) <= 1e-12
 
 
 def test_power_by_hand():
@@ -241,3 +307,18 @@ def test_batch_larger_than_grid_on_gpu():
         assert rel_err(g, w) <= 1e-10
     assert kc.pf_power(V, c, d_eps) == pytest.approx(ref.pf_power(V, c, d_eps), rel=1e-10)
     assert rel_err(kc.ideal_currents(V, G), V @ G) <= 1e-10
+
+
+@gpu_only
+@cases
+@pytest.mark.parametrize("shape", [(4001, 26, 10), (3001, 101, 50)])
+def test_narrow_layers_many_chunks_on_gpu(dtype, shape):
+    """dL/dc, dL/d(d_eps) of narrow layers over many chunks (p not a multiple of the chunk)."""
+    chunk, chunks = kc.cd_chunks(*shape)
+    assert chunks > 8 and shape[0] % chunk != 0
+    V, c, d_eps, _, grad_I = make_inputs(shape, "high", seed=6)
+    V = np.abs(V)
+    got = kc.pf_currents_vjp(*cast(dtype, V, c, d_eps, grad_I))
+    for name, g, w in zip(("grad_V", "grad_c", "grad_d_eps"), got,
+                          ref.pf_currents_vjp(V, c, d_eps, grad_I)):
+        assert rel_err(g, w) <= (1e-12 if dtype == np.float64 else TOL[dtype]), name

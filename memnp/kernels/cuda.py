@@ -21,8 +21,13 @@ No kernel materializes the p x m x n tensor of device quantities:
 - forward / power: a block of TX x TY threads handles TX columns of one example; the TY threads of
   a column split its rows and a shared-memory reduction adds their partial sums (power: one
   partial sum per block, added up on the host in float64);
-- dL/dV: a block handles TY rows of one example; TX lanes split the columns, then reduce;
-- dL/dc, dL/d(d_eps): one thread per device (row, column), looping over the examples.
+- dL/dV: one thread per (example, row) sums over the columns in order; the lanes of a warp
+  are neighbouring rows, reading transposed copies of c and K (n, m) made per call;
+- dL/dc, dL/d(d_eps): two stages. The examples are cut into chunks (:func:`cd_chunks`, from
+  p, m, n: enough chunks to fill the GPU even for a narrow layer); one thread per device (the
+  m n devices in row-major order, so a narrow layer leaves no lane idle) and chunk sums its chunk
+  in float64 into a partial array (chunks, m, n); then one thread per device adds the chunks'
+  partial sums in order. No atomics: the same inputs give the same bits.
 
 Per device the kernels use K = A**2 B / d_eps (computed once per call by a small kernel),
 E = sqrt(|V| K + A**2 EPS), e = exp(E) and
@@ -80,6 +85,13 @@ TX, TY = _block_shape(os.environ.get("MEMNP_CUDA_BLOCK", "") or ("4x2" if SIMULA
 TXY = TX * TY
 #: Largest grid dimension used along y (CUDA allows 65535); kernels stride over larger extents.
 _MAX_GRID_Y = 65535
+#: dL/dc, dL/d(d_eps): the examples are split into chunks until this many threads run (one per
+#: device and chunk; about four waves of an H200's 132 SMs x 2048 threads), so that a narrow layer
+#: (n = 50 or 10 columns) still fills the GPU. The simulator's small values make small test
+#: shapes use several chunks.
+CD_TARGET_THREADS = 64 if SIMULATOR else 2 ** 20
+#: Shortest chunk of examples (fewer examples per thread would cost more in partial sums).
+CD_MIN_CHUNK = 2 if SIMULATOR else 32
 
 
 # ---------------------------------------------------------------------------------------------
@@ -152,58 +164,90 @@ def _block_sum_to(acc, partial):
         partial[cuda.blockIdx.y, cuda.blockIdx.x] = sm[0]
 
 
-def _pf_grad_v_body(V, c, K, eps, gI, gV):
-    """gV[k, i] = sum_j gI[k, j] dI/dV. Block (TX, TY): TY rows of one example, TX column lanes."""
-    tx = cuda.threadIdx.x
-    ty = cuda.threadIdx.y
-    i = cuda.blockIdx.x * TY + ty
+def _transposed_body(d_eps, c, a2b, KT, cT):
+    """KT[j, i] = a2b / d_eps[i, j] (= K[i, j]) and cT[j, i] = c[i, j]; one thread per device,
+    x along the rows i (contiguous in KT and cT)."""
+    i, j = cuda.grid(2)
+    m, n = c.shape
+    if i < m and j < n:
+        KT[j, i] = a2b / d_eps[i, j]
+        cT[j, i] = c[i, j]
+
+
+def _pf_grad_v_body(V, cT, KT, eps, gI, gV):
+    """gV[k, i] = sum_j gI[k, j] dI/dV: one thread per (example, row), the columns in order.
+
+    Block (TX, TY): TX rows (the lanes: V, gV and the transposed cT, KT read coalesced; gI[k, j]
+    one broadcast load) of TY examples; the grid strides over the examples. No reduction across
+    threads, so no barrier.
+    """
+    i = cuda.blockIdx.x * TX + cuda.threadIdx.x
     p, m = V.shape
-    n = c.shape[1]
-    sm = cuda.shared.array((TY, TX), dtype=np.float64)
-    for k in range(cuda.blockIdx.y, p, cuda.gridDim.y):
-        acc = 0.0
-        if i < m:
+    n = cT.shape[0]
+    if i < m:
+        for k in range(cuda.blockIdx.y * TY + cuda.threadIdx.y, p, cuda.gridDim.y * TY):
             v = V[k, i]
+            acc = 0.0
             if v != 0:
                 u = abs(v)
-                for j in range(tx, n, TX):
-                    t = u * K[i, j]
+                for j in range(n):
+                    t = u * KT[j, i]
                     E = math.sqrt(t + eps)
                     E2 = E + E
-                    acc += gI[k, j] * (c[i, j] * math.exp(E) * (E2 + t) / E2)
-        sm[ty, tx] = acc
-        cuda.syncthreads()
-        s = TX // 2
-        while s > 0:
-            if tx < s:
-                sm[ty, tx] += sm[ty, tx + s]
-            cuda.syncthreads()
-            s //= 2
-        if tx == 0 and i < m:
-            gV[k, i] = sm[ty, 0]
-        cuda.syncthreads()
+                    acc += gI[k, j] * (cT[j, i] * math.exp(E) * (E2 + t) / E2)
+            gV[k, i] = acc
 
 
-def _pf_grad_cd_body(V, c, d_eps, K, eps, gI, gc, gd):
-    """gc[i, j] = sum_k gI dI/dc and gd[i, j] = sum_k gI dI/d(d_eps); one thread per device."""
-    j, i = cuda.grid(2)
+def _pf_grad_cd_part_body(V, c, d_eps, K, eps, gI, chunk, part_c, part_d):
+    """Stage 1 of dL/dc and dL/d(d_eps): partial sums over one chunk of examples.
+
+    Grid (devices / TXY, chunks) of 1-D blocks of TXY threads, one thread per device d = i n + j
+    (row-major, so a narrow layer leaves no lane idle) and chunk z: it sums over the examples k in
+    [z chunk, min(p, (z + 1) chunk)), in order, in float64:
+    part_c[z, i, j] = sum_k gI dI/dc, part_d[z, i, j] = sum_k gI V e t / (2 E d_eps) (times -c in
+    stage 2). A warp's threads share one or two rows (V[k, i]: broadcast loads) and read gI[k, :]
+    coalesced.
+    """
+    d = cuda.blockIdx.x * TXY + cuda.threadIdx.x
+    z = cuda.blockIdx.y
     p, m = V.shape
     n = c.shape[1]
-    if i < m and j < n:
-        cij = c[i, j]
+    if d < m * n:
+        i = d // n
+        j = d - i * n
         kij = K[i, j]
         dij = d_eps[i, j]
         acc_c = 0.0
         acc_d = 0.0
-        for k in range(p):
+        for k in range(z * chunk, min(p, (z + 1) * chunk)):
             v = V[k, i]
             t = abs(v) * kij
             E = math.sqrt(t + eps)
             g_ve = gI[k, j] * (v * math.exp(E))
             acc_c += g_ve
             acc_d += g_ve * (t / ((E + E) * dij))
+        part_c[z, i, j] = acc_c
+        part_d[z, i, j] = acc_d
+
+
+def _pf_grad_cd_sum_body(part_c, part_d, c, gc, gd):
+    """Stage 2: gc[i, j] = sum_z part_c[z, i, j], gd[i, j] = -c[i, j] sum_z part_d[z, i, j].
+
+    One thread per device (1-D, row-major), the chunks added in order 0, 1, ... (float64): the
+    result does not depend on the order in which the blocks of stage 1 ran.
+    """
+    d = cuda.grid(1)
+    chunks, m, n = part_c.shape
+    if d < m * n:
+        i = d // n
+        j = d - i * n
+        acc_c = 0.0
+        acc_d = 0.0
+        for z in range(chunks):
+            acc_c += part_c[z, i, j]
+            acc_d += part_d[z, i, j]
         gc[i, j] = acc_c
-        gd[i, j] = -cij * acc_d
+        gd[i, j] = -c[i, j] * acc_d
 
 
 def _ideal_forward_body(V, G, I):
@@ -260,8 +304,10 @@ def _pair(body):
 _k_kernel = _pair(_k_body)
 _pf_forward_kernel = _pair(_pf_forward_body)
 _pf_power_kernel = _pair(_pf_power_body)
+_transposed_kernel = _pair(_transposed_body)
 _pf_grad_v_kernel = _pair(_pf_grad_v_body)
-_pf_grad_cd_kernel = _pair(_pf_grad_cd_body)
+_pf_grad_cd_part_kernel = _pair(_pf_grad_cd_part_body)
+_pf_grad_cd_sum_kernel = _pair(_pf_grad_cd_sum_body)
 _ideal_forward_kernel = _pair(_ideal_forward_body)
 _ideal_power_kernel = _pair(_ideal_power_body)
 
@@ -362,6 +408,41 @@ def _compute_K(dtype, d_eps, m, n):
     return K
 
 
+def cd_chunks(p, m, n):
+    """(chunk length, number of chunks) of the examples for the dL/dc, dL/d(d_eps) kernel.
+
+    Enough chunks that the threads of all chunks (one per device per chunk, in blocks of TXY)
+    reach :data:`CD_TARGET_THREADS`, but no chunk shorter than :data:`CD_MIN_CHUNK` examples and
+    at most 65535 chunks (the grid's y limit). Depends only on p, m, n and the block size, so the
+    same inputs always give the same reduction and the same bits.
+    """
+    if p <= 0:
+        return 0, 0
+    padded = -(-(m * n) // TXY) * TXY
+    wanted = -(-CD_TARGET_THREADS // padded)
+    most = min(_MAX_GRID_Y, -(-p // CD_MIN_CHUNK))
+    chunks = max(1, min(wanted, most))
+    chunk = -(-p // chunks)
+    return chunk, -(-p // chunk)
+
+
+def _pf_grad_cd(dtype, dV, dc, dd, K, eps, dg, gc, gd):
+    """dL/dc into gc and dL/d(d_eps) into gd (m, n), by the two-stage reduction over chunks of
+    examples (:func:`cd_chunks`): partial sums per chunk in float64, then their sum in order."""
+    p, m = dV.shape
+    n = dc.shape[1]
+    chunk, chunks = cd_chunks(p, m, n)
+    blocks = -(-(m * n) // TXY)
+    if chunks == 0:  # no examples: zero gradients
+        part_c = part_d = cuda.to_device(np.zeros((1, m, n), dtype=np.float64))
+    else:
+        part_c = cuda.device_array((chunks, m, n), dtype=np.float64)
+        part_d = cuda.device_array((chunks, m, n), dtype=np.float64)
+        _pf_grad_cd_part_kernel[dtype][(blocks, chunks), TXY](dV, dc, dd, K, eps, dg, chunk,
+                                                              part_c, part_d)
+    _pf_grad_cd_sum_kernel[dtype][blocks, TXY](part_c, part_d, dc, gc, gd)
+
+
 def pf_currents(V, c, d_eps):
     """Column currents I (p, n) in amperes of the PF crossbar: sum over rows of the device currents.
 
@@ -394,10 +475,13 @@ def pf_currents_vjp(V, c, d_eps, grad_I, need_V=True):
     eps = dtype.type(A2_EPS)
     K = _compute_K(dtype, dd, m, n)
     if p and need_V:
-        grid_v = ((m + TY - 1) // TY, min(p, _MAX_GRID_Y))
-        _pf_grad_v_kernel[dtype][grid_v, (TX, TY)](dV, dc, K, eps, dg, gV)
-    grid_cd = ((n + TX - 1) // TX, (m + TY - 1) // TY)
-    _pf_grad_cd_kernel[dtype][grid_cd, (TX, TY)](dV, dc, dd, K, eps, dg, gc, gd)
+        KT = cuda.device_array((n, m), dtype=dtype)
+        cT = cuda.device_array((n, m), dtype=dtype)
+        grid_t = ((m + TX - 1) // TX, (n + TY - 1) // TY)
+        _transposed_kernel[dtype][grid_t, (TX, TY)](dd, dc, dtype.type(A2_B), KT, cT)
+        grid_v = ((m + TX - 1) // TX, min((p + TY - 1) // TY, _MAX_GRID_Y))
+        _pf_grad_v_kernel[dtype][grid_v, (TX, TY)](dV, cT, KT, eps, dg, gV)
+    _pf_grad_cd(dtype, dV, dc, dd, K, eps, dg, gc, gd)
     return (_out(gV, on_device) if need_V else None), _out(gc, on_device), _out(gd, on_device)
 
 
