@@ -28,8 +28,9 @@ History:
 1. The numbers of memnp 0.1.0 as of 2026-12-04 (commit f91c349), the first versioned ones.
 2. The line-resistance adjoint checks its residual and refines or solves directly where CG
    crawls (:mod:`memnp.circuit.adjoint`): training with wires on strongly coupled arrays (e.g.
-   low-resistance devices at r >= 0.1 ohm) gets exact gradients, so its numbers change; every
-   other number is as in version 1.
+   low-resistance devices at r >= 0.1 ohm) gets exact gradients, so its numbers change; the cuda
+   backend's PF VJP sums over chunks of examples (last bits of its results). Every other cpu
+   number is as in version 1.
 """
 import dataclasses
 
