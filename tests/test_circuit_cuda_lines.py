@@ -18,6 +18,7 @@ if not cc.SIMULATOR and not numba_cuda_api.is_available():
 
 HIGH = preset_stage("siox-high")
 PF = HIGH.nonpreserving
+R_W, R_B = 1.0, 2.0                      # ohm per segment (r_bit != 1: g = 1 / r_bit is not g^2)
 
 
 def _case(m, n, scale, seed=0, p=2):
@@ -43,24 +44,24 @@ def test_cuda_steps_match_cpu_and_reference(method, pf, dtype):
     devices = devices if pf else None
     tol = solve.TOLERANCE[np.dtype(dtype)]
     adj_tol = tol if dtype == np.float32 else 0.1 * tol        # as circuit.dispatch
-    assert solve.resolve_method("auto", V, *solve.device_arrays(G, devices), 1.0, 1.0) == "line"
-    v, report, arrays = cc.solve(V, G, devices, 1.0, 1.0, tol, method=method)
+    assert solve.resolve_method("auto", V, *solve.device_arrays(G, devices), R_W, R_B) == "line"
+    v, report, arrays = cc.solve(V, G, devices, R_W, R_B, tol, method=method)
     assert report.converged and report.max_residual <= tol
     steps = "Newton, line steps (" if method == "line" else "Newton-CG"
     assert report.method.startswith(steps) and report.method.endswith("(cuda)")
-    v_cpu, report_cpu, I_cpu = solve.solve_with_currents(V, G, devices, 1.0, 1.0, tol, method=method)
+    v_cpu, report_cpu, I_cpu = solve.solve_with_currents(V, G, devices, R_W, R_B, tol, method=method)
     if method == "line":                # the same algorithm: the same steps and corrections
         np.testing.assert_array_equal(report.iterations, report_cpu.iterations)
         np.testing.assert_array_equal(report.inner_iterations, report_cpu.inner_iterations)
         assert np.all(report.inner_iterations >= report.iterations)     # corrections were made
     I = solve.currents(v, *arrays)[1]
-    ref = reference.solve(V.astype(np.float64), G, devices, 1.0, 1.0, tol=1e-13)
+    ref = reference.solve(V.astype(np.float64), G, devices, R_W, R_B, tol=1e-13)
     I0, _ = LineResistance(0, 0).currents(V.astype(np.float64), G, devices, "cpu")
     assert _rel(ref["I"], I0) > 1e-3                     # the wires matter
     scale = 10.0 * tol
     assert _rel(I, ref["I"]) <= scale and _rel(I, I_cpu) <= scale
-    grad_V, theta = cc.vjp(v, V, *arrays, 1.0, 1.0, grad_I, adj_tol, method=method)
-    grad_V_cpu, theta_cpu, _ = adjoint.vjp(v_cpu, V, *arrays, 1.0, 1.0, grad_I, adj_tol,
+    grad_V, theta = cc.vjp(v, V, *arrays, R_W, R_B, grad_I, adj_tol, method=method)
+    grad_V_cpu, theta_cpu, _ = adjoint.vjp(v_cpu, V, *arrays, R_W, R_B, grad_I, adj_tol,
                                            method=method)
     grad_V_ref, theta_ref = reference.vjp(ref, grad_I)
     got = (grad_V, *(theta if pf else (theta,)))
@@ -72,7 +73,7 @@ def test_cuda_steps_match_cpu_and_reference(method, pf, dtype):
 
 def test_cuda_auto_takes_line_steps_through_line_resistance():
     V, G, devices, grad_I = _case(12, 4, 1000.0, seed=1)
-    lr = LineResistance(1.0, 1.0)
+    lr = LineResistance(R_W, R_B)
     out = {}
     for backend in ("cpu", "cuda"):
         I, state = lr.currents(V, G, devices, backend)
@@ -89,11 +90,11 @@ def test_cuda_line_steps_give_way_to_cg_on_strong_word_coupling():
     # (their corrections stop contracting) and still meet the tolerance.
     V, G, (c, d_eps), _ = _case(8, 8, 1.0)
     devices = (c * 3e4, d_eps)
-    assert solve.resolve_method("auto", V, *solve.device_arrays(G, devices), 1.0, 1.0) == "cg"
-    v, report, arrays = cc.solve(V, G, devices, 1.0, 1.0, 1e-10, method="line")
+    assert solve.resolve_method("auto", V, *solve.device_arrays(G, devices), R_W, R_B) == "cg"
+    v, report, arrays = cc.solve(V, G, devices, R_W, R_B, 1e-10, method="line")
     assert report.converged and report.max_residual <= 1e-10
     assert report.method == "Newton-CG on the device voltages (cuda)"
-    ref = reference.solve(V, G, devices, 1.0, 1.0, tol=1e-13)
+    ref = reference.solve(V, G, devices, R_W, R_B, tol=1e-13)
     assert _rel(solve.currents(v, *arrays)[1], ref["I"]) <= 1e-9
 
 
