@@ -3,22 +3,23 @@
 Newton on the device voltages (:mod:`memnp.circuit.solve`) with the cpu solver's two kinds of
 step and the same choice between them (:func:`memnp.circuit.solve.resolve_method`):
 
-- line steps (:mod:`memnp.circuit.linestep`): the bit lines exact, one tridiagonal solve per bit
-  line (one thread per bit line, the pivots of L_bit + S factored in the same pass), then
-  Richardson corrections for the word lines (one thread per word line), stopped by the step's
-  exact linear residual; a step whose corrections contract by less than half gives way to CG
-  steps for the rest of the example's solve;
+- line steps (:mod:`memnp.circuit.cuda_linestep`, as :mod:`memnp.circuit.linestep`): the bit
+  lines exact, one tridiagonal solve per bit line (one thread per bit line, the pivots of
+  L_bit + S factored in the same pass), then Richardson corrections for the word lines (one
+  thread per word line), stopped by the step's exact linear residual; a step whose corrections
+  contract by less than half gives way to CG steps for the rest of the example's solve;
 - CG steps: conjugate gradients on I + S^1/2 A S^1/2, without the cpu solver's line
   preconditioner (plain CG: more iterations on strongly coupled arrays, the same answers to the
   tolerance).
 
 The adjoint (:mod:`memnp.circuit.adjoint`) takes the same kind of step for its transposed solve.
 All arithmetic is float64. A block of :data:`NT` threads owns one example (blocks stride over the
-batch): A t runs one thread per word line (row) and then one thread per bit line (column), each a
-running sum in registers; the elementwise passes split the m n devices among the threads and the
-dot products are shared-memory block sums. Every thread of a block sees the same sums, so the
-Newton, line-step and CG loops branch alike across the block. The PF law is
-:func:`memnp.kernels.device_law.pf_current_slope_libm` compiled as a device function.
+batch; :mod:`memnp.circuit.cuda_block`): A t runs one thread per word line (row) and then one
+thread per bit line (column), each a running sum in registers; the elementwise passes split the
+m n devices among the threads and the dot products are shared-memory block sums. Every thread of
+a block sees the same sums, so the Newton, line-step and CG loops branch alike across the block.
+The PF law is :func:`memnp.kernels.device_law.pf_current_slope_libm` compiled as a device
+function.
 
 Host interface: :func:`solve` and :func:`vjp` take and return NumPy arrays (the state keeps the
 device voltages v on the host, (p, m, n) float64, so power and currents use the cpu code).
@@ -31,40 +32,19 @@ import numpy as np
 
 import numba_cuda  # noqa: F401  (ImportError: numba-cuda is not installed)
 from numba import cuda
-from numba.core import config as _numba_config
 
 from ..kernels.device_law import pf_current_slope_libm, pf_partials_libm
 from ..kernels.physics import A2_B
+from .cuda_block import NT, SIMULATOR, block_sum3 as _block_sum3
+from .cuda_linestep import line_step as _line_step
 from .report import IN_PROGRESS, SolveReport, newton_status
 
-SIMULATOR = bool(_numba_config.ENABLE_CUDASIM)
-#: Threads per block (a power of two; shared-memory sizes are compile-time constants).
-NT = 4 if SIMULATOR else 128
+__all__ = ["NT", "SIMULATOR", "solve", "vjp"]
 _A2_B = float(A2_B)
 
 _law_dev = cuda.jit(device=True)(pf_current_slope_libm)
 _partials_dev = cuda.jit(device=True)(pf_partials_libm)
 _newton_status_dev = cuda.jit(device=True)(newton_status)
-
-
-def _block_sum3(a, b, c, sh):
-    """(sum a, sum b, sum c) over the block's threads (sh: shared (3, NT))."""
-    tid = cuda.threadIdx.x
-    sh[0, tid] = a
-    sh[1, tid] = b
-    sh[2, tid] = c
-    cuda.syncthreads()
-    step = NT // 2
-    while step > 0:
-        if tid < step:
-            sh[0, tid] += sh[0, tid + step]
-            sh[1, tid] += sh[1, tid + step]
-            sh[2, tid] += sh[2, tid + step]
-        cuda.syncthreads()
-        step //= 2
-    out = (sh[0, 0], sh[1, 0], sh[2, 0])
-    cuda.syncthreads()
-    return out
 
 
 def _apply_A(t, r_w, r_b, out):
@@ -193,94 +173,11 @@ def _cg(sq, b, r_w, r_b, eta, max_cg, z, r, pv, q, t, sh):
     return it, lam_max
 
 
-def _line_solve(R, u, has_u, s, g, winv, factor, out):
-    """out = J_bit^-1 x = x - (L_bit + S)^-1 (S x), x = -R - u (u only when has_u), as
-    :func:`memnp.circuit.linestep.line_solve`: one thread per bit line, forward elimination down
-    the line and back substitution up it. winv: the pivots 1 / w of L_bit + S (written here first
-    when ``factor``); g = 1 / r_bit (S). All (m, n) views; out is not R, u, s or winv."""
-    tid = cuda.threadIdx.x
-    m, n = R.shape
-    for j in range(tid, n, NT):
-        y = 0.0
-        w = 0.0
-        for i in range(m):
-            x = -R[i, j] - u[i, j] if has_u else -R[i, j]
-            if i == 0:
-                y = s[i, j] * x
-            else:
-                y = g * w * y + s[i, j] * x        # w: the pivot of row i - 1
-            out[i, j] = y
-            if factor:
-                if i == 0:
-                    w = 1.0 / (g + s[i, j])
-                else:
-                    w = 1.0 / (2.0 * g + s[i, j] - g * g * w)
-                winv[i, j] = w
-            else:
-                w = winv[i, j]
-        z = 0.0
-        for k in range(m):
-            i = m - 1 - k
-            z = (out[i, j] + g * z) * winv[i, j]
-            x = -R[i, j] - u[i, j] if has_u else -R[i, j]
-            out[i, j] = x - z
-    cuda.syncthreads()
-
-
-def _word_drop(s, dv, r_w, u, first, sh):
-    """u = A_word S dv (one thread per word line), as :func:`memnp.circuit.linestep.word_drop`.
-    Returns ||S (u_new - u_old)||^2 over the block (u_old = 0 when ``first``; u not read then)."""
-    tid = cuda.threadIdx.x
-    m, n = s.shape
-    acc = 0.0
-    for i in range(tid, m, NT):
-        t = 0.0
-        for j in range(n):
-            t += s[i, j] * dv[i, j]
-        a = 0.0
-        for j in range(n):
-            a += t
-            x = r_w * a
-            e = x if first else x - u[i, j]
-            e *= s[i, j]
-            acc += e * e
-            u[i, j] = x
-            t -= s[i, j] * dv[i, j]
-    cuda.syncthreads()
-    total, _, _ = _block_sum3(acc, 0.0, 0.0, sh)
-    return total
-
-
-def _line_step(R, s, g, winv, refactor, r_w, target, max_corrections, dv, u, sh):
-    """The line step dv (m, n) for the voltage mismatch R at slopes s, corrected until the
-    S-weighted linear residual is at most ``target`` (A), as :func:`memnp.circuit.linestep.step`:
-    the corrections made, or -1 when they contract too slowly (the caller takes a CG step).
-    winv: the pivots of L_bit + S, factored here when ``refactor``; u (m, n) work."""
-    _line_solve(R, u, False, s, g, winv, refactor, dv)
-    if not r_w > 0.0:
-        return 0
-    k = 0
-    prev = -1.0
-    while True:
-        res = math.sqrt(_word_drop(s, dv, r_w, u, k == 0, sh))
-        if not res > target:
-            return k
-        if k >= max_corrections or (prev >= 0.0 and not res <= 0.5 * prev):
-            return -1
-        prev = res
-        _line_solve(R, u, True, s, g, winv, False, dv)
-        k += 1
-
-
-_block_sum3 = cuda.jit(device=True)(_block_sum3)
 _apply_A = cuda.jit(device=True)(_apply_A)
 _apply_A_scaled = cuda.jit(device=True)(_apply_A_scaled)
 _law = cuda.jit(device=True)(_law)
 _evaluate = cuda.jit(device=True)(_evaluate)
 _cg = cuda.jit(device=True)(_cg)
-_line_solve = cuda.jit(device=True)(_line_solve)
-_word_drop = cuda.jit(device=True)(_word_drop)
-_line_step = cuda.jit(device=True)(_line_step)
 
 
 @cuda.jit
