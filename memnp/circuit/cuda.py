@@ -301,8 +301,9 @@ def _vjp_kernel(v_all, V, c, K, pf, r_w, r_b, grad_I, tol, max_cg, line, max_cor
             work[0, e], work[1, e], work[2, e], work[3, e], work[4, e], work[5, e], work[6, e],
             work[7, e], work[8, e], work[9, e], work[10, e], work[11, e])
         _law(c, K, pf, v, F, s)
-        k_line = -1
-        if line:                        # lambda = J^-1 (g 1) by a line step (R = -g 1), into q
+        # lambda = J^-1 (g 1) into r: a line step (R = -g 1), or CG (the iterations in inner).
+        inner = -1
+        if line:
             bb = 0.0
             for k in range(tid, m * n, NT):
                 i, j = k // n, k % n
@@ -311,23 +312,23 @@ def _vjp_kernel(v_all, V, c, K, pf, r_w, r_b, grad_I, tol, max_cg, line, max_cor
                 bb += a * a
             cuda.syncthreads()
             bb, _, _ = _block_sum3(bb, 0.0, 0.0, sh)
-            k_line = _line_step(R, s, g_bit, winv, True, r_w, tol * math.sqrt(bb),
-                                max_corrections, q, u, sh)
-        if k_line < 0:                  # CG in the symmetric form: lambda = g - A S^1/2 z
+            inner = _line_step(R, s, g_bit, winv, True, r_w, tol * math.sqrt(bb),
+                               max_corrections, r, u, sh)
+        if inner < 0:                   # CG in the symmetric form: lambda = g - A S^1/2 z
             for k in range(tid, m * n, NT):
                 i, j = k // n, k % n
                 sq[i, j] = math.sqrt(max(s[i, j], 0.0))
                 b[i, j] = sq[i, j] * g[j]
             cuda.syncthreads()
-            _cg(sq, b, r_w, r_b, tol, max_cg, z, r, pv, q, t, sh)
+            inner, _ = _cg(sq, b, r_w, r_b, tol, max_cg, z, r, pv, q, t, sh)
             _apply_A_scaled(sq, z, t, r_w, r_b, q)
             for k in range(tid, m * n, NT):
                 i, j = k // n, k % n
-                q[i, j] = g[j] - q[i, j]
+                r[i, j] = g[j] - q[i, j]
             cuda.syncthreads()
         for k in range(tid, m * n, NT):
             i, j = k // n, k % n
-            lam = q[i, j]
+            lam = r[i, j]
             t[i, j] = s[i, j] * lam
             if pf:
                 dc, dd = _partials_dev(v[i, j], c[i, j], K[i, j], _A2_B / K[i, j])
