@@ -29,7 +29,8 @@ History:
 2. The line-resistance adjoint checks its residual and refines or solves directly where CG
    crawls (:mod:`memnp.circuit.adjoint`): training with wires on strongly coupled arrays (e.g.
    low-resistance devices at r >= 0.1 ohm) gets exact gradients, so its numbers change; the cuda
-   backend's PF VJP sums over chunks of examples (last bits of its results). Every other cpu
+   backend's PF VJP sums over chunks of examples, and its line-resistance solver and adjoint take
+   line steps where the cpu's do (last bits of its results). Every other cpu
    number is as in version 1.
 """
 import dataclasses

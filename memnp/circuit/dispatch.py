@@ -3,8 +3,8 @@ power, one solver per device, attached to the kernel backends (``Backend.circuit
 package sits above the kernels, so it attaches them here).
 
 ``numpy``: the dense reference (:mod:`memnp.circuit.reference`); ``cpu``: Newton with line steps
-or CG steps (:mod:`memnp.circuit.solve`, :mod:`memnp.circuit.adjoint`); ``cuda``: Newton-CG in
-numba.cuda (:mod:`memnp.circuit.cuda`). With r_word = r_bit = 0 every backend runs its plain
+or CG steps (:mod:`memnp.circuit.solve`, :mod:`memnp.circuit.adjoint`); ``cuda``: the same line
+or CG steps in numba.cuda (:mod:`memnp.circuit.cuda`). With r_word = r_bit = 0 every backend runs its plain
 kernels (exactly a stage without wires). Results come back in V's dtype.
 """
 import numpy as np
@@ -153,7 +153,7 @@ class CpuSolver:
 
 
 class CudaSolver:
-    """Newton-CG in numba.cuda."""
+    """Newton with line or CG steps, and the adjoint, in numba.cuda (memnp.circuit.cuda)."""
 
     def forward(self, lr, state):
         V, G, devices = state.V, state.G, state.devices
