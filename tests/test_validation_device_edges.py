@@ -27,8 +27,8 @@ import pytest
     (dict(R_range=(2.0, 1.0)), r"R_range must be \(R_min, R_max\) with 0 < R_min <= R_max"),
     (dict(slopes=(1.0,)), r"slopes must be a pair of finite numbers"),                   # was IndexError
     (dict(intercepts=(math.nan, 1.0)), r"intercepts must be a pair of finite numbers"),
-    (dict(covariance=[[1, 2], [3, 4]]), r"covariance must be a symmetric positive semi-definite 2 x 2"),
-    (dict(covariance=[[math.nan, 0], [0, 1]]), r"covariance must be a symmetric positive semi-definite 2 x 2"),
+    (dict(covariance=[[1, 2], [3, 4]]), r"covariance must be symmetric"),
+    (dict(covariance=[[math.nan, 0], [0, 1]]), r"covariance must contain only finite values"),
     (dict(intercepts=(800.0, -37.0)), r"slopes, intercepts and covariance must give finite c > 0"),
 ])
 def test_synthetic_siox_curves_refuse_bad_parameters(kwargs, message):

@@ -347,3 +347,33 @@ def _conductances(G, stage):
     if G.size and not (G.min() >= low and G.max() <= high):
         raise ValueError(f"G must hold conductances in the stage's range [G_off, G_on] = [{stage.G_off!r}, "
                          f"{stage.G_on!r}] S; got values from {float(G.min())!r} to {float(G.max())!r} S")
+
+
+def finite_pair(name, value):
+    """``value`` as a tuple of two finite floats, or ValueError naming ``name``."""
+    try:
+        pair = tuple(float(v) for v in value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a pair of finite numbers; got {value!r}") from None
+    if len(pair) != 2 or not all(math.isfinite(v) for v in pair):
+        raise ValueError(f"{name} must be a pair of finite numbers; got {value!r}")
+    return pair
+
+
+def covariance_2x2(value):
+    """``value`` as a symmetric positive semi-definite 2 x 2 matrix of finite floats (a tuple of
+    two row tuples), or ValueError naming what is wrong (the PF residuals' covariance)."""
+    try:
+        matrix = np.array(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ValueError(f"covariance must be a 2 x 2 matrix of numbers; got {value!r}") from None
+    if matrix.shape != (2, 2):
+        raise ValueError(f"covariance must have shape (2, 2); got {matrix.shape}")
+    if not np.all(np.isfinite(matrix)):
+        raise ValueError("covariance must contain only finite values")
+    scale = max(np.abs(matrix).max(), 1e-300)
+    if abs(matrix[0, 1] - matrix[1, 0]) > 1e-12 * scale:
+        raise ValueError(f"covariance must be symmetric; got {matrix.tolist()}")
+    if np.linalg.eigvalsh(matrix).min() < -1e-12 * scale:
+        raise ValueError(f"covariance must be positive semi-definite; got {matrix.tolist()}")
+    return tuple(tuple(row) for row in matrix.tolist())

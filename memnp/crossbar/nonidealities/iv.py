@@ -12,7 +12,7 @@ import numpy as np
 from ...kernels import fused as fused_records
 from ...kernels import get_backend, pf_devices, physics
 from ...kernels.normal import Z_MAX
-from ..validation import draw_args, finite_array, positive, positive_array
+from ..validation import covariance_2x2, draw_args, finite_array, finite_pair, positive, positive_array
 from .base import STAGE_SLACK, LinearityNonpreserving, register
 
 #: ln of float32's smallest normal and largest numbers: c, d_eps and the device currents must lie
@@ -30,33 +30,6 @@ def _checked(G, residuals):
                          f"got {np.shape(residuals)}")
     finite_array("residuals", residuals)
     return G
-
-
-def _pair(name, value):
-    try:
-        pair = tuple(float(v) for v in value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a pair of finite numbers; got {value!r}") from None
-    if len(pair) != 2 or not all(math.isfinite(v) for v in pair):
-        raise ValueError(f"{name} must be a pair of finite numbers; got {value!r}")
-    return pair
-
-
-def _covariance(value):
-    try:
-        matrix = np.array(value, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise ValueError(f"covariance must be a 2 x 2 matrix of numbers; got {value!r}") from None
-    if matrix.shape != (2, 2):
-        raise ValueError(f"covariance must have shape (2, 2); got {matrix.shape}")
-    if not np.all(np.isfinite(matrix)):
-        raise ValueError("covariance must contain only finite values")
-    scale = max(np.abs(matrix).max(), 1e-300)
-    if abs(matrix[0, 1] - matrix[1, 0]) > 1e-12 * scale:
-        raise ValueError(f"covariance must be symmetric; got {matrix.tolist()}")
-    if np.linalg.eigvalsh(matrix).min() < -1e-12 * scale:
-        raise ValueError(f"covariance must be positive semi-definite; got {matrix.tolist()}")
-    return tuple(tuple(row) for row in matrix.tolist())
 
 
 @register
@@ -79,9 +52,9 @@ class IVNonlinearityPF(LinearityNonpreserving):
 
     def __post_init__(self):
         object.__setattr__(self, "k_V", positive("k_V", self.k_V))
-        object.__setattr__(self, "slopes", _pair("slopes", self.slopes))
-        object.__setattr__(self, "intercepts", _pair("intercepts", self.intercepts))
-        object.__setattr__(self, "covariance", _covariance(self.covariance))
+        object.__setattr__(self, "slopes", finite_pair("slopes", self.slopes))
+        object.__setattr__(self, "intercepts", finite_pair("intercepts", self.intercepts))
+        object.__setattr__(self, "covariance", covariance_2x2(self.covariance))
         object.__setattr__(self, "_factor", self._residual_factor())
 
     @property

@@ -12,7 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ...crossbar.validation import conductance_range, non_negative, positive, probability
+from ...crossbar.validation import (conductance_range, covariance_2x2, finite_pair, non_negative, positive,
+                                    probability)
 from .siox import pf_current
 
 #: The most curves, points per curve, and reads (cycles x pulses x devices) a generator makes.
@@ -39,29 +40,6 @@ def _integer(name, value, low, high):
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral) or not low <= value <= high:
         raise ValueError(f"{name} must be an integer in [{low}, {high}]; got {value!r}")
     return int(value)
-
-
-def _pair(name, value):
-    """Two finite numbers as a tuple of floats."""
-    try:
-        pair = tuple(float(v) for v in value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a pair of finite numbers; got {value!r}") from None
-    if len(pair) != 2 or not all(math.isfinite(v) for v in pair):
-        raise ValueError(f"{name} must be a pair of finite numbers; got {value!r}")
-    return pair
-
-
-def _covariance(value):
-    try:
-        cov = np.array(value, dtype=float)
-    except (TypeError, ValueError):
-        raise ValueError(f"covariance must be a 2 x 2 matrix of numbers; got {value!r}") from None
-    if cov.shape != (2, 2) or not np.all(np.isfinite(cov)) or not np.allclose(cov, cov.T) \
-            or np.any(np.linalg.eigvalsh(cov) < -1e-15):
-        raise ValueError(f"covariance must be a symmetric positive semi-definite 2 x 2 matrix of finite "
-                         f"numbers; got {value!r}")
-    return cov
 
 
 @dataclass(frozen=True)
@@ -111,11 +89,11 @@ def synthetic_siox_curves(n_curves: int, rng, *, R_range=None, slopes=SIOX_HIGH[
                          f"from 0 to max_voltage); got {voltage_step!r}")
     if R_range is None:
         R_range = (1.0 / SIOX_HIGH["G_on"], 1.0 / SIOX_HIGH["G_off"])
-    lo, hi = _pair("R_range (R_min, R_max in ohms)", R_range)
+    lo, hi = finite_pair("R_range (R_min, R_max in ohms)", R_range)
     if not 0 < lo <= hi:
         raise ValueError(f"R_range must be (R_min, R_max) with 0 < R_min <= R_max (ohms); got {R_range}")
-    slopes, intercepts = _pair("slopes", slopes), _pair("intercepts", intercepts)
-    cov = _covariance(covariance)
+    slopes, intercepts = finite_pair("slopes", slopes), finite_pair("intercepts", intercepts)
+    cov = np.array(covariance_2x2(covariance))
     R = np.exp(rng.uniform(np.log(lo), np.log(hi), n))
     e = rng.multivariate_normal(np.zeros(2), cov, size=n)
     ln_c = slopes[0] * np.log(R) + intercepts[0] + e[:, 0]
