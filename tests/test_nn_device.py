@@ -186,8 +186,9 @@ def test_copies_per_epoch_do_not_grow_with_the_steps(monkeypatch):
 
 
 def test_kernels_devices_and_loss_equal_their_cpu_references():
-    """stats + scan + devices: G, c and d_eps of the driven rows equal mapping.double_G_rows and
-    pf_devices' residuals and device parameters from the same Generator; loss: the softmax loop."""
+    """stats_scan + devices: G, c and d_eps of the driven rows equal mapping.double_G_rows and
+    pf_devices' residuals and device parameters from the same Generator; loss: the softmax loop,
+    then mapping.outputs_vjp."""
     model = mlp("float64")
     layer = model.memristive_layers[0]
     D = layer._matrix()
@@ -202,8 +203,7 @@ def test_kernels_devices_and_loss_equal_their_cpu_references():
     rng = np.random.default_rng(4)
     state = cuda.to_device(device._states([rng], np.zeros((1, 0), np.uint64)))
     arrays = [cuda.device_array((1, 21, 24)) for _ in range(4)]
-    k["stats"][1, ks.RT](cuda.to_device(D[None]), P, st)
-    k["scan"][1, ks.RT](cuda.to_device(x[None]), 8, 24, rank, offsets, state)
+    k["stats_scan"][1, ks.RT](cuda.to_device(D[None]), P, st, cuda.to_device(x[None]), 8, rank, offsets, state)
     k["devices"][ks.grid(21)](cuda.to_device(D[None]), rank, st, P, state, offsets, *arrays)
     active, _ = mapping.scan_inputs(x)
     rows = np.flatnonzero(active)
@@ -224,12 +224,19 @@ def test_kernels_devices_and_loss_equal_their_cpu_references():
     y = np.random.default_rng(3).integers(0, 10, (1, 8))
     gz = cuda.device_array((1, 8, 10))
     record = cuda.device_array((1, 3))
-    st_all = cuda.to_device(np.zeros((1, 1, ks.N_STATS)))
-    k["loss"][1, ks.RT](cuda.to_device(z), cuda.to_device(y), 8, st_all, cuda.to_device(np.zeros((1, ks.N_PARAMS))),
-                        gz, cuda.device_array((1, 8, 2)), record, 0, 1)
+    st_all = np.zeros((1, 1, ks.N_STATS))
+    st_all[0, 0, ks.MAXW] = 1.7          # sum |D| 0: no L1 penalty
+    st_all = cuda.to_device(st_all)
+    I = np.random.default_rng(4).normal(0, 1e-6, (1, 8, 20))
+    gI = cuda.device_array((1, 8, 20))
+    k["loss"][1, ks.RT](cuda.to_device(z), cuda.to_device(y), 8, st_all, P, gz, cuda.device_array((1, 8, 2)),
+                        record, 0, 1, cuda.to_device(I), st_all[0], gI)
     loss, grad, hits = softmax.softmax_cross_entropy(z[0], y[0])
     np.testing.assert_allclose(record.copy_to_host()[0, 1:], [loss, hits], rtol=1e-14)
     np.testing.assert_allclose(gz.copy_to_host()[0], grad, rtol=1e-13, atol=1e-17)
+    grad_I, grad_max = mapping.outputs_vjp(I[0], grad, K_V, 1.7, G_OFF, G_ON)
+    np.testing.assert_allclose(gI.copy_to_host()[0], grad_I, rtol=1e-14)
+    assert abs(st_all.copy_to_host()[0, 0, ks.GMAX] - grad_max) <= 1e-13 * abs(grad_max)
 
 
 @pytest.mark.parametrize("build, message", [

@@ -95,8 +95,11 @@ def _build(T):
             labels[k, q] = np.int64(packed[k, 5 + q])
 
     @cuda.jit
-    def stats(D, P, st):
-        """Per member (one block each): max D, its ties, sum |D| (float64), k_G = (G_on - G_off) / max D."""
+    def stats_scan(D, P, st, x, p, rank, offsets, state):
+        """Per member (one block): max D, its ties, sum |D| (float64), k_G = (G_on - G_off) / max D;
+        the rank of each row among the driven rows (an input nonzero in some example; the bias row
+        always), and the layer's first word: offsets[k] = the words used so far, then (driven rows)
+        x c more are used."""
         k = cuda.blockIdx.x
         tid = cuda.threadIdx.x
         sm = cuda.shared.array(RT, np.float64)
@@ -116,20 +119,7 @@ def _build(T):
                 ties += 1.0
         ties = _reduce(sm, tid, ties, False)
         total = _reduce(sm, tid, total, False)
-        if tid == 0:
-            st[k, MAXW] = top
-            st[k, TIES] = ties
-            st[k, ABSSUM] = total
-            st[k, K_G] = (P[k, G_ON] - P[k, G_OFF]) / top
-
-    @cuda.jit
-    def scan(x, p, c, rank, offsets, state):
-        """Per member (one block): rank of each row among the driven rows (an input nonzero in some
-        example; the bias row always), and the layer's first word: offsets[k] = words used so far,
-        then (driven rows) x c more words are used."""
-        k = cuda.blockIdx.x
-        tid = cuda.threadIdx.x
-        n_in = x.shape[2]
+        n_in = m - 1
         for i in range(tid, n_in, RT):
             driven = 0
             for q in range(p):
@@ -139,6 +129,10 @@ def _build(T):
             rank[k, i] = driven
         cuda.syncthreads()
         if tid == 0:
+            st[k, MAXW] = top
+            st[k, TIES] = ties
+            st[k, ABSSUM] = total
+            st[k, K_G] = (P[k, G_ON] - P[k, G_OFF]) / top
             count = 0
             for i in range(n_in):
                 if rank[k, i] != 0:
@@ -220,12 +214,34 @@ def _build(T):
                 value = one / (one + T(math.exp(-value)))
             y[k, q, jo] = value
 
+    @cuda.jit(device=True)
+    def _outputs_vjp(k, tid, sm, gy, I, p, st, P, gI):
+        """dL/dI (member k) from dL/dy, and st[k, GMAX] = dL/d(max weight) through y (CPU:
+        mapping.outputs_vjp); the calling block's RT threads share the work."""
+        cuda.syncthreads()
+        n_out = gy.shape[2]
+        span = P[k, K_V] * (P[k, G_ON] - P[k, G_OFF])
+        scale = T(st[k, MAXW] / span)
+        acc = 0.0
+        for t in range(tid, p * n_out, RT):
+            q = t // n_out
+            jo = t - q * n_out
+            g = gy[k, q, jo]
+            gI[k, q, 2 * jo] = scale * g
+            gI[k, q, 2 * jo + 1] = -scale * g
+            acc += F(g * (I[k, q, 2 * jo] - I[k, q, 2 * jo + 1]))
+        total = _reduce(sm, tid, acc, False)
+        if tid == 0:
+            st[k, GMAX] = total / span
+
     @cuda.jit
-    def loss(z, labels, p, st_all, P, gz, scratch, record, column, steps):
+    def loss(z, labels, p, st_all, P, gz, scratch, record, column, steps, I, st, gI):
         """Per member (one block): softmax cross-entropy of logits z (K, B, classes), dL/dz, hits;
-        record[k, 1 + column] = mean loss + l1 sum |D|, record[k, 1 + steps + column] = hits."""
+        record[k, 1 + column] = mean loss + l1 sum |D|, record[k, 1 + steps + column] = hits; then
+        the last layer's outputs VJP (:func:`outputs_vjp`'s work, with its I, st and dL/dI)."""
         k = cuda.blockIdx.x
         tid = cuda.threadIdx.x
+        sm = cuda.shared.array(RT, np.float64)
         classes = z.shape[2]
         for q in range(tid, p, RT):
             top = z[k, q, 0]
@@ -257,6 +273,7 @@ def _build(T):
                 penalty = P[k, L1] * penalty
             record[k, 1 + column] = total / p + penalty
             record[k, 1 + steps + column] = hits
+        _outputs_vjp(k, tid, sm, gz, I, p, st, P, gI)
 
     @cuda.jit
     def outputs_vjp(gy, I, p, st, P, gI):
@@ -264,20 +281,7 @@ def _build(T):
         k = cuda.blockIdx.x
         tid = cuda.threadIdx.x
         sm = cuda.shared.array(RT, np.float64)
-        n_out = gy.shape[2]
-        span = P[k, K_V] * (P[k, G_ON] - P[k, G_OFF])
-        scale = T(st[k, MAXW] / span)
-        acc = 0.0
-        for t in range(tid, p * n_out, RT):
-            q = t // n_out
-            jo = t - q * n_out
-            g = gy[k, q, jo]
-            gI[k, q, 2 * jo] = scale * g
-            gI[k, q, 2 * jo + 1] = -scale * g
-            acc += F(g * (I[k, q, 2 * jo] - I[k, q, 2 * jo + 1]))
-        total = _reduce(sm, tid, acc, False)
-        if tid == 0:
-            st[k, GMAX] = total / span
+        _outputs_vjp(k, tid, sm, gy, I, p, st, P, gI)
 
     @cuda.jit
     def inputs_vjp(x, p, rank, cc, KK, gI, P, gx):
@@ -380,7 +384,7 @@ def _build(T):
         if k < state.shape[0]:
             record[k, 0] = F(state[k, 4])
 
-    return dict(gather=gather, take_labels=take_labels, stats=stats, scan=scan, devices=devices,
+    return dict(gather=gather, take_labels=take_labels, stats_scan=stats_scan, devices=devices,
                 forward=forward, loss=loss, outputs_vjp=outputs_vjp, inputs_vjp=inputs_vjp,
                 devices_vjp=devices_vjp, tie_share=tie_share, update=update, finish=finish)
 

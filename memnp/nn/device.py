@@ -221,18 +221,18 @@ class DeviceTrainer:
         last = len(self.shapes) - 1
         for l, (n_in, n_out) in enumerate(self.shapes):
             D, dev, st, off = self.D[l], self.dev[l], self.st[l], self.offsets[l]
-            k["stats"][K, ks.RT](D, self.P, st)
-            k["scan"][K, ks.RT](xs[l], p, 2 * n_out, self.rank[l], off, state)
+            k["stats_scan"][K, ks.RT](D, self.P, st, xs[l], p, self.rank[l], off, state)
             k["devices"][ks.grid(K * (n_in + 1))](D, self.rank[l], st, self.P, state, off, dev["G"], dev["c"],
                                                   dev["d"], dev["KK"])
             k["forward"][ks.grid(K * p * n_out)](xs[l], p, self.rank[l], dev["c"], dev["KK"], st, self.P,
                                                  self.I[l], self.x[l + 1], l < last)
         k["loss"][K, ks.RT](self.x[-1], self.labels, p, self.st, self.P, self.gy[last], self.scratch, record,
-                            column, steps)
+                            column, steps, self.I[last], self.st[last], self.gI[last])
         for l in range(last, -1, -1):
             n_in, n_out = self.shapes[l]
             D, dev, st = self.D[l], self.dev[l], self.st[l]
-            k["outputs_vjp"][K, ks.RT](self.gy[l], self.I[l], p, st, self.P, self.gI[l])
+            if l < last:     # the last layer's: in the loss kernel
+                k["outputs_vjp"][K, ks.RT](self.gy[l], self.I[l], p, st, self.P, self.gI[l])
             if l:
                 k["inputs_vjp"][ks.grid(K * p * n_in)](xs[l], p, self.rank[l], dev["c"], dev["KK"],
                                                        self.gI[l], self.P, self.gy[l - 1])
