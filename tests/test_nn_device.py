@@ -278,3 +278,54 @@ def test_bad_arguments_are_value_errors():
     with pytest.raises(ValueError, match="layer sizes differ"):
         device.DeviceTrainer([mlp("float32"), Sequential([MemristiveDense(20, 10), Softmax()],
                                                           stage=Stage(G_OFF, G_ON, K_V, (pf(),)))])
+
+
+def test_kernels_read_vjps_and_update_equal_their_references():
+    """forward, inputs_vjp, devices_vjp, tie_share and update of one hidden layer (float64) against
+    memnp.kernels.reference (PF currents and VJP on the driven rows), mapping.outputs,
+    pf_devices.device_parameters_vjp, mapping.double_w_to_G_vjp_rows, optim's L1 and sgd.step."""
+    from memnp.kernels import reference, sgd
+    model = mlp("float64")
+    D = model.memristive_layers[1]._matrix()          # 13 x 20: inputs are the hidden layer's
+    x = np.random.default_rng(8).random((8, 12))
+    x[:, 5] = 0.0
+    k = ks.kernels(np.float64)
+    P_host = device._params(model)
+    P = cuda.to_device(P_host[None])
+    st = cuda.device_array((1, ks.N_STATS))
+    rank = cuda.device_array((1, 13), dtype=np.int64)
+    state = cuda.to_device(device._states([np.random.default_rng(2)], np.zeros((1, 0), np.uint64)))
+    dD, dx = cuda.to_device(D[None]), cuda.to_device(x[None])
+    G, c, d, KK = (cuda.device_array((1, 13, 20)) for _ in range(4))
+    k["stats_scan"][1, ks.RT](dD, P, st, dx, 8, rank, cuda.device_array(1, dtype=np.uint64), state)
+    k["devices"][ks.grid(13)](dD, rank, st, P, state, cuda.device_array(1, dtype=np.uint64), G, c, d, KK)
+    I, y = cuda.device_array((1, 8, 20)), cuda.device_array((1, 8, 10))
+    k["forward"][ks.grid(80)](dx, 8, rank, c, KK, st, P, I, y, False)
+    rows = np.flatnonzero(mapping.scan_inputs(x)[0])
+    V = mapping.voltages(x, K_V, rows)
+    Gh, ch, dh = (a.copy_to_host()[0][rows] for a in (G, c, d))
+    max_weight = float(D.max())
+    want_I = reference.pf_currents(V, ch, dh)
+    np.testing.assert_allclose(I.copy_to_host()[0], want_I, rtol=1e-12)
+    np.testing.assert_allclose(y.copy_to_host()[0], mapping.outputs(want_I, K_V, max_weight, G_OFF, G_ON), rtol=1e-11)
+    gI = np.random.default_rng(9).normal(0, 1e5, (1, 8, 20))
+    dgI, gx = cuda.to_device(gI), cuda.device_array((1, 8, 12))
+    k["inputs_vjp"][ks.grid(96)](dx, 8, rank, c, KK, dgI, P, gx)
+    grad_V, grad_c, grad_d = reference.pf_currents_vjp(V, ch, dh, gI[0])
+    want_gx = np.zeros((8, 13))
+    want_gx[:, rows] = grad_V
+    want_gx = want_gx[:, :12] * K_V * x * (1 - x)
+    np.testing.assert_allclose(gx.copy_to_host()[0], want_gx, rtol=1e-11, atol=1e-20)
+    gD, prod = cuda.device_array((1, 13, 20)), cuda.device_array((1, 13, 20))
+    k["devices_vjp"][ks.grid(260)](dx, 8, rank, G, c, d, KK, dD, dgI, st, P, gD, prod)
+    st_host = st.copy_to_host()
+    st_host[0, ks.GMAX] = 0.25                       # an upstream dL/d(max weight)
+    st = cuda.to_device(st_host)
+    k["tie_share"][1, ks.RT](prod, st)
+    k["update"][ks.grid(260)](dD, gD, st, P)
+    grad_G = pf_devices.device_parameters_vjp(Gh, ch, dh, grad_c, grad_d, model.stage.nonidealities[0].slopes)
+    grad_D = mapping.double_w_to_G_vjp_rows(D, grad_G, rows, 0.25, G_OFF, G_ON, max_weight)
+    grad_D += model.l1 * np.sign(D)
+    want_D = sgd.step(D.copy(), grad_D, P_host[ks.LR], non_negative=True)
+    assert relative(dD.copy_to_host()[0], want_D) <= 1e-12
+    assert relative(dD.copy_to_host()[0], D) > 1e-3
