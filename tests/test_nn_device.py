@@ -329,3 +329,29 @@ def test_kernels_read_vjps_and_update_equal_their_references():
     want_D = sgd.step(D.copy(), grad_D, P_host[ks.LR], non_negative=True)
     assert relative(dD.copy_to_host()[0], want_D) <= 1e-12
     assert relative(dD.copy_to_host()[0], D) > 1e-3
+
+
+def test_epoch_arguments_are_value_errors():
+    trainer = device.DeviceTrainer(mlp("float32"))
+    images, labels = pool(16)
+    trainer.set_data(images, labels)
+    rng = np.random.default_rng(1)
+    with pytest.raises(ValueError, match="batch_size must be an integer >= 1"):
+        trainer.train_epoch(rng, batch_size=0)
+    with pytest.raises(ValueError, match="order must be \\(N,\\) or \\(K, N\\)"):
+        trainer.train_epoch(rng, order=np.arange(15))
+    with pytest.raises(ValueError, match="order must be"):
+        trainer.train_epoch(rng, order=np.arange(16) + 1)
+    with pytest.raises(ValueError, match="labels in \\[0, 10\\)"):
+        trainer.set_data(images, labels[:15])
+
+
+def test_train_step_with_a_batch_per_member():
+    """x (K, p, n_in) and y (K, p): member k trains on its own batch (float32, within 1e-5)."""
+    cpu, dev = [mlp("float32", seed=k) for k in (1, 2)], [mlp("float32", seed=k) for k in (1, 2)]
+    (x0, y0), (x1, y1) = batches(2, dtype="float32")
+    record = device.DeviceTrainer(dev).train_step(np.stack([x0, x1]), np.stack([y0, y1]),
+                                                  [np.random.default_rng(3), np.random.default_rng(4)])
+    for k, (x, y) in enumerate([(x0, y0), (x1, y1)]):
+        loss, acc = cpu[k].train_step(x, y, np.random.default_rng(3 + k))
+        assert abs(record.losses[k] - loss) <= 1e-5 * loss and record.accuracies[k] == acc

@@ -20,7 +20,9 @@ same Box-Muller pair, in the same order (layer by layer, driven rows only, as
 ``Sequential.train_step`` with draws="active").
 
 Weights go back to the host models on :meth:`sync` (so ``model.save`` works); the host models'
-weights are read once, when the trainer is built.
+weights are read once, when the trainer is built. The CPU path's checks of each step (finite
+weights, a max weight > 0) are not made on the device: a diverged member shows NaN losses in its
+records (and NaN weights after ``sync``) instead of a ValueError.
 """
 import dataclasses
 
@@ -98,8 +100,8 @@ def _dense_layers(model, index):
 def _params(model):
     """(N_PARAMS,) float64: the member's constants (memnp.kernels.cuda_step's columns)."""
     stage = model.stage
-    pf = stage.nonidealities[0]
-    (l00, l01), (l10, l11) = np.asarray(pf._factor, dtype=np.float64)
+    pf = stage.nonidealities[0].fused()      # the residuals' factor L, the slopes and intercepts
+    (l00, l01), (l10, l11) = np.asarray(pf.factor, dtype=np.float64)
     return np.array([stage.G_off, stage.G_on, stage.k_V, pf.slopes[0], pf.slopes[1], pf.intercepts[0],
                      pf.intercepts[1], l00, l01, l10, l11, model.optimizer.lr, model.l1], dtype=np.float64)
 
@@ -207,7 +209,7 @@ class DeviceTrainer:
     def _labels(self, labels, count):
         labels = np.asarray(labels)
         classes = self.shapes[-1][1]
-        if labels.shape[-1:] != (count,) or labels.dtype.kind not in "iu" or labels.size and (
+        if labels.shape not in ((count,), (self.K, count)) or labels.dtype.kind not in "iu" or labels.size and (
                 labels.min() < 0 or labels.max() >= classes):
             raise ValueError(f"y must hold {count} integer labels in [0, {classes}) per member; got "
                              f"{labels.dtype} {labels.shape}")
@@ -285,14 +287,18 @@ class DeviceTrainer:
             raise ValueError("train_epoch needs a training set: call set_data(images, labels) first")
         rngs = _generators(rng, self.K)
         N = self.examples
-        B = int(batch_size)
-        if B < 1:
+        if isinstance(batch_size, (bool, np.bool_)) or not isinstance(batch_size, (int, np.integer)) \
+                or batch_size < 1:
             raise ValueError(f"batch_size must be an integer >= 1; got {batch_size!r}")
+        B = int(batch_size)
         if order is None:
             order = np.stack([r.permutation(N) for r in rngs])
-        order = np.broadcast_to(np.asarray(order), (self.K, N))
-        if order.dtype.kind not in "iu" or order.min() < 0 or order.max() >= N:
-            raise ValueError(f"order must hold example indices in [0, {N}); got {order.dtype}")
+        order = np.asarray(order)
+        if order.shape not in ((N,), (self.K, N)) or order.dtype.kind not in "iu" or order.min() < 0 \
+                or order.max() >= N:
+            raise ValueError(f"order must be (N,) or (K, N) = ({self.K}, {N}) example indices in [0, {N}); "
+                             f"got {order.dtype} {order.shape}")
+        order = np.broadcast_to(order, (self.K, N))
         self._batch(B)
         packed = cuda.to_device(_states(rngs, order))
         state, index = packed[:, :5], packed[:, 5:]
