@@ -3,9 +3,10 @@ bench/epoch.py's case c (the paper's MLP 784-25-10, double weights, the high-R S
 float32, batch 64, SGD lr 0.01), with K members per launch.
 
 The 48,000 training examples are the embedded MNIST digits tiled (uint8, uploaded once); every
-member has its own Generator and data order. Per K: one untimed warm-up epoch of 256 examples (fewer with a smaller --examples) on a
-separate trainer (JIT compilation), then ``--repeats`` timed epochs; the median is reported, with
-the time per network-epoch (s / K). Targets (issue 17, an H200): K = 32 <= 1.6 s, K = 1 <= 0.6 s.
+member has its own Generator and data order. Per K: one untimed warm-up epoch of 256 examples
+(fewer with a smaller --examples) on a separate trainer (JIT compilation), then ``--repeats``
+timed epochs; the median is reported, with the time per network-epoch (s / K). Targets (issue
+17, an H200): K = 32 <= 1.6 s, K = 1 <= 0.6 s.
 
 Usage: python bench/device_epoch.py [--members 1,32] [--repeats 3] [--json out.json]
 (NUMBA_ENABLE_CUDASIM=1 with a small --examples runs it under the simulator, slowly: a smoke test.)
@@ -19,7 +20,7 @@ from pathlib import Path
 from common import bounded_int, gpu_name, machine_info, versions, write_json  # bench/ on sys.path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "bench"))
+sys.path.insert(0, str(ROOT))      # memnp from this checkout, installed or not
 TARGETS_S = {1: 0.6, 32: 1.6}
 
 

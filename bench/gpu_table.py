@@ -178,14 +178,15 @@ def device_rows(out, steps):
     rows = []
     for K in sorted(set(DEVICE_TARGETS_S) | {k for k in results if isinstance(k, int)}):
         target = DEVICE_TARGETS_S.get(K)
+        shown = None if target is None else f"<= {target} s"
         what = f"device-resident epoch case c, K = {K} (s/epoch)"
         r = results.get(K)
         if r is None or not isinstance(r.get("s_per_epoch"), (int, float)):
-            rows.append(dict(what=what, measured="not measured", target=None if target is None else f"<= {target} s",
+            rows.append(dict(what=what, measured="not measured", target=shown,
                              met=None if target is None else False, note=note or "no device_epoch.json result"))
             continue
         s = r["s_per_epoch"]
-        rows.append(dict(what=what, measured=f"{s:.3f}", target=None if target is None else f"<= {target} s",
+        rows.append(dict(what=what, measured=f"{s:.3f}", target=shown,
                          met=None if target is None else s <= target,
                          note=(f"{s / K:.4f} s per network-epoch, warm-up {r.get('warmup_s', 0):.1f} s"
                                + (f"; {note}" if note else ""))))

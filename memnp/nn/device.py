@@ -93,7 +93,8 @@ def _dense_layers(model, index):
         raise ValueError(f"{where} needs a stage whose only nonideality is IVNonlinearityPF; got {got}")
     opt = model.optimizer
     if type(opt) is not SGD or opt.momentum:
-        raise ValueError(f"{where} supports plain SGD (momentum 0) only; got {opt.config() if type(opt) is SGD else type(opt).__name__}")
+        got = opt.config() if type(opt) is SGD else type(opt).__name__
+        raise ValueError(f"{where} supports plain SGD (momentum 0) only; got {got}")
     return dense
 
 
@@ -167,8 +168,8 @@ class DeviceTrainer:
         self.offsets = cuda.device_array((len(shapes), self.K), dtype=np.uint64)
         self.rank = [cuda.device_array((self.K, n_in + 1), dtype=np.int64) for n_in, _ in shapes]
         per_device = ("G", "c", "d", "KK", "gD")
-        self.dev = [{name: cuda.device_array((self.K, n_in + 1, 2 * n_out), dtype=self.dtype) for name in per_device}
-                    for n_in, n_out in shapes]
+        self.dev = [{name: cuda.device_array((self.K, n_in + 1, 2 * n_out), dtype=self.dtype)
+                     for name in per_device} for n_in, n_out in shapes]
         for l, (n_in, n_out) in enumerate(shapes):
             self.dev[l]["prod"] = cuda.device_array((self.K, n_in + 1, 2 * n_out), dtype=np.float64)
         self.B = 0
@@ -262,8 +263,8 @@ class DeviceTrainer:
         example = self.models[0].input_shape or (n_in,)
         if x.ndim not in (len(example) + 1, len(example) + 2) or x.dtype.kind not in "fiub" or not x.size \
                 or (x.ndim == len(example) + 2 and len(x) != self.K) or x.size % n_in:
-            raise ValueError(f"x must be (p, {', '.join(map(str, example))}) shared by the members or (K = {self.K}, "
-                             f"p, ...) with inputs in [0, 1]; got {x.dtype} {x.shape}")
+            raise ValueError(f"x must be (p, {', '.join(map(str, example))}) shared by the members or "
+                             f"(K = {self.K}, p, ...) with inputs in [0, 1]; got {x.dtype} {x.shape}")
         x = x.reshape(self.K if x.ndim == len(example) + 2 else 1, -1, n_in)
         if not np.all((x >= 0) & (x <= 1)):
             raise ValueError("x must hold inputs in [0, 1] (finite)")
