@@ -120,31 +120,38 @@ def _build(T):
         ties = _reduce(sm, tid, ties, False)
         total = _reduce(sm, tid, total, False)
         n_in = m - 1
-        for i in range(tid, n_in, RT):
+        si = cuda.shared.array(RT, np.int64)
+        carry = 0
+        for base in range(0, n_in, RT):       # RT rows at a time: flags, then a block-wide scan
+            i = base + tid
             driven = 0
-            for q in range(p):
-                if x[k, q, i] != zero:
-                    driven = 1
-                    break
-            rank[k, i] = driven
-        cuda.syncthreads()
+            if i < n_in:
+                for q in range(p):
+                    if x[k, q, i] != zero:
+                        driven = 1
+                        break
+            si[tid] = driven
+            cuda.syncthreads()
+            s = 1
+            while s < RT:                     # Hillis-Steele inclusive scan of the flags
+                v = si[tid - s] if tid >= s else 0
+                cuda.syncthreads()
+                si[tid] += v
+                cuda.syncthreads()
+                s *= 2
+            if i < n_in:
+                rank[k, i] = carry + si[tid] - 1 if driven else -1
+            carry += si[RT - 1]
+            cuda.syncthreads()
         if tid == 0:
             st[k, MAXW] = top
             st[k, TIES] = ties
             st[k, ABSSUM] = total
             st[k, K_G] = (P[k, G_ON] - P[k, G_OFF]) / top
-            count = 0
-            for i in range(n_in):
-                if rank[k, i] != 0:
-                    rank[k, i] = count
-                    count += 1
-                else:
-                    rank[k, i] = -1
-            rank[k, n_in] = count
-            count += 1
+            rank[k, n_in] = carry
             used = state[k, 4]
             offsets[k] = used
-            state[k, 4] = used + U(count * c)
+            state[k, 4] = used + U((carry + 1) * c)
 
     @cuda.jit
     def devices(D, rank, st, P, state, offsets, G, cc, dd, KK):
