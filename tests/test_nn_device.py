@@ -300,7 +300,7 @@ def test_kernels_read_vjps_and_update_equal_their_references():
     k["stats_scan"][1, ks.RT](dD, P, st, dx, 8, rank, cuda.device_array(1, dtype=np.uint64), state)
     k["devices"][ks.grid(13)](dD, rank, st, P, state, cuda.device_array(1, dtype=np.uint64), G, c, d, KK)
     I, y = cuda.device_array((1, 8, 20)), cuda.device_array((1, 8, 10))
-    k["forward"][ks.grid(80)](dx, 8, rank, c, KK, st, P, I, y, False)
+    k["forward"][ks.grid(80, ks.RS)](dx, 8, rank, c, KK, st, P, I, y, False)
     rows = np.flatnonzero(mapping.scan_inputs(x)[0])
     V = mapping.voltages(x, K_V, rows)
     Gh, ch, dh = (a.copy_to_host()[0][rows] for a in (G, c, d))

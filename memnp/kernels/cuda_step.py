@@ -37,6 +37,8 @@ from .physics import A2_B, A2_EPS
 #: Threads of the per-member blocks (reductions; a power of two) and of the elementwise kernels.
 RT = 8 if SIMULATOR else 256
 TT = 8 if SIMULATOR else 128
+#: Threads that share one output's rows in the forward kernel (a power of two dividing TT).
+RS = 2 if SIMULATOR else 8
 MAX_BLOCKS = 4 if SIMULATOR else 8192
 
 #: Columns of P.
@@ -193,33 +195,49 @@ def _build(T):
     @cuda.jit
     def forward(x, p, rank, cc, KK, st, P, I, y, hidden):
         """Per (member, example, output): the pair's PF currents over the driven rows (V = k_V x,
-        k_V on the bias row), y = (I+ - I-) / (k_V k_G), then the sigmoid when ``hidden``."""
+        k_V on the bias row), y = (I+ - I-) / (k_V k_G), then the sigmoid when ``hidden``. RS
+        threads of a block share an item's rows (float64 partial sums, added in order)."""
         members, m, c = cc.shape
         n_in, n_out = m - 1, c // 2
-        for t in range(cuda.grid(1), members * p * n_out, cuda.gridsize(1)):
-            k = t // (p * n_out)
-            r = t - k * (p * n_out)
-            q = r // n_out
-            jo = r - q * n_out
-            j = jo + jo
-            kv = T(P[k, K_V])
+        tid = cuda.threadIdx.x
+        lane = tid % RS
+        sa = cuda.shared.array(TT, np.float64)
+        sb = cuda.shared.array(TT, np.float64)
+        total = members * p * n_out
+        for base in range(cuda.blockIdx.x * (TT // RS), total, cuda.gridDim.x * (TT // RS)):
+            t = base + tid // RS
             a = 0.0
             b = 0.0
-            for i in range(m):
-                if rank[k, i] >= 0:
-                    v = kv * x[k, q, i] if i < n_in else kv
-                    u = abs(v)
-                    E = math.sqrt(u * KK[k, i, j] + eps)
-                    a += cc[k, i, j] * v * math.exp(E)
-                    E = math.sqrt(u * KK[k, i, j + 1] + eps)
-                    b += cc[k, i, j + 1] * v * math.exp(E)
-            ip, im = T(a), T(b)
-            I[k, q, j] = ip
-            I[k, q, j + 1] = im
-            value = (ip - im) / T(P[k, K_V] * (P[k, G_ON] - P[k, G_OFF]) / st[k, MAXW])
-            if hidden:
-                value = one / (one + T(math.exp(-value)))
-            y[k, q, jo] = value
+            k = q = j = 0
+            if t < total:
+                k = t // (p * n_out)
+                r = t - k * (p * n_out)
+                q = r // n_out
+                j = 2 * (r - q * n_out)
+                kv = T(P[k, K_V])
+                for i in range(lane, m, RS):
+                    if rank[k, i] >= 0:
+                        v = kv * x[k, q, i] if i < n_in else kv
+                        u = abs(v)
+                        E = math.sqrt(u * KK[k, i, j] + eps)
+                        a += cc[k, i, j] * v * math.exp(E)
+                        E = math.sqrt(u * KK[k, i, j + 1] + eps)
+                        b += cc[k, i, j + 1] * v * math.exp(E)
+            sa[tid] = a
+            sb[tid] = b
+            cuda.syncthreads()
+            if lane == 0 and t < total:
+                for h in range(1, RS):
+                    a += sa[tid + h]
+                    b += sb[tid + h]
+                ip, im = T(a), T(b)
+                I[k, q, j] = ip
+                I[k, q, j + 1] = im
+                value = (ip - im) / T(P[k, K_V] * (P[k, G_ON] - P[k, G_OFF]) / st[k, MAXW])
+                if hidden:
+                    value = one / (one + T(math.exp(-value)))
+                y[k, q, j // 2] = value
+            cuda.syncthreads()
 
     @cuda.jit(device=True)
     def _outputs_vjp(k, tid, sm, gy, I, p, st, P, gI):
@@ -407,6 +425,7 @@ def kernels(dtype):
     return _KERNELS[dtype]
 
 
-def grid(count):
-    """(blocks, threads) of an elementwise kernel over ``count`` items (grid-stride loops)."""
-    return max(1, min(MAX_BLOCKS, -(-count // TT))), TT
+def grid(count, per_item=1):
+    """(blocks, threads) of an elementwise kernel over ``count`` items (grid-stride loops), with
+    ``per_item`` threads per item (forward: RS)."""
+    return max(1, min(MAX_BLOCKS, -(-count * per_item // TT))), TT

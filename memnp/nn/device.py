@@ -227,7 +227,7 @@ class DeviceTrainer:
             k["stats_scan"][K, ks.RT](D, self.P, st, xs[l], p, self.rank[l], off, state)
             k["devices"][ks.grid(K * (n_in + 1))](D, self.rank[l], st, self.P, state, off, dev["G"], dev["c"],
                                                   dev["d"], dev["KK"])
-            k["forward"][ks.grid(K * p * n_out)](xs[l], p, self.rank[l], dev["c"], dev["KK"], st, self.P,
+            k["forward"][ks.grid(K * p * n_out, ks.RS)](xs[l], p, self.rank[l], dev["c"], dev["KK"], st, self.P,
                                                  self.I[l], self.x[l + 1], l < last)
         k["loss"][K, ks.RT](self.x[-1], self.labels, p, self.st, self.P, self.gy[last], self.scratch, record,
                             column, steps, self.I[last], self.st[last], self.gI[last])
