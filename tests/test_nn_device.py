@@ -345,6 +345,12 @@ def test_epoch_arguments_are_value_errors():
         trainer.train_epoch(rng, order=np.arange(16) + 1)
     with pytest.raises(ValueError, match="labels in \\[0, 10\\)"):
         trainer.set_data(images, labels[:15])
+    with pytest.raises(ValueError, match="labels in \\[0, 10\\)"):
+        trainer.set_data(images, np.stack([labels, labels]))
+    with pytest.raises(ValueError, match="scale must be a number in \\(0, 1/255\\]"):
+        trainer.set_data(images, labels, scale="x")
+    with pytest.raises(ValueError, match="batch_size must be an integer >= 1"):
+        device.DeviceTrainer(mlp("float32"), batch_size=True)
 
 
 def test_train_step_with_a_batch_per_member():

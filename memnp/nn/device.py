@@ -130,6 +130,12 @@ def _states(rngs, extra):
     return packed
 
 
+def _batch_size(batch_size):
+    if isinstance(batch_size, (bool, np.bool_)) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+        raise ValueError(f"batch_size must be an integer >= 1; got {batch_size!r}")
+    return int(batch_size)
+
+
 def _advance(rng, words):
     """Move rng on by ``words`` raw words as random_raw would (its buffered 32-bit half kept)."""
     bits = rng.bit_generator
@@ -173,7 +179,7 @@ class DeviceTrainer:
         for l, (n_in, n_out) in enumerate(shapes):
             self.dev[l]["prod"] = cuda.device_array((self.K, n_in + 1, 2 * n_out), dtype=np.float64)
         self.B = 0
-        self._batch(int(batch_size))
+        self._batch(_batch_size(batch_size))
         self.pool = self.pool_labels = None
 
     def _batch(self, B):
@@ -200,19 +206,26 @@ class DeviceTrainer:
         images = np.ascontiguousarray(images.reshape(len(images), -1))
         if images.shape[1] != self.shapes[0][0]:
             raise ValueError(f"images must have {self.shapes[0][0]} values per example; got {images.shape[1]}")
-        labels = self._labels(labels, len(images))
-        if not (np.isfinite(scale) and 0 < scale * 255 <= 1):
-            raise ValueError(f"scale must be in (0, 1/255] (inputs in [0, 1]); got {scale!r}")
+        labels = self._labels(labels, len(images), members=False)
+        try:
+            ok = 0 < float(scale) * 255 <= 1
+        except (TypeError, ValueError):
+            ok = False
+        if not ok:
+            raise ValueError(f"scale must be a number in (0, 1/255] (inputs in [0, 1]); got {scale!r}")
         self.pool, self.pool_labels = cuda.to_device(images), cuda.to_device(labels)
         self.scale = self.dtype.type(scale)
         self.examples = len(images)
 
-    def _labels(self, labels, count):
+    def _labels(self, labels, count, members=True):
+        """labels as int64, (count,) or, with ``members``, (K, count); ValueError otherwise."""
         labels = np.asarray(labels)
         classes = self.shapes[-1][1]
-        if labels.shape not in ((count,), (self.K, count)) or labels.dtype.kind not in "iu" or labels.size and (
+        shapes = ((count,), (self.K, count)) if members else ((count,),)
+        if labels.shape not in shapes or labels.dtype.kind not in "iu" or labels.size and (
                 labels.min() < 0 or labels.max() >= classes):
-            raise ValueError(f"y must hold {count} integer labels in [0, {classes}) per member; got "
+            raise ValueError(f"y must hold {count} integer labels in [0, {classes}) (per member, or "
+                             f"shared by the members where allowed); got "
                              f"{labels.dtype} {labels.shape}")
         return labels.astype(np.int64)
 
@@ -288,10 +301,7 @@ class DeviceTrainer:
             raise ValueError("train_epoch needs a training set: call set_data(images, labels) first")
         rngs = _generators(rng, self.K)
         N = self.examples
-        if isinstance(batch_size, (bool, np.bool_)) or not isinstance(batch_size, (int, np.integer)) \
-                or batch_size < 1:
-            raise ValueError(f"batch_size must be an integer >= 1; got {batch_size!r}")
-        B = int(batch_size)
+        B = _batch_size(batch_size)
         if order is None:
             order = np.stack([r.permutation(N) for r in rngs])
         order = np.asarray(order)
