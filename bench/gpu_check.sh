@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # GPU check of issue 17 ("Training on the GPU") in ONE run of at most 8 minutes, for a machine
 # with an NVIDIA GPU: the CUDA tests on the device (not the simulator), the kernel benchmark (PF
-# forward + VJP at 8192 x 785 x 50 float32, target <= 4.0 ms), the GPU random numbers, and the
-# MNIST training-epoch benchmark with the cuda backend; then one table (what, measured, target)
+# forward + VJP at 8192 x 785 x 50 float32, target <= 4.0 ms), device-resident training epochs
+# (bench/device_epoch.py, K = 1 and 32), the GPU random numbers, and the MNIST training-epoch
+# benchmark with the cuda backend; then one table (what, measured, target)
 # printed and written to $OUT/gpu_check.json (bench/gpu_table.py). Logs go to $OUT too
 # (default /tmp/memnp-gpu-out). Run from anywhere: bash bench/gpu_check.sh
 #
@@ -87,10 +88,17 @@ print('numpy', numpy.__version__, 'numba', numba.__version__, 'numba-cuda', numb
 step kernels 100 kernels.log "$py" bench/kernels.py --backends cuda --dtypes float32 \
     --shapes 8192x785x50,8192x26x10 --repeats 50 --no-compile --out "$OUT/kernels.json"
 
-# 3. The CUDA tests on the device, in two steps so that one running out of time keeps the other's
-#    result: the kernels (and GPU random numbers), then the line-resistance solver.
+# 2b. Device-resident training epochs (memnp.nn.device): case c, float32, K = 1 and 32 members
+#     per launch (targets 0.6 s and 1.6 s per epoch).
+step device_epoch 150 device_epoch.log "$py" bench/device_epoch.py --members 1,32 --repeats 2 \
+    --json "$OUT/device_epoch.json"
+
+# 3. The CUDA tests on the device, in steps so that one running out of time keeps the others'
+#    results: the kernels (and GPU random numbers), device training, the line-resistance solver.
 step tests_kernels 120 tests_kernels.log "$py" -m pytest -q -ra -p no:cacheprovider \
     tests/test_kernels*cuda*.py
+step tests_device 120 tests_device.log "$py" -m pytest -q -ra -p no:cacheprovider \
+    tests/test_nn_device.py
 step tests_circuit 120 tests_circuit.log "$py" -m pytest -q -ra -p no:cacheprovider \
     tests/test_circuit*cuda*.py
 

@@ -6,6 +6,7 @@ Reads what gpu_check.sh left in its output folder OUT:
   kernels.json         bench/kernels.py (backend "cuda": device-resident arrays)
   random.json          bench/cuda_random.py
   epoch_<case>.json    bench/epoch.py --backend cuda, one case per file
+  device_epoch.json    bench/device_epoch.py (device-resident training, case c, K members per launch)
 and prints one table (what, measured, target, met) and writes it to OUT/gpu_check.json
 (atomically). A missing or broken input gives a row saying so, never a traceback.
 
@@ -65,7 +66,8 @@ def read_json(path):
 
 #: The test steps of gpu_check.sh: step name -> what it tests.
 TEST_STEPS = {"tests_kernels": "tests/test_kernels*cuda*.py",
-              "tests_circuit": "tests/test_circuit*cuda*.py"}
+              "tests_circuit": "tests/test_circuit*cuda*.py",
+              "tests_device": "tests/test_nn_device.py"}
 
 
 def pytest_counts(text):
@@ -163,11 +165,39 @@ def epoch_rows(out, steps):
     return rows
 
 
+#: Device-resident epochs (bench/device_epoch.py, case c, float32): K members -> s/epoch target.
+DEVICE_TARGETS_S = {1: 0.6, 32: 1.6}
+
+
+def device_rows(out, steps):
+    """s/epoch of device-resident training (memnp.nn.device) for each K measured (K = 1 and 32
+    reported even when missing)."""
+    data = read_json(out / "device_epoch.json")
+    note = step_note(steps, "device_epoch")
+    results = {r.get("members"): r for r in (data or {}).get("results") or [] if isinstance(r, dict)}
+    rows = []
+    for K in sorted(set(DEVICE_TARGETS_S) | {k for k in results if isinstance(k, int)}):
+        target = DEVICE_TARGETS_S.get(K)
+        shown = None if target is None else f"<= {target} s"
+        what = f"device-resident epoch case c, K = {K} (s/epoch)"
+        r = results.get(K)
+        if r is None or not isinstance(r.get("s_per_epoch"), (int, float)):
+            rows.append(dict(what=what, measured="not measured", target=shown,
+                             met=None if target is None else False, note=note or "no device_epoch.json result"))
+            continue
+        s = r["s_per_epoch"]
+        rows.append(dict(what=what, measured=f"{s:.3f}", target=shown,
+                         met=None if target is None else s <= target,
+                         note=(f"{s / K:.4f} s per network-epoch, warm-up {r.get('warmup_s', 0):.1f} s"
+                               + (f"; {note}" if note else ""))))
+    return rows
+
+
 def build(out):
     out = Path(out)
     steps = read_steps(out)
-    rows = pytest_rows(out, steps) + kernel_rows(out, steps) + random_rows(out, steps) \
-        + epoch_rows(out, steps)
+    rows = pytest_rows(out, steps) + kernel_rows(out, steps) + device_rows(out, steps) \
+        + random_rows(out, steps) + epoch_rows(out, steps)
     return {"benchmark": "gpu_check", "steps": {k: {"status": v[0], "seconds": v[1]}
                                                 for k, v in steps.items()},
             "rows": rows}

@@ -45,6 +45,8 @@ def fake_out(tmp_path, forward_s=0.0011, vjp_s=0.0024):
             dict(case=case, description=f"case {case}", s_per_epoch=s, examples_per_s=48000 / s,
                  warmup_s=3.0)]}))
     (out / "epoch_e.json").write_text("{not json")
+    (out / "device_epoch.json").write_text(json.dumps({"results": [
+        dict(members=1, s_per_epoch=0.75, warmup_s=20.0), dict(members=32, s_per_epoch=1.2, warmup_s=21.0)]}))
     return out
 
 
@@ -78,6 +80,12 @@ def test_table_from_fake_logs(tmp_path):
     assert epochs[4]["note"] == "step did not run"          # broken JSON: a row, no traceback
     assert record["steps"]["epoch_b"] == {"status": "124", "seconds": "90"}
     assert "| PF forward + VJP 8192x785x50 float32 (ms, median) | 3.500 | <= 4.0 ms | yes |" in stdout
+    one, many = rows["device-resident epoch case c, K = 1"], rows["device-resident epoch case c, K = 32"]
+    assert (one["measured"], one["target"], one["met"]) == ("0.750", "<= 0.6 s", False)
+    assert (many["measured"], many["target"], many["met"]) == ("1.200", "<= 1.6 s", True)
+    assert many["note"].startswith("0.0375 s per network-epoch") and one["note"].endswith("step did not run")
+    device_tests = next(r for r in record["rows"] if "test_nn_device" in r["what"])
+    assert device_tests["measured"] == "no pytest summary" and device_tests["note"] == "step did not run"
 
 
 def test_pytest_counts():

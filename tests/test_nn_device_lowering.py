@@ -1,0 +1,108 @@
+"""The kernels of memnp.kernels.cuda_step type-check and lower with the real numba-cuda compiler,
+without a GPU: the CUDA simulator runs kernels as Python and so never checks their types (a
+float64 promotion in a float32 kernel, an unsupported call). In a subprocess (it patches numba's
+device look-ups): DeviceTrainer's train_step and train_epoch are run with host arrays standing in
+for device arrays, and every kernel launch is compiled to LLVM IR for compute capability 9.0 with
+the argument types it got; float32 kernels must call only float32 libdevice math.
+"""
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("numba_cuda", reason="numba-cuda is not installed (pip install 'memnp[cuda]')")
+
+ROOT = Path(__file__).resolve().parents[1]
+
+PROGRAM = textwrap.dedent('''
+    import re
+    import sys
+    import types
+    import numpy as np
+    import numba
+    from numba import cuda
+    try:
+        import numba.cuda.dispatcher as dispatcher
+        from numba.cuda.compiler import compile_cuda
+        from numba.cuda.cudadrv import nvrtc
+    except ImportError as exc:
+        print("SKIP numba-cuda internals moved:", exc)
+        sys.exit(0)
+    nvrtc.get_supported_ccs = lambda: ((9, 0),)
+    nvrtc.get_lowest_supported_cc = lambda: (9, 0)
+    dispatcher.get_current_device = lambda: types.SimpleNamespace(compute_capability=(9, 0))
+    cuda.is_available = lambda: True
+    cuda.to_device = lambda a, *args, **kwargs: np.array(a)
+    cuda.device_array = lambda shape, dtype=np.float64, **kwargs: np.zeros(shape, dtype)
+    import memnp.kernels.cuda as kc
+    kc._DEVICE_OK = True
+    from memnp.kernels import cuda_step as ks
+    from memnp.nn import device
+    sys.path.insert(0, sys.argv[1])
+    import test_nn_device as t
+
+    compiled = {}
+
+    class Launch:
+        def __init__(self, name, dtype, kernel):
+            self.name, self.dtype, self.kernel = name, dtype, kernel
+
+        def __getitem__(self, config):
+            return self
+
+        def __call__(self, *args):
+            sig = tuple(numba.typeof(a) for a in args)
+            if (self.name, sig) not in compiled:
+                ir = compile_cuda(self.kernel.py_func, numba.types.void, sig, cc=(9, 0)).library.get_llvm_str()
+                calls = set(re.findall(r'@"?(__nv_[a-z0-9_]+)"?\\(', ir))
+                if self.dtype == "float32" and self.name in ("forward", "inputs_vjp", "devices_vjp"):
+                    wide = sorted(c for c in calls if not c.endswith("f"))
+                    assert not wide, (self.name, wide)
+                    assert any(c.startswith("__nv_exp") for c in calls), (self.name, calls)
+                compiled[(self.name, sig)] = True
+
+    for dtype in ("float32", "float64"):
+        table = ks.kernels(dtype)
+        for name in list(table):
+            table[name] = Launch(name, dtype, table[name])
+
+    class Stop(Exception):
+        pass
+
+    def finish(self, rngs, state, record, steps, sizes):
+        self._kernels["finish"][1, 1](state, record)
+        raise Stop
+
+    device.DeviceTrainer._finish = finish
+    for dtype in ("float32", "float64"):
+        trainer = device.DeviceTrainer([t.mlp(dtype, seed=1), t.mlp(dtype, seed=2)], batch_size=8)
+        x, y = t.batches(1, dtype=dtype)[0]
+        rngs = [np.random.default_rng(1), np.random.default_rng(2)]
+        for run in (lambda: trainer.train_step(x, y, rngs), lambda: trainer.train_epoch(rngs, batch_size=8)):
+            try:
+                run()
+            except Stop:
+                pass
+            if trainer.pool is None:
+                trainer.set_data(*t.pool(16))
+    names = {name for name, _ in compiled}
+    print("LOWERED", len(compiled), sorted(names))
+''')
+
+
+def test_kernels_lower_with_the_real_compiler():
+    env = dict(os.environ, NUMBA_ENABLE_CUDASIM="0", PYTHONPATH=os.pathsep.join(
+        [str(ROOT)] + [p for p in [os.environ.get("PYTHONPATH")] if p]))
+    out = subprocess.run([sys.executable, "-c", PROGRAM, str(ROOT / "tests")], capture_output=True, text=True,
+                         env=env, timeout=600)
+    if out.stdout.startswith("SKIP"):
+        pytest.skip(out.stdout.strip())
+    assert out.returncode == 0, out.stderr[-3000:]
+    line = out.stdout.strip().splitlines()[-1]
+    assert line.startswith("LOWERED")
+    for name in ("gather", "take_labels", "stats_scan", "devices", "forward", "loss", "outputs_vjp",
+                 "inputs_vjp", "devices_vjp", "tie_share", "update", "finish"):
+        assert f"'{name}'" in line, line
