@@ -44,20 +44,20 @@ def mnist():
         return (data["images"][:512] / np.float32(255)).astype(np.float32), data["labels"][:512].astype(np.int64)
 
 
-def mlp_members(stage, K, hidden=25, weights="double"):
+def mlp_members(stage, K, hidden=25, weights="double", dtype="float32"):
     """K case-c/e networks (784-hidden-10, float32) with their own init, lr and L1."""
-    return [mnist_mlp(np.random.default_rng(10 + k), weights, "float32", hidden, stage=stage(k),
+    return [mnist_mlp(np.random.default_rng(10 + k), weights, dtype, hidden, stage=stage(k),
                       optimizer=SGD(lr=0.01 * (1 + k)), l1=[0.0, 1e-4, 3e-4, 0.0, 2e-4][k % 5])
             for k in range(K)]
 
 
-def cnn_members(K):
-    """K small CNNs of the cifar_cnn kind: digital convolutions, then PF memristive dense layers
-    with standard weights, on 12 x 12 x 1 crops of the digits."""
+def cnn_members(K, weights="standard"):
+    """K small CNNs of the cifar_cnn kind: digital convolutions, then PF memristive dense layers,
+    on 12 x 12 x 1 crops of the digits."""
     models = []
     for k in range(K):
         layers = [Conv2D(1, 4, 3), ReLU(), MaxPool2D(), Conv2D(4, 6, 3), ReLU(max_value=1.0), Flatten(),
-                  MemristiveDense(54, 12, "standard"), Sigmoid(), MemristiveDense(12, 10, "standard"),
+                  MemristiveDense(54, 12, weights), Sigmoid(), MemristiveDense(12, 10, weights),
                   Softmax()]
         models.append(Sequential(layers, input_shape=(12, 12, 1), stage=stage_c(k),
                                  optimizer=SGD(lr=0.02 + 0.01 * k), l1=1e-4 * k)
@@ -69,11 +69,13 @@ def _params(model):
     return [np.array(layer.params[name]) for _, layer, name in model.parameters()]
 
 
-def check_bit_equal(build, x, y, K, steps=STEPS, batch=16):
+def check_bit_equal(build, x, y, K, stacked, steps=STEPS, batch=16):
     """Train K members alone and K copies as an Ensemble on the same per-member batches (each
-    member its own data order) and compare everything bit for bit after every step."""
+    member its own data order) and compare everything bit for bit after every step. ``stacked``:
+    the layers the ensemble must run in one call for all members."""
     alone, together = build(K), build(K)
     ensemble = Ensemble(together)
+    assert ensemble.stacked_layers == stacked
     rngs_alone = [np.random.default_rng(200 + k) for k in range(K)]
     rngs_together = [np.random.default_rng(200 + k) for k in range(K)]
     orders = [np.random.default_rng(300 + k).permutation(len(x)) for k in range(K)]
@@ -104,18 +106,25 @@ def check_bit_equal(build, x, y, K, steps=STEPS, batch=16):
 
 def test_case_c_mlp_bit_equal(mnist):
     x, y = mnist
-    check_bit_equal(lambda K: mlp_members(stage_c, K), x, y, K=4)
+    check_bit_equal(lambda K: mlp_members(stage_c, K), x, y, K=4, stacked=(1, 3))
+
+
+def test_case_c_mlp_float64_bit_equal(mnist):
+    x, y = mnist
+    check_bit_equal(lambda K: mlp_members(stage_c, K, hidden=12, dtype="float64"), x.astype(np.float64), y,
+                    K=3, stacked=(1, 3))
 
 
 def test_case_e_chip_bit_equal(mnist):
     x, y = mnist
-    check_bit_equal(lambda K: mlp_members(stage_e, K, hidden=12), x, y, K=3)
+    check_bit_equal(lambda K: mlp_members(stage_e, K, hidden=12), x, y, K=3, stacked=())
 
 
-def test_cnn_memristive_dense_bit_equal(mnist):
+@pytest.mark.parametrize("weights, stacked", [("standard", ()), ("double", (6, 8))])
+def test_cnn_memristive_dense_bit_equal(mnist, weights, stacked):
     x, y = mnist
     crops = np.ascontiguousarray(x[:, 8:20, 8:20, None])
-    check_bit_equal(cnn_members, crops, y, K=3, batch=8)
+    check_bit_equal(lambda K: cnn_members(K, weights), crops, y, K=3, stacked=stacked, batch=8)
 
 
 def test_predict_and_evaluate_equal_members_alone(mnist):
