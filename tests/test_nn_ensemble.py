@@ -214,3 +214,68 @@ def test_bad_batches_and_rngs(mnist):
         ensemble.predict(xs, rngs, batch_size=0)
     with pytest.raises(ValueError, match=r"stages must hold one Stage per member \(K = 3\)"):
         ensemble.evaluate(xs, ys, rngs, stages=[stage_c(0)])
+
+
+def test_momentum_members_and_replaced_weights_stay_bit_equal(mnist):
+    """Members with momentum (their optimiser steps member by member) and weights replaced between
+    steps (initialize, load_weights: the stacked storage follows) still equal the members alone."""
+    x, y = mnist
+    K = 3
+
+    def build(K):
+        models = mlp_members(stage_c, K)
+        models[1].optimizer = SGD(lr=0.02, momentum=0.9)
+        return models
+
+    alone, together = build(K), build(K)
+    ensemble = Ensemble(together)
+    rngs_a = [np.random.default_rng(k) for k in range(K)]
+    rngs_t = [np.random.default_rng(k) for k in range(K)]
+    for step in range(12):
+        if step == 5:
+            for models in (alone, together):
+                models[2].initialize(np.random.default_rng(77))
+        xs = np.stack([x[16 * ((step + k) % 20):][:16] for k in range(K)])
+        ys = np.stack([y[16 * ((step + k) % 20):][:16] for k in range(K)])
+        losses, accuracies = ensemble.train_step(xs, ys, rngs_t)
+        for k in range(K):
+            assert (losses[k], accuracies[k]) == alone[k].train_step(xs[k], ys[k], rngs_a[k])
+    for k in range(K):
+        for a, b in zip(_params(alone[k]), _params(together[k])):
+            assert np.array_equal(a, b)
+
+
+def test_load_weights_into_a_member_between_steps(tmp_path, mnist):
+    x, y = mnist
+    alone, ensemble = mlp_members(stage_c, 2), Ensemble(mlp_members(stage_c, 2))
+    donor = mlp_members(stage_c, 4)[3]
+    donor.save(tmp_path / "donor.npz")
+    rngs_a = [np.random.default_rng(k) for k in range(2)]
+    rngs_t = [np.random.default_rng(k) for k in range(2)]
+    for step in range(4):
+        if step == 2:
+            alone[1].load_weights(tmp_path / "donor.npz")
+            ensemble.members[1].load_weights(tmp_path / "donor.npz")
+        xs, ys = np.stack([x[16 * step:][:16]] * 2), np.stack([y[16 * step:][:16]] * 2)
+        losses, _ = ensemble.train_step(xs, ys, rngs_t)
+        assert [losses[k] for k in range(2)] == [alone[k].train_step(xs[k], ys[k], rngs_a[k])[0] for k in range(2)]
+    for a, b in zip(_params(alone[1]), _params(ensemble.members[1])):
+        assert np.array_equal(a, b)
+
+
+def test_stacked_step_names_the_member_of_bad_inputs(mnist):
+    x, y = mnist
+    ensemble = Ensemble(mlp_members(stage_c, 3))
+    assert ensemble.stacked_layers == (1, 3)
+    rngs = [np.random.default_rng(k) for k in range(3)]
+    xs, ys = np.stack([x[:8]] * 3), np.stack([y[:8]] * 3)
+    bad = xs.copy()
+    bad[2, 0, 14, 14] = 1.5
+    with pytest.raises(ValueError, match=r"member 2, layer 1: x must .*\[0, 1\]"):
+        ensemble.train_step(bad, ys, rngs)
+    labels = ys.copy()
+    labels[1, 3] = 10
+    with pytest.raises(ValueError, match=r"ys\[1\] \(member 1\): labels must be class indices in \[0, 9\]"):
+        ensemble.train_step(xs, labels, rngs)
+    with pytest.raises(ValueError, match=r"rngs\[0\] \(member 0\) must be a numpy.random.Generator"):
+        ensemble.train_step(xs, ys, [None, rngs[1], rngs[2]])
