@@ -279,3 +279,16 @@ def test_stacked_step_names_the_member_of_bad_inputs(mnist):
         ensemble.train_step(xs, labels, rngs)
     with pytest.raises(ValueError, match=r"rngs\[0\] \(member 0\) must be a numpy.random.Generator"):
         ensemble.train_step(xs, ys, [None, rngs[1], rngs[2]])
+
+
+def test_parallel_kernels_with_many_members_stay_bit_equal(mnist):
+    """K = 6 members of the case c network on full batches of 64: the K-axis PF kernels take
+    their parallel path (over the one-thread threshold) on 2 threads where Numba has them."""
+    import numba
+    x, y = mnist
+    before = numba.get_num_threads()
+    numba.set_num_threads(min(2, numba.config.NUMBA_NUM_THREADS))
+    try:
+        check_bit_equal(lambda K: mlp_members(stage_c, K), x, y, K=6, stacked=(1, 3), steps=6, batch=64)
+    finally:
+        numba.set_num_threads(before)
