@@ -26,12 +26,17 @@ import numpy as np
 from ..crossbar.mapping import _double_G, _double_max_weight
 from ..crossbar.validation import finite_array
 from ..kernels import ensemble as ensemble_reads
-from ..kernels import ensemble_devices, ensemble_steps
+from ..kernels import ensemble_devices, ensemble_steps, pcg64
 from ..kernels.cpu_auto import serial_below
 from ..kernels.ensemble_layout import MemberRows
 from .memristive import _input_error
 
 __all__ = ["StackedCrossbar", "StackedRead", "threads_for"]
+
+#: A device's residual draw and parameters cost about this many PF device evaluations (for the
+#: one-thread threshold).
+DRAW_COST = 10
+_MASK64 = (1 << 64) - 1
 
 
 @contextlib.contextmanager
@@ -79,6 +84,7 @@ class StackedCrossbar:
         self.G_on = np.array([stage.G_on for stage in stages], dtype=np.float64)
         self.slopes = np.array([pf.slopes for pf in pfs], dtype=np.float64).reshape(K, 2)
         self.intercepts = np.array([pf.intercepts for pf in pfs], dtype=np.float64).reshape(K, 2)
+        self.factors = np.array([pf.fused().factor for pf in pfs], dtype=np.float64).reshape(K, 2, 2)
         self.D = None
         self.slices = ()
         self._state = None
@@ -96,8 +102,8 @@ class StackedCrossbar:
             layer.keep_matrix_in(Dk)
 
     # -- the read -----------------------------------------------------------------------------
-    def _devices(self, X, rngs):
-        """(layout, V, G, c, d_eps, max_weight) of a read: the stairs before the currents."""
+    def _mapping(self, X):
+        """(layout, V, G, max_weight) of a read: the stairs from the inputs to the conductances."""
         D = self.D
         if X.dtype != D.dtype or not X.flags.c_contiguous:
             X = np.ascontiguousarray(X, dtype=D.dtype)
@@ -121,25 +127,54 @@ class StackedCrossbar:
             G[offsets[k]:offsets[k + 1]] = _double_G(D[k], float(max_weight[k]), float(self.G_off[k]),
                                                      float(self.G_on[k]))
         V = ensemble_steps.voltages(X, self.k_V, layout)
-        n = D.shape[2]
+        return layout, V, G, max_weight
+
+    def _draw(self, G, layout, rngs):
+        """(c, d_eps) (R, n) of every member's devices read: the PF residuals drawn from each
+        member's Generator (one parallel call for the PCG64 members with enough devices, the
+        others one by one: the same words either way), then the device parameters."""
+        offsets, n = layout.offsets, G.shape[1]
+        K = len(self.pfs)
         residuals = np.empty((2,) + G.shape, dtype=G.dtype)
-        for k, (pf, rng) in enumerate(zip(self.pfs, rngs)):
-            a, b = offsets[k], offsets[k + 1]
-            residuals[:, a:b] = pf.sample((b - a, n), rng, G.dtype)
-        if G.dtype == np.float32:
-            c, d_eps = ensemble_devices.device_parameters(G, residuals, layout, self.slopes, self.intercepts)
-        else:     # float64: the single read's NumPy path (IVNonlinearityPF.device_parameters)
+        drawn = np.zeros(K, dtype=np.bool_)
+        states = np.zeros((K, 4), dtype=np.uint64)
+        held = []
+        try:
+            for k, (pf, rng) in enumerate(zip(self.pfs, rngs)):
+                a, b = offsets[k], offsets[k + 1]
+                bits = rng.bit_generator
+                if type(bits) is np.random.PCG64 and (b - a) * n >= pcg64.MIN_WORDS:
+                    bits.lock.acquire()
+                    state = bits.state
+                    held.append((k, bits, state))
+                    s, inc = state["state"]["state"], state["state"]["inc"]
+                    states[k] = (s >> 64, s & _MASK64, inc >> 64, inc & _MASK64)
+                    drawn[k] = True
+                else:
+                    residuals[:, a:b] = pf.sample((b - a, n), rng, G.dtype)
+            fast = G.dtype == np.float32     # the single read's loop for float32 (pf_devices.FASTER)
+            c, d_eps, after = ensemble_devices.draw_device_parameters(
+                G, residuals, layout, states, drawn, self.factors, self.slopes, self.intercepts, fast)
+            for k, bits, state in held:
+                state["state"]["state"] = (int(after[k, 0]) << 64) | int(after[k, 1])
+                bits.state = state
+        finally:
+            for _, bits, _ in held:
+                bits.lock.release()
+        if not fast:     # float64: the single read's NumPy path (IVNonlinearityPF.device_parameters)
             c, d_eps = np.empty_like(G), np.empty_like(G)
             for k, pf in enumerate(self.pfs):
                 a, b = offsets[k], offsets[k + 1]
                 c[a:b], d_eps[a:b] = pf.device_parameters(G[a:b], residuals[:, a:b])
-        return layout, V, G, c, d_eps, max_weight
+        return c, d_eps
 
     def forward(self, X, rngs):
         """Outputs y (K, p, n_out) from inputs X (K, p, n_in); each member's PF residuals from
         rngs[k]."""
         with threads_for(self.D.size + X.size):
-            layout, V, G, c, d_eps, max_weight = self._devices(X, rngs)
+            layout, V, G, max_weight = self._mapping(X)
+        with threads_for(DRAW_COST * G.size):
+            c, d_eps = self._draw(G, layout, rngs)
         I = ensemble_reads.pf_currents(V, c, d_eps, layout)
         self._state = StackedRead(layout, X.shape[1], V, G, c, d_eps, I, max_weight)
         for layer in self.layers:
