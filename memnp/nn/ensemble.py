@@ -19,7 +19,7 @@ member, both cores busy for K >= 2), and the softmax loss, L1 gradient and SGD s
 layers in one call each; those members keep their double weights in one stacked array (their
 params are views of it). Each member's draws still come from its own Generator, in the order it
 draws them alone. The following loop over members (the same numbers, one call per member):
-digital layers (Flatten, Sigmoid, ReLU, convolutions, pooling), memristive layers with standard
+digital layers (ReLU, convolutions, pooling; Flatten and Sigmoid run on the stacked batch), memristive layers with standard
 weights, a memristive layer followed by anything but Sigmoid, ReLU or the final Softmax, every
 stage with phases besides PF currents (the combined stage's fused draw and conductance chain,
 DAC, the tiled read with ADCs, line resistance: a whole member's layer per call), optimisers other
@@ -28,6 +28,7 @@ After an ensemble step a member's ``grads`` and ``power()`` are not those of the
 ensemble's ``evaluate(power=True)`` or the member's own pass).
 """
 import numpy as np
+from scipy import special
 
 from ..crossbar.nonidealities.iv import IVNonlinearityPF
 from ..kernels import ensemble_steps, get_backend
@@ -183,17 +184,29 @@ class Ensemble:
         examples, ys (K, p) integer labels, rngs K Generators (None: the stages draw nothing).
         Returns (losses (K,), accuracies (K,)) float64, each member's loss including its L1
         penalty and its accuracy before the step."""
+        original = xs
         xs, ys = self._pairs(xs, ys)
         rngs = self._rngs(rngs)
         if self._plan is not None:
-            return self._stacked_step(xs, ys, rngs)
+            return self._stacked_step(self._stacked_inputs(original, xs), ys, rngs)
         K = len(self._members)
         losses, accuracies = np.empty(K), np.empty(K)
         for k, model in enumerate(self._members):
             losses[k], accuracies[k] = model.train_step(xs[k], ys[k], rngs[k])
         return losses, accuracies
 
-    def _stacked_step(self, xs, ys, rngs):
+    def _stacked_inputs(self, original, xs):
+        """X (K, p, ...) in the members' dtype: ``original`` itself when it is already such an
+        array (what Sequential._inputs would hand on unchanged), else the members' checked inputs
+        stacked."""
+        model = self._members[0]
+        if isinstance(original, np.ndarray) and original.dtype == model.dtype and original.ndim >= 3 \
+                and original.flags.c_contiguous and original.shape[1] \
+                and (model.input_shape is None or original.shape[2:] == model.input_shape):
+            return original
+        return np.stack([member._inputs(x) for member, x in zip(self._members, xs)])
+
+    def _stacked_step(self, X, ys, rngs):
         """:meth:`train_step` with the stacked layers of ``self._plan`` (see the module docstring)."""
         members, plan = self._members, self._plan
         K = len(members)
@@ -208,8 +221,8 @@ class Ensemble:
         stacked = [step for step in plan if isinstance(step, StackedCrossbar)]
         for step in stacked:
             step.sync()
-        X = np.stack([model._inputs(x) for model, x in zip(members, xs)])
         ctxs = [model._context(rng, None) for model, rng in zip(members, rngs)]
+        sigmoids = {}
         first = members[0]
         last = len(first.layers) - 1             # the Softmax: its input, the logits, feeds the loss
         acts = X
@@ -221,17 +234,23 @@ class Ensemble:
                 for model, a in zip(members, acts):
                     model.layers[i].forward(a)
                 acts = acts.reshape(K, acts.shape[1], -1)
+            elif step == "sigmoid":        # elementwise: the members' values, in one pass
+                acts = sigmoids[i] = special.expit(acts)
+                for model, y in zip(members, acts):
+                    model.layers[i]._y = y
             else:
                 acts = np.stack([model.layers[i].forward(a, ctx) for model, a, ctx in zip(members, acts, ctxs)])
         p, classes = acts.shape[1], acts.shape[2]
-        labels = []
-        for k, y in enumerate(ys):
-            try:
-                labels.append(_labels(y, p, classes))
-            except ValueError as exc:
-                raise ValueError(f"ys[{k}] (member {k}): {exc}") from None
+        labels = np.asarray(ys)
+        if labels.shape != (K, p) or labels.dtype.kind not in "iu" or labels.min() < 0 or labels.max() >= classes:
+            for k, y in enumerate(ys):
+                try:
+                    _labels(y, p, classes)
+                except ValueError as exc:
+                    raise ValueError(f"ys[{k}] (member {k}): {exc}") from None
+            labels = np.stack([np.asarray(y) for y in ys])
         with threads_for(acts.size):
-            loss = ensemble_steps.softmax_cross_entropy(np.ascontiguousarray(acts), np.stack(labels))
+            loss = ensemble_steps.softmax_cross_entropy(np.ascontiguousarray(acts), labels)
         grad = loss.grad
         grad_D = {}
         start = first._first_trainable
@@ -239,6 +258,9 @@ class Ensemble:
             step, need_dx = plan[i], i > start
             if isinstance(step, StackedCrossbar):
                 grad, grad_D[i] = step.backward(grad, need_dx)
+            elif step == "sigmoid":
+                y = sigmoids[i]
+                grad = grad * y * (1 - y) if need_dx else None
             else:
                 grads = [model.layers[i].backward(g, need_dx=need_dx) for model, g in zip(members, grad)]
                 grad = np.stack(grads) if need_dx else None
@@ -300,14 +322,15 @@ class Ensemble:
 
 
 #: Layers whose backward pass hands a stacked memristive layer below them a fresh C-contiguous
-#: dL/dy (what the member's own read takes its one-pass kernel path with).
+#: dL/dy (what the member's own read takes its one-pass kernel path with). Sigmoid layers run on
+#: the stacked batch (elementwise, so each member's values are its own) and ReLU member by member.
 _STACKABLE_ABOVE = (Sigmoid, ReLU)
 
 
 def _plan(members):
     """Per layer index, how a training step runs it for the K members: a :class:`StackedCrossbar`
     (one kernel call per stair), "flatten" (a reshape of the stacked batch) or "member" (a loop
-    over the members' own layers); None when no layer can be stacked (the step is then a loop
+    over the members' own layers), "sigmoid" (elementwise on the stacked batch); None when no layer can be stacked (the step is then a loop
     over the members' own train_step)."""
     first = members[0]
     stage = first.stage
@@ -324,6 +347,8 @@ def _plan(members):
                                         [model.stage for model in members]))
         elif type(layer) is Flatten:
             plan.append("flatten")
+        elif type(layer) is Sigmoid:
+            plan.append("sigmoid")
         else:
             plan.append("member")
     return plan if any(isinstance(step, StackedCrossbar) for step in plan) else None
