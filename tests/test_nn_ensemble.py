@@ -127,17 +127,32 @@ def test_cnn_memristive_dense_bit_equal(mnist, weights, stacked):
     check_bit_equal(lambda K: cnn_members(K, weights), crops, y, K=3, stacked=stacked, batch=8)
 
 
-def test_predict_and_evaluate_equal_members_alone(mnist):
+@pytest.mark.parametrize("network", ["mlp", "cnn"])
+def test_predict_and_evaluate_equal_members_alone(mnist, network):
+    """predict and evaluate (the stacked forward pass: members' own stages, draws "active") give
+    each member's own outputs, losses, accuracies and powers, after some training too; other
+    stages and draws="all" go member by member and give them as well."""
     x, y = mnist
     K = 3
-    alone, ensemble = mlp_members(stage_c, K), Ensemble(mlp_members(stage_c, K))
-    xs = np.stack([x[40 * k:40 * k + 100] for k in range(K)])
+    if network == "mlp":
+        build, data = (lambda: mlp_members(stage_c, K)), x
+    else:
+        build, data = (lambda: cnn_members(K, "double")), np.ascontiguousarray(x[:, 8:20, 8:20, None])
+    alone, ensemble = build(), Ensemble(build())
+    assert ensemble.stacked_layers
+    for step in range(3):
+        xs, ys = np.stack([data[16 * (step + k):][:16] for k in range(K)]), np.stack([y[16 * (step + k):][:16]
+                                                                                      for k in range(K)])
+        ensemble.train_step(xs, ys, [np.random.default_rng(step * K + k) for k in range(K)])
+        for k in range(K):
+            alone[k].train_step(xs[k], ys[k], np.random.default_rng(step * K + k))
+    xs = np.stack([data[40 * k:40 * k + 100] for k in range(K)])
     ys = np.stack([y[40 * k:40 * k + 100] for k in range(K)])
-    out = ensemble.predict(xs, [np.random.default_rng(k) for k in range(K)], batch_size=32)
-    assert out.shape == (K, 100, 10)
-    for k in range(K):
-        expected = alone[k].predict(xs[k], np.random.default_rng(k), batch_size=32)
-        assert np.array_equal(out[k], expected)
+    for batch_size in (32, None):
+        out = ensemble.predict(xs, [np.random.default_rng(k) for k in range(K)], batch_size=batch_size)
+        assert out.shape == (K, 100, 10)
+        for k in range(K):
+            assert np.array_equal(out[k], alone[k].predict(xs[k], np.random.default_rng(k), batch_size=batch_size))
     result = ensemble.evaluate(list(xs), list(ys), [np.random.default_rng(k) for k in range(K)],
                                batch_size=30, power=True)
     for k in range(K):
@@ -147,6 +162,12 @@ def test_predict_and_evaluate_equal_members_alone(mnist):
         assert result["power"][k] == expected["power"] and expected["power"] > 0
     no_power = ensemble.evaluate(xs, ys, [np.random.default_rng(k) for k in range(K)])
     assert no_power["power"] is None and no_power["loss"].shape == (K,)
+    # Member by member: another stage for every member, and draws="all".
+    other = [stage_c(k + 1) for k in range(K)]
+    chip = ensemble.evaluate(xs, ys, [np.random.default_rng(k) for k in range(K)], stages=other, draws="all")
+    for k in range(K):
+        expected = alone[k].evaluate(xs[k], ys[k], np.random.default_rng(k), stage=other[k], draws="all")
+        assert chip["loss"][k] == expected["loss"] and chip["accuracy"][k] == expected["accuracy"]
 
 
 def test_member_weights_save_and_load(tmp_path, mnist):

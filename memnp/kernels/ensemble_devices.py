@@ -3,27 +3,30 @@
 Layout as in :mod:`memnp.kernels.ensemble_layout`: G (S), c (A/V), d_eps (F/m) and their
 gradients are row-packed (R, n), member k's block rows offsets[k]:offsets[k + 1]; residuals E
 (2, R, n) (e_c then e_d); per-member slopes and intercepts (K, 2) float64 (s_c, s_d) and (b_c,
-b_d). :func:`draw_device_parameters` also draws the residuals: member k's words come from its
-own PCG64 (:func:`memnp.kernels.pcg64.fill`, the words and state of ``random_raw``), so the
-members' Generators advance in one parallel call instead of one after the other. One Numba call, parallel over members, runs for each member the loop of
+b_d). One Numba call, parallel over members, runs for each member the loop of
 :mod:`memnp.kernels.pf_devices` on its block with its numbers, so member k's result equals
 ``pf_devices.device_parameters(G_k, E_k, slopes[k], intercepts[k])`` (and ``..._vjp``) bit for
-bit. :func:`device_parameters_reference` and :func:`device_parameters_vjp_reference` are those
-loops over members, the references the tests compare against (and pf_devices' own references are
-the NumPy code of :class:`memnp.crossbar.nonidealities.IVNonlinearityPF`).
+bit. :func:`draw_device_parameters` also draws the residuals: member k's words come from its own
+PCG64 (:func:`memnp.kernels.pcg64.fill`: the words and state of ``random_raw``), so the members'
+Generators advance in one parallel call instead of one after the other.
+
+The ``*_reference`` functions are those loops over members, the references the tests compare
+against (pf_devices' own references are the NumPy code of
+:class:`memnp.crossbar.nonidealities.IVNonlinearityPF`).
 """
 import numpy as np
 from numba import njit, prange
 
+from . import pcg64
 from .arrays import contiguous_floats
 from .cpu import _PRANGE_ONLY
 from .ensemble_layout import MemberRows
-from . import pcg64
 from .pf_devices import _parameters, _parameters_vjp, _residuals, device_parameters_vjp
 from .pf_devices import device_parameters as single_device_parameters
 
 __all__ = ["device_parameters", "draw_device_parameters", "device_parameters_vjp_members", "scatter_rows",
-           "device_parameters_reference", "device_parameters_vjp_reference", "scatter_rows_reference"]
+           "device_parameters_reference", "draw_device_parameters_reference", "device_parameters_vjp_reference",
+           "scatter_rows_reference"]
 
 
 @njit(parallel=_PRANGE_ONLY, cache=True)

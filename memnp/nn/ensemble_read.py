@@ -182,6 +182,14 @@ class StackedCrossbar:
         with threads_for(I.size):
             return ensemble_steps.outputs(I, self.k_V, max_weight, self.G_off, self.G_on)
 
+    def powers(self):
+        """(K,) float64: each member's average crossbar power (W) over the examples of the last
+        forward pass (what the member's own read reports, CrossbarPass.power)."""
+        state = self._state
+        if state is None:
+            raise ValueError(f"layer {self.index}: the stacked read's power needs a forward pass first")
+        return ensemble_reads.pf_powers(state.V, state.c, state.d_eps, state.layout)
+
     def backward(self, dY, need_dx):
         """(dL/dX (K, p, n_in) or None, dL/dD (K, m, n)) from dL/dy (K, p, n_out)."""
         state = self._state
