@@ -26,7 +26,8 @@ These loop over the members (the same numbers, one call per member): other digit
 but Sigmoid, ReLU or the final Softmax, and optimisers other than plain SGD. A whole step loops
 over the members' own ``train_step`` for stages with phases besides PF currents (the combined
 stage's fused draw and conductance chain, the DAC, the tiled read with ADCs, line resistance),
-models not ending in Softmax and backends other than cpu. ``predict`` and ``evaluate`` run the
+models not ending in Softmax and backends without K-axis reads
+(``Backend.ensemble`` None: numpy, cuda). ``predict`` and ``evaluate`` run the
 stacked forward pass with the members' own stages and draws="active" (other stages, draws="all"
 or read_rngs: member by member). After a stacked pass a member's ``grads`` and ``power()`` are
 not those of the pass (ask the ensemble's ``evaluate(power=True)``). The passes are in

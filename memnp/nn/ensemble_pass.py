@@ -34,7 +34,8 @@ def plan(members):
     when no layer can be stacked (the ensemble then loops over the members' own methods)."""
     first = members[0]
     stage = first.stage
-    if (get_backend(first.backend).name != "cpu" or not first._fused or stage is None
+    reads = get_backend(first.backend).ensemble
+    if (reads is None or not first._fused or stage is None
             or list(stage.phases) != ["currents"] or type(stage.nonpreserving) is not IVNonlinearityPF):
         return None
     layers = first.layers
@@ -44,7 +45,7 @@ def plan(members):
         if type(layer) is MemristiveDense and layer.weights == "double" and i >= first._first_trainable \
                 and (isinstance(above, _STACKABLE_ABOVE) or (type(above) is Softmax and i + 1 == len(layers) - 1)):
             steps.append(StackedCrossbar(i, [model.layers[i] for model in members],
-                                         [model.stage for model in members]))
+                                         [model.stage for model in members], reads))
         elif type(layer) is Flatten:
             steps.append("flatten")
         elif type(layer) is Sigmoid:

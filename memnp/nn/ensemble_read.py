@@ -25,7 +25,6 @@ import numpy as np
 
 from ..crossbar.mapping import _double_G, _double_max_weight
 from ..crossbar.validation import finite_array
-from ..kernels import ensemble as ensemble_reads
 from ..kernels import ensemble_devices, ensemble_steps, pcg64
 from ..kernels.cpu_auto import serial_below
 from ..kernels.ensemble_layout import MemberRows
@@ -71,10 +70,12 @@ class StackedRead:
 
 
 class StackedCrossbar:
-    """Layer ``index`` of K members (double-weight MemristiveDense layers under PF-only stages)."""
+    """Layer ``index`` of K members (double-weight MemristiveDense layers under PF-only stages);
+    ``reads``: the backend's K-axis PF reads (:attr:`memnp.kernels.backend.Backend.ensemble`)."""
 
-    def __init__(self, index, layers, stages):
+    def __init__(self, index, layers, stages, reads):
         self.index = index
+        self.reads = reads          # the backend's K-axis PF reads (memnp.kernels.ensemble)
         self.layers = list(layers)
         K = len(self.layers)
         pfs = [stage.nonpreserving for stage in stages]
@@ -175,7 +176,7 @@ class StackedCrossbar:
             layout, V, G, max_weight = self._mapping(X)
         with threads_for(DRAW_COST * G.size):
             c, d_eps = self._draw(G, layout, rngs)
-        I = ensemble_reads.pf_currents(V, c, d_eps, layout)
+        I = self.reads.pf_currents(V, c, d_eps, layout)
         self._state = StackedRead(layout, X.shape[1], V, G, c, d_eps, I, max_weight)
         for layer in self.layers:
             layer._last = None        # a member's own last read is not this one
@@ -188,7 +189,7 @@ class StackedCrossbar:
         state = self._state
         if state is None:
             raise ValueError(f"layer {self.index}: the stacked read's power needs a forward pass first")
-        return ensemble_reads.pf_powers(state.V, state.c, state.d_eps, state.layout)
+        return self.reads.pf_powers(state.V, state.c, state.d_eps, state.layout)
 
     def backward(self, dY, need_dx):
         """(dL/dX (K, p, n_in) or None, dL/dD (K, m, n)) from dL/dy (K, p, n_out)."""
@@ -204,7 +205,7 @@ class StackedCrossbar:
                 finite_array("dy", dY[k])
             except ValueError as exc:
                 raise ValueError(f"member {k}, layer {self.index}: {exc}") from None
-        grads = ensemble_reads.pf_currents_vjp(state.V, state.c, state.d_eps, layout, out.grad_I, need_dx)
+        grads = self.reads.pf_currents_vjp(state.V, state.c, state.d_eps, layout, out.grad_I, need_dx)
         self._state = None
         with threads_for(self.D.size + (grads.grad_V.size if need_dx else 0)):
             grad_G = ensemble_devices.device_parameters_vjp_members(state.G, state.c, state.d_eps, grads.grad_c,
