@@ -162,12 +162,47 @@ def test_predict_and_evaluate_equal_members_alone(mnist, network):
         assert result["power"][k] == expected["power"] and expected["power"] > 0
     no_power = ensemble.evaluate(xs, ys, [np.random.default_rng(k) for k in range(K)])
     assert no_power["power"] is None and no_power["loss"].shape == (K,)
-    # Member by member: another stage for every member, and draws="all".
+    # Another PF stage for every member: the stacked pass under those stages.
     other = [stage_c(k + 1) for k in range(K)]
+    assert ensemble._plan_for(other) is not None
+    under = ensemble.evaluate(xs, ys, [np.random.default_rng(k) for k in range(K)], stages=other, power=True)
+    for k in range(K):
+        expected = alone[k].evaluate(xs[k], ys[k], np.random.default_rng(k), stage=other[k], power=True)
+        assert (under["loss"][k], under["accuracy"][k], under["power"][k]) == \
+            (expected["loss"], expected["accuracy"], expected["power"])
+    # Member by member: draws="all".
     chip = ensemble.evaluate(xs, ys, [np.random.default_rng(k) for k in range(K)], stages=other, draws="all")
     for k in range(K):
         expected = alone[k].evaluate(xs[k], ys[k], np.random.default_rng(k), stage=other[k], draws="all")
         assert chip["loss"][k] == expected["loss"] and chip["accuracy"][k] == expected["accuracy"]
+
+
+def test_ideal_training_then_stacked_evaluation_under_pf(mnist):
+    """Members trained on an ideal stage (a step loops over them: nothing to stack) are evaluated
+    under PF stages in one stacked pass, each equal to its own evaluation; stages of different
+    structures go member by member."""
+    x, y = mnist
+    K = 3
+    ideal = [Stage(G_OFF, G_ON, 0.5) for _ in range(K)]
+    alone = mlp_members(lambda k: ideal[k], K)
+    ensemble = Ensemble(mlp_members(lambda k: ideal[k], K))
+    assert ensemble.stacked_layers == ()
+    xs, ys = np.stack([x[16 * k:16 * k + 16] for k in range(K)]), np.stack([y[16 * k:16 * k + 16] for k in range(K)])
+    ensemble.train_step(xs, ys)
+    for k in range(K):
+        alone[k].train_step(xs[k], ys[k])
+    pf = [stage_c(k) for k in range(K)]
+    assert ensemble._plan_for(pf) is not None
+    xs, ys = np.stack([x[50 * k:50 * k + 90] for k in range(K)]), np.stack([y[50 * k:50 * k + 90] for k in range(K)])
+    result = ensemble.evaluate(xs, ys, [np.random.default_rng(k) for k in range(K)], stages=pf, batch_size=40)
+    for k in range(K):
+        expected = alone[k].evaluate(xs[k], ys[k], np.random.default_rng(k), stage=pf[k], batch_size=40)
+        assert (result["loss"][k], result["accuracy"][k]) == (expected["loss"], expected["accuracy"])
+    mixed = [pf[0], stage_e(1), pf[2]]
+    assert ensemble._plan_for(mixed) is None
+    result = ensemble.evaluate(xs, ys, [np.random.default_rng(k) for k in range(K)], stages=mixed)
+    for k in range(K):
+        assert result["loss"][k] == alone[k].evaluate(xs[k], ys[k], np.random.default_rng(k), stage=mixed[k])["loss"]
 
 
 def test_member_weights_save_and_load(tmp_path, mnist):

@@ -28,8 +28,8 @@ over the members' own ``train_step`` for stages with phases besides PF currents 
 stage's fused draw and conductance chain, the DAC, the tiled read with ADCs, line resistance),
 models not ending in Softmax and backends without K-axis reads
 (``Backend.ensemble`` None: numpy, cuda). ``predict`` and ``evaluate`` run the
-stacked forward pass with the members' own stages and draws="active" (other stages, draws="all"
-or read_rngs: member by member). After a stacked pass a member's ``grads`` and ``power()`` are
+stacked forward pass under the members' own stages or given ones (K PF-only stages of one
+structure) with draws="active" (draws="all" or read_rngs: member by member). After a stacked pass a member's ``grads`` and ``power()`` are
 not those of the pass (ask the ensemble's ``evaluate(power=True)``). The passes are in
 :mod:`memnp.nn.ensemble_pass`.
 """
@@ -88,7 +88,9 @@ class Ensemble:
                                  f"{_describe(what, own)} (member 0: {_describe(what, theirs)}); an "
                                  "ensemble needs one architecture, dtype, backend and phase structure")
         self._members = tuple(models)
-        self._plan = ensemble_pass.plan(self._members)
+        self._weights = {}        # layer index -> StackedWeights, shared by every plan
+        self._plan = ensemble_pass.plan(self._members, [model.stage for model in self._members], self._weights)
+        self._plans = {}          # id() of a tuple of stages -> (the stages, their plan)
 
     # -- structure ------------------------------------------------------------------------------
     @property
@@ -196,6 +198,25 @@ class Ensemble:
             losses[k], accuracies[k] = model.train_step(xs[k], ys[k], rngs[k])
         return losses, accuracies
 
+    def _plan_for(self, stages):
+        """The stacked plan of a pass under ``stages`` (K Stages or Nones), or None (member by
+        member). Plans of other stages than the members' own are kept for the last few stage
+        lists seen (an inference sweep asks for the same ones again and again)."""
+        if all(s is model.stage for s, model in zip(stages, self._members)):
+            return self._plan
+        if any(s is None for s in stages):
+            return None
+        key = tuple(id(s) for s in stages)
+        hit = self._plans.get(key)
+        if hit is None or any(a is not b for a, b in zip(hit[0], stages)):
+            if len({(tuple((n, type(v).__name__) for n, v in s.phases.items()), s.mapping_rule)
+                    for s in stages}) != 1:
+                return None      # stages of different structures: member by member
+            if len(self._plans) >= 8:
+                self._plans.clear()
+            hit = self._plans[key] = (tuple(stages), ensemble_pass.plan(self._members, stages, self._weights))
+        return hit[1]
+
     def _stacked_inputs(self, original, xs):
         """X (K, p, ...) in the members' dtype: ``original`` itself when it is already such an
         array (what Sequential._inputs would hand on unchanged), else the members' checked inputs
@@ -212,15 +233,15 @@ class Ensemble:
         ``batch_size`` (None: one batch); stages: None (each member's own) or K Stages."""
         original = xs
         xs = self._batches("xs", xs)
-        stacked = self._plan is not None and stages is None and draws == "active"
         rngs, stages = self._rngs(rngs), self._stages(stages)
         if batch_size is not None:
             _batch(batch_size)
         if draws not in DRAWS:
             raise ValueError(f"draws must be one of {', '.join(DRAWS)}; got {draws!r}")
-        if stacked:
-            return ensemble_pass.predict(self._members, self._plan, self._stacked_inputs(original, xs), rngs,
-                                         batch_size)
+        steps = self._plan_for(stages) if draws == "active" else None
+        if steps is not None:
+            return ensemble_pass.predict(self._members, steps, self._stacked_inputs(original, xs), rngs,
+                                         batch_size, stages)
         return np.stack([model.predict(xs[k], rngs[k], stages[k], batch_size, draws)
                          for k, model in enumerate(self._members)])
 
@@ -230,14 +251,15 @@ class Ensemble:
         (K, n, ...) and labels ys (K, n), as :meth:`Sequential.evaluate` gives for each member
         alone (loss includes the member's L1 penalty; power in W)."""
         original = xs
-        stacked = self._plan is not None and stages is None and draws == "active" and read_rngs is None
+        stacked = draws == "active" and read_rngs is None
         xs, ys = self._pairs(xs, ys)
         rngs, stages = self._rngs(rngs), self._stages(stages)
         read_rngs = self._rngs(read_rngs, "read_rngs")
         batch_size = _batch(batch_size)
-        if stacked:
-            return ensemble_pass.evaluate(self._members, self._plan, self._stacked_inputs(original, xs), ys,
-                                          rngs, batch_size, power)
+        steps = self._plan_for(stages) if stacked else None
+        if steps is not None:
+            return ensemble_pass.evaluate(self._members, steps, self._stacked_inputs(original, xs), ys,
+                                          rngs, batch_size, power, stages)
         results = [model.evaluate(xs[k], ys[k], rngs[k], stages[k], batch_size, power, draws, read_rngs[k])
                    for k, model in enumerate(self._members)]
         return {"loss": np.array([r["loss"] for r in results], dtype=np.float64),

@@ -16,7 +16,7 @@ from scipy import special
 
 from ..crossbar.nonidealities.iv import IVNonlinearityPF
 from ..kernels import ensemble_steps, get_backend
-from .ensemble_read import StackedCrossbar, threads_for
+from .ensemble_read import StackedCrossbar, StackedWeights, threads_for
 from .layers import Flatten, ReLU, Sigmoid, Softmax
 from .losses import _labels
 from .memristive import MemristiveDense
@@ -29,14 +29,14 @@ __all__ = ["plan", "train_step", "predict", "evaluate"]
 _STACKABLE_ABOVE = (Sigmoid, ReLU)
 
 
-def plan(members):
-    """Per layer index, how a pass runs it for the K members (see the module docstring); None
-    when no layer can be stacked (the ensemble then loops over the members' own methods)."""
+def plan(members, stages, weights):
+    """Per layer index, how a pass under ``stages`` (one per member) runs it for the K members
+    (see the module docstring); None when no layer can be stacked (the ensemble then loops over
+    the members' own methods). ``weights``: {layer index: StackedWeights}, the stacked storage
+    shared by every plan of one ensemble (entries are added here)."""
     first = members[0]
-    stage = first.stage
     reads = get_backend(first.backend).ensemble
-    if (reads is None or not first._fused or stage is None
-            or list(stage.phases) != ["currents"] or type(stage.nonpreserving) is not IVNonlinearityPF):
+    if reads is None or not first._fused or any(_pf_only(s) is None for s in stages):
         return None
     layers = first.layers
     steps = []
@@ -44,8 +44,9 @@ def plan(members):
         above = layers[i + 1] if i + 1 < len(layers) else None
         if type(layer) is MemristiveDense and layer.weights == "double" and i >= first._first_trainable \
                 and (isinstance(above, _STACKABLE_ABOVE) or (type(above) is Softmax and i + 1 == len(layers) - 1)):
-            steps.append(StackedCrossbar(i, [model.layers[i] for model in members],
-                                         [model.stage for model in members], reads))
+            if i not in weights:
+                weights[i] = StackedWeights(i, [model.layers[i] for model in members])
+            steps.append(StackedCrossbar(weights[i], stages, reads))
         elif type(layer) is Flatten:
             steps.append("flatten")
         elif type(layer) is Sigmoid:
@@ -55,21 +56,28 @@ def plan(members):
     return steps if any(isinstance(step, StackedCrossbar) for step in steps) else None
 
 
-def _prepare(members, steps, rngs):
-    """Check what a stacked pass needs of the members now; sync the stacked weights; the
-    members' pass contexts."""
+def _pf_only(stage):
+    """The stage's IVNonlinearityPF when it is the stage's only phase, else None."""
+    if stage is None or list(stage.phases) != ["currents"] or type(stage.nonpreserving) is not IVNonlinearityPF:
+        return None
+    return stage.nonpreserving
+
+
+def _prepare(members, steps, rngs, stages):
+    """Check what a stacked pass under ``stages`` needs of the members now; sync the stacked
+    weights; the members' pass contexts."""
     dtype = members[0].dtype
-    for k, model in enumerate(members):
+    for k, (model, stage) in enumerate(zip(members, stages)):
         if model.dtype != dtype:
             raise ValueError(f"member {k} now has dtype {model.dtype} (member 0: {dtype}); an "
                              "ensemble needs one dtype")
-        if model.stage is not None and model.stage.random and rngs[k] is None:
+        if stage is not None and stage.random and rngs[k] is None:
             raise ValueError(f"rngs[{k}] (member {k}) must be a numpy.random.Generator: the "
                              "member's stage has random nonidealities")
     for step in steps:
         if isinstance(step, StackedCrossbar):
             step.sync()
-    return [model._context(rng, None) for model, rng in zip(members, rngs)]
+    return [model._context(rng, stage) for model, rng, stage in zip(members, rngs, stages)]
 
 
 def _forward(members, steps, X, rngs, ctxs, sigmoids):
@@ -110,10 +118,9 @@ def _losses(logits, ys):
 
 
 def train_step(members, steps, X, ys, rngs):
-    """(losses (K,), accuracies (K,)) of one optimiser step of every member: X (K, p, ...) in the
-    members' dtype, ys K label arrays, rngs K Generators."""
-    K = len(members)
-    ctxs = _prepare(members, steps, rngs)
+    """(losses (K,), accuracies (K,)) of one optimiser step of every member under its own stage:
+    X (K, p, ...) in the members' dtype, ys K label arrays, rngs K Generators."""
+    ctxs = _prepare(members, steps, rngs, [model.stage for model in members])
     sigmoids = {}
     loss = _losses(_forward(members, steps, X, rngs, ctxs, sigmoids), ys)
     p = X.shape[1]
@@ -159,9 +166,10 @@ def train_step(members, steps, X, ys, rngs):
     return losses, loss.hits / p
 
 
-def predict(members, steps, X, rngs, batch_size):
-    """Outputs (K, n, classes) of the members for X (K, n, ...), batch by batch (None: one)."""
-    ctxs = _prepare(members, steps, rngs)
+def predict(members, steps, X, rngs, batch_size, stages):
+    """Outputs (K, n, classes) of the members for X (K, n, ...) under ``stages``, batch by batch
+    (None: one)."""
+    ctxs = _prepare(members, steps, rngs, stages)
     n = X.shape[1]
     size = n if batch_size is None else batch_size
     out = []
@@ -171,10 +179,11 @@ def predict(members, steps, X, rngs, batch_size):
     return out[0] if len(out) == 1 else np.concatenate(out, axis=1)
 
 
-def evaluate(members, steps, X, ys, rngs, batch_size, power):
-    """Sequential.evaluate of every member: {"loss" (K,), "accuracy" (K,), "power" (K,) or None}."""
+def evaluate(members, steps, X, ys, rngs, batch_size, power, stages):
+    """Sequential.evaluate of every member under ``stages``: {"loss" (K,), "accuracy" (K,),
+    "power" (K,) or None}."""
     K = len(members)
-    ctxs = _prepare(members, steps, rngs)
+    ctxs = _prepare(members, steps, rngs, stages)
     n = X.shape[1]
     labels = np.stack([np.asarray(y) for y in ys]) if len({np.shape(y) for y in ys}) == 1 else None
     losses, hits = [0.0] * K, [0.0] * K

@@ -30,7 +30,7 @@ from ..kernels.cpu_auto import serial_below
 from ..kernels.ensemble_layout import MemberRows
 from .memristive import _input_error
 
-__all__ = ["StackedCrossbar", "StackedRead", "threads_for"]
+__all__ = ["StackedWeights", "StackedCrossbar", "StackedRead", "threads_for"]
 
 #: A device's residual draw and parameters cost about this many PF device evaluations (for the
 #: one-thread threshold).
@@ -69,28 +69,16 @@ class StackedRead:
     max_weight: np.ndarray
 
 
-class StackedCrossbar:
-    """Layer ``index`` of K members (double-weight MemristiveDense layers under PF-only stages);
-    ``reads``: the backend's K-axis PF reads (:attr:`memnp.kernels.backend.Backend.ensemble`)."""
+class StackedWeights:
+    """The double weights of layer ``index`` of K members stacked, ``D`` (K, m, n); each member's
+    layer keeps its weights in its slice ``slices[k]`` (its params are views of it)."""
 
-    def __init__(self, index, layers, stages, reads):
+    def __init__(self, index, layers):
         self.index = index
-        self.reads = reads          # the backend's K-axis PF reads (memnp.kernels.ensemble)
         self.layers = list(layers)
-        K = len(self.layers)
-        pfs = [stage.nonpreserving for stage in stages]
-        self.pfs = pfs
-        self.k_V = np.array([stage.k_V for stage in stages], dtype=np.float64)
-        self.G_off = np.array([stage.G_off for stage in stages], dtype=np.float64)
-        self.G_on = np.array([stage.G_on for stage in stages], dtype=np.float64)
-        self.slopes = np.array([pf.slopes for pf in pfs], dtype=np.float64).reshape(K, 2)
-        self.intercepts = np.array([pf.intercepts for pf in pfs], dtype=np.float64).reshape(K, 2)
-        self.factors = np.array([pf.fused().factor for pf in pfs], dtype=np.float64).reshape(K, 2, 2)
         self.D = None
         self.slices = ()
-        self._state = None
 
-    # -- storage ------------------------------------------------------------------------------
     def sync(self):
         """Make every member keep its weights in its slice of ``D``: where a member's params were
         replaced (initialize, load, astype, assignment), D is rebuilt from the current values."""
@@ -101,6 +89,39 @@ class StackedCrossbar:
         self.slices = tuple(D[k] for k in range(len(self.layers)))
         for layer, Dk in zip(self.layers, self.slices):
             layer.keep_matrix_in(Dk)
+
+
+class StackedCrossbar:
+    """Layer ``weights.index`` of K members (double-weight MemristiveDense layers) read under
+    PF-only ``stages`` (one per member); ``weights`` a :class:`StackedWeights`; ``reads`` the
+    backend's K-axis PF reads (:attr:`memnp.kernels.backend.Backend.ensemble`)."""
+
+    def __init__(self, weights, stages, reads):
+        self.weights = weights
+        self.index = weights.index
+        self.reads = reads
+        self.layers = weights.layers
+        K = len(self.layers)
+        pfs = [stage.nonpreserving for stage in stages]
+        self.pfs = pfs
+        self.k_V = np.array([stage.k_V for stage in stages], dtype=np.float64)
+        self.G_off = np.array([stage.G_off for stage in stages], dtype=np.float64)
+        self.G_on = np.array([stage.G_on for stage in stages], dtype=np.float64)
+        self.slopes = np.array([pf.slopes for pf in pfs], dtype=np.float64).reshape(K, 2)
+        self.intercepts = np.array([pf.intercepts for pf in pfs], dtype=np.float64).reshape(K, 2)
+        self.factors = np.array([pf.fused().factor for pf in pfs], dtype=np.float64).reshape(K, 2, 2)
+        self._state = None
+
+    @property
+    def D(self):
+        return self.weights.D
+
+    @property
+    def slices(self):
+        return self.weights.slices
+
+    def sync(self):
+        self.weights.sync()
 
     # -- the read -----------------------------------------------------------------------------
     def _mapping(self, X):
