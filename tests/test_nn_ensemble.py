@@ -170,11 +170,17 @@ def test_predict_and_evaluate_equal_members_alone(mnist, network):
         expected = alone[k].evaluate(xs[k], ys[k], np.random.default_rng(k), stage=other[k], power=True)
         assert (under["loss"][k], under["accuracy"][k], under["power"][k]) == \
             (expected["loss"], expected["accuracy"], expected["power"])
-    # Member by member: draws="all".
-    chip = ensemble.evaluate(xs, ys, [np.random.default_rng(k) for k in range(K)], stages=other, draws="all")
+    # draws="all" (chip sampling: every device drawn, the rows read keep theirs), with read streams.
+    chip = ensemble.evaluate(xs, ys, [np.random.default_rng(k) for k in range(K)], stages=other, draws="all",
+                             read_rngs=[np.random.default_rng(9 + k) for k in range(K)], power=True)
     for k in range(K):
-        expected = alone[k].evaluate(xs[k], ys[k], np.random.default_rng(k), stage=other[k], draws="all")
-        assert chip["loss"][k] == expected["loss"] and chip["accuracy"][k] == expected["accuracy"]
+        expected = alone[k].evaluate(xs[k], ys[k], np.random.default_rng(k), stage=other[k], draws="all",
+                                     read_rng=np.random.default_rng(9 + k), power=True)
+        assert (chip["loss"][k], chip["accuracy"][k], chip["power"][k]) == \
+            (expected["loss"], expected["accuracy"], expected["power"])
+    out = ensemble.predict(xs, [np.random.default_rng(k) for k in range(K)], batch_size=64, draws="all")
+    for k in range(K):
+        assert np.array_equal(out[k], alone[k].predict(xs[k], np.random.default_rng(k), batch_size=64, draws="all"))
 
 
 def test_ideal_training_then_stacked_evaluation_under_pf(mnist):

@@ -29,7 +29,7 @@ stage's fused draw and conductance chain, the DAC, the tiled read with ADCs, lin
 models not ending in Softmax and backends without K-axis reads
 (``Backend.ensemble`` None: numpy, cuda). ``predict`` and ``evaluate`` run the
 stacked forward pass under the members' own stages or given ones (K PF-only stages of one
-structure) with draws="active" (draws="all" or read_rngs: member by member). After a stacked pass a member's ``grads`` and ``power()`` are
+structure), with either draw policy. After a stacked pass a member's ``grads`` and ``power()`` are
 not those of the pass (ask the ensemble's ``evaluate(power=True)``). The passes are in
 :mod:`memnp.nn.ensemble_pass`.
 """
@@ -238,10 +238,10 @@ class Ensemble:
             _batch(batch_size)
         if draws not in DRAWS:
             raise ValueError(f"draws must be one of {', '.join(DRAWS)}; got {draws!r}")
-        steps = self._plan_for(stages) if draws == "active" else None
+        steps = self._plan_for(stages)
         if steps is not None:
             return ensemble_pass.predict(self._members, steps, self._stacked_inputs(original, xs), rngs,
-                                         batch_size, stages)
+                                         batch_size, stages, draws)
         return np.stack([model.predict(xs[k], rngs[k], stages[k], batch_size, draws)
                          for k, model in enumerate(self._members)])
 
@@ -251,15 +251,16 @@ class Ensemble:
         (K, n, ...) and labels ys (K, n), as :meth:`Sequential.evaluate` gives for each member
         alone (loss includes the member's L1 penalty; power in W)."""
         original = xs
-        stacked = draws == "active" and read_rngs is None
         xs, ys = self._pairs(xs, ys)
         rngs, stages = self._rngs(rngs), self._stages(stages)
         read_rngs = self._rngs(read_rngs, "read_rngs")
         batch_size = _batch(batch_size)
-        steps = self._plan_for(stages) if stacked else None
+        if draws not in DRAWS:
+            raise ValueError(f"draws must be one of {', '.join(DRAWS)}; got {draws!r}")
+        steps = self._plan_for(stages)
         if steps is not None:
             return ensemble_pass.evaluate(self._members, steps, self._stacked_inputs(original, xs), ys,
-                                          rngs, batch_size, power, stages)
+                                          rngs, batch_size, power, stages, draws, read_rngs)
         results = [model.evaluate(xs[k], ys[k], rngs[k], stages[k], batch_size, power, draws, read_rngs[k])
                    for k, model in enumerate(self._members)]
         return {"loss": np.array([r["loss"] for r in results], dtype=np.float64),

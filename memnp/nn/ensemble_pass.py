@@ -63,7 +63,7 @@ def _pf_only(stage):
     return stage.nonpreserving
 
 
-def _prepare(members, steps, rngs, stages):
+def _prepare(members, steps, rngs, stages, draws="active", read_rngs=None):
     """Check what a stacked pass under ``stages`` needs of the members now; sync the stacked
     weights; the members' pass contexts."""
     dtype = members[0].dtype
@@ -77,17 +77,19 @@ def _prepare(members, steps, rngs, stages):
     for step in steps:
         if isinstance(step, StackedCrossbar):
             step.sync()
-    return [model._context(rng, stage) for model, rng, stage in zip(members, rngs, stages)]
+    read_rngs = read_rngs or [None] * len(members)
+    return [model._context(rng, stage, draws, read_rng)
+            for model, rng, stage, read_rng in zip(members, rngs, stages, read_rngs)]
 
 
-def _forward(members, steps, X, rngs, ctxs, sigmoids):
+def _forward(members, steps, X, rngs, ctxs, sigmoids, draws_all=False):
     """The logits (K, p, classes): every layer but the final Softmax (its outputs for
     Sigmoid layers kept in ``sigmoids`` by index)."""
     acts = X
     for i in range(len(members[0].layers) - 1):
         step = steps[i]
         if isinstance(step, StackedCrossbar):
-            acts = step.forward(acts, rngs)
+            acts = step.forward(acts, rngs, draws_all)
         elif step == "flatten":
             for model, a in zip(members, acts):
                 model.layers[i].forward(a)
@@ -166,24 +168,25 @@ def train_step(members, steps, X, ys, rngs):
     return losses, loss.hits / p
 
 
-def predict(members, steps, X, rngs, batch_size, stages):
+def predict(members, steps, X, rngs, batch_size, stages, draws="active"):
     """Outputs (K, n, classes) of the members for X (K, n, ...) under ``stages``, batch by batch
     (None: one)."""
-    ctxs = _prepare(members, steps, rngs, stages)
+    ctxs = _prepare(members, steps, rngs, stages, draws)
     n = X.shape[1]
     size = n if batch_size is None else batch_size
     out = []
     for i in range(0, n, size):
-        logits = _forward(members, steps, X[:, i:i + size], rngs, ctxs, {})
+        logits = _forward(members, steps, X[:, i:i + size], rngs, ctxs, {}, draws == "all")
         out.append(np.stack([model.layers[-1].forward(z, ctx) for model, z, ctx in zip(members, logits, ctxs)]))
     return out[0] if len(out) == 1 else np.concatenate(out, axis=1)
 
 
-def evaluate(members, steps, X, ys, rngs, batch_size, power, stages):
+def evaluate(members, steps, X, ys, rngs, batch_size, power, stages, draws="active", read_rngs=None):
     """Sequential.evaluate of every member under ``stages``: {"loss" (K,), "accuracy" (K,),
-    "power" (K,) or None}."""
+    "power" (K,) or None}. The stacked layers' PF-only stages make no read draws, so
+    ``read_rngs`` only reach the layers that run member by member."""
     K = len(members)
-    ctxs = _prepare(members, steps, rngs, stages)
+    ctxs = _prepare(members, steps, rngs, stages, draws, read_rngs)
     n = X.shape[1]
     labels = np.stack([np.asarray(y) for y in ys]) if len({np.shape(y) for y in ys}) == 1 else None
     losses, hits = [0.0] * K, [0.0] * K
@@ -192,7 +195,7 @@ def evaluate(members, steps, X, ys, rngs, batch_size, power, stages):
     for i in range(0, n, batch_size):
         xb = X[:, i:i + batch_size]
         yb = labels[:, i:i + batch_size] if labels is not None else [y[i:i + batch_size] for y in ys]
-        result = _losses(_forward(members, steps, xb, rngs, ctxs, {}), yb)
+        result = _losses(_forward(members, steps, xb, rngs, ctxs, {}, draws == "all"), yb)
         p = xb.shape[1]
         for k in range(K):
             losses[k] += float(result.loss[k]) * p

@@ -151,13 +151,43 @@ class StackedCrossbar:
         V = ensemble_steps.voltages(X, self.k_V, layout)
         return layout, V, G, max_weight
 
-    def _draw(self, G, layout, rngs):
+    def _draw(self, G, layout, rngs, draws_all=False):
         """(c, d_eps) (R, n) of every member's devices read: the PF residuals drawn from each
         member's Generator (one parallel call for the PCG64 members with enough devices, the
-        others one by one: the same words either way), then the device parameters."""
-        offsets, n = layout.offsets, G.shape[1]
+        others one by one: the same words either way), then the device parameters. With
+        ``draws_all`` every device of the crossbar gets its draw, in the crossbar's order, and the
+        rows read keep theirs (the single read's draws="all")."""
+        n = G.shape[1]
         K = len(self.pfs)
+        if draws_all:
+            m = self.D.shape[1]
+            residuals = np.empty((2, K * m, n), dtype=G.dtype)
+            self._residuals(residuals, MemberRows.full(K, m), rngs, G, False)
+            c, d_eps = np.empty_like(G), np.empty_like(G)
+            for k, pf in enumerate(self.pfs):
+                # The single read's arrays: the crossbar's draws, then the rows read taken from
+                # them by NumPy indexing (whose result's layout picks the device-parameter path).
+                every = np.ascontiguousarray(residuals[:, k * m:(k + 1) * m])
+                a, b = layout.offsets[k], layout.offsets[k + 1]
+                taken = every if b - a == m else every[..., layout.member_rows(k), :]
+                c[a:b], d_eps[a:b] = pf.device_parameters(G[a:b], taken)
+            return c, d_eps
         residuals = np.empty((2,) + G.shape, dtype=G.dtype)
+        fast = G.dtype == np.float32      # float32: the single read's loop (pf_devices.FASTER)
+        c, d_eps = self._residuals(residuals, layout, rngs, G, fast)
+        if not fast:     # float64: the single read's NumPy path (IVNonlinearityPF.device_parameters)
+            offsets = layout.offsets
+            c, d_eps = np.empty_like(G), np.empty_like(G)
+            for k, pf in enumerate(self.pfs):
+                a, b = offsets[k], offsets[k + 1]
+                c[a:b], d_eps[a:b] = pf.device_parameters(G[a:b], residuals[:, a:b])
+        return c, d_eps
+
+    def _residuals(self, residuals, layout, rngs, G, parameters):
+        """Fill ``residuals`` (2, R, n) in ``layout``; (c, d_eps) from them and G when
+        ``parameters`` (else (None, None))."""
+        offsets, n = layout.offsets, residuals.shape[2]
+        K = len(self.pfs)
         drawn = np.zeros(K, dtype=np.bool_)
         states = np.zeros((K, 4), dtype=np.uint64)
         held = []
@@ -173,30 +203,25 @@ class StackedCrossbar:
                     states[k] = (s >> 64, s & _MASK64, inc >> 64, inc & _MASK64)
                     drawn[k] = True
                 else:
-                    residuals[:, a:b] = pf.sample((b - a, n), rng, G.dtype)
-            fast = G.dtype == np.float32     # the single read's loop for float32 (pf_devices.FASTER)
+                    residuals[:, a:b] = pf.sample((b - a, n), rng, residuals.dtype)
             c, d_eps, after = ensemble_devices.draw_device_parameters(
-                G, residuals, layout, states, drawn, self.factors, self.slopes, self.intercepts, fast)
+                G if parameters else residuals[0], residuals, layout, states, drawn, self.factors, self.slopes,
+                self.intercepts, parameters)
             for k, bits, state in held:
                 state["state"]["state"] = (int(after[k, 0]) << 64) | int(after[k, 1])
                 bits.state = state
         finally:
             for _, bits, _ in held:
                 bits.lock.release()
-        if not fast:     # float64: the single read's NumPy path (IVNonlinearityPF.device_parameters)
-            c, d_eps = np.empty_like(G), np.empty_like(G)
-            for k, pf in enumerate(self.pfs):
-                a, b = offsets[k], offsets[k + 1]
-                c[a:b], d_eps[a:b] = pf.device_parameters(G[a:b], residuals[:, a:b])
         return c, d_eps
 
-    def forward(self, X, rngs):
+    def forward(self, X, rngs, draws_all=False):
         """Outputs y (K, p, n_out) from inputs X (K, p, n_in); each member's PF residuals from
-        rngs[k]."""
+        rngs[k] (``draws_all``: for every device, as the single read's draws="all")."""
         with threads_for(self.D.size + X.size):
             layout, V, G, max_weight = self._mapping(X)
         with threads_for(DRAW_COST * G.size):
-            c, d_eps = self._draw(G, layout, rngs)
+            c, d_eps = self._draw(G, layout, rngs, draws_all)
         I = self.reads.pf_currents(V, c, d_eps, layout)
         self._state = StackedRead(layout, X.shape[1], V, G, c, d_eps, I, max_weight)
         for layer in self.layers:
