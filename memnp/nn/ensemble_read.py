@@ -1,18 +1,22 @@
 """One memristive layer of K ensemble members read in one kernel call per stair (issue 15).
 
-:class:`StackedCrossbar` holds the double weights of layer i of every member stacked, D (K, m, n)
+:class:`StackedWeights` holds the double weights of layer i of every member stacked, D (K, m, n)
 (m = n_in + 1 rows, bias last; n = 2 n_out columns); each member's layer keeps its weights in
 its slice D[k] (its params are views of it, so the member's model file, load and optimiser see
-them). A read under a PF-only stage runs the stairs of :meth:`memnp.nn.memristive.CrossbarLayer._read`
-for all members at once, with the K-axis kernels (:mod:`memnp.kernels.ensemble`,
-:mod:`memnp.kernels.ensemble_steps`, :mod:`memnp.kernels.ensemble_devices`) in the ragged
-active-row layout (:class:`memnp.kernels.ensemble_layout.MemberRows`). Only the PF residuals are
-drawn member by member, each from its own Generator and in the order the member alone draws them.
+them). A :class:`StackedCrossbar` reads them under K PF-only stages: the stairs of
+:meth:`memnp.nn.memristive.CrossbarLayer._read` for all members at once, with the K-axis kernels
+(the backend's :mod:`memnp.kernels.ensemble`, :mod:`memnp.kernels.ensemble_steps`,
+:mod:`memnp.kernels.ensemble_devices`) in the ragged active-row layout
+(:class:`memnp.kernels.ensemble_layout.MemberRows`). Each member's PF residuals come from its own
+Generator, in the order the member alone draws them: the words of all PCG64 members in one
+parallel call (:func:`memnp.kernels.ensemble_devices.draw_device_parameters`), other bit
+generators and small layers one member after the other.
 
 Every number equals the member's own read bit for bit (on the cpu backend): the same kernels' task
-functions on the same blocks with the member's own scalars. The one stair where the single read
-takes a NumPy path is G of a member that reads every row (its batch drives every input, as after
-a sigmoid): that member's G is computed with the same NumPy operations.
+functions on the same blocks with the member's own scalars. Where the single read takes a NumPy
+path, so does this one, member by member: G of a member that reads every row (its batch drives
+every input, as after a sigmoid), float64 device parameters, and draws="all" (the rows read taken
+from the crossbar's draws by NumPy indexing).
 
 Shapes: inputs X (K, p, n_in) C-contiguous in the weights' dtype; outputs (K, p, n_out);
 gradients the same shapes; V in volts, G in S, I in A.
