@@ -262,8 +262,10 @@ def test_bad_batches_and_rngs(mnist):
         ensemble.train_step(xs, ys, rngs[0])
     with pytest.raises(ValueError, match=r"rngs\[1\] \(member 1\) must be None or a numpy.random.Generator"):
         ensemble.train_step(xs, ys, [rngs[0], 5, rngs[2]])
-    with pytest.raises(ValueError, match=r"member 2\) is the same Generator as member 0"):
+    with pytest.raises(ValueError, match=r"member 2\) draws from the same Generator .* as member 0"):
         ensemble.train_step(xs, ys, [rngs[0], rngs[1], rngs[0]])
+    with pytest.raises(ValueError, match=r"member 1\) draws from the same Generator .* as member 0"):
+        ensemble.train_step(xs, ys, [rngs[0], np.random.Generator(rngs[0].bit_generator), rngs[2]])
     with pytest.raises(ValueError, match=r"xs\[2\] \(member 2\) holds 7 examples but member 0's holds 8"):
         ensemble.train_step([x[:8], x[:8], x[:7]], ys, rngs)
     with pytest.raises(ValueError, match=r"xs must hold one batch per member \(K = 3\); got 2"):

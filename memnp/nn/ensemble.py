@@ -171,10 +171,11 @@ class Ensemble:
         seen = {}
         for k, rng in enumerate(rngs):
             if rng is not None:
-                if id(rng) in seen:
-                    raise ValueError(f"{name}[{k}] (member {k}) is the same Generator as member "
-                                     f"{seen[id(rng)]}'s: each member needs its own")
-                seen[id(rng)] = k
+                bits = id(rng.bit_generator)
+                if bits in seen:
+                    raise ValueError(f"{name}[{k}] (member {k}) draws from the same Generator (bit "
+                                     f"generator) as member {seen[bits]}: each member needs its own")
+                seen[bits] = k
         return rngs
 
     def _stages(self, stages):
