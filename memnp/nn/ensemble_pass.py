@@ -77,6 +77,8 @@ def _prepare(members, steps, rngs, stages, draws="active", read_rngs=None):
     for step in steps:
         if isinstance(step, StackedCrossbar):
             step.sync()
+    if "member" not in steps:
+        return [None] * len(members)      # only the member-by-member layers read a context
     read_rngs = read_rngs or [None] * len(members)
     return [model._context(rng, stage, draws, read_rng)
             for model, rng, stage, read_rng in zip(members, rngs, stages, read_rngs)]
