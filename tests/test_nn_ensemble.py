@@ -247,6 +247,9 @@ def test_members_that_differ_are_refused():
         Ensemble([base, mnist_mlp(np.random.default_rng(0), "double", stage=stage_c(0), backend="numpy")])
     with pytest.raises(ValueError, match="member 1 is the same Sequential object as member 0"):
         Ensemble([base, base])
+    shared = Sequential(base.layers, input_shape=(28, 28), stage=stage_c(0))
+    with pytest.raises(ValueError, match="member 1 shares its layer 1 with member 0"):
+        Ensemble([base, shared])
     with pytest.raises(ValueError, match="member 1 must be a memnp.nn.Sequential"):
         Ensemble([base, "model"])
 

@@ -70,6 +70,12 @@ class Ensemble:
                 raise ValueError(f"member {k} is the same Sequential object as member {seen[id(model)]}; "
                                  "every member must be its own model")
             seen[id(model)] = k
+        owner = {}
+        for k, model in enumerate(models):
+            for i, layer in enumerate(model.layers):
+                if layer.params and owner.setdefault(id(layer), (k, i)) != (k, i):
+                    raise ValueError(f"member {k} shares its layer {i} with member {owner[id(layer)][0]}: "
+                                     "every member must hold its own layers")
         first = models[0]
         reference = _structure(first)
         for k, model in enumerate(models[1:], start=1):
