@@ -312,6 +312,24 @@ def test_momentum_members_and_replaced_weights_stay_bit_equal(mnist):
             assert np.array_equal(a, b)
 
 
+def test_a_members_stage_replaced_between_steps(mnist):
+    """A member given another stage between steps trains under it, as alone; a stage of another
+    phase structure is refused, naming the member."""
+    x, y = mnist
+    alone, ensemble = mlp_members(stage_c, 2), Ensemble(mlp_members(stage_c, 2))
+    rngs_a = [np.random.default_rng(k) for k in range(2)]
+    rngs_t = [np.random.default_rng(k) for k in range(2)]
+    for step in range(4):
+        if step == 2:
+            alone[1].stage = ensemble.members[1].stage = stage_c(3)
+        xs, ys = np.stack([x[16 * step:][:16]] * 2), np.stack([y[16 * step:][:16]] * 2)
+        losses, _ = ensemble.train_step(xs, ys, rngs_t)
+        assert [losses[k] for k in range(2)] == [alone[k].train_step(xs[k], ys[k], rngs_a[k])[0] for k in range(2)]
+    ensemble.members[0].stage = stage_e(0)
+    with pytest.raises(ValueError, match="member 1 differs from member 0 in its stage"):
+        ensemble.train_step(xs, ys, rngs_t)
+
+
 def test_load_weights_into_a_member_between_steps(tmp_path, mnist):
     x, y = mnist
     alone, ensemble = mlp_members(stage_c, 2), Ensemble(mlp_members(stage_c, 2))

@@ -95,8 +95,8 @@ class Ensemble:
                                  "ensemble needs one architecture, dtype, backend and phase structure")
         self._members = tuple(models)
         self._weights = {}        # layer index -> StackedWeights, shared by every plan
-        self._plan = ensemble_pass.plan(self._members, [model.stage for model in self._members], self._weights)
         self._plans = {}          # id() of a tuple of stages -> (the stages, their plan)
+        self._own = (None, None)  # (the members' stages, their plan): see _plan
 
     # -- structure ------------------------------------------------------------------------------
     @property
@@ -105,12 +105,31 @@ class Ensemble:
         return self._members
 
     @property
+    def _plan(self):
+        """The stacked plan under the members' own stages (rebuilt when a member's ``stage`` was
+        replaced; ValueError when the stages no longer share one phase structure)."""
+        stages = tuple(model.stage for model in self._members)
+        own_stages, own_plan = self._own
+        if own_stages is None or any(a is not b for a, b in zip(own_stages, stages)):
+            reference = _structure(self._members[0])["stage"]
+            for k, model in enumerate(self._members[1:], start=1):
+                ours = _structure(model)["stage"]
+                if ours != reference:
+                    raise ValueError(f"member {k} differs from member 0 in its stage: {_describe('stage', ours)} "
+                                     f"(member 0: {_describe('stage', reference)}); an ensemble needs one "
+                                     "phase structure")
+            own_plan = ensemble_pass.plan(self._members, list(stages), self._weights)
+            self._own = (stages, own_plan)
+        return own_plan
+
+    @property
     def stacked_layers(self):
         """Indices of the layers a training step runs for all members in one kernel call per
         stair (empty: the step loops over the members' own train_step)."""
-        if self._plan is None:
+        steps = self._plan
+        if steps is None:
             return ()
-        return tuple(i for i, step in enumerate(self._plan) if isinstance(step, StackedCrossbar))
+        return tuple(i for i, step in enumerate(steps) if isinstance(step, StackedCrossbar))
 
     def __len__(self):
         return len(self._members)
@@ -197,8 +216,9 @@ class Ensemble:
         original = xs
         xs, ys = self._pairs(xs, ys)
         rngs = self._rngs(rngs)
-        if self._plan is not None:
-            return ensemble_pass.train_step(self._members, self._plan, self._stacked_inputs(original, xs), ys, rngs)
+        steps = self._plan
+        if steps is not None:
+            return ensemble_pass.train_step(self._members, steps, self._stacked_inputs(original, xs), ys, rngs)
         K = len(self._members)
         losses, accuracies = np.empty(K), np.empty(K)
         for k, model in enumerate(self._members):
