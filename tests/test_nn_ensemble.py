@@ -377,3 +377,23 @@ def test_parallel_kernels_with_many_members_stay_bit_equal(mnist):
         check_bit_equal(lambda K: mlp_members(stage_c, K), x, y, K=6, stacked=(1, 3), steps=6, batch=64)
     finally:
         numba.set_num_threads(before)
+
+
+def test_a_backend_without_k_axis_reads_loops_over_the_members(mnist):
+    """The numpy backend has no K-axis reads (Backend.ensemble is None): the ensemble runs each
+    member's own train_step and evaluate, with the same numbers."""
+    x, y = mnist
+
+    def build():
+        return [mnist_mlp(np.random.default_rng(k), "double", "float64", 6, stage=stage_c(k), backend="numpy")
+                for k in range(2)]
+
+    alone, ensemble = build(), Ensemble(build())
+    assert ensemble.stacked_layers == ()
+    xs = np.stack([x[:8], x[8:16]]).astype(np.float64)
+    ys = np.stack([y[:8], y[8:16]])
+    losses, _ = ensemble.train_step(xs, ys, [np.random.default_rng(k) for k in range(2)])
+    for k in range(2):
+        assert losses[k] == alone[k].train_step(xs[k], ys[k], np.random.default_rng(k))[0]
+        for a, b in zip(_params(alone[k]), _params(ensemble.members[k])):
+            assert np.array_equal(a, b)
