@@ -117,7 +117,7 @@ def test_case_c_mlp_float64_bit_equal(mnist):
 
 def test_case_e_chip_bit_equal(mnist):
     x, y = mnist
-    check_bit_equal(lambda K: mlp_members(stage_e, K, hidden=12), x, y, K=3, stacked=())
+    check_bit_equal(lambda K: mlp_members(stage_e, K, hidden=12), x, y, K=3, stacked=(1, 3))
 
 
 @pytest.mark.parametrize("weights, stacked", [("standard", ()), ("double", (6, 8))])
@@ -397,3 +397,27 @@ def test_a_backend_without_k_axis_reads_loops_over_the_members(mnist):
         assert losses[k] == alone[k].train_step(xs[k], ys[k], np.random.default_rng(k))[0]
         for a, b in zip(_params(alone[k]), _params(ensemble.members[k])):
             assert np.array_equal(a, b)
+
+
+def test_chip_stage_evaluation_member_by_member_crossbars(mnist):
+    """Under the combined chip stage the crossbar phases run in each member's own CrossbarPass:
+    evaluation in batch and chip mode (draws="all", read noise from read_rngs) and predictions
+    equal each member's, powers included."""
+    x, y = mnist
+    K = 3
+    alone, ensemble = mlp_members(stage_e, K, hidden=12), Ensemble(mlp_members(stage_e, K, hidden=12))
+    assert ensemble.stacked_layers == (1, 3)
+    xs = np.stack([x[30 * k:30 * k + 70] for k in range(K)])
+    ys = np.stack([y[30 * k:30 * k + 70] for k in range(K)])
+    for draws, read in (("active", False), ("all", True)):
+        read_rngs = [np.random.default_rng(5 + k) for k in range(K)] if read else None
+        result = ensemble.evaluate(xs, ys, [np.random.default_rng(k) for k in range(K)], batch_size=25, power=True,
+                                   draws=draws, read_rngs=read_rngs)
+        for k in range(K):
+            expected = alone[k].evaluate(xs[k], ys[k], np.random.default_rng(k), batch_size=25, power=True, draws=draws,
+                                         read_rng=np.random.default_rng(5 + k) if read else None)
+            assert (result["loss"][k], result["accuracy"][k], result["power"][k]) == \
+                (expected["loss"], expected["accuracy"], expected["power"])
+    out = ensemble.predict(xs, [np.random.default_rng(k) for k in range(K)], batch_size=32, draws="all")
+    for k in range(K):
+        assert np.array_equal(out[k], alone[k].predict(xs[k], np.random.default_rng(k), batch_size=32, draws="all"))
