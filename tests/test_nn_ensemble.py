@@ -120,6 +120,18 @@ def test_case_e_chip_bit_equal(mnist):
     check_bit_equal(lambda K: mlp_members(stage_e, K, hidden=12), x, y, K=3, stacked=(1, 3))
 
 
+def stage_d(k):
+    """Case d: the paper's D2D variability and PF (a paper stage with a conductance phase)."""
+    G_off = G_OFF * (1 + 0.05 * k)
+    return Stage(G_off, G_ON, 0.5, (dict(type="D2DLognormal", G_off=G_off, G_on=G_ON, R_on_log_std=0.25,
+                                         R_off_log_std=0.25 + 0.05 * k), _pf(k)))
+
+
+def test_case_d_paper_d2d_bit_equal(mnist):
+    x, y = mnist
+    check_bit_equal(lambda K: mlp_members(stage_d, K, hidden=12), x, y, K=3, stacked=(1, 3), steps=12)
+
+
 @pytest.mark.parametrize("weights, stacked", [("standard", ()), ("double", (6, 8))])
 def test_cnn_memristive_dense_bit_equal(mnist, weights, stacked):
     x, y = mnist
