@@ -1,5 +1,10 @@
 """memnp.nn.Ensemble: K members trained together equal, bit for bit on the cpu backend, each
-member trained alone (weights, losses, accuracies, Generator states), over >= 50 steps."""
+member trained alone (weights, losses, accuracies, Generator states), over >= 50 steps.
+
+Caveat (memnp/kernels/ensemble.py): in the first process after the PF kernels' sources changed, a
+K-axis kernel compiled afresh and a single kernel loaded from Numba's on-disk cache can differ in
+the last bits (seen once here, in the CNN case right after merging new K-axis kernels); a fresh
+checkout (everything compiled in one process) and any later run agree."""
 from pathlib import Path
 
 import numpy as np
