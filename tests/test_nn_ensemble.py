@@ -438,3 +438,9 @@ def test_chip_stage_evaluation_member_by_member_crossbars(mnist):
     out = ensemble.predict(xs, [np.random.default_rng(k) for k in range(K)], batch_size=32, draws="all")
     for k in range(K):
         assert np.array_equal(out[k], alone[k].predict(xs[k], np.random.default_rng(k), batch_size=32, draws="all"))
+
+
+def test_backends_say_whether_they_have_k_axis_reads():
+    from memnp.kernels import ensemble, get_backend
+    assert get_backend("cpu").ensemble is ensemble
+    assert get_backend("numpy").ensemble is None
