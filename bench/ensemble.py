@@ -14,7 +14,10 @@ same run, one call of :mod:`memnp.kernels.ensemble` and the K calls of the ``cpu
 two give the same numbers bit for bit. Reported: median, min and max wall time of each, the time
 per member and the ratio K singles / one K-axis call.
 
-Usage: python bench/ensemble.py [--cases kernels] [--members 1,5,16] [--repeats 40]
+Cases ``c`` and ``e``: training epochs of K members against one network, with peak RSS
+(bench/ensemble_epoch.py says how they are measured).
+
+Usage: python bench/ensemble.py [--cases kernels,c,e] [--members 1,5,16] [--repeats 40]
                                 [--threads N] [--wait-idle SECONDS] [--markdown]
                                 [--out bench/out/ensemble.json]
 The default run takes well under a minute once the kernels are compiled (they are cached on disk).
@@ -32,8 +35,12 @@ sys.path.insert(0, str(ROOT))   # use the repository's memnp without installing 
 
 from common import (format_markdown, format_table, machine_info, summarize,  # noqa: E402
                     thread_info, versions, wait_for_idle, write_json)
+from ensemble_epoch import CASES as EPOCH_CASES  # noqa: E402
+from ensemble_epoch import COLUMNS as EPOCH_COLUMNS  # noqa: E402
+from ensemble_epoch import EXAMPLES, RSS_TARGET, bench_epochs  # noqa: E402
+from ensemble_epoch import TARGETS as EPOCH_TARGETS  # noqa: E402
 
-CASES = ("kernels",)
+CASES = ("kernels", "c", "e")
 MEMBERS = (1, 5, 16)
 BATCH = 64
 #: (name, crossbar rows m, columns n, rows never driven, zero fraction of the other inputs, need_V)
@@ -137,7 +144,10 @@ COLUMNS = [("layer", "layer", "{}"), ("shape", "p x m x n", "{}"), ("K", "K", "{
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--cases", default="kernels", help=f"comma-separated cases ({', '.join(CASES)})")
-    parser.add_argument("--members", default=",".join(map(str, MEMBERS)), help="comma-separated K values")
+    parser.add_argument("--members", default=None,
+                        help="comma-separated K values (default: 1,5,16; case e: 1,5)")
+    parser.add_argument("--epochs", type=int, default=2, help="cases c, e: same-run pairs (one epoch each)")
+    parser.add_argument("--examples", type=int, default=EXAMPLES, help="cases c, e: examples per member and epoch")
     parser.add_argument("--repeats", type=int, default=40,
                         help="timed calls of each side per measurement (at most 4 s per measurement)")
     parser.add_argument("--threads", type=int, default=None,
@@ -153,7 +163,7 @@ def main(argv=None):
     if unknown:
         parser.error(f"--cases: unknown case(s) {', '.join(unknown)}; choose from {', '.join(CASES)}")
     try:
-        member_counts = [int(k) for k in args.members.split(",")]
+        member_counts = [int(k) for k in (args.members or ",".join(map(str, MEMBERS))).split(",")]
     except ValueError:
         parser.error(f"--members must be comma-separated integers >= 1; got {args.members!r}")
     if not member_counts or min(member_counts) < 1:
@@ -171,12 +181,23 @@ def main(argv=None):
               "batch": BATCH, "dtype": "float32",
               "layers": [dict(zip(("name", "m", "n", "idle_rows", "zeros", "need_V"), layer)) for layer in LAYERS],
               "members": member_counts, "repeats": args.repeats}
+    if args.epochs < 1 or args.examples < BATCH:
+        parser.error(f"--epochs must be >= 1 and --examples >= {BATCH}")
     rows = bench_kernels(member_counts, args.repeats) if "kernels" in cases else []
+    epoch_cases = [c for c in cases if c in EPOCH_CASES]
+    epochs, epoch_records = bench_epochs(epoch_cases, args.epochs, args.examples, numba.get_num_threads(),
+                                         member_counts if args.members else None) if epoch_cases else ([], [])
     record["threads"] = thread_info()
     record["machine_after"] = {"load_average": machine_info().get("load_average")}
     record["kernels"] = rows
+    record["epochs"] = {"rows": epochs, "runs": epoch_records, "examples": args.examples, "targets":
+                        {f"{case} K={k}": v for (case, k), v in EPOCH_TARGETS.items()}, "rss_target": RSS_TARGET}
     write_json(args.out, record)
-    print((format_markdown if args.markdown else format_table)(rows, COLUMNS))
+    table = format_markdown if args.markdown else format_table
+    if rows:
+        print(table(rows, COLUMNS))
+    if epochs:
+        print(table(epochs, EPOCH_COLUMNS))
     print(f"\nthreads: {record['threads']}\nload average before/after: "
           f"{record['machine'].get('load_average')} / {record['machine_after']['load_average']}\n"
           f"written: {args.out}")

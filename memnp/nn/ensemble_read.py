@@ -1,0 +1,280 @@
+"""One memristive layer of K ensemble members read in one kernel call per stair (issue 15).
+
+:class:`StackedWeights` holds the double weights of layer i of every member stacked, D (K, m, n)
+(m = n_in + 1 rows, bias last; n = 2 n_out columns); each member's layer keeps its weights in
+its slice D[k] (its params are views of it, so the member's model file, load and optimiser see
+them). A :class:`StackedCrossbar` reads them under K PF-only stages: the stairs of
+:meth:`memnp.nn.memristive.CrossbarLayer._read` for all members at once, with the K-axis kernels
+(the backend's :mod:`memnp.kernels.ensemble`, :mod:`memnp.kernels.ensemble_steps`,
+:mod:`memnp.kernels.ensemble_devices`) in the ragged active-row layout
+(:class:`memnp.kernels.ensemble_layout.MemberRows`). Each member's PF residuals come from its own
+Generator, in the order the member alone draws them: the words of all PCG64 members in one
+parallel call (:func:`memnp.kernels.ensemble_devices.draw_device_parameters`), other bit
+generators and small layers one member after the other.
+
+Every number equals the member's own read bit for bit (on the cpu backend): the same kernels' task
+functions on the same blocks with the member's own scalars. Where the single read takes a NumPy
+path, so does this one, member by member: G of a member that reads every row (its batch drives
+every input, as after a sigmoid), float64 device parameters, and draws="all" (the rows read taken
+from the crossbar's draws by NumPy indexing).
+
+Shapes: inputs X (K, p, n_in) C-contiguous in the weights' dtype; outputs (K, p, n_out);
+gradients the same shapes; V in volts, G in S, I in A.
+"""
+import contextlib
+import dataclasses
+
+import numba
+import numpy as np
+
+from ..crossbar.mapping import _double_G, _double_max_weight
+from ..crossbar.validation import finite_array
+from ..kernels import ensemble_devices, ensemble_steps, pcg64
+from ..kernels.cpu_auto import serial_below
+from ..kernels.ensemble_layout import MemberRows
+from .memristive import _input_error
+
+__all__ = ["StackedWeights", "StackedLayer", "StackedCrossbar", "StackedRead", "threads_for"]
+
+#: A device's residual draw and parameters cost about this many PF device evaluations (for the
+#: one-thread threshold).
+DRAW_COST = 10
+_MASK64 = (1 << 64) - 1
+
+
+@contextlib.contextmanager
+def threads_for(elements):
+    """Run the block's K-axis loops on one thread when they touch fewer than
+    :func:`memnp.kernels.cpu_auto.serial_below` elements (waking a sleeping thread costs more
+    than such a loop), else on all of Numba's threads. The numbers do not depend on it."""
+    before = numba.get_num_threads()
+    if before == 1 or elements >= serial_below():
+        yield
+        return
+    numba.set_num_threads(1)
+    try:
+        yield
+    finally:
+        numba.set_num_threads(before)
+
+
+@dataclasses.dataclass(eq=False)
+class StackedRead:
+    """What a stacked forward pass keeps for its backward pass: the layout of the rows read, V
+    (p R,) voltage-packed, G, c, d_eps (R, n) row-packed, I (K, p, n), max_weight (K,) float64."""
+
+    layout: MemberRows
+    p: int
+    V: np.ndarray
+    G: np.ndarray
+    c: np.ndarray
+    d_eps: np.ndarray
+    I: np.ndarray
+    max_weight: np.ndarray
+
+
+class StackedWeights:
+    """The double weights of layer ``index`` of K members stacked, ``D`` (K, m, n); each member's
+    layer keeps its weights in its slice ``slices[k]`` (its params are views of it)."""
+
+    def __init__(self, index, layers):
+        self.index = index
+        self.layers = list(layers)
+        self.D = None
+        self.slices = ()
+
+    def sync(self):
+        """Make every member keep its weights in its slice of ``D``: where a member's params were
+        replaced (initialize, load, astype, assignment), D is rebuilt from the current values."""
+        if self.D is not None and all(layer.keeps_matrix_in(D) for layer, D in zip(self.layers, self.slices)):
+            return
+        D = np.stack([layer._matrix() for layer in self.layers])
+        self.D = D
+        self.slices = tuple(D[k] for k in range(len(self.layers)))
+        for layer, Dk in zip(self.layers, self.slices):
+            layer.keep_matrix_in(Dk)
+
+
+class StackedLayer:
+    """What every stacked read of layer ``weights.index`` shares: the members' stacked weights
+    (a :class:`StackedWeights`), their stages' k_V, G_off and G_on as (K,) float64, and the
+    mapping stairs (inputs to voltages and conductances) in K-axis calls."""
+
+    def __init__(self, weights, stages):
+        self.weights = weights
+        self.index = weights.index
+        self.layers = weights.layers
+        self.stages = list(stages)
+        self.k_V = np.array([stage.k_V for stage in stages], dtype=np.float64)
+        self.G_off = np.array([stage.G_off for stage in stages], dtype=np.float64)
+        self.G_on = np.array([stage.G_on for stage in stages], dtype=np.float64)
+        self._state = None
+
+    @property
+    def D(self):
+        return self.weights.D
+
+    @property
+    def slices(self):
+        return self.weights.slices
+
+    def sync(self):
+        self.weights.sync()
+
+    def _mapping(self, X):
+        """(layout, V, G, max_weight) of a read: the stairs from the inputs to the conductances."""
+        D = self.D
+        if X.dtype != D.dtype or not X.flags.c_contiguous:
+            X = np.ascontiguousarray(X, dtype=D.dtype)
+        max_weight = ensemble_steps.max_weights(D)
+        for k in np.flatnonzero(~(max_weight > 0)):
+            try:      # the checked NumPy form, as the single read (it says what is wrong, if anything)
+                max_weight[k] = _double_max_weight(D[k])
+            except ValueError as exc:
+                raise ValueError(f"member {k}, layer {self.index}: {exc}") from None
+        active, valid = ensemble_steps.scan_inputs(X)
+        for k in np.flatnonzero(~valid):
+            try:
+                _input_error(X[k])
+            except ValueError as exc:
+                raise ValueError(f"member {k}, layer {self.index}: {exc}") from None
+        layout = MemberRows.from_active(active)
+        offsets = layout.offsets
+        G = ensemble_steps.double_G_rows(D, layout, max_weight, self.G_off, self.G_on)
+        for k in np.flatnonzero(active.all(axis=1)):
+            # The single read maps a crossbar whose every row is read with NumPy (_double_G).
+            G[offsets[k]:offsets[k + 1]] = _double_G(D[k], float(max_weight[k]), float(self.G_off[k]),
+                                                     float(self.G_on[k]))
+        V = ensemble_steps.voltages(X, self.k_V, layout)
+        return layout, V, G, max_weight
+
+
+
+class StackedCrossbar(StackedLayer):
+    """Layer ``weights.index`` of K members (double-weight MemristiveDense layers) read under
+    PF-only ``stages`` (one per member); ``weights`` a :class:`StackedWeights`; ``reads`` the
+    backend's K-axis PF reads (:attr:`memnp.kernels.backend.Backend.ensemble`)."""
+
+    def __init__(self, weights, stages, reads):
+        super().__init__(weights, stages)
+        self.reads = reads
+        K = len(self.layers)
+        pfs = [stage.nonpreserving for stage in stages]
+        self.pfs = pfs
+        self.slopes = np.array([pf.slopes for pf in pfs], dtype=np.float64).reshape(K, 2)
+        self.intercepts = np.array([pf.intercepts for pf in pfs], dtype=np.float64).reshape(K, 2)
+        self.factors = np.array([pf.fused().factor for pf in pfs], dtype=np.float64).reshape(K, 2, 2)
+
+    def _draw(self, G, layout, rngs, draws_all=False):
+        """(c, d_eps) (R, n) of every member's devices read: the PF residuals drawn from each
+        member's Generator (one parallel call for the PCG64 members with enough devices, the
+        others one by one: the same words either way), then the device parameters. With
+        ``draws_all`` every device of the crossbar gets its draw, in the crossbar's order, and the
+        rows read keep theirs (the single read's draws="all")."""
+        n = G.shape[1]
+        K = len(self.pfs)
+        if draws_all:
+            m = self.D.shape[1]
+            residuals = np.empty((2, K * m, n), dtype=G.dtype)
+            self._residuals(residuals, MemberRows.full(K, m), rngs, G, False)
+            c, d_eps = np.empty_like(G), np.empty_like(G)
+            for k, pf in enumerate(self.pfs):
+                # The single read's arrays: the crossbar's draws, then the rows read taken from
+                # them by NumPy indexing (whose result's layout picks the device-parameter path).
+                every = np.ascontiguousarray(residuals[:, k * m:(k + 1) * m])
+                a, b = layout.offsets[k], layout.offsets[k + 1]
+                taken = every if b - a == m else every[..., layout.member_rows(k), :]
+                c[a:b], d_eps[a:b] = pf.device_parameters(G[a:b], taken)
+            return c, d_eps
+        residuals = np.empty((2,) + G.shape, dtype=G.dtype)
+        fast = G.dtype == np.float32      # float32: the single read's loop (pf_devices.FASTER)
+        c, d_eps = self._residuals(residuals, layout, rngs, G, fast)
+        if not fast:     # float64: the single read's NumPy path (IVNonlinearityPF.device_parameters)
+            offsets = layout.offsets
+            c, d_eps = np.empty_like(G), np.empty_like(G)
+            for k, pf in enumerate(self.pfs):
+                a, b = offsets[k], offsets[k + 1]
+                c[a:b], d_eps[a:b] = pf.device_parameters(G[a:b], residuals[:, a:b])
+        return c, d_eps
+
+    def _residuals(self, residuals, layout, rngs, G, parameters):
+        """Fill ``residuals`` (2, R, n) in ``layout``; (c, d_eps) from them and G when
+        ``parameters`` (else (None, None))."""
+        offsets, n = layout.offsets, residuals.shape[2]
+        K = len(self.pfs)
+        drawn = np.zeros(K, dtype=np.bool_)
+        states = np.zeros((K, 4), dtype=np.uint64)
+        held = []
+        try:
+            for k, (pf, rng) in enumerate(zip(self.pfs, rngs)):
+                a, b = offsets[k], offsets[k + 1]
+                bits = rng.bit_generator
+                if type(bits) is np.random.PCG64 and (b - a) * n >= pcg64.MIN_WORDS:
+                    bits.lock.acquire()
+                    state = bits.state
+                    held.append((k, bits, state))
+                    s, inc = state["state"]["state"], state["state"]["inc"]
+                    states[k] = (s >> 64, s & _MASK64, inc >> 64, inc & _MASK64)
+                    drawn[k] = True
+                else:
+                    residuals[:, a:b] = pf.sample((b - a, n), rng, residuals.dtype)
+            c, d_eps, after = ensemble_devices.draw_device_parameters(
+                G if parameters else residuals[0], residuals, layout, states, drawn, self.factors, self.slopes,
+                self.intercepts, parameters)
+            for k, bits, state in held:
+                state["state"]["state"] = (int(after[k, 0]) << 64) | int(after[k, 1])
+                bits.state = state
+        finally:
+            for _, bits, _ in held:
+                bits.lock.release()
+        return c, d_eps
+
+    def forward(self, X, rngs, draws_all=False, read_rngs=None):
+        """Outputs y (K, p, n_out) from inputs X (K, p, n_in); each member's PF residuals from
+        rngs[k] (``draws_all``: for every device, as the single read's draws="all"; a PF-only
+        stage makes no read draws, so ``read_rngs`` are not used)."""
+        with threads_for(self.D.size + X.size):
+            layout, V, G, max_weight = self._mapping(X)
+        with threads_for(DRAW_COST * G.size):
+            c, d_eps = self._draw(G, layout, rngs, draws_all)
+        I = self.reads.pf_currents(V, c, d_eps, layout)
+        self._state = StackedRead(layout, X.shape[1], V, G, c, d_eps, I, max_weight)
+        for layer in self.layers:
+            layer._last = None        # a member's own last read is not this one
+        with threads_for(I.size):
+            return ensemble_steps.outputs(I, self.k_V, max_weight, self.G_off, self.G_on)
+
+    def powers(self):
+        """(K,) float64: each member's average crossbar power (W) over the examples of the last
+        forward pass (what the member's own read reports, CrossbarPass.power)."""
+        state = self._state
+        if state is None:
+            raise ValueError(f"layer {self.index}: the stacked read's power needs a forward pass first")
+        return self.reads.pf_powers(state.V, state.c, state.d_eps, state.layout)
+
+    def backward(self, dY, need_dx):
+        """(dL/dX (K, p, n_in) or None, dL/dD (K, m, n)) from dL/dy (K, p, n_out)."""
+        state = self._state
+        if state is None:
+            raise ValueError(f"layer {self.index}: the stacked read's backward pass needs a forward pass first")
+        layout, p = state.layout, state.p
+        dY = np.ascontiguousarray(dY, dtype=state.I.dtype)
+        with threads_for(state.I.size):
+            out = ensemble_steps.outputs_vjp(state.I, dY, self.k_V, state.max_weight, self.G_off, self.G_on)
+        for k in np.flatnonzero(~np.isfinite(out.grad_max_weight)):
+            try:
+                finite_array("dy", dY[k])
+            except ValueError as exc:
+                raise ValueError(f"member {k}, layer {self.index}: {exc}") from None
+        grads = self.reads.pf_currents_vjp(state.V, state.c, state.d_eps, layout, out.grad_I, need_dx)
+        self._state = None
+        with threads_for(self.D.size + (grads.grad_V.size if need_dx else 0)):
+            grad_G = ensemble_devices.device_parameters_vjp_members(state.G, state.c, state.d_eps, grads.grad_c,
+                                                                    grads.grad_d_eps, layout, self.slopes)
+            grad_D = ensemble_steps.double_w_to_G_vjp_rows(self.D, grad_G, layout, out.grad_max_weight,
+                                                           self.G_off, self.G_on, state.max_weight)
+            if not need_dx:
+                return None, grad_D
+            grad_x = ensemble_devices.scatter_rows(grads.grad_V, layout, p)[:, :, :-1]
+        grad_x *= self.k_V.astype(grad_x.dtype)[:, None, None]
+        return grad_x, grad_D
