@@ -5,10 +5,11 @@ from .layers import (Conv2D, Dense, Flatten, Layer, MaxPool2D, PassContext, ReLU
                      layer_from_config)
 from .losses import accuracy, cross_entropy_from_logits, cross_entropy_from_probabilities, log_softmax
 from .memristive import MemristiveConv2D, MemristiveDense
+from .ensemble import Ensemble
 from .model import Sequential
 from .optim import L1_GAMMA, SGD
 
 __all__ = ["Layer", "Dense", "Conv2D", "MaxPool2D", "Flatten", "Sigmoid", "ReLU", "Softmax",
-           "MemristiveDense", "MemristiveConv2D", "PassContext", "layer_from_config", "Sequential",
+           "MemristiveDense", "MemristiveConv2D", "PassContext", "layer_from_config", "Sequential", "Ensemble",
            "SGD", "L1_GAMMA", "cross_entropy_from_logits", "cross_entropy_from_probabilities",
            "log_softmax", "accuracy", "mnist_mlp", "cifar_cnn", "synapse_count"]

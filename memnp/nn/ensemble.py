@@ -1,0 +1,214 @@
+"""An ensemble of K independent trainings of one architecture (issue 15).
+
+``Ensemble(models)`` takes K :class:`memnp.nn.Sequential` models of the same architecture (layer
+configs and input shape), dtype, backend and stage structure (the same phases, each held by the
+same nonideality class, and the same mapping rule). Every number may differ between members:
+device ranges, PF parameters, sigmas, stuck probabilities, learning rate, L1, the Generator and
+the data order. Batches carry a leading member axis: xs (K, p, ...) (or a list of K batches of
+p examples each), ys (K, p), rngs a list of K Generators.
+
+The rule: after any number of steps, member k's weights, losses, accuracies and Generator state
+equal, bit for bit on the cpu backend, what ``models[k].train_step(xs[k], ys[k], rngs[k])`` gives
+alone. The members stay the K Sequential objects and hold their own weights, so
+``ensemble.members[k].save(path)`` writes member k's model file.
+"""
+import numpy as np
+
+from ..kernels import get_backend
+from .model import DRAWS, Sequential, _batch
+
+__all__ = ["Ensemble"]
+
+
+class Ensemble:
+    """K Sequential models of one architecture trained and evaluated together.
+
+    models: a non-empty sequence of :class:`Sequential` (see the module docstring for what must
+    agree); ValueError naming the first member that differs from member 0 and what differs.
+    """
+
+    def __init__(self, models):
+        if isinstance(models, Sequential):
+            raise ValueError("models must be a sequence of Sequential models (one per member), "
+                             "not a single Sequential")
+        try:
+            models = list(models)
+        except TypeError:
+            raise ValueError(f"models must be a sequence of Sequential models; got "
+                             f"{type(models).__name__}") from None
+        if not models:
+            raise ValueError("models must hold at least one Sequential model (K >= 1); got K = 0")
+        for k, model in enumerate(models):
+            if not isinstance(model, Sequential):
+                raise ValueError(f"member {k} must be a memnp.nn.Sequential; got {type(model).__name__}")
+        seen = {}
+        for k, model in enumerate(models):
+            if id(model) in seen:
+                raise ValueError(f"member {k} is the same Sequential object as member {seen[id(model)]}; "
+                                 "every member must be its own model")
+            seen[id(model)] = k
+        first = models[0]
+        reference = _structure(first)
+        for k, model in enumerate(models[1:], start=1):
+            ours = _structure(model)
+            for what in ("architecture", "input shape", "dtype", "backend", "stage"):
+                theirs, own = reference[what], ours[what]
+                if own == theirs:
+                    continue
+                if what == "architecture":
+                    if len(own) != len(theirs):
+                        what, own, theirs = "number of layers", len(own), len(theirs)
+                    else:
+                        i = next(i for i, (a, b) in enumerate(zip(own, theirs)) if a != b)
+                        what, own, theirs = f"layer {i}", own[i], theirs[i]
+                raise ValueError(f"member {k} differs from member 0 in its {what}: "
+                                 f"{_describe(what, own)} (member 0: {_describe(what, theirs)}); an "
+                                 "ensemble needs one architecture, dtype, backend and phase structure")
+        self._members = tuple(models)
+
+    # -- structure ------------------------------------------------------------------------------
+    @property
+    def members(self):
+        """The K :class:`Sequential` models, in order (they hold the trained weights)."""
+        return self._members
+
+    def __len__(self):
+        return len(self._members)
+
+    @property
+    def dtype(self):
+        return self._members[0].dtype
+
+    # -- inputs ---------------------------------------------------------------------------------
+    def _batches(self, name, xs, labels=False):
+        """xs as a list of K arrays with one example count p (ValueError naming the member)."""
+        K = len(self._members)
+        if isinstance(xs, np.ndarray):
+            if xs.ndim < (1 if labels else 2):
+                raise ValueError(f"{name} must have shape (K, p{'' if labels else ', ...'}) with K = {K} "
+                                 f"members; got {xs.shape}")
+            items = list(xs)
+        else:
+            try:
+                items = list(xs)
+            except TypeError:
+                raise ValueError(f"{name} must be an array (K, p, ...) or a list of K = {K} batches; "
+                                 f"got {type(xs).__name__}") from None
+        if len(items) != K:
+            raise ValueError(f"{name} must hold one batch per member (K = {K}); got {len(items)}")
+        items = [np.asarray(item) for item in items]
+        for k, item in enumerate(items):
+            if item.ndim == 0:
+                raise ValueError(f"{name}[{k}] (member {k}) must be a batch of examples; got a scalar")
+        p = len(items[0])
+        for k, item in enumerate(items):
+            if len(item) != p:
+                raise ValueError(f"{name}[{k}] (member {k}) holds {len(item)} examples but member 0's "
+                                 f"holds {p}: every member's batch must have the same size")
+        return items
+
+    def _pairs(self, xs, ys):
+        xs, ys = self._batches("xs", xs), self._batches("ys", ys, labels=True)
+        if len(xs[0]) != len(ys[0]):
+            raise ValueError(f"ys must hold one label per example of xs: member 0 has {len(xs[0])} "
+                             f"examples and {len(ys[0])} labels")
+        return xs, ys
+
+    def _per_member(self, name, values, kind):
+        """A list of K values: None -> K Nones; otherwise a sequence of length K."""
+        K = len(self._members)
+        if values is None:
+            return [None] * K
+        if isinstance(values, (np.random.Generator, str, bytes)) or not hasattr(values, "__len__"):
+            raise ValueError(f"{name} must be a list of K = {K} {kind} (one per member); got "
+                             f"{type(values).__name__}")
+        values = list(values)
+        if len(values) != K:
+            raise ValueError(f"{name} must hold one {kind[:-1] if kind.endswith('s') else kind} per "
+                             f"member (K = {K}); got {len(values)}")
+        return values
+
+    def _rngs(self, rngs, name="rngs"):
+        rngs = self._per_member(name, rngs, "Generators")
+        for k, rng in enumerate(rngs):
+            if rng is not None and not isinstance(rng, np.random.Generator):
+                raise ValueError(f"{name}[{k}] (member {k}) must be None or a numpy.random.Generator; "
+                                 f"got {type(rng).__name__}")
+        seen = {}
+        for k, rng in enumerate(rngs):
+            if rng is not None:
+                if id(rng) in seen:
+                    raise ValueError(f"{name}[{k}] (member {k}) is the same Generator as member "
+                                     f"{seen[id(rng)]}'s: each member needs its own")
+                seen[id(rng)] = k
+        return rngs
+
+    def _stages(self, stages):
+        stages = self._per_member("stages", stages, "Stages")
+        return [s if s is not None else m.stage for s, m in zip(stages, self._members)]
+
+    # -- passes ---------------------------------------------------------------------------------
+    def train_step(self, xs, ys, rngs=None):
+        """One optimiser step of every member on its own batch: xs (K, p, ...) or K batches of p
+        examples, ys (K, p) integer labels, rngs K Generators (None: the stages draw nothing).
+        Returns (losses (K,), accuracies (K,)) float64, each member's loss including its L1
+        penalty and its accuracy before the step."""
+        xs, ys = self._pairs(xs, ys)
+        rngs = self._rngs(rngs)
+        K = len(self._members)
+        losses, accuracies = np.empty(K), np.empty(K)
+        for k, model in enumerate(self._members):
+            losses[k], accuracies[k] = model.train_step(xs[k], ys[k], rngs[k])
+        return losses, accuracies
+
+    def predict(self, xs, rngs=None, stages=None, batch_size=None, draws="active"):
+        """Outputs (K, n, ...) of every member for its inputs xs (K, n, ...), in batches of
+        ``batch_size`` (None: one batch); stages: None (each member's own) or K Stages."""
+        xs = self._batches("xs", xs)
+        rngs, stages = self._rngs(rngs), self._stages(stages)
+        if batch_size is not None:
+            _batch(batch_size)
+        if draws not in DRAWS:
+            raise ValueError(f"draws must be one of {', '.join(DRAWS)}; got {draws!r}")
+        return np.stack([model.predict(xs[k], rngs[k], stages[k], batch_size, draws)
+                         for k, model in enumerate(self._members)])
+
+    def evaluate(self, xs, ys, rngs=None, stages=None, batch_size=100, power=False, draws="active",
+                 read_rngs=None):
+        """{"loss": (K,), "accuracy": (K,), "power": (K,) or None} over every member's inputs xs
+        (K, n, ...) and labels ys (K, n), as :meth:`Sequential.evaluate` gives for each member
+        alone (loss includes the member's L1 penalty; power in W)."""
+        xs, ys = self._pairs(xs, ys)
+        rngs, stages = self._rngs(rngs), self._stages(stages)
+        read_rngs = self._rngs(read_rngs, "read_rngs")
+        _batch(batch_size)
+        results = [model.evaluate(xs[k], ys[k], rngs[k], stages[k], batch_size, power, draws, read_rngs[k])
+                   for k, model in enumerate(self._members)]
+        return {"loss": np.array([r["loss"] for r in results], dtype=np.float64),
+                "accuracy": np.array([r["accuracy"] for r in results], dtype=np.float64),
+                "power": np.array([r["power"] for r in results], dtype=np.float64) if power else None}
+
+
+def _structure(model):
+    """What must agree between members: {what: comparable value}."""
+    stage = model.stage
+    if stage is None:
+        phases = None
+    else:
+        phases = (tuple((name, type(item).__name__) for name, item in stage.phases.items()),
+                  stage.mapping_rule)
+    return {"architecture": [layer.config() for layer in model.layers],
+            "input shape": model.input_shape,
+            "dtype": model.dtype.name,
+            "backend": get_backend(model.backend).name,
+            "stage": phases}
+
+
+def _describe(what, value):
+    if what == "stage":
+        if value is None:
+            return "no stage"
+        phases, rule = value
+        return (f"phases [{', '.join(f'{name}: {cls}' for name, cls in phases) or 'none'}], "
+                f"mapping rule {rule!r}")
+    return repr(value)

@@ -1,0 +1,207 @@
+"""memnp.nn.Ensemble: K members trained together equal, bit for bit on the cpu backend, each
+member trained alone (weights, losses, accuracies, Generator states), over >= 50 steps."""
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from memnp.crossbar import Stage
+from memnp.nn import (Conv2D, Ensemble, Flatten, MaxPool2D, MemristiveDense, ReLU, SGD, Sequential, Sigmoid,
+                      Softmax, mnist_mlp)
+
+ROOT = Path(__file__).resolve().parents[1]
+G_OFF, G_ON = 5.24841e-7, 2.6242e-6
+STEPS = 50
+
+
+def _pf(k):
+    """The high-R SiOx PF model with member k's own numbers (slopes, intercepts shifted)."""
+    return dict(type="IVNonlinearityPF", k_V=0.5, slopes=[-1.03023 + 0.01 * k, -0.0901078],
+                intercepts=[-0.250595 - 0.02 * k, -37.1186],
+                covariance=[[0.03208284, 0.09272695], [0.09272695, 0.32510818 + 0.01 * k]])
+
+
+def stage_c(k):
+    """Case c (bench/epoch.py): high-R SiOx PF; member k's range and PF parameters differ."""
+    return Stage(G_OFF * (1 + 0.05 * k), G_ON * (1 + 0.03 * k), 0.5, (_pf(k),))
+
+
+def stage_e(k):
+    """Case e: the siox-high-chip pipeline (D2D, drift, stuck, read noise, DAC, PF, ADC, tiles),
+    every number of member k its own."""
+    G_off = G_OFF * (1 + 0.05 * k)
+    return Stage(G_off, G_ON, 0.5, (
+        dict(type="D2DLognormal", G_off=G_off, G_on=G_ON, R_on_log_std=0.25 + 0.02 * k, R_off_log_std=0.25),
+        dict(type="Drift", nu_mean=0.01 + 0.002 * k, nu_std=0.005, t=86400.0 * (k + 1)),
+        dict(type="StuckAtGOff", G_off=G_off, p=0.02 + 0.01 * k),
+        dict(type="ReadNoise", sigma_rel=0.05 + 0.01 * k), dict(type="DAC", bits=6),
+        _pf(k), dict(type="ADC", bits=6), dict(type="Tiles", rows=128, cols=64)))
+
+
+@pytest.fixture(scope="module")
+def mnist():
+    with np.load(ROOT / "memnp" / "data" / "mnist-10k.npz", allow_pickle=False) as data:
+        return (data["images"][:512] / np.float32(255)).astype(np.float32), data["labels"][:512].astype(np.int64)
+
+
+def mlp_members(stage, K, hidden=25, weights="double"):
+    """K case-c/e networks (784-hidden-10, float32) with their own init, lr and L1."""
+    return [mnist_mlp(np.random.default_rng(10 + k), weights, "float32", hidden, stage=stage(k),
+                      optimizer=SGD(lr=0.01 * (1 + k)), l1=[0.0, 1e-4, 3e-4, 0.0, 2e-4][k % 5])
+            for k in range(K)]
+
+
+def cnn_members(K):
+    """K small CNNs of the cifar_cnn kind: digital convolutions, then PF memristive dense layers
+    with standard weights, on 12 x 12 x 1 crops of the digits."""
+    models = []
+    for k in range(K):
+        layers = [Conv2D(1, 4, 3), ReLU(), MaxPool2D(), Conv2D(4, 6, 3), ReLU(max_value=1.0), Flatten(),
+                  MemristiveDense(54, 12, "standard"), Sigmoid(), MemristiveDense(12, 10, "standard"),
+                  Softmax()]
+        models.append(Sequential(layers, input_shape=(12, 12, 1), stage=stage_c(k),
+                                 optimizer=SGD(lr=0.02 + 0.01 * k), l1=1e-4 * k)
+                      .initialize(np.random.default_rng(50 + k)))
+    return models
+
+
+def _params(model):
+    return [np.array(layer.params[name]) for _, layer, name in model.parameters()]
+
+
+def check_bit_equal(build, x, y, K, steps=STEPS, batch=16):
+    """Train K members alone and K copies as an Ensemble on the same per-member batches (each
+    member its own data order) and compare everything bit for bit after every step."""
+    alone, together = build(K), build(K)
+    ensemble = Ensemble(together)
+    rngs_alone = [np.random.default_rng(200 + k) for k in range(K)]
+    rngs_together = [np.random.default_rng(200 + k) for k in range(K)]
+    orders = [np.random.default_rng(300 + k).permutation(len(x)) for k in range(K)]
+    before = [_params(m) for m in alone]
+    all_losses = []
+    for step in range(steps):
+        idx = [orders[k][(step * batch) % len(x):][:batch] for k in range(K)]
+        xs = np.stack([x[i] for i in idx])
+        ys = np.stack([y[i] for i in idx])
+        losses, accuracies = ensemble.train_step(xs, ys, rngs_together)
+        assert losses.shape == accuracies.shape == (K,)
+        for k in range(K):
+            loss, acc = alone[k].train_step(xs[k], ys[k], rngs_alone[k])
+            assert losses[k] == loss and accuracies[k] == acc, (step, k)
+        all_losses.append(losses)
+    for k in range(K):
+        for a, b, start in zip(_params(alone[k]), _params(ensemble.members[k]), before[k]):
+            assert a.dtype == b.dtype and np.array_equal(a, b)
+            assert not np.array_equal(a, start)            # training moved the weights
+        assert rngs_alone[k].bit_generator.state == rngs_together[k].bit_generator.state
+        assert ensemble.members[k] is together[k]
+    all_losses = np.array(all_losses)
+    assert np.all(np.isfinite(all_losses))
+    # The members are different trainings: their losses differ.
+    assert len({float(v) for v in all_losses[-1]}) == K
+    return alone, ensemble
+
+
+def test_case_c_mlp_bit_equal(mnist):
+    x, y = mnist
+    check_bit_equal(lambda K: mlp_members(stage_c, K), x, y, K=4)
+
+
+def test_case_e_chip_bit_equal(mnist):
+    x, y = mnist
+    check_bit_equal(lambda K: mlp_members(stage_e, K, hidden=12), x, y, K=3)
+
+
+def test_cnn_memristive_dense_bit_equal(mnist):
+    x, y = mnist
+    crops = np.ascontiguousarray(x[:, 8:20, 8:20, None])
+    check_bit_equal(cnn_members, crops, y, K=3, batch=8)
+
+
+def test_predict_and_evaluate_equal_members_alone(mnist):
+    x, y = mnist
+    K = 3
+    alone, ensemble = mlp_members(stage_c, K), Ensemble(mlp_members(stage_c, K))
+    xs = np.stack([x[40 * k:40 * k + 100] for k in range(K)])
+    ys = np.stack([y[40 * k:40 * k + 100] for k in range(K)])
+    out = ensemble.predict(xs, [np.random.default_rng(k) for k in range(K)], batch_size=32)
+    assert out.shape == (K, 100, 10)
+    for k in range(K):
+        expected = alone[k].predict(xs[k], np.random.default_rng(k), batch_size=32)
+        assert np.array_equal(out[k], expected)
+    result = ensemble.evaluate(list(xs), list(ys), [np.random.default_rng(k) for k in range(K)],
+                               batch_size=30, power=True)
+    for k in range(K):
+        expected = alone[k].evaluate(xs[k], ys[k], np.random.default_rng(k), batch_size=30, power=True)
+        assert result["loss"][k] == expected["loss"]
+        assert result["accuracy"][k] == expected["accuracy"]
+        assert result["power"][k] == expected["power"] and expected["power"] > 0
+    no_power = ensemble.evaluate(xs, ys, [np.random.default_rng(k) for k in range(K)])
+    assert no_power["power"] is None and no_power["loss"].shape == (K,)
+
+
+def test_member_weights_save_and_load(tmp_path, mnist):
+    x, y = mnist
+    ensemble = Ensemble(mlp_members(stage_c, 2))
+    ensemble.train_step(np.stack([x[:8], x[8:16]]), np.stack([y[:8], y[8:16]]),
+                        [np.random.default_rng(1), np.random.default_rng(2)])
+    path = tmp_path / "m1.npz"
+    ensemble.members[1].save(path)
+    loaded = Sequential.load(path)
+    for a, b in zip(_params(loaded), _params(ensemble.members[1])):
+        assert np.array_equal(a, b)
+
+
+@pytest.mark.parametrize("models, match", [
+    ([], "K = 0"),
+    ("not models", "Sequential"),
+])
+def test_bad_models(models, match):
+    with pytest.raises(ValueError, match=match):
+        Ensemble(models)
+
+
+def test_members_that_differ_are_refused():
+    base = mlp_members(stage_c, 1)[0]
+    with pytest.raises(ValueError, match="member 1 differs from member 0 in its layer 1: .*'n_out': 12"):
+        Ensemble([base, mnist_mlp(np.random.default_rng(0), "double", hidden=12, stage=stage_c(0))])
+    with pytest.raises(ValueError, match="member 1 differs from member 0 in its layer 1: .*'standard'"):
+        Ensemble([base, mnist_mlp(np.random.default_rng(0), "standard", stage=stage_c(0))])
+    with pytest.raises(ValueError, match="member 1 differs from member 0 in its dtype"):
+        Ensemble([base, mnist_mlp(np.random.default_rng(0), "double", dtype="float64", stage=stage_c(0))])
+    with pytest.raises(ValueError, match="member 2 differs from member 0 in its stage.*stuck"):
+        Ensemble([base, mlp_members(stage_c, 2)[1], mnist_mlp(np.random.default_rng(0), "double", stage=Stage(
+            G_OFF, G_ON, 0.5, (_pf(0), dict(type="StuckAtGOff", G_off=G_OFF, p=0.1))))])
+    with pytest.raises(ValueError, match="member 1 differs from member 0 in its backend"):
+        Ensemble([base, mnist_mlp(np.random.default_rng(0), "double", stage=stage_c(0), backend="numpy")])
+    with pytest.raises(ValueError, match="member 1 is the same Sequential object as member 0"):
+        Ensemble([base, base])
+    with pytest.raises(ValueError, match="member 1 must be a memnp.nn.Sequential"):
+        Ensemble([base, "model"])
+
+
+def test_bad_batches_and_rngs(mnist):
+    x, y = mnist
+    ensemble = Ensemble(mlp_members(stage_c, 3))
+    xs, ys = np.stack([x[:8]] * 3), np.stack([y[:8]] * 3)
+    rngs = [np.random.default_rng(k) for k in range(3)]
+    with pytest.raises(ValueError, match=r"rngs must hold one Generator per member \(K = 3\); got 2"):
+        ensemble.train_step(xs, ys, rngs[:2])
+    with pytest.raises(ValueError, match="rngs must be a list"):
+        ensemble.train_step(xs, ys, rngs[0])
+    with pytest.raises(ValueError, match=r"rngs\[1\] \(member 1\) must be None or a numpy.random.Generator"):
+        ensemble.train_step(xs, ys, [rngs[0], 5, rngs[2]])
+    with pytest.raises(ValueError, match=r"member 2\) is the same Generator as member 0"):
+        ensemble.train_step(xs, ys, [rngs[0], rngs[1], rngs[0]])
+    with pytest.raises(ValueError, match=r"xs\[2\] \(member 2\) holds 7 examples but member 0's holds 8"):
+        ensemble.train_step([x[:8], x[:8], x[:7]], ys, rngs)
+    with pytest.raises(ValueError, match=r"xs must hold one batch per member \(K = 3\); got 2"):
+        ensemble.train_step(xs[:2], ys, rngs)
+    with pytest.raises(ValueError, match="ys must hold one label per example of xs"):
+        ensemble.train_step(xs, np.stack([y[:6]] * 3), rngs)
+    with pytest.raises(ValueError, match=r"ys\[1\] \(member 1\) holds 6 examples"):
+        ensemble.train_step(xs, [y[:8], y[:6], y[:8]], rngs)
+    with pytest.raises(ValueError, match="batch_size must be an integer >= 1"):
+        ensemble.predict(xs, rngs, batch_size=0)
+    with pytest.raises(ValueError, match=r"stages must hold one Stage per member \(K = 3\)"):
+        ensemble.evaluate(xs, ys, rngs, stages=[stage_c(0)])
