@@ -112,9 +112,10 @@ class EvalTask:
         architecture and the stage's phases."""
         from .configs import canonical_json
         architecture = self.model.architecture()
-        phases = None if self.stage is None else tuple(self.stage.phases)
-        return (id(self.x), id(self.y), self.batch_size, self.power, phases,
-                canonical_json({"layers": architecture["layers"], "dtype": architecture["dtype"]}))
+        return (id(self.x), id(self.y), self.batch_size, self.power, stage_structure(self.stage),
+                stage_structure(self.model.stage), _backend_name(self.model.backend),
+                canonical_json({"layers": architecture["layers"], "dtype": architecture["dtype"],
+                                "input_shape": architecture["input_shape"]}))
 
 
 def evaluate_many(tasks, limit=1):
@@ -126,7 +127,7 @@ def evaluate_many(tasks, limit=1):
     results = [None] * len(tasks)
     groups = {}
     for i, task in enumerate(tasks):
-        if limit > 1 and task.groupable() and ensemble_available():
+        if limit > 1 and task.groupable():
             groups.setdefault(task.signature(), []).append(i)
         else:
             results[i] = evaluate(task.model, task.x, task.y, task.stage, task.source, task.batch_size,
@@ -143,34 +144,29 @@ def evaluate_many(tasks, limit=1):
     return results
 
 
-def ensemble_available():
-    """Whether :class:`memnp.nn.Ensemble` exists in this memnp."""
-    from .. import nn
-    return hasattr(nn, "Ensemble")
-
-
 def ensemble_evaluate(tasks):
     """The passes of ``tasks`` (one signature) as one :class:`memnp.nn.Ensemble` evaluation; a
     network that appears twice is copied, so every member is its own object."""
     from ..nn import Ensemble
     seen, models = set(), []
     for task in tasks:
-        model = task.model if id(task.model) not in seen else copy.deepcopy(task.model)
+        models.append(task.model if id(task.model) not in seen else copy.deepcopy(task.model))
         seen.add(id(task.model))
-        if task.stage is not None:
-            model = _with_stage(model, task.stage)
-        models.append(model)
     first = tasks[0]
-    out = Ensemble(models).evaluate([first.x] * len(tasks), [first.y] * len(tasks),
-                                    rngs=[t.source for t in tasks], batch_size=first.batch_size, power=first.power)
+    out = Ensemble(models).evaluate([first.x] * len(tasks), [first.y] * len(tasks), rngs=[t.source for t in tasks],
+                                    stages=[t.stage for t in tasks], batch_size=first.batch_size, power=first.power)
     return [{"loss": float(out["loss"][k]), "accuracy": float(out["accuracy"][k]),
-             "power": None if out.get("power") is None else float(out["power"][k])} for k in range(len(tasks))]
+             "power": None if out["power"] is None else float(out["power"][k])} for k in range(len(tasks))]
 
 
-def _with_stage(model, stage):
-    """``model`` itself when its stage is ``stage``, else a shallow copy whose stage is."""
-    if model.stage is stage:
-        return model
-    other = copy.copy(model)
-    other.stage = stage
-    return other
+def stage_structure(stage):
+    """A stage's phases (name and class) and mapping rule: what the members of one ensemble
+    pass must share (their numbers may differ)."""
+    if stage is None:
+        return None
+    return tuple((name, type(item).__name__) for name, item in stage.phases.items()), stage.mapping_rule
+
+
+def _backend_name(backend):
+    from ..kernels import get_backend
+    return get_backend(backend).name

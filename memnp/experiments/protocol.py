@@ -45,8 +45,8 @@ import numpy as np
 from .configs import Inference
 from .datasource import to_float
 from .members import TRAINING_STREAMS, Member  # noqa: F401 (TRAINING_STREAMS: the streams' names)
-from .passes import (EvalTask, collect, ensemble_available, evaluate, evaluate_many, has_wires,  # noqa: F401
-                     read_seed, repeat_source, repeats)
+from .passes import (EvalTask, collect, evaluate, evaluate_many, has_wires,  # noqa: F401
+                     read_seed, repeat_source, repeats, stage_structure)
 
 
 # -- the nn link ------------------------------------------------------------------------------------
@@ -223,7 +223,7 @@ def check_group(members):
     first = members[0]
     reference = _group_shape(first)
     for index, member in enumerate(members[1:], 1):
-        for what, mine, theirs in zip(("architecture (layers, sizes, weight kind, dtype)", "training stage phases",
+        for what, mine, theirs in zip(("architecture (layers, sizes, weight kind, dtype)", "training stage phases (and their classes) or mapping rule",
                                        "batch size", "number of training examples"),
                                       _group_shape(member), reference):
             if mine != theirs:
@@ -233,7 +233,7 @@ def check_group(members):
 
 def _group_shape(member):
     architecture = member.model.architecture()
-    return ((architecture["layers"], architecture["dtype"]), tuple(member.stage.phases), member.batch_size,
+    return ((architecture["layers"], architecture["dtype"]), stage_structure(member.stage), member.batch_size,
             member.examples)
 
 
@@ -250,7 +250,7 @@ class _Stepper:
         self.ensembles = {}
 
     def step(self, members, batches):
-        if len(members) == 1 or not ensemble_available():
+        if len(members) == 1:
             out = [m.model.train_step(xb, yb, rng=m.rng["train"]) for m, (xb, yb) in zip(members, batches)]
             return [o[0] for o in out], [o[1] for o in out]
         from ..nn import Ensemble
