@@ -157,3 +157,113 @@ def test_inference_repeats_as_ensemble_members_equal_the_repeats_one_by_one(plan
 def test_evaluate_many_validates_its_limit():
     with pytest.raises(ValueError, match="limit"):
         passes.evaluate_many([], 0)
+
+
+# -- the runner ------------------------------------------------------------------------------------
+from memnp.experiments import grouping  # noqa: E402
+from memnp.experiments.store import ResultsStore  # noqa: E402
+from test_experiments_run import _numbers  # noqa: E402
+
+RUN_TINY = presets.get("tiny")
+
+
+@pytest.fixture(scope="module")
+def ungrouped(tmp_path_factory):
+    """The tiny preset's default simulations, one network per pass."""
+    out = tmp_path_factory.mktemp("ungrouped")
+    result = runner.reproduce(registry.default_names(), RUN_TINY, 0, out, group=1, checkpoint_every=0)
+    assert all(len(g) == 1 for g in result.groups)
+    return out, result
+
+
+def _names(result, groups):
+    return [sorted(result.plan.job(k).training for k in g) for g in groups]
+
+
+def test_a_grouped_run_writes_the_same_files_as_an_ungrouped_one(ungrouped, tmp_path):
+    reference, single = ungrouped
+    result = runner.reproduce(registry.default_names(), RUN_TINY, 0, tmp_path, group="auto")
+    assert sorted(result.computed) == sorted(single.computed)
+    assert _numbers(tmp_path) == _numbers(reference)
+    formed = sorted(_names(result, [g for g in result.groups if len(g) > 1]))
+    assert formed == [["chip", "chip_1s"], ["d2d_high", "d2d_less", "d2d_less_reg", "d2d_more", "d2d_more_reg"],
+                      ["d2d_less_std_avg", "d2d_more_std_avg"], ["d2d_less_std_default", "d2d_more_std_default"],
+                      ["high_pf", "high_pf_reg", "low_pf", "low_pf_reg"]]
+    # every training job in exactly one group
+    trained = [j.key for j in result.plan.jobs if j.kind == "train"]
+    assert sorted(k for g in result.groups for k in g) == sorted(trained)
+
+
+def test_group_size_caps_the_groups_and_a_pool_runs_groups_as_units(ungrouped, tmp_path):
+    reference, _ = ungrouped
+    result = runner.reproduce(registry.default_names(), RUN_TINY, 0, tmp_path, group=2, jobs=2)
+    sizes = sorted(len(g) for g in result.groups)
+    assert max(sizes) == 2 and sizes.count(2) >= 6
+    assert _numbers(tmp_path) == _numbers(reference)
+
+
+class _StopGroup(runner.Progress):
+    """Stops the run (as a kill would) after epoch ``k`` of the first group of two or more."""
+
+    def __init__(self, k, store):
+        self.k, self.store, self.stopped = k, store, None
+
+    def group_epoch(self, jobs, epoch, epochs):
+        if len(jobs) > 1 and epoch == self.k:
+            self.stopped = [job.key for job in jobs]
+            raise Stop
+
+
+def test_a_killed_group_resumes_from_its_members_checkpoints(tmp_path):
+    scale = RUN_TINY.override(epochs=4)
+    names = ["iv_nonlinearity", "stuck_off"]
+    reference = runner.reproduce(names, scale, 3, tmp_path / "ref", group=1, checkpoint_every=0)
+    out = tmp_path / "out"
+    store = ResultsStore(out)
+    stop = _StopGroup(2, store)
+    with pytest.raises(RuntimeError, match="training group .* failed: Stop"):
+        runner.reproduce(names, scale, 3, out, progress=stop, checkpoint_every=1e-9)
+    assert len(stop.stopped) > 1
+    assert [store.checkpoint(k, 0).load().epoch for k in stop.stopped] == [2] * len(stop.stopped)
+    again = runner.reproduce(names, scale, 3, out, checkpoint_every=1e-9)
+    assert sorted(again.computed + again.reused) == sorted(reference.computed)
+    assert [store.read_record("train", k)["resumed_from_epoch"] for k in stop.stopped] == [2] * len(stop.stopped)
+    assert _numbers(tmp_path / "ref") == _numbers(out)
+    assert not store.checkpoint_dir.exists()
+
+
+def test_dask_runs_groups_as_units(ungrouped, tmp_path):
+    distributed = pytest.importorskip("distributed")
+    reference, _ = ungrouped
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=False) as cluster:
+        runner.reproduce(["iv_nonlinearity"], RUN_TINY, 0, tmp_path, scheduler=cluster.scheduler_address)
+    ours = _numbers(tmp_path)
+    theirs = _numbers(reference)
+    assert ours and all(ours[path] == theirs[path] for path in ours)
+
+
+def test_group_option_is_validated_and_groups_are_split_evenly():
+    for bad in (0, -1, "two", 1.5, True, None):
+        with pytest.raises(ValueError, match=r"group \(--group\) must be 'auto' or an integer >= 1"):
+            grouping.check_group_size(bad)
+    assert grouping.check_group_size("3") == 3 and grouping.largest("auto") == grouping.AUTO_GROUP
+    assert [len(p) for p in grouping._split(list(range(7)), 3)] == [3, 2, 2]
+    with pytest.raises(ValueError, match="--group"):
+        runner.reproduce(["stuck_off"], RUN_TINY, 0, "/nonexistent/never", group=0)
+
+
+def test_form_groups_by_signature_cap_and_workers(plan):
+    configs = {name: entry["config"] for name, entry in plan.trainings.items()}
+    jobs = _jobs(plan, ("low_pf", "low_pf_reg", "high_pf", "high_pf_reg", "ideal", "stuck_off"))
+    by = lambda groups: [[j.training for j in g] for g in groups]  # noqa: E731
+    assert by(grouping.form_groups(jobs, configs, "auto")) == [
+        ["ideal"], ["low_pf", "low_pf_reg", "high_pf", "high_pf_reg"], ["stuck_off"]]
+    assert by(grouping.form_groups(jobs, configs, 3)) == [
+        ["ideal"], ["low_pf", "low_pf_reg"], ["high_pf", "high_pf_reg"], ["stuck_off"]]
+    assert by(grouping.form_groups(jobs, configs, 1)) == [["ideal"], ["low_pf"], ["low_pf_reg"], ["high_pf"],
+                                                          ["high_pf_reg"], ["stuck_off"]]
+    # four workers: auto splits the largest group until each worker has a unit
+    assert sorted(map(len, grouping.form_groups(jobs, configs, "auto", workers=4))) == [1, 1, 2, 2]
+    # another number of epochs, batch size or data: another group
+    other = dict(configs, high_pf=Training.from_dict(configs["high_pf"]).replace(epochs=5).to_dict())
+    assert by(grouping.form_groups(jobs, other, "auto"))[1] == ["low_pf", "low_pf_reg", "high_pf_reg"]
