@@ -267,3 +267,82 @@ def test_form_groups_by_signature_cap_and_workers(plan):
     # another number of epochs, batch size or data: another group
     other = dict(configs, high_pf=Training.from_dict(configs["high_pf"]).replace(epochs=5).to_dict())
     assert by(grouping.form_groups(jobs, other, "auto"))[1] == ["low_pf", "low_pf_reg", "high_pf_reg"]
+
+
+def test_a_group_runs_its_validation_and_test_passes_as_ensemble_passes(plan, data, monkeypatch):
+    jobs = _jobs(plan, GROUPS[0])
+    sizes = []
+    real = passes.ensemble_evaluate
+
+    def counted(tasks):
+        sizes.append(len(tasks))
+        return real(tasks)
+
+    monkeypatch.setattr(passes, "ensemble_evaluate", counted)
+    configs = [_config(j) for j in jobs]
+    protocol.train_group(configs, data, [_seq(j) for j in jobs], limit=3)
+    # every validation round (TINY: 2 repeats after each of 3 epochs) of 4 members: a pass of 3 and
+    # the fourth alone; the test passes after epochs 1, 2 and 3 (the last): 4 members x 1 repeat
+    # under their PF test stages (other numbers, one phase structure): again 3 + 1
+    rounds = TINY.epochs * TINY.validation_repeats
+    assert sizes == [3] * (rounds + TINY.epochs)
+    sizes.clear()
+    protocol.train_group(configs, data, [_seq(j) for j in jobs], limit=1)
+    assert sizes == []
+
+
+# -- the command line ------------------------------------------------------------------------------
+def _cli(*args):
+    from click.testing import CliRunner
+
+    from memnp.cli import cli
+    return CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
+
+
+def test_cli_group_option_prints_the_groups_and_is_validated(tmp_path):
+    common = ["reproduce", "--preset", "tiny", "--only", "iv_nonlinearity", "--no-figures", "--jobs", "1"]
+    grouped = _cli(*common, "--out", tmp_path / "auto")
+    assert grouped.exit_code == 0, grouped.output
+    assert "training 4 networks in one pass: low_pf#0, low_pf_reg#0, high_pf#0, high_pf_reg#0" in grouped.output
+    single = _cli(*common, "--out", tmp_path / "one", "--group", "1")
+    assert single.exit_code == 0 and "in one pass" not in single.output
+    assert _numbers(tmp_path / "auto") == _numbers(tmp_path / "one")
+    for bad in ("0", "-2", "many"):
+        result = _cli(*common, "--out", tmp_path / "bad", "--group", bad)
+        assert result.exit_code == 2 and "Invalid value for '--group'" in result.output
+        assert "integer >= 1 or 'auto'" in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "bad").exists()
+    bad_train = _cli("train", "--out", tmp_path / "t", "--group", "0")
+    assert bad_train.exit_code == 2 and "Invalid value for '--group'" in bad_train.output
+
+
+def test_progress_names_a_groups_members_and_counts_its_epochs(monkeypatch):
+    from memnp.cli import common
+    jobs = [registry.Job("train", f"k{i}", {}, {}, name, 0) for i, name in enumerate(
+        ("low_pf", "low_pf_reg", "high_pf", "high_pf_reg", "d2d_more", "d2d_less"))]
+    assert common.describe_group(jobs[:2]) == "low_pf#0, low_pf_reg#0"
+    assert common.describe_group(jobs, width=40) == "low_pf#0, low_pf_reg#0, +4 more"
+    labels, updates = [], []
+
+    class Bar:
+        pos = 0
+
+        def __init__(self, length, label, show_pos):
+            labels.append(label)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            pass
+
+        def update(self, steps):
+            self.pos += steps
+            updates.append(self.pos)
+
+    monkeypatch.setattr(common, "interactive", lambda: True)
+    monkeypatch.setattr(common.click, "progressbar", Bar)
+    bars = common.Bars(show_epochs=True)
+    for epoch in (1, 2, 3):
+        bars.group_epoch(jobs[:3], epoch, 3)
+    assert labels == ["  train 3 networks (low_pf#0, low_pf_reg#0, high_pf#0): epochs"] and updates == [1, 2, 3]

@@ -23,23 +23,34 @@ class Member:
 
     training: its :class:`Training` config. data: {"train", "validation", "test": (images uint8,
     labels)}. seed_sequence: the job's SeedSequence (split into :data:`TRAINING_STREAMS`).
-    initial: optional weights arrays to start from (fine-tuning). Attributes used by the drivers:
+    initial: optional weights arrays to start from (fine-tuning). floats: optional {id of a uint8
+    images array: its float32 pixels}, shared by the members of a pass, so members of one data
+    set share one float array of each split (and so may share evaluation passes). Attributes used
+    by the drivers:
     ``model`` (the Sequential), ``rng`` ({stream: Generator}), ``done`` (epochs completed before
     this pass: a resumed checkpoint's), ``history``, ``validation``, ``test_history``, ``best``.
     """
 
-    def __init__(self, training, data, seed_sequence, initial=None):
+    def __init__(self, training, data, seed_sequence, initial=None, floats=None):
         from . import protocol
         if not isinstance(training, Training):
             raise ValueError(f"training must be a Training config; got {type(training).__name__}")
         self.training = training
         streams = dict(zip(TRAINING_STREAMS, seed_sequence.spawn(len(TRAINING_STREAMS))))
         self.rng = {name: np.random.default_rng(seq) for name, seq in streams.items()}
-        self.x_train, self.y_train = to_float(data["train"][0]), data["train"][1]
-        self.x_val, self.y_val = to_float(data["validation"][0]), data["validation"][1]
+        floats = {} if floats is None else floats
+
+        def split(name):
+            images, labels = data[name]
+            if id(images) not in floats:
+                floats[id(images)] = to_float(images)
+            return floats[id(images)], labels
+
+        self.x_train, self.y_train = split("train")
+        self.x_val, self.y_val = split("validation")
         self.tests = training.test_inferences()
         if self.tests:
-            self.x_test, self.y_test = to_float(data["test"][0]), data["test"][1]
+            self.x_test, self.y_test = split("test")
         self.stage = training.stage
         self.model = protocol.build_model(training.data.family, training.weights, self.stage, self.rng["init"],
                                           training.learning_rate, training.l1 if training.regularised else 0.0)

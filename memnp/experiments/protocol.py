@@ -166,7 +166,8 @@ def train_group(trainings, data, seed_sequences, on_epoch=None, checkpoints=None
     if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
         raise ValueError(f"limit (the largest ensemble) must be an integer >= 1; got {limit!r}")
     start = time.perf_counter()
-    members = [Member(t, d, s, i) for t, d, s, i in zip(trainings, data, seed_sequences, initials)]
+    floats = {}   # one float array per data split, shared by the members of one data set
+    members = [Member(t, d, s, i, floats) for t, d, s, i in zip(trainings, data, seed_sequences, initials)]
     check_group(members)
     for member, checkpoint in zip(members, checkpoints):
         if checkpoint is not None:
