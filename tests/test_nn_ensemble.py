@@ -44,20 +44,20 @@ def mnist():
         return (data["images"][:512] / np.float32(255)).astype(np.float32), data["labels"][:512].astype(np.int64)
 
 
-def mlp_members(stage, K, hidden=25, weights="double"):
+def mlp_members(stage, K, hidden=25, weights="double", dtype="float32"):
     """K case-c/e networks (784-hidden-10, float32) with their own init, lr and L1."""
-    return [mnist_mlp(np.random.default_rng(10 + k), weights, "float32", hidden, stage=stage(k),
+    return [mnist_mlp(np.random.default_rng(10 + k), weights, dtype, hidden, stage=stage(k),
                       optimizer=SGD(lr=0.01 * (1 + k)), l1=[0.0, 1e-4, 3e-4, 0.0, 2e-4][k % 5])
             for k in range(K)]
 
 
-def cnn_members(K):
-    """K small CNNs of the cifar_cnn kind: digital convolutions, then PF memristive dense layers
-    with standard weights, on 12 x 12 x 1 crops of the digits."""
+def cnn_members(K, weights="standard"):
+    """K small CNNs of the cifar_cnn kind: digital convolutions, then PF memristive dense layers,
+    on 12 x 12 x 1 crops of the digits."""
     models = []
     for k in range(K):
         layers = [Conv2D(1, 4, 3), ReLU(), MaxPool2D(), Conv2D(4, 6, 3), ReLU(max_value=1.0), Flatten(),
-                  MemristiveDense(54, 12, "standard"), Sigmoid(), MemristiveDense(12, 10, "standard"),
+                  MemristiveDense(54, 12, weights), Sigmoid(), MemristiveDense(12, 10, weights),
                   Softmax()]
         models.append(Sequential(layers, input_shape=(12, 12, 1), stage=stage_c(k),
                                  optimizer=SGD(lr=0.02 + 0.01 * k), l1=1e-4 * k)
@@ -69,11 +69,13 @@ def _params(model):
     return [np.array(layer.params[name]) for _, layer, name in model.parameters()]
 
 
-def check_bit_equal(build, x, y, K, steps=STEPS, batch=16):
+def check_bit_equal(build, x, y, K, stacked, steps=STEPS, batch=16):
     """Train K members alone and K copies as an Ensemble on the same per-member batches (each
-    member its own data order) and compare everything bit for bit after every step."""
+    member its own data order) and compare everything bit for bit after every step. ``stacked``:
+    the layers the ensemble must run in one call for all members."""
     alone, together = build(K), build(K)
     ensemble = Ensemble(together)
+    assert ensemble.stacked_layers == stacked
     rngs_alone = [np.random.default_rng(200 + k) for k in range(K)]
     rngs_together = [np.random.default_rng(200 + k) for k in range(K)]
     orders = [np.random.default_rng(300 + k).permutation(len(x)) for k in range(K)]
@@ -104,18 +106,25 @@ def check_bit_equal(build, x, y, K, steps=STEPS, batch=16):
 
 def test_case_c_mlp_bit_equal(mnist):
     x, y = mnist
-    check_bit_equal(lambda K: mlp_members(stage_c, K), x, y, K=4)
+    check_bit_equal(lambda K: mlp_members(stage_c, K), x, y, K=4, stacked=(1, 3))
+
+
+def test_case_c_mlp_float64_bit_equal(mnist):
+    x, y = mnist
+    check_bit_equal(lambda K: mlp_members(stage_c, K, hidden=12, dtype="float64"), x.astype(np.float64), y,
+                    K=3, stacked=(1, 3))
 
 
 def test_case_e_chip_bit_equal(mnist):
     x, y = mnist
-    check_bit_equal(lambda K: mlp_members(stage_e, K, hidden=12), x, y, K=3)
+    check_bit_equal(lambda K: mlp_members(stage_e, K, hidden=12), x, y, K=3, stacked=())
 
 
-def test_cnn_memristive_dense_bit_equal(mnist):
+@pytest.mark.parametrize("weights, stacked", [("standard", ()), ("double", (6, 8))])
+def test_cnn_memristive_dense_bit_equal(mnist, weights, stacked):
     x, y = mnist
     crops = np.ascontiguousarray(x[:, 8:20, 8:20, None])
-    check_bit_equal(cnn_members, crops, y, K=3, batch=8)
+    check_bit_equal(lambda K: cnn_members(K, weights), crops, y, K=3, stacked=stacked, batch=8)
 
 
 def test_predict_and_evaluate_equal_members_alone(mnist):
@@ -205,3 +214,68 @@ def test_bad_batches_and_rngs(mnist):
         ensemble.predict(xs, rngs, batch_size=0)
     with pytest.raises(ValueError, match=r"stages must hold one Stage per member \(K = 3\)"):
         ensemble.evaluate(xs, ys, rngs, stages=[stage_c(0)])
+
+
+def test_momentum_members_and_replaced_weights_stay_bit_equal(mnist):
+    """Members with momentum (their optimiser steps member by member) and weights replaced between
+    steps (initialize, load_weights: the stacked storage follows) still equal the members alone."""
+    x, y = mnist
+    K = 3
+
+    def build(K):
+        models = mlp_members(stage_c, K)
+        models[1].optimizer = SGD(lr=0.02, momentum=0.9)
+        return models
+
+    alone, together = build(K), build(K)
+    ensemble = Ensemble(together)
+    rngs_a = [np.random.default_rng(k) for k in range(K)]
+    rngs_t = [np.random.default_rng(k) for k in range(K)]
+    for step in range(12):
+        if step == 5:
+            for models in (alone, together):
+                models[2].initialize(np.random.default_rng(77))
+        xs = np.stack([x[16 * ((step + k) % 20):][:16] for k in range(K)])
+        ys = np.stack([y[16 * ((step + k) % 20):][:16] for k in range(K)])
+        losses, accuracies = ensemble.train_step(xs, ys, rngs_t)
+        for k in range(K):
+            assert (losses[k], accuracies[k]) == alone[k].train_step(xs[k], ys[k], rngs_a[k])
+    for k in range(K):
+        for a, b in zip(_params(alone[k]), _params(together[k])):
+            assert np.array_equal(a, b)
+
+
+def test_load_weights_into_a_member_between_steps(tmp_path, mnist):
+    x, y = mnist
+    alone, ensemble = mlp_members(stage_c, 2), Ensemble(mlp_members(stage_c, 2))
+    donor = mlp_members(stage_c, 4)[3]
+    donor.save(tmp_path / "donor.npz")
+    rngs_a = [np.random.default_rng(k) for k in range(2)]
+    rngs_t = [np.random.default_rng(k) for k in range(2)]
+    for step in range(4):
+        if step == 2:
+            alone[1].load_weights(tmp_path / "donor.npz")
+            ensemble.members[1].load_weights(tmp_path / "donor.npz")
+        xs, ys = np.stack([x[16 * step:][:16]] * 2), np.stack([y[16 * step:][:16]] * 2)
+        losses, _ = ensemble.train_step(xs, ys, rngs_t)
+        assert [losses[k] for k in range(2)] == [alone[k].train_step(xs[k], ys[k], rngs_a[k])[0] for k in range(2)]
+    for a, b in zip(_params(alone[1]), _params(ensemble.members[1])):
+        assert np.array_equal(a, b)
+
+
+def test_stacked_step_names_the_member_of_bad_inputs(mnist):
+    x, y = mnist
+    ensemble = Ensemble(mlp_members(stage_c, 3))
+    assert ensemble.stacked_layers == (1, 3)
+    rngs = [np.random.default_rng(k) for k in range(3)]
+    xs, ys = np.stack([x[:8]] * 3), np.stack([y[:8]] * 3)
+    bad = xs.copy()
+    bad[2, 0, 14, 14] = 1.5
+    with pytest.raises(ValueError, match=r"member 2, layer 1: x must .*\[0, 1\]"):
+        ensemble.train_step(bad, ys, rngs)
+    labels = ys.copy()
+    labels[1, 3] = 10
+    with pytest.raises(ValueError, match=r"ys\[1\] \(member 1\): labels must be class indices in \[0, 9\]"):
+        ensemble.train_step(xs, labels, rngs)
+    with pytest.raises(ValueError, match=r"rngs\[0\] \(member 0\) must be a numpy.random.Generator"):
+        ensemble.train_step(xs, ys, [None, rngs[1], rngs[2]])

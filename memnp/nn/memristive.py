@@ -114,6 +114,23 @@ class CrossbarLayer(Layer):
             return [("D", self._D, self._grad_D, True)]
         return super().update_groups()
 
+    def keep_matrix_in(self, D):
+        """Keep the double weights in ``D`` (n_rows + 1, 2 n_out), a C-contiguous array of the
+        layer's dtype holding their current values (a slice of :class:`memnp.nn.Ensemble`'s
+        stacked weights): params become views of it, as after :meth:`_matrix` rebuilt D."""
+        if self.weights != "double" or D.shape != (self.n_rows + 1, 2 * self.n_out) or D.dtype != self.dtype \
+                or not D.flags.c_contiguous:
+            raise ValueError(f"D must be a C-contiguous {self.dtype} array of shape "
+                             f"{(self.n_rows + 1, 2 * self.n_out)} for double weights; got {D.dtype} {D.shape}")
+        self._D = D
+        self._views = self._split(D)
+        self._grad_D = self._grad_views = None
+        self.params.update(zip(DOUBLE, self._views))
+
+    def keeps_matrix_in(self, D):
+        """True when the double weights are still kept in ``D`` (see :meth:`keep_matrix_in`)."""
+        return self._D is D and self._intact(self.params, self._views)
+
     @staticmethod
     def _intact(arrays, views):
         """True when ``arrays`` (params or grads) still holds exactly the four ``views``."""
