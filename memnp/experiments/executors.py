@@ -273,6 +273,16 @@ class Dask:
         except (OSError, TimeoutError) as exc:
             raise ConnectionError(f"cannot reach the Dask scheduler at {self.address}: {exc}") from None
 
+    @property
+    def workers(self):
+        """The cluster's worker threads (units of work that run at once; 1 before ``connect``)."""
+        if self.client is None:
+            return 1
+        try:
+            return max(1, sum(w.get("nthreads", 1) for w in self.client.scheduler_info()["workers"].values()))
+        except (KeyError, AttributeError, TypeError):
+            return 1
+
     def start(self, datasets):
         # A one-element list: scatter the whole {split: arrays} dict as one piece of data.
         self.data = {key: self.client.scatter([value], broadcast=True, hash=False)[0]

@@ -316,7 +316,9 @@ def _execute(plan, todo, done, store, executor, data_dir, download, progress, ch
     def train(ready):
         """Submit the ready training jobs [(job, parent weights or None)], grouped."""
         parents = {job.key: weights for job, weights in ready}
-        for members in grouping.form_groups([job for job, _ in ready], trainings, group, workers):
+        formed = grouping.form_groups([job for job, _ in ready], trainings, group, workers)
+        # the largest groups first, so that worker processes end together (the order changes no number)
+        for members in sorted(formed, key=len, reverse=True):
             groups.append([job.key for job in members])
             checkpoints = [store.checkpoint(job.key, checkpoint_every) if checkpoint_every > 0 else None
                            for job in members]
