@@ -88,7 +88,8 @@ def main():
         walls = [r["wall_s"] for r in runs[group]]
         cpus = [r["cpu_s"] for r in runs[group]]
         idles = [100 * (r["idle"] or 0) for r in runs[group]]
-        rows.append({"run": f"--group {group}", "wall": f"{statistics.median(walls):.1f} ({min(walls):.1f}-{max(walls):.1f})",
+        rows.append({"run": f"--group {group}",
+                     "wall": f"{statistics.median(walls):.1f} ({min(walls):.1f}-{max(walls):.1f})",
                      "cpu": f"{statistics.median(cpus):.1f} ({min(cpus):.1f}-{max(cpus):.1f})",
                      "idle": f"{min(idles):.0f}-{max(idles):.0f}"})
     print(format_table(rows, [("run", "run", "{}"), ("wall", "wall s: median (range)", "{}"),

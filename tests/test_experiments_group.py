@@ -92,6 +92,21 @@ def test_members_of_other_epochs_leave_the_pass_and_limit_changes_no_number(plan
     assert [len(r["history"]["epoch"]) for r, _ in grouped] == [3, 1, 2]
 
 
+def test_a_member_resumed_past_the_others_last_epoch_waits_for_its_next_epoch(plan, data, tmp_path):
+    jobs = _jobs(plan, GROUPS[0][:2])
+    configs = [_config(jobs[0]).replace(epochs=1), _config(jobs[1]).replace(epochs=4)]
+    reference = [protocol.train(c, data, _seq(j)) for c, j in zip(configs, jobs)]
+    checkpoint = TrainingCheckpoint(tmp_path, jobs[1].key, 0)
+    with pytest.raises(Stop):
+        protocol.train(configs[1], data, _seq(jobs[1]), on_epoch=lambda e, n: _raise(e == 3), checkpoint=checkpoint)
+    seen = []
+    resumed = protocol.train_group(configs, data, [_seq(j) for j in jobs], checkpoints=[None, checkpoint],
+                                   on_epoch=lambda e, n: seen.append(e))
+    assert seen == [1, 4] and resumed[1][0]["resumed_from_epoch"] == 3
+    for a, g in zip(reference, resumed):
+        _assert_same(a, g)
+
+
 def test_a_stopped_group_resumes_every_member_from_its_checkpoint(plan, data, tmp_path):
     jobs = _jobs(plan, GROUPS[0][:3])
     configs = [_config(j).replace(epochs=4) for j in jobs]

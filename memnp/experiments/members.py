@@ -190,7 +190,8 @@ class Member:
         False, changing nothing, when the state does not fit this job."""
         from .protocol import set_parameters
         training, model, rng = self.training, self.model, self.rng
-        if state is None or not 1 <= state.epoch < training.epochs or len(state.history.get("epoch", ())) != state.epoch:
+        if state is None or not 1 <= state.epoch < training.epochs \
+                or len(state.history.get("epoch", ())) != state.epoch:
             return False
         if set(state.history) != set(self.history) or set(state.validation) != set(self.validation):
             return False

@@ -180,6 +180,8 @@ def train_group(trainings, data, seed_sequences, on_epoch=None, checkpoints=None
     for epoch in range(min(m.done for m in members) + 1, epochs + 1):
         epoch_start = time.perf_counter()
         active = [m for m in members if m.done < epoch <= m.epochs]
+        if not active:   # every member has this epoch from its checkpoint, or has ended
+            continue
         for member in active:
             member.start_epoch()
         for begin in range(0, active[0].examples, active[0].batch_size):
@@ -224,12 +226,15 @@ def check_group(members):
     first = members[0]
     reference = _group_shape(first)
     for index, member in enumerate(members[1:], 1):
-        for what, mine, theirs in zip(("architecture (layers, sizes, weight kind, dtype)", "training stage phases (and their classes) or mapping rule",
-                                       "batch size", "number of training examples"),
-                                      _group_shape(member), reference):
+        for what, mine, theirs in zip(_GROUP_PARTS, _group_shape(member), reference):
             if mine != theirs:
                 raise ValueError(f"trainings[{index}] cannot train in one pass with trainings[0]: its {what} "
                                  f"differs ({_short(mine)} against {_short(theirs)})")
+
+
+_GROUP_PARTS = ("architecture (layers, sizes, weight kind, dtype)",
+                "training stage phases (and their classes) or mapping rule", "batch size",
+                "number of training examples")
 
 
 def _group_shape(member):
