@@ -361,3 +361,30 @@ def test_progress_names_a_groups_members_and_counts_its_epochs(monkeypatch):
     for epoch in (1, 2, 3):
         bars.group_epoch(jobs[:3], epoch, 3)
     assert labels == ["  train 3 networks (low_pf#0, low_pf_reg#0, high_pf#0): epochs"] and updates == [1, 2, 3]
+
+
+def test_fine_tuning_jobs_are_grouped_once_their_parents_are_trained(tmp_path, monkeypatch):
+    """line_resistance's fine-tuning jobs (parent: a PF-aware network) form groups of their own,
+    submitted only after every parent in them is written (the work itself is stubbed: this is
+    about the order; tests/test_experiments_line_resistance.py trains them)."""
+    from memnp.experiments import executors
+    order = []
+
+    def fake_group(contents, seeds, data, on_epoch=None, checkpoints=None, weights=None, limit=None):
+        order.append([(c.get("parent"), w is not None) for c, w in zip(contents, weights)])
+        return [({"history": {}, "test": [], "checkpoint": {}, "seconds": 0.0},
+                 {"layer0.w": np.zeros(1, np.float32)}) for _ in contents]
+
+    def fake_infer(content, seed, test, weights, limit=1):
+        return {"accuracy": [0.5], "loss": [1.0], "power": [1e-3], "n_synapses": 1, "seconds": 0.0}
+
+    monkeypatch.setattr(executors, "run_training_group", fake_group)
+    monkeypatch.setattr(executors, "run_inference_job", fake_infer)
+    result = runner.reproduce(["line_resistance"], RUN_TINY, 0, tmp_path, checkpoint_every=0)
+    finetunes = [unit for unit in order if unit[0][0] is not None]
+    assert finetunes and all(len(unit) > 1 for unit in finetunes)
+    assert all(has_weights for unit in order for parent, has_weights in unit if parent is not None)
+    first_finetune = order.index(finetunes[0])
+    parents = {parent for unit in finetunes for parent, _ in unit}
+    trained_before = {k for g in result.groups[:first_finetune] for k in g}
+    assert parents <= trained_before
