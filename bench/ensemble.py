@@ -8,19 +8,23 @@ K = 1, 5 and 16 members, each member with its own active rows, inputs and device
   the backward pass without dL/dV (the first trainable layer needs no input gradient);
 - second layer: 51 x 10 crossbar, inputs without zeros (hidden activations), dL/dV included.
 
-For each (layer, K, operation: forward = currents, backward = VJP) it times, in the same run,
-one call of :mod:`memnp.kernels.ensemble` and the K calls of the ``cpu`` backend
+For each (layer, K, operation: forward = currents, backward = VJP) it times, alternately in the
+same run, one call of :mod:`memnp.kernels.ensemble` and the K calls of the ``cpu`` backend
 (:mod:`memnp.kernels.cpu_auto`) that one network per member would make, and checks once that the
 two give the same numbers bit for bit. Reported: median, min and max wall time of each, the time
 per member and the ratio K singles / one K-axis call.
 
-Usage: python bench/ensemble.py [--cases kernels] [--members 1,5,16] [--repeats 20]
+Cases ``c`` and ``e``: training epochs of K members against one network, with peak RSS
+(bench/ensemble_epoch.py says how they are measured).
+
+Usage: python bench/ensemble.py [--cases kernels,c,e] [--members 1,5,16] [--repeats 40]
                                 [--threads N] [--wait-idle SECONDS] [--markdown]
                                 [--out bench/out/ensemble.json]
 The default run takes well under a minute once the kernels are compiled (they are cached on disk).
 """
 import argparse
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -30,9 +34,13 @@ ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))   # use the repository's memnp without installing it
 
 from common import (format_markdown, format_table, machine_info, summarize,  # noqa: E402
-                    thread_info, time_calls, versions, wait_for_idle, write_json)
+                    thread_info, versions, wait_for_idle, write_json)
+from ensemble_epoch import CASES as EPOCH_CASES  # noqa: E402
+from ensemble_epoch import COLUMNS as EPOCH_COLUMNS  # noqa: E402
+from ensemble_epoch import EXAMPLES, RSS_TARGET, bench_epochs  # noqa: E402
+from ensemble_epoch import TARGETS as EPOCH_TARGETS  # noqa: E402
 
-CASES = ("kernels",)
+CASES = ("kernels", "c", "e")
 MEMBERS = (1, 5, 16)
 BATCH = 64
 #: (name, crossbar rows m, columns n, rows never driven, zero fraction of the other inputs, need_V)
@@ -66,6 +74,23 @@ def make_case(members, m, n, idle_rows, zeros, seed=0):
     return layout, *(a.astype(np.float32) for a in (V, c, d_eps, grad_I))
 
 
+def time_interleaved(first, second, repeats, budget_s=4.0):
+    """(times of first(), times of second()) in s, called alternately (so that both see the same
+    load on a shared machine) after one untimed call each; stops after budget_s (at least 3 each)."""
+    first()
+    second()
+    times = ([], [])
+    start = time.perf_counter()
+    for _ in range(repeats):
+        for fn, out in ((first, times[0]), (second, times[1])):
+            t0 = time.perf_counter()
+            fn()
+            out.append(time.perf_counter() - t0)
+        if len(times[0]) >= 3 and time.perf_counter() - start > budget_s:
+            break
+    return times
+
+
 def bench_kernels(member_counts, repeats):
     from memnp.kernels import cpu_auto, ensemble
     rows = []
@@ -92,8 +117,7 @@ def bench_kernels(member_counts, repeats):
                 assert gV is None or np.array_equal(layout.block(grads.grad_V, k, p), gV)
             chosen = ensemble.plan(V, layout, n).is_sparse
             for op, (one, singles) in calls.items():
-                t_one = time_calls(one, repeats, budget_s=2.0)
-                t_singles = time_calls(singles, repeats, budget_s=2.0)
+                t_one, t_singles = time_interleaved(one, singles, repeats)
                 s_one, s_singles = summarize(t_one), summarize(t_singles)
                 rows.append({"layer": name, "shape": f"{p}x{m}x{n}", "K": members, "op": op,
                              "sparse_members": int(chosen.sum()), "zero_fraction": round(zero_fraction, 3),
@@ -120,8 +144,12 @@ COLUMNS = [("layer", "layer", "{}"), ("shape", "p x m x n", "{}"), ("K", "K", "{
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--cases", default="kernels", help=f"comma-separated cases ({', '.join(CASES)})")
-    parser.add_argument("--members", default=",".join(map(str, MEMBERS)), help="comma-separated K values")
-    parser.add_argument("--repeats", type=int, default=20, help="timed calls per measurement (at most 2 s each)")
+    parser.add_argument("--members", default=None,
+                        help="comma-separated K values (default: 1,5,16; case e: 1,5)")
+    parser.add_argument("--epochs", type=int, default=2, help="cases c, e: same-run pairs (one epoch each)")
+    parser.add_argument("--examples", type=int, default=EXAMPLES, help="cases c, e: examples per member and epoch")
+    parser.add_argument("--repeats", type=int, default=40,
+                        help="timed calls of each side per measurement (at most 4 s per measurement)")
     parser.add_argument("--threads", type=int, default=None,
                         help="Numba threads (at most NUMBA_NUM_THREADS; default: all of them)")
     parser.add_argument("--wait-idle", type=float, default=0.0, metavar="SECONDS",
@@ -135,7 +163,7 @@ def main(argv=None):
     if unknown:
         parser.error(f"--cases: unknown case(s) {', '.join(unknown)}; choose from {', '.join(CASES)}")
     try:
-        member_counts = [int(k) for k in args.members.split(",")]
+        member_counts = [int(k) for k in (args.members or ",".join(map(str, MEMBERS))).split(",")]
     except ValueError:
         parser.error(f"--members must be comma-separated integers >= 1; got {args.members!r}")
     if not member_counts or min(member_counts) < 1:
@@ -153,12 +181,23 @@ def main(argv=None):
               "batch": BATCH, "dtype": "float32",
               "layers": [dict(zip(("name", "m", "n", "idle_rows", "zeros", "need_V"), layer)) for layer in LAYERS],
               "members": member_counts, "repeats": args.repeats}
+    if args.epochs < 1 or args.examples < BATCH:
+        parser.error(f"--epochs must be >= 1 and --examples >= {BATCH}")
     rows = bench_kernels(member_counts, args.repeats) if "kernels" in cases else []
+    epoch_cases = [c for c in cases if c in EPOCH_CASES]
+    epochs, epoch_records = bench_epochs(epoch_cases, args.epochs, args.examples, numba.get_num_threads(),
+                                         member_counts if args.members else None) if epoch_cases else ([], [])
     record["threads"] = thread_info()
     record["machine_after"] = {"load_average": machine_info().get("load_average")}
     record["kernels"] = rows
+    record["epochs"] = {"rows": epochs, "runs": epoch_records, "examples": args.examples, "targets":
+                        {f"{case} K={k}": v for (case, k), v in EPOCH_TARGETS.items()}, "rss_target": RSS_TARGET}
     write_json(args.out, record)
-    print((format_markdown if args.markdown else format_table)(rows, COLUMNS))
+    table = format_markdown if args.markdown else format_table
+    if rows:
+        print(table(rows, COLUMNS))
+    if epochs:
+        print(table(epochs, EPOCH_COLUMNS))
     print(f"\nthreads: {record['threads']}\nload average before/after: "
           f"{record['machine'].get('load_average')} / {record['machine_after']['load_average']}\n"
           f"written: {args.out}")

@@ -5,9 +5,11 @@ Why a fresh process. A Numba kernel that calls another compiled function without
 calls it by its symbol, and Numba's JIT binds that symbol to whichever definition of it is loaded:
 the callee's own compiled library when this process compiled the callee (freshly, or as a
 dependency of a fresh compile), else the caller's private copy. The two are optimized separately
-and can round horizontal sums differently in the last bit. Measured (2026-12-04): sparse dL/dV
-of the same cached cpu_auto kernel differs in 169 of 848 float32 entries depending on whether
-``memnp.kernels.sparse._backward_rows`` was compiled earlier in the process. So the single-network
+and can round horizontal sums differently in the last bit. Measured (2026-12-04, float32, one
+member, p x r x n = 16 x 53 x 20, 848 entries of dL/dV): cpu_auto's sparse VJP gives 169 entries
+different in a process that compiled its kernel from one that loaded it from the cache; a
+cached K-axis kernel gives the same 169 differences when ``memnp.kernels.sparse._backward_rows``
+was compiled earlier in the process, and not otherwise. So the single-network
 kernels and the K-axis kernels that call the same task functions agree bit for bit when both bind
 the same way; comparing a cached kernel against a freshly compiled one can differ. With an empty
 NUMBA_CACHE_DIR every kernel compiles in the process and binds to the callees' own libraries:

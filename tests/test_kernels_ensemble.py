@@ -100,6 +100,22 @@ def test_bad_shapes_and_scalars_name_the_parameter():
 
 # --- crossbar reads --------------------------------------------------------------------------------
 
+@pytest.mark.parametrize("n", [10, 20, 40])
+def test_plan_is_the_single_kernels_choice(n):
+    """Per member, the kernel family and evaluations cpu_auto.plan gives (cpu_auto's choice),
+    around its thresholds (zero fractions near 0.3 and 0.6, crossbars near 1,024 devices)."""
+    rng = np.random.default_rng(n)
+    for _ in range(20):
+        K, p = int(rng.integers(1, 6)), int(rng.integers(0, 20))
+        active = rng.random((K, 130)) < rng.uniform(0.3, 1.0, size=(K, 1))
+        active[:, -1] = True
+        layout = MemberRows.from_active(active)
+        V = rng.random(p * layout.total)
+        V[rng.random(V.size) < rng.choice([0.25, 0.3, 0.35, 0.55, 0.6, 0.65])] = 0.0
+        got, want = ensemble.plan(V, layout, n), ensemble.plan_reference(V, layout, n)
+        assert np.array_equal(got.is_sparse, want.is_sparse) and got.evaluations == want.evaluations
+
+
 @members
 @dtypes
 def test_pf_currents_and_power(K, dtype, monkeypatch):
@@ -166,6 +182,9 @@ def test_pf_kernels_without_examples(dtype):
     V = V[:0]
     assert ensemble.pf_currents(V, c, d_eps, layout).shape == (2, 0, c.shape[1])
     assert np.isnan(ensemble.pf_powers(V, c, d_eps, layout)).all()
+    grads = ensemble.pf_currents_vjp(V, c, d_eps, layout, np.zeros((2, 0, c.shape[1]), dtype))
+    assert grads.grad_V.shape == (0,) and not grads.grad_c.any() and not grads.grad_d_eps.any()
+    assert grads.grad_c.shape == c.shape
 
 
 @members

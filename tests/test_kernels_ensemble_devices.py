@@ -75,3 +75,35 @@ def test_bad_shapes_are_refused():
         ed.device_parameters(G[:-1], residuals[:, :-1], layout, SLOPES, INTERCEPTS)
     with pytest.raises(ValueError, match="voltage-packed"):
         ed.scatter_rows(np.zeros(7, np.float32), layout, 5)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_draw_device_parameters_equal_member_by_member_draws(dtype):
+    """Residuals drawn in the K-axis kernel from each member's PCG64 state equal random_raw's
+    words member by member (pf_devices.residuals), and so do the states after them."""
+    _, layout, G, _ = _case(dtype, 3)
+    factors = np.array([[[0.1, 0.05], [0.3, -0.2]], [[0.2, 0.0], [0.1, 0.4]], [[0.15, 0.1], [0.0, 0.5]]])
+    ours = [np.random.default_rng(40 + k) for k in range(3)]
+    theirs = [np.random.default_rng(40 + k) for k in range(3)]
+    drawn = np.array([True, False, True])
+    residuals = np.empty((2,) + G.shape, dtype)
+    states = np.zeros((3, 4), np.uint64)
+    for k, rng in enumerate(ours):
+        s = rng.bit_generator.state["state"]
+        states[k] = (s["state"] >> 64, s["state"] & (2**64 - 1), s["inc"] >> 64, s["inc"] & (2**64 - 1))
+    a, b = layout.offsets[1], layout.offsets[2]
+    from memnp.kernels.pf_devices import residuals as draw
+    residuals[:, a:b] = draw(ours[1], factors[1], (b - a, G.shape[1]), dtype)     # a member drawn alone
+    c, d_eps, after = ed.draw_device_parameters(G, residuals, layout, states, drawn, factors, SLOPES, INTERCEPTS)
+    expected_residuals = np.empty_like(residuals)
+    c_ref, d_ref = ed.draw_device_parameters_reference(G, expected_residuals, layout, theirs, factors, SLOPES,
+                                                       INTERCEPTS)
+    assert np.array_equal(residuals, expected_residuals)
+    assert np.array_equal(c, c_ref) and np.array_equal(d_eps, d_ref)
+    for k in (0, 2):
+        expected = theirs[k].bit_generator.state["state"]["state"]
+        assert (int(after[k, 0]) << 64) | int(after[k, 1]) == expected
+    assert np.all(after[1] == 0)
+    _, _, none_after = ed.draw_device_parameters(G, residuals.copy(), layout, states, drawn, factors, SLOPES,
+                                                 INTERCEPTS, parameters=False)
+    assert np.array_equal(none_after, after)

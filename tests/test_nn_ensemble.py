@@ -127,17 +127,32 @@ def test_cnn_memristive_dense_bit_equal(mnist, weights, stacked):
     check_bit_equal(lambda K: cnn_members(K, weights), crops, y, K=3, stacked=stacked, batch=8)
 
 
-def test_predict_and_evaluate_equal_members_alone(mnist):
+@pytest.mark.parametrize("network", ["mlp", "cnn"])
+def test_predict_and_evaluate_equal_members_alone(mnist, network):
+    """predict and evaluate (the stacked forward pass: members' own stages, draws "active") give
+    each member's own outputs, losses, accuracies and powers, after some training too; other
+    stages and draws="all" go member by member and give them as well."""
     x, y = mnist
     K = 3
-    alone, ensemble = mlp_members(stage_c, K), Ensemble(mlp_members(stage_c, K))
-    xs = np.stack([x[40 * k:40 * k + 100] for k in range(K)])
+    if network == "mlp":
+        build, data = (lambda: mlp_members(stage_c, K)), x
+    else:
+        build, data = (lambda: cnn_members(K, "double")), np.ascontiguousarray(x[:, 8:20, 8:20, None])
+    alone, ensemble = build(), Ensemble(build())
+    assert ensemble.stacked_layers
+    for step in range(3):
+        xs, ys = np.stack([data[16 * (step + k):][:16] for k in range(K)]), np.stack([y[16 * (step + k):][:16]
+                                                                                      for k in range(K)])
+        ensemble.train_step(xs, ys, [np.random.default_rng(step * K + k) for k in range(K)])
+        for k in range(K):
+            alone[k].train_step(xs[k], ys[k], np.random.default_rng(step * K + k))
+    xs = np.stack([data[40 * k:40 * k + 100] for k in range(K)])
     ys = np.stack([y[40 * k:40 * k + 100] for k in range(K)])
-    out = ensemble.predict(xs, [np.random.default_rng(k) for k in range(K)], batch_size=32)
-    assert out.shape == (K, 100, 10)
-    for k in range(K):
-        expected = alone[k].predict(xs[k], np.random.default_rng(k), batch_size=32)
-        assert np.array_equal(out[k], expected)
+    for batch_size in (32, None):
+        out = ensemble.predict(xs, [np.random.default_rng(k) for k in range(K)], batch_size=batch_size)
+        assert out.shape == (K, 100, 10)
+        for k in range(K):
+            assert np.array_equal(out[k], alone[k].predict(xs[k], np.random.default_rng(k), batch_size=batch_size))
     result = ensemble.evaluate(list(xs), list(ys), [np.random.default_rng(k) for k in range(K)],
                                batch_size=30, power=True)
     for k in range(K):
@@ -147,6 +162,53 @@ def test_predict_and_evaluate_equal_members_alone(mnist):
         assert result["power"][k] == expected["power"] and expected["power"] > 0
     no_power = ensemble.evaluate(xs, ys, [np.random.default_rng(k) for k in range(K)])
     assert no_power["power"] is None and no_power["loss"].shape == (K,)
+    # Another PF stage for every member: the stacked pass under those stages.
+    other = [stage_c(k + 1) for k in range(K)]
+    assert ensemble._plan_for(other) is not None
+    under = ensemble.evaluate(xs, ys, [np.random.default_rng(k) for k in range(K)], stages=other, power=True)
+    for k in range(K):
+        expected = alone[k].evaluate(xs[k], ys[k], np.random.default_rng(k), stage=other[k], power=True)
+        assert (under["loss"][k], under["accuracy"][k], under["power"][k]) == \
+            (expected["loss"], expected["accuracy"], expected["power"])
+    # draws="all" (chip sampling: every device drawn, the rows read keep theirs), with read streams.
+    chip = ensemble.evaluate(xs, ys, [np.random.default_rng(k) for k in range(K)], stages=other, draws="all",
+                             read_rngs=[np.random.default_rng(9 + k) for k in range(K)], power=True)
+    for k in range(K):
+        expected = alone[k].evaluate(xs[k], ys[k], np.random.default_rng(k), stage=other[k], draws="all",
+                                     read_rng=np.random.default_rng(9 + k), power=True)
+        assert (chip["loss"][k], chip["accuracy"][k], chip["power"][k]) == \
+            (expected["loss"], expected["accuracy"], expected["power"])
+    out = ensemble.predict(xs, [np.random.default_rng(k) for k in range(K)], batch_size=64, draws="all")
+    for k in range(K):
+        assert np.array_equal(out[k], alone[k].predict(xs[k], np.random.default_rng(k), batch_size=64, draws="all"))
+
+
+def test_ideal_training_then_stacked_evaluation_under_pf(mnist):
+    """Members trained on an ideal stage (a step loops over them: nothing to stack) are evaluated
+    under PF stages in one stacked pass, each equal to its own evaluation; stages of different
+    structures go member by member."""
+    x, y = mnist
+    K = 3
+    ideal = [Stage(G_OFF, G_ON, 0.5) for _ in range(K)]
+    alone = mlp_members(lambda k: ideal[k], K)
+    ensemble = Ensemble(mlp_members(lambda k: ideal[k], K))
+    assert ensemble.stacked_layers == ()
+    xs, ys = np.stack([x[16 * k:16 * k + 16] for k in range(K)]), np.stack([y[16 * k:16 * k + 16] for k in range(K)])
+    ensemble.train_step(xs, ys)
+    for k in range(K):
+        alone[k].train_step(xs[k], ys[k])
+    pf = [stage_c(k) for k in range(K)]
+    assert ensemble._plan_for(pf) is not None
+    xs, ys = np.stack([x[50 * k:50 * k + 90] for k in range(K)]), np.stack([y[50 * k:50 * k + 90] for k in range(K)])
+    result = ensemble.evaluate(xs, ys, [np.random.default_rng(k) for k in range(K)], stages=pf, batch_size=40)
+    for k in range(K):
+        expected = alone[k].evaluate(xs[k], ys[k], np.random.default_rng(k), stage=pf[k], batch_size=40)
+        assert (result["loss"][k], result["accuracy"][k]) == (expected["loss"], expected["accuracy"])
+    mixed = [pf[0], stage_e(1), pf[2]]
+    assert ensemble._plan_for(mixed) is None
+    result = ensemble.evaluate(xs, ys, [np.random.default_rng(k) for k in range(K)], stages=mixed)
+    for k in range(K):
+        assert result["loss"][k] == alone[k].evaluate(xs[k], ys[k], np.random.default_rng(k), stage=mixed[k])["loss"]
 
 
 def test_member_weights_save_and_load(tmp_path, mnist):
@@ -185,6 +247,9 @@ def test_members_that_differ_are_refused():
         Ensemble([base, mnist_mlp(np.random.default_rng(0), "double", stage=stage_c(0), backend="numpy")])
     with pytest.raises(ValueError, match="member 1 is the same Sequential object as member 0"):
         Ensemble([base, base])
+    shared = Sequential(base.layers, input_shape=(28, 28), stage=stage_c(0))
+    with pytest.raises(ValueError, match="member 1 shares its layer 1 with member 0"):
+        Ensemble([base, shared])
     with pytest.raises(ValueError, match="member 1 must be a memnp.nn.Sequential"):
         Ensemble([base, "model"])
 
@@ -200,8 +265,10 @@ def test_bad_batches_and_rngs(mnist):
         ensemble.train_step(xs, ys, rngs[0])
     with pytest.raises(ValueError, match=r"rngs\[1\] \(member 1\) must be None or a numpy.random.Generator"):
         ensemble.train_step(xs, ys, [rngs[0], 5, rngs[2]])
-    with pytest.raises(ValueError, match=r"member 2\) is the same Generator as member 0"):
+    with pytest.raises(ValueError, match=r"member 2\) draws from the same Generator .* as member 0"):
         ensemble.train_step(xs, ys, [rngs[0], rngs[1], rngs[0]])
+    with pytest.raises(ValueError, match=r"member 1\) draws from the same Generator .* as member 0"):
+        ensemble.train_step(xs, ys, [rngs[0], np.random.Generator(rngs[0].bit_generator), rngs[2]])
     with pytest.raises(ValueError, match=r"xs\[2\] \(member 2\) holds 7 examples but member 0's holds 8"):
         ensemble.train_step([x[:8], x[:8], x[:7]], ys, rngs)
     with pytest.raises(ValueError, match=r"xs must hold one batch per member \(K = 3\); got 2"):
@@ -245,6 +312,24 @@ def test_momentum_members_and_replaced_weights_stay_bit_equal(mnist):
             assert np.array_equal(a, b)
 
 
+def test_a_members_stage_replaced_between_steps(mnist):
+    """A member given another stage between steps trains under it, as alone; a stage of another
+    phase structure is refused, naming the member."""
+    x, y = mnist
+    alone, ensemble = mlp_members(stage_c, 2), Ensemble(mlp_members(stage_c, 2))
+    rngs_a = [np.random.default_rng(k) for k in range(2)]
+    rngs_t = [np.random.default_rng(k) for k in range(2)]
+    for step in range(4):
+        if step == 2:
+            alone[1].stage = ensemble.members[1].stage = stage_c(3)
+        xs, ys = np.stack([x[16 * step:][:16]] * 2), np.stack([y[16 * step:][:16]] * 2)
+        losses, _ = ensemble.train_step(xs, ys, rngs_t)
+        assert [losses[k] for k in range(2)] == [alone[k].train_step(xs[k], ys[k], rngs_a[k])[0] for k in range(2)]
+    ensemble.members[0].stage = stage_e(0)
+    with pytest.raises(ValueError, match="member 1 differs from member 0 in its stage"):
+        ensemble.train_step(xs, ys, rngs_t)
+
+
 def test_load_weights_into_a_member_between_steps(tmp_path, mnist):
     x, y = mnist
     alone, ensemble = mlp_members(stage_c, 2), Ensemble(mlp_members(stage_c, 2))
@@ -279,3 +364,36 @@ def test_stacked_step_names_the_member_of_bad_inputs(mnist):
         ensemble.train_step(xs, labels, rngs)
     with pytest.raises(ValueError, match=r"rngs\[0\] \(member 0\) must be a numpy.random.Generator"):
         ensemble.train_step(xs, ys, [None, rngs[1], rngs[2]])
+
+
+def test_parallel_kernels_with_many_members_stay_bit_equal(mnist):
+    """K = 6 members of the case c network on full batches of 64: the K-axis PF kernels take
+    their parallel path (over the one-thread threshold) on 2 threads where Numba has them."""
+    import numba
+    x, y = mnist
+    before = numba.get_num_threads()
+    numba.set_num_threads(min(2, numba.config.NUMBA_NUM_THREADS))
+    try:
+        check_bit_equal(lambda K: mlp_members(stage_c, K), x, y, K=6, stacked=(1, 3), steps=6, batch=64)
+    finally:
+        numba.set_num_threads(before)
+
+
+def test_a_backend_without_k_axis_reads_loops_over_the_members(mnist):
+    """The numpy backend has no K-axis reads (Backend.ensemble is None): the ensemble runs each
+    member's own train_step and evaluate, with the same numbers."""
+    x, y = mnist
+
+    def build():
+        return [mnist_mlp(np.random.default_rng(k), "double", "float64", 6, stage=stage_c(k), backend="numpy")
+                for k in range(2)]
+
+    alone, ensemble = build(), Ensemble(build())
+    assert ensemble.stacked_layers == ()
+    xs = np.stack([x[:8], x[8:16]]).astype(np.float64)
+    ys = np.stack([y[:8], y[8:16]])
+    losses, _ = ensemble.train_step(xs, ys, [np.random.default_rng(k) for k in range(2)])
+    for k in range(2):
+        assert losses[k] == alone[k].train_step(xs[k], ys[k], np.random.default_rng(k))[0]
+        for a, b in zip(_params(alone[k]), _params(ensemble.members[k])):
+            assert np.array_equal(a, b)

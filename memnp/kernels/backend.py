@@ -17,6 +17,8 @@ units:
 - ``pf_tiled_adc(V, c, d_eps, tile_of_row, T, full_scale, levels, constants)`` -> (I, clipped)
   or None: the arrays' currents, their ADCs and the digital sum in one pass, where the device
   has that loop (None: the caller quantises :meth:`pf_partial_currents`)
+- ``ensemble``: the device's K-axis reads for memnp.nn.Ensemble (:mod:`memnp.kernels.ensemble` on
+  the cpu backend), or None (the ensemble then runs its members one by one)
 - ``circuit``: the line-resistance solver of the device (forward, VJP, power), attached by
   :mod:`memnp.circuit.dispatch` (the circuit package sits above the kernels).
 
@@ -67,6 +69,9 @@ class Backend:
     name = None
     #: The line-resistance solver (memnp.circuit.dispatch attaches one per device class).
     circuit = None
+    #: The K-axis crossbar reads of the device (memnp.kernels.ensemble's functions), or None where
+    #: it has none (memnp.nn.Ensemble then runs its members one by one).
+    ensemble = None
 
     def __init__(self, kernels):
         self.kernels = kernels
@@ -115,6 +120,12 @@ class CpuBackend(Backend):
     def __init__(self):
         from . import cpu_auto
         super().__init__(cpu_auto)
+
+    @property
+    def ensemble(self):
+        """The K-axis reads of :mod:`memnp.kernels.ensemble` (imported when first asked for)."""
+        from . import ensemble
+        return ensemble
 
     def pf_partial_currents(self, V, c, d_eps, tile_of_row, T):
         """The one-pass tiled loop (:func:`memnp.kernels.tiling.pf_currents_tiled`, tested against

@@ -15,12 +15,12 @@ preparation (example terms, padded device terms, transposed gradients). Those ta
 depend on how the work is split over threads, and neither do these kernels'.
 
 One call = one Numba kernel: the preparation, parallel over members; then the tasks of all
-members in one ``prange``: a dense member contributes (block of examples, column) tasks (forward)
-or one task per row (backward), a sparse member one task per thread, each taking every T-th
-example (forward) or row (backward) of the member. With 2 threads and K >= 2 both cores get work
-even where one member alone would run on one thread. A call whose device evaluations, over all
-members, are below :func:`memnp.kernels.cpu_auto.serial_below` runs a serial twin of the kernel
-(the same task functions in plain loops, without the parallel region's start-up cost).
+members in one ``prange``, T per member (T = threads): task t of a member takes every T-th
+example (sparse forward), (block of examples, column) pair (dense forward) or row (backward) of
+it. So with 2 threads both cores get work for any K, and where one member alone would run on
+one thread (below :func:`memnp.kernels.cpu_auto.serial_below` device evaluations) the K members
+together may not. A call below that threshold, over all members, runs a serial twin of the
+kernel (the same functions in plain loops, without the parallel region's start-up cost).
 
 Caveat (Numba, measured 2026-12-04). The task functions are called, not inlined, and Numba's JIT
 binds such a call to the callee's own compiled library when the process has loaded it (it does
@@ -42,7 +42,7 @@ from dataclasses import dataclass
 
 import numba
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 from . import cpu, cpu_auto, sparse
 from .cpu import EXAMPLE_BLOCK
@@ -52,7 +52,7 @@ from .ensemble_pf import _backward_parallel, _backward_serial, _forward_parallel
 from .sparse import _padded_width
 
 __all__ = ["PFGradients", "IdealGradients", "pf_currents", "pf_currents_vjp", "pf_powers",
-           "ideal_currents", "ideal_currents_vjp", "ideal_powers", "plan"]
+           "ideal_currents", "ideal_currents_vjp", "ideal_powers", "Plan", "plan", "plan_reference"]
 
 
 @dataclass(frozen=True)
@@ -113,8 +113,32 @@ def _grad_I(grad_I, layout, p, n, dtype):
 
 
 def plan(V, layout, n):
-    """The :class:`Plan` of voltage-packed V for a crossbar of n columns: per member the choice
-    of :func:`memnp.kernels.cpu_auto.plan` (what cpu_auto runs for that member alone)."""
+    """The :class:`Plan` of voltage-packed V (float32/float64) for a crossbar of n columns: per
+    member the choice of :func:`memnp.kernels.cpu_auto.plan` (what cpu_auto runs for that member
+    alone), with the zeros of every member counted in one pass. :func:`plan_reference` asks
+    cpu_auto.plan member by member (the tests check that the two agree)."""
+    p = layout.batch(V)
+    counts = layout.counts()
+    sizes = p * counts
+    devices = counts * n
+    zeros = np.zeros(layout.members, dtype=np.int64)
+    _count_member_zeros(V, layout.offsets, p, zeros)
+    # cpu_auto.plan: the dense kernels below MIN_DEVICES devices or for an empty V; the sparse ones
+    # from min_zeros(n) of V's entries exactly 0.
+    is_sparse = (devices >= sparse.MIN_DEVICES) & (sizes > 0) & (zeros >= sparse.min_zeros(n) * sizes)
+    evaluations = np.where(is_sparse, (sizes - zeros) * n, sizes * n)
+    return Plan(is_sparse, int(evaluations.sum()))
+
+
+@njit(cache=True)
+def _count_member_zeros(V, offsets, p, zeros):
+    for k in range(offsets.size - 1):
+        r = offsets[k + 1] - offsets[k]
+        zeros[k] = sparse._count_zeros(V[p * offsets[k]:p * offsets[k + 1]].reshape((p, r)))
+
+
+def plan_reference(V, layout, n):
+    """:func:`plan` from :func:`memnp.kernels.cpu_auto.plan`, member by member."""
     p = layout.batch(V)
     is_sparse = np.zeros(layout.members, dtype=np.bool_)
     evaluations = 0
@@ -137,18 +161,18 @@ def _forward(V, c, d_eps, layout, power):
     nn = _padded_width(n)
     chosen = plan(V, layout, n)
     threads = _threads(chosen.evaluations)
-    strides = min(threads, max(p, 1))
     widths = np.where(chosen.is_sparse, nn, n)
     out_offsets = np.zeros(layout.members + 1, np.int64)
     np.cumsum(p * widths, out=out_offsets[1:])
-    blocks = (p + EXAMPLE_BLOCK - 1) // EXAMPLE_BLOCK
-    tasks = np.where(chosen.is_sparse, strides, blocks * n)
+    # Tasks per member: a sparse member's examples are split over as many tasks as threads (one
+    # stride each), a dense member's (block of examples, column) pairs likewise.
+    units = np.where(chosen.is_sparse, max(p, 1), (p + EXAMPLE_BLOCK - 1) // EXAMPLE_BLOCK * n)
     task_offsets = np.zeros(layout.members + 1, np.int64)
-    np.cumsum(tasks, out=task_offsets[1:])
+    np.cumsum(np.minimum(threads, units), out=task_offsets[1:])
     I = np.empty((layout.members, p, n) if not power else (0, 0, 0), dtype=V.dtype)
     kernel = _forward_serial if threads == 1 else _forward_parallel
-    out = kernel(V, c, d_eps, layout.offsets, p, chosen.is_sparse, nn, bool(power), strides,
-                 out_offsets, task_offsets, I)
+    out = kernel(V, c, d_eps, layout.offsets, p, chosen.is_sparse, nn, bool(power), out_offsets,
+                 task_offsets, I)
     return out, out_offsets, chosen, I, p, n, nn
 
 
@@ -181,13 +205,12 @@ def pf_currents_vjp(V, c, d_eps, layout, grad_I, need_V=True):
     nn = _padded_width(n)
     chosen = plan(V, layout, n)
     threads = _threads(chosen.evaluations)
-    counts = layout.counts()
-    tasks = np.where(chosen.is_sparse, np.minimum(threads, np.maximum(counts, 1)), counts)
+    # Tasks per member: its rows split over as many tasks as threads (every T-th row each).
     task_offsets = np.zeros(layout.members + 1, np.int64)
-    np.cumsum(tasks, out=task_offsets[1:])
+    np.cumsum(np.minimum(threads, layout.counts()), out=task_offsets[1:])
     kernel = _backward_serial if threads == 1 else _backward_parallel
     grad_V, grad_c, grad_d_eps = kernel(V, c, d_eps, grad_I, layout.offsets, p, chosen.is_sparse, nn,
-                                        bool(need_V), threads, task_offsets)
+                                        bool(need_V), task_offsets)
     return PFGradients(grad_V if need_V else None, grad_c, grad_d_eps)
 
 

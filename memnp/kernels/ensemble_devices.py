@@ -6,21 +6,27 @@ gradients are row-packed (R, n), member k's block rows offsets[k]:offsets[k + 1]
 b_d). One Numba call, parallel over members, runs for each member the loop of
 :mod:`memnp.kernels.pf_devices` on its block with its numbers, so member k's result equals
 ``pf_devices.device_parameters(G_k, E_k, slopes[k], intercepts[k])`` (and ``..._vjp``) bit for
-bit. :func:`device_parameters_reference` and :func:`device_parameters_vjp_reference` are those
-loops over members, the references the tests compare against (and pf_devices' own references are
-the NumPy code of :class:`memnp.crossbar.nonidealities.IVNonlinearityPF`).
+bit. :func:`draw_device_parameters` also draws the residuals: member k's words come from its own
+PCG64 (:func:`memnp.kernels.pcg64.fill`: the words and state of ``random_raw``), so the members'
+Generators advance in one parallel call instead of one after the other.
+
+The ``*_reference`` functions are those loops over members, the references the tests compare
+against (pf_devices' own references are the NumPy code of
+:class:`memnp.crossbar.nonidealities.IVNonlinearityPF`).
 """
 import numpy as np
 from numba import njit, prange
 
+from . import pcg64
 from .arrays import contiguous_floats
 from .cpu import _PRANGE_ONLY
 from .ensemble_layout import MemberRows
-from .pf_devices import _parameters, _parameters_vjp, device_parameters_vjp
+from .pf_devices import _parameters, _parameters_vjp, _residuals, device_parameters_vjp
 from .pf_devices import device_parameters as single_device_parameters
 
-__all__ = ["device_parameters", "device_parameters_vjp_members", "scatter_rows",
-           "device_parameters_reference", "device_parameters_vjp_reference", "scatter_rows_reference"]
+__all__ = ["device_parameters", "draw_device_parameters", "device_parameters_vjp_members", "scatter_rows",
+           "device_parameters_reference", "draw_device_parameters_reference", "device_parameters_vjp_reference",
+           "scatter_rows_reference"]
 
 
 @njit(parallel=_PRANGE_ONLY, cache=True)
@@ -39,6 +45,48 @@ def _parameters_vjp_members(G, c, d_eps, grad_c, grad_d_eps, offsets, slopes, n,
         b = offsets[k + 1] * n
         _parameters_vjp(G[a:b], c[a:b], d_eps[a:b], grad_c[a:b], grad_d_eps[a:b], slopes[k, 0],
                         slopes[k, 1], grad_G[a:b])
+
+
+@njit(parallel=_PRANGE_ONLY, cache=True)
+def _draw_members(states, drawn, offsets, n, factors, G, slopes, intercepts, with_parameters,
+                  e_c, e_d, c, d_eps, after):
+    for k in prange(offsets.size - 1):
+        a = offsets[k] * n
+        b = offsets[k + 1] * n
+        if drawn[k]:
+            words = np.empty(b - a, np.uint64)
+            after[k, 0], after[k, 1] = pcg64.fill(states[k, 0], states[k, 1], states[k, 2], states[k, 3], words)
+            _residuals(words, factors[k, 0, 0], factors[k, 0, 1], factors[k, 1, 0], factors[k, 1, 1],
+                       e_c[a:b], e_d[a:b])
+        if with_parameters:
+            _parameters(G[a:b], e_c[a:b], e_d[a:b], slopes[k, 0], intercepts[k, 0], slopes[k, 1],
+                        intercepts[k, 1], c[a:b], d_eps[a:b])
+
+
+def draw_device_parameters(G, residuals, layout, states, drawn, factors, slopes, intercepts, parameters=True):
+    """Draw the residuals of the members with ``drawn[k]`` into ``residuals`` (2, R, n) (the
+    others' must be there already) and, when ``parameters``, compute (c, d_eps) (R, n) from them
+    as :func:`device_parameters` does. Member k's words: one per device from the PCG64 at
+    ``states[k]`` = (s_hi, s_lo, inc_hi, inc_lo) uint64, as ``random_raw`` makes them. Returns
+    (c, d_eps, after): after (K, 2) uint64 the states (s_hi, s_lo) after the drawn members' words
+    (c and d_eps None without ``parameters``)."""
+    G = np.asarray(G)
+    _check(layout, (G,), residuals)
+    K = layout.members
+    slopes, intercepts = _per_member("slopes", slopes, K), _per_member("intercepts", intercepts, K)
+    states = np.ascontiguousarray(states, dtype=np.uint64)
+    drawn = np.ascontiguousarray(drawn, dtype=np.bool_)
+    factors = np.ascontiguousarray(factors, dtype=np.float64)
+    if states.shape != (K, 4) or drawn.shape != (K,) or factors.shape != (K, 2, 2):
+        raise ValueError(f"states, drawn and factors must have shapes ({K}, 4), ({K},) and ({K}, 2, 2); got "
+                         f"{states.shape}, {drawn.shape} and {factors.shape}")
+    c = np.empty_like(G) if parameters else np.empty((0, G.shape[1]), G.dtype)
+    d_eps = np.empty_like(c)
+    after = np.zeros((K, 2), np.uint64)
+    _draw_members(states, drawn, layout.offsets, G.shape[1], factors, G.reshape(-1), slopes, intercepts,
+                  bool(parameters), residuals[0].reshape(-1), residuals[1].reshape(-1), c.reshape(-1),
+                  d_eps.reshape(-1), after)
+    return (c, d_eps, after) if parameters else (None, None, after)
 
 
 def _check(layout, arrays, residuals=None):
@@ -107,6 +155,16 @@ def scatter_rows(grad_V, layout, p):
 
 
 # --- references: loops over members of the single-network functions --------------------------------
+
+def draw_device_parameters_reference(G, residuals, layout, generators, factors, slopes, intercepts):
+    """Member by member: residuals from generators[k].bit_generator.random_raw (pf_devices.residuals)
+    and the single loop's device parameters."""
+    from .pf_devices import residuals as draw
+    for k, generator in enumerate(generators):
+        a, b = layout.offsets[k], layout.offsets[k + 1]
+        residuals[:, a:b] = draw(generator, factors[k], (b - a, G.shape[1]), G.dtype)
+    return device_parameters_reference(G, residuals, layout, slopes, intercepts)
+
 
 def device_parameters_reference(G, residuals, layout, slopes, intercepts):
     c, d_eps = np.empty_like(G), np.empty_like(G)

@@ -65,28 +65,34 @@ def _forward_prep(k, V, c, d_eps, offsets, p, is_sparse, power, X, W, cw, kt):
 
 
 @njit(fastmath=KERNEL_FASTMATH, error_model="numpy", cache=True)
-def _forward_task(task, V, c, d_eps, offsets, p, is_sparse, nn, power, strides, out_offsets,
-                  task_offsets, X, W, cw, kt, out):
-    """One task: a (block of examples, column) pair of a dense member (cpu._pf_forward_task) or
-    every strides-th example of a sparse member (sparse._forward_examples)."""
+def _forward_task(task, V, c, d_eps, offsets, p, is_sparse, nn, power, out_offsets, task_offsets,
+                  X, W, cw, kt, out):
+    """Task t of the S tasks of a member (S = its share of task_offsets): every S-th example of a
+    sparse member (sparse._forward_examples), or every S-th (block of examples, column) pair of a
+    dense one (cpu._pf_forward_task for each)."""
     n = c.shape[1]
     k = _member_of(task_offsets, task)
     t = task - task_offsets[k]
+    S = task_offsets[k + 1] - task_offsets[k]
     o0 = offsets[k]
     o1 = offsets[k + 1]
     r = o1 - o0
     Vk = V[p * o0:p * o1].reshape((p, r))
     if is_sparse[k]:
         outk = out[out_offsets[k]:out_offsets[k + 1]].reshape((p, nn))
-        _forward_examples(t, strides, Vk, cw[o0:o1], kt[o0:o1], power, outk)
+        _forward_examples(t, S, Vk, cw[o0:o1], kt[o0:o1], power, outk)
     else:
         outk = out[out_offsets[k]:out_offsets[k + 1]].reshape((p, n))
-        b = t // n
-        j = t - b * n
-        first = b * EXAMPLE_BLOCK
         Wk = W[p * o0:p * o1].reshape((p, r)) if power else Vk
-        cpu._pf_forward_task(j, first, min(first + EXAMPLE_BLOCK, p), Wk,
-                             X[p * o0:p * o1].reshape((p, r)), c[o0:o1], d_eps[o0:o1], power, outk)
+        Xk = X[p * o0:p * o1].reshape((p, r))
+        ck = c[o0:o1]
+        dk = d_eps[o0:o1]
+        blocks = (p + EXAMPLE_BLOCK - 1) // EXAMPLE_BLOCK
+        for unit in range(t, blocks * n, S):
+            b = unit // n
+            j = unit - b * n
+            first = b * EXAMPLE_BLOCK
+            cpu._pf_forward_task(j, first, min(first + EXAMPLE_BLOCK, p), Wk, Xk, ck, dk, power, outk)
 
 
 @njit(error_model="numpy", cache=True)
@@ -110,7 +116,7 @@ def _forward_buffers(V, c, nn, power, out_offsets):
 
 
 @njit(parallel=_PRANGE_ONLY, fastmath=KERNEL_FASTMATH, error_model="numpy", cache=True)
-def _forward_parallel(V, c, d_eps, offsets, p, is_sparse, nn, power, strides, out_offsets, task_offsets, I):
+def _forward_parallel(V, c, d_eps, offsets, p, is_sparse, nn, power, out_offsets, task_offsets, I):
     """The forward pass of every member on Numba's threads: float64 sums ``out``, member k's
     (p, w_k) block at out_offsets[k] (w_k = nn sparse, n dense), as cpu's or sparse's forward
     kernel returns them; and, unless power, I (K, p, n) filled from them."""
@@ -122,7 +128,7 @@ def _forward_parallel(V, c, d_eps, offsets, p, is_sparse, nn, power, strides, ou
         wide_vectors()
         # int64 task index (prange's is unsigned): the task functions then call the single
         # kernels' functions with exactly the single kernels' argument types.
-        _forward_task(np.int64(task), V, c, d_eps, offsets, p, is_sparse, nn, power, strides, out_offsets,
+        _forward_task(np.int64(task), V, c, d_eps, offsets, p, is_sparse, nn, power, out_offsets,
                       task_offsets, X, W, cw, kt, out)
     if not power:
         for k in prange(K):
@@ -131,7 +137,7 @@ def _forward_parallel(V, c, d_eps, offsets, p, is_sparse, nn, power, strides, ou
 
 
 @njit(fastmath=KERNEL_FASTMATH, error_model="numpy", cache=True)
-def _forward_serial(V, c, d_eps, offsets, p, is_sparse, nn, power, strides, out_offsets, task_offsets, I):
+def _forward_serial(V, c, d_eps, offsets, p, is_sparse, nn, power, out_offsets, task_offsets, I):
     """:func:`_forward_parallel` on the calling thread (no parallel-region overhead)."""
     wide_vectors()
     X, W, cw, kt, out = _forward_buffers(V, c, nn, power, out_offsets)
@@ -139,7 +145,7 @@ def _forward_serial(V, c, d_eps, offsets, p, is_sparse, nn, power, strides, out_
     for k in range(K):
         _forward_prep(k, V, c, d_eps, offsets, p, is_sparse, power, X, W, cw, kt)
     for task in range(task_offsets[K]):
-        _forward_task(task, V, c, d_eps, offsets, p, is_sparse, nn, power, strides, out_offsets,
+        _forward_task(task, V, c, d_eps, offsets, p, is_sparse, nn, power, out_offsets,
                       task_offsets, X, W, cw, kt, out)
     if not power:
         for k in range(K):
@@ -184,28 +190,33 @@ def _backward_prep(k, V, c, d_eps, grad_I, offsets, p, is_sparse, need_V, gsize,
 
 
 @njit(fastmath=KERNEL_FASTMATH, error_model="numpy", cache=True)
-def _backward_task(task, V, c, d_eps, offsets, p, is_sparse, need_V, strides, task_offsets, gsize,
+def _backward_task(task, V, c, d_eps, offsets, p, is_sparse, need_V, task_offsets, gsize,
                    gbuf, VT, cw, kt, grad_V, grad_c, grad_d_eps):
-    """One task: a row of a dense member (cpu._pf_backward_row) or every T-th row of a sparse
-    member, T = min(strides, r_k) (sparse._backward_rows)."""
+    """Task t of the S tasks of a member (S = its share of task_offsets): rows t, t + S, ... of
+    the member, by sparse._backward_rows (sparse member) or cpu._pf_backward_row (dense)."""
     n = c.shape[1]
     nn = cw.shape[1]
     pp = (p + EXAMPLE_PAD - 1) // EXAMPLE_PAD * EXAMPLE_PAD
     k = _member_of(task_offsets, task)
     t = task - task_offsets[k]
+    S = task_offsets[k + 1] - task_offsets[k]
     o0 = offsets[k]
     o1 = offsets[k + 1]
     r = o1 - o0
     gVk = grad_V[p * o0:p * o1].reshape((p, r)) if need_V else grad_V.reshape((0, 0))
     if is_sparse[k]:
-        _backward_rows(t, min(strides, max(r, 1)), VT[p * o0:p * o1].reshape((r, p)),
-                       c[o0:o1], d_eps[o0:o1], cw[o0:o1], kt[o0:o1],
-                       gbuf[k * gsize:k * gsize + p * nn].reshape((p, nn)), need_V, gVk,
+        _backward_rows(t, S, VT[p * o0:p * o1].reshape((r, p)), c[o0:o1], d_eps[o0:o1], cw[o0:o1],
+                       kt[o0:o1], gbuf[k * gsize:k * gsize + p * nn].reshape((p, nn)), need_V, gVk,
                        grad_c[o0:o1], grad_d_eps[o0:o1])
     else:
-        cpu._pf_backward_row(t, V[p * o0:p * o1].reshape((p, r)), c[o0:o1], d_eps[o0:o1],
-                             gbuf[k * gsize:k * gsize + n * pp].reshape((n, pp)), need_V, gVk,
-                             grad_c[o0:o1], grad_d_eps[o0:o1])
+        Vk = V[p * o0:p * o1].reshape((p, r))
+        ck = c[o0:o1]
+        dk = d_eps[o0:o1]
+        gT = gbuf[k * gsize:k * gsize + n * pp].reshape((n, pp))
+        gck = grad_c[o0:o1]
+        gdk = grad_d_eps[o0:o1]
+        for i in range(t, r, S):
+            cpu._pf_backward_row(i, Vk, ck, dk, gT, need_V, gVk, gck, gdk)
 
 
 @njit(cache=True)
@@ -223,7 +234,7 @@ def _backward_buffers(V, c, offsets, p, nn, need_V):
 
 
 @njit(parallel=_PRANGE_ONLY, fastmath=KERNEL_FASTMATH, error_model="numpy", cache=True)
-def _backward_parallel(V, c, d_eps, grad_I, offsets, p, is_sparse, nn, need_V, strides, task_offsets):
+def _backward_parallel(V, c, d_eps, grad_I, offsets, p, is_sparse, nn, need_V, task_offsets):
     """grad_V (p R,) (or (0,)), grad_c, grad_d_eps (R, n) of every member, on Numba's threads."""
     gsize, gbuf, VT, cw, kt, grad_V, grad_c, grad_d_eps = _backward_buffers(V, c, offsets, p, nn, need_V)
     K = offsets.size - 1
@@ -231,13 +242,13 @@ def _backward_parallel(V, c, d_eps, grad_I, offsets, p, is_sparse, nn, need_V, s
         _backward_prep(k, V, c, d_eps, grad_I, offsets, p, is_sparse, need_V, gsize, gbuf, VT, cw, kt, grad_V)
     for task in prange(task_offsets[K]):
         wide_vectors()
-        _backward_task(np.int64(task), V, c, d_eps, offsets, p, is_sparse, need_V, strides, task_offsets, gsize,
+        _backward_task(np.int64(task), V, c, d_eps, offsets, p, is_sparse, need_V, task_offsets, gsize,
                        gbuf, VT, cw, kt, grad_V, grad_c, grad_d_eps)
     return grad_V, grad_c, grad_d_eps
 
 
 @njit(fastmath=KERNEL_FASTMATH, error_model="numpy", cache=True)
-def _backward_serial(V, c, d_eps, grad_I, offsets, p, is_sparse, nn, need_V, strides, task_offsets):
+def _backward_serial(V, c, d_eps, grad_I, offsets, p, is_sparse, nn, need_V, task_offsets):
     """:func:`_backward_parallel` on the calling thread."""
     wide_vectors()
     gsize, gbuf, VT, cw, kt, grad_V, grad_c, grad_d_eps = _backward_buffers(V, c, offsets, p, nn, need_V)
@@ -245,6 +256,6 @@ def _backward_serial(V, c, d_eps, grad_I, offsets, p, is_sparse, nn, need_V, str
     for k in range(K):
         _backward_prep(k, V, c, d_eps, grad_I, offsets, p, is_sparse, need_V, gsize, gbuf, VT, cw, kt, grad_V)
     for task in range(task_offsets[K]):
-        _backward_task(task, V, c, d_eps, offsets, p, is_sparse, need_V, strides, task_offsets, gsize,
+        _backward_task(task, V, c, d_eps, offsets, p, is_sparse, need_V, task_offsets, gsize,
                        gbuf, VT, cw, kt, grad_V, grad_c, grad_d_eps)
     return grad_V, grad_c, grad_d_eps

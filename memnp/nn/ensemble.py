@@ -15,28 +15,30 @@ alone. The members stay the K Sequential objects and hold their own weights, so
 Speed (cpu backend): a training step runs each double-weight ``MemristiveDense`` layer under a
 PF-only stage (the paper's PF-aware training, bench/epoch.py case c) for all members in one
 kernel call per stair (:class:`memnp.nn.ensemble_read.StackedCrossbar`: ragged active rows per
-member, both cores busy for K >= 2), and the softmax loss, L1 gradient and SGD step of those
-layers in one call each; those members keep their double weights in one stacked array (their
-params are views of it). Each member's draws still come from its own Generator, in the order it
-draws them alone. The following loop over members (the same numbers, one call per member):
-digital layers (Flatten, Sigmoid, ReLU, convolutions, pooling), memristive layers with standard
-weights, a memristive layer followed by anything but Sigmoid, ReLU or the final Softmax, every
-stage with phases besides PF currents (the combined stage's fused draw and conductance chain,
-DAC, the tiled read with ADCs, line resistance: a whole member's layer per call), optimisers other
-than plain SGD, models not ending in Softmax, other backends, and ``predict`` and ``evaluate``.
-After an ensemble step a member's ``grads`` and ``power()`` are not those of the step (ask the
-ensemble's ``evaluate(power=True)`` or the member's own pass).
+member; on all of Numba's threads, split over members and rows, once the members' work together
+passes the one-thread threshold of :func:`memnp.kernels.cpu_auto.serial_below`), and the softmax
+loss, L1 gradient and SGD step of those layers in one call each; their double weights live in one
+stacked array (each member's params are views of its slice). Each member's draws still come from
+its own Generator, in the order it draws them alone. Flatten and Sigmoid run on the stacked batch.
+
+These loop over the members (the same numbers, one call per member): other digital layers
+(ReLU, convolutions, pooling), memristive layers with standard weights or followed by anything
+but Sigmoid, ReLU or the final Softmax, and optimisers other than plain SGD. A whole step loops
+over the members' own ``train_step`` for stages with phases besides PF currents (the combined
+stage's fused draw and conductance chain, the DAC, the tiled read with ADCs, line resistance),
+models not ending in Softmax and backends without K-axis reads
+(``Backend.ensemble`` None: numpy, cuda). ``predict`` and ``evaluate`` run the
+stacked forward pass under the members' own stages or given ones (K PF-only stages of one
+structure), with either draw policy. After a stacked pass a member's ``grads`` and ``power()`` are
+not those of the pass (ask the ensemble's ``evaluate(power=True)``). The passes are in
+:mod:`memnp.nn.ensemble_pass`.
 """
 import numpy as np
 
-from ..crossbar.nonidealities.iv import IVNonlinearityPF
-from ..kernels import ensemble_steps, get_backend
-from .ensemble_read import StackedCrossbar, threads_for
-from .layers import Flatten, ReLU, Sigmoid, Softmax
-from .losses import _labels
-from .memristive import MemristiveDense
+from ..kernels import get_backend
+from . import ensemble_pass
+from .ensemble_read import StackedCrossbar
 from .model import DRAWS, Sequential, _batch
-from .optim import SGD, l1_gradient_
 
 __all__ = ["Ensemble"]
 
@@ -68,6 +70,12 @@ class Ensemble:
                 raise ValueError(f"member {k} is the same Sequential object as member {seen[id(model)]}; "
                                  "every member must be its own model")
             seen[id(model)] = k
+        owner = {}
+        for k, model in enumerate(models):
+            for i, layer in enumerate(model.layers):
+                if layer.params and owner.setdefault(id(layer), (k, i)) != (k, i):
+                    raise ValueError(f"member {k} shares its layer {i} with member {owner[id(layer)][0]}: "
+                                     "every member must hold its own layers")
         first = models[0]
         reference = _structure(first)
         for k, model in enumerate(models[1:], start=1):
@@ -86,7 +94,9 @@ class Ensemble:
                                  f"{_describe(what, own)} (member 0: {_describe(what, theirs)}); an "
                                  "ensemble needs one architecture, dtype, backend and phase structure")
         self._members = tuple(models)
-        self._plan = _plan(self._members)
+        self._weights = {}        # layer index -> StackedWeights, shared by every plan
+        self._plans = {}          # id() of a tuple of stages -> (the stages, their plan)
+        self._own = (None, None)  # (the members' stages, their plan): see _plan
 
     # -- structure ------------------------------------------------------------------------------
     @property
@@ -95,12 +105,31 @@ class Ensemble:
         return self._members
 
     @property
+    def _plan(self):
+        """The stacked plan under the members' own stages (rebuilt when a member's ``stage`` was
+        replaced; ValueError when the stages no longer share one phase structure)."""
+        stages = tuple(model.stage for model in self._members)
+        own_stages, own_plan = self._own
+        if own_stages is None or any(a is not b for a, b in zip(own_stages, stages)):
+            reference = _structure(self._members[0])["stage"]
+            for k, model in enumerate(self._members[1:], start=1):
+                ours = _structure(model)["stage"]
+                if ours != reference:
+                    raise ValueError(f"member {k} differs from member 0 in its stage: {_describe('stage', ours)} "
+                                     f"(member 0: {_describe('stage', reference)}); an ensemble needs one "
+                                     "phase structure")
+            own_plan = ensemble_pass.plan(self._members, list(stages), self._weights)
+            self._own = (stages, own_plan)
+        return own_plan
+
+    @property
     def stacked_layers(self):
         """Indices of the layers a training step runs for all members in one kernel call per
         stair (empty: the step loops over the members' own train_step)."""
-        if self._plan is None:
+        steps = self._plan
+        if steps is None:
             return ()
-        return tuple(i for i, step in enumerate(self._plan) if isinstance(step, StackedCrossbar))
+        return tuple(i for i, step in enumerate(steps) if isinstance(step, StackedCrossbar))
 
     def __len__(self):
         return len(self._members)
@@ -167,10 +196,11 @@ class Ensemble:
         seen = {}
         for k, rng in enumerate(rngs):
             if rng is not None:
-                if id(rng) in seen:
-                    raise ValueError(f"{name}[{k}] (member {k}) is the same Generator as member "
-                                     f"{seen[id(rng)]}'s: each member needs its own")
-                seen[id(rng)] = k
+                bits = id(rng.bit_generator)
+                if bits in seen:
+                    raise ValueError(f"{name}[{k}] (member {k}) draws from the same Generator (bit "
+                                     f"generator) as member {seen[bits]}: each member needs its own")
+                seen[bits] = k
         return rngs
 
     def _stages(self, stages):
@@ -183,103 +213,62 @@ class Ensemble:
         examples, ys (K, p) integer labels, rngs K Generators (None: the stages draw nothing).
         Returns (losses (K,), accuracies (K,)) float64, each member's loss including its L1
         penalty and its accuracy before the step."""
+        original = xs
         xs, ys = self._pairs(xs, ys)
         rngs = self._rngs(rngs)
-        if self._plan is not None:
-            return self._stacked_step(xs, ys, rngs)
+        steps = self._plan
+        if steps is not None:
+            return ensemble_pass.train_step(self._members, steps, self._stacked_inputs(original, xs), ys, rngs)
         K = len(self._members)
         losses, accuracies = np.empty(K), np.empty(K)
         for k, model in enumerate(self._members):
             losses[k], accuracies[k] = model.train_step(xs[k], ys[k], rngs[k])
         return losses, accuracies
 
-    def _stacked_step(self, xs, ys, rngs):
-        """:meth:`train_step` with the stacked layers of ``self._plan`` (see the module docstring)."""
-        members, plan = self._members, self._plan
-        K = len(members)
-        dtype = self.dtype
-        for k, model in enumerate(members):
-            if model.dtype != dtype:
-                raise ValueError(f"member {k} now has dtype {model.dtype} (member 0: {dtype}); an "
-                                 "ensemble needs one dtype")
-            if model.stage is not None and model.stage.random and rngs[k] is None:
-                raise ValueError(f"rngs[{k}] (member {k}) must be a numpy.random.Generator: the "
-                                 "member's stage has random nonidealities")
-        stacked = [step for step in plan if isinstance(step, StackedCrossbar)]
-        for step in stacked:
-            step.sync()
-        X = np.stack([model._inputs(x) for model, x in zip(members, xs)])
-        ctxs = [model._context(rng, None) for model, rng in zip(members, rngs)]
-        first = members[0]
-        last = len(first.layers) - 1             # the Softmax: its input, the logits, feeds the loss
-        acts = X
-        for i in range(last):
-            step = plan[i]
-            if isinstance(step, StackedCrossbar):
-                acts = step.forward(acts, rngs)
-            elif step == "flatten":
-                for model, a in zip(members, acts):
-                    model.layers[i].forward(a)
-                acts = acts.reshape(K, acts.shape[1], -1)
-            else:
-                acts = np.stack([model.layers[i].forward(a, ctx) for model, a, ctx in zip(members, acts, ctxs)])
-        p, classes = acts.shape[1], acts.shape[2]
-        labels = []
-        for k, y in enumerate(ys):
-            try:
-                labels.append(_labels(y, p, classes))
-            except ValueError as exc:
-                raise ValueError(f"ys[{k}] (member {k}): {exc}") from None
-        with threads_for(acts.size):
-            loss = ensemble_steps.softmax_cross_entropy(np.ascontiguousarray(acts), np.stack(labels))
-        grad = loss.grad
-        grad_D = {}
-        start = first._first_trainable
-        for i in range(last - 1, start - 1, -1):
-            step, need_dx = plan[i], i > start
-            if isinstance(step, StackedCrossbar):
-                grad, grad_D[i] = step.backward(grad, need_dx)
-            else:
-                grads = [model.layers[i].backward(g, need_dx=need_dx) for model, g in zip(members, grad)]
-                grad = np.stack(grads) if need_dx else None
-        losses = np.empty(K)
-        for k, model in enumerate(members):
-            if model.l1:        # the member's L1 gradient on its layers that ran alone
-                for i, layer in enumerate(model.layers):
-                    if getattr(layer, "memristive", False) and i not in grad_D:
-                        for _, theta, g, _ in layer.update_groups():
-                            l1_gradient_(theta, g, model.l1)
-        gammas = np.array([model.l1 for model in members])
-        plain_sgd = all(type(model.optimizer) is SGD and not model.optimizer.momentum for model in members)
-        lrs = np.array([model.optimizer.lr for model in members]) if plain_sgd else None
-        for i, g in grad_D.items():
-            if gammas.any():
-                with threads_for(g.size):
-                    ensemble_steps.l1_gradient(plan[i].D, g, gammas)
-        for k, model in enumerate(members):
-            losses[k] = float(loss.loss[k]) + model.l1_penalty()
-        for i, g in grad_D.items():
-            if plain_sgd:
-                with threads_for(g.size):
-                    ensemble_steps.sgd_step(plan[i].D, g, lrs, non_negative=True)
-            else:
-                for k, model in enumerate(members):
-                    model.optimizer.step([(f"layer{i}.D", plan[i].slices[k], g[k], True)])
-        for k, model in enumerate(members):
-            model.optimizer.step((f"layer{i}.{name}", theta, g, non_negative)
-                                 for i, layer in enumerate(model.layers) if i not in grad_D and layer.params
-                                 for name, theta, g, non_negative in layer.update_groups())
-        return losses, loss.hits / p
+    def _plan_for(self, stages):
+        """The stacked plan of a pass under ``stages`` (K Stages or Nones), or None (member by
+        member). Plans of other stages than the members' own are kept for the last few stage
+        lists seen (an inference sweep asks for the same ones again and again)."""
+        if all(s is model.stage for s, model in zip(stages, self._members)):
+            return self._plan
+        if any(s is None for s in stages):
+            return None
+        key = tuple(id(s) for s in stages)
+        hit = self._plans.get(key)
+        if hit is None or any(a is not b for a, b in zip(hit[0], stages)):
+            if len({(tuple((n, type(v).__name__) for n, v in s.phases.items()), s.mapping_rule)
+                    for s in stages}) != 1:
+                return None      # stages of different structures: member by member
+            if len(self._plans) >= 8:
+                self._plans.clear()
+            hit = self._plans[key] = (tuple(stages), ensemble_pass.plan(self._members, stages, self._weights))
+        return hit[1]
+
+    def _stacked_inputs(self, original, xs):
+        """X (K, p, ...) in the members' dtype: ``original`` itself when it is already such an
+        array (what Sequential._inputs would hand on unchanged), else the members' checked inputs
+        stacked."""
+        model = self._members[0]
+        if isinstance(original, np.ndarray) and original.dtype == model.dtype and original.ndim >= 3 \
+                and original.flags.c_contiguous and original.shape[1] \
+                and (model.input_shape is None or original.shape[2:] == model.input_shape):
+            return original
+        return np.stack([member._inputs(x) for member, x in zip(self._members, xs)])
 
     def predict(self, xs, rngs=None, stages=None, batch_size=None, draws="active"):
         """Outputs (K, n, ...) of every member for its inputs xs (K, n, ...), in batches of
         ``batch_size`` (None: one batch); stages: None (each member's own) or K Stages."""
+        original = xs
         xs = self._batches("xs", xs)
         rngs, stages = self._rngs(rngs), self._stages(stages)
         if batch_size is not None:
             _batch(batch_size)
         if draws not in DRAWS:
             raise ValueError(f"draws must be one of {', '.join(DRAWS)}; got {draws!r}")
+        steps = self._plan_for(stages)
+        if steps is not None:
+            return ensemble_pass.predict(self._members, steps, self._stacked_inputs(original, xs), rngs,
+                                         batch_size, stages, draws)
         return np.stack([model.predict(xs[k], rngs[k], stages[k], batch_size, draws)
                          for k, model in enumerate(self._members)])
 
@@ -288,45 +277,22 @@ class Ensemble:
         """{"loss": (K,), "accuracy": (K,), "power": (K,) or None} over every member's inputs xs
         (K, n, ...) and labels ys (K, n), as :meth:`Sequential.evaluate` gives for each member
         alone (loss includes the member's L1 penalty; power in W)."""
+        original = xs
         xs, ys = self._pairs(xs, ys)
         rngs, stages = self._rngs(rngs), self._stages(stages)
         read_rngs = self._rngs(read_rngs, "read_rngs")
-        _batch(batch_size)
+        batch_size = _batch(batch_size)
+        if draws not in DRAWS:
+            raise ValueError(f"draws must be one of {', '.join(DRAWS)}; got {draws!r}")
+        steps = self._plan_for(stages)
+        if steps is not None:
+            return ensemble_pass.evaluate(self._members, steps, self._stacked_inputs(original, xs), ys,
+                                          rngs, batch_size, power, stages, draws, read_rngs)
         results = [model.evaluate(xs[k], ys[k], rngs[k], stages[k], batch_size, power, draws, read_rngs[k])
                    for k, model in enumerate(self._members)]
         return {"loss": np.array([r["loss"] for r in results], dtype=np.float64),
                 "accuracy": np.array([r["accuracy"] for r in results], dtype=np.float64),
                 "power": np.array([r["power"] for r in results], dtype=np.float64) if power else None}
-
-
-#: Layers whose backward pass hands a stacked memristive layer below them a fresh C-contiguous
-#: dL/dy (what the member's own read takes its one-pass kernel path with).
-_STACKABLE_ABOVE = (Sigmoid, ReLU)
-
-
-def _plan(members):
-    """Per layer index, how a training step runs it for the K members: a :class:`StackedCrossbar`
-    (one kernel call per stair), "flatten" (a reshape of the stacked batch) or "member" (a loop
-    over the members' own layers); None when no layer can be stacked (the step is then a loop
-    over the members' own train_step)."""
-    first = members[0]
-    stage = first.stage
-    if (get_backend(first.backend).name != "cpu" or not first._fused or stage is None
-            or list(stage.phases) != ["currents"] or type(stage.nonpreserving) is not IVNonlinearityPF):
-        return None
-    layers = first.layers
-    plan = []
-    for i, layer in enumerate(layers):
-        above = layers[i + 1] if i + 1 < len(layers) else None
-        if type(layer) is MemristiveDense and layer.weights == "double" and i >= first._first_trainable \
-                and (isinstance(above, _STACKABLE_ABOVE) or (type(above) is Softmax and i + 1 == len(layers) - 1)):
-            plan.append(StackedCrossbar(i, [model.layers[i] for model in members],
-                                        [model.stage for model in members]))
-        elif type(layer) is Flatten:
-            plan.append("flatten")
-        else:
-            plan.append("member")
-    return plan if any(isinstance(step, StackedCrossbar) for step in plan) else None
 
 
 def _structure(model):

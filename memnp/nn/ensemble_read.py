@@ -1,18 +1,22 @@
 """One memristive layer of K ensemble members read in one kernel call per stair (issue 15).
 
-:class:`StackedCrossbar` holds the double weights of layer i of every member stacked, D (K, m, n)
+:class:`StackedWeights` holds the double weights of layer i of every member stacked, D (K, m, n)
 (m = n_in + 1 rows, bias last; n = 2 n_out columns); each member's layer keeps its weights in
 its slice D[k] (its params are views of it, so the member's model file, load and optimiser see
-them). A read under a PF-only stage runs the stairs of :meth:`memnp.nn.memristive.CrossbarLayer._read`
-for all members at once, with the K-axis kernels (:mod:`memnp.kernels.ensemble`,
-:mod:`memnp.kernels.ensemble_steps`, :mod:`memnp.kernels.ensemble_devices`) in the ragged
-active-row layout (:class:`memnp.kernels.ensemble_layout.MemberRows`). Only the PF residuals are
-drawn member by member, each from its own Generator and in the order the member alone draws them.
+them). A :class:`StackedCrossbar` reads them under K PF-only stages: the stairs of
+:meth:`memnp.nn.memristive.CrossbarLayer._read` for all members at once, with the K-axis kernels
+(the backend's :mod:`memnp.kernels.ensemble`, :mod:`memnp.kernels.ensemble_steps`,
+:mod:`memnp.kernels.ensemble_devices`) in the ragged active-row layout
+(:class:`memnp.kernels.ensemble_layout.MemberRows`). Each member's PF residuals come from its own
+Generator, in the order the member alone draws them: the words of all PCG64 members in one
+parallel call (:func:`memnp.kernels.ensemble_devices.draw_device_parameters`), other bit
+generators and small layers one member after the other.
 
 Every number equals the member's own read bit for bit (on the cpu backend): the same kernels' task
-functions on the same blocks with the member's own scalars. The one stair where the single read
-takes a NumPy path is G of a member that reads every row (its batch drives every input, as after
-a sigmoid): that member's G is computed with the same NumPy operations.
+functions on the same blocks with the member's own scalars. Where the single read takes a NumPy
+path, so does this one, member by member: G of a member that reads every row (its batch drives
+every input, as after a sigmoid), float64 device parameters, and draws="all" (the rows read taken
+from the crossbar's draws by NumPy indexing).
 
 Shapes: inputs X (K, p, n_in) C-contiguous in the weights' dtype; outputs (K, p, n_out);
 gradients the same shapes; V in volts, G in S, I in A.
@@ -25,13 +29,17 @@ import numpy as np
 
 from ..crossbar.mapping import _double_G, _double_max_weight
 from ..crossbar.validation import finite_array
-from ..kernels import ensemble as ensemble_reads
-from ..kernels import ensemble_devices, ensemble_steps
+from ..kernels import ensemble_devices, ensemble_steps, pcg64
 from ..kernels.cpu_auto import serial_below
 from ..kernels.ensemble_layout import MemberRows
 from .memristive import _input_error
 
-__all__ = ["StackedCrossbar", "StackedRead", "threads_for"]
+__all__ = ["StackedWeights", "StackedCrossbar", "StackedRead", "threads_for"]
+
+#: A device's residual draw and parameters cost about this many PF device evaluations (for the
+#: one-thread threshold).
+DRAW_COST = 10
+_MASK64 = (1 << 64) - 1
 
 
 @contextlib.contextmanager
@@ -65,25 +73,16 @@ class StackedRead:
     max_weight: np.ndarray
 
 
-class StackedCrossbar:
-    """Layer ``index`` of K members (double-weight MemristiveDense layers under PF-only stages)."""
+class StackedWeights:
+    """The double weights of layer ``index`` of K members stacked, ``D`` (K, m, n); each member's
+    layer keeps its weights in its slice ``slices[k]`` (its params are views of it)."""
 
-    def __init__(self, index, layers, stages):
+    def __init__(self, index, layers):
         self.index = index
         self.layers = list(layers)
-        K = len(self.layers)
-        pfs = [stage.nonpreserving for stage in stages]
-        self.pfs = pfs
-        self.k_V = np.array([stage.k_V for stage in stages], dtype=np.float64)
-        self.G_off = np.array([stage.G_off for stage in stages], dtype=np.float64)
-        self.G_on = np.array([stage.G_on for stage in stages], dtype=np.float64)
-        self.slopes = np.array([pf.slopes for pf in pfs], dtype=np.float64).reshape(K, 2)
-        self.intercepts = np.array([pf.intercepts for pf in pfs], dtype=np.float64).reshape(K, 2)
         self.D = None
         self.slices = ()
-        self._state = None
 
-    # -- storage ------------------------------------------------------------------------------
     def sync(self):
         """Make every member keep its weights in its slice of ``D``: where a member's params were
         replaced (initialize, load, astype, assignment), D is rebuilt from the current values."""
@@ -95,9 +94,42 @@ class StackedCrossbar:
         for layer, Dk in zip(self.layers, self.slices):
             layer.keep_matrix_in(Dk)
 
+
+class StackedCrossbar:
+    """Layer ``weights.index`` of K members (double-weight MemristiveDense layers) read under
+    PF-only ``stages`` (one per member); ``weights`` a :class:`StackedWeights`; ``reads`` the
+    backend's K-axis PF reads (:attr:`memnp.kernels.backend.Backend.ensemble`)."""
+
+    def __init__(self, weights, stages, reads):
+        self.weights = weights
+        self.index = weights.index
+        self.reads = reads
+        self.layers = weights.layers
+        K = len(self.layers)
+        pfs = [stage.nonpreserving for stage in stages]
+        self.pfs = pfs
+        self.k_V = np.array([stage.k_V for stage in stages], dtype=np.float64)
+        self.G_off = np.array([stage.G_off for stage in stages], dtype=np.float64)
+        self.G_on = np.array([stage.G_on for stage in stages], dtype=np.float64)
+        self.slopes = np.array([pf.slopes for pf in pfs], dtype=np.float64).reshape(K, 2)
+        self.intercepts = np.array([pf.intercepts for pf in pfs], dtype=np.float64).reshape(K, 2)
+        self.factors = np.array([pf.fused().factor for pf in pfs], dtype=np.float64).reshape(K, 2, 2)
+        self._state = None
+
+    @property
+    def D(self):
+        return self.weights.D
+
+    @property
+    def slices(self):
+        return self.weights.slices
+
+    def sync(self):
+        self.weights.sync()
+
     # -- the read -----------------------------------------------------------------------------
-    def _devices(self, X, rngs):
-        """(layout, V, G, c, d_eps, max_weight) of a read: the stairs before the currents."""
+    def _mapping(self, X):
+        """(layout, V, G, max_weight) of a read: the stairs from the inputs to the conductances."""
         D = self.D
         if X.dtype != D.dtype or not X.flags.c_contiguous:
             X = np.ascontiguousarray(X, dtype=D.dtype)
@@ -121,31 +153,93 @@ class StackedCrossbar:
             G[offsets[k]:offsets[k + 1]] = _double_G(D[k], float(max_weight[k]), float(self.G_off[k]),
                                                      float(self.G_on[k]))
         V = ensemble_steps.voltages(X, self.k_V, layout)
-        n = D.shape[2]
+        return layout, V, G, max_weight
+
+    def _draw(self, G, layout, rngs, draws_all=False):
+        """(c, d_eps) (R, n) of every member's devices read: the PF residuals drawn from each
+        member's Generator (one parallel call for the PCG64 members with enough devices, the
+        others one by one: the same words either way), then the device parameters. With
+        ``draws_all`` every device of the crossbar gets its draw, in the crossbar's order, and the
+        rows read keep theirs (the single read's draws="all")."""
+        n = G.shape[1]
+        K = len(self.pfs)
+        if draws_all:
+            m = self.D.shape[1]
+            residuals = np.empty((2, K * m, n), dtype=G.dtype)
+            self._residuals(residuals, MemberRows.full(K, m), rngs, G, False)
+            c, d_eps = np.empty_like(G), np.empty_like(G)
+            for k, pf in enumerate(self.pfs):
+                # The single read's arrays: the crossbar's draws, then the rows read taken from
+                # them by NumPy indexing (whose result's layout picks the device-parameter path).
+                every = np.ascontiguousarray(residuals[:, k * m:(k + 1) * m])
+                a, b = layout.offsets[k], layout.offsets[k + 1]
+                taken = every if b - a == m else every[..., layout.member_rows(k), :]
+                c[a:b], d_eps[a:b] = pf.device_parameters(G[a:b], taken)
+            return c, d_eps
         residuals = np.empty((2,) + G.shape, dtype=G.dtype)
-        for k, (pf, rng) in enumerate(zip(self.pfs, rngs)):
-            a, b = offsets[k], offsets[k + 1]
-            residuals[:, a:b] = pf.sample((b - a, n), rng, G.dtype)
-        if G.dtype == np.float32:
-            c, d_eps = ensemble_devices.device_parameters(G, residuals, layout, self.slopes, self.intercepts)
-        else:     # float64: the single read's NumPy path (IVNonlinearityPF.device_parameters)
+        fast = G.dtype == np.float32      # float32: the single read's loop (pf_devices.FASTER)
+        c, d_eps = self._residuals(residuals, layout, rngs, G, fast)
+        if not fast:     # float64: the single read's NumPy path (IVNonlinearityPF.device_parameters)
+            offsets = layout.offsets
             c, d_eps = np.empty_like(G), np.empty_like(G)
             for k, pf in enumerate(self.pfs):
                 a, b = offsets[k], offsets[k + 1]
                 c[a:b], d_eps[a:b] = pf.device_parameters(G[a:b], residuals[:, a:b])
-        return layout, V, G, c, d_eps, max_weight
+        return c, d_eps
 
-    def forward(self, X, rngs):
+    def _residuals(self, residuals, layout, rngs, G, parameters):
+        """Fill ``residuals`` (2, R, n) in ``layout``; (c, d_eps) from them and G when
+        ``parameters`` (else (None, None))."""
+        offsets, n = layout.offsets, residuals.shape[2]
+        K = len(self.pfs)
+        drawn = np.zeros(K, dtype=np.bool_)
+        states = np.zeros((K, 4), dtype=np.uint64)
+        held = []
+        try:
+            for k, (pf, rng) in enumerate(zip(self.pfs, rngs)):
+                a, b = offsets[k], offsets[k + 1]
+                bits = rng.bit_generator
+                if type(bits) is np.random.PCG64 and (b - a) * n >= pcg64.MIN_WORDS:
+                    bits.lock.acquire()
+                    state = bits.state
+                    held.append((k, bits, state))
+                    s, inc = state["state"]["state"], state["state"]["inc"]
+                    states[k] = (s >> 64, s & _MASK64, inc >> 64, inc & _MASK64)
+                    drawn[k] = True
+                else:
+                    residuals[:, a:b] = pf.sample((b - a, n), rng, residuals.dtype)
+            c, d_eps, after = ensemble_devices.draw_device_parameters(
+                G if parameters else residuals[0], residuals, layout, states, drawn, self.factors, self.slopes,
+                self.intercepts, parameters)
+            for k, bits, state in held:
+                state["state"]["state"] = (int(after[k, 0]) << 64) | int(after[k, 1])
+                bits.state = state
+        finally:
+            for _, bits, _ in held:
+                bits.lock.release()
+        return c, d_eps
+
+    def forward(self, X, rngs, draws_all=False):
         """Outputs y (K, p, n_out) from inputs X (K, p, n_in); each member's PF residuals from
-        rngs[k]."""
+        rngs[k] (``draws_all``: for every device, as the single read's draws="all")."""
         with threads_for(self.D.size + X.size):
-            layout, V, G, c, d_eps, max_weight = self._devices(X, rngs)
-        I = ensemble_reads.pf_currents(V, c, d_eps, layout)
+            layout, V, G, max_weight = self._mapping(X)
+        with threads_for(DRAW_COST * G.size):
+            c, d_eps = self._draw(G, layout, rngs, draws_all)
+        I = self.reads.pf_currents(V, c, d_eps, layout)
         self._state = StackedRead(layout, X.shape[1], V, G, c, d_eps, I, max_weight)
         for layer in self.layers:
             layer._last = None        # a member's own last read is not this one
         with threads_for(I.size):
             return ensemble_steps.outputs(I, self.k_V, max_weight, self.G_off, self.G_on)
+
+    def powers(self):
+        """(K,) float64: each member's average crossbar power (W) over the examples of the last
+        forward pass (what the member's own read reports, CrossbarPass.power)."""
+        state = self._state
+        if state is None:
+            raise ValueError(f"layer {self.index}: the stacked read's power needs a forward pass first")
+        return self.reads.pf_powers(state.V, state.c, state.d_eps, state.layout)
 
     def backward(self, dY, need_dx):
         """(dL/dX (K, p, n_in) or None, dL/dD (K, m, n)) from dL/dy (K, p, n_out)."""
@@ -161,7 +255,7 @@ class StackedCrossbar:
                 finite_array("dy", dY[k])
             except ValueError as exc:
                 raise ValueError(f"member {k}, layer {self.index}: {exc}") from None
-        grads = ensemble_reads.pf_currents_vjp(state.V, state.c, state.d_eps, layout, out.grad_I, need_dx)
+        grads = self.reads.pf_currents_vjp(state.V, state.c, state.d_eps, layout, out.grad_I, need_dx)
         self._state = None
         with threads_for(self.D.size + (grads.grad_V.size if need_dx else 0)):
             grad_G = ensemble_devices.device_parameters_vjp_members(state.G, state.c, state.d_eps, grads.grad_c,
