@@ -132,6 +132,23 @@ def test_a_stopped_group_resumes_every_member_from_its_checkpoint(plan, data, tm
         _assert_same(a, g)
 
 
+def test_a_member_checkpoint_of_another_numerics_version_is_not_resumed(plan, data, tmp_path):
+    from memnp.numerics import NUMERICS_VERSION
+    jobs = _jobs(plan, GROUPS[0][:2])
+    configs = [_config(j).replace(epochs=3) for j in jobs]
+    reference = protocol.train_group(configs, data, [_seq(j) for j in jobs])
+    checkpoints = [TrainingCheckpoint(tmp_path, j.key, 0) for j in jobs]
+    with pytest.raises(Stop):
+        protocol.train_group(configs, data, [_seq(j) for j in jobs], checkpoints=checkpoints,
+                             on_epoch=lambda e, n: _raise(e == 2))
+    info = json.loads(checkpoints[1].json_path.read_text())
+    checkpoints[1].json_path.write_text(json.dumps(dict(info, numerics_version=NUMERICS_VERSION + 1)))
+    resumed = protocol.train_group(configs, data, [_seq(j) for j in jobs], checkpoints=checkpoints)
+    assert [r["resumed_from_epoch"] for r, _ in resumed] == [2, None]   # the other version's: from epoch 1
+    for a, g in zip(reference, resumed):
+        _assert_same(a, g)
+
+
 def _raise(condition):
     if condition:
         raise Stop
