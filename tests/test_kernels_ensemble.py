@@ -102,7 +102,7 @@ def test_bad_shapes_and_scalars_name_the_parameter():
 
 @pytest.mark.parametrize("n", [10, 20, 40])
 def test_plan_is_the_single_kernels_choice(n):
-    """Per member, the kernel family and evaluations cpu_auto.plan gives (cpu_auto's choice),
+    """Per member, the kernel family and evaluations cpu_auto.plan gives (the cpu backend.s choice),
     around its thresholds (zero fractions near 0.3 and 0.6, crossbars near 1,024 devices)."""
     rng = np.random.default_rng(n)
     for _ in range(20):

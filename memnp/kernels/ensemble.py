@@ -75,7 +75,7 @@ class IdealGradients:
 @dataclass(frozen=True)
 class Plan:
     """Per member, whether cpu_auto would run the sparse kernels (``is_sparse`` (K,) bool), and the
-    device evaluations of all members together (``evaluations``, as :func:`memnp.kernels.cpu_auto.plan` counts)."""
+    device evaluations of all members together (``evaluations``, as :func:`cpu_auto.plan` counts)."""
 
     is_sparse: np.ndarray
     evaluations: int

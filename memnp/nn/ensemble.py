@@ -21,23 +21,28 @@ loss, L1 gradient and SGD step of those layers in one call each; their double we
 stacked array (each member's params are views of its slice). Each member's draws still come from
 its own Generator, in the order it draws them alone. Flatten and Sigmoid run on the stacked batch.
 
+Under stages with phases that have no K-axis kernels (the combined stage's fused draw and
+conductance chain, the DAC, the tiled read with its ADCs) the same layers run their mapping
+stairs (scan, maximum weight, conductances of the rows read, voltages, outputs, their VJPs) and
+the loss, L1 and SGD in K-axis calls, and those phases in each member's own CrossbarPass, one call
+per member (:class:`memnp.nn.ensemble_member_read.MemberCrossbar`).
+
 These loop over the members (the same numbers, one call per member): other digital layers
 (ReLU, convolutions, pooling), memristive layers with standard weights or followed by anything
 but Sigmoid, ReLU or the final Softmax, and optimisers other than plain SGD. A whole step loops
-over the members' own ``train_step`` for stages with phases besides PF currents (the combined
-stage's fused draw and conductance chain, the DAC, the tiled read with ADCs, line resistance),
-models not ending in Softmax and backends without K-axis reads
-(``Backend.ensemble`` None: numpy, cuda). ``predict`` and ``evaluate`` run the
-stacked forward pass under the members' own stages or given ones (K PF-only stages of one
-structure), with either draw policy. After a stacked pass a member's ``grads`` and ``power()`` are
-not those of the pass (ask the ensemble's ``evaluate(power=True)``). The passes are in
+over the members' own ``train_step`` under ideal stages, line resistance (rows not separable) or
+stages without a nonlinear I-V model, for models not ending in Softmax and on backends without
+K-axis reads (``Backend.ensemble`` None: numpy, cuda). ``predict`` and ``evaluate`` run the same
+stacked forward pass under the members' own stages or given ones (K stages of one structure),
+with either draw policy. After a stacked pass a member's ``grads`` and ``power()`` are not those
+of the pass (ask the ensemble's ``evaluate(power=True)``). The passes are in
 :mod:`memnp.nn.ensemble_pass`.
 """
 import numpy as np
 
 from ..kernels import get_backend
 from . import ensemble_pass
-from .ensemble_read import StackedCrossbar
+from .ensemble_read import StackedLayer
 from .model import DRAWS, Sequential, _batch
 
 __all__ = ["Ensemble"]
@@ -129,7 +134,7 @@ class Ensemble:
         steps = self._plan
         if steps is None:
             return ()
-        return tuple(i for i, step in enumerate(steps) if isinstance(step, StackedCrossbar))
+        return tuple(i for i, step in enumerate(steps) if isinstance(step, StackedLayer))
 
     def __len__(self):
         return len(self._members)

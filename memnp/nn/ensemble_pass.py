@@ -3,7 +3,9 @@ of K members with their stackable layers run once for all members (issue 15).
 
 :func:`plan` says, per layer index, how a pass runs it: a
 :class:`memnp.nn.ensemble_read.StackedCrossbar` (a double-weight MemristiveDense layer under a
-PF-only stage: one K-axis kernel call per stair), "flatten" and "sigmoid" (on the stacked batch
+PF-only stage: one K-axis kernel call per stair), a
+:class:`memnp.nn.ensemble_member_read.MemberCrossbar` (the same layer under a stage with other
+phases: K-axis mapping stairs, each member's own crossbar pass), "flatten" and "sigmoid" (on the stacked batch
 (K, p, ...): a reshape, an elementwise function, so each member's values are its own) or "member"
 (each member's own layer, one call per member). Activations travel as (K, p, ...) arrays.
 
@@ -16,7 +18,8 @@ from scipy import special
 
 from ..crossbar.nonidealities.iv import IVNonlinearityPF
 from ..kernels import ensemble_steps, get_backend
-from .ensemble_read import StackedCrossbar, StackedWeights, threads_for
+from .ensemble_member_read import MemberCrossbar, member_readable
+from .ensemble_read import StackedCrossbar, StackedLayer, StackedWeights, threads_for
 from .layers import Flatten, ReLU, Sigmoid, Softmax
 from .losses import _labels
 from .memristive import MemristiveDense
@@ -35,8 +38,10 @@ def plan(members, stages, weights):
     the members' own methods). ``weights``: {layer index: StackedWeights}, the stacked storage
     shared by every plan of one ensemble (entries are added here)."""
     first = members[0]
-    reads = get_backend(first.backend).ensemble
-    if reads is None or not first._fused or any(_pf_only(s) is None for s in stages):
+    backend = get_backend(first.backend)
+    reads = backend.ensemble
+    pf_only = all(_pf_only(s) is not None for s in stages)
+    if reads is None or not first._fused or not (pf_only or all(member_readable(s) for s in stages)):
         return None
     layers = first.layers
     steps = []
@@ -46,14 +51,15 @@ def plan(members, stages, weights):
                 and (isinstance(above, _STACKABLE_ABOVE) or (type(above) is Softmax and i + 1 == len(layers) - 1)):
             if i not in weights:
                 weights[i] = StackedWeights(i, [model.layers[i] for model in members])
-            steps.append(StackedCrossbar(weights[i], stages, reads))
+            steps.append(StackedCrossbar(weights[i], stages, reads) if pf_only
+                         else MemberCrossbar(weights[i], stages, backend))
         elif type(layer) is Flatten:
             steps.append("flatten")
         elif type(layer) is Sigmoid:
             steps.append("sigmoid")
         else:
             steps.append("member")
-    return steps if any(isinstance(step, StackedCrossbar) for step in steps) else None
+    return steps if any(isinstance(step, StackedLayer) for step in steps) else None
 
 
 def _pf_only(stage):
@@ -75,7 +81,7 @@ def _prepare(members, steps, rngs, stages, draws="active", read_rngs=None):
             raise ValueError(f"rngs[{k}] (member {k}) must be a numpy.random.Generator: the "
                              "member's stage has random nonidealities")
     for step in steps:
-        if isinstance(step, StackedCrossbar):
+        if isinstance(step, StackedLayer):
             step.sync()
     if "member" not in steps:
         return [None] * len(members)      # only the member-by-member layers read a context
@@ -84,14 +90,14 @@ def _prepare(members, steps, rngs, stages, draws="active", read_rngs=None):
             for model, rng, stage, read_rng in zip(members, rngs, stages, read_rngs)]
 
 
-def _forward(members, steps, X, rngs, ctxs, sigmoids, draws_all=False):
+def _forward(members, steps, X, rngs, ctxs, sigmoids, draws_all=False, read_rngs=None):
     """The logits (K, p, classes): every layer but the final Softmax (its outputs for
     Sigmoid layers kept in ``sigmoids`` by index)."""
     acts = X
     for i in range(len(members[0].layers) - 1):
         step = steps[i]
-        if isinstance(step, StackedCrossbar):
-            acts = step.forward(acts, rngs, draws_all)
+        if isinstance(step, StackedLayer):
+            acts = step.forward(acts, rngs, draws_all, read_rngs)
         elif step == "flatten":
             for model, a in zip(members, acts):
                 model.layers[i].forward(a)
@@ -133,7 +139,7 @@ def train_step(members, steps, X, ys, rngs):
     start = members[0]._first_trainable
     for i in range(len(members[0].layers) - 2, start - 1, -1):
         step, need_dx = steps[i], i > start
-        if isinstance(step, StackedCrossbar):
+        if isinstance(step, StackedLayer):
             grad, grad_D[i] = step.backward(grad, need_dx)
         elif step == "sigmoid":
             y = sigmoids[i]
@@ -197,13 +203,13 @@ def evaluate(members, steps, X, ys, rngs, batch_size, power, stages, draws="acti
     for i in range(0, n, batch_size):
         xb = X[:, i:i + batch_size]
         yb = labels[:, i:i + batch_size] if labels is not None else [y[i:i + batch_size] for y in ys]
-        result = _losses(_forward(members, steps, xb, rngs, ctxs, {}, draws == "all"), yb)
+        result = _losses(_forward(members, steps, xb, rngs, ctxs, {}, draws == "all", read_rngs), yb)
         p = xb.shape[1]
         for k in range(K):
             losses[k] += float(result.loss[k]) * p
             hits[k] += int(result.hits[k]) / p * p
         if power:
-            layer_powers = [steps[j].powers() if isinstance(steps[j], StackedCrossbar)
+            layer_powers = [steps[j].powers() if isinstance(steps[j], StackedLayer)
                             else [model.layers[j].power() for model in members] for j in memristive]
             for k in range(K):
                 powers[k].append(float(sum(float(per[k]) for per in layer_powers)))

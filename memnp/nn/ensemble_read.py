@@ -34,7 +34,7 @@ from ..kernels.cpu_auto import serial_below
 from ..kernels.ensemble_layout import MemberRows
 from .memristive import _input_error
 
-__all__ = ["StackedWeights", "StackedCrossbar", "StackedRead", "threads_for"]
+__all__ = ["StackedWeights", "StackedLayer", "StackedCrossbar", "StackedRead", "threads_for"]
 
 #: A device's residual draw and parameters cost about this many PF device evaluations (for the
 #: one-thread threshold).
@@ -95,25 +95,19 @@ class StackedWeights:
             layer.keep_matrix_in(Dk)
 
 
-class StackedCrossbar:
-    """Layer ``weights.index`` of K members (double-weight MemristiveDense layers) read under
-    PF-only ``stages`` (one per member); ``weights`` a :class:`StackedWeights`; ``reads`` the
-    backend's K-axis PF reads (:attr:`memnp.kernels.backend.Backend.ensemble`)."""
+class StackedLayer:
+    """What every stacked read of layer ``weights.index`` shares: the members' stacked weights
+    (a :class:`StackedWeights`), their stages' k_V, G_off and G_on as (K,) float64, and the
+    mapping stairs (inputs to voltages and conductances) in K-axis calls."""
 
-    def __init__(self, weights, stages, reads):
+    def __init__(self, weights, stages):
         self.weights = weights
         self.index = weights.index
-        self.reads = reads
         self.layers = weights.layers
-        K = len(self.layers)
-        pfs = [stage.nonpreserving for stage in stages]
-        self.pfs = pfs
+        self.stages = list(stages)
         self.k_V = np.array([stage.k_V for stage in stages], dtype=np.float64)
         self.G_off = np.array([stage.G_off for stage in stages], dtype=np.float64)
         self.G_on = np.array([stage.G_on for stage in stages], dtype=np.float64)
-        self.slopes = np.array([pf.slopes for pf in pfs], dtype=np.float64).reshape(K, 2)
-        self.intercepts = np.array([pf.intercepts for pf in pfs], dtype=np.float64).reshape(K, 2)
-        self.factors = np.array([pf.fused().factor for pf in pfs], dtype=np.float64).reshape(K, 2, 2)
         self._state = None
 
     @property
@@ -127,7 +121,6 @@ class StackedCrossbar:
     def sync(self):
         self.weights.sync()
 
-    # -- the read -----------------------------------------------------------------------------
     def _mapping(self, X):
         """(layout, V, G, max_weight) of a read: the stairs from the inputs to the conductances."""
         D = self.D
@@ -154,6 +147,23 @@ class StackedCrossbar:
                                                      float(self.G_on[k]))
         V = ensemble_steps.voltages(X, self.k_V, layout)
         return layout, V, G, max_weight
+
+
+
+class StackedCrossbar(StackedLayer):
+    """Layer ``weights.index`` of K members (double-weight MemristiveDense layers) read under
+    PF-only ``stages`` (one per member); ``weights`` a :class:`StackedWeights`; ``reads`` the
+    backend's K-axis PF reads (:attr:`memnp.kernels.backend.Backend.ensemble`)."""
+
+    def __init__(self, weights, stages, reads):
+        super().__init__(weights, stages)
+        self.reads = reads
+        K = len(self.layers)
+        pfs = [stage.nonpreserving for stage in stages]
+        self.pfs = pfs
+        self.slopes = np.array([pf.slopes for pf in pfs], dtype=np.float64).reshape(K, 2)
+        self.intercepts = np.array([pf.intercepts for pf in pfs], dtype=np.float64).reshape(K, 2)
+        self.factors = np.array([pf.fused().factor for pf in pfs], dtype=np.float64).reshape(K, 2, 2)
 
     def _draw(self, G, layout, rngs, draws_all=False):
         """(c, d_eps) (R, n) of every member's devices read: the PF residuals drawn from each
@@ -219,9 +229,10 @@ class StackedCrossbar:
                 bits.lock.release()
         return c, d_eps
 
-    def forward(self, X, rngs, draws_all=False):
+    def forward(self, X, rngs, draws_all=False, read_rngs=None):
         """Outputs y (K, p, n_out) from inputs X (K, p, n_in); each member's PF residuals from
-        rngs[k] (``draws_all``: for every device, as the single read's draws="all")."""
+        rngs[k] (``draws_all``: for every device, as the single read's draws="all"; a PF-only
+        stage makes no read draws, so ``read_rngs`` are not used)."""
         with threads_for(self.D.size + X.size):
             layout, V, G, max_weight = self._mapping(X)
         with threads_for(DRAW_COST * G.size):
