@@ -90,12 +90,21 @@ class Bars:
         self.jobs_bar.__enter__()
         self.jobs_bar.update(finished)
 
+    def group_start(self, jobs):
+        click.echo(f"training {len(jobs)} networks in one pass: {', '.join(job.describe() for job in jobs)}")
+
+    def group_epoch(self, jobs, epoch, epochs):
+        what = jobs[0].describe() if len(jobs) == 1 else f"{len(jobs)} networks ({describe_group(jobs)})"
+        self._epoch(what, epoch, epochs)
+
     def epoch(self, job, epoch, epochs):
+        self._epoch(job.describe(), epoch, epochs)
+
+    def _epoch(self, what, epoch, epochs):
         if not self.show_epochs or self.lines:
             return
         if self.epoch_bar is None:
-            self.epoch_bar = click.progressbar(length=epochs, label=f"  train {job.describe()}: epochs",
-                                               show_pos=True)
+            self.epoch_bar = click.progressbar(length=epochs, label=f"  train {what}: epochs", show_pos=True)
             self.epoch_bar.__enter__()
         self.epoch_bar.update(epoch - self.epoch_bar.pos)  # a resumed job starts past epoch 1
         if epoch == epochs:
@@ -120,6 +129,21 @@ class Bars:
 MAX_JOBS = 1024
 
 
+def describe_group(jobs, width=60):
+    """The members of a training group in a few words: their setups, cut to about ``width``
+    characters (the count says how many there are)."""
+    names = [job.describe() for job in jobs]
+    text = ", ".join(names)
+    if len(text) <= width:
+        return text
+    kept = []
+    for name in names:
+        if len(", ".join(kept + [name])) > width - 8:
+            break
+        kept.append(name)
+    return ", ".join(kept) + f", +{len(names) - len(kept)} more"
+
+
 class Jobs(click.ParamType):
     """An integer from 1 to MAX_JOBS, or 'auto'."""
 
@@ -135,6 +159,11 @@ class Jobs(click.ParamType):
         if not 1 <= number <= MAX_JOBS:
             self.fail(f"{value!r} is not an integer from 1 to {MAX_JOBS} or 'auto'", param, ctx)
         return number
+
+
+GROUP_HELP = ("The most networks trained in one pass (an ensemble: every network keeps its own seeds and gets "
+              "exactly the numbers it gets alone), and the most repeats evaluated in one pass: 'auto' (16, and "
+              "never fewer units of work than --jobs workers) or N >= 1 (1: one network per pass).")
 
 
 def usable_cores():

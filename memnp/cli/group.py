@@ -13,9 +13,9 @@ import click
 
 from ..experiments import presets as scale_presets
 from ..experiments import registry
-from .common import (CHECKPOINT_HELP, DEFAULT_OUT, MAX_EPOCHS, MAX_NETWORKS, MAX_REPEATS, PARTIAL_HELP,
-                     RECOMPUTE_STALE_HELP, Bars, Jobs, check_backend, check_data_dir, check_out, draw_figures,
-                     fail, not_empty, usable_cores, valid_address)
+from .common import (CHECKPOINT_HELP, DEFAULT_OUT, GROUP_HELP, MAX_EPOCHS, MAX_NETWORKS, MAX_REPEATS,
+                     PARTIAL_HELP, RECOMPUTE_STALE_HELP, Bars, Jobs, check_backend, check_data_dir, check_out,
+                     draw_figures, fail, not_empty, usable_cores, valid_address)
 from .devices import fit_device
 from .jobs import infer, train
 
@@ -66,6 +66,7 @@ def cli():
 @click.option("--jobs", type=Jobs(), default="auto", show_default=True,
               help="Local worker processes, or 'auto': one per usable core. Any value gives identical "
                    "numbers; with 1 the jobs run in this process and show per-epoch progress.")
+@click.option("--group", type=Jobs(), default="auto", show_default=True, help=GROUP_HELP)
 @click.option("--scheduler", default=None, metavar="ADDRESS", callback=not_empty,
               help="Run on a Dask distributed scheduler, e.g. tcp://10.0.0.5:8786 (pip install "
                    "'memnp[distributed]'); results are written by this client.")
@@ -76,7 +77,7 @@ def cli():
 @click.option("--recompute-stale", is_flag=True,
               help=RECOMPUTE_STALE_HELP + " Jobs that depend on a recomputed network are recomputed too.")
 def reproduce(preset, only, device_files, data_dir, download, out, seed, epochs, repeats, networks, sampling,
-              learning_rate, jobs, scheduler, figures, checkpoint_every, partial, recompute_stale):
+              learning_rate, jobs, group, scheduler, figures, checkpoint_every, partial, recompute_stale):
     """Run the paper's simulations, then write the report and figures.
 
     \b
@@ -122,7 +123,7 @@ def reproduce(preset, only, device_files, data_dir, download, out, seed, epochs,
             result = runner.reproduce(names, scale, seed, out, data_dir=data_dir, download=download, jobs=jobs,
                                       scheduler=scheduler, preset=preset, progress=bars,
                                       checkpoint_every=checkpoint_every, lock=lock,
-                                      devices=list(device_files), recompute_stale=recompute_stale)
+                                      devices=list(device_files), recompute_stale=recompute_stale, group=group)
         except (OutputError, ResultsLocked, StaleResults) as exc:  # before their bases ValueError, RuntimeError
             raise click.ClickException(str(exc)) from None
         except (ValueError, ImportError, ConnectionError) as exc:

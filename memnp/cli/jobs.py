@@ -5,7 +5,7 @@ from pathlib import Path
 
 import click
 
-from .common import (CHECKPOINT_HELP, CONFIG_RULE, DEVICE_HELP, MAX_EPOCHS, MAX_REPEATS, check_backend, check_data_dir,
+from .common import (CHECKPOINT_HELP, CONFIG_RULE, DEVICE_HELP, MAX_EPOCHS, MAX_REPEATS, Jobs, check_backend, check_data_dir,
                      check_out, fail, interactive, not_empty, progressbar, read_json, refuse_with_config, save_or_rescue,
                      stage_for)
 
@@ -50,13 +50,17 @@ INFER_CONFIG_OPTIONS = ("device", "mapping_rule", "repeats", "sampling")
               help="Directory for weights.npz and training.json.")
 @click.option("--checkpoint-every", type=click.FloatRange(min=0), default=60, show_default=True, metavar="SECONDS",
               help=CHECKPOINT_HELP + " Kept in OUT/checkpoints/.")
+@click.option("--group", type=Jobs(), default="auto", show_default=True,
+              help="The most test-during-training repeats evaluated in one pass (an ensemble of copies of the "
+                   "network, each repeat with its own seed): 'auto' (16) or N >= 1 (1: one at a time). The "
+                   "numbers do not depend on it.")
 @click.option("--recompute-stale", is_flag=True,
               help="Train anew when OUT holds a training.json or an in-job checkpoint of another memnp "
                    "numerics version or kernel backend (or of a memnp that recorded neither), which "
                    "otherwise stop the command before it trains.")
 def train(config_file, dataset, device, mapping_rule, regularised, standard_weights, epochs, learning_rate,
           validation_every, validation_repeats, test_device, test_every, test_repeats, examples, data_dir,
-          seed, out, checkpoint_every, recompute_stale):
+          seed, out, checkpoint_every, group, recompute_stale):
     """Train one network and save its checkpoint.
 
     Writes OUT/weights.npz (loadable with memnp.nn.Sequential.load) and OUT/training.json
@@ -78,6 +82,7 @@ def train(config_file, dataset, device, mapping_rule, regularised, standard_weig
     from ..experiments import Training, datasource, keys, protocol
     from ..experiments.checkpoint import TrainingCheckpoint
     from ..experiments.configs import DataSpec, training_config
+    from ..experiments.grouping import largest
     from ..experiments.runner import check_checkpoint_every
     from ..experiments.outputs import OutputError, ResultsLocked, RunLock
     from ..experiments.stale import StaleResults, read_stamp, single_job
@@ -128,7 +133,8 @@ def train(config_file, dataset, device, mapping_rule, regularised, standard_weig
         try:
             with progressbar(length=training.epochs, label="epochs", show_pos=True) as bar:
                 record, weights = protocol.train(training, data, keys.seed_sequence(content, seed),
-                                                 on_epoch=lambda e, n: bar.update(e - bar.pos), checkpoint=checkpoint)
+                                                 on_epoch=lambda e, n: bar.update(e - bar.pos), checkpoint=checkpoint,
+                                                 limit=largest(group))
         except protocol.TrainingDiverged as exc:
             if checkpoint is not None:   # resuming it would diverge again
                 checkpoint.remove()

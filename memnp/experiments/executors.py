@@ -9,10 +9,13 @@ numbers do not depend on the executor or on the order jobs finish in.
 Interface (used by :mod:`memnp.experiments.runner`): ``connect()`` (before anything is written:
 fails early on an unreachable scheduler); ``start(datasets)`` with
 {data key: {split: (images, labels)}}; ``submit(job, data_key, weights=None, on_epoch=None,
-checkpoint=None)`` returns a handle; ``wait_first(handles)`` returns the handle of one finished
-job (the first submitted, in process); ``result(handle)`` its :class:`Computed` (the job's result
-and the numerics stamp of the process that computed it), raising the job's exception if it failed;
-``close()``.
+checkpoint=None, limit=1)`` returns a handle; ``submit_group(jobs, data_key, weights, on_epoch=None,
+checkpoints=None, limit=None)`` submits training jobs that train in one pass
+(:func:`run_training_group`: one unit of work, whose result is the list of the jobs' results);
+``wait_first(handles)`` returns the handle of one finished unit (the first submitted, in
+process); ``result(handle)`` its :class:`Computed` (the result and the numerics stamp of the
+process that computed it), raising the unit's exception if it failed; ``close()``. ``limit``: the
+largest ensemble the evaluation passes (inference repeats, validation and test passes) run in.
 
 In-job checkpoints (a training job killed mid-way resumes at the epoch after its last save): the
 runner passes a :class:`~memnp.experiments.checkpoint.TrainingCheckpoint` (three plain values,
@@ -45,10 +48,25 @@ def run_training_job(content, seed, data, on_epoch=None, checkpoint=None, weight
                           checkpoint=checkpoint, initial=weights)
 
 
-def run_inference_job(content, seed, test, weights):
-    """Record of an inference job: test = (images, labels), weights = the trained arrays."""
+def run_training_group(contents, seeds, data, on_epoch=None, checkpoints=None, weights=None, limit=None):
+    """[(record, weights)] of training jobs trained in one pass (:func:`protocol.train_group`),
+    each exactly what :func:`run_training_job` gives it alone. weights: None or one entry per job
+    (a fine-tuning job's parent arrays, else None); checkpoints likewise."""
+    contents = list(contents)
+    weights = list(weights) if weights is not None else [None] * len(contents)
+    for content, initial in zip(contents, weights):
+        if (content.get("parent") is None) != (initial is None):
+            raise ValueError("a fine-tuning job needs its parent's weights, and only a fine-tuning job takes weights")
+    trainings = [Training.from_dict(content["training"]) for content in contents]
+    return protocol.train_group(trainings, data, [sequence_from_record(seed) for seed in seeds], on_epoch=on_epoch,
+                                checkpoints=checkpoints, initials=weights, limit=limit)
+
+
+def run_inference_job(content, seed, test, weights, limit=1):
+    """Record of an inference job: test = (images, labels), weights = the trained arrays; limit:
+    the largest ensemble its repeats run in (the numbers do not depend on it)."""
     inference = Inference.from_dict(content["inference"])
-    return protocol.infer(weights, inference, test, sequence_from_record(seed))
+    return protocol.infer(weights, inference, test, sequence_from_record(seed), limit)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -61,11 +79,21 @@ class Computed:
     numerics: numerics.NumericsStamp
 
 
-def _run(kind, content, seed, data, weights, on_epoch=None, checkpoint=None):
+def _run(kind, content, seed, data, weights, on_epoch=None, checkpoint=None, limit=1):
+    """kind "train", "infer" or "group" (then content, seed, weights and checkpoint are lists)."""
     stamp = numerics.current()
+    if kind == "group":
+        return Computed(run_training_group(content, seed, data, on_epoch, checkpoint, weights, limit), stamp)
     if kind == "train":
         return Computed(run_training_job(content, seed, data, on_epoch, checkpoint, weights), stamp)
-    return Computed(run_inference_job(content, seed, data["test"], weights), stamp)
+    return Computed(run_inference_job(content, seed, data["test"], weights, limit), stamp)
+
+
+def _group_args(jobs, weights, checkpoints):
+    """The lists :func:`_run` takes for a group (contents, seeds, weights, checkpoints)."""
+    jobs = list(jobs)
+    return ([j.content for j in jobs], [j.seed for j in jobs], weights or [None] * len(jobs),
+            checkpoints or [None] * len(jobs))
 
 
 # -- in this process ------------------------------------------------------------------------------
@@ -85,10 +113,15 @@ class InProcess:
     def start(self, datasets):
         self.datasets = datasets
 
-    def submit(self, job, data_key, weights=None, on_epoch=None, checkpoint=None):
+    def submit(self, job, data_key, weights=None, on_epoch=None, checkpoint=None, limit=1):
         data = self.datasets[data_key]
         return _Deferred(job, lambda: _run(job.kind, job.content, job.seed, data, weights, on_epoch,
-                                           checkpoint))
+                                           checkpoint, limit))
+
+    def submit_group(self, jobs, data_key, weights=None, on_epoch=None, checkpoints=None, limit=None):
+        data = self.datasets[data_key]
+        contents, seeds, weights, checkpoints = _group_args(jobs, weights, checkpoints)
+        return _Deferred(jobs, lambda: _run("group", contents, seeds, data, weights, on_epoch, checkpoints, limit))
 
     def wait_first(self, handles):
         return next(iter(handles))
@@ -157,8 +190,8 @@ def _init_worker(datasets, threads, parent_pid=None):
         numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
 
 
-def _pool_run(kind, content, seed, data_key, weights, checkpoint):
-    return _run(kind, content, seed, _WORKER_DATA[data_key], weights, checkpoint=checkpoint)
+def _pool_run(kind, content, seed, data_key, weights, checkpoint, limit=1):
+    return _run(kind, content, seed, _WORKER_DATA[data_key], weights, checkpoint=checkpoint, limit=limit)
 
 
 class ProcessPool:
@@ -187,9 +220,12 @@ class ProcessPool:
                                                            initializer=_init_worker,
                                                            initargs=(datasets, self.threads, os.getpid()))
 
-    def submit(self, job, data_key, weights=None, on_epoch=None, checkpoint=None):
-        future = self.pool.submit(_pool_run, job.kind, job.content, job.seed, data_key, weights, checkpoint)
-        return future
+    def submit(self, job, data_key, weights=None, on_epoch=None, checkpoint=None, limit=1):
+        return self.pool.submit(_pool_run, job.kind, job.content, job.seed, data_key, weights, checkpoint, limit)
+
+    def submit_group(self, jobs, data_key, weights=None, on_epoch=None, checkpoints=None, limit=None):
+        contents, seeds, weights, checkpoints = _group_args(jobs, weights, checkpoints)
+        return self.pool.submit(_pool_run, "group", contents, seeds, data_key, weights, checkpoints, limit)
 
     def wait_first(self, handles):
         done, _ = concurrent.futures.wait(list(handles), return_when=concurrent.futures.FIRST_COMPLETED)
@@ -209,8 +245,8 @@ class ProcessPool:
 CONNECT_TIMEOUT = "30s"
 
 
-def _dask_run(kind, content, seed, data, weights):
-    return _run(kind, content, seed, data, weights)
+def _dask_run(kind, content, seed, data, weights, limit=1):
+    return _run(kind, content, seed, data, weights, limit=limit)
 
 
 class Dask:
@@ -237,15 +273,29 @@ class Dask:
         except (OSError, TimeoutError) as exc:
             raise ConnectionError(f"cannot reach the Dask scheduler at {self.address}: {exc}") from None
 
+    @property
+    def workers(self):
+        """The cluster's worker threads (units of work that run at once; 1 before ``connect``)."""
+        if self.client is None:
+            return 1
+        try:
+            return max(1, sum(w.get("nthreads", 1) for w in self.client.scheduler_info()["workers"].values()))
+        except (KeyError, AttributeError, TypeError):
+            return 1
+
     def start(self, datasets):
         # A one-element list: scatter the whole {split: arrays} dict as one piece of data.
         self.data = {key: self.client.scatter([value], broadcast=True, hash=False)[0]
                      for key, value in datasets.items()}
 
-    def submit(self, job, data_key, weights=None, on_epoch=None, checkpoint=None):
-        future = self.client.submit(_dask_run, job.kind, job.content, job.seed, self.data[data_key],
-                                    weights, pure=False)
-        return future
+    def submit(self, job, data_key, weights=None, on_epoch=None, checkpoint=None, limit=1):
+        return self.client.submit(_dask_run, job.kind, job.content, job.seed, self.data[data_key], weights, limit,
+                                  pure=False)
+
+    def submit_group(self, jobs, data_key, weights=None, on_epoch=None, checkpoints=None, limit=None):
+        contents, seeds, weights, _ = _group_args(jobs, weights, None)   # Dask jobs keep no checkpoints
+        return self.client.submit(_dask_run, "group", contents, seeds, self.data[data_key], weights, limit,
+                                  pure=False)
 
     def wait_first(self, handles):
         done = self.distributed.wait(list(handles), return_when="FIRST_COMPLETED").done

@@ -27,6 +27,12 @@ everything an epoch changes (parameters, SGD velocities, the best-so-far weights
 records, the exact state of all six random streams) and a later call continues at the next epoch
 with the same numbers as an uninterrupted run.
 
+Groups: :func:`train_group` trains K networks of one architecture and phase structure in one
+pass (their steps as one :class:`memnp.nn.Ensemble` step, their validation and test passes as
+ensemble passes); each network's state lives in a :class:`~memnp.experiments.members.Member`, so
+its record and weights are exactly what :func:`train` gives it alone. :func:`train` is the group of
+one. The evaluation passes are in :mod:`memnp.experiments.passes`.
+
 Weights travel as a dict of arrays in the layout of :meth:`memnp.nn.Sequential.save` (JSON
 ``architecture`` and ``stage`` string arrays, ``layer{i}.{name}`` parameters), so a stored
 weights file loads with ``memnp.nn.Sequential.load``.
@@ -37,17 +43,16 @@ import time
 
 import numpy as np
 
-from .augment import augment
-from .configs import Inference, Training, evaluation_epochs
+from .configs import Inference
 from .datasource import to_float
+from .members import TRAINING_STREAMS, Member  # noqa: F401 (TRAINING_STREAMS: the streams' names)
+from .passes import (EvalTask, collect, evaluate, evaluate_many, has_wires,  # noqa: F401
+                     read_seed, repeat_source, repeats, stage_structure)
+
 
 class TrainingDiverged(RuntimeError):
     """Training produced a non-finite loss or non-finite parameters (the message gives the epoch
     and the learning rate); :func:`train` keeps no weights of such a run."""
-
-
-#: Names of the independent random streams of a training job (children of its SeedSequence).
-TRAINING_STREAMS = ("init", "shuffle", "train", "augment", "validation", "test")
 
 
 # -- the nn link ------------------------------------------------------------------------------------
@@ -103,82 +108,8 @@ def synapse_count(model):
     return int(count(model))
 
 
-# -- evaluation -------------------------------------------------------------------------------------
-def evaluate(model, x, y, stage, rng, batch_size, sampling="batch", power=True):
-    """One pass over (x, y): {"loss", "accuracy", "power"}.
-
-    ``rng``: a Generator for ``batch`` sampling; for ``chip`` sampling a SeedSequence (or int) from
-    which every batch's Generator is rebuilt, so each batch sees the same draws.
-    """
-    wires = power and has_wires(stage)
-    if sampling == "batch" and not wires:
-        out = model.evaluate(x, y, rng=rng, stage=stage, batch_size=batch_size, power=power)
-        return {"loss": float(out["loss"]), "accuracy": float(out["accuracy"]),
-                "power": None if out["power"] is None else float(out["power"])}
-    if sampling not in ("batch", "chip"):
-        raise ValueError(f"sampling must be 'batch' or 'chip'; got {sampling!r}")
-    # Batch by batch: chip sampling rebuilds the Generator for every batch; with wires the wire
-    # power of each batch is read from the layers (batch sampling: the same draws, batch after
-    # batch from ``rng``, as one model.evaluate call).
-    loss = hits = 0.0
-    powers, wire_powers = [], []
-    chip = sampling == "chip"
-    read_rng = np.random.default_rng(read_seed(rng)) if chip else None
-    for start in range(0, len(x), batch_size):
-        xb, yb = x[start:start + batch_size], y[start:start + batch_size]
-        out = model.evaluate(xb, yb, rng=np.random.default_rng(rng) if chip else rng, stage=stage,
-                             batch_size=len(xb), power=power, draws="all" if chip else "active",
-                             read_rng=read_rng)
-        loss += out["loss"] * len(xb)
-        hits += out["accuracy"] * len(xb)
-        if power:
-            powers.append(out["power"])
-        if wires:
-            wire_powers.append(sum(layer.power_parts()["wires"] for layer in model.memristive_layers))
-    result = {"loss": loss / len(x), "accuracy": hits / len(x),
-              "power": float(np.mean(powers)) if power else None}
-    if wires:
-        result["wire_power"] = float(np.mean(wire_powers))
-    return result
-
-
-def has_wires(stage):
-    """True when ``stage`` has a LineResistance (the "wires" phase)."""
-    return stage is not None and "wires" in stage.phases
-
-
-def read_seed(seed):
-    """The SeedSequence of a chip's read-noise stream: a child of ``seed`` (SeedSequence or int)
-    that no other stream uses (spawn key extended by 2**32 - 1), so the chip's own draws are
-    unchanged by it."""
-    seq = seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(seed)
-    return np.random.SeedSequence(seq.entropy, spawn_key=tuple(seq.spawn_key) + (2 ** 32 - 1,))
-
-
-def _repeat_source(sampling, seed_sequence):
-    """What :func:`evaluate` needs for one repeat seeded by ``seed_sequence``."""
-    return np.random.default_rng(seed_sequence) if sampling == "batch" else seed_sequence
-
-
-def repeats(model, x, y, inference, seed_sequences, on_repeat=None):
-    """{"accuracy": [...], "loss": [...], "power": [...]} over one repeat per SeedSequence; with
-    line resistance in the stage also "wire_power" [...] (W, the part of "power" the wires
-    dissipate). on_repeat: optional callback(repeat (from 1), repeats, that repeat's result dict)."""
-    out = {"accuracy": [], "loss": [], "power": []}
-    if has_wires(inference.stage):
-        out["wire_power"] = []
-    for r, seq in enumerate(seed_sequences, 1):
-        result = evaluate(model, x, y, inference.stage, _repeat_source(inference.sampling, seq),
-                          inference.batch_size, inference.sampling)
-        for name in out:
-            out[name].append(result[name])
-        if on_repeat is not None:
-            on_repeat(r, len(seed_sequences), result)
-    return out
-
-
 # -- training ---------------------------------------------------------------------------------------
-def train(training, data, seed_sequence, on_epoch=None, checkpoint=None, initial=None):
+def train(training, data, seed_sequence, on_epoch=None, checkpoint=None, initial=None, limit=1):
     """Train one network.
 
     training: Training config. data: {"train", "validation", "test": (images uint8, labels)} (test
@@ -192,106 +123,102 @@ def train(training, data, seed_sequence, on_epoch=None, checkpoint=None, initial
     is stored. initial: optional weights arrays (see :func:`model_arrays`, e.g. a trained
     network's) the network starts from instead of its random initialisation (fine-tuning); they
     must fit the architecture the config builds (ValueError otherwise). The initialisation stream
-    is drawn either way, so the other streams do not depend on it.
+    is drawn either way, so the other streams do not depend on it. limit: the largest ensemble
+    the test-during-training repeats run in (1: one by one; the numbers do not depend on it).
 
     Returns (record, weights): the record is a JSON-ready dict (history, checkpoint, timing,
     ``resumed_from_epoch``: the epochs a checkpoint supplied, or None), the weights the
     checkpoint's arrays (see :func:`model_arrays`).
     """
-    if not isinstance(training, Training):
-        raise ValueError(f"training must be a Training config; got {type(training).__name__}")
+    return train_group([training], [data], [seed_sequence], on_epoch,
+                       None if checkpoint is None else [checkpoint], None if initial is None else [initial],
+                       limit)[0]
+
+
+def train_group(trainings, data, seed_sequences, on_epoch=None, checkpoints=None, initials=None, limit=None):
+    """Train K networks in one pass: [(record, weights)] per network, each exactly what
+    :func:`train` gives it alone (only the timings differ).
+
+    trainings: K Training configs whose networks step together: the same architecture (family,
+    weight kind), phases of the training stage, batch size and number of training examples
+    (:func:`check_group`; a ValueError names the member and what differs). Their epochs may differ:
+    a member leaves the pass after its last epoch. data: one {split: (images, labels)} for all, or
+    K of them. seed_sequences: K SeedSequences (each member's six streams, :data:`TRAINING_STREAMS`).
+    on_epoch: callback(epoch, epochs) after every epoch of the pass (epochs: the largest).
+    checkpoints: None or K TrainingCheckpoints (or None entries): each member resumes from its own
+    and saves its own (together, as often as the smallest ``every_seconds`` allows; never after its
+    last epoch); members resumed at different epochs join the pass at their next epoch.
+    initials: None or K weights arrays (or None entries) to fine-tune from. limit: the largest
+    ensemble the validation and test passes run in (default K; 1: one by one).
+
+    Each member's steps run as one :class:`memnp.nn.Ensemble` step of the members training in that
+    epoch (a lone member steps its own Sequential); every draw comes from the member's own streams,
+    in the order it has alone. A member's ``seconds`` (per epoch and in all) are its share (1/K) of
+    the pass's wall-clock time.
+    """
+    trainings = list(trainings)
+    k = len(trainings)
+    if k == 0:
+        raise ValueError("trainings must hold at least one Training config")
+    data = list(data) if isinstance(data, (list, tuple)) else [data] * k
+    seed_sequences = list(seed_sequences)
+    checkpoints = list(checkpoints) if checkpoints is not None else [None] * k
+    initials = list(initials) if initials is not None else [None] * k
+    for name, values in (("data", data), ("seed_sequences", seed_sequences), ("checkpoints", checkpoints),
+                         ("initials", initials)):
+        if len(values) != k:
+            raise ValueError(f"{name} must hold one entry per training ({k}); got {len(values)}")
+    limit = k if limit is None else limit
+    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+        raise ValueError(f"limit (the largest ensemble) must be an integer >= 1; got {limit!r}")
     start = time.perf_counter()
-    streams = dict(zip(TRAINING_STREAMS, seed_sequence.spawn(len(TRAINING_STREAMS))))
-    rng = {name: np.random.default_rng(seq) for name, seq in streams.items()}
-    x_train, y_train = to_float(data["train"][0]), data["train"][1]
-    x_val, y_val = to_float(data["validation"][0]), data["validation"][1]
-    tests = training.test_inferences()
-    if tests:
-        x_test, y_test = to_float(data["test"][0]), data["test"][1]
-    stage = training.stage
-    model = build_model(training.data.family, training.weights, stage, rng["init"],
-                        training.learning_rate, training.l1 if training.regularised else 0.0)
-    if initial is not None:
-        _start_from(model, initial)
-    memristive = training.memristive_checkpoint
-    validation_epochs = set(evaluation_epochs(training.epochs, training.validation_every))
-    # The test curve also gets the last epoch (the test passes draw from their own stream, so this
-    # changes no other number of the job).
-    test_epochs = set(evaluation_epochs(training.epochs, training.test_every)) | {training.epochs}
-    history = {"epoch": [], "loss": [], "accuracy": [], "val_loss": [], "val_accuracy": [],
-               "seconds": []}
-    validation = {"epoch": [], "loss": [], "accuracy": []}
-    test_history = [{"stage": inf.stage.to_dict(), "label": inf.stage.label, "epoch": [], "loss": [],
-                     "accuracy": [], "power": []} for inf in tests]
-    best = {"epoch": None, "value": -np.inf if not memristive else 0.0, "weights": None}
-    done, earlier_seconds = 0, 0.0
-    if checkpoint is not None:
-        state = checkpoint.load()
-        if state is not None and _resume(state, training, model, rng, history, validation,
-                                         test_history, best):
-            done, earlier_seconds = state.epoch, state.seconds
+    floats = {}   # one float array per data split, shared by the members of one data set
+    members = [Member(t, d, s, i, floats) for t, d, s, i in zip(trainings, data, seed_sequences, initials)]
+    check_group(members)
+    for member, checkpoint in zip(members, checkpoints):
+        if checkpoint is not None:
+            member.resume(checkpoint.load())
+    saving = [c for c in checkpoints if c is not None]
+    every = min((c.every_seconds for c in saving), default=None)
     last_save = time.perf_counter()
-    n = len(y_train)
-    for epoch in range(done + 1, training.epochs + 1):
+    epochs = max(m.epochs for m in members)
+    stepper = _Stepper()
+    for epoch in range(min(m.done for m in members) + 1, epochs + 1):
         epoch_start = time.perf_counter()
-        order = rng["shuffle"].permutation(n)
-        loss_sum = hit_sum = 0.0
-        for begin in range(0, n, training.batch_size):
-            idx = order[begin:begin + training.batch_size]
-            xb = augment(x_train[idx], rng["augment"], training.augmentation)
+        active = [m for m in members if m.done < epoch <= m.epochs]
+        if not active:   # every member has this epoch from its checkpoint, or has ended
+            continue
+        for member in active:
+            member.start_epoch()
+        for begin in range(0, active[0].examples, active[0].batch_size):
+            batches = [m.batch(begin) for m in active]
             try:
-                loss, acc = model.train_step(xb, y_train[idx], rng=rng["train"])
+                losses, accuracies = stepper.step(active, batches)
             except ValueError:   # the layers' input checks refuse what non-finite weights give
-                _check_finite(model, None, epoch, training)
+                for member in active:
+                    _check_finite(member.model, None, epoch, member.training)
                 raise
-            _check_finite(model, float(loss), epoch, training, parameters=False)
-            loss_sum += float(loss) * len(idx)
-            hit_sum += float(acc) * len(idx)
-        _check_finite(model, loss_sum, epoch, training)
-        history["epoch"].append(epoch)
-        history["loss"].append(loss_sum / n)
-        history["accuracy"].append(hit_sum / n)
-        if not memristive:
-            val = evaluate(model, x_val, y_val, stage, rng["validation"], training.batch_size, power=False)
-            history["val_loss"].append(val["loss"])
-            history["val_accuracy"].append(val["accuracy"])
-            if val["accuracy"] > best["value"]:
-                best.update(epoch=epoch, value=val["accuracy"], weights=model_arrays(model, stage))
-        elif epoch in validation_epochs:
-            runs = [evaluate(model, x_val, y_val, stage, rng["validation"], training.batch_size,
-                             power=False) for _ in range(training.validation_repeats)]
-            accs = [r["accuracy"] for r in runs]
-            validation["epoch"].append(epoch)
-            for name in ("loss", "accuracy"):
-                validation[name].append([r[name] for r in runs])
-            if float(np.median(accs)) > best["value"]:
-                best.update(epoch=epoch, value=float(np.median(accs)), weights=model_arrays(model, stage))
-        if epoch in test_epochs:
-            for inf, record in zip(tests, test_history):
-                seqs = [np.random.SeedSequence(int(rng["test"].integers(2 ** 63)))
-                        for _ in range(inf.repeats)]
-                result = repeats(model, x_test, y_test, inf, seqs)
-                record["epoch"].append(epoch)
-                for name in ("loss", "accuracy", "power"):
-                    record[name].append(result[name])
-        history["seconds"].append(time.perf_counter() - epoch_start)
-        if (checkpoint is not None and epoch < training.epochs
-                and time.perf_counter() - last_save >= checkpoint.every_seconds):
-            checkpoint.save(_state(epoch, model, rng, history, validation, test_history, best,
-                                   earlier_seconds + time.perf_counter() - start))
+            for member, loss, acc, (_, yb) in zip(active, losses, accuracies, batches):
+                _check_finite(member.model, float(loss), epoch, member.training, parameters=False)
+                member.add(loss, acc, len(yb))
+        for member in active:
+            _check_finite(member.model, None, epoch, member.training)
+            member.end_epoch(epoch)
+        _validate(active, epoch, limit)
+        _test(active, epoch, limit)
+        share = (time.perf_counter() - epoch_start) / len(active)
+        for member in active:
+            member.history["seconds"].append(share)
+        if every is not None and time.perf_counter() - last_save >= every:
+            spent = (time.perf_counter() - start) / k
+            for member, checkpoint in zip(members, checkpoints):
+                if checkpoint is not None and member in active and epoch < member.epochs:
+                    checkpoint.save(member.state(epoch, spent))
             last_save = time.perf_counter()
         if on_epoch is not None:
-            on_epoch(epoch, training.epochs)
-    if best["weights"] is None:  # no validation ever improved on 0: keep the last weights
-        best.update(epoch=training.epochs, value=None, weights=model_arrays(model, stage))
-    kept = {"kind": "memristive" if memristive else "standard", "epoch": best["epoch"],
-            "metric": "median validation accuracy" if memristive else "validation accuracy",
-            "value": best["value"]}
-    record = {"history": history, "validation": validation if memristive else None,
-              "test": test_history, "checkpoint": kept, "weights": training.weights,
-              "n_synapses": synapse_count(model), "resumed_from_epoch": done or None,
-              "seconds": earlier_seconds + time.perf_counter() - start}
-    return record, best["weights"]
+            on_epoch(epoch, epochs)
+    spent = (time.perf_counter() - start) / k
+    return [member.result(spent) for member in members]
 
 
 def _check_finite(model, loss, epoch, training, parameters=True):
@@ -310,7 +237,7 @@ def _check_finite(model, loss, epoch, training, parameters=True):
                                f"(it is {training.learning_rate:g})") from None
 
 
-def _start_from(model, arrays):
+def start_from(model, arrays):
     """Set the fresh model's parameters to ``arrays`` (a stored network's weights); ValueError
     when their architecture is not the model's."""
     try:
@@ -323,62 +250,94 @@ def _start_from(model, arrays):
     set_parameters(model, arrays)
 
 
-def _state(epoch, model, rng, history, validation, test_history, best, seconds):
-    """A TrainingState of the running job after ``epoch`` epochs (arrays copied by the writer)."""
-    from .checkpoint import TrainingState
-    return TrainingState(epoch=epoch, params={key: layer.params[name] for key, layer, name in model.parameters()},
-                         velocity=dict(getattr(model.optimizer, "_velocity", {})),
-                         best_weights=best["weights"], history=history, validation=validation,
-                         test=test_history, best_epoch=best["epoch"],
-                         best_value=None if best["epoch"] is None else best["value"], seconds=seconds,
-                         rng={name: generator.bit_generator.state for name, generator in rng.items()})
+def check_group(members):
+    """ValueError naming the first member whose network cannot step with member 0's."""
+    first = members[0]
+    reference = _group_shape(first)
+    for index, member in enumerate(members[1:], 1):
+        for what, mine, theirs in zip(_GROUP_PARTS, _group_shape(member), reference):
+            if mine != theirs:
+                raise ValueError(f"trainings[{index}] cannot train in one pass with trainings[0]: its {what} "
+                                 f"differs ({_short(mine)} against {_short(theirs)})")
 
 
-def _resume(state, training, model, rng, history, validation, test_history, best):
-    """Restore a loaded TrainingState into the fresh job's objects (all in place); returns False,
-    changing nothing, when the state does not fit this job."""
-    if not 1 <= state.epoch < training.epochs or len(state.history.get("epoch", ())) != state.epoch:
-        return False
-    if set(state.history) != set(history) or set(state.validation) != set(validation):
-        return False
-    if len(state.test) != len(test_history) or any(
-            set(a) != set(b) or a["label"] != b["label"] for a, b in zip(state.test, test_history)):
-        return False
-    expected = {key: layer.params[name] for key, layer, name in model.parameters()}
-    if set(state.params) != set(expected) or any(
-            state.params[k].shape != v.shape or state.params[k].dtype != v.dtype for k, v in expected.items()):
-        return False
-    if state.best_weights is not None and set(state.best_weights) != set(expected) | {"architecture", "stage"}:
-        return False
-    if set(state.rng) != set(rng):
-        return False
-    try:  # a state the bit generators refuse leaves the job untouched
-        for name, generator in rng.items():
-            type(generator.bit_generator)().state = state.rng[name]
-    except (TypeError, ValueError, KeyError):
-        return False
-    set_parameters(model, state.params)
-    velocity = getattr(model.optimizer, "_velocity", None)
-    if velocity is not None:
-        velocity.clear()
-        velocity.update({key: np.array(value) for key, value in state.velocity.items()})
-    for name, generator in rng.items():
-        generator.bit_generator.state = state.rng[name]
-    history.update(state.history)
-    validation.update(state.validation)
-    for entry, saved in zip(test_history, state.test):  # stage and label stay this job's own
-        entry.update({name: saved[name] for name in ("epoch", "loss", "accuracy", "power")})
-    if state.best_epoch is not None:
-        best.update(epoch=state.best_epoch, value=state.best_value, weights=state.best_weights)
-    return True
+_GROUP_PARTS = ("architecture (layers, sizes, weight kind, dtype)",
+                "training stage phases (and their classes) or mapping rule", "batch size",
+                "number of training examples")
 
 
-def infer(weights, inference, test_data, seed_sequence, on_repeat=None):
+def _group_shape(member):
+    architecture = member.model.architecture()
+    return ((architecture["layers"], architecture["dtype"]), stage_structure(member.stage), member.batch_size,
+            member.examples)
+
+
+def _short(value, width=80):
+    text = str(value)
+    return text if len(text) <= width else text[:width - 3] + "..."
+
+
+class _Stepper:
+    """One training step of the active members: a lone member's own ``train_step``, else one
+    :class:`memnp.nn.Ensemble` step (one Ensemble kept per set of members)."""
+
+    def __init__(self):
+        self.ensembles = {}
+
+    def step(self, members, batches):
+        if len(members) == 1:
+            out = [m.model.train_step(xb, yb, rng=m.rng["train"]) for m, (xb, yb) in zip(members, batches)]
+            return [o[0] for o in out], [o[1] for o in out]
+        from ..nn import Ensemble
+        key = tuple(id(m) for m in members)
+        if key not in self.ensembles:
+            self.ensembles[key] = Ensemble([m.model for m in members])
+        losses, accuracies = self.ensembles[key].train_step([xb for xb, _ in batches], [yb for _, yb in batches],
+                                                            [m.rng["train"] for m in members])
+        return list(losses), list(accuracies)
+
+
+def _validate(members, epoch, limit):
+    """The validation passes after ``epoch``: round r holds every member's r-th pass (a member's
+    passes draw one after another from its validation stream, so they are in separate rounds)."""
+    runs = {id(m): [] for m in members}
+    for r in range(max(m.validation_repeats(epoch) for m in members)):
+        taking = [m for m in members if m.validation_repeats(epoch) > r]
+        tasks = [EvalTask(m.model, m.x_val, m.y_val, m.stage, m.rng["validation"], m.batch_size, power=False)
+                 for m in taking]
+        for member, result in zip(taking, evaluate_many(tasks, limit)):
+            runs[id(member)].append(result)
+    for member in members:
+        member.keep_validation(epoch, runs[id(member)])
+
+
+def _test(members, epoch, limit):
+    """The test passes after ``epoch``: every repeat of every member and test stage has its own
+    SeedSequence, so all of them may share ensemble passes."""
+    plans = [(m, m.test_seeds(epoch)) for m in members]
+    tasks, owners = [], []
+    for member, plan in plans:
+        for index, (inference, seqs) in enumerate(plan):
+            for seq in seqs:
+                tasks.append(EvalTask(member.model, member.x_test, member.y_test, inference.stage,
+                                      repeat_source(inference.sampling, seq), inference.batch_size,
+                                      inference.sampling))
+                owners.append((id(member), index))
+    results = evaluate_many(tasks, limit)
+    for member, plan in plans:
+        if plan:
+            member.keep_tests(epoch, [collect([r for r, o in zip(results, owners) if o == (id(member), index)])
+                                      for index in range(len(plan))])
+
+
+def infer(weights, inference, test_data, seed_sequence, limit=1, on_repeat=None):
     """Evaluate trained weights under one inference setup.
 
     weights: arrays from :func:`model_arrays` (or a stored weights file). inference: Inference
-    config. test_data: (images uint8, labels). seed_sequence: the job's SeedSequence. on_repeat:
-    optional callback(repeat, repeats, result) after each repeat (see :func:`repeats`).
+    config. test_data: (images uint8, labels). seed_sequence: the job's SeedSequence.
+    limit: the largest number of repeats run as one ensemble pass (copies of the network, each
+    repeat with its own Generator; 1: one by one; the numbers do not depend on it). on_repeat:
+    optional callback(repeat (from 1), repeats, that repeat's result dict) as repeats finish.
     Returns a JSON-ready record {"accuracy", "loss", "power": R values each, "n_synapses", "seconds"}
     (and "wire_power": R values when the stage has line resistance).
     """
@@ -388,7 +347,17 @@ def infer(weights, inference, test_data, seed_sequence, on_repeat=None):
     model = model_from_arrays(weights)
     n = inference.test_examples
     x, y = to_float(test_data[0][:n]), test_data[1][:n]
-    result = repeats(model, x, y, inference, seed_sequence.spawn(inference.repeats), on_repeat)
+    seqs = seed_sequence.spawn(inference.repeats)
+    if on_repeat is None:
+        result = repeats(model, x, y, inference, seqs, limit)
+    else:   # in ensembles of at most ``limit`` repeats, reporting each as its ensemble ends
+        parts = []
+        for first in range(0, len(seqs), limit):
+            part = repeats(model, x, y, inference, seqs[first:first + limit], limit)
+            parts.append(part)
+            for i in range(len(part["accuracy"])):
+                on_repeat(first + i + 1, len(seqs), {name: values[i] for name, values in part.items()})
+        result = {name: [v for part in parts for v in part[name]] for name in parts[0]}
     return dict(result, n_synapses=synapse_count(model), seconds=time.perf_counter() - start)
 
 

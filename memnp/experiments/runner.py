@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 from .. import __version__, numerics
-from . import datasource, registry
+from . import datasource, grouping, registry
 from .configs import DataSpec, canonical_json
 from .executors import make_executor
 from .keys import check_seed
@@ -53,6 +53,14 @@ class Progress:
     def epoch(self, job, epoch, epochs):
         pass
 
+    def group_start(self, jobs):
+        """Training jobs (two or more) submitted to train together in one pass."""
+
+    def group_epoch(self, jobs, epoch, epochs):
+        """After an epoch of a group's pass (in this process); by default :meth:`epoch` for each."""
+        for job in jobs:
+            self.epoch(job, epoch, epochs)
+
     def close(self):
         pass
 
@@ -64,6 +72,7 @@ class RunResult:
     computed: list      # keys of the jobs computed by this run
     reused: list        # keys of jobs found finished
     seconds: float
+    groups: list = dataclasses.field(default_factory=list)  # [[keys]]: the training jobs trained together
 
 
 def _now():
@@ -193,7 +202,7 @@ def skip_message(family, reason, affected, download=False):
 
 def reproduce(names, scale, seed, out, data_dir=None, download=False, jobs=1, scheduler=None,
               preset=None, progress=None, checkpoint_every=60.0, lock=None, devices=None,
-              recompute_stale=False):
+              recompute_stale=False, group="auto"):
     """Run the simulations ``names`` at ``scale`` into the results directory ``out``.
 
     checkpoint_every: seconds between in-job checkpoints of a training job (0: none).
@@ -230,7 +239,7 @@ def reproduce(names, scale, seed, out, data_dir=None, download=False, jobs=1, sc
             progress.message(f"{store.manifest_path} described a run with another scale, seed or data; "
                              "it now describes this one (the other run's job files are kept)")
         return _run(plan, manifest, store, executor, data_dir, download, progress, start, checkpoint_every,
-                    stale)
+                    stale, group)
     finally:
         executor.close()
         if own_lock:
@@ -250,7 +259,7 @@ def check_stale(store, manifest, plan, stamp, recompute_stale):
     return stale
 
 
-def _run(plan, manifest, store, executor, data_dir, download, progress, start, checkpoint_every, stale):
+def _run(plan, manifest, store, executor, data_dir, download, progress, start, checkpoint_every, stale, group):
     out = store.root
     out.mkdir(parents=True, exist_ok=True)
     store.remove_stale_temporaries()
@@ -273,10 +282,10 @@ def _run(plan, manifest, store, executor, data_dir, download, progress, start, c
                 progress.message(f"resuming {job.describe()} from its in-job checkpoint after epoch "
                                  f"{state.epoch} of {epochs}")
     progress.jobs_start(len(plan.jobs), len(done))
-    computed = []
+    computed, groups = [], []
     if todo:
-        computed = _execute(plan, todo, done, store, executor, data_dir, download, progress,
-                            checkpoint_every, stale.current)
+        computed, groups = _execute(plan, todo, done, store, executor, data_dir, download, progress,
+                                    checkpoint_every, stale.current, group)
     manifest["runs"][-1]["finished"] = _now()
     store.write_manifest(manifest)
     try:  # only when empty: no job left a checkpoint
@@ -284,72 +293,101 @@ def _run(plan, manifest, store, executor, data_dir, download, progress, start, c
     except OSError:
         pass
     progress.close()
-    return RunResult(store, plan, computed, reused, time.perf_counter() - start)
+    return RunResult(store, plan, computed, reused, time.perf_counter() - start, groups)
 
 
 def _data_key(training_config):
     return canonical_json(training_config["data"])
 
 
-def _execute(plan, todo, done, store, executor, data_dir, download, progress, checkpoint_every, stamp):
+def _execute(plan, todo, done, store, executor, data_dir, download, progress, checkpoint_every, stamp, group):
     trainings = {name: entry["config"] for name, entry in plan.trainings.items()}
     needed = {_data_key(trainings[j.training]): trainings[j.training]["data"] for j in todo}
     datasets = {key: datasource.load(DataSpec.from_dict(spec), data_dir, download)
                 for key, spec in needed.items()}
-    waiting = {}   # training key -> [inference jobs]
-    pending = {}   # handle -> job
-    computed = []
+    limit = grouping.largest(group)
+    workers = getattr(executor, "workers", 1)
+    waiting = {}   # training key -> [jobs that need its network]
+    pending = {}   # handle -> [jobs] (a training group) or job
+    computed, groups = [], []
     executor.start(datasets)
 
     def submit(job, weights=None):
-        data_key = _data_key(trainings[job.training])
-        on_epoch = checkpoint = None
-        if job.kind == "train":
-            on_epoch = lambda e, n, job=job: progress.epoch(job, e, n)  # noqa: E731
-            if checkpoint_every > 0:
-                checkpoint = store.checkpoint(job.key, checkpoint_every)
-        pending[executor.submit(job, data_key, weights, on_epoch, checkpoint)] = job
+        pending[executor.submit(job, _data_key(trainings[job.training]), weights, limit=limit)] = job
 
-    for job in todo:   # a training job with ``depends`` fine-tunes that network: it waits as inference does
-        if job.depends is None:
-            submit(job)
-        elif job.depends in done:
-            submit(job, store.read_weights(job.depends))
-        else:
+    def train(ready):
+        """Submit the ready training jobs [(job, parent weights or None)], grouped."""
+        parents = {job.key: weights for job, weights in ready}
+        formed = grouping.form_groups([job for job, _ in ready], trainings, group, workers)
+        # the largest groups first, so that worker processes end together (the order changes no number)
+        for members in sorted(formed, key=len, reverse=True):
+            groups.append([job.key for job in members])
+            checkpoints = [store.checkpoint(job.key, checkpoint_every) if checkpoint_every > 0 else None
+                           for job in members]
+            weights = [parents[job.key] for job in members]
+            data_key = _data_key(trainings[members[0].training])
+            if len(members) > 1:
+                progress.group_start(members)
+            on_epoch = lambda e, n, members=members: progress.group_epoch(members, e, n)  # noqa: E731
+            pending[executor.submit_group(members, data_key, weights, on_epoch, checkpoints, limit)] = members
+
+    ready = []
+    for job in todo:   # a job with ``depends`` (inference, fine-tuning) waits for that network
+        if job.depends is not None and job.depends not in done:
             waiting.setdefault(job.depends, []).append(job)
+        elif job.kind == "train":
+            ready.append((job, None if job.depends is None else store.read_weights(job.depends)))
+        else:
+            submit(job, store.read_weights(job.depends))
+    train(ready)
     while pending:
         handle = executor.wait_first(pending)
-        job = pending.pop(handle)
+        unit = pending.pop(handle)
+        members = unit if isinstance(unit, list) else [unit]
         try:
             computed_job = executor.result(handle)
         except Exception as exc:
-            raise RuntimeError(f"{job.kind} job {job.describe()} ({job.key}) failed: "
-                               f"{type(exc).__name__}: {exc}") from exc
+            what = " ".join(f"{j.describe()} ({j.key})" for j in members)
+            kind = "training group" if len(members) > 1 else f"{members[0].kind} job"
+            raise RuntimeError(f"{kind} {what} failed: {type(exc).__name__}: {exc}") from exc
         # a Dask worker with another MEMNP_BACKEND, or an older memnp (which sends no stamp)
         worker = getattr(computed_job, "numerics", None) or numerics.NumericsStamp(None, None)
         if worker != stamp:
-            raise RuntimeError(f"{job.kind} job {job.describe()} ({job.key}) was computed with "
+            raise RuntimeError(f"{members[0].kind} job {members[0].describe()} ({members[0].key}) was computed with "
                                f"{worker.describe()}, but this run records {stamp.describe()}; "
                                "give every worker the same memnp and MEMNP_BACKEND as this process")
-        result = computed_job.result
-        base = {"content": job.content, "seed": job.seed, "training": job.training,
-                "network": job.network, "memnp_version": __version__, **stamp.to_dict(), "finished": _now()}
-        if job.kind == "train":
-            record, weights = result
-            for name, entry in zip(plan.trainings[job.training]["monitor"], record["test"]):
-                entry["inference"] = name
-            record = dict(base, format=TRAIN_FORMAT, **record)
-            _write_or_rescue(store, job, lambda s: s.write_train(job.key, record, weights))
-            store.checkpoint(job.key, 0).remove()
+        results = computed_job.result if isinstance(unit, list) else [computed_job.result]
+        ready = []
+        for job, result in zip(members, results):
+            weights = _store_result(plan, store, job, result, stamp)
             for follower in waiting.pop(job.key, []):
-                submit(follower, weights)
-        else:
-            record = dict(base, format=INFER_FORMAT, inference=job.inference, train_key=job.depends, **result)
-            _write_or_rescue(store, job, lambda s: s.write_infer(job.key, record))
-        done.add(job.key)
-        computed.append(job.key)
-        progress.job_done(job)
-    return computed
+                if follower.kind == "train":
+                    ready.append((follower, weights))
+                else:
+                    submit(follower, weights)
+            done.add(job.key)
+            computed.append(job.key)
+            progress.job_done(job)
+        train(ready)
+    return computed, groups
+
+
+def _store_result(plan, store, job, result, stamp):
+    """Write one job's record (and a training job's weights, which it returns; None for an
+    inference job)."""
+    base = {"content": job.content, "seed": job.seed, "training": job.training,
+            "network": job.network, "memnp_version": __version__, **stamp.to_dict(), "finished": _now()}
+    if job.kind != "train":
+        record = dict(base, format=INFER_FORMAT, inference=job.inference, train_key=job.depends, **result)
+        _write_or_rescue(store, job, lambda s: s.write_infer(job.key, record))
+        return None
+    record, weights = result
+    for name, entry in zip(plan.trainings[job.training]["monitor"], record["test"]):
+        entry["inference"] = name
+    record = dict(base, format=TRAIN_FORMAT, **record)
+    _write_or_rescue(store, job, lambda s: s.write_train(job.key, record, weights))
+    store.checkpoint(job.key, 0).remove()
+    return weights
 
 
 def _write_or_rescue(store, job, write):
