@@ -342,7 +342,7 @@ def test_cli_group_option_prints_the_groups_and_is_validated(tmp_path):
     for bad in ("0", "-2", "many"):
         result = _cli(*common, "--out", tmp_path / "bad", "--group", bad)
         assert result.exit_code == 2 and "Invalid value for '--group'" in result.output
-        assert "integer >= 1 or 'auto'" in result.output and "Traceback" not in result.output
+        assert "integer from 1 to 1024 or 'auto'" in result.output and "Traceback" not in result.output
     assert not (tmp_path / "bad").exists()
     bad_train = _cli("train", "--out", tmp_path / "t", "--group", "0")
     assert bad_train.exit_code == 2 and "Invalid value for '--group'" in bad_train.output
