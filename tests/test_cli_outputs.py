@@ -9,27 +9,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 
-from memnp.cli import cli
+from cli_helpers import one_error_line as _one_error_line
+from cli_helpers import run_cli as _run
 from memnp.experiments import outputs
 
 TRAIN = ("train", "--epochs", "1", "--examples", "64", "64", "100", "--validation-repeats", "1",
          "--checkpoint-every", "0")
-
-
-def _run(*args):
-    return CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
-
-
-def _one_error_line(result, *needles):
-    """A non-zero exit with one ``Error:`` line naming every needle, and no traceback."""
-    assert result.exit_code != 0, result.output
-    assert "Traceback" not in result.output
-    errors = [line for line in result.output.splitlines() if line.startswith("Error:")]
-    assert len(errors) == 1, result.output
-    for needle in needles:
-        assert str(needle) in errors[0], result.output
 
 
 @pytest.fixture(scope="module")
