@@ -34,6 +34,10 @@ editing cpu.py or sparse.py, delete the cached K-axis kernels too
 (``memnp/kernels/__pycache__/ensemble_pf.*.nbi`` and ``*.nbc``): Numba's cache only watches a
 kernel's own source file, and these kernels hold copies of cpu.py's and sparse.py's task code.
 
+``fused`` (:mod:`memnp.kernels.ensemble_fused`) holds a PF layer's whole forward pass (mapping,
+draws, device parameters, currents, outputs) and backward pass in one call each, built from the
+same task functions; the stacked ensemble layers use it where every stair runs these loops.
+
 The ideal read (V_k @ G_k) is BLAS per member (as cpu_auto's ``ideal_currents``), so its K-axis
 form is a loop of BLAS calls. :mod:`memnp.kernels.ensemble_reference` holds the plain loops over
 members that these functions are tested against.
@@ -48,6 +52,7 @@ from . import cpu, cpu_auto, sparse
 from .cpu import EXAMPLE_BLOCK
 from .cpu_auto import serial_below
 from .ensemble_layout import MemberRows
+from . import ensemble_fused as fused
 from .ensemble_pf import _backward_parallel, _backward_serial, _forward_parallel, _forward_serial
 from .sparse import _padded_width
 

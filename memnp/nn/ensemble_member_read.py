@@ -45,7 +45,7 @@ class MemberCrossbar(StackedLayer):
         """Outputs y (K, p, n_out) from inputs X (K, p, n_in); member k's draws from rngs[k]
         (and read_rngs[k] for read draws, when given)."""
         with threads_for(self.D.size + X.size):
-            layout, V, G, max_weight = self._mapping(X)
+            layout, V, G, max_weight = self._read_mapping(X)
         K, p = X.shape[0], X.shape[1]
         m, n = self.D.shape[1], self.D.shape[2]
         read_rngs = read_rngs or [None] * K

@@ -58,10 +58,25 @@ def threads_for(elements):
         numba.set_num_threads(before)
 
 
+def _give_back(held, after):
+    """Release the bit generators :meth:`StackedCrossbar._take_states` locked, first moving each
+    on to its state in ``after`` (K, 2) uint64 (s_hi, s_lo) when a kernel drew its words."""
+    try:
+        if after is not None:
+            for k, bits, state in held:
+                state["state"]["state"] = (int(after[k, 0]) << 64) | int(after[k, 1])
+                bits.state = state
+    finally:
+        for _, bits, _ in held:
+            bits.lock.release()
+
+
 @dataclasses.dataclass(eq=False)
 class StackedRead:
     """What a stacked forward pass keeps for its backward pass: the layout of the rows read, V
-    (p R,) voltage-packed, G, c, d_eps (R, n) row-packed, I (K, p, n), max_weight (K,) float64."""
+    (p R,) voltage-packed, G, c, d_eps (R, n) row-packed, I (K, p, n), max_weight (K,) float64;
+    is_sparse (K,) bool, the kernel each member's read ran, for a fused read
+    (:mod:`memnp.kernels.ensemble_fused`), else None."""
 
     layout: MemberRows
     p: int
@@ -71,6 +86,7 @@ class StackedRead:
     d_eps: np.ndarray
     I: np.ndarray
     max_weight: np.ndarray
+    is_sparse: object = None
 
 
 class StackedWeights:
@@ -121,8 +137,10 @@ class StackedLayer:
     def sync(self):
         self.weights.sync()
 
-    def _mapping(self, X):
-        """(layout, V, G, max_weight) of a read: the stairs from the inputs to the conductances."""
+    def _scan(self, X):
+        """(X, layout, max_weight, full) of a read: X C-contiguous in the weights' dtype, the rows
+        each member reads, max D[k] (K,) float64, and (K,) bool: the members that read every row.
+        Bad weights or inputs are a ValueError naming the member."""
         D = self.D
         if X.dtype != D.dtype or not X.flags.c_contiguous:
             X = np.ascontiguousarray(X, dtype=D.dtype)
@@ -138,16 +156,25 @@ class StackedLayer:
                 _input_error(X[k])
             except ValueError as exc:
                 raise ValueError(f"member {k}, layer {self.index}: {exc}") from None
-        layout = MemberRows.from_active(active)
+        return X, MemberRows.from_active(active), max_weight, active.all(axis=1)
+
+    def _mapping(self, X, layout, max_weight, full):
+        """(V, G) of a read: the stairs from the inputs to the voltages and conductances."""
+        D = self.D
         offsets = layout.offsets
         G = ensemble_steps.double_G_rows(D, layout, max_weight, self.G_off, self.G_on)
-        for k in np.flatnonzero(active.all(axis=1)):
+        for k in np.flatnonzero(full):
             # The single read maps a crossbar whose every row is read with NumPy (_double_G).
             G[offsets[k]:offsets[k + 1]] = _double_G(D[k], float(max_weight[k]), float(self.G_off[k]),
                                                      float(self.G_on[k]))
         V = ensemble_steps.voltages(X, self.k_V, layout)
-        return layout, V, G, max_weight
+        return V, G
 
+    def _read_mapping(self, X):
+        """(layout, V, G, max_weight): :meth:`_scan` and :meth:`_mapping` of inputs X."""
+        X, layout, max_weight, full = self._scan(X)
+        V, G = self._mapping(X, layout, max_weight, full)
+        return layout, V, G, max_weight
 
 
 class StackedCrossbar(StackedLayer):
@@ -200,6 +227,22 @@ class StackedCrossbar(StackedLayer):
     def _residuals(self, residuals, layout, rngs, G, parameters):
         """Fill ``residuals`` (2, R, n) in ``layout``; (c, d_eps) from them and G when
         ``parameters`` (else (None, None))."""
+        states, drawn, held = self._take_states(residuals, layout, rngs)
+        after = None
+        try:
+            c, d_eps, after = ensemble_devices.draw_device_parameters(
+                G if parameters else residuals[0], residuals, layout, states, drawn, self.factors, self.slopes,
+                self.intercepts, parameters)
+        finally:
+            _give_back(held, after)
+        return c, d_eps
+
+    def _take_states(self, residuals, layout, rngs):
+        """(states (K, 4) uint64, drawn (K,) bool, held): the PCG64 states of the members whose
+        residuals a kernel draws (a PCG64 with enough devices: one word each), their bit
+        generators locked and listed in ``held``; the other members' residuals are drawn into
+        ``residuals`` (2, R, n) here, one member after the other. Pass ``held`` to
+        :func:`_give_back` in a ``finally``."""
         offsets, n = layout.offsets, residuals.shape[2]
         K = len(self.pfs)
         drawn = np.zeros(K, dtype=np.bool_)
@@ -218,29 +261,40 @@ class StackedCrossbar(StackedLayer):
                     drawn[k] = True
                 else:
                     residuals[:, a:b] = pf.sample((b - a, n), rng, residuals.dtype)
-            c, d_eps, after = ensemble_devices.draw_device_parameters(
-                G if parameters else residuals[0], residuals, layout, states, drawn, self.factors, self.slopes,
-                self.intercepts, parameters)
-            for k, bits, state in held:
-                state["state"]["state"] = (int(after[k, 0]) << 64) | int(after[k, 1])
-                bits.state = state
-        finally:
-            for _, bits, _ in held:
-                bits.lock.release()
-        return c, d_eps
+        except BaseException:
+            _give_back(held, None)
+            raise
+        return states, drawn, held
 
     def forward(self, X, rngs, draws_all=False, read_rngs=None):
         """Outputs y (K, p, n_out) from inputs X (K, p, n_in); each member's PF residuals from
         rngs[k] (``draws_all``: for every device, as the single read's draws="all"; a PF-only
         stage makes no read draws, so ``read_rngs`` are not used)."""
         with threads_for(self.D.size + X.size):
-            layout, V, G, max_weight = self._mapping(X)
+            X, layout, max_weight, full = self._scan(X)
+        for layer in self.layers:
+            layer._last = None        # a member's own last read is not this one
+        fused = getattr(self.reads, "fused", None)
+        if fused is not None and not draws_all and self.D.dtype == np.float32:
+            # float32: the single read's loops throughout (float64 device parameters are NumPy's).
+            residuals = np.empty((2, layout.total, self.D.shape[2]), dtype=self.D.dtype)
+            states, drawn, held = self._take_states(residuals, layout, rngs)
+            after = None
+            try:
+                read = fused.layer_forward(X, self.D, layout, self.k_V, self.G_off, self.G_on, max_weight, states,
+                                           drawn, self.factors, self.slopes, self.intercepts, residuals)
+                after = read.after
+            finally:
+                _give_back(held, after)
+            self._state = StackedRead(layout, X.shape[1], read.V, read.G, read.c, read.d_eps, read.I, max_weight,
+                                      read.is_sparse)
+            return read.y
+        with threads_for(self.D.size + X.size):
+            V, G = self._mapping(X, layout, max_weight, full)
         with threads_for(DRAW_COST * G.size):
             c, d_eps = self._draw(G, layout, rngs, draws_all)
         I = self.reads.pf_currents(V, c, d_eps, layout)
         self._state = StackedRead(layout, X.shape[1], V, G, c, d_eps, I, max_weight)
-        for layer in self.layers:
-            layer._last = None        # a member's own last read is not this one
         with threads_for(I.size):
             return ensemble_steps.outputs(I, self.k_V, max_weight, self.G_off, self.G_on)
 
@@ -252,6 +306,14 @@ class StackedCrossbar(StackedLayer):
             raise ValueError(f"layer {self.index}: the stacked read's power needs a forward pass first")
         return self.reads.pf_powers(state.V, state.c, state.d_eps, state.layout)
 
+    def _check_dy(self, dY, grad_max_weight):
+        """ValueError naming the first member whose dL/dy is not finite (its dL/d(max_weight) is not)."""
+        for k in np.flatnonzero(~np.isfinite(grad_max_weight)):
+            try:
+                finite_array("dy", dY[k])
+            except ValueError as exc:
+                raise ValueError(f"member {k}, layer {self.index}: {exc}") from None
+
     def backward(self, dY, need_dx):
         """(dL/dX (K, p, n_in) or None, dL/dD (K, m, n)) from dL/dy (K, p, n_out)."""
         state = self._state
@@ -259,13 +321,19 @@ class StackedCrossbar(StackedLayer):
             raise ValueError(f"layer {self.index}: the stacked read's backward pass needs a forward pass first")
         layout, p = state.layout, state.p
         dY = np.ascontiguousarray(dY, dtype=state.I.dtype)
+        if state.is_sparse is not None:     # a fused read: one fused backward call
+            fused = self.reads.fused.layer_backward(state, dY, self.D, layout, self.k_V, self.G_off, self.G_on,
+                                                    state.max_weight, self.slopes, need_dx)
+            self._check_dy(dY, fused.grad_max_weight)
+            self._state = None
+            if not need_dx:
+                return None, fused.grad_D
+            grad_x = fused.grad_x
+            grad_x *= self.k_V.astype(grad_x.dtype)[:, None, None]
+            return grad_x, fused.grad_D
         with threads_for(state.I.size):
             out = ensemble_steps.outputs_vjp(state.I, dY, self.k_V, state.max_weight, self.G_off, self.G_on)
-        for k in np.flatnonzero(~np.isfinite(out.grad_max_weight)):
-            try:
-                finite_array("dy", dY[k])
-            except ValueError as exc:
-                raise ValueError(f"member {k}, layer {self.index}: {exc}") from None
+        self._check_dy(dY, out.grad_max_weight)
         grads = self.reads.pf_currents_vjp(state.V, state.c, state.d_eps, layout, out.grad_I, need_dx)
         self._state = None
         with threads_for(self.D.size + (grads.grad_V.size if need_dx else 0)):

@@ -1,0 +1,299 @@
+"""A PF layer of K ensemble members in one Numba call per pass (issue 15): the fused stairs.
+
+The stacked PF read of :class:`memnp.nn.ensemble_read.StackedCrossbar` takes, per layer and
+step, about a dozen K-axis calls (mapping, draws, device parameters, currents, outputs and their
+VJPs), each a parallel region whose sleeping threads must be woken, and each with its own Python
+checks. Here the forward pass is one call with three parallel regions and the backward pass one
+call with three:
+
+- :func:`layer_forward`: per member (in parallel): G of the rows read (with NumPy's rounding when
+  every row is read, as the single read maps then), the voltages, the PF
+  residuals from the member's PCG64 words (or residuals given), c and d_eps, the zero count that
+  picks the dense or zero-skipping kernel, and that kernel's preparation; then the currents'
+  tasks of all members; then, per member, the currents cast to the layer's dtype and the outputs.
+- :func:`layer_backward`: per member: dL/dI and dL/d(max_weight) from dL/dy, the VJP's
+  preparation; the VJP's tasks; per member dL/dG, dL/dD and (when asked) dL/dx.
+
+Every stair calls the function the single-network kernels call on the member's block, with the
+member's scalars computed as the single-network wrappers compute them, so every number equals
+the single network's read bit for bit (:func:`layer_forward_reference` and
+:func:`layer_backward_reference` run the unfused K-axis calls of :mod:`memnp.kernels.ensemble_steps`,
+:mod:`memnp.kernels.ensemble_devices` and :mod:`memnp.kernels.ensemble`, whose own references are
+loops over members; the tests compare them). How the work is split over threads changes no sum.
+
+Layout and units as in :mod:`memnp.kernels.ensemble_layout`: inputs X (K, p, n_in) in [0, 1];
+double weights D (K, m, n), m = n_in + 1; rows and offsets of a
+:class:`~memnp.kernels.ensemble_layout.MemberRows`; G, c (A/V), d_eps (F/m) and residuals (2, R,
+n) row-packed; V voltage-packed (p R,) in volts; currents I (K, p, n) in A; outputs y (K, p,
+n / 2). Per-member scalars are (K,) float64; slopes and intercepts (K, 2), factors (K, 2, 2).
+"""
+import types
+from dataclasses import dataclass
+
+import numba
+import numpy as np
+from numba import njit, prange
+
+from . import pcg64, sparse
+from .cpu import _PRANGE_ONLY, EXAMPLE_BLOCK
+from .cpu_auto import serial_below
+from .ensemble_pf import (_backward_buffers, _backward_prep, _backward_task, _cast_member, _forward_prep,
+                          _forward_task)
+from .fastexp import wide_vectors
+from .mapping import _G_rows, _gather, _outputs, _outputs_vjp, _vjp_rows
+from .pf_devices import _parameters, _parameters_vjp, _residuals
+from .sparse import _count_zeros, _padded_width
+
+__all__ = ["FusedRead", "FusedGradients", "layer_forward", "layer_backward", "layer_forward_reference",
+           "layer_backward_reference", "parallel"]
+
+
+@dataclass(frozen=True)
+class FusedRead:
+    """What :func:`layer_forward` gives and :func:`layer_backward` needs: V (p R,), G, c, d_eps
+    (R, n), I (K, p, n), is_sparse (K,) bool (the kernel each member's read ran), y (K, p, n / 2)
+    and ``after`` (K, 2) uint64: the PCG64 states (high, low) after the drawn members' words."""
+
+    V: np.ndarray
+    G: np.ndarray
+    c: np.ndarray
+    d_eps: np.ndarray
+    I: np.ndarray
+    is_sparse: np.ndarray
+    y: np.ndarray
+    after: np.ndarray
+
+
+@dataclass(frozen=True)
+class FusedGradients:
+    """dL/dD (K, m, n), dL/dx (K, p, n_in) or None, and dL/d(max_weight) (K,) float64 (a member
+    whose value is not finite had a non-finite dL/dy)."""
+
+    grad_D: np.ndarray
+    grad_x: object
+    grad_max_weight: np.ndarray
+
+
+# --- the kernels ----------------------------------------------------------------------------------
+
+@njit(error_model="numpy", cache=True)
+def _G_numpy_order(D, k_G, G_off, G):
+    """G = k_G D + G_off (m, n) as :func:`memnp.crossbar.mapping._double_G` computes it with NumPy:
+    the product rounded to D's dtype, then the sum (no fused multiply-add)."""
+    t = D.dtype.type
+    k, off = t(k_G), t(G_off)
+    for i in range(D.shape[0]):
+        for j in range(D.shape[1]):
+            g = D[i, j] * k
+            G[i, j] = g + off
+
+# Each body is compiled twice: parallel (prange over members and tasks) and serial (the same
+# loops on the calling thread, for calls too small to wake the other threads).
+
+def _forward_body(X, D, rows, offsets, k_V, k_G, G_off, states, drawn, factors, slopes, intercepts,
+                  divisor, min_fraction, min_devices, threads, nn, residuals, G, V, c, d_eps, is_sparse,
+                  after, I, y):
+    wide_vectors()
+    K, p, _ = X.shape
+    n = D.shape[2]
+    R = offsets[K]
+    X_terms = np.empty(V.size, dtype=V.dtype)      # the work arrays of ensemble_pf's forward kernels
+    W = np.empty(0, dtype=V.dtype)
+    cw = np.empty((R, nn), dtype=V.dtype)
+    kt = np.empty((R, nn), dtype=V.dtype)
+    e_c = residuals[0].reshape(-1)
+    e_d = residuals[1].reshape(-1)
+    G_flat, c_flat, d_flat = G.reshape(-1), c.reshape(-1), d_eps.reshape(-1)
+    for k in prange(K):
+        o0 = offsets[k]
+        o1 = offsets[k + 1]
+        r = o1 - o0
+        if r == D.shape[1]:     # every row read: the single read maps with NumPy
+            _G_numpy_order(D[k], k_G[k], G_off[k], G[o0:o1])
+        else:
+            _G_rows(D[k], rows[o0:o1], k_G[k], G_off[k], G[o0:o1])
+        Vk = V[p * o0:p * o1].reshape((p, r))
+        _gather(X[k], k_V[k], rows[o0:o1], Vk)
+        a = o0 * n
+        b = o1 * n
+        if drawn[k]:
+            words = np.empty(b - a, np.uint64)
+            after[k, 0], after[k, 1] = pcg64.fill(states[k, 0], states[k, 1], states[k, 2], states[k, 3], words)
+            _residuals(words, factors[k, 0, 0], factors[k, 0, 1], factors[k, 1, 0], factors[k, 1, 1],
+                       e_c[a:b], e_d[a:b])
+        _parameters(G_flat[a:b], e_c[a:b], e_d[a:b], slopes[k, 0], intercepts[k, 0], slopes[k, 1],
+                    intercepts[k, 1], c_flat[a:b], d_flat[a:b])
+        size = p * r
+        # cpu_auto.plan: the zero-skipping kernels from min_devices devices and min_fraction of
+        # V's entries exactly 0.
+        is_sparse[k] = r * n >= min_devices and size > 0 and _count_zeros(Vk) >= min_fraction * size
+        _forward_prep(k, V, c, d_eps, offsets, p, is_sparse, False, X_terms, W, cw, kt)
+    out_offsets = np.zeros(K + 1, np.int64)
+    task_offsets = np.zeros(K + 1, np.int64)
+    blocks = (p + EXAMPLE_BLOCK - 1) // EXAMPLE_BLOCK
+    for k in range(K):
+        out_offsets[k + 1] = out_offsets[k] + p * (nn if is_sparse[k] else n)
+        units = max(p, 1) if is_sparse[k] else blocks * n
+        task_offsets[k + 1] = task_offsets[k] + min(threads, units)
+    out = np.zeros(out_offsets[K], dtype=np.float64)
+    for task in prange(task_offsets[K]):
+        wide_vectors()
+        _forward_task(np.int64(task), V, c, d_eps, offsets, p, is_sparse, nn, False, out_offsets,
+                      task_offsets, X_terms, W, cw, kt, out)
+    for k in prange(K):
+        _cast_member(k, out, out_offsets, is_sparse, p, nn, I)
+        _outputs(I[k], divisor[k], y[k])
+
+
+def _backward_body(I, grad_y, scale, kv_span, V, c, d_eps, G, D, rows, offsets, is_sparse, nn, need_x,
+                   slopes, k_G, max_weight, threads, grad_max_weight, grad_D, grad_x):
+    wide_vectors()
+    K, p, n = I.shape
+    grad_I = np.empty(I.shape, dtype=I.dtype)
+    gsize, gbuf, VT, cw, kt, grad_V, grad_c, grad_d_eps = _backward_buffers(V, c, offsets, p, nn, need_x)
+    for k in prange(K):
+        total = _outputs_vjp(I[k], grad_y[k], scale[k], grad_I[k])
+        grad_max_weight[k] = total / kv_span[k]
+        _backward_prep(k, V, c, d_eps, grad_I, offsets, p, is_sparse, need_x, gsize, gbuf, VT, cw, kt, grad_V)
+    task_offsets = np.zeros(K + 1, np.int64)
+    for k in range(K):
+        task_offsets[k + 1] = task_offsets[k] + min(threads, offsets[k + 1] - offsets[k])
+    for task in prange(task_offsets[K]):
+        wide_vectors()
+        _backward_task(np.int64(task), V, c, d_eps, offsets, p, is_sparse, need_x, task_offsets, gsize,
+                       gbuf, VT, cw, kt, grad_V, grad_c, grad_d_eps)
+    grad_G = np.empty(G.shape, dtype=G.dtype)
+    G_flat, c_flat, d_flat, gG_flat = G.reshape(-1), c.reshape(-1), d_eps.reshape(-1), grad_G.reshape(-1)
+    gc_flat, gd_flat = grad_c.reshape(-1), grad_d_eps.reshape(-1)
+    for k in prange(K):
+        o0 = offsets[k]
+        o1 = offsets[k + 1]
+        a = o0 * n
+        b = o1 * n
+        _parameters_vjp(G_flat[a:b], c_flat[a:b], d_flat[a:b], gc_flat[a:b], gd_flat[a:b], slopes[k, 0],
+                        slopes[k, 1], gG_flat[a:b])
+        _vjp_rows(D[k], grad_G[o0:o1], rows[o0:o1], k_G[k], max_weight[k], grad_max_weight[k], grad_D[k])
+        if need_x:
+            r = o1 - o0
+            block = grad_V[p * o0:p * o1]
+            for ex in range(p):
+                for s in range(r):
+                    grad_x[k, ex, rows[o0 + s]] = block[ex * r + s]
+
+
+def _compiled(body, parallel):
+    """``body`` compiled parallel or serial. Each compilation gets its own copy of the Python
+    function, with its own qualified name: Numba's disk cache is keyed by that name and the
+    argument types, not by the compile options, so one function compiled both ways would load
+    one version's machine code for the other."""
+    suffix = "_parallel" if parallel else "_serial"
+    twin = types.FunctionType(body.__code__, body.__globals__, body.__name__ + suffix, body.__defaults__,
+                              body.__closure__)
+    twin.__qualname__ = body.__qualname__ + suffix
+    twin.__doc__ = body.__doc__
+    options = {"parallel": _PRANGE_ONLY} if parallel else {}
+    return njit(error_model="numpy", cache=True, **options)(twin)
+
+
+_forward_parallel = _compiled(_forward_body, parallel=True)
+_forward_serial = _compiled(_forward_body, parallel=False)
+_backward_parallel = _compiled(_backward_body, parallel=True)
+_backward_serial = _compiled(_backward_body, parallel=False)
+
+
+# --- Python entry points --------------------------------------------------------------------------
+
+def parallel(evaluations):
+    """Whether a fused call of about that many device evaluations runs on Numba's threads: its
+    three parallel regions share one wake-up budget, so the one-thread threshold is a third of
+    :func:`memnp.kernels.cpu_auto.serial_below`'s (the numbers do not depend on it)."""
+    return numba.get_num_threads() > 1 and 3 * evaluations >= serial_below()
+
+
+def layer_forward(X, D, layout, k_V, G_off, G_on, max_weight, states, drawn, factors, slopes, intercepts,
+                  residuals):
+    """One forward pass of K members' PF layers: a :class:`FusedRead`.
+
+    X (K, p, n_in) and D (K, m, n) C-contiguous, one float dtype; layout the MemberRows of the
+    rows each member reads; k_V (V), G_off, G_on (S) and max_weight (= max D[k], > 0) (K,)
+    float64; states (K, 4) uint64, each drawn member's PCG64 state (s_hi, s_lo, inc_hi, inc_lo);
+    drawn (K,) bool; factors (K, 2, 2), slopes and intercepts (K, 2) float64 (the PF stage's
+    covariance factor, s_c and s_d, b_c and b_d); residuals (2, R, n) in D's dtype, written with
+    the drawn members' residuals (the others' must be there already). The caller checks the
+    arguments (this is the hot path of :class:`memnp.nn.ensemble_read.StackedCrossbar`)."""
+    K, p, _ = X.shape
+    n = D.shape[2]
+    R = layout.total
+    dtype = D.dtype
+    k_G = (G_on - G_off) / max_weight
+    divisor = (k_V * (G_on - G_off) / max_weight).astype(dtype)
+    G = np.empty((R, n), dtype)
+    c = np.empty((R, n), dtype)
+    d_eps = np.empty((R, n), dtype)
+    V = np.empty(p * R, dtype)
+    is_sparse = np.zeros(K, np.bool_)
+    after = np.zeros((K, 2), np.uint64)
+    I = np.empty((K, p, n), dtype)
+    y = np.empty((K, p, n // 2), dtype)
+    threads = numba.get_num_threads() if parallel(p * R * n) else 1
+    kernel = _forward_parallel if threads > 1 else _forward_serial
+    kernel(X, D, layout.rows, layout.offsets, k_V, k_G, G_off, states, drawn, factors, slopes, intercepts, divisor,
+           float(sparse.min_zeros(n)), sparse.MIN_DEVICES, threads, _padded_width(n), residuals, G, V, c, d_eps,
+           is_sparse, after, I, y)
+    return FusedRead(V, G, c, d_eps, I, is_sparse, y, after)
+
+
+def layer_backward(read, grad_y, D, layout, k_V, G_off, G_on, max_weight, slopes, need_x):
+    """The backward pass of :func:`layer_forward`'s ``read``: :class:`FusedGradients` from dL/dy
+    (K, p, n / 2) C-contiguous in the read's dtype; the other arguments as :func:`layer_forward`'s.
+    dL/dx (K, p, n_in) only when ``need_x`` (the member's rows not read get 0)."""
+    I = read.I
+    K, p, n = I.shape
+    span = G_on - G_off
+    kv_span = k_V * span
+    scale = (max_weight / kv_span).astype(I.dtype)
+    k_G = span / max_weight
+    grad_max_weight = np.empty(K, np.float64)
+    grad_D = np.zeros(D.shape, D.dtype)
+    grad_x = np.zeros((K, p, layout.n_rows) if need_x else (0, 0, 0), I.dtype)
+    threads = numba.get_num_threads() if parallel(p * layout.total * n) else 1
+    kernel = _backward_parallel if threads > 1 else _backward_serial
+    kernel(I, grad_y, scale, kv_span, read.V, read.c, read.d_eps, read.G, D, layout.rows, layout.offsets,
+           read.is_sparse, _padded_width(n), bool(need_x), slopes, k_G, max_weight, threads, grad_max_weight,
+           grad_D, grad_x)
+    return FusedGradients(grad_D, grad_x[:, :, :-1] if need_x else None, grad_max_weight)
+
+
+# --- references: the unfused K-axis calls -----------------------------------------------------------
+
+def layer_forward_reference(X, D, layout, k_V, G_off, G_on, max_weight, generators, factors, slopes, intercepts):
+    """(G, V, c, d_eps, I, y) of the stairs one K-axis call at a time, each member's residuals
+    from ``generators[k].bit_generator.random_raw`` (pf_devices.residuals), and G of a member
+    that reads every row by NumPy (as the single read's mapping)."""
+    from . import ensemble, ensemble_devices, ensemble_steps
+    G = ensemble_steps.double_G_rows(D, layout, max_weight, G_off, G_on)
+    for k in np.flatnonzero(layout.counts() == layout.n_rows):   # NumPy's k_G D + G_off
+        full = np.multiply(D[k], float((G_on[k] - G_off[k]) / max_weight[k]))
+        full += float(G_off[k])
+        G[layout.offsets[k]:layout.offsets[k + 1]] = full
+    V = ensemble_steps.voltages(X, k_V, layout)
+    residuals = np.empty((2,) + G.shape, G.dtype)
+    c, d_eps = ensemble_devices.draw_device_parameters_reference(G, residuals, layout, generators, factors,
+                                                                 slopes, intercepts)
+    I = ensemble.pf_currents(V, c, d_eps, layout)
+    y = ensemble_steps.outputs(I, k_V, max_weight, G_off, G_on)
+    return G, V, c, d_eps, I, y
+
+
+def layer_backward_reference(G, V, c, d_eps, I, grad_y, D, layout, k_V, G_off, G_on, max_weight, slopes, need_x):
+    """(dL/dD, dL/dx or None, dL/d(max_weight)) of the stairs one K-axis call at a time."""
+    from . import ensemble, ensemble_devices, ensemble_steps
+    out = ensemble_steps.outputs_vjp(I, grad_y, k_V, max_weight, G_off, G_on)
+    grads = ensemble.pf_currents_vjp(V, c, d_eps, layout, out.grad_I, need_x)
+    grad_G = ensemble_devices.device_parameters_vjp_members(G, c, d_eps, grads.grad_c, grads.grad_d_eps,
+                                                            layout, slopes)
+    grad_D = ensemble_steps.double_w_to_G_vjp_rows(D, grad_G, layout, out.grad_max_weight, G_off, G_on,
+                                                   max_weight)
+    grad_x = ensemble_devices.scatter_rows(grads.grad_V, layout, I.shape[1])[:, :, :-1] if need_x else None
+    return grad_D, grad_x, out.grad_max_weight
+
