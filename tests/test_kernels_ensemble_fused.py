@@ -102,3 +102,23 @@ def test_parallel_threshold_scales_with_threads():
     assert not ef.parallel(0)
     if numba.get_num_threads() > 1:
         assert ef.parallel(10**8)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_scan_equals_the_unfused_calls(dtype, threads, monkeypatch):
+    from memnp.kernels import ensemble_steps
+    monkeypatch.setattr(ef, "parallel", lambda evaluations: threads > 1 and numba.get_num_threads() > 1)
+    X, D, *_ = _case(4, dtype, seed=5)
+    X[2, 3, 7] = -0.0          # in [0, 1], but fails the bit test: valid False, settled by the caller
+    X[3, 0, 0] = 1.5           # out of range
+    D[1, 0, 0] = np.nan        # not a valid weight matrix: max_weight nan
+    found = ef.scan(X, D)
+    active, valid = ensemble_steps.scan_inputs(X)
+    layout = MemberRows.from_active(active)
+    assert np.array_equal(found.layout.rows, layout.rows) and np.array_equal(found.layout.offsets, layout.offsets)
+    assert found.layout.n_rows == layout.n_rows == X.shape[2] + 1
+    assert list(found.valid) == [True, True, False, False] and list(valid) == [True, True, True, False]
+    reference = ensemble_steps.max_weights(D)
+    assert np.array_equal(found.max_weight, reference, equal_nan=True) and np.isnan(found.max_weight[1])
+    assert not found.layout.rows.flags.writeable

@@ -3,8 +3,8 @@
 The stacked PF read of :class:`memnp.nn.ensemble_read.StackedCrossbar` takes, per layer and
 step, about a dozen K-axis calls (mapping, draws, device parameters, currents, outputs and their
 VJPs), each a parallel region whose sleeping threads must be woken, and each with its own Python
-checks. Here the forward pass is one call with three parallel regions and the backward pass one
-call with three:
+checks. Here the forward pass is two calls (:func:`scan`: the weights' maximum, the input scan and
+the rows read; then the read, with three parallel regions) and the backward pass one call with three:
 
 - :func:`layer_forward`: per member (in parallel): G of the rows read (with NumPy's rounding when
   every row is read, as the single read maps then), the voltages, the PF
@@ -40,11 +40,13 @@ from .cpu_auto import serial_below
 from .ensemble_pf import (_backward_buffers, _backward_prep, _backward_task, _cast_member, _forward_prep,
                           _forward_task)
 from .fastexp import wide_vectors
-from .mapping import _G_rows, _gather, _outputs, _outputs_vjp, _vjp_rows
+from .ensemble_layout import MemberRows
+from .mapping import (_INF_BITS, _UNIT_BITS, _G_rows, _bit_extremes, _gather, _outputs, _outputs_vjp, _scan,
+                      _vjp_rows)
 from .pf_devices import _parameters, _parameters_vjp, _residuals
 from .sparse import _count_zeros, _padded_width
 
-__all__ = ["FusedRead", "FusedGradients", "layer_forward", "layer_backward", "layer_forward_reference",
+__all__ = ["Scan", "FusedRead", "FusedGradients", "scan", "layer_forward", "layer_backward", "layer_forward_reference",
            "layer_backward_reference", "parallel"]
 
 
@@ -195,6 +197,29 @@ def _compiled(body, parallel):
     return njit(error_model="numpy", cache=True, **options)(twin)
 
 
+def _scan_body(D_bits, x_bits, magnitude, one, lo, hi, valid, active, offsets):
+    """Per member: the extremes of D's bits (mapping._bit_extremes), the input scan
+    (mapping._scan: the rows driven and whether every input is in [0, 1]); then the row offsets
+    and the rows read, increasing per member."""
+    K = D_bits.shape[0]
+    for k in prange(K):
+        lo[k], hi[k] = _bit_extremes(D_bits[k])
+        valid[k] = _scan(x_bits[k], active[k], magnitude, one)
+    for k in range(K):
+        offsets[k + 1] = offsets[k] + np.count_nonzero(active[k])
+    rows = np.empty(offsets[K], np.int64)
+    m = active.shape[1]
+    for k in prange(K):
+        q = offsets[k]
+        for i in range(m):
+            if active[k, i]:
+                rows[q] = i
+                q += 1
+    return rows
+
+
+_scan_parallel = _compiled(_scan_body, parallel=True)
+_scan_serial = _compiled(_scan_body, parallel=False)
 _forward_parallel = _compiled(_forward_body, parallel=True)
 _forward_serial = _compiled(_forward_body, parallel=False)
 _backward_parallel = _compiled(_backward_body, parallel=True)
@@ -208,6 +233,38 @@ def parallel(evaluations):
     three parallel regions share one wake-up budget, so the one-thread threshold is a third of
     :func:`memnp.kernels.cpu_auto.serial_below`'s (the numbers do not depend on it)."""
     return numba.get_num_threads() > 1 and 3 * evaluations >= serial_below()
+
+
+@dataclass(frozen=True)
+class Scan:
+    """What :func:`scan` finds: ``layout`` the MemberRows of the rows each member's batch drives
+    (the bias row always), ``max_weight`` (K,) float64 max D[k] (nan for a member whose weights
+    are not all finite and >= 0 with one > 0), ``valid`` (K,) bool whether every input of the
+    member is in [0, 1] (False may also mean a -0.0: the caller settles it with NumPy)."""
+
+    layout: MemberRows
+    max_weight: np.ndarray
+    valid: np.ndarray
+
+
+def scan(X, D):
+    """:class:`Scan` of inputs X (K, p, n_in) and double weights D (K, n_in + 1, n), C-contiguous
+    and of one float dtype: ensemble_steps.max_weights, scan_inputs and MemberRows.from_active
+    in one call."""
+    K = D.shape[0]
+    unsigned, magnitude, one = _UNIT_BITS[X.dtype]
+    int_type, inf_bits = _INF_BITS[D.dtype]
+    lo = np.empty(K, int_type)
+    hi = np.empty(K, int_type)
+    valid = np.zeros(K, np.bool_)
+    active = np.zeros((K, X.shape[2] + 1), np.bool_)
+    offsets = np.zeros(K + 1, np.int64)
+    kernel = _scan_parallel if parallel(X.size + D.size) else _scan_serial
+    rows = kernel(D.reshape(K, -1).view(int_type), X.view(unsigned), unsigned(magnitude), unsigned(one), lo, hi,
+                  valid, active, offsets)
+    max_weight = hi.view(D.dtype).astype(np.float64)
+    max_weight[(lo < 0) | (hi >= inf_bits) | (hi == 0)] = np.nan
+    return Scan(MemberRows.unchecked(rows, offsets, active.shape[1]), max_weight, valid)
 
 
 def layer_forward(X, D, layout, k_V, G_off, G_on, max_weight, states, drawn, factors, slopes, intercepts,

@@ -75,6 +75,18 @@ class MemberRows:
         return cls(rows, offsets, active.shape[1])
 
     @classmethod
+    def unchecked(cls, rows, offsets, n_rows):
+        """A MemberRows of arrays a kernel built to this layout's rules (rows (R,) and offsets
+        (K + 1,) int64, C-contiguous), without checking them again."""
+        self = object.__new__(cls)
+        rows.flags.writeable = False
+        offsets.flags.writeable = False
+        object.__setattr__(self, "rows", rows)
+        object.__setattr__(self, "offsets", offsets)
+        object.__setattr__(self, "n_rows", int(n_rows))
+        return self
+
+    @classmethod
     def full(cls, members, n_rows):
         """Every member reads all n_rows rows."""
         return cls(np.tile(np.arange(n_rows), members), np.arange(members + 1) * n_rows, n_rows)

@@ -40,6 +40,7 @@ class MemberCrossbar(StackedLayer):
     def __init__(self, weights, stages, backend):
         super().__init__(weights, stages)
         self.backend = backend
+        self.fused = getattr(backend.ensemble, "fused", None)
 
     def forward(self, X, rngs, draws_all=False, read_rngs=None):
         """Outputs y (K, p, n_out) from inputs X (K, p, n_in); member k's draws from rngs[k]

@@ -32,6 +32,7 @@ from ..crossbar.validation import finite_array
 from ..kernels import ensemble_devices, ensemble_steps, pcg64
 from ..kernels.cpu_auto import serial_below
 from ..kernels.ensemble_layout import MemberRows
+from ..kernels.mapping import _unit_numpy
 from .memristive import _input_error
 
 __all__ = ["StackedWeights", "StackedLayer", "StackedCrossbar", "StackedRead", "threads_for"]
@@ -125,6 +126,8 @@ class StackedLayer:
         self.G_off = np.array([stage.G_off for stage in stages], dtype=np.float64)
         self.G_on = np.array([stage.G_on for stage in stages], dtype=np.float64)
         self._state = None
+        #: The backend's fused K-axis layer kernels (memnp.kernels.ensemble_fused), or None.
+        self.fused = None
 
     @property
     def D(self):
@@ -144,19 +147,26 @@ class StackedLayer:
         D = self.D
         if X.dtype != D.dtype or not X.flags.c_contiguous:
             X = np.ascontiguousarray(X, dtype=D.dtype)
-        max_weight = ensemble_steps.max_weights(D)
+        if self.fused is not None:
+            found = self.fused.scan(X, D)
+            layout, max_weight, valid = found.layout, found.max_weight, found.valid
+        else:
+            max_weight = ensemble_steps.max_weights(D)
+            active, valid = ensemble_steps.scan_inputs(X)
+            layout = MemberRows.from_active(active)
         for k in np.flatnonzero(~(max_weight > 0)):
             try:      # the checked NumPy form, as the single read (it says what is wrong, if anything)
                 max_weight[k] = _double_max_weight(D[k])
             except ValueError as exc:
                 raise ValueError(f"member {k}, layer {self.index}: {exc}") from None
-        active, valid = ensemble_steps.scan_inputs(X)
         for k in np.flatnonzero(~valid):
+            if _unit_numpy(X[k]):      # -0.0 fails the bit test; NumPy settles it
+                continue
             try:
                 _input_error(X[k])
             except ValueError as exc:
                 raise ValueError(f"member {k}, layer {self.index}: {exc}") from None
-        return X, MemberRows.from_active(active), max_weight, active.all(axis=1)
+        return X, layout, max_weight, layout.counts() == layout.n_rows
 
     def _mapping(self, X, layout, max_weight, full):
         """(V, G) of a read: the stairs from the inputs to the voltages and conductances."""
@@ -185,6 +195,7 @@ class StackedCrossbar(StackedLayer):
     def __init__(self, weights, stages, reads):
         super().__init__(weights, stages)
         self.reads = reads
+        self.fused = getattr(reads, "fused", None)
         K = len(self.layers)
         pfs = [stage.nonpreserving for stage in stages]
         self.pfs = pfs
@@ -237,10 +248,11 @@ class StackedCrossbar(StackedLayer):
             _give_back(held, after)
         return c, d_eps
 
-    def _take_states(self, residuals, layout, rngs):
+    def _take_states(self, residuals, layout, rngs, min_words=pcg64.MIN_WORDS):
         """(states (K, 4) uint64, drawn (K,) bool, held): the PCG64 states of the members whose
         residuals a kernel draws (a PCG64 with enough devices: one word each), their bit
-        generators locked and listed in ``held``; the other members' residuals are drawn into
+        generators locked and listed in ``held``; a PCG64 member with fewer than ``min_words``
+        devices and the other members have their residuals drawn into
         ``residuals`` (2, R, n) here, one member after the other. Pass ``held`` to
         :func:`_give_back` in a ``finally``."""
         offsets, n = layout.offsets, residuals.shape[2]
@@ -252,7 +264,7 @@ class StackedCrossbar(StackedLayer):
             for k, (pf, rng) in enumerate(zip(self.pfs, rngs)):
                 a, b = offsets[k], offsets[k + 1]
                 bits = rng.bit_generator
-                if type(bits) is np.random.PCG64 and (b - a) * n >= pcg64.MIN_WORDS:
+                if type(bits) is np.random.PCG64 and (b - a) * n >= min_words:
                     bits.lock.acquire()
                     state = bits.state
                     held.append((k, bits, state))
@@ -274,11 +286,11 @@ class StackedCrossbar(StackedLayer):
             X, layout, max_weight, full = self._scan(X)
         for layer in self.layers:
             layer._last = None        # a member's own last read is not this one
-        fused = getattr(self.reads, "fused", None)
+        fused = self.fused
         if fused is not None and not draws_all and self.D.dtype == np.float32:
             # float32: the single read's loops throughout (float64 device parameters are NumPy's).
             residuals = np.empty((2, layout.total, self.D.shape[2]), dtype=self.D.dtype)
-            states, drawn, held = self._take_states(residuals, layout, rngs)
+            states, drawn, held = self._take_states(residuals, layout, rngs, min_words=1)
             after = None
             try:
                 read = fused.layer_forward(X, self.D, layout, self.k_V, self.G_off, self.G_on, max_weight, states,
@@ -322,7 +334,7 @@ class StackedCrossbar(StackedLayer):
         layout, p = state.layout, state.p
         dY = np.ascontiguousarray(dY, dtype=state.I.dtype)
         if state.is_sparse is not None:     # a fused read: one fused backward call
-            fused = self.reads.fused.layer_backward(state, dY, self.D, layout, self.k_V, self.G_off, self.G_on,
+            fused = self.fused.layer_backward(state, dY, self.D, layout, self.k_V, self.G_off, self.G_on,
                                                     state.max_weight, self.slopes, need_dx)
             self._check_dy(dY, fused.grad_max_weight)
             self._state = None
