@@ -25,8 +25,8 @@ from ..crossbar.mapping import _double_G, _double_max_weight
 from ..crossbar.validation import finite_array, float_array, non_empty_batch, unit_interval, weight_dtype
 from ..kernels import get_backend
 from ..kernels import mapping as mapping_loops
-from .layers import (Layer, _conv_output_shape, _conv_outputs, _count, _generator, _image_batch, col2im, im2col,
-                     register)
+from .base import Layer, _count, _generator, _image_batch, register
+from .layers import _conv_output_shape, _conv_outputs, col2im, im2col
 from .reads import CrossbarRead, DigitalRead
 
 WEIGHTS = ("double", "standard")
