@@ -108,9 +108,9 @@ def resolve_sources(families, data_dir=None, download=False):
 
 
 def device_files(paths):
-    """{preset name: Stage} from preset JSON files (memnp.data.presets.save_preset, ``fit-device``);
+    """{preset name: Stage} from preset JSON files (memnp.data.preset_files.save_preset, ``fit-device``);
     ValueError for an unreadable file or two files of one name."""
-    from ..data.presets import load_preset_record
+    from ..data.preset_files import load_preset_record
     out = {}
     for path in paths or ():
         record = load_preset_record(path)
