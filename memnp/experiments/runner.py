@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 from .. import __version__, numerics
-from . import datasource, grouping, registry
+from . import datasource, grouping, plan as planning, registry
 from .configs import DataSpec, canonical_json
 from .executors import make_executor
 from .keys import check_seed
@@ -68,7 +68,7 @@ class Progress:
 @dataclasses.dataclass
 class RunResult:
     store: ResultsStore
-    plan: registry.Plan
+    plan: planning.Plan
     computed: list      # keys of the jobs computed by this run
     reused: list        # keys of jobs found finished
     seconds: float
@@ -132,10 +132,10 @@ def plan_run(names, scale, seed, data_dir=None, download=False, devices=None):
     names = registry.check_names(names)
     if devices is not None and not isinstance(devices, dict):
         devices = device_files(devices)
-    registry.check_devices(names, devices)
+    planning.check_devices(names, devices)
     families = sorted({registry.TRAININGS[t].family for n in names for t, _ in registry.SIMULATIONS[n].pairs})
     sources, reasons = resolve_sources(families, data_dir, download)
-    return registry.expand(names, scale, seed, sources, devices), sources, reasons
+    return planning.expand(names, scale, seed, sources, devices), sources, reasons
 
 
 def _signature(scale, seed, sources):
