@@ -70,18 +70,18 @@ def _paper_data():
 
 def paper_per_job(epochs, setups):
     import numpy as np
-    from memnp.experiments import presets, protocol, registry
+    from memnp.experiments import plan as planning, presets, protocol, registry
     from memnp.experiments.datasource import to_float
     name, data = _paper_data()
     x = {s: to_float(data[s][0]) for s in data}
     y = {s: data[s][1] for s in data}
     scale = presets.get("paper")
-    plan = registry.expand(list(registry.SIMULATIONS), scale, 0, {"mnist": name, "cifar10": None})
+    plan = planning.expand(list(registry.SIMULATIONS), scale, 0, {"mnist": name, "cifar10": None})
     rows, test_pass = [], {}
     for setup_name, entry in plan.trainings.items():
         if setups and setup_name not in setups:
             continue
-        training = registry.training_config(plan.job(entry["networks"][0]))
+        training = planning.training_config(plan.job(entry["networks"][0]))
         rng = np.random.default_rng(0)
         model = protocol.build_model("mnist", training.weights, training.stage, rng, training.learning_rate,
                                      training.l1 if training.regularised else 0.0)
@@ -114,7 +114,7 @@ def paper_per_job(epochs, setups):
                      "test_passes_s": monitor, "job_h": job / 3600})
         print(f"  {setup_name}: epoch {epoch:.2f} s, job {job / 3600:.2f} h", flush=True)
     infer_jobs = [j for j in plan.jobs if j.kind == "infer" and (not setups or j.training in setups)]
-    weights_of = {name: registry.training_config(plan.job(e["networks"][0])).weights
+    weights_of = {name: planning.training_config(plan.job(e["networks"][0])).weights
                   for name, e in plan.trainings.items()}
     infer_s = sum(scale.inference_repeats * test_pass[weights_of[j.training], j.inference] for j in infer_jobs
                   if (weights_of[j.training], j.inference) in test_pass)

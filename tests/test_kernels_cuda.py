@@ -20,6 +20,7 @@ from memnp.kernels import reference as ref  # noqa: E402
 
 try:
     from memnp.kernels import cuda as kc
+    from memnp.kernels import cuda_common as kcc
 except ImportError as exc:  # pragma: no cover - numba-cuda present but broken
     pytest.skip(f"memnp.kernels.cuda cannot be imported: {exc}", allow_module_level=True)
 
@@ -180,7 +181,8 @@ def test_ideal_currents_and_power(dtype, shape):
 
 def test_grid_strides_over_the_examples(monkeypatch):
     """With at most 2 blocks along the examples, every kernel's grid-stride loop covers the rest."""
-    monkeypatch.setattr(kc, "_MAX_GRID_Y", 2)
+    monkeypatch.setattr(kc, "_MAX_GRID_Y", 2)    # the dL/dV grid and cd_chunks
+    monkeypatch.setattr(kcc, "_MAX_GRID_Y", 2)   # _grid_cols: forward and power
     V, c, d_eps, G, grad_I = make_inputs((11, 5, 4), "low", seed=7)
     assert rel_err(kc.pf_currents(V, c, d_eps), ref.pf_currents(V, c, d_eps)) <= 1e-12
     for g, w in zip(kc.pf_currents_vjp(V, c, d_eps, grad_I), ref.pf_currents_vjp(V, c, d_eps, grad_I)):
@@ -247,14 +249,14 @@ def test_bad_input():
 
 
 def test_block_shape_parsing():
-    assert kc._block_shape("32x8") == (32, 8)
+    assert kcc._block_shape("32x8") == (32, 8)
     for bad in ("32", "3x8", "64x32", "axb", "0x4"):
         with pytest.raises(ValueError, match="MEMNP_CUDA_BLOCK"):
-            kc._block_shape(bad)
+            kcc._block_shape(bad)
 
 
 def test_no_device_raises_runtime_error(monkeypatch):
-    monkeypatch.setattr(kc, "_DEVICE_OK", False)
+    monkeypatch.setattr(kcc, "_DEVICE_OK", False)
     V, c, d_eps, _, _ = make_inputs((3, 5, 4), "low")
     with pytest.raises(RuntimeError, match="no usable CUDA GPU"):
         kc.pf_currents(V, c, d_eps)

@@ -19,7 +19,8 @@ thread per bit line (column), each a running sum in registers; the elementwise p
 m n devices among the threads and the dot products are shared-memory block sums. Every thread of
 a block sees the same sums, so the Newton, line-step and CG loops branch alike across the block.
 The PF law is :func:`memnp.kernels.device_law.pf_current_slope_libm` compiled as a device
-function.
+function. The block-wide pieces (A t, the law, the residual, CG) are in
+:mod:`memnp.circuit.cuda_ops`; here are the solve and VJP kernels and their host side.
 
 Host interface: :func:`solve` and :func:`vjp` take and return NumPy arrays (the state keeps the
 device voltages v on the host, (p, m, n) float64, so power and currents use the cpu code).
@@ -34,10 +35,12 @@ import numba_cuda  # noqa: F401  (ImportError: numba-cuda is not installed)
 from numba import cuda
 
 from ..kernels.backend import check_cuda_numpy
-from ..kernels.device_law import pf_current_slope_libm, pf_partials_libm
+from ..kernels.device_law import pf_partials_libm
 from ..kernels.physics import A2_B
 from .cuda_block import NT, SIMULATOR, block_sum3 as _block_sum3
 from .cuda_linestep import line_step as _line_step
+from .cuda_ops import (apply_A as _apply_A, apply_A_scaled as _apply_A_scaled, cg as _cg,
+                       evaluate as _evaluate, law as _law)
 from .report import CONVERGED, IN_PROGRESS, MAX_ITER, SolveReport, newton_status
 
 check_cuda_numpy()   # one clear line (BackendUnavailable) where numba-cuda breaks on this numpy
@@ -45,142 +48,8 @@ check_cuda_numpy()   # one clear line (BackendUnavailable) where numba-cuda brea
 __all__ = ["NT", "SIMULATOR", "solve", "vjp"]
 _A2_B = float(A2_B)
 
-_law_dev = cuda.jit(device=True)(pf_current_slope_libm)
 _partials_dev = cuda.jit(device=True)(pf_partials_libm)
 _newton_status_dev = cuda.jit(device=True)(newton_status)
-
-
-def _apply_A(t, r_w, r_b, out):
-    """out = A t for one example (t, out (m, n) views), by the whole block."""
-    tid = cuda.threadIdx.x
-    m, n = t.shape
-    for i in range(tid, m, NT):
-        if r_w > 0.0:
-            total = 0.0
-            for j in range(n):
-                total += t[i, j]
-            acc = 0.0
-            for j in range(n):
-                acc += total
-                out[i, j] = r_w * acc
-                total -= t[i, j]
-        else:
-            for j in range(n):
-                out[i, j] = 0.0
-    cuda.syncthreads()
-    if r_b > 0.0:
-        for j in range(tid, n, NT):
-            P = 0.0
-            for i in range(m):
-                P += t[i, j]
-            Q = 0.0
-            for k in range(m):
-                i = m - 1 - k
-                Q += P
-                out[i, j] += r_b * Q
-                P -= t[i, j]
-    cuda.syncthreads()
-
-
-def _apply_A_scaled(sq, z, t, r_w, r_b, out):
-    """out = A t with t = sq z (all (m, n) views; t written here), by the whole block."""
-    tid = cuda.threadIdx.x
-    m, n = z.shape
-    for k in range(tid, m * n, NT):
-        i, j = k // n, k % n
-        t[i, j] = sq[i, j] * z[i, j]
-    cuda.syncthreads()
-    _apply_A(t, r_w, r_b, out)
-
-
-def _law(c, K, pf, v, F, s):
-    tid = cuda.threadIdx.x
-    m, n = v.shape
-    for k in range(tid, m * n, NT):
-        i, j = k // n, k % n
-        if pf:
-            F[i, j], s[i, j] = _law_dev(v[i, j], c[i, j], K[i, j])
-        else:
-            F[i, j] = c[i, j] * v[i, j]
-            s[i, j] = c[i, j]
-    cuda.syncthreads()
-
-
-def _evaluate(v, Vrow, c, K, pf, r_w, r_b, F, s, R, sh):
-    _law(c, K, pf, v, F, s)
-    _apply_A(F, r_w, r_b, R)
-    tid = cuda.threadIdx.x
-    m, n = v.shape
-    rr = sr = ff = 0.0
-    for k in range(tid, m * n, NT):
-        i, j = k // n, k % n
-        res = v[i, j] + R[i, j] - Vrow[i]
-        R[i, j] = res
-        rr += res * res
-        a = s[i, j] * res
-        sr += a * a
-        ff += F[i, j] * F[i, j]
-    cuda.syncthreads()
-    return _block_sum3(rr, sr, ff, sh)
-
-
-def _cg(sq, b, r_w, r_b, eta, max_cg, z, r, pv, q, t, sh):
-    tid = cuda.threadIdx.x
-    m, n = b.shape
-    rr = 0.0
-    for k in range(tid, m * n, NT):
-        i, j = k // n, k % n
-        z[i, j] = 0.0
-        r[i, j] = b[i, j]
-        pv[i, j] = b[i, j]
-        t[i, j] = sq[i, j] * b[i, j]
-        rr += b[i, j] * b[i, j]
-    cuda.syncthreads()
-    rr, _, _ = _block_sum3(rr, 0.0, 0.0, sh)
-    target = eta * eta * rr
-    it = 0
-    lam_max = 1.0
-    while it < max_cg and rr > target:
-        _apply_A(t, r_w, r_b, q)
-        pq = pp = 0.0
-        for k in range(tid, m * n, NT):
-            i, j = k // n, k % n
-            qq = pv[i, j] + sq[i, j] * q[i, j]
-            q[i, j] = qq
-            pq += pv[i, j] * qq
-            pp += pv[i, j] * pv[i, j]
-        cuda.syncthreads()
-        pq, pp, _ = _block_sum3(pq, pp, 0.0, sh)
-        if not pq > 0.0:
-            break
-        lam_max = max(lam_max, pq / pp)
-        alpha = rr / pq
-        rr_new = 0.0
-        for k in range(tid, m * n, NT):
-            i, j = k // n, k % n
-            z[i, j] += alpha * pv[i, j]
-            rv = r[i, j] - alpha * q[i, j]
-            r[i, j] = rv
-            rr_new += rv * rv
-        cuda.syncthreads()
-        rr_new, _, _ = _block_sum3(rr_new, 0.0, 0.0, sh)
-        beta = rr_new / rr
-        rr = rr_new
-        for k in range(tid, m * n, NT):
-            i, j = k // n, k % n
-            p_new = r[i, j] + beta * pv[i, j]
-            pv[i, j] = p_new
-            t[i, j] = sq[i, j] * p_new
-        cuda.syncthreads()
-        it += 1
-    return it, lam_max
-
-
-_apply_A = cuda.jit(device=True)(_apply_A)
-_apply_A_scaled = cuda.jit(device=True)(_apply_A_scaled)
-_law = cuda.jit(device=True)(_law)
-_evaluate = cuda.jit(device=True)(_evaluate)
-_cg = cuda.jit(device=True)(_cg)
 
 
 @cuda.jit

@@ -46,7 +46,7 @@ def fit_device(file, regime, out, name, k_V):
       python run.py fit-device my-curves.npz --regime high --out my-device.json
     """
     from ..data.devices import fit_siox, load_siox_mat
-    from ..data.presets import preset_from_fit, save_preset
+    from ..data.preset_files import preset_from_fit, save_preset
     path = Path(file)
     try:
         V, I = _read_curves(path) if path.suffix.lower() == ".npz" else load_siox_mat(path)

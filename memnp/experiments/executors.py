@@ -37,7 +37,7 @@ from .keys import sequence_from_record
 
 # -- the work itself ------------------------------------------------------------------------------
 def run_training_job(content, seed, data, on_epoch=None, checkpoint=None, weights=None):
-    """(record, weights) of a training job (content from registry.Job); checkpoint: an optional
+    """(record, weights) of a training job (content from plan.Job); checkpoint: an optional
     TrainingCheckpoint to resume from and save to (see :func:`protocol.train`). A fine-tuning job
     (content with a "parent": the key of the training job it continues) needs ``weights``, the
     parent's trained arrays, and starts from them."""

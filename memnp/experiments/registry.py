@@ -1,15 +1,12 @@
 """The paper's nine simulations (docs/model.md §7), four beyond the paper (``combined``, ``drift``,
-``adc``: the physical pipeline of memnp.crossbar.pipeline; ``line_resistance``), as data, and their expansion into jobs.
+``adc``: the physical pipeline of memnp.crossbar.pipeline; ``line_resistance``), as data.
 
 A *training setup* names a data set family, a device preset and how the network is trained; an
 *inference setup* names a device preset (and mapping rule). A simulation is a list of (training
-setup, inference setup) pairs. Expanding the selected simulations at a given scale gives:
-
-- one training job per (training setup, network index), and
-- one inference job per (training job, inference setup),
-
-each keyed by a hash of its config and the run seed (:mod:`memnp.experiments.keys`). Simulations
-that share a training setup share its jobs: the ideal MNIST networks serve six simulations, and
+setup, inference setup) pairs. :mod:`memnp.experiments.plan` expands the selected simulations at a
+scale into jobs (its ``Job``, ``Plan``, ``expand``, ``check_devices``, ``inference_setup_config``,
+``training_config`` and ``inference_config`` are offered here too). Simulations that share a
+training setup share its jobs: the ideal MNIST networks serve six simulations, and
 ``nonideality_agnosticism`` only adds inference jobs for networks the others train.
 
 The test-during-training stages of a training setup are the inference setups paired with it in the
@@ -26,9 +23,7 @@ import dataclasses
 
 from ..crossbar import Stage
 from ..data.presets import ADC_BITS, DRIFT_TIMES
-from .configs import DataSpec, Inference, Training
 from . import line_resistance
-from .keys import job_key, seed_record
 
 #: The ideal stage: no nonidealities, on the high-resistance SiOx conductance range (only the
 #: power of an ideal read depends on it; standard weights take the digital shortcut).
@@ -213,31 +208,6 @@ def pairs_at(simulation, scale):
                  if line_resistance.keeps((TRAININGS[t], INFERENCES[i]), scale))
 
 
-def inference_setup_config(setup, scale, devices=None):
-    """The Inference config of an inference setup at ``scale`` (``devices``: see :func:`device_stage`)."""
-    if setup.wires is not None:
-        return line_resistance.inference(setup, scale, devices)
-    return scale.inference(device_stage(setup.device, setup.mapping_rule, devices))
-
-
-def _expand_finetune(setup, scale, seed, sources, jobs, trainings, devices=None):
-    """The trainings entry of a fine-tuning setup: one job per parent network, keyed by (and
-    depending on) the parent's job key; the parent setup is expanded first when it is not yet."""
-    if setup.parent not in trainings:
-        trainings[setup.parent] = _expand_training(TRAININGS[setup.parent], scale, seed, sources, jobs, devices)
-    parent = trainings[setup.parent]
-    training = line_resistance.finetune(setup, Training.from_dict(parent["config"]), scale, devices)
-    keys = []
-    for network, parent_key in enumerate(parent["networks"]):
-        content = {"kind": "train", "training": training.to_dict(), "network": network, "parent": parent_key}
-        key = job_key(content, seed)
-        jobs.setdefault(key, Job("train", key, content, seed_record(content, seed), setup.name, network,
-                                 depends=parent_key))
-        keys.append(key)
-    return {"label": setup.label, "family": setup.family, "device": setup.device, "config": training.to_dict(),
-            "networks": keys, "monitor": [], "parent": setup.parent, "wires_ohm": setup.wires}
-
-
 def check_names(names):
     """The simulation names, validated (ValueError listing the allowed names)."""
     names = list(names)
@@ -273,38 +243,6 @@ def monitor_inferences(training_name):
     return out
 
 
-@dataclasses.dataclass(frozen=True)
-class Job:
-    """One unit of work: kind "train" (one network) or "infer" (one network, one setup)."""
-
-    kind: str
-    key: str
-    content: dict      # hashed: the config (and the training job's key for inference)
-    seed: dict         # seed_record(content, run seed)
-    training: str      # training setup name
-    network: int
-    inference: str = None
-    depends: str = None  # key of the training job an inference (or fine-tuning) job needs
-
-    def describe(self):
-        what = f"{self.training}#{self.network}"
-        return what if self.kind == "train" else f"{what} -> {self.inference}"
-
-
-@dataclasses.dataclass
-class Plan:
-    """The expansion of some simulations: jobs (trainings first) and how they map to setups."""
-
-    trainings: dict      # name -> {"label", "config", "networks": [keys]}
-    inferences: dict     # name -> {"label", "config"}
-    simulations: dict    # name -> {"description", "pairs": [[t, i], ...], "skipped": reason or None}
-    jobs: list
-    skipped: list        # [(simulation, reason)]
-
-    def job(self, key):
-        return next(j for j in self.jobs if j.key == key)
-
-
 def used_devices(names):
     """The device names (preset names and "ideal") the simulations ``names`` train or test on,
     test-during-training stages included, in first-use order."""
@@ -318,98 +256,14 @@ def used_devices(names):
     return out
 
 
-def check_devices(names, devices):
-    """``devices`` ({preset name: Stage} or None) validated against the simulations ``names``, with
-    the built-in variants derived from a replaced preset rebuilt from the replacement (the drift
-    reads of an edited ``siox-high-chip``, the ADC reads of an edited ``siox-high``; see
-    :func:`memnp.data.presets.derived_variants`) unless ``devices`` gives a variant itself."""
-    if not devices:
-        return {}
-    used = used_devices(names)
-    for name, stage in devices.items():
-        if not isinstance(stage, Stage):
-            raise ValueError(f"devices must map preset names to Stage objects; got {stage!r} for {name!r}")
-        if name == "ideal" or name not in used:
-            raise ValueError(f"a device file replaces a preset the selected simulations use "
-                             f"({', '.join(d for d in used if d != 'ideal')}); got one named {name!r}")
-    from ..data.presets import derived_variants
-    out = dict(devices)
-    for name, stage in devices.items():
-        for variant, stage_dict in derived_variants(name, stage.to_dict()).items():
-            if variant not in devices and variant in used:
-                try:
-                    out[variant] = Stage.from_dict(stage_dict)
-                except ValueError as exc:
-                    raise ValueError(f"the {variant} read derived from device file {name!r}: {exc}") from None
-    return out
+#: Names of :mod:`memnp.experiments.plan` offered here too (imported on first use: plan imports
+#: this module).
+_PLAN_NAMES = ("Job", "Plan", "expand", "check_devices", "inference_setup_config", "training_config",
+               "inference_config")
 
 
-def expand(names, scale, seed, sources, devices=None):
-    """Jobs for the simulations ``names`` at a :class:`~memnp.experiments.presets.Scale`.
-
-    sources: {family: resolved data name, or None when unavailable}. Pairs whose family is
-    unavailable are skipped (listed in ``Plan.skipped``). devices: optional {preset name: Stage}
-    replacing those built-in presets in every setup (their jobs get new keys, so nothing computed
-    with the built-in preset is reused).
-    """
-    names = check_names(names)
-    devices = check_devices(names, devices)
-    trainings, inferences, simulations, jobs, skipped = {}, {}, {}, {}, []
-    for name in names:
-        sim = SIMULATIONS[name]
-        kept, missing = [], set()
-        for t_name, i_name in pairs_at(sim, scale):
-            setup = TRAININGS[t_name]
-            if sources.get(setup.family) is None:
-                missing.add(setup.family)
-                continue
-            kept.append([t_name, i_name])
-            if t_name not in trainings and setup.parent is not None:
-                trainings[t_name] = _expand_finetune(setup, scale, seed, sources, jobs, trainings, devices)
-            if t_name not in trainings:
-                trainings[t_name] = _expand_training(setup, scale, seed, sources, jobs, devices)
-            inf_setup = INFERENCES[i_name]
-            if i_name not in inferences:
-                inferences[i_name] = {"label": inf_setup.label, "device": inf_setup.device,
-                                      "config": inference_setup_config(inf_setup, scale, devices).to_dict()}
-                if inf_setup.wires is not None:
-                    inferences[i_name]["wires_ohm"] = inf_setup.wires
-            inference = Inference.from_dict(inferences[i_name]["config"])
-            for network, train_key in enumerate(trainings[t_name]["networks"]):
-                content = {"kind": "infer", "train": train_key, "inference": inference.to_dict()}
-                key = job_key(content, seed)
-                jobs.setdefault(key, Job("infer", key, content, seed_record(content, seed), t_name,
-                                         network, i_name, train_key))
-        reason = None
-        if missing:
-            reason = f"{', '.join(sorted(missing))} not available"
-            skipped.append((name, reason + (" (all pairs)" if not kept else " (its pairs skipped)")))
-        simulations[name] = {"description": sim.description, "pairs": kept, "skipped": reason}
-    ordered = [j for j in jobs.values() if j.kind == "train"] + [j for j in jobs.values() if j.kind == "infer"]
-    return Plan(trainings, inferences, simulations, ordered, skipped)
-
-
-def _expand_training(setup, scale, seed, sources, jobs, devices=None):
-    stage = device_stage(setup.device, setup.mapping_rule, devices)
-    monitor = monitor_inferences(setup.name)
-    test_stages = tuple(device_stage(INFERENCES[i].device, INFERENCES[i].mapping_rule, devices) for i in monitor)
-    training = scale.training(DataSpec(name=sources[setup.family], **scale.limits(setup.family)), stage,
-                              regularised=setup.regularised, standard_weights=setup.standard_weights,
-                              test_stages=test_stages)
-    keys = []
-    for network in range(scale.networks):
-        content = {"kind": "train", "training": training.to_dict(), "network": network}
-        key = job_key(content, seed)
-        jobs.setdefault(key, Job("train", key, content, seed_record(content, seed), setup.name, network))
-        keys.append(key)
-    return {"label": setup.label, "family": setup.family, "device": setup.device,
-            "config": training.to_dict(), "networks": keys,
-            "monitor": monitor}
-
-
-def training_config(job):
-    return Training.from_dict(job.content["training"])
-
-
-def inference_config(job):
-    return Inference.from_dict(job.content["inference"])
+def __getattr__(name):
+    if name in _PLAN_NAMES:
+        from . import plan
+        return getattr(plan, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

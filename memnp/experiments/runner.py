@@ -9,7 +9,8 @@ or backend (:mod:`memnp.experiments.stale`): any stop the run (StaleResults), un
 ``recompute_stale`` asks to recompute them. Every record it writes carries the run's stamp
 (:mod:`memnp.numerics`). Training jobs are submitted first; each inference job (and each
 fine-tuning job, a training job that starts from another's network) is submitted as soon as the
-network it needs is trained (or at once, when the network was trained by an earlier run).
+network it needs is trained (or at once, when the network was trained by an earlier run); that
+part, and the writing of each result, is :mod:`memnp.experiments.execution`.
 
 With ``checkpoint_every`` > 0 (seconds), training jobs run in this process or in local worker
 processes save their state to ``<out>/checkpoints/`` at most that often, and a rerun resumes them
@@ -17,25 +18,23 @@ at the epoch after the last save; a job's checkpoint is deleted once its record 
 jobs do not checkpoint (see :mod:`memnp.experiments.executors`).
 """
 import dataclasses
-import datetime
 import math
 import time
 from pathlib import Path
 
 from .. import __version__, numerics
-from . import datasource, grouping, registry
-from .configs import DataSpec, canonical_json
+from . import datasource, plan as planning, registry
+from .configs import canonical_json
+from .execution import INFER_FORMAT, TRAIN_FORMAT, execute, now  # noqa: F401  (the formats: also here)
 from .executors import make_executor
 from .keys import check_seed
-from .outputs import LOCK_FILE, RunLock, check_writable, rescue
+from .outputs import LOCK_FILE, RunLock, check_writable
 from .presets import Scale
 from .stale import StaleResults, find_stale, simulations_of
 from .store import ResultsStore
 
-TRAIN_FORMAT = "memnp-train/1"
 DATA_NAMES = {"mnist-10k": "the embedded MNIST subset (6,400 / 1,600 / 2,000 digits; full MNIST not found)",
               "mnist": "full MNIST", "cifar10": "CIFAR-10"}
-INFER_FORMAT = "memnp-infer/1"
 
 
 class Progress:
@@ -68,15 +67,11 @@ class Progress:
 @dataclasses.dataclass
 class RunResult:
     store: ResultsStore
-    plan: registry.Plan
+    plan: planning.Plan
     computed: list      # keys of the jobs computed by this run
     reused: list        # keys of jobs found finished
     seconds: float
     groups: list = dataclasses.field(default_factory=list)  # [[keys]]: the training jobs trained together
-
-
-def _now():
-    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
 
 
 def check_output_dir(out):
@@ -108,9 +103,9 @@ def resolve_sources(families, data_dir=None, download=False):
 
 
 def device_files(paths):
-    """{preset name: Stage} from preset JSON files (memnp.data.presets.save_preset, ``fit-device``);
+    """{preset name: Stage} from preset JSON files (memnp.data.preset_files.save_preset, ``fit-device``);
     ValueError for an unreadable file or two files of one name."""
-    from ..data.presets import load_preset_record
+    from ..data.preset_files import load_preset_record
     out = {}
     for path in paths or ():
         record = load_preset_record(path)
@@ -132,10 +127,10 @@ def plan_run(names, scale, seed, data_dir=None, download=False, devices=None):
     names = registry.check_names(names)
     if devices is not None and not isinstance(devices, dict):
         devices = device_files(devices)
-    registry.check_devices(names, devices)
+    planning.check_devices(names, devices)
     families = sorted({registry.TRAININGS[t].family for n in names for t, _ in registry.SIMULATIONS[n].pairs})
     sources, reasons = resolve_sources(families, data_dir, download)
-    return registry.expand(names, scale, seed, sources, devices), sources, reasons
+    return planning.expand(names, scale, seed, sources, devices), sources, reasons
 
 
 def _signature(scale, seed, sources):
@@ -169,7 +164,7 @@ def build_manifest(store, plan, scale, seed, sources, preset, names, stamp=None)
         manifest["jobs"][job.key] = {"kind": job.kind, "training": job.training, "network": job.network,
                                      "inference": job.inference, "depends": job.depends, "seed": job.seed,
                                      "file": str(store.record_path(job.kind, job.key).relative_to(store.root))}
-    manifest.setdefault("runs", []).append({"started": _now(), "finished": None, "only": list(names)})
+    manifest.setdefault("runs", []).append({"started": now(), "finished": None, "only": list(names)})
     return manifest
 
 
@@ -284,9 +279,9 @@ def _run(plan, manifest, store, executor, data_dir, download, progress, start, c
     progress.jobs_start(len(plan.jobs), len(done))
     computed, groups = [], []
     if todo:
-        computed, groups = _execute(plan, todo, done, store, executor, data_dir, download, progress,
+        computed, groups = execute(plan, todo, done, store, executor, data_dir, download, progress,
                                     checkpoint_every, stale.current, group)
-    manifest["runs"][-1]["finished"] = _now()
+    manifest["runs"][-1]["finished"] = now()
     store.write_manifest(manifest)
     try:  # only when empty: no job left a checkpoint
         store.checkpoint_dir.rmdir()
@@ -294,113 +289,3 @@ def _run(plan, manifest, store, executor, data_dir, download, progress, start, c
         pass
     progress.close()
     return RunResult(store, plan, computed, reused, time.perf_counter() - start, groups)
-
-
-def _data_key(training_config):
-    return canonical_json(training_config["data"])
-
-
-def _execute(plan, todo, done, store, executor, data_dir, download, progress, checkpoint_every, stamp, group):
-    trainings = {name: entry["config"] for name, entry in plan.trainings.items()}
-    needed = {_data_key(trainings[j.training]): trainings[j.training]["data"] for j in todo}
-    datasets = {key: datasource.load(DataSpec.from_dict(spec), data_dir, download)
-                for key, spec in needed.items()}
-    limit = grouping.largest(group)
-    workers = getattr(executor, "workers", 1)
-    waiting = {}   # training key -> [jobs that need its network]
-    pending = {}   # handle -> [jobs] (a training group) or job
-    computed, groups = [], []
-    executor.start(datasets)
-
-    def submit(job, weights=None):
-        pending[executor.submit(job, _data_key(trainings[job.training]), weights, limit=limit)] = job
-
-    def train(ready):
-        """Submit the ready training jobs [(job, parent weights or None)], grouped."""
-        parents = {job.key: weights for job, weights in ready}
-        formed = grouping.form_groups([job for job, _ in ready], trainings, group, workers)
-        # the largest groups first, so that worker processes end together (the order changes no number)
-        for members in sorted(formed, key=len, reverse=True):
-            groups.append([job.key for job in members])
-            checkpoints = [store.checkpoint(job.key, checkpoint_every) if checkpoint_every > 0 else None
-                           for job in members]
-            weights = [parents[job.key] for job in members]
-            data_key = _data_key(trainings[members[0].training])
-            if len(members) > 1:
-                progress.group_start(members)
-            on_epoch = lambda e, n, members=members: progress.group_epoch(members, e, n)  # noqa: E731
-            pending[executor.submit_group(members, data_key, weights, on_epoch, checkpoints, limit)] = members
-
-    ready = []
-    for job in todo:   # a job with ``depends`` (inference, fine-tuning) waits for that network
-        if job.depends is not None and job.depends not in done:
-            waiting.setdefault(job.depends, []).append(job)
-        elif job.kind == "train":
-            ready.append((job, None if job.depends is None else store.read_weights(job.depends)))
-        else:
-            submit(job, store.read_weights(job.depends))
-    train(ready)
-    while pending:
-        handle = executor.wait_first(pending)
-        unit = pending.pop(handle)
-        members = unit if isinstance(unit, list) else [unit]
-        try:
-            computed_job = executor.result(handle)
-        except Exception as exc:
-            what = " ".join(f"{j.describe()} ({j.key})" for j in members)
-            kind = "training group" if len(members) > 1 else f"{members[0].kind} job"
-            raise RuntimeError(f"{kind} {what} failed: {type(exc).__name__}: {exc}") from exc
-        # a Dask worker with another MEMNP_BACKEND, or an older memnp (which sends no stamp)
-        worker = getattr(computed_job, "numerics", None) or numerics.NumericsStamp(None, None)
-        if worker != stamp:
-            raise RuntimeError(f"{members[0].kind} job {members[0].describe()} ({members[0].key}) was computed with "
-                               f"{worker.describe()}, but this run records {stamp.describe()}; "
-                               "give every worker the same memnp and MEMNP_BACKEND as this process")
-        results = computed_job.result if isinstance(unit, list) else [computed_job.result]
-        ready = []
-        for job, result in zip(members, results):
-            weights = _store_result(plan, store, job, result, stamp)
-            for follower in waiting.pop(job.key, []):
-                if follower.kind == "train":
-                    ready.append((follower, weights))
-                else:
-                    submit(follower, weights)
-            done.add(job.key)
-            computed.append(job.key)
-            progress.job_done(job)
-        train(ready)
-    return computed, groups
-
-
-def _store_result(plan, store, job, result, stamp):
-    """Write one job's record (and a training job's weights, which it returns; None for an
-    inference job)."""
-    base = {"content": job.content, "seed": job.seed, "training": job.training,
-            "network": job.network, "memnp_version": __version__, **stamp.to_dict(), "finished": _now()}
-    if job.kind != "train":
-        record = dict(base, format=INFER_FORMAT, inference=job.inference, train_key=job.depends, **result)
-        _write_or_rescue(store, job, lambda s: s.write_infer(job.key, record))
-        return None
-    record, weights = result
-    for name, entry in zip(plan.trainings[job.training]["monitor"], record["test"]):
-        entry["inference"] = name
-    record = dict(base, format=TRAIN_FORMAT, **record)
-    _write_or_rescue(store, job, lambda s: s.write_train(job.key, record, weights))
-    store.checkpoint(job.key, 0).remove()
-    return weights
-
-
-def _write_or_rescue(store, job, write):
-    """``write(store)``; when that fails (disk full, directory made read-only mid-run), the job's
-    files go to a rescue directory (a results store of their own) and the run stops with a
-    RuntimeError saying where they are."""
-    try:
-        write(store)
-    except OSError as exc:
-        try:
-            where = rescue(lambda directory: write(ResultsStore(directory)), job.kind)
-            kept = f"; this job's files were saved to {where} instead (copy its jobs/ into {store.root})"
-        except OSError as again:
-            kept = f"; they could not be saved elsewhere either ({again})"
-        raise RuntimeError(f"cannot write the results of {job.kind} job {job.describe()} into {store.root}: "
-                           f"{exc.strerror or exc}{kept}") from exc

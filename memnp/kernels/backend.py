@@ -219,7 +219,7 @@ def check_cuda_numpy(np_module=None, import_module=importlib.import_module):
     """BackendUnavailable when numba-cuda cannot work with the installed numpy: numba-cuda up to at
     least 0.30 registers ``np.row_stack``, which numpy 2.5 removed, so its array module (imported
     at the first kernel compile) fails. Checked only where numpy lacks ``row_stack``; a numba-cuda
-    that copes passes. memnp.kernels.cuda and memnp.circuit.cuda call it on import. np_module,
+    that copes passes. memnp.kernels.cuda_common and memnp.circuit.cuda call it on import. np_module,
     import_module: for tests."""
     import numpy
     np_module = numpy if np_module is None else np_module

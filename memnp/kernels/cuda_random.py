@@ -33,7 +33,7 @@ import numpy as np
 import numba_cuda  # noqa: F401  (ImportError here means: numba-cuda is not installed)
 from numba import cuda
 
-from .cuda import SIMULATOR, _require_device
+from .cuda_common import SIMULATOR, _require_device
 from .fastlog import LOG_COEFFS_F64
 from .normal import COS_COEFFS, SIN_COEFFS, _check_shape
 from .pcg64 import MULTIPLIER

@@ -1,8 +1,9 @@
 """Neural-network engine: layers with hand-written backward passes, memristive layers, loss,
 optimiser, a sequential model with model files, and the paper's two architectures."""
 from .architectures import cifar_cnn, mnist_mlp, synapse_count
-from .layers import (Conv2D, Dense, Flatten, Layer, MaxPool2D, PassContext, ReLU, Sigmoid, Softmax,
-                     layer_from_config)
+from .activations import ReLU, Sigmoid, Softmax
+from .base import Layer, PassContext, layer_from_config
+from .layers import Conv2D, Dense, Flatten, MaxPool2D
 from .losses import accuracy, cross_entropy_from_logits, cross_entropy_from_probabilities, log_softmax
 from .memristive import MemristiveConv2D, MemristiveDense
 from .ensemble import Ensemble

@@ -3,7 +3,8 @@
 Initialisers: memristive standard weights N(0, 1/sqrt(n_in)) (standard deviation), biases 0;
 double weights N(0.5, 1/sqrt(n_in)), biases 0.5; digital convolutions Glorot uniform, biases 0.
 """
-from .layers import Conv2D, Flatten, MaxPool2D, ReLU, Sigmoid, Softmax
+from .activations import ReLU, Sigmoid, Softmax
+from .layers import Conv2D, Flatten, MaxPool2D
 from .memristive import MemristiveDense
 from .model import Sequential
 

@@ -19,13 +19,13 @@ import numpy as np
 from ..data._atomic import atomic_write
 from ..crossbar import Stage
 from ..kernels import get_backend
-from .layers import (DRAW_POLICIES, Layer, PassContext, Softmax, _dtype, _generator, layer_from_config,
-                     stage_or_none)
+from .activations import Softmax
+from .base import DRAW_POLICIES, Layer, PassContext, _dtype, _generator, layer_from_config, stage_or_none
 from .losses import accuracy, cross_entropy_and_accuracy_from_logits, cross_entropy_from_probabilities
 from .optim import SGD, l1_gradient_, l1_penalty
 
 FORMAT = "memnp.Sequential"
-#: Draw policies of a pass (see memnp.nn.layers.PassContext).
+#: Draw policies of a pass (see memnp.nn.base.PassContext).
 DRAWS = DRAW_POLICIES
 VERSION = 1
 
@@ -156,7 +156,7 @@ class Sequential:
 
     def forward(self, x, rng=None, stage=None, draws="active", read_rng=None):
         """Outputs (p, ...) of the whole network for one batch x (p, ...). ``draws``: "active" or
-        "all"; ``read_rng``: the read-noise stream (see :class:`memnp.nn.layers.PassContext`)."""
+        "all"; ``read_rng``: the read-noise stream (see :class:`memnp.nn.base.PassContext`)."""
         return self._run(self._inputs(x), self._context(rng, stage, draws, read_rng), len(self.layers))
 
     def predict(self, x, rng=None, stage=None, batch_size=None, draws="active"):
@@ -308,7 +308,7 @@ class Sequential:
 
 def _check_widths(layers):
     """ValueError when a layer's input width differs from the output width of the layers before
-    it (widths: the last axis; see :meth:`memnp.nn.layers.Layer.input_width`)."""
+    it (widths: the last axis; see :meth:`memnp.nn.base.Layer.input_width`)."""
     width, source = None, None
     for i, layer in enumerate(layers):
         need = layer.input_width()
