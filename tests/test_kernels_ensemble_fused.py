@@ -51,12 +51,14 @@ def _states(generators, layout, n):
     return states, drawn
 
 
-@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("threads, schedule", [(1, "members"), (2, "members"), (1, "tasks"), (2, "tasks")])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("need_x", [False, True])
-def test_fused_layer_equals_the_unfused_calls(dtype, threads, need_x, monkeypatch):
-    # threads = 2: the parallel kernels, whatever the call's size (the threshold is for speed)
+def test_fused_layer_equals_the_unfused_calls(dtype, threads, schedule, need_x, monkeypatch):
+    # threads = 2: the parallel kernels, whatever the call's size (the threshold is for speed);
+    # schedule: whole members per thread, or every member's work split over the threads
     monkeypatch.setattr(ef, "parallel", lambda evaluations: threads > 1 and numba.get_num_threads() > 1)
+    monkeypatch.setattr(ef, "by_member", lambda members, threads: schedule == "members")
     K = 5
     X, D, layout, k_V, G_off, G_on, max_weight, slopes, intercepts, factors, grad_y = _case(K, dtype, seed=3)
     n = D.shape[2]

@@ -14,6 +14,11 @@ the rows read; then the read, with three parallel regions) and the backward pass
 - :func:`layer_backward`: per member: dL/dI and dL/d(max_weight) from dL/dy, the VJP's
   preparation; the VJP's tasks; per member dL/dG, dL/dD and (when asked) dL/dx.
 
+With at least as many members as threads (:func:`by_member`), each thread runs whole members, all
+of a member's stairs one after the other: one parallel region per call, and a member's arrays stay
+in the cache of the core that made them. With fewer members, each stair is split over the threads
+as above.
+
 Every stair calls the function the single-network kernels call on the member's block, with the
 member's scalars computed as the single-network wrappers compute them, so every number equals
 the single network's read bit for bit (:func:`layer_forward_reference` and
@@ -89,12 +94,62 @@ def _G_numpy_order(D, k_G, G_off, G):
             g = D[i, j] * k
             G[i, j] = g + off
 
-# Each body is compiled twice: parallel (prange over members and tasks) and serial (the same
-# loops on the calling thread, for calls too small to wake the other threads).
+@njit(error_model="numpy", cache=True)
+def _setup_member(k, X, D, rows, offsets, k_V, k_G, G_off, states, drawn, factors, slopes, intercepts,
+                  min_fraction, min_devices, e_c, e_d, G, V, c, d_eps, is_sparse, after, X_terms, W, cw, kt):
+    """Member k's stairs up to its currents: G of its rows, V, its residuals (drawn from its
+    PCG64 state when drawn[k]), c and d_eps, the kernel its read runs (is_sparse[k], as
+    cpu_auto.plan picks it) and that kernel's preparation."""
+    p = X.shape[1]
+    n = D.shape[2]
+    o0 = offsets[k]
+    o1 = offsets[k + 1]
+    r = o1 - o0
+    if r == D.shape[1]:     # every row read: the single read maps with NumPy
+        _G_numpy_order(D[k], k_G[k], G_off[k], G[o0:o1])
+    else:
+        _G_rows(D[k], rows[o0:o1], k_G[k], G_off[k], G[o0:o1])
+    Vk = V[p * o0:p * o1].reshape((p, r))
+    _gather(X[k], k_V[k], rows[o0:o1], Vk)
+    a = o0 * n
+    b = o1 * n
+    if drawn[k]:
+        words = np.empty(b - a, np.uint64)
+        after[k, 0], after[k, 1] = pcg64.fill(states[k, 0], states[k, 1], states[k, 2], states[k, 3], words)
+        _residuals(words, factors[k, 0, 0], factors[k, 0, 1], factors[k, 1, 0], factors[k, 1, 1],
+                   e_c[a:b], e_d[a:b])
+    _parameters(G.reshape(-1)[a:b], e_c[a:b], e_d[a:b], slopes[k, 0], intercepts[k, 0], slopes[k, 1],
+                intercepts[k, 1], c.reshape(-1)[a:b], d_eps.reshape(-1)[a:b])
+    size = p * r
+    # cpu_auto.plan: the zero-skipping kernels from min_devices devices and min_fraction of V's
+    # entries exactly 0.
+    is_sparse[k] = r * n >= min_devices and size > 0 and _count_zeros(Vk) >= min_fraction * size
+    _forward_prep(k, V, c, d_eps, offsets, p, is_sparse, False, X_terms, W, cw, kt)
+
+
+@njit(error_model="numpy", cache=True)
+def _read_member(k, V, c, d_eps, offsets, is_sparse, nn, divisor, X_terms, W, cw, kt, I, y):
+    """Member k's currents in one task (ensemble_pf's task function with the member's own
+    offsets), cast to I[k], and its outputs y[k]."""
+    p = I.shape[1]
+    w = nn if is_sparse[k] else I.shape[2]
+    out = np.zeros(p * w, dtype=np.float64)
+    out_offsets = np.array([0, p * w], dtype=np.int64)
+    one_task = np.array([0, 1], dtype=np.int64)
+    _forward_task(np.int64(0), V, c, d_eps, offsets[k:k + 2], p, is_sparse[k:k + 1], nn, False, out_offsets,
+                  one_task, X_terms, W, cw, kt, out)
+    _cast_member(0, out, out_offsets, is_sparse[k:k + 1], p, nn, I[k:k + 1])
+    _outputs(I[k], divisor[k], y[k])
+
+
+# Each body is compiled twice: parallel and serial (the same loops on the calling thread, for
+# calls too small to wake the other threads). Two schedules: ``by_member`` gives each thread whole
+# members (one parallel region; a member's arrays stay in its core's cache), else every member's
+# rows or examples are split over the threads (three regions; for fewer members than threads).
 
 def _forward_body(X, D, rows, offsets, k_V, k_G, G_off, states, drawn, factors, slopes, intercepts,
-                  divisor, min_fraction, min_devices, threads, nn, residuals, G, V, c, d_eps, is_sparse,
-                  after, I, y):
+                  divisor, min_fraction, min_devices, threads, by_member, nn, residuals, G, V, c, d_eps,
+                  is_sparse, after, I, y):
     wide_vectors()
     K, p, _ = X.shape
     n = D.shape[2]
@@ -105,31 +160,16 @@ def _forward_body(X, D, rows, offsets, k_V, k_G, G_off, states, drawn, factors, 
     kt = np.empty((R, nn), dtype=V.dtype)
     e_c = residuals[0].reshape(-1)
     e_d = residuals[1].reshape(-1)
-    G_flat, c_flat, d_flat = G.reshape(-1), c.reshape(-1), d_eps.reshape(-1)
+    if by_member:
+        for k in prange(K):
+            wide_vectors()
+            _setup_member(k, X, D, rows, offsets, k_V, k_G, G_off, states, drawn, factors, slopes, intercepts,
+                          min_fraction, min_devices, e_c, e_d, G, V, c, d_eps, is_sparse, after, X_terms, W, cw, kt)
+            _read_member(k, V, c, d_eps, offsets, is_sparse, nn, divisor, X_terms, W, cw, kt, I, y)
+        return
     for k in prange(K):
-        o0 = offsets[k]
-        o1 = offsets[k + 1]
-        r = o1 - o0
-        if r == D.shape[1]:     # every row read: the single read maps with NumPy
-            _G_numpy_order(D[k], k_G[k], G_off[k], G[o0:o1])
-        else:
-            _G_rows(D[k], rows[o0:o1], k_G[k], G_off[k], G[o0:o1])
-        Vk = V[p * o0:p * o1].reshape((p, r))
-        _gather(X[k], k_V[k], rows[o0:o1], Vk)
-        a = o0 * n
-        b = o1 * n
-        if drawn[k]:
-            words = np.empty(b - a, np.uint64)
-            after[k, 0], after[k, 1] = pcg64.fill(states[k, 0], states[k, 1], states[k, 2], states[k, 3], words)
-            _residuals(words, factors[k, 0, 0], factors[k, 0, 1], factors[k, 1, 0], factors[k, 1, 1],
-                       e_c[a:b], e_d[a:b])
-        _parameters(G_flat[a:b], e_c[a:b], e_d[a:b], slopes[k, 0], intercepts[k, 0], slopes[k, 1],
-                    intercepts[k, 1], c_flat[a:b], d_flat[a:b])
-        size = p * r
-        # cpu_auto.plan: the zero-skipping kernels from min_devices devices and min_fraction of
-        # V's entries exactly 0.
-        is_sparse[k] = r * n >= min_devices and size > 0 and _count_zeros(Vk) >= min_fraction * size
-        _forward_prep(k, V, c, d_eps, offsets, p, is_sparse, False, X_terms, W, cw, kt)
+        _setup_member(k, X, D, rows, offsets, k_V, k_G, G_off, states, drawn, factors, slopes, intercepts,
+                      min_fraction, min_devices, e_c, e_d, G, V, c, d_eps, is_sparse, after, X_terms, W, cw, kt)
     out_offsets = np.zeros(K + 1, np.int64)
     task_offsets = np.zeros(K + 1, np.int64)
     blocks = (p + EXAMPLE_BLOCK - 1) // EXAMPLE_BLOCK
@@ -147,16 +187,59 @@ def _forward_body(X, D, rows, offsets, k_V, k_G, G_off, states, drawn, factors, 
         _outputs(I[k], divisor[k], y[k])
 
 
+@njit(error_model="numpy", cache=True)
+def _start_member(k, I, grad_y, scale, kv_span, V, c, d_eps, offsets, is_sparse, need_x, gsize, gbuf, VT, cw,
+                  kt, grad_V, grad_I, grad_max_weight):
+    """Member k's dL/dI, dL/d(max_weight) and the VJP's preparation (gbuf: the member's part)."""
+    total = _outputs_vjp(I[k], grad_y[k], scale[k], grad_I[k])
+    grad_max_weight[k] = total / kv_span[k]
+    _backward_prep(0, V, c, d_eps, grad_I[k:k + 1], offsets[k:k + 2], I.shape[1], is_sparse[k:k + 1], need_x,
+                   gsize, gbuf, VT, cw, kt, grad_V)
+
+
+@njit(error_model="numpy", cache=True)
+def _finish_member(k, G, c, d_eps, D, rows, offsets, grad_c, grad_d_eps, slopes, k_G, max_weight, need_x,
+                   grad_V, grad_max_weight, grad_G, grad_D, grad_x):
+    """Member k's dL/dG, dL/dD and (need_x) dL/dx from its dL/dc, dL/d(d_eps) and dL/dV."""
+    p = grad_x.shape[1]
+    n = G.shape[1]
+    o0 = offsets[k]
+    o1 = offsets[k + 1]
+    a = o0 * n
+    b = o1 * n
+    _parameters_vjp(G.reshape(-1)[a:b], c.reshape(-1)[a:b], d_eps.reshape(-1)[a:b], grad_c.reshape(-1)[a:b],
+                    grad_d_eps.reshape(-1)[a:b], slopes[k, 0], slopes[k, 1], grad_G.reshape(-1)[a:b])
+    _vjp_rows(D[k], grad_G[o0:o1], rows[o0:o1], k_G[k], max_weight[k], grad_max_weight[k], grad_D[k])
+    if need_x:
+        r = o1 - o0
+        block = grad_V[p * o0:p * o1]
+        for ex in range(p):
+            for s in range(r):
+                grad_x[k, ex, rows[o0 + s]] = block[ex * r + s]
+
+
 def _backward_body(I, grad_y, scale, kv_span, V, c, d_eps, G, D, rows, offsets, is_sparse, nn, need_x,
-                   slopes, k_G, max_weight, threads, grad_max_weight, grad_D, grad_x):
+                   slopes, k_G, max_weight, threads, by_member, grad_max_weight, grad_D, grad_x):
     wide_vectors()
     K, p, n = I.shape
     grad_I = np.empty(I.shape, dtype=I.dtype)
     gsize, gbuf, VT, cw, kt, grad_V, grad_c, grad_d_eps = _backward_buffers(V, c, offsets, p, nn, need_x)
+    grad_G = np.empty(G.shape, dtype=G.dtype)
+    if by_member:
+        one_task = np.array([0, 1], dtype=np.int64)
+        for k in prange(K):
+            wide_vectors()
+            g = gbuf[k * gsize:(k + 1) * gsize]
+            _start_member(k, I, grad_y, scale, kv_span, V, c, d_eps, offsets, is_sparse, need_x, gsize, g, VT, cw,
+                          kt, grad_V, grad_I, grad_max_weight)
+            _backward_task(np.int64(0), V, c, d_eps, offsets[k:k + 2], p, is_sparse[k:k + 1], need_x, one_task,
+                           gsize, g, VT, cw, kt, grad_V, grad_c, grad_d_eps)
+            _finish_member(k, G, c, d_eps, D, rows, offsets, grad_c, grad_d_eps, slopes, k_G, max_weight, need_x,
+                           grad_V, grad_max_weight, grad_G, grad_D, grad_x)
+        return
     for k in prange(K):
-        total = _outputs_vjp(I[k], grad_y[k], scale[k], grad_I[k])
-        grad_max_weight[k] = total / kv_span[k]
-        _backward_prep(k, V, c, d_eps, grad_I, offsets, p, is_sparse, need_x, gsize, gbuf, VT, cw, kt, grad_V)
+        _start_member(k, I, grad_y, scale, kv_span, V, c, d_eps, offsets, is_sparse, need_x, gsize,
+                      gbuf[k * gsize:(k + 1) * gsize], VT, cw, kt, grad_V, grad_I, grad_max_weight)
     task_offsets = np.zeros(K + 1, np.int64)
     for k in range(K):
         task_offsets[k + 1] = task_offsets[k] + min(threads, offsets[k + 1] - offsets[k])
@@ -164,23 +247,9 @@ def _backward_body(I, grad_y, scale, kv_span, V, c, d_eps, G, D, rows, offsets, 
         wide_vectors()
         _backward_task(np.int64(task), V, c, d_eps, offsets, p, is_sparse, need_x, task_offsets, gsize,
                        gbuf, VT, cw, kt, grad_V, grad_c, grad_d_eps)
-    grad_G = np.empty(G.shape, dtype=G.dtype)
-    G_flat, c_flat, d_flat, gG_flat = G.reshape(-1), c.reshape(-1), d_eps.reshape(-1), grad_G.reshape(-1)
-    gc_flat, gd_flat = grad_c.reshape(-1), grad_d_eps.reshape(-1)
     for k in prange(K):
-        o0 = offsets[k]
-        o1 = offsets[k + 1]
-        a = o0 * n
-        b = o1 * n
-        _parameters_vjp(G_flat[a:b], c_flat[a:b], d_flat[a:b], gc_flat[a:b], gd_flat[a:b], slopes[k, 0],
-                        slopes[k, 1], gG_flat[a:b])
-        _vjp_rows(D[k], grad_G[o0:o1], rows[o0:o1], k_G[k], max_weight[k], grad_max_weight[k], grad_D[k])
-        if need_x:
-            r = o1 - o0
-            block = grad_V[p * o0:p * o1]
-            for ex in range(p):
-                for s in range(r):
-                    grad_x[k, ex, rows[o0 + s]] = block[ex * r + s]
+        _finish_member(k, G, c, d_eps, D, rows, offsets, grad_c, grad_d_eps, slopes, k_G, max_weight, need_x,
+                       grad_V, grad_max_weight, grad_G, grad_D, grad_x)
 
 
 def _compiled(body, parallel):
@@ -267,6 +336,12 @@ def scan(X, D):
     return Scan(MemberRows.unchecked(rows, offsets, active.shape[1]), max_weight, valid)
 
 
+def by_member(members, threads):
+    """Whether a fused call gives each thread whole members (at least as many members as
+    threads, or one thread) rather than splitting every member's work over the threads."""
+    return members >= threads
+
+
 def layer_forward(X, D, layout, k_V, G_off, G_on, max_weight, states, drawn, factors, slopes, intercepts,
                   residuals):
     """One forward pass of K members' PF layers: a :class:`FusedRead`.
@@ -295,8 +370,8 @@ def layer_forward(X, D, layout, k_V, G_off, G_on, max_weight, states, drawn, fac
     threads = numba.get_num_threads() if parallel(p * R * n) else 1
     kernel = _forward_parallel if threads > 1 else _forward_serial
     kernel(X, D, layout.rows, layout.offsets, k_V, k_G, G_off, states, drawn, factors, slopes, intercepts, divisor,
-           float(sparse.min_zeros(n)), sparse.MIN_DEVICES, threads, _padded_width(n), residuals, G, V, c, d_eps,
-           is_sparse, after, I, y)
+           float(sparse.min_zeros(n)), sparse.MIN_DEVICES, threads, by_member(K, threads), _padded_width(n),
+           residuals, G, V, c, d_eps, is_sparse, after, I, y)
     return FusedRead(V, G, c, d_eps, I, is_sparse, y, after)
 
 
@@ -316,8 +391,8 @@ def layer_backward(read, grad_y, D, layout, k_V, G_off, G_on, max_weight, slopes
     threads = numba.get_num_threads() if parallel(p * layout.total * n) else 1
     kernel = _backward_parallel if threads > 1 else _backward_serial
     kernel(I, grad_y, scale, kv_span, read.V, read.c, read.d_eps, read.G, D, layout.rows, layout.offsets,
-           read.is_sparse, _padded_width(n), bool(need_x), slopes, k_G, max_weight, threads, grad_max_weight,
-           grad_D, grad_x)
+           read.is_sparse, _padded_width(n), bool(need_x), slopes, k_G, max_weight, threads, by_member(K, threads),
+           grad_max_weight, grad_D, grad_x)
     return FusedGradients(grad_D, grad_x[:, :, :-1] if need_x else None, grad_max_weight)
 
 

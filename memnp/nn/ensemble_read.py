@@ -4,7 +4,7 @@
 (m = n_in + 1 rows, bias last; n = 2 n_out columns); each member's layer keeps its weights in
 its slice D[k] (its params are views of it, so the member's model file, load and optimiser see
 them). A :class:`StackedCrossbar` reads them under K PF-only stages: the stairs of
-:meth:`memnp.nn.memristive.CrossbarLayer._read` for all members at once, with the K-axis kernels
+:meth:`memnp.nn.crossbar_layer.CrossbarLayer._read` for all members at once, with the K-axis kernels
 (the backend's :mod:`memnp.kernels.ensemble`, :mod:`memnp.kernels.ensemble_steps`,
 :mod:`memnp.kernels.ensemble_devices`) in the ragged active-row layout
 (:class:`memnp.kernels.ensemble_layout.MemberRows`). Each member's PF residuals come from its own
