@@ -57,7 +57,7 @@ def _states(generators, layout, n):
 def test_fused_layer_equals_the_unfused_calls(dtype, threads, schedule, need_x, monkeypatch):
     # threads = 2: the parallel kernels, whatever the call's size (the threshold is for speed);
     # schedule: whole members per thread, or every member's work split over the threads
-    monkeypatch.setattr(ef, "parallel", lambda evaluations: threads > 1 and numba.get_num_threads() > 1)
+    monkeypatch.setattr(ef, "parallel", lambda evaluations, members: threads > 1 and numba.get_num_threads() > 1)
     monkeypatch.setattr(ef, "by_member", lambda members, threads: schedule == "members")
     K = 5
     X, D, layout, k_V, G_off, G_on, max_weight, slopes, intercepts, factors, grad_y = _case(K, dtype, seed=3)
@@ -101,16 +101,19 @@ def test_fused_layer_equals_the_unfused_calls(dtype, threads, schedule, need_x, 
 
 
 def test_parallel_threshold_scales_with_threads():
-    assert not ef.parallel(0)
+    assert not ef.parallel(0, 4)
     if numba.get_num_threads() > 1:
-        assert ef.parallel(10**8)
+        assert ef.parallel(10**8, 1) and ef.parallel(10**8, 16)
+        # whole members per thread wake the threads once: a lower threshold than a split call's
+        middle = ef.serial_below()
+        assert ef.parallel(middle, numba.get_num_threads()) and not ef.parallel(middle, 1)
 
 
 @pytest.mark.parametrize("threads", [1, 2])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_scan_equals_the_unfused_calls(dtype, threads, monkeypatch):
     from memnp.kernels import ensemble_steps
-    monkeypatch.setattr(ef, "parallel", lambda evaluations: threads > 1 and numba.get_num_threads() > 1)
+    monkeypatch.setattr(ef, "parallel", lambda evaluations, members: threads > 1 and numba.get_num_threads() > 1)
     X, D, *_ = _case(4, dtype, seed=5)
     X[2, 3, 7] = -0.0          # in [0, 1], but fails the bit test: valid False, settled by the caller
     X[3, 0, 0] = 1.5           # out of range

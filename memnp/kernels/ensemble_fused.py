@@ -297,11 +297,19 @@ _backward_serial = _compiled(_backward_body, parallel=False)
 
 # --- Python entry points --------------------------------------------------------------------------
 
-def parallel(evaluations):
-    """Whether a fused call of about that many device evaluations runs on Numba's threads: its
-    three parallel regions share one wake-up budget, so the one-thread threshold is a third of
-    :func:`memnp.kernels.cpu_auto.serial_below`'s (the numbers do not depend on it)."""
-    return numba.get_num_threads() > 1 and 3 * evaluations >= serial_below()
+def parallel(evaluations, members):
+    """Whether a fused call of at most that many device evaluations (examples times devices
+    read, zeros included) for ``members`` members runs on Numba's threads. With whole members per
+    thread (:func:`by_member`) the call wakes the threads once, so from a third of
+    :func:`memnp.kernels.cpu_auto.serial_below`; split over the threads, it wakes them three times
+    and the count includes the zeros the sparse kernels skip, so from twice that threshold. The
+    numbers do not depend on it."""
+    threads = numba.get_num_threads()
+    if threads == 1:
+        return False
+    if by_member(members, threads):
+        return 3 * evaluations >= serial_below()
+    return evaluations >= 2 * serial_below()
 
 
 @dataclass(frozen=True)
@@ -328,7 +336,7 @@ def scan(X, D):
     valid = np.zeros(K, np.bool_)
     active = np.zeros((K, X.shape[2] + 1), np.bool_)
     offsets = np.zeros(K + 1, np.int64)
-    kernel = _scan_parallel if parallel(X.size + D.size) else _scan_serial
+    kernel = _scan_parallel if parallel(X.size + D.size, K) else _scan_serial
     rows = kernel(D.reshape(K, -1).view(int_type), X.view(unsigned), unsigned(magnitude), unsigned(one), lo, hi,
                   valid, active, offsets)
     max_weight = hi.view(D.dtype).astype(np.float64)
@@ -367,7 +375,7 @@ def layer_forward(X, D, layout, k_V, G_off, G_on, max_weight, states, drawn, fac
     after = np.zeros((K, 2), np.uint64)
     I = np.empty((K, p, n), dtype)
     y = np.empty((K, p, n // 2), dtype)
-    threads = numba.get_num_threads() if parallel(p * R * n) else 1
+    threads = numba.get_num_threads() if parallel(p * R * n, K) else 1
     kernel = _forward_parallel if threads > 1 else _forward_serial
     kernel(X, D, layout.rows, layout.offsets, k_V, k_G, G_off, states, drawn, factors, slopes, intercepts, divisor,
            float(sparse.min_zeros(n)), sparse.MIN_DEVICES, threads, by_member(K, threads), _padded_width(n),
@@ -388,7 +396,7 @@ def layer_backward(read, grad_y, D, layout, k_V, G_off, G_on, max_weight, slopes
     grad_max_weight = np.empty(K, np.float64)
     grad_D = np.zeros(D.shape, D.dtype)
     grad_x = np.zeros((K, p, layout.n_rows) if need_x else (0, 0, 0), I.dtype)
-    threads = numba.get_num_threads() if parallel(p * layout.total * n) else 1
+    threads = numba.get_num_threads() if parallel(p * layout.total * n, K) else 1
     kernel = _backward_parallel if threads > 1 else _backward_serial
     kernel(I, grad_y, scale, kv_span, read.V, read.c, read.d_eps, read.G, D, layout.rows, layout.offsets,
            read.is_sparse, _padded_width(n), bool(need_x), slopes, k_G, max_weight, threads, by_member(K, threads),
