@@ -16,14 +16,23 @@ memnp.crossbar.tiling) for the rows its batch drives:
 ``inside`` (K, blocks, B, c) T: 1 where a part lies in [0, fs] (T comparisons), 0 where the ADC
 clipped it. The VJPs are the CPU's straight-through estimators: dL/dI passes to a row of arrays'
 devices and inputs times its ``inside``, and the DAC passes dL/dV unchanged (the PF VJP taken at
-the quantised V). Rounding is half to even, computed exactly (:func:`_rint`).
+the quantised V). Rounding is half to even, computed exactly (``_rint``).
+
+Ties are real here: quantised currents are multiples of fs / L, so a pair's I+ and I- are often
+equal, y is exactly 0, the sigmoid gives exactly 1/2, and the next layer's DAC meets a tie
+(31.5 levels). The CPU's loops add each quantised part with a fused multiply-add (``out += q b``
+under LLVM's contraction, on CPUs with FMA), so the device does too (``_fma``: libdevice's on the
+GPU, an exactly rounded Python twin in the simulator); a last-bit difference there would flip
+such a tie and move a voltage by a whole level.
 """
 import math
+from fractions import Fraction
 
 import numpy as np
 
 import numba_cuda  # noqa: F401  (ImportError here means: numba-cuda is not installed)
 from numba import cuda
+from numba.cuda import libdevice
 
 from .cuda import SIMULATOR
 from .cuda_phases import ADC_L, DAC_INV, DAC_L, DAC_STEP, G_OFF, G_ON, K_G, K_V, MAXW, S_C, S_D, TILE_ROWS
@@ -40,6 +49,14 @@ def _build(T, chain_vjp):
     conductance phases' VJP device function of :mod:`memnp.kernels.cuda_phases` for T."""
     F = np.float64
     eps, zero, one, half = T(A2_EPS), T(0.0), T(1.0), T(0.5)
+
+    if SIMULATOR:
+        @cuda.jit(device=True)
+        def _fma(a, b, c):
+            """a b + c rounded once (exact rationals; float32: through float64)."""
+            return T(float(Fraction(float(a)) * Fraction(float(b)) + Fraction(float(c))))
+    else:
+        _fma = libdevice.fmaf if T == np.float32 else libdevice.fma
 
     @cuda.jit(device=True)
     def _rint(x):
@@ -114,8 +131,8 @@ def _build(T, chain_vjp):
                         L, scale, step, top = T(levels), T(adc[k, b, 0]), T(adc[k, b, 1]), T(adc[k, b, 2])
                         inside[k, b, q, j] = zero if (up < zero or up > top) else one
                         inside[k, b, q, j + 1] = zero if (um < zero or um > top) else one
-                        ip += _rint(min(max(up * scale, zero), L)) * step
-                        im += _rint(min(max(um * scale, zero), L)) * step
+                        ip = _fma(_rint(min(max(up * scale, zero), L)), step, ip)
+                        im = _fma(_rint(min(max(um * scale, zero), L)), step, im)
                     else:
                         ip += up
                         im += um
