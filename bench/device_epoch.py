@@ -104,8 +104,8 @@ def main(argv=None):
         for K in args.members:
             r = run(K, args.examples, args.repeats, args.dtype, case)
             results.append(r)
-            print(f"case {case}, K = {K:>4}: {r['s_per_epoch']:.3f} s/epoch ({r['s_per_network_epoch']:.4f} s per network-epoch; "
-                  f"target {r['target_s']}) warm-up {r['warmup_s']:.1f} s", flush=True)
+            print(f"case {case}, K = {K:>4}: {r['s_per_epoch']:.3f} s/epoch ({r['s_per_network_epoch']:.4f} s "
+                  f"per network-epoch; target {r['target_s']}) warm-up {r['warmup_s']:.1f} s", flush=True)
     if args.json:
         write_json(args.json, {"benchmark": "device_epoch", "machine": machine_info(), "gpu": gpu_name("cuda"),
                                "versions": versions(), "results": results})

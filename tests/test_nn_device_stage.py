@@ -242,3 +242,50 @@ def test_a_generator_holding_half_a_word_is_refused_for_float32_stuck_draws():
     x, y = batches(1, dtype="float32")[0]
     with pytest.raises(ValueError, match="holds half a word"):
         trainer.train_step(x, y, rng)
+
+
+def test_read_kernels_with_dac_tiles_and_adcs_equal_the_numpy_reference():
+    """forward and inputs_vjp of one hidden layer of 13 rows (arrays of 8 rows: 2 rows of
+    arrays), 6-bit DAC and ADCs of a fixed full scale that clips some parts, float64, against
+    NumPy: DAC.apply_numpy, memnp.kernels.reference's PF currents per row of arrays, ADC.apply
+    and their sum; the straight-through VJP masks dL/dI where a part clipped."""
+    from memnp.kernels import reference
+    stage = combined(full_scale=3e-6)
+    model = mlp("float64", stage=stage)
+    D = model.memristive_layers[1]._matrix()
+    x = np.random.default_rng(8).random((8, 12))
+    x[:, 5] = 0.0
+    k = ks.kernels(np.float64)
+    P = cuda.to_device(device._params(model)[None])
+    st = cuda.device_array((1, ks.N_STATS))
+    rank = cuda.device_array((1, 13), dtype=np.int64)
+    state = cuda.to_device(device._states([np.random.default_rng(2)], np.zeros((1, 0), np.uint64)))
+    dD, dx = cuda.to_device(D[None]), cuda.to_device(x[None])
+    arrays = [cuda.device_array((1, 13, 20)) for _ in range(8)]
+    offsets = cuda.device_array(1, dtype=np.uint64)
+    k["stats_scan"][1, ks.RT](dD, P, st, dx, 8, rank, offsets, state)
+    k["devices"][ks.grid(13)](dD, rank, st, P, state, offsets, *arrays)
+    _, c, _, KK = arrays[:4]
+    adc = cuda.to_device(device.cuda_phases.adc_table(stage, 13, 2, np.float64)[None])
+    I, y, inside = cuda.device_array((1, 8, 20)), cuda.device_array((1, 8, 10)), cuda.device_array((1, 2, 8, 20))
+    k["forward"][ks.grid(80, ks.RS)](dx, 8, rank, c, KK, st, P, adc, I, y, True, inside)
+    rows = np.flatnonzero(mapping.scan_inputs(x)[0])
+    ch, dh = (a.copy_to_host()[0][rows] for a in (arrays[1], arrays[2]))
+    V, _, _ = stage.phases["dac"].apply_numpy(mapping.voltages(x, K_V, rows), K_V)
+    adc_item = stage.phases["adc"]
+    parts = [rows < 8, rows >= 8]
+    I_parts = np.stack([reference.pf_currents(V[:, part], ch[part], dh[part]) for part in parts])
+    want = sum(adc_item.apply(part, 3e-6) for part in I_parts)
+    np.testing.assert_allclose(I.copy_to_host()[0], want, rtol=1e-12)
+    want_inside = (I_parts >= 0) & (I_parts <= 3e-6)
+    np.testing.assert_array_equal(inside.copy_to_host()[0] == 1, want_inside)
+    assert 0 < want_inside.mean() < 1
+    gI = np.random.default_rng(9).normal(0, 1e5, (1, 8, 20))
+    gx = cuda.device_array((1, 8, 12))
+    k["inputs_vjp"][ks.grid(96)](dx, 8, rank, c, KK, cuda.to_device(gI), P, gx, inside)
+    want_gV = np.zeros((8, 13))
+    for t, part in enumerate(parts):
+        masked = adc_item.apply_vjp(I_parts[t], 3e-6, gI[0])
+        want_gV[:, rows[part]] = reference.pf_currents_vjp(V[:, part], ch[part], dh[part], masked)[0]
+    want_gx = want_gV[:, :12] * K_V * x * (1 - x)
+    np.testing.assert_allclose(gx.copy_to_host()[0], want_gx, rtol=1e-11, atol=1e-20)

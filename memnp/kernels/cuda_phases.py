@@ -15,13 +15,16 @@ half of each word), n / 2 (read noise) and n (PF residuals, one word per device)
 memnp.kernels.stage_draws takes (and the phases one by one would). Row s (its rank among the
 driven rows) finds its words of each phase by a PCG64 jump (memnp.kernels.cuda_random). A float32
 stage with stuck devices needs a Generator that holds no half word (``has_uint32`` 0), which
-``DeviceTrainer`` checks; with n even it holds none afterwards either.
+``DeviceTrainer`` checks; with n even it holds none afterwards either, but its state keeps the
+last stuck word's high half (``uinteger``), which the step finds and hands back
+(memnp.kernels.cuda_step's stats_scan and finish).
 
 :func:`_build` gives, per float dtype T, the ``devices`` kernel (per (member, row): the draws, G''
 and the PF parameters) and the device function ``chain_vjp`` (dL/dG from dL/dG'', the backward
 pass of memnp.kernels.conductance_chain: read noise, stuck (exact zeros), drift, D2D).
 :func:`stage_columns` packs a stage's constants into the members' parameter rows (the columns
-below, after memnp.kernels.cuda_step's); :func:`unsupported` names what the kernels cannot run.
+below: the step's, then the stage's), :func:`adc_table` the ADCs' constants per row of arrays;
+:func:`unsupported` names what the kernels cannot run.
 """
 import math
 
