@@ -289,3 +289,18 @@ def test_read_kernels_with_dac_tiles_and_adcs_equal_the_numpy_reference():
         want_gV[:, rows[part]] = reference.pf_currents_vjp(V[:, part], ch[part], dh[part], masked)[0]
     want_gx = want_gV[:, :12] * K_V * x * (1 - x)
     np.testing.assert_allclose(gx.copy_to_host()[0], want_gx, rtol=1e-11, atol=1e-20)
+
+
+def test_a_diverged_member_shows_nan_and_leaves_the_others_alone():
+    """A NaN weight in member 0 (case e, float64): its loss is NaN, no exception (the quantisers
+    keep NaN), and member 1's step is its CPU step."""
+    models = [mlp("float64", stage=combined()), mlp("float64", seed=2, stage=combined())]
+    trainer = device.DeviceTrainer(models, batch_size=8)
+    D = trainer.D[1].copy_to_host()
+    D[0, 3, 4] = np.nan
+    trainer.D[1] = cuda.to_device(D)
+    x, y = batches(1)[0]
+    record = trainer.train_step(x, y, [np.random.default_rng(1), np.random.default_rng(2)])
+    loss, _ = mlp("float64", seed=2, stage=combined()).train_step(x, y, np.random.default_rng(2))
+    assert np.isnan(record.losses[0])
+    assert abs(record.losses[1] - loss) <= 1e-12 * loss

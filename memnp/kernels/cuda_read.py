@@ -53,7 +53,10 @@ def _build(T, chain_vjp):
     if SIMULATOR:
         @cuda.jit(device=True)
         def _fma(a, b, c):
-            """a b + c rounded once (exact rationals; float32: through float64)."""
+            """a b + c rounded once (exact rationals; float32: through float64; NaN and inf as
+            the plain expression)."""
+            if not (math.isfinite(a) and math.isfinite(b) and math.isfinite(c)):
+                return T(a * b + c)
             return T(float(Fraction(float(a)) * Fraction(float(b)) + Fraction(float(c))))
     else:
         _fma = libdevice.fmaf if T == np.float32 else libdevice.fma
@@ -61,7 +64,9 @@ def _build(T, chain_vjp):
     @cuda.jit(device=True)
     def _rint(x):
         """x rounded to the nearest integer, ties to even (np.rint), for 0 <= x <= 2**16 (the
-        truncation is the floor there; the remainder is exact)."""
+        truncation is the floor there; the remainder is exact); NaN (a diverged member) stays NaN."""
+        if x != x:
+            return x
         whole = int(x)
         rest = x - T(whole)
         if rest > half or (rest == half and whole % 2 == 1):
