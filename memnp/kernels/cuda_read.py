@@ -74,15 +74,18 @@ def _build(T, chain_vjp):
         return T(whole)
 
     @cuda.jit(device=True)
-    def _voltage(x, k, q, i, P):
+    def _dac(k, P):
+        """Member k's (k_V, DAC levels (0: no DAC), 1 / k_V, k_V / levels) in T, read once per
+        item for :func:`_voltage`."""
+        return T(P[k, K_V]), T(P[k, DAC_L]), T(P[k, DAC_INV]), T(P[k, DAC_STEP])
+
+    @cuda.jit(device=True)
+    def _voltage(x, k, q, i, kv, levels, inv, step):
         """V (T, volts) of row i for example q of member k after the DAC: k_V x, or k_V on the bias
-        row."""
-        kv = T(P[k, K_V])
-        n_in = x.shape[2]
-        v = kv * x[k, q, i] if i < n_in else kv
-        if P[k, DAC_L] != 0.0:
-            levels = T(P[k, DAC_L])
-            v = _rint(min(max(v * T(P[k, DAC_INV]) * levels, zero), levels)) * T(P[k, DAC_STEP])
+        row (``_dac``'s constants)."""
+        v = kv * x[k, q, i] if i < x.shape[2] else kv
+        if levels != zero:
+            v = _rint(min(max(v * inv * levels, zero), levels)) * step
         return v
 
     @cuda.jit
@@ -109,6 +112,7 @@ def _build(T, chain_vjp):
                 j = 2 * (r - q * n_out)
             rows = int(P[k, TILE_ROWS])
             levels = P[k, ADC_L]
+            kv, dac_l, inv, dac_step = _dac(k, P)
             ip = zero
             im = zero
             for b in range(blocks):
@@ -118,7 +122,7 @@ def _build(T, chain_vjp):
                 if valid:
                     for i in range(r0 + lane, min(r0 + rows, m), RS):
                         if rank[k, i] >= 0:
-                            v = _voltage(x, k, q, i, P)
+                            v = _voltage(x, k, q, i, kv, dac_l, inv, dac_step)
                             u = abs(v)
                             E = math.sqrt(u * KK[k, i, j] + eps)
                             a += cc[k, i, j] * v * math.exp(E)
@@ -161,9 +165,9 @@ def _build(T, chain_vjp):
             r = t - k * (p * n_in)
             q = r // n_in
             i = r - q * n_in
-            kv = T(P[k, K_V])
+            kv, dac_l, inv, dac_step = _dac(k, P)
             xv = x[k, q, i]
-            v = _voltage(x, k, q, i, P)
+            v = _voltage(x, k, q, i, kv, dac_l, inv, dac_step)
             masked = P[k, ADC_L] != 0.0
             b = i // int(P[k, TILE_ROWS])
             acc = 0.0
@@ -198,10 +202,11 @@ def _build(T, chain_vjp):
             ks = KK[k, i, j]
             cs = cc[k, i, j]
             ds = dd[k, i, j]
+            kv, dac_l, inv, dac_step = _dac(k, P)
             acc_c = 0.0
             acc_d = 0.0
             for q in range(p):
-                v = _voltage(x, k, q, i, P)
+                v = _voltage(x, k, q, i, kv, dac_l, inv, dac_step)
                 s = abs(v) * ks
                 E = math.sqrt(s + eps)
                 g = gI[k, q, j] * inside[k, b, q, j] if masked else gI[k, q, j]
