@@ -2,7 +2,7 @@
 # GPU check of issue 17 ("Training on the GPU") in ONE run of at most 8 minutes, for a machine
 # with an NVIDIA GPU: the CUDA tests on the device (not the simulator), the kernel benchmark (PF
 # forward + VJP at 8192 x 785 x 50 float32, target <= 4.0 ms), device-resident training epochs
-# (bench/device_epoch.py, K = 1 and 32), the GPU random numbers, and the MNIST training-epoch
+# (bench/device_epoch.py: case c at K = 1 and 32, case e at K = 32), the GPU random numbers, and the MNIST training-epoch
 # benchmark with the cuda backend; then one table (what, measured, target)
 # printed and written to $OUT/gpu_check.json (bench/gpu_table.py). Logs go to $OUT too
 # (default /tmp/memnp-gpu-out). Run from anywhere: bash bench/gpu_check.sh
@@ -92,13 +92,17 @@ step kernels 100 kernels.log "$py" bench/kernels.py --backends cuda --dtypes flo
 #     per launch (targets 0.6 s and 1.6 s per epoch).
 step device_epoch 150 device_epoch.log "$py" bench/device_epoch.py --members 1,32 --repeats 2 \
     --json "$OUT/device_epoch.json"
+#     The combined stage (case e: conductance phases, DAC, ADC, tiles on the device), K = 32
+#     (target 2.5 s per epoch).
+step device_epoch_e 90 device_epoch.log "$py" bench/device_epoch.py --cases e --members 32 --repeats 1 \
+    --json "$OUT/device_epoch_e.json"
 
 # 3. The CUDA tests on the device, in steps so that one running out of time keeps the others'
 #    results: the kernels (and GPU random numbers), device training, the line-resistance solver.
 step tests_kernels 120 tests_kernels.log "$py" -m pytest -q -ra -p no:cacheprovider \
     tests/test_kernels*cuda*.py
 step tests_device 120 tests_device.log "$py" -m pytest -q -ra -p no:cacheprovider \
-    tests/test_nn_device.py
+    tests/test_nn_device.py tests/test_nn_device_stage.py
 step tests_circuit 120 tests_circuit.log "$py" -m pytest -q -ra -p no:cacheprovider \
     tests/test_circuit*cuda*.py
 

@@ -7,6 +7,7 @@ Reads what gpu_check.sh left in its output folder OUT:
   random.json          bench/cuda_random.py
   epoch_<case>.json    bench/epoch.py --backend cuda, one case per file
   device_epoch.json    bench/device_epoch.py (device-resident training, case c, K members per launch)
+  device_epoch_e.json  the same for case e (the combined stage)
 and prints one table (what, measured, target, met) and writes it to OUT/gpu_check.json
 (atomically). A missing or broken input gives a row saying so, never a traceback.
 
@@ -67,7 +68,7 @@ def read_json(path):
 #: The test steps of gpu_check.sh: step name -> what it tests.
 TEST_STEPS = {"tests_kernels": "tests/test_kernels*cuda*.py",
               "tests_circuit": "tests/test_circuit*cuda*.py",
-              "tests_device": "tests/test_nn_device.py"}
+              "tests_device": "tests/test_nn_device.py tests/test_nn_device_stage.py"}
 
 
 def pytest_counts(text):
@@ -165,25 +166,32 @@ def epoch_rows(out, steps):
     return rows
 
 
-#: Device-resident epochs (bench/device_epoch.py, case c, float32): K members -> s/epoch target.
-DEVICE_TARGETS_S = {1: 0.6, 32: 1.6}
+#: Device-resident epochs (bench/device_epoch.py, float32): (case, K members) -> s/epoch target.
+DEVICE_TARGETS_S = {("c", 1): 0.6, ("c", 32): 1.6, ("e", 32): 2.5}
+#: The steps of gpu_check.sh that run bench/device_epoch.py, and their JSON files.
+DEVICE_STEPS = {"device_epoch": "device_epoch.json", "device_epoch_e": "device_epoch_e.json"}
 
 
 def device_rows(out, steps):
-    """s/epoch of device-resident training (memnp.nn.device) for each K measured (K = 1 and 32
-    reported even when missing)."""
-    data = read_json(out / "device_epoch.json")
-    note = step_note(steps, "device_epoch")
-    results = {r.get("members"): r for r in (data or {}).get("results") or [] if isinstance(r, dict)}
+    """s/epoch of device-resident training (memnp.nn.device) for each (case, K) measured (the
+    targets' reported even when missing)."""
+    results, notes = {}, {}
+    for name, file in DEVICE_STEPS.items():
+        data = read_json(out / file)
+        for r in (data or {}).get("results") or []:
+            if isinstance(r, dict) and isinstance(r.get("members"), int):
+                results[(str(r.get("case", "c")), r["members"])] = r
+        notes[name] = step_note(steps, name)
     rows = []
-    for K in sorted(set(DEVICE_TARGETS_S) | {k for k in results if isinstance(k, int)}):
-        target = DEVICE_TARGETS_S.get(K)
+    for case, K in sorted(set(DEVICE_TARGETS_S) | set(results)):
+        target = DEVICE_TARGETS_S.get((case, K))
         shown = None if target is None else f"<= {target} s"
-        what = f"device-resident epoch case c, K = {K} (s/epoch)"
-        r = results.get(K)
+        what = f"device-resident epoch case {case}, K = {K} (s/epoch)"
+        note = notes["device_epoch_e" if case == "e" else "device_epoch"]
+        r = results.get((case, K))
         if r is None or not isinstance(r.get("s_per_epoch"), (int, float)):
             rows.append(dict(what=what, measured="not measured", target=shown,
-                             met=None if target is None else False, note=note or "no device_epoch.json result"))
+                             met=None if target is None else False, note=note or "no device_epoch result"))
             continue
         s = r["s_per_epoch"]
         rows.append(dict(what=what, measured=f"{s:.3f}", target=shown,

@@ -47,6 +47,8 @@ def fake_out(tmp_path, forward_s=0.0011, vjp_s=0.0024):
     (out / "epoch_e.json").write_text("{not json")
     (out / "device_epoch.json").write_text(json.dumps({"results": [
         dict(members=1, s_per_epoch=0.75, warmup_s=20.0), dict(members=32, s_per_epoch=1.2, warmup_s=21.0)]}))
+    (out / "device_epoch_e.json").write_text(json.dumps({"results": [
+        dict(members=32, case="e", s_per_epoch=2.25, warmup_s=30.0)]}))
     return out
 
 
@@ -84,6 +86,8 @@ def test_table_from_fake_logs(tmp_path):
     assert (one["measured"], one["target"], one["met"]) == ("0.750", "<= 0.6 s", False)
     assert (many["measured"], many["target"], many["met"]) == ("1.200", "<= 1.6 s", True)
     assert many["note"].startswith("0.0375 s per network-epoch") and one["note"].endswith("step did not run")
+    combined = rows["device-resident epoch case e, K = 32"]
+    assert (combined["measured"], combined["target"], combined["met"]) == ("2.250", "<= 2.5 s", True)
     device_tests = next(r for r in record["rows"] if "test_nn_device" in r["what"])
     assert device_tests["measured"] == "no pytest summary" and device_tests["note"] == "step did not run"
 

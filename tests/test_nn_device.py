@@ -3,6 +3,8 @@
 of double-weight MemristiveDense layers on a PF stage, batches of 8, K = 1 and 3 members. On a GPU
 machine ``NUMBA_ENABLE_CUDASIM=0`` runs them on the device.
 """
+import re
+
 import numpy as np
 import pytest
 
@@ -202,7 +204,7 @@ def test_kernels_devices_and_loss_equal_their_cpu_references():
     offsets = cuda.device_array(1, dtype=np.uint64)
     rng = np.random.default_rng(4)
     state = cuda.to_device(device._states([rng], np.zeros((1, 0), np.uint64)))
-    arrays = [cuda.device_array((1, 21, 24)) for _ in range(4)]
+    arrays = [cuda.device_array((1, 21, 24)) for _ in range(8)]
     k["stats_scan"][1, ks.RT](cuda.to_device(D[None]), P, st, cuda.to_device(x[None]), 8, rank, offsets, state)
     k["devices"][ks.grid(21)](cuda.to_device(D[None]), rank, st, P, state, offsets, *arrays)
     active, _ = mapping.scan_inputs(x)
@@ -214,7 +216,7 @@ def test_kernels_devices_and_loss_equal_their_cpu_references():
     G = mapping.double_G_rows(D, rows, max_weight, G_OFF, G_ON)
     residuals = pf_devices.residuals(rng, factor, G.shape, np.float64)
     c, d_eps = stage.nonidealities[0].device_parameters_numpy(G, residuals)
-    got_G, got_c, got_d, _ = (a.copy_to_host()[0] for a in arrays)
+    got_G, got_c, got_d, _ = (a.copy_to_host()[0] for a in arrays[:4])
     np.testing.assert_allclose(got_G[rows], G, rtol=1e-15)
     np.testing.assert_allclose(got_c[rows], c, rtol=1e-13)
     np.testing.assert_allclose(got_d[rows], d_eps, rtol=1e-13)
@@ -223,7 +225,7 @@ def test_kernels_devices_and_loss_equal_their_cpu_references():
     z = np.random.default_rng(2).normal(0, 3, (1, 8, 10))
     y = np.random.default_rng(3).integers(0, 10, (1, 8))
     gz = cuda.device_array((1, 8, 10))
-    record = cuda.device_array((1, 3))
+    record = cuda.device_array((1, 4))
     st_all = np.zeros((1, 1, ks.N_STATS))
     st_all[0, 0, ks.MAXW] = 1.7          # sum |D| 0: no L1 penalty
     st_all = cuda.to_device(st_all)
@@ -232,7 +234,7 @@ def test_kernels_devices_and_loss_equal_their_cpu_references():
     k["loss"][1, ks.RT](cuda.to_device(z), cuda.to_device(y), 8, st_all, P, gz, cuda.device_array((1, 8, 2)),
                         record, 0, 1, cuda.to_device(I), st_all[0], gI)
     loss, grad, hits = softmax.softmax_cross_entropy(z[0], y[0])
-    np.testing.assert_allclose(record.copy_to_host()[0, 1:], [loss, hits], rtol=1e-14)
+    np.testing.assert_allclose(record.copy_to_host()[0, 2:], [loss, hits], rtol=1e-14)
     np.testing.assert_allclose(gz.copy_to_host()[0], grad, rtol=1e-13, atol=1e-17)
     grad_I, grad_max = mapping.outputs_vjp(I[0], grad, K_V, 1.7, G_OFF, G_ON)
     np.testing.assert_allclose(gI.copy_to_host()[0], grad_I, rtol=1e-14)
@@ -245,17 +247,27 @@ def test_kernels_devices_and_loss_equal_their_cpu_references():
     (lambda: Sequential([MemristiveDense(20, 10, "standard"), Softmax()], stage=Stage(G_OFF, G_ON, K_V, (pf(),))),
      "'standard' weights are not supported"),
     (lambda: Sequential([MemristiveDense(20, 10), Softmax()],
-                        stage=Stage(G_OFF, G_ON, K_V, (dict(type="ReadNoise", sigma_rel=0.05), pf()))),
-     "only nonideality is IVNonlinearityPF; got \\['ReadNoise', 'IVNonlinearityPF'\\]"),
+                        stage=Stage(G_OFF, G_ON, K_V, (dict(type="ProgrammingNoise", sigma_rel=0.05), pf()))),
+     "ProgrammingNoise \\(phase 'programming'\\) is not supported on the device"),
+    (lambda: Sequential([MemristiveDense(20, 10), Softmax()],
+                        stage=Stage(G_OFF, G_ON, K_V, (dict(type="StuckDistribution", means=[1e-6, 2e-6], p=0.1), pf()))),
+     "StuckDistribution \\(phase 'stuck'\\) is not supported on the device"),
+    (lambda: Sequential([MemristiveDense(20, 10), Softmax()],
+                        stage=Stage(G_OFF, G_ON, K_V, (dict(type="ReadNoise", sigma_rel=0.05),))),
+     "currents phase must be IVNonlinearityPF; got \\['ReadNoise'\\]"),
     (lambda: Sequential([MemristiveDense(20, 10), Softmax()], stage=Stage(G_OFF, G_ON, K_V, ())),
-     "only nonideality is IVNonlinearityPF; got \\[\\]"),
+     "currents phase must be IVNonlinearityPF; got \\[\\]"),
     (lambda: Sequential([MemristiveDense(20, 10), Softmax()], stage=Stage(G_OFF, G_ON, K_V, (pf(),)),
                         optimizer=SGD(0.1, momentum=0.9)), "plain SGD"),
     (lambda: Sequential([MemristiveDense(20, 10)], stage=Stage(G_OFF, G_ON, K_V, (pf(),))), "Softmax"),
 ])
 def test_unsupported_networks_are_a_value_error(build, message):
+    model = build()
     with pytest.raises(ValueError, match=message):
-        device.DeviceTrainer(build())
+        device.DeviceTrainer(model)
+    ok, reason = device.DeviceTrainer.supports(model)
+    assert not ok and re.search(message, reason)
+    assert device.DeviceTrainer.supports([mlp("float32"), mlp("float32", seed=2)]) == (True, "")
 
 
 def test_bad_arguments_are_value_errors():
@@ -298,9 +310,11 @@ def test_kernels_read_vjps_and_update_equal_their_references():
     dD, dx = cuda.to_device(D[None]), cuda.to_device(x[None])
     G, c, d, KK = (cuda.device_array((1, 13, 20)) for _ in range(4))
     k["stats_scan"][1, ks.RT](dD, P, st, dx, 8, rank, cuda.device_array(1, dtype=np.uint64), state)
-    k["devices"][ks.grid(13)](dD, rank, st, P, state, cuda.device_array(1, dtype=np.uint64), G, c, d, KK)
+    chain = [cuda.device_array((1, 13, 20)) for _ in range(4)]      # eps, drift, read, stuck: unused
+    k["devices"][ks.grid(13)](dD, rank, st, P, state, cuda.device_array(1, dtype=np.uint64), G, c, d, KK, *chain)
     I, y = cuda.device_array((1, 8, 20)), cuda.device_array((1, 8, 10))
-    k["forward"][ks.grid(80, ks.RS)](dx, 8, rank, c, KK, st, P, I, y, False)
+    adc, inside = cuda.to_device(np.zeros((1, 1, 3))), cuda.device_array((1, 1, 8, 20))
+    k["forward"][ks.grid(80, ks.RS)](dx, 8, rank, c, KK, st, P, adc, I, y, False, inside)
     rows = np.flatnonzero(mapping.scan_inputs(x)[0])
     V = mapping.voltages(x, K_V, rows)
     Gh, ch, dh = (a.copy_to_host()[0][rows] for a in (G, c, d))
@@ -311,14 +325,14 @@ def test_kernels_read_vjps_and_update_equal_their_references():
     np.testing.assert_allclose(y.copy_to_host()[0], want_y, rtol=1e-11)
     gI = np.random.default_rng(9).normal(0, 1e5, (1, 8, 20))
     dgI, gx = cuda.to_device(gI), cuda.device_array((1, 8, 12))
-    k["inputs_vjp"][ks.grid(96)](dx, 8, rank, c, KK, dgI, P, gx)
+    k["inputs_vjp"][ks.grid(96)](dx, 8, rank, c, KK, dgI, P, gx, inside)
     grad_V, grad_c, grad_d = reference.pf_currents_vjp(V, ch, dh, gI[0])
     want_gx = np.zeros((8, 13))
     want_gx[:, rows] = grad_V
     want_gx = want_gx[:, :12] * K_V * x * (1 - x)
     np.testing.assert_allclose(gx.copy_to_host()[0], want_gx, rtol=1e-11, atol=1e-20)
     gD, prod = cuda.device_array((1, 13, 20)), cuda.device_array((1, 13, 20))
-    k["devices_vjp"][ks.grid(260)](dx, 8, rank, G, c, d, KK, dD, dgI, st, P, gD, prod)
+    k["devices_vjp"][ks.grid(260)](dx, 8, rank, G, c, d, KK, dD, dgI, st, P, gD, prod, *chain, inside)
     st_host = st.copy_to_host()
     st_host[0, ks.GMAX] = 0.25                       # an upstream dL/d(max weight)
     st = cuda.to_device(st_host)

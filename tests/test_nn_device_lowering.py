@@ -3,7 +3,8 @@ without a GPU: the CUDA simulator runs kernels as Python and so never checks the
 float64 promotion in a float32 kernel, an unsupported call). In a subprocess (it patches numba's
 device look-ups): DeviceTrainer's train_step and train_epoch are run with host arrays standing in
 for device arrays, and every kernel launch is compiled to LLVM IR for compute capability 9.0 with
-the argument types it got; float32 kernels must call only float32 libdevice math.
+the argument types it got; float32 kernels must call only float32 libdevice math. The PF-only
+stage and the combined stage (case e: memnp.kernels.cuda_phases, memnp.kernels.cuda_read) both run.
 """
 import os
 import subprocess
@@ -77,8 +78,10 @@ PROGRAM = textwrap.dedent('''
         raise Stop
 
     device.DeviceTrainer._finish = finish
-    for dtype in ("float32", "float64"):
-        trainer = device.DeviceTrainer([t.mlp(dtype, seed=1), t.mlp(dtype, seed=2)], batch_size=8)
+    import test_nn_device_stage as ts
+    for dtype, stage in [(d, s) for d in ("float32", "float64") for s in (None, ts.combined())]:
+        trainer = device.DeviceTrainer([t.mlp(dtype, seed=1, stage=stage), t.mlp(dtype, seed=2, stage=stage)],
+                                       batch_size=8)
         x, y = t.batches(1, dtype=dtype)[0]
         rngs = [np.random.default_rng(1), np.random.default_rng(2)]
         for run in (lambda: trainer.train_step(x, y, rngs), lambda: trainer.train_epoch(rngs, batch_size=8)):

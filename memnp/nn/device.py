@@ -5,19 +5,23 @@ layer sizes and dtype; each may have its own PF stage, learning rate, L1 coeffic
 and data order) and runs their training steps with the kernels of
 :mod:`memnp.kernels.cuda_step`, every kernel indexed by (member, row, column), so one step of K
 networks costs the same launches as one. Supported networks: [Flatten], MemristiveDense (double
-weights), Sigmoid, ..., MemristiveDense, Softmax, on a stage whose only nonideality is
-IVNonlinearityPF, trained with plain SGD (momentum 0); anything else is a ValueError naming it.
+weights), Sigmoid, ..., MemristiveDense, Softmax, on a stage with IVNonlinearityPF in its currents
+phase and, optionally, D2DLognormal, Drift, stuck devices at a fixed value, ReadNoise, DAC, ADC and
+Tiles (the combined stage: memnp.kernels.cuda_phases and memnp.kernels.cuda_read run its phases in
+the CPU's physical order with the CPU's draws), trained with plain SGD (momentum 0); anything
+else is a ValueError naming it (:meth:`DeviceTrainer.supports` asks without raising).
 
 What stays on the device for the trainer's life: the weights D (K, n_in + 1, 2 n_out) per layer,
 the members' constants and the work arrays; after :meth:`DeviceTrainer.set_data`, the training
 set as uint8 (scaled per batch on the device). Per epoch (:meth:`train_epoch`) one array goes in
-(the members' PCG64 states with the epoch's permutations, uint64 (K, 5 + N)) and one comes back
-(the words used, per-step losses and hit counts, float64 (K, 1 + 2 steps)); the host Generators
-are then moved on by the words used (``bit_generator.advance``), so they end where the CPU
-path's would. :meth:`train_step` with host arrays sends its batch (x, then the states with the
-labels) and reads one record. The draws are the CPU's: one PCG64 word per driven device, the
-same Box-Muller pair, in the same order (layer by layer, driven rows only, as
-``Sequential.train_step`` with draws="active").
+(the members' PCG64 states with the epoch's permutations, uint64 (K, 6 + N)) and one comes back
+(the words used, the half word NumPy holds after float32 stuck draws, per-step losses and hit
+counts, float64 (K, 2 + 2 steps)); the host Generators are then moved on by the words used
+(``bit_generator.advance``), so they end where the CPU path's would. :meth:`train_step` with
+host arrays sends its batch (x, then the states with the labels) and reads one record. The draws
+are the CPU's: the same PCG64 words per driven device, the same Box-Muller pairs and uniforms, in
+the same order (layer by layer, driven rows only, phase by
+phase, as ``Sequential.train_step`` with draws="active").
 
 Weights go back to the host models on :meth:`sync` (so ``model.save`` works); the host models'
 weights are read once, when the trainer is built. The CPU path's checks of each step (finite
@@ -28,7 +32,7 @@ import dataclasses
 
 import numpy as np
 
-from ..crossbar.nonidealities.iv import IVNonlinearityPF
+from ..kernels import cuda_phases
 from ..kernels import cuda_step as ks
 from ..kernels.cuda import _require_device
 from .layers import Flatten, Sigmoid, Softmax
@@ -87,10 +91,9 @@ def _dense_layers(model, index):
     for layer in dense:
         if layer.weights != "double":
             raise ValueError(f"{where}: {layer.weights!r} weights are not supported (double weights only)")
-    stage = model.stage
-    if stage is None or len(stage.nonidealities) != 1 or not isinstance(stage.nonidealities[0], IVNonlinearityPF):
-        got = None if stage is None else [type(item).__name__ for item in stage.nonidealities]
-        raise ValueError(f"{where} needs a stage whose only nonideality is IVNonlinearityPF; got {got}")
+    reason = cuda_phases.unsupported(model.stage)
+    if reason is not None:
+        raise ValueError(f"{where}: {reason}")
     opt = model.optimizer
     if type(opt) is not SGD or opt.momentum:
         got = opt.config() if type(opt) is SGD else type(opt).__name__
@@ -99,15 +102,18 @@ def _dense_layers(model, index):
 
 
 def _params(model):
-    """(N_PARAMS,) float64: the member's constants (memnp.kernels.cuda_step's columns)."""
+    """(N_PARAMS,) float64: the member's constants (memnp.kernels.cuda_phases' columns)."""
     stage = model.stage
-    pf = stage.nonidealities[0].fused()      # the residuals' factor L, the slopes and intercepts
+    pf = stage.phases["currents"].fused()     # the residuals' factor L, the slopes and intercepts
     (l00, l01), (l10, l11) = np.asarray(pf.factor, dtype=np.float64)
-    return np.array([stage.G_off, stage.G_on, stage.k_V, pf.slopes[0], pf.slopes[1], pf.intercepts[0],
-                     pf.intercepts[1], l00, l01, l10, l11, model.optimizer.lr, model.l1], dtype=np.float64)
+    step = [stage.G_off, stage.G_on, stage.k_V, pf.slopes[0], pf.slopes[1], pf.intercepts[0], pf.intercepts[1],
+            l00, l01, l10, l11, model.optimizer.lr, model.l1]
+    return np.concatenate([np.array(step, dtype=np.float64), cuda_phases.stage_columns(stage, model.dtype)])
 
 
-def _generators(rngs, members):
+def _generators(rngs, members, half_words=()):
+    """The members' Generators, checked; ``half_words``: the members whose stage draws float32
+    stuck uniforms (their Generators must not hold a half word)."""
     rngs = [rngs] if isinstance(rngs, np.random.Generator) else list(rngs)
     if len(rngs) != members:
         raise ValueError(f"rng must be one numpy.random.Generator per member ({members}); got {len(rngs)}")
@@ -117,16 +123,22 @@ def _generators(rngs, members):
                              "(np.random.default_rng(seed))")
     if len({id(rng) for rng in rngs}) != len(rngs):
         raise ValueError("rng: each member needs its own Generator (the same object was given twice)")
+    for k in half_words:
+        if rngs[k].bit_generator.state["has_uint32"]:
+            raise ValueError(f"rng of member {k} holds half a word from an earlier 32-bit draw; the device's "
+                             "float32 stuck-device draws need a Generator that holds none (a fresh one, or "
+                             "one used only by memnp's training)")
     return rngs
 
 
 def _states(rngs, extra):
-    """uint64 (K, 5 + extra.shape[1]): state high, low, increment high, low, 0 words, then extra."""
-    packed = np.zeros((len(rngs), 5 + extra.shape[1]), dtype=np.uint64)
+    """uint64 (K, 6 + extra.shape[1]): state high, low, increment high, low, 0 words, no half word
+    held (memnp.kernels.cuda_step's state), then extra."""
+    packed = np.zeros((len(rngs), 6 + extra.shape[1]), dtype=np.uint64)
     for k, rng in enumerate(rngs):
         s = rng.bit_generator.state["state"]
         packed[k, :4] = [s["state"] >> 64, s["state"] & (2 ** 64 - 1), s["inc"] >> 64, s["inc"] & (2 ** 64 - 1)]
-    packed[:, 5:] = extra
+    packed[:, 6:] = extra
     return packed
 
 
@@ -146,6 +158,19 @@ def _advance(rng, words):
     bits.state = after
 
 
+def _checked(models):
+    """(each member's MemristiveDense layers, the layers' (n_in, n_out)) of supported members, or
+    ValueError naming what is not supported."""
+    dense = [_dense_layers(model, k) for k, model in enumerate(models)]
+    shapes = [(layer.n_in, layer.n_out) for layer in dense[0]]
+    for k, layers in enumerate(dense):
+        if [(layer.n_in, layer.n_out) for layer in layers] != shapes:
+            raise ValueError(f"DeviceTrainer: member {k}'s layer sizes differ from member 0's ({shapes})")
+        if models[k].dtype != models[0].dtype:
+            raise ValueError(f"DeviceTrainer: member {k}'s dtype differs from member 0's")
+    return dense, shapes
+
+
 class DeviceTrainer:
     """Training steps of K PF MLPs with everything on the GPU (see the module docstring).
 
@@ -155,25 +180,27 @@ class DeviceTrainer:
     def __init__(self, models, batch_size=64):
         self.models = _members(models)
         _require_device()
-        dense = [_dense_layers(model, k) for k, model in enumerate(self.models)]
-        shapes = [(layer.n_in, layer.n_out) for layer in dense[0]]
-        for k, layers in enumerate(dense):
-            if [(layer.n_in, layer.n_out) for layer in layers] != shapes:
-                raise ValueError(f"DeviceTrainer: member {k}'s layer sizes differ from member 0's ({shapes})")
-            if self.models[k].dtype != self.models[0].dtype:
-                raise ValueError(f"DeviceTrainer: member {k}'s dtype differs from member 0's")
+        dense, shapes = _checked(self.models)
         self.dtype = np.dtype(self.models[0].dtype)
         self.K = len(self.models)
         self.shapes = shapes
         self._dense = dense
         self._kernels = ks.kernels(self.dtype)
-        self.P = cuda.to_device(np.stack([_params(model) for model in self.models]))
+        params = np.stack([_params(model) for model in self.models])
+        self._half_words = [k for k in range(self.K) if self.dtype == np.float32 and params[k, cuda_phases.HAS_STUCK]]
+        self.P = cuda.to_device(params)
+        # Per layer: the rows of arrays (the most any member's Tiles make) and their ADC constants.
+        self.blocks = [max(cuda_phases.blocks_of(model.stage, n_in + 1) for model in self.models)
+                       for n_in, _ in shapes]
+        self.adc = [cuda.to_device(np.stack([cuda_phases.adc_table(model.stage, n_in + 1, blocks, self.dtype)
+                                             for model in self.models]))
+                    for (n_in, _), blocks in zip(shapes, self.blocks)]
         self.D = [cuda.to_device(np.stack([layers[l]._matrix() for layers in dense]))
                   for l in range(len(shapes))]
         self.st = cuda.device_array((len(shapes), self.K, ks.N_STATS), dtype=np.float64)
         self.offsets = cuda.device_array((len(shapes), self.K), dtype=np.uint64)
         self.rank = [cuda.device_array((self.K, n_in + 1), dtype=np.int64) for n_in, _ in shapes]
-        per_device = ("G", "c", "d", "KK", "gD")
+        per_device = ("G", "c", "d", "KK", "gD", "eps", "fdr", "frd", "stk")
         self.dev = [{name: cuda.device_array((self.K, n_in + 1, 2 * n_out), dtype=self.dtype)
                      for name in per_device} for n_in, n_out in shapes]
         for l, (n_in, n_out) in enumerate(shapes):
@@ -181,6 +208,16 @@ class DeviceTrainer:
         self.B = 0
         self._batch(_batch_size(batch_size))
         self.pool = self.pool_labels = None
+
+    @staticmethod
+    def supports(models):
+        """(True, "") when a DeviceTrainer can train ``models`` (a Sequential or a list of K), else
+        (False, the reason: the ValueError's message the constructor would raise). Needs no GPU."""
+        try:
+            _checked(_members(models))
+        except ValueError as exc:
+            return False, str(exc)
+        return True, ""
 
     def _batch(self, B):
         """(Re)allocate the batch-sized work arrays for batches up to B examples."""
@@ -192,6 +229,8 @@ class DeviceTrainer:
         self.I = [cuda.device_array((K, B, 2 * n_out), dtype=dt) for _, n_out in self.shapes]
         self.gI = [cuda.device_array((K, B, 2 * n_out), dtype=dt) for _, n_out in self.shapes]
         self.gy = [cuda.device_array((K, B, n_out), dtype=dt) for _, n_out in self.shapes]
+        self.inside = [cuda.device_array((K, blocks, B, 2 * n_out), dtype=dt)
+                       for (_, n_out), blocks in zip(self.shapes, self.blocks)]
         self.labels = cuda.device_array((K, B), dtype=np.int64)
         self.scratch = cuda.device_array((K, B, 2), dtype=np.float64)
         self.B = B
@@ -239,9 +278,11 @@ class DeviceTrainer:
             D, dev, st, off = self.D[l], self.dev[l], self.st[l], self.offsets[l]
             k["stats_scan"][K, ks.RT](D, self.P, st, xs[l], p, self.rank[l], off, state)
             k["devices"][ks.grid(K * (n_in + 1))](D, self.rank[l], st, self.P, state, off, dev["G"], dev["c"],
-                                                  dev["d"], dev["KK"])
+                                                  dev["d"], dev["KK"], dev["eps"], dev["fdr"], dev["frd"],
+                                                  dev["stk"])
             k["forward"][ks.grid(K * p * n_out, ks.RS)](xs[l], p, self.rank[l], dev["c"], dev["KK"], st, self.P,
-                                                 self.I[l], self.x[l + 1], l < last)
+                                                        self.adc[l], self.I[l], self.x[l + 1], l < last,
+                                                        self.inside[l])
         k["loss"][K, ks.RT](self.x[-1], self.labels, p, self.st, self.P, self.gy[last], self.scratch, record,
                             column, steps, self.I[last], self.st[last], self.gI[last])
         for l in range(last, -1, -1):
@@ -251,10 +292,10 @@ class DeviceTrainer:
                 k["outputs_vjp"][K, ks.RT](self.gy[l], self.I[l], p, st, self.P, self.gI[l])
             if l:
                 k["inputs_vjp"][ks.grid(K * p * n_in)](xs[l], p, self.rank[l], dev["c"], dev["KK"],
-                                                       self.gI[l], self.P, self.gy[l - 1])
+                                                       self.gI[l], self.P, self.gy[l - 1], self.inside[l])
             k["devices_vjp"][ks.grid(K * (n_in + 1) * 2 * n_out)](
                 xs[l], p, self.rank[l], dev["G"], dev["c"], dev["d"], dev["KK"], D, self.gI[l], st, self.P,
-                dev["gD"], dev["prod"])
+                dev["gD"], dev["prod"], dev["eps"], dev["fdr"], dev["frd"], dev["stk"], self.inside[l])
             k["tie_share"][K, ks.RT](dev["prod"], st)
             k["update"][ks.grid(K * (n_in + 1) * 2 * n_out)](D, dev["gD"], st, self.P)
 
@@ -264,13 +305,18 @@ class DeviceTrainer:
         words = host[:, 0].astype(np.uint64)
         for rng, used in zip(rngs, words):
             _advance(rng, used)
-        return EpochRecord(host[:, 1:1 + steps], host[:, 1 + steps:] / np.asarray(sizes, dtype=np.float64), words)
+        for rng, held in zip(rngs, host[:, 1]):
+            if held >= 0:       # float32 stuck draws: the half word NumPy's uniforms leave held
+                bits = rng.bit_generator.state
+                bits["uinteger"] = int(held)
+                rng.bit_generator.state = bits
+        return EpochRecord(host[:, 2:2 + steps], host[:, 2 + steps:] / np.asarray(sizes, dtype=np.float64), words)
 
     def train_step(self, x, y, rng):
         """One step of every member on a host batch: x (p, ...) shared by the members or (K, p, ...),
         inputs in [0, 1]; y (p,) or (K, p) labels; rng one Generator per member (PCG64). Sends x,
         then the states with the labels; reads one record. Returns a StepRecord."""
-        rngs = _generators(rng, self.K)
+        rngs = _generators(rng, self.K, self._half_words)
         x = np.asarray(x)
         n_in = self.shapes[0][0]
         example = self.models[0].input_shape or (n_in,)
@@ -287,7 +333,7 @@ class DeviceTrainer:
         self._batch(p)
         xd = cuda.to_device(x)
         state = cuda.to_device(_states(rngs, labels))
-        record = cuda.device_array((self.K, 3), dtype=np.float64)
+        record = cuda.device_array((self.K, 4), dtype=np.float64)
         self._kernels["take_labels"][ks.grid(self.K * p)](state, p, self.labels)
         self._step(xd, p, 0, 1, record, state)
         out = self._finish(rngs, state, record, 1, [p])
@@ -299,7 +345,7 @@ class DeviceTrainer:
         its Generator (``rng.permutation(N)``, before the epoch's draws). Returns an EpochRecord."""
         if self.pool is None:
             raise ValueError("train_epoch needs a training set: call set_data(images, labels) first")
-        rngs = _generators(rng, self.K)
+        rngs = _generators(rng, self.K, self._half_words)
         N = self.examples
         B = _batch_size(batch_size)
         if order is None:
@@ -312,9 +358,9 @@ class DeviceTrainer:
         order = np.broadcast_to(order, (self.K, N))
         self._batch(B)
         packed = cuda.to_device(_states(rngs, order))
-        state, index = packed[:, :5], packed[:, 5:]
+        state, index = packed[:, :6], packed[:, 6:]
         steps = -(-N // B)
-        record = cuda.device_array((self.K, 1 + 2 * steps), dtype=np.float64)
+        record = cuda.device_array((self.K, 2 + 2 * steps), dtype=np.float64)
         sizes = []
         for s in range(steps):
             p = min(B, N - s * B)

@@ -1,0 +1,300 @@
+"""The conductance phases of a combined stage on the GPU, for memnp.kernels.cuda_step (issue 17).
+
+A device-resident step reads each layer's crossbar as the CPU's ``CrossbarPass.forward`` does for
+the rows some example drives (memnp.crossbar.pipeline's physical order): the programmed
+conductances G = k_G D + G_off (S) go through D2D variability (the D2DLognormal record of
+memnp.kernels.fused), drift, stuck devices (a fixed stuck value) and read noise, in that order
+(memnp.kernels.conductance_chain's loop), and the PF device parameters (c, d_eps) are made from
+the read conductances G''. Every phase is drawn fresh for every step (batch mode, as
+``Sequential.train_step``).
+
+The words. A layer of r driven rows and c columns holds n = r c devices (n is even: c = 2 n_out).
+Its draws take, in order, n / 2 words (D2D, a Box-Muller pair per two devices), n / 2 (drift),
+n (float64 stuck uniforms, ``(w >> 11) 2**-53``) or n / 2 (float32: the low, then the high 32-bit
+half of each word), n / 2 (read noise) and n (PF residuals, one word per device): the block that
+memnp.kernels.stage_draws takes (and the phases one by one would). Row s (its rank among the
+driven rows) finds its words of each phase by a PCG64 jump (memnp.kernels.cuda_random). A float32
+stage with stuck devices needs a Generator that holds no half word (``has_uint32`` 0), which
+``DeviceTrainer`` checks; with n even it holds none afterwards either, but its state keeps the
+last stuck word's high half (``uinteger``), which the step finds and hands back
+(memnp.kernels.cuda_step's stats_scan and finish).
+
+:func:`_build` gives, per float dtype T, the ``devices`` kernel (per (member, row): the draws, G''
+and the PF parameters) and the device function ``chain_vjp`` (dL/dG from dL/dG'', the backward
+pass of memnp.kernels.conductance_chain: read noise, stuck (exact zeros), drift, D2D).
+:func:`stage_columns` packs a stage's constants into the members' parameter rows (the columns
+below: the step's, then the stage's), :func:`adc_table` the ADCs' constants per row of arrays;
+:func:`unsupported` names what the kernels cannot run.
+"""
+import math
+
+import numpy as np
+
+import numba_cuda  # noqa: F401  (ImportError here means: numba-cuda is not installed)
+from numba import cuda
+
+from . import fused as fused_records
+from .cuda_random import _M_HI, _M_LO, _box_muller, _jump_params, _mul_add128, _output
+from .physics import A2_B
+
+#: Columns of P (float64 (K, N_PARAMS)): the step's (memnp.kernels.cuda_step), then the stage's.
+G_OFF, G_ON, K_V, S_C, S_D, B_C, B_D, L00, L01, L10, L11, LR, L1 = range(13)
+(TILE_ROWS, DAC_L, DAC_INV, DAC_STEP, ADC_L, HAS_D2D, R_ON, R_OFF, SLOPE, S_ON, HAS_DRIFT, NU_MEAN, NU_STD,
+ LOG_RATIO, HAS_STUCK, STUCK_P, STUCK_V, HAS_READ, SIGMA, FLOOR, HALF_WORDS) = range(13, 34)
+N_PARAMS = 34
+#: Columns of st (float64 (K, N_STATS)), a layer's per-step scalars.
+MAXW, TIES, ABSSUM, K_G, GMAX, SHARE = range(6)
+N_STATS = 6
+
+#: The phases the kernels run (with PF in the currents phase); anything else is refused.
+_PHASES = ("programming", "drift", "stuck", "read_noise", "dac", "currents", "adc", "tiles")
+_U = np.uint64
+_SHIFT11, _SHIFT8, _SHIFT32, _LOW32 = _U(11), _U(8), _U(32), _U(0xFFFFFFFF)
+
+
+def unsupported(stage):
+    """None when the kernels run ``stage`` (a Stage), else the reason (a sentence naming the
+    nonideality): PF in the currents phase is needed; D2DLognormal, Drift, stuck devices with a
+    fixed value, ReadNoise, DAC, ADC and Tiles may come with it; nothing else."""
+    from ..crossbar.nonidealities.iv import IVNonlinearityPF
+    if stage is None:
+        return "a stage is needed (got None)"
+    phases = stage.phases
+    if not isinstance(phases.get("currents"), IVNonlinearityPF):
+        got = [type(item).__name__ for item in stage.nonidealities]
+        return f"the stage's currents phase must be IVNonlinearityPF; got {got}"
+    for name, item in phases.items():
+        label = type(item).__name__
+        if name not in _PHASES:
+            return f"{label} (phase {name!r}) is not supported on the device"
+        if name in fused_records.CONDUCTANCE_SLOTS:
+            record = fused_records.params(item, name)
+            if record is None or (name == "stuck" and record.value is None):
+                return f"{label} (phase {name!r}) is not supported on the device"
+    return None
+
+
+#: TILE_ROWS of a stage without Tiles: more rows than any crossbar (one row of arrays).
+NO_TILES = 2 ** 30
+
+
+def stage_columns(stage, dtype):
+    """The stage's columns TILE_ROWS ... HALF_WORDS (float64 (21,)) for float ``dtype``; ``stage``
+    must pass :func:`unsupported`."""
+    phases = stage.phases
+    out = np.zeros(N_PARAMS - TILE_ROWS, dtype=np.float64)
+
+    def put(column, value):
+        out[column - TILE_ROWS] = value
+    tiles = phases.get("tiles")
+    put(TILE_ROWS, tiles.rows if tiles is not None else NO_TILES)
+    dac, adc = phases.get("dac"), phases.get("adc")
+    if dac is not None:
+        put(DAC_L, dac.levels)
+        put(DAC_INV, 1.0 / stage.k_V)
+        put(DAC_STEP, stage.k_V / dac.levels)
+    if adc is not None:
+        put(ADC_L, adc.levels)
+    half_words = 2                                          # PF residuals: one word per device
+    records = {name: fused_records.params(phases[name], name) for name in fused_records.CONDUCTANCE_SLOTS
+               if name in phases}
+    if "programming" in records:
+        r = records["programming"]
+        put(HAS_D2D, 1)
+        put(R_ON, r.r_on), put(R_OFF, r.r_off), put(SLOPE, r.slope), put(S_ON, r.s_on)
+        half_words += 1
+    if "drift" in records:
+        r = records["drift"]
+        put(HAS_DRIFT, 1)
+        put(NU_MEAN, r.nu_mean), put(NU_STD, r.nu_std), put(LOG_RATIO, r.log_ratio)
+        half_words += 1
+    if "stuck" in records:
+        r = records["stuck"]
+        put(HAS_STUCK, 1)
+        put(STUCK_P, r.p), put(STUCK_V, r.value)
+        half_words += 2 if np.dtype(dtype) == np.float64 else 1
+    if "read_noise" in records:
+        r = records["read_noise"]
+        put(HAS_READ, 1)
+        put(SIGMA, r.sigma), put(FLOOR, r.floor)
+        half_words += 1
+    put(HALF_WORDS, half_words)
+    return out
+
+
+def adc_table(stage, m, blocks, dtype):
+    """float64 (blocks, 3): per row of arrays b (rows b R ... of an m-row crossbar, R the tiles'
+    rows): the ADCs' levels / fs, fs / levels and fs (A), each rounded to ``dtype`` as
+    memnp.kernels.tiling.adc_constants rounds them; zeros without an ADC or past the crossbar."""
+    from ..crossbar import tiling
+    out = np.zeros((blocks, 3), dtype=np.float64)
+    adc = stage.phases.get("adc")
+    if adc is None:
+        return out
+    tiles = stage.phases.get("tiles")
+    bounds = tiles.row_bounds(m) if tiles is not None else [(0, m)]
+    t = np.dtype(dtype).type
+    for b, (r0, r1) in enumerate(bounds):
+        fs = float(tiling._full_scale(stage, adc, r1 - r0))
+        out[b] = t(adc.levels / fs), t(fs / adc.levels), t(fs)
+    return out
+
+
+def blocks_of(stage, m):
+    """The number of rows of arrays of an m-row crossbar (1 without Tiles)."""
+    tiles = stage.phases.get("tiles")
+    return math.ceil(m / tiles.rows) if tiles is not None else 1
+
+
+def _build(T):
+    """{"devices": kernel, "chain_vjp": device function} for float dtype T."""
+    F = np.float64
+    U = np.uint64
+    zero, one, half = T(0.0), T(1.0), T(0.5)
+    f32 = T == np.float32
+    scale32 = np.float32(2.0 ** -24)
+
+    @cuda.jit(device=True)
+    def _seek(state, k, position):
+        """The PCG64 state (high, low) whose output is word ``position`` of member k's stream."""
+        mh, ml, ch, cl = _jump_params(position + U(1), state[k, 2], state[k, 3])
+        return _mul_add128(state[k, 0], state[k, 1], mh, ml, ch, cl)
+
+    @cuda.jit(device=True)
+    def _d2d(g, e, P, k):
+        """G exp(sigma (sigma / 2 - eps)), sigma from R = 1 / G (memnp.kernels.d2d_devices)."""
+        r_on, r_off, slope, s_on = T(P[k, R_ON]), T(P[k, R_OFF]), T(P[k, SLOPE]), T(P[k, S_ON])
+        R = one / g
+        sigma = slope * (min(max(R, r_on), r_off) - r_on) + s_on
+        return g * T(math.exp(sigma * (half * sigma - e)))
+
+    @cuda.jit
+    def devices(D, rank, st, P, state, offsets, G, cc, dd, KK, eps, fdr, frd, stk):
+        """Per (member, row), along its columns: the row's words of every phase, G'' (into G), the
+        draws the backward pass needs (eps, drift and read factors, stuck 1/0: (K, m, c) each),
+        c and d_eps (pf_devices) of G'', KK = A**2 B / d_eps. Rows not driven: c = 0, KK = 0."""
+        members, m, c = D.shape
+        half_c = U(c // 2)
+        for t in range(cuda.grid(1), members * m, cuda.gridsize(1)):
+            k = t // m
+            i = t - k * m
+            r = rank[k, i]
+            if r < 0:
+                for j in range(c):
+                    G[k, i, j] = one
+                    cc[k, i, j] = zero
+                    dd[k, i, j] = one
+                    KK[k, i, j] = zero
+                continue
+            inc_h = state[k, 2]
+            inc_l = state[k, 3]
+            n_half = U(rank[k, m - 1] + 1) * half_c          # words of a Box-Muller phase
+            base = offsets[k]
+            rs = U(r)
+            d2d, drift, stuck, read = P[k, HAS_D2D] != 0.0, P[k, HAS_DRIFT] != 0.0, P[k, HAS_STUCK] != 0.0, \
+                P[k, HAS_READ] != 0.0
+            dh = dl = fh = fl = sh = sl = rh = rl = U(0)
+            if d2d:
+                dh, dl = _seek(state, k, base + rs * half_c)
+                base += n_half
+            if drift:
+                fh, fl = _seek(state, k, base + rs * half_c)
+                base += n_half
+            if stuck:
+                if f32:
+                    sh, sl = _seek(state, k, base + rs * half_c)
+                    base += n_half
+                else:
+                    sh, sl = _seek(state, k, base + rs * U(c))
+                    base += n_half + n_half
+            if read:
+                rh, rl = _seek(state, k, base + rs * half_c)
+                base += n_half
+            ph, pl = _seek(state, k, base + rs * U(c))
+            kg, off = T(st[k, K_G]), T(P[k, G_OFF])
+            ms_c, ms_d, bc, bd = T(-P[k, S_C]), T(-P[k, S_D]), T(P[k, B_C]), T(P[k, B_D])
+            l00, l01, l10, l11 = P[k, L00], P[k, L01], P[k, L10], P[k, L11]
+            nu_mean, nu_std, log_ratio = P[k, NU_MEAN], P[k, NU_STD], P[k, LOG_RATIO]
+            p_stuck, sigma, floor = P[k, STUCK_P], P[k, SIGMA], P[k, FLOOR]
+            value = T(P[k, STUCK_V])
+            for j2 in range(c // 2):
+                e0 = e1 = zero
+                if d2d:
+                    z0, z1 = _box_muller(_output(dh, dl))
+                    e0, e1 = T(z0), T(z1)
+                    dh, dl = _mul_add128(dh, dl, _M_HI, _M_LO, inc_h, inc_l)
+                f0 = f1 = one
+                if drift:
+                    z0, z1 = _box_muller(_output(fh, fl))
+                    f0 = T(math.exp(-max(nu_mean + nu_std * z0, 0.0) * log_ratio))
+                    f1 = T(math.exp(-max(nu_mean + nu_std * z1, 0.0) * log_ratio))
+                    fh, fl = _mul_add128(fh, fl, _M_HI, _M_LO, inc_h, inc_l)
+                s0 = s1 = False
+                if stuck:
+                    w = _output(sh, sl)
+                    sh, sl = _mul_add128(sh, sl, _M_HI, _M_LO, inc_h, inc_l)
+                    if f32:
+                        s0 = np.float32((w & _LOW32) >> _SHIFT8) * scale32 < np.float32(p_stuck)
+                        s1 = np.float32(w >> _SHIFT32 >> _SHIFT8) * scale32 < np.float32(p_stuck)
+                    else:
+                        s0 = F(w >> _SHIFT11) * 2.0 ** -53 < p_stuck
+                        w = _output(sh, sl)
+                        sh, sl = _mul_add128(sh, sl, _M_HI, _M_LO, inc_h, inc_l)
+                        s1 = F(w >> _SHIFT11) * 2.0 ** -53 < p_stuck
+                r0 = r1 = one
+                if read:
+                    z0, z1 = _box_muller(_output(rh, rl))
+                    r0, r1 = T(max(1.0 + sigma * z0, floor)), T(max(1.0 + sigma * z1, floor))
+                    rh, rl = _mul_add128(rh, rl, _M_HI, _M_LO, inc_h, inc_l)
+                for half_index in range(2):
+                    j = 2 * j2 + half_index
+                    e = e0 if half_index == 0 else e1
+                    f = f0 if half_index == 0 else f1
+                    s = s0 if half_index == 0 else s1
+                    rf = r0 if half_index == 0 else r1
+                    g = D[k, i, j] * kg + off
+                    if d2d:
+                        g = _d2d(g, e, P, k)
+                    if drift:
+                        g = g * f
+                    if stuck and s:
+                        g = value
+                    if read:
+                        g = g * rf
+                    eps[k, i, j] = e
+                    fdr[k, i, j] = f
+                    frd[k, i, j] = rf
+                    stk[k, i, j] = one if s else zero
+                    z_cos, z_sin = _box_muller(_output(ph, pl))
+                    ph, pl = _mul_add128(ph, pl, _M_HI, _M_LO, inc_h, inc_l)
+                    e_c = T(l00 * z_cos + l01 * z_sin)
+                    e_d = T(l10 * z_cos + l11 * z_sin)
+                    ln_g = T(math.log(g))
+                    cv = T(math.exp(T(T(ln_g * ms_c) + bc) + e_c))
+                    dv = T(math.exp(T(T(ln_g * ms_d) + bd) + e_d))
+                    G[k, i, j] = g
+                    cc[k, i, j] = cv
+                    dd[k, i, j] = dv
+                    KK[k, i, j] = T(A2_B) / dv
+
+    @cuda.jit(device=True)
+    def chain_vjp(g, k, i, j, D, st, P, eps, fdr, frd, stk):
+        """dL/dG (programmed) from g = dL/dG'' of device (k, i, j): read noise, stuck devices
+        (exact zeros), drift, D2D in reverse (memnp.kernels.conductance_chain._apply_vjp)."""
+        if P[k, HAS_READ] != 0.0:
+            g = g * frd[k, i, j]
+        if P[k, HAS_STUCK] != 0.0 and stk[k, i, j] != zero:
+            g = zero
+        if P[k, HAS_DRIFT] != 0.0:
+            g = g * fdr[k, i, j]
+        if P[k, HAS_D2D] != 0.0:
+            r_on, r_off, slope, s_on = T(P[k, R_ON]), T(P[k, R_OFF]), T(P[k, SLOPE]), T(P[k, S_ON])
+            e = eps[k, i, j]
+            R = one / (D[k, i, j] * T(st[k, K_G]) + T(P[k, G_OFF]))
+            sigma = slope * (min(max(R, r_on), r_off) - r_on) + s_on
+            d_sigma = slope if (R >= r_on) and (R <= r_off) else zero
+            factor = T(math.exp(sigma * (half * sigma - e)))
+            g = g * factor * (one - (sigma - e) * d_sigma * R)
+        return g
+
+    return {"devices": devices, "chain_vjp": chain_vjp}
