@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from memnp.kernels import ensemble_fused as ef
+from memnp.kernels import ensemble_reference as er
 from memnp.kernels import pcg64
 from memnp.kernels.ensemble_layout import MemberRows
 
@@ -64,7 +65,7 @@ def test_fused_layer_equals_the_unfused_calls(dtype, threads, schedule, need_x, 
     n = D.shape[2]
     ref_gens = [np.random.default_rng(100 + k) for k in range(K)]
     gens = [np.random.default_rng(100 + k) for k in range(K)]
-    G, V, c, d_eps, I, y = ef.layer_forward_reference(X, D, layout, k_V, G_off, G_on, max_weight, ref_gens,
+    G, V, c, d_eps, I, y = er.fused_forward_reference(X, D, layout, k_V, G_off, G_on, max_weight, ref_gens,
                                                       factors, slopes, intercepts)
     states, drawn = _states(gens, layout, n)
     assert drawn.any() and not drawn.all()      # both ways of drawing are exercised
@@ -89,7 +90,7 @@ def test_fused_layer_equals_the_unfused_calls(dtype, threads, schedule, need_x, 
     for k in np.flatnonzero(drawn):   # the words the kernel drew are the Generator's next ones
         s = ref_gens[k].bit_generator.state["state"]["state"]
         assert (int(read.after[k, 0]) << 64 | int(read.after[k, 1])) == s
-    grad_D, grad_x, grad_mw = ef.layer_backward_reference(G, V, c, d_eps, I, grad_y, D, layout, k_V, G_off, G_on,
+    grad_D, grad_x, grad_mw = er.fused_backward_reference(G, V, c, d_eps, I, grad_y, D, layout, k_V, G_off, G_on,
                                                           max_weight, slopes, need_x)
     assert np.array_equal(grads.grad_D, grad_D)
     assert np.array_equal(grads.grad_max_weight, grad_mw)

@@ -4,7 +4,7 @@ The stacked PF read of :class:`memnp.nn.ensemble_read.StackedCrossbar` takes, pe
 step, about a dozen K-axis calls (mapping, draws, device parameters, currents, outputs and their
 VJPs), each a parallel region whose sleeping threads must be woken, and each with its own Python
 checks. Here the forward pass is two calls (:func:`scan`: the weights' maximum, the input scan and
-the rows read; then the read, with three parallel regions) and the backward pass one call with three:
+the rows read; then the read) and the backward pass one call:
 
 - :func:`layer_forward`: per member (in parallel): G of the rows read (with NumPy's rounding when
   every row is read, as the single read maps then), the voltages, the PF
@@ -21,10 +21,11 @@ as above.
 
 Every stair calls the function the single-network kernels call on the member's block, with the
 member's scalars computed as the single-network wrappers compute them, so every number equals
-the single network's read bit for bit (:func:`layer_forward_reference` and
-:func:`layer_backward_reference` run the unfused K-axis calls of :mod:`memnp.kernels.ensemble_steps`,
-:mod:`memnp.kernels.ensemble_devices` and :mod:`memnp.kernels.ensemble`, whose own references are
-loops over members; the tests compare them). How the work is split over threads changes no sum.
+the single network's read bit for bit (``fused_forward_reference`` and ``fused_backward_reference``
+in :mod:`memnp.kernels.ensemble_reference` run the unfused K-axis calls of
+:mod:`memnp.kernels.ensemble_steps`, :mod:`memnp.kernels.ensemble_devices` and
+:mod:`memnp.kernels.ensemble`, whose own references are loops over members; the tests compare
+them). How the work is split over threads changes no sum.
 
 Layout and units as in :mod:`memnp.kernels.ensemble_layout`: inputs X (K, p, n_in) in [0, 1];
 double weights D (K, m, n), m = n_in + 1; rows and offsets of a
@@ -51,8 +52,7 @@ from .mapping import (_INF_BITS, _UNIT_BITS, _G_rows, _bit_extremes, _gather, _o
 from .pf_devices import _parameters, _parameters_vjp, _residuals
 from .sparse import _count_zeros, _padded_width
 
-__all__ = ["Scan", "FusedRead", "FusedGradients", "scan", "layer_forward", "layer_backward", "layer_forward_reference",
-           "layer_backward_reference", "parallel"]
+__all__ = ["Scan", "FusedRead", "FusedGradients", "scan", "layer_forward", "layer_backward", "parallel", "by_member"]
 
 
 @dataclass(frozen=True)
@@ -402,38 +402,3 @@ def layer_backward(read, grad_y, D, layout, k_V, G_off, G_on, max_weight, slopes
            read.is_sparse, _padded_width(n), bool(need_x), slopes, k_G, max_weight, threads, by_member(K, threads),
            grad_max_weight, grad_D, grad_x)
     return FusedGradients(grad_D, grad_x[:, :, :-1] if need_x else None, grad_max_weight)
-
-
-# --- references: the unfused K-axis calls -----------------------------------------------------------
-
-def layer_forward_reference(X, D, layout, k_V, G_off, G_on, max_weight, generators, factors, slopes, intercepts):
-    """(G, V, c, d_eps, I, y) of the stairs one K-axis call at a time, each member's residuals
-    from ``generators[k].bit_generator.random_raw`` (pf_devices.residuals), and G of a member
-    that reads every row by NumPy (as the single read's mapping)."""
-    from . import ensemble, ensemble_devices, ensemble_steps
-    G = ensemble_steps.double_G_rows(D, layout, max_weight, G_off, G_on)
-    for k in np.flatnonzero(layout.counts() == layout.n_rows):   # NumPy's k_G D + G_off
-        full = np.multiply(D[k], float((G_on[k] - G_off[k]) / max_weight[k]))
-        full += float(G_off[k])
-        G[layout.offsets[k]:layout.offsets[k + 1]] = full
-    V = ensemble_steps.voltages(X, k_V, layout)
-    residuals = np.empty((2,) + G.shape, G.dtype)
-    c, d_eps = ensemble_devices.draw_device_parameters_reference(G, residuals, layout, generators, factors,
-                                                                 slopes, intercepts)
-    I = ensemble.pf_currents(V, c, d_eps, layout)
-    y = ensemble_steps.outputs(I, k_V, max_weight, G_off, G_on)
-    return G, V, c, d_eps, I, y
-
-
-def layer_backward_reference(G, V, c, d_eps, I, grad_y, D, layout, k_V, G_off, G_on, max_weight, slopes, need_x):
-    """(dL/dD, dL/dx or None, dL/d(max_weight)) of the stairs one K-axis call at a time."""
-    from . import ensemble, ensemble_devices, ensemble_steps
-    out = ensemble_steps.outputs_vjp(I, grad_y, k_V, max_weight, G_off, G_on)
-    grads = ensemble.pf_currents_vjp(V, c, d_eps, layout, out.grad_I, need_x)
-    grad_G = ensemble_devices.device_parameters_vjp_members(G, c, d_eps, grads.grad_c, grads.grad_d_eps,
-                                                            layout, slopes)
-    grad_D = ensemble_steps.double_w_to_G_vjp_rows(D, grad_G, layout, out.grad_max_weight, G_off, G_on,
-                                                   max_weight)
-    grad_x = ensemble_devices.scatter_rows(grads.grad_V, layout, I.shape[1])[:, :, :-1] if need_x else None
-    return grad_D, grad_x, out.grad_max_weight
-

@@ -6,7 +6,9 @@ the module: :mod:`memnp.kernels.reference` (NumPy, float64, materializing; the d
 crossbar reads) or :mod:`memnp.kernels.cpu_auto` (what one network runs, which the K-axis
 kernels must match bit for bit). The mapping, loss and optimiser loops call
 :mod:`memnp.kernels.mapping`, :mod:`memnp.kernels.softmax` and :mod:`memnp.kernels.sgd`; the
-tests compare those against the NumPy forms in memnp.crossbar and memnp.nn.
+tests compare those against the NumPy forms in memnp.crossbar and memnp.nn. The fused PF layer
+of :mod:`memnp.kernels.ensemble_fused` is compared against the unfused K-axis calls
+(``fused_forward_reference``, ``fused_backward_reference``), which are compared against these loops.
 """
 import numpy as np
 
@@ -137,3 +139,39 @@ def l1_gradient(theta, grad, gamma):
         if gamma[k]:
             grad[k] += float(gamma[k]) * np.sign(theta[k])
     return grad
+
+
+# --- memnp.kernels.ensemble_fused: the unfused K-axis calls ------------------------------------
+
+
+def fused_forward_reference(X, D, layout, k_V, G_off, G_on, max_weight, generators, factors, slopes, intercepts):
+    """(G, V, c, d_eps, I, y) of the stairs one K-axis call at a time, each member's residuals
+    from ``generators[k].bit_generator.random_raw`` (pf_devices.residuals), and G of a member
+    that reads every row by NumPy (as the single read's mapping)."""
+    from . import ensemble, ensemble_devices, ensemble_steps
+    G = ensemble_steps.double_G_rows(D, layout, max_weight, G_off, G_on)
+    for k in np.flatnonzero(layout.counts() == layout.n_rows):   # NumPy's k_G D + G_off
+        full = np.multiply(D[k], float((G_on[k] - G_off[k]) / max_weight[k]))
+        full += float(G_off[k])
+        G[layout.offsets[k]:layout.offsets[k + 1]] = full
+    V = ensemble_steps.voltages(X, k_V, layout)
+    residuals = np.empty((2,) + G.shape, G.dtype)
+    c, d_eps = ensemble_devices.draw_device_parameters_reference(G, residuals, layout, generators, factors,
+                                                                 slopes, intercepts)
+    I = ensemble.pf_currents(V, c, d_eps, layout)
+    y = ensemble_steps.outputs(I, k_V, max_weight, G_off, G_on)
+    return G, V, c, d_eps, I, y
+
+
+def fused_backward_reference(G, V, c, d_eps, I, grad_y, D, layout, k_V, G_off, G_on, max_weight, slopes, need_x):
+    """(dL/dD, dL/dx or None, dL/d(max_weight)) of the stairs one K-axis call at a time."""
+    from . import ensemble, ensemble_devices, ensemble_steps
+    out = ensemble_steps.outputs_vjp(I, grad_y, k_V, max_weight, G_off, G_on)
+    grads = ensemble.pf_currents_vjp(V, c, d_eps, layout, out.grad_I, need_x)
+    grad_G = ensemble_devices.device_parameters_vjp_members(G, c, d_eps, grads.grad_c, grads.grad_d_eps,
+                                                            layout, slopes)
+    grad_D = ensemble_steps.double_w_to_G_vjp_rows(D, grad_G, layout, out.grad_max_weight, G_off, G_on,
+                                                   max_weight)
+    grad_x = ensemble_devices.scatter_rows(grads.grad_V, layout, I.shape[1])[:, :, :-1] if need_x else None
+    return grad_D, grad_x, out.grad_max_weight
+
