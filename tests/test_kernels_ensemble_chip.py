@@ -1,7 +1,13 @@
 """memnp.kernels.ensemble_chip (through memnp.nn.ensemble_chip_read): the combined stage's crossbar
 phases of K members in one call equal, bit for bit, each member's own CrossbarPass -- currents,
 gradients, powers and Generator states -- on one and two threads; where a member's pass would take
-another path the fused read declines and touches no Generator."""
+another path the fused read declines and touches no Generator. Two threads need
+NUMBA_NUM_THREADS >= 2.
+
+Caveat (tests/ensemble_cases.py): in the first process after the single-network kernels' sources
+changed, a kernel compiled afresh and one loaded from Numba's on-disk cache can differ in the last
+bits; with an empty NUMBA_CACHE_DIR (everything compiled in one process) and in any later run
+they agree."""
 import numba
 import numpy as np
 import pytest
@@ -12,6 +18,8 @@ from memnp.kernels.ensemble_layout import MemberRows
 from memnp.nn import ensemble_chip_read
 
 G_OFF, G_ON, K_V = 5.24841e-7, 2.6242e-6, 0.5
+THREADS = (1, pytest.param(2, marks=pytest.mark.skipif(numba.config.NUMBA_NUM_THREADS < 2,
+                                                         reason="needs NUMBA_NUM_THREADS >= 2")))
 
 
 def _pf(k):
@@ -104,7 +112,7 @@ def _check(stages, m, n, p, threads, read=False, seed=0):
 
 
 @pytest.mark.parametrize("K", [1, 3, 5])
-@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("threads", THREADS)
 def test_fused_chip_read_equals_members_alone(K, threads):
     """First layer of the MNIST MLP (785 rows: several rows of arrays, the one-pass tiled ADC
     loop) and a hidden layer (51 rows: one row of arrays, dense or zero-skipping PF kernels)."""
@@ -116,7 +124,7 @@ def test_fused_chip_read_equals_members_alone(K, threads):
         assert chip.read.is_sparse.any() and not chip.read.is_sparse.all()   # both PF kernels ran
 
 
-@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("threads", THREADS)
 def test_fused_chip_read_separate_read_streams_and_no_dac(threads):
     _check([chip_stage(k) for k in range(3)], 300, 20, 16, threads, read=True, seed=3)
     _check([chip_stage(k, dac=False) for k in range(2)], 300, 20, 16, threads, seed=4)
@@ -128,7 +136,7 @@ def test_fused_chip_read_clipped_member_goes_through_its_own_pass():
     pf = chip_stage(1).phases["currents"]
     small = tiling.worst_case_current(128, K_V, G_ON, pf) / 20
     stages = [chip_stage(0), chip_stage(1, full_scale=small), chip_stage(2)]
-    chip = _check(stages, 785, 50, 16, 2, seed=7)
+    chip = _check(stages, 785, 50, 16, min(2, numba.config.NUMBA_NUM_THREADS), seed=7)
     assert chip.read.clipped.tolist() == [False, True, False]
 
 
