@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from memnp.crossbar import CrossbarPass, Stage, tiling
-from memnp.kernels import get_backend
+from memnp.kernels import ensemble_chip, get_backend
 from memnp.kernels.ensemble_layout import MemberRows
 from memnp.nn import ensemble_chip_read
 
@@ -78,6 +78,7 @@ def _alone(stages, layout, V, G, grad_I, rngs, read_rngs):
 
 
 def _check(stages, m, n, p, threads, read=False, seed=0):
+    """Compare; on two threads every call runs parallel (the one-thread threshold lowered to 0)."""
     K = len(stages)
     layout, V, G, grad_I = _problem(stages, m, n, p, seed)
     rngs_a = [np.random.default_rng(100 + k) for k in range(K)]
@@ -86,15 +87,19 @@ def _check(stages, m, n, p, threads, read=False, seed=0):
         rng.random(3, dtype=np.float32)
     reads_a = [np.random.default_rng(200 + k) if read else None for k in range(K)]
     reads_b = [np.random.default_rng(200 + k) if read else None for k in range(K)]
-    before = numba.get_num_threads()
+    before, below = numba.get_num_threads(), ensemble_chip.serial_below
     numba.set_num_threads(threads)
+    if threads > 1:
+        ensemble_chip.serial_below = lambda: 0
     try:
+        assert ensemble_chip.parallel((p + 1) * G.size, K) == (threads > 1 and K > 1)
         chip = ensemble_chip_read.forward(stages, get_backend("cpu"), layout, V, G, p, rngs_b, reads_b)
         assert chip is not None
         grad_V, grad_G = chip.backward(grad_I, True)
         powers = [chip.member_pass(k).power() for k in range(K)]
     finally:
         numba.set_num_threads(before)
+        ensemble_chip.serial_below = below
     expected = _alone(stages, layout, V, G, grad_I, rngs_a, reads_a)
     for k, (I_k, grad_V_k, grad_G_k, power_k) in enumerate(expected):
         o0, o1 = layout.offsets[k], layout.offsets[k + 1]

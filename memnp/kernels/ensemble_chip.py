@@ -26,18 +26,20 @@ block V[p offsets[k]:p offsets[k+1]] (p, r_k) of the voltage-packed V (p R,) in 
 import types
 from dataclasses import dataclass
 
+import numba
 import numpy as np
 from numba import njit, prange
 
 from . import conductance_chain, periphery, stage_draws
 from .cpu import _PRANGE_ONLY
+from .cpu_auto import serial_below
 from .ensemble_pf import _backward_buffers, _backward_prep, _backward_task, _cast_member, _forward_prep, _forward_task
 from .fastexp import wide_vectors
 from .pf_devices import _parameters_vjp
 from .sparse import _count_zeros, _device_terms, _padded_width
 from .tiling import _tiled_adc_examples
 
-__all__ = ["ChipRead", "forward", "backward"]
+__all__ = ["ChipRead", "forward", "backward", "parallel"]
 
 
 @dataclass(frozen=True)
@@ -213,6 +215,14 @@ _forward_parallel = _compiled(_forward_body, parallel=True)
 _forward_serial = _compiled(_forward_body, parallel=False)
 _backward_parallel = _compiled(_backward_body, parallel=True)
 _backward_serial = _compiled(_backward_body, parallel=False)
+
+
+def parallel(evaluations, members):
+    """Whether a call of ``members`` members and that many device evaluations (examples plus one,
+    times devices read) runs on Numba's threads: from two members (each thread runs whole
+    members) and a third of :func:`memnp.kernels.cpu_auto.serial_below` (one parallel region per
+    call, as memnp.kernels.ensemble_fused.parallel). The numbers do not depend on it."""
+    return members > 1 and numba.get_num_threads() > 1 and 3 * evaluations >= serial_below()
 
 
 def forward(G, V, offsets, p, states, counts, buffered, held, read_words, read_offsets, params, held_flags, dac,

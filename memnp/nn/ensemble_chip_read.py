@@ -16,7 +16,6 @@ A member whose ADC clipped (rare: the full scales are worst-case currents) goes 
 CrossbarPass.backward (:meth:`ChipMembers.member_pass` rebuilds its read state), as do the
 members' powers.
 """
-import numba
 import numpy as np
 
 from ..crossbar import CrossbarPass, tiling
@@ -106,11 +105,14 @@ class ChipMembers:
                                     Draws(draws), devices, V_read, None, tiles, vjp_args)
         return crossbar
 
+    def _parallel(self):
+        return ensemble_chip.parallel((self.p + 1) * self.G.size, len(self.stages))
+
     def backward(self, grad_I, need_V):
         """(dL/dV (p R,) voltage-packed or None, dL/dG (R, n)) from dL/dI (K, p, n)."""
         grad_I = np.ascontiguousarray(grad_I, dtype=self.G.dtype)
         grad_V, grad_G = ensemble_chip.backward(self.read, grad_I, self.G, self.layout.offsets, self.params,
-                                                np.array(self.held, np.bool_), need_V, _parallel(len(self.stages)))
+                                                np.array(self.held, np.bool_), need_V, self._parallel())
         for k in np.flatnonzero(self.read.clipped):
             gV, gG = self.member_pass(int(k)).backward(grad_I[k], need_V=need_V)
             o0, o1 = self.layout.offsets[k], self.layout.offsets[k + 1]
@@ -118,10 +120,6 @@ class ChipMembers:
             if need_V:
                 self.layout.block(grad_V, int(k), self.p)[:] = gV
         return grad_V, grad_G
-
-
-def _parallel(K):
-    return K > 1 and numba.get_num_threads() > 1
 
 
 def forward(stages, backend, layout, V, G, p, rngs, read_rngs):
@@ -192,7 +190,8 @@ def forward(stages, backend, layout, V, G, p, rngs, read_rngs):
     out = ensemble_chip.forward(G, V, offsets, p, states, counts, buffered, held_words, read_words, read_offsets,
                                 params, np.array(held, np.bool_), dac, dac_consts, tile_of_row, tiles, tile_offsets,
                                 np.concatenate(scale), np.concatenate(step), np.concatenate(top), levels,
-                                float(sparse.min_zeros(n)), sparse.MIN_DEVICES, _parallel(K))
+                                float(sparse.min_zeros(n)), sparse.MIN_DEVICES,
+                                ensemble_chip.parallel((p + 1) * G.size, K))
     for k, (bits, state, size) in enumerate(bit_states):
         s_hi, s_lo, held_after = (int(v) for v in out.after[k])
         state["state"]["state"] = (s_hi << 64) | s_lo
