@@ -116,7 +116,7 @@ def _check(stages, m, n, p, threads, read=False, seed=0):
     return chip
 
 
-@pytest.mark.parametrize("K", [1, 3, 5])
+@pytest.mark.parametrize("K", [1, 3, 4, 5])
 @pytest.mark.parametrize("threads", THREADS)
 def test_fused_chip_read_equals_members_alone(K, threads):
     """First layer of the MNIST MLP (785 rows: several rows of arrays, the one-pass tiled ADC

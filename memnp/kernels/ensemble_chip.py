@@ -161,23 +161,13 @@ def _forward_body(G, V, offsets, p, states, counts, buffered, held, read_words, 
 
 
 @njit(error_model="numpy", cache=True)
-def _member_backward(k, grad_I, G, Vq, c, d_eps, G_read, offsets, is_sparse, need_V, params, held_flags, eps,
-                     f_drift, mask, f_read, gsize, gbuf, VT, cw, kt, grad_V, grad_c, grad_d_eps, grad_Gr, grad_G):
-    """Member k's backward pass, as its CrossbarPass.backward runs it without a clipped ADC."""
-    p = grad_I.shape[1]
+def _member_finish(k, G, c, d_eps, G_read, offsets, params, held_flags, eps, f_drift, mask, f_read, grad_c,
+                   grad_d_eps, grad_Gr, grad_G):
+    """Member k's dL/dG from its dL/dc and dL/d(d_eps): IVNonlinearityPF.device_parameters_vjp
+    (pf_devices' loop), then conductance_chain.apply_vjp_with."""
     n = G.shape[1]
-    o0 = offsets[k]
-    o1 = offsets[k + 1]
-    a = o0 * n
-    b = o1 * n
-    # tiling.read_vjp (no ADC clipped): backend.pf_currents_vjp on the read voltages.
-    g = gbuf[k * gsize:(k + 1) * gsize]
-    one_task = np.array([0, 1], dtype=np.int64)
-    _backward_prep(0, Vq, c, d_eps, grad_I[k:k + 1], offsets[k:k + 2], p, is_sparse[k:k + 1], need_V, gsize, g,
-                   VT, cw, kt, grad_V)
-    _backward_task(np.int64(0), Vq, c, d_eps, offsets[k:k + 2], p, is_sparse[k:k + 1], need_V, one_task, gsize, g,
-                   VT, cw, kt, grad_V, grad_c, grad_d_eps)
-    # IVNonlinearityPF.device_parameters_vjp (pf_devices' loop), then conductance_chain.apply_vjp_with.
+    a = offsets[k] * n
+    b = offsets[k + 1] * n
     _parameters_vjp(G_read[a:b], c.reshape(-1)[a:b], d_eps.reshape(-1)[a:b], grad_c.reshape(-1)[a:b],
                     grad_d_eps.reshape(-1)[a:b], params[k, 20], params[k, 22], grad_Gr[a:b])
     d2d, drift, stuck, read = held_flags[0], held_flags[1], held_flags[2], held_flags[3]
@@ -188,16 +178,43 @@ def _member_backward(k, grad_I, G, Vq, c, d_eps, G_read, offsets, is_sparse, nee
 
 
 def _backward_body(grad_I, G, Vq, c, d_eps, G_read, offsets, is_sparse, skip, need_V, params, held_flags, eps,
-                   f_drift, mask, f_read, nn, grad_V, grad_G):
+                   f_drift, mask, f_read, nn, threads, by_member, grad_V, grad_G):
+    """Every member not skipped: tiling.read_vjp without a clipped ADC (backend.pf_currents_vjp on
+    the read voltages: ensemble_pf's preparation and task functions), then :func:`_member_finish`.
+    ``by_member``: each thread runs whole members (one parallel region); else every member's rows
+    are split over the threads (three regions; for a member count the threads do not divide)."""
+    wide_vectors()
     K, p, _ = grad_I.shape
     gsize, gbuf, VT, cw, kt, _, grad_c, grad_d_eps = _backward_buffers(Vq, c, offsets, p, nn, False)
     grad_Gr = np.empty(G.size, dtype=G.dtype)
+    if by_member:
+        one_task = np.array([0, 1], dtype=np.int64)
+        for k in prange(K):
+            wide_vectors()
+            if skip[k]:
+                continue
+            g = gbuf[k * gsize:(k + 1) * gsize]
+            _backward_prep(0, Vq, c, d_eps, grad_I[k:k + 1], offsets[k:k + 2], p, is_sparse[k:k + 1], need_V, gsize,
+                           g, VT, cw, kt, grad_V)
+            _backward_task(np.int64(0), Vq, c, d_eps, offsets[k:k + 2], p, is_sparse[k:k + 1], need_V, one_task,
+                           gsize, g, VT, cw, kt, grad_V, grad_c, grad_d_eps)
+            _member_finish(k, G, c, d_eps, G_read, offsets, params, held_flags, eps, f_drift, mask, f_read, grad_c,
+                           grad_d_eps, grad_Gr, grad_G)
+        return
     for k in prange(K):
-        wide_vectors()
         if not skip[k]:
-            _member_backward(k, grad_I, G, Vq, c, d_eps, G_read, offsets, is_sparse, need_V, params, held_flags,
-                             eps, f_drift, mask, f_read, gsize, gbuf, VT, cw, kt, grad_V, grad_c, grad_d_eps, grad_Gr,
-                             grad_G)
+            _backward_prep(k, Vq, c, d_eps, grad_I, offsets, p, is_sparse, need_V, gsize, gbuf, VT, cw, kt, grad_V)
+    task_offsets = np.zeros(K + 1, np.int64)
+    for k in range(K):
+        task_offsets[k + 1] = task_offsets[k] + (0 if skip[k] else min(threads, offsets[k + 1] - offsets[k]))
+    for task in prange(task_offsets[K]):
+        wide_vectors()
+        _backward_task(np.int64(task), Vq, c, d_eps, offsets, p, is_sparse, need_V, task_offsets, gsize, gbuf, VT,
+                       cw, kt, grad_V, grad_c, grad_d_eps)
+    for k in prange(K):
+        if not skip[k]:
+            _member_finish(k, G, c, d_eps, G_read, offsets, params, held_flags, eps, f_drift, mask, f_read, grad_c,
+                           grad_d_eps, grad_Gr, grad_G)
 
 
 def _compiled(body, parallel):
@@ -272,11 +289,15 @@ def forward(G, V, offsets, p, states, counts, buffered, held, read_words, read_o
 def backward(read, grad_I, G, offsets, params, held_flags, need_V, parallel):
     """(dL/dV (p R,) of the read voltages or None, dL/dG (R, n)) from dL/dI (K, p, n)
     C-contiguous in G's dtype, for the members whose ADCs did not clip (read.clipped: their
-    entries are left unset, for the caller)."""
+    entries are left unset, for the caller). On Numba's threads (``parallel``) each thread runs
+    whole members when their count is a multiple of the threads, else every member's rows are
+    split over the threads (the rows are independent: the same numbers)."""
     K, p, n = grad_I.shape
     grad_V = np.zeros(read.Vq.size if need_V else 0, G.dtype)
     grad_G = np.empty(G.shape, G.dtype)
     kernel = _backward_parallel if parallel else _backward_serial
+    threads = numba.get_num_threads() if parallel else 1
     kernel(grad_I, G, read.Vq, read.c, read.d_eps, read.G_read, offsets, read.is_sparse, read.clipped, bool(need_V),
-           params, held_flags, read.eps, read.f_drift, read.mask, read.f_read, _padded_width(n), grad_V, grad_G)
+           params, held_flags, read.eps, read.f_drift, read.mask, read.f_read, _padded_width(n), threads,
+           K % threads == 0, grad_V, grad_G)
     return (grad_V if need_V else None), grad_G
