@@ -120,9 +120,20 @@ def test_case_c_mlp_float64_bit_equal(mnist):
                     K=3, stacked=(1, 3))
 
 
-def test_case_e_chip_bit_equal(mnist):
+def test_case_e_chip_bit_equal(mnist, monkeypatch):
+    """Through the fused combined-stage read (memnp.kernels.ensemble_chip): every layer's read of
+    every step takes it."""
+    from memnp.nn import ensemble_chip_read
+    reads = []
+    fused = ensemble_chip_read.forward
+
+    def counted(*args):
+        reads.append(fused(*args))
+        return reads[-1]
+    monkeypatch.setattr(ensemble_chip_read, "forward", counted)
     x, y = mnist
     check_bit_equal(lambda K: mlp_members(stage_e, K, hidden=12), x, y, K=3, stacked=(1, 3))
+    assert len(reads) == 2 * STEPS and all(read is not None for read in reads)
 
 
 def stage_d(k):

@@ -37,6 +37,8 @@ kernel's own source file, and these kernels hold copies of cpu.py's and sparse.p
 ``fused`` (:mod:`memnp.kernels.ensemble_fused`) holds a PF layer's whole forward pass (mapping,
 draws, device parameters, currents, outputs) and backward pass in one call each, built from the
 same task functions; the stacked ensemble layers use it where every stair runs these loops.
+``chip`` (:mod:`memnp.kernels.ensemble_chip`) holds a combined stage's crossbar phases (draws,
+conductance chain, DAC, tiled PF read with ADCs, and their VJPs) of every member in one call.
 
 The ideal read (V_k @ G_k) is BLAS per member (as cpu_auto's ``ideal_currents``), so its K-axis
 form is a loop of BLAS calls. :mod:`memnp.kernels.ensemble_reference` holds the plain loops over
@@ -52,6 +54,7 @@ from . import cpu, cpu_auto, sparse
 from .cpu import EXAMPLE_BLOCK
 from .cpu_auto import serial_below
 from .ensemble_layout import MemberRows
+from . import ensemble_chip as chip  # noqa: F401  (the backend's K-axis combined-stage read)
 from . import ensemble_fused as fused
 from .ensemble_pf import _backward_parallel, _backward_serial, _forward_parallel, _forward_serial
 from .sparse import _padded_width

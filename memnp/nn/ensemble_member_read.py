@@ -9,7 +9,9 @@ double-weight VJP (and the model's loss, L1 and SGD step) run in one K-axis call
 chain, the DAC, the tiled PF read with its ADCs -- run in each member's own
 :class:`memnp.crossbar.CrossbarPass`, one call per member, exactly as the member's read runs
 them. Line resistance (a stage whose rows are not separable) is not taken here: such members run
-whole.
+whole. On a backend with the K-axis combined-stage read (``backend.ensemble.chip``: the cpu's
+:mod:`memnp.kernels.ensemble_chip`), members whose passes all take the combined stage's one-call
+path run in one Numba call instead (:mod:`memnp.nn.ensemble_chip_read`), with the same numbers.
 
 Every number equals the member's own read bit for bit: where the single read picks a NumPy path
 by an array's layout (outputs of a non-contiguous current array), this one does for that member.
@@ -20,6 +22,7 @@ from ..crossbar import CrossbarPass, I_to_y, I_to_y_vjp
 from ..crossbar.validation import finite_array
 from ..kernels import ensemble_steps
 from ..kernels import mapping as mapping_loops
+from . import ensemble_chip_read
 from .ensemble_read import StackedLayer, threads_for
 from .memristive import _take_rows
 
@@ -41,6 +44,7 @@ class MemberCrossbar(StackedLayer):
         super().__init__(weights, stages)
         self.backend = backend
         self.fused = getattr(backend.ensemble, "fused", None)
+        self.chip = getattr(backend.ensemble, "chip", None)
 
     def forward(self, X, rngs, draws_all=False, read_rngs=None):
         """Outputs y (K, p, n_out) from inputs X (K, p, n_in); member k's draws from rngs[k]
@@ -50,6 +54,13 @@ class MemberCrossbar(StackedLayer):
         K, p = X.shape[0], X.shape[1]
         m, n = self.D.shape[1], self.D.shape[2]
         read_rngs = read_rngs or [None] * K
+        chip = None
+        if self.chip is not None and not draws_all:
+            chip = ensemble_chip_read.forward(self.stages, self.backend, layout, V, G, p, rngs, read_rngs)
+        if chip is not None:
+            I = chip.read.I
+            self._state = (layout, p, chip, max_weight, I, all(mapping_loops.supported(Ik) for Ik in I))
+            return self._outputs(layout, max_weight)
         I = np.empty((K, p, n), dtype=G.dtype)
         crossbars, plain = [], True
         for k, stage in enumerate(self.stages):
@@ -65,6 +76,11 @@ class MemberCrossbar(StackedLayer):
             I[k] = Ik
             crossbars.append((crossbar, Ik, rows))
         self._state = (layout, p, crossbars, max_weight, I, plain)
+        return self._outputs(layout, max_weight)
+
+    def _outputs(self, layout, max_weight):
+        """y (K, p, n_out) from the currents of the state just kept."""
+        I, plain = self._state[4], self._state[5]
         for layer in self.layers:
             layer._last = None        # a member's own last read is not this one
         if plain:
@@ -73,13 +89,16 @@ class MemberCrossbar(StackedLayer):
         return np.stack([I_to_y(Ik, stage.k_V, float(max_weight[k]), stage.G_off, stage.G_on)
                          if not mapping_loops.supported(Ik) else
                          mapping_loops.outputs(Ik, stage.k_V, float(max_weight[k]), stage.G_off, stage.G_on)
-                         for k, (stage, (_, Ik, _)) in enumerate(zip(self.stages, crossbars))])
+                         for k, (stage, Ik) in enumerate(zip(self.stages, I))])
 
     def powers(self):
         """(K,) float64: each member's average crossbar power (W) over the last forward pass."""
         if self._state is None:
             raise ValueError(f"layer {self.index}: the stacked read's power needs a forward pass first")
-        return np.array([crossbar.power() for crossbar, _, _ in self._state[2]], dtype=np.float64)
+        crossbars = self._state[2]
+        if isinstance(crossbars, ensemble_chip_read.ChipMembers):
+            return np.array([crossbars.member_pass(k).power() for k in range(len(self.stages))], dtype=np.float64)
+        return np.array([crossbar.power() for crossbar, _, _ in crossbars], dtype=np.float64)
 
     def backward(self, dY, need_dx):
         """(dL/dX (K, p, n_in) or None, dL/dD (K, m, n)) from dL/dy (K, p, n_out)."""
@@ -93,8 +112,8 @@ class MemberCrossbar(StackedLayer):
                 out = ensemble_steps.outputs_vjp(I, dY, self.k_V, max_weight, self.G_off, self.G_on)
             grad_I, grad_max_weight = out.grad_I, out.grad_max_weight
         else:
-            grad_I, grad_max_weight = np.empty_like(I), np.empty(len(crossbars))
-            for k, (stage, (_, Ik, _)) in enumerate(zip(self.stages, crossbars)):
+            grad_I, grad_max_weight = np.empty_like(I), np.empty(len(self.stages))
+            for k, (stage, Ik) in enumerate(zip(self.stages, I)):
                 vjp = mapping_loops.outputs_vjp if mapping_loops.supported(Ik, dY[k]) else I_to_y_vjp
                 grad_I[k], grad_max_weight[k] = vjp(Ik, dY[k], stage.k_V, float(max_weight[k]), stage.G_off,
                                                     stage.G_on)
@@ -104,12 +123,22 @@ class MemberCrossbar(StackedLayer):
             except ValueError as exc:
                 raise ValueError(f"member {k}, layer {self.index}: {exc}") from None
         m, n = self.D.shape[1], self.D.shape[2]
-        grad_G = np.empty((layout.total, n), dtype=self.D.dtype)
-        grad_x = np.zeros((len(crossbars), p, m), dtype=self.D.dtype) if need_dx else None
-        for k, (crossbar, _, rows) in enumerate(crossbars):
-            grad_V, grad_Gk = crossbar.backward(grad_I[k], need_V=need_dx)
-            grad_G[layout.offsets[k]:layout.offsets[k + 1]] = grad_Gk
-            if need_dx:
+        K = len(self.stages)
+        grad_x = np.zeros((K, p, m), dtype=self.D.dtype) if need_dx else None
+        if isinstance(crossbars, ensemble_chip_read.ChipMembers):
+            grad_V_all, grad_G = crossbars.backward(grad_I, need_dx)
+            member_grads = ((layout.block(grad_V_all, k, p) if need_dx else None,
+                             None if layout.offsets[k + 1] - layout.offsets[k] == m else layout.member_rows(k))
+                            for k in range(K))
+        else:
+            grad_G = np.empty((layout.total, n), dtype=self.D.dtype)
+            member_grads = []
+            for k, (crossbar, _, rows) in enumerate(crossbars):
+                grad_V, grad_Gk = crossbar.backward(grad_I[k], need_V=need_dx)
+                grad_G[layout.offsets[k]:layout.offsets[k + 1]] = grad_Gk
+                member_grads.append((grad_V, rows))
+        if need_dx:
+            for k, (grad_V, rows) in enumerate(member_grads):
                 if rows is None:
                     grad_x[k] = grad_V
                 else:
