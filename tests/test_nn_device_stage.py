@@ -266,7 +266,7 @@ def test_read_kernels_with_dac_tiles_and_adcs_equal_the_numpy_reference():
     k["stats_scan"][1, ks.RT](dD, P, st, dx, 8, rank, offsets, state)
     k["devices"][ks.grid(13)](dD, rank, st, P, state, offsets, *arrays)
     _, c, _, KK = arrays[:4]
-    adc = cuda.to_device(device.cuda_phases.adc_table(stage, 13, 2, np.float64)[None])
+    adc = cuda.to_device(device.device_stage.adc_table(stage, 13, 2, np.float64)[None])
     I, y, inside = cuda.device_array((1, 8, 20)), cuda.device_array((1, 8, 10)), cuda.device_array((1, 2, 8, 20))
     k["forward"][ks.grid(80, ks.RS)](dx, 8, rank, c, KK, st, P, adc, I, y, True, inside)
     rows = np.flatnonzero(mapping.scan_inputs(x)[0])

@@ -23,8 +23,8 @@ last stuck word's high half (``uinteger``), which the step finds and hands back
 and the PF parameters) and the device function ``chain_vjp`` (dL/dG from dL/dG'', the backward
 pass of memnp.kernels.conductance_chain: read noise, stuck (exact zeros), drift, D2D).
 :func:`stage_columns` packs a stage's constants into the members' parameter rows (the columns
-below: the step's, then the stage's), :func:`adc_table` the ADCs' constants per row of arrays;
-:func:`unsupported` names what the kernels cannot run.
+below: the step's, then the stage's). What the kernels can run, and the ADCs' constants per row of
+arrays, are read from the stage in memnp.nn.device_stage (kernels import nothing from crossbar).
 """
 import math
 
@@ -47,31 +47,9 @@ MAXW, TIES, ABSSUM, K_G, GMAX, SHARE = range(6)
 N_STATS = 6
 
 #: The phases the kernels run (with PF in the currents phase); anything else is refused.
-_PHASES = ("programming", "drift", "stuck", "read_noise", "dac", "currents", "adc", "tiles")
+PHASES = ("programming", "drift", "stuck", "read_noise", "dac", "currents", "adc", "tiles")
 _U = np.uint64
 _SHIFT11, _SHIFT8, _SHIFT32, _LOW32 = _U(11), _U(8), _U(32), _U(0xFFFFFFFF)
-
-
-def unsupported(stage):
-    """None when the kernels run ``stage`` (a Stage), else the reason (a sentence naming the
-    nonideality): PF in the currents phase is needed; D2DLognormal, Drift, stuck devices with a
-    fixed value, ReadNoise, DAC, ADC and Tiles may come with it; nothing else."""
-    from ..crossbar.nonidealities.iv import IVNonlinearityPF
-    if stage is None:
-        return "a stage is needed (got None)"
-    phases = stage.phases
-    if not isinstance(phases.get("currents"), IVNonlinearityPF):
-        got = [type(item).__name__ for item in stage.nonidealities]
-        return f"the stage's currents phase must be IVNonlinearityPF; got {got}"
-    for name, item in phases.items():
-        label = type(item).__name__
-        if name not in _PHASES:
-            return f"{label} (phase {name!r}) is not supported on the device"
-        if name in fused_records.CONDUCTANCE_SLOTS:
-            record = fused_records.params(item, name)
-            if record is None or (name == "stuck" and record.value is None):
-                return f"{label} (phase {name!r}) is not supported on the device"
-    return None
 
 
 #: TILE_ROWS of a stage without Tiles: more rows than any crossbar (one row of arrays).
@@ -80,7 +58,7 @@ NO_TILES = 2 ** 30
 
 def stage_columns(stage, dtype):
     """The stage's columns TILE_ROWS ... HALF_WORDS (float64 (21,)) for float ``dtype``; ``stage``
-    must pass :func:`unsupported`."""
+    must pass memnp.nn.device_stage.unsupported."""
     phases = stage.phases
     out = np.zeros(N_PARAMS - TILE_ROWS, dtype=np.float64)
 
@@ -119,24 +97,6 @@ def stage_columns(stage, dtype):
         put(SIGMA, r.sigma), put(FLOOR, r.floor)
         half_words += 1
     put(HALF_WORDS, half_words)
-    return out
-
-
-def adc_table(stage, m, blocks, dtype):
-    """float64 (blocks, 3): per row of arrays b (rows b R ... of an m-row crossbar, R the tiles'
-    rows): the ADCs' levels / fs, fs / levels and fs (A), each rounded to ``dtype`` as
-    memnp.kernels.tiling.adc_constants rounds them; zeros without an ADC or past the crossbar."""
-    from ..crossbar import tiling
-    out = np.zeros((blocks, 3), dtype=np.float64)
-    adc = stage.phases.get("adc")
-    if adc is None:
-        return out
-    tiles = stage.phases.get("tiles")
-    bounds = tiles.row_bounds(m) if tiles is not None else [(0, m)]
-    t = np.dtype(dtype).type
-    for b, (r0, r1) in enumerate(bounds):
-        fs = float(tiling._full_scale(stage, adc, r1 - r0))
-        out[b] = t(adc.levels / fs), t(fs / adc.levels), t(fs)
     return out
 
 

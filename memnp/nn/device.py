@@ -33,6 +33,7 @@ import dataclasses
 import numpy as np
 
 from ..kernels import cuda_phases
+from . import device_stage
 from ..kernels import cuda_step as ks
 from ..kernels.cuda import _require_device
 from .layers import Flatten, Sigmoid, Softmax
@@ -91,7 +92,7 @@ def _dense_layers(model, index):
     for layer in dense:
         if layer.weights != "double":
             raise ValueError(f"{where}: {layer.weights!r} weights are not supported (double weights only)")
-    reason = cuda_phases.unsupported(model.stage)
+    reason = device_stage.unsupported(model.stage)
     if reason is not None:
         raise ValueError(f"{where}: {reason}")
     opt = model.optimizer
@@ -192,7 +193,7 @@ class DeviceTrainer:
         # Per layer: the rows of arrays (the most any member's Tiles make) and their ADC constants.
         self.blocks = [max(cuda_phases.blocks_of(model.stage, n_in + 1) for model in self.models)
                        for n_in, _ in shapes]
-        self.adc = [cuda.to_device(np.stack([cuda_phases.adc_table(model.stage, n_in + 1, blocks, self.dtype)
+        self.adc = [cuda.to_device(np.stack([device_stage.adc_table(model.stage, n_in + 1, blocks, self.dtype)
                                              for model in self.models]))
                     for (n_in, _), blocks in zip(shapes, self.blocks)]
         self.D = [cuda.to_device(np.stack([layers[l]._matrix() for layers in dense]))

@@ -1,0 +1,53 @@
+"""What a stage asks of the device-resident step (memnp.kernels.cuda_step and its phases).
+
+:func:`unsupported` names what the CUDA kernels cannot run; :func:`adc_table` reads the ADCs'
+constants per row of arrays from the stage (its Tiles and the ADC's full scale, as
+memnp.crossbar.tiling computes it). They read the stage's classes, so they live above the kernels.
+"""
+import numpy as np
+
+from ..crossbar import tiling
+from ..crossbar.nonidealities.iv import IVNonlinearityPF
+from ..kernels import cuda_phases
+from ..kernels import fused as fused_records
+
+__all__ = ["unsupported", "adc_table"]
+
+
+def unsupported(stage):
+    """None when the kernels run ``stage`` (a Stage), else the reason (a sentence naming the
+    nonideality): PF in the currents phase is needed; D2DLognormal, Drift, stuck devices with a
+    fixed value, ReadNoise, DAC, ADC and Tiles may come with it; nothing else."""
+    if stage is None:
+        return "a stage is needed (got None)"
+    phases = stage.phases
+    if not isinstance(phases.get("currents"), IVNonlinearityPF):
+        got = [type(item).__name__ for item in stage.nonidealities]
+        return f"the stage's currents phase must be IVNonlinearityPF; got {got}"
+    for name, item in phases.items():
+        label = type(item).__name__
+        if name not in cuda_phases.PHASES:
+            return f"{label} (phase {name!r}) is not supported on the device"
+        if name in fused_records.CONDUCTANCE_SLOTS:
+            record = fused_records.params(item, name)
+            if record is None or (name == "stuck" and record.value is None):
+                return f"{label} (phase {name!r}) is not supported on the device"
+    return None
+
+
+def adc_table(stage, m, blocks, dtype):
+    """float64 (blocks, 3): per row of arrays b (rows b R ... of an m-row crossbar, R the tiles'
+    rows): the ADCs' levels / fs, fs / levels and fs (A), each rounded to ``dtype`` as
+    memnp.kernels.tiling.adc_constants rounds them (the full scales of memnp.crossbar.tiling);
+    zeros without an ADC or past the crossbar."""
+    out = np.zeros((blocks, 3), dtype=np.float64)
+    adc = stage.phases.get("adc")
+    if adc is None:
+        return out
+    tiles = stage.phases.get("tiles")
+    bounds = tiles.row_bounds(m) if tiles is not None else [(0, m)]
+    t = np.dtype(dtype).type
+    for b, (r0, r1) in enumerate(bounds):
+        fs = float(tiling._full_scale(stage, adc, r1 - r0))
+        out[b] = t(adc.levels / fs), t(fs / adc.levels), t(fs)
+    return out
