@@ -14,18 +14,22 @@ alone. The members stay the K Sequential objects and hold their own weights, so
 
 Speed (cpu backend): a training step runs each double-weight ``MemristiveDense`` layer under a
 PF-only stage (the paper's PF-aware training, bench/epoch.py case c) for all members in one
-kernel call per stair (:class:`memnp.nn.ensemble_read.StackedCrossbar`: ragged active rows per
-member; on all of Numba's threads, split over members and rows, once the members' work together
-passes the one-thread threshold of :func:`memnp.kernels.cpu_auto.serial_below`), and the softmax
+kernel call per pass in float32 (:mod:`memnp.kernels.ensemble_fused`: the scan, mapping, draws,
+currents and outputs, then the VJP; each thread takes whole members) or one call per stair in
+float64 (:class:`memnp.nn.ensemble_read.StackedCrossbar`: ragged active rows per member; on all
+of Numba's threads once the members' work together passes a one-thread threshold derived from
+:func:`memnp.kernels.cpu_auto.serial_below`), and the softmax
 loss, L1 gradient and SGD step of those layers in one call each; their double weights live in one
 stacked array (each member's params are views of its slice). Each member's draws still come from
 its own Generator, in the order it draws them alone. Flatten and Sigmoid run on the stacked batch.
 
-Under stages with phases that have no K-axis kernels (the combined stage's fused draw and
-conductance chain, the DAC, the tiled read with its ADCs) the same layers run their mapping
-stairs (scan, maximum weight, conductances of the rows read, voltages, outputs, their VJPs) and
-the loss, L1 and SGD in K-axis calls, and those phases in each member's own CrossbarPass, one call
-per member (:class:`memnp.nn.ensemble_member_read.MemberCrossbar`).
+Under stages with other phases (the combined stage's draws and conductance chain, the DAC, the
+tiled read with its ADCs) the same layers run their mapping stairs (scan, maximum weight,
+conductances of the rows read, voltages, outputs, their VJPs) and the loss, L1 and SGD in K-axis
+calls, and those phases (:class:`memnp.nn.ensemble_member_read.MemberCrossbar`) for all members
+in one call per pass where every member's read takes the combined stage's one-call path
+(:mod:`memnp.nn.ensemble_chip_read`, float32), else in each member's own CrossbarPass, one call per
+member.
 
 These loop over the members (the same numbers, one call per member): other digital layers
 (ReLU, convolutions, pooling), memristive layers with standard weights or followed by anything
