@@ -324,6 +324,16 @@ class DeviceTrainer:
             self._step(self.x[0], p, s, steps, record, state)
         return self._finish(rngs, state, record, steps, sizes)
 
+    @staticmethod
+    def supports(model):
+        """None when DeviceTrainer can train ``model`` (a Sequential), else why not (the ValueError's
+        message it would raise)."""
+        try:
+            _dense_layers(model, 0)
+        except ValueError as exc:
+            return str(exc)
+        return None
+
     def sync(self):
         """Copy the device weights into the host models (in place); returns the models."""
         for l, D in enumerate(self.D):
