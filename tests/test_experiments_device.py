@@ -134,6 +134,30 @@ def test_copies_over_an_epoch_do_not_grow_with_the_steps(monkeypatch):
     assert counts == [(3 + 3 + 5 + 1 + 4 + 2, 1 + 3 + 2)] * 2
 
 
+class Killed(Exception):
+    pass
+
+
+def test_a_killed_cuda_run_resumes_from_its_checkpoint(monkeypatch, tmp_path):
+    """A cuda run killed after epoch 1 (its checkpoint saved from the synced device weights)
+    resumes on the device (the weights uploaded again) to the uninterrupted run's numbers."""
+    from memnp.experiments.checkpoint import TrainingCheckpoint
+    splits = data(n_val=4, n_test=4)
+    configs = trainings(members=1)
+    whole = run(monkeypatch, "cuda", "float64", configs, splits)
+
+    def kill(epoch, epochs):
+        if epoch == 1:
+            raise Killed
+    checkpoint = TrainingCheckpoint(tmp_path, "job", every_seconds=0)
+    with pytest.raises(Killed):
+        run(monkeypatch, "cuda", "float64", configs, splits, checkpoints=[checkpoint], on_epoch=kill)
+    assert checkpoint.load().epoch == 1
+    resumed = run(monkeypatch, "cuda", "float64", configs, splits, checkpoints=[checkpoint])
+    assert resumed[0][0]["resumed_from_epoch"] == 1
+    compare(resumed, whole, 1e-14)
+
+
 def test_device_evaluation_equals_sequential_evaluate():
     """DeviceEvaluator: three passes (two members, one twice under another PF stage) give
     Sequential.evaluate's loss, accuracy and power (float64, 1e-12), and the Generators end where
@@ -213,3 +237,86 @@ def test_unsupported_members_take_the_host_path(monkeypatch):
     assert device_train.device_pass([member], [splits]) is None
     monkeypatch.setenv("MEMNP_BACKEND", "cpu")
     assert device_train.device_pass([pf], [splits]) is None
+
+
+# -- the CLI's --backend --------------------------------------------------------------------------
+def invoke(*args):
+    """``memnp ARGS`` in-process, MEMNP_BACKEND unset during the call and restored after it."""
+    from click.testing import CliRunner
+    from memnp.cli import cli
+    return CliRunner(env={"MEMNP_BACKEND": None}).invoke(cli, [str(a) for a in args], catch_exceptions=False)
+
+
+def test_train_backend_cuda_trains_on_the_device(monkeypatch, tmp_path):
+    """train --backend cuda (simulator, the paper's MLP on 8 examples, one epoch): the device pass
+    trains it, and training.json says backend cuda."""
+    import json
+    from memnp.experiments import device_train
+    epochs = []
+    original = device_train.DevicePass.train_epoch
+
+    def spy(self, active, epoch):
+        epochs.append(epoch)
+        return original(self, active, epoch)
+    monkeypatch.setattr(device_train.DevicePass, "train_epoch", spy)
+    result = invoke("train", "--backend", "cuda", "--device", "siox-high", "--epochs", 1, "--examples", 8, 8, 8,
+                    "--validation-repeats", 1, "--checkpoint-every", 0, "--out", tmp_path / "net")
+    assert result.exit_code == 0, result.output
+    record = json.loads((tmp_path / "net" / "training.json").read_text())
+    assert record["backend"] == "cuda" and epochs == [1]
+    assert len(record["validation"]["accuracy"]) == 1
+
+
+@pytest.mark.parametrize("command", ["train", "infer", "reproduce", "bench"])
+def test_an_unknown_backend_is_one_error_line(tmp_path, command):
+    from cli_helpers import one_error_line
+    extra = ["--weights", tmp_path / "w.npz"] if command == "infer" else []
+    (tmp_path / "w.npz").write_bytes(b"")
+    result = invoke(command, "--backend", "foo", *extra)
+    assert result.exit_code == 2
+    one_error_line(result, "--backend", "'foo' is not one of 'cpu', 'cuda'")
+
+
+def test_backend_cuda_without_a_gpu_is_one_error_line(tmp_path):
+    """Outside the simulator and without a GPU: exit status 2 and one error line, nothing written."""
+    from test_cli_install import _python
+    env = {"NUMBA_ENABLE_CUDASIM": "0", "MEMNP_BACKEND": "cpu"}
+    probe = _python("-c", "from numba import cuda; print(cuda.is_available())", env=env)
+    if probe.stdout.strip() == "True":
+        pytest.skip("a CUDA GPU is present")
+    (tmp_path / "w.npz").write_bytes(b"")
+    for command in (["train"], ["reproduce", "--preset", "tiny"], ["infer", "--weights", tmp_path / "w.npz"],
+                    ["bench", "epoch"]):
+        out = [] if command[0] == "bench" else ["--out", tmp_path / "out"]
+        result = _python("-m", "memnp", command[0], "--backend", "cuda", *map(str, command[1:] + out), env=env)
+        assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+        errors = [line for line in result.stderr.splitlines() if line.startswith("Error:")]
+        assert errors == [result.stderr.strip().splitlines()[-1]], result.stderr
+        assert errors[0].startswith("Error: the cuda backend found no usable CUDA GPU")
+    assert not (tmp_path / "out").exists()
+
+
+def test_reproduce_and_bench_pass_the_backend_on(monkeypatch, tmp_path):
+    """--backend reaches the runner (and so its worker processes and stamps) and the benchmark
+    processes as MEMNP_BACKEND."""
+    import os
+    import subprocess
+    from memnp import numerics
+    from memnp.experiments import runner
+    seen, before = {}, os.environ.get("MEMNP_BACKEND")
+
+    def fake_reproduce(*args, **kwargs):
+        seen["reproduce"] = (os.environ.get("MEMNP_BACKEND"), numerics.current().backend)
+        raise ValueError("stop here")
+    monkeypatch.setattr(runner, "reproduce", fake_reproduce)
+    result = invoke("reproduce", "--backend", "cuda", "--preset", "tiny", "--out", tmp_path / "r", "--no-figures")
+    assert seen["reproduce"] == ("cuda", "cuda") and "stop here" in result.output
+
+    def fake_call(command, *args, **kwargs):
+        seen["bench"] = os.environ.get("MEMNP_BACKEND")
+        return 0
+    monkeypatch.setattr(subprocess, "call", fake_call)
+    result = invoke("bench", "--backend", "cuda", "epoch")
+    assert result.exit_code == 0, result.output
+    assert seen["bench"] == "cuda"
+    assert os.environ.get("MEMNP_BACKEND") == before   # invoke() restores the variable
