@@ -127,11 +127,12 @@ def test_copies_over_an_epoch_do_not_grow_with_the_steps(monkeypatch):
         run(monkeypatch, "cuda", "float32", trainings(n_train, epochs=1), splits)
         counts.append((copies.to_device, copies.to_host))
         monkeypatch.undo()
-    # in, per pass: the trainer's constants and weights (2 layers), the training set (images,
-    # labels, pixel table), the evaluator's table, the validation and test sets (2 + 2); per epoch:
-    # states + permutations, 2 validation rounds and one test call (constants and states each).
-    # Out: the epoch record, 3 evaluation records, the weights after validation (2 layers).
-    assert counts == [(3 + 3 + 5 + 1 + 4 + 2, 1 + 3 + 2)] * 2
+    # In, once per pass: the trainer's constants and weights (2 layers), the training set (images,
+    # labels, pixel table), the evaluator's table, the validation and test sets (2 + 2), and the
+    # two evaluation trainers (constants twice, weights); per epoch: states + permutations, and
+    # the states of 2 validation rounds and of one test call. Out: the epoch record, 3 evaluation
+    # records, the weights after validation (2 layers).
+    assert counts == [(3 + 3 + 5 + 2 * 4 + 1 + 2 + 1, 1 + 3 + 2)] * 2
 
 
 class Killed(Exception):

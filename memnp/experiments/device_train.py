@@ -43,7 +43,9 @@ def unsupported(members, data):
     from ..nn.device import DeviceTrainer
     from ..nn.device_eval import stage_supported
     for index, member in enumerate(members):
-        reason = DeviceTrainer.supports(member.model) or stage_supported(member.stage)
+        ok, reason = DeviceTrainer.supports(member.model)
+        reason = None if ok else reason
+        reason = reason or stage_supported(member.stage)
         if reason is None and member.training.augmentation != "none":
             reason = f"augmentation {member.training.augmentation!r} runs on the host"
         if reason is not None:

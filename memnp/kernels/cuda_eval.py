@@ -8,7 +8,8 @@ They work with the kernels and array layouts of :mod:`memnp.kernels.cuda_step` (
   device's inputs are exactly the CPU's ``datasource.to_float`` pixels (float32 u / 255), also in
   float64; ``gather`` takes each member's example order (K, N) (the training epoch's), and
   ``gather_range`` the examples start..start+p-1 in order (an evaluation pass);
-- ``select``: the evaluation members' weights, out[e] = D[owner], owner = int(P[e, OWNER]);
+- ``select``: the evaluation members' weights, out[e] = D[owner], the owner in the members' state
+  array (uint64 (E, columns), column ``column``), a device-to-device copy;
 - ``power_terms`` and ``power_sum``: a PF crossbar's average power (W) over the batch, as
   :func:`memnp.kernels.reference.pf_power`: sum over examples, driven rows and columns of
   V**2 |c| exp(E) (E = sqrt(|V| KK + A**2 eps)), divided by p; terms (K, B, c) float64 scratch.
@@ -25,11 +26,6 @@ from numba import cuda
 
 from . import cuda_step as ks
 from .physics import A2_EPS
-
-#: The column of an evaluation's P (after cuda_step's N_PARAMS columns) naming the trainer member
-#: whose weights the evaluation member reads.
-OWNER = ks.N_PARAMS
-
 
 def pixels():
     """float32 (256,): the value of each uint8 level as the experiments' inputs hold it (u / 255,
@@ -72,14 +68,14 @@ def _build(T):
                 labels[k, q] = pool_labels[e]
 
     @cuda.jit
-    def select(D, P, out):
-        """out[e] = D[int(P[e, OWNER])] (a device-to-device copy of each member's weights)."""
+    def select(D, state, column, out):
+        """out[e] = D[state[e, column]] (each evaluation member's weights, copied on the device)."""
         members, m, c = out.shape
         for t in range(cuda.grid(1), members * m * c, cuda.gridsize(1)):
             e = t // (m * c)
             r = t - e * (m * c)
             i = r // c
-            out[e, i, r - i * c] = D[int(P[e, OWNER]), i, r - i * c]
+            out[e, i, r - i * c] = D[np.int64(state[e, column]), i, r - i * c]
 
     @cuda.jit
     def power_terms(x, p, rank, cc, KK, P, terms):

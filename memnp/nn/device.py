@@ -182,6 +182,17 @@ class DeviceTrainer:
         self._batch(_batch_size(batch_size))
         self.pool = self.pool_labels = None
 
+    @staticmethod
+    def supports(models):
+        """(True, "") when a DeviceTrainer can train ``models`` (a Sequential or a list of K), else
+        (False, the reason: the ValueError's message the constructor would raise). Needs no GPU."""
+        try:
+            for k, model in enumerate(_members(models)):
+                _dense_layers(model, k)
+        except ValueError as exc:
+            return False, str(exc)
+        return True, ""
+
     def _batch(self, B):
         """(Re)allocate the batch-sized work arrays for batches up to B examples."""
         if B <= self.B:
@@ -323,16 +334,6 @@ class DeviceTrainer:
                 self.pool, self.pool_labels, index, s * B, p, self.scale, self.x[0], self.labels)
             self._step(self.x[0], p, s, steps, record, state)
         return self._finish(rngs, state, record, steps, sizes)
-
-    @staticmethod
-    def supports(model):
-        """None when DeviceTrainer can train ``model`` (a Sequential), else why not (the ValueError's
-        message it would raise)."""
-        try:
-            _dense_layers(model, 0)
-        except ValueError as exc:
-            return str(exc)
-        return None
 
     def sync(self):
         """Copy the device weights into the host models (in place); returns the models."""

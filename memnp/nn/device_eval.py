@@ -7,15 +7,18 @@ experiments' CPU path trains on: float32 u / 255 (``memnp.experiments.datasource
 then the model's dtype, through a table of the 256 pixel values (DeviceTrainer's own ``u * scale``
 differs from that by up to an ulp of float32 in float64 runs).
 
-:class:`DeviceEvaluator` runs forward-only passes: E evaluation members, each one trainer member's
+:class:`DeviceEvaluator` runs evaluation passes: E evaluation members, each one trainer member's
 weights (copied on the device) under its own PF stage and Generator, over a data set uploaded once
-as uint8 (:meth:`DeviceEvaluator.upload`). Per batch and layer the kernels of
-:mod:`memnp.kernels.cuda_step` (stats_scan, devices, forward, then the loss kernel), so every pass
-draws the words ``Sequential.evaluate`` draws (draws="active": one word per driven device, layer by
-layer, batch after batch) and gives its loss (mean cross-entropy + the L1 penalty), accuracy and,
-when asked, power (W, the crossbars' total averaged over batches, as ``Sequential.power``). Per
-call two arrays go in (the members' constants and their PCG64 states) and one comes back (the
-words used, per-batch losses, hits and powers); the Generators are then moved on by the words used.
+as uint8 (:meth:`DeviceEvaluator.upload`). A pass is the trainer's own step (``_step``: the same
+kernels, the same draws as ``Sequential.evaluate`` with draws="active": one word per driven
+device, layer by layer, batch after batch) on an evaluation trainer whose learning rate is 0, so
+its weights do not move, and whatever kernels the trainer's steps use, the evaluation uses too
+(its backward work is wasted, the price of that). It gives the loss (mean cross-entropy + the L1
+penalty), accuracy and, when asked, power (W: the crossbars' total, averaged over batches, as
+``Sequential.power``; memnp.kernels.cuda_eval). Per call one array goes in (the members' PCG64
+states with the owners of their weights) and one comes back (the words used, per-batch losses,
+hits and powers); the Generators are then moved on by the words used. The evaluation trainers
+(one per set of owners, stages and L1 coefficients) are kept for the next call.
 """
 import dataclasses
 
@@ -24,7 +27,9 @@ import numpy as np
 from ..crossbar.nonidealities.iv import IVNonlinearityPF
 from ..kernels import cuda_eval as ke
 from ..kernels import cuda_step as ks
-from .device import DeviceTrainer, _advance, _batch_size, _generators, _states
+from .device import DeviceTrainer, _advance, _batch_size, _generators, _params, _states
+from .model import Sequential
+from .optim import SGD
 
 cuda = ks.cuda
 
@@ -38,15 +43,6 @@ def stage_supported(stage):
     if stage.mapping_rule != "default":
         return f"the device passes use the default mapping rule; got {stage.mapping_rule!r}"
     return None
-
-
-def stage_params(stage, owner, l1, lr=0.0):
-    """(N_PARAMS + 1,) float64: cuda_step's constants of ``stage`` (G_off, G_on, k_V, the PF fit),
-    the learning rate and L1 coefficient, then the owner (the trainer member read)."""
-    pf = stage.nonidealities[0].fused()
-    (l00, l01), (l10, l11) = np.asarray(pf.factor, dtype=np.float64)
-    return np.array([stage.G_off, stage.G_on, stage.k_V, pf.slopes[0], pf.slopes[1], pf.intercepts[0],
-                     pf.intercepts[1], l00, l01, l10, l11, lr, l1, owner], dtype=np.float64)
 
 
 class PixelTrainer(DeviceTrainer):
@@ -84,27 +80,36 @@ class DeviceData:
     examples: int
 
 
-class DeviceEvaluator:
-    """Forward-only passes of a trainer's members (see the module docstring). shapes: the layers'
-    (n_in, n_out); dtype: the members' float dtype."""
+def _stand_in(model, stage, l1):
+    """A network of ``model``'s architecture under ``stage`` with L1 ``l1``: an evaluation
+    trainer member (its weights are replaced on the device before every pass)."""
+    from .layers import layer_from_config
+    architecture = model.architecture()
+    layers = [layer_from_config(config) for config in architecture["layers"]]
+    copy = Sequential(layers, input_shape=model.input_shape, stage=stage, optimizer=SGD(1.0), l1=l1)
+    copy.astype(model.dtype)
+    return copy.initialize(np.random.default_rng(0))
 
-    def __init__(self, shapes, dtype):
-        self.shapes = [tuple(s) for s in shapes]
-        self.dtype = np.dtype(dtype)
-        self._step = ks.kernels(self.dtype)
-        self._eval = ke.kernels(self.dtype)
+
+class DeviceEvaluator:
+    """Evaluation passes of a trainer's members (see the module docstring). model: one of the
+    trainer's networks (its architecture and dtype)."""
+
+    def __init__(self, model):
+        self.model = model
         self.table = None
-        self.E = self.B = 0
+        self.trainers = {}   # (owner, id(stage), l1) per member -> (evaluation trainer, stages kept alive)
 
     @classmethod
     def of(cls, trainer):
         """The evaluator of a DeviceTrainer's members."""
-        return cls(trainer.shapes, trainer.dtype)
+        return cls(trainer.models[0])
 
     def upload(self, images, labels):
         """A DeviceData of images (N, ...) uint8 with N x n_in values and labels (N,) in [0, classes)."""
         images = np.asarray(images)
-        n_in, classes = self.shapes[0][0], self.shapes[-1][1]
+        n_in = self.model.memristive_layers[0].n_rows
+        classes = self.model.memristive_layers[-1].n_out
         if images.dtype != np.uint8 or not len(images) or images.size != len(images) * n_in:
             raise ValueError(f"images must be a non-empty uint8 array with {n_in} values per example; got "
                              f"{images.dtype} {images.shape}")
@@ -118,28 +123,19 @@ class DeviceEvaluator:
         return DeviceData(cuda.to_device(np.ascontiguousarray(images.reshape(len(images), n_in))),
                           cuda.to_device(labels.astype(np.int64)), len(images))
 
-    def _work(self, E, B):
-        """(Re)allocate the work arrays for E members and batches of up to B examples."""
-        if E <= self.E and B <= self.B:
-            return
-        E, B = max(E, self.E), max(B, self.B)
-        dt, L = self.dtype, len(self.shapes)
-        widths = [self.shapes[0][0]] + [n_out for _, n_out in self.shapes]
-        self.D = [cuda.device_array((E, n_in + 1, 2 * n_out), dtype=dt) for n_in, n_out in self.shapes]
-        self.dev = [{name: cuda.device_array((E, n_in + 1, 2 * n_out), dtype=dt) for name in ("G", "c", "d", "KK")}
-                    for n_in, n_out in self.shapes]
-        self.rank = [cuda.device_array((E, n_in + 1), dtype=np.int64) for n_in, _ in self.shapes]
-        self.x = [cuda.device_array((E, B, w), dtype=dt) for w in widths]
-        self.I = [cuda.device_array((E, B, 2 * n_out), dtype=dt) for _, n_out in self.shapes]
-        self.terms = [cuda.device_array((E, B, 2 * n_out), dtype=np.float64) for _, n_out in self.shapes]
-        n_out = self.shapes[-1][1]
-        self.gy = cuda.device_array((E, B, n_out), dtype=dt)
-        self.gI = cuda.device_array((E, B, 2 * n_out), dtype=dt)
-        self.labels = cuda.device_array((E, B), dtype=np.int64)
-        self.scratch = cuda.device_array((E, B, 2), dtype=np.float64)
-        self.st = cuda.device_array((L, E, ks.N_STATS), dtype=np.float64)
-        self.offsets = cuda.device_array((L, E), dtype=np.uint64)
-        self.E, self.B = E, B
+    def _trainer(self, members, B):
+        """The evaluation trainer of these members (built once: stand-in networks, learning rate 0)."""
+        key = tuple((m.member, id(m.stage), float(m.l1)) for m in members)
+        if key not in self.trainers:
+            models = [_stand_in(self.model, m.stage, m.l1) for m in members]
+            trainer = DeviceTrainer(models, batch_size=B)
+            params = np.stack([_params(model) for model in models])
+            params[:, ks.LR] = 0.0               # the steps leave the weights as they are
+            trainer.P = cuda.to_device(params)
+            self.trainers[key] = (trainer, [m.stage for m in members])
+        trainer = self.trainers[key][0]
+        trainer._batch(B)
+        return trainer
 
     def evaluate(self, weights, members, data, batch_size):
         """One pass per EvalMember over ``data`` (a DeviceData) in batches of ``batch_size`` (the
@@ -155,41 +151,31 @@ class DeviceEvaluator:
                 raise ValueError(reason)
             if not 0 <= m.member < weights[0].shape[0]:
                 raise ValueError(f"member must be in [0, {weights[0].shape[0]}); got {m.member}")
-        B, N, E = _batch_size(batch_size), data.examples, len(members)
-        B = min(B, N)
-        self._work(E, B)
-        power = any(m.power for m in members)
+        N, E = data.examples, len(members)
+        B = min(_batch_size(batch_size), N)
+        ev = self._trainer(members, B)
+        kernels = ke.kernels(ev.dtype)
         steps = -(-N // B)
-        P = cuda.to_device(np.stack([stage_params(m.stage, m.member, m.l1) for m in members]))
-        state = cuda.to_device(_states(rngs, np.zeros((E, 0), dtype=np.uint64)))
+        state = cuda.to_device(_states(rngs, np.array([[m.member] for m in members], dtype=np.uint64)))
+        owner = state.shape[1] - 1
         record = cuda.device_array((E, 1 + 3 * steps), dtype=np.float64)
-        k, ev, last = self._step, self._eval, len(self.shapes) - 1
-        D = [self.D[l][:E] for l in range(len(self.shapes))]
-        for l, (n_in, n_out) in enumerate(self.shapes):
-            ev["select"][ks.grid(E * (n_in + 1) * 2 * n_out)](weights[l], P, D[l])
-        x, I, dev, rank = [a[:E] for a in self.x], [a[:E] for a in self.I], self.dev, self.rank
-        labels, scratch, st, offsets = self.labels[:E], self.scratch[:E], self.st[:, :E], self.offsets[:, :E]
+        for l, (n_in, n_out) in enumerate(ev.shapes):
+            kernels["select"][ks.grid(E * (n_in + 1) * 2 * n_out)](weights[l], state, owner, ev.D[l])
+        power = any(m.power for m in members)
         sizes = []
         for s in range(steps):
             p = min(B, N - s * B)
             sizes.append(p)
-            ev["gather_range"][ks.grid(E * p * self.shapes[0][0])](data.pool, data.labels, s * B, p, self.table,
-                                                                  x[0], labels)
-            for l, (n_in, n_out) in enumerate(self.shapes):
-                G, c, d, KK = (dev[l][name][:E] for name in ("G", "c", "d", "KK"))
-                r = rank[l][:E]
-                k["stats_scan"][E, ks.RT](D[l], P, st[l], x[l], p, r, offsets[l], state)
-                k["devices"][ks.grid(E * (n_in + 1))](D[l], r, st[l], P, state, offsets[l], G, c, d, KK)
-                k["forward"][ks.grid(E * p * n_out, ks.RS)](x[l], p, r, c, KK, st[l], P, I[l], x[l + 1], l < last)
-            k["loss"][E, ks.RT](x[-1], labels, p, st, P, self.gy[:E], scratch, record, s, steps, I[last], st[last],
-                                self.gI[:E])
+            kernels["gather_range"][ks.grid(E * p * ev.shapes[0][0])](data.pool, data.labels, s * B, p, self.table,
+                                                                     ev.x[0], ev.labels)
+            ev._step(ev.x[0], p, s, steps, record, state)
             if power:
-                for l, (n_in, n_out) in enumerate(self.shapes):
-                    terms = self.terms[l][:E]
-                    ev["power_terms"][ks.grid(E * p * 2 * n_out)](x[l], p, rank[l][:E], dev[l]["c"][:E],
-                                                                 dev[l]["KK"][:E], P, terms)
-                    ev["power_sum"][E, ks.RT](terms, p, record, 1 + 2 * steps + s, l > 0)
-        k["finish"][ks.grid(E)](state, record)
+                for l, (n_in, n_out) in enumerate(ev.shapes):
+                    terms = self._terms(ev)[l]
+                    kernels["power_terms"][ks.grid(E * p * 2 * n_out)](ev.x[l], p, ev.rank[l], ev.dev[l]["c"],
+                                                                      ev.dev[l]["KK"], ev.P, terms)
+                    kernels["power_sum"][E, ks.RT](terms, p, record, 1 + 2 * steps + s, l > 0)
+        ev._kernels["finish"][ks.grid(E)](state, record)
         host = record.copy_to_host()
         for rng, used in zip(rngs, host[:, 0].astype(np.uint64)):
             _advance(rng, used)
@@ -200,3 +186,13 @@ class DeviceEvaluator:
             out.append({"loss": float(np.sum(losses * sizes) / N), "accuracy": float(np.sum(hits) / N),
                         "power": float(np.mean(powers)) if m.power else None})
         return out
+
+    @staticmethod
+    def _terms(ev):
+        """float64 (E, B, 2 n_out) scratch per layer for the power terms (kept with the evaluation
+        trainer, sized for its batches)."""
+        terms = getattr(ev, "_power_terms", None)
+        if terms is None or terms[0].shape[1] != ev.B:
+            terms = ev._power_terms = [cuda.device_array((ev.K, ev.B, 2 * n), dtype=np.float64)
+                                       for _, n in ev.shapes]
+        return terms
