@@ -129,10 +129,23 @@ def test_copies_over_an_epoch_do_not_grow_with_the_steps(monkeypatch):
         monkeypatch.undo()
     # In, once per pass: the trainer's constants and weights (2 layers), the training set (images,
     # labels, pixel table), the evaluator's table, the validation and test sets (2 + 2), and the
-    # two evaluation trainers (constants twice, weights); per epoch: states + permutations, and
-    # the states of 2 validation rounds and of one test call. Out: the epoch record, 3 evaluation
-    # records, the weights after validation (2 layers).
-    assert counts == [(3 + 3 + 5 + 2 * 4 + 1 + 2 + 1, 1 + 3 + 2)] * 2
+    # two evaluation trainers (constants twice, weights, owners); per epoch: the states with the
+    # order of the epoch, of 2 validation rounds and of one test call. Out: the epoch record, 3
+    # evaluation records and the test's powers, the weights after validation (2 layers).
+    assert counts == [(3 + 3 + 5 + 2 * 5 + 1 + 2 + 1, 1 + 3 + 1 + 2)] * 2
+
+
+def test_host_test_stages_run_beside_the_device_pass(monkeypatch):
+    """A test stage the device cannot read (an ideal one; the PF one on the device) runs on the
+    host from the synced weights: the same records as the cpu backend (float64, 1e-10)."""
+    import dataclasses
+    splits = data(n_val=4, n_test=4)
+    configs = [dataclasses.replace(trainings(members=1, epochs=1)[0],
+                                   test_stages=(pf_stage(-0.3), Stage(G_OFF, G_ON, K_V, ())))]
+    want = run(monkeypatch, "cpu", "float64", configs, splits)
+    got = run(monkeypatch, "cuda", "float64", configs, splits)
+    compare(got, want, 1e-10)
+    assert [len(test["power"][0]) for test in got[0][0]["test"]] == [2, 2]
 
 
 class Killed(Exception):

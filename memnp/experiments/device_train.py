@@ -3,16 +3,17 @@ memristive validation and test-during-training on the GPU (issue 17, items 1-3).
 
 :func:`device_pass` gives a :class:`DevicePass` when the kernel backend is ``cuda`` (the
 ``--backend`` option or ``MEMNP_BACKEND``) and :class:`memnp.nn.device.DeviceTrainer` can train
-every member (PF MLPs of double weights on a PF-only stage, plain SGD, no augmentation, one
-training set); otherwise None, and train_group takes its host path (whose layers then call the
+every member (``DeviceTrainer.supports``: PF MLPs of double weights, plain SGD; here also the
+default mapping rule, no augmentation, one training set); otherwise None, and train_group takes its host path (whose layers then call the
 cuda backend's kernels one by one).
 
 Per epoch of the members training together: the training set stays on the device (uploaded once
 per pass as uint8, :class:`memnp.nn.device_eval.PixelTrainer`), the members' permutations go in
 (drawn from their shuffle streams, as on the host path) and the per-step losses and accuracies
 come back; each member's history is filled from them as from its host steps. The validation
-passes (under the training stage, from the validation stream) and the test passes (a PF test stage
-with batch sampling) run on the device too (:class:`memnp.nn.device_eval.DeviceEvaluator`, the
+passes (under the training stage, from the validation stream) and the test passes (a PF-only
+test stage with batch sampling: the device's power kernels model PF devices only) run on the
+device too (:class:`memnp.nn.device_eval.DeviceEvaluator`, the
 validation and test sets uploaded once per pass); other test setups (chip sampling, other
 nonidealities) run on the host with the synced weights. The weights come back to the host models
 (:meth:`DevicePass.host`) only when the host needs them: a validation that may keep them, a
@@ -44,8 +45,7 @@ def unsupported(members, data):
     from ..nn.device_eval import stage_supported
     for index, member in enumerate(members):
         ok, reason = DeviceTrainer.supports(member.model)
-        reason = None if ok else reason
-        reason = reason or stage_supported(member.stage)
+        reason = (None if ok else reason) or stage_supported(member.stage, power=False)
         if reason is None and member.training.augmentation != "none":
             reason = f"augmentation {member.training.augmentation!r} runs on the host"
         if reason is not None:
@@ -160,7 +160,7 @@ class DevicePass:
         for member, plan in plans:
             for number, (inference, seqs) in enumerate(plan):
                 slot = slots.setdefault((id(member), number), [])
-                device = inference.sampling == "batch" and stage_supported(inference.stage) is None
+                device = inference.sampling == "batch" and stage_supported(inference.stage, power=True) is None
                 for seq in seqs:
                     slot.append(None)
                     where = (id(member), number, len(slot) - 1)

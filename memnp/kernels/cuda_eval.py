@@ -3,13 +3,12 @@
 They work with the kernels and array layouts of :mod:`memnp.kernels.cuda_step` (K members, D
 (K, m, c), rank (K, m), c and KK (K, m, c), x (K, B, n_in), P (K, N_PARAMS) float64):
 
-- ``gather`` / ``gather_range``: a batch of uint8 examples (pool (N, n_in)) made into inputs
-  x[k, q] = T(pixels[pool[e]]) through a table of the 256 pixel values (float32 (256,)), so the
-  device's inputs are exactly the CPU's ``datasource.to_float`` pixels (float32 u / 255), also in
-  float64; ``gather`` takes each member's example order (K, N) (the training epoch's), and
-  ``gather_range`` the examples start..start+p-1 in order (an evaluation pass);
-- ``select``: the evaluation members' weights, out[e] = D[owner], the owner in the members' state
-  array (uint64 (E, columns), column ``column``), a device-to-device copy;
+- ``gather``: a batch of uint8 examples (pool (N, n_in), in each member's order (K, N)) made into
+  inputs x[k, q] = T(table[pool[e]]) through a table of the 256 pixel values (float32 (256,)), so
+  the device's inputs are exactly the CPU's ``datasource.to_float`` pixels (float32 u / 255), also
+  in float64 (DeviceTrainer's gather, with the table in place of its scale);
+- ``select``: the evaluation members' weights, out[e] = D[owners[e]] (owners (E,) int64), a
+  device-to-device copy;
 - ``power_terms`` and ``power_sum``: a PF crossbar's average power (W) over the batch, as
   :func:`memnp.kernels.reference.pf_power`: sum over examples, driven rows and columns of
   V**2 |c| exp(E) (E = sqrt(|V| KK + A**2 eps)), divided by p; terms (K, B, c) float64 scratch.
@@ -54,28 +53,14 @@ def _build(T):
                 labels[k, q] = pool_labels[e]
 
     @cuda.jit
-    def gather_range(pool, pool_labels, start, p, table, x, labels):
-        """x[k, q] = T(table[pool[start + q]]) for every member k, labels likewise."""
-        members, _, n = x.shape
-        for t in range(cuda.grid(1), members * p * n, cuda.gridsize(1)):
-            k = t // (p * n)
-            r = t - k * (p * n)
-            q = r // n
-            i = r - q * n
-            e = start + q
-            x[k, q, i] = T(table[pool[e, i]])
-            if i == 0:
-                labels[k, q] = pool_labels[e]
-
-    @cuda.jit
-    def select(D, state, column, out):
-        """out[e] = D[state[e, column]] (each evaluation member's weights, copied on the device)."""
+    def select(D, owners, out):
+        """out[e] = D[owners[e]] (each evaluation member's weights, copied on the device)."""
         members, m, c = out.shape
         for t in range(cuda.grid(1), members * m * c, cuda.gridsize(1)):
             e = t // (m * c)
             r = t - e * (m * c)
             i = r // c
-            out[e, i, r - i * c] = D[np.int64(state[e, column]), i, r - i * c]
+            out[e, i, r - i * c] = D[owners[e], i, r - i * c]
 
     @cuda.jit
     def power_terms(x, p, rank, cc, KK, P, terms):
@@ -113,7 +98,7 @@ def _build(T):
             value = total / p
             record[k, column] = record[k, column] + value if add else value
 
-    return dict(gather=gather, gather_range=gather_range, select=select, power_terms=power_terms,
+    return dict(gather=gather, select=select, power_terms=power_terms,
                 power_sum=power_sum)
 
 

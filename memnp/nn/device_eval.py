@@ -9,16 +9,17 @@ differs from that by up to an ulp of float32 in float64 runs).
 
 :class:`DeviceEvaluator` runs evaluation passes: E evaluation members, each one trainer member's
 weights (copied on the device) under its own PF stage and Generator, over a data set uploaded once
-as uint8 (:meth:`DeviceEvaluator.upload`). A pass is the trainer's own step (``_step``: the same
-kernels, the same draws as ``Sequential.evaluate`` with draws="active": one word per driven
-device, layer by layer, batch after batch) on an evaluation trainer whose learning rate is 0, so
-its weights do not move, and whatever kernels the trainer's steps use, the evaluation uses too
-(its backward work is wasted, the price of that). It gives the loss (mean cross-entropy + the L1
-penalty), accuracy and, when asked, power (W: the crossbars' total, averaged over batches, as
-``Sequential.power``; memnp.kernels.cuda_eval). Per call one array goes in (the members' PCG64
-states with the owners of their weights) and one comes back (the words used, per-batch losses,
-hits and powers); the Generators are then moved on by the words used. The evaluation trainers
-(one per set of owners, stages and L1 coefficients) are kept for the next call.
+as uint8 (:meth:`DeviceEvaluator.upload`). A pass is an epoch, in order, of an
+:class:`EvalTrainer`: a DeviceTrainer of stand-in networks whose learning rate is 0, so its steps
+leave the weights as they are and draw what ``Sequential.evaluate`` draws (draws="active": one word
+per driven device, layer by layer, batch after batch); whatever kernels, record layout and
+Generator bookkeeping the trainer's steps use, the evaluation uses too (its backward work is
+wasted, the price of that). It gives the loss (mean cross-entropy + the L1 penalty), accuracy and,
+when asked, power (W: the crossbars' total, averaged over batches, as ``Sequential.power``; the
+kernels of memnp.kernels.cuda_eval after each step). Per call one array goes in (the members'
+PCG64 states with the order) and one comes back (the record; a second with the powers); the
+Generators are moved on by the words used. The evaluation trainers (one per set of owners, stages
+and L1 coefficients) are kept for the next call.
 """
 import dataclasses
 
@@ -27,21 +28,25 @@ import numpy as np
 from ..crossbar.nonidealities.iv import IVNonlinearityPF
 from ..kernels import cuda_eval as ke
 from ..kernels import cuda_step as ks
-from .device import DeviceTrainer, _advance, _batch_size, _generators, _params, _states
+from .device import DeviceTrainer, _batch_size, _params
 from .model import Sequential
 from .optim import SGD
 
 cuda = ks.cuda
 
 
-def stage_supported(stage):
-    """None when the device passes can read under ``stage`` (only IVNonlinearityPF, the default
-    mapping rule), else the reason (a sentence)."""
-    if stage is None or len(stage.nonidealities) != 1 or not isinstance(stage.nonidealities[0], IVNonlinearityPF):
-        got = None if stage is None else [type(item).__name__ for item in stage.nonidealities]
-        return f"the device passes need a stage whose only nonideality is IVNonlinearityPF; got {got}"
+def stage_supported(stage, power=True):
+    """None when the device passes can read under ``stage``, else the reason (a sentence): the
+    default mapping rule (the trainer's kernels map with it), and with ``power`` a stage whose only
+    nonideality is IVNonlinearityPF (the power kernels' model); without, whatever DeviceTrainer
+    supports (its constructor says what it does not)."""
+    if stage is None:
+        return "the device passes need a stage (a memristive network)"
     if stage.mapping_rule != "default":
         return f"the device passes use the default mapping rule; got {stage.mapping_rule!r}"
+    if power and (len(stage.nonidealities) != 1 or not isinstance(stage.nonidealities[0], IVNonlinearityPF)):
+        got = [type(item).__name__ for item in stage.nonidealities]
+        return f"the device's power needs a stage whose only nonideality is IVNonlinearityPF; got {got}"
     return None
 
 
@@ -61,8 +66,8 @@ class PixelTrainer(DeviceTrainer):
 
 @dataclasses.dataclass(frozen=True)
 class EvalMember:
-    """One evaluation pass: ``member`` (the trainer member whose weights are read), ``stage`` (a
-    PF stage, :func:`stage_supported`), ``rng`` (its Generator, PCG64; moved on by the pass),
+    """One evaluation pass: ``member`` (the trainer member whose weights are read), ``stage``
+    (:func:`stage_supported`), ``rng`` (its Generator, PCG64; moved on by the pass),
     ``l1`` (the network's L1 coefficient: the loss holds its penalty, as ``Sequential.evaluate``'s),
     ``power`` (whether the pass reports power)."""
     member: int
@@ -91,6 +96,34 @@ def _stand_in(model, stage, l1):
     return copy.initialize(np.random.default_rng(0))
 
 
+class EvalTrainer(PixelTrainer):
+    """The trainer of E evaluation members (stand-in networks, learning rate 0: its steps leave
+    the weights as they are), reading trainer members ``owners`` (E,); with ``power`` set (a float64
+    device array (E, steps)) every step also writes the batch's crossbar power there."""
+
+    def __init__(self, models, owners, batch_size):
+        super().__init__(models, batch_size)
+        params = np.stack([_params(model) for model in models])
+        params[:, ks.LR] = 0.0
+        self.P = cuda.to_device(params)
+        self.owners = cuda.to_device(np.asarray(owners, dtype=np.int64))
+        self.power = None
+        self._terms = None
+
+    def _step(self, x0, p, column, steps, record, state):
+        super()._step(x0, p, column, steps, record, state)
+        if self.power is None:
+            return
+        kernels = ke.kernels(self.dtype)
+        if self._terms is None or self._terms[0].shape[1] < self.B:
+            self._terms = [cuda.device_array((self.K, self.B, 2 * n), dtype=np.float64) for _, n in self.shapes]
+        xs = [x0] + self.x[1:]
+        for l, (_, n_out) in enumerate(self.shapes):
+            kernels["power_terms"][ks.grid(self.K * p * 2 * n_out)](xs[l], p, self.rank[l], self.dev[l]["c"],
+                                                                   self.dev[l]["KK"], self.P, self._terms[l])
+            kernels["power_sum"][self.K, ks.RT](self._terms[l], p, self.power, column, l > 0)
+
+
 class DeviceEvaluator:
     """Evaluation passes of a trainer's members (see the module docstring). model: one of the
     trainer's networks (its architecture and dtype)."""
@@ -98,7 +131,7 @@ class DeviceEvaluator:
     def __init__(self, model):
         self.model = model
         self.table = None
-        self.trainers = {}   # (owner, id(stage), l1) per member -> (evaluation trainer, stages kept alive)
+        self.trainers = {}   # (owner, id(stage), l1) per member -> (EvalTrainer, the stages kept alive)
 
     @classmethod
     def of(cls, trainer):
@@ -124,75 +157,39 @@ class DeviceEvaluator:
                           cuda.to_device(labels.astype(np.int64)), len(images))
 
     def _trainer(self, members, B):
-        """The evaluation trainer of these members (built once: stand-in networks, learning rate 0)."""
+        """The EvalTrainer of these members (built once per owners, stages and L1 coefficients)."""
         key = tuple((m.member, id(m.stage), float(m.l1)) for m in members)
         if key not in self.trainers:
             models = [_stand_in(self.model, m.stage, m.l1) for m in members]
-            trainer = DeviceTrainer(models, batch_size=B)
-            params = np.stack([_params(model) for model in models])
-            params[:, ks.LR] = 0.0               # the steps leave the weights as they are
-            trainer.P = cuda.to_device(params)
-            self.trainers[key] = (trainer, [m.stage for m in members])
-        trainer = self.trainers[key][0]
-        trainer._batch(B)
-        return trainer
+            self.trainers[key] = (EvalTrainer(models, [m.member for m in members], B), [m.stage for m in members])
+        return self.trainers[key][0]
 
     def evaluate(self, weights, members, data, batch_size):
-        """One pass per EvalMember over ``data`` (a DeviceData) in batches of ``batch_size`` (the
-        last may be shorter). weights: the trainer's D per layer (device arrays (K, m, c)).
-        Returns [{"loss", "accuracy", "power" (None unless asked)}] per member, in order."""
+        """One pass per EvalMember over ``data`` (a DeviceData, in order) in batches of
+        ``batch_size`` (the last may be shorter). weights: the trainer's D per layer (device arrays
+        (K, m, c)). Returns [{"loss", "accuracy", "power" (None unless asked)}] per member, in order."""
         members = list(members)
         if not members:
             return []
-        rngs = _generators([m.rng for m in members], len(members))
         for m in members:
-            reason = stage_supported(m.stage)
+            reason = stage_supported(m.stage, m.power)
             if reason is not None:
                 raise ValueError(reason)
             if not 0 <= m.member < weights[0].shape[0]:
                 raise ValueError(f"member must be in [0, {weights[0].shape[0]}); got {m.member}")
         N, E = data.examples, len(members)
         B = min(_batch_size(batch_size), N)
-        ev = self._trainer(members, B)
-        kernels = ke.kernels(ev.dtype)
         steps = -(-N // B)
-        state = cuda.to_device(_states(rngs, np.array([[m.member] for m in members], dtype=np.uint64)))
-        owner = state.shape[1] - 1
-        record = cuda.device_array((E, 1 + 3 * steps), dtype=np.float64)
+        ev = self._trainer(members, B)
+        select = ke.kernels(ev.dtype)["select"]
         for l, (n_in, n_out) in enumerate(ev.shapes):
-            kernels["select"][ks.grid(E * (n_in + 1) * 2 * n_out)](weights[l], state, owner, ev.D[l])
+            select[ks.grid(E * (n_in + 1) * 2 * n_out)](weights[l], ev.owners, ev.D[l])
+        ev.pool, ev.pool_labels, ev.examples, ev.scale = data.pool, data.labels, N, self.table
         power = any(m.power for m in members)
-        sizes = []
-        for s in range(steps):
-            p = min(B, N - s * B)
-            sizes.append(p)
-            kernels["gather_range"][ks.grid(E * p * ev.shapes[0][0])](data.pool, data.labels, s * B, p, self.table,
-                                                                     ev.x[0], ev.labels)
-            ev._step(ev.x[0], p, s, steps, record, state)
-            if power:
-                for l, (n_in, n_out) in enumerate(ev.shapes):
-                    terms = self._terms(ev)[l]
-                    kernels["power_terms"][ks.grid(E * p * 2 * n_out)](ev.x[l], p, ev.rank[l], ev.dev[l]["c"],
-                                                                      ev.dev[l]["KK"], ev.P, terms)
-                    kernels["power_sum"][E, ks.RT](terms, p, record, 1 + 2 * steps + s, l > 0)
-        ev._kernels["finish"][ks.grid(E)](state, record)
-        host = record.copy_to_host()
-        for rng, used in zip(rngs, host[:, 0].astype(np.uint64)):
-            _advance(rng, used)
-        sizes = np.asarray(sizes, dtype=np.float64)
-        out = []
-        for e, m in enumerate(members):
-            losses, hits, powers = host[e, 1:1 + steps], host[e, 1 + steps:1 + 2 * steps], host[e, 1 + 2 * steps:]
-            out.append({"loss": float(np.sum(losses * sizes) / N), "accuracy": float(np.sum(hits) / N),
-                        "power": float(np.mean(powers)) if m.power else None})
-        return out
-
-    @staticmethod
-    def _terms(ev):
-        """float64 (E, B, 2 n_out) scratch per layer for the power terms (kept with the evaluation
-        trainer, sized for its batches)."""
-        terms = getattr(ev, "_power_terms", None)
-        if terms is None or terms[0].shape[1] != ev.B:
-            terms = ev._power_terms = [cuda.device_array((ev.K, ev.B, 2 * n), dtype=np.float64)
-                                       for _, n in ev.shapes]
-        return terms
+        ev.power = cuda.device_array((E, steps), dtype=np.float64) if power else None
+        record = ev.train_epoch([m.rng for m in members], order=np.arange(N), batch_size=B)
+        powers = ev.power.copy_to_host() if power else None
+        sizes = np.array([min(B, N - s * B) for s in range(steps)], dtype=np.float64)
+        return [{"loss": float(np.sum(record.losses[e] * sizes) / N),
+                 "accuracy": float(np.sum(record.accuracies[e] * sizes) / N),
+                 "power": float(np.mean(powers[e])) if m.power else None} for e, m in enumerate(members)]
