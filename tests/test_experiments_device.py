@@ -117,6 +117,34 @@ def test_a_cuda_group_gives_the_cpu_records(monkeypatch, dtype, tolerance):
     assert all(0 < p < 1 for rec, _ in got for p in np.ravel(rec["test"][0]["power"]))
 
 
+def case_e():
+    """bench/epoch.py's case e in small arrays: D2D, stuck devices, drift, read noise, DAC, PF,
+    ADC and Tiles of 8 x 6."""
+    stage = pf_stage().to_dict()
+    items = [dict(type="D2DLognormal", G_off=G_OFF, G_on=G_ON, R_on_log_std=0.25, R_off_log_std=0.25),
+             stage["nonidealities"][0], dict(type="StuckAtGOff", G_off=G_OFF, p=0.02),
+             dict(type="Drift", nu_mean=0.01, nu_std=0.005, t=86400.0), dict(type="ReadNoise", sigma_rel=0.05),
+             dict(type="DAC", bits=6), dict(type="ADC", bits=6, full_scale="worst-case"),
+             dict(type="Tiles", rows=8, cols=6)]
+    return Stage(G_OFF, G_ON, K_V, tuple(items))
+
+
+def test_a_combined_stage_group_gives_the_cpu_records(monkeypatch):
+    """Where DeviceTrainer trains the combined stage: training and validation on the device, the
+    PF test stage too and the combined one on the host; the cpu backend's records (float64)."""
+    import dataclasses
+    from memnp.nn.device import DeviceTrainer
+    stage = case_e()
+    if not DeviceTrainer.supports(small_mlp("float64")("mnist", "double", stage, np.random.default_rng(0)))[0]:
+        pytest.skip("DeviceTrainer does not train the combined stage on this branch")
+    splits = data(n_val=4, n_test=4)
+    configs = [dataclasses.replace(c, stage=stage, test_stages=(pf_stage(-0.3), stage))
+               for c in trainings(members=2, epochs=1)]
+    want = run(monkeypatch, "cpu", "float64", configs, splits)
+    got = run(monkeypatch, "cuda", "float64", configs, splits)
+    compare(got, want, 1e-10)
+
+
 def test_copies_over_an_epoch_do_not_grow_with_the_steps(monkeypatch):
     """An epoch of two members with validation (2 rounds) and a test stage: the same host<->device
     copies for 1 and 3 steps."""
