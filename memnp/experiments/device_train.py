@@ -134,7 +134,8 @@ class DevicePass:
 
     def validate(self, active, epoch, limit=None):
         """protocol._validate on the device: round r holds every member's r-th validation pass
-        (each member's passes draw one after another from its validation stream)."""
+        (each member's passes draw one after another from its validation stream); a round is one
+        device call (``limit``, the host's largest ensemble, does not apply)."""
         from ..nn.device_eval import EvalMember
         index = {id(m): k for k, m in enumerate(self.active)}
         runs = {id(m): [] for m in active}
