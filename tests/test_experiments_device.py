@@ -105,6 +105,7 @@ def compare(got, want, tolerance):
                 assert relative_to_max(w_g[key], w_w[key]) <= tolerance, key
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("dtype, tolerance", [("float64", 1e-10), ("float32", 1e-4)])
 def test_a_cuda_group_gives_the_cpu_records(monkeypatch, dtype, tolerance):
     """Two PF members, two epochs of 16 examples in batches of 8, validation and test passes
@@ -129,6 +130,7 @@ def case_e():
     return Stage(G_OFF, G_ON, K_V, tuple(items))
 
 
+@pytest.mark.slow
 def test_a_combined_stage_group_gives_the_cpu_records(monkeypatch):
     """Where DeviceTrainer trains the combined stage: training and validation on the device, the
     PF test stage too and the combined one on the host; the cpu backend's records (float64)."""
@@ -145,6 +147,7 @@ def test_a_combined_stage_group_gives_the_cpu_records(monkeypatch):
     compare(got, want, 1e-10)
 
 
+@pytest.mark.slow
 def test_copies_over_an_epoch_do_not_grow_with_the_steps(monkeypatch):
     """An epoch of two members with validation (2 rounds) and a test stage: the same host<->device
     copies for 1 and 3 steps."""
@@ -181,6 +184,7 @@ class Killed(Exception):
     pass
 
 
+@pytest.mark.slow
 def test_a_killed_cuda_run_resumes_from_its_checkpoint(monkeypatch, tmp_path):
     """A cuda run killed after epoch 1 (its checkpoint saved from the synced device weights)
     resumes on the device (the weights uploaded again) to the uninterrupted run's numbers."""
