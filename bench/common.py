@@ -40,7 +40,8 @@ def simd_flags():
 
 def machine_info():
     """Platform, CPU model (and LLVM's name for it), SIMD flags, logical core count, usable cores,
-    and the load average (1, 5, 15 min) when measured (other processes make timings noisy)."""
+    the load average (1, 5, 15 min) when measured (other processes make timings noisy), and the
+    default kernel backend with its GPU ("gpu": None on the cpu backend)."""
     info = {"platform": platform.platform(), "cpu": cpu_model(), "simd": simd_flags(),
             "cores": os.cpu_count()}
     try:
@@ -52,6 +53,12 @@ def machine_info():
         info["usable_cores"] = len(os.sched_getaffinity(0))
     if hasattr(os, "getloadavg"):
         info["load_average"] = [round(x, 2) for x in os.getloadavg()]
+    try:   # the kernel backend memnp uses by default here (MEMNP_BACKEND, `run.py bench --backend`) and its GPU
+        from memnp.kernels.backend import backend_name, device_description
+        info["backend"] = backend_name()
+        info["gpu"] = device_description()
+    except (ImportError, ValueError):   # memnp not importable, or MEMNP_BACKEND names no backend
+        pass
     return info
 
 

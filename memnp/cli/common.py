@@ -201,6 +201,28 @@ def refuse_with_config(ctx, names):
              "edit the config file, or leave --config out")
 
 
+#: The kernel backends --backend offers (MEMNP_BACKEND also takes numpy, the reference).
+BACKEND_CHOICES = ("cpu", "cuda")
+BACKEND_HELP = ("Kernel backend: cpu, or cuda (a CUDA GPU: PF MLP training, validation and test passes stay on "
+                "the device). Default: $MEMNP_BACKEND, else cpu. It applies to this run's worker processes too "
+                "(Dask workers need the same MEMNP_BACKEND), and every record says which backend computed it.")
+
+
+def _set_backend(ctx, param, value):
+    """A click callback: --backend sets MEMNP_BACKEND before anything is computed, so the worker
+    processes, the runner's stamps and every kernel call see it as they see the variable."""
+    import os
+    if value is not None:
+        os.environ["MEMNP_BACKEND"] = value
+    return value
+
+
+def backend_option(command):
+    """The --backend option (see BACKEND_HELP) of a click command."""
+    return click.option("--backend", type=click.Choice(BACKEND_CHOICES), default=None, callback=_set_backend,
+                        expose_value=False, help=BACKEND_HELP)(command)
+
+
 def check_backend():
     """One error line when MEMNP_BACKEND names no backend, or the cuda backend, which cannot run here
     (no numba-cuda, the numba-cuda / numpy 2.5 mismatch, no GPU outside the simulator)."""

@@ -14,8 +14,8 @@ import click
 from ..experiments import presets as scale_presets
 from ..experiments import registry
 from .common import (CHECKPOINT_HELP, DEFAULT_OUT, GROUP_HELP, MAX_EPOCHS, MAX_NETWORKS, MAX_REPEATS,
-                     PARTIAL_HELP, RECOMPUTE_STALE_HELP, Bars, Jobs, check_backend, check_data_dir, check_out,
-                     draw_figures, fail, not_empty, usable_cores, valid_address)
+                     PARTIAL_HELP, RECOMPUTE_STALE_HELP, Bars, Jobs, backend_option, check_backend, check_data_dir,
+                     check_out, draw_figures, fail, not_empty, usable_cores, valid_address)
 from .devices import fit_device
 from .jobs import infer, train
 
@@ -76,6 +76,7 @@ def cli():
               help=CHECKPOINT_HELP + " Not with --scheduler (Dask jobs restart from epoch 1).")
 @click.option("--recompute-stale", is_flag=True,
               help=RECOMPUTE_STALE_HELP + " Jobs that depend on a recomputed network are recomputed too.")
+@backend_option
 def reproduce(preset, only, device_files, data_dir, download, out, seed, epochs, repeats, networks, sampling,
               learning_rate, jobs, group, scheduler, figures, checkpoint_every, partial, recompute_stale):
     """Run the paper's simulations, then write the report and figures.
@@ -87,6 +88,7 @@ def reproduce(preset, only, device_files, data_dir, download, out, seed, epochs,
       python run.py reproduce --only stuck_off --only high_d2d --epochs 30
       python run.py reproduce --preset paper --jobs 8 --out paper-results
       python run.py reproduce --preset paper --scheduler tcp://head-node:8786
+      python run.py reproduce --backend cuda --out results-cuda
 
     Rerunning with the same options skips finished jobs (a killed run resumes, and a training job
     killed mid-way continues from its last checkpoint); any change of configuration or seed
@@ -296,6 +298,7 @@ def _bench_dir():
 @cli.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
 @click.option("--list", "list_only", is_flag=True, help="List the benchmarks and exit.")
 @click.argument("names", nargs=-1, type=click.UNPROCESSED)
+@backend_option
 def bench(list_only, names):
     """Run benchmark scripts from bench/ (a source checkout), each in its own process.
 
@@ -309,7 +312,9 @@ def bench(list_only, names):
       python run.py bench kernels --quick
       python run.py bench epoch --cases c --repeats 5
       python run.py bench reproduce
-    Without NAMES every benchmark runs (this takes a while). Results: see bench/RESULTS.md.
+      python run.py bench --backend cuda epoch device_epoch
+    Without NAMES every benchmark runs (this takes a while). --backend goes before NAMES; the
+    JSON records name the backend and the GPU. Results: see bench/RESULTS.md.
     """
     import subprocess
     directory = _bench_dir()
@@ -319,6 +324,7 @@ def bench(list_only, names):
     if list_only:
         click.echo("\n".join(available))
         return
+    check_backend()
     names, options = _split_bench_arguments(names)
     unknown = [n for n in names if n not in available]
     if unknown:

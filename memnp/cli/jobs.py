@@ -5,9 +5,9 @@ from pathlib import Path
 
 import click
 
-from .common import (CHECKPOINT_HELP, CONFIG_RULE, DEVICE_HELP, MAX_EPOCHS, MAX_REPEATS, Jobs, check_backend, check_data_dir,
-                     check_out, fail, interactive, not_empty, progressbar, read_json, refuse_with_config, save_or_rescue,
-                     stage_for)
+from .common import (CHECKPOINT_HELP, CONFIG_RULE, DEVICE_HELP, MAX_EPOCHS, MAX_REPEATS, Jobs, backend_option,
+                     check_backend, check_data_dir, check_out, fail, interactive, not_empty, progressbar, read_json,
+                     refuse_with_config, save_or_rescue, stage_for)
 
 #: train's options that a --config file sets (refused together with --config).
 TRAIN_CONFIG_OPTIONS = ("dataset", "device", "mapping_rule", "regularised", "standard_weights", "epochs",
@@ -58,6 +58,7 @@ INFER_CONFIG_OPTIONS = ("device", "mapping_rule", "repeats", "sampling")
               help="Train anew when OUT holds a training.json or an in-job checkpoint of another memnp "
                    "numerics version or kernel backend (or of a memnp that recorded neither), which "
                    "otherwise stop the command before it trains.")
+@backend_option
 def train(config_file, dataset, device, mapping_rule, regularised, standard_weights, epochs, learning_rate,
           validation_every, validation_repeats, test_device, test_every, test_repeats, examples, data_dir,
           seed, out, checkpoint_every, group, recompute_stale):
@@ -180,6 +181,7 @@ def train(config_file, dataset, device, mapping_rule, regularised, standard_weig
 @click.option("--recompute-stale", is_flag=True,
               help="Replace a --out record of another memnp numerics version or kernel backend (or of a "
                    "memnp that recorded neither), which otherwise stops the command before it computes.")
+@backend_option
 def infer(weights_file, config_file, device, mapping_rule, repeats, sampling, dataset, test_examples, data_dir,
           seed, out, recompute_stale):
     """Evaluate trained weights under one inference setup: accuracy, loss and power per repeat.

@@ -90,6 +90,11 @@ class Member:
         self._order = self.rng["shuffle"].permutation(self.examples)
         self._sums = [0.0, 0.0]
 
+    @property
+    def order(self):
+        """This epoch's data order (N,) (from :meth:`start_epoch`)."""
+        return self._order
+
     def batch(self, begin):
         """(xb, yb) of the batch starting at ``begin`` in this epoch's order (augmented from the
         augment stream)."""

@@ -45,6 +45,7 @@ import numpy as np
 
 from .configs import Inference
 from .datasource import to_float
+from .device_train import device_pass
 from .members import TRAINING_STREAMS, Member  # noqa: F401 (TRAINING_STREAMS: the streams' names)
 from .passes import (EvalTask, collect, evaluate, evaluate_many, has_wires,  # noqa: F401
                      read_seed, repeat_source, repeats, stage_structure)
@@ -154,7 +155,8 @@ def train_group(trainings, data, seed_sequences, on_epoch=None, checkpoints=None
     Each member's steps run as one :class:`memnp.nn.Ensemble` step of the members training in that
     epoch (a lone member steps its own Sequential); every draw comes from the member's own streams,
     in the order it has alone. A member's ``seconds`` (per epoch and in all) are its share (1/K) of
-    the pass's wall-clock time.
+    the pass's wall-clock time. With the cuda backend, networks the GPU trainer supports train,
+    validate and test on the device (:mod:`memnp.experiments.device_train`; the same records).
     """
     trainings = list(trainings)
     k = len(trainings)
@@ -183,6 +185,8 @@ def train_group(trainings, data, seed_sequences, on_epoch=None, checkpoints=None
     last_save = time.perf_counter()
     epochs = max(m.epochs for m in members)
     stepper = _Stepper()
+    device = device_pass(members, data)   # the cuda backend's device-resident pass, where it can train them
+    validate, test = (_validate, _test) if device is None else (device.validate, device.test)
     for epoch in range(min(m.done for m in members) + 1, epochs + 1):
         epoch_start = time.perf_counter()
         active = [m for m in members if m.done < epoch <= m.epochs]
@@ -190,26 +194,22 @@ def train_group(trainings, data, seed_sequences, on_epoch=None, checkpoints=None
             continue
         for member in active:
             member.start_epoch()
-        for begin in range(0, active[0].examples, active[0].batch_size):
-            batches = [m.batch(begin) for m in active]
-            try:
-                losses, accuracies = stepper.step(active, batches)
-            except ValueError:   # the layers' input checks refuse what non-finite weights give
-                for member in active:
-                    _check_finite(member.model, None, epoch, member.training)
-                raise
-            for member, loss, acc, (_, yb) in zip(active, losses, accuracies, batches):
-                _check_finite(member.model, float(loss), epoch, member.training, parameters=False)
-                member.add(loss, acc, len(yb))
+        if device is not None:
+            device.train_epoch(active, epoch)
+        else:
+            _host_epoch(active, epoch, stepper)
         for member in active:
-            _check_finite(member.model, None, epoch, member.training)
+            if device is None:   # the device pass checks its weights as they come back (DevicePass.host)
+                _check_finite(member.model, None, epoch, member.training)
             member.end_epoch(epoch)
-        _validate(active, epoch, limit)
-        _test(active, epoch, limit)
+        validate(active, epoch, limit)
+        test(active, epoch, limit)
         share = (time.perf_counter() - epoch_start) / len(active)
         for member in active:
             member.history["seconds"].append(share)
         if every is not None and time.perf_counter() - last_save >= every:
+            if device is not None:
+                device.host()
             spent = (time.perf_counter() - start) / k
             for member, checkpoint in zip(members, checkpoints):
                 if checkpoint is not None and member in active and epoch < member.epochs:
@@ -217,8 +217,25 @@ def train_group(trainings, data, seed_sequences, on_epoch=None, checkpoints=None
             last_save = time.perf_counter()
         if on_epoch is not None:
             on_epoch(epoch, epochs)
+    if device is not None:
+        device.host()
     spent = (time.perf_counter() - start) / k
     return [member.result(spent) for member in members]
+
+
+def _host_epoch(active, epoch, stepper):
+    """The steps of one epoch of ``active`` on the host (each member after ``start_epoch``)."""
+    for begin in range(0, active[0].examples, active[0].batch_size):
+        batches = [m.batch(begin) for m in active]
+        try:
+            losses, accuracies = stepper.step(active, batches)
+        except ValueError:   # the layers' input checks refuse what non-finite weights give
+            for member in active:
+                _check_finite(member.model, None, epoch, member.training)
+            raise
+        for member, loss, acc, (_, yb) in zip(active, losses, accuracies, batches):
+            _check_finite(member.model, float(loss), epoch, member.training, parameters=False)
+            member.add(loss, acc, len(yb))
 
 
 def _check_finite(model, loss, epoch, training, parameters=True):

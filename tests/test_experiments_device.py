@@ -1,0 +1,369 @@
+"""The cuda backend's training pass (memnp.experiments.device_train, memnp.nn.device_eval,
+memnp.kernels.cuda_eval) against the cpu backend's, under Numba's CUDA simulator (conftest) on
+small shapes: protocol.train_group of PF MLPs (a 20-6-10 network stands in for the paper's MLP)
+with memristive validation and a test stage, and the CLI's --backend.
+"""
+import numpy as np
+import pytest
+
+pytest.importorskip("numba_cuda", reason="numba-cuda is not installed (pip install 'memnp[cuda]')")
+numba_cuda_api = pytest.importorskip("numba.cuda")
+
+from memnp.crossbar import Stage  # noqa: E402
+from memnp.experiments import Training, protocol  # noqa: E402
+from memnp.experiments.configs import DataSpec  # noqa: E402
+from memnp.kernels import reference  # noqa: E402
+from memnp.nn import SGD, Flatten, MemristiveDense, Sequential, Sigmoid, Softmax  # noqa: E402
+
+try:
+    from memnp.kernels import cuda_eval, cuda_step as ks
+    from memnp.nn import device_eval
+except ImportError as exc:  # pragma: no cover - numba-cuda present but broken
+    pytest.skip(f"memnp.nn.device_eval cannot be imported: {exc}", allow_module_level=True)
+
+if not ks.SIMULATOR and not numba_cuda_api.is_available():
+    pytest.skip("NUMBA_ENABLE_CUDASIM=0 and no usable CUDA GPU", allow_module_level=True)
+
+from test_nn_device import Copies  # noqa: E402  (the copy counter)
+
+cuda = numba_cuda_api
+G_OFF, G_ON, K_V = 5.24841e-7, 2.6242e-6, 0.5
+
+
+def pf_stage(intercept_c=-0.250595):
+    return Stage.from_dict(dict(G_off=G_OFF, G_on=G_ON, k_V=K_V, nonidealities=[dict(
+        type="IVNonlinearityPF", k_V=K_V, slopes=[-1.03023, -0.0901078], intercepts=[intercept_c, -37.1186],
+        covariance=[[0.03208284, 0.09272695], [0.09272695, 0.32510818]])]))
+
+
+def small_mlp(dtype, hidden=6):
+    """A build_model stand-in: Flatten (4, 5) -> 20 -> hidden -> 10, double weights on the stage."""
+    def build(family, weights, stage, rng, learning_rate=0.01, l1=0.0):
+        layers = [Flatten(dtype=dtype), MemristiveDense(20, hidden, weights, dtype), Sigmoid(dtype=dtype),
+                  MemristiveDense(hidden, 10, weights, dtype), Softmax(dtype=dtype)]
+        return Sequential(layers, input_shape=(4, 5), stage=stage, optimizer=SGD(lr=learning_rate),
+                          l1=l1).initialize(rng)
+    return build
+
+
+def data(n_train=16, n_val=8, n_test=8, seed=7):
+    """{split: (uint8 images (n, 4, 5) with MNIST-like zeros, labels)}."""
+    rng = np.random.default_rng(seed)
+    out = {}
+    for split, n in (("train", n_train), ("validation", n_val), ("test", n_test)):
+        images = (rng.integers(0, 256, (n, 4, 5)) * (rng.random((n, 4, 5)) < 0.5)).astype(np.uint8)
+        images[:, 0, 3] = 0       # a row no example drives
+        out[split] = (images, rng.integers(0, 10, n).astype(np.uint8))
+    return out
+
+
+def trainings(n_train=16, members=2, epochs=2):
+    """PF trainings with memristive validation (2 repeats) and a PF test stage (2 repeats) after
+    every epoch; they differ in learning rate and L1."""
+    options = [dict(learning_rate=0.5, regularised=True, l1=1e-3), dict(learning_rate=0.2),
+               dict(learning_rate=0.05, regularised=True)]
+    return [Training(data=DataSpec(name="mnist", train=n_train), stage=pf_stage(), epochs=epochs, batch_size=8,
+                     validation_every=1, validation_repeats=2, test_stages=(pf_stage(-0.3),), test_every=1,
+                     test_repeats=2, test_batch_size=8, **options[k]) for k in range(members)]
+
+
+def run(monkeypatch, backend, dtype, configs, splits, checkpoints=None, on_epoch=None):
+    monkeypatch.setenv("MEMNP_BACKEND", backend)
+    monkeypatch.setattr(protocol, "build_model", small_mlp(dtype))
+    seqs = [np.random.SeedSequence(100 + k) for k in range(len(configs))]
+    return protocol.train_group(configs, splits, seqs, checkpoints=checkpoints, on_epoch=on_epoch)
+
+
+def numbers(record):
+    """Every number of a record that the backends must agree on, flattened."""
+    h, v = record["history"], record["validation"]
+    values = [h["loss"], h["accuracy"], np.ravel(v["loss"]), np.ravel(v["accuracy"])]
+    for test in record["test"]:
+        values += [np.ravel(test["loss"]), np.ravel(test["accuracy"]), np.ravel(test["power"])]
+    return np.concatenate([np.asarray(x, dtype=np.float64) for x in values])
+
+
+def relative(a, b):
+    """The largest elementwise relative difference."""
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    return float(np.max(np.abs(a - b) / np.maximum(np.abs(b), 1e-300)))
+
+
+def relative_to_max(a, b):
+    """max |a - b| / max |b| (weights: some are 0 after the non-negative projection)."""
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    return float(np.max(np.abs(a - b)) / max(np.max(np.abs(b)), 1e-300))
+
+
+def compare(got, want, tolerance):
+    for (rec_g, w_g), (rec_w, w_w) in zip(got, want):
+        assert rec_g["history"]["epoch"] == rec_w["history"]["epoch"]
+        assert rec_g["checkpoint"]["epoch"] == rec_w["checkpoint"]["epoch"]
+        assert relative(numbers(rec_g), numbers(rec_w)) <= tolerance
+        for key in w_w:
+            if key.startswith("layer"):
+                assert relative_to_max(w_g[key], w_w[key]) <= tolerance, key
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("dtype, tolerance", [("float64", 1e-10), ("float32", 1e-4)])
+def test_a_cuda_group_gives_the_cpu_records(monkeypatch, dtype, tolerance):
+    """Two PF members, two epochs of 16 examples in batches of 8, validation and test passes
+    after each: histories, validation, tests (loss, accuracy, power) and the kept weights equal
+    the cpu backend's (float64 to 1e-10, float32 to 1e-4)."""
+    splits = data()
+    want = run(monkeypatch, "cpu", dtype, trainings(), splits)
+    got = run(monkeypatch, "cuda", dtype, trainings(), splits)
+    compare(got, want, tolerance)
+    assert all(0 < p < 1 for rec, _ in got for p in np.ravel(rec["test"][0]["power"]))
+
+
+def case_e():
+    """bench/epoch.py's case e in small arrays: D2D, stuck devices, drift, read noise, DAC, PF,
+    ADC and Tiles of 8 x 6."""
+    stage = pf_stage().to_dict()
+    items = [dict(type="D2DLognormal", G_off=G_OFF, G_on=G_ON, R_on_log_std=0.25, R_off_log_std=0.25),
+             stage["nonidealities"][0], dict(type="StuckAtGOff", G_off=G_OFF, p=0.02),
+             dict(type="Drift", nu_mean=0.01, nu_std=0.005, t=86400.0), dict(type="ReadNoise", sigma_rel=0.05),
+             dict(type="DAC", bits=6), dict(type="ADC", bits=6, full_scale="worst-case"),
+             dict(type="Tiles", rows=8, cols=6)]
+    return Stage(G_OFF, G_ON, K_V, tuple(items))
+
+
+@pytest.mark.slow
+def test_a_combined_stage_group_gives_the_cpu_records(monkeypatch):
+    """Where DeviceTrainer trains the combined stage: training and validation on the device, the
+    PF test stage too and the combined one on the host; the cpu backend's records (float64)."""
+    import dataclasses
+    from memnp.nn.device import DeviceTrainer
+    stage = case_e()
+    if not DeviceTrainer.supports(small_mlp("float64")("mnist", "double", stage, np.random.default_rng(0)))[0]:
+        pytest.skip("DeviceTrainer does not train the combined stage on this branch")
+    splits = data(n_val=4, n_test=4)
+    configs = [dataclasses.replace(c, stage=stage, test_stages=(pf_stage(-0.3), stage))
+               for c in trainings(members=2, epochs=1)]
+    want = run(monkeypatch, "cpu", "float64", configs, splits)
+    got = run(monkeypatch, "cuda", "float64", configs, splits)
+    compare(got, want, 1e-10)
+
+
+@pytest.mark.slow
+def test_copies_over_an_epoch_do_not_grow_with_the_steps(monkeypatch):
+    """An epoch of two members with validation (2 rounds) and a test stage: the same host<->device
+    copies for 1 and 3 steps."""
+    counts = []
+    for n_train in (8, 24):
+        splits = data(n_train=n_train, n_val=4, n_test=4)
+        copies = Copies(monkeypatch)
+        run(monkeypatch, "cuda", "float32", trainings(n_train, epochs=1), splits)
+        counts.append((copies.to_device, copies.to_host))
+        monkeypatch.undo()
+    # In, once per pass: the trainers' constants and weights (the training trainer's and two
+    # evaluation trainers'), the training set (images, labels, pixel table), the evaluator's table,
+    # the validation and test sets; per epoch: the states with the order of the epoch, of 2
+    # validation rounds and of one test call (25 on main). Out: the epoch record, 3 evaluation
+    # records and the test's powers, the weights after validation (2 layers).
+    assert counts[0] == counts[1]
+    assert counts[0][1] == 1 + 3 + 1 + 2
+
+
+def test_host_test_stages_run_beside_the_device_pass(monkeypatch):
+    """A test stage the device cannot read (an ideal one; the PF one on the device) runs on the
+    host from the synced weights: the same records as the cpu backend (float64, 1e-10)."""
+    import dataclasses
+    splits = data(n_val=4, n_test=4)
+    configs = [dataclasses.replace(trainings(members=1, epochs=1)[0],
+                                   test_stages=(pf_stage(-0.3), Stage(G_OFF, G_ON, K_V, ())))]
+    want = run(monkeypatch, "cpu", "float64", configs, splits)
+    got = run(monkeypatch, "cuda", "float64", configs, splits)
+    compare(got, want, 1e-10)
+    assert [len(test["power"][0]) for test in got[0][0]["test"]] == [2, 2]
+
+
+class Killed(Exception):
+    pass
+
+
+@pytest.mark.slow
+def test_a_killed_cuda_run_resumes_from_its_checkpoint(monkeypatch, tmp_path):
+    """A cuda run killed after epoch 1 (its checkpoint saved from the synced device weights)
+    resumes on the device (the weights uploaded again) to the uninterrupted run's numbers."""
+    from memnp.experiments.checkpoint import TrainingCheckpoint
+    splits = data(n_val=4, n_test=4)
+    configs = trainings(members=1)
+    whole = run(monkeypatch, "cuda", "float64", configs, splits)
+
+    def kill(epoch, epochs):
+        if epoch == 1:
+            raise Killed
+    checkpoint = TrainingCheckpoint(tmp_path, "job", every_seconds=0)
+    with pytest.raises(Killed):
+        run(monkeypatch, "cuda", "float64", configs, splits, checkpoints=[checkpoint], on_epoch=kill)
+    assert checkpoint.load().epoch == 1
+    resumed = run(monkeypatch, "cuda", "float64", configs, splits, checkpoints=[checkpoint])
+    assert resumed[0][0]["resumed_from_epoch"] == 1
+    compare(resumed, whole, 1e-14)
+
+
+def test_device_evaluation_equals_sequential_evaluate():
+    """DeviceEvaluator: three passes (two members, one twice under another PF stage) give
+    Sequential.evaluate's loss, accuracy and power (float64, 1e-12), and the Generators end where
+    the CPU's do."""
+    stage = pf_stage()
+    build = small_mlp("float64")
+    models = [build("mnist", "double", stage, np.random.default_rng(k), 0.1, l1) for k, l1 in ((1, 1e-3), (2, 0.0))]
+    for model in models:
+        model.backend = "cpu"
+    splits = data(n_val=13)
+    images, labels = splits["validation"]
+    trainer = device_eval.PixelTrainer(models, batch_size=8)
+    evaluator = device_eval.DeviceEvaluator.of(trainer)
+    on_device = evaluator.upload(images, labels)
+    other = pf_stage(-0.3)
+    tasks = [(0, stage, 3), (1, other, 4), (0, other, 5)]
+    rngs = [np.random.default_rng(seed) for _, _, seed in tasks]
+    got = evaluator.evaluate(trainer.D, [device_eval.EvalMember(k, s, r, models[k].l1, power=True)
+                                         for (k, s, _), r in zip(tasks, rngs)], on_device, 5)
+    x = images.astype(np.float32) / np.float32(255)
+    for (k, s, seed), result, rng in zip(tasks, got, rngs):
+        cpu_rng = np.random.default_rng(seed)
+        want = models[k].evaluate(x, labels, rng=cpu_rng, stage=s, batch_size=5, power=True)
+        for name in ("loss", "accuracy", "power"):
+            assert abs(result[name] - want[name]) <= 1e-12 * abs(want[name]), name
+        assert rng.bit_generator.state == cpu_rng.bit_generator.state
+
+
+def test_power_kernel_equals_the_reference():
+    """power_terms + power_sum: reference.pf_power of each member's driven rows (float64)."""
+    rng = np.random.default_rng(4)
+    K, p, m, c = 2, 5, 7, 6
+    x = rng.random((K, p, m - 1)) * (rng.random((K, p, m - 1)) < 0.6)
+    x[:, :, 2] = 0.0
+    rank = np.where((x != 0).any(axis=1), 0, -1)
+    rank = np.concatenate([rank, np.zeros((K, 1), dtype=rank.dtype)], axis=1).astype(np.int64)
+    cc, d = rng.random((K, m, c)) * 1e-6, rng.random((K, m, c)) * 1e-10 + 1e-11
+    from memnp.kernels.physics import A2_B
+    KK = A2_B / d
+    P = np.zeros((K, ks.N_PARAMS + 1))
+    P[:, ks.K_V] = K_V
+    kern = cuda_eval.kernels(np.float64)
+    terms = cuda.device_array((K, p, c), dtype=np.float64)
+    record = cuda.to_device(np.zeros((K, 3)))
+    kern["power_terms"][ks.grid(K * p * c)](cuda.to_device(x), p, cuda.to_device(rank), cuda.to_device(cc),
+                                            cuda.to_device(KK), cuda.to_device(P), terms)
+    kern["power_sum"][K, ks.RT](terms, p, record, 1, False)
+    kern["power_sum"][K, ks.RT](terms, p, record, 2, False)
+    kern["power_sum"][K, ks.RT](terms, p, record, 2, True)      # a second layer's power adds
+    got = record.copy_to_host()
+    for k in range(K):
+        driven = rank[k] >= 0
+        V = np.concatenate([K_V * x[k], np.full((p, 1), K_V)], axis=1)[:, driven]
+        want = reference.pf_power(V, cc[k][driven], d[k][driven])
+        assert abs(got[k, 1] - want) <= 1e-12 * want
+        assert abs(got[k, 2] - 2 * want) <= 1e-12 * want
+
+
+def test_pixels_are_the_experiments_inputs():
+    from memnp.experiments.datasource import to_float
+    levels = np.arange(256, dtype=np.uint8)
+    np.testing.assert_array_equal(cuda_eval.pixels(), to_float(levels))
+
+
+def test_unsupported_members_take_the_host_path(monkeypatch):
+    """An ideal training (standard weights) or a stage with another nonideality: no device pass."""
+    from memnp.experiments import device_train
+    from memnp.experiments.members import Member
+    monkeypatch.setenv("MEMNP_BACKEND", "cuda")
+    monkeypatch.setattr(protocol, "build_model", small_mlp("float32"))
+    splits = data()
+    pf = Member(trainings(members=1)[0], splits, np.random.SeedSequence(1))
+    assert device_train.device_pass([pf], [splits]) is not None
+    ideal = Training(data=DataSpec(name="mnist"), stage=Stage(G_OFF, G_ON, K_V, ()), batch_size=8)
+    member = Member(ideal, splits, np.random.SeedSequence(1))
+    assert device_train.unsupported([member], [splits]).startswith("trainings[0]: ")
+    assert device_train.device_pass([member], [splits]) is None
+    monkeypatch.setenv("MEMNP_BACKEND", "cpu")
+    assert device_train.device_pass([pf], [splits]) is None
+
+
+# -- the CLI's --backend --------------------------------------------------------------------------
+def invoke(*args):
+    """``memnp ARGS`` in-process, MEMNP_BACKEND unset during the call and restored after it."""
+    from click.testing import CliRunner
+    from memnp.cli import cli
+    return CliRunner(env={"MEMNP_BACKEND": None}).invoke(cli, [str(a) for a in args], catch_exceptions=False)
+
+
+def test_train_backend_cuda_trains_on_the_device(monkeypatch, tmp_path):
+    """train --backend cuda (simulator, the paper's MLP on 8 examples, one epoch): the device pass
+    trains it, and training.json says backend cuda."""
+    import json
+    from memnp.experiments import device_train
+    epochs = []
+    original = device_train.DevicePass.train_epoch
+
+    def spy(self, active, epoch):
+        epochs.append(epoch)
+        return original(self, active, epoch)
+    monkeypatch.setattr(device_train.DevicePass, "train_epoch", spy)
+    result = invoke("train", "--backend", "cuda", "--device", "siox-high", "--epochs", 1, "--examples", 8, 8, 8,
+                    "--validation-repeats", 1, "--checkpoint-every", 0, "--out", tmp_path / "net")
+    assert result.exit_code == 0, result.output
+    record = json.loads((tmp_path / "net" / "training.json").read_text())
+    assert record["backend"] == "cuda" and epochs == [1]
+    assert len(record["validation"]["accuracy"]) == 1
+
+
+@pytest.mark.parametrize("command", ["train", "infer", "reproduce", "bench"])
+def test_an_unknown_backend_is_one_error_line(tmp_path, command):
+    from cli_helpers import one_error_line
+    extra = ["--weights", tmp_path / "w.npz"] if command == "infer" else []
+    (tmp_path / "w.npz").write_bytes(b"")
+    result = invoke(command, "--backend", "foo", *extra)
+    assert result.exit_code == 2
+    one_error_line(result, "--backend", "'foo' is not one of 'cpu', 'cuda'")
+
+
+def test_backend_cuda_without_a_gpu_is_one_error_line(tmp_path):
+    """Outside the simulator and without a GPU: exit status 2 and one error line, nothing written."""
+    from test_cli_install import _python
+    env = {"NUMBA_ENABLE_CUDASIM": "0", "MEMNP_BACKEND": "cpu"}
+    probe = _python("-c", "from numba import cuda; print(cuda.is_available())", env=env)
+    if probe.stdout.strip() == "True":
+        pytest.skip("a CUDA GPU is present")
+    (tmp_path / "w.npz").write_bytes(b"")
+    for command in (["train"], ["reproduce", "--preset", "tiny"], ["infer", "--weights", tmp_path / "w.npz"],
+                    ["bench", "epoch"]):
+        out = [] if command[0] == "bench" else ["--out", tmp_path / "out"]
+        result = _python("-m", "memnp", command[0], "--backend", "cuda", *map(str, command[1:] + out), env=env)
+        assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+        errors = [line for line in result.stderr.splitlines() if line.startswith("Error:")]
+        assert errors == [result.stderr.strip().splitlines()[-1]], result.stderr
+        assert errors[0].startswith("Error: the cuda backend found no usable CUDA GPU")
+    assert not (tmp_path / "out").exists()
+
+
+def test_reproduce_and_bench_pass_the_backend_on(monkeypatch, tmp_path):
+    """--backend reaches the runner (and so its worker processes and stamps) and the benchmark
+    processes as MEMNP_BACKEND."""
+    import os
+    import subprocess
+    from memnp import numerics
+    from memnp.experiments import runner
+    seen, before = {}, os.environ.get("MEMNP_BACKEND")
+
+    def fake_reproduce(*args, **kwargs):
+        seen["reproduce"] = (os.environ.get("MEMNP_BACKEND"), numerics.current().backend)
+        raise ValueError("stop here")
+    monkeypatch.setattr(runner, "reproduce", fake_reproduce)
+    result = invoke("reproduce", "--backend", "cuda", "--preset", "tiny", "--out", tmp_path / "r", "--no-figures")
+    assert seen["reproduce"] == ("cuda", "cuda") and "stop here" in result.output
+
+    def fake_call(command, *args, **kwargs):
+        seen["bench"] = os.environ.get("MEMNP_BACKEND")
+        return 0
+    monkeypatch.setattr(subprocess, "call", fake_call)
+    result = invoke("bench", "--backend", "cuda", "epoch")
+    assert result.exit_code == 0, result.output
+    assert seen["bench"] == "cuda"
+    assert os.environ.get("MEMNP_BACKEND") == before   # invoke() restores the variable
