@@ -233,6 +233,40 @@ def test_device_evaluation_equals_sequential_evaluate():
         assert rng.bit_generator.state == cpu_rng.bit_generator.state
 
 
+def test_infer_on_the_device_gives_the_cpu_repeats(monkeypatch):
+    """protocol.infer with the cuda backend runs a PF inference setup's repeats on the device
+    (device_train.infer_repeats), with the cpu backend's numbers (float64, 1e-10), whatever stage
+    the network was trained under; chip sampling stays on the host."""
+    from memnp.experiments import Inference, device_train
+    model = small_mlp("float64")("mnist", "double", None, np.random.default_rng(3), 0.1, 1e-3)   # trained ideal
+    weights = protocol.model_arrays(model, None)
+    images, labels = data(n_test=7)["test"]
+    setup = Inference(stage=pf_stage(-0.3), repeats=2, batch_size=4, test_examples=6)
+    ran = []
+    real = device_train.infer_repeats
+
+    def spy(*args):
+        out = real(*args)
+        ran.append(out is not None)
+        return out
+    monkeypatch.setattr(protocol, "infer_repeats", spy)
+    reported = []
+    monkeypatch.setenv("MEMNP_BACKEND", "cuda")
+    got = protocol.infer(weights, setup, (images, labels), np.random.SeedSequence(42),
+                         on_repeat=lambda i, r, res: reported.append(i))
+    monkeypatch.setenv("MEMNP_BACKEND", "cpu")
+    want = protocol.infer(weights, setup, (images, labels), np.random.SeedSequence(42))
+    assert ran == [True, False] and reported == [1, 2]
+    for name in ("accuracy", "loss", "power"):
+        assert len(got[name]) == 2
+        assert np.allclose(got[name], want[name], rtol=1e-10, atol=0), name
+    assert len(set(want["loss"])) == 2     # two different repeats
+    monkeypatch.setenv("MEMNP_BACKEND", "cuda")
+    chip = Inference(stage=pf_stage(-0.3), repeats=1, batch_size=4, test_examples=6, sampling="chip")
+    protocol.infer(weights, chip, (images, labels), np.random.SeedSequence(42))
+    assert ran[-1] is False
+
+
 def test_power_kernel_equals_the_reference():
     """power_terms + power_sum: reference.pf_power of each member's driven rows (float64)."""
     rng = np.random.default_rng(4)

@@ -182,3 +182,36 @@ class DevicePass:
         for member, plan in plans:
             if plan:
                 member.keep_tests(epoch, [collect(slots[(id(member), number)]) for number in range(len(plan))])
+
+
+def infer_repeats(model, inference, images, labels, seed_sequences):
+    """:func:`memnp.experiments.protocol.infer`'s repeats on the GPU: {"accuracy", "loss",
+    "power": one value per SeedSequence}, as :func:`memnp.experiments.passes.repeats` gives them,
+    or None where they run on the host (the backend is not cuda; chip sampling; a stage the
+    device's power kernels do not model, :func:`memnp.nn.device_eval.stage_supported`; a network
+    :class:`memnp.nn.device.DeviceTrainer` cannot hold).
+
+    model: the trained network (its own training stage does not matter: it is read under the
+    inference stage); images (N, ...) uint8 and labels (N,): the test examples, uploaded once; each
+    repeat draws from ``default_rng(seed_sequence)`` what ``Sequential.evaluate`` draws."""
+    from ..kernels.backend import backend_name
+    if backend_name() != "cuda" or inference.sampling != "batch" or not seed_sequences:
+        return None
+    from ..nn.device import DeviceTrainer
+    from ..nn.device_eval import DeviceEvaluator, EvalMember, PixelTrainer, stage_supported
+    if stage_supported(inference.stage, power=True) is not None:
+        return None
+    own = model.stage
+    model.stage = inference.stage     # the trainer holds the weights; the passes read them under this stage
+    try:
+        ok, _ = DeviceTrainer.supports(model)
+        if not ok:
+            return None
+        trainer = PixelTrainer([model], batch_size=inference.batch_size)
+    finally:
+        model.stage = own
+    evaluator = DeviceEvaluator.of(trainer)
+    data = evaluator.upload(images, labels)
+    members = [EvalMember(0, inference.stage, np.random.default_rng(seq), model.l1, power=True)
+               for seq in seed_sequences]
+    return collect(evaluator.evaluate(trainer.D, members, data, inference.batch_size))

@@ -45,7 +45,7 @@ import numpy as np
 
 from .configs import Inference
 from .datasource import to_float
-from .device_train import device_pass
+from .device_train import device_pass, infer_repeats
 from .members import TRAINING_STREAMS, Member  # noqa: F401 (TRAINING_STREAMS: the streams' names)
 from .passes import (EvalTask, collect, evaluate, evaluate_many, has_wires,  # noqa: F401
                      read_seed, repeat_source, repeats, stage_structure)
@@ -354,7 +354,9 @@ def infer(weights, inference, test_data, seed_sequence, limit=1, on_repeat=None)
     config. test_data: (images uint8, labels). seed_sequence: the job's SeedSequence.
     limit: the largest number of repeats run as one ensemble pass (copies of the network, each
     repeat with its own Generator; 1: one by one; the numbers do not depend on it). on_repeat:
-    optional callback(repeat (from 1), repeats, that repeat's result dict) as repeats finish.
+    optional callback(repeat (from 1), repeats, that repeat's result dict) as repeats finish. With
+    the cuda backend the repeats of a network and stage the GPU passes support run there
+    (:func:`memnp.experiments.device_train.infer_repeats`), all at once.
     Returns a JSON-ready record {"accuracy", "loss", "power": R values each, "n_synapses", "seconds"}
     (and "wire_power": R values when the stage has line resistance).
     """
@@ -365,7 +367,12 @@ def infer(weights, inference, test_data, seed_sequence, limit=1, on_repeat=None)
     n = inference.test_examples
     x, y = to_float(test_data[0][:n]), test_data[1][:n]
     seqs = seed_sequence.spawn(inference.repeats)
-    if on_repeat is None:
+    result = infer_repeats(model, inference, test_data[0][:n], y, seqs)   # None unless on the GPU
+    if result is not None:
+        if on_repeat is not None:
+            for i in range(len(seqs)):
+                on_repeat(i + 1, len(seqs), {name: values[i] for name, values in result.items()})
+    elif on_repeat is None:
         result = repeats(model, x, y, inference, seqs, limit)
     else:   # in ensembles of at most ``limit`` repeats, reporting each as its ensemble ends
         parts = []
