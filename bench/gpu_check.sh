@@ -2,7 +2,8 @@
 # GPU check of issue 17 ("Training on the GPU") in ONE run of at most 8 minutes, for a machine
 # with an NVIDIA GPU: the CUDA tests on the device (not the simulator), the kernel benchmark (PF
 # forward + VJP at 8192 x 785 x 50 float32, target <= 4.0 ms), device-resident training epochs
-# (bench/device_epoch.py: case c at K = 1 and 32, case e at K = 32), the GPU random numbers, and the MNIST training-epoch
+# (bench/device_epoch.py: case c at K = 1 and 32, case e at K = 32), `reproduce --preset default
+# --backend cuda` (target <= 45 s), the GPU random numbers, and the MNIST training-epoch
 # benchmark with the cuda backend; then one table (what, measured, target)
 # printed and written to $OUT/gpu_check.json (bench/gpu_table.py). Logs go to $OUT too
 # (default /tmp/memnp-gpu-out). Run from anywhere: bash bench/gpu_check.sh
@@ -105,6 +106,11 @@ step tests_device 120 tests_device.log "$py" -m pytest -q -ra -p no:cacheprovide
     tests/test_nn_device.py tests/test_nn_device_stage.py
 step tests_circuit 120 tests_circuit.log "$py" -m pytest -q -ra -p no:cacheprovider \
     tests/test_circuit*cuda*.py
+
+# 3b. The default reproduction on the GPU (target <= 45 s wall; the figures are not drawn): the
+#     table reads this step's seconds.
+step reproduce 150 reproduce.log "$py" run.py reproduce --preset default --backend cuda --no-figures \
+    --out "$OUT/reproduce"
 
 # 4. GPU random numbers against the CPU's.
 step random 40 random.log "$py" bench/cuda_random.py --out "$OUT/random.json"

@@ -8,6 +8,7 @@ Reads what gpu_check.sh left in its output folder OUT:
   epoch_<case>.json    bench/epoch.py --backend cuda, one case per file
   device_epoch.json    bench/device_epoch.py (device-resident training, case c, K members per launch)
   device_epoch_e.json  the same for case e (the combined stage)
+  (the reproduce step's seconds in steps.tsv: `reproduce --preset default --backend cuda`)
 and prints one table (what, measured, target, met) and writes it to OUT/gpu_check.json
 (atomically). A missing or broken input gives a row saying so, never a traceback.
 
@@ -201,11 +202,27 @@ def device_rows(out, steps):
     return rows
 
 
+#: `reproduce --preset default --backend cuda` (figures not drawn): wall-time target in s.
+REPRODUCE_TARGET_S = 45
+
+
+def reproduce_rows(out, steps):
+    """The default reproduction's wall time on the GPU (the step's seconds, whole seconds)."""
+    what = "reproduce --preset default --backend cuda, no figures (s wall)"
+    target = f"<= {REPRODUCE_TARGET_S} s"
+    note = step_note(steps, "reproduce")
+    if "reproduce" not in steps or note:
+        return [dict(what=what, measured="not measured", target=target, met=False, note=note)]
+    seconds = int(steps["reproduce"][1])
+    return [dict(what=what, measured=str(seconds), target=target, met=seconds <= REPRODUCE_TARGET_S,
+                 note="the step's wall time, Python start-up and the results' writing included")]
+
+
 def build(out):
     out = Path(out)
     steps = read_steps(out)
     rows = pytest_rows(out, steps) + kernel_rows(out, steps) + device_rows(out, steps) \
-        + random_rows(out, steps) + epoch_rows(out, steps)
+        + reproduce_rows(out, steps) + random_rows(out, steps) + epoch_rows(out, steps)
     return {"benchmark": "gpu_check", "steps": {k: {"status": v[0], "seconds": v[1]}
                                                 for k, v in steps.items()},
             "rows": rows}

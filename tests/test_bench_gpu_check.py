@@ -30,7 +30,7 @@ def fake_out(tmp_path, forward_s=0.0011, vjp_s=0.0024):
     (out / "steps.tsv").write_text("env\t0\t3\nkernels\t0\t40\ntests_kernels\t1\t110\n"
                                    "tests_circuit\t124\t120\nrandom\t0\t12\n"
                                    "epoch_a\t0\t30\nepoch_b\t124\t90\nepoch_c\t0\t60\n"
-                                   "epoch_d\tskipped\t0\n")
+                                   "epoch_d\tskipped\t0\nreproduce\t0\t52\n")
     (out / "tests_kernels.log").write_text("....F.s\nFAILED tests/test_x.py::test_y\n"
                                            "1 failed, 57 passed, 2 skipped in 99.1s\n")
     (out / "tests_circuit.log").write_text("....\n")  # killed before its summary
@@ -88,6 +88,8 @@ def test_table_from_fake_logs(tmp_path):
     assert many["note"].startswith("0.0375 s per network-epoch") and one["note"].endswith("step did not run")
     combined = rows["device-resident epoch case e, K = 32"]
     assert (combined["measured"], combined["target"], combined["met"]) == ("2.250", "<= 2.5 s", True)
+    again = rows["reproduce --preset default --backend cuda, no figures"]
+    assert (again["measured"], again["target"], again["met"]) == ("52", "<= 45 s", False)
     device_tests = next(r for r in record["rows"] if "test_nn_device" in r["what"])
     assert device_tests["measured"] == "no pytest summary" and device_tests["note"] == "step did not run"
 
