@@ -23,7 +23,6 @@ the row-packed arrays (R, n) (G, G'', c, d_eps, the draws flat (R n,)), and its 
 block V[p offsets[k]:p offsets[k+1]] (p, r_k) of the voltage-packed V (p R,) in volts; currents I
 (K, p, n) in A; conductances in S; c in A/V, d_eps in F/m.
 """
-import types
 from dataclasses import dataclass
 
 import numba
@@ -31,8 +30,8 @@ import numpy as np
 from numba import njit, prange
 
 from . import conductance_chain, periphery, stage_draws
-from .cpu import _PRANGE_ONLY
 from .cpu_auto import serial_below
+from .ensemble_fused import _compiled
 from .ensemble_pf import _backward_buffers, _backward_prep, _backward_task, _cast_member, _forward_prep, _forward_task
 from .fastexp import wide_vectors
 from .pf_devices import _parameters_vjp
@@ -217,17 +216,7 @@ def _backward_body(grad_I, G, Vq, c, d_eps, G_read, offsets, is_sparse, skip, ne
                            grad_d_eps, grad_Gr, grad_G)
 
 
-def _compiled(body, parallel):
-    """``body`` compiled parallel or serial, each under its own qualified name (Numba's disk
-    cache is keyed by the name, not the options; see memnp.kernels.ensemble_fused._compiled)."""
-    suffix = "_parallel" if parallel else "_serial"
-    twin = types.FunctionType(body.__code__, body.__globals__, body.__name__ + suffix, body.__defaults__,
-                              body.__closure__)
-    twin.__qualname__ = body.__qualname__ + suffix
-    options = {"parallel": _PRANGE_ONLY} if parallel else {}
-    return njit(error_model="numpy", cache=True, **options)(twin)
-
-
+# Compiled parallel and serial, each under its own name (see ensemble_fused._compiled).
 _forward_parallel = _compiled(_forward_body, parallel=True)
 _forward_serial = _compiled(_forward_body, parallel=False)
 _backward_parallel = _compiled(_backward_body, parallel=True)
