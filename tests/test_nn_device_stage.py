@@ -33,9 +33,14 @@ cuda = numba_cuda_api
 D2D = dict(type="D2DLognormal", G_off=G_OFF, G_on=G_ON, R_on_log_std=0.25, R_off_log_std=0.25)
 
 
-def combined(stuck=0.02, dac=6, adc=6, rows=8, full_scale="worst-case", drift=True, read=True):
-    """bench/epoch.py's case e with arrays of ``rows`` rows (None: no Tiles) and 6 columns."""
-    items = [D2D, pf()]
+#: Gaussian programming noise in D2D's place: wide enough that some devices hit the floor (eps < -1.66).
+PROGRAMMING = dict(type="ProgrammingNoise", sigma_rel=0.6, sigma_abs=5e-8)
+
+
+def combined(stuck=0.02, dac=6, adc=6, rows=8, full_scale="worst-case", drift=True, read=True, programming=D2D):
+    """bench/epoch.py's case e with arrays of ``rows`` rows (None: no Tiles) and 6 columns;
+    ``programming``: the programming phase's item (D2D, or PROGRAMMING)."""
+    items = [programming, pf()]
     if stuck:
         items.append(dict(type="StuckAtGOff", G_off=G_OFF, p=stuck))
     if drift:
@@ -90,11 +95,21 @@ def test_clipping_adcs_stop_the_gradient_as_on_the_cpu():
     assert r_dev.bit_generator.state == r_cpu.bit_generator.state
 
 
-def test_case_e_float32_steps_within_1e5_and_the_same_words():
+def test_programming_noise_float64_steps_equal_the_cpu_backend():
+    """Case e with ProgrammingNoise in D2D's place (some devices on its floor), 8 steps in float64:
+    losses, accuracies and weights within 1e-12 of the cpu backend's, the same words."""
+    trainer, cpu, dev, r_cpu, r_dev = run_steps("float64", combined(programming=PROGRAMMING), 8, p=4)
+    for got, want in zip(weights(dev), weights(cpu)):
+        assert relative(got, want) <= 1e-12
+    assert r_dev.bit_generator.state == r_cpu.bit_generator.state
+
+
+@pytest.mark.parametrize("programming", [D2D, PROGRAMMING], ids=["d2d", "programming-noise"])
+def test_case_e_float32_steps_within_1e5_and_the_same_words(programming):
     """float32 (stuck uniforms from 32-bit halves of the words), per step from the same weights:
     loss and weights within 1e-5; the Generator ends in the CPU's state, the half word NumPy
     holds after the stuck draws included."""
-    stage = combined()
+    stage = combined(programming=programming)
     cpu, dev = mlp("float32", stage=stage), mlp("float32", stage=stage)
     r_cpu, r_dev = np.random.default_rng(3), np.random.default_rng(3)
     for x, y in batches(3, dtype="float32"):
@@ -189,11 +204,13 @@ def test_devices_kernel_equals_the_phases_one_by_one():
     assert state.copy_to_host()[0, 4] == rows.size * 24 * 7 // 2     # 3.5 words per device
 
 
-def test_chain_vjp_equals_the_phases_vjp():
-    """devices_vjp's conductance chain: dL/dD of case e equals k_G times the phases' NumPy VJPs
-    (conductance_chain.apply_vjp_numpy) of the PF VJP, for one layer (no ADC clipping)."""
+@pytest.mark.parametrize("programming", [D2D, PROGRAMMING], ids=["d2d", "programming-noise"])
+def test_chain_vjp_equals_the_phases_vjp(programming):
+    """devices_vjp's conductance chain: dL/dD of case e (D2D, or programming noise with devices on
+    its floor) equals k_G times the phases' NumPy VJPs (conductance_chain.apply_vjp_numpy) of the
+    PF VJP, for one layer (no ADC clipping)."""
     from memnp.kernels import pf_devices, reference
-    stage = combined(dac=0)
+    stage = combined(dac=0, programming=programming)
     model = mlp("float64", stage=stage)
     D = model.memristive_layers[1]._matrix()
     x = np.random.default_rng(8).random((8, 12))
@@ -226,6 +243,8 @@ def test_chain_vjp_equals_the_phases_vjp():
     k_G = (G_ON - G_OFF) / float(D.max())
     assert relative(gD.copy_to_host()[0], k_G * grad_G) <= 1e-12
     assert np.all(gD.copy_to_host()[0][draws["stuck"][0]] == 0)
+    if programming is PROGRAMMING:      # some devices on the noise's floor (their slope is the floor's)
+        assert np.any(G + (0.6 * G + 5e-8) * draws["programming"] <= 1e-3 * G)
 
 
 def test_unsupported_stages_name_the_nonideality():

@@ -3,8 +3,9 @@
 A device-resident step reads each layer's crossbar as the CPU's ``CrossbarPass.forward`` does for
 the rows some example drives (memnp.crossbar.pipeline's physical order): the programmed
 conductances G = k_G D + G_off (S) go through D2D variability (the D2DLognormal record of
-memnp.kernels.fused), drift, stuck devices (a fixed stuck value) and read noise, in that order
-(memnp.kernels.conductance_chain's loop), and the PF device parameters (c, d_eps) are made from
+memnp.kernels.fused) or Gaussian programming noise (ProgrammingNoise's constants, read from the
+class by memnp.nn.device_stage; its normals take D2D's words), drift, stuck devices (a fixed stuck
+value) and read noise, in that order (memnp.kernels.conductance_chain's loop), and the PF device parameters (c, d_eps) are made from
 the read conductances G''. Every phase is drawn fresh for every step (batch mode, as
 ``Sequential.train_step``).
 
@@ -40,8 +41,9 @@ from .physics import A2_B
 #: Columns of P (float64 (K, N_PARAMS)): the step's (memnp.kernels.cuda_step), then the stage's.
 G_OFF, G_ON, K_V, S_C, S_D, B_C, B_D, L00, L01, L10, L11, LR, L1 = range(13)
 (TILE_ROWS, DAC_L, DAC_INV, DAC_STEP, ADC_L, HAS_D2D, R_ON, R_OFF, SLOPE, S_ON, HAS_DRIFT, NU_MEAN, NU_STD,
- LOG_RATIO, HAS_STUCK, STUCK_P, STUCK_V, HAS_READ, SIGMA, FLOOR, HALF_WORDS) = range(13, 34)
-N_PARAMS = 34
+ LOG_RATIO, HAS_STUCK, STUCK_P, STUCK_V, HAS_READ, SIGMA, FLOOR, HALF_WORDS, HAS_PROG, PROG_REL, PROG_ABS,
+ PROG_FLOOR) = range(13, 38)
+N_PARAMS = 38
 #: Columns of st (float64 (K, N_STATS)), a layer's per-step scalars.
 MAXW, TIES, ABSSUM, K_G, GMAX, SHARE = range(6)
 N_STATS = 6
@@ -56,9 +58,11 @@ _SHIFT11, _SHIFT8, _SHIFT32, _LOW32 = _U(11), _U(8), _U(32), _U(0xFFFFFFFF)
 NO_TILES = 2 ** 30
 
 
-def stage_columns(stage, dtype):
-    """The stage's columns TILE_ROWS ... HALF_WORDS (float64 (21,)) for float ``dtype``; ``stage``
-    must pass memnp.nn.device_stage.unsupported."""
+def stage_columns(stage, dtype, programming=None):
+    """The stage's columns TILE_ROWS ... PROG_FLOOR (float64 (25,)) for float ``dtype``; ``stage``
+    must pass memnp.nn.device_stage.unsupported. ``programming``: (sigma_rel, sigma_abs (S), the
+    floor's fraction of G) of the stage's Gaussian programming noise in the programming slot (read
+    from its class by memnp.nn.device_stage.programming_noise), or None."""
     phases = stage.phases
     out = np.zeros(N_PARAMS - TILE_ROWS, dtype=np.float64)
 
@@ -76,10 +80,15 @@ def stage_columns(stage, dtype):
     half_words = 2                                          # PF residuals: one word per device
     records = {name: fused_records.params(phases[name], name) for name in fused_records.CONDUCTANCE_SLOTS
                if name in phases}
+    records = {name: record for name, record in records.items() if record is not None}
     if "programming" in records:
         r = records["programming"]
         put(HAS_D2D, 1)
         put(R_ON, r.r_on), put(R_OFF, r.r_off), put(SLOPE, r.slope), put(S_ON, r.s_on)
+        half_words += 1
+    elif programming is not None:      # one normal per device from the same Box-Muller pairs
+        put(HAS_PROG, 1)
+        put(PROG_REL, programming[0]), put(PROG_ABS, programming[1]), put(PROG_FLOOR, programming[2])
         half_words += 1
     if "drift" in records:
         r = records["drift"]
@@ -128,6 +137,13 @@ def _build(T):
         sigma = slope * (min(max(R, r_on), r_off) - r_on) + s_on
         return g * T(math.exp(sigma * (half * sigma - e)))
 
+    @cuda.jit(device=True)
+    def _programming(g, e, P, k):
+        """max(G + (sigma_rel G + sigma_abs) eps, floor G), each operation rounded to T as
+        ProgrammingNoise.disturb's NumPy passes round it."""
+        noisy = T(T(T(g * T(P[k, PROG_REL])) + T(P[k, PROG_ABS])) * e)
+        return max(T(noisy + g), T(T(P[k, PROG_FLOOR]) * g))
+
     @cuda.jit
     def devices(D, rank, st, P, state, offsets, G, cc, dd, KK, eps, fdr, frd, stk):
         """Per (member, row), along its columns: the row's words of every phase, G'' (into G), the
@@ -153,8 +169,9 @@ def _build(T):
             rs = U(r)
             d2d, drift, stuck, read = P[k, HAS_D2D] != 0.0, P[k, HAS_DRIFT] != 0.0, P[k, HAS_STUCK] != 0.0, \
                 P[k, HAS_READ] != 0.0
+            prog = P[k, HAS_PROG] != 0.0
             dh = dl = fh = fl = sh = sl = rh = rl = U(0)
-            if d2d:
+            if d2d or prog:
                 dh, dl = _seek(state, k, base + rs * half_c)
                 base += n_half
             if drift:
@@ -179,7 +196,7 @@ def _build(T):
             value = T(P[k, STUCK_V])
             for j2 in range(c // 2):
                 e0 = e1 = zero
-                if d2d:
+                if d2d or prog:
                     z0, z1 = _box_muller(_output(dh, dl))
                     e0, e1 = T(z0), T(z1)
                     dh, dl = _mul_add128(dh, dl, _M_HI, _M_LO, inc_h, inc_l)
@@ -215,6 +232,8 @@ def _build(T):
                     g = D[k, i, j] * kg + off
                     if d2d:
                         g = _d2d(g, e, P, k)
+                    if prog:
+                        g = _programming(g, e, P, k)
                     if drift:
                         g = g * f
                     if stuck and s:
@@ -255,6 +274,14 @@ def _build(T):
             d_sigma = slope if (R >= r_on) and (R <= r_off) else zero
             factor = T(math.exp(sigma * (half * sigma - e)))
             g = g * factor * (one - (sigma - e) * d_sigma * R)
+        if P[k, HAS_PROG] != 0.0:       # ProgrammingNoise.disturb_vjp: 1 + sigma_rel eps, floor where clipped
+            e = eps[k, i, j]
+            G0 = D[k, i, j] * T(st[k, K_G]) + T(P[k, G_OFF])
+            rel, floor = T(P[k, PROG_REL]), T(P[k, PROG_FLOOR])
+            if T(G0 + T(T(T(rel * G0) + T(P[k, PROG_ABS])) * e)) <= T(floor * G0):
+                g = floor * g
+            else:
+                g = T(T(e * rel) + one) * g
         return g
 
     return {"devices": devices, "chain_vjp": chain_vjp}

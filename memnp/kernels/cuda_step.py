@@ -43,6 +43,7 @@ from numba import cuda
 from . import cuda_phases, cuda_read
 from .cuda import SIMULATOR
 from .cuda_phases import (ABSSUM, B_C, B_D, G_OFF, G_ON, GMAX, HALF_WORDS, HAS_D2D, HAS_DRIFT,  # noqa: F401
+                          HAS_PROG,
                           HAS_STUCK, K_G, K_V, L00, L01, L1, L10, L11, LR, MAXW, N_PARAMS, N_STATS, S_C, S_D,
                           SHARE, TIES)
 from .cuda_random import _jump_params, _mul_add128, _output
@@ -166,7 +167,7 @@ def _build(T):
                 # float32 stuck uniforms use both halves of their words: NumPy then holds the high
                 # half of the last one (has_uint32 stays 0), which the host Generator gets back.
                 n_half = U((carry + 1) * c // 2)
-                before = U(P[k, HAS_D2D] != 0.0) + U(P[k, HAS_DRIFT] != 0.0)
+                before = U(P[k, HAS_D2D] != 0.0 or P[k, HAS_PROG] != 0.0) + U(P[k, HAS_DRIFT] != 0.0)
                 mh, ml, ch, cl = _jump_params(used + (before + U(1)) * n_half, state[k, 2], state[k, 3])
                 h, lo = _mul_add128(state[k, 0], state[k, 1], mh, ml, ch, cl)
                 state[k, 5] = (_output(h, lo) >> U(32)) | HELD

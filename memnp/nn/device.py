@@ -6,7 +6,7 @@ and data order) and runs their training steps with the kernels of
 :mod:`memnp.kernels.cuda_step`, every kernel indexed by (member, row, column), so one step of K
 networks costs the same launches as one. Supported networks: [Flatten], MemristiveDense (double
 weights), Sigmoid, ..., MemristiveDense, Softmax, on a stage with IVNonlinearityPF in its currents
-phase and, optionally, D2DLognormal, Drift, stuck devices at a fixed value, ReadNoise, DAC, ADC and
+phase and, optionally, D2DLognormal or ProgrammingNoise, Drift, stuck devices at a fixed value, ReadNoise, DAC, ADC and
 Tiles (the combined stage: memnp.kernels.cuda_phases and memnp.kernels.cuda_read run its phases in
 the CPU's physical order with the CPU's draws), trained with plain SGD (momentum 0); anything
 else is a ValueError naming it (:meth:`DeviceTrainer.supports` asks without raising).
@@ -109,7 +109,7 @@ def _params(model):
     (l00, l01), (l10, l11) = np.asarray(pf.factor, dtype=np.float64)
     step = [stage.G_off, stage.G_on, stage.k_V, pf.slopes[0], pf.slopes[1], pf.intercepts[0], pf.intercepts[1],
             l00, l01, l10, l11, model.optimizer.lr, model.l1]
-    return np.concatenate([np.array(step, dtype=np.float64), cuda_phases.stage_columns(stage, model.dtype)])
+    return np.concatenate([np.array(step, dtype=np.float64), device_stage.stage_columns(stage, model.dtype)])
 
 
 def _generators(rngs, members, half_words=()):

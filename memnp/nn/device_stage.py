@@ -8,17 +8,18 @@ import numpy as np
 
 from ..crossbar import tiling
 from ..crossbar.nonidealities.iv import IVNonlinearityPF
+from ..crossbar.nonidealities.programming import MIN_FRACTION, ProgrammingNoise
 from ..kernels import cuda_phases
 from ..kernels import fused as fused_records
 
-__all__ = ["unsupported", "adc_table"]
+__all__ = ["unsupported", "adc_table", "programming_noise", "stage_columns"]
 
 
 def unsupported(stage):
     """None when the kernels run ``stage`` (a Stage), else the reason (a sentence naming the
-    nonideality): the default mapping rule and PF in the currents phase are needed; D2DLognormal,
-    Drift, stuck devices with a fixed value, ReadNoise, DAC, ADC and Tiles may come with it;
-    nothing else."""
+    nonideality): the default mapping rule and PF in the currents phase are needed; D2DLognormal
+    or ProgrammingNoise, Drift, stuck devices with a fixed value, ReadNoise, DAC, ADC and Tiles may
+    come with it; nothing else."""
     if stage is None:
         return "a stage is needed (got None)"
     if stage.mapping_rule != "default":
@@ -32,11 +33,28 @@ def unsupported(stage):
         label = type(item).__name__
         if name not in cuda_phases.PHASES:
             return f"{label} (phase {name!r}) is not supported on the device"
+        if name == "programming" and type(item) is ProgrammingNoise:
+            continue
         if name in fused_records.CONDUCTANCE_SLOTS:
             record = fused_records.params(item, name)
             if record is None or (name == "stuck" and record.value is None):
                 return f"{label} (phase {name!r}) is not supported on the device"
     return None
+
+
+def programming_noise(stage):
+    """(sigma_rel, sigma_abs (S), the floor's fraction of G) of the stage's ProgrammingNoise, or
+    None: what memnp.kernels.cuda_phases' programming columns hold."""
+    item = stage.phases.get("programming")
+    if type(item) is not ProgrammingNoise:
+        return None
+    return float(item.sigma_rel), float(item.sigma_abs), MIN_FRACTION
+
+
+def stage_columns(stage, dtype):
+    """The stage's columns of the device step's constants (memnp.kernels.cuda_phases.stage_columns,
+    with the programming noise read from its class here)."""
+    return cuda_phases.stage_columns(stage, dtype, programming_noise(stage))
 
 
 def adc_table(stage, m, blocks, dtype):
