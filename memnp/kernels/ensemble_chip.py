@@ -32,7 +32,7 @@ from numba import njit, prange
 from . import conductance_chain, periphery, stage_draws
 from .cpu_auto import serial_below
 from .ensemble_fused import _compiled
-from .ensemble_pf import _backward_buffers, _backward_prep, _backward_task, _cast_member, _forward_prep, _forward_task
+from .ensemble_pf import _backward_buffers, _backward_prep, _backward_task, _forward_prep, _member_currents, _member_vjp
 from .fastexp import wide_vectors
 from .pf_devices import _parameters_vjp
 from .sparse import _count_zeros, _device_terms, _padded_width
@@ -135,14 +135,8 @@ def _member_forward(k, G, V, offsets, p, states, counts, buffered, held, read_wo
         cw = np.empty((c.shape[0], nn), dtype=Vq.dtype)
         kt = np.empty((c.shape[0], nn), dtype=Vq.dtype)
         _forward_prep(k, Vq, c, d_eps, offsets, p, is_sparse, False, X_terms, W, cw, kt)
-        w = nn if is_sparse[k] else n
-        raw = np.zeros(p * w, dtype=np.float64)
-        out_offsets = np.array([0, p * w], dtype=np.int64)
-        one_task = np.array([0, 1], dtype=np.int64)
-        _forward_task(np.int64(0), Vq, c, d_eps, offsets[k:k + 2], p, is_sparse[k:k + 1], nn, False, out_offsets,
-                      one_task, X_terms, W, cw, kt, raw)
         I_raw = np.empty((1, p, n), dtype=Vq.dtype)
-        _cast_member(0, raw, out_offsets, is_sparse[k:k + 1], p, nn, I_raw)
+        _member_currents(k, Vq, c, d_eps, offsets, p, is_sparse, nn, X_terms, W, cw, kt, I_raw)
         clipped[k] = periphery._adc_sum(I_raw, scale[t0:t1], step[t0:t1], top[t0:t1], levels[k], Ik)
 
 
@@ -187,16 +181,12 @@ def _backward_body(grad_I, G, Vq, c, d_eps, G_read, offsets, is_sparse, skip, ne
     gsize, gbuf, VT, cw, kt, _, grad_c, grad_d_eps = _backward_buffers(Vq, c, offsets, p, nn, False)
     grad_Gr = np.empty(G.size, dtype=G.dtype)
     if by_member:
-        one_task = np.array([0, 1], dtype=np.int64)
         for k in prange(K):
             wide_vectors()
             if skip[k]:
                 continue
-            g = gbuf[k * gsize:(k + 1) * gsize]
-            _backward_prep(0, Vq, c, d_eps, grad_I[k:k + 1], offsets[k:k + 2], p, is_sparse[k:k + 1], need_V, gsize,
-                           g, VT, cw, kt, grad_V)
-            _backward_task(np.int64(0), Vq, c, d_eps, offsets[k:k + 2], p, is_sparse[k:k + 1], need_V, one_task,
-                           gsize, g, VT, cw, kt, grad_V, grad_c, grad_d_eps)
+            _member_vjp(k, Vq, c, d_eps, grad_I, offsets, p, is_sparse, need_V, gsize, gbuf[k * gsize:(k + 1) * gsize],
+                        VT, cw, kt, grad_V, grad_c, grad_d_eps)
             _member_finish(k, G, c, d_eps, G_read, offsets, params, held_flags, eps, f_drift, mask, f_read, grad_c,
                            grad_d_eps, grad_Gr, grad_G)
         return

@@ -44,7 +44,7 @@ from . import pcg64, sparse
 from .cpu import _PRANGE_ONLY, EXAMPLE_BLOCK
 from .cpu_auto import serial_below
 from .ensemble_pf import (_backward_buffers, _backward_prep, _backward_task, _cast_member, _forward_prep,
-                          _forward_task)
+                          _forward_task, _member_currents, _member_vjp)
 from .fastexp import wide_vectors
 from .ensemble_layout import MemberRows
 from .mapping import (_INF_BITS, _UNIT_BITS, _G_rows, _bit_extremes, _gather, _outputs, _outputs_vjp, _scan,
@@ -129,16 +129,8 @@ def _setup_member(k, X, D, rows, offsets, k_V, k_G, G_off, states, drawn, factor
 
 @njit(error_model="numpy", cache=True)
 def _read_member(k, V, c, d_eps, offsets, is_sparse, nn, divisor, X_terms, W, cw, kt, I, y):
-    """Member k's currents in one task (ensemble_pf's task function with the member's own
-    offsets), cast to I[k], and its outputs y[k]."""
-    p = I.shape[1]
-    w = nn if is_sparse[k] else I.shape[2]
-    out = np.zeros(p * w, dtype=np.float64)
-    out_offsets = np.array([0, p * w], dtype=np.int64)
-    one_task = np.array([0, 1], dtype=np.int64)
-    _forward_task(np.int64(0), V, c, d_eps, offsets[k:k + 2], p, is_sparse[k:k + 1], nn, False, out_offsets,
-                  one_task, X_terms, W, cw, kt, out)
-    _cast_member(0, out, out_offsets, is_sparse[k:k + 1], p, nn, I[k:k + 1])
+    """Member k's currents in one task (ensemble_pf._member_currents) into I[k], and its outputs y[k]."""
+    _member_currents(k, V, c, d_eps, offsets, I.shape[1], is_sparse, nn, X_terms, W, cw, kt, I[k:k + 1])
     _outputs(I[k], divisor[k], y[k])
 
 
@@ -188,13 +180,10 @@ def _forward_body(X, D, rows, offsets, k_V, k_G, G_off, states, drawn, factors, 
 
 
 @njit(error_model="numpy", cache=True)
-def _start_member(k, I, grad_y, scale, kv_span, V, c, d_eps, offsets, is_sparse, need_x, gsize, gbuf, VT, cw,
-                  kt, grad_V, grad_I, grad_max_weight):
-    """Member k's dL/dI, dL/d(max_weight) and the VJP's preparation (gbuf: the member's part)."""
+def _start_member(k, I, grad_y, scale, kv_span, grad_I, grad_max_weight):
+    """Member k's dL/dI and dL/d(max_weight)."""
     total = _outputs_vjp(I[k], grad_y[k], scale[k], grad_I[k])
     grad_max_weight[k] = total / kv_span[k]
-    _backward_prep(0, V, c, d_eps, grad_I[k:k + 1], offsets[k:k + 2], I.shape[1], is_sparse[k:k + 1], need_x,
-                   gsize, gbuf, VT, cw, kt, grad_V)
 
 
 @njit(error_model="numpy", cache=True)
@@ -226,20 +215,18 @@ def _backward_body(I, grad_y, scale, kv_span, V, c, d_eps, G, D, rows, offsets, 
     gsize, gbuf, VT, cw, kt, grad_V, grad_c, grad_d_eps = _backward_buffers(V, c, offsets, p, nn, need_x)
     grad_G = np.empty(G.shape, dtype=G.dtype)
     if by_member:
-        one_task = np.array([0, 1], dtype=np.int64)
         for k in prange(K):
             wide_vectors()
-            g = gbuf[k * gsize:(k + 1) * gsize]
-            _start_member(k, I, grad_y, scale, kv_span, V, c, d_eps, offsets, is_sparse, need_x, gsize, g, VT, cw,
-                          kt, grad_V, grad_I, grad_max_weight)
-            _backward_task(np.int64(0), V, c, d_eps, offsets[k:k + 2], p, is_sparse[k:k + 1], need_x, one_task,
-                           gsize, g, VT, cw, kt, grad_V, grad_c, grad_d_eps)
+            _start_member(k, I, grad_y, scale, kv_span, grad_I, grad_max_weight)
+            _member_vjp(k, V, c, d_eps, grad_I, offsets, p, is_sparse, need_x, gsize, gbuf[k * gsize:(k + 1) * gsize],
+                        VT, cw, kt, grad_V, grad_c, grad_d_eps)
             _finish_member(k, G, c, d_eps, D, rows, offsets, grad_c, grad_d_eps, slopes, k_G, max_weight, need_x,
                            grad_V, grad_max_weight, grad_G, grad_D, grad_x)
         return
     for k in prange(K):
-        _start_member(k, I, grad_y, scale, kv_span, V, c, d_eps, offsets, is_sparse, need_x, gsize,
-                      gbuf[k * gsize:(k + 1) * gsize], VT, cw, kt, grad_V, grad_I, grad_max_weight)
+        _start_member(k, I, grad_y, scale, kv_span, grad_I, grad_max_weight)
+        _backward_prep(0, V, c, d_eps, grad_I[k:k + 1], offsets[k:k + 2], p, is_sparse[k:k + 1], need_x, gsize,
+                       gbuf[k * gsize:(k + 1) * gsize], VT, cw, kt, grad_V)
     task_offsets = np.zeros(K + 1, np.int64)
     for k in range(K):
         task_offsets[k + 1] = task_offsets[k] + min(threads, offsets[k + 1] - offsets[k])

@@ -106,6 +106,20 @@ def _cast_member(k, out, out_offsets, is_sparse, p, nn, I):
             I[k, q, j] = outk[q, j]
 
 
+@njit(error_model="numpy", cache=True)
+def _member_currents(k, V, c, d_eps, offsets, p, is_sparse, nn, X, W, cw, kt, I_k):
+    """Member k's currents in one task (whole members per thread), after its
+    :func:`_forward_prep`: the task function with the member's own offsets, its float64 sums cast
+    into I_k (1, p, n) in I_k's dtype."""
+    w = nn if is_sparse[k] else I_k.shape[2]
+    out = np.zeros(p * w, dtype=np.float64)
+    out_offsets = np.array([0, p * w], dtype=np.int64)
+    one_task = np.array([0, 1], dtype=np.int64)
+    _forward_task(np.int64(0), V, c, d_eps, offsets[k:k + 2], p, is_sparse[k:k + 1], nn, False, out_offsets,
+                  one_task, X, W, cw, kt, out)
+    _cast_member(0, out, out_offsets, is_sparse[k:k + 1], p, nn, I_k)
+
+
 @njit(cache=True)
 def _forward_buffers(V, c, nn, power, out_offsets):
     """(X, W, cw, kt, out): the work arrays of the forward kernels."""
@@ -217,6 +231,18 @@ def _backward_task(task, V, c, d_eps, offsets, p, is_sparse, need_V, task_offset
         gdk = grad_d_eps[o0:o1]
         for i in range(t, r, S):
             cpu._pf_backward_row(i, Vk, ck, dk, gT, need_V, gVk, gck, gdk)
+
+
+@njit(error_model="numpy", cache=True)
+def _member_vjp(k, V, c, d_eps, grad_I, offsets, p, is_sparse, need_V, gsize, g, VT, cw, kt, grad_V, grad_c,
+                grad_d_eps):
+    """Member k's VJP in one task (whole members per thread): :func:`_backward_prep` and the task
+    function with the member's own offsets; g (gsize,) its part of the gradient buffer."""
+    one_task = np.array([0, 1], dtype=np.int64)
+    _backward_prep(0, V, c, d_eps, grad_I[k:k + 1], offsets[k:k + 2], p, is_sparse[k:k + 1], need_V, gsize, g, VT,
+                   cw, kt, grad_V)
+    _backward_task(np.int64(0), V, c, d_eps, offsets[k:k + 2], p, is_sparse[k:k + 1], need_V, one_task, gsize, g,
+                   VT, cw, kt, grad_V, grad_c, grad_d_eps)
 
 
 @njit(cache=True)
