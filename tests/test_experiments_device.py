@@ -304,6 +304,27 @@ def test_pixels_are_the_experiments_inputs():
     np.testing.assert_array_equal(cuda_eval.pixels(), to_float(levels))
 
 
+@pytest.mark.slow
+def test_a_standard_weight_group_gives_the_cpu_records(monkeypatch):
+    """Standard weights (signed W, two devices each) under a PF stage with the avg mapping rule (a
+    group shares its rule) train on the device, with validation and PF test passes (the test
+    stage maps with the default rule): the cpu backend's records and weights (float64)."""
+    import dataclasses
+    from memnp.experiments import device_train
+    from memnp.experiments.members import Member
+    splits = data(n_train=8, n_val=4, n_test=4)
+    avg = dataclasses.replace(pf_stage(), mapping_rule="avg")
+    configs = [dataclasses.replace(c, standard_weights=True, stage=avg)
+               for c in trainings(n_train=8, members=2, epochs=1)]
+    monkeypatch.setenv("MEMNP_BACKEND", "cuda")
+    monkeypatch.setattr(protocol, "build_model", small_mlp("float64"))
+    members = [Member(c, splits, np.random.SeedSequence(k)) for k, c in enumerate(configs)]
+    assert device_train.unsupported(members, [splits] * 2) is None
+    want = run(monkeypatch, "cpu", "float64", configs, splits)
+    got = run(monkeypatch, "cuda", "float64", configs, splits)
+    compare(got, want, 1e-10)
+
+
 def test_unsupported_members_take_the_host_path(monkeypatch):
     """An ideal training (standard weights) or a stage with another nonideality: no device pass."""
     from memnp.experiments import device_train

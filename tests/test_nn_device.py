@@ -244,8 +244,8 @@ def test_kernels_devices_and_loss_equal_their_cpu_references():
 @pytest.mark.parametrize("build, message", [
     (lambda: Sequential([MemristiveConv2D(1, 2, 3, "double", "float32"), Flatten(), MemristiveDense(8, 10),
                          Softmax()], stage=Stage(G_OFF, G_ON, K_V, (pf(),))), "MemristiveConv2D is not supported"),
-    (lambda: Sequential([MemristiveDense(20, 10, "standard"), Softmax()], stage=Stage(G_OFF, G_ON, K_V, (pf(),))),
-     "'standard' weights are not supported"),
+    (lambda: Sequential([MemristiveDense(20, 12, "standard"), Sigmoid(), MemristiveDense(12, 10), Softmax()],
+                        stage=Stage(G_OFF, G_ON, K_V, (pf(),))), "the layers mix double and standard weights"),
     (lambda: Sequential([MemristiveDense(20, 10), Softmax()],
                         stage=Stage(G_OFF, G_ON, K_V, (dict(type="StuckDistribution", means=[1e-6, 2e-6], p=0.1), pf()))),
      "StuckDistribution \\(phase 'stuck'\\) is not supported on the device"),

@@ -79,9 +79,13 @@ PROGRAM = textwrap.dedent('''
 
     device.DeviceTrainer._finish = finish
     import test_nn_device_stage as ts
-    for dtype, stage in [(d, s) for d in ("float32", "float64") for s in (None, ts.combined())]:
-        trainer = device.DeviceTrainer([t.mlp(dtype, seed=1, stage=stage), t.mlp(dtype, seed=2, stage=stage)],
-                                       batch_size=8)
+    import test_nn_device_standard as tw
+    for dtype, stage in [(d, s) for d in ("float32", "float64") for s in (None, ts.combined(), "standard")]:
+        if stage == "standard":
+            members = [tw.standard_mlp(dtype, "default", seed=1), tw.standard_mlp(dtype, "avg", seed=2)]
+        else:
+            members = [t.mlp(dtype, seed=1, stage=stage), t.mlp(dtype, seed=2, stage=stage)]
+        trainer = device.DeviceTrainer(members, batch_size=8)
         x, y = t.batches(1, dtype=dtype)[0]
         rngs = [np.random.default_rng(1), np.random.default_rng(2)]
         for run in (lambda: trainer.train_step(x, y, rngs), lambda: trainer.train_epoch(rngs, batch_size=8)):
@@ -107,5 +111,5 @@ def test_kernels_lower_with_the_real_compiler():
     line = out.stdout.strip().splitlines()[-1]
     assert line.startswith("LOWERED")
     for name in ("gather", "take_labels", "stats_scan", "devices", "forward", "loss", "outputs_vjp",
-                 "inputs_vjp", "devices_vjp", "tie_share", "update", "finish"):
+                 "inputs_vjp", "devices_vjp", "tie_share", "update", "finish", "standard_vjp", "standard_update"):
         assert f"'{name}'" in line, line

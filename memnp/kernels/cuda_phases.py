@@ -5,9 +5,10 @@ the rows some example drives (memnp.crossbar.pipeline's physical order): the pro
 conductances G = k_G D + G_off (S) go through D2D variability (the D2DLognormal record of
 memnp.kernels.fused) or Gaussian programming noise (ProgrammingNoise's constants, read from the
 class by memnp.nn.device_stage; its normals take D2D's words), drift, stuck devices (a fixed stuck
-value) and read noise, in that order (memnp.kernels.conductance_chain's loop), and the PF device parameters (c, d_eps) are made from
-the read conductances G''. Every phase is drawn fresh for every step (batch mode, as
-``Sequential.train_step``).
+value) and read noise, in that order (memnp.kernels.conductance_chain's loop), and the PF device
+parameters (c, d_eps) are made from the read conductances G''. Every phase is drawn fresh for every
+step (batch mode, as ``Sequential.train_step``). Standard weights W are mapped to their two
+devices by the member's rule (MAPPING; memnp.crossbar.mapping's w_to_G) instead of k_G D + G_off.
 
 The words. A layer of r driven rows and c columns holds n = r c devices (n is even: c = 2 n_out).
 Its draws take, in order, n / 2 words (D2D, a Box-Muller pair per two devices), n / 2 (drift),
@@ -42,8 +43,11 @@ from .physics import A2_B
 G_OFF, G_ON, K_V, S_C, S_D, B_C, B_D, L00, L01, L10, L11, LR, L1 = range(13)
 (TILE_ROWS, DAC_L, DAC_INV, DAC_STEP, ADC_L, HAS_D2D, R_ON, R_OFF, SLOPE, S_ON, HAS_DRIFT, NU_MEAN, NU_STD,
  LOG_RATIO, HAS_STUCK, STUCK_P, STUCK_V, HAS_READ, SIGMA, FLOOR, HALF_WORDS, HAS_PROG, PROG_REL, PROG_ABS,
- PROG_FLOOR) = range(13, 38)
-N_PARAMS = 38
+ PROG_FLOOR, MAPPING, G_AVG) = range(13, 40)
+N_PARAMS = 40
+#: MAPPING's values: double weights (G = k_G D + G_off), standard weights W under the default rule
+#: (G+ = max(z, 0) + G_off, G- = -min(z, 0) + G_off, z = k_G W) or the avg rule (G+- = G_avg +- z / 2).
+DOUBLE, STANDARD_DEFAULT, STANDARD_AVG = 0.0, 1.0, 2.0
 #: Columns of st (float64 (K, N_STATS)), a layer's per-step scalars.
 MAXW, TIES, ABSSUM, K_G, GMAX, SHARE = range(6)
 N_STATS = 6
@@ -124,6 +128,20 @@ def _build(T):
     scale32 = np.float32(2.0 ** -24)
 
     @cuda.jit(device=True)
+    def _programmed(D, k, i, j, kg, off, P):
+        """The programmed conductance G (S) of device (i, j) of member k (T): from double weights
+        D (K, m, c), or standard weights W (K, m, c / 2) under the member's mapping rule (the
+        operations of memnp.crossbar.mapping's double_w_to_G and w_to_G, each rounded to T)."""
+        rule = P[k, MAPPING]
+        if rule == DOUBLE:
+            return D[k, i, j] * kg + off
+        z = kg * D[k, i, j // 2]
+        if rule == STANDARD_DEFAULT:
+            return max(z, zero) + off if j % 2 == 0 else -min(z, zero) + off
+        g_avg, hz = T(P[k, G_AVG]), half * z
+        return g_avg + hz if j % 2 == 0 else g_avg - hz
+
+    @cuda.jit(device=True)
     def _seek(state, k, position):
         """The PCG64 state (high, low) whose output is word ``position`` of member k's stream."""
         mh, ml, ch, cl = _jump_params(position + U(1), state[k, 2], state[k, 3])
@@ -148,8 +166,9 @@ def _build(T):
     def devices(D, rank, st, P, state, offsets, G, cc, dd, KK, eps, fdr, frd, stk):
         """Per (member, row), along its columns: the row's words of every phase, G'' (into G), the
         draws the backward pass needs (eps, drift and read factors, stuck 1/0: (K, m, c) each),
-        c and d_eps (pf_devices) of G'', KK = A**2 B / d_eps. Rows not driven: c = 0, KK = 0."""
-        members, m, c = D.shape
+        c and d_eps (pf_devices) of G'', KK = A**2 B / d_eps. Rows not driven: c = 0, KK = 0.
+        D: the weights, double (K, m, c) or standard (K, m, c / 2) (P's MAPPING column)."""
+        members, m, c = G.shape
         half_c = U(c // 2)
         for t in range(cuda.grid(1), members * m, cuda.gridsize(1)):
             k = t // m
@@ -229,7 +248,7 @@ def _build(T):
                     f = f0 if half_index == 0 else f1
                     s = s0 if half_index == 0 else s1
                     rf = r0 if half_index == 0 else r1
-                    g = D[k, i, j] * kg + off
+                    g = _programmed(D, k, i, j, kg, off, P)
                     if d2d:
                         g = _d2d(g, e, P, k)
                     if prog:
@@ -269,14 +288,14 @@ def _build(T):
         if P[k, HAS_D2D] != 0.0:
             r_on, r_off, slope, s_on = T(P[k, R_ON]), T(P[k, R_OFF]), T(P[k, SLOPE]), T(P[k, S_ON])
             e = eps[k, i, j]
-            R = one / (D[k, i, j] * T(st[k, K_G]) + T(P[k, G_OFF]))
+            R = one / _programmed(D, k, i, j, T(st[k, K_G]), T(P[k, G_OFF]), P)
             sigma = slope * (min(max(R, r_on), r_off) - r_on) + s_on
             d_sigma = slope if (R >= r_on) and (R <= r_off) else zero
             factor = T(math.exp(sigma * (half * sigma - e)))
             g = g * factor * (one - (sigma - e) * d_sigma * R)
         if P[k, HAS_PROG] != 0.0:       # ProgrammingNoise.disturb_vjp: 1 + sigma_rel eps, floor where clipped
             e = eps[k, i, j]
-            G0 = D[k, i, j] * T(st[k, K_G]) + T(P[k, G_OFF])
+            G0 = _programmed(D, k, i, j, T(st[k, K_G]), T(P[k, G_OFF]), P)
             rel, floor = T(P[k, PROG_REL]), T(P[k, PROG_FLOOR])
             if T(G0 + T(T(T(rel * G0) + T(P[k, PROG_ABS])) * e)) <= T(floor * G0):
                 g = floor * g

@@ -35,7 +35,8 @@ from numba import cuda
 from numba.cuda import libdevice
 
 from .cuda import SIMULATOR
-from .cuda_phases import ADC_L, DAC_INV, DAC_L, DAC_STEP, G_OFF, G_ON, K_G, K_V, MAXW, S_C, S_D, TILE_ROWS
+from .cuda_phases import (ADC_L, DAC_INV, DAC_L, DAC_STEP, DOUBLE, G_OFF, G_ON, K_G, K_V, MAPPING, MAXW, S_C, S_D,
+                          TILE_ROWS)
 from .physics import A2_EPS
 
 #: Threads of an elementwise block, and threads that share one output's rows in the forward kernel
@@ -186,8 +187,10 @@ def _build(T, chain_vjp):
     def devices_vjp(x, p, rank, G, cc, dd, KK, D, gI, st, P, gD, prod, eps_d, fdr, frd, stk, inside):
         """Per device: dL/dc, dL/d(d_eps) over the examples (ADC-masked dL/dI, the DAC's V), dL/dG''
         (pf_devices), dL/dG through the conductance phases (``chain_vjp``), dL/dD = k_G dL/dG and
-        prod = dL/dG D (for the max-weight path). Rows not driven: 0."""
-        members, m, c = D.shape
+        prod = dL/dG D (for the max-weight path); for standard weights D (K, m, c / 2) gD gets dL/dG
+        of the programmed conductances (memnp.kernels.cuda_standard makes dL/dW of them) and prod is
+        not used. Rows not driven: 0."""
+        members, m, c = G.shape
         for t in range(cuda.grid(1), members * m * c, cuda.gridsize(1)):
             k = t // (m * c)
             r = t - k * (m * c)
@@ -217,7 +220,10 @@ def _build(T, chain_vjp):
             g_d = T(-F(cs) * acc_d)
             g_G = (T(-P[k, S_C]) * g_c * cs + T(-P[k, S_D]) * g_d * ds) / G[k, i, j]
             g_G = chain_vjp(g_G, k, i, j, D, st, P, eps_d, fdr, frd, stk)
-            gD[k, i, j] = T(st[k, K_G]) * g_G
-            prod[k, i, j] = F(g_G * D[k, i, j])
+            if P[k, MAPPING] == DOUBLE:
+                gD[k, i, j] = T(st[k, K_G]) * g_G
+                prod[k, i, j] = F(g_G * D[k, i, j])
+            else:
+                gD[k, i, j] = g_G
 
     return {"forward": forward, "inputs_vjp": inputs_vjp, "devices_vjp": devices_vjp}

@@ -40,10 +40,10 @@ import numpy as np
 import numba_cuda  # noqa: F401  (ImportError here means: numba-cuda is not installed)
 from numba import cuda
 
-from . import cuda_phases, cuda_read
+from . import cuda_phases, cuda_read, cuda_standard
 from .cuda import SIMULATOR
 from .cuda_phases import (ABSSUM, B_C, B_D, G_OFF, G_ON, GMAX, HALF_WORDS, HAS_D2D, HAS_DRIFT,  # noqa: F401
-                          HAS_PROG,
+                          HAS_PROG, MAPPING, DOUBLE,
                           HAS_STUCK, K_G, K_V, L00, L01, L1, L10, L11, LR, MAXW, N_PARAMS, N_STATS, S_C, S_D,
                           SHARE, TIES)
 from .cuda_random import _jump_params, _mul_add128, _output
@@ -107,7 +107,8 @@ def _build(T):
 
     @cuda.jit
     def stats_scan(D, P, st, x, p, rank, offsets, state):
-        """Per member (one block): max D, its ties, sum |D| (float64), k_G = (G_on - G_off) / max D;
+        """Per member (one block): max |D|, its ties, sum |D| (float64), k_G = (G_on - G_off) / max |D|
+        (D: double weights, >= 0, or standard weights W; max |W| is w_to_G's max_weight);
         the rank of each row among the driven rows (an input nonzero in some example; the bias row
         always), and the layer's first word: offsets[k] = the words used so far, then (driven rows)
         x c x P[k, HALF_WORDS] / 2 more are used (memnp.kernels.cuda_phases)."""
@@ -118,7 +119,7 @@ def _build(T):
         top = 0.0
         for t in range(tid, m * c, RT):
             i = t // c
-            top = max(top, F(D[k, i, t - i * c]))
+            top = max(top, abs(F(D[k, i, t - i * c])))
         top = _reduce(sm, tid, top, True)
         ties = 0.0
         total = 0.0
@@ -126,7 +127,7 @@ def _build(T):
             i = t // c
             w = F(D[k, i, t - i * c])
             total += abs(w)
-            if w == top:
+            if abs(w) == top:
                 ties += 1.0
         ties = _reduce(sm, tid, ties, False)
         total = _reduce(sm, tid, total, False)
@@ -160,6 +161,8 @@ def _build(T):
             st[k, ABSSUM] = total
             st[k, K_G] = (P[k, G_ON] - P[k, G_OFF]) / top
             rank[k, n_in] = carry
+            if P[k, MAPPING] != DOUBLE:     # standard weights: two devices per weight
+                c = 2 * c
             used = state[k, 4]
             offsets[k] = used
             state[k, 4] = used + U((carry + 1) * c) * U(P[k, HALF_WORDS]) // U(2)
@@ -290,7 +293,8 @@ def _build(T):
     read = cuda_read._build(T, phases["chain_vjp"])
     return dict(gather=gather, take_labels=take_labels, stats_scan=stats_scan, devices=phases["devices"],
                 forward=read["forward"], loss=loss, outputs_vjp=outputs_vjp, inputs_vjp=read["inputs_vjp"],
-                devices_vjp=read["devices_vjp"], tie_share=tie_share, update=update, finish=finish)
+                devices_vjp=read["devices_vjp"], tie_share=tie_share, update=update, finish=finish,
+                **cuda_standard._build(T))
 
 
 _KERNELS = {}

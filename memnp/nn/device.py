@@ -1,18 +1,22 @@
-"""Device-resident training of K double-weight PF MLPs on a CUDA GPU (issue 17, items 1-2).
+"""Device-resident training of K PF MLPs on a CUDA GPU (issue 17, items 1-2).
 
 :class:`DeviceTrainer` takes one :class:`memnp.nn.Sequential` or K of them (the members: the same
 layer sizes and dtype; each may have its own PF stage, learning rate, L1 coefficient, Generator
 and data order) and runs their training steps with the kernels of
 :mod:`memnp.kernels.cuda_step`, every kernel indexed by (member, row, column), so one step of K
-networks costs the same launches as one. Supported networks: [Flatten], MemristiveDense (double
-weights), Sigmoid, ..., MemristiveDense, Softmax, on a stage with IVNonlinearityPF in its currents
-phase and, optionally, D2DLognormal or ProgrammingNoise, Drift, stuck devices at a fixed value, ReadNoise, DAC, ADC and
-Tiles (the combined stage: memnp.kernels.cuda_phases and memnp.kernels.cuda_read run its phases in
-the CPU's physical order with the CPU's draws), trained with plain SGD (momentum 0); anything
-else is a ValueError naming it (:meth:`DeviceTrainer.supports` asks without raising).
+networks costs the same launches as one. Supported networks: [Flatten], MemristiveDense, Sigmoid,
+..., MemristiveDense, Softmax, with double weights (D >= 0, projected after each step) or standard
+weights (signed W, two devices per weight, mapped by the stage's mapping rule:
+memnp.kernels.cuda_standard), every member of one kind, on a stage with IVNonlinearityPF in its
+currents phase and, optionally, D2DLognormal or ProgrammingNoise, Drift, stuck devices at a fixed
+value, ReadNoise, DAC, ADC and Tiles (the combined stage: memnp.kernels.cuda_phases and
+memnp.kernels.cuda_read run its phases in the CPU's physical order with the CPU's draws), trained
+with plain SGD (momentum 0); anything else is a ValueError naming it
+(:meth:`DeviceTrainer.supports` asks without raising).
 
-What stays on the device for the trainer's life: the weights D (K, n_in + 1, 2 n_out) per layer,
-the members' constants and the work arrays; after :meth:`DeviceTrainer.set_data`, the training
+What stays on the device for the trainer's life: the weights per layer (double: D (K, n_in + 1,
+2 n_out); standard: W (K, n_in + 1, n_out), bias row last), the members' constants and the work
+arrays; after :meth:`DeviceTrainer.set_data`, the training
 set as uint8 (scaled per batch on the device). Per epoch (:meth:`train_epoch`) one array goes in
 (the members' PCG64 states with the epoch's permutations, uint64 (K, 6 + N)) and one comes back
 (the words used, the half word NumPy holds after float32 stuck draws, per-step losses and hit
@@ -80,8 +84,8 @@ def _dense_layers(model, index):
     where = f"DeviceTrainer (member {index})"
     for layer in layers:
         if type(layer) not in (MemristiveDense, Sigmoid, Softmax):
-            raise ValueError(f"{where} supports MLPs of MemristiveDense layers (double weights) with Sigmoid "
-                             f"between and Softmax last; {type(layer).__name__} is not supported")
+            raise ValueError(f"{where} supports MLPs of MemristiveDense layers (double or standard weights) "
+                             f"with Sigmoid between and Softmax last; {type(layer).__name__} is not supported")
     dense = layers[0::2]
     between = layers[1:-1:2]
     if len(layers) < 2 or len(layers) % 2 or not isinstance(layers[-1], Softmax) \
@@ -89,12 +93,14 @@ def _dense_layers(model, index):
             or not all(isinstance(layer, Sigmoid) for layer in between):
         raise ValueError(f"{where} needs the layers [Flatten], MemristiveDense, Sigmoid, ..., MemristiveDense, "
                          f"Softmax; got {[type(layer).__name__ for layer in model.layers]}")
-    for layer in dense:
-        if layer.weights != "double":
-            raise ValueError(f"{where}: {layer.weights!r} weights are not supported (double weights only)")
+    if len({layer.weights for layer in dense}) != 1:
+        raise ValueError(f"{where}: the layers mix double and standard weights; the device needs one kind")
     reason = device_stage.unsupported(model.stage)
     if reason is not None:
         raise ValueError(f"{where}: {reason}")
+    if dense[0].weights == "standard" and model.stage.is_ideal:
+        raise ValueError(f"{where}: standard weights under an ideal stage are read digitally (x W + b) on the "
+                         "host; the device reads crossbars")
     opt = model.optimizer
     if type(opt) is not SGD or opt.momentum:
         got = opt.config() if type(opt) is SGD else type(opt).__name__
@@ -109,7 +115,17 @@ def _params(model):
     (l00, l01), (l10, l11) = np.asarray(pf.factor, dtype=np.float64)
     step = [stage.G_off, stage.G_on, stage.k_V, pf.slopes[0], pf.slopes[1], pf.intercepts[0], pf.intercepts[1],
             l00, l01, l10, l11, model.optimizer.lr, model.l1]
-    return np.concatenate([np.array(step, dtype=np.float64), device_stage.stage_columns(stage, model.dtype)])
+    row = np.concatenate([np.array(step, dtype=np.float64), device_stage.stage_columns(stage, model.dtype)])
+    if _standard(model):
+        row[cuda_phases.MAPPING] = (cuda_phases.STANDARD_DEFAULT if stage.mapping_rule == "default"
+                                    else cuda_phases.STANDARD_AVG)
+        row[cuda_phases.G_AVG] = 0.5 * (stage.G_off + stage.G_on)
+    return row
+
+
+def _standard(model):
+    """True when the model's memristive layers hold standard weights (signed W, two devices per weight)."""
+    return model.memristive_layers[0].weights == "standard"
 
 
 def _generators(rngs, members, half_words=()):
@@ -169,6 +185,9 @@ def _checked(models):
             raise ValueError(f"DeviceTrainer: member {k}'s layer sizes differ from member 0's ({shapes})")
         if models[k].dtype != models[0].dtype:
             raise ValueError(f"DeviceTrainer: member {k}'s dtype differs from member 0's")
+        if layers[0].weights != dense[0][0].weights:
+            raise ValueError(f"DeviceTrainer: member {k} has {layers[0].weights} weights, member 0 "
+                             f"{dense[0][0].weights} weights; the members need one kind")
     return dense, shapes
 
 
@@ -204,8 +223,12 @@ class DeviceTrainer:
         per_device = ("G", "c", "d", "KK", "gD", "eps", "fdr", "frd", "stk")
         self.dev = [{name: cuda.device_array((self.K, n_in + 1, 2 * n_out), dtype=self.dtype)
                      for name in per_device} for n_in, n_out in shapes]
+        self.standard = _standard(self.models[0])
         for l, (n_in, n_out) in enumerate(shapes):
             self.dev[l]["prod"] = cuda.device_array((self.K, n_in + 1, 2 * n_out), dtype=np.float64)
+            if self.standard:       # dL/dW and dL/dz W, one per weight
+                self.dev[l]["gW"] = cuda.device_array((self.K, n_in + 1, n_out), dtype=self.dtype)
+                self.dev[l]["prodW"] = cuda.device_array((self.K, n_in + 1, n_out), dtype=np.float64)
         self.B = 0
         self._batch(_batch_size(batch_size))
         self.pool = self.pool_labels = None
@@ -297,8 +320,13 @@ class DeviceTrainer:
             k["devices_vjp"][ks.grid(K * (n_in + 1) * 2 * n_out)](
                 xs[l], p, self.rank[l], dev["G"], dev["c"], dev["d"], dev["KK"], D, self.gI[l], st, self.P,
                 dev["gD"], dev["prod"], dev["eps"], dev["fdr"], dev["frd"], dev["stk"], self.inside[l])
-            k["tie_share"][K, ks.RT](dev["prod"], st)
-            k["update"][ks.grid(K * (n_in + 1) * 2 * n_out)](D, dev["gD"], st, self.P)
+            if self.standard:
+                k["standard_vjp"][ks.grid(K * (n_in + 1) * n_out)](D, dev["gD"], st, self.P, dev["gW"], dev["prodW"])
+                k["tie_share"][K, ks.RT](dev["prodW"], st)
+                k["standard_update"][ks.grid(K * (n_in + 1) * n_out)](D, dev["gW"], st, self.P)
+            else:
+                k["tie_share"][K, ks.RT](dev["prod"], st)
+                k["update"][ks.grid(K * (n_in + 1) * 2 * n_out)](D, dev["gD"], st, self.P)
 
     def _finish(self, rngs, state, record, steps, sizes):
         self._kernels["finish"][ks.grid(self.K)](state, record)
@@ -376,5 +404,10 @@ class DeviceTrainer:
         for l, D in enumerate(self.D):
             host = D.copy_to_host()
             for k, layers in enumerate(self._dense):
-                layers[l]._matrix()[...] = host[k]
+                layer = layers[l]
+                if self.standard:       # W and b are the layer's own arrays (its matrix is a copy)
+                    layer.params["W"][...] = host[k][:-1].reshape(layer.params["W"].shape)
+                    layer.params["b"][...] = host[k][-1]
+                else:
+                    layer._matrix()[...] = host[k]
         return self.models

@@ -36,14 +36,11 @@ cuda = ks.cuda
 
 
 def stage_supported(stage, power=True):
-    """None when the device passes can read under ``stage``, else the reason (a sentence): the
-    default mapping rule (the trainer's kernels map with it), and with ``power`` a stage whose only
-    nonideality is IVNonlinearityPF (the power kernels' model); without, whatever DeviceTrainer
-    supports (its constructor says what it does not)."""
+    """None when the device passes can read under ``stage``, else the reason (a sentence): with
+    ``power`` a stage whose only nonideality is IVNonlinearityPF (the power kernels' model);
+    without, whatever DeviceTrainer supports (its constructor says what it does not)."""
     if stage is None:
         return "the device passes need a stage (a memristive network)"
-    if stage.mapping_rule != "default":
-        return f"the device passes use the default mapping rule; got {stage.mapping_rule!r}"
     if power and (len(stage.nonidealities) != 1 or not isinstance(stage.nonidealities[0], IVNonlinearityPF)):
         got = [type(item).__name__ for item in stage.nonidealities]
         return f"the device's power needs a stage whose only nonideality is IVNonlinearityPF; got {got}"

@@ -17,14 +17,11 @@ __all__ = ["unsupported", "adc_table", "programming_noise", "stage_columns"]
 
 def unsupported(stage):
     """None when the kernels run ``stage`` (a Stage), else the reason (a sentence naming the
-    nonideality): the default mapping rule and PF in the currents phase are needed; D2DLognormal
-    or ProgrammingNoise, Drift, stuck devices with a fixed value, ReadNoise, DAC, ADC and Tiles may
-    come with it; nothing else."""
+    nonideality): PF in the currents phase is needed (either mapping rule: double weights do not
+    use it, standard weights are mapped by it); D2DLognormal or ProgrammingNoise, Drift, stuck
+    devices with a fixed value, ReadNoise, DAC, ADC and Tiles may come with it; nothing else."""
     if stage is None:
         return "a stage is needed (got None)"
-    if stage.mapping_rule != "default":
-        return (f"the device step maps double weights with the default rule; the stage's mapping_rule is "
-                f"{stage.mapping_rule!r}")
     phases = stage.phases
     if not isinstance(phases.get("currents"), IVNonlinearityPF):
         got = [type(item).__name__ for item in stage.nonidealities]
