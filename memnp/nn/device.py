@@ -27,6 +27,11 @@ Weights go back to the host models on :meth:`sync` (so ``model.save`` works); th
 weights are read once, when the trainer is built. The CPU path's checks of each step (finite
 weights, a max weight > 0) are not made on the device: a diverged member shows NaN losses in its
 records (and NaN weights after ``sync``) instead of a ValueError.
+
+An evaluation step (memnp.nn.device_eval) runs the forward half of a step only
+(:meth:`DeviceTrainer._forward` without ``backward``); chip sampling's draws (every row, the
+chip's words from the seed's first word in every batch, read noise from its own stream) are the
+``chip`` option of that half (:class:`ChipReads`).
 """
 import dataclasses
 
@@ -49,6 +54,15 @@ class StepRecord:
     """One step of every member: losses (K,) (cross-entropy + L1, before the step) and accuracies (K,)."""
     losses: np.ndarray
     accuracies: np.ndarray
+
+
+@dataclasses.dataclass(frozen=True)
+class ChipReads:
+    """Chip sampling's read-noise streams on the device: state (K, 6) uint64 (the members' read
+    Generators in the step state's layout; column 4 counts the words used, on across batches) and
+    offsets (layers, K) uint64 (where each layer's read words start)."""
+    state: object
+    offsets: object
 
 
 @dataclasses.dataclass(frozen=True)
@@ -271,21 +285,40 @@ class DeviceTrainer:
 
     # -- steps ----------------------------------------------------------------------------------
     def _step(self, x0, p, column, steps, record, state):
-        """Launch one step (x0: layer 0's inputs (K, >= p, n_in) on the device)."""
+        """Launch one training step (x0: layer 0's inputs (K, >= p, n_in) on the device): the
+        forward half, then the backward half."""
+        self._forward(x0, p, column, steps, record, state)
+        self._backward(x0, p)
+
+    def _forward(self, x0, p, column, steps, record, state, backward=True, chip=None):
+        """The forward half of a step: per layer the statistics and row ranks, the devices (the
+        draws) and the read; then the loss and hits into ``record``'s column, and with ``backward``
+        dL/dz and the last layer's dL/dI (an evaluation step passes False: no gradient is
+        written). ``chip``: None, or chip sampling's read stream (a :class:`ChipReads`): every row
+        drawn, the draws restarting at the seed's first word, read noise from the read stream."""
         k, K = self._kernels, self.K
         xs = [x0] + self.x[1:]
         last = len(self.shapes) - 1
         for l, (n_in, n_out) in enumerate(self.shapes):
             D, dev, st, off = self.D[l], self.dev[l], self.st[l], self.offsets[l]
-            k["stats_scan"][K, ks.RT](D, self.P, st, xs[l], p, self.rank[l], off, state)
+            reads, read_off = (state, off) if chip is None else (chip.state, chip.offsets[l])
+            k["stats_scan"][K, ks.RT](D, self.P, st, xs[l], p, self.rank[l], off, state, reads, read_off,
+                                      chip is not None, chip is not None and l == 0)
             k["devices"][ks.grid(K * (n_in + 1))](D, self.rank[l], st, self.P, state, off, dev["G"], dev["c"],
                                                   dev["d"], dev["KK"], dev["eps"], dev["fdr"], dev["frd"],
-                                                  dev["stk"])
+                                                  dev["stk"], reads, read_off, chip is not None)
             k["forward"][ks.grid(K * p * n_out, ks.RS)](xs[l], p, self.rank[l], dev["c"], dev["KK"], st, self.P,
                                                         self.adc[l], self.I[l], self.x[l + 1], l < last,
                                                         self.inside[l])
         k["loss"][K, ks.RT](self.x[-1], self.labels, p, self.st, self.P, self.gy[last], self.scratch, record,
-                            column, steps, self.I[last], self.st[last], self.gI[last])
+                            column, steps, self.I[last], self.st[last], self.gI[last], backward)
+
+    def _backward(self, x0, p):
+        """The backward half of a step, after :meth:`_forward` (with ``backward``): per layer from
+        the last, the VJPs (outputs, inputs, devices), the tie share and the update."""
+        k, K = self._kernels, self.K
+        xs = [x0] + self.x[1:]
+        last = len(self.shapes) - 1
         for l in range(last, -1, -1):
             n_in, n_out = self.shapes[l]
             D, dev, st = self.D[l], self.dev[l], self.st[l]
