@@ -208,6 +208,41 @@ def test_a_killed_cuda_run_resumes_from_its_checkpoint(monkeypatch, tmp_path):
     compare(resumed, whole, 1e-14)
 
 
+@pytest.mark.parametrize("n_train", [8, 16], ids=["last-step", "mid-epoch"])
+def test_a_diverging_member_fails_as_on_the_host(monkeypatch, n_train):
+    """From epoch 2 on the learning rate is NaN, so the weights turn NaN at the epoch's first update.
+    The host refuses them at its next step (mid-epoch: a ValueError, then the parameters' check)
+    or after the epoch (its last step); the device pass raises the same TrainingDiverged (epoch 2,
+    the parameter named), not a NaN loss and not in epoch 3 (no validation or test after epoch 2
+    syncs the weights first)."""
+    from memnp.experiments import device_train
+    configs = [dataclasses.replace(trainings(n_train=n_train, members=1, epochs=3)[0], validation_every=3,
+                                   test_every=3)]
+    splits = data(n_train=n_train, n_val=4, n_test=4)
+    real = device_train.DevicePass.train_epoch
+
+    def train_epoch(self, active, epoch):     # the device reads the host models' learning rates
+        trainer = self._trainer(active)
+        P = trainer.P.copy_to_host()
+        P[:, ks.LR] = [m.model.optimizer.lr for m in active]
+        trainer.P = cuda.to_device(P)
+        return real(self, active, epoch)
+    monkeypatch.setattr(device_train.DevicePass, "train_epoch", train_epoch)
+    messages = []
+    for backend in ("cpu", "cuda"):
+        build, models = small_mlp("float64"), []
+        monkeypatch.setenv("MEMNP_BACKEND", backend)
+        monkeypatch.setattr(protocol, "build_model", lambda *args: models.append(build(*args)) or models[-1])
+
+        def nan_rate(epoch, epochs):
+            models[0].optimizer.lr = float("nan")
+        with pytest.raises(protocol.TrainingDiverged) as caught:
+            protocol.train_group(configs, splits, [np.random.SeedSequence(100)], on_epoch=nan_rate)
+        messages.append(str(caught.value))
+    assert messages[0].startswith("training diverged in epoch 2 (parameter layer")
+    assert messages[1] == messages[0]
+
+
 def test_device_evaluation_equals_sequential_evaluate():
     """DeviceEvaluator: three passes (two members, one twice under another PF stage) give
     Sequential.evaluate's loss, accuracy and power (float64, 1e-12), and the Generators end where
@@ -344,7 +379,7 @@ def test_an_evaluation_step_is_forward_only(monkeypatch):
     launched.clear()
     got = evaluator.evaluate(trainer.D, [device_eval.EvalMember(0, stage, chip, model.l1, power=True, sampling="chip",
                                                                 read_rng=read)], on_device, 3)[0]
-    assert dict(launched) == {"stats_scan": 4, "devices": 4, "forward": 4, "loss": 2, "finish": 1}
+    assert dict(launched) == {"stats_scan": 4, "devices": 4, "forward": 4, "loss": 2, "weights_sum": 2, "finish": 1}
     x = images.astype(np.float32) / np.float32(255)
     want = passes.evaluate(model, x, labels, stage, seq, 3, "chip")
     for name in ("loss", "accuracy", "power"):

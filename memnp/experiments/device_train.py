@@ -27,8 +27,15 @@ Test setups run on the device where the power kernels model their stage
 chip sampling (chip: each batch draws the chip from the repeat's seed, for every device, and read
 noise from the read stream ``passes.read_seed(seed)`` that runs on across batches, as
 :func:`memnp.experiments.passes.evaluate`); other setups run on the host with the synced weights.
-Unlike the host path, a diverging member is found after its epoch (non-finite losses), not at
-its step.
+
+A diverging member: the device finds it after its epoch, from the record, and raises what the
+host path raises at its step: TrainingDiverged for the same epoch and member, naming the
+parameter (from the synced weights) where the weights held NaN or inf before a step or after the
+epoch, else the non-finite loss; nothing is kept or written on either path (a run that diverges
+fails; train writes no weights). Left different: the parameter named is the first non-finite one
+of the weights after the whole epoch (the host names it at its step: a later layer's may be the
+only one there), and weights whose every entry is 0 (a ValueError on the host) give NaN losses
+(TrainingDiverged) on the device.
 """
 import numpy as np
 
@@ -109,8 +116,14 @@ class DevicePass:
         self.dirty, self.epoch = True, epoch
         sizes = [min(first.batch_size, first.examples - begin) for begin in range(0, first.examples, first.batch_size)]
         for s in range(len(sizes)):   # step by step, as the host path finds a diverging member
+            if not np.isfinite(record.accuracies[:, s]).all():
+                # A member's weights held NaN or inf before step s: the host's step refuses them and
+                # checks every member's parameters (_host_epoch); so does host().
+                self.host()
             for k, member in enumerate(active):
                 _check_finite(member.model, float(record.losses[k, s]), epoch, member.training, parameters=False)
+        if not record.finite.all():
+            self.host()       # the host path checks the parameters after every epoch
         for k, member in enumerate(active):
             for s, count in enumerate(sizes):
                 member.add(float(record.losses[k, s]), float(record.accuracies[k, s]), count)

@@ -22,8 +22,9 @@ or float64 unless said otherwise):
   state was uploaded, and the half word NumPy holds after float32 stuck draws (bit 63 set once
   there is one: the high half of the last stuck word); offsets (K,) uint64: where a layer's draws
   start in that stream;
-- record (K, 2 + 2 steps) float64: the words used, that half word (-1: none), then per step the
-  losses and the hits.
+- record (K, 3 + 2 steps) float64: the words used, that half word (-1: none), then per step the
+  losses and the hits (NaN where a weight was NaN or inf before the step), then sum |D| over the
+  layers after the last step (not finite where a weight is not: ``weights_sum``).
 
 Each kernel computes what the CPU path computes (the references: :mod:`memnp.kernels.mapping`,
 :mod:`memnp.kernels.pf_devices`, :mod:`memnp.kernels.softmax`, :mod:`memnp.kernels.sgd`,
@@ -242,8 +243,12 @@ def _build(T):
                 for layer in range(st_all.shape[0]):
                     penalty += st_all[layer, k, ABSSUM]
                 penalty = P[k, L1] * penalty
+            finite = True     # the weights read (before the step): sum |D| is NaN or inf where one is
+            for layer in range(st_all.shape[0]):
+                if not math.isfinite(st_all[layer, k, ABSSUM]):
+                    finite = False
             record[k, 2 + column] = total / p + penalty
-            record[k, 2 + steps + column] = hits
+            record[k, 2 + steps + column] = hits if finite else math.nan
         if backward:
             _outputs_vjp(k, tid, sm, gz, I, p, st, P, gI)
 
@@ -291,6 +296,22 @@ def _build(T):
             D[k, i, j] = zero if value < zero else value
 
     @cuda.jit
+    def weights_sum(D, record, column, add):
+        """Per member (one block): record[k, column] (+)= sum |D| (float64; NaN or inf where a weight
+        is NaN or inf: the weights' check after an epoch, as the CPU path checks its parameters)."""
+        k = cuda.blockIdx.x
+        tid = cuda.threadIdx.x
+        sm = cuda.shared.array(RT, np.float64)
+        _, m, c = D.shape
+        acc = 0.0
+        for t in range(tid, m * c, RT):
+            i = t // c
+            acc += abs(F(D[k, i, t - i * c]))
+        total = _reduce(sm, tid, acc, False)
+        if tid == 0:
+            record[k, column] = record[k, column] + total if add else total
+
+    @cuda.jit
     def finish(state, record):
         """record[k, 0] = the words member k used (float64: exact below 2**53); record[k, 1] = the
         half word NumPy would hold, or -1."""
@@ -304,7 +325,8 @@ def _build(T):
     read = cuda_read._build(T, phases["chain_vjp"])
     return dict(gather=gather, take_labels=take_labels, stats_scan=stats_scan, devices=phases["devices"],
                 forward=read["forward"], loss=loss, outputs_vjp=outputs_vjp, inputs_vjp=read["inputs_vjp"],
-                devices_vjp=read["devices_vjp"], tie_share=tie_share, update=update, finish=finish)
+                devices_vjp=read["devices_vjp"], tie_share=tie_share, update=update, weights_sum=weights_sum,
+                finish=finish)
 
 
 _KERNELS = {}

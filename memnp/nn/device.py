@@ -16,7 +16,7 @@ the members' constants and the work arrays; after :meth:`DeviceTrainer.set_data`
 set as uint8 (scaled per batch on the device). Per epoch (:meth:`train_epoch`) one array goes in
 (the members' PCG64 states with the epoch's permutations, uint64 (K, 6 + N)) and one comes back
 (the words used, the half word NumPy holds after float32 stuck draws, per-step losses and hit
-counts, float64 (K, 2 + 2 steps)); the host Generators are then moved on by the words used
+counts, the weights' check, float64 (K, 3 + 2 steps)); the host Generators are then moved on by the words used
 (``bit_generator.advance``), so they end where the CPU path's would. :meth:`train_step` with
 host arrays sends its batch (x, then the states with the labels) and reads one record. The draws
 are the CPU's: the same PCG64 words per driven device, the same Box-Muller pairs and uniforms, in
@@ -26,7 +26,10 @@ phase, as ``Sequential.train_step`` with draws="active").
 Weights go back to the host models on :meth:`sync` (so ``model.save`` works); the host models'
 weights are read once, when the trainer is built. The CPU path's checks of each step (finite
 weights, a max weight > 0) are not made on the device: a diverged member shows NaN losses in its
-records (and NaN weights after ``sync``) instead of a ValueError.
+records (and NaN weights after ``sync``) instead of a ValueError; the record says where its
+weights held NaN or inf (a NaN accuracy at each step whose weights did, ``EpochRecord.finite``
+after the epoch), so the caller can refuse them where the CPU path does
+(memnp.experiments.device_train).
 
 An evaluation step (memnp.nn.device_eval) runs the forward half of a step only
 (:meth:`DeviceTrainer._forward` without ``backward``); chip sampling's draws (every row, the
@@ -67,10 +70,13 @@ class ChipReads:
 
 @dataclasses.dataclass(frozen=True)
 class EpochRecord:
-    """One epoch: losses and accuracies (K, steps), as StepRecord per step; words (K,) PCG64 words used."""
+    """One epoch: losses and accuracies (K, steps), as StepRecord per step (an accuracy is NaN where
+    the member's weights held NaN or inf before the step); words (K,) PCG64 words used; finite (K,)
+    bool: the member's weights after the epoch hold no NaN or inf."""
     losses: np.ndarray
     accuracies: np.ndarray
     words: np.ndarray
+    finite: np.ndarray = None
 
 
 def _members(models):
@@ -334,6 +340,8 @@ class DeviceTrainer:
             k["update"][ks.grid(K * (n_in + 1) * 2 * n_out)](D, dev["gD"], st, self.P)
 
     def _finish(self, rngs, state, record, steps, sizes):
+        for l, D in enumerate(self.D):
+            self._kernels["weights_sum"][self.K, ks.RT](D, record, 2 + 2 * steps, l > 0)
         self._kernels["finish"][ks.grid(self.K)](state, record)
         host = record.copy_to_host()
         words = host[:, 0].astype(np.uint64)
@@ -344,7 +352,8 @@ class DeviceTrainer:
                 bits = rng.bit_generator.state
                 bits["uinteger"] = int(held)
                 rng.bit_generator.state = bits
-        return EpochRecord(host[:, 2:2 + steps], host[:, 2 + steps:] / np.asarray(sizes, dtype=np.float64), words)
+        accuracies = host[:, 2 + steps:2 + 2 * steps] / np.asarray(sizes, dtype=np.float64)
+        return EpochRecord(host[:, 2:2 + steps], accuracies, words, np.isfinite(host[:, 2 + 2 * steps]))
 
     def train_step(self, x, y, rng):
         """One step of every member on a host batch: x (p, ...) shared by the members or (K, p, ...),
@@ -367,7 +376,7 @@ class DeviceTrainer:
         self._batch(p)
         xd = cuda.to_device(x)
         state = cuda.to_device(_states(rngs, labels))
-        record = cuda.device_array((self.K, 4), dtype=np.float64)
+        record = cuda.device_array((self.K, 5), dtype=np.float64)
         self._kernels["take_labels"][ks.grid(self.K * p)](state, p, self.labels)
         self._step(xd, p, 0, 1, record, state)
         out = self._finish(rngs, state, record, 1, [p])
@@ -394,7 +403,7 @@ class DeviceTrainer:
         packed = cuda.to_device(_states(rngs, order))
         state, index = packed[:, :6], packed[:, 6:]
         steps = -(-N // B)
-        record = cuda.device_array((self.K, 2 + 2 * steps), dtype=np.float64)
+        record = cuda.device_array((self.K, 3 + 2 * steps), dtype=np.float64)
         sizes = []
         for s in range(steps):
             p = min(B, N - s * B)
