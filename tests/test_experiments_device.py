@@ -208,6 +208,7 @@ def test_a_killed_cuda_run_resumes_from_its_checkpoint(monkeypatch, tmp_path):
     compare(resumed, whole, 1e-14)
 
 
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")   # the simulator's NumPy scalars meet the NaN weights
 @pytest.mark.parametrize("n_train", [8, 16], ids=["last-step", "mid-epoch"])
 def test_a_diverging_member_fails_as_on_the_host(monkeypatch, n_train):
     """From epoch 2 on the learning rate is NaN, so the weights turn NaN at the epoch's first update.
