@@ -14,8 +14,8 @@ come back; each member's history is filled from them as from its host steps. The
 passes (under the training stage, from the validation stream) and the test passes of the test
 setups the device's power kernels model (below) run on the device too
 (:class:`memnp.nn.device_eval.DeviceEvaluator`, the validation and test sets uploaded once per
-pass); other test setups run on the host with the synced weights. The weights come back to the host models
-(:meth:`DevicePass.host`) only when the host needs them: a validation that may keep them, a
+pass); other test setups run on the host with the synced weights. The weights come back to the
+host models (:meth:`DevicePass.host`) only when the host needs them: a validation that may keep them, a
 host-side test, an in-job checkpoint, a change of the members training together, and the end. A
 resumed member's weights are uploaded with the trainer, so a resumed run continues on the device.
 

@@ -16,8 +16,8 @@ the members' constants and the work arrays; after :meth:`DeviceTrainer.set_data`
 set as uint8 (scaled per batch on the device). Per epoch (:meth:`train_epoch`) one array goes in
 (the members' PCG64 states with the epoch's permutations, uint64 (K, 6 + N)) and one comes back
 (the words used, the half word NumPy holds after float32 stuck draws, per-step losses and hit
-counts, the weights' check, float64 (K, 3 + 2 steps)); the host Generators are then moved on by the words used
-(``bit_generator.advance``), so they end where the CPU path's would. :meth:`train_step` with
+counts, the weights' check, float64 (K, 3 + 2 steps)); the host Generators are then moved on by
+the words used (``bit_generator.advance``), so they end where the CPU path's would. :meth:`train_step` with
 host arrays sends its batch (x, then the states with the labels) and reads one record. The draws
 are the CPU's: the same PCG64 words per driven device, the same Box-Muller pairs and uniforms, in
 the same order (layer by layer, driven rows only, phase by
