@@ -3,6 +3,8 @@ memnp.kernels.cuda_eval) against the cpu backend's, under Numba's CUDA simulator
 small shapes: protocol.train_group of PF MLPs (a 20-6-10 network stands in for the paper's MLP)
 with memristive validation and a test stage, and the CLI's --backend.
 """
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -206,6 +208,42 @@ def test_a_killed_cuda_run_resumes_from_its_checkpoint(monkeypatch, tmp_path):
     compare(resumed, whole, 1e-14)
 
 
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")   # the simulator's NumPy scalars meet the NaN weights
+@pytest.mark.parametrize("n_train", [8, 16], ids=["last-step", "mid-epoch"])
+def test_a_diverging_member_fails_as_on_the_host(monkeypatch, n_train):
+    """From epoch 2 on the learning rate is NaN, so the weights turn NaN at the epoch's first update.
+    The host refuses them at its next step (mid-epoch: a ValueError, then the parameters' check)
+    or after the epoch (its last step); the device pass raises the same TrainingDiverged (epoch 2,
+    the parameter named), not a NaN loss and not in epoch 3 (no validation or test after epoch 2
+    syncs the weights first)."""
+    from memnp.experiments import device_train
+    configs = [dataclasses.replace(trainings(n_train=n_train, members=1, epochs=3)[0], validation_every=3,
+                                   test_every=3)]
+    splits = data(n_train=n_train, n_val=4, n_test=4)
+    real = device_train.DevicePass.train_epoch
+
+    def train_epoch(self, active, epoch):     # the device reads the host models' learning rates
+        trainer = self._trainer(active)
+        P = trainer.P.copy_to_host()
+        P[:, ks.LR] = [m.model.optimizer.lr for m in active]
+        trainer.P = cuda.to_device(P)
+        return real(self, active, epoch)
+    monkeypatch.setattr(device_train.DevicePass, "train_epoch", train_epoch)
+    messages = []
+    for backend in ("cpu", "cuda"):
+        build, models = small_mlp("float64"), []
+        monkeypatch.setenv("MEMNP_BACKEND", backend)
+        monkeypatch.setattr(protocol, "build_model", lambda *args: models.append(build(*args)) or models[-1])
+
+        def nan_rate(epoch, epochs):
+            models[0].optimizer.lr = float("nan")
+        with pytest.raises(protocol.TrainingDiverged) as caught:
+            protocol.train_group(configs, splits, [np.random.SeedSequence(100)], on_epoch=nan_rate)
+        messages.append(str(caught.value))
+    assert messages[0].startswith("training diverged in epoch 2 (parameter layer")
+    assert messages[1] == messages[0]
+
+
 def test_device_evaluation_equals_sequential_evaluate():
     """DeviceEvaluator: three passes (two members, one twice under another PF stage) give
     Sequential.evaluate's loss, accuracy and power (float64, 1e-12), and the Generators end where
@@ -265,7 +303,96 @@ def test_infer_on_the_device_gives_the_cpu_repeats(monkeypatch):
     monkeypatch.setenv("MEMNP_BACKEND", "cuda")
     chip = Inference(stage=pf_stage(-0.3), repeats=1, batch_size=4, test_examples=6, sampling="chip")
     protocol.infer(weights, chip, (images, labels), np.random.SeedSequence(42))
-    assert ran[-1] is False
+    assert ran[-1] is True       # chip sampling too (test_chip_sampling_on_the_device_gives_the_cpu_repeats)
+
+
+def chip_stage():
+    """PF with D2D, stuck devices (float64: a word per device) and read noise."""
+    items = [dict(type="D2DLognormal", G_off=G_OFF, G_on=G_ON, R_on_log_std=0.25, R_off_log_std=0.25),
+             pf_stage(-0.3).to_dict()["nonidealities"][0], dict(type="StuckAtGOff", G_off=G_OFF, p=0.1),
+             dict(type="ReadNoise", sigma_rel=0.05)]
+    return Stage(G_OFF, G_ON, K_V, tuple(items))
+
+
+@pytest.mark.parametrize("stage", [pf_stage(-0.3), chip_stage()], ids=["pf", "pf-d2d-stuck-read"])
+def test_chip_sampling_on_the_device_gives_the_cpu_repeats(monkeypatch, stage):
+    """protocol.infer with chip sampling runs on the device: every batch restarts the chip's
+    draws from its seed, for every row (a row no example drives included), and read noise runs on
+    from batch to batch in its own stream; the cpu backend's repeats (float64, 1e-10)."""
+    from memnp.experiments import Inference, device_train
+    model = small_mlp("float64")("mnist", "double", None, np.random.default_rng(3), 0.1, 1e-3)
+    weights = protocol.model_arrays(model, None)
+    images, labels = data(n_test=7)["test"]
+    setup = Inference(stage=stage, repeats=2, batch_size=4, test_examples=7, sampling="chip")
+    ran = []
+    real = device_train.infer_repeats
+
+    def spy(*args):
+        out = real(*args)
+        ran.append(out is not None)
+        return out
+    monkeypatch.setattr(protocol, "infer_repeats", spy)
+    monkeypatch.setenv("MEMNP_BACKEND", "cuda")
+    got = protocol.infer(weights, setup, (images, labels), np.random.SeedSequence(42))
+    monkeypatch.setenv("MEMNP_BACKEND", "cpu")
+    want = protocol.infer(weights, setup, (images, labels), np.random.SeedSequence(42))
+    assert ran == [True, False]
+    for name in ("accuracy", "loss", "power"):
+        assert np.allclose(got[name], want[name], rtol=1e-10, atol=0), name
+    assert len(set(want["loss"])) == 2
+    batch = protocol.infer(weights, dataclasses.replace(setup, sampling="batch"), (images, labels),
+                           np.random.SeedSequence(42))
+    assert not np.allclose(batch["loss"], want["loss"], rtol=1e-6)   # the chip's draws are not the batch's
+
+
+def test_an_evaluation_step_is_forward_only(monkeypatch):
+    """A DeviceEvaluator pass launches the forward half of the trainer's step only (per step and
+    layer stats_scan, devices and forward, then the loss; no VJP, tie share or update). A chip pass
+    under read noise gives the host's chip pass (passes.evaluate) and leaves the chip's Generator
+    as given and the read Generator where the host's read stream ends."""
+    import collections
+    from memnp.experiments import passes
+    launched = collections.Counter()
+    real = ks.kernels
+
+    class Counted:
+        def __init__(self, name, kernel):
+            self.name, self.kernel = name, kernel
+
+        def __getitem__(self, config):
+            launch = self.kernel[config]
+
+            def run(*args):
+                launched[self.name] += 1
+                return launch(*args)
+            return run
+    monkeypatch.setattr(ks, "kernels", lambda dtype: {n: Counted(n, k) for n, k in real(dtype).items()})
+    stage = chip_stage()
+    model = small_mlp("float64")("mnist", "double", stage, np.random.default_rng(3), 0.1, 1e-3)
+    model.backend = "cpu"
+    images, labels = data(n_val=6)["validation"]
+    trainer = device_eval.PixelTrainer([model], batch_size=3)
+    evaluator = device_eval.DeviceEvaluator.of(trainer)
+    on_device = evaluator.upload(images, labels)
+    seq = np.random.SeedSequence(5)
+    chip, read = np.random.default_rng(seq), np.random.default_rng(passes.read_seed(seq))
+    seeded = chip.bit_generator.state
+    launched.clear()
+    got = evaluator.evaluate(trainer.D, [device_eval.EvalMember(0, stage, chip, model.l1, power=True, sampling="chip",
+                                                                read_rng=read)], on_device, 3)[0]
+    assert dict(launched) == {"stats_scan": 4, "devices": 4, "forward": 4, "loss": 2, "weights_sum": 2, "finish": 1}
+    x = images.astype(np.float32) / np.float32(255)
+    want = passes.evaluate(model, x, labels, stage, seq, 3, "chip")
+    for name in ("loss", "accuracy", "power"):
+        assert abs(got[name] - want[name]) <= 1e-12 * abs(want[name]), name
+    host_read = np.random.default_rng(passes.read_seed(seq))
+    for start in (0, 3):
+        model.evaluate(x[start:start + 3], labels[start:start + 3], rng=np.random.default_rng(seq), stage=stage,
+                       batch_size=3, draws="all", read_rng=host_read)
+    assert chip.bit_generator.state == seeded
+    assert read.bit_generator.state == host_read.bit_generator.state
+    with pytest.raises(ValueError, match="read_rng"):
+        device_eval.EvalMember(0, stage, chip, sampling="chip")
 
 
 def test_power_kernel_equals_the_reference():

@@ -205,8 +205,9 @@ def test_kernels_devices_and_loss_equal_their_cpu_references():
     rng = np.random.default_rng(4)
     state = cuda.to_device(device._states([rng], np.zeros((1, 0), np.uint64)))
     arrays = [cuda.device_array((1, 21, 24)) for _ in range(8)]
-    k["stats_scan"][1, ks.RT](cuda.to_device(D[None]), P, st, cuda.to_device(x[None]), 8, rank, offsets, state)
-    k["devices"][ks.grid(21)](cuda.to_device(D[None]), rank, st, P, state, offsets, *arrays)
+    k["stats_scan"][1, ks.RT](cuda.to_device(D[None]), P, st, cuda.to_device(x[None]), 8, rank, offsets, state,
+                              state, offsets, False, False)
+    k["devices"][ks.grid(21)](cuda.to_device(D[None]), rank, st, P, state, offsets, *arrays, state, offsets, False)
     active, _ = mapping.scan_inputs(x)
     rows = np.flatnonzero(active)
     np.testing.assert_array_equal(rank.copy_to_host()[0], np.where(active, np.cumsum(active) - 1, -1))
@@ -232,7 +233,7 @@ def test_kernels_devices_and_loss_equal_their_cpu_references():
     I = np.random.default_rng(4).normal(0, 1e-6, (1, 8, 20))
     gI = cuda.device_array((1, 8, 20))
     k["loss"][1, ks.RT](cuda.to_device(z), cuda.to_device(y), 8, st_all, P, gz, cuda.device_array((1, 8, 2)),
-                        record, 0, 1, cuda.to_device(I), st_all[0], gI)
+                        record, 0, 1, cuda.to_device(I), st_all[0], gI, True)
     loss, grad, hits = softmax.softmax_cross_entropy(z[0], y[0])
     np.testing.assert_allclose(record.copy_to_host()[0, 2:], [loss, hits], rtol=1e-14)
     np.testing.assert_allclose(gz.copy_to_host()[0], grad, rtol=1e-13, atol=1e-17)
@@ -306,9 +307,10 @@ def test_kernels_read_vjps_and_update_equal_their_references():
     state = cuda.to_device(device._states([np.random.default_rng(2)], np.zeros((1, 0), np.uint64)))
     dD, dx = cuda.to_device(D[None]), cuda.to_device(x[None])
     G, c, d, KK = (cuda.device_array((1, 13, 20)) for _ in range(4))
-    k["stats_scan"][1, ks.RT](dD, P, st, dx, 8, rank, cuda.device_array(1, dtype=np.uint64), state)
+    offsets = cuda.device_array(1, dtype=np.uint64)
+    k["stats_scan"][1, ks.RT](dD, P, st, dx, 8, rank, offsets, state, state, offsets, False, False)
     chain = [cuda.device_array((1, 13, 20)) for _ in range(4)]      # eps, drift, read, stuck: unused
-    k["devices"][ks.grid(13)](dD, rank, st, P, state, cuda.device_array(1, dtype=np.uint64), G, c, d, KK, *chain)
+    k["devices"][ks.grid(13)](dD, rank, st, P, state, offsets, G, c, d, KK, *chain, state, offsets, False)
     I, y = cuda.device_array((1, 8, 20)), cuda.device_array((1, 8, 10))
     adc, inside = cuda.to_device(np.zeros((1, 1, 3))), cuda.device_array((1, 1, 8, 20))
     k["forward"][ks.grid(80, ks.RS)](dx, 8, rank, c, KK, st, P, adc, I, y, False, inside)

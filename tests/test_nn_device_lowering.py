@@ -74,6 +74,8 @@ PROGRAM = textwrap.dedent('''
         pass
 
     def finish(self, rngs, state, record, steps, sizes):
+        for l, D in enumerate(self.D):
+            self._kernels["weights_sum"][1, 1](D, record, 2 + 2 * steps, l > 0)
         self._kernels["finish"][1, 1](state, record)
         raise Stop
 
@@ -111,5 +113,6 @@ def test_kernels_lower_with_the_real_compiler():
     line = out.stdout.strip().splitlines()[-1]
     assert line.startswith("LOWERED")
     for name in ("gather", "take_labels", "stats_scan", "devices", "forward", "loss", "outputs_vjp",
-                 "inputs_vjp", "devices_vjp", "tie_share", "update", "finish", "standard_vjp", "standard_update"):
+                 "inputs_vjp", "devices_vjp", "tie_share", "update", "weights_sum", "finish", "standard_vjp",
+                 "standard_update"):
         assert f"'{name}'" in line, line

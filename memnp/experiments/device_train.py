@@ -11,22 +11,35 @@ Per epoch of the members training together: the training set stays on the device
 per pass as uint8, :class:`memnp.nn.device_eval.PixelTrainer`), the members' permutations go in
 (drawn from their shuffle streams, as on the host path) and the per-step losses and accuracies
 come back; each member's history is filled from them as from its host steps. The validation
-passes (under the training stage, from the validation stream) and the test passes (a PF-only
-test stage with batch sampling: the device's power kernels model PF devices only) run on the
-device too (:class:`memnp.nn.device_eval.DeviceEvaluator`, the
-validation and test sets uploaded once per pass); other test setups (chip sampling, other
-nonidealities) run on the host with the synced weights. The weights come back to the host models
-(:meth:`DevicePass.host`) only when the host needs them: a validation that may keep them, a
+passes (under the training stage, from the validation stream) and the test passes of the test
+setups the device's power kernels model (below) run on the device too
+(:class:`memnp.nn.device_eval.DeviceEvaluator`, the validation and test sets uploaded once per
+pass); other test setups run on the host with the synced weights. The weights come back to the
+host models (:meth:`DevicePass.host`) only when the host needs them: a validation that may keep them, a
 host-side test, an in-job checkpoint, a change of the members training together, and the end. A
 resumed member's weights are uploaded with the trainer, so a resumed run continues on the device.
 
 Numbers: float64 runs give the host path's records and weights to rounding (tests: 1e-10); float32
-ones differ in the last bits, which training amplifies (the records say backend cuda). Unlike the
-host path, a diverging member is found after its epoch (non-finite losses), not at its step.
+ones differ in the last bits, which training amplifies (the records say backend cuda).
+
+Test setups run on the device where the power kernels model their stage
+(:func:`memnp.nn.device_eval.stage_supported`: PF with conductance phases only), with batch or
+chip sampling (chip: each batch draws the chip from the repeat's seed, for every device, and read
+noise from the read stream ``passes.read_seed(seed)`` that runs on across batches, as
+:func:`memnp.experiments.passes.evaluate`); other setups run on the host with the synced weights.
+
+A diverging member: the device finds it after its epoch, from the record, and raises what the
+host path raises at its step: TrainingDiverged for the same epoch and member, naming the
+parameter (from the synced weights) where the weights held NaN or inf before a step or after the
+epoch, else the non-finite loss; nothing is kept or written on either path (a run that diverges
+fails; train writes no weights). Left different: the parameter named is the first non-finite one
+of the weights after the whole epoch (the host names it at its step: a later layer's may be the
+only one there), and weights whose every entry is 0 (a ValueError on the host) give NaN losses
+(TrainingDiverged) on the device.
 """
 import numpy as np
 
-from .passes import EvalTask, collect, evaluate_many, repeat_source
+from .passes import EvalTask, collect, evaluate_many, read_seed, repeat_source
 
 
 def device_pass(members, data):
@@ -103,8 +116,14 @@ class DevicePass:
         self.dirty, self.epoch = True, epoch
         sizes = [min(first.batch_size, first.examples - begin) for begin in range(0, first.examples, first.batch_size)]
         for s in range(len(sizes)):   # step by step, as the host path finds a diverging member
+            if not np.isfinite(record.accuracies[:, s]).all():
+                # A member's weights held NaN or inf before step s: the host's step refuses them and
+                # checks every member's parameters (_host_epoch); so does host().
+                self.host()
             for k, member in enumerate(active):
                 _check_finite(member.model, float(record.losses[k, s]), epoch, member.training, parameters=False)
+        if not record.finite.all():
+            self.host()       # the host path checks the parameters after every epoch
         for k, member in enumerate(active):
             for s, count in enumerate(sizes):
                 member.add(float(record.losses[k, s]), float(record.accuracies[k, s]), count)
@@ -122,9 +141,9 @@ class DevicePass:
         groups = {}
         for position, (member, split, task, batch) in enumerate(items):
             images = self.data[id(member)][split][0]
-            groups.setdefault((id(images), batch), []).append(position)
+            groups.setdefault((id(images), batch, task.sampling), []).append(position)
         results = [None] * len(items)
-        for (_, batch), positions in groups.items():
+        for (_, batch, _), positions in groups.items():
             member, split = items[positions[0]][:2]
             out = self.evaluator.evaluate(self.trainer.D, [items[i][2] for i in positions], self._set(member, split),
                                           batch)
@@ -152,23 +171,22 @@ class DevicePass:
             member.keep_validation(epoch, runs[id(member)])
 
     def test(self, active, epoch, limit=1):
-        """protocol._test with the PF test stages of batch sampling on the device and the others on
-        the host (``limit``: their largest ensemble)."""
-        from ..nn.device_eval import EvalMember, stage_supported
+        """protocol._test with the test setups the device models (stage_supported, batch or chip
+        sampling) on the device and the others on the host (``limit``: their largest ensemble)."""
+        from ..nn.device_eval import stage_supported
         index = {id(m): k for k, m in enumerate(self.active)}
         plans = [(m, m.test_seeds(epoch)) for m in active]
         on_device, on_host, slots = [], [], {}
         for member, plan in plans:
             for number, (inference, seqs) in enumerate(plan):
                 slot = slots.setdefault((id(member), number), [])
-                device = inference.sampling == "batch" and stage_supported(inference.stage, power=True) is None
+                device = stage_supported(inference.stage, power=True) is None
                 for seq in seqs:
                     slot.append(None)
                     where = (id(member), number, len(slot) - 1)
                     if device:
-                        on_device.append((where, (member, "test", EvalMember(
-                            index[id(member)], inference.stage, np.random.default_rng(seq), member.model.l1,
-                            power=True), inference.batch_size)))
+                        on_device.append((where, (member, "test", _eval_member(
+                            index[id(member)], inference, seq, member.model.l1), inference.batch_size)))
                     else:
                         on_host.append((where, EvalTask(member.model, member.x_test, member.y_test, inference.stage,
                                                         repeat_source(inference.sampling, seq),
@@ -187,18 +205,19 @@ class DevicePass:
 def infer_repeats(model, inference, images, labels, seed_sequences):
     """:func:`memnp.experiments.protocol.infer`'s repeats on the GPU: {"accuracy", "loss",
     "power": one value per SeedSequence}, as :func:`memnp.experiments.passes.repeats` gives them,
-    or None where they run on the host (the backend is not cuda; chip sampling; a stage the
-    device's power kernels do not model, :func:`memnp.nn.device_eval.stage_supported`; a network
-    :class:`memnp.nn.device.DeviceTrainer` cannot hold).
+    or None where they run on the host (the backend is not cuda; a stage the device's power
+    kernels do not model, :func:`memnp.nn.device_eval.stage_supported`; a network
+    :class:`memnp.nn.device.DeviceTrainer` cannot hold). Batch and chip sampling (each repeat's
+    chip drawn from its seed in every batch, read noise from ``passes.read_seed(seed)``).
 
     model: the trained network (its own training stage does not matter: it is read under the
     inference stage); images (N, ...) uint8 and labels (N,): the test examples, uploaded once; each
-    repeat draws from ``default_rng(seed_sequence)`` what ``Sequential.evaluate`` draws."""
+    repeat draws what :func:`memnp.experiments.passes.evaluate` draws from its SeedSequence."""
     from ..kernels.backend import backend_name
-    if backend_name() != "cuda" or inference.sampling != "batch" or not seed_sequences:
+    if backend_name() != "cuda" or not seed_sequences:
         return None
     from ..nn.device import DeviceTrainer
-    from ..nn.device_eval import DeviceEvaluator, EvalMember, PixelTrainer, stage_supported
+    from ..nn.device_eval import DeviceEvaluator, PixelTrainer, stage_supported
     if stage_supported(inference.stage, power=True) is not None:
         return None
     own = model.stage
@@ -212,6 +231,17 @@ def infer_repeats(model, inference, images, labels, seed_sequences):
         model.stage = own
     evaluator = DeviceEvaluator.of(trainer)
     data = evaluator.upload(images, labels)
-    members = [EvalMember(0, inference.stage, np.random.default_rng(seq), model.l1, power=True)
-               for seq in seed_sequences]
+    members = [_eval_member(0, inference, seq, model.l1) for seq in seed_sequences]
     return collect(evaluator.evaluate(trainer.D, members, data, inference.batch_size))
+
+
+def _eval_member(index, inference, seq, l1):
+    """The EvalMember of one test or inference repeat seeded by ``seq`` that reads trainer member
+    ``index`` with power: batch sampling draws from ``default_rng(seq)``; chip sampling draws every
+    batch from that Generator's first words and read noise from ``default_rng(read_seed(seq))``, as
+    :func:`memnp.experiments.passes.evaluate` does on the host."""
+    from ..nn.device_eval import EvalMember
+    chip = inference.sampling == "chip"
+    return EvalMember(index, inference.stage, np.random.default_rng(seq), l1, power=True,
+                      sampling=inference.sampling,
+                      read_rng=np.random.default_rng(read_seed(seq)) if chip else None)

@@ -7,8 +7,11 @@ memnp.kernels.fused) or Gaussian programming noise (ProgrammingNoise's constants
 class by memnp.nn.device_stage; its normals take D2D's words), drift, stuck devices (a fixed stuck
 value) and read noise, in that order (memnp.kernels.conductance_chain's loop), and the PF device
 parameters (c, d_eps) are made from the read conductances G''. Every phase is drawn fresh for every
-step (batch mode, as ``Sequential.train_step``). Standard weights W are mapped to their two
-devices by the member's rule (MAPPING; memnp.crossbar.mapping's w_to_G) instead of k_G D + G_off.
+step (batch mode, as ``Sequential.train_step``); in chip sampling (memnp.kernels.cuda_step's
+stats_scan with ``chip``) every row is drawn, from the seed's first word in every batch, and read
+noise comes from a separate read stream (``reads``) that runs on from batch to batch. Standard
+weights W are mapped to their two devices by the member's rule (MAPPING; memnp.crossbar.mapping's
+w_to_G) instead of k_G D + G_off.
 
 The words. A layer of r driven rows and c columns holds n = r c devices (n is even: c = 2 n_out).
 Its draws take, in order, n / 2 words (D2D, a Box-Muller pair per two devices), n / 2 (drift),
@@ -163,11 +166,13 @@ def _build(T):
         return max(T(noisy + g), T(T(P[k, PROG_FLOOR]) * g))
 
     @cuda.jit
-    def devices(D, rank, st, P, state, offsets, G, cc, dd, KK, eps, fdr, frd, stk):
+    def devices(D, rank, st, P, state, offsets, G, cc, dd, KK, eps, fdr, frd, stk, reads, read_offsets, chip):
         """Per (member, row), along its columns: the row's words of every phase, G'' (into G), the
         draws the backward pass needs (eps, drift and read factors, stuck 1/0: (K, m, c) each),
         c and d_eps (pf_devices) of G'', KK = A**2 B / d_eps. Rows not driven: c = 0, KK = 0.
-        D: the weights, double (K, m, c) or standard (K, m, c / 2) (P's MAPPING column)."""
+        D: the weights, double (K, m, c) or standard (K, m, c / 2) (P's MAPPING column). With
+        ``chip`` (chip sampling) read noise comes from the read stream ``reads`` (K, 6) from word
+        read_offsets[k] on (memnp.kernels.cuda_step's stats_scan), not from ``state``."""
         members, m, c = G.shape
         half_c = U(c // 2)
         for t in range(cuda.grid(1), members * m, cuda.gridsize(1)):
@@ -203,7 +208,11 @@ def _build(T):
                 else:
                     sh, sl = _seek(state, k, base + rs * U(c))
                     base += n_half + n_half
-            if read:
+            rinc_h, rinc_l = inc_h, inc_l
+            if read and chip:
+                rh, rl = _seek(reads, k, read_offsets[k] + rs * half_c)
+                rinc_h, rinc_l = reads[k, 2], reads[k, 3]
+            elif read:
                 rh, rl = _seek(state, k, base + rs * half_c)
                 base += n_half
             ph, pl = _seek(state, k, base + rs * U(c))
@@ -241,7 +250,7 @@ def _build(T):
                 if read:
                     z0, z1 = _box_muller(_output(rh, rl))
                     r0, r1 = T(max(1.0 + sigma * z0, floor)), T(max(1.0 + sigma * z1, floor))
-                    rh, rl = _mul_add128(rh, rl, _M_HI, _M_LO, inc_h, inc_l)
+                    rh, rl = _mul_add128(rh, rl, _M_HI, _M_LO, rinc_h, rinc_l)
                 for half_index in range(2):
                     j = 2 * j2 + half_index
                     e = e0 if half_index == 0 else e1

@@ -22,8 +22,9 @@ or float64 unless said otherwise):
   state was uploaded, and the half word NumPy holds after float32 stuck draws (bit 63 set once
   there is one: the high half of the last stuck word); offsets (K,) uint64: where a layer's draws
   start in that stream;
-- record (K, 2 + 2 steps) float64: the words used, that half word (-1: none), then per step the
-  losses and the hits.
+- record (K, 3 + 2 steps) float64: the words used, that half word (-1: none), then per step the
+  losses and the hits (NaN where a weight was NaN or inf before the step), then sum |D| over the
+  layers after the last step (not finite where a weight is not: ``weights_sum``).
 
 Each kernel computes what the CPU path computes (the references: :mod:`memnp.kernels.mapping`,
 :mod:`memnp.kernels.pf_devices`, :mod:`memnp.kernels.softmax`, :mod:`memnp.kernels.sgd`,
@@ -43,8 +44,8 @@ from numba import cuda
 from . import cuda_phases, cuda_read, cuda_standard
 from .cuda import SIMULATOR
 from .cuda_phases import (ABSSUM, B_C, B_D, G_OFF, G_ON, GMAX, HALF_WORDS, HAS_D2D, HAS_DRIFT,  # noqa: F401
-                          HAS_PROG, MAPPING, DOUBLE,
-                          HAS_STUCK, K_G, K_V, L00, L01, L1, L10, L11, LR, MAXW, N_PARAMS, N_STATS, S_C, S_D,
+                          HAS_PROG, HAS_READ, HAS_STUCK, MAPPING, DOUBLE, K_G, K_V, L00, L01, L1, L10, L11, LR, MAXW,
+                          N_PARAMS, N_STATS, S_C, S_D,
                           SHARE, TIES)
 from .cuda_random import _jump_params, _mul_add128, _output
 from .cuda_read import RS, TT  # noqa: F401
@@ -106,12 +107,19 @@ def _build(T):
             labels[k, q] = np.int64(packed[k, 6 + q])
 
     @cuda.jit
-    def stats_scan(D, P, st, x, p, rank, offsets, state):
+    def stats_scan(D, P, st, x, p, rank, offsets, state, reads, read_offsets, chip, restart):
         """Per member (one block): max |D|, its ties, sum |D| (float64), k_G = (G_on - G_off) / max |D|
         (D: double weights, >= 0, or standard weights W; max |W| is w_to_G's max_weight);
         the rank of each row among the driven rows (an input nonzero in some example; the bias row
         always), and the layer's first word: offsets[k] = the words used so far, then (driven rows)
-        x c x P[k, HALF_WORDS] / 2 more are used (memnp.kernels.cuda_phases)."""
+        x c x P[k, HALF_WORDS] / 2 more are used (memnp.kernels.cuda_phases).
+
+        ``chip`` (chip sampling, draws="all"): every row counts as driven (rank = row index: the
+        words of the whole crossbar; a row no example drives adds exact zeros to the read), and
+        read noise takes its (rows) x c / 2 words from the read stream ``reads`` ((K, 6), the
+        state's layout) from read_offsets[k] on; ``restart``: the words used restart at 0 (the
+        chip's draws of every batch start at the seed's first word). Otherwise reads and
+        read_offsets are not used."""
         k = cuda.blockIdx.x
         tid = cuda.threadIdx.x
         sm = cuda.shared.array(RT, np.float64)
@@ -136,8 +144,8 @@ def _build(T):
         carry = 0
         for base in range(0, n_in, RT):       # RT rows at a time: flags, then a block-wide scan
             i = base + tid
-            driven = 0
-            if i < n_in:
+            driven = 1 if chip and i < n_in else 0
+            if i < n_in and not chip:
                 for q in range(p):
                     if x[k, q, i] != zero:
                         driven = 1
@@ -163,9 +171,15 @@ def _build(T):
             rank[k, n_in] = carry
             if P[k, MAPPING] != DOUBLE:     # standard weights: two devices per weight
                 c = 2 * c
-            used = state[k, 4]
+            used = U(0) if restart else state[k, 4]
             offsets[k] = used
-            state[k, 4] = used + U((carry + 1) * c) * U(P[k, HALF_WORDS]) // U(2)
+            words = U((carry + 1) * c) * U(P[k, HALF_WORDS]) // U(2)
+            if chip and P[k, HAS_READ] != 0.0:
+                read_words = U((carry + 1) * c) // U(2)
+                words -= read_words
+                read_offsets[k] = reads[k, 4]
+                reads[k, 4] += read_words
+            state[k, 4] = used + words
             if f32 and P[k, HAS_STUCK] != 0.0:
                 # float32 stuck uniforms use both halves of their words: NumPy then holds the high
                 # half of the last one (has_uint32 stays 0), which the host Generator gets back.
@@ -196,10 +210,11 @@ def _build(T):
             st[k, GMAX] = total / span
 
     @cuda.jit
-    def loss(z, labels, p, st_all, P, gz, scratch, record, column, steps, I, st, gI):
-        """Per member (one block): softmax cross-entropy of logits z (K, B, classes), dL/dz, hits;
-        record[k, 2 + column] = mean loss + l1 sum |D|, record[k, 2 + steps + column] = hits; then
-        the last layer's outputs VJP (:func:`outputs_vjp`'s work, with its I, st and dL/dI)."""
+    def loss(z, labels, p, st_all, P, gz, scratch, record, column, steps, I, st, gI, backward):
+        """Per member (one block): softmax cross-entropy of logits z (K, B, classes), hits;
+        record[k, 2 + column] = mean loss + l1 sum |D|, record[k, 2 + steps + column] = hits; with
+        ``backward`` also dL/dz and the last layer's outputs VJP (:func:`outputs_vjp`'s work, with
+        its I, st and dL/dI); without (an evaluation step) gz, gI and st[k, GMAX] are not written."""
         k = cuda.blockIdx.x
         tid = cuda.threadIdx.x
         sm = cuda.shared.array(RT, np.float64)
@@ -218,7 +233,7 @@ def _build(T):
             label = labels[k, q]
             scratch[k, q, 0] = lse - F(z[k, q, label])
             scratch[k, q, 1] = 1.0 if best == label else 0.0
-            for j in range(classes):
+            for j in range(classes if backward else 0):
                 gz[k, q, j] = T((math.exp(F(z[k, q, j]) - lse) - (1.0 if j == label else 0.0)) / p)
         cuda.syncthreads()
         if tid == 0:
@@ -232,9 +247,14 @@ def _build(T):
                 for layer in range(st_all.shape[0]):
                     penalty += st_all[layer, k, ABSSUM]
                 penalty = P[k, L1] * penalty
+            finite = True     # the weights read (before the step): sum |D| is NaN or inf where one is
+            for layer in range(st_all.shape[0]):
+                if not math.isfinite(st_all[layer, k, ABSSUM]):
+                    finite = False
             record[k, 2 + column] = total / p + penalty
-            record[k, 2 + steps + column] = hits
-        _outputs_vjp(k, tid, sm, gz, I, p, st, P, gI)
+            record[k, 2 + steps + column] = hits if finite else math.nan
+        if backward:
+            _outputs_vjp(k, tid, sm, gz, I, p, st, P, gI)
 
     @cuda.jit
     def outputs_vjp(gy, I, p, st, P, gI):
@@ -280,6 +300,22 @@ def _build(T):
             D[k, i, j] = zero if value < zero else value
 
     @cuda.jit
+    def weights_sum(D, record, column, add):
+        """Per member (one block): record[k, column] (+)= sum |D| (float64; NaN or inf where a weight
+        is NaN or inf: the weights' check after an epoch, as the CPU path checks its parameters)."""
+        k = cuda.blockIdx.x
+        tid = cuda.threadIdx.x
+        sm = cuda.shared.array(RT, np.float64)
+        _, m, c = D.shape
+        acc = 0.0
+        for t in range(tid, m * c, RT):
+            i = t // c
+            acc += abs(F(D[k, i, t - i * c]))
+        total = _reduce(sm, tid, acc, False)
+        if tid == 0:
+            record[k, column] = record[k, column] + total if add else total
+
+    @cuda.jit
     def finish(state, record):
         """record[k, 0] = the words member k used (float64: exact below 2**53); record[k, 1] = the
         half word NumPy would hold, or -1."""
@@ -293,8 +329,8 @@ def _build(T):
     read = cuda_read._build(T, phases["chain_vjp"])
     return dict(gather=gather, take_labels=take_labels, stats_scan=stats_scan, devices=phases["devices"],
                 forward=read["forward"], loss=loss, outputs_vjp=outputs_vjp, inputs_vjp=read["inputs_vjp"],
-                devices_vjp=read["devices_vjp"], tie_share=tie_share, update=update, finish=finish,
-                **cuda_standard._build(T))
+                devices_vjp=read["devices_vjp"], tie_share=tie_share, update=update, weights_sum=weights_sum,
+                finish=finish, **cuda_standard._build(T))
 
 
 _KERNELS = {}

@@ -20,8 +20,8 @@ arrays; after :meth:`DeviceTrainer.set_data`, the training
 set as uint8 (scaled per batch on the device). Per epoch (:meth:`train_epoch`) one array goes in
 (the members' PCG64 states with the epoch's permutations, uint64 (K, 6 + N)) and one comes back
 (the words used, the half word NumPy holds after float32 stuck draws, per-step losses and hit
-counts, float64 (K, 2 + 2 steps)); the host Generators are then moved on by the words used
-(``bit_generator.advance``), so they end where the CPU path's would. :meth:`train_step` with
+counts, the weights' check, float64 (K, 3 + 2 steps)); the host Generators are then moved on by
+the words used (``bit_generator.advance``), so they end where the CPU path's would. :meth:`train_step` with
 host arrays sends its batch (x, then the states with the labels) and reads one record. The draws
 are the CPU's: the same PCG64 words per driven device, the same Box-Muller pairs and uniforms, in
 the same order (layer by layer, driven rows only, phase by
@@ -30,7 +30,15 @@ phase, as ``Sequential.train_step`` with draws="active").
 Weights go back to the host models on :meth:`sync` (so ``model.save`` works); the host models'
 weights are read once, when the trainer is built. The CPU path's checks of each step (finite
 weights, a max weight > 0) are not made on the device: a diverged member shows NaN losses in its
-records (and NaN weights after ``sync``) instead of a ValueError.
+records (and NaN weights after ``sync``) instead of a ValueError; the record says where its
+weights held NaN or inf (a NaN accuracy at each step whose weights did, ``EpochRecord.finite``
+after the epoch), so the caller can refuse them where the CPU path does
+(memnp.experiments.device_train).
+
+An evaluation step (memnp.nn.device_eval) runs the forward half of a step only
+(:meth:`DeviceTrainer._forward` without ``backward``); chip sampling's draws (every row, the
+chip's words from the seed's first word in every batch, read noise from its own stream) are the
+``chip`` option of that half (:class:`ChipReads`).
 """
 import dataclasses
 
@@ -56,11 +64,23 @@ class StepRecord:
 
 
 @dataclasses.dataclass(frozen=True)
+class ChipReads:
+    """Chip sampling's read-noise streams on the device: state (K, 6) uint64 (the members' read
+    Generators in the step state's layout; column 4 counts the words used, on across batches) and
+    offsets (layers, K) uint64 (where each layer's read words start)."""
+    state: object
+    offsets: object
+
+
+@dataclasses.dataclass(frozen=True)
 class EpochRecord:
-    """One epoch: losses and accuracies (K, steps), as StepRecord per step; words (K,) PCG64 words used."""
+    """One epoch: losses and accuracies (K, steps), as StepRecord per step (an accuracy is NaN where
+    the member's weights held NaN or inf before the step); words (K,) PCG64 words used; finite (K,)
+    bool: the member's weights after the epoch hold no NaN or inf."""
     losses: np.ndarray
     accuracies: np.ndarray
     words: np.ndarray
+    finite: np.ndarray = None
 
 
 def _members(models):
@@ -294,21 +314,40 @@ class DeviceTrainer:
 
     # -- steps ----------------------------------------------------------------------------------
     def _step(self, x0, p, column, steps, record, state):
-        """Launch one step (x0: layer 0's inputs (K, >= p, n_in) on the device)."""
+        """Launch one training step (x0: layer 0's inputs (K, >= p, n_in) on the device): the
+        forward half, then the backward half."""
+        self._forward(x0, p, column, steps, record, state)
+        self._backward(x0, p)
+
+    def _forward(self, x0, p, column, steps, record, state, backward=True, chip=None):
+        """The forward half of a step: per layer the statistics and row ranks, the devices (the
+        draws) and the read; then the loss and hits into ``record``'s column, and with ``backward``
+        dL/dz and the last layer's dL/dI (an evaluation step passes False: no gradient is
+        written). ``chip``: None, or chip sampling's read stream (a :class:`ChipReads`): every row
+        drawn, the draws restarting at the seed's first word, read noise from the read stream."""
         k, K = self._kernels, self.K
         xs = [x0] + self.x[1:]
         last = len(self.shapes) - 1
         for l, (n_in, n_out) in enumerate(self.shapes):
             D, dev, st, off = self.D[l], self.dev[l], self.st[l], self.offsets[l]
-            k["stats_scan"][K, ks.RT](D, self.P, st, xs[l], p, self.rank[l], off, state)
+            reads, read_off = (state, off) if chip is None else (chip.state, chip.offsets[l])
+            k["stats_scan"][K, ks.RT](D, self.P, st, xs[l], p, self.rank[l], off, state, reads, read_off,
+                                      chip is not None, chip is not None and l == 0)
             k["devices"][ks.grid(K * (n_in + 1))](D, self.rank[l], st, self.P, state, off, dev["G"], dev["c"],
                                                   dev["d"], dev["KK"], dev["eps"], dev["fdr"], dev["frd"],
-                                                  dev["stk"])
+                                                  dev["stk"], reads, read_off, chip is not None)
             k["forward"][ks.grid(K * p * n_out, ks.RS)](xs[l], p, self.rank[l], dev["c"], dev["KK"], st, self.P,
                                                         self.adc[l], self.I[l], self.x[l + 1], l < last,
                                                         self.inside[l])
         k["loss"][K, ks.RT](self.x[-1], self.labels, p, self.st, self.P, self.gy[last], self.scratch, record,
-                            column, steps, self.I[last], self.st[last], self.gI[last])
+                            column, steps, self.I[last], self.st[last], self.gI[last], backward)
+
+    def _backward(self, x0, p):
+        """The backward half of a step, after :meth:`_forward` (with ``backward``): per layer from
+        the last, the VJPs (outputs, inputs, devices), the tie share and the update."""
+        k, K = self._kernels, self.K
+        xs = [x0] + self.x[1:]
+        last = len(self.shapes) - 1
         for l in range(last, -1, -1):
             n_in, n_out = self.shapes[l]
             D, dev, st = self.D[l], self.dev[l], self.st[l]
@@ -329,6 +368,8 @@ class DeviceTrainer:
                 k["update"][ks.grid(K * (n_in + 1) * 2 * n_out)](D, dev["gD"], st, self.P)
 
     def _finish(self, rngs, state, record, steps, sizes):
+        for l, D in enumerate(self.D):
+            self._kernels["weights_sum"][self.K, ks.RT](D, record, 2 + 2 * steps, l > 0)
         self._kernels["finish"][ks.grid(self.K)](state, record)
         host = record.copy_to_host()
         words = host[:, 0].astype(np.uint64)
@@ -339,7 +380,8 @@ class DeviceTrainer:
                 bits = rng.bit_generator.state
                 bits["uinteger"] = int(held)
                 rng.bit_generator.state = bits
-        return EpochRecord(host[:, 2:2 + steps], host[:, 2 + steps:] / np.asarray(sizes, dtype=np.float64), words)
+        accuracies = host[:, 2 + steps:2 + 2 * steps] / np.asarray(sizes, dtype=np.float64)
+        return EpochRecord(host[:, 2:2 + steps], accuracies, words, np.isfinite(host[:, 2 + 2 * steps]))
 
     def train_step(self, x, y, rng):
         """One step of every member on a host batch: x (p, ...) shared by the members or (K, p, ...),
@@ -362,7 +404,7 @@ class DeviceTrainer:
         self._batch(p)
         xd = cuda.to_device(x)
         state = cuda.to_device(_states(rngs, labels))
-        record = cuda.device_array((self.K, 4), dtype=np.float64)
+        record = cuda.device_array((self.K, 5), dtype=np.float64)
         self._kernels["take_labels"][ks.grid(self.K * p)](state, p, self.labels)
         self._step(xd, p, 0, 1, record, state)
         out = self._finish(rngs, state, record, 1, [p])
@@ -389,7 +431,7 @@ class DeviceTrainer:
         packed = cuda.to_device(_states(rngs, order))
         state, index = packed[:, :6], packed[:, 6:]
         steps = -(-N // B)
-        record = cuda.device_array((self.K, 2 + 2 * steps), dtype=np.float64)
+        record = cuda.device_array((self.K, 3 + 2 * steps), dtype=np.float64)
         sizes = []
         for s in range(steps):
             p = min(B, N - s * B)

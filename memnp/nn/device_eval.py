@@ -10,16 +10,22 @@ differs from that by up to an ulp of float32 in float64 runs).
 :class:`DeviceEvaluator` runs evaluation passes: E evaluation members, each one trainer member's
 weights (copied on the device) under its own PF stage and Generator, over a data set uploaded once
 as uint8 (:meth:`DeviceEvaluator.upload`). A pass is an epoch, in order, of an
-:class:`EvalTrainer`: a DeviceTrainer of stand-in networks whose learning rate is 0, so its steps
-leave the weights as they are and draw what ``Sequential.evaluate`` draws (draws="active": one word
-per driven device, layer by layer, batch after batch); whatever kernels, record layout and
-Generator bookkeeping the trainer's steps use, the evaluation uses too (its backward work is
-wasted, the price of that). It gives the loss (mean cross-entropy + the L1 penalty), accuracy and,
-when asked, power (W: the crossbars' total, averaged over batches, as ``Sequential.power``; the
-kernels of memnp.kernels.cuda_eval after each step). Per call one array goes in (the members'
-PCG64 states with the order) and one comes back (the record; a second with the powers); the
-Generators are moved on by the words used. The evaluation trainers (one per set of owners, stages
-and L1 coefficients) are kept for the next call.
+:class:`EvalTrainer`: a DeviceTrainer of stand-in networks whose steps are the forward half of
+the trainer's step only (``DeviceTrainer._forward`` without ``backward``: statistics, draws, reads,
+loss and hits; no gradient, no update, so the weights stay as they are; its learning rate is 0
+besides), drawing what ``Sequential.evaluate`` draws (draws="active": one word per driven device,
+layer by layer, batch after batch); the kernels, record layout and Generator bookkeeping are the
+trainer's. With chip sampling (``EvalMember.sampling``, memnp.experiments.passes.evaluate's
+"chip"), every batch draws the chip from the member Generator's state as given, for every device
+of each crossbar (draws="all"), and read noise from the member's read Generator, which runs on
+from batch to batch (the ``chip`` option of the forward half). It gives the loss (mean
+cross-entropy + the L1 penalty), accuracy and, when asked, power (W: the crossbars' total,
+averaged over batches, as ``Sequential.power``; the kernels of memnp.kernels.cuda_eval after
+each step). Per call one array goes in (the members' PCG64 states with the order; with chip
+sampling a second, the read streams' states) and one comes back (the record; a second with the
+powers, a third with the read words used); the Generators are moved on by the words used (a
+chip Generator keeps its state). The evaluation trainers (one per set of owners, stages and L1
+coefficients) are kept for the next call.
 """
 import dataclasses
 
@@ -28,22 +34,33 @@ import numpy as np
 from ..crossbar.nonidealities.iv import IVNonlinearityPF
 from ..kernels import cuda_eval as ke
 from ..kernels import cuda_step as ks
-from .device import DeviceTrainer, _batch_size, _params
+from . import device_stage
+from .device import ChipReads, DeviceTrainer, _advance, _batch_size, _generators, _params, _states
 from .model import Sequential
 from .optim import SGD
 
 cuda = ks.cuda
 
 
+#: The phases a stage of the device's power may hold besides PF currents: they change the devices'
+#: conductances only (the power kernels read the read devices' c and d_eps, at V = k_V x).
+POWER_PHASES = ("programming", "drift", "stuck", "read_noise")
+
+
 def stage_supported(stage, power=True):
     """None when the device passes can read under ``stage``, else the reason (a sentence): with
-    ``power`` a stage whose only nonideality is IVNonlinearityPF (the power kernels' model);
-    without, whatever DeviceTrainer supports (its constructor says what it does not)."""
+    ``power`` a stage of IVNonlinearityPF and conductance phases only (:data:`POWER_PHASES`: the
+    power kernels' model) that the kernels run (memnp.nn.device_stage); without, whatever
+    DeviceTrainer supports (its constructor says what it does not). Either mapping rule."""
     if stage is None:
         return "the device passes need a stage (a memristive network)"
-    if power and (len(stage.nonidealities) != 1 or not isinstance(stage.nonidealities[0], IVNonlinearityPF)):
+    if power and (not isinstance(stage.phases.get("currents"), IVNonlinearityPF)
+                  or any(name not in POWER_PHASES + ("currents",) for name in stage.phases)):
         got = [type(item).__name__ for item in stage.nonidealities]
-        return f"the device's power needs a stage whose only nonideality is IVNonlinearityPF; got {got}"
+        return (f"the device's power needs a stage of IVNonlinearityPF with at most D2DLognormal (or "
+                f"ProgrammingNoise), Drift, stuck devices and ReadNoise; got {got}")
+    if power:
+        return device_stage.unsupported(stage)
     return None
 
 
@@ -66,12 +83,24 @@ class EvalMember:
     """One evaluation pass: ``member`` (the trainer member whose weights are read), ``stage``
     (:func:`stage_supported`), ``rng`` (its Generator, PCG64; moved on by the pass),
     ``l1`` (the network's L1 coefficient: the loss holds its penalty, as ``Sequential.evaluate``'s),
-    ``power`` (whether the pass reports power)."""
+    ``power`` (whether the pass reports power), ``sampling`` ("batch": fresh draws per batch from
+    ``rng``, as ``Sequential.evaluate``; "chip": memnp.experiments.passes.evaluate's chip sampling,
+    every batch drawn from ``rng``'s state as given, for every device (draws="all"), which ``rng``
+    keeps, and read noise from ``read_rng``, moved on batch after batch)."""
     member: int
     stage: object
     rng: np.random.Generator
     l1: float = 0.0
     power: bool = False
+    sampling: str = "batch"
+    read_rng: np.random.Generator = None
+
+    def __post_init__(self):
+        if self.sampling not in ("batch", "chip"):
+            raise ValueError(f"sampling must be 'batch' or 'chip'; got {self.sampling!r}")
+        if (self.sampling == "chip") != (self.read_rng is not None):
+            raise ValueError("read_rng (a numpy.random.Generator: the read-noise stream) is needed with "
+                             "sampling 'chip' and only then")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -80,6 +109,13 @@ class DeviceData:
     pool: object
     labels: object
     examples: int
+
+
+def _copy(rng):
+    """A new Generator on a PCG64 in ``rng``'s state."""
+    copy = np.random.Generator(np.random.PCG64())
+    copy.bit_generator.state = rng.bit_generator.state
+    return copy
 
 
 def _stand_in(model, stage, l1):
@@ -94,9 +130,10 @@ def _stand_in(model, stage, l1):
 
 
 class EvalTrainer(PixelTrainer):
-    """The trainer of E evaluation members (stand-in networks, learning rate 0: its steps leave
-    the weights as they are), reading trainer members ``owners`` (E,); with ``power`` set (a float64
-    device array (E, steps)) every step also writes the batch's crossbar power there."""
+    """The trainer of E evaluation members (stand-in networks; its steps are forward halves: the
+    weights stay as they are), reading trainer members ``owners`` (E,); with ``power`` set (a
+    float64 device array (E, steps)) every step also writes the batch's crossbar power there; with
+    ``chip`` set (a ChipReads) its steps draw as chip sampling does."""
 
     def __init__(self, models, owners, batch_size):
         super().__init__(models, batch_size)
@@ -105,10 +142,13 @@ class EvalTrainer(PixelTrainer):
         self.P = cuda.to_device(params)
         self.owners = cuda.to_device(np.asarray(owners, dtype=np.int64))
         self.power = None
+        self.chip = None       # a ChipReads during a chip-sampling pass
         self._terms = None
 
     def _step(self, x0, p, column, steps, record, state):
-        super()._step(x0, p, column, steps, record, state)
+        """An evaluation step: the trainer's forward half only (no gradient, no update), then the
+        power kernels when asked."""
+        self._forward(x0, p, column, steps, record, state, backward=False, chip=self.chip)
         if self.power is None:
             return
         kernels = ke.kernels(self.dtype)
@@ -174,6 +214,9 @@ class DeviceEvaluator:
                 raise ValueError(reason)
             if not 0 <= m.member < weights[0].shape[0]:
                 raise ValueError(f"member must be in [0, {weights[0].shape[0]}); got {m.member}")
+        chip = members[0].sampling == "chip"
+        if any((m.sampling == "chip") != chip for m in members):
+            raise ValueError("the members of one evaluate call must share their sampling ('batch' or 'chip')")
         N, E = data.examples, len(members)
         B = min(_batch_size(batch_size), N)
         steps = -(-N // B)
@@ -184,7 +227,19 @@ class DeviceEvaluator:
         ev.pool, ev.pool_labels, ev.examples, ev.scale = data.pool, data.labels, N, self.table
         power = any(m.power for m in members)
         ev.power = cuda.device_array((E, steps), dtype=np.float64) if power else None
-        record = ev.train_epoch([m.rng for m in members], order=np.arange(N), batch_size=B)
+        rngs = [m.rng for m in members]
+        if chip:      # the trainer moves copies on: each chip Generator keeps its state
+            rngs = [_copy(rng) for rng in rngs]
+            reads = cuda.to_device(_states(_generators([m.read_rng for m in members], E),
+                                           np.zeros((E, 0), dtype=np.uint64)))
+            ev.chip = ChipReads(reads, cuda.device_array((len(ev.shapes), E), dtype=np.uint64))
+        try:
+            record = ev.train_epoch(rngs, order=np.arange(N), batch_size=B)
+        finally:
+            ev.chip = None
+        if chip:
+            for m, used in zip(members, reads.copy_to_host()[:, 4]):
+                _advance(m.read_rng, used)
         powers = ev.power.copy_to_host() if power else None
         sizes = np.array([min(B, N - s * B) for s in range(steps)], dtype=np.float64)
         return [{"loss": float(np.sum(record.losses[e] * sizes) / N),
