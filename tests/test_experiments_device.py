@@ -147,6 +147,52 @@ def test_a_combined_stage_group_gives_the_cpu_records(monkeypatch):
     compare(got, want, 1e-10)
 
 
+def d2d_stage(p_stuck=0.0):
+    """A linear stage (no currents phase) with D2D and, optionally, devices stuck at G_off: the
+    registry's d2d_* and stuck_off setups in small."""
+    items = [dict(type="D2DLognormal", G_off=G_OFF, G_on=G_ON, R_on_log_std=0.25, R_off_log_std=0.25)]
+    if p_stuck:
+        items.append(dict(type="StuckAtGOff", G_off=G_OFF, p=p_stuck))
+    return Stage(G_OFF, G_ON, K_V, tuple(items))
+
+
+def test_a_linear_stage_group_trains_on_the_device(monkeypatch):
+    """Two D2D trainings (linear reads; their learning rates and L1 differ) in one train_group
+    pass with backend cuda: they train on the device (DeviceTrainer.supports no longer refuses
+    linear stages, the ideal one included), with validation and a linear test stage (D2D and
+    stuck devices; its power too) on the device; one epoch of 8 examples, float64: the cpu
+    backend's records and weights to 1e-10."""
+    import dataclasses
+    from memnp.experiments import device_train
+    from memnp.nn.device import DeviceTrainer
+    build = small_mlp("float64")
+    for stage in (Stage(G_OFF, G_ON, K_V, ()), d2d_stage(0.05)):
+        assert DeviceTrainer.supports(build("mnist", "double", stage, np.random.default_rng(0))) == (True, "")
+    assert device_eval.stage_supported(d2d_stage(0.05), power=True) is None
+    splits = data(n_train=8, n_val=4, n_test=4)
+    base = trainings(n_train=8, members=2, epochs=1)
+    configs = [dataclasses.replace(base[0], stage=d2d_stage(), test_stages=(d2d_stage(0.05),)),
+               dataclasses.replace(base[1], stage=d2d_stage(), test_stages=(d2d_stage(0.05),))]
+    want = run(monkeypatch, "cpu", "float64", configs, splits)
+    epochs, evaluated = [], []
+    train_epoch, evaluate = device_train.DevicePass.train_epoch, device_eval.DeviceEvaluator.evaluate
+
+    def count_epoch(self, active, epoch):
+        epochs.append(len(active))
+        return train_epoch(self, active, epoch)
+
+    def count_passes(self, weights, members, data, batch_size):
+        evaluated.extend(m.power for m in members)
+        return evaluate(self, weights, members, data, batch_size)
+    monkeypatch.setattr(device_train.DevicePass, "train_epoch", count_epoch)
+    monkeypatch.setattr(device_eval.DeviceEvaluator, "evaluate", count_passes)
+    got = run(monkeypatch, "cuda", "float64", configs, splits)
+    assert epochs == [2]
+    assert evaluated.count(True) == 4 and evaluated.count(False) == 4    # 2 x 2 test and validation passes
+    compare(got, want, 1e-10)
+    assert all(0 < p < 1 for rec, _ in got for p in np.ravel(rec["test"][0]["power"]))
+
+
 @pytest.mark.slow
 def test_copies_over_an_epoch_do_not_grow_with_the_steps(monkeypatch):
     """An epoch of two members with validation (2 rounds) and a test stage: the same host<->device
@@ -168,12 +214,14 @@ def test_copies_over_an_epoch_do_not_grow_with_the_steps(monkeypatch):
 
 
 def test_host_test_stages_run_beside_the_device_pass(monkeypatch):
-    """A test stage the device cannot read (an ideal one; the PF one on the device) runs on the
-    host from the synced weights: the same records as the cpu backend (float64, 1e-10)."""
+    """A test stage the device cannot read (an ideal one with the avg mapping rule; the PF one on
+    the device) runs on the host from the synced weights: the same records as the cpu backend
+    (float64, 1e-10)."""
     import dataclasses
     splits = data(n_val=4, n_test=4)
-    configs = [dataclasses.replace(trainings(members=1, epochs=1)[0],
-                                   test_stages=(pf_stage(-0.3), Stage(G_OFF, G_ON, K_V, ())))]
+    avg = Stage(G_OFF, G_ON, K_V, (), mapping_rule="avg")
+    assert device_eval.stage_supported(avg, power=True) is not None
+    configs = [dataclasses.replace(trainings(members=1, epochs=1)[0], test_stages=(pf_stage(-0.3), avg))]
     want = run(monkeypatch, "cpu", "float64", configs, splits)
     got = run(monkeypatch, "cuda", "float64", configs, splits)
     compare(got, want, 1e-10)
@@ -281,6 +329,7 @@ def test_power_kernel_equals_the_reference():
     KK = A2_B / d
     P = np.zeros((K, ks.N_PARAMS + 1))
     P[:, ks.K_V] = K_V
+    P[:, ks.IS_PF] = 1.0
     kern = cuda_eval.kernels(np.float64)
     terms = cuda.device_array((K, p, c), dtype=np.float64)
     record = cuda.to_device(np.zeros((K, 3)))

@@ -205,7 +205,8 @@ def test_kernels_devices_and_loss_equal_their_cpu_references():
     rng = np.random.default_rng(4)
     state = cuda.to_device(device._states([rng], np.zeros((1, 0), np.uint64)))
     arrays = [cuda.device_array((1, 21, 24)) for _ in range(8)]
-    k["stats_scan"][1, ks.RT](cuda.to_device(D[None]), P, st, cuda.to_device(x[None]), 8, rank, offsets, state)
+    k["stats_scan"][1, ks.RT](cuda.to_device(D[None]), P, st, cuda.to_device(x[None]), 8, rank, offsets, state,
+                              False)
     k["devices"][ks.grid(21)](cuda.to_device(D[None]), rank, st, P, state, offsets, *arrays)
     active, _ = mapping.scan_inputs(x)
     rows = np.flatnonzero(active)
@@ -252,11 +253,9 @@ def test_kernels_devices_and_loss_equal_their_cpu_references():
     (lambda: Sequential([MemristiveDense(20, 10), Softmax()],
                         stage=Stage(G_OFF, G_ON, K_V, (dict(type="StuckDistribution", means=[1e-6, 2e-6], p=0.1), pf()))),
      "StuckDistribution \\(phase 'stuck'\\) is not supported on the device"),
-    (lambda: Sequential([MemristiveDense(20, 10), Softmax()],
-                        stage=Stage(G_OFF, G_ON, K_V, (dict(type="ReadNoise", sigma_rel=0.05),))),
-     "currents phase must be IVNonlinearityPF; got \\['ReadNoise'\\]"),
-    (lambda: Sequential([MemristiveDense(20, 10), Softmax()], stage=Stage(G_OFF, G_ON, K_V, ())),
-     "currents phase must be IVNonlinearityPF; got \\[\\]"),
+    (lambda: Sequential([MemristiveDense(20, 10), Softmax()],       # linear stages are supported, not this phase
+                        stage=Stage(G_OFF, G_ON, K_V, (dict(type="ProgrammingNoise", sigma_rel=0.05),))),
+     "ProgrammingNoise \\(phase 'programming'\\) is not supported on the device"),
     (lambda: Sequential([MemristiveDense(20, 10), Softmax()], stage=Stage(G_OFF, G_ON, K_V, (pf(),)),
                         optimizer=SGD(0.1, momentum=0.9)), "plain SGD"),
     (lambda: Sequential([MemristiveDense(20, 10)], stage=Stage(G_OFF, G_ON, K_V, (pf(),))), "Softmax"),
@@ -309,7 +308,7 @@ def test_kernels_read_vjps_and_update_equal_their_references():
     state = cuda.to_device(device._states([np.random.default_rng(2)], np.zeros((1, 0), np.uint64)))
     dD, dx = cuda.to_device(D[None]), cuda.to_device(x[None])
     G, c, d, KK = (cuda.device_array((1, 13, 20)) for _ in range(4))
-    k["stats_scan"][1, ks.RT](dD, P, st, dx, 8, rank, cuda.device_array(1, dtype=np.uint64), state)
+    k["stats_scan"][1, ks.RT](dD, P, st, dx, 8, rank, cuda.device_array(1, dtype=np.uint64), state, False)
     chain = [cuda.device_array((1, 13, 20)) for _ in range(4)]      # eps, drift, read, stuck: unused
     k["devices"][ks.grid(13)](dD, rank, st, P, state, cuda.device_array(1, dtype=np.uint64), G, c, d, KK, *chain)
     I, y = cuda.device_array((1, 8, 20)), cuda.device_array((1, 8, 10))

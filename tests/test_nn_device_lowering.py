@@ -4,7 +4,9 @@ float64 promotion in a float32 kernel, an unsupported call). In a subprocess (it
 device look-ups): DeviceTrainer's train_step and train_epoch are run with host arrays standing in
 for device arrays, and every kernel launch is compiled to LLVM IR for compute capability 9.0 with
 the argument types it got; float32 kernels must call only float32 libdevice math. The PF-only
-stage and the combined stage (case e: memnp.kernels.cuda_phases, memnp.kernels.cuda_read) both run.
+stage, the combined stage (case e: memnp.kernels.cuda_phases, memnp.kernels.cuda_read) and a
+trainer mixing case e with its linear twin (tests/test_nn_device_linear.py) run, and the
+evaluation's power kernels (memnp.kernels.cuda_eval) are lowered too.
 """
 import os
 import subprocess
@@ -60,7 +62,7 @@ PROGRAM = textwrap.dedent('''
                 ir = compile_cuda(self.kernel.py_func, numba.types.void, sig, cc=(9, 0)).library.get_llvm_str()
                 calls = set(re.findall(r'@"?(__nv_[a-z0-9_]+)"?\\(', ir))
                 if self.dtype == "float32" and self.name in ("forward", "inputs_vjp", "devices_vjp"):
-                    wide = sorted(c for c in calls if not c.endswith("f"))
+                    wide = sorted(c for c in calls if not c.endswith("f") and c != "__nv_fmul_rn")
                     assert not wide, (self.name, wide)
                     assert any(c.startswith("__nv_exp") for c in calls), (self.name, calls)
                 compiled[(self.name, sig)] = True
@@ -79,8 +81,15 @@ PROGRAM = textwrap.dedent('''
 
     device.DeviceTrainer._finish = finish
     import test_nn_device_stage as ts
-    for dtype, stage in [(d, s) for d in ("float32", "float64") for s in (None, ts.combined())]:
-        trainer = device.DeviceTrainer([t.mlp(dtype, seed=1, stage=stage), t.mlp(dtype, seed=2, stage=stage)],
+    import test_nn_device_linear as tl
+    from memnp.kernels import cuda_eval
+    for dtype in ("float32", "float64"):
+        table = cuda_eval.kernels(dtype)
+        for name in ("power_terms", "power_sum"):
+            table[name] = Launch(name, dtype, table[name])
+    pairs = [(None, None), (ts.combined(), ts.combined()), (ts.combined(), tl.linear())]
+    for dtype, (first, second) in [(d, s) for d in ("float32", "float64") for s in pairs]:
+        trainer = device.DeviceTrainer([t.mlp(dtype, seed=1, stage=first), t.mlp(dtype, seed=2, stage=second)],
                                        batch_size=8)
         x, y = t.batches(1, dtype=dtype)[0]
         rngs = [np.random.default_rng(1), np.random.default_rng(2)]
@@ -91,6 +100,11 @@ PROGRAM = textwrap.dedent('''
                 pass
             if trainer.pool is None:
                 trainer.set_data(*t.pool(16))
+        B, c = 8, trainer.I[0].shape[2]
+        terms = np.zeros((2, B, c))
+        cuda_eval.kernels(dtype)["power_terms"][1, 1](trainer.x[0], B, trainer.rank[0], trainer.dev[0]["c"],
+                                                      trainer.dev[0]["KK"], trainer.P, terms)
+        cuda_eval.kernels(dtype)["power_sum"][2, 1](terms, B, np.zeros((2, 1)), 0, False)
     names = {name for name, _ in compiled}
     print("LOWERED", len(compiled), sorted(names))
 ''')
@@ -107,5 +121,5 @@ def test_kernels_lower_with_the_real_compiler():
     line = out.stdout.strip().splitlines()[-1]
     assert line.startswith("LOWERED")
     for name in ("gather", "take_labels", "stats_scan", "devices", "forward", "loss", "outputs_vjp",
-                 "inputs_vjp", "devices_vjp", "tie_share", "update", "finish"):
+                 "inputs_vjp", "devices_vjp", "tie_share", "update", "finish", "power_terms", "power_sum"):
         assert f"'{name}'" in line, line

@@ -169,7 +169,7 @@ def test_devices_kernel_equals_the_phases_one_by_one():
     state = cuda.to_device(device._states([rng], np.zeros((1, 0), np.uint64)))
     arrays = [cuda.device_array((1, 21, 24)) for _ in range(8)]
     dD = cuda.to_device(D[None])
-    k["stats_scan"][1, ks.RT](dD, P, st, cuda.to_device(x[None]), 8, rank, offsets, state)
+    k["stats_scan"][1, ks.RT](dD, P, st, cuda.to_device(x[None]), 8, rank, offsets, state, False)
     k["devices"][ks.grid(21)](dD, rank, st, P, state, offsets, *arrays)
     G_read, c, d_eps, _, eps, f_drift, f_read, stuck = (a.copy_to_host()[0] for a in arrays)
     rows = np.flatnonzero(mapping.scan_inputs(x)[0])
@@ -206,7 +206,7 @@ def test_chain_vjp_equals_the_phases_vjp():
     dD, dx = cuda.to_device(D[None]), cuda.to_device(x[None])
     arrays = [cuda.device_array((1, 13, 20)) for _ in range(8)]
     offsets = cuda.device_array(1, dtype=np.uint64)
-    k["stats_scan"][1, ks.RT](dD, P, st, dx, 8, rank, offsets, state)
+    k["stats_scan"][1, ks.RT](dD, P, st, dx, 8, rank, offsets, state, False)
     k["devices"][ks.grid(13)](dD, rank, st, P, state, offsets, *arrays)
     G_read, c, d, KK, eps, fdr, frd, stk = arrays
     inside = cuda.to_device(np.ones((1, 2, 8, 20)))
@@ -269,7 +269,7 @@ def test_read_kernels_with_dac_tiles_and_adcs_equal_the_numpy_reference():
     dD, dx = cuda.to_device(D[None]), cuda.to_device(x[None])
     arrays = [cuda.device_array((1, 13, 20)) for _ in range(8)]
     offsets = cuda.device_array(1, dtype=np.uint64)
-    k["stats_scan"][1, ks.RT](dD, P, st, dx, 8, rank, offsets, state)
+    k["stats_scan"][1, ks.RT](dD, P, st, dx, 8, rank, offsets, state, False)
     k["devices"][ks.grid(13)](dD, rank, st, P, state, offsets, *arrays)
     _, c, _, KK = arrays[:4]
     adc = cuda.to_device(device.device_stage.adc_table(stage, 13, 2, np.float64)[None])

@@ -3,7 +3,7 @@ memristive validation and test-during-training on the GPU (issue 17, items 1-3).
 
 :func:`device_pass` gives a :class:`DevicePass` when the kernel backend is ``cuda`` (the
 ``--backend`` option or ``MEMNP_BACKEND``) and :class:`memnp.nn.device.DeviceTrainer` can train
-every member (``DeviceTrainer.supports``: PF MLPs of double weights, plain SGD; here also the
+every member (``DeviceTrainer.supports``: PF or linear MLPs of double weights, plain SGD; here also the
 default mapping rule, no augmentation, one training set); otherwise None, and train_group takes its host path (whose layers then call the
 cuda backend's kernels one by one).
 
@@ -11,9 +11,9 @@ Per epoch of the members training together: the training set stays on the device
 per pass as uint8, :class:`memnp.nn.device_eval.PixelTrainer`), the members' permutations go in
 (drawn from their shuffle streams, as on the host path) and the per-step losses and accuracies
 come back; each member's history is filled from them as from its host steps. The validation
-passes (under the training stage, from the validation stream) and the test passes (a PF-only
-test stage with batch sampling: the device's power kernels model PF devices only) run on the
-device too (:class:`memnp.nn.device_eval.DeviceEvaluator`, the
+passes (under the training stage, from the validation stream) and the test passes (a test
+stage with batch sampling that the device runs: its power kernels model PF and linear reads) run
+on the device too (:class:`memnp.nn.device_eval.DeviceEvaluator`, the
 validation and test sets uploaded once per pass); other test setups (chip sampling, other
 nonidealities) run on the host with the synced weights. The weights come back to the host models
 (:meth:`DevicePass.host`) only when the host needs them: a validation that may keep them, a
@@ -152,8 +152,9 @@ class DevicePass:
             member.keep_validation(epoch, runs[id(member)])
 
     def test(self, active, epoch, limit=1):
-        """protocol._test with the PF test stages of batch sampling on the device and the others on
-        the host (``limit``: their largest ensemble)."""
+        """protocol._test with the test stages of batch sampling that the device runs
+        (device_eval.stage_supported) on the device and the others on the host (``limit``: their
+        largest ensemble)."""
         from ..nn.device_eval import EvalMember, stage_supported
         index = {id(m): k for k, m in enumerate(self.active)}
         plans = [(m, m.test_seeds(epoch)) for m in active]

@@ -4,15 +4,17 @@ A device-resident step reads each layer's crossbar as the CPU's ``CrossbarPass.f
 the rows some example drives (memnp.crossbar.pipeline's physical order): the programmed
 conductances G = k_G D + G_off (S) go through D2D variability (the D2DLognormal record of
 memnp.kernels.fused), drift, stuck devices (a fixed stuck value) and read noise, in that order
-(memnp.kernels.conductance_chain's loop), and the PF device parameters (c, d_eps) are made from
-the read conductances G''. Every phase is drawn fresh for every step (batch mode, as
-``Sequential.train_step``).
+(memnp.kernels.conductance_chain's loop), and on a PF stage (P[k, IS_PF] = 1) the PF device
+parameters (c, d_eps) are made from the read conductances G''; on a linear stage (no currents
+phase: I = V G'', P[k, IS_PF] = 0) the read needs G'' alone. Every phase is drawn fresh for every
+step (batch mode, as ``Sequential.train_step``).
 
 The words. A layer of r driven rows and c columns holds n = r c devices (n is even: c = 2 n_out).
 Its draws take, in order, n / 2 words (D2D, a Box-Muller pair per two devices), n / 2 (drift),
 n (float64 stuck uniforms, ``(w >> 11) 2**-53``) or n / 2 (float32: the low, then the high 32-bit
-half of each word), n / 2 (read noise) and n (PF residuals, one word per device): the block that
-memnp.kernels.stage_draws takes (and the phases one by one would). Row s (its rank among the
+half of each word), n / 2 (read noise) and, under PF only, n (PF residuals, one word per device):
+the block that memnp.kernels.stage_draws takes (and the phases one by one would). A linear stage
+without conductance phases (the ideal stage) uses no words. Row s (its rank among the
 driven rows) finds its words of each phase by a PCG64 jump (memnp.kernels.cuda_random). A float32
 stage with stuck devices needs a Generator that holds no half word (``has_uint32`` 0), which
 ``DeviceTrainer`` checks; with n even it holds none afterwards either, but its state keeps the
@@ -20,7 +22,8 @@ last stuck word's high half (``uinteger``), which the step finds and hands back
 (memnp.kernels.cuda_step's stats_scan and finish).
 
 :func:`_build` gives, per float dtype T, the ``devices`` kernel (per (member, row): the draws, G''
-and the PF parameters) and the device function ``chain_vjp`` (dL/dG from dL/dG'', the backward
+and the PF parameters; on a linear stage c = G'', d_eps = 1 and KK = 0, so the read kernels find
+G'' where PF's c is) and the device function ``chain_vjp`` (dL/dG from dL/dG'', the backward
 pass of memnp.kernels.conductance_chain: read noise, stuck (exact zeros), drift, D2D).
 :func:`stage_columns` packs a stage's constants into the members' parameter rows (the columns
 below: the step's, then the stage's). What the kernels can run, and the ADCs' constants per row of
@@ -40,13 +43,14 @@ from .physics import A2_B
 #: Columns of P (float64 (K, N_PARAMS)): the step's (memnp.kernels.cuda_step), then the stage's.
 G_OFF, G_ON, K_V, S_C, S_D, B_C, B_D, L00, L01, L10, L11, LR, L1 = range(13)
 (TILE_ROWS, DAC_L, DAC_INV, DAC_STEP, ADC_L, HAS_D2D, R_ON, R_OFF, SLOPE, S_ON, HAS_DRIFT, NU_MEAN, NU_STD,
- LOG_RATIO, HAS_STUCK, STUCK_P, STUCK_V, HAS_READ, SIGMA, FLOOR, HALF_WORDS) = range(13, 34)
-N_PARAMS = 34
+ LOG_RATIO, HAS_STUCK, STUCK_P, STUCK_V, HAS_READ, SIGMA, FLOOR, HALF_WORDS, IS_PF) = range(13, 35)
+N_PARAMS = 35
 #: Columns of st (float64 (K, N_STATS)), a layer's per-step scalars.
 MAXW, TIES, ABSSUM, K_G, GMAX, SHARE = range(6)
 N_STATS = 6
 
-#: The phases the kernels run (with PF in the currents phase); anything else is refused.
+#: The phases the kernels run (the currents phase: PF, or none for a linear read); anything else
+#: is refused.
 PHASES = ("programming", "drift", "stuck", "read_noise", "dac", "currents", "adc", "tiles")
 _U = np.uint64
 _SHIFT11, _SHIFT8, _SHIFT32, _LOW32 = _U(11), _U(8), _U(32), _U(0xFFFFFFFF)
@@ -57,8 +61,8 @@ NO_TILES = 2 ** 30
 
 
 def stage_columns(stage, dtype):
-    """The stage's columns TILE_ROWS ... HALF_WORDS (float64 (21,)) for float ``dtype``; ``stage``
-    must pass memnp.nn.device_stage.unsupported."""
+    """The stage's columns TILE_ROWS ... IS_PF (float64 (22,)) for float ``dtype``; ``stage``
+    must pass memnp.nn.device_stage.unsupported (its currents phase: PF, or none)."""
     phases = stage.phases
     out = np.zeros(N_PARAMS - TILE_ROWS, dtype=np.float64)
 
@@ -73,7 +77,9 @@ def stage_columns(stage, dtype):
         put(DAC_STEP, stage.k_V / dac.levels)
     if adc is not None:
         put(ADC_L, adc.levels)
-    half_words = 2                                          # PF residuals: one word per device
+    pf = "currents" in phases
+    put(IS_PF, 1 if pf else 0)
+    half_words = 2 if pf else 0                             # PF residuals: one word per device
     records = {name: fused_records.params(phases[name], name) for name in fused_records.CONDUCTANCE_SLOTS
                if name in phases}
     if "programming" in records:
@@ -132,7 +138,8 @@ def _build(T):
     def devices(D, rank, st, P, state, offsets, G, cc, dd, KK, eps, fdr, frd, stk):
         """Per (member, row), along its columns: the row's words of every phase, G'' (into G), the
         draws the backward pass needs (eps, drift and read factors, stuck 1/0: (K, m, c) each),
-        c and d_eps (pf_devices) of G'', KK = A**2 B / d_eps. Rows not driven: c = 0, KK = 0."""
+        c and d_eps (pf_devices) of G'', KK = A**2 B / d_eps; on a linear stage c = G'', d_eps = 1,
+        KK = 0 (no PF words). Rows not driven: c = 0, KK = 0."""
         members, m, c = D.shape
         half_c = U(c // 2)
         for t in range(cuda.grid(1), members * m, cuda.gridsize(1)):
@@ -170,7 +177,10 @@ def _build(T):
             if read:
                 rh, rl = _seek(state, k, base + rs * half_c)
                 base += n_half
-            ph, pl = _seek(state, k, base + rs * U(c))
+            pf = P[k, IS_PF] != 0.0
+            ph = pl = U(0)
+            if pf:
+                ph, pl = _seek(state, k, base + rs * U(c))
             kg, off = T(st[k, K_G]), T(P[k, G_OFF])
             ms_c, ms_d, bc, bd = T(-P[k, S_C]), T(-P[k, S_D]), T(P[k, B_C]), T(P[k, B_D])
             l00, l01, l10, l11 = P[k, L00], P[k, L01], P[k, L10], P[k, L11]
@@ -225,6 +235,12 @@ def _build(T):
                     fdr[k, i, j] = f
                     frd[k, i, j] = rf
                     stk[k, i, j] = one if s else zero
+                    G[k, i, j] = g
+                    if not pf:
+                        cc[k, i, j] = g
+                        dd[k, i, j] = one
+                        KK[k, i, j] = zero
+                        continue
                     z_cos, z_sin = _box_muller(_output(ph, pl))
                     ph, pl = _mul_add128(ph, pl, _M_HI, _M_LO, inc_h, inc_l)
                     e_c = T(l00 * z_cos + l01 * z_sin)
@@ -232,7 +248,6 @@ def _build(T):
                     ln_g = T(math.log(g))
                     cv = T(math.exp(T(T(ln_g * ms_c) + bc) + e_c))
                     dv = T(math.exp(T(T(ln_g * ms_d) + bd) + e_d))
-                    G[k, i, j] = g
                     cc[k, i, j] = cv
                     dd[k, i, j] = dv
                     KK[k, i, j] = T(A2_B) / dv

@@ -1,15 +1,18 @@
-"""Device-resident training of K double-weight PF MLPs on a CUDA GPU (issue 17, items 1-2).
+"""Device-resident training of K double-weight MLPs, PF or linear, on a CUDA GPU (issue 17, items 1-2).
 
 :class:`DeviceTrainer` takes one :class:`memnp.nn.Sequential` or K of them (the members: the same
-layer sizes and dtype; each may have its own PF stage, learning rate, L1 coefficient, Generator
+layer sizes and dtype; each may have its own stage, learning rate, L1 coefficient, Generator
 and data order) and runs their training steps with the kernels of
 :mod:`memnp.kernels.cuda_step`, every kernel indexed by (member, row, column), so one step of K
 networks costs the same launches as one. Supported networks: [Flatten], MemristiveDense (double
 weights), Sigmoid, ..., MemristiveDense, Softmax, on a stage with IVNonlinearityPF in its currents
-phase and, optionally, D2DLognormal, Drift, stuck devices at a fixed value, ReadNoise, DAC, ADC and
-Tiles (the combined stage: memnp.kernels.cuda_phases and memnp.kernels.cuda_read run its phases in
-the CPU's physical order with the CPU's draws), trained with plain SGD (momentum 0); anything
-else is a ValueError naming it (:meth:`DeviceTrainer.supports` asks without raising).
+phase or none (a linear read, I = V G'': the ideal stage, or D2D, stuck devices, ... alone; members
+of one trainer may mix PF and linear stages) and, optionally, D2DLognormal, Drift, stuck devices
+at a fixed value, ReadNoise, DAC, ADC and Tiles (the combined stage: memnp.kernels.cuda_phases and
+memnp.kernels.cuda_read run its phases in the CPU's physical order with the CPU's draws; a linear
+stage draws no PF residuals, and its layers after the first read and draw every row, as the
+CPU's do), with the default mapping rule, trained with plain SGD (momentum 0); anything else is a
+ValueError naming it (:meth:`DeviceTrainer.supports` asks without raising).
 
 What stays on the device for the trainer's life: the weights D (K, n_in + 1, 2 n_out) per layer,
 the members' constants and the work arrays; after :meth:`DeviceTrainer.set_data`, the training
@@ -105,10 +108,12 @@ def _dense_layers(model, index):
 def _params(model):
     """(N_PARAMS,) float64: the member's constants (memnp.kernels.cuda_phases' columns)."""
     stage = model.stage
-    pf = stage.phases["currents"].fused()     # the residuals' factor L, the slopes and intercepts
-    (l00, l01), (l10, l11) = np.asarray(pf.factor, dtype=np.float64)
-    step = [stage.G_off, stage.G_on, stage.k_V, pf.slopes[0], pf.slopes[1], pf.intercepts[0], pf.intercepts[1],
-            l00, l01, l10, l11, model.optimizer.lr, model.l1]
+    pf_terms = [0.0] * 8                      # a linear read: no PF constants
+    if "currents" in stage.phases:
+        pf = stage.phases["currents"].fused()     # the residuals' factor L, the slopes and intercepts
+        (l00, l01), (l10, l11) = np.asarray(pf.factor, dtype=np.float64)
+        pf_terms = [pf.slopes[0], pf.slopes[1], pf.intercepts[0], pf.intercepts[1], l00, l01, l10, l11]
+    step = [stage.G_off, stage.G_on, stage.k_V, *pf_terms, model.optimizer.lr, model.l1]
     return np.concatenate([np.array(step, dtype=np.float64), cuda_phases.stage_columns(stage, model.dtype)])
 
 
@@ -173,7 +178,7 @@ def _checked(models):
 
 
 class DeviceTrainer:
-    """Training steps of K PF MLPs with everything on the GPU (see the module docstring).
+    """Training steps of K PF or linear MLPs with everything on the GPU (see the module docstring).
 
     models: a Sequential or a list of K; batch_size: the largest batch (work arrays are sized for
     it; bigger train_step batches enlarge them)."""
@@ -277,7 +282,7 @@ class DeviceTrainer:
         last = len(self.shapes) - 1
         for l, (n_in, n_out) in enumerate(self.shapes):
             D, dev, st, off = self.D[l], self.dev[l], self.st[l], self.offsets[l]
-            k["stats_scan"][K, ks.RT](D, self.P, st, xs[l], p, self.rank[l], off, state)
+            k["stats_scan"][K, ks.RT](D, self.P, st, xs[l], p, self.rank[l], off, state, l > 0)
             k["devices"][ks.grid(K * (n_in + 1))](D, self.rank[l], st, self.P, state, off, dev["G"], dev["c"],
                                                   dev["d"], dev["KK"], dev["eps"], dev["fdr"], dev["frd"],
                                                   dev["stk"])

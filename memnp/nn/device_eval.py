@@ -8,7 +8,7 @@ then the model's dtype, through a table of the 256 pixel values (DeviceTrainer's
 differs from that by up to an ulp of float32 in float64 runs).
 
 :class:`DeviceEvaluator` runs evaluation passes: E evaluation members, each one trainer member's
-weights (copied on the device) under its own PF stage and Generator, over a data set uploaded once
+weights (copied on the device) under its own stage and Generator, over a data set uploaded once
 as uint8 (:meth:`DeviceEvaluator.upload`). A pass is an epoch, in order, of an
 :class:`EvalTrainer`: a DeviceTrainer of stand-in networks whose learning rate is 0, so its steps
 leave the weights as they are and draw what ``Sequential.evaluate`` draws (draws="active": one word
@@ -25,9 +25,9 @@ import dataclasses
 
 import numpy as np
 
-from ..crossbar.nonidealities.iv import IVNonlinearityPF
 from ..kernels import cuda_eval as ke
 from ..kernels import cuda_step as ks
+from . import device_stage
 from .device import DeviceTrainer, _batch_size, _params
 from .model import Sequential
 from .optim import SGD
@@ -37,17 +37,15 @@ cuda = ks.cuda
 
 def stage_supported(stage, power=True):
     """None when the device passes can read under ``stage``, else the reason (a sentence): the
-    default mapping rule (the trainer's kernels map with it), and with ``power`` a stage whose only
-    nonideality is IVNonlinearityPF (the power kernels' model); without, whatever DeviceTrainer
-    supports (its constructor says what it does not)."""
+    default mapping rule (the trainer's kernels map with it), and with ``power`` a stage the
+    DeviceTrainer runs (memnp.nn.device_stage.unsupported: PF or linear reads after its
+    conductance phases and DAC, which the power kernels of memnp.kernels.cuda_eval model); without,
+    whatever DeviceTrainer supports (its constructor says what it does not)."""
     if stage is None:
         return "the device passes need a stage (a memristive network)"
     if stage.mapping_rule != "default":
         return f"the device passes use the default mapping rule; got {stage.mapping_rule!r}"
-    if power and (len(stage.nonidealities) != 1 or not isinstance(stage.nonidealities[0], IVNonlinearityPF)):
-        got = [type(item).__name__ for item in stage.nonidealities]
-        return f"the device's power needs a stage whose only nonideality is IVNonlinearityPF; got {got}"
-    return None
+    return device_stage.unsupported(stage) if power else None
 
 
 class PixelTrainer(DeviceTrainer):

@@ -16,18 +16,19 @@ __all__ = ["unsupported", "adc_table"]
 
 def unsupported(stage):
     """None when the kernels run ``stage`` (a Stage), else the reason (a sentence naming the
-    nonideality): the default mapping rule and PF in the currents phase are needed; D2DLognormal,
-    Drift, stuck devices with a fixed value, ReadNoise, DAC, ADC and Tiles may come with it;
-    nothing else."""
+    nonideality): the default mapping rule is needed, and in the currents phase PF or nothing (a
+    linear read, I = V G''; the ideal stage is one); D2DLognormal, Drift, stuck devices with a
+    fixed value, ReadNoise, DAC, ADC and Tiles may come with either; nothing else."""
     if stage is None:
         return "a stage is needed (got None)"
     if stage.mapping_rule != "default":
         return (f"the device step maps double weights with the default rule; the stage's mapping_rule is "
                 f"{stage.mapping_rule!r}")
     phases = stage.phases
-    if not isinstance(phases.get("currents"), IVNonlinearityPF):
+    currents = phases.get("currents")
+    if currents is not None and not isinstance(currents, IVNonlinearityPF):
         got = [type(item).__name__ for item in stage.nonidealities]
-        return f"the stage's currents phase must be IVNonlinearityPF; got {got}"
+        return f"the stage's currents phase must be IVNonlinearityPF or none (a linear read); got {got}"
     for name, item in phases.items():
         label = type(item).__name__
         if name not in cuda_phases.PHASES:
