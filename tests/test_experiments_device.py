@@ -132,8 +132,9 @@ def case_e():
 
 @pytest.mark.slow
 def test_a_combined_stage_group_gives_the_cpu_records(monkeypatch):
-    """Where DeviceTrainer trains the combined stage: training and validation on the device, the
-    PF test stage too and the combined one on the host; the cpu backend's records (float64)."""
+    """Where DeviceTrainer trains the combined stage: training, validation and both test stages
+    (PF, and the combined one with its DAC's voltages in the power) on the device; the cpu
+    backend's records (float64)."""
     import dataclasses
     from memnp.nn.device import DeviceTrainer
     stage = case_e()
