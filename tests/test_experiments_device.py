@@ -215,14 +215,13 @@ def test_copies_over_an_epoch_do_not_grow_with_the_steps(monkeypatch):
 
 
 def test_host_test_stages_run_beside_the_device_pass(monkeypatch):
-    """A test stage the device cannot read (an ideal one with the avg mapping rule; the PF one on
-    the device) runs on the host from the synced weights: the same records as the cpu backend
-    (float64, 1e-10)."""
+    """A test stage the device cannot read (ProgrammingNoise; the PF one on the device) runs on
+    the host from the synced weights: the same records as the cpu backend (float64, 1e-10)."""
     import dataclasses
     splits = data(n_val=4, n_test=4)
-    avg = Stage(G_OFF, G_ON, K_V, (), mapping_rule="avg")
-    assert device_eval.stage_supported(avg, power=True) is not None
-    configs = [dataclasses.replace(trainings(members=1, epochs=1)[0], test_stages=(pf_stage(-0.3), avg))]
+    noise = Stage(G_OFF, G_ON, K_V, (dict(type="ProgrammingNoise", sigma_rel=0.05),))
+    assert "ProgrammingNoise" in device_eval.stage_supported(noise, power=True)
+    configs = [dataclasses.replace(trainings(members=1, epochs=1)[0], test_stages=(pf_stage(-0.3), noise))]
     want = run(monkeypatch, "cpu", "float64", configs, splits)
     got = run(monkeypatch, "cuda", "float64", configs, splits)
     compare(got, want, 1e-10)

@@ -195,3 +195,28 @@ def test_a_linear_stage_ranks_every_row_after_the_first_layer():
         assert ranks[12] == driven - 1 and (ranks[3] >= 0) == (driven == 13)
         # linear: D2D, drift and read noise (half a word each); PF: D2D and the residuals (one word)
         assert state.copy_to_host()[0, 4] == driven * 20 * 1.5
+
+
+def test_the_avg_mapping_rule_trains_as_on_the_cpu():
+    """Double weights map as G = k_G D + G_off whatever the stage's mapping rule (the CPU passes
+    the rule to standard weights only), so avg stages run on the device: K = 2 (PF, and linear
+    D2D), both with mapping_rule "avg", 2 steps, float64: each member equals its CPU run."""
+    from test_nn_device import pf
+    items = [(pf(),), linear(stuck=0, dac=0, adc=0, rows=None).nonidealities[:1]]
+    stages = [Stage(G_OFF, G_ON, K_V, item, mapping_rule="avg") for item in items]
+    cpu = [mlp("float64", seed=k + 1, stage=stages[k]) for k in range(2)]
+    dev = [mlp("float64", seed=k + 1, stage=stages[k]) for k in range(2)]
+    assert device.DeviceTrainer.supports(dev) == (True, "")
+    r_cpu = [np.random.default_rng(40 + k) for k in range(2)]
+    r_dev = [np.random.default_rng(40 + k) for k in range(2)]
+    trainer = device.DeviceTrainer(dev, batch_size=4)
+    for x, y in batches(2, p=4):
+        record = trainer.train_step(x, y, r_dev)
+        for k in range(2):
+            loss, acc = cpu[k].train_step(x, y, r_cpu[k])
+            assert abs(record.losses[k] - loss) <= 1e-12 * loss and record.accuracies[k] == acc
+    trainer.sync()
+    for k in range(2):
+        for got, want in zip(weights(dev[k]), weights(cpu[k])):
+            assert relative(got, want) <= 1e-12
+        assert r_dev[k].bit_generator.state == r_cpu[k].bit_generator.state

@@ -234,11 +234,6 @@ def test_unsupported_stages_name_the_nonideality():
     assert not ok and "LineResistance (phase 'wires') is not supported" in reason
     with pytest.raises(ValueError, match="LineResistance"):
         device.DeviceTrainer(mlp("float64", stage=wires))
-    avg = Stage(G_OFF, G_ON, K_V, (pf(),), mapping_rule="avg")     # the device maps with the default rule only
-    ok, reason = device.DeviceTrainer.supports(mlp("float64", stage=avg))
-    assert not ok and "mapping_rule is 'avg'" in reason
-    with pytest.raises(ValueError, match="mapping_rule"):
-        device.DeviceTrainer(mlp("float64", stage=avg))
 
 
 def test_a_generator_holding_half_a_word_is_refused_for_float32_stuck_draws():

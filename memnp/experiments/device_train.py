@@ -3,8 +3,8 @@ memristive validation and test-during-training on the GPU (issue 17, items 1-3).
 
 :func:`device_pass` gives a :class:`DevicePass` when the kernel backend is ``cuda`` (the
 ``--backend`` option or ``MEMNP_BACKEND``) and :class:`memnp.nn.device.DeviceTrainer` can train
-every member (``DeviceTrainer.supports``: PF or linear MLPs of double weights, plain SGD; here also the
-default mapping rule, no augmentation, one training set); otherwise None, and train_group takes its host path (whose layers then call the
+every member (``DeviceTrainer.supports``: PF or linear MLPs of double weights, plain SGD; here also
+no augmentation, one training set); otherwise None, and train_group takes its host path (whose layers then call the
 cuda backend's kernels one by one).
 
 Per epoch of the members training together: the training set stays on the device (uploaded once

@@ -11,8 +11,9 @@ of one trainer may mix PF and linear stages) and, optionally, D2DLognormal, Drif
 at a fixed value, ReadNoise, DAC, ADC and Tiles (the combined stage: memnp.kernels.cuda_phases and
 memnp.kernels.cuda_read run its phases in the CPU's physical order with the CPU's draws; a linear
 stage draws no PF residuals, and its layers after the first read and draw every row, as the
-CPU's do), with the default mapping rule, trained with plain SGD (momentum 0); anything else is a
-ValueError naming it (:meth:`DeviceTrainer.supports` asks without raising).
+CPU's do), under either mapping rule (double weights map alike), trained with plain SGD
+(momentum 0); anything else is a ValueError naming it (:meth:`DeviceTrainer.supports` asks
+without raising).
 
 What stays on the device for the trainer's life: the weights D (K, n_in + 1, 2 n_out) per layer,
 the members' constants and the work arrays; after :meth:`DeviceTrainer.set_data`, the training

@@ -36,15 +36,13 @@ cuda = ks.cuda
 
 
 def stage_supported(stage, power=True):
-    """None when the device passes can read under ``stage``, else the reason (a sentence): the
-    default mapping rule (the trainer's kernels map with it), and with ``power`` a stage the
-    DeviceTrainer runs (memnp.nn.device_stage.unsupported: PF or linear reads after its
-    conductance phases and DAC, which the power kernels of memnp.kernels.cuda_eval model); without,
-    whatever DeviceTrainer supports (its constructor says what it does not)."""
+    """None when the device passes can read under ``stage``, else the reason (a sentence): with
+    ``power`` a stage the DeviceTrainer runs (memnp.nn.device_stage.unsupported: PF or linear
+    reads after its conductance phases and DAC, which the power kernels of memnp.kernels.cuda_eval
+    model; any mapping rule, as double weights ignore it); without, whatever DeviceTrainer
+    supports (its constructor says what it does not)."""
     if stage is None:
         return "the device passes need a stage (a memristive network)"
-    if stage.mapping_rule != "default":
-        return f"the device passes use the default mapping rule; got {stage.mapping_rule!r}"
     return device_stage.unsupported(stage) if power else None
 
 

@@ -16,14 +16,13 @@ __all__ = ["unsupported", "adc_table"]
 
 def unsupported(stage):
     """None when the kernels run ``stage`` (a Stage), else the reason (a sentence naming the
-    nonideality): the default mapping rule is needed, and in the currents phase PF or nothing (a
-    linear read, I = V G''; the ideal stage is one); D2DLognormal, Drift, stuck devices with a
-    fixed value, ReadNoise, DAC, ADC and Tiles may come with either; nothing else."""
+    nonideality): in the currents phase PF or nothing (a linear read, I = V G''; the ideal stage
+    is one); D2DLognormal, Drift, stuck devices with a fixed value, ReadNoise, DAC, ADC and Tiles
+    may come with either; nothing else. Any mapping rule: the device holds double weights only,
+    which the CPU maps as G = k_G D + G_off whatever the rule (memnp.nn.crossbar_layer passes the
+    rule to standard weights alone)."""
     if stage is None:
         return "a stage is needed (got None)"
-    if stage.mapping_rule != "default":
-        return (f"the device step maps double weights with the default rule; the stage's mapping_rule is "
-                f"{stage.mapping_rule!r}")
     phases = stage.phases
     currents = phases.get("currents")
     if currents is not None and not isinstance(currents, IVNonlinearityPF):
