@@ -148,9 +148,12 @@ def test_linear_power_kernel_equals_the_reference():
 
 def test_linear_evaluation_power_equals_sequential_evaluate():
     """DeviceEvaluator with power on a linear stage (stage_supported(power=True) allows it now):
-    loss, accuracy and power of 10 examples in batches of 4 equal ``Sequential.evaluate``'s
-    (float64, 1e-12), the Generator moved on as the CPU's."""
-    stage = linear(stuck=0.05, adc=0, rows=None)
+    the tahfo2 stage's StuckDistribution and a 6-bit DAC; loss, accuracy and power of 10 examples
+    in batches of 4 equal ``Sequential.evaluate``'s (float64, 1e-12), the Generator moved on as
+    the CPU's."""
+    from memnp.experiments import registry
+    tahfo2 = registry.device_stage("tahfo2")
+    stage = Stage(tahfo2.G_off, tahfo2.G_on, tahfo2.k_V, tahfo2.nonidealities + (dict(type="DAC", bits=6),))
     assert device_eval.stage_supported(stage, power=True) is None
     model = mlp("float64", stage=stage)
     images, labels = pool(10)
@@ -220,3 +223,39 @@ def test_the_avg_mapping_rule_trains_as_on_the_cpu():
         for got, want in zip(weights(dev[k]), weights(cpu[k])):
             assert relative(got, want) <= 1e-12
         assert r_dev[k].bit_generator.state == r_cpu[k].bit_generator.state
+
+
+def test_ndtri_equals_scipy_and_the_device_its_numpy_twin():
+    """memnp.kernels.cuda_stuck's ndtri: its NumPy twin within 1e-13 (absolute) of
+    scipy.special.ndtri over (0, 1) and both tails, the device's too (its own erfc and exp)."""
+    from scipy import special
+    from memnp.kernels import cuda_stuck
+    rng = np.random.default_rng(0)
+    p = np.concatenate([rng.random(200), np.logspace(-300, -1, 40), 1 - np.logspace(-16, -1, 40), [0.5, 1e-3]])
+    want = cuda_stuck.ndtri_numpy(p)
+    assert np.max(np.abs(want - special.ndtri(p))) <= 1e-13
+    out = cuda.device_array(p.size)
+
+    @cuda.jit
+    def run(p, out):
+        t = cuda.grid(1)
+        if t < p.size:
+            out[t] = cuda_stuck.ndtri(p[t])
+    run[ks.grid(p.size)](cuda.to_device(p), out)
+    np.testing.assert_allclose(out.copy_to_host(), want, rtol=0, atol=1e-13)      # another libm
+
+
+@pytest.mark.parametrize("dtype, steps", [("float64", 2), ("float32", 1)])
+def test_stuck_distribution_trains_as_on_the_cpu(dtype, steps):
+    """The registry's tahfo2 stage (StuckDistribution alone: 10 % of the devices stuck at values
+    drawn from a KDE of measured ones, a linear read): float64 within 1e-12, float32 within 1e-5,
+    of the cpu backend's steps, and the Generator in the CPU's state (the mask's words, then two
+    words per stuck device, layer by layer)."""
+    from memnp.experiments import registry
+    stage = registry.device_stage("tahfo2")
+    tolerance = 1e-12 if dtype == "float64" else 1e-5
+    cpu, dev, r_cpu, r_dev = run_steps(dtype, stage, steps, tolerance=tolerance)
+    for got, want in zip(weights(dev), weights(cpu)):
+        assert relative(got, want) <= tolerance
+    assert r_dev.bit_generator.state == r_cpu.bit_generator.state
+    assert device_eval.stage_supported(stage, power=True) is None

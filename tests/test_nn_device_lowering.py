@@ -5,7 +5,8 @@ device look-ups): DeviceTrainer's train_step and train_epoch are run with host a
 for device arrays, and every kernel launch is compiled to LLVM IR for compute capability 9.0 with
 the argument types it got; float32 kernels must call only float32 libdevice math. The PF-only
 stage, the combined stage (case e: memnp.kernels.cuda_phases, memnp.kernels.cuda_read) and a
-trainer mixing case e with its linear twin (tests/test_nn_device_linear.py) run, and the
+trainer mixing case e with its linear twin (tests/test_nn_device_linear.py) and one mixing the
+tahfo2 stage (StuckDistribution: memnp.kernels.cuda_stuck) with that twin run, and the
 evaluation's power kernels (memnp.kernels.cuda_eval) are lowered too.
 """
 import os
@@ -87,7 +88,9 @@ PROGRAM = textwrap.dedent('''
         table = cuda_eval.kernels(dtype)
         for name in ("power_terms", "power_sum"):
             table[name] = Launch(name, dtype, table[name])
-    pairs = [(None, None), (ts.combined(), ts.combined()), (ts.combined(), tl.linear())]
+    from memnp.experiments import registry
+    pairs = [(None, None), (ts.combined(), ts.combined()), (ts.combined(), tl.linear()),
+             (registry.device_stage("tahfo2"), tl.linear())]
     for dtype, (first, second) in [(d, s) for d in ("float32", "float64") for s in pairs]:
         trainer = device.DeviceTrainer([t.mlp(dtype, seed=1, stage=first), t.mlp(dtype, seed=2, stage=second)],
                                        batch_size=8)
@@ -121,5 +124,6 @@ def test_kernels_lower_with_the_real_compiler():
     line = out.stdout.strip().splitlines()[-1]
     assert line.startswith("LOWERED")
     for name in ("gather", "take_labels", "stats_scan", "devices", "forward", "loss", "outputs_vjp",
-                 "inputs_vjp", "devices_vjp", "tie_share", "update", "finish", "power_terms", "power_sum"):
+                 "inputs_vjp", "devices_vjp", "tie_share", "update", "finish", "power_terms", "power_sum",
+                 "stuck_counts", "stuck_starts"):
         assert f"'{name}'" in line, line

@@ -12,7 +12,9 @@ step (batch mode, as ``Sequential.train_step``).
 The words. A layer of r driven rows and c columns holds n = r c devices (n is even: c = 2 n_out).
 Its draws take, in order, n / 2 words (D2D, a Box-Muller pair per two devices), n / 2 (drift),
 n (float64 stuck uniforms, ``(w >> 11) 2**-53``) or n / 2 (float32: the low, then the high 32-bit
-half of each word), n / 2 (read noise) and, under PF only, n (PF residuals, one word per device):
+half of each word), with StuckDistribution (P[k, STUCK_KDE]) 2 s more for the values of the s
+stuck devices (memnp.kernels.cuda_stuck: ``stuck_counts`` and ``stuck_starts`` count them row by
+row first), n / 2 (read noise) and, under PF only, n (PF residuals, one word per device):
 the block that memnp.kernels.stage_draws takes (and the phases one by one would). A linear stage
 without conductance phases (the ideal stage) uses no words. Row s (its rank among the
 driven rows) finds its words of each phase by a PCG64 jump (memnp.kernels.cuda_random). A float32
@@ -38,13 +40,15 @@ from numba import cuda
 
 from . import fused as fused_records
 from .cuda_random import _M_HI, _M_LO, _box_muller, _jump_params, _mul_add128, _output
+from .cuda_stuck import value as kde_value
 from .physics import A2_B
 
 #: Columns of P (float64 (K, N_PARAMS)): the step's (memnp.kernels.cuda_step), then the stage's.
 G_OFF, G_ON, K_V, S_C, S_D, B_C, B_D, L00, L01, L10, L11, LR, L1 = range(13)
 (TILE_ROWS, DAC_L, DAC_INV, DAC_STEP, ADC_L, HAS_D2D, R_ON, R_OFF, SLOPE, S_ON, HAS_DRIFT, NU_MEAN, NU_STD,
- LOG_RATIO, HAS_STUCK, STUCK_P, STUCK_V, HAS_READ, SIGMA, FLOOR, HALF_WORDS, IS_PF) = range(13, 35)
-N_PARAMS = 35
+ LOG_RATIO, HAS_STUCK, STUCK_P, STUCK_V, HAS_READ, SIGMA, FLOOR, HALF_WORDS, IS_PF, STUCK_KDE, KDE_H,
+ KDE_N) = range(13, 38)
+N_PARAMS = 38
 #: Columns of st (float64 (K, N_STATS)), a layer's per-step scalars.
 MAXW, TIES, ABSSUM, K_G, GMAX, SHARE = range(6)
 N_STATS = 6
@@ -61,8 +65,9 @@ NO_TILES = 2 ** 30
 
 
 def stage_columns(stage, dtype):
-    """The stage's columns TILE_ROWS ... IS_PF (float64 (22,)) for float ``dtype``; ``stage``
-    must pass memnp.nn.device_stage.unsupported (its currents phase: PF, or none)."""
+    """The stage's columns TILE_ROWS ... KDE_N (float64 (25,)) for float ``dtype``, KDE_H and KDE_N
+    left 0 (memnp.nn.device_stage's ``kde_table`` has them); ``stage`` must pass
+    memnp.nn.device_stage.unsupported (its currents phase: PF, or none)."""
     phases = stage.phases
     out = np.zeros(N_PARAMS - TILE_ROWS, dtype=np.float64)
 
@@ -95,7 +100,11 @@ def stage_columns(stage, dtype):
     if "stuck" in records:
         r = records["stuck"]
         put(HAS_STUCK, 1)
-        put(STUCK_P, r.p), put(STUCK_V, r.value)
+        put(STUCK_P, r.p)
+        if r.value is None:                                 # values drawn (StuckDistribution)
+            put(STUCK_KDE, 1)
+        else:
+            put(STUCK_V, r.value)
         half_words += 2 if np.dtype(dtype) == np.float64 else 1
     if "read_noise" in records:
         r = records["read_noise"]
@@ -113,7 +122,8 @@ def blocks_of(stage, m):
 
 
 def _build(T):
-    """{"devices": kernel, "chain_vjp": device function} for float dtype T."""
+    """{"devices", "stuck_counts", "stuck_starts": kernels, "chain_vjp": device function} for float
+    dtype T."""
     F = np.float64
     U = np.uint64
     zero, one, half = T(0.0), T(1.0), T(0.5)
@@ -134,12 +144,73 @@ def _build(T):
         sigma = slope * (min(max(R, r_on), r_off) - r_on) + s_on
         return g * T(math.exp(sigma * (half * sigma - e)))
 
+    @cuda.jit(device=True)
+    def _stuck_pair(sh, sl, inc_h, inc_l, p_stuck):
+        """(stuck 0, stuck 1, the state moved on) of the next two devices from the stuck stream at
+        (sh, sl): float32, the low then the high half of one word; float64, one word each."""
+        w = _output(sh, sl)
+        sh, sl = _mul_add128(sh, sl, _M_HI, _M_LO, inc_h, inc_l)
+        if f32:
+            s0 = np.float32((w & _LOW32) >> _SHIFT8) * scale32 < np.float32(p_stuck)
+            s1 = np.float32(w >> _SHIFT32 >> _SHIFT8) * scale32 < np.float32(p_stuck)
+        else:
+            s0 = F(w >> _SHIFT11) * 2.0 ** -53 < p_stuck
+            w = _output(sh, sl)
+            sh, sl = _mul_add128(sh, sl, _M_HI, _M_LO, inc_h, inc_l)
+            s1 = F(w >> _SHIFT11) * 2.0 ** -53 < p_stuck
+        return s0, s1, sh, sl
+
+    @cuda.jit(device=True)
+    def _stuck_start(P, k, m, c, rank, r, base):
+        """The stream position of row r's first stuck word (the layer's words start at ``base``)."""
+        n_half = U(rank[k, m - 1] + 1) * U(c // 2)
+        if P[k, HAS_D2D] != 0.0:
+            base += n_half
+        if P[k, HAS_DRIFT] != 0.0:
+            base += n_half
+        return base + U(r) * (U(c // 2) if f32 else U(c))
+
     @cuda.jit
-    def devices(D, rank, st, P, state, offsets, G, cc, dd, KK, eps, fdr, frd, stk):
+    def stuck_counts(D, rank, P, state, offsets, counts):
+        """Drawn stuck values (P[k, STUCK_KDE]): per (member, row), counts[k, i] = the row's stuck
+        devices (its mask from the words, as ``devices`` draws it; 0 for rows not driven)."""
+        members, m, c = D.shape
+        for t in range(cuda.grid(1), members * m, cuda.gridsize(1)):
+            k = t // m
+            i = t - k * m
+            counts[k, i] = 0
+            if P[k, STUCK_KDE] == 0.0 or rank[k, i] < 0:
+                continue
+            sh, sl = _seek(state, k, _stuck_start(P, k, m, c, rank, rank[k, i], offsets[k]))
+            n = 0
+            for _ in range(c // 2):
+                s0, s1, sh, sl = _stuck_pair(sh, sl, state[k, 2], state[k, 3], P[k, STUCK_P])
+                n += int(s0) + int(s1)
+            counts[k, i] = n
+
+    @cuda.jit
+    def stuck_starts(P, state, counts):
+        """Per member (one thread): counts[k, i] becomes the number of stuck devices in the rows
+        before i, counts[k, m] their total s; the values' 2 s words are added to the words used."""
+        k = cuda.grid(1)
+        if k < counts.shape[0] and P[k, STUCK_KDE] != 0.0:
+            m = counts.shape[1] - 1
+            total = 0
+            for i in range(m):
+                n = counts[k, i]
+                counts[k, i] = total
+                total += n
+            counts[k, m] = total
+            state[k, 4] = state[k, 4] + U(2 * total)
+
+    @cuda.jit
+    def devices(D, rank, st, P, state, offsets, G, cc, dd, KK, eps, fdr, frd, stk, stuck_rows, kde):
         """Per (member, row), along its columns: the row's words of every phase, G'' (into G), the
         draws the backward pass needs (eps, drift and read factors, stuck 1/0: (K, m, c) each),
         c and d_eps (pf_devices) of G'', KK = A**2 B / d_eps; on a linear stage c = G'', d_eps = 1,
-        KK = 0 (no PF words). Rows not driven: c = 0, KK = 0."""
+        KK = 0 (no PF words). Drawn stuck values: stuck_rows (K, m + 1) int64 from ``stuck_counts``
+        and ``stuck_starts``, kde (K, N, 3) the members' tables (memnp.kernels.cuda_stuck). Rows
+        not driven: c = 0, KK = 0."""
         members, m, c = D.shape
         half_c = U(c // 2)
         for t in range(cuda.grid(1), members * m, cuda.gridsize(1)):
@@ -167,6 +238,8 @@ def _build(T):
             if drift:
                 fh, fl = _seek(state, k, base + rs * half_c)
                 base += n_half
+            drawn = stuck and P[k, STUCK_KDE] != 0.0
+            qh = ql = wh = wl = U(0)
             if stuck:
                 if f32:
                     sh, sl = _seek(state, k, base + rs * half_c)
@@ -174,6 +247,12 @@ def _build(T):
                 else:
                     sh, sl = _seek(state, k, base + rs * U(c))
                     base += n_half + n_half
+            if drawn:      # the choice words, then the values' (rng.random) words: s each
+                total, first = U(stuck_rows[k, m]), U(stuck_rows[k, i])
+                qh, ql = _seek(state, k, base + first)
+                wh, wl = _seek(state, k, base + total + first)
+                base += total + total
+            n_kde, h_kde = int(P[k, KDE_N]), P[k, KDE_H]
             if read:
                 rh, rl = _seek(state, k, base + rs * half_c)
                 base += n_half
@@ -200,17 +279,19 @@ def _build(T):
                     f1 = T(math.exp(-max(nu_mean + nu_std * z1, 0.0) * log_ratio))
                     fh, fl = _mul_add128(fh, fl, _M_HI, _M_LO, inc_h, inc_l)
                 s0 = s1 = False
+                v0 = v1 = value
                 if stuck:
-                    w = _output(sh, sl)
-                    sh, sl = _mul_add128(sh, sl, _M_HI, _M_LO, inc_h, inc_l)
-                    if f32:
-                        s0 = np.float32((w & _LOW32) >> _SHIFT8) * scale32 < np.float32(p_stuck)
-                        s1 = np.float32(w >> _SHIFT32 >> _SHIFT8) * scale32 < np.float32(p_stuck)
-                    else:
-                        s0 = F(w >> _SHIFT11) * 2.0 ** -53 < p_stuck
-                        w = _output(sh, sl)
-                        sh, sl = _mul_add128(sh, sl, _M_HI, _M_LO, inc_h, inc_l)
-                        s1 = F(w >> _SHIFT11) * 2.0 ** -53 < p_stuck
+                    s0, s1, sh, sl = _stuck_pair(sh, sl, inc_h, inc_l, p_stuck)
+                if drawn and s0:
+                    u_c, u_r = F(_output(qh, ql) >> _SHIFT11) * 2.0 ** -53, F(_output(wh, wl) >> _SHIFT11) * 2.0 ** -53
+                    qh, ql = _mul_add128(qh, ql, _M_HI, _M_LO, inc_h, inc_l)
+                    wh, wl = _mul_add128(wh, wl, _M_HI, _M_LO, inc_h, inc_l)
+                    v0 = T(kde_value(kde, k, n_kde, h_kde, u_c, u_r))
+                if drawn and s1:
+                    u_c, u_r = F(_output(qh, ql) >> _SHIFT11) * 2.0 ** -53, F(_output(wh, wl) >> _SHIFT11) * 2.0 ** -53
+                    qh, ql = _mul_add128(qh, ql, _M_HI, _M_LO, inc_h, inc_l)
+                    wh, wl = _mul_add128(wh, wl, _M_HI, _M_LO, inc_h, inc_l)
+                    v1 = T(kde_value(kde, k, n_kde, h_kde, u_c, u_r))
                 r0 = r1 = one
                 if read:
                     z0, z1 = _box_muller(_output(rh, rl))
@@ -221,6 +302,7 @@ def _build(T):
                     e = e0 if half_index == 0 else e1
                     f = f0 if half_index == 0 else f1
                     s = s0 if half_index == 0 else s1
+                    sv = v0 if half_index == 0 else v1
                     rf = r0 if half_index == 0 else r1
                     g = D[k, i, j] * kg + off
                     if d2d:
@@ -228,7 +310,7 @@ def _build(T):
                     if drift:
                         g = g * f
                     if stuck and s:
-                        g = value
+                        g = sv
                     if read:
                         g = g * rf
                     eps[k, i, j] = e
@@ -272,4 +354,4 @@ def _build(T):
             g = g * factor * (one - (sigma - e) * d_sigma * R)
         return g
 
-    return {"devices": devices, "chain_vjp": chain_vjp}
+    return {"devices": devices, "chain_vjp": chain_vjp, "stuck_counts": stuck_counts, "stuck_starts": stuck_starts}

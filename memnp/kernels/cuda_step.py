@@ -294,6 +294,7 @@ def _build(T):
     phases = cuda_phases._build(T)
     read = cuda_read._build(T, phases["chain_vjp"])
     return dict(gather=gather, take_labels=take_labels, stats_scan=stats_scan, devices=phases["devices"],
+                stuck_counts=phases["stuck_counts"], stuck_starts=phases["stuck_starts"],
                 forward=read["forward"], loss=loss, outputs_vjp=outputs_vjp, inputs_vjp=read["inputs_vjp"],
                 devices_vjp=read["devices_vjp"], tie_share=tie_share, update=update, finish=finish)
 

@@ -2,23 +2,27 @@
 
 :func:`unsupported` names what the CUDA kernels cannot run; :func:`adc_table` reads the ADCs'
 constants per row of arrays from the stage (its Tiles and the ADC's full scale, as
-memnp.crossbar.tiling computes it). They read the stage's classes, so they live above the kernels.
+memnp.crossbar.tiling computes it); :func:`kde_table` the table of a StuckDistribution's values
+(memnp.kernels.cuda_stuck). They read the stage's classes, so they live above the kernels.
 """
 import numpy as np
 
 from ..crossbar import tiling
+from scipy import special
+
 from ..crossbar.nonidealities.iv import IVNonlinearityPF
+from ..crossbar.nonidealities.stuck import StuckDistribution, kde_components
 from ..kernels import cuda_phases
 from ..kernels import fused as fused_records
 
-__all__ = ["unsupported", "adc_table"]
+__all__ = ["unsupported", "adc_table", "kde_table", "kde_tables"]
 
 
 def unsupported(stage):
     """None when the kernels run ``stage`` (a Stage), else the reason (a sentence naming the
     nonideality): in the currents phase PF or nothing (a linear read, I = V G''; the ideal stage
-    is one); D2DLognormal, Drift, stuck devices with a fixed value, ReadNoise, DAC, ADC and Tiles
-    may come with either; nothing else. Any mapping rule: the device holds double weights only,
+    is one); D2DLognormal, Drift, stuck devices with a fixed value or StuckDistribution, ReadNoise,
+    DAC, ADC and Tiles may come with either; nothing else. Any mapping rule: the device holds double weights only,
     which the CPU maps as G = k_G D + G_off whatever the rule (memnp.nn.crossbar_layer passes the
     rule to standard weights alone)."""
     if stage is None:
@@ -34,7 +38,8 @@ def unsupported(stage):
             return f"{label} (phase {name!r}) is not supported on the device"
         if name in fused_records.CONDUCTANCE_SLOTS:
             record = fused_records.params(item, name)
-            if record is None or (name == "stuck" and record.value is None):
+            drawn = name == "stuck" and record is not None and record.value is None
+            if record is None or (drawn and not isinstance(item, StuckDistribution)):
                 return f"{label} (phase {name!r}) is not supported on the device"
     return None
 
@@ -54,4 +59,30 @@ def adc_table(stage, m, blocks, dtype):
     for b, (r0, r1) in enumerate(bounds):
         fs = float(tiling._full_scale(stage, adc, r1 - r0))
         out[b] = t(adc.levels / fs), t(fs / adc.levels), t(fs)
+    return out
+
+
+def kde_table(stage):
+    """(table (N, 3) float64, h (S)) of the stage's StuckDistribution, or None without one: per
+    component of its mixture (kde_components) the normalised cumulative weight (as NumPy's
+    ``Generator.choice`` makes its cdf), loc (S) and tail = ndtr(loc / h), the numbers its
+    ``_stuck_values`` uses; memnp.kernels.cuda_stuck draws the values from them."""
+    stuck = stage.phases.get("stuck")
+    if not isinstance(stuck, StuckDistribution):
+        return None
+    h = stuck.bandwidth
+    loc, weight = kde_components(stuck.means, h)
+    cdf = weight.cumsum()
+    cdf /= cdf[-1]
+    return np.stack([cdf, loc, special.ndtr(-(-loc / h))], axis=1), h
+
+
+def kde_tables(stages):
+    """float64 (K, N, 3): the K stages' :func:`kde_table` tables, zeros past a table's components
+    or without a StuckDistribution (N >= 1)."""
+    tables = [kde_table(stage) for stage in stages]
+    out = np.zeros((len(tables), max([len(t[0]) for t in tables if t is not None], default=1), 3))
+    for k, t in enumerate(tables):
+        if t is not None:
+            out[k, :len(t[0])] = t[0]
     return out
