@@ -103,7 +103,7 @@ step device_epoch_e 90 device_epoch.log "$py" bench/device_epoch.py --cases e --
 step tests_kernels 120 tests_kernels.log "$py" -m pytest -q -ra -p no:cacheprovider \
     tests/test_kernels*cuda*.py
 step tests_device 120 tests_device.log "$py" -m pytest -q -ra -p no:cacheprovider \
-    tests/test_nn_device.py tests/test_nn_device_stage.py
+    tests/test_nn_device.py tests/test_nn_device_stage.py tests/test_nn_device_linear.py
 step tests_circuit 120 tests_circuit.log "$py" -m pytest -q -ra -p no:cacheprovider \
     tests/test_circuit*cuda*.py
 

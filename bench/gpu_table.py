@@ -69,7 +69,7 @@ def read_json(path):
 #: The test steps of gpu_check.sh: step name -> what it tests.
 TEST_STEPS = {"tests_kernels": "tests/test_kernels*cuda*.py",
               "tests_circuit": "tests/test_circuit*cuda*.py",
-              "tests_device": "tests/test_nn_device.py tests/test_nn_device_stage.py"}
+              "tests_device": "tests/test_nn_device.py tests/test_nn_device_stage.py tests/test_nn_device_linear.py"}
 
 
 def pytest_counts(text):

@@ -134,8 +134,9 @@ def case_e():
 
 @pytest.mark.slow
 def test_a_combined_stage_group_gives_the_cpu_records(monkeypatch):
-    """Where DeviceTrainer trains the combined stage: training and validation on the device, the
-    PF test stage too and the combined one on the host; the cpu backend's records (float64)."""
+    """Where DeviceTrainer trains the combined stage: training, validation and both test stages
+    (PF, and the combined one with its DAC's voltages in the power) on the device; the cpu
+    backend's records (float64)."""
     import dataclasses
     from memnp.nn.device import DeviceTrainer
     stage = case_e()
@@ -147,6 +148,53 @@ def test_a_combined_stage_group_gives_the_cpu_records(monkeypatch):
     want = run(monkeypatch, "cpu", "float64", configs, splits)
     got = run(monkeypatch, "cuda", "float64", configs, splits)
     compare(got, want, 1e-10)
+
+
+def d2d_stage(p_stuck=0.0):
+    """A linear stage (no currents phase) with D2D and, optionally, devices stuck at G_off: the
+    registry's d2d_* and stuck_off setups in small."""
+    items = [dict(type="D2DLognormal", G_off=G_OFF, G_on=G_ON, R_on_log_std=0.25, R_off_log_std=0.25)]
+    if p_stuck:
+        items.append(dict(type="StuckAtGOff", G_off=G_OFF, p=p_stuck))
+    return Stage(G_OFF, G_ON, K_V, tuple(items))
+
+
+def test_a_linear_stage_group_trains_on_the_device(monkeypatch):
+    """Two D2D trainings (linear reads; their learning rates and L1 differ) in one train_group
+    pass with backend cuda: they train on the device (DeviceTrainer.supports no longer refuses
+    linear stages, the ideal one included), with validation and a linear test stage (D2D and
+    stuck devices; its power too) on the device; one epoch of 8 examples, float64: the cpu
+    backend's records and weights to 1e-10."""
+    import dataclasses
+    from memnp.experiments import device_train
+    from memnp.nn.device import DeviceTrainer
+    build = small_mlp("float64")
+    for stage in (Stage(G_OFF, G_ON, K_V, ()), d2d_stage(0.05)):
+        assert DeviceTrainer.supports(build("mnist", "double", stage, np.random.default_rng(0))) == (True, "")
+    assert device_eval.stage_supported(d2d_stage(0.05), power=True) is None
+    splits = data(n_train=8, n_val=4, n_test=4)
+    base = [dataclasses.replace(c, validation_repeats=1, test_repeats=1)
+            for c in trainings(n_train=8, members=2, epochs=1)]
+    configs = [dataclasses.replace(base[0], stage=d2d_stage(), test_stages=(d2d_stage(0.05),)),
+               dataclasses.replace(base[1], stage=d2d_stage(), test_stages=(d2d_stage(0.05),))]
+    want = run(monkeypatch, "cpu", "float64", configs, splits)
+    epochs, evaluated = [], []
+    train_epoch, evaluate = device_train.DevicePass.train_epoch, device_eval.DeviceEvaluator.evaluate
+
+    def count_epoch(self, active, epoch):
+        epochs.append(len(active))
+        return train_epoch(self, active, epoch)
+
+    def count_passes(self, weights, members, data, batch_size):
+        evaluated.extend(m.power for m in members)
+        return evaluate(self, weights, members, data, batch_size)
+    monkeypatch.setattr(device_train.DevicePass, "train_epoch", count_epoch)
+    monkeypatch.setattr(device_eval.DeviceEvaluator, "evaluate", count_passes)
+    got = run(monkeypatch, "cuda", "float64", configs, splits)
+    assert epochs == [2]
+    assert evaluated.count(True) == 2 and evaluated.count(False) == 2    # a test and a validation pass each
+    compare(got, want, 1e-10)
+    assert all(0 < p < 1 for rec, _ in got for p in np.ravel(rec["test"][0]["power"]))
 
 
 @pytest.mark.slow
@@ -170,12 +218,13 @@ def test_copies_over_an_epoch_do_not_grow_with_the_steps(monkeypatch):
 
 
 def test_host_test_stages_run_beside_the_device_pass(monkeypatch):
-    """A test stage the device cannot read (an ideal one; the PF one on the device) runs on the
-    host from the synced weights: the same records as the cpu backend (float64, 1e-10)."""
+    """A test stage the device cannot read (ProgrammingNoise; the PF one on the device) runs on
+    the host from the synced weights: the same records as the cpu backend (float64, 1e-10)."""
     import dataclasses
     splits = data(n_val=4, n_test=4)
-    configs = [dataclasses.replace(trainings(members=1, epochs=1)[0],
-                                   test_stages=(pf_stage(-0.3), Stage(G_OFF, G_ON, K_V, ())))]
+    noise = Stage(G_OFF, G_ON, K_V, (dict(type="ProgrammingNoise", sigma_rel=0.05),))
+    assert "ProgrammingNoise" in device_eval.stage_supported(noise, power=True)
+    configs = [dataclasses.replace(trainings(members=1, epochs=1)[0], test_stages=(pf_stage(-0.3), noise))]
     want = run(monkeypatch, "cpu", "float64", configs, splits)
     got = run(monkeypatch, "cuda", "float64", configs, splits)
     compare(got, want, 1e-10)
@@ -408,6 +457,7 @@ def test_power_kernel_equals_the_reference():
     KK = A2_B / d
     P = np.zeros((K, ks.N_PARAMS + 1))
     P[:, ks.K_V] = K_V
+    P[:, ks.IS_PF] = 1.0
     kern = cuda_eval.kernels(np.float64)
     terms = cuda.device_array((K, p, c), dtype=np.float64)
     record = cuda.to_device(np.zeros((K, 3)))

@@ -66,6 +66,11 @@ def pool(n, seed=7):
     return images, rng.integers(0, 10, n)
 
 
+def no_kde(m):
+    """The devices kernel's StuckDistribution arguments for a stage without one (m rows)."""
+    return cuda.device_array((1, m + 1), dtype=np.int64), cuda.to_device(np.zeros((1, 1, 3)))
+
+
 def relative(a, b):
     return float(np.max(np.abs(np.asarray(a, np.float64) - b)) / max(np.max(np.abs(b)), 1e-300))
 
@@ -206,8 +211,9 @@ def test_kernels_devices_and_loss_equal_their_cpu_references():
     state = cuda.to_device(device._states([rng], np.zeros((1, 0), np.uint64)))
     arrays = [cuda.device_array((1, 21, 24)) for _ in range(8)]
     k["stats_scan"][1, ks.RT](cuda.to_device(D[None]), P, st, cuda.to_device(x[None]), 8, rank, offsets, state,
-                              state, offsets, False, False)
-    k["devices"][ks.grid(21)](cuda.to_device(D[None]), rank, st, P, state, offsets, *arrays, state, offsets, False)
+                              False, state, offsets, False, False)
+    k["devices"][ks.grid(21)](cuda.to_device(D[None]), rank, st, P, state, offsets, *arrays, *no_kde(21), state,
+                              offsets, False)
     active, _ = mapping.scan_inputs(x)
     rows = np.flatnonzero(active)
     np.testing.assert_array_equal(rank.copy_to_host()[0], np.where(active, np.cumsum(active) - 1, -1))
@@ -247,14 +253,8 @@ def test_kernels_devices_and_loss_equal_their_cpu_references():
                          Softmax()], stage=Stage(G_OFF, G_ON, K_V, (pf(),))), "MemristiveConv2D is not supported"),
     (lambda: Sequential([MemristiveDense(20, 12, "standard"), Sigmoid(), MemristiveDense(12, 10), Softmax()],
                         stage=Stage(G_OFF, G_ON, K_V, (pf(),))), "the layers mix double and standard weights"),
-    (lambda: Sequential([MemristiveDense(20, 10), Softmax()],
-                        stage=Stage(G_OFF, G_ON, K_V, (dict(type="StuckDistribution", means=[1e-6, 2e-6], p=0.1), pf()))),
-     "StuckDistribution \\(phase 'stuck'\\) is not supported on the device"),
-    (lambda: Sequential([MemristiveDense(20, 10), Softmax()],
-                        stage=Stage(G_OFF, G_ON, K_V, (dict(type="ReadNoise", sigma_rel=0.05),))),
-     "currents phase must be IVNonlinearityPF; got \\['ReadNoise'\\]"),
-    (lambda: Sequential([MemristiveDense(20, 10), Softmax()], stage=Stage(G_OFF, G_ON, K_V, ())),
-     "currents phase must be IVNonlinearityPF; got \\[\\]"),
+    (lambda: Sequential([MemristiveDense(20, 10, "standard"), Softmax()], stage=Stage(G_OFF, G_ON, K_V, ())),
+     "standard weights under an ideal stage are read digitally"),
     (lambda: Sequential([MemristiveDense(20, 10), Softmax()], stage=Stage(G_OFF, G_ON, K_V, (pf(),)),
                         optimizer=SGD(0.1, momentum=0.9)), "plain SGD"),
     (lambda: Sequential([MemristiveDense(20, 10)], stage=Stage(G_OFF, G_ON, K_V, (pf(),))), "Softmax"),
@@ -308,9 +308,10 @@ def test_kernels_read_vjps_and_update_equal_their_references():
     dD, dx = cuda.to_device(D[None]), cuda.to_device(x[None])
     G, c, d, KK = (cuda.device_array((1, 13, 20)) for _ in range(4))
     offsets = cuda.device_array(1, dtype=np.uint64)
-    k["stats_scan"][1, ks.RT](dD, P, st, dx, 8, rank, offsets, state, state, offsets, False, False)
+    k["stats_scan"][1, ks.RT](dD, P, st, dx, 8, rank, offsets, state, False, state, offsets, False, False)
     chain = [cuda.device_array((1, 13, 20)) for _ in range(4)]      # eps, drift, read, stuck: unused
-    k["devices"][ks.grid(13)](dD, rank, st, P, state, offsets, G, c, d, KK, *chain, state, offsets, False)
+    k["devices"][ks.grid(13)](dD, rank, st, P, state, offsets, G, c, d, KK, *chain, *no_kde(13), state, offsets,
+                              False)
     I, y = cuda.device_array((1, 8, 20)), cuda.device_array((1, 8, 10))
     adc, inside = cuda.to_device(np.zeros((1, 1, 3))), cuda.device_array((1, 1, 8, 20))
     k["forward"][ks.grid(80, ks.RS)](dx, 8, rank, c, KK, st, P, adc, I, y, False, inside)

@@ -4,7 +4,10 @@ float64 promotion in a float32 kernel, an unsupported call). In a subprocess (it
 device look-ups): DeviceTrainer's train_step and train_epoch are run with host arrays standing in
 for device arrays, and every kernel launch is compiled to LLVM IR for compute capability 9.0 with
 the argument types it got; float32 kernels must call only float32 libdevice math. The PF-only
-stage and the combined stage (case e: memnp.kernels.cuda_phases, memnp.kernels.cuda_read) both run.
+stage, the combined stage (case e: memnp.kernels.cuda_phases, memnp.kernels.cuda_read) and a
+trainer mixing case e with its linear twin (tests/test_nn_device_linear.py) and one mixing the
+tahfo2 stage (StuckDistribution: memnp.kernels.cuda_stuck) with that twin run, and the
+evaluation's power kernels (memnp.kernels.cuda_eval) are lowered too.
 """
 import os
 import subprocess
@@ -60,7 +63,7 @@ PROGRAM = textwrap.dedent('''
                 ir = compile_cuda(self.kernel.py_func, numba.types.void, sig, cc=(9, 0)).library.get_llvm_str()
                 calls = set(re.findall(r'@"?(__nv_[a-z0-9_]+)"?\\(', ir))
                 if self.dtype == "float32" and self.name in ("forward", "inputs_vjp", "devices_vjp"):
-                    wide = sorted(c for c in calls if not c.endswith("f"))
+                    wide = sorted(c for c in calls if not c.endswith("f") and c != "__nv_fmul_rn")
                     assert not wide, (self.name, wide)
                     assert any(c.startswith("__nv_exp") for c in calls), (self.name, calls)
                 compiled[(self.name, sig)] = True
@@ -82,11 +85,20 @@ PROGRAM = textwrap.dedent('''
     device.DeviceTrainer._finish = finish
     import test_nn_device_stage as ts
     import test_nn_device_standard as tw
-    for dtype, stage in [(d, s) for d in ("float32", "float64") for s in (None, ts.combined(), "standard")]:
-        if stage == "standard":
+    import test_nn_device_linear as tl
+    from memnp.kernels import cuda_eval
+    for dtype in ("float32", "float64"):
+        table = cuda_eval.kernels(dtype)
+        for name in ("power_terms", "power_sum"):
+            table[name] = Launch(name, dtype, table[name])
+    from memnp.experiments import registry
+    pairs = [(None, None), (ts.combined(), ts.combined()), (ts.combined(), tl.linear()),
+             (registry.device_stage("tahfo2"), tl.linear()), ("standard", "standard")]
+    for dtype, (first, second) in [(d, s) for d in ("float32", "float64") for s in pairs]:
+        if isinstance(first, str):
             members = [tw.standard_mlp(dtype, "default", seed=1), tw.standard_mlp(dtype, "avg", seed=2)]
         else:
-            members = [t.mlp(dtype, seed=1, stage=stage), t.mlp(dtype, seed=2, stage=stage)]
+            members = [t.mlp(dtype, seed=1, stage=first), t.mlp(dtype, seed=2, stage=second)]
         trainer = device.DeviceTrainer(members, batch_size=8)
         x, y = t.batches(1, dtype=dtype)[0]
         rngs = [np.random.default_rng(1), np.random.default_rng(2)]
@@ -97,6 +109,11 @@ PROGRAM = textwrap.dedent('''
                 pass
             if trainer.pool is None:
                 trainer.set_data(*t.pool(16))
+        B, c = 8, trainer.I[0].shape[2]
+        terms = np.zeros((2, B, c))
+        cuda_eval.kernels(dtype)["power_terms"][1, 1](trainer.x[0], B, trainer.rank[0], trainer.dev[0]["c"],
+                                                      trainer.dev[0]["KK"], trainer.P, terms)
+        cuda_eval.kernels(dtype)["power_sum"][2, 1](terms, B, np.zeros((2, 1)), 0, False)
     names = {name for name, _ in compiled}
     print("LOWERED", len(compiled), sorted(names))
 ''')
@@ -114,5 +131,5 @@ def test_kernels_lower_with_the_real_compiler():
     assert line.startswith("LOWERED")
     for name in ("gather", "take_labels", "stats_scan", "devices", "forward", "loss", "outputs_vjp",
                  "inputs_vjp", "devices_vjp", "tie_share", "update", "weights_sum", "finish", "standard_vjp",
-                 "standard_update"):
+                 "standard_update", "power_terms", "power_sum", "stuck_counts", "stuck_starts"):
         assert f"'{name}'" in line, line

@@ -26,8 +26,8 @@ except ImportError as exc:  # pragma: no cover - numba-cuda present but broken
 if not ks.SIMULATOR and not numba_cuda_api.is_available():
     pytest.skip("NUMBA_ENABLE_CUDASIM=0 and no usable CUDA GPU", allow_module_level=True)
 
-from test_nn_device import (G_OFF, G_ON, K_V, Copies, batches, cpu_epoch, mlp, pf, pool,  # noqa: E402
-                            relative, weights)
+from test_nn_device import (G_OFF, G_ON, K_V, Copies, batches, cpu_epoch, mlp, no_kde, pf,  # noqa: E402
+                            pool, relative, weights)
 
 cuda = numba_cuda_api
 D2D = dict(type="D2DLognormal", G_off=G_OFF, G_on=G_ON, R_on_log_std=0.25, R_off_log_std=0.25)
@@ -184,9 +184,9 @@ def test_devices_kernel_equals_the_phases_one_by_one():
     state = cuda.to_device(device._states([rng], np.zeros((1, 0), np.uint64)))
     arrays = [cuda.device_array((1, 21, 24)) for _ in range(8)]
     dD = cuda.to_device(D[None])
-    k["stats_scan"][1, ks.RT](dD, P, st, cuda.to_device(x[None]), 8, rank, offsets, state, state, offsets, False,
-                              False)
-    k["devices"][ks.grid(21)](dD, rank, st, P, state, offsets, *arrays, state, offsets, False)
+    k["stats_scan"][1, ks.RT](dD, P, st, cuda.to_device(x[None]), 8, rank, offsets, state, False, state, offsets,
+                              False, False)
+    k["devices"][ks.grid(21)](dD, rank, st, P, state, offsets, *arrays, *no_kde(21), state, offsets, False)
     G_read, c, d_eps, _, eps, f_drift, f_read, stuck = (a.copy_to_host()[0] for a in arrays)
     rows = np.flatnonzero(mapping.scan_inputs(x)[0])
     G = mapping.double_G_rows(D, rows, float(D.max()), G_OFF, G_ON)
@@ -224,8 +224,8 @@ def test_chain_vjp_equals_the_phases_vjp(programming):
     dD, dx = cuda.to_device(D[None]), cuda.to_device(x[None])
     arrays = [cuda.device_array((1, 13, 20)) for _ in range(8)]
     offsets = cuda.device_array(1, dtype=np.uint64)
-    k["stats_scan"][1, ks.RT](dD, P, st, dx, 8, rank, offsets, state, state, offsets, False, False)
-    k["devices"][ks.grid(13)](dD, rank, st, P, state, offsets, *arrays, state, offsets, False)
+    k["stats_scan"][1, ks.RT](dD, P, st, dx, 8, rank, offsets, state, False, state, offsets, False, False)
+    k["devices"][ks.grid(13)](dD, rank, st, P, state, offsets, *arrays, *no_kde(13), state, offsets, False)
     G_read, c, d, KK, eps, fdr, frd, stk = arrays
     inside = cuda.to_device(np.ones((1, 2, 8, 20)))
     gI = np.random.default_rng(9).normal(0, 1e5, (1, 8, 20))
@@ -284,8 +284,8 @@ def test_read_kernels_with_dac_tiles_and_adcs_equal_the_numpy_reference():
     dD, dx = cuda.to_device(D[None]), cuda.to_device(x[None])
     arrays = [cuda.device_array((1, 13, 20)) for _ in range(8)]
     offsets = cuda.device_array(1, dtype=np.uint64)
-    k["stats_scan"][1, ks.RT](dD, P, st, dx, 8, rank, offsets, state, state, offsets, False, False)
-    k["devices"][ks.grid(13)](dD, rank, st, P, state, offsets, *arrays, state, offsets, False)
+    k["stats_scan"][1, ks.RT](dD, P, st, dx, 8, rank, offsets, state, False, state, offsets, False, False)
+    k["devices"][ks.grid(13)](dD, rank, st, P, state, offsets, *arrays, *no_kde(13), state, offsets, False)
     _, c, _, KK = arrays[:4]
     adc = cuda.to_device(device.device_stage.adc_table(stage, 13, 2, np.float64)[None])
     I, y, inside = cuda.device_array((1, 8, 20)), cuda.device_array((1, 8, 10)), cuda.device_array((1, 2, 8, 20))

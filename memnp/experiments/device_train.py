@@ -3,8 +3,8 @@ memristive validation and test-during-training on the GPU (issue 17, items 1-3).
 
 :func:`device_pass` gives a :class:`DevicePass` when the kernel backend is ``cuda`` (the
 ``--backend`` option or ``MEMNP_BACKEND``) and :class:`memnp.nn.device.DeviceTrainer` can train
-every member (``DeviceTrainer.supports``: PF MLPs of double weights, plain SGD; here also the
-default mapping rule, no augmentation, one training set); otherwise None, and train_group takes its host path (whose layers then call the
+every member (``DeviceTrainer.supports``: PF or linear MLPs of double weights, plain SGD; here also
+no augmentation, one training set); otherwise None, and train_group takes its host path (whose layers then call the
 cuda backend's kernels one by one).
 
 Per epoch of the members training together: the training set stays on the device (uploaded once
@@ -12,11 +12,11 @@ per pass as uint8, :class:`memnp.nn.device_eval.PixelTrainer`), the members' per
 (drawn from their shuffle streams, as on the host path) and the per-step losses and accuracies
 come back; each member's history is filled from them as from its host steps. The validation
 passes (under the training stage, from the validation stream) and the test passes of the test
-setups the device's power kernels model (below) run on the device too
-(:class:`memnp.nn.device_eval.DeviceEvaluator`, the validation and test sets uploaded once per
-pass); other test setups run on the host with the synced weights. The weights come back to the
-host models (:meth:`DevicePass.host`) only when the host needs them: a validation that may keep them, a
-host-side test, an in-job checkpoint, a change of the members training together, and the end. A
+setups the device runs (batch or chip sampling; its power kernels model PF and linear reads) run
+on the device too (:class:`memnp.nn.device_eval.DeviceEvaluator`, the validation and test sets
+uploaded once per pass); other test setups run on the host with the synced weights. The weights
+come back to the host models (:meth:`DevicePass.host`) only when the host needs them: a validation
+that may keep them, a host-side test, an in-job checkpoint, a change of the members training together, and the end. A
 resumed member's weights are uploaded with the trainer, so a resumed run continues on the device.
 
 Numbers: float64 runs give the host path's records and weights to rounding (tests: 1e-10); float32

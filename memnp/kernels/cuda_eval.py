@@ -9,12 +9,16 @@ They work with the kernels and array layouts of :mod:`memnp.kernels.cuda_step` (
   in float64 (DeviceTrainer's gather, with the table in place of its scale);
 - ``select``: the evaluation members' weights, out[e] = D[owners[e]] (owners (E,) int64), a
   device-to-device copy;
-- ``power_terms`` and ``power_sum``: a PF crossbar's average power (W) over the batch, as
-  :func:`memnp.kernels.reference.pf_power`: sum over examples, driven rows and columns of
-  V**2 |c| exp(E) (E = sqrt(|V| KK + A**2 eps)), divided by p; terms (K, B, c) float64 scratch.
+- ``power_terms`` and ``power_sum``: a crossbar's average power (W) over the batch, at the
+  voltages V after the stage's DAC (the CPU's ``V_read``; Tiles and ADCs do not change it): on a
+  PF stage as :func:`memnp.kernels.reference.pf_power`, the sum over examples, driven rows and
+  columns of V**2 |c| exp(E) (E = sqrt(|V| KK + A**2 eps)); on a linear stage (P[k, IS_PF] = 0,
+  c holding G'') as :func:`memnp.kernels.reference.ideal_power`, the sum of V**2 |G''|; divided
+  by p; terms (K, B, c) float64 scratch.
 
-Their NumPy references: :func:`pixels` (the table), :func:`memnp.kernels.reference.pf_power`;
-tests/test_nn_device_eval.py compares them. Compiled without fast-math.
+Their NumPy references: :func:`pixels` (the table), :func:`memnp.kernels.reference.pf_power` and
+:func:`memnp.kernels.reference.ideal_power`; tests/test_experiments_device.py and
+tests/test_nn_device_linear.py compare them. Compiled without fast-math.
 """
 import math
 
@@ -23,7 +27,9 @@ import numpy as np
 import numba_cuda  # noqa: F401  (ImportError here means: numba-cuda is not installed)
 from numba import cuda
 
-from . import cuda_step as ks
+from .cuda_phases import IS_PF
+from .cuda_read import voltage_functions
+from .cuda_step import RT, _reduce
 from .physics import A2_EPS
 
 def pixels():
@@ -37,6 +43,7 @@ def pixels():
 def _build(T):
     F = np.float64
     eps = T(A2_EPS)
+    _, _dac, _voltage = voltage_functions(T)
 
     @cuda.jit
     def gather(pool, pool_labels, order, start, p, table, x, labels):
@@ -64,22 +71,26 @@ def _build(T):
 
     @cuda.jit
     def power_terms(x, p, rank, cc, KK, P, terms):
-        """terms[k, q, j] = sum over the driven rows i of V**2 |c| exp(E) (float64; V = k_V x, k_V
-        on the bias row)."""
+        """terms[k, q, j] = sum over the driven rows i of V**2 |c| exp(E), or V**2 |G''| on a linear
+        stage (float64; V = k_V x, k_V on the bias row, through the DAC)."""
         members, m, c = cc.shape
-        n_in = m - 1
         for t in range(cuda.grid(1), members * p * c, cuda.gridsize(1)):
             k = t // (p * c)
             r = t - k * (p * c)
             q = r // c
             j = r - q * c
-            kv = T(P[k, ks.K_V])
+            kv, dac_l, inv, dac_step = _dac(k, P)
+            pf = P[k, IS_PF] != 0.0
             acc = 0.0
             for i in range(m):
                 if rank[k, i] >= 0:
-                    v = kv * x[k, q, i] if i < n_in else kv
-                    E = math.sqrt(abs(v) * KK[k, i, j] + eps)
-                    acc += F(v * v * abs(cc[k, i, j]) * T(math.exp(E)))
+                    v = _voltage(x, k, q, i, kv, dac_l, inv, dac_step)
+                    if pf:
+                        E = math.sqrt(abs(v) * KK[k, i, j] + eps)
+                        acc += F(v * v * abs(cc[k, i, j]) * T(math.exp(E)))
+                    else:
+                        vl = F(v)
+                        acc += vl * vl * abs(F(cc[k, i, j]))
             terms[k, q, j] = acc
 
     @cuda.jit
@@ -87,13 +98,13 @@ def _build(T):
         """Per member (one block): record[k, column] (+)= sum of terms[k, :p] / p."""
         k = cuda.blockIdx.x
         tid = cuda.threadIdx.x
-        sm = cuda.shared.array(ks.RT, np.float64)
+        sm = cuda.shared.array(RT, np.float64)
         c = terms.shape[2]
         acc = 0.0
-        for t in range(tid, p * c, ks.RT):
+        for t in range(tid, p * c, RT):
             q = t // c
             acc += terms[k, q, t - q * c]
-        total = ks._reduce(sm, tid, acc, False)
+        total = _reduce(sm, tid, acc, False)
         if tid == 0:
             value = total / p
             record[k, column] = record[k, column] + value if add else value

@@ -5,8 +5,10 @@ the rows some example drives (memnp.crossbar.pipeline's physical order): the pro
 conductances G = k_G D + G_off (S) go through D2D variability (the D2DLognormal record of
 memnp.kernels.fused) or Gaussian programming noise (ProgrammingNoise's constants, read from the
 class by memnp.nn.device_stage; its normals take D2D's words), drift, stuck devices (a fixed stuck
-value) and read noise, in that order (memnp.kernels.conductance_chain's loop), and the PF device
-parameters (c, d_eps) are made from the read conductances G''. Every phase is drawn fresh for every
+value, or values drawn from a stuck distribution) and read noise, in that order
+(memnp.kernels.conductance_chain's loop), and on a PF stage (P[k, IS_PF] = 1) the PF device
+parameters (c, d_eps) are made from the read conductances G''; on a linear stage (no currents
+phase: I = V G'', P[k, IS_PF] = 0) the read needs G'' alone. Every phase is drawn fresh for every
 step (batch mode, as ``Sequential.train_step``); in chip sampling (memnp.kernels.cuda_step's
 stats_scan with ``chip``) every row is drawn, from the seed's first word in every batch, and read
 noise comes from a separate read stream (``reads``) that runs on from batch to batch. Standard
@@ -16,8 +18,11 @@ w_to_G) instead of k_G D + G_off.
 The words. A layer of r driven rows and c columns holds n = r c devices (n is even: c = 2 n_out).
 Its draws take, in order, n / 2 words (D2D, a Box-Muller pair per two devices), n / 2 (drift),
 n (float64 stuck uniforms, ``(w >> 11) 2**-53``) or n / 2 (float32: the low, then the high 32-bit
-half of each word), n / 2 (read noise) and n (PF residuals, one word per device): the block that
-memnp.kernels.stage_draws takes (and the phases one by one would). Row s (its rank among the
+half of each word), with StuckDistribution (P[k, STUCK_KDE]) 2 s more for the values of the s
+stuck devices (memnp.kernels.cuda_stuck: ``stuck_counts`` and ``stuck_starts`` count them row by
+row first), n / 2 (read noise) and, under PF only, n (PF residuals, one word per device):
+the block that memnp.kernels.stage_draws takes (and the phases one by one would). A linear stage
+without conductance phases (the ideal stage) uses no words. Row s (its rank among the
 driven rows) finds its words of each phase by a PCG64 jump (memnp.kernels.cuda_random). A float32
 stage with stuck devices needs a Generator that holds no half word (``has_uint32`` 0), which
 ``DeviceTrainer`` checks; with n even it holds none afterwards either, but its state keeps the
@@ -25,7 +30,8 @@ last stuck word's high half (``uinteger``), which the step finds and hands back
 (memnp.kernels.cuda_step's stats_scan and finish).
 
 :func:`_build` gives, per float dtype T, the ``devices`` kernel (per (member, row): the draws, G''
-and the PF parameters) and the device function ``chain_vjp`` (dL/dG from dL/dG'', the backward
+and the PF parameters; on a linear stage c = G'', d_eps = 1 and KK = 0, so the read kernels find
+G'' where PF's c is) and the device function ``chain_vjp`` (dL/dG from dL/dG'', the backward
 pass of memnp.kernels.conductance_chain: read noise, stuck (exact zeros), drift, D2D).
 :func:`stage_columns` packs a stage's constants into the members' parameter rows (the columns
 below: the step's, then the stage's). What the kernels can run, and the ADCs' constants per row of
@@ -40,14 +46,15 @@ from numba import cuda
 
 from . import fused as fused_records
 from .cuda_random import _M_HI, _M_LO, _box_muller, _jump_params, _mul_add128, _output
+from .cuda_stuck import value as kde_value
 from .physics import A2_B
 
 #: Columns of P (float64 (K, N_PARAMS)): the step's (memnp.kernels.cuda_step), then the stage's.
 G_OFF, G_ON, K_V, S_C, S_D, B_C, B_D, L00, L01, L10, L11, LR, L1 = range(13)
 (TILE_ROWS, DAC_L, DAC_INV, DAC_STEP, ADC_L, HAS_D2D, R_ON, R_OFF, SLOPE, S_ON, HAS_DRIFT, NU_MEAN, NU_STD,
  LOG_RATIO, HAS_STUCK, STUCK_P, STUCK_V, HAS_READ, SIGMA, FLOOR, HALF_WORDS, HAS_PROG, PROG_REL, PROG_ABS,
- PROG_FLOOR, MAPPING, G_AVG) = range(13, 40)
-N_PARAMS = 40
+ PROG_FLOOR, MAPPING, G_AVG, IS_PF, STUCK_KDE, KDE_H, KDE_N) = range(13, 44)
+N_PARAMS = 44
 #: MAPPING's values: double weights (G = k_G D + G_off), standard weights W under the default rule
 #: (G+ = max(z, 0) + G_off, G- = -min(z, 0) + G_off, z = k_G W) or the avg rule (G+- = G_avg +- z / 2).
 DOUBLE, STANDARD_DEFAULT, STANDARD_AVG = 0.0, 1.0, 2.0
@@ -55,7 +62,8 @@ DOUBLE, STANDARD_DEFAULT, STANDARD_AVG = 0.0, 1.0, 2.0
 MAXW, TIES, ABSSUM, K_G, GMAX, SHARE = range(6)
 N_STATS = 6
 
-#: The phases the kernels run (with PF in the currents phase); anything else is refused.
+#: The phases the kernels run (the currents phase: PF, or none for a linear read); anything else
+#: is refused.
 PHASES = ("programming", "drift", "stuck", "read_noise", "dac", "currents", "adc", "tiles")
 _U = np.uint64
 _SHIFT11, _SHIFT8, _SHIFT32, _LOW32 = _U(11), _U(8), _U(32), _U(0xFFFFFFFF)
@@ -66,10 +74,12 @@ NO_TILES = 2 ** 30
 
 
 def stage_columns(stage, dtype, programming=None):
-    """The stage's columns TILE_ROWS ... PROG_FLOOR (float64 (25,)) for float ``dtype``; ``stage``
-    must pass memnp.nn.device_stage.unsupported. ``programming``: (sigma_rel, sigma_abs (S), the
-    floor's fraction of G) of the stage's Gaussian programming noise in the programming slot (read
-    from its class by memnp.nn.device_stage.programming_noise), or None."""
+    """The stage's columns TILE_ROWS ... KDE_N (float64 (31,)) for float ``dtype``, MAPPING, G_AVG,
+    KDE_H and KDE_N left 0 (memnp.nn.device sets the mapping's, memnp.nn.device_stage's
+    ``kde_table`` has the others); ``stage`` must pass memnp.nn.device_stage.unsupported (its
+    currents phase: PF, or none). ``programming``: (sigma_rel, sigma_abs (S), the floor's fraction
+    of G) of the stage's Gaussian programming noise in the programming slot (read from its class
+    by memnp.nn.device_stage.programming_noise), or None."""
     phases = stage.phases
     out = np.zeros(N_PARAMS - TILE_ROWS, dtype=np.float64)
 
@@ -84,7 +94,9 @@ def stage_columns(stage, dtype, programming=None):
         put(DAC_STEP, stage.k_V / dac.levels)
     if adc is not None:
         put(ADC_L, adc.levels)
-    half_words = 2                                          # PF residuals: one word per device
+    pf = "currents" in phases
+    put(IS_PF, 1 if pf else 0)
+    half_words = 2 if pf else 0                             # PF residuals: one word per device
     records = {name: fused_records.params(phases[name], name) for name in fused_records.CONDUCTANCE_SLOTS
                if name in phases}
     records = {name: record for name, record in records.items() if record is not None}
@@ -105,7 +117,11 @@ def stage_columns(stage, dtype, programming=None):
     if "stuck" in records:
         r = records["stuck"]
         put(HAS_STUCK, 1)
-        put(STUCK_P, r.p), put(STUCK_V, r.value)
+        put(STUCK_P, r.p)
+        if r.value is None:                                 # values drawn (StuckDistribution)
+            put(STUCK_KDE, 1)
+        else:
+            put(STUCK_V, r.value)
         half_words += 2 if np.dtype(dtype) == np.float64 else 1
     if "read_noise" in records:
         r = records["read_noise"]
@@ -123,7 +139,8 @@ def blocks_of(stage, m):
 
 
 def _build(T):
-    """{"devices": kernel, "chain_vjp": device function} for float dtype T."""
+    """{"devices", "stuck_counts", "stuck_starts": kernels, "chain_vjp": device function} for float
+    dtype T."""
     F = np.float64
     U = np.uint64
     zero, one, half = T(0.0), T(1.0), T(0.5)
@@ -165,14 +182,80 @@ def _build(T):
         noisy = T(T(T(g * T(P[k, PROG_REL])) + T(P[k, PROG_ABS])) * e)
         return max(T(noisy + g), T(T(P[k, PROG_FLOOR]) * g))
 
+    def _stuck_pair(sh, sl, inc_h, inc_l, p_stuck):
+        """(stuck 0, stuck 1, the state moved on) of the next two devices from the stuck stream at
+        (sh, sl): float32, the low then the high half of one word; float64, one word each."""
+        w = _output(sh, sl)
+        sh, sl = _mul_add128(sh, sl, _M_HI, _M_LO, inc_h, inc_l)
+        if f32:
+            s0 = np.float32((w & _LOW32) >> _SHIFT8) * scale32 < np.float32(p_stuck)
+            s1 = np.float32(w >> _SHIFT32 >> _SHIFT8) * scale32 < np.float32(p_stuck)
+        else:
+            s0 = F(w >> _SHIFT11) * 2.0 ** -53 < p_stuck
+            w = _output(sh, sl)
+            sh, sl = _mul_add128(sh, sl, _M_HI, _M_LO, inc_h, inc_l)
+            s1 = F(w >> _SHIFT11) * 2.0 ** -53 < p_stuck
+        return s0, s1, sh, sl
+
+    @cuda.jit(device=True)
+    def _stuck_start(P, k, m, c, rank, r, base):
+        """The stream position of row r's first stuck word (the layer's words start at ``base``)."""
+        n_half = U(rank[k, m - 1] + 1) * U(c // 2)
+        if P[k, HAS_D2D] != 0.0 or P[k, HAS_PROG] != 0.0:
+            base += n_half
+        if P[k, HAS_DRIFT] != 0.0:
+            base += n_half
+        return base + U(r) * (U(c // 2) if f32 else U(c))
+
     @cuda.jit
-    def devices(D, rank, st, P, state, offsets, G, cc, dd, KK, eps, fdr, frd, stk, reads, read_offsets, chip):
+    def stuck_counts(D, rank, P, state, offsets, counts):
+        """Drawn stuck values (P[k, STUCK_KDE]): per (member, row), counts[k, i] = the row's stuck
+        devices (its mask from the words, as ``devices`` draws it; 0 for rows not driven). D: the
+        weights, double or standard (two devices per weight)."""
+        members, m, c = D.shape
+        standard = P[0, MAPPING] != DOUBLE     # the members hold one kind of weights
+        if standard:
+            c = 2 * c
+        for t in range(cuda.grid(1), members * m, cuda.gridsize(1)):
+            k = t // m
+            i = t - k * m
+            counts[k, i] = 0
+            if P[k, STUCK_KDE] == 0.0 or rank[k, i] < 0:
+                continue
+            sh, sl = _seek(state, k, _stuck_start(P, k, m, c, rank, rank[k, i], offsets[k]))
+            n = 0
+            for _ in range(c // 2):
+                s0, s1, sh, sl = _stuck_pair(sh, sl, state[k, 2], state[k, 3], P[k, STUCK_P])
+                n += int(s0) + int(s1)
+            counts[k, i] = n
+
+    @cuda.jit
+    def stuck_starts(P, state, counts):
+        """Per member (one thread): counts[k, i] becomes the number of stuck devices in the rows
+        before i, counts[k, m] their total s; the values' 2 s words are added to the words used."""
+        k = cuda.grid(1)
+        if k < counts.shape[0] and P[k, STUCK_KDE] != 0.0:
+            m = counts.shape[1] - 1
+            total = 0
+            for i in range(m):
+                n = counts[k, i]
+                counts[k, i] = total
+                total += n
+            counts[k, m] = total
+            state[k, 4] = state[k, 4] + U(2 * total)
+
+    @cuda.jit
+    def devices(D, rank, st, P, state, offsets, G, cc, dd, KK, eps, fdr, frd, stk, stuck_rows, kde, reads,
+                read_offsets, chip):
         """Per (member, row), along its columns: the row's words of every phase, G'' (into G), the
         draws the backward pass needs (eps, drift and read factors, stuck 1/0: (K, m, c) each),
-        c and d_eps (pf_devices) of G'', KK = A**2 B / d_eps. Rows not driven: c = 0, KK = 0.
-        D: the weights, double (K, m, c) or standard (K, m, c / 2) (P's MAPPING column). With
-        ``chip`` (chip sampling) read noise comes from the read stream ``reads`` (K, 6) from word
-        read_offsets[k] on (memnp.kernels.cuda_step's stats_scan), not from ``state``."""
+        c and d_eps (pf_devices) of G'', KK = A**2 B / d_eps; on a linear stage c = G'', d_eps = 1,
+        KK = 0 (no PF words). Drawn stuck values: stuck_rows (K, m + 1) int64 from ``stuck_counts``
+        and ``stuck_starts``, kde (K, N, 3) the members' tables (memnp.kernels.cuda_stuck). Rows
+        not driven: c = 0, KK = 0. D: the weights, double (K, m, c) or standard (K, m, c / 2) (P's
+        MAPPING column). With ``chip`` (chip sampling) read noise comes from the read stream
+        ``reads`` (K, 6) from word read_offsets[k] on (memnp.kernels.cuda_step's stats_scan), not
+        from ``state``."""
         members, m, c = G.shape
         half_c = U(c // 2)
         for t in range(cuda.grid(1), members * m, cuda.gridsize(1)):
@@ -201,6 +284,8 @@ def _build(T):
             if drift:
                 fh, fl = _seek(state, k, base + rs * half_c)
                 base += n_half
+            drawn = stuck and P[k, STUCK_KDE] != 0.0
+            qh = ql = wh = wl = U(0)
             if stuck:
                 if f32:
                     sh, sl = _seek(state, k, base + rs * half_c)
@@ -208,6 +293,12 @@ def _build(T):
                 else:
                     sh, sl = _seek(state, k, base + rs * U(c))
                     base += n_half + n_half
+            if drawn:      # the choice words, then the values' (rng.random) words: s each
+                total, first = U(stuck_rows[k, m]), U(stuck_rows[k, i])
+                qh, ql = _seek(state, k, base + first)
+                wh, wl = _seek(state, k, base + total + first)
+                base += total + total
+            n_kde, h_kde = int(P[k, KDE_N]), P[k, KDE_H]
             rinc_h, rinc_l = inc_h, inc_l
             if read and chip:
                 rh, rl = _seek(reads, k, read_offsets[k] + rs * half_c)
@@ -215,7 +306,10 @@ def _build(T):
             elif read:
                 rh, rl = _seek(state, k, base + rs * half_c)
                 base += n_half
-            ph, pl = _seek(state, k, base + rs * U(c))
+            pf = P[k, IS_PF] != 0.0
+            ph = pl = U(0)
+            if pf:
+                ph, pl = _seek(state, k, base + rs * U(c))
             kg, off = T(st[k, K_G]), T(P[k, G_OFF])
             ms_c, ms_d, bc, bd = T(-P[k, S_C]), T(-P[k, S_D]), T(P[k, B_C]), T(P[k, B_D])
             l00, l01, l10, l11 = P[k, L00], P[k, L01], P[k, L10], P[k, L11]
@@ -235,17 +329,19 @@ def _build(T):
                     f1 = T(math.exp(-max(nu_mean + nu_std * z1, 0.0) * log_ratio))
                     fh, fl = _mul_add128(fh, fl, _M_HI, _M_LO, inc_h, inc_l)
                 s0 = s1 = False
+                v0 = v1 = value
                 if stuck:
-                    w = _output(sh, sl)
-                    sh, sl = _mul_add128(sh, sl, _M_HI, _M_LO, inc_h, inc_l)
-                    if f32:
-                        s0 = np.float32((w & _LOW32) >> _SHIFT8) * scale32 < np.float32(p_stuck)
-                        s1 = np.float32(w >> _SHIFT32 >> _SHIFT8) * scale32 < np.float32(p_stuck)
-                    else:
-                        s0 = F(w >> _SHIFT11) * 2.0 ** -53 < p_stuck
-                        w = _output(sh, sl)
-                        sh, sl = _mul_add128(sh, sl, _M_HI, _M_LO, inc_h, inc_l)
-                        s1 = F(w >> _SHIFT11) * 2.0 ** -53 < p_stuck
+                    s0, s1, sh, sl = _stuck_pair(sh, sl, inc_h, inc_l, p_stuck)
+                if drawn and s0:
+                    u_c, u_r = F(_output(qh, ql) >> _SHIFT11) * 2.0 ** -53, F(_output(wh, wl) >> _SHIFT11) * 2.0 ** -53
+                    qh, ql = _mul_add128(qh, ql, _M_HI, _M_LO, inc_h, inc_l)
+                    wh, wl = _mul_add128(wh, wl, _M_HI, _M_LO, inc_h, inc_l)
+                    v0 = T(kde_value(kde, k, n_kde, h_kde, u_c, u_r))
+                if drawn and s1:
+                    u_c, u_r = F(_output(qh, ql) >> _SHIFT11) * 2.0 ** -53, F(_output(wh, wl) >> _SHIFT11) * 2.0 ** -53
+                    qh, ql = _mul_add128(qh, ql, _M_HI, _M_LO, inc_h, inc_l)
+                    wh, wl = _mul_add128(wh, wl, _M_HI, _M_LO, inc_h, inc_l)
+                    v1 = T(kde_value(kde, k, n_kde, h_kde, u_c, u_r))
                 r0 = r1 = one
                 if read:
                     z0, z1 = _box_muller(_output(rh, rl))
@@ -256,6 +352,7 @@ def _build(T):
                     e = e0 if half_index == 0 else e1
                     f = f0 if half_index == 0 else f1
                     s = s0 if half_index == 0 else s1
+                    sv = v0 if half_index == 0 else v1
                     rf = r0 if half_index == 0 else r1
                     g = _programmed(D, k, i, j, kg, off, P)
                     if d2d:
@@ -265,13 +362,19 @@ def _build(T):
                     if drift:
                         g = g * f
                     if stuck and s:
-                        g = value
+                        g = sv
                     if read:
                         g = g * rf
                     eps[k, i, j] = e
                     fdr[k, i, j] = f
                     frd[k, i, j] = rf
                     stk[k, i, j] = one if s else zero
+                    G[k, i, j] = g
+                    if not pf:
+                        cc[k, i, j] = g
+                        dd[k, i, j] = one
+                        KK[k, i, j] = zero
+                        continue
                     z_cos, z_sin = _box_muller(_output(ph, pl))
                     ph, pl = _mul_add128(ph, pl, _M_HI, _M_LO, inc_h, inc_l)
                     e_c = T(l00 * z_cos + l01 * z_sin)
@@ -279,7 +382,6 @@ def _build(T):
                     ln_g = T(math.log(g))
                     cv = T(math.exp(T(T(ln_g * ms_c) + bc) + e_c))
                     dv = T(math.exp(T(T(ln_g * ms_d) + bd) + e_d))
-                    G[k, i, j] = g
                     cc[k, i, j] = cv
                     dd[k, i, j] = dv
                     KK[k, i, j] = T(A2_B) / dv
@@ -312,4 +414,4 @@ def _build(T):
                 g = T(T(e * rel) + one) * g
         return g
 
-    return {"devices": devices, "chain_vjp": chain_vjp}
+    return {"devices": devices, "chain_vjp": chain_vjp, "stuck_counts": stuck_counts, "stuck_starts": stuck_starts}

@@ -1,8 +1,9 @@
-"""CUDA kernels of a device-resident training step of K double-weight PF MLPs (numba.cuda; issue 17).
+"""CUDA kernels of a device-resident training step of K double-weight MLPs on PF or linear
+crossbars (numba.cuda; issue 17).
 
 This module holds the step's kernels around the crossbar read (data, statistics, loss, update);
 the read's are in :mod:`memnp.kernels.cuda_phases` (the conductance phases and the PF device
-parameters: ``devices``) and :mod:`memnp.kernels.cuda_read` (DAC, PF currents, tiles and ADCs:
+parameters: ``devices``) and :mod:`memnp.kernels.cuda_read` (DAC, PF or linear currents, tiles and ADCs:
 ``forward``, ``inputs_vjp``, ``devices_vjp``); :func:`kernels` gives them all by name.
 
 Every kernel is indexed by (member, row, column) or (member, example, column), so a step of K
@@ -44,8 +45,8 @@ from numba import cuda
 from . import cuda_phases, cuda_read, cuda_standard
 from .cuda import SIMULATOR
 from .cuda_phases import (ABSSUM, B_C, B_D, G_OFF, G_ON, GMAX, HALF_WORDS, HAS_D2D, HAS_DRIFT,  # noqa: F401
-                          HAS_PROG, HAS_READ, HAS_STUCK, MAPPING, DOUBLE, K_G, K_V, L00, L01, L1, L10, L11, LR, MAXW,
-                          N_PARAMS, N_STATS, S_C, S_D,
+                          HAS_PROG, HAS_READ, HAS_STUCK, IS_PF, MAPPING, DOUBLE, K_G, K_V, L00, L01, L1, L10, L11,
+                          LR, MAXW, N_PARAMS, N_STATS, S_C, S_D,
                           SHARE, TIES)
 from .cuda_random import _jump_params, _mul_add128, _output
 from .cuda_read import RS, TT  # noqa: F401
@@ -107,12 +108,14 @@ def _build(T):
             labels[k, q] = np.int64(packed[k, 6 + q])
 
     @cuda.jit
-    def stats_scan(D, P, st, x, p, rank, offsets, state, reads, read_offsets, chip, restart):
+    def stats_scan(D, P, st, x, p, rank, offsets, state, every_row, reads, read_offsets, chip, restart):
         """Per member (one block): max |D|, its ties, sum |D| (float64), k_G = (G_on - G_off) / max |D|
         (D: double weights, >= 0, or standard weights W; max |W| is w_to_G's max_weight);
         the rank of each row among the driven rows (an input nonzero in some example; the bias row
-        always), and the layer's first word: offsets[k] = the words used so far, then (driven rows)
-        x c x P[k, HALF_WORDS] / 2 more are used (memnp.kernels.cuda_phases).
+        always; with ``every_row``, on a linear stage, every row: the CPU reads every row of a
+        linear crossbar whose input gradient is wanted, that is every layer but the first), and
+        the layer's first word: offsets[k] = the words used so far, then (driven rows) x c x
+        P[k, HALF_WORDS] / 2 more are used (memnp.kernels.cuda_phases).
 
         ``chip`` (chip sampling, draws="all"): every row counts as driven (rank = row index: the
         words of the whole crossbar; a row no example drives adds exact zeros to the read), and
@@ -142,10 +145,13 @@ def _build(T):
         n_in = m - 1
         si = cuda.shared.array(RT, np.int64)
         carry = 0
+        every = every_row and P[k, IS_PF] == 0.0
         for base in range(0, n_in, RT):       # RT rows at a time: flags, then a block-wide scan
             i = base + tid
-            driven = 1 if chip and i < n_in else 0
-            if i < n_in and not chip:
+            driven = 0
+            if i < n_in and (every or chip):
+                driven = 1
+            elif i < n_in:
                 for q in range(p):
                     if x[k, q, i] != zero:
                         driven = 1
@@ -328,6 +334,7 @@ def _build(T):
     phases = cuda_phases._build(T)
     read = cuda_read._build(T, phases["chain_vjp"])
     return dict(gather=gather, take_labels=take_labels, stats_scan=stats_scan, devices=phases["devices"],
+                stuck_counts=phases["stuck_counts"], stuck_starts=phases["stuck_starts"],
                 forward=read["forward"], loss=loss, outputs_vjp=outputs_vjp, inputs_vjp=read["inputs_vjp"],
                 devices_vjp=read["devices_vjp"], tie_share=tie_share, update=update, weights_sum=weights_sum,
                 finish=finish, **cuda_standard._build(T))

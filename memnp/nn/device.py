@@ -1,17 +1,21 @@
-"""Device-resident training of K PF MLPs on a CUDA GPU (issue 17, items 1-2).
+"""Device-resident training of K MLPs, PF or linear, on a CUDA GPU (issue 17, items 1-2).
 
 :class:`DeviceTrainer` takes one :class:`memnp.nn.Sequential` or K of them (the members: the same
-layer sizes and dtype; each may have its own PF stage, learning rate, L1 coefficient, Generator
+layer sizes and dtype; each may have its own stage, learning rate, L1 coefficient, Generator
 and data order) and runs their training steps with the kernels of
 :mod:`memnp.kernels.cuda_step`, every kernel indexed by (member, row, column), so one step of K
 networks costs the same launches as one. Supported networks: [Flatten], MemristiveDense, Sigmoid,
 ..., MemristiveDense, Softmax, with double weights (D >= 0, projected after each step) or standard
 weights (signed W, two devices per weight, mapped by the stage's mapping rule:
-memnp.kernels.cuda_standard), every member of one kind, on a stage with IVNonlinearityPF in its
-currents phase and, optionally, D2DLognormal or ProgrammingNoise, Drift, stuck devices at a fixed
-value, ReadNoise, DAC, ADC and Tiles (the combined stage: memnp.kernels.cuda_phases and
-memnp.kernels.cuda_read run its phases in the CPU's physical order with the CPU's draws), trained
-with plain SGD (momentum 0); anything else is a ValueError naming it
+memnp.kernels.cuda_standard; not under the ideal stage, which the CPU reads digitally), every
+member of one kind, on a stage with IVNonlinearityPF in its currents phase or none (a linear read,
+I = V G'': the ideal stage, or D2D, stuck devices, ... alone; members of one trainer may mix PF
+and linear stages) and, optionally, D2DLognormal or ProgrammingNoise, Drift, stuck devices at a
+fixed value or with drawn values (StuckDistribution), ReadNoise, DAC, ADC and Tiles (the combined
+stage: memnp.kernels.cuda_phases and memnp.kernels.cuda_read run its phases in the CPU's physical
+order with the CPU's draws; a linear stage draws no PF residuals, and its layers after the first
+read and draw every row, as the CPU's do), under either mapping rule (double weights map alike),
+trained with plain SGD (momentum 0); anything else is a ValueError naming it
 (:meth:`DeviceTrainer.supports` asks without raising).
 
 What stays on the device for the trainer's life: the weights per layer (double: D (K, n_in + 1,
@@ -131,16 +135,21 @@ def _dense_layers(model, index):
 def _params(model):
     """(N_PARAMS,) float64: the member's constants (memnp.kernels.cuda_phases' columns)."""
     stage = model.stage
-    pf = stage.phases["currents"].fused()     # the residuals' factor L, the slopes and intercepts
-    (l00, l01), (l10, l11) = np.asarray(pf.factor, dtype=np.float64)
-    step = [stage.G_off, stage.G_on, stage.k_V, pf.slopes[0], pf.slopes[1], pf.intercepts[0], pf.intercepts[1],
-            l00, l01, l10, l11, model.optimizer.lr, model.l1]
-    row = np.concatenate([np.array(step, dtype=np.float64), device_stage.stage_columns(stage, model.dtype)])
+    pf_terms = [0.0] * 8                      # a linear read: no PF constants
+    if "currents" in stage.phases:
+        pf = stage.phases["currents"].fused()     # the residuals' factor L, the slopes and intercepts
+        (l00, l01), (l10, l11) = np.asarray(pf.factor, dtype=np.float64)
+        pf_terms = [pf.slopes[0], pf.slopes[1], pf.intercepts[0], pf.intercepts[1], l00, l01, l10, l11]
+    step = [stage.G_off, stage.G_on, stage.k_V, *pf_terms, model.optimizer.lr, model.l1]
+    out = np.concatenate([np.array(step, dtype=np.float64), device_stage.stage_columns(stage, model.dtype)])
+    kde = device_stage.kde_table(stage)
+    if kde is not None:                       # StuckDistribution: its table's size and bandwidth
+        out[cuda_phases.KDE_N], out[cuda_phases.KDE_H] = len(kde[0]), kde[1]
     if _standard(model):
-        row[cuda_phases.MAPPING] = (cuda_phases.STANDARD_DEFAULT if stage.mapping_rule == "default"
+        out[cuda_phases.MAPPING] = (cuda_phases.STANDARD_DEFAULT if stage.mapping_rule == "default"
                                     else cuda_phases.STANDARD_AVG)
-        row[cuda_phases.G_AVG] = 0.5 * (stage.G_off + stage.G_on)
-    return row
+        out[cuda_phases.G_AVG] = 0.5 * (stage.G_off + stage.G_on)
+    return out
 
 
 def _standard(model):
@@ -212,7 +221,7 @@ def _checked(models):
 
 
 class DeviceTrainer:
-    """Training steps of K PF MLPs with everything on the GPU (see the module docstring).
+    """Training steps of K PF or linear MLPs with everything on the GPU (see the module docstring).
 
     models: a Sequential or a list of K; batch_size: the largest batch (work arrays are sized for
     it; bigger train_step batches enlarge them)."""
@@ -228,6 +237,8 @@ class DeviceTrainer:
         self._kernels = ks.kernels(self.dtype)
         params = np.stack([_params(model) for model in self.models])
         self._half_words = [k for k in range(self.K) if self.dtype == np.float32 and params[k, cuda_phases.HAS_STUCK]]
+        self._kde = bool(params[:, cuda_phases.STUCK_KDE].any())     # drawn stuck values: counted first
+        self.kde = cuda.to_device(device_stage.kde_tables([model.stage for model in self.models]))
         self.P = cuda.to_device(params)
         # Per layer: the rows of arrays (the most any member's Tiles make) and their ADC constants.
         self.blocks = [max(cuda_phases.blocks_of(model.stage, n_in + 1) for model in self.models)
@@ -240,6 +251,7 @@ class DeviceTrainer:
         self.st = cuda.device_array((len(shapes), self.K, ks.N_STATS), dtype=np.float64)
         self.offsets = cuda.device_array((len(shapes), self.K), dtype=np.uint64)
         self.rank = [cuda.device_array((self.K, n_in + 1), dtype=np.int64) for n_in, _ in shapes]
+        self.stuck_rows = [cuda.device_array((self.K, n_in + 2), dtype=np.int64) for n_in, _ in shapes]
         per_device = ("G", "c", "d", "KK", "gD", "eps", "fdr", "frd", "stk")
         self.dev = [{name: cuda.device_array((self.K, n_in + 1, 2 * n_out), dtype=self.dtype)
                      for name in per_device} for n_in, n_out in shapes]
@@ -331,11 +343,15 @@ class DeviceTrainer:
         for l, (n_in, n_out) in enumerate(self.shapes):
             D, dev, st, off = self.D[l], self.dev[l], self.st[l], self.offsets[l]
             reads, read_off = (state, off) if chip is None else (chip.state, chip.offsets[l])
-            k["stats_scan"][K, ks.RT](D, self.P, st, xs[l], p, self.rank[l], off, state, reads, read_off,
+            k["stats_scan"][K, ks.RT](D, self.P, st, xs[l], p, self.rank[l], off, state, l > 0, reads, read_off,
                                       chip is not None, chip is not None and l == 0)
+            if self._kde:
+                k["stuck_counts"][ks.grid(K * (n_in + 1))](D, self.rank[l], self.P, state, off, self.stuck_rows[l])
+                k["stuck_starts"][ks.grid(K)](self.P, state, self.stuck_rows[l])
             k["devices"][ks.grid(K * (n_in + 1))](D, self.rank[l], st, self.P, state, off, dev["G"], dev["c"],
                                                   dev["d"], dev["KK"], dev["eps"], dev["fdr"], dev["frd"],
-                                                  dev["stk"], reads, read_off, chip is not None)
+                                                  dev["stk"], self.stuck_rows[l], self.kde, reads, read_off,
+                                                  chip is not None)
             k["forward"][ks.grid(K * p * n_out, ks.RS)](xs[l], p, self.rank[l], dev["c"], dev["KK"], st, self.P,
                                                         self.adc[l], self.I[l], self.x[l + 1], l < last,
                                                         self.inside[l])

@@ -8,7 +8,7 @@ then the model's dtype, through a table of the 256 pixel values (DeviceTrainer's
 differs from that by up to an ulp of float32 in float64 runs).
 
 :class:`DeviceEvaluator` runs evaluation passes: E evaluation members, each one trainer member's
-weights (copied on the device) under its own PF stage and Generator, over a data set uploaded once
+weights (copied on the device) under its own stage and Generator, over a data set uploaded once
 as uint8 (:meth:`DeviceEvaluator.upload`). A pass is an epoch, in order, of an
 :class:`EvalTrainer`: a DeviceTrainer of stand-in networks whose steps are the forward half of
 the trainer's step only (``DeviceTrainer._forward`` without ``backward``: statistics, draws, reads,
@@ -31,7 +31,6 @@ import dataclasses
 
 import numpy as np
 
-from ..crossbar.nonidealities.iv import IVNonlinearityPF
 from ..kernels import cuda_eval as ke
 from ..kernels import cuda_step as ks
 from . import device_stage
@@ -42,26 +41,15 @@ from .optim import SGD
 cuda = ks.cuda
 
 
-#: The phases a stage of the device's power may hold besides PF currents: they change the devices'
-#: conductances only (the power kernels read the read devices' c and d_eps, at V = k_V x).
-POWER_PHASES = ("programming", "drift", "stuck", "read_noise")
-
-
 def stage_supported(stage, power=True):
     """None when the device passes can read under ``stage``, else the reason (a sentence): with
-    ``power`` a stage of IVNonlinearityPF and conductance phases only (:data:`POWER_PHASES`: the
-    power kernels' model) that the kernels run (memnp.nn.device_stage); without, whatever
-    DeviceTrainer supports (its constructor says what it does not). Either mapping rule."""
+    ``power`` a stage the DeviceTrainer runs (memnp.nn.device_stage.unsupported: PF or linear
+    reads after its conductance phases and DAC, which the power kernels of memnp.kernels.cuda_eval
+    model; either mapping rule: double weights ignore it, standard weights are mapped by it);
+    without, whatever DeviceTrainer supports (its constructor says what it does not)."""
     if stage is None:
         return "the device passes need a stage (a memristive network)"
-    if power and (not isinstance(stage.phases.get("currents"), IVNonlinearityPF)
-                  or any(name not in POWER_PHASES + ("currents",) for name in stage.phases)):
-        got = [type(item).__name__ for item in stage.nonidealities]
-        return (f"the device's power needs a stage of IVNonlinearityPF with at most D2DLognormal (or "
-                f"ProgrammingNoise), Drift, stuck devices and ReadNoise; got {got}")
-    if power:
-        return device_stage.unsupported(stage)
-    return None
+    return device_stage.unsupported(stage) if power else None
 
 
 class PixelTrainer(DeviceTrainer):

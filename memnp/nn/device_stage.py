@@ -2,30 +2,37 @@
 
 :func:`unsupported` names what the CUDA kernels cannot run; :func:`adc_table` reads the ADCs'
 constants per row of arrays from the stage (its Tiles and the ADC's full scale, as
-memnp.crossbar.tiling computes it). They read the stage's classes, so they live above the kernels.
+memnp.crossbar.tiling computes it); :func:`kde_table` the table of a StuckDistribution's values
+(memnp.kernels.cuda_stuck). They read the stage's classes, so they live above the kernels.
 """
 import numpy as np
 
 from ..crossbar import tiling
+from scipy import special
+
 from ..crossbar.nonidealities.iv import IVNonlinearityPF
 from ..crossbar.nonidealities.programming import MIN_FRACTION, ProgrammingNoise
+from ..crossbar.nonidealities.stuck import StuckDistribution, kde_components
 from ..kernels import cuda_phases
 from ..kernels import fused as fused_records
 
-__all__ = ["unsupported", "adc_table", "programming_noise", "stage_columns"]
+__all__ = ["unsupported", "adc_table", "programming_noise", "stage_columns", "kde_table", "kde_tables"]
 
 
 def unsupported(stage):
     """None when the kernels run ``stage`` (a Stage), else the reason (a sentence naming the
-    nonideality): PF in the currents phase is needed (either mapping rule: double weights do not
-    use it, standard weights are mapped by it); D2DLognormal or ProgrammingNoise, Drift, stuck
-    devices with a fixed value, ReadNoise, DAC, ADC and Tiles may come with it; nothing else."""
+    nonideality): in the currents phase PF or nothing (a linear read, I = V G''; the ideal stage
+    is one); D2DLognormal or ProgrammingNoise, Drift, stuck devices with a fixed value or
+    StuckDistribution, ReadNoise, DAC, ADC and Tiles may come with either; nothing else. Either
+    mapping rule: double weights do not use it (the CPU maps them as G = k_G D + G_off whatever
+    the rule), standard weights are mapped by it."""
     if stage is None:
         return "a stage is needed (got None)"
     phases = stage.phases
-    if not isinstance(phases.get("currents"), IVNonlinearityPF):
+    currents = phases.get("currents")
+    if currents is not None and not isinstance(currents, IVNonlinearityPF):
         got = [type(item).__name__ for item in stage.nonidealities]
-        return f"the stage's currents phase must be IVNonlinearityPF; got {got}"
+        return f"the stage's currents phase must be IVNonlinearityPF or none (a linear read); got {got}"
     for name, item in phases.items():
         label = type(item).__name__
         if name not in cuda_phases.PHASES:
@@ -34,7 +41,8 @@ def unsupported(stage):
             continue
         if name in fused_records.CONDUCTANCE_SLOTS:
             record = fused_records.params(item, name)
-            if record is None or (name == "stuck" and record.value is None):
+            drawn = name == "stuck" and record is not None and record.value is None
+            if record is None or (drawn and not isinstance(item, StuckDistribution)):
                 return f"{label} (phase {name!r}) is not supported on the device"
     return None
 
@@ -69,4 +77,30 @@ def adc_table(stage, m, blocks, dtype):
     for b, (r0, r1) in enumerate(bounds):
         fs = float(tiling._full_scale(stage, adc, r1 - r0))
         out[b] = t(adc.levels / fs), t(fs / adc.levels), t(fs)
+    return out
+
+
+def kde_table(stage):
+    """(table (N, 3) float64, h (S)) of the stage's StuckDistribution, or None without one: per
+    component of its mixture (kde_components) the normalised cumulative weight (as NumPy's
+    ``Generator.choice`` makes its cdf), loc (S) and tail = ndtr(loc / h), the numbers its
+    ``_stuck_values`` uses; memnp.kernels.cuda_stuck draws the values from them."""
+    stuck = stage.phases.get("stuck")
+    if not isinstance(stuck, StuckDistribution):
+        return None
+    h = stuck.bandwidth
+    loc, weight = kde_components(stuck.means, h)
+    cdf = weight.cumsum()
+    cdf /= cdf[-1]
+    return np.stack([cdf, loc, special.ndtr(-(-loc / h))], axis=1), h
+
+
+def kde_tables(stages):
+    """float64 (K, N, 3): the K stages' :func:`kde_table` tables, zeros past a table's components
+    or without a StuckDistribution (N >= 1)."""
+    tables = [kde_table(stage) for stage in stages]
+    out = np.zeros((len(tables), max([len(t[0]) for t in tables if t is not None], default=1), 3))
+    for k, t in enumerate(tables):
+        if t is not None:
+            out[k, :len(t[0])] = t[0]
     return out
