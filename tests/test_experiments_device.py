@@ -218,13 +218,13 @@ def test_copies_over_an_epoch_do_not_grow_with_the_steps(monkeypatch):
 
 
 def test_host_test_stages_run_beside_the_device_pass(monkeypatch):
-    """A test stage the device cannot read (ProgrammingNoise; the PF one on the device) runs on
+    """A test stage the device cannot read (line resistance; the PF one on the device) runs on
     the host from the synced weights: the same records as the cpu backend (float64, 1e-10)."""
     import dataclasses
     splits = data(n_val=4, n_test=4)
-    noise = Stage(G_OFF, G_ON, K_V, (dict(type="ProgrammingNoise", sigma_rel=0.05),))
-    assert "ProgrammingNoise" in device_eval.stage_supported(noise, power=True)
-    configs = [dataclasses.replace(trainings(members=1, epochs=1)[0], test_stages=(pf_stage(-0.3), noise))]
+    wires = Stage(G_OFF, G_ON, K_V, (dict(type="LineResistance", r_word=1.0, r_bit=1.0),))
+    assert "LineResistance" in device_eval.stage_supported(wires, power=True)
+    configs = [dataclasses.replace(trainings(members=1, epochs=1)[0], test_stages=(pf_stage(-0.3), wires))]
     want = run(monkeypatch, "cpu", "float64", configs, splits)
     got = run(monkeypatch, "cuda", "float64", configs, splits)
     compare(got, want, 1e-10)

@@ -193,8 +193,9 @@ def test_a_linear_stage_ranks_every_row_after_the_first_layer():
         P = cuda.to_device(device._params(model)[None])
         st, rank = cuda.device_array((1, ks.N_STATS)), cuda.device_array((1, 13), dtype=np.int64)
         state = cuda.to_device(device._states([np.random.default_rng(1)], np.zeros((1, 0), np.uint64)))
-        k["stats_scan"][1, ks.RT](cuda.to_device(D[None]), P, st, cuda.to_device(x), 4, rank,
-                                  cuda.device_array(1, dtype=np.uint64), state, every_row)
+        offsets = cuda.device_array(1, dtype=np.uint64)
+        k["stats_scan"][1, ks.RT](cuda.to_device(D[None]), P, st, cuda.to_device(x), 4, rank, offsets, state,
+                                  every_row, state, offsets, False, False)
         ranks = rank.copy_to_host()[0]
         assert ranks[12] == driven - 1 and (ranks[3] >= 0) == (driven == 13)
         # linear: D2D, drift and read noise (half a word each); PF: D2D and the residuals (one word)

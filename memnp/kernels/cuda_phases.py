@@ -182,6 +182,7 @@ def _build(T):
         noisy = T(T(T(g * T(P[k, PROG_REL])) + T(P[k, PROG_ABS])) * e)
         return max(T(noisy + g), T(T(P[k, PROG_FLOOR]) * g))
 
+    @cuda.jit(device=True)
     def _stuck_pair(sh, sl, inc_h, inc_l, p_stuck):
         """(stuck 0, stuck 1, the state moved on) of the next two devices from the stuck stream at
         (sh, sl): float32, the low then the high half of one word; float64, one word each."""
