@@ -363,7 +363,18 @@ def chip_stage():
     return Stage(G_OFF, G_ON, K_V, tuple(items))
 
 
-@pytest.mark.parametrize("stage", [pf_stage(-0.3), chip_stage()], ids=["pf", "pf-d2d-stuck-read"])
+def linear_chip_stage():
+    """A linear read: D2D, the tahfo2 device's drawn stuck values and read noise."""
+    from memnp.experiments import registry
+    tahfo2 = registry.device_stage("tahfo2")
+    stuck = tahfo2.to_dict()["nonidealities"][0]
+    items = [dict(type="D2DLognormal", G_off=tahfo2.G_off, G_on=tahfo2.G_on, R_on_log_std=0.25, R_off_log_std=0.25),
+             dict(stuck, p=0.1), dict(type="ReadNoise", sigma_rel=0.05)]
+    return Stage(tahfo2.G_off, tahfo2.G_on, tahfo2.k_V, tuple(items))
+
+
+@pytest.mark.parametrize("stage", [pf_stage(-0.3), chip_stage(), linear_chip_stage()],
+                         ids=["pf", "pf-d2d-stuck-read", "linear-d2d-drawn-stuck-read"])
 def test_chip_sampling_on_the_device_gives_the_cpu_repeats(monkeypatch, stage):
     """protocol.infer with chip sampling runs on the device: every batch restarts the chip's
     draws from its seed, for every row (a row no example drives included), and read noise runs on
