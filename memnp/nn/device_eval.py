@@ -34,7 +34,8 @@ import numpy as np
 from ..kernels import cuda_eval as ke
 from ..kernels import cuda_step as ks
 from . import device_stage
-from .device import ChipReads, DeviceTrainer, _advance, _batch_size, _generators, _params, _states
+from .device import ChipReads, DeviceTrainer
+from .device_members import _advance, _batch_size, _generators, _params, _states
 from .model import Sequential
 from .optim import SGD
 
