@@ -514,7 +514,7 @@ def test_a_standard_weight_group_gives_the_cpu_records(monkeypatch):
 
 
 def test_unsupported_members_take_the_host_path(monkeypatch):
-    """An ideal training (standard weights) or a stage with another nonideality: no device pass."""
+    """A training the device cannot run (a stage with line resistance): no device pass."""
     from memnp.experiments import device_train
     from memnp.experiments.members import Member
     monkeypatch.setenv("MEMNP_BACKEND", "cuda")
@@ -522,8 +522,8 @@ def test_unsupported_members_take_the_host_path(monkeypatch):
     splits = data()
     pf = Member(trainings(members=1)[0], splits, np.random.SeedSequence(1))
     assert device_train.device_pass([pf], [splits]) is not None
-    ideal = Training(data=DataSpec(name="mnist"), stage=Stage(G_OFF, G_ON, K_V, ()), batch_size=8)
-    member = Member(ideal, splits, np.random.SeedSequence(1))
+    wires = Stage(G_OFF, G_ON, K_V, (dict(type="LineResistance", r_word=1.0, r_bit=1.0),))
+    member = Member(Training(data=DataSpec(name="mnist"), stage=wires, batch_size=8), splits, np.random.SeedSequence(1))
     assert device_train.unsupported([member], [splits]).startswith("trainings[0]: ")
     assert device_train.device_pass([member], [splits]) is None
     monkeypatch.setenv("MEMNP_BACKEND", "cpu")

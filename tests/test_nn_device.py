@@ -88,6 +88,26 @@ def cpu_epoch(model, images, labels, rng, batch, dtype, order=None):
     return np.array(out).T
 
 
+def epochs_equal_cpu(trainer, dev, cpu, images, labels, seed, batch, epochs=1, arrays=weights):
+    """``epochs`` of ``trainer`` (its members ``dev``, its data set) against each CPU model's own run
+    from default_rng(seed + k), float64: per epoch the losses within 1e-12 and the accuracies
+    equal; after, ``arrays`` of each member within 1e-12 and its Generator in the CPU's state."""
+    K = len(dev)
+    r_cpu = [np.random.default_rng(seed + k) for k in range(K)]
+    r_dev = [np.random.default_rng(seed + k) for k in range(K)]
+    for _ in range(epochs):
+        record = trainer.train_epoch(r_dev, batch_size=batch)
+        for k in range(K):
+            losses, accs = cpu_epoch(cpu[k], images, labels, r_cpu[k], batch, "float64")
+            assert relative(record.losses[k], losses) <= 1e-12
+            np.testing.assert_array_equal(record.accuracies[k], accs)
+    trainer.sync()
+    for k in range(K):
+        for got, want in zip(arrays(dev[k]), arrays(cpu[k])):
+            assert relative(got, want) <= 1e-12
+        assert r_dev[k].bit_generator.state == r_cpu[k].bit_generator.state
+
+
 def test_float64_steps_equal_the_cpu_backend():
     """20 train_steps, K = 1, with L1 and a row no example drives: losses, accuracies and weights
     within 1e-12 (relative) of the cpu backend's, and the Generator in the same state after."""
@@ -134,21 +154,10 @@ def test_three_members_epochs_equal_their_cpu_runs():
     make = [lambda k=k: mlp("float64", seed=k + 1, stage=stages[k], flatten=True, **options[k]) for k in range(3)]
     cpu, dev = [m() for m in make], [m() for m in make]
     images, labels = pool(37)
-    r_cpu = [np.random.default_rng(20 + k) for k in range(3)]
-    r_dev = [np.random.default_rng(20 + k) for k in range(3)]
+    images = images.reshape(-1, 4, 5)
     trainer = device.DeviceTrainer(dev, batch_size=8)
-    trainer.set_data(images.reshape(-1, 4, 5), labels)
-    for _ in range(2):
-        record = trainer.train_epoch(r_dev, batch_size=8)
-        for k in range(3):
-            losses, accs = cpu_epoch(cpu[k], images.reshape(-1, 4, 5), labels, r_cpu[k], 8, "float64")
-            assert relative(record.losses[k], losses) <= 1e-12
-            np.testing.assert_array_equal(record.accuracies[k], accs)
-    trainer.sync()
-    for k in range(3):
-        for got, want in zip(weights(dev[k]), weights(cpu[k])):
-            assert relative(got, want) <= 1e-12
-        assert r_dev[k].bit_generator.state == r_cpu[k].bit_generator.state
+    trainer.set_data(images, labels)
+    epochs_equal_cpu(trainer, dev, cpu, images, labels, 20, 8, epochs=2)
 
 
 class Copies:

@@ -26,7 +26,7 @@ except ImportError as exc:  # pragma: no cover - numba-cuda present but broken
 if not ks.SIMULATOR and not numba_cuda_api.is_available():
     pytest.skip("NUMBA_ENABLE_CUDASIM=0 and no usable CUDA GPU", allow_module_level=True)
 
-from test_nn_device import G_OFF, G_ON, K_V, batches, cpu_epoch, mlp, pool, relative, weights  # noqa: E402
+from test_nn_device import G_OFF, G_ON, K_V, batches, epochs_equal_cpu, mlp, pool, relative, weights  # noqa: E402
 from test_nn_device_stage import combined  # noqa: E402
 
 cuda = numba_cuda_api
@@ -104,19 +104,9 @@ def test_a_pf_and_a_linear_member_train_together():
     cpu = [mlp("float64", seed=k + 1, stage=stages[k]) for k in range(2)]
     dev = [mlp("float64", seed=k + 1, stage=stages[k]) for k in range(2)]
     images, labels = pool(8)
-    r_cpu = [np.random.default_rng(30 + k) for k in range(2)]
-    r_dev = [np.random.default_rng(30 + k) for k in range(2)]
     trainer = device.DeviceTrainer(dev, batch_size=4)
     trainer.set_data(images, labels)
-    record = trainer.train_epoch(r_dev, batch_size=4)
-    trainer.sync()
-    for k in range(2):
-        losses, accs = cpu_epoch(cpu[k], images, labels, r_cpu[k], 4, "float64")
-        assert relative(record.losses[k], losses) <= 1e-12
-        np.testing.assert_array_equal(record.accuracies[k], accs)
-        for got, want in zip(weights(dev[k]), weights(cpu[k])):
-            assert relative(got, want) <= 1e-12
-        assert r_dev[k].bit_generator.state == r_cpu[k].bit_generator.state
+    epochs_equal_cpu(trainer, dev, cpu, images, labels, 30, 4)
 
 
 def test_linear_power_kernel_equals_the_reference():

@@ -26,7 +26,7 @@ except ImportError as exc:  # pragma: no cover - numba-cuda present but broken
 if not ks.SIMULATOR and not numba_cuda_api.is_available():
     pytest.skip("NUMBA_ENABLE_CUDASIM=0 and no usable CUDA GPU", allow_module_level=True)
 
-from test_nn_device import (G_OFF, G_ON, K_V, Copies, batches, cpu_epoch, mlp, no_kde, pf,  # noqa: E402
+from test_nn_device import (G_OFF, G_ON, K_V, Copies, batches, epochs_equal_cpu, mlp, no_kde, pf,  # noqa: E402
                             pool, relative, weights)
 
 cuda = numba_cuda_api
@@ -134,22 +134,10 @@ def test_three_members_with_different_stages_equal_their_cpu_runs():
     cpu = [mlp("float64", seed=k + 1, stage=stages[k]) for k in range(3)]
     dev = [mlp("float64", seed=k + 1, stage=stages[k]) for k in range(3)]
     images, labels = pool(20)
-    r_cpu = [np.random.default_rng(30 + k) for k in range(3)]
-    r_dev = [np.random.default_rng(30 + k) for k in range(3)]
     trainer = device.DeviceTrainer(dev, batch_size=8)
     assert trainer.blocks == [3, 2]
     trainer.set_data(images, labels)
-    for _ in range(1):
-        record = trainer.train_epoch(r_dev, batch_size=8)
-        for k in range(3):
-            losses, accs = cpu_epoch(cpu[k], images, labels, r_cpu[k], 8, "float64")
-            assert relative(record.losses[k], losses) <= 1e-12
-            np.testing.assert_array_equal(record.accuracies[k], accs)
-    trainer.sync()
-    for k in range(3):
-        for got, want in zip(weights(dev[k]), weights(cpu[k])):
-            assert relative(got, want) <= 1e-12
-        assert r_dev[k].bit_generator.state == r_cpu[k].bit_generator.state
+    epochs_equal_cpu(trainer, dev, cpu, images, labels, 30, 8)
 
 
 def test_copies_per_epoch_do_not_grow_with_the_steps(monkeypatch):

@@ -23,7 +23,7 @@ except ImportError as exc:  # pragma: no cover - numba-cuda present but broken
 if not ks.SIMULATOR and not numba_cuda_api.is_available():
     pytest.skip("NUMBA_ENABLE_CUDASIM=0 and no usable CUDA GPU", allow_module_level=True)
 
-from test_nn_device import G_OFF, G_ON, K_V, batches, cpu_epoch, mlp, pf, pool, relative  # noqa: E402
+from test_nn_device import G_OFF, G_ON, K_V, batches, epochs_equal_cpu, mlp, pf, pool, relative  # noqa: E402
 
 D2D = dict(type="D2DLognormal", G_off=G_OFF, G_on=G_ON, R_on_log_std=0.25, R_off_log_std=0.25)
 
@@ -91,19 +91,9 @@ def test_two_members_with_different_rules_equal_their_cpu_runs():
     cpu = [standard_mlp("float64", rule, seed=k + 2) for k, rule in enumerate(rules)]
     dev = [standard_mlp("float64", rule, seed=k + 2) for k, rule in enumerate(rules)]
     images, labels = pool(12)
-    r_cpu = [np.random.default_rng(40 + k) for k in range(2)]
-    r_dev = [np.random.default_rng(40 + k) for k in range(2)]
     trainer = device.DeviceTrainer(dev, batch_size=8)
     trainer.set_data(images, labels)
-    record = trainer.train_epoch(r_dev, batch_size=8)
-    trainer.sync()
-    for k in range(2):
-        losses, accs = cpu_epoch(cpu[k], images, labels, r_cpu[k], 8, "float64")
-        assert relative(record.losses[k], losses) <= 1e-12
-        np.testing.assert_array_equal(record.accuracies[k], accs)
-        for got, want in zip(params(dev[k]), params(cpu[k])):
-            assert relative(got, want) <= 1e-12
-        assert r_dev[k].bit_generator.state == r_cpu[k].bit_generator.state
+    epochs_equal_cpu(trainer, dev, cpu, images, labels, 40, 8, arrays=params)
 
 
 def test_double_weights_under_the_avg_rule_train_as_on_the_cpu():

@@ -7,33 +7,32 @@ G+ = max(z, 0) + G_off and G- = -min(z, 0) + G_off, under "avg" G+- = G_avg +- z
 z = k_G W, k_G = (G_on - G_off) / max |W| and G_avg = (G_off + G_on) / 2. The step's statistics
 (stats_scan) hold max |W|, its ties and sum |W| for them.
 
-Two kernels close the backward pass (the CPU's ``w_to_G_vjp``, then L1 and SGD without the
-non-negative projection), indexed by (member, row, output):
+One kernel closes the backward pass (the CPU's ``w_to_G_vjp``), indexed by (member, row, output);
+cuda_step's ``update`` then adds the tie share, L1 and SGD (without the non-negative projection):
 
 - ``standard_vjp``: from gG (K, m, c), dL/d(programmed G) of the devices (memnp.kernels.cuda_read's
   devices_vjp with MAPPING != DOUBLE), dL/dz = [z >= 0] dL/dG+ - [z <= 0] dL/dG- (default) or
   (dL/dG+ - dL/dG-) / 2 (avg); gW = k_G dL/dz (T) and prod = dL/dz W (float64, for
-  cuda_step's tie_share: dL/d(max |W|) = upstream - sum(prod) k_G / max |W|, shared by the ties);
-- ``standard_update``: per weight, the tie share times sign(W) where |W| = max |W| (added in
-  float64, as the CPU's float64 tie term), L1 (gamma sign W), then W - lr g.
+  cuda_step's tie_share: dL/d(max |W|) = upstream - sum(prod) k_G / max |W|, shared by the ties,
+  which ``update`` adds times sign(W) where |W| = max |W|).
 
 Arrays as memnp.kernels.cuda_step describes them (P (K, N_PARAMS) float64 with the columns of
 memnp.kernels.cuda_phases, st (K, N_STATS) float64). Their NumPy reference is
-memnp.crossbar.mapping (``w_to_G_vjp``) with memnp.nn.optim's L1 and SGD; tests/test_nn_device_standard.py
-compares whole steps with ``Sequential.train_step``.
+memnp.crossbar.mapping (``w_to_G_vjp``); tests/test_nn_device_standard.py compares whole steps
+with ``Sequential.train_step``.
 """
 import numpy as np
 
 import numba_cuda  # noqa: F401  (ImportError here means: numba-cuda is not installed)
 from numba import cuda
 
-from .cuda_phases import K_G, L1, LR, MAPPING, MAXW, SHARE, STANDARD_DEFAULT
+from .cuda_phases import K_G, MAPPING, STANDARD_DEFAULT
 
 
 def _build(T):
-    """{"standard_vjp", "standard_update"} kernels for float dtype T."""
+    """{"standard_vjp": kernel} for float dtype T."""
     F = np.float64
-    zero, one, half = T(0.0), T(1.0), T(0.5)
+    zero, half = T(0.0), T(0.5)
 
     @cuda.jit
     def standard_vjp(W, gG, st, P, gW, prod):
@@ -56,22 +55,4 @@ def _build(T):
             gW[k, i, jo] = kg * g_z
             prod[k, i, jo] = F(g_z * w)
 
-    @cuda.jit
-    def standard_update(W, gW, st, P):
-        """Per weight: the tie share (sign W at |W| = max |W|), L1 (gamma sign W), SGD."""
-        members, m, n_out = W.shape
-        for t in range(cuda.grid(1), members * m * n_out, cuda.gridsize(1)):
-            k = t // (m * n_out)
-            r = t - k * (m * n_out)
-            i = r // n_out
-            jo = r - i * n_out
-            w = W[k, i, jo]
-            g = gW[k, i, jo]
-            sign = one if w > zero else (-one if w < zero else zero)
-            if abs(F(w)) == st[k, MAXW]:
-                g = T(F(g) + st[k, SHARE] * F(sign))
-            if P[k, L1] != 0.0:
-                g = g + T(P[k, L1]) * sign
-            W[k, i, jo] = w - T(P[k, LR]) * g
-
-    return {"standard_vjp": standard_vjp, "standard_update": standard_update}
+    return {"standard_vjp": standard_vjp}

@@ -288,7 +288,10 @@ def _build(T):
 
     @cuda.jit
     def update(D, gD, st, P):
-        """Per weight: the tie share, L1 (gamma sign D), SGD and the non-negative projection."""
+        """Per weight: the tie share (times sign D where |D| = max |D|: 1 for double weights, which
+        are >= 0), L1 (gamma sign D), SGD and, for double weights, the non-negative projection. D
+        and gD: double weights (K, m, c), or standard ones (K, m, c / 2) with dL/dW from
+        memnp.kernels.cuda_standard (the tie term added in float64, as the CPU's w_to_G_vjp adds it)."""
         members, m, c = D.shape
         for t in range(cuda.grid(1), members * m * c, cuda.gridsize(1)):
             k = t // (m * c)
@@ -297,13 +300,13 @@ def _build(T):
             j = r - i * c
             w = D[k, i, j]
             g = gD[k, i, j]
-            if F(w) == st[k, MAXW]:
-                g = T(F(g) + st[k, SHARE])
+            sign = one if w > zero else (-one if w < zero else zero)
+            if abs(F(w)) == st[k, MAXW]:
+                g = T(F(g) + st[k, SHARE] * F(sign))
             if P[k, L1] != 0.0:
-                sign = one if w > zero else (-one if w < zero else zero)
                 g = g + T(P[k, L1]) * sign
             value = w - T(P[k, LR]) * g
-            D[k, i, j] = zero if value < zero else value
+            D[k, i, j] = zero if value < zero and P[k, MAPPING] == DOUBLE else value
 
     @cuda.jit
     def weights_sum(D, record, column, add):

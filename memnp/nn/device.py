@@ -240,13 +240,12 @@ class DeviceTrainer:
             k["devices_vjp"][ks.grid(K * (n_in + 1) * 2 * n_out)](
                 xs[l], p, self.rank[l], dev["G"], dev["c"], dev["d"], dev["KK"], D, self.gI[l], st, self.P,
                 dev["gD"], dev["prod"], dev["eps"], dev["fdr"], dev["frd"], dev["stk"], self.inside[l])
-            if self.standard:
-                k["standard_vjp"][ks.grid(K * (n_in + 1) * n_out)](D, dev["gD"], st, self.P, dev["gW"], dev["prodW"])
-                k["tie_share"][K, ks.RT](dev["prodW"], st)
-                k["standard_update"][ks.grid(K * (n_in + 1) * n_out)](D, dev["gW"], st, self.P)
-            else:
-                k["tie_share"][K, ks.RT](dev["prod"], st)
-                k["update"][ks.grid(K * (n_in + 1) * 2 * n_out)](D, dev["gD"], st, self.P)
+            grad, prod = dev["gD"], dev["prod"]
+            if self.standard:       # dL/dW from the devices' dL/dG
+                grad, prod = dev["gW"], dev["prodW"]
+                k["standard_vjp"][ks.grid(D.size)](D, dev["gD"], st, self.P, grad, prod)
+            k["tie_share"][K, ks.RT](prod, st)
+            k["update"][ks.grid(D.size)](D, grad, st, self.P)
 
     def _finish(self, rngs, state, record, steps, sizes):
         for l, D in enumerate(self.D):
