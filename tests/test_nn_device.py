@@ -262,8 +262,6 @@ def test_kernels_devices_and_loss_equal_their_cpu_references():
                          Softmax()], stage=Stage(G_OFF, G_ON, K_V, (pf(),))), "MemristiveConv2D is not supported"),
     (lambda: Sequential([MemristiveDense(20, 12, "standard"), Sigmoid(), MemristiveDense(12, 10), Softmax()],
                         stage=Stage(G_OFF, G_ON, K_V, (pf(),))), "the layers mix double and standard weights"),
-    (lambda: Sequential([MemristiveDense(20, 10, "standard"), Softmax()], stage=Stage(G_OFF, G_ON, K_V, ())),
-     "standard weights under an ideal stage are read digitally"),
     (lambda: Sequential([MemristiveDense(20, 10), Softmax()], stage=Stage(G_OFF, G_ON, K_V, (pf(),)),
                         optimizer=SGD(0.1, momentum=0.9)), "plain SGD"),
     (lambda: Sequential([MemristiveDense(20, 10)], stage=Stage(G_OFF, G_ON, K_V, (pf(),))), "Softmax"),

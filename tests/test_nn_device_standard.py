@@ -111,6 +111,25 @@ def test_double_weights_under_the_avg_rule_train_as_on_the_cpu():
         assert relative(got._matrix(), want._matrix()) <= 1e-12
 
 
+def test_the_ideal_stage_trains_as_the_digital_cpu_read():
+    """Standard weights under the ideal stage (the paper's ideal training), which the CPU reads
+    digitally (y = x W + b, zero biases at the start): the device's exact linear crossbar with
+    the digital VJP, 4 steps in float64: losses, W and b within 1e-12."""
+    cpu, dev = standard_mlp("float64", "default"), standard_mlp("float64", "default")
+    cpu.stage = dev.stage = Stage(G_OFF, G_ON, K_V, ())
+    assert not np.any(dev.memristive_layers[0].params["b"])
+    trainer = device.DeviceTrainer(dev, batch_size=4)
+    r_cpu, r_dev = np.random.default_rng(2), np.random.default_rng(2)
+    for x, y in batches(4, p=4):
+        loss, acc = cpu.train_step(x, y, r_cpu)
+        record = trainer.train_step(x, y, r_dev)
+        assert abs(record.losses[0] - loss) <= 1e-12 * abs(loss)
+        assert record.accuracies[0] == acc
+    trainer.sync()
+    for got, want in zip(params(dev), params(cpu)):
+        assert relative(got, want) <= 1e-12
+
+
 def test_members_of_both_weight_kinds_are_refused():
     ok, reason = device.DeviceTrainer.supports([mlp("float64", stage=stage("default")),
                                                 standard_mlp("float64", "default")])

@@ -56,8 +56,11 @@ G_OFF, G_ON, K_V, S_C, S_D, B_C, B_D, L00, L01, L10, L11, LR, L1 = range(13)
  PROG_FLOOR, MAPPING, G_AVG, IS_PF, STUCK_KDE, KDE_H, KDE_N) = range(13, 44)
 N_PARAMS = 44
 #: MAPPING's values: double weights (G = k_G D + G_off), standard weights W under the default rule
-#: (G+ = max(z, 0) + G_off, G- = -min(z, 0) + G_off, z = k_G W) or the avg rule (G+- = G_avg +- z / 2).
-DOUBLE, STANDARD_DEFAULT, STANDARD_AVG = 0.0, 1.0, 2.0
+#: (G+ = max(z, 0) + G_off, G- = -min(z, 0) + G_off, z = k_G W) or the avg rule (G+- = G_avg +- z / 2),
+#: or standard weights under the ideal stage, which the CPU reads digitally (y = x W + b): mapped
+#: by the default rule, an exact linear crossbar computes that map, and its VJP is made the
+#: digital one (memnp.kernels.cuda_standard and cuda_step's update).
+DOUBLE, STANDARD_DEFAULT, STANDARD_AVG, STANDARD_DIGITAL = 0.0, 1.0, 2.0, 3.0
 #: Columns of st (float64 (K, N_STATS)), a layer's per-step scalars.
 MAXW, TIES, ABSSUM, K_G, GMAX, SHARE = range(6)
 N_STATS = 6
@@ -156,7 +159,7 @@ def _build(T):
         if rule == DOUBLE:
             return D[k, i, j] * kg + off
         z = kg * D[k, i, j // 2]
-        if rule == STANDARD_DEFAULT:
+        if rule == STANDARD_DEFAULT or rule == STANDARD_DIGITAL:
             return max(z, zero) + off if j % 2 == 0 else -min(z, zero) + off
         g_avg, hz = T(P[k, G_AVG]), half * z
         return g_avg + hz if j % 2 == 0 else g_avg - hz

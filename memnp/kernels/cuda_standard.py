@@ -12,7 +12,9 @@ cuda_step's ``update`` then adds the tie share, L1 and SGD (without the non-nega
 
 - ``standard_vjp``: from gG (K, m, c), dL/d(programmed G) of the devices (memnp.kernels.cuda_read's
   devices_vjp with MAPPING != DOUBLE), dL/dz = [z >= 0] dL/dG+ - [z <= 0] dL/dG- (default) or
-  (dL/dG+ - dL/dG-) / 2 (avg); gW = k_G dL/dz (T) and prod = dL/dz W (float64, for
+  (dL/dG+ - dL/dG-) / 2 (avg; and digital, where dL/dG- = -dL/dG+ and so k_G dL/dz = dL/dW of
+  y = x W + b, at W = 0 too, where the default rule's two selections double it); gW = k_G dL/dz
+  (T) and prod = dL/dz W (float64, for
   cuda_step's tie_share: dL/d(max |W|) = upstream - sum(prod) k_G / max |W|, shared by the ties,
   which ``update`` adds times sign(W) where |W| = max |W|).
 

@@ -45,7 +45,8 @@ from numba import cuda
 from . import cuda_phases, cuda_read, cuda_standard
 from .cuda import SIMULATOR
 from .cuda_phases import (ABSSUM, B_C, B_D, G_OFF, G_ON, GMAX, HALF_WORDS, HAS_D2D, HAS_DRIFT,  # noqa: F401
-                          HAS_PROG, HAS_READ, HAS_STUCK, IS_PF, MAPPING, DOUBLE, K_G, K_V, L00, L01, L1, L10, L11,
+                          HAS_PROG, HAS_READ, HAS_STUCK, IS_PF, MAPPING, DOUBLE, STANDARD_DIGITAL, K_G, K_V, L00,
+                          L01, L1, L10, L11,
                           LR, MAXW, N_PARAMS, N_STATS, S_C, S_D,
                           SHARE, TIES)
 from .cuda_random import _jump_params, _mul_add128, _output
@@ -301,7 +302,7 @@ def _build(T):
             w = D[k, i, j]
             g = gD[k, i, j]
             sign = one if w > zero else (-one if w < zero else zero)
-            if abs(F(w)) == st[k, MAXW]:
+            if abs(F(w)) == st[k, MAXW] and P[k, MAPPING] != STANDARD_DIGITAL:  # y = x W + b: no max path
                 g = T(F(g) + st[k, SHARE] * F(sign))
             if P[k, L1] != 0.0:
                 g = g + T(P[k, L1]) * sign

@@ -7,7 +7,8 @@ and data order) and runs their training steps with the kernels of
 networks costs the same launches as one. Supported networks: [Flatten], MemristiveDense, Sigmoid,
 ..., MemristiveDense, Softmax, with double weights (D >= 0, projected after each step) or standard
 weights (signed W, two devices per weight, mapped by the stage's mapping rule:
-memnp.kernels.cuda_standard; not under the ideal stage, which the CPU reads digitally), every
+memnp.kernels.cuda_standard; under the ideal stage, which the CPU reads digitally as y = x W + b,
+an exact linear crossbar with that map's VJP), every
 member of one kind, on a stage with IVNonlinearityPF in its currents phase or none (a linear read,
 I = V G'': the ideal stage, or D2D, stuck devices, ... alone; members of one trainer may mix PF
 and linear stages) and, optionally, D2DLognormal or ProgrammingNoise, Drift, stuck devices at a

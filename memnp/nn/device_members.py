@@ -48,9 +48,6 @@ def _dense_layers(model, index):
     reason = device_stage.unsupported(model.stage)
     if reason is not None:
         raise ValueError(f"{where}: {reason}")
-    if dense[0].weights == "standard" and model.stage.is_ideal:
-        raise ValueError(f"{where}: standard weights under an ideal stage are read digitally (x W + b) on the "
-                         "host; the device reads crossbars")
     opt = model.optimizer
     if type(opt) is not SGD or opt.momentum:
         got = opt.config() if type(opt) is SGD else type(opt).__name__
@@ -72,7 +69,8 @@ def _params(model):
     if kde is not None:                       # StuckDistribution: its table's size and bandwidth
         out[cuda_phases.KDE_N], out[cuda_phases.KDE_H] = len(kde[0]), kde[1]
     if _standard(model):
-        out[cuda_phases.MAPPING] = (cuda_phases.STANDARD_DEFAULT if stage.mapping_rule == "default"
+        out[cuda_phases.MAPPING] = (cuda_phases.STANDARD_DIGITAL if stage.is_ideal
+                                    else cuda_phases.STANDARD_DEFAULT if stage.mapping_rule == "default"
                                     else cuda_phases.STANDARD_AVG)
         out[cuda_phases.G_AVG] = 0.5 * (stage.G_off + stage.G_on)
     return out
