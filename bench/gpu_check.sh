@@ -3,8 +3,8 @@
 # with an NVIDIA GPU: the CUDA tests on the device (not the simulator), the kernel benchmark (PF
 # forward + VJP at 8192 x 785 x 50 float32, target <= 4.0 ms), device-resident training epochs
 # (bench/device_epoch.py: case c at K = 1 and 32, case e at K = 32), `reproduce --preset default
-# --backend cuda` (target <= 45 s), the GPU random numbers, and the MNIST training-epoch
-# benchmark with the cuda backend; then one table (what, measured, target)
+# --backend cuda` (target <= 45 s), the GPU random numbers, issue 15's K-member CPU epochs on the
+# machine's cores, and the MNIST training-epoch benchmark with the cuda backend; then one table (what, measured, target)
 # printed and written to $OUT/gpu_check.json (bench/gpu_table.py). Logs go to $OUT too
 # (default /tmp/memnp-gpu-out). Run from anywhere: bash bench/gpu_check.sh
 #
@@ -103,7 +103,8 @@ step device_epoch_e 90 device_epoch.log "$py" bench/device_epoch.py --cases e --
 step tests_kernels 120 tests_kernels.log "$py" -m pytest -q -ra -p no:cacheprovider \
     tests/test_kernels*cuda*.py
 step tests_device 120 tests_device.log "$py" -m pytest -q -ra -p no:cacheprovider \
-    tests/test_nn_device.py tests/test_nn_device_stage.py tests/test_nn_device_linear.py
+    tests/test_nn_device.py tests/test_nn_device_stage.py tests/test_nn_device_linear.py \
+    tests/test_nn_device_standard.py
 step tests_circuit 120 tests_circuit.log "$py" -m pytest -q -ra -p no:cacheprovider \
     tests/test_circuit*cuda*.py
 
@@ -114,6 +115,11 @@ step reproduce 150 reproduce.log "$py" run.py reproduce --preset default --backe
 
 # 4. GPU random numbers against the CPU's.
 step random 40 random.log "$py" bench/cuda_random.py --out "$OUT/random.json"
+
+# 4b. Issue 15 on this machine's CPU cores (the 16 of a GPU box): case c, K = 1 and 16 members per
+#     pass, same-run pairs (targets: per member at most 0.35x the single network at K = 16).
+step ensemble_cpu 60 ensemble_cpu.log "$py" bench/ensemble.py --cases c --members 1,16 --epochs 1 \
+    --examples 6000 --out "$OUT/ensemble_cpu.json"
 
 # 5. Training epochs with the cuda backend, one case per process and timeout (e: the combined stage).
 for case in a b c d e; do
