@@ -3,30 +3,27 @@ memristive validation and test-during-training on the GPU (issue 17, items 1-3).
 
 :func:`device_pass` gives a :class:`DevicePass` when the kernel backend is ``cuda`` (the
 ``--backend`` option or ``MEMNP_BACKEND``) and :class:`memnp.nn.device.DeviceTrainer` can train
-every member (``DeviceTrainer.supports``: PF or linear MLPs of double weights, plain SGD; here also
-no augmentation, one training set); otherwise None, and train_group takes its host path (whose layers then call the
-cuda backend's kernels one by one).
+every member (``DeviceTrainer.supports``: PF or linear MLPs of double or standard weights, plain
+SGD; here also no augmentation, one training set); otherwise None, and train_group takes its host
+path (whose layers then call the cuda backend's kernels one by one).
 
 Per epoch of the members training together: the training set stays on the device (uploaded once
 per pass as uint8, :class:`memnp.nn.device_eval.PixelTrainer`), the members' permutations go in
 (drawn from their shuffle streams, as on the host path) and the per-step losses and accuracies
 come back; each member's history is filled from them as from its host steps. The validation
 passes (under the training stage, from the validation stream) and the test passes of the test
-setups the device runs (batch or chip sampling; its power kernels model PF and linear reads) run
-on the device too (:class:`memnp.nn.device_eval.DeviceEvaluator`, the validation and test sets
-uploaded once per pass); other test setups run on the host with the synced weights. The weights
-come back to the host models (:meth:`DevicePass.host`) only when the host needs them: a validation
-that may keep them, a host-side test, an in-job checkpoint, a change of the members training together, and the end. A
-resumed member's weights are uploaded with the trainer, so a resumed run continues on the device.
+setups the device runs (:func:`memnp.nn.device_eval.stage_supported`; batch or chip sampling,
+chip as :func:`memnp.experiments.passes.evaluate`: each batch draws the chip from the repeat's
+seed, for every device, and read noise from the stream ``passes.read_seed(seed)``, on across
+batches) run on the device too (:class:`memnp.nn.device_eval.DeviceEvaluator`, the validation and
+test sets uploaded once per pass); other test setups run on the host with the synced weights. The
+weights come back to the host models (:meth:`DevicePass.host`) only when the host needs them: a
+validation that may keep them, a host-side test, an in-job checkpoint, a change of the members
+training together, and the end. A resumed member's weights are uploaded with the trainer, so a
+resumed run continues on the device.
 
 Numbers: float64 runs give the host path's records and weights to rounding (tests: 1e-10); float32
 ones differ in the last bits, which training amplifies (the records say backend cuda).
-
-Test setups run on the device where the power kernels model their stage
-(:func:`memnp.nn.device_eval.stage_supported`: PF with conductance phases only), with batch or
-chip sampling (chip: each batch draws the chip from the repeat's seed, for every device, and read
-noise from the read stream ``passes.read_seed(seed)`` that runs on across batches, as
-:func:`memnp.experiments.passes.evaluate`); other setups run on the host with the synced weights.
 
 A diverging member: the device finds it after its epoch, from the record, and raises what the
 host path raises at its step: TrainingDiverged for the same epoch and member, naming the

@@ -1,5 +1,5 @@
-"""CUDA kernels of a device-resident training step of K double-weight MLPs on PF or linear
-crossbars (numba.cuda; issue 17).
+"""CUDA kernels of a device-resident training step of K MLPs (double or standard weights) on PF or
+linear crossbars (numba.cuda; issue 17).
 
 This module holds the step's kernels around the crossbar read (data, statistics, loss, update);
 the read's are in :mod:`memnp.kernels.cuda_phases` (the conductance phases and the PF device
@@ -46,8 +46,7 @@ from . import cuda_phases, cuda_read, cuda_standard
 from .cuda import SIMULATOR
 from .cuda_phases import (ABSSUM, B_C, B_D, G_OFF, G_ON, GMAX, HALF_WORDS, HAS_D2D, HAS_DRIFT,  # noqa: F401
                           HAS_PROG, HAS_READ, HAS_STUCK, IS_PF, MAPPING, DOUBLE, STANDARD_DIGITAL, K_G, K_V, L00,
-                          L01, L1, L10, L11,
-                          LR, MAXW, N_PARAMS, N_STATS, S_C, S_D,
+                          L01, L1, L10, L11, LR, MAXW, N_PARAMS, N_STATS, S_C, S_D,
                           SHARE, TIES)
 from .cuda_random import _jump_params, _mul_add128, _output
 from .cuda_read import RS, TT  # noqa: F401

@@ -65,9 +65,6 @@ def _params(model):
         pf_terms = [pf.slopes[0], pf.slopes[1], pf.intercepts[0], pf.intercepts[1], l00, l01, l10, l11]
     step = [stage.G_off, stage.G_on, stage.k_V, *pf_terms, model.optimizer.lr, model.l1]
     out = np.concatenate([np.array(step, dtype=np.float64), device_stage.stage_columns(stage, model.dtype)])
-    kde = device_stage.kde_table(stage)
-    if kde is not None:                       # StuckDistribution: its table's size and bandwidth
-        out[cuda_phases.KDE_N], out[cuda_phases.KDE_H] = len(kde[0]), kde[1]
     if _standard(model):
         out[cuda_phases.MAPPING] = (cuda_phases.STANDARD_DIGITAL if stage.is_ideal
                                     else cuda_phases.STANDARD_DEFAULT if stage.mapping_rule == "default"

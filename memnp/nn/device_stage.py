@@ -6,10 +6,9 @@ memnp.crossbar.tiling computes it); :func:`kde_table` the table of a StuckDistri
 (memnp.kernels.cuda_stuck). They read the stage's classes, so they live above the kernels.
 """
 import numpy as np
-
-from ..crossbar import tiling
 from scipy import special
 
+from ..crossbar import tiling
 from ..crossbar.nonidealities.iv import IVNonlinearityPF
 from ..crossbar.nonidealities.programming import MIN_FRACTION, ProgrammingNoise
 from ..crossbar.nonidealities.stuck import StuckDistribution, kde_components
@@ -58,8 +57,14 @@ def programming_noise(stage):
 
 def stage_columns(stage, dtype):
     """The stage's columns of the device step's constants (memnp.kernels.cuda_phases.stage_columns,
-    with the programming noise read from its class here)."""
-    return cuda_phases.stage_columns(stage, dtype, programming_noise(stage))
+    with what is read from the classes here: the programming noise, and a StuckDistribution's
+    table size and bandwidth (:func:`kde_table`))."""
+    out = cuda_phases.stage_columns(stage, dtype, programming_noise(stage))
+    kde = kde_table(stage)
+    if kde is not None:
+        out[cuda_phases.KDE_N - cuda_phases.TILE_ROWS] = len(kde[0])
+        out[cuda_phases.KDE_H - cuda_phases.TILE_ROWS] = kde[1]
+    return out
 
 
 def adc_table(stage, m, blocks, dtype):
@@ -92,7 +97,7 @@ def kde_table(stage):
     loc, weight = kde_components(stuck.means, h)
     cdf = weight.cumsum()
     cdf /= cdf[-1]
-    return np.stack([cdf, loc, special.ndtr(-(-loc / h))], axis=1), h
+    return np.stack([cdf, loc, special.ndtr(loc / h)], axis=1), h
 
 
 def kde_tables(stages):
