@@ -35,13 +35,18 @@ History:
 3. With the cuda backend, training jobs of networks the GPU trainer supports train, validate and
    test on the device (:mod:`memnp.experiments.device_train`): their cuda numbers change in the
    last bits (float32 sums in another order). Every cpu number is as in version 2.
+4. With the cuda backend, more networks train and are evaluated on the device: linear crossbars
+   (the ideal stage, D2D, stuck devices alone), standard weights under either mapping rule or the
+   ideal stage, StuckDistribution's drawn stuck values and Gaussian programming noise; test passes
+   and inference repeats of those stages, and chip-sampling inference, run there too. Their cuda
+   numbers change in the last bits. Every cpu number is as in version 3.
 """
 import dataclasses
 
 from .kernels.backend import backend_name
 
 #: The version of the numbers memnp computes (see the module docstring for what it covers).
-NUMERICS_VERSION = 3
+NUMERICS_VERSION = 4
 
 #: The record fields that hold the stamp.
 VERSION_FIELD = "numerics_version"
