@@ -1,0 +1,158 @@
+"""The one-call training step of an :class:`memnp.nn.Ensemble` of PF-aware MLPs (issue 15).
+
+When a stacked plan (:func:`memnp.nn.ensemble_pass.plan`) is [Flatten,] PF layer, Sigmoid, PF
+layer, Softmax in float32 (two :class:`memnp.nn.ensemble_read.StackedCrossbar` with fused
+kernels: the paper's PF-aware MNIST network), every member trains with plain SGD and draws from
+a PCG64 Generator, :func:`train_step` runs the whole step in one kernel call
+(:mod:`memnp.kernels.ensemble_mlp_step`): each thread takes whole members from inputs to new
+weights. The numbers are the layered path's (:func:`memnp.nn.ensemble_pass.train_step`), which
+are the members' own; a step the kernel cannot finish as the layered path would (bad weights,
+inputs or gradients) writes nothing and returns None, so the caller runs the layered path, which
+raises the error naming the member.
+
+It is used where it is the faster schedule: with at least as many members as Numba's threads
+(whole members per thread, as the layered fused calls do then), or one member whose layer calls
+would run on one thread anyway.
+"""
+import weakref
+from dataclasses import dataclass
+
+import numba
+import numpy as np
+
+from ..kernels import ensemble_fused, ensemble_mlp_step, sparse
+from .ensemble_read import StackedCrossbar
+from .layers import Sigmoid, Softmax
+from .optim import SGD
+
+__all__ = ["MLPStep", "mlp_step", "train_step"]
+
+_MASK64 = (1 << 64) - 1
+
+
+@dataclass(frozen=True, eq=False)
+class MLPStep:
+    """The layer indices and the per-member constants of a one-call step: ``first`` and
+    ``second`` the two PF layers' indices, ``sigmoid`` the Sigmoid's, ``flatten`` the Flatten's
+    or None; factors (2, K, 2, 2), slopes and intercepts (2, K, 2) float64 (per layer, per
+    member); min_fraction (2,) float64 and nn (2,) int64 per layer."""
+
+    first: int
+    sigmoid: int
+    second: int
+    flatten: object
+    factors: np.ndarray
+    slopes: np.ndarray
+    intercepts: np.ndarray
+    min_fraction: np.ndarray
+    nn: np.ndarray
+
+
+_plans = weakref.WeakKeyDictionary()      # the first StackedCrossbar -> (its plan list, MLPStep)
+
+
+def mlp_step(members, steps):
+    """The :class:`MLPStep` of a stacked plan, or None when the plan is not the one-call step's
+    network (see the module docstring)."""
+    first = members[0]
+    stacked = [i for i, step in enumerate(steps) if isinstance(step, StackedCrossbar)]
+    if len(stacked) != 2 or first.dtype != np.float32:
+        return None
+    head = steps[0]
+    cached = _plans.get(head if isinstance(head, StackedCrossbar) else steps[stacked[0]])
+    if cached is not None and cached[0] is steps:
+        return cached[1]
+    i1, i2 = stacked
+    layers = first.layers
+    flatten = 0 if steps[0] == "flatten" else None
+    shape_ok = (i1 == (1 if flatten == 0 else 0) and i2 == i1 + 2 and steps[i1 + 1] == "sigmoid"
+                and type(layers[i1 + 1]) is Sigmoid and len(layers) == i2 + 2 and type(layers[-1]) is Softmax
+                and first._first_trainable == i1)
+    if not shape_ok or steps[i1].fused is None or steps[i2].fused is None:
+        return None
+    if any(layer.params for i, layer in enumerate(layers) if i not in (i1, i2)):
+        return None
+    sc1, sc2 = steps[i1], steps[i2]
+    sc1.sync()
+    sc2.sync()
+    n1, n2 = sc1.D.shape[2], sc2.D.shape[2]
+    found = MLPStep(i1, i1 + 1, i2, flatten, np.stack([sc1.factors, sc2.factors]),
+                    np.stack([sc1.slopes, sc2.slopes]),
+                    np.stack([sc1.intercepts, sc2.intercepts]),
+                    np.array([sparse.min_zeros(n1), sparse.min_zeros(n2)], np.float64),
+                    np.array([sparse._padded_width(n1), sparse._padded_width(n2)], np.int64))
+    _plans[sc1] = (steps, found)
+    return found
+
+
+def _schedule(K, p, D):
+    """True: whole members on Numba's threads; False: the calling thread; None: the layered path
+    is the faster schedule (fewer members than threads, each member's layer calls split over them)."""
+    threads = numba.get_num_threads()
+    if threads == 1:
+        return False
+    if ensemble_fused.by_member(K, threads):
+        return True
+    if K == 1 and not ensemble_fused.parallel(p * D.shape[1] * D.shape[2], 1):
+        return False
+    return None
+
+
+def train_step(members, steps, X, ys, rngs):
+    """(losses (K,), accuracies (K,)) of one step of every member in one kernel call, or None when
+    this step is not the one-call step's (the caller then runs the layered path). X (K, p, ...)
+    in float32, ys K label arrays, rngs K Generators."""
+    plan = mlp_step(members, steps)
+    if plan is None:
+        return None
+    K, p = X.shape[0], X.shape[1]
+    sc1, sc2 = steps[plan.first], steps[plan.second]
+    parallel = _schedule(K, p, sc1.D)
+    if parallel is None or any(model.dtype != np.float32 for model in members):
+        return None
+    optimizers = [model.optimizer for model in members]
+    if not all(type(o) is SGD and not o.momentum for o in optimizers):
+        return None
+    if any(rng is None or type(rng.bit_generator) is not np.random.PCG64 for rng in rngs):
+        return None
+    labels = np.asarray(ys)
+    classes = sc2.D.shape[2] // 2
+    if labels.shape != (K, p) or labels.dtype.kind not in "iu" or labels.min() < 0 or labels.max() >= classes:
+        return None
+    x = X.reshape(K, p, -1)
+    if x.dtype != np.float32 or not x.flags.c_contiguous or x.shape[2] + 1 != sc1.D.shape[1]:
+        return None
+    sc1.sync()
+    sc2.sync()
+    penalties = [model.l1_penalty() for model in members]      # before the step, as the layered path
+    gamma = np.array([model.l1 for model in members], np.float64)
+    lr = np.array([o.lr for o in optimizers], np.float64)
+    held = []
+    try:
+        states = np.empty((K, 4), np.uint64)
+        for k, rng in enumerate(rngs):
+            bits = rng.bit_generator
+            bits.lock.acquire()
+            state = bits.state
+            held.append((bits, state))
+            s, inc = state["state"]["state"], state["state"]["inc"]
+            states[k] = (s >> 64, s & _MASK64, inc >> 64, inc & _MASK64)
+        loss, hits, status, hidden = ensemble_mlp_step.train_step(
+            x, np.ascontiguousarray(labels, np.int64), sc1.D, sc2.D, sc1.k_V, sc1.G_off, sc1.G_on, plan.factors,
+            plan.slopes, plan.intercepts, states, gamma, lr, plan.min_fraction, sparse.MIN_DEVICES, plan.nn, parallel)
+        if status.any():
+            return None
+        for (bits, state), (hi, lo) in zip(held, states[:, :2]):
+            state["state"]["state"] = (int(hi) << 64) | int(lo)
+            bits.state = state
+    finally:
+        for bits, _ in held:
+            bits.lock.release()
+    for k, model in enumerate(members):      # the layer caches the layered path leaves
+        if plan.flatten is not None:
+            model.layers[plan.flatten].forward(X[k])
+        model.layers[plan.first]._last = None
+        model.layers[plan.second]._last = None
+        model.layers[plan.sigmoid]._y = hidden[k]
+    sc1._state = sc2._state = None
+    return loss + np.array(penalties, np.float64), hits / p
