@@ -295,20 +295,24 @@ def _short(value, width=80):
 
 
 class _Stepper:
-    """One training step of the active members: a lone member's own ``train_step``, else one
-    :class:`memnp.nn.Ensemble` step (one Ensemble kept per set of members)."""
+    """One training step of the active members: one :class:`memnp.nn.Ensemble` step (one Ensemble
+    kept per set of members), or a lone member's own ``train_step`` unless its Ensemble of one
+    trains in one call (the same numbers either way)."""
 
     def __init__(self):
         self.ensembles = {}
 
     def step(self, members, batches):
-        if len(members) == 1:
-            out = [m.model.train_step(xb, yb, rng=m.rng["train"]) for m, (xb, yb) in zip(members, batches)]
-            return [o[0] for o in out], [o[1] for o in out]
         from ..nn import Ensemble
         key = tuple(id(m) for m in members)
         if key not in self.ensembles:
-            self.ensembles[key] = Ensemble([m.model for m in members])
+            ensemble = Ensemble([m.model for m in members])
+            if len(members) == 1 and not ensemble.trains_in_one_call(len(batches[0][0])):
+                ensemble = None         # a lone member's own step is the faster one
+            self.ensembles[key] = ensemble
+        if self.ensembles[key] is None:
+            out = [m.model.train_step(xb, yb, rng=m.rng["train"]) for m, (xb, yb) in zip(members, batches)]
+            return [o[0] for o in out], [o[1] for o in out]
         losses, accuracies = self.ensembles[key].train_step([xb for xb, _ in batches], [yb for _, yb in batches],
                                                             [m.rng["train"] for m in members])
         return list(losses), list(accuracies)

@@ -45,7 +45,7 @@ of the pass (ask the ensemble's ``evaluate(power=True)``). The passes are in
 import numpy as np
 
 from ..kernels import get_backend
-from . import ensemble_pass
+from . import ensemble_mlp_step, ensemble_pass
 from .ensemble_read import StackedLayer
 from .model import DRAWS, Sequential, _batch
 
@@ -233,6 +233,12 @@ class Ensemble:
         for k, model in enumerate(self._members):
             losses[k], accuracies[k] = model.train_step(xs[k], ys[k], rngs[k])
         return losses, accuracies
+
+    def trains_in_one_call(self, batch_size):
+        """Whether :meth:`train_step` on batches of ``batch_size`` examples per member runs the
+        one-call step (:mod:`memnp.nn.ensemble_mlp_step`; faster than each member's own
+        ``train_step`` even for one member)."""
+        return ensemble_mlp_step.applies(self._members, self._plan, batch_size)
 
     def _plan_for(self, stages):
         """The stacked plan of a pass under ``stages`` (K Stages or Nones), or None (member by

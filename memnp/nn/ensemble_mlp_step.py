@@ -25,7 +25,7 @@ from .ensemble_read import StackedCrossbar
 from .layers import Sigmoid, Softmax
 from .optim import SGD
 
-__all__ = ["MLPStep", "mlp_step", "train_step"]
+__all__ = ["MLPStep", "mlp_step", "applies", "train_step"]
 
 _MASK64 = (1 << 64) - 1
 
@@ -96,6 +96,15 @@ def _schedule(K, p, D):
     if K == 1 and not ensemble_fused.parallel(p * D.shape[1] * D.shape[2], 1):
         return False
     return None
+
+
+def applies(members, steps, p):
+    """Whether steps of p examples per member take the one-call step (when their data, weights and
+    gradients are valid and every member draws from a PCG64 Generator)."""
+    plan = mlp_step(members, steps) if steps is not None else None
+    return (plan is not None and _schedule(len(members), p, steps[plan.first].D) is not None
+            and all(model.dtype == np.float32 and type(model.optimizer) is SGD and not model.optimizer.momentum
+                    for model in members))
 
 
 def train_step(members, steps, X, ys, rngs):
