@@ -12,7 +12,10 @@ equal, bit for bit on the cpu backend, what ``models[k].train_step(xs[k], ys[k],
 alone. The members stay the K Sequential objects and hold their own weights, so
 ``ensemble.members[k].save(path)`` writes member k's model file.
 
-Speed (cpu backend): a training step runs each double-weight ``MemristiveDense`` layer under a
+Speed (cpu backend): the paper's PF-aware MLP ([Flatten,] PF layer, Sigmoid, PF layer, Softmax;
+float32, plain SGD, PCG64 Generators) trains in one kernel call per step
+(:mod:`memnp.nn.ensemble_mlp_step`) when there are at least as many members as Numba's threads,
+or one member. Otherwise a training step runs each double-weight ``MemristiveDense`` layer under a
 PF-only stage (the paper's PF-aware training, bench/epoch.py case c) for all members in one
 kernel call per pass in float32 (:mod:`memnp.kernels.ensemble_fused`: the scan, mapping, draws,
 currents and outputs, then the VJP; each thread takes whole members) or one call per stair in

@@ -91,9 +91,10 @@ def _schedule(K, p, D):
     threads = numba.get_num_threads()
     if threads == 1:
         return False
+    evaluations = K * p * D.shape[1] * D.shape[2]      # layer 1's, every row read
     if ensemble_fused.by_member(K, threads):
-        return True
-    if K == 1 and not ensemble_fused.parallel(p * D.shape[1] * D.shape[2], 1):
+        return ensemble_fused.parallel(evaluations, K)     # too little work: the calling thread
+    if K == 1 and not ensemble_fused.parallel(evaluations, 1):
         return False
     return None
 
