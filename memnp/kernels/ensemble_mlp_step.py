@@ -6,8 +6,8 @@ PF-aware MNIST network (``mnist_mlp`` under a PF-only stage, bench/epoch.py case
 otherwise takes about a dozen calls (two fused calls per layer and pass, the scan, loss, L1 and
 SGD), each a parallel region whose sleeping threads must be woken, with Python in between. Here
 each thread takes whole members and runs a member's step from its inputs to its new weights; one
-parallel region does every member's forward and backward pass, a second applies the updates once
-every member's step is known to be valid.
+parallel region does every member's forward and backward pass and its update (put back if another
+member's step turns out invalid).
 
 Every stair is the function the layer-by-layer path calls (:mod:`memnp.kernels.ensemble_fused`'s
 serial bodies on the member's own slices, :func:`memnp.kernels.softmax._softmax_cross_entropy`,
@@ -245,20 +245,44 @@ def _update(theta, grad, gamma, lr):
     _step(theta, grad, lr, True)
 
 
-def _step_body(X, labels, D1, D2, k_V, G_off, G_on, factors, slopes, intercepts, states, gamma, lr, min_fraction,
-               min_devices, nn, schedule, hidden, loss, hits, status):
-    K = X.shape[0]
-    grad_D1 = np.zeros(D1.shape, D1.dtype)
-    grad_D2 = np.zeros(D2.shape, D2.dtype)
-    for k in prange(K):
-        _member_step(k, X, labels, D1, D2, k_V, G_off, G_on, factors, slopes, intercepts, states, min_fraction,
-                     min_devices, nn, schedule, grad_D1, grad_D2, hidden, loss, hits, status)
-    for k in range(K):
-        if status[k] != OK:
-            return
-    for k in prange(K):
+@njit(error_model="numpy", cache=True)
+def _member_task(k, X, labels, D1, D2, k_V, G_off, G_on, factors, slopes, intercepts, states, gamma, lr, min_fraction,
+                 min_devices, nn, schedule, grad_D1, grad_D2, saved_D1, saved_D2, hidden, loss, hits, status):
+    """Member k's whole step: its gradients (zeroed first: rows not read get 0), then, when its
+    status is OK, its weights kept in saved_D1[k], saved_D2[k] and updated."""
+    wide_vectors()
+    grad_D1[k] = 0
+    grad_D2[k] = 0
+    _member_step(k, X, labels, D1, D2, k_V, G_off, G_on, factors, slopes, intercepts, states, min_fraction,
+                 min_devices, nn, schedule, grad_D1, grad_D2, hidden, loss, hits, status)
+    if status[k] == OK:
+        saved_D1[k] = D1[k]
+        saved_D2[k] = D2[k]
         _update(D1[k].reshape(-1), grad_D1[k].reshape(-1), gamma[k], lr[k])
         _update(D2[k].reshape(-1), grad_D2[k].reshape(-1), gamma[k], lr[k])
+
+
+def _step_body(X, labels, D1, D2, k_V, G_off, G_on, factors, slopes, intercepts, states, gamma, lr, min_fraction,
+               min_devices, nn, schedule, hidden, loss, hits, status):
+    # One parallel region: each member updates its weights as soon as its step is known valid,
+    # keeping the old ones; if another member's step was not, they are put back afterwards.
+    K = X.shape[0]
+    grad_D1 = np.empty(D1.shape, D1.dtype)
+    grad_D2 = np.empty(D2.shape, D2.dtype)
+    saved_D1 = np.empty(D1.shape, D1.dtype)
+    saved_D2 = np.empty(D2.shape, D2.dtype)
+    for k in prange(K):
+        _member_task(k, X, labels, D1, D2, k_V, G_off, G_on, factors, slopes, intercepts, states, gamma, lr,
+                     min_fraction, min_devices, nn, schedule, grad_D1, grad_D2, saved_D1, saved_D2, hidden, loss,
+                     hits, status)
+    failed = False
+    for k in range(K):
+        failed = failed or status[k] != OK
+    if failed:
+        for k in range(K):
+            if status[k] == OK:
+                D1[k] = saved_D1[k]
+                D2[k] = saved_D2[k]
 
 
 _step_parallel = _compiled(_step_body, parallel=True)
