@@ -23,12 +23,18 @@ raises the error that names the member (or settles an input of -0.0). Statuses: 
 weights not all finite and >= 0 with one > 0), 2 (layer 1's inputs not all in [+0, 1] by their
 bits), 3 and 4 (the same for layer 2), 5 (a non-finite dL/dy reached a layer's backward pass).
 
+The equality rests on how LLVM compiles the fused bodies: they sum with reassociation allowed,
+so a body inlined where its schedule or ``need_x`` is a known constant gets its sums vectorized in
+another order (that happened: layer 1's dL/dD differed in the last bit). They are therefore called
+from functions kept out of line, with the schedule passed in from Python and every array
+C-contiguous, as when Python calls them; the tests would show it if a compiler broke it again.
+
 Shapes and units: X (K, p, n_in) inputs in [0, 1]; D1 (K, n_in + 1, 2 h) and D2 (K, h + 1, 2 c)
 double weights (h hidden units, c classes); labels (K, p) int64; per-member scalars (K,) float64
-(k_V in V, G_off and G_on in S, lr, gamma), slopes and intercepts (2, K, 2) (per layer and member:
-s_c and s_d or b_c and b_d), factors (2, K, 2, 2) (per layer and member: the covariance factor); min_fraction (2,) and nn (2,) per layer
-(sparse.min_zeros and sparse._padded_width of its columns); states (K, 4)
-uint64 PCG64 states (s_hi, s_lo, inc_hi, inc_lo).
+(k_V in V, G_off and G_on in S, lr, gamma); slopes and intercepts (2, K, 2) (per layer and
+member: s_c and s_d, or b_c and b_d); factors (2, K, 2, 2) (per layer and member: the covariance
+factor); min_fraction (2,) and nn (2,) per layer (sparse.min_zeros and sparse._padded_width of its
+columns); states (K, 4) uint64 PCG64 states (s_hi, s_lo, inc_hi, inc_lo).
 """
 import numpy as np
 from numba import njit, prange, types
