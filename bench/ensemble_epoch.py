@@ -75,6 +75,7 @@ def worker(case, members, examples, seed=2022):
     seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
     print(json.dumps({"case": case, "members": members, "examples": examples, "seconds": seconds, "cpu_s": cpu,
                       "warmup_s": warmup, "stacked_layers": list(ensemble.stacked_layers) if ensemble else [],
+                      "one_call": bool(ensemble.trains_in_one_call(BATCH)) if ensemble else False,
                       "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 
 
@@ -117,7 +118,8 @@ def bench_epochs(cases, repeats, examples, threads, members=None, log=print):
                            ratio_min=min(ratios), ratio_max=max(ratios), cpu_ratio=statistics.median(cpu),
                            cpu_wall=statistics.median(rec["cpu_s"] / rec["seconds"] for rec in recs), rss_ratio=statistics.median(rss),
                            target=target, met=None if target is None else statistics.median(ratios) <= target,
-                           stacked_layers=",".join(map(str, recs[0]["stacked_layers"])) or "none")
+                           stacked_layers=",".join(map(str, recs[0]["stacked_layers"])) or "none",
+                           step="one call" if recs[0].get("one_call") else "layered")
             rows.append(row)
     return rows, records
 
@@ -128,7 +130,7 @@ COLUMNS = [("case", "case", "{}"), ("K", "K", "{}"), ("epoch_s", "epoch s", "{:.
            ("ratio_min", "min", "{:.3f}"), ("ratio_max", "max", "{:.3f}"), ("target", "target", "{:.2f}"),
            ("met", "met", "{}"), ("cpu_ratio", "CPU per member / single", "{:.3f}"),
            ("cpu_wall", "CPU / wall", "{:.2f}"), ("peak_rss_mb", "peak RSS MB", "{:.0f}"), ("rss_ratio", "RSS / single", "{:.2f}"),
-           ("stacked_layers", "stacked layers", "{}")]
+           ("stacked_layers", "stacked layers", "{}"), ("step", "step", "{}")]
 
 
 if __name__ == "__main__":
