@@ -8,6 +8,7 @@ Reads what gpu_check.sh left in its output folder OUT:
   epoch_<case>.json    bench/epoch.py --backend cuda, one case per file
   device_epoch.json    bench/device_epoch.py (device-resident training, case c, K members per launch)
   device_epoch_e.json  the same for case e (the combined stage)
+  ensemble_cpu.json    bench/ensemble.py --cases c on the machine's CPU cores (issue 15)
   (the reproduce step's seconds in steps.tsv: `reproduce --preset default --backend cuda`)
 and prints one table (what, measured, target, met) and writes it to OUT/gpu_check.json
 (atomically). A missing or broken input gives a row saying so, never a traceback.
@@ -218,11 +219,41 @@ def reproduce_rows(out, steps):
                  note="the step's wall time, Python start-up and the results' writing included")]
 
 
+#: Issue 15 on the GPU box's CPU cores (bench/ensemble.py, case c): K -> per member / single target.
+ENSEMBLE_CPU_TARGETS = {5: 0.45, 16: 0.35}
+
+
+def ensemble_cpu_rows(out, steps):
+    """Case c's K-member epochs on this machine's CPU cores: per member against the single network
+    (same-run pairs), for each K measured (the targets' reported even when missing)."""
+    data = read_json(out / "ensemble_cpu.json")
+    note = step_note(steps, "ensemble_cpu")
+    found = {r["K"]: r for r in ((data or {}).get("epochs") or {}).get("rows") or []
+             if isinstance(r, dict) and isinstance(r.get("K"), int) and r.get("case") == "c"}
+    threads = ((data or {}).get("threads") or {}).get("numba_threads")
+    rows = []
+    for K in sorted(set(ENSEMBLE_CPU_TARGETS) | set(found)):
+        target = ENSEMBLE_CPU_TARGETS.get(K)
+        shown = None if target is None else f"<= {target}"
+        what = f"CPU epoch case c, K = {K}: per member / single network ({threads or '?'} threads)"
+        r = found.get(K)
+        if r is None or not isinstance(r.get("ratio"), (int, float)):
+            rows.append(dict(what=what, measured="not measured", target=shown,
+                             met=None if target is None else False, note=note or "no ensemble_cpu result"))
+            continue
+        rows.append(dict(what=what, measured=f"{r['ratio']:.3f}", target=shown,
+                         met=None if target is None else r["ratio"] <= target,
+                         note=f"{r.get('step', '')} step, {r['per_member_s']:.3f} s per member-epoch"
+                              + (f"; {note}" if note else "")))
+    return rows
+
+
 def build(out):
     out = Path(out)
     steps = read_steps(out)
     rows = pytest_rows(out, steps) + kernel_rows(out, steps) + device_rows(out, steps) \
-        + reproduce_rows(out, steps) + random_rows(out, steps) + epoch_rows(out, steps)
+        + reproduce_rows(out, steps) + random_rows(out, steps) + ensemble_cpu_rows(out, steps) \
+        + epoch_rows(out, steps)
     return {"benchmark": "gpu_check", "steps": {k: {"status": v[0], "seconds": v[1]}
                                                 for k, v in steps.items()},
             "rows": rows}

@@ -49,6 +49,9 @@ def fake_out(tmp_path, forward_s=0.0011, vjp_s=0.0024):
         dict(members=1, s_per_epoch=0.75, warmup_s=20.0), dict(members=32, s_per_epoch=1.2, warmup_s=21.0)]}))
     (out / "device_epoch_e.json").write_text(json.dumps({"results": [
         dict(members=32, case="e", s_per_epoch=2.25, warmup_s=30.0)]}))
+    (out / "ensemble_cpu.json").write_text(json.dumps({"threads": {"numba_threads": 16}, "epochs": {"rows": [
+        dict(case="c", K="single", epoch_s=0.5), dict(case="c", K=1, ratio=0.7, per_member_s=0.35, step="one call"),
+        dict(case="c", K=16, ratio=0.2, per_member_s=0.1, step="one call")]}}))
     return out
 
 
@@ -86,6 +89,10 @@ def test_table_from_fake_logs(tmp_path):
     assert (one["measured"], one["target"], one["met"]) == ("0.750", "<= 0.6 s", False)
     assert (many["measured"], many["target"], many["met"]) == ("1.200", "<= 1.6 s", True)
     assert many["note"].startswith("0.0375 s per network-epoch") and one["note"].endswith("step did not run")
+    cpu = {r["what"]: r for r in record["rows"] if r["what"].startswith("CPU epoch")}
+    assert [(r["measured"], r["target"], r["met"]) for r in cpu.values()] == [
+        ("0.700", None, None), ("not measured", "<= 0.45", False), ("0.200", "<= 0.35", True)]
+    assert "(16 threads)" in next(iter(cpu)) and cpu[next(iter(cpu))]["note"].startswith("one call step")
     combined = rows["device-resident epoch case e, K = 32"]
     assert (combined["measured"], combined["target"], combined["met"]) == ("2.250", "<= 2.5 s", True)
     again = rows["reproduce --preset default --backend cuda, no figures"]
