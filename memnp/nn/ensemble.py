@@ -14,8 +14,8 @@ alone. The members stay the K Sequential objects and hold their own weights, so
 
 Speed (cpu backend): the paper's PF-aware MLP ([Flatten,] PF layer, Sigmoid, PF layer, Softmax;
 float32, plain SGD, PCG64 Generators) trains in one kernel call per step
-(:mod:`memnp.nn.ensemble_mlp_step`) when there are at least as many members as Numba's threads,
-or one member. Otherwise a training step runs each double-weight ``MemristiveDense`` layer under a
+(:mod:`memnp.nn.ensemble_mlp_step`), for any number of members (one member: where its layer calls
+would run on one thread). Otherwise a training step runs each double-weight ``MemristiveDense`` layer under a
 PF-only stage (the paper's PF-aware training, bench/epoch.py case c) for all members in one
 kernel call per pass in float32 (:mod:`memnp.kernels.ensemble_fused`: the scan, mapping, draws,
 currents and outputs, then the VJP; each thread takes whole members) or one call per stair in

@@ -10,9 +10,8 @@ are the members' own; a step the kernel cannot finish as the layered path would 
 inputs or gradients) writes nothing and returns None, so the caller runs the layered path, which
 raises the error naming the member.
 
-It is used where it is the faster schedule: with at least as many members as Numba's threads
-(whole members per thread, as the layered fused calls do then), or one member whose layer calls
-would run on one thread anyway.
+It is used where it is the faster schedule: with two or more members (whole members per thread),
+or one member whose layer calls would run on one thread anyway.
 """
 import weakref
 from dataclasses import dataclass
@@ -21,6 +20,7 @@ import numba
 import numpy as np
 
 from ..kernels import ensemble_fused, ensemble_mlp_step, sparse
+from ..kernels.cpu_auto import serial_below
 from .ensemble_read import StackedCrossbar
 from .layers import Sigmoid, Softmax
 from .optim import SGD
@@ -86,15 +86,22 @@ def mlp_step(members, steps):
 
 
 def _schedule(K, p, D):
-    """True: whole members on Numba's threads; False: the calling thread; None: the layered path
-    is the faster schedule (fewer members than threads, each member's layer calls split over them)."""
+    """True: whole members on Numba's threads; False: the calling thread; None: the layered path,
+    for one member whose layer calls would be split over the threads.
+
+    Two or more members always take the one call. With fewer members than threads some threads
+    idle, but the layered path is not expected to do better there: it splits each member's small
+    calls over all the threads and wakes them about a dozen times per step, and one network's
+    epoch was no faster on 16 threads than on 2 (unmeasured for K < threads: bench/gpu_check.sh
+    times K = 5 on a GPU box's 16 cores). A parallel region is used from a third of
+    :func:`memnp.kernels.cpu_auto.serial_below` device evaluations, as whole-member fused calls."""
     threads = numba.get_num_threads()
     if threads == 1:
         return False
     evaluations = K * p * D.shape[1] * D.shape[2]      # layer 1's, every row read
-    if ensemble_fused.by_member(K, threads):
-        return ensemble_fused.parallel(evaluations, K)     # too little work: the calling thread
-    if K == 1 and not ensemble_fused.parallel(evaluations, 1):
+    if K >= 2:
+        return 3 * evaluations >= serial_below()       # too little work: the calling thread
+    if not ensemble_fused.parallel(evaluations, 1):
         return False
     return None
 
