@@ -12,7 +12,7 @@ import pytest
 
 from memnp.crossbar import Stage
 from memnp.nn import (Conv2D, Ensemble, Flatten, MaxPool2D, MemristiveDense, ReLU, SGD, Sequential, Sigmoid,
-                      Softmax, mnist_mlp)
+                      Softmax, ensemble_mlp_step, mnist_mlp)
 
 ROOT = Path(__file__).resolve().parents[1]
 G_OFF, G_ON = 5.24841e-7, 2.6242e-6
@@ -109,7 +109,11 @@ def check_bit_equal(build, x, y, K, stacked, steps=STEPS, batch=16):
     return alone, ensemble
 
 
-def test_case_c_mlp_bit_equal(mnist):
+@pytest.mark.parametrize("one_call", [True, False], ids=["one-call-step", "layered-step"])
+def test_case_c_mlp_bit_equal(mnist, monkeypatch, one_call):
+    """The one-call step (memnp.nn.ensemble_mlp_step) and, with it turned off, the layered step."""
+    if not one_call:
+        monkeypatch.setattr(ensemble_mlp_step, "train_step", lambda *args: None)
     x, y = mnist
     check_bit_equal(lambda K: mlp_members(stage_c, K), x, y, K=4, stacked=(1, 3))
 
@@ -121,9 +125,11 @@ def test_case_c_mlp_float64_bit_equal(mnist):
 
 
 def test_case_e_chip_bit_equal(mnist, monkeypatch):
-    """Through the fused combined-stage read (memnp.kernels.ensemble_chip): every layer's read of
-    every step takes it."""
+    """The layered step through the fused combined-stage read (memnp.kernels.ensemble_chip): every
+    layer's read of every step takes it (the one-call step, which these members take otherwise, is
+    tested in test_nn_ensemble_mlp_step.py)."""
     from memnp.nn import ensemble_chip_read
+    monkeypatch.setattr(ensemble_mlp_step, "train_step", lambda *args: None)
     reads = []
     fused = ensemble_chip_read.forward
 

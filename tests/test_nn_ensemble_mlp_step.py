@@ -7,10 +7,11 @@ import numpy as np
 import pytest
 from scipy import special
 
+from memnp.kernels import ensemble_chip_step as chip_kernel
 from memnp.kernels import ensemble_mlp_step as kernel
 from memnp.nn import Ensemble, ensemble_mlp_step
 
-from test_nn_ensemble import _params, check_bit_equal, mlp_members, stage_c
+from test_nn_ensemble import _params, check_bit_equal, mlp_members, stage_c, stage_e
 
 
 @pytest.fixture(scope="module")
@@ -43,6 +44,54 @@ def test_one_call_step_equals_members_alone(mnist, calls, monkeypatch, schedule)
     x, y = mnist
     check_bit_equal(lambda K: mlp_members(stage_c, K), x, y, K=3, stacked=(1, 3))
     assert len(calls) == 50 and not np.any(calls)
+
+
+@pytest.fixture
+def chip_calls(monkeypatch):
+    """The statuses of every one-call kernel run under the combined stage."""
+    seen = []
+    run = chip_kernel.train_step
+
+    def spy(*args):
+        out = run(*args)
+        seen.append(out[2].copy())
+        return out
+
+    monkeypatch.setattr(chip_kernel, "train_step", spy)
+    return seen
+
+
+@pytest.mark.parametrize("schedule", [True, False], ids=["members-on-threads", "calling-thread"])
+def test_combined_stage_one_call_step_equals_members_alone(mnist, chip_calls, monkeypatch, schedule):
+    """Case e's combined stage (D2D, drift, stuck devices, read noise, DAC, PF, ADCs, tiles; every
+    number of each member its own): 50 steps in one call each, equal to the members alone (their
+    Generators' states, NumPy's half-word buffer of the stuck draws included)."""
+    monkeypatch.setattr(ensemble_mlp_step, "_schedule", lambda K, p, D: schedule)
+    x, y = mnist
+    check_bit_equal(lambda K: mlp_members(stage_e, K, hidden=12), x, y, K=3, stacked=(1, 3))
+    assert len(chip_calls) == 50 and not np.any(chip_calls)
+
+
+def test_clipping_adc_falls_back_with_the_same_numbers(mnist, chip_calls):
+    """Member 1's ADCs have a fixed full scale well under its currents, so they clip: its step's
+    status is CLIPPED (its backward pass is its own CrossbarPass's), every step runs the layered
+    path, and the numbers are still the members' own."""
+    from memnp.crossbar import Stage, tiling
+    from test_nn_ensemble import G_ON
+
+    def stage(k):
+        base = stage_e(k)
+        if k != 1:
+            return base
+        small = tiling.worst_case_current(128, base.k_V, G_ON, base.phases["currents"]) / 20
+        specs = [dict(item.to_dict(), full_scale=small) if name == "adc" else item.to_dict()
+                 for name, item in base.phases.items()]
+        return Stage(base.G_off, base.G_on, base.k_V, specs)
+
+    x, y = mnist
+    check_bit_equal(lambda K: mlp_members(stage, K, hidden=12), x, y, K=3, stacked=(1, 3), steps=6)
+    assert len(chip_calls) == 6
+    assert all(status.tolist() == [chip_kernel.OK, chip_kernel.CLIPPED, chip_kernel.OK] for status in chip_calls)
 
 
 def test_one_member_takes_the_one_call_step(mnist, calls):

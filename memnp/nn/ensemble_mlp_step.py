@@ -19,9 +19,12 @@ from dataclasses import dataclass
 import numba
 import numpy as np
 
-from ..kernels import ensemble_fused, ensemble_mlp_step, sparse
+from ..crossbar import tiling
+from ..kernels import ensemble_chip_step, ensemble_fused, ensemble_mlp_step, normal, sparse
 from ..kernels.cpu_auto import serial_below
-from .ensemble_read import StackedCrossbar
+from . import ensemble_chip_read
+from .ensemble_member_read import MemberCrossbar
+from .ensemble_read import StackedCrossbar, StackedLayer
 from .layers import Sigmoid, Softmax
 from .optim import SGD
 
@@ -46,6 +49,52 @@ class MLPStep:
     intercepts: np.ndarray
     min_fraction: np.ndarray
     nn: np.ndarray
+    #: Under a combined stage read through memnp.kernels.ensemble_chip: a :class:`ChipConstants`.
+    chip: object = None
+
+
+@dataclass(frozen=True, eq=False)
+class ChipConstants:
+    """What the combined stage's one-call step takes of the members' stages
+    (memnp.kernels.ensemble_chip_step): params (K, 24), held_flags (5,), dac (bool), dac_consts
+    (K, 3), levels (K,), and per layer the rows of arrays' first rows ``starts`` (T + 1,) and
+    their ADC constants ``adc`` (3, K, T) (scale, step, top)."""
+
+    params: np.ndarray
+    held_flags: np.ndarray
+    dac: bool
+    dac_consts: np.ndarray
+    levels: np.ndarray
+    starts: tuple
+    adc: tuple
+
+
+def _chip_constants(stages, layers_m):
+    """:class:`ChipConstants` of stages whose reads take the one-call chip path (float32), or None."""
+    held = ensemble_chip_read.eligible_stages(stages, np.float32)
+    if held is None:
+        return None
+    t = np.float32
+    dac = "dac" in stages[0].phases
+    dac_consts = np.ones((len(stages), 3), t)
+    if dac:
+        for k, stage in enumerate(stages):
+            levels_dac = stage.phases["dac"].levels
+            dac_consts[k] = (t(1.0 / stage.k_V), t(levels_dac), t(stage.k_V / levels_dac))
+    starts, adc, levels = [], [], None
+    for m in layers_m:
+        layer_starts, per_member = None, []
+        for stage in stages:
+            bounds, first_rows = tiling._row_bounds(stage.phases.get("tiles"), m)
+            if layer_starts is not None and not np.array_equal(layer_starts, first_rows):
+                return None
+            layer_starts = first_rows
+            per_member.append(tiling._adc_constants(stage, stage.phases["adc"], tuple(b - a for a, b in bounds), t))
+        starts.append(np.array(layer_starts, np.int64))
+        adc.append(np.ascontiguousarray(np.array([[c[i] for c in per_member] for i in range(3)], t)))
+        levels = np.array([c[3] for c in per_member], t)
+    return ChipConstants(np.stack([stage.draw_plan[0] for stage in stages]).astype(np.float64),
+                         np.array(held, np.bool_), dac, dac_consts, levels, tuple(starts), tuple(adc))
 
 
 _plans = weakref.WeakKeyDictionary()      # the first StackedCrossbar -> (its plan list, MLPStep)
@@ -55,11 +104,10 @@ def mlp_step(members, steps):
     """The :class:`MLPStep` of a stacked plan, or None when the plan is not the one-call step's
     network (see the module docstring)."""
     first = members[0]
-    stacked = [i for i, step in enumerate(steps) if isinstance(step, StackedCrossbar)]
+    stacked = [i for i, step in enumerate(steps) if isinstance(step, StackedLayer)]
     if len(stacked) != 2 or first.dtype != np.float32:
         return None
-    head = steps[0]
-    cached = _plans.get(head if isinstance(head, StackedCrossbar) else steps[stacked[0]])
+    cached = _plans.get(steps[stacked[0]])
     if cached is not None and cached[0] is steps:
         return cached[1]
     i1, i2 = stacked
@@ -68,19 +116,37 @@ def mlp_step(members, steps):
     shape_ok = (i1 == (1 if flatten == 0 else 0) and i2 == i1 + 2 and steps[i1 + 1] == "sigmoid"
                 and type(layers[i1 + 1]) is Sigmoid and len(layers) == i2 + 2 and type(layers[-1]) is Softmax
                 and first._first_trainable == i1)
-    if not shape_ok or steps[i1].fused is None or steps[i2].fused is None:
-        return None
-    if any(layer.params for i, layer in enumerate(layers) if i not in (i1, i2)):
+    if not shape_ok or any(layer.params for i, layer in enumerate(layers) if i not in (i1, i2)):
         return None
     sc1, sc2 = steps[i1], steps[i2]
+    chip = None
+    if type(sc1) is StackedCrossbar and type(sc2) is StackedCrossbar:
+        if sc1.fused is None or sc2.fused is None:
+            return None
+    elif type(sc1) is MemberCrossbar and type(sc2) is MemberCrossbar:
+        if sc1.chip is None:
+            return None
+    else:
+        return None
     sc1.sync()
     sc2.sync()
-    n1, n2 = sc1.D.shape[2], sc2.D.shape[2]
-    found = MLPStep(i1, i1 + 1, i2, flatten, np.stack([sc1.factors, sc2.factors]),
-                    np.stack([sc1.slopes, sc2.slopes]),
-                    np.stack([sc1.intercepts, sc2.intercepts]),
+    (m1, n1), (m2, n2) = sc1.D.shape[1:], sc2.D.shape[1:]
+    if type(sc1) is MemberCrossbar:
+        if max(m1 * n1, m2 * n2) >= normal.PARALLEL_MIN:
+            return None       # the chip read would draw in parallel (ensemble_chip_read.forward)
+        chip = _chip_constants(sc1.stages, (m1, m2))
+        if chip is None:
+            return None
+        empty = np.zeros((2, len(members), 2, 2))
+        slopes = intercepts = np.zeros((2, len(members), 2))
+        factors = empty
+    else:
+        factors = np.stack([sc1.factors, sc2.factors])
+        slopes = np.stack([sc1.slopes, sc2.slopes])
+        intercepts = np.stack([sc1.intercepts, sc2.intercepts])
+    found = MLPStep(i1, i1 + 1, i2, flatten, factors, slopes, intercepts,
                     np.array([sparse.min_zeros(n1), sparse.min_zeros(n2)], np.float64),
-                    np.array([sparse._padded_width(n1), sparse._padded_width(n2)], np.int64))
+                    np.array([sparse._padded_width(n1), sparse._padded_width(n2)], np.int64), chip)
     _plans[sc1] = (steps, found)
     return found
 
@@ -147,6 +213,7 @@ def train_step(members, steps, X, ys, rngs):
     held = []
     try:
         states = np.empty((K, 4), np.uint64)
+        hw = np.zeros((K, 2), np.uint64)
         for k, rng in enumerate(rngs):
             bits = rng.bit_generator
             bits.lock.acquire()
@@ -154,13 +221,24 @@ def train_step(members, steps, X, ys, rngs):
             held.append((bits, state))
             s, inc = state["state"]["state"], state["state"]["inc"]
             states[k] = (s >> 64, s & _MASK64, inc >> 64, inc & _MASK64)
-        loss, hits, status, hidden = ensemble_mlp_step.train_step(
-            x, np.ascontiguousarray(labels, np.int64), sc1.D, sc2.D, sc1.k_V, sc1.G_off, sc1.G_on, plan.factors,
-            plan.slopes, plan.intercepts, states, gamma, lr, plan.min_fraction, sparse.MIN_DEVICES, plan.nn, parallel)
+            hw[k] = (int(state["has_uint32"]), int(state["uinteger"]))
+        labels = np.ascontiguousarray(labels, np.int64)
+        chip = plan.chip
+        if chip is None:
+            loss, hits, status, hidden = ensemble_mlp_step.train_step(
+                x, labels, sc1.D, sc2.D, sc1.k_V, sc1.G_off, sc1.G_on, plan.factors, plan.slopes, plan.intercepts,
+                states, gamma, lr, plan.min_fraction, sparse.MIN_DEVICES, plan.nn, parallel)
+        else:
+            loss, hits, status, hidden = ensemble_chip_step.train_step(
+                x, labels, sc1.D, sc2.D, sc1.k_V, sc1.G_off, sc1.G_on, chip.params, chip.held_flags, chip.dac,
+                chip.dac_consts, chip.levels, chip.starts[0], chip.starts[1], chip.adc[0], chip.adc[1], states, hw,
+                gamma, lr, plan.min_fraction, sparse.MIN_DEVICES, plan.nn, parallel)
         if status.any():
             return None
-        for (bits, state), (hi, lo) in zip(held, states[:, :2]):
+        for (bits, state), (hi, lo), (has, word) in zip(held, states[:, :2], hw):
             state["state"]["state"] = (int(hi) << 64) | int(lo)
+            if chip is not None and chip.held_flags[2]:      # the stuck draws' half-word buffer
+                state["has_uint32"], state["uinteger"] = int(has), int(word)
             bits.state = state
     finally:
         for bits, _ in held:
