@@ -174,12 +174,9 @@ def _schedule(K, p, D):
 
 def applies(members, steps, p):
     """Whether steps of p examples per member take the one-call step (when their data, weights and
-    gradients are valid and every member draws from a PCG64 Generator) and it is faster than each
-    member's own ``train_step``. One member under a combined stage is not faster in one call (1.06
-    x the time of its own step, measured on 2 cores), so there it is False."""
+    gradients are valid and every member draws from a PCG64 Generator)."""
     plan = mlp_step(members, steps) if steps is not None else None
     return (plan is not None and _schedule(len(members), p, steps[plan.first].D) is not None
-            and not (plan.chip is not None and len(members) == 1)
             and all(model.dtype == np.float32 and type(model.optimizer) is SGD and not model.optimizer.momentum
                     for model in members))
 
