@@ -13,7 +13,8 @@ alone. The members stay the K Sequential objects and hold their own weights, so
 ``ensemble.members[k].save(path)`` writes member k's model file.
 
 Speed (cpu backend): the paper's PF-aware MLP ([Flatten,] PF layer, Sigmoid, PF layer, Softmax;
-float32, plain SGD, PCG64 Generators) trains in one kernel call per step
+float32, plain SGD, PCG64 Generators), and the same network under the combined stage's one-call
+chip read, train in one kernel call per step
 (:mod:`memnp.nn.ensemble_mlp_step`), for any number of members (one member: where its layer calls
 would run on one thread). Otherwise a training step runs each double-weight ``MemristiveDense`` layer under a
 PF-only stage (the paper's PF-aware training, bench/epoch.py case c) for all members in one

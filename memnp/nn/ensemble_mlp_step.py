@@ -1,14 +1,16 @@
 """The one-call training step of an :class:`memnp.nn.Ensemble` of PF-aware MLPs (issue 15).
 
-When a stacked plan (:func:`memnp.nn.ensemble_pass.plan`) is [Flatten,] PF layer, Sigmoid, PF
-layer, Softmax in float32 (two :class:`memnp.nn.ensemble_read.StackedCrossbar` with fused
-kernels: the paper's PF-aware MNIST network), every member trains with plain SGD and draws from
-a PCG64 Generator, :func:`train_step` runs the whole step in one kernel call
-(:mod:`memnp.kernels.ensemble_mlp_step`): each thread takes whole members from inputs to new
-weights. The numbers are the layered path's (:func:`memnp.nn.ensemble_pass.train_step`), which
+When a stacked plan (:func:`memnp.nn.ensemble_pass.plan`) is [Flatten,] memristive layer,
+Sigmoid, memristive layer, Softmax in float32, every member trains with plain SGD and draws from a
+PCG64 Generator, and the layers are either two :class:`memnp.nn.ensemble_read.StackedCrossbar`
+with fused kernels (a PF-only stage: the paper's PF-aware MNIST network,
+:mod:`memnp.kernels.ensemble_mlp_step`) or two
+:class:`memnp.nn.ensemble_member_read.MemberCrossbar` whose reads take the combined stage's
+one-call chip path (:mod:`memnp.kernels.ensemble_chip_step`), :func:`train_step` runs the whole
+step in one kernel call: each thread takes whole members from inputs to new weights. The numbers are the layered path's (:func:`memnp.nn.ensemble_pass.train_step`), which
 are the members' own; a step the kernel cannot finish as the layered path would (bad weights,
-inputs or gradients) writes nothing and returns None, so the caller runs the layered path, which
-raises the error naming the member.
+inputs or gradients, a clipping ADC) writes nothing and returns None, so the caller runs the
+layered path, which raises the error naming the member (or runs that member's own pass).
 
 It is used where it is the faster schedule: with two or more members (whole members per thread),
 or one member whose layer calls would run on one thread anyway.
