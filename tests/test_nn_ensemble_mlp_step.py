@@ -21,19 +21,24 @@ def mnist():
         return (data["images"][:512] / np.float32(255)).astype(np.float32), data["labels"][:512].astype(np.int64)
 
 
-@pytest.fixture
-def calls(monkeypatch):
-    """The statuses of every one-call kernel run, in order."""
+def _statuses(monkeypatch, module):
+    """The statuses of every run of ``module``'s one-call kernel, in order."""
     seen = []
-    run = kernel.train_step
+    run = module.train_step
 
     def spy(*args):
         out = run(*args)
         seen.append(out[2].copy())
         return out
 
-    monkeypatch.setattr(kernel, "train_step", spy)
+    monkeypatch.setattr(module, "train_step", spy)
     return seen
+
+
+@pytest.fixture
+def calls(monkeypatch):
+    """The statuses of every one-call kernel run under a PF-only stage."""
+    return _statuses(monkeypatch, kernel)
 
 
 @pytest.mark.parametrize("schedule", [True, False], ids=["members-on-threads", "calling-thread"])
@@ -49,16 +54,7 @@ def test_one_call_step_equals_members_alone(mnist, calls, monkeypatch, schedule)
 @pytest.fixture
 def chip_calls(monkeypatch):
     """The statuses of every one-call kernel run under the combined stage."""
-    seen = []
-    run = chip_kernel.train_step
-
-    def spy(*args):
-        out = run(*args)
-        seen.append(out[2].copy())
-        return out
-
-    monkeypatch.setattr(chip_kernel, "train_step", spy)
-    return seen
+    return _statuses(monkeypatch, chip_kernel)
 
 
 @pytest.mark.parametrize("schedule", [True, False], ids=["members-on-threads", "calling-thread"])

@@ -29,8 +29,8 @@ from numba import njit, prange
 
 from . import ensemble_chip
 from .ensemble_fused import _G_numpy_order, _compiled
-from .ensemble_mlp_step import (BAD_GRADIENT, BAD_INPUTS_1, BAD_INPUTS_2, BAD_WEIGHTS_1, BAD_WEIGHTS_2, OK,
-                                _max_weight, _not_inlined, _rows, _sigmoid, _update)
+from .ensemble_mlp_step import (BAD_GRADIENT, OK, _first_inputs, _keep_and_update, _not_inlined, _put_back,
+                                _second_inputs, _sigmoid_vjp)
 from .fastexp import wide_vectors
 from .mapping import _G_rows, _gather, _outputs, _outputs_vjp, _vjp_rows
 from .softmax import _softmax_cross_entropy
@@ -236,13 +236,8 @@ def _member_step(k, X, labels, D1, D2, k_V, G_off, G_on, params, held_flags, dac
                  status):
     """Member k's forward and backward passes (ensemble_mlp_step._member_step under the chip)."""
     wide_vectors()
-    mw1 = _max_weight(D1[k])
+    mw1, rows1 = _first_inputs(k, X, D1, status)
     if np.isnan(mw1):
-        status[k] = BAD_WEIGHTS_1
-        return
-    rows1, valid = _rows(X[k])
-    if not valid:
-        status[k] = BAD_INPUTS_1
         return
     state = states[k:k + 1]
     out1 = _layer_forward(k, X[k:k + 1], D1, mw1, rows1, k_V, G_off, G_on, params, held_flags, dac_consts, levels,
@@ -252,16 +247,10 @@ def _member_step(k, X, labels, D1, D2, k_V, G_off, G_on, params, held_flags, dac
     if out1[1]:
         status[k] = CLIPPED
         return
-    a = hidden[k:k + 1]
-    _sigmoid(y1, a)
-    mw2 = _max_weight(D2[k])
+    mw2, rows2 = _second_inputs(k, y1, D2, hidden, status)
     if np.isnan(mw2):
-        status[k] = BAD_WEIGHTS_2
         return
-    rows2, valid = _rows(hidden[k])
-    if not valid:
-        status[k] = BAD_INPUTS_2
-        return
+    a = hidden[k:k + 1]
     out2 = _layer_forward(k, a, D2, mw2, rows2, k_V, G_off, G_on, params, held_flags, dac_consts, levels, starts2,
                           adc2[0], adc2[1], adc2[2], state, hw[k], min_fraction[1], min_devices, nn[1], schedule[4:])
     z = out2[0]
@@ -276,12 +265,7 @@ def _member_step(k, X, labels, D1, D2, k_V, G_off, G_on, params, held_flags, dac
     if not finite:
         status[k] = BAD_GRADIENT
         return
-    one = a.dtype.type(1.0)
-    grad_y = np.empty_like(a)
-    for q in range(a.shape[1]):
-        for j in range(a.shape[2]):
-            y = a[0, q, j]
-            grad_y[0, q, j] = grad_a[q, j] * y * (one - y)
+    grad_y = _sigmoid_vjp(grad_a, a)
     _, finite = _layer_backward(k, grad_y, D1, mw1, rows1, out1[2], out1[3], out1[4], out1[5], out1[6], out1[7],
                                 out1[8], out1[9], out1[10], out1[11], out1[12], out1[13], k_V, G_off, G_on, params,
                                 held_flags, nn[0], schedule[2] != 0, grad_D1[k], schedule)
@@ -300,10 +284,7 @@ def _member_task(k, X, labels, D1, D2, k_V, G_off, G_on, params, held_flags, dac
                  adc1, adc2, states, hw, min_fraction, min_devices, nn, schedule, grad_D1, grad_D2, hidden, loss, hits,
                  status)
     if status[k] == OK:
-        saved_D1[k] = D1[k]
-        saved_D2[k] = D2[k]
-        _update(D1[k].reshape(-1), grad_D1[k].reshape(-1), gamma[k], lr[k])
-        _update(D2[k].reshape(-1), grad_D2[k].reshape(-1), gamma[k], lr[k])
+        _keep_and_update(k, D1, D2, grad_D1, grad_D2, saved_D1, saved_D2, gamma, lr)
 
 
 def _step_body(X, labels, D1, D2, k_V, G_off, G_on, params, held_flags, dac_consts, levels, starts1, starts2, adc1,
@@ -317,14 +298,7 @@ def _step_body(X, labels, D1, D2, k_V, G_off, G_on, params, held_flags, dac_cons
         _member_task(k, X, labels, D1, D2, k_V, G_off, G_on, params, held_flags, dac_consts, levels, starts1, starts2,
                      adc1, adc2, states, hw, gamma, lr, min_fraction, min_devices, nn, schedule, grad_D1, grad_D2,
                      saved_D1, saved_D2, hidden, loss, hits, status)
-    failed = False
-    for k in range(K):
-        failed = failed or status[k] != OK
-    if failed:
-        for k in range(K):
-            if status[k] == OK:
-                D1[k] = saved_D1[k]
-                D2[k] = saved_D2[k]
+    _put_back(D1, D2, saved_D1, saved_D2, status)
 
 
 _step_parallel = _compiled(_step_body, parallel=True)

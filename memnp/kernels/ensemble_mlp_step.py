@@ -184,35 +184,65 @@ def _layer_backward(k, grad_y, D, max_weight, rows, V, G, c, d_eps, I, is_sparse
 
 
 @njit(error_model="numpy", cache=True)
+def _first_inputs(k, X, D1, status):
+    """(max D1[k], the rows X[k] drives) of member k's first layer; status[k] set (and the
+    maximum nan) when the weights or inputs are not the kernel's."""
+    mw1 = _max_weight(D1[k])
+    rows1, valid = _rows(X[k])
+    if np.isnan(mw1):
+        status[k] = BAD_WEIGHTS_1
+    elif not valid:
+        status[k] = BAD_INPUTS_1
+        mw1 = np.nan
+    return mw1, rows1
+
+
+@njit(error_model="numpy", cache=True)
+def _second_inputs(k, y1, D2, hidden, status):
+    """The sigmoid of member k's first-layer outputs y1 (1, p, h) into hidden[k], then (max D2[k],
+    the rows it drives), as :func:`_first_inputs`."""
+    _sigmoid(y1, hidden[k:k + 1])
+    mw2 = _max_weight(D2[k])
+    rows2, valid = _rows(hidden[k])
+    if np.isnan(mw2):
+        status[k] = BAD_WEIGHTS_2
+    elif not valid:
+        status[k] = BAD_INPUTS_2
+        mw2 = np.nan
+    return mw2, rows2
+
+
+@njit(error_model="numpy", cache=True)
+def _sigmoid_vjp(grad_a, a):
+    """dL/dy = dL/da a (1 - a) (Sigmoid's backward pass, in that order) for a (1, p, h) and dL/da
+    (p, h + 1) (the bias column last, not used)."""
+    one = a.dtype.type(1.0)
+    grad_y = np.empty_like(a)
+    for q in range(a.shape[1]):
+        for j in range(a.shape[2]):
+            y = a[0, q, j]
+            grad_y[0, q, j] = grad_a[q, j] * y * (one - y)
+    return grad_y
+
+
+@njit(error_model="numpy", cache=True)
 def _member_step(k, X, labels, D1, D2, k_V, G_off, G_on, factors, slopes, intercepts, states, min_fraction,
                  min_devices, nn, schedule, grad_D1, grad_D2, hidden, loss, hits, status):
     """Member k's forward and backward passes: its gradients into grad_D1[k], grad_D2[k], its
     sigmoid outputs into hidden[k], loss[k], hits[k], status[k], its PCG64 state advanced in
     states[k] (the caller keeps it only if every status is OK)."""
     wide_vectors()
-    x = X[k:k + 1]
-    mw1 = _max_weight(D1[k])
+    mw1, rows1 = _first_inputs(k, X, D1, status)
     if np.isnan(mw1):
-        status[k] = BAD_WEIGHTS_1
-        return
-    rows1, valid = _rows(X[k])
-    if not valid:
-        status[k] = BAD_INPUTS_1
         return
     state = states[k:k + 1]
-    y1, V1, G1, c1, e1, I1, s1 = _layer_forward(k, x, D1, mw1, rows1, k_V, G_off, G_on, factors[0, k:k + 1],
+    y1, V1, G1, c1, e1, I1, s1 = _layer_forward(k, X[k:k + 1], D1, mw1, rows1, k_V, G_off, G_on, factors[0, k:k + 1],
                                                 slopes[0, k:k + 1], intercepts[0, k:k + 1], state, min_fraction[0],
                                                 min_devices, nn[0], schedule)
-    a = hidden[k:k + 1]
-    _sigmoid(y1, a)
-    mw2 = _max_weight(D2[k])
+    mw2, rows2 = _second_inputs(k, y1, D2, hidden, status)
     if np.isnan(mw2):
-        status[k] = BAD_WEIGHTS_2
         return
-    rows2, valid = _rows(hidden[k])
-    if not valid:
-        status[k] = BAD_INPUTS_2
-        return
+    a = hidden[k:k + 1]
     z, V2, G2, c2, e2, I2, s2 = _layer_forward(k, a, D2, mw2, rows2, k_V, G_off, G_on, factors[1, k:k + 1],
                                                slopes[1, k:k + 1], intercepts[1, k:k + 1], state, min_fraction[1],
                                                min_devices, nn[1], schedule)
@@ -223,13 +253,7 @@ def _member_step(k, X, labels, D1, D2, k_V, G_off, G_on, factors, slopes, interc
     if not finite:
         status[k] = BAD_GRADIENT
         return
-    h = a.shape[2]
-    one = a.dtype.type(1.0)
-    grad_y = np.empty_like(a)
-    for q in range(a.shape[1]):
-        for j in range(h):
-            y = a[0, q, j]
-            grad_y[0, q, j] = grad_a[0, q, j] * y * (one - y)
+    grad_y = _sigmoid_vjp(grad_a[0], a)
     _, finite = _layer_backward(k, grad_y, D1, mw1, rows1, V1, G1, c1, e1, I1, s1, k_V, G_off, G_on,
                                 slopes[0, k:k + 1], nn[0], schedule[2] != 0, grad_D1[k:k + 1], schedule)
     status[k] = OK if finite else BAD_GRADIENT
@@ -252,6 +276,29 @@ def _update(theta, grad, gamma, lr):
 
 
 @njit(error_model="numpy", cache=True)
+def _keep_and_update(k, D1, D2, grad_D1, grad_D2, saved_D1, saved_D2, gamma, lr):
+    """Member k's weights kept in saved_D1[k], saved_D2[k], then updated (its step is valid)."""
+    saved_D1[k] = D1[k]
+    saved_D2[k] = D2[k]
+    _update(D1[k].reshape(-1), grad_D1[k].reshape(-1), gamma[k], lr[k])
+    _update(D2[k].reshape(-1), grad_D2[k].reshape(-1), gamma[k], lr[k])
+
+
+@njit(error_model="numpy", cache=True)
+def _put_back(D1, D2, saved_D1, saved_D2, status):
+    """After every member's task: if a member's step was not valid, the members that updated get
+    their kept weights back (so no weights change)."""
+    failed = False
+    for k in range(status.size):
+        failed = failed or status[k] != OK
+    if failed:
+        for k in range(status.size):
+            if status[k] == OK:
+                D1[k] = saved_D1[k]
+                D2[k] = saved_D2[k]
+
+
+@njit(error_model="numpy", cache=True)
 def _member_task(k, X, labels, D1, D2, k_V, G_off, G_on, factors, slopes, intercepts, states, gamma, lr, min_fraction,
                  min_devices, nn, schedule, grad_D1, grad_D2, saved_D1, saved_D2, hidden, loss, hits, status):
     """Member k's whole step: its gradients (zeroed first: rows not read get 0), then, when its
@@ -262,10 +309,7 @@ def _member_task(k, X, labels, D1, D2, k_V, G_off, G_on, factors, slopes, interc
     _member_step(k, X, labels, D1, D2, k_V, G_off, G_on, factors, slopes, intercepts, states, min_fraction,
                  min_devices, nn, schedule, grad_D1, grad_D2, hidden, loss, hits, status)
     if status[k] == OK:
-        saved_D1[k] = D1[k]
-        saved_D2[k] = D2[k]
-        _update(D1[k].reshape(-1), grad_D1[k].reshape(-1), gamma[k], lr[k])
-        _update(D2[k].reshape(-1), grad_D2[k].reshape(-1), gamma[k], lr[k])
+        _keep_and_update(k, D1, D2, grad_D1, grad_D2, saved_D1, saved_D2, gamma, lr)
 
 
 def _step_body(X, labels, D1, D2, k_V, G_off, G_on, factors, slopes, intercepts, states, gamma, lr, min_fraction,
@@ -281,14 +325,7 @@ def _step_body(X, labels, D1, D2, k_V, G_off, G_on, factors, slopes, intercepts,
         _member_task(k, X, labels, D1, D2, k_V, G_off, G_on, factors, slopes, intercepts, states, gamma, lr,
                      min_fraction, min_devices, nn, schedule, grad_D1, grad_D2, saved_D1, saved_D2, hidden, loss,
                      hits, status)
-    failed = False
-    for k in range(K):
-        failed = failed or status[k] != OK
-    if failed:
-        for k in range(K):
-            if status[k] == OK:
-                D1[k] = saved_D1[k]
-                D2[k] = saved_D2[k]
+    _put_back(D1, D2, saved_D1, saved_D2, status)
 
 
 _step_parallel = _compiled(_step_body, parallel=True)
