@@ -63,6 +63,23 @@ def _generators(rngs, read_rngs):
     return len(seen) == len(rngs) + sum(r is not None for r in read_rngs)
 
 
+def draw_params(stages):
+    """(K, 24) float64: each member's draw plan parameters (memnp.kernels.stage_draws.plan)."""
+    return np.stack([stage.draw_plan[0] for stage in stages])
+
+
+def dac_constants(stages, dtype):
+    """(K, 3) in ``dtype``: each member's DAC constants (1 / k_V, levels, k_V / levels), ones
+    without a DAC."""
+    t = np.dtype(dtype).type
+    out = np.ones((len(stages), 3), dtype)
+    if "dac" in stages[0].phases:
+        for k, stage in enumerate(stages):
+            levels = stage.phases["dac"].levels
+            out[k] = (t(1.0 / stage.k_V), t(levels), t(stage.k_V / levels))
+    return out
+
+
 class ChipMembers:
     """The K members' fused read (:class:`memnp.kernels.ensemble_chip.ChipRead`) with what their
     backward passes and powers need."""
@@ -139,13 +156,13 @@ def forward(stages, backend, layout, V, G, p, rngs, read_rngs):
     d2d, drift, stuck, read, pf = held
     dtype = G.dtype
     m = layout.n_rows
-    params = np.stack([stage.draw_plan[0] for stage in stages])
+    params = draw_params(stages)
     states = np.empty((K, 4), np.uint64)
     counts = np.empty(K, np.int64)
     buffered = np.zeros(K, np.int64)
     held_words = np.zeros(K, np.uint64)
     read_parts, read_offsets = [], np.zeros(K + 1, np.int64)
-    dac_consts = np.ones((K, 3), dtype)
+    dac_consts = dac_constants(stages, dtype)
     dac = "dac" in stages[0].phases
     tile_of_row = np.zeros(layout.total, np.int64)
     tiles = np.empty(K, np.int64)
@@ -169,10 +186,6 @@ def forward(stages, backend, layout, V, G, p, rngs, read_rngs):
         s, inc = state["state"]["state"], state["state"]["inc"]
         states[k] = (s >> 64, s & _MASK64, inc >> 64, inc & _MASK64)
         bit_states.append((bits, state, size))
-        if dac:
-            levels_dac, k_V = stages[k].phases["dac"].levels, stage.k_V
-            t = dtype.type
-            dac_consts[k] = (t(1.0 / k_V), t(levels_dac), t(k_V / levels_dac))
         rows = None if r == m else layout.member_rows(k)
         bounds = tiling.row_blocks(stage, r, rows, m)
         bounds_all.append(bounds)

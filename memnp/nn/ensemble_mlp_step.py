@@ -7,8 +7,9 @@ with fused kernels (a PF-only stage: the paper's PF-aware MNIST network,
 :mod:`memnp.kernels.ensemble_mlp_step`) or two
 :class:`memnp.nn.ensemble_member_read.MemberCrossbar` whose reads take the combined stage's
 one-call chip path (:mod:`memnp.kernels.ensemble_chip_step`), :func:`train_step` runs the whole
-step in one kernel call: each thread takes whole members from inputs to new weights. The numbers are the layered path's (:func:`memnp.nn.ensemble_pass.train_step`), which
-are the members' own; a step the kernel cannot finish as the layered path would (bad weights,
+step in one kernel call: each thread takes whole members from inputs to new weights. The
+numbers are the layered path's (:func:`memnp.nn.ensemble_pass.train_step`), which are the
+members' own; a step the kernel cannot finish as the layered path would (bad weights,
 inputs or gradients, a clipping ADC) writes nothing and returns None, so the caller runs the
 layered path, which raises the error naming the member (or runs that member's own pass).
 
@@ -77,12 +78,6 @@ def _chip_constants(stages, layers_m):
     if held is None:
         return None
     t = np.float32
-    dac = "dac" in stages[0].phases
-    dac_consts = np.ones((len(stages), 3), t)
-    if dac:
-        for k, stage in enumerate(stages):
-            levels_dac = stage.phases["dac"].levels
-            dac_consts[k] = (t(1.0 / stage.k_V), t(levels_dac), t(stage.k_V / levels_dac))
     starts, adc, levels = [], [], None
     for m in layers_m:
         layer_starts, per_member = None, []
@@ -95,8 +90,9 @@ def _chip_constants(stages, layers_m):
         starts.append(np.array(layer_starts, np.int64))
         adc.append(np.ascontiguousarray(np.array([[c[i] for c in per_member] for i in range(3)], t)))
         levels = np.array([c[3] for c in per_member], t)
-    return ChipConstants(np.stack([stage.draw_plan[0] for stage in stages]).astype(np.float64),
-                         np.array(held, np.bool_), dac, dac_consts, levels, tuple(starts), tuple(adc))
+    return ChipConstants(ensemble_chip_read.draw_params(stages).astype(np.float64), np.array(held, np.bool_),
+                         "dac" in stages[0].phases, ensemble_chip_read.dac_constants(stages, t), levels, tuple(starts),
+                         tuple(adc))
 
 
 _plans = weakref.WeakKeyDictionary()      # the first StackedCrossbar -> (its plan list, MLPStep)
@@ -139,9 +135,8 @@ def mlp_step(members, steps):
         chip = _chip_constants(sc1.stages, (m1, m2))
         if chip is None:
             return None
-        empty = np.zeros((2, len(members), 2, 2))
+        factors = np.zeros((2, len(members), 2, 2))      # PF's numbers are in chip.params
         slopes = intercepts = np.zeros((2, len(members), 2))
-        factors = empty
     else:
         factors = np.stack([sc1.factors, sc2.factors])
         slopes = np.stack([sc1.slopes, sc2.slopes])
