@@ -8,22 +8,17 @@ import re
 import numpy as np
 import pytest
 
-pytest.importorskip("numba_cuda", reason="numba-cuda is not installed (pip install 'memnp[cuda]')")
-numba_cuda_api = pytest.importorskip("numba.cuda")
+from device_guard import require_device
+
+numba_cuda_api = require_device()
 
 from memnp.crossbar import Stage  # noqa: E402
 from memnp.kernels import mapping, pf_devices, softmax  # noqa: E402
 from memnp.nn import (SGD, Flatten, MemristiveConv2D, MemristiveDense, Sequential, Sigmoid,  # noqa: E402
                       Softmax)
 
-try:
-    from memnp.kernels import cuda_step as ks
-    from memnp.nn import device
-except ImportError as exc:  # pragma: no cover - numba-cuda present but broken
-    pytest.skip(f"memnp.nn.device cannot be imported: {exc}", allow_module_level=True)
-
-if not ks.SIMULATOR and not numba_cuda_api.is_available():
-    pytest.skip("NUMBA_ENABLE_CUDASIM=0 and no usable CUDA GPU", allow_module_level=True)
+from memnp.kernels import cuda_step as ks  # noqa: E402
+from memnp.nn import device  # noqa: E402
 
 cuda = numba_cuda_api
 G_OFF, G_ON, K_V = 5.24841e-7, 2.6242e-6, 0.5

@@ -10,21 +10,15 @@ CPU's layers do; the host Generators must end in the CPU's states. On a GPU mach
 import numpy as np
 import pytest
 
-pytest.importorskip("numba_cuda", reason="numba-cuda is not installed (pip install 'memnp[cuda]')")
-numba_cuda_api = pytest.importorskip("numba.cuda")
+from device_guard import require_device
+
+numba_cuda_api = require_device()
 
 from memnp.crossbar import Stage  # noqa: E402
 from memnp.kernels import reference  # noqa: E402
-
-try:
-    from memnp.kernels import cuda_eval
-    from memnp.kernels import cuda_step as ks
-    from memnp.nn import device, device_eval
-except ImportError as exc:  # pragma: no cover - numba-cuda present but broken
-    pytest.skip(f"memnp.nn.device cannot be imported: {exc}", allow_module_level=True)
-
-if not ks.SIMULATOR and not numba_cuda_api.is_available():
-    pytest.skip("NUMBA_ENABLE_CUDASIM=0 and no usable CUDA GPU", allow_module_level=True)
+from memnp.kernels import cuda_eval  # noqa: E402
+from memnp.kernels import cuda_step as ks  # noqa: E402
+from memnp.nn import device, device_eval  # noqa: E402
 
 from test_nn_device import G_OFF, G_ON, K_V, batches, epochs_equal_cpu, mlp, pool, relative, weights  # noqa: E402
 from test_nn_device_stage import combined  # noqa: E402

@@ -7,21 +7,14 @@ mapping VJP (its tie share) and L1 on W and b are in every step.
 import numpy as np
 import pytest
 
-pytest.importorskip("numba_cuda", reason="numba-cuda is not installed (pip install 'memnp[cuda]')")
-numba_cuda_api = pytest.importorskip("numba.cuda")
+from device_guard import require_device
+
+numba_cuda_api = require_device()
 
 from memnp.crossbar import Stage  # noqa: E402
 from memnp.nn import MemristiveDense, Sequential, Sigmoid, Softmax  # noqa: E402
 from memnp.nn.optim import SGD  # noqa: E402
-
-try:
-    from memnp.kernels import cuda_step as ks
-    from memnp.nn import device
-except ImportError as exc:  # pragma: no cover - numba-cuda present but broken
-    pytest.skip(f"memnp.nn.device cannot be imported: {exc}", allow_module_level=True)
-
-if not ks.SIMULATOR and not numba_cuda_api.is_available():
-    pytest.skip("NUMBA_ENABLE_CUDASIM=0 and no usable CUDA GPU", allow_module_level=True)
+from memnp.nn import device  # noqa: E402
 
 from test_nn_device import G_OFF, G_ON, K_V, batches, epochs_equal_cpu, mlp, pf, pool, relative  # noqa: E402
 
