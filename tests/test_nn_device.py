@@ -121,12 +121,14 @@ def test_float64_steps_equal_the_cpu_backend():
     assert r_dev.bit_generator.state == r_cpu.bit_generator.state
 
 
-def test_float32_steps_within_1e5_of_the_cpu_backend():
-    """float32, per step from the same weights: loss and weights within 1e-5 (relative)."""
-    cpu, dev = mlp("float32"), mlp("float32")
+def float32_steps_within_1e5(stage, steps, p, states_each_step):
+    """float32 steps of a device trainer against the CPU's, each from the same weights (a fresh
+    trainer on the CPU's weights): loss and weights within 1e-5 (relative); the Generators in one
+    state after every step (``states_each_step``) or at the end."""
+    cpu, dev = mlp("float32", stage=stage), mlp("float32", stage=stage)
     r_cpu, r_dev = np.random.default_rng(3), np.random.default_rng(3)
-    trainer = device.DeviceTrainer(dev, batch_size=8)
-    for x, y in batches(4, dtype="float32"):
+    for x, y in batches(steps, p=p, dtype="float32"):
+        trainer = device.DeviceTrainer(dev, batch_size=p)
         loss, _ = cpu.train_step(x, y, r_cpu)
         record = trainer.train_step(x, y, r_dev)
         assert abs(record.losses[0] - loss) <= 1e-5 * abs(loss)
@@ -135,8 +137,14 @@ def test_float32_steps_within_1e5_of_the_cpu_backend():
             assert relative(got, want) <= 1e-5
         for layer, D in zip(cpu.memristive_layers, weights(dev)):   # the next step starts from the same weights
             layer._matrix()[...] = D
-        trainer = device.DeviceTrainer(dev, batch_size=8)
+        if states_each_step:
+            assert r_dev.bit_generator.state == r_cpu.bit_generator.state
     assert r_dev.bit_generator.state == r_cpu.bit_generator.state
+
+
+def test_float32_steps_within_1e5_of_the_cpu_backend():
+    """float32, per step from the same weights: loss and weights within 1e-5 (relative)."""
+    float32_steps_within_1e5(None, 4, 8, states_each_step=False)
 
 
 def test_three_members_epochs_equal_their_cpu_runs():

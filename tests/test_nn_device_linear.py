@@ -20,7 +20,8 @@ from memnp.kernels import cuda_eval  # noqa: E402
 from memnp.kernels import cuda_step as ks  # noqa: E402
 from memnp.nn import device, device_eval  # noqa: E402
 
-from test_nn_device import G_OFF, G_ON, K_V, batches, epochs_equal_cpu, mlp, pool, relative, weights  # noqa: E402
+from test_nn_device import (G_OFF, G_ON, K_V, batches, epochs_equal_cpu, float32_steps_within_1e5, mlp,  # noqa: E402
+                            pool, relative, weights)
 from test_nn_device_stage import combined  # noqa: E402
 
 cuda = numba_cuda_api
@@ -74,20 +75,7 @@ def test_linear_float64_steps_equal_the_cpu_backend(stage, steps):
 def test_linear_float32_steps_within_1e5_and_the_same_words():
     """float32 (stuck uniforms from 32-bit halves), per step from the same weights: loss and
     weights within 1e-5; the Generator in the CPU's state, its held half word included."""
-    stage = linear()
-    cpu, dev = mlp("float32", stage=stage), mlp("float32", stage=stage)
-    r_cpu, r_dev = np.random.default_rng(3), np.random.default_rng(3)
-    for x, y in batches(1, p=4, dtype="float32"):
-        trainer = device.DeviceTrainer(dev, batch_size=4)
-        loss, _ = cpu.train_step(x, y, r_cpu)
-        record = trainer.train_step(x, y, r_dev)
-        assert abs(record.losses[0] - loss) <= 1e-5 * abs(loss)
-        trainer.sync()
-        for got, want in zip(weights(dev), weights(cpu)):
-            assert relative(got, want) <= 1e-5
-        for layer, D in zip(cpu.memristive_layers, weights(dev)):
-            layer._matrix()[...] = D
-        assert r_dev.bit_generator.state == r_cpu.bit_generator.state
+    float32_steps_within_1e5(linear(), 1, 4, states_each_step=True)
 
 
 def test_a_pf_and_a_linear_member_train_together():

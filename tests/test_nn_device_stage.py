@@ -20,8 +20,8 @@ from memnp.kernels import conductance_chain, mapping  # noqa: E402
 from memnp.kernels import cuda_step as ks  # noqa: E402
 from memnp.nn import device  # noqa: E402
 
-from test_nn_device import (G_OFF, G_ON, K_V, Copies, batches, epochs_equal_cpu, mlp, no_kde, pf,  # noqa: E402
-                            pool, relative, weights)
+from test_nn_device import (G_OFF, G_ON, K_V, Copies, batches, epochs_equal_cpu, float32_steps_within_1e5,  # noqa: E402
+                            mlp, no_kde, pf, pool, relative, weights)
 
 cuda = numba_cuda_api
 D2D = dict(type="D2DLognormal", G_off=G_OFF, G_on=G_ON, R_on_log_std=0.25, R_off_log_std=0.25)
@@ -103,20 +103,7 @@ def test_case_e_float32_steps_within_1e5_and_the_same_words(programming):
     """float32 (stuck uniforms from 32-bit halves of the words), per step from the same weights:
     loss and weights within 1e-5; the Generator ends in the CPU's state, the half word NumPy
     holds after the stuck draws included."""
-    stage = combined(programming=programming)
-    cpu, dev = mlp("float32", stage=stage), mlp("float32", stage=stage)
-    r_cpu, r_dev = np.random.default_rng(3), np.random.default_rng(3)
-    for x, y in batches(3, dtype="float32"):
-        trainer = device.DeviceTrainer(dev, batch_size=8)
-        loss, _ = cpu.train_step(x, y, r_cpu)
-        record = trainer.train_step(x, y, r_dev)
-        assert abs(record.losses[0] - loss) <= 1e-5 * abs(loss)
-        trainer.sync()
-        for got, want in zip(weights(dev), weights(cpu)):
-            assert relative(got, want) <= 1e-5
-        for layer, D in zip(cpu.memristive_layers, weights(dev)):
-            layer._matrix()[...] = D
-        assert r_dev.bit_generator.state == r_cpu.bit_generator.state
+    float32_steps_within_1e5(combined(programming=programming), 3, 8, states_each_step=True)
 
 
 def test_three_members_with_different_stages_equal_their_cpu_runs():
