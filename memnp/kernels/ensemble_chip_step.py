@@ -24,6 +24,8 @@ its row count), scale, step, top (K, T) float32 each row of arrays' ADC constant
 (memnp.kernels.tiling.adc_constants). hw (K, 2) uint64: each member's NumPy half-word buffer
 (has_uint32, uinteger), updated with the states.
 """
+from collections import namedtuple
+
 import numpy as np
 from numba import njit, prange
 
@@ -38,6 +40,13 @@ from .softmax import _softmax_cross_entropy
 __all__ = ["train_step", "CLIPPED"]
 
 CLIPPED = 6
+
+#: What one member's read of a layer keeps for its backward pass (Numba builds and reads it by
+#: name): outputs y (1, p, n / 2), whether an ADC clipped, G of the rows read (r, n), the DAC's
+#: voltages Vq (p r,), c and d_eps (r, n), G'' (r n,), which PF kernel ran (1,), the draws (flat;
+#: empty for a phase not held), the currents I (1, p, n) and the row offsets (2,).
+LayerRead = namedtuple("LayerRead", ["y", "clipped", "G", "Vq", "c", "d_eps", "G_read", "is_sparse", "eps",
+                                     "f_drift", "mask", "f_read", "I", "offsets"])
 
 
 # --- the layered path's stairs, behind opaque calls ----------------------------------------------
@@ -125,8 +134,8 @@ def _layer_forward(k, x, D, max_weight, rows, k_V, G_off, G_on, params, held_fla
                    scale_all, step_all, top_all, state, hw, min_fraction, min_devices, nn, flags):
     """Member k's read of one layer (MemberCrossbar.forward through ensemble_chip_read.forward with
     K = 1): inputs x (1, p, n_in), D (K, m, n) the layer's stacked weights; ``state`` (1, 4) and
-    ``hw`` (2,) its PCG64 state and half-word buffer, advanced in place. Returns (y (1, p, n / 2),
-    the read's arrays for the backward pass)."""
+    ``hw`` (2,) its PCG64 state and half-word buffer, advanced in place. Returns a
+    :data:`LayerRead`."""
     wide_vectors()
     p = x.shape[1]
     m, n = D.shape[1], D.shape[2]
@@ -185,34 +194,35 @@ def _layer_forward(k, x, D, max_weight, rows, k_V, G_off, G_on, params, held_fla
     divisor[0] = k_V[k] * span / max_weight
     y = np.empty((1, p, n // 2), dtype)
     _outputs_call(I[0], divisor[0], y[0])
-    return y, clipped[0], G, Vq, c, d_eps, G_read, is_sparse, eps, f_drift, mask, f_read, I, offsets
+    return LayerRead(y, clipped[0], G, Vq, c, d_eps, G_read, is_sparse, eps, f_drift, mask, f_read, I, offsets)
 
 
 @njit(error_model="numpy", cache=True)
-def _layer_backward(k, grad_y, D, max_weight, rows, G, Vq, c, d_eps, G_read, is_sparse, eps, f_drift, mask, f_read,
-                    I, offsets, k_V, G_off, G_on, params, held_flags, nn, need_x, grad_D, schedule):
-    """Member k's backward pass of one layer (MemberCrossbar.backward with K = 1) into grad_D
-    (m, n); returns (dL/dx (p, m) scaled by k_V (the bias column last) or empty, whether
-    dL/d(max_weight) is finite)."""
+def _layer_backward(k, grad_y, D, max_weight, rows, read, k_V, G_off, G_on, params, held_flags, nn, need_x, grad_D,
+                    schedule):
+    """Member k's backward pass of one layer's ``read`` (a :data:`LayerRead`;
+    MemberCrossbar.backward with K = 1) into grad_D (m, n); returns (dL/dx (p, m) scaled by k_V
+    (the bias column last) or empty, whether dL/d(max_weight) is finite)."""
     wide_vectors()
-    p = I.shape[1]
+    p = read.I.shape[1]
     m = D.shape[1]
     r = rows.size
-    dtype = I.dtype
+    dtype = read.I.dtype
     span = G_on[k] - G_off[k]
     kv_span = k_V[k] * span
     scale = np.empty(1, dtype)
     scale[0] = max_weight / kv_span
-    grad_I = np.empty(I.shape, dtype)
-    total = _outputs_vjp_call(I[0], grad_y[0], scale[0], grad_I[0])
+    grad_I = np.empty(read.I.shape, dtype)
+    total = _outputs_vjp_call(read.I[0], grad_y[0], scale[0], grad_I[0])
     grad_max_weight = total / kv_span
     if not np.isfinite(grad_max_weight):
         return np.zeros((0, 0), dtype), False
-    grad_V = np.zeros(Vq.size if need_x else 0, dtype)
-    grad_G = np.empty(G.shape, dtype)
+    grad_V = np.zeros(read.Vq.size if need_x else 0, dtype)
+    grad_G = np.empty(read.G.shape, dtype)
     skip = np.zeros(1, np.bool_)
-    _chip_backward_call(grad_I, G, Vq, c, d_eps, G_read, offsets, is_sparse, skip, need_x, params[k:k + 1],
-                        held_flags, eps, f_drift, mask, f_read, nn, schedule[0], schedule[1] != 0, grad_V, grad_G)
+    _chip_backward_call(grad_I, read.G, read.Vq, read.c, read.d_eps, read.G_read, read.offsets, read.is_sparse, skip,
+                        need_x, params[k:k + 1], held_flags, read.eps, read.f_drift, read.mask, read.f_read, nn,
+                        schedule[0], schedule[1] != 0, grad_V, grad_G)
     _vjp_rows_call(D[k], grad_G, rows, span / max_weight, max_weight, grad_max_weight, grad_D)
     if not need_x:
         return np.zeros((0, 0), dtype), True
@@ -240,35 +250,31 @@ def _member_step(k, X, labels, D1, D2, k_V, G_off, G_on, params, held_flags, dac
     if np.isnan(mw1):
         return
     state = states[k:k + 1]
-    out1 = _layer_forward(k, X[k:k + 1], D1, mw1, rows1, k_V, G_off, G_on, params, held_flags, dac_consts, levels,
-                          starts1, adc1[0], adc1[1], adc1[2], state, hw[k], min_fraction[0], min_devices, nn[0],
-                          schedule[4:])
-    y1 = out1[0]
-    if out1[1]:
+    read1 = _layer_forward(k, X[k:k + 1], D1, mw1, rows1, k_V, G_off, G_on, params, held_flags, dac_consts, levels,
+                           starts1, adc1[0], adc1[1], adc1[2], state, hw[k], min_fraction[0], min_devices, nn[0],
+                           schedule[4:])
+    if read1.clipped:
         status[k] = CLIPPED
         return
-    mw2, rows2 = _second_inputs(k, y1, D2, hidden, status)
+    mw2, rows2 = _second_inputs(k, read1.y, D2, hidden, status)
     if np.isnan(mw2):
         return
     a = hidden[k:k + 1]
-    out2 = _layer_forward(k, a, D2, mw2, rows2, k_V, G_off, G_on, params, held_flags, dac_consts, levels, starts2,
-                          adc2[0], adc2[1], adc2[2], state, hw[k], min_fraction[1], min_devices, nn[1], schedule[4:])
-    z = out2[0]
-    if out2[1]:
+    read2 = _layer_forward(k, a, D2, mw2, rows2, k_V, G_off, G_on, params, held_flags, dac_consts, levels, starts2,
+                           adc2[0], adc2[1], adc2[2], state, hw[k], min_fraction[1], min_devices, nn[1], schedule[4:])
+    if read2.clipped:
         status[k] = CLIPPED
         return
-    grad_z = np.empty_like(z)
-    loss[k], hits[k] = _softmax_cross_entropy(z[0], labels[k], grad_z[0])
-    grad_a, finite = _layer_backward(k, grad_z, D2, mw2, rows2, out2[2], out2[3], out2[4], out2[5], out2[6], out2[7],
-                                     out2[8], out2[9], out2[10], out2[11], out2[12], out2[13], k_V, G_off, G_on,
-                                     params, held_flags, nn[1], schedule[3] != 0, grad_D2[k], schedule)
+    grad_z = np.empty_like(read2.y)
+    loss[k], hits[k] = _softmax_cross_entropy(read2.y[0], labels[k], grad_z[0])
+    grad_a, finite = _layer_backward(k, grad_z, D2, mw2, rows2, read2, k_V, G_off, G_on, params, held_flags, nn[1],
+                                     schedule[3] != 0, grad_D2[k], schedule)
     if not finite:
         status[k] = BAD_GRADIENT
         return
     grad_y = _sigmoid_vjp(grad_a, a)
-    _, finite = _layer_backward(k, grad_y, D1, mw1, rows1, out1[2], out1[3], out1[4], out1[5], out1[6], out1[7],
-                                out1[8], out1[9], out1[10], out1[11], out1[12], out1[13], k_V, G_off, G_on, params,
-                                held_flags, nn[0], schedule[2] != 0, grad_D1[k], schedule)
+    _, finite = _layer_backward(k, grad_y, D1, mw1, rows1, read1, k_V, G_off, G_on, params, held_flags, nn[0],
+                                schedule[2] != 0, grad_D1[k], schedule)
     status[k] = OK if finite else BAD_GRADIENT
 
 
