@@ -22,6 +22,7 @@ from ..crossbar.mapping import _double_G, _double_max_weight
 from ..crossbar.validation import finite_array, float_array, non_empty_batch, unit_interval, weight_dtype
 from ..kernels import get_backend
 from ..kernels import mapping as mapping_loops
+from ..kernels import standard_mapping as standard_loops
 from .base import Layer, _generator
 from .reads import CrossbarRead, DigitalRead
 
@@ -168,11 +169,16 @@ class CrossbarLayer(Layer):
             if max_weight is None:
                 max_weight = _double_max_weight(M)
         else:
-            G, max_weight = w_to_G(M, stage.G_off, stage.G_on, stage.mapping_rule)
+            # Standard weights: max |W| in one pass over W's bits, and G below only for the rows
+            # read (the same values as w_to_G's); the checked NumPy form when the scan fails.
+            G = None
+            max_weight = standard_loops.max_weight(M) if mapping_loops.supported(M) else None
+            if max_weight is None:
+                G, max_weight = w_to_G(M, stage.G_off, stage.G_on, stage.mapping_rule)
         active, valid = mapping_loops.scan_inputs(x)
         if not valid:
             _input_error(x)
-        shape = M.shape if double else G.shape
+        shape = M.shape if double else (M.shape[0], 2 * M.shape[1])
         rows = draws = None
         crossbar = CrossbarPass(stage, ctx.backend)
         read_rng = getattr(ctx, "read_rng", None)
@@ -194,11 +200,16 @@ class CrossbarLayer(Layer):
                     draws = _take_rows(crossbar.sample(shape, ctx.rng, M.dtype, read_rng), rows, shape)
                 if double:
                     G = mapping_loops.double_G_rows(M, rows, max_weight, stage.G_off, stage.G_on)
+                elif G is None:
+                    G = standard_loops.G_rows(M, rows, max_weight, stage.G_off, stage.G_on, stage.mapping_rule)
                 else:
                     G = G[rows]
         V = mapping_loops.voltages(x, stage.k_V, np.arange(shape[0]) if rows is None else rows)
         if double and rows is None:
             G = _double_G(M, max_weight, stage.G_off, stage.G_on)
+        elif G is None and rows is None:
+            G = standard_loops.G_rows(M, np.arange(shape[0]), max_weight, stage.G_off, stage.G_on,
+                                      stage.mapping_rule)
         # This read built V from x in [0, 1] (the input scan) and G >= G_off from checked weights,
         # and checked rng above; dL/dy is checked in _read_vjp. The pass need not scan them again.
         crossbar.inputs_checked = crossbar.gradients_checked = True
@@ -244,11 +255,16 @@ class CrossbarLayer(Layer):
             self._grad_D, self._grad_views = grad_M, self._split(grad_M)
             self.grads.update(zip(DOUBLE, self._grad_views))
         else:
-            if rows is not None:
-                full = np.zeros((self.n_rows + 1, grad_G.shape[1]), grad_G.dtype)
-                full[rows] = grad_G
-                grad_G = full
-            grad_M = w_to_G_vjp(M, grad_G, grad_max_weight, stage.G_off, stage.G_on, stage.mapping_rule)
+            if mapping_loops.supported(M, grad_G):
+                grad_M = standard_loops.w_to_G_vjp_rows(
+                    M, grad_G, np.arange(M.shape[0]) if rows is None else rows, grad_max_weight,
+                    stage.G_off, stage.G_on, stage.mapping_rule, max_weight)
+            else:
+                if rows is not None:
+                    full = np.zeros((self.n_rows + 1, grad_G.shape[1]), grad_G.dtype)
+                    full[rows] = grad_G
+                    grad_G = full
+                grad_M = w_to_G_vjp(M, grad_G, grad_max_weight, stage.G_off, stage.G_on, stage.mapping_rule)
             self.grads["W"] = grad_M[:-1].reshape(self.weight_shape)
             self.grads["b"] = grad_M[-1]
         if not need_dx:
