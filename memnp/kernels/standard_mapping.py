@@ -22,7 +22,6 @@ float32 or float64, of one dtype.
 import numpy as np
 from numba import njit
 
-from .mapping import _bit_extremes
 
 __all__ = ["max_weight", "G_rows", "w_to_G_vjp_rows"]
 
