@@ -2,6 +2,7 @@
 drawn from a kernel density estimate of measured stuck conductances. Stuck devices get zero gradient.
 """
 import dataclasses
+import functools
 
 import numpy as np
 from scipy import special
@@ -252,9 +253,9 @@ class StuckDistribution(_Stuck):
                              f"the values drawn may lie outside it; got {share:.3g} (means from "
                              f"{min(self.means)!r} to {max(self.means)!r} S)")
 
-    @property
+    @functools.cached_property
     def bandwidth(self):
-        """KDE bandwidth h (S)."""
+        """KDE bandwidth h (S) (computed once per object)."""
         return scott_bandwidth(self.means)
 
     paper = True
@@ -264,7 +265,15 @@ class StuckDistribution(_Stuck):
         return f"StuckDistribution(n={len(self.means)},h={self.bandwidth:.4g},p={self.p:.4g})"
 
     def _components(self):
-        return kde_components(self.means, self.bandwidth)
+        """kde_components of the means (read-only arrays, computed once per object: a training
+        step draws stuck values twice)."""
+        cached = self.__dict__.get("_kde")
+        if cached is None:
+            cached = kde_components(self.means, self.bandwidth)
+            for array in cached:
+                array.setflags(write=False)
+            self.__dict__["_kde"] = cached      # the fields are frozen, so this never goes stale
+        return cached
 
     def pdf(self, G):
         """Density (1/S) of the stuck values at conductances G (S)."""
