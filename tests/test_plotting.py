@@ -244,6 +244,22 @@ def test_draw_all_from_results_store(tiny_results, tmp_path):
     assert again[0].read_bytes() == first
 
 
+def test_figures_drawn_on_worker_processes_are_the_same_files(tiny_results, tmp_path):
+    """draw_all(workers=2): the same figures, skip reasons and bytes as in this process, in the
+    catalogue's order, with a progress call per figure as it is finished."""
+    from memnp.plotting import draw_all
+    only = ["robustness", "training_curves", "cnn", "weight_implementation"]
+    alone = draw_all(tiny_results, tmp_path / "one", data_dir=tmp_path, only=only, strict=True)
+    told = []
+    shared = draw_all(tiny_results, tmp_path / "two", data_dir=tmp_path, only=only, strict=True, workers=2,
+                      progress=lambda k, n, name: told.append((k, n, name)))
+    assert [p.name for p in shared] == [p.name for p in alone] and len(alone) >= 6
+    assert shared.skipped == alone.skipped and set(alone.skipped) == {"cnn"}
+    assert all(a.read_bytes() == b.read_bytes() for a, b in zip(alone, shared) if a.suffix == ".png")
+    assert [k for k, _, _ in told] == [1, 2, 3, 4] and {n for _, n, _ in told} == {4}
+    assert {name for _, _, name in told} == set(only)
+
+
 def test_results_view_reads_records(tiny_results):
     from memnp.plotting.loaders import ResultsView
     view = ResultsView(tiny_results)

@@ -240,7 +240,7 @@ def valid_address(address):
     return bool(host) and port.isdigit()
 
 
-def draw_figures(results, figures_dir=None, data_dir=None, only=None, partial=False):
+def draw_figures(results, figures_dir=None, data_dir=None, only=None, partial=False, workers=1):
     """Call memnp.plotting if it is importable; returns (figures dir or None, note, drawn), where
     drawn is memnp.plotting's Drawn (None when plotting is unavailable): its skipped reasons that
     start with "failed:" are figures that failed with an error (a file that could not be written,
@@ -249,7 +249,8 @@ def draw_figures(results, figures_dir=None, data_dir=None, only=None, partial=Fa
     ValueError) and cleared of a killed run's temporaries; a results store that fails
     verification raises IncompleteResults unless ``partial``. Progress goes out a line per
     figure ("figure k/N: name"). A full redraw (``only`` None) into the results directory
-    removes the result figures of simulations no longer in it."""
+    removes the result figures of simulations no longer in it. ``workers``: how many processes
+    draw the figures."""
     from ..experiments.outputs import check_writable
     from ..experiments.store import remove_stale_figure_parts
     try:
@@ -262,7 +263,7 @@ def draw_figures(results, figures_dir=None, data_dir=None, only=None, partial=Fa
     remove_stale_figure_parts(figures_dir)
     inside = figures_dir.resolve().is_relative_to(Path(results).resolve())
     drawn = draw_all(results, figures_dir, data_dir, only=only, partial=partial, prune=only is None and inside,
-                     progress=lambda k, n, name: click.echo(f"figure {k}/{n}: {name}"))
+                     progress=lambda k, n, name: click.echo(f"figure {k}/{n}: {name}"), workers=workers)
     note = f"{len(drawn)} figure files written"
     if drawn.skipped:
         note += f", {len(drawn.skipped)} figures skipped:" + "".join(

@@ -154,7 +154,7 @@ def reproduce(preset, only, device_files, data_dir, download, out, seed, epochs,
         _echo_removed(report.removed)
         failures = []
         if figures:
-            failures = _figures(out, None, data_dir, None, partial, stop=False)
+            failures = _figures(out, None, data_dir, None, partial, stop=False, workers=jobs)
         if not report.verification.ok:
             failures.insert(0, f"the report was written from partial results ({_incomplete(report.verification)}; "
                                "see 'Incomplete results' in summary.md)")
@@ -182,13 +182,14 @@ def _echo_removed(paths):
         click.echo(f"removed {path} (its simulation is no longer in the results directory)")
 
 
-def _figures(results, out, data_dir, only, partial=False, stop=True):
-    """Draw the figures and print where; exit status 1 when a figure failed (e.g. a write) or was
-    drawn from partial results (stop=False: those reasons are returned instead)."""
+def _figures(results, out, data_dir, only, partial=False, stop=True, workers=1):
+    """Draw the figures (on ``workers`` processes) and print where; exit status 1 when a figure
+    failed (e.g. a write) or was drawn from partial results (stop=False: those reasons are
+    returned instead)."""
     from ..experiments.outputs import OutputError
     from ..experiments.verify import IncompleteResults
     try:
-        figures_dir, note, drawn = draw_figures(results, out, data_dir, only, partial=partial)
+        figures_dir, note, drawn = draw_figures(results, out, data_dir, only, partial=partial, workers=workers)
     except (OutputError, IncompleteResults) as exc:
         raise click.ClickException(str(exc)) from None
     except ValueError as exc:
@@ -262,7 +263,9 @@ def report(results, partial):
               help="Data directory with the measured device data (for the device figures).")
 @click.option("--only", multiple=True, callback=not_empty, help="Draw only this figure (repeatable).")
 @click.option("--partial", is_flag=True, help=PARTIAL_HELP)
-def figures(results, out, data_dir, only, partial):
+@click.option("--jobs", type=Jobs(), default="auto", show_default=True,
+              help="Processes drawing the figures ('auto': one per CPU core, at most one per figure).")
+def figures(results, out, data_dir, only, partial, jobs):
     """Draw the figures (PNG and PDF) from a results directory, without rerunning anything.
 
     The results are checked as for `report` first (missing or corrupt job files, fewer results
@@ -284,7 +287,8 @@ def figures(results, out, data_dir, only, partial):
     inside = out is None or Path(out).resolve().is_relative_to(Path(results).resolve())
     try:   # drawing into the results directory: not while a run is writing it
         with RunLock(results) if inside else contextlib.nullcontext():
-            _figures(results, out, data_dir, list(only) or None, partial)
+            _figures(results, out, data_dir, list(only) or None, partial,
+                     workers=usable_cores() if jobs == "auto" else jobs)
     except (ResultsLocked, OutputError) as exc:
         raise click.ClickException(str(exc)) from None
 

@@ -32,7 +32,7 @@ class Drawn(list):
 
 
 def draw_all(results_dir, figures_dir=None, data_dir=None, *, only=None, strict=False, log=None,
-             partial=False, prune=False, progress=None):
+             partial=False, prune=False, progress=None, workers=1):
     """Draw every figure whose inputs exist; skip the others with a reason.
 
     The results store is verified first (unless only device figures are asked for) (:mod:`memnp.experiments.verify`): a missing or corrupt
@@ -55,13 +55,16 @@ def draw_all(results_dir, figures_dir=None, data_dir=None, *, only=None, strict=
         prune: afterwards delete the result figures (:func:`.catalogue.is_result_figure`) in
             ``figures_dir`` that this call did not draw (their simulations are no longer in the
             store, or have no finished job); meant for a full redraw (``only`` None).
-        progress: optional callable ``(k, n, name)``, called before drawing the k-th of n figures.
+        progress: optional callable ``(k, n, name)``, called before drawing the k-th of n figures
+            (with ``workers`` > 1: as the k-th is finished).
+        workers: how many processes draw the figures (1: this one; more: that many new processes,
+            at most one per figure; the same files).
     Returns:
         :class:`Drawn`: the written paths (PNG and PDF of each figure), with ``.skipped``.
     """
     from ..experiments.verify import IncompleteResults
-    from . import style
     from .catalogue import DEVICE_FIGURES, FIGURES, Context, is_result_figure
+    from .drawing import draw_many
     from .loaders import Skip
 
     results_dir = Path(results_dir)
@@ -79,32 +82,19 @@ def draw_all(results_dir, figures_dir=None, data_dir=None, *, only=None, strict=
     if view is not None and from_results and not view.verification.ok and not partial:
         raise IncompleteResults(results_dir, view.verification, "no figure was drawn")
     drawn = Drawn()
-    for k, name in enumerate(names, 1):
-        if progress:
-            progress(k, len(names), name)
-        notes = style.Notes()
-        if view is not None:
-            view.notes = notes
-        token = style.FOOTNOTE.set(notes)
-        try:
-            paths = FIGURES[name](ctx, figures_dir)
-        except Skip as exc:
-            drawn.skipped[name] = str(exc)
-        except Exception as exc:  # a broken figure must not lose the others
-            if strict:
-                raise
-            drawn.skipped[name] = f"failed: {type(exc).__name__}: {exc}"
-        else:
-            drawn.extend(paths)
-            if notes.all:
-                drawn.partial[name] = list(dict.fromkeys(notes.all))
+    outcomes = draw_many(ctx, figures_dir, names, strict=strict, workers=workers, done=progress)
+    for name in names:     # in the catalogue's order, however they were drawn
+        outcome = outcomes[name]
+        if outcome.skipped is not None:
+            drawn.skipped[name] = outcome.skipped
             if log:
-                log(f"figure {name}: " + ", ".join(str(p) for p in paths))
+                log(f"figure {name} skipped: {outcome.skipped}")
             continue
-        finally:
-            style.FOOTNOTE.reset(token)
+        drawn.extend(outcome.paths)
+        if outcome.partial:
+            drawn.partial[name] = list(outcome.partial)
         if log:
-            log(f"figure {name} skipped: {drawn.skipped[name]}")
+            log(f"figure {name}: " + ", ".join(str(p) for p in outcome.paths))
     if prune and figures_dir.is_dir():
         kept = {path.name for path in drawn}
         for path in sorted(figures_dir.iterdir()):
