@@ -260,6 +260,45 @@ def test_figures_drawn_on_worker_processes_are_the_same_files(tiny_results, tmp_
     assert {name for _, _, name in told} == set(only)
 
 
+def test_figures_left_by_dead_workers_are_drawn_here(tiny_results, tmp_path, monkeypatch):
+    """Worker processes that die (BrokenProcessPool) after one figure: the others are drawn in
+    this process, and every figure is there once."""
+    from concurrent.futures import Future
+    from concurrent.futures.process import BrokenProcessPool
+
+    from memnp.plotting import draw_all, drawing
+
+    class DyingPool:            # draws the first figure, then dies
+        def __init__(self, workers, mp_context=None, initializer=None, initargs=()):
+            initializer(*initargs)
+            self.count = 0
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+        def submit(self, fn, name):
+            future = Future()
+            self.count += 1
+            if self.count == 1:
+                future.set_result(fn(name))
+            else:
+                future.set_exception(BrokenProcessPool("a worker died"))
+            return future
+
+    monkeypatch.setattr(drawing, "ProcessPoolExecutor", DyingPool)
+    only = ["robustness", "cnn", "weight_implementation"]
+    told = []
+    drawn = draw_all(tiny_results, tmp_path / "figs", data_dir=tmp_path, only=only, strict=True, workers=3,
+                     progress=lambda k, n, name: told.append(name))
+    assert sorted(told) == sorted(only)
+    assert set(drawn.skipped) == {"cnn"}
+    assert sorted(p.name for p in drawn) == sorted(f"{stem}.{ext}" for stem in ("robustness", "weight_implementation")
+                                                   for ext in ("png", "pdf"))
+
+
 def test_results_view_reads_records(tiny_results):
     from memnp.plotting.loaders import ResultsView
     view = ResultsView(tiny_results)
