@@ -259,6 +259,8 @@ def test_jobs_have_a_cap(tmp_path):
     for jobs in (str(MAX_JOBS + 1), "1000000000", "0", "true"):
         result = _run("reproduce", "--preset", "tiny", "--jobs", jobs, "--out", out)
         _one_error_line(result, "--jobs", f"is not an integer from 1 to {MAX_JOBS} or 'auto'")
+        result = _run("figures", "--results", tmp_path, "--out", out, "--jobs", jobs)
+        _one_error_line(result, "--jobs", f"is not an integer from 1 to {MAX_JOBS} or 'auto'")
     assert not out.exists()
 
 
