@@ -35,8 +35,8 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))   # use the repository's memnp without installing it
 
-from common import (format_table, machine_info, summarize, thread_info, time_calls,  # noqa: E402
-                    versions, write_json)
+from common import (format_table, machine_info, mnist_batches, summarize, thread_info,  # noqa: E402
+                    time_calls, versions, write_json)
 
 G_OFF, G_ON = 5.24841e-7, 2.6242e-6
 PF = dict(k_V=0.5, slopes=(-1.03023, -0.0901078), intercepts=(-0.250595, -37.1186),
@@ -66,19 +66,13 @@ def _previous_scan():
     return scan_inputs
 
 
-def _mnist_batches(count):
-    data = np.load(ROOT / "memnp" / "data" / "mnist-10k.npz", allow_pickle=False)
-    x = (data["images"][:64 * count] / 255).astype(np.float32).reshape(count, 64, 28, 28)
-    return x, data["labels"][:64 * count].astype(np.int64).reshape(count, 64)
-
-
 def per_call(repeats, budget_s):
     from memnp.crossbar import CrossbarPass, Stage, validation
     from memnp.crossbar.simulate import ReadState
     from memnp.kernels import mapping
     from memnp.nonidealities import IVNonlinearityPF
     stage = Stage(G_OFF, G_ON, 0.5, (IVNonlinearityPF(**PF),))
-    x = _mnist_batches(1)[0][0].reshape(64, 784)
+    x = mnist_batches(1)[0][0].reshape(64, 784)
     rng = np.random.default_rng(0)
     V = mapping.voltages(x, 0.5, np.arange(785))
     G = rng.uniform(G_OFF, G_ON, (785, 50)).astype(np.float32)
@@ -114,7 +108,7 @@ def steps(blocks, steps_per_block=100):
 
     def use(pair):
         mapping.scan_inputs, mapping.in_unit_interval = pair
-    X, Y = _mnist_batches(steps_per_block)
+    X, Y = mnist_batches(steps_per_block)
     rows = []
     try:
         for case, stage, weights in (("a", Stage(G_OFF, G_ON, 0.5), "standard"),

@@ -220,3 +220,14 @@ def gpu_name(backend=None):
     or None (cpu and numpy backends, or no usable GPU): memnp.kernels.backend.device_description."""
     from memnp.kernels.backend import device_description
     return device_description(backend)
+
+
+def mnist_batches(count, batch=64):
+    """(x (count, batch, 28, 28) float32 in [0, 1], labels (count, batch) int64): the first
+    count * batch digits of memnp's embedded MNIST subset, as consecutive batches."""
+    import numpy as np
+    path = Path(__file__).resolve().parents[1] / "memnp" / "data" / "mnist-10k.npz"
+    with np.load(path, allow_pickle=False) as data:
+        x = (data["images"][:batch * count] / 255).astype(np.float32).reshape(count, batch, 28, 28)
+        return x, data["labels"][:batch * count].astype(np.int64).reshape(count, batch)
+

@@ -33,16 +33,10 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))   # use the repository's memnp without installing it
 
-from common import (format_table, machine_info, summarize, thread_info, time_calls,  # noqa: E402
-                    versions, write_json)
+from common import (format_table, machine_info, mnist_batches, summarize, thread_info,  # noqa: E402
+                    time_calls, versions, write_json)
 
 G_OFF, G_ON = 5.24841e-7, 2.6242e-6
-
-
-def _digits(count):
-    data = np.load(ROOT / "memnp" / "data" / "mnist-10k.npz", allow_pickle=False)
-    x = (data["images"][:64 * count] / 255).astype(np.float32).reshape(count, 64, 28, 28)
-    return x, data["labels"][:64 * count].astype(np.int64).reshape(count, 64)
 
 
 class NumPyMapping:
@@ -65,7 +59,7 @@ def per_call(repeats, budget_s):
     from memnp.kernels import standard_mapping
     rng = np.random.default_rng(0)
     W = (rng.normal(size=(785, 25)) * 0.1).astype(np.float32)
-    x, _ = _digits(1)
+    x, _ = mnist_batches(1)
     rows = np.flatnonzero(np.concatenate([(x[0].reshape(64, -1) != 0).any(axis=0), [True]]))
     grad_G = (rng.normal(size=(rows.size, 50)) * 1e5).astype(np.float32)
     max_weight = float(np.abs(W).max())
@@ -92,7 +86,7 @@ def per_call(repeats, budget_s):
 def steps(blocks, block_steps):
     from memnp.experiments.registry import device_stage
     from memnp.nn import crossbar_layer, mnist_mlp
-    x, y = _digits(block_steps)
+    x, y = mnist_batches(block_steps)
     loops = crossbar_layer.standard_loops
     out = []
     for rule in ("default", "avg"):
