@@ -264,16 +264,17 @@ class StuckDistribution(_Stuck):
     def label(self):
         return f"StuckDistribution(n={len(self.means)},h={self.bandwidth:.4g},p={self.p:.4g})"
 
+    @functools.cached_property
+    def _kde(self):
+        """kde_components of the means, read-only, computed once per object (the fields are
+        frozen; a training step draws stuck values twice)."""
+        loc, weight = kde_components(self.means, self.bandwidth)
+        loc.setflags(write=False)
+        weight.setflags(write=False)
+        return loc, weight
+
     def _components(self):
-        """kde_components of the means (read-only arrays, computed once per object: a training
-        step draws stuck values twice)."""
-        cached = self.__dict__.get("_kde")
-        if cached is None:
-            cached = kde_components(self.means, self.bandwidth)
-            for array in cached:
-                array.setflags(write=False)
-            self.__dict__["_kde"] = cached      # the fields are frozen, so this never goes stale
-        return cached
+        return self._kde
 
     def pdf(self, G):
         """Density (1/S) of the stuck values at conductances G (S)."""
