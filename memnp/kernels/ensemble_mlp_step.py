@@ -184,32 +184,32 @@ def _layer_backward(k, grad_y, D, max_weight, rows, V, G, c, d_eps, I, is_sparse
 
 
 @njit(error_model="numpy", cache=True)
-def _first_inputs(k, X, D1, status):
-    """(max D1[k], the rows X[k] drives) of member k's first layer; status[k] set (and the
-    maximum nan) when the weights or inputs are not the kernel's."""
-    mw1 = _max_weight(D1[k])
-    rows1, valid = _rows(X[k])
-    if np.isnan(mw1):
-        status[k] = BAD_WEIGHTS_1
+def _layer_inputs(k, x, D, bad_weights, bad_inputs, status):
+    """(max D, the rows x drives) of member k's layer with weights D (m, n) and inputs x (p,
+    n_in); status[k] set to ``bad_weights`` or ``bad_inputs`` (and the maximum nan) when the
+    weights or inputs are not the kernel's."""
+    max_weight = _max_weight(D)
+    rows, valid = _rows(x)
+    if np.isnan(max_weight):
+        status[k] = bad_weights
     elif not valid:
-        status[k] = BAD_INPUTS_1
-        mw1 = np.nan
-    return mw1, rows1
+        status[k] = bad_inputs
+        max_weight = np.nan
+    return max_weight, rows
+
+
+@njit(error_model="numpy", cache=True)
+def _first_inputs(k, X, D1, status):
+    """:func:`_layer_inputs` of member k's first layer."""
+    return _layer_inputs(k, X[k], D1[k], BAD_WEIGHTS_1, BAD_INPUTS_1, status)
 
 
 @njit(error_model="numpy", cache=True)
 def _second_inputs(k, y1, D2, hidden, status):
-    """The sigmoid of member k's first-layer outputs y1 (1, p, h) into hidden[k], then (max D2[k],
-    the rows it drives), as :func:`_first_inputs`."""
+    """The sigmoid of member k's first-layer outputs y1 (1, p, h) into hidden[k], then
+    :func:`_layer_inputs` of its second layer."""
     _sigmoid(y1, hidden[k:k + 1])
-    mw2 = _max_weight(D2[k])
-    rows2, valid = _rows(hidden[k])
-    if np.isnan(mw2):
-        status[k] = BAD_WEIGHTS_2
-    elif not valid:
-        status[k] = BAD_INPUTS_2
-        mw2 = np.nan
-    return mw2, rows2
+    return _layer_inputs(k, hidden[k], D2[k], BAD_WEIGHTS_2, BAD_INPUTS_2, status)
 
 
 @njit(error_model="numpy", cache=True)
