@@ -6,8 +6,8 @@ drives about 600 of the 785 rows), for each mapping rule:
 
 - forward:  max |W| and the conductances of the rows read; the reference: ``w_to_G`` then
             ``G[rows]``;
-- backward: dL/dW from dL/dG of the rows read; the reference: dL/dG scattered into a full array,
-            then ``w_to_G_vjp``.
+- backward: dL/dW from dL/dG of the rows read; the reference: ``w_to_G_vjp_rows`` (dL/dG
+            scattered into a full array, then ``w_to_G_vjp``).
 
 Training steps: the paper's MLP with standard weights under the more uniform D2D stage (the
 weight-implementation setups), one batch of 64 per step. Blocks of 100 steps alternate between
@@ -48,10 +48,8 @@ class NumPyMapping:
 
     @staticmethod
     def w_to_G_vjp_rows(W, grad_G, rows, upstream, G_off, G_on, rule, max_weight):
-        from memnp.crossbar.mapping import w_to_G_vjp
-        full = np.zeros((W.shape[0], grad_G.shape[1]), grad_G.dtype)
-        full[rows] = grad_G
-        return w_to_G_vjp(W, full, upstream, G_off, G_on, rule)
+        from memnp.crossbar.mapping import w_to_G_vjp_rows
+        return w_to_G_vjp_rows(W, grad_G, rows, upstream, G_off, G_on, rule)
 
 
 def per_call(repeats, budget_s):

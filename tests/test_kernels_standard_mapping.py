@@ -4,7 +4,7 @@ included, and a training run of standard weights that equals the NumPy path's st
 import numpy as np
 import pytest
 
-from memnp.crossbar.mapping import w_to_G, w_to_G_vjp
+from memnp.crossbar.mapping import w_to_G, w_to_G_vjp, w_to_G_vjp_rows
 from memnp.kernels import standard_mapping
 
 G_OFF, G_ON = 5.24841e-7, 2.6242e-6
@@ -106,9 +106,7 @@ def test_training_equals_the_numpy_mapping(monkeypatch, rule):
 
         @staticmethod
         def w_to_G_vjp_rows(W, grad_G, rows, upstream, G_off, G_on, rule, max_weight):
-            full = np.zeros((W.shape[0], grad_G.shape[1]), grad_G.dtype)
-            full[rows] = grad_G
-            return w_to_G_vjp(W, full, upstream, G_off, G_on, rule)
+            return w_to_G_vjp_rows(W, grad_G, rows, upstream, G_off, G_on, rule)
 
     monkeypatch.setattr(crossbar_layer, "standard_loops", NumPyMapping)
     slow = train()

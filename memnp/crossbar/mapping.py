@@ -97,6 +97,14 @@ def w_to_G_vjp(W, grad_G, grad_max_weight, G_off, G_on, rule="default"):
     return (k_G * grad_z + _max_abs_grad(W, grad_max)).astype(W.dtype, copy=False)
 
 
+def w_to_G_vjp_rows(W, grad_G, rows, grad_max_weight, G_off, G_on, rule="default"):
+    """:func:`w_to_G_vjp` from dL/dG (len(rows), 2 n_out) of the crossbar rows ``rows`` only (the
+    other rows' dL/dG is 0): the reference of :func:`memnp.kernels.standard_mapping.w_to_G_vjp_rows`."""
+    full = np.zeros((W.shape[0], grad_G.shape[1]), grad_G.dtype)
+    full[rows] = grad_G
+    return w_to_G_vjp(W, full, grad_max_weight, G_off, G_on, rule)
+
+
 def double_w_to_G(D, G_off, G_on):
     """Conductances G = k_G D + G_off (same shape as D) and max_weight = max D, from double weights D >= 0."""
     G_off, G_on = conductance_range(G_off, G_on)

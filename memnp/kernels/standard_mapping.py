@@ -8,7 +8,8 @@ batch reads:
 - :func:`max_weight`: max |W| when every entry is finite (one pass over W's bits), else None;
 - :func:`G_rows`: the conductances of some rows, ``w_to_G(W, ...)[0][rows]``;
 - :func:`w_to_G_vjp_rows`: dL/dW from dL/dG of the rows read (zero elsewhere), with the path
-  through max_weight = max |W|: ``w_to_G_vjp`` of dL/dG scattered into a full array.
+  through max_weight = max |W| (the reference: :func:`memnp.crossbar.mapping.w_to_G_vjp_rows`,
+  ``w_to_G_vjp`` of dL/dG scattered into a full array).
 
 Equality with NumPy rests on doing each elementwise operation in the same precision as NumPy
 does it (a Python float meets a float32 array as a float32; the tie share is added in float64,

@@ -17,8 +17,8 @@ import math
 import numpy as np
 
 from ..crossbar import (CrossbarPass, I_to_y, I_to_y_vjp, double_weights_matrix, split_double_weights,
-                        standard_weights_matrix, w_to_G, w_to_G_vjp, x_to_V)
-from ..crossbar.mapping import _double_G, _double_max_weight
+                        standard_weights_matrix, w_to_G, x_to_V)
+from ..crossbar.mapping import _double_G, _double_max_weight, w_to_G_vjp_rows
 from ..crossbar.validation import finite_array, float_array, non_empty_batch, unit_interval, weight_dtype
 from ..kernels import get_backend
 from ..kernels import mapping as mapping_loops
@@ -248,23 +248,19 @@ class CrossbarLayer(Layer):
             full = np.zeros((grad_V.shape[0], self.n_rows + 1), grad_V.dtype)
             full[:, rows] = grad_V
             grad_V = full
+        read = np.arange(M.shape[0]) if rows is None else rows
         if self.weights == "double":
-            grad_M = mapping_loops.double_w_to_G_vjp_rows(
-                M, grad_G, np.arange(M.shape[0]) if rows is None else rows, grad_max_weight,
-                stage.G_off, stage.G_on, max_weight)
+            grad_M = mapping_loops.double_w_to_G_vjp_rows(M, grad_G, read, grad_max_weight, stage.G_off, stage.G_on,
+                                                          max_weight)
             self._grad_D, self._grad_views = grad_M, self._split(grad_M)
             self.grads.update(zip(DOUBLE, self._grad_views))
         else:
             if mapping_loops.supported(M, grad_G):
-                grad_M = standard_loops.w_to_G_vjp_rows(
-                    M, grad_G, np.arange(M.shape[0]) if rows is None else rows, grad_max_weight,
-                    stage.G_off, stage.G_on, stage.mapping_rule, max_weight)
+                grad_M = standard_loops.w_to_G_vjp_rows(M, grad_G, read, grad_max_weight, stage.G_off, stage.G_on,
+                                                        stage.mapping_rule, max_weight)
             else:
-                if rows is not None:
-                    full = np.zeros((self.n_rows + 1, grad_G.shape[1]), grad_G.dtype)
-                    full[rows] = grad_G
-                    grad_G = full
-                grad_M = w_to_G_vjp(M, grad_G, grad_max_weight, stage.G_off, stage.G_on, stage.mapping_rule)
+                grad_M = w_to_G_vjp_rows(M, grad_G, read, grad_max_weight, stage.G_off, stage.G_on,
+                                         stage.mapping_rule)
             self.grads["W"] = grad_M[:-1].reshape(self.weight_shape)
             self.grads["b"] = grad_M[-1]
         if not need_dx:
