@@ -12,8 +12,8 @@ with :mod:`memnp.nn.ensemble_chip_read`): the mapping loops of :mod:`memnp.kerne
 serial bodies of :mod:`memnp.kernels.ensemble_chip` on the member's own arrays, with the
 arguments that path's Python computes (the words each member draws, NumPy's half-word buffer, its
 rows of arrays and their ADC constants) computed here the same way, so the numbers are the
-members' own bit for bit; as in ensemble_mlp_step those stairs are called from functions kept
-out of line with opaque arguments. A member whose ADC clipped gets the status CLIPPED (its
+members' own bit for bit; as in ensemble_mlp_step those stairs are called through their
+addresses (:mod:`memnp.kernels.native_call`), the machine code the layered path's Python calls run. A member whose ADC clipped gets the status CLIPPED (its
 backward pass is its own CrossbarPass's in the layered path), and the caller runs the layered path.
 
 Per-member constants (per layer where they depend on the crossbar's rows): params (K, 24) float64
@@ -29,12 +29,13 @@ from collections import namedtuple
 import numpy as np
 from numba import njit, prange
 
-from . import ensemble_chip
+from .ensemble_chip import _backward_serial as _chip_backward, _forward_serial as _chip_forward
 from .ensemble_fused import _G_numpy_order, _compiled
-from .ensemble_mlp_step import (BAD_GRADIENT, OK, _first_inputs, _keep_and_update, _not_inlined, _put_back,
+from .ensemble_mlp_step import (BAD_GRADIENT, OK, _first_inputs, _keep_and_update, _put_back,
                                 _second_inputs, _sigmoid_vjp)
 from .fastexp import wide_vectors
 from .mapping import _G_rows, _gather, _outputs, _outputs_vjp, _vjp_rows
+from .native_call import Callee, call
 from .softmax import _softmax_cross_entropy
 
 __all__ = ["train_step", "CLIPPED"]
@@ -49,12 +50,11 @@ LayerRead = namedtuple("LayerRead", ["y", "clipped", "G", "Vq", "c", "d_eps", "G
                                      "f_drift", "mask", "f_read", "I", "offsets"])
 
 
-# --- the layered path's stairs, behind opaque calls ----------------------------------------------
+# --- the layered path's stairs, called through their addresses ---------------------------------
 
 @njit(error_model="numpy", cache=True)
 def _mapping_call(D, rows, k_G, G_off, full, x, k_V, G, V):
     """G of the rows read (with NumPy's rounding when every row is read) and the voltages."""
-    _not_inlined()
     if full:
         _G_numpy_order(D, k_G, G_off, G)
     else:
@@ -62,42 +62,28 @@ def _mapping_call(D, rows, k_G, G_off, full, x, k_V, G, V):
     _gather(x, k_V, rows, V)
 
 
-@njit(error_model="numpy", cache=True)
-def _outputs_call(I, divisor, y):
-    _not_inlined()
-    _outputs(I, divisor, y)
+#: The stairs called through their addresses (see :mod:`memnp.kernels.native_call`), with the
+#: types Python calls them with; their order in the ``callees`` argument.
+_CALLEES = (
+    Callee(_mapping_call, "void(f4[:, ::1], i8[::1], f8, f8, b1, f4[:, ::1], f8, f4[:, ::1], f4[:, ::1])"),
+    Callee(_chip_forward,
+           "void(f4[:, ::1], f4[::1], i8[::1], i8, u8[:, ::1], i8[::1], i8[::1], u8[::1], u8[::1], i8[::1], "
+           "f8[:, ::1], b1[::1], b1, f4[:, ::1], i8[::1], i8[::1], i8[::1], f4[::1], f4[::1], f4[::1], f4[::1], f8, "
+           "i8, i8, f4[::1], f4[::1], f4[::1], b1[::1], f4[::1], f4[:, ::1], f4[::1], f4[:, ::1], f4[:, ::1], "
+           "f4[::1], f4[:, :, ::1], b1[::1], b1[::1], u8[:, ::1])"),
+    Callee(_outputs, "void(f4[:, ::1], f4, f4[:, ::1])"),
+    Callee(_chip_backward,
+           "void(f4[:, :, ::1], f4[:, ::1], f4[::1], f4[:, ::1], f4[:, ::1], f4[::1], i8[::1], b1[::1], b1[::1], b1, "
+           "f8[:, ::1], b1[::1], f4[::1], f4[::1], b1[::1], f4[::1], i8, i8, b1, f4[::1], f4[:, ::1])"),
+    Callee(_outputs_vjp, "f8(f4[:, ::1], f4[:, ::1], f4, f4[:, ::1])"),
+    Callee(_vjp_rows, "void(f4[:, ::1], f4[:, ::1], i8[::1], f8, f8, f8, f4[:, ::1])"),
+)
+_MAPPING, _CHIP_FORWARD, _OUTPUTS, _CHIP_BACKWARD, _OUTPUTS_VJP, _VJP_ROWS = range(6)
 
 
-@njit(error_model="numpy", cache=True)
-def _outputs_vjp_call(I, grad_y, scale, grad_I):
-    _not_inlined()
-    return _outputs_vjp(I, grad_y, scale, grad_I)
-
-
-@njit(error_model="numpy", cache=True)
-def _vjp_rows_call(D, grad_G, rows, k_G, max_weight, grad_max_weight, grad):
-    _not_inlined()
-    _vjp_rows(D, grad_G, rows, k_G, max_weight, grad_max_weight, grad)
-
-
-@njit(error_model="numpy", cache=True)
-def _chip_forward_call(G, V, offsets, p, states, counts, buffered, held, read_words, read_offsets, params,
-                       held_flags, dac, dac_consts, tile_of_row, tiles, tile_offsets, scale, step, top, levels,
-                       min_fraction, min_devices, nn, eps, f_drift, f_read, mask, values, residuals, G_read, c, d_eps,
-                       Vq, I, clipped, is_sparse, after):
-    _not_inlined()
-    ensemble_chip._forward_serial(G, V, offsets, p, states, counts, buffered, held, read_words, read_offsets, params,
-                                  held_flags, dac, dac_consts, tile_of_row, tiles, tile_offsets, scale, step, top,
-                                  levels, min_fraction, min_devices, nn, eps, f_drift, f_read, mask, values, residuals,
-                                  G_read, c, d_eps, Vq, I, clipped, is_sparse, after)
-
-
-@njit(error_model="numpy", cache=True)
-def _chip_backward_call(grad_I, G, Vq, c, d_eps, G_read, offsets, is_sparse, skip, need_V, params, held_flags, eps,
-                        f_drift, mask, f_read, nn, threads, by_member, grad_V, grad_G):
-    _not_inlined()
-    ensemble_chip._backward_serial(grad_I, G, Vq, c, d_eps, G_read, offsets, is_sparse, skip, need_V, params,
-                                   held_flags, eps, f_drift, mask, f_read, nn, threads, by_member, grad_V, grad_G)
+def _addresses():
+    """The stairs' addresses in this process, in _CALLEES's order (int64)."""
+    return np.array([callee.address() for callee in _CALLEES], np.int64)
 
 
 # --- one member's layer --------------------------------------------------------------------------
@@ -131,7 +117,7 @@ def _tiles(rows, starts, scale_all, step_all, top_all):
 
 @njit(error_model="numpy", cache=True)
 def _layer_forward(k, x, D, max_weight, rows, k_V, G_off, G_on, params, held_flags, dac_consts, levels, starts,
-                   scale_all, step_all, top_all, state, hw, min_fraction, min_devices, nn, flags):
+                   scale_all, step_all, top_all, state, hw, min_fraction, min_devices, nn, flags, callees):
     """Member k's read of one layer (MemberCrossbar.forward through ensemble_chip_read.forward with
     K = 1): inputs x (1, p, n_in), D (K, m, n) the layer's stacked weights; ``state`` (1, 4) and
     ``hw`` (2,) its PCG64 state and half-word buffer, advanced in place. Returns a
@@ -145,7 +131,7 @@ def _layer_forward(k, x, D, max_weight, rows, k_V, G_off, G_on, params, held_fla
     k_G = span / max_weight
     G = np.empty((r, n), dtype)
     V = np.empty(p * r, dtype)
-    _mapping_call(D[k], rows, k_G, G_off[k], r == m, x[0], k_V[k], G, V.reshape((p, r)))
+    call(_mapping_call, callees[_MAPPING], (D[k], rows, k_G, G_off[k], r == m, x[0], k_V[k], G, V.reshape((p, r))))
     d2d, drift, stuck, read, pf = held_flags[0], held_flags[1], held_flags[2], held_flags[3], held_flags[4]
     size = r * n
     half = (size + 1) // 2
@@ -181,10 +167,11 @@ def _layer_forward(k, x, D, max_weight, rows, k_V, G_off, G_on, params, held_fla
     clipped = np.zeros(1, np.bool_)
     is_sparse = np.zeros(1, np.bool_)
     after = np.zeros((1, 3), np.uint64)
-    _chip_forward_call(G, V, offsets, p, state, counts, buffered, held, read_words, read_offsets, params[k:k + 1],
-                       held_flags, flags[0] != 0, dac_consts[k:k + 1], tile_of_row, tiles, tile_offsets, scale, step,
-                       top, levels[k:k + 1], min_fraction, min_devices, nn, eps, f_drift, f_read, mask, values,
-                       residuals, G_read, c, d_eps, Vq, I, clipped, is_sparse, after)
+    call(_chip_forward, callees[_CHIP_FORWARD],
+         (G, V, offsets, p, state, counts, buffered, held, read_words, read_offsets, params[k:k + 1], held_flags,
+          flags[0] != 0, dac_consts[k:k + 1], tile_of_row, tiles, tile_offsets, scale, step, top, levels[k:k + 1],
+          min_fraction, min_devices, nn, eps, f_drift, f_read, mask, values, residuals, G_read, c, d_eps, Vq, I,
+          clipped, is_sparse, after))
     state[0, 0] = after[0, 0]
     state[0, 1] = after[0, 1]
     if stuck:
@@ -193,13 +180,13 @@ def _layer_forward(k, x, D, max_weight, rows, k_V, G_off, G_on, params, held_fla
     divisor = np.empty(1, dtype)
     divisor[0] = k_V[k] * span / max_weight
     y = np.empty((1, p, n // 2), dtype)
-    _outputs_call(I[0], divisor[0], y[0])
+    call(_outputs, callees[_OUTPUTS], (I[0], divisor[0], y[0]))
     return LayerRead(y, clipped[0], G, Vq, c, d_eps, G_read, is_sparse, eps, f_drift, mask, f_read, I, offsets)
 
 
 @njit(error_model="numpy", cache=True)
 def _layer_backward(k, grad_y, D, max_weight, rows, read, k_V, G_off, G_on, params, held_flags, nn, need_x, grad_D,
-                    schedule):
+                    schedule, callees):
     """Member k's backward pass of one layer's ``read`` (a :data:`LayerRead`;
     MemberCrossbar.backward with K = 1) into grad_D (m, n); returns (dL/dx (p, m) scaled by k_V
     (the bias column last) or empty, whether dL/d(max_weight) is finite)."""
@@ -213,17 +200,18 @@ def _layer_backward(k, grad_y, D, max_weight, rows, read, k_V, G_off, G_on, para
     scale = np.empty(1, dtype)
     scale[0] = max_weight / kv_span
     grad_I = np.empty(read.I.shape, dtype)
-    total = _outputs_vjp_call(read.I[0], grad_y[0], scale[0], grad_I[0])
+    total = call(_outputs_vjp, callees[_OUTPUTS_VJP], (read.I[0], grad_y[0], scale[0], grad_I[0]))
     grad_max_weight = total / kv_span
     if not np.isfinite(grad_max_weight):
         return np.zeros((0, 0), dtype), False
     grad_V = np.zeros(read.Vq.size if need_x else 0, dtype)
     grad_G = np.empty(read.G.shape, dtype)
     skip = np.zeros(1, np.bool_)
-    _chip_backward_call(grad_I, read.G, read.Vq, read.c, read.d_eps, read.G_read, read.offsets, read.is_sparse, skip,
-                        need_x, params[k:k + 1], held_flags, read.eps, read.f_drift, read.mask, read.f_read, nn,
-                        schedule[0], schedule[1] != 0, grad_V, grad_G)
-    _vjp_rows_call(D[k], grad_G, rows, span / max_weight, max_weight, grad_max_weight, grad_D)
+    call(_chip_backward, callees[_CHIP_BACKWARD],
+         (grad_I, read.G, read.Vq, read.c, read.d_eps, read.G_read, read.offsets, read.is_sparse, skip, need_x,
+          params[k:k + 1], held_flags, read.eps, read.f_drift, read.mask, read.f_read, nn, schedule[0],
+          schedule[1] != 0, grad_V, grad_G))
+    call(_vjp_rows, callees[_VJP_ROWS], (D[k], grad_G, rows, span / max_weight, max_weight, grad_max_weight, grad_D))
     if not need_x:
         return np.zeros((0, 0), dtype), True
     grad_x = np.zeros((p, m), dtype)
@@ -242,8 +230,8 @@ def _layer_backward(k, grad_y, D, max_weight, rows, read, k_V, G_off, G_on, para
 
 @njit(error_model="numpy", cache=True)
 def _member_step(k, X, labels, D1, D2, k_V, G_off, G_on, params, held_flags, dac_consts, levels, starts1, starts2,
-                 adc1, adc2, states, hw, min_fraction, min_devices, nn, schedule, grad_D1, grad_D2, hidden, loss, hits,
-                 status):
+                 adc1, adc2, states, hw, min_fraction, min_devices, nn, schedule, callees, grad_D1, grad_D2, hidden,
+                 loss, hits, status):
     """Member k's forward and backward passes (ensemble_mlp_step._member_step under the chip)."""
     wide_vectors()
     mw1, rows1 = _first_inputs(k, X, D1, status)
@@ -252,7 +240,7 @@ def _member_step(k, X, labels, D1, D2, k_V, G_off, G_on, params, held_flags, dac
     state = states[k:k + 1]
     read1 = _layer_forward(k, X[k:k + 1], D1, mw1, rows1, k_V, G_off, G_on, params, held_flags, dac_consts, levels,
                            starts1, adc1[0], adc1[1], adc1[2], state, hw[k], min_fraction[0], min_devices, nn[0],
-                           schedule[4:])
+                           schedule[4:], callees)
     if read1.clipped:
         status[k] = CLIPPED
         return
@@ -261,40 +249,42 @@ def _member_step(k, X, labels, D1, D2, k_V, G_off, G_on, params, held_flags, dac
         return
     a = hidden[k:k + 1]
     read2 = _layer_forward(k, a, D2, mw2, rows2, k_V, G_off, G_on, params, held_flags, dac_consts, levels, starts2,
-                           adc2[0], adc2[1], adc2[2], state, hw[k], min_fraction[1], min_devices, nn[1], schedule[4:])
+                           adc2[0], adc2[1], adc2[2], state, hw[k], min_fraction[1], min_devices, nn[1], schedule[4:],
+                           callees)
     if read2.clipped:
         status[k] = CLIPPED
         return
     grad_z = np.empty_like(read2.y)
     loss[k], hits[k] = _softmax_cross_entropy(read2.y[0], labels[k], grad_z[0])
     grad_a, finite = _layer_backward(k, grad_z, D2, mw2, rows2, read2, k_V, G_off, G_on, params, held_flags, nn[1],
-                                     schedule[3] != 0, grad_D2[k], schedule)
+                                     schedule[3] != 0, grad_D2[k], schedule, callees)
     if not finite:
         status[k] = BAD_GRADIENT
         return
     grad_y = _sigmoid_vjp(grad_a, a)
     _, finite = _layer_backward(k, grad_y, D1, mw1, rows1, read1, k_V, G_off, G_on, params, held_flags, nn[0],
-                                schedule[2] != 0, grad_D1[k], schedule)
+                                schedule[2] != 0, grad_D1[k], schedule, callees)
     status[k] = OK if finite else BAD_GRADIENT
 
 
 @njit(error_model="numpy", cache=True)
 def _member_task(k, X, labels, D1, D2, k_V, G_off, G_on, params, held_flags, dac_consts, levels, starts1, starts2,
-                 adc1, adc2, states, hw, gamma, lr, min_fraction, min_devices, nn, schedule, grad_D1, grad_D2, saved_D1,
-                 saved_D2, hidden, loss, hits, status):
+                 adc1, adc2, states, hw, gamma, lr, min_fraction, min_devices, nn, schedule, callees, grad_D1, grad_D2,
+                 saved_D1, saved_D2, hidden, loss, hits, status):
     """ensemble_mlp_step._member_task under the chip."""
     wide_vectors()
     grad_D1[k] = 0
     grad_D2[k] = 0
     _member_step(k, X, labels, D1, D2, k_V, G_off, G_on, params, held_flags, dac_consts, levels, starts1, starts2,
-                 adc1, adc2, states, hw, min_fraction, min_devices, nn, schedule, grad_D1, grad_D2, hidden, loss, hits,
-                 status)
+                 adc1, adc2, states, hw, min_fraction, min_devices, nn, schedule, callees, grad_D1, grad_D2, hidden,
+                 loss, hits, status)
     if status[k] == OK:
         _keep_and_update(k, D1, D2, grad_D1, grad_D2, saved_D1, saved_D2, gamma, lr)
 
 
 def _step_body(X, labels, D1, D2, k_V, G_off, G_on, params, held_flags, dac_consts, levels, starts1, starts2, adc1,
-               adc2, states, hw, gamma, lr, min_fraction, min_devices, nn, schedule, hidden, loss, hits, status):
+               adc2, states, hw, gamma, lr, min_fraction, min_devices, nn, schedule, callees, hidden, loss, hits,
+               status):
     K = X.shape[0]
     grad_D1 = np.empty(D1.shape, D1.dtype)
     grad_D2 = np.empty(D2.shape, D2.dtype)
@@ -302,8 +292,8 @@ def _step_body(X, labels, D1, D2, k_V, G_off, G_on, params, held_flags, dac_cons
     saved_D2 = np.empty(D2.shape, D2.dtype)
     for k in prange(K):
         _member_task(k, X, labels, D1, D2, k_V, G_off, G_on, params, held_flags, dac_consts, levels, starts1, starts2,
-                     adc1, adc2, states, hw, gamma, lr, min_fraction, min_devices, nn, schedule, grad_D1, grad_D2,
-                     saved_D1, saved_D2, hidden, loss, hits, status)
+                     adc1, adc2, states, hw, gamma, lr, min_fraction, min_devices, nn, schedule, callees, grad_D1,
+                     grad_D2, saved_D1, saved_D2, hidden, loss, hits, status)
     _put_back(D1, D2, saved_D1, saved_D2, status)
 
 
@@ -331,7 +321,7 @@ def train_step(X, labels, D1, D2, k_V, G_off, G_on, params, held_flags, dac, dac
     kernel = _step_parallel if parallel else _step_serial
     kernel(X, labels, D1, D2, k_V, G_off, G_on, params, held_flags, dac_consts, levels, starts1, starts2, adc1, adc2,
            work, work_hw, gamma, lr, np.asarray(min_fraction, np.float64), int(min_devices), np.asarray(nn, np.int64),
-           schedule, hidden, loss, hits, status)
+           schedule, _addresses(), hidden, loss, hits, status)
     if not status.any():
         states[:] = work
         hw[:] = work_hw

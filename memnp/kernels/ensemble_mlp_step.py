@@ -26,8 +26,10 @@ bits), 3 and 4 (the same for layer 2), 5 (a non-finite dL/dy reached a layer's b
 The equality rests on how LLVM compiles the fused bodies: they sum with reassociation allowed,
 so a body inlined where its schedule or ``need_x`` is a known constant gets its sums vectorized in
 another order (that happened: layer 1's dL/dD differed in the last bit). They are therefore called
-from functions kept out of line, with the schedule passed in from Python and every array
-C-contiguous, as when Python calls them; the tests would show it if a compiler broke it again.
+through their addresses (:mod:`memnp.kernels.native_call`): the machine code the layered path's
+Python calls run, with every array C-contiguous and the schedule passed in from Python. That also
+keeps them out of this module's compilation (22 s instead of 31 on one thread, with an empty
+cache; the tests would show it if a compiler broke the equality).
 
 Shapes and units: X (K, p, n_in) inputs in [0, 1]; D1 (K, n_in + 1, 2 h) and D2 (K, h + 1, 2 c)
 double weights (h hidden units, c classes); labels (K, p) int64; per-member scalars (K,) float64
@@ -37,12 +39,12 @@ factor); min_fraction (2,) and nn (2,) per layer (sparse.min_zeros and sparse._p
 columns); states (K, 4) uint64 PCG64 states (s_hi, s_lo, inc_hi, inc_lo).
 """
 import numpy as np
-from numba import njit, prange, types
-from numba.extending import intrinsic
+from numba import njit, prange
 
 from .ensemble_fused import _backward_serial, _compiled, _forward_serial
 from .fastexp import wide_vectors
 from .mapping import _bit_extremes, _scan
+from .native_call import Callee, call
 from .sgd import _step
 from .softmax import _softmax_cross_entropy
 
@@ -54,42 +56,21 @@ _MAGNITUDE = np.uint32(0x7FFFFFFF)      # mapping._UNIT_BITS for float32
 _ONE_BITS = np.uint32(0x3F800000)
 _INF_BITS = np.int32(0x7F800000)        # mapping._INF_BITS for float32
 #: What each member's fused bodies run with: one thread, whole members; then need_x of layer 1
-#: (False) and layer 2 (True). Passed as an argument (see _not_inlined): as constants, LLVM would
-#: specialize the bodies' loops on them.
+#: (False) and layer 2 (True). Passed as an argument, not as constants, as when Python calls the
+#: bodies.
 _SCHEDULE = np.array([1, 1, 0, 1], np.int64)
 
 
-@intrinsic
-def _not_inlined(typingctx):
-    """Mark the calling function ``noinline`` for LLVM. The fused bodies' loops are vectorized
-    (with reassociated sums) in whatever function they end up in, so they must see opaque
-    arguments, as when Python calls them: the functions that call them are kept out of their
-    callers, and the schedule (threads, by_member) arrives from Python, not as constants."""
-    def codegen(context, builder, signature, args):
-        builder.function.attributes.add("noinline")
-        return context.get_dummy_value()
-
-    return types.none(), codegen
-
-
-@njit(error_model="numpy", cache=True)
-def _forward_call(x, D, rows, offsets, k_V, k_G, G_off, state, drawn, factors, slopes, intercepts, divisor,
-                  min_fraction, min_devices, threads, by_member, nn, residuals, G, V, c, d_eps, is_sparse, after, I,
-                  y):
-    """ensemble_fused's serial forward body, behind an opaque call."""
-    _not_inlined()
-    _forward_serial(x, D, rows, offsets, k_V, k_G, G_off, state, drawn, factors, slopes, intercepts, divisor,
-                    min_fraction, min_devices, threads, by_member, nn, residuals, G, V, c, d_eps, is_sparse, after,
-                    I, y)
-
-
-@njit(error_model="numpy", cache=True)
-def _backward_call(I, grad_y, scale, kv_span, V, c, d_eps, G, D, rows, offsets, is_sparse, nn, need_x, slopes, k_G,
-                   max_weight, threads, by_member, grad_max_weight, grad_D, grad_x):
-    """ensemble_fused's serial backward body, behind an opaque call."""
-    _not_inlined()
-    _backward_serial(I, grad_y, scale, kv_span, V, c, d_eps, G, D, rows, offsets, is_sparse, nn, need_x, slopes,
-                     k_G, max_weight, threads, by_member, grad_max_weight, grad_D, grad_x)
+#: The fused bodies, called through their addresses (see :mod:`memnp.kernels.native_call`) with
+#: the types Python calls them with: their machine code is the layered path's, and the step's
+#: module does not compile them again.
+_FORWARD = Callee(_forward_serial, "void(f4[:, :, ::1], f4[:, :, ::1], i8[::1], i8[::1], f8[::1], f8[::1], f8[::1], "
+                  "u8[:, ::1], b1[::1], f8[:, :, ::1], f8[:, ::1], f8[:, ::1], f4[::1], f8, i8, i8, b1, i8, "
+                  "f4[:, :, ::1], f4[:, ::1], f4[::1], f4[:, ::1], f4[:, ::1], b1[::1], u8[:, ::1], f4[:, :, ::1], "
+                  "f4[:, :, ::1])")
+_BACKWARD = Callee(_backward_serial, "void(f4[:, :, ::1], f4[:, :, ::1], f4[::1], f8[::1], f4[::1], f4[:, ::1], "
+                   "f4[:, ::1], f4[:, ::1], f4[:, :, ::1], i8[::1], i8[::1], b1[::1], i8, b1, f8[:, ::1], f8[::1], "
+                   "f8[::1], i8, b1, f8[::1], f4[:, :, ::1], f4[:, :, ::1])")
 
 
 @njit(error_model="numpy", cache=True)
@@ -124,7 +105,7 @@ def _rows(x):
 
 @njit(error_model="numpy", cache=True)
 def _layer_forward(k, x, D, max_weight, rows, k_V, G_off, G_on, factors, slopes, intercepts, state, min_fraction,
-                   min_devices, nn, schedule):
+                   min_devices, nn, schedule, callees):
     """Member k's read of one layer (ensemble_fused.layer_forward with K = 1): inputs x (1, p,
     n_in), D (K, m, n) the layer's stacked weights; ``state`` (1, 4) its PCG64 state, advanced in
     place past the words drawn. Returns (y (1, p, n / 2), V, G, c, d_eps, I, is_sparse)."""
@@ -148,9 +129,10 @@ def _layer_forward(k, x, D, max_weight, rows, k_V, G_off, G_on, factors, slopes,
     I = np.empty((1, p, n), dtype)
     y = np.empty((1, p, n // 2), dtype)
     drawn = np.ones(1, np.bool_)
-    _forward_call(x, D[k:k + 1], rows, offsets, k_V[k:k + 1], k_G, G_off[k:k + 1], state, drawn, factors, slopes,
-                  intercepts, divisor, min_fraction, min_devices, schedule[0], schedule[1] != 0, nn, residuals, G, V,
-                  c, d_eps, is_sparse, after, I, y)
+    call(_forward_serial, callees[0],
+         (x, D[k:k + 1], rows, offsets, k_V[k:k + 1], k_G, G_off[k:k + 1], state, drawn, factors, slopes, intercepts,
+          divisor, min_fraction, min_devices, schedule[0], schedule[1] != 0, nn, residuals, G, V, c, d_eps, is_sparse,
+          after, I, y))
     state[0, 0] = after[0, 0]
     state[0, 1] = after[0, 1]
     return y, V, G, c, d_eps, I, is_sparse
@@ -158,7 +140,7 @@ def _layer_forward(k, x, D, max_weight, rows, k_V, G_off, G_on, factors, slopes,
 
 @njit(error_model="numpy", cache=True)
 def _layer_backward(k, grad_y, D, max_weight, rows, V, G, c, d_eps, I, is_sparse, k_V, G_off, G_on, slopes, nn,
-                    need_x, grad_D, schedule):
+                    need_x, grad_D, schedule, callees):
     """Member k's backward pass of one layer (ensemble_fused.layer_backward with K = 1) into
     grad_D (1, m, n); returns (dL/dx (1, p, n_in + 1) scaled by k_V (the bias column last), or
     empty; whether dL/d(max_weight) is finite)."""
@@ -173,8 +155,9 @@ def _layer_backward(k, grad_y, D, max_weight, rows, V, G, c, d_eps, I, is_sparse
     offsets = np.array([0, rows.size], np.int64)
     grad_max_weight = np.empty(1, np.float64)
     grad_x = np.zeros((1, p, D.shape[1]) if need_x else (0, 0, 0), dtype)
-    _backward_call(I, grad_y, scale, kv_span, V, c, d_eps, G, D[k:k + 1], rows, offsets, is_sparse, nn, need_x,
-                   slopes, k_G, mw, schedule[0], schedule[1] != 0, grad_max_weight, grad_D, grad_x)
+    call(_backward_serial, callees[1],
+         (I, grad_y, scale, kv_span, V, c, d_eps, G, D[k:k + 1], rows, offsets, is_sparse, nn, need_x, slopes, k_G, mw,
+          schedule[0], schedule[1] != 0, grad_max_weight, grad_D, grad_x))
     if need_x:
         kv = dtype.type(k_V[k])
         for q in range(p):
@@ -227,7 +210,7 @@ def _sigmoid_vjp(grad_a, a):
 
 @njit(error_model="numpy", cache=True)
 def _member_step(k, X, labels, D1, D2, k_V, G_off, G_on, factors, slopes, intercepts, states, min_fraction,
-                 min_devices, nn, schedule, grad_D1, grad_D2, hidden, loss, hits, status):
+                 min_devices, nn, schedule, callees, grad_D1, grad_D2, hidden, loss, hits, status):
     """Member k's forward and backward passes: its gradients into grad_D1[k], grad_D2[k], its
     sigmoid outputs into hidden[k], loss[k], hits[k], status[k], its PCG64 state advanced in
     states[k] (the caller keeps it only if every status is OK)."""
@@ -238,24 +221,24 @@ def _member_step(k, X, labels, D1, D2, k_V, G_off, G_on, factors, slopes, interc
     state = states[k:k + 1]
     y1, V1, G1, c1, e1, I1, s1 = _layer_forward(k, X[k:k + 1], D1, mw1, rows1, k_V, G_off, G_on, factors[0, k:k + 1],
                                                 slopes[0, k:k + 1], intercepts[0, k:k + 1], state, min_fraction[0],
-                                                min_devices, nn[0], schedule)
+                                                min_devices, nn[0], schedule, callees)
     mw2, rows2 = _second_inputs(k, y1, D2, hidden, status)
     if np.isnan(mw2):
         return
     a = hidden[k:k + 1]
     z, V2, G2, c2, e2, I2, s2 = _layer_forward(k, a, D2, mw2, rows2, k_V, G_off, G_on, factors[1, k:k + 1],
                                                slopes[1, k:k + 1], intercepts[1, k:k + 1], state, min_fraction[1],
-                                               min_devices, nn[1], schedule)
+                                               min_devices, nn[1], schedule, callees)
     grad_z = np.empty_like(z)
     loss[k], hits[k] = _softmax_cross_entropy(z[0], labels[k], grad_z[0])
     grad_a, finite = _layer_backward(k, grad_z, D2, mw2, rows2, V2, G2, c2, e2, I2, s2, k_V, G_off, G_on,
-                                     slopes[1, k:k + 1], nn[1], schedule[3] != 0, grad_D2[k:k + 1], schedule)
+                                     slopes[1, k:k + 1], nn[1], schedule[3] != 0, grad_D2[k:k + 1], schedule, callees)
     if not finite:
         status[k] = BAD_GRADIENT
         return
     grad_y = _sigmoid_vjp(grad_a[0], a)
     _, finite = _layer_backward(k, grad_y, D1, mw1, rows1, V1, G1, c1, e1, I1, s1, k_V, G_off, G_on,
-                                slopes[0, k:k + 1], nn[0], schedule[2] != 0, grad_D1[k:k + 1], schedule)
+                                slopes[0, k:k + 1], nn[0], schedule[2] != 0, grad_D1[k:k + 1], schedule, callees)
     status[k] = OK if finite else BAD_GRADIENT
 
 
@@ -300,20 +283,20 @@ def _put_back(D1, D2, saved_D1, saved_D2, status):
 
 @njit(error_model="numpy", cache=True)
 def _member_task(k, X, labels, D1, D2, k_V, G_off, G_on, factors, slopes, intercepts, states, gamma, lr, min_fraction,
-                 min_devices, nn, schedule, grad_D1, grad_D2, saved_D1, saved_D2, hidden, loss, hits, status):
+                 min_devices, nn, schedule, callees, grad_D1, grad_D2, saved_D1, saved_D2, hidden, loss, hits, status):
     """Member k's whole step: its gradients (zeroed first: rows not read get 0), then, when its
     status is OK, its weights kept in saved_D1[k], saved_D2[k] and updated."""
     wide_vectors()
     grad_D1[k] = 0
     grad_D2[k] = 0
     _member_step(k, X, labels, D1, D2, k_V, G_off, G_on, factors, slopes, intercepts, states, min_fraction,
-                 min_devices, nn, schedule, grad_D1, grad_D2, hidden, loss, hits, status)
+                 min_devices, nn, schedule, callees, grad_D1, grad_D2, hidden, loss, hits, status)
     if status[k] == OK:
         _keep_and_update(k, D1, D2, grad_D1, grad_D2, saved_D1, saved_D2, gamma, lr)
 
 
 def _step_body(X, labels, D1, D2, k_V, G_off, G_on, factors, slopes, intercepts, states, gamma, lr, min_fraction,
-               min_devices, nn, schedule, hidden, loss, hits, status):
+               min_devices, nn, schedule, callees, hidden, loss, hits, status):
     # One parallel region: each member updates its weights as soon as its step is known valid,
     # keeping the old ones; if another member's step was not, they are put back afterwards.
     K = X.shape[0]
@@ -323,13 +306,18 @@ def _step_body(X, labels, D1, D2, k_V, G_off, G_on, factors, slopes, intercepts,
     saved_D2 = np.empty(D2.shape, D2.dtype)
     for k in prange(K):
         _member_task(k, X, labels, D1, D2, k_V, G_off, G_on, factors, slopes, intercepts, states, gamma, lr,
-                     min_fraction, min_devices, nn, schedule, grad_D1, grad_D2, saved_D1, saved_D2, hidden, loss,
-                     hits, status)
+                     min_fraction, min_devices, nn, schedule, callees, grad_D1, grad_D2, saved_D1, saved_D2, hidden,
+                     loss, hits, status)
     _put_back(D1, D2, saved_D1, saved_D2, status)
 
 
 _step_parallel = _compiled(_step_body, parallel=True)
 _step_serial = _compiled(_step_body, parallel=False)
+
+
+def _addresses():
+    """The fused bodies' addresses in this process: (forward, backward) int64."""
+    return np.array([_FORWARD.address(), _BACKWARD.address()], np.int64)
 
 
 def train_step(X, labels, D1, D2, k_V, G_off, G_on, factors, slopes, intercepts, states, gamma, lr, min_fraction,
@@ -347,8 +335,8 @@ def train_step(X, labels, D1, D2, k_V, G_off, G_on, factors, slopes, intercepts,
     work = states.copy()
     kernel = _step_parallel if parallel else _step_serial
     kernel(X, labels, D1, D2, k_V, G_off, G_on, factors, slopes, intercepts, work, gamma, lr,
-           np.asarray(min_fraction, np.float64), int(min_devices), np.asarray(nn, np.int64), _SCHEDULE, hidden, loss,
-           hits, status)
+           np.asarray(min_fraction, np.float64), int(min_devices), np.asarray(nn, np.int64), _SCHEDULE, _addresses(),
+           hidden, loss, hits, status)
     if not status.any():
         states[:] = work
     return loss, hits, status, hidden
