@@ -92,9 +92,15 @@ def test_moments_and_distribution():
 
 # --- determinism and the Generator -----------------------------------------------------------
 
-@pytest.mark.parametrize("shape", [7, (3, 4), (2, 3, 5), (), (0,), (4, 0)])
-def test_consumes_exactly_ceil_half_words(shape):
+@pytest.mark.parametrize("shape", [7, (3, 4), (2, 3, 5), (), (0,), (4, 0), (785, 50), 4097])
+@pytest.mark.parametrize("held", [False, True], ids=["no-half-word", "half-word-held"])
+def test_consumes_exactly_ceil_half_words(shape, held):
+    """The words and the state afterwards are random_raw's, at a crossbar's size too, and a 32-bit
+    half word the Generator holds from a float32 draw is kept."""
     rng, twin = np.random.default_rng(99), np.random.default_rng(99)
+    if held:
+        rng.random(1, dtype=np.float32), twin.random(1, dtype=np.float32)
+        assert rng.bit_generator.state["has_uint32"] == 1
     z = normal.standard_normal(rng, shape)
     n = int(np.prod(shape))
     words = twin.bit_generator.random_raw((n + 1) // 2)
