@@ -1,5 +1,9 @@
 """memnp.kernels.native_call: calls into a Numba function through its address give what a
 direct call gives, check their argument types when compiled, and pass errors on."""
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 from numba import njit
@@ -106,3 +110,15 @@ def test_callee_declarations_are_checked():
         Callee(np.sum, "f8(f8[::1])")
     with pytest.raises(ValueError, match="must name the return type"):
         Callee(_not_declared, "(f8[::1],)")
+
+
+def test_memnp_imports_with_numbas_jit_disabled():
+    """Under NUMBA_DISABLE_JIT (a debugging switch) njit gives plain functions: the Callees of the
+    one-call steps are still made, so memnp imports; an address is refused with the reason."""
+    code = ("import memnp.nn, memnp.experiments\n"
+            "from memnp.kernels import ensemble_mlp_step as m\n"
+            "try:\n    m._FORWARD.address()\nexcept RuntimeError as e:\n    print(e)\n")
+    env = dict(os.environ, NUMBA_DISABLE_JIT="1")
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "NUMBA_DISABLE_JIT" in done.stdout

@@ -42,7 +42,9 @@ class Callee:
     """
 
     def __init__(self, dispatcher, signature):
-        if not isinstance(dispatcher, numba.core.registry.CPUDispatcher):
+        # Under NUMBA_DISABLE_JIT njit returns the Python function: memnp still imports, and
+        # address() says why it cannot give one.
+        if not isinstance(dispatcher, numba.core.registry.CPUDispatcher) and not numba.config.DISABLE_JIT:
             raise TypeError(f"dispatcher must be a numba.njit function; got {type(dispatcher).__name__}")
         args, restype = sigutils.normalize_signature(signature)
         if restype is None:
@@ -54,12 +56,15 @@ class Callee:
         _DECLARED[dispatcher] = (self.argtypes, self.restype)
 
     def __repr__(self):
-        return f"Callee({self.dispatcher.py_func.__qualname__}, {len(self.argtypes)} arguments)"
+        name = getattr(self.dispatcher, "py_func", self.dispatcher).__qualname__
+        return f"Callee({name}, {len(self.argtypes)} arguments)"
 
     def address(self):
         """The address (int) of the callee compiled for the declared signature, compiling it (or
         loading it from Numba's disk cache) on first use in this process."""
         if self._address is None:
+            if not isinstance(self.dispatcher, numba.core.registry.CPUDispatcher):
+                raise RuntimeError("a Callee has no address while Numba's JIT is disabled (NUMBA_DISABLE_JIT)")
             self.dispatcher.compile(self.argtypes)
             compiled = self.dispatcher.overloads[self.argtypes]
             self._address = compiled.library.get_pointer_to_function(compiled.fndesc.mangled_name)
