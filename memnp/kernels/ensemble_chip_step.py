@@ -22,7 +22,8 @@ dac_consts (K, 3) float32 (1 / k_V, levels, k_V / levels), levels (K,) float32 (
 starts1 and starts2 (T + 1,) int64 the first row of each row of arrays of the full crossbar (and
 its row count), scale, step, top (K, T) float32 each row of arrays' ADC constants
 (memnp.kernels.tiling.adc_constants). hw (K, 2) uint64: each member's NumPy half-word buffer
-(has_uint32, uinteger), updated with the states.
+(has_uint32, uinteger), updated with the states. callees (6,) int64: the stairs' addresses in
+this process (:func:`_addresses`).
 """
 from collections import namedtuple
 

@@ -36,7 +36,8 @@ double weights (h hidden units, c classes); labels (K, p) int64; per-member scal
 (k_V in V, G_off and G_on in S, lr, gamma); slopes and intercepts (2, K, 2) (per layer and
 member: s_c and s_d, or b_c and b_d); factors (2, K, 2, 2) (per layer and member: the covariance
 factor); min_fraction (2,) and nn (2,) per layer (sparse.min_zeros and sparse._padded_width of its
-columns); states (K, 4) uint64 PCG64 states (s_hi, s_lo, inc_hi, inc_lo).
+columns); states (K, 4) uint64 PCG64 states (s_hi, s_lo, inc_hi, inc_lo); callees (2,) int64 the
+fused bodies' addresses in this process (:func:`_addresses`).
 """
 import numpy as np
 from numba import njit, prange
