@@ -9,7 +9,7 @@ import pytest
 from numba import njit
 from numba.core.errors import TypingError
 
-from memnp.kernels.native_call import Callee, call
+from memnp.kernels.native_call import Callee, addresses, call
 
 
 @njit(fastmath=True, error_model="numpy")
@@ -122,3 +122,9 @@ def test_memnp_imports_with_numbas_jit_disabled():
     done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     assert "NUMBA_DISABLE_JIT" in done.stdout
+
+
+def test_addresses_are_made_once_per_tuple_of_callees():
+    first = addresses((WEIGHTED, REFUSE))
+    assert first.dtype == np.int64 and first.tolist() == [WEIGHTED.address(), REFUSE.address()]
+    assert addresses((WEIGHTED, REFUSE)) is first

@@ -23,7 +23,7 @@ starts1 and starts2 (T + 1,) int64 the first row of each row of arrays of the fu
 its row count), scale, step, top (K, T) float32 each row of arrays' ADC constants
 (memnp.kernels.tiling.adc_constants). hw (K, 2) uint64: each member's NumPy half-word buffer
 (has_uint32, uinteger), updated with the states. callees (6,) int64: the stairs' addresses in
-this process (:func:`_addresses`).
+this process (``addresses(_CALLEES)``).
 """
 from collections import namedtuple
 
@@ -36,7 +36,7 @@ from .ensemble_mlp_step import (BAD_GRADIENT, OK, _first_inputs, _keep_and_updat
                                 _second_inputs, _sigmoid_vjp)
 from .fastexp import wide_vectors
 from .mapping import _G_rows, _gather, _outputs, _outputs_vjp, _vjp_rows
-from .native_call import Callee, call
+from .native_call import Callee, addresses, call
 from .softmax import _softmax_cross_entropy
 
 __all__ = ["train_step", "CLIPPED"]
@@ -80,11 +80,6 @@ _CALLEES = (
     Callee(_vjp_rows, "void(f4[:, ::1], f4[:, ::1], i8[::1], f8, f8, f8, f4[:, ::1])"),
 )
 _MAPPING, _CHIP_FORWARD, _OUTPUTS, _CHIP_BACKWARD, _OUTPUTS_VJP, _VJP_ROWS = range(6)
-
-
-def _addresses():
-    """The stairs' addresses in this process, in _CALLEES's order (int64)."""
-    return np.array([callee.address() for callee in _CALLEES], np.int64)
 
 
 # --- one member's layer --------------------------------------------------------------------------
@@ -322,7 +317,7 @@ def train_step(X, labels, D1, D2, k_V, G_off, G_on, params, held_flags, dac, dac
     kernel = _step_parallel if parallel else _step_serial
     kernel(X, labels, D1, D2, k_V, G_off, G_on, params, held_flags, dac_consts, levels, starts1, starts2, adc1, adc2,
            work, work_hw, gamma, lr, np.asarray(min_fraction, np.float64), int(min_devices), np.asarray(nn, np.int64),
-           schedule, _addresses(), hidden, loss, hits, status)
+           schedule, addresses(_CALLEES), hidden, loss, hits, status)
     if not status.any():
         states[:] = work
         hw[:] = work_hw

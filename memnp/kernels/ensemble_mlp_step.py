@@ -37,7 +37,7 @@ double weights (h hidden units, c classes); labels (K, p) int64; per-member scal
 member: s_c and s_d, or b_c and b_d); factors (2, K, 2, 2) (per layer and member: the covariance
 factor); min_fraction (2,) and nn (2,) per layer (sparse.min_zeros and sparse._padded_width of its
 columns); states (K, 4) uint64 PCG64 states (s_hi, s_lo, inc_hi, inc_lo); callees (2,) int64 the
-fused bodies' addresses in this process (:func:`_addresses`).
+fused bodies' addresses in this process (``addresses(_CALLEES)``).
 """
 import numpy as np
 from numba import njit, prange
@@ -45,7 +45,7 @@ from numba import njit, prange
 from .ensemble_fused import _backward_serial, _compiled, _forward_serial
 from .fastexp import wide_vectors
 from .mapping import _bit_extremes, _scan
-from .native_call import Callee, call
+from .native_call import Callee, addresses, call
 from .sgd import _step
 from .softmax import _softmax_cross_entropy
 
@@ -72,6 +72,7 @@ _FORWARD = Callee(_forward_serial, "void(f4[:, :, ::1], f4[:, :, ::1], i8[::1], 
 _BACKWARD = Callee(_backward_serial, "void(f4[:, :, ::1], f4[:, :, ::1], f4[::1], f8[::1], f4[::1], f4[:, ::1], "
                    "f4[:, ::1], f4[:, ::1], f4[:, :, ::1], i8[::1], i8[::1], b1[::1], i8, b1, f8[:, ::1], f8[::1], "
                    "f8[::1], i8, b1, f8[::1], f4[:, :, ::1], f4[:, :, ::1])")
+_CALLEES = (_FORWARD, _BACKWARD)
 
 
 @njit(error_model="numpy", cache=True)
@@ -316,11 +317,6 @@ _step_parallel = _compiled(_step_body, parallel=True)
 _step_serial = _compiled(_step_body, parallel=False)
 
 
-def _addresses():
-    """The fused bodies' addresses in this process: (forward, backward) int64."""
-    return np.array([_FORWARD.address(), _BACKWARD.address()], np.int64)
-
-
 def train_step(X, labels, D1, D2, k_V, G_off, G_on, factors, slopes, intercepts, states, gamma, lr, min_fraction,
                min_devices, nn, parallel):
     """One training step of every member (see the module docstring for the arguments):
@@ -336,8 +332,8 @@ def train_step(X, labels, D1, D2, k_V, G_off, G_on, factors, slopes, intercepts,
     work = states.copy()
     kernel = _step_parallel if parallel else _step_serial
     kernel(X, labels, D1, D2, k_V, G_off, G_on, factors, slopes, intercepts, work, gamma, lr,
-           np.asarray(min_fraction, np.float64), int(min_devices), np.asarray(nn, np.int64), _SCHEDULE, _addresses(),
-           hidden, loss, hits, status)
+           np.asarray(min_fraction, np.float64), int(min_devices), np.asarray(nn, np.int64), _SCHEDULE,
+           addresses(_CALLEES), hidden, loss, hits, status)
     if not status.any():
         states[:] = work
     return loss, hits, status, hidden

@@ -24,14 +24,17 @@ The argument types at the call site must be exactly the declared ones; anything 
 compile-time error (a wrong type would hand the callee arrays of another layout).
 """
 import numba
+import numpy as np
 from numba import types
 from numba.core import cgutils, errors, sigutils
 from numba.extending import intrinsic
 
-__all__ = ["Callee", "call"]
+__all__ = ["Callee", "addresses", "call"]
 
 #: Declared argument types of every Callee's dispatcher, for the check in :func:`call`.
 _DECLARED = {}
+#: addresses()'s arrays, per tuple of Callees (addresses hold for the life of the process).
+_ADDRESSES = {}
 
 
 class Callee:
@@ -69,6 +72,15 @@ class Callee:
             compiled = self.dispatcher.overloads[self.argtypes]
             self._address = compiled.library.get_pointer_to_function(compiled.fndesc.mangled_name)
         return self._address
+
+
+def addresses(callees):
+    """(len(callees),) int64: the addresses of ``callees`` (a tuple of :class:`Callee`), in that
+    order, made once per process and then reused (the callers only read it)."""
+    found = _ADDRESSES.get(callees)
+    if found is None:
+        found = _ADDRESSES[callees] = np.array([callee.address() for callee in callees], np.int64)
+    return found
 
 
 @intrinsic
