@@ -172,7 +172,7 @@ class CrossbarLayer(Layer):
             # Standard weights: max |W| in one pass over W's bits, and G below only for the rows
             # read (the same values as w_to_G's); the checked NumPy form when the scan fails.
             G = None
-            max_weight = standard_loops.max_weight(M) if mapping_loops.supported(M) else None
+            max_weight = standard_loops.max_weight(M)
             if max_weight is None:
                 G, max_weight = w_to_G(M, stage.G_off, stage.G_on, stage.mapping_rule)
         active, valid = mapping_loops.scan_inputs(x)
