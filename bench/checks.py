@@ -20,23 +20,20 @@ block times vary, so the interleaving (not the absolute numbers) is what makes t
 Usage: python bench/checks.py [--repeats 2000] [--blocks 20] [--quick] [--json PATH]
 """
 import argparse
-import os
 import sys
 import time
 from pathlib import Path
 
-os.environ.setdefault("NUMBA_NUM_THREADS", "1")
-for _name in ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):   # as run.py: the MNIST GEMMs are small
-    os.environ.setdefault(_name, "1")
+from common import (format_table, machine_info, mnist_batches, one_thread_defaults, summarize,  # bench/ on sys.path
+                    thread_info, time_calls, versions, write_json)
+
+one_thread_defaults()
 
 import numpy as np  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))   # use the repository's memnp without installing it
-
-from common import (format_table, machine_info, mnist_batches, summarize, thread_info,  # noqa: E402
-                    time_calls, versions, write_json)
 
 G_OFF, G_ON = 5.24841e-7, 2.6242e-6
 PF = dict(k_V=0.5, slopes=(-1.03023, -0.0901078), intercepts=(-0.250595, -37.1186),

@@ -202,6 +202,43 @@ def bounded_int(low, high):
     return parse
 
 
+def int_list(low, high):
+    """An argparse ``type``: comma-separated integers from low to high (at least one), else
+    argparse's one-line error with the range."""
+    import argparse
+
+    def parse(text):
+        try:
+            values = [int(part) for part in text.split(",") if part.strip()]
+        except ValueError:
+            values = []
+        if not values or min(values) < low or max(values) > high:
+            raise argparse.ArgumentTypeError(f"must be integers from {low} to {high}, comma-separated; got {text!r}")
+        return values
+    return parse
+
+
+def name_list(choices):
+    """An argparse ``type``: comma-separated names among ``choices`` (at least one), else
+    argparse's one-line error naming them."""
+    import argparse
+
+    def parse(text):
+        values = [part.strip() for part in text.split(",") if part.strip()]
+        if not values or any(v not in choices for v in values):
+            raise argparse.ArgumentTypeError(f"must be among {', '.join(choices)}, comma-separated; got {text!r}")
+        return values
+    return parse
+
+
+def one_thread_defaults():
+    """One Numba thread and one BLAS thread unless the environment says otherwise (as run.py: the
+    MNIST matrix products are small). Call it before NumPy or Numba is imported."""
+    os.environ.setdefault("NUMBA_NUM_THREADS", "1")
+    for name in ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(name, "1")
+
+
 def check_backend(parser, name, option="--backend"):
     """``parser.error`` (one line, exit status 2) unless kernel backend ``name`` (None: MEMNP_BACKEND
     or cpu) can run here: an unknown name, or cuda without numba-cuda, with the numba-cuda / numpy

@@ -29,7 +29,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))
 
-from common import format_table, machine_info, versions, write_json  # noqa: E402
+from common import bounded_int, format_table, int_list, machine_info, name_list, versions, write_json  # noqa: E402
 
 #: What each measurement runs in its own process: argv = case, path ("one-call" or "layered").
 _CHILD = r"""
@@ -71,35 +71,21 @@ def _measure(case, path, threads):
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def _int_list(text):
-    values = [int(v) for v in text.split(",") if v.strip()]
-    if not values or any(v < 1 or v > 64 for v in values):
-        raise argparse.ArgumentTypeError(f"expected integers from 1 to 64, comma-separated; got {text!r}")
-    return values
-
-
-def _cases(text):
-    values = [v.strip() for v in text.split(",") if v.strip()]
-    if not values or any(v not in ("c", "e") for v in values):
-        raise argparse.ArgumentTypeError(f"expected cases among c and e, comma-separated; got {text!r}")
-    return values
-
-
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--cases", type=_cases, default=["c", "e"], help="c (PF stage), e (combined stage)")
-    parser.add_argument("--threads", type=_int_list, default=[1, 2], help="Numba thread counts")
-    parser.add_argument("--repeats", type=_int_list, default=[1], help="fresh processes per measurement (one int)")
+    parser.add_argument("--cases", type=name_list(("c", "e")), default=["c", "e"],
+                        help="c (PF stage), e (combined stage)")
+    parser.add_argument("--threads", type=int_list(1, 64), default=[1, 2], help="Numba thread counts")
+    parser.add_argument("--repeats", type=bounded_int(1, 100), default=1, help="fresh processes per measurement")
     parser.add_argument("--json", default=None, help="write the results here")
     args = parser.parse_args(argv)
-    repeats = args.repeats[0]
     record = {"benchmark": "compile_time", "machine": machine_info(), "versions": versions(),
               "shapes": {"members": 2, "batch": 64, "network": "784-25-10 double weights, float32"},
               "rows": []}
     for case in args.cases:
         for threads in args.threads:
             runs = {"one-call": [], "layered": []}
-            for _ in range(repeats):
+            for _ in range(args.repeats):
                 for path in runs:        # alternated, so load changes hit both
                     runs[path].append(_measure(case, path, threads))
             first = {path: [r["first_s"] for r in rs] for path, rs in runs.items()}

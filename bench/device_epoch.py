@@ -18,30 +18,13 @@ import sys
 import time
 from pathlib import Path
 
-from common import bounded_int, gpu_name, machine_info, versions, write_json  # bench/ on sys.path
+from common import bounded_int, gpu_name, int_list, machine_info, name_list, versions, write_json  # bench/ on sys.path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))      # memnp from this checkout, installed or not
 #: (case, K) -> the s/epoch target.
 TARGETS_S = {("c", 1): 0.6, ("c", 32): 1.6, ("e", 32): 2.5}
 CASES = ("c", "e")
-
-
-def members(text):
-    try:
-        values = [int(part) for part in text.split(",") if part.strip()]
-    except ValueError:
-        values = []
-    if not values or min(values) < 1 or max(values) > 1024:
-        raise argparse.ArgumentTypeError(f"--members must be integers in [1, 1024], comma-separated; got {text!r}")
-    return values
-
-
-def cases(text):
-    values = [part.strip() for part in text.split(",") if part.strip()]
-    if not values or any(v not in CASES for v in values):
-        raise argparse.ArgumentTypeError(f"--cases must be {' and/or '.join(CASES)}, comma-separated; got {text!r}")
-    return values
 
 
 def build(K, seed, dtype, case="c"):
@@ -85,8 +68,9 @@ def run(K, examples, repeats, dtype, case="c"):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--cases", type=cases, default=["c"], help="bench/epoch.py cases, comma-separated: c, e (c)")
-    parser.add_argument("--members", type=members, default=[1, 32], help="K values, comma-separated (1,32)")
+    parser.add_argument("--cases", type=name_list(CASES), default=["c"],
+                        help="bench/epoch.py cases, comma-separated: c, e (c)")
+    parser.add_argument("--members", type=int_list(1, 1024), default=[1, 32], help="K values, comma-separated (1,32)")
     parser.add_argument("--repeats", type=bounded_int(1, 100), default=3, help="timed epochs per K, 1 to 100")
     parser.add_argument("--examples", type=bounded_int(64, 1_000_000), default=48_000,
                         help="examples per epoch (48,000)")

@@ -23,18 +23,16 @@ import sys
 import time
 from pathlib import Path
 
-os.environ.setdefault("NUMBA_NUM_THREADS", "1")
-for _name in ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):   # as run.py: the MNIST GEMMs are small
-    os.environ.setdefault(_name, "1")
+from common import (format_table, machine_info, mnist_batches, one_thread_defaults, summarize,  # bench/ on sys.path
+                    thread_info, time_calls, versions, write_json)
+
+one_thread_defaults()
 
 import numpy as np  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))   # use the repository's memnp without installing it
-
-from common import (format_table, machine_info, mnist_batches, summarize, thread_info,  # noqa: E402
-                    time_calls, versions, write_json)
 
 G_OFF, G_ON = 5.24841e-7, 2.6242e-6
 
